@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/resetq/resetq/cognito"
+	"github.com/resetq/resetq/metrics"
+	"github.com/resetq/resetq/queue"
+	"github.com/resetq/resetq/ratelimit"
+	"github.com/resetq/resetq/worker"
+)
+
+// cognitoQuota is the UserAccountRecovery quota per account per Region.
+const cognitoQuota = 30
+
+type workFlags struct {
+	queueURL, dlqURL         string
+	rate                     float64
+	concurrency, maxAttempts int
+	metricsAddr              string
+	exitWhenIdle             time.Duration
+	shutdownTimeout          time.Duration
+	circuitCooldown          time.Duration
+	logFormat, logLevel      string
+	logUsernames             string
+}
+
+func (f *workFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.queueURL, "queue-url", "", "URL of the SQS queue of reset jobs (required)")
+	fs.StringVar(&f.dlqURL, "dlq-url", "", "URL of the dead-letter queue (default: the DLQ of the queue's RedrivePolicy)")
+	fs.Float64Var(&f.rate, "rate", 24, "AdminResetUserPassword calls per second per Region; the quota is 30/s shared with real users' ForgotPassword")
+	fs.IntVar(&f.concurrency, "concurrency", 16, "jobs in flight at once")
+	fs.IntVar(&f.maxAttempts, "max-attempts", 8, "transient failures of a job before it is dead-lettered as attempts_exhausted")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", ":9464", "address for /metrics, /healthz and /readyz (empty: off)")
+	fs.DurationVar(&f.exitWhenIdle, "exit-when-idle", 0, "exit 0 once the queue has been empty with nothing in flight for this long (0: run until stopped)")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, time to finish calls under way before exiting")
+	fs.DurationVar(&f.circuitCooldown, "circuit-cooldown", 30*time.Second, "first wait before probing a Region whose circuit opened; doubles per failed probe, up to 10m")
+	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.logUsernames, "log-usernames", "hashed", "usernames in logs: hashed (a SHA-256 prefix) or plain")
+}
+
+func (f *workFlags) validate() error {
+	switch {
+	case f.queueURL == "":
+		return usagef("--queue-url is required")
+	case !(f.rate > 0):
+		return usagef("--rate must be positive, got %v", f.rate)
+	case f.concurrency < 1:
+		return usagef("--concurrency must be at least 1, got %d", f.concurrency)
+	case f.maxAttempts < 1:
+		return usagef("--max-attempts must be at least 1, got %d", f.maxAttempts)
+	case f.exitWhenIdle < 0:
+		return usagef("--exit-when-idle must not be negative")
+	case f.shutdownTimeout <= 0:
+		return usagef("--shutdown-timeout must be positive")
+	case f.circuitCooldown <= 0:
+		return usagef("--circuit-cooldown must be positive")
+	case f.logUsernames != "hashed" && f.logUsernames != "plain":
+		return usagef("--log-usernames %q: want hashed or plain", f.logUsernames)
+	}
+	for _, u := range []string{f.queueURL, f.dlqURL} {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || p.Scheme == "" || p.Host == "" {
+			return usagef("%q is not a queue URL", u)
+		}
+	}
+	return nil
+}
+
+func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
+	var f workFlags
+	fs := flag.NewFlagSet("resetq work", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: resetq work --queue-url URL [flags]\n\n"+
+			"Consume AdminResetUserPassword jobs from an SQS queue. Each job ends with the user\n"+
+			"reset or in the dead-letter queue with a reason. Flags (each also RESETQ_<FLAG>):\n\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	if f.rate > cognitoQuota {
+		log.Warn("--rate is above Cognito's UserAccountRecovery quota; expect throttling and real users' forgot-password to fail",
+			"rate", f.rate, "quota", cognitoQuota)
+	}
+
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return usagef("load AWS configuration: %v", err)
+	}
+	sqsRegion := regionOfQueueURL(f.queueURL, awsCfg.Region)
+	if sqsRegion == "" {
+		return usagef("no AWS Region for SQS: set AWS_REGION (or use a queue URL of the form https://sqs.REGION.amazonaws.com/...)")
+	}
+	sqsClient := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.Region = sqsRegion })
+
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, version())
+	source := queue.New(sqsClient, f.queueURL, m)
+	settings, err := source.Settings(ctx)
+	if err != nil {
+		return startupError("read the source queue", err)
+	}
+	if settings.FIFO {
+		return usagef("%s is a FIFO queue; resetq needs a standard queue (retries are sent back with a per-message delay)", f.queueURL)
+	}
+	dlqURL := f.dlqURL
+	if dlqURL == "" {
+		if settings.DLQARN == "" {
+			return usageError{queue.ErrNoDLQ}
+		}
+		if dlqURL, err = queue.URLForARN(ctx, sqsClient, settings.DLQARN); err != nil {
+			return startupError("find the DLQ of the RedrivePolicy", err)
+		}
+	}
+	dlq := queue.New(sqsClient, dlqURL, m)
+	if _, err := dlq.Settings(ctx); err != nil {
+		return startupError("read the dead-letter queue", err)
+	}
+	if settings.MaxReceiveCount > 0 && settings.MaxReceiveCount < 5 {
+		log.Warn("the queue's maxReceiveCount is low: every receive counts, including after a crash or shutdown; SQS then moves the job to the DLQ without a reason",
+			"max_receive_count", settings.MaxReceiveCount)
+	}
+
+	pacer, err := ratelimit.NewRegions(ratelimit.Config{Ceiling: f.rate}, func(region string, limit float64) {
+		m.RateLimit.WithLabelValues(region).Set(limit)
+	})
+	if err != nil {
+		return usageError{err}
+	}
+	w, err := worker.New(worker.Config{
+		Source:          source,
+		Requeue:         source,
+		DeadLetters:     dlq,
+		Depth:           source,
+		Cognito:         cognito.New(awsCfg),
+		Pacer:           pacer,
+		Metrics:         m,
+		Logger:          log,
+		Concurrency:     f.concurrency,
+		Policy:          worker.Policy{MaxAttempts: f.maxAttempts},
+		Breaker:         worker.BreakerConfig{Cooldown: f.circuitCooldown},
+		ExitWhenIdle:    f.exitWhenIdle,
+		ShutdownTimeout: f.shutdownTimeout,
+		Visibility:      max(30*time.Second, settings.Visibility),
+		LogUsernames:    f.logUsernames == "plain",
+	})
+	if err != nil {
+		return usageError{err}
+	}
+
+	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBg()
+	if f.metricsAddr != "" {
+		ln, err := net.Listen("tcp", f.metricsAddr)
+		if err != nil {
+			return usagef("--metrics-addr: %v", err)
+		}
+		srv := &http.Server{Handler: metricsMux(reg, w), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
+	go m.PollQueues(bg, 15*time.Second, map[string]metrics.DepthReader{"source": source, "dlq": dlq},
+		func(q string, err error) { log.Warn("reading queue depth failed", "queue", q, "error", err) })
+
+	log.Info("worker starting", "queue_url", f.queueURL, "dlq_url", dlqURL, "rate", f.rate,
+		"concurrency", f.concurrency, "max_attempts", f.maxAttempts, "exit_when_idle", f.exitWhenIdle,
+		"max_receive_count", settings.MaxReceiveCount, "version", version())
+	start := time.Now()
+	if err := w.Run(ctx); err != nil {
+		return err
+	}
+	log.Info("worker stopped", "elapsed", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// metricsMux serves /metrics from the private registry, /healthz (the
+// process is up) and /readyz (SQS answers and no circuit is open).
+func metricsMux(reg *prometheus.Registry, w *worker.Worker) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) { fmt.Fprintln(rw, "ok") })
+	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		if err := w.Ready(); err != nil {
+			http.Error(rw, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ready")
+	})
+	return mux
+}
+
+var sqsHostRegion = regexp.MustCompile(`^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$`)
+
+// regionOfQueueURL is the Region in an AWS queue URL's host, else fallback.
+func regionOfQueueURL(queueURL, fallback string) string {
+	if u, err := url.Parse(queueURL); err == nil {
+		if m := sqsHostRegion.FindStringSubmatch(u.Hostname()); m != nil {
+			return m[1]
+		}
+	}
+	return fallback
+}
+
+// startupError makes a queue that does not exist or may not be read a
+// configuration error (exit 2); anything else is a runtime failure.
+func startupError(what string, err error) error {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "AccessDenied", "AccessDeniedException",
+			"InvalidAddress", "InvalidClientTokenId", "UnrecognizedClientException":
+			return usagef("%s: %v", what, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+

@@ -1,0 +1,62 @@
+// Package cognito calls AdminResetUserPassword in the Region of each job's
+// user pool, with one SDK client per Region.
+package cognito
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+
+	"github.com/resetq/resetq/worker"
+)
+
+// Client resets users. It is safe for concurrent use.
+type Client struct {
+	cfg aws.Config
+
+	mu      sync.Mutex
+	clients map[string]*cip.Client
+}
+
+var _ worker.Resetter = (*Client)(nil)
+
+// New returns a Client built on cfg (from config.LoadDefaultConfig, so
+// credentials, profiles and AWS_ENDPOINT_URL[_COGNITO_IDENTITY_PROVIDER]
+// apply). The SDK's own retries are off: the worker paces and retries
+// itself, and an SDK retry of a throttled call would only make the
+// throttling worse.
+func New(cfg aws.Config) *Client {
+	return &Client{cfg: cfg, clients: map[string]*cip.Client{}}
+}
+
+func (c *Client) client(region string) *cip.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl := c.clients[region]
+	if cl == nil {
+		cl = cip.NewFromConfig(c.cfg, func(o *cip.Options) {
+			o.Region = region
+			o.Retryer = aws.NopRetryer{}
+		})
+		c.clients[region] = cl
+	}
+	return cl
+}
+
+// ResetUserPassword calls AdminResetUserPassword for the job in the Region
+// of its pool.
+func (c *Client) ResetUserPassword(ctx context.Context, job worker.Job) error {
+	region := job.Region()
+	_, err := c.client(region).AdminResetUserPassword(ctx, &cip.AdminResetUserPasswordInput{
+		UserPoolId:     aws.String(job.UserPoolID),
+		Username:       aws.String(job.Username),
+		ClientMetadata: job.ClientMetadata,
+	})
+	if err != nil {
+		return fmt.Errorf("admin-reset-user-password in %s: %w", region, err)
+	}
+	return nil
+}

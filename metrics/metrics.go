@@ -1,0 +1,146 @@
+// Package metrics defines resetq's Prometheus metrics. Labels are bounded:
+// outcome, reason, code, region, queue, state, operation. No username or
+// message ID is ever a label.
+package metrics
+
+import (
+	"context"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the worker's collectors, registered on a private registry.
+type Metrics struct {
+	Jobs            *prometheus.CounterVec   // outcome
+	DeadLetters     *prometheus.CounterVec   // reason
+	CognitoRequests *prometheus.CounterVec   // code
+	CognitoDuration prometheus.Histogram     //
+	Throttles       *prometheus.CounterVec   // region
+	RateLimitWait   prometheus.Histogram     //
+	RateLimit       *prometheus.GaugeVec     // region
+	Inflight        prometheus.Gauge         //
+	QueueMessages   *prometheus.GaugeVec     // queue, state
+	CircuitOpen     *prometheus.GaugeVec     // region
+	SQSRequests     *prometheus.CounterVec   // operation, result
+	SQSDuration     *prometheus.HistogramVec // operation
+	BuildInfo       *prometheus.GaugeVec     // version, goversion
+}
+
+// New creates the metrics and registers them, with the Go and process
+// collectors, on reg.
+func New(reg prometheus.Registerer, version string) *Metrics {
+	m := &Metrics{
+		Jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resetq_jobs_total",
+			Help: "Jobs handled, by outcome: reset, dead_lettered, retried (sent back with a delay after a transient failure), deferred (sent back while the Region's circuit is open), released (made visible again at shutdown).",
+		}, []string{"outcome"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resetq_dead_letters_total",
+			Help: "Jobs sent to the dead-letter queue, by resetq.reason.",
+		}, []string{"reason"}),
+		CognitoRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resetq_cognito_requests_total",
+			Help: "AdminResetUserPassword calls, by result code (ok, the Cognito error code, timeout, network, credentials, canceled, unknown, other).",
+		}, []string{"code"}),
+		CognitoDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "resetq_cognito_request_duration_seconds",
+			Help:    "Duration of AdminResetUserPassword calls.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		Throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resetq_throttles_total",
+			Help: "AdminResetUserPassword calls answered TooManyRequestsException, by Region.",
+		}, []string{"region"}),
+		RateLimitWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "resetq_ratelimit_wait_seconds",
+			Help:    "Time a job waited for the Region's rate limiter before its call.",
+			Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		RateLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resetq_ratelimit_limit",
+			Help: "Current AdminResetUserPassword rate limit in calls per second, by Region (adaptive, at most --rate).",
+		}, []string{"region"}),
+		Inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "resetq_inflight_jobs",
+			Help: "Jobs received and not yet finished.",
+		}),
+		QueueMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resetq_queue_messages",
+			Help: "Approximate messages in the source queue and the DLQ, by state (visible, in_flight, delayed), from GetQueueAttributes.",
+		}, []string{"queue", "state"}),
+		CircuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resetq_circuit_open",
+			Help: "1 while the Region's circuit breaker stops calls to Cognito after a systemic error, else 0.",
+		}, []string{"region"}),
+		SQSRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resetq_sqs_requests_total",
+			Help: "SQS API calls, by operation and result (ok, error).",
+		}, []string{"operation", "result"}),
+		SQSDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "resetq_sqs_request_duration_seconds",
+			Help:    "Duration of SQS API calls, by operation (ReceiveMessage includes the long poll).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20},
+		}, []string{"operation"}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resetq_build_info",
+			Help: "Always 1; the labels say which build is running.",
+		}, []string{"version", "goversion"}),
+	}
+	reg.MustRegister(m.Jobs, m.DeadLetters, m.CognitoRequests, m.CognitoDuration, m.Throttles,
+		m.RateLimitWait, m.RateLimit, m.Inflight, m.QueueMessages, m.CircuitOpen,
+		m.SQSRequests, m.SQSDuration, m.BuildInfo,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	for _, o := range []string{"reset", "dead_lettered", "retried", "deferred", "released"} {
+		m.Jobs.WithLabelValues(o) // export zeros so rates work from the first scrape
+	}
+	return m
+}
+
+// SQSCall records one SQS call.
+func (m *Metrics) SQSCall(operation string, start time.Time, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.SQSRequests.WithLabelValues(operation, result).Inc()
+	m.SQSDuration.WithLabelValues(operation).Observe(time.Since(start).Seconds())
+}
+
+// Depth is a queue's approximate message counts.
+type Depth struct{ Visible, InFlight, Delayed int64 }
+
+// DepthReader reads a queue's depth (GetQueueAttributes).
+type DepthReader interface {
+	Depth(ctx context.Context) (Depth, error)
+}
+
+// PollQueues sets resetq_queue_messages from each queue (keyed by the
+// queue label, e.g. "source" and "dlq") every interval until ctx ends.
+// onErr, if not nil, hears about failed reads.
+func (m *Metrics) PollQueues(ctx context.Context, interval time.Duration, queues map[string]DepthReader, onErr func(queue string, err error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		for name, q := range queues {
+			d, err := q.Depth(ctx)
+			if err != nil {
+				if onErr != nil && ctx.Err() == nil {
+					onErr(name, err)
+				}
+				continue
+			}
+			m.QueueMessages.WithLabelValues(name, "visible").Set(float64(d.Visible))
+			m.QueueMessages.WithLabelValues(name, "in_flight").Set(float64(d.InFlight))
+			m.QueueMessages.WithLabelValues(name, "delayed").Set(float64(d.Delayed))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,188 @@
+// Package ratelimit paces AdminResetUserPassword calls under Cognito's
+// UserAccountRecovery quota (30 calls/s per account per Region, shared with
+// real users' ForgotPassword).
+//
+// A Limiter is a token bucket (golang.org/x/time/rate, burst 1, so calls are
+// spread evenly and never bunch up inside one second) whose rate adapts:
+// it starts at the ceiling, is cut multiplicatively when Cognito answers
+// TooManyRequestsException (someone else is using the quota), and recovers
+// additively while calls succeed, never above the ceiling nor below the
+// floor. Regions holds one Limiter per Region. Both are safe for concurrent use.
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Config sets a Limiter. Zero fields take the defaults given.
+type Config struct {
+	// Ceiling is the highest rate in calls per second (resetq work --rate).
+	Ceiling float64
+	// Floor is the lowest rate the limiter is cut to. Default: 5% of the
+	// ceiling, at least 0.5/s, so a throttled Region is still probed.
+	Floor float64
+	// Decrease multiplies the rate on a throttle. Default 0.7 (the SDK's
+	// adaptive retryer uses the same factor): one throttle does not halve
+	// throughput, a run of them backs off fast.
+	Decrease float64
+	// Increase is the rate added per second of calls without a throttle.
+	// Default: 5% of the ceiling per second, so the limiter climbs from the
+	// floor back to the ceiling in about 20 s.
+	Increase float64
+	// CutInterval is the least time between two cuts: the calls in flight
+	// when the quota ran out all throttle together, and should count once.
+	// Default 1s, the width of Cognito's quota window.
+	CutInterval time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Ceiling <= 0 {
+		return c, fmt.Errorf("rate ceiling must be positive, got %v", c.Ceiling)
+	}
+	if c.Floor <= 0 {
+		c.Floor = max(0.5, c.Ceiling*0.05)
+	}
+	c.Floor = min(c.Floor, c.Ceiling)
+	if c.Decrease <= 0 || c.Decrease >= 1 {
+		c.Decrease = 0.7
+	}
+	if c.Increase <= 0 {
+		c.Increase = c.Ceiling * 0.05
+	}
+	if c.CutInterval <= 0 {
+		c.CutInterval = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, nil
+}
+
+// Limiter paces calls to one Region. The zero value is not usable; use New.
+type Limiter struct {
+	cfg    Config
+	bucket *rate.Limiter
+
+	mu        sync.Mutex
+	limit     float64
+	lastCut   time.Time
+	lastRaise time.Time
+}
+
+// New returns a Limiter at its ceiling.
+func New(cfg Config) (*Limiter, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Limiter{cfg: cfg, bucket: rate.NewLimiter(rate.Limit(cfg.Ceiling), 1), limit: cfg.Ceiling}, nil
+}
+
+// Wait blocks until a call may go, or ctx ends.
+func (l *Limiter) Wait(ctx context.Context) error { return l.bucket.Wait(ctx) }
+
+// Limit is the current rate in calls per second.
+func (l *Limiter) Limit() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.limit
+}
+
+// Throttled cuts the rate after a TooManyRequestsException. It returns the
+// new rate and whether it changed.
+func (l *Limiter) Throttled() (float64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.cfg.Now()
+	if !l.lastCut.IsZero() && now.Sub(l.lastCut) < l.cfg.CutInterval {
+		return l.limit, false
+	}
+	l.lastCut, l.lastRaise = now, now
+	return l.set(now, max(l.cfg.Floor, l.limit*l.cfg.Decrease))
+}
+
+// Succeeded lets the rate recover after a call that was not throttled. It
+// returns the new rate and whether it changed.
+func (l *Limiter) Succeeded() (float64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.limit >= l.cfg.Ceiling {
+		return l.limit, false
+	}
+	now := l.cfg.Now()
+	dt := now.Sub(l.lastRaise).Seconds()
+	if dt <= 0 {
+		return l.limit, false
+	}
+	l.lastRaise = now
+	return l.set(now, min(l.cfg.Ceiling, l.limit+l.cfg.Increase*dt))
+}
+
+func (l *Limiter) set(now time.Time, limit float64) (float64, bool) {
+	changed := limit != l.limit
+	l.limit = limit
+	l.bucket.SetLimitAt(now, rate.Limit(limit))
+	return limit, changed
+}
+
+// Regions holds one Limiter per AWS Region, created on first use with the
+// same Config. It is safe for concurrent use.
+type Regions struct {
+	cfg      Config
+	onChange func(region string, limit float64)
+
+	mu       sync.Mutex
+	limiters map[string]*Limiter
+}
+
+// NewRegions checks cfg and returns an empty set. onChange, if not nil, is
+// called with a Region's rate whenever it is created or changes (for the
+// resetq_ratelimit_limit gauge).
+func NewRegions(cfg Config, onChange func(region string, limit float64)) (*Regions, error) {
+	if _, err := cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	if onChange == nil {
+		onChange = func(string, float64) {}
+	}
+	return &Regions{cfg: cfg, onChange: onChange, limiters: map[string]*Limiter{}}, nil
+}
+
+// Get returns the Region's Limiter.
+func (r *Regions) Get(region string) *Limiter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.limiters[region]
+	if l == nil {
+		l, _ = New(r.cfg) // cfg was checked by NewRegions
+		r.limiters[region] = l
+		r.onChange(region, l.Limit())
+	}
+	return l
+}
+
+// Wait blocks until a call to region may go, or ctx ends.
+func (r *Regions) Wait(ctx context.Context, region string) error {
+	return r.Get(region).Wait(ctx)
+}
+
+// Throttled cuts region's rate after a TooManyRequestsException.
+func (r *Regions) Throttled(region string) {
+	if limit, changed := r.Get(region).Throttled(); changed {
+		r.onChange(region, limit)
+	}
+}
+
+// Succeeded lets region's rate recover after a call that was not throttled.
+func (r *Regions) Succeeded(region string) {
+	if limit, changed := r.Get(region).Succeeded(); changed {
+		r.onChange(region, limit)
+	}
+}

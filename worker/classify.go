@@ -1,0 +1,254 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/smithy-go"
+)
+
+// Kind is what an AdminResetUserPassword result means for the job.
+type Kind int
+
+const (
+	// OK: the user was reset.
+	OK Kind = iota
+	// Throttle: the Region's quota is used up. Slow down and try the same job
+	// again; never a reason to give up on the job.
+	Throttle
+	// Limit: Cognito's per-user (or account) attempt limit. Retry much later.
+	Limit
+	// Transient: a service fault, a timeout or a network error. Retry with
+	// backoff until --max-attempts, then dead-letter as attempts_exhausted.
+	Transient
+	// Permanent: this job can never succeed. Dead-letter it at once.
+	Permanent
+	// Systemic: the pool, its Region or our credentials are misconfigured.
+	// Every job of the Region would fail the same way: open the Region's
+	// circuit and leave the jobs in the queue.
+	Systemic
+	// Canceled: the worker gave up on the call (shutdown). The outcome is
+	// unknown, so the message must not be deleted.
+	Canceled
+)
+
+var kindNames = [...]string{"ok", "throttle", "limit", "transient", "permanent", "systemic", "canceled"}
+
+func (k Kind) String() string { return kindNames[k] }
+
+// Class is the classification of one call's result.
+type Class struct {
+	Kind Kind
+	// Code is the Cognito error code verbatim (UserNotFoundException, ...), or
+	// one of ok, timeout, network, credentials, canceled, unknown. It is the
+	// DLQ reason of a Permanent result.
+	Code string
+	// Message is the service's message or the error text, for resetq.error.
+	Message string
+}
+
+// codeKinds is the table of every error AdminResetUserPassword is modeled to
+// return, plus the generic AWS codes that can come back from any API.
+// NotAuthorizedException is decided by its message (see classifyNotAuthorized).
+var codeKinds = map[string]Kind{
+	"TooManyRequestsException":                 Throttle,
+	"ThrottlingException":                      Throttle,
+	"LimitExceededException":                   Limit,
+	"InternalErrorException":                   Transient,
+	"InternalFailure":                          Transient,
+	"ServiceUnavailable":                       Transient,
+	"UnexpectedLambdaException":                Transient, // repeated, it opens the circuit
+	"UserNotFoundException":                    Permanent,
+	"InvalidParameterException":                Permanent,
+	"UserLambdaValidationException":            Permanent,
+	"ResourceNotFoundException":                Permanent, // a wrong pool ID must not stop its Region
+	"InvalidSmsRoleAccessPolicyException":      Systemic,
+	"InvalidSmsRoleTrustRelationshipException": Systemic,
+	"InvalidEmailRoleAccessPolicyException":    Systemic,
+	"InvalidLambdaResponseException":           Systemic,
+	"OperationNotEnabledException":             Systemic,
+	"AccessDeniedException":                    Systemic,
+	"UnrecognizedClientException":              Systemic,
+	"InvalidClientTokenId":                     Systemic,
+	"InvalidSignatureException":                Systemic,
+	"SignatureDoesNotMatch":                    Systemic,
+	"IncompleteSignature":                      Systemic,
+	"MissingAuthenticationToken":               Systemic,
+	"ExpiredTokenException":                    Systemic,
+}
+
+// notAuthorizedPerUser are the NotAuthorizedException messages that concern
+// one user only (a user in a state that cannot be reset, or disabled). Any
+// other NotAuthorizedException is about the caller, hence systemic.
+var notAuthorizedPerUser = []string{
+	"cannot be reset in the current state",
+	"user is disabled",
+}
+
+// Classify maps the error of one AdminResetUserPassword call to a Class.
+// Codes missing from the table are Transient: they are retried a bounded
+// number of times and then dead-lettered as attempts_exhausted, so an
+// unforeseen error can neither loop forever nor empty the queue at once.
+func Classify(err error) Class {
+	if err == nil {
+		return Class{Kind: OK, Code: "ok"}
+	}
+	msg := err.Error()
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		code, m := apiErr.ErrorCode(), apiErr.ErrorMessage()
+		if code == "NotAuthorizedException" {
+			return Class{Kind: classifyNotAuthorized(m), Code: code, Message: m}
+		}
+		kind, known := codeKinds[code]
+		if !known {
+			kind = Transient
+		}
+		if m == "" {
+			m = msg
+		}
+		return Class{Kind: kind, Code: code, Message: m}
+	}
+	var signErr *v4.SigningError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return Class{Kind: Canceled, Code: "canceled", Message: msg}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
+		return Class{Kind: Transient, Code: "timeout", Message: msg}
+	case errors.As(err, &signErr), strings.Contains(msg, "get identity:"):
+		return Class{Kind: Systemic, Code: "credentials", Message: msg}
+	case errors.As(err, &netErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED):
+		return Class{Kind: Transient, Code: "network", Message: msg}
+	}
+	return Class{Kind: Transient, Code: "unknown", Message: msg}
+}
+
+func classifyNotAuthorized(message string) Kind {
+	m := strings.ToLower(message)
+	for _, s := range notAuthorizedPerUser {
+		if strings.Contains(m, s) {
+			return Permanent
+		}
+	}
+	return Systemic
+}
+
+// MetricCode bounds the code label of resetq_cognito_requests_total: codes
+// from the table and the worker's own codes pass, anything else is "other".
+func MetricCode(c Class) string {
+	if _, known := codeKinds[c.Code]; known || c.Code == "NotAuthorizedException" {
+		return c.Code
+	}
+	switch c.Code {
+	case "ok", "timeout", "network", "credentials", "canceled", "unknown":
+		return c.Code
+	}
+	return "other"
+}
+
+// Action is what the worker does with a message after a call.
+type Action int
+
+const (
+	// Delete: the job is done; delete the message.
+	Delete Action = iota
+	// RetryNow: call again in this process once the limiter allows; the
+	// message stays invisible and no attempt is used.
+	RetryNow
+	// Retry: send a copy back to the queue with Delay and one more attempt
+	// counted, then delete the original.
+	Retry
+	// Defer: like Retry, but no attempt is used (the Region's circuit is open).
+	Defer
+	// DeadLetter: send to the DLQ with Reason, then delete the original.
+	DeadLetter
+	// Release: make the message visible again without touching it.
+	Release
+)
+
+var actionNames = [...]string{"delete", "retry_now", "retry", "defer", "dead_letter", "release"}
+
+func (a Action) String() string { return actionNames[a] }
+
+// Reasons the worker itself gives in resetq.reason.
+const (
+	ReasonInvalidJob        = "invalid_job"
+	ReasonAttemptsExhausted = "attempts_exhausted"
+)
+
+// Decision is the outcome Decide picks for a job.
+type Decision struct {
+	Action Action
+	Delay  time.Duration // for Retry
+	Reason string        // for DeadLetter
+}
+
+// Policy holds the retry settings Decide applies.
+type Policy struct {
+	MaxAttempts int          // attempts (calls that failed other than by throttling) before attempts_exhausted
+	Transient   BackoffCurve // delay before retrying a Transient failure
+	Limit       BackoffCurve // delay before retrying a LimitExceededException
+}
+
+// Decide turns the class of the latest call and the number of attempts
+// used so far (including that call; throttled calls do not count) into what
+// happens to the job. r in [0,1) is the jitter draw. It is the one place
+// that decides a job's outcome.
+func Decide(c Class, attempts int, p Policy, r float64) Decision {
+	switch c.Kind {
+	case OK:
+		return Decision{Action: Delete}
+	case Throttle:
+		return Decision{Action: RetryNow}
+	case Permanent:
+		return Decision{Action: DeadLetter, Reason: c.Code}
+	case Systemic:
+		return Decision{Action: Defer}
+	case Canceled:
+		return Decision{Action: Release}
+	}
+	// Transient and Limit use an attempt each.
+	if attempts >= p.MaxAttempts {
+		return Decision{Action: DeadLetter, Reason: ReasonAttemptsExhausted}
+	}
+	curve := p.Transient
+	if c.Kind == Limit {
+		curve = p.Limit
+	}
+	return Decision{Action: Retry, Delay: curve.Delay(attempts, r)}
+}
+
+// BackoffCurve is exponential backoff with jitter: the n-th retry waits
+// between half and all of min(Max, Base*2^(n-1)).
+type BackoffCurve struct {
+	Base, Max time.Duration
+}
+
+// Delay is the wait before retry number attempt (1-based) for a jitter draw
+// r in [0,1). It is pure: the same inputs give the same delay.
+func (b BackoffCurve) Delay(attempt int, r float64) time.Duration {
+	if attempt < 1 {
+		attempt = 1
+	}
+	d := b.Base
+	for i := 1; i < attempt && d < b.Max; i++ {
+		d *= 2 // stops doubling at Max, so it cannot overflow
+	}
+	if d > b.Max {
+		d = b.Max
+	}
+	if r < 0 {
+		r = 0
+	} else if r >= 1 {
+		r = 0.999999
+	}
+	return d/2 + time.Duration(r*float64(d/2))
+}

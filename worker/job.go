@@ -1,0 +1,202 @@
+package worker
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxBodyBytes bounds a job body. A real AdminResetUserPassword request is
+// well under 1 KiB; 64 KiB leaves room for generous ClientMetadata while
+// refusing to parse megabytes of nonsense.
+const MaxBodyBytes = 64 << 10
+
+// Job is one AdminResetUserPassword request, decoded from an SQS message body.
+// The body is exactly the API's request JSON, so a job enqueued with
+// `aws sqs send-message --message-body '{"UserPoolId":...,"Username":...}'`
+// is accepted as it is.
+type Job struct {
+	UserPoolID     string
+	Username       string
+	ClientMetadata map[string]string
+}
+
+// Region is the AWS Region of the job's user pool: the part of the pool ID
+// before the underscore ("eu-west-1_AbC123" -> "eu-west-1").
+func (j Job) Region() string { return regionOf(j.UserPoolID) }
+
+var (
+	// poolIDPattern is the API's `[\w-]+_[0-9a-zA-Z]+`, anchored, with the
+	// prefix narrowed to a Region name so that a typo cannot send calls to a
+	// Region that does not exist.
+	poolIDPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+_[0-9a-zA-Z]+$`)
+)
+
+func regionOf(poolID string) string {
+	for i := 0; i < len(poolID); i++ {
+		if poolID[i] == '_' {
+			return poolID[:i]
+		}
+	}
+	return ""
+}
+
+// ParseJob decodes and validates a job body against the constraints of
+// AdminResetUserPassword: one JSON object, fields UserPoolId (1-55 chars,
+// Region-prefixed pool ID), Username (1-128 chars of letters, marks,
+// symbols, numbers and punctuation) and optional ClientMetadata (an object
+// of strings); each field at most once, exact names, nothing else, valid
+// UTF-8, at most MaxBodyBytes. The error says what is wrong, for the DLQ.
+func ParseJob(body []byte) (Job, error) {
+	var j Job
+	if len(body) > MaxBodyBytes {
+		return j, fmt.Errorf("body is %d bytes, more than the %d allowed", len(body), MaxBodyBytes)
+	}
+	if !utf8.Valid(body) {
+		return j, errors.New("body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := expectDelim(dec, '{', "body"); err != nil {
+		return j, err
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		key, err := stringToken(dec, "field name")
+		if err != nil {
+			return j, err
+		}
+		if seen[key] {
+			return j, fmt.Errorf("field %q appears more than once", key)
+		}
+		seen[key] = true
+		switch key {
+		case "UserPoolId":
+			j.UserPoolID, err = stringToken(dec, "UserPoolId")
+		case "Username":
+			j.Username, err = stringToken(dec, "Username")
+		case "ClientMetadata":
+			j.ClientMetadata, err = stringMap(dec, "ClientMetadata")
+		default:
+			return j, fmt.Errorf("unknown field %q", truncate(key, 64))
+		}
+		if err != nil {
+			return j, err
+		}
+	}
+	if err := expectDelim(dec, '}', "body"); err != nil {
+		return j, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return j, errors.New("body has data after the JSON object")
+	}
+	return j, j.Validate()
+}
+
+// Validate checks the field constraints of the API.
+func (j Job) Validate() error {
+	switch n := utf8.RuneCountInString(j.UserPoolID); {
+	case n == 0:
+		return errors.New("UserPoolId is required")
+	case n > 55:
+		return fmt.Errorf("UserPoolId is %d characters, more than 55", n)
+	case !poolIDPattern.MatchString(j.UserPoolID):
+		return fmt.Errorf("UserPoolId %q is not a pool ID of the form <region>_<id>", truncate(j.UserPoolID, 64))
+	}
+	switch n := utf8.RuneCountInString(j.Username); {
+	case n == 0:
+		return errors.New("Username is required")
+	case n > 128:
+		return fmt.Errorf("Username is %d characters, more than 128", n)
+	}
+	for _, r := range j.Username {
+		if !unicode.In(r, unicode.L, unicode.M, unicode.S, unicode.N, unicode.P) {
+			return fmt.Errorf("Username has a character not allowed by the API (%U)", r)
+		}
+	}
+	return nil
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim, what string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("%s is not a JSON object: %w", what, syntaxErr(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("%s is not a JSON object", what)
+	}
+	return nil
+}
+
+func stringToken(dec *json.Decoder, what string) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, syntaxErr(err))
+	}
+	s, ok := tok.(string)
+	if !ok {
+		return "", fmt.Errorf("%s must be a string, not %s", what, kindOf(tok))
+	}
+	return s, nil
+}
+
+func stringMap(dec *json.Decoder, what string) (map[string]string, error) {
+	if err := expectDelim(dec, '{', what); err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for dec.More() {
+		k, err := stringToken(dec, what+" key")
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := m[k]; dup {
+			return nil, fmt.Errorf("%s key %q appears more than once", what, truncate(k, 64))
+		}
+		v, err := stringToken(dec, fmt.Sprintf("%s[%q]", what, truncate(k, 64)))
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+	}
+	if err := expectDelim(dec, '}', what); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func syntaxErr(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func kindOf(tok json.Token) string {
+	switch tok.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "a number"
+	case json.Delim:
+		return "an object or array"
+	}
+	return fmt.Sprintf("%T", tok)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}

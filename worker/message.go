@@ -1,0 +1,117 @@
+package worker
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Message is one SQS message as the worker sees it.
+type Message struct {
+	ID            string
+	ReceiptHandle string
+	Body          string
+	Attributes    map[string]Attribute // message attributes, as sent
+	ReceiveCount  int                  // ApproximateReceiveCount
+}
+
+// Attribute is an SQS message attribute.
+type Attribute struct {
+	DataType    string // String, Number, Binary, or a custom type such as String.x
+	StringValue string
+	BinaryValue []byte
+}
+
+// Outgoing is a message the worker sends: a job back to its queue, or to the DLQ.
+type Outgoing struct {
+	Body       string
+	Attributes map[string]Attribute
+	Delay      time.Duration // whole seconds, at most 15 minutes
+}
+
+// Message attributes the worker reads and writes.
+const (
+	AttrCampaign = "resetq.campaign"
+	AttrReason   = "resetq.reason"
+	AttrError    = "resetq.error"
+	AttrAttempts = "resetq.attempts"
+	AttrFailedAt = "resetq.failed_at"
+)
+
+// maxAttributes is SQS's limit of message attributes per message.
+const maxAttributes = 10
+
+// maxErrorLen bounds resetq.error.
+const maxErrorLen = 1024
+
+// Campaign is the message's resetq.campaign attribute, or "".
+func (m Message) Campaign() string { return m.Attributes[AttrCampaign].StringValue }
+
+// priorAttempts is the resetq.attempts attribute a retried job carries.
+func (m Message) priorAttempts() int {
+	n, err := strconv.Atoi(m.Attributes[AttrAttempts].StringValue)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// withAttributes returns the message's attributes plus add (String values).
+// SQS allows 10 attributes a message: when the original ones and add exceed
+// that, original attributes are dropped (last by name first, never
+// resetq.campaign) so that a failure record is never lost to the limit.
+func withAttributes(orig map[string]Attribute, add map[string]string) map[string]Attribute {
+	out := make(map[string]Attribute, len(orig)+len(add))
+	for k, v := range orig {
+		if _, replaced := add[k]; !replaced {
+			out[k] = v
+		}
+	}
+	if excess := len(out) + len(add) - maxAttributes; excess > 0 {
+		names := make([]string, 0, len(out))
+		for k := range out {
+			if k != AttrCampaign {
+				names = append(names, k)
+			}
+		}
+		sort.Strings(names)
+		for i := 0; i < excess && i < len(names); i++ {
+			delete(out, names[len(names)-1-i])
+		}
+	}
+	for k, v := range add {
+		out[k] = Attribute{DataType: "String", StringValue: v}
+	}
+	return out
+}
+
+// sqsText makes s acceptable as an SQS attribute value: valid characters only
+// (SQS accepts #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF),
+// at most maxErrorLen bytes.
+func sqsText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == 0x9 || r == 0xA || r == 0xD,
+			r >= 0x20 && r <= 0xD7FF,
+			r >= 0xE000 && r <= 0xFFFD,
+			r >= 0x10000 && r <= 0x10FFFF:
+			return r
+		}
+		return '\uFFFD'
+	}, s)
+	if s == "" {
+		s = "(no message)"
+	}
+	return truncate(s, maxErrorLen)
+}
+
+// hashUser is the username as logs show it by default: a short SHA-256, the
+// same for the same user in every line, so a user's jobs can be followed
+// without the name itself being written.
+func hashUser(username string) string {
+	sum := sha256.Sum256([]byte(username))
+	return "sha256:" + hex.EncodeToString(sum[:8])
+}
