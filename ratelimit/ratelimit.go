@@ -13,6 +13,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -43,8 +44,8 @@ type Config struct {
 }
 
 func (c Config) withDefaults() (Config, error) {
-	if c.Ceiling <= 0 {
-		return c, fmt.Errorf("rate ceiling must be positive, got %v", c.Ceiling)
+	if !(c.Ceiling > 0) || math.IsInf(c.Ceiling, 1) {
+		return c, fmt.Errorf("rate ceiling must be a positive number, got %v", c.Ceiling)
 	}
 	if c.Floor <= 0 {
 		c.Floor = max(0.5, c.Ceiling*0.05)

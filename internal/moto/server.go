@@ -1,0 +1,279 @@
+// Package moto starts a local moto_server (an AWS emulator) and builds
+// Cognito user pools, users and SQS queues in it, for tests and demos.
+//
+// Nothing here talks to AWS: the server binds 127.0.0.1 on a free port and
+// clients use static test credentials. moto_server itself is a Python program
+// (pip install 'moto[server]'); see Need for tests that require it.
+package moto
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+)
+
+// Binary is the name of the moto server executable looked up on PATH.
+const Binary = "moto_server"
+
+// InstallHint says what to install when Binary is missing.
+const InstallHint = "pip install 'moto[server]'"
+
+// ErrNotInstalled is returned by Start when Binary is not on PATH.
+var ErrNotInstalled = errors.New(Binary + " not found on PATH; install it with: " + InstallHint)
+
+const (
+	readyPath     = "/moto-api/data.json"
+	resetPath     = "/moto-api/reset"
+	readyTimeout  = 30 * time.Second
+	readyInterval = 50 * time.Millisecond
+	startAttempts = 3 // a free port can be taken between probing and binding
+)
+
+// Server is a running moto_server bound to 127.0.0.1 on a free port.
+type Server struct {
+	// URL is the server's base URL, http://127.0.0.1:PORT.
+	URL string
+	// LogPath is the file that receives moto's stdout and stderr. Close
+	// removes it.
+	LogPath string
+
+	cmd       *exec.Cmd
+	exited    chan struct{} // closed once the process has been waited for
+	waitErr   error         // set before exited is closed
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Installed reports whether Binary is on PATH.
+func Installed() bool {
+	_, err := exec.LookPath(Binary)
+	return err == nil
+}
+
+// Start launches `moto_server -H 127.0.0.1 -p PORT` on a free port and waits
+// until it answers GET /moto-api/data.json (at most 30 s, or until ctx ends).
+// ctx only bounds the start-up: the server runs until Close.
+//
+// The process runs in its own process group, which Close kills. On Linux the
+// server also receives SIGKILL if the starting process dies without calling
+// Close.
+func Start(ctx context.Context) (*Server, error) {
+	bin, err := exec.LookPath(Binary)
+	if err != nil {
+		return nil, ErrNotInstalled
+	}
+	var lastErr error
+	for range startAttempts {
+		s, err := start(ctx, bin)
+		if err == nil {
+			return s, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil || !errors.Is(err, errExited) {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+// errExited marks a server that exited before it became ready, e.g. because
+// its port was taken; Start then retries on another port.
+var errExited = errors.New("moto_server exited before it was ready")
+
+func start(ctx context.Context, bin string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	logFile, err := os.CreateTemp("", "moto-*.log")
+	if err != nil {
+		return nil, fmt.Errorf("create moto log file: %w", err)
+	}
+	s := &Server{
+		URL:     "http://127.0.0.1:" + strconv.Itoa(port),
+		LogPath: logFile.Name(),
+		exited:  make(chan struct{}),
+	}
+	s.cmd = exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	s.cmd.Stdout = logFile
+	s.cmd.Stderr = logFile
+	s.cmd.SysProcAttr = sysProcAttr()
+
+	err = s.run()
+	logFile.Close() // the child holds its own copy
+	if err != nil {
+		os.Remove(s.LogPath)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	if err := s.waitReady(ctx); err != nil {
+		log := s.logTail()
+		s.Close()
+		if log != "" {
+			err = fmt.Errorf("%w; log: %s", err, log)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// run starts the process from a goroutine locked to its OS thread and keeps
+// that goroutine (and thread) alive until the process has exited. On Linux
+// the parent-death signal fires when the thread that forked the child exits,
+// not when the process does, so that thread must outlive the child.
+func (s *Server) run() error {
+	started := make(chan error, 1)
+	go func() {
+		// Never unlocked: when this goroutine returns, the Go runtime
+		// terminates the thread, which is fine once the child is gone.
+		runtime.LockOSThread()
+		if err := s.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		s.waitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
+	return <-started
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitReady polls the readiness URL until it answers 200, the process exits,
+// ctx ends or readyTimeout passes.
+func (s *Server) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(readyInterval)
+	defer tick.Stop()
+	for {
+		if s.ready(ctx, client) {
+			return nil
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("%w (%v)", errExited, s.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s%s: %w", s.URL, readyPath, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) ready(ctx context.Context, client *http.Client) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+readyPath, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// logTail returns the last lines of the log file, for error messages.
+func (s *Server) logTail() string {
+	b, err := os.ReadFile(s.LogPath)
+	if err != nil {
+		return ""
+	}
+	const tailBytes = 2000
+	if len(b) > tailBytes {
+		b = b[len(b)-tailBytes:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Close kills the server's process group, waits for the server to exit and
+// removes its log file. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if err := killGroup(s.cmd.Process); err != nil {
+			select {
+			case <-s.exited: // already gone
+			default:
+				s.closeErr = fmt.Errorf("kill moto_server: %w", err)
+				return
+			}
+		}
+		<-s.exited
+		os.Remove(s.LogPath)
+	})
+	return s.closeErr
+}
+
+// Reset wipes all state in the server (POST /moto-api/reset).
+func (s *Server) Reset(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+resetPath, nil)
+	if err != nil {
+		return fmt.Errorf("reset moto: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reset moto: %w", err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reset moto: %s", resp.Status)
+	}
+	return nil
+}
+
+// Region is the Region used by Env.
+const Region = "us-east-1"
+
+// Env returns environment variables that point an AWS SDK in a child process
+// at the server with static test credentials. Append it to os.Environ().
+func (s *Server) Env() []string {
+	return []string{
+		"AWS_ENDPOINT_URL=" + s.URL,
+		"AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test",
+		"AWS_REGION=" + Region,
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// Config returns an SDK configuration for endpoint (a moto server or a proxy
+// in front of it) with static credentials test/test and the given Region.
+// For Cognito the Region must match the user pool ID's prefix.
+//
+// Service-specific environment variables such as AWS_ENDPOINT_URL_SQS still
+// take precedence over endpoint, as they do for any SDK client.
+func Config(ctx context.Context, endpoint, region string) (aws.Config, error) {
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithRegion(region),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
+		config.WithBaseEndpoint(endpoint),
+	)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS config for %s: %w", endpoint, err)
+	}
+	return cfg, nil
+}

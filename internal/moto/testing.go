@@ -1,0 +1,64 @@
+package moto
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+)
+
+// Need skips the test when moto_server is not on PATH, saying what to
+// install. When the environment variable CI is "true" a missing server fails
+// the test instead, so CI cannot silently skip the integration tests.
+func Need(t testing.TB) {
+	t.Helper()
+	if Installed() {
+		return
+	}
+	msg := Binary + " is not on PATH; install it with: " + InstallHint
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true: missing emulator is an error)")
+	}
+	t.Skip(msg + " (skipping; with CI=true this fails)")
+}
+
+// shared is the server of this test binary, started on first use.
+var shared struct {
+	once sync.Once
+	srv  *Server
+	err  error
+}
+
+// Shared returns the test binary's moto server, starting it on first use.
+// It calls Need first and fails the test if the server cannot start. Tests
+// share its state: use unique pool and queue names rather than Reset, which
+// would disturb tests running in parallel. Close it from TestMain with Main.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	Need(t)
+	shared.once.Do(func() {
+		shared.srv, shared.err = Start(context.Background())
+	})
+	if shared.err != nil {
+		t.Fatalf("start shared moto_server: %v", shared.err)
+	}
+	return shared.srv
+}
+
+// Main runs the tests, closes the shared server if one was started and exits
+// with the tests' status. Use it as:
+//
+//	func TestMain(m *testing.M) { moto.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	if shared.srv != nil {
+		if err := shared.srv.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "moto: close shared server: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
+}

@@ -1,0 +1,188 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+	"github.com/aws/smithy-go"
+)
+
+func apiErr(code, msg string) error {
+	return fmt.Errorf("admin-reset-user-password in us-east-1: %w",
+		&smithy.OperationError{ServiceID: "Cognito Identity Provider", OperationName: "AdminResetUserPassword",
+			Err: &smithy.GenericAPIError{Code: code, Message: msg}})
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		kind Kind
+		code string
+	}{
+		{"success", nil, OK, "ok"},
+		// The modeled errors of AdminResetUserPassword, as the SDK types them.
+		{"TooManyRequests typed", &types.TooManyRequestsException{Message: new("Rate exceeded")}, Throttle, "TooManyRequestsException"},
+		{"LimitExceeded typed", &types.LimitExceededException{Message: new("Attempt limit exceeded, please try after some time.")}, Limit, "LimitExceededException"},
+		{"InternalError typed", &types.InternalErrorException{}, Transient, "InternalErrorException"},
+		{"UnexpectedLambda typed", &types.UnexpectedLambdaException{}, Transient, "UnexpectedLambdaException"},
+		{"UserNotFound typed", &types.UserNotFoundException{Message: new("User does not exist.")}, Permanent, "UserNotFoundException"},
+		{"InvalidParameter typed", &types.InvalidParameterException{}, Permanent, "InvalidParameterException"},
+		{"UserLambdaValidation typed", &types.UserLambdaValidationException{}, Permanent, "UserLambdaValidationException"},
+		{"ResourceNotFound typed", &types.ResourceNotFoundException{}, Permanent, "ResourceNotFoundException"},
+		{"InvalidSmsRoleAccessPolicy typed", &types.InvalidSmsRoleAccessPolicyException{}, Systemic, "InvalidSmsRoleAccessPolicyException"},
+		{"InvalidSmsRoleTrustRelationship typed", &types.InvalidSmsRoleTrustRelationshipException{}, Systemic, "InvalidSmsRoleTrustRelationshipException"},
+		{"InvalidEmailRoleAccessPolicy typed", &types.InvalidEmailRoleAccessPolicyException{}, Systemic, "InvalidEmailRoleAccessPolicyException"},
+		{"InvalidLambdaResponse typed", &types.InvalidLambdaResponseException{}, Systemic, "InvalidLambdaResponseException"},
+		{"NotAuthorized state", &types.NotAuthorizedException{Message: new("User password cannot be reset in the current state.")}, Permanent, "NotAuthorizedException"},
+		{"NotAuthorized disabled", apiErr("NotAuthorizedException", "User is disabled."), Permanent, "NotAuthorizedException"},
+		{"NotAuthorized other", apiErr("NotAuthorizedException", "Access to this pool is not authorized."), Systemic, "NotAuthorizedException"},
+		{"OperationNotEnabled", apiErr("OperationNotEnabledException", "not enabled"), Systemic, "OperationNotEnabledException"},
+		{"AccessDenied", apiErr("AccessDeniedException", "User is not authorized to perform: cognito-idp:AdminResetUserPassword"), Systemic, "AccessDeniedException"},
+		{"expired token", apiErr("ExpiredTokenException", "expired"), Systemic, "ExpiredTokenException"},
+		{"bad signature", apiErr("InvalidSignatureException", "sig"), Systemic, "InvalidSignatureException"},
+		{"unknown code", apiErr("SomethingNewException", "?"), Transient, "SomethingNewException"},
+		{"wrapped deadline", fmt.Errorf("call: %w", context.DeadlineExceeded), Transient, "timeout"},
+		{"canceled", fmt.Errorf("call: %w", context.Canceled), Canceled, "canceled"},
+		{"connection reset", &net.OpError{Op: "read", Err: syscall.ECONNRESET}, Transient, "network"},
+		{"connection refused", fmt.Errorf("dial: %w", syscall.ECONNREFUSED), Transient, "network"},
+		{"unexpected EOF", fmt.Errorf("read body: %w", io.ErrUnexpectedEOF), Transient, "network"},
+		{"no credentials", fmt.Errorf("operation error: get identity: get credentials: failed to refresh cached credentials"), Systemic, "credentials"},
+		{"signing error", &v4.SigningError{Err: errors.New("failed to retrieve credentials")}, Systemic, "credentials"},
+		{"anything else", errors.New("boom"), Transient, "unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Classify(tt.err)
+			if got.Kind != tt.kind || got.Code != tt.code {
+				t.Fatalf("Classify(%v) = %v/%s, want %v/%s", tt.err, got.Kind, got.Code, tt.kind, tt.code)
+			}
+			if tt.err != nil && got.Message == "" {
+				t.Fatal("Classify lost the message")
+			}
+		})
+	}
+}
+
+func TestMetricCodeIsBounded(t *testing.T) {
+	t.Parallel()
+	if got := MetricCode(Classify(apiErr("SomethingNewException", "?"))); got != "other" {
+		t.Fatalf("unknown code label = %q, want other", got)
+	}
+	if got := MetricCode(Classify(apiErr("UserNotFoundException", "x"))); got != "UserNotFoundException" {
+		t.Fatalf("known code label = %q", got)
+	}
+}
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	p := Policy{MaxAttempts: 3, Transient: BackoffCurve{Base: 2 * time.Second, Max: time.Minute}, Limit: BackoffCurve{Base: time.Minute, Max: 15 * time.Minute}}
+	tests := []struct {
+		name     string
+		class    Class
+		attempts int
+		want     Decision
+	}{
+		{"ok deletes", Class{Kind: OK}, 1, Decision{Action: Delete}},
+		{"throttle retries now, however many times", Class{Kind: Throttle}, 1000, Decision{Action: RetryNow}},
+		{"permanent dead-letters with the code", Class{Kind: Permanent, Code: "UserNotFoundException"}, 1, Decision{Action: DeadLetter, Reason: "UserNotFoundException"}},
+		{"systemic defers", Class{Kind: Systemic, Code: "AccessDeniedException"}, 99, Decision{Action: Defer}},
+		{"canceled releases", Class{Kind: Canceled}, 1, Decision{Action: Release}},
+		{"transient first retry", Class{Kind: Transient}, 1, Decision{Action: Retry, Delay: 1500 * time.Millisecond}},
+		{"transient second retry", Class{Kind: Transient}, 2, Decision{Action: Retry, Delay: 3 * time.Second}},
+		{"transient exhausted", Class{Kind: Transient, Code: "InternalErrorException"}, 3, Decision{Action: DeadLetter, Reason: ReasonAttemptsExhausted}},
+		{"limit waits long", Class{Kind: Limit}, 1, Decision{Action: Retry, Delay: 45 * time.Second}},
+		{"limit exhausted", Class{Kind: Limit}, 3, Decision{Action: DeadLetter, Reason: ReasonAttemptsExhausted}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Decide(tt.class, tt.attempts, p, 0.5); got != tt.want {
+				t.Fatalf("Decide = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBackoffCurve(t *testing.T) {
+	t.Parallel()
+	b := BackoffCurve{Base: time.Second, Max: 30 * time.Second}
+	tests := []struct {
+		attempt int
+		r       float64
+		want    time.Duration
+	}{
+		{1, 0, 500 * time.Millisecond},
+		{1, 0.999999, 999999500 * time.Nanosecond},
+		{2, 0, time.Second},
+		{3, 0.5, 3 * time.Second},
+		{5, 0, 8 * time.Second},
+		{6, 0, 15 * time.Second}, // 32s capped to 30s
+		{0, 0, 500 * time.Millisecond},
+		{-4, 0, 500 * time.Millisecond},
+		{1 << 30, 0, 15 * time.Second}, // no overflow
+		{3, 7, b.Delay(3, 0.999999)},   // r clamped below 1
+		{3, -1, 2 * time.Second},       // r clamped at 0
+	}
+	for _, tt := range tests {
+		if got := b.Delay(tt.attempt, tt.r); got != tt.want {
+			t.Errorf("Delay(%d, %v) = %v, want %v", tt.attempt, tt.r, got, tt.want)
+		}
+	}
+	// Every draw stays within [d/2, d].
+	for attempt := 1; attempt < 12; attempt++ {
+		for _, r := range []float64{0, 0.25, 0.5, 0.75, 0.99} {
+			d := b.Delay(attempt, r)
+			full := min(b.Max, b.Base<<(attempt-1))
+			if d < full/2 || d > full {
+				t.Errorf("Delay(%d, %v) = %v outside [%v, %v]", attempt, r, d, full/2, full)
+			}
+		}
+	}
+}
+
+func TestWithAttributesKeepsFailureRecordUnderLimit(t *testing.T) {
+	t.Parallel()
+	orig := map[string]Attribute{AttrCampaign: {DataType: "String", StringValue: "c"}}
+	for i := range 9 {
+		orig[fmt.Sprintf("a%d", i)] = Attribute{DataType: "String", StringValue: "x"}
+	}
+	got := withAttributes(orig, map[string]string{AttrReason: "r", AttrError: "e", AttrAttempts: "1", AttrFailedAt: "t"})
+	if len(got) != maxAttributes {
+		t.Fatalf("%d attributes, want %d", len(got), maxAttributes)
+	}
+	for _, k := range []string{AttrCampaign, AttrReason, AttrError, AttrAttempts, AttrFailedAt, "a0"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("attribute %s dropped", k)
+		}
+	}
+	if _, ok := got["a8"]; ok {
+		t.Error("a8 kept; the last names should go first")
+	}
+	small := withAttributes(map[string]Attribute{"x": {DataType: "Number", StringValue: "1"}}, map[string]string{AttrAttempts: "2"})
+	if small["x"].DataType != "Number" || small[AttrAttempts].StringValue != "2" || len(small) != 2 {
+		t.Errorf("withAttributes = %+v", small)
+	}
+}
+
+func TestSQSText(t *testing.T) {
+	t.Parallel()
+	if got := sqsText("a\x00b\x1bc\td"); got != "a\uFFFDb\uFFFDc\td" {
+		t.Errorf("sqsText = %q", got)
+	}
+	if got := sqsText(""); got == "" {
+		t.Error("empty error text stays empty")
+	}
+	long := sqsText(string(make([]byte, 5000)))
+	if len(long) > maxErrorLen+3 {
+		t.Errorf("sqsText length %d", len(long))
+	}
+}

@@ -1,0 +1,253 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/smithy-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/resetq/resetq/metrics"
+)
+
+// fakeQueue is an in-memory SQS queue. Requeued messages are visible at
+// once (their delay is recorded, not applied) so tests need no clock.
+type fakeQueue struct {
+	mu       sync.Mutex
+	seq      int
+	visible  []Message
+	held     map[string]Message // by receipt handle
+	events   []string           // shared ordered log, see fakeDLQ
+	sent     []Outgoing         // requeued copies
+	extended chan string        // receipt handles whose visibility was extended (if not nil)
+
+	// Hooks; nil means succeed.
+	deleteFail func(receipt string, try int) error
+	deleteTry  map[string]int
+}
+
+func newFakeQueue() *fakeQueue {
+	return &fakeQueue{held: map[string]Message{}, deleteTry: map[string]int{}}
+}
+
+func (q *fakeQueue) push(body string, attrs map[string]Attribute) string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.seq++
+	id := fmt.Sprintf("m%d", q.seq)
+	q.visible = append(q.visible, Message{ID: id, Body: body, Attributes: attrs})
+	return id
+}
+
+func (q *fakeQueue) log(format string, a ...any) {
+	q.events = append(q.events, fmt.Sprintf(format, a...))
+}
+
+func (q *fakeQueue) Receive(ctx context.Context, max int, _, _ time.Duration) ([]Message, error) {
+	q.mu.Lock()
+	n := min(max, len(q.visible))
+	out := make([]Message, n)
+	for i := range n {
+		m := q.visible[i]
+		m.ReceiveCount++
+		q.seq++
+		m.ReceiptHandle = fmt.Sprintf("%s#%d", m.ID, q.seq)
+		q.held[m.ReceiptHandle] = m
+		out[i] = m
+	}
+	q.visible = q.visible[n:]
+	q.mu.Unlock()
+	if n == 0 {
+		runtime.Gosched() // an empty long poll returns at once here
+	}
+	return out, ctx.Err()
+}
+
+func (q *fakeQueue) Delete(_ context.Context, receipts []string) (map[string]error, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	failed := map[string]error{}
+	for _, r := range receipts {
+		m, ok := q.held[r]
+		if !ok {
+			failed[r] = errors.New("ReceiptHandleIsInvalid")
+			continue
+		}
+		if q.deleteFail != nil {
+			q.deleteTry[r]++
+			if err := q.deleteFail(r, q.deleteTry[r]); err != nil {
+				failed[r] = err
+				continue
+			}
+		}
+		delete(q.held, r)
+		q.log("delete:%s", m.ID)
+	}
+	return failed, nil
+}
+
+func (q *fakeQueue) ChangeVisibility(_ context.Context, receipts []string, timeout time.Duration) (map[string]error, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	failed := map[string]error{}
+	for _, r := range receipts {
+		m, ok := q.held[r]
+		if !ok {
+			failed[r] = errors.New("ReceiptHandleIsInvalid")
+			continue
+		}
+		if timeout == 0 {
+			delete(q.held, r)
+			q.visible = append(q.visible, m)
+			q.log("release:%s", m.ID)
+			continue
+		}
+		q.log("hide:%s:%v", m.ID, timeout)
+		if q.extended != nil {
+			select {
+			case q.extended <- r:
+			default:
+			}
+		}
+	}
+	return failed, nil
+}
+
+// Send is the requeue path: the copy is a new message, visible at once.
+func (q *fakeQueue) Send(_ context.Context, m Outgoing) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.seq++
+	id := fmt.Sprintf("m%d", q.seq)
+	q.sent = append(q.sent, m)
+	q.visible = append(q.visible, Message{ID: id, Body: m.Body, Attributes: m.Attributes})
+	q.log("requeue:%s", id)
+	return nil
+}
+
+func (q *fakeQueue) Depth(context.Context) (metrics.Depth, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return metrics.Depth{Visible: int64(len(q.visible)), InFlight: int64(len(q.held))}, nil
+}
+
+func (q *fakeQueue) snapshot() (visible []Message, held int, events []string, sent []Outgoing) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]Message(nil), q.visible...), len(q.held), append([]string(nil), q.events...), append([]Outgoing(nil), q.sent...)
+}
+
+// fakeDLQ records dead letters into the queue's event log, so the order of
+// DLQ send and source delete can be checked.
+type fakeDLQ struct {
+	q    *fakeQueue
+	mu   sync.Mutex
+	msgs []Outgoing
+	fail error
+}
+
+func (d *fakeDLQ) Send(_ context.Context, m Outgoing) error {
+	if d.fail != nil {
+		return d.fail
+	}
+	d.mu.Lock()
+	d.msgs = append(d.msgs, m)
+	d.mu.Unlock()
+	d.q.mu.Lock()
+	d.q.log("dlq:%s", m.Attributes[AttrReason].StringValue)
+	d.q.mu.Unlock()
+	return nil
+}
+
+func (d *fakeDLQ) all() []Outgoing {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]Outgoing(nil), d.msgs...)
+}
+
+// resetterFunc is a Resetter from a function.
+type resetterFunc func(ctx context.Context, job Job) error
+
+func (f resetterFunc) ResetUserPassword(ctx context.Context, job Job) error { return f(ctx, job) }
+
+// fakePacer never waits unless wait is set, and counts feedback.
+type fakePacer struct {
+	mu                   sync.Mutex
+	throttled, succeeded map[string]int
+	wait                 func(ctx context.Context, region string) error
+}
+
+func newFakePacer() *fakePacer {
+	return &fakePacer{throttled: map[string]int{}, succeeded: map[string]int{}}
+}
+
+func (p *fakePacer) Wait(ctx context.Context, region string) error {
+	if p.wait != nil {
+		return p.wait(ctx, region)
+	}
+	return ctx.Err()
+}
+func (p *fakePacer) Throttled(region string) { p.mu.Lock(); p.throttled[region]++; p.mu.Unlock() }
+func (p *fakePacer) Succeeded(region string) { p.mu.Lock(); p.succeeded[region]++; p.mu.Unlock() }
+func (p *fakePacer) counts(region string) (throttled, succeeded int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.throttled[region], p.succeeded[region]
+}
+
+// bundle is a worker wired to fakes.
+type bundle struct {
+	q     *fakeQueue
+	dlq   *fakeDLQ
+	pacer *fakePacer
+	m     *metrics.Metrics
+	clock *fakeClock
+	cfg   Config
+}
+
+func newBundle(reset func(ctx context.Context, job Job) error) *bundle {
+	q := newFakeQueue()
+	b := &bundle{q: q, dlq: &fakeDLQ{q: q}, pacer: newFakePacer(), m: metrics.New(prometheus.NewRegistry(), "test"), clock: newFakeClock()}
+	b.cfg = Config{
+		Source: q, Requeue: q, DeadLetters: b.dlq, Depth: q,
+		Cognito: resetterFunc(reset), Pacer: b.pacer, Metrics: b.m,
+		Concurrency: 4, Policy: Policy{MaxAttempts: 3},
+		ExitWhenIdle: time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		DeleteLinger: time.Millisecond, Now: b.clock.Now, Rand: func() float64 { return 0.5 },
+	}
+	return b
+}
+
+// run runs the worker until it exits by itself (ExitWhenIdle) or the test's
+// deadline, and fails the test on error.
+func (b *bundle) run(t *testing.T) {
+	t.Helper()
+	w, err := New(b.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("worker did not exit by itself: it hung")
+	}
+}
+
+func (b *bundle) jobs(outcome string) float64 {
+	return testutil.ToFloat64(b.m.Jobs.WithLabelValues(outcome))
+}
+
+func job(pool, user string) string {
+	return fmt.Sprintf(`{"UserPoolId":%q,"Username":%q}`, pool, user)
+}
+
+func codeErr(code, msg string) error { return &smithy.GenericAPIError{Code: code, Message: msg} }

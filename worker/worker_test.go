@@ -1,0 +1,523 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const pool = "us-east-1_Pool1"
+
+// TestOutcomes runs a mixed queue to the end: every job ends reset (deleted)
+// or in the DLQ with the right reason, and nothing is left in the queue.
+func TestOutcomes(t *testing.T) {
+	t.Parallel()
+	errs := map[string]error{
+		"missing":   codeErr("UserNotFoundException", "User does not exist."),
+		"nocontact": codeErr("InvalidParameterException", "Cannot reset password for the user as there is no registered/verified email or phone_number"),
+		"unconf":    codeErr("NotAuthorizedException", "User password cannot be reset in the current state."),
+		"disabled":  codeErr("NotAuthorizedException", "User is disabled."),
+		"lambda":    codeErr("UserLambdaValidationException", "PreX failed"),
+	}
+	var calls atomic.Int64
+	b := newBundle(func(_ context.Context, j Job) error {
+		calls.Add(1)
+		return errs[j.Username]
+	})
+	b.q.push(job(pool, "alice"), nil)
+	b.q.push(job(pool, "bob"), nil)
+	for u := range errs {
+		b.q.push(job(pool, u), nil)
+	}
+	b.q.push(`{"UserPoolId":"us-east-1_Pool1","Username":"x","Extra":1}`, nil)
+	b.q.push(job("nowhere_X", "carol"), nil)
+	b.q.push(`{"UserPoolId":"us-east-1_Pool1"`, nil)
+	b.run(t)
+
+	visible, held, _, sent := b.q.snapshot()
+	if len(visible) != 0 || held != 0 || len(sent) != 0 {
+		t.Fatalf("queue not drained: %d visible, %d held, %d requeued", len(visible), held, len(sent))
+	}
+	reasons := map[string]int{}
+	for _, m := range b.dlq.all() {
+		reasons[m.Attributes[AttrReason].StringValue]++
+	}
+	want := map[string]int{"UserNotFoundException": 1, "InvalidParameterException": 1, "NotAuthorizedException": 2,
+		"UserLambdaValidationException": 1, ReasonInvalidJob: 3}
+	if len(reasons) != len(want) {
+		t.Fatalf("DLQ reasons %v, want %v", reasons, want)
+	}
+	for r, n := range want {
+		if reasons[r] != n {
+			t.Fatalf("DLQ reasons %v, want %v", reasons, want)
+		}
+	}
+	if got := b.jobs("reset"); got != 2 {
+		t.Fatalf("reset = %v, want 2", got)
+	}
+	if calls.Load() != 7 {
+		t.Fatalf("Cognito calls = %d, want 7 (invalid jobs must not reach Cognito)", calls.Load())
+	}
+}
+
+// TestDeadLetterRecord checks the DLQ message: body unchanged, attributes
+// kept, failure attributes added, and the DLQ send before the delete.
+func TestDeadLetterRecord(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error { return codeErr("UserNotFoundException", "User does not exist.") })
+	body := ` {"Username":"ghost","UserPoolId":"us-east-1_Pool1"} `
+	b.q.push(body, map[string]Attribute{
+		AttrCampaign: {DataType: "String", StringValue: "incident-42"},
+		"origin":     {DataType: "Number", StringValue: "7"},
+	})
+	b.run(t)
+
+	dl := b.dlq.all()
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	m := dl[0]
+	if m.Body != body {
+		t.Errorf("body changed: %q", m.Body)
+	}
+	a := m.Attributes
+	if a[AttrCampaign].StringValue != "incident-42" || a["origin"].DataType != "Number" || a["origin"].StringValue != "7" {
+		t.Errorf("original attributes not kept: %+v", a)
+	}
+	if a[AttrReason].StringValue != "UserNotFoundException" || a[AttrError].StringValue != "User does not exist." || a[AttrAttempts].StringValue != "1" {
+		t.Errorf("failure attributes: %+v", a)
+	}
+	for _, k := range []string{AttrReason, AttrError, AttrAttempts, AttrFailedAt} {
+		if a[k].DataType != "String" {
+			t.Errorf("%s has type %q, want String", k, a[k].DataType)
+		}
+	}
+	if _, err := time.Parse(time.RFC3339, a[AttrFailedAt].StringValue); err != nil {
+		t.Errorf("failed_at %q: %v", a[AttrFailedAt].StringValue, err)
+	}
+	_, _, events, _ := b.q.snapshot()
+	if !slices.Equal(events, []string{"dlq:UserNotFoundException", "delete:m1"}) {
+		t.Errorf("events %v, want the DLQ send before the delete", events)
+	}
+}
+
+func TestInvalidJobReason(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error { t.Error("an invalid job reached Cognito"); return nil })
+	b.q.push("{\"UserPoolId\":\"us-east-1_Pool1\",\"Username\":\"a\x01b\"}", nil)
+	b.run(t)
+	dl := b.dlq.all()
+	if len(dl) != 1 || dl[0].Attributes[AttrReason].StringValue != ReasonInvalidJob ||
+		!strings.Contains(dl[0].Attributes[AttrError].StringValue, "Username") || dl[0].Attributes[AttrAttempts].StringValue != "0" {
+		t.Fatalf("dead letters %+v", dl)
+	}
+}
+
+// TestThrottleRetriesInProcess: a throttled job is retried in the process
+// (no requeue, no attempt used, no receive), the Region's pacer is told, and
+// the job ends reset.
+func TestThrottleRetriesInProcess(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	b := newBundle(func(context.Context, Job) error {
+		if calls.Add(1) <= 25 { // far more than MaxAttempts
+			return codeErr("TooManyRequestsException", "Rate exceeded")
+		}
+		return nil
+	})
+	b.cfg.Concurrency = 1
+	b.q.push(job(pool, "alice"), nil)
+	b.run(t)
+	if n := len(b.dlq.all()); n != 0 {
+		t.Fatalf("%d dead letters: throttling must never dead-letter", n)
+	}
+	_, _, events, sent := b.q.snapshot()
+	if len(sent) != 0 || !slices.Equal(events, []string{"delete:m1"}) {
+		t.Fatalf("events %v, requeued %d: want one delete and nothing else", events, len(sent))
+	}
+	if th, ok := b.pacer.counts("us-east-1"); th != 25 || ok != 1 {
+		t.Fatalf("pacer throttled=%d succeeded=%d, want 25 and 1", th, ok)
+	}
+}
+
+// TestTransientRetriesThenExhausts: transient failures go back to the queue
+// with a delay and the attempt count, then end as attempts_exhausted.
+func TestTransientRetriesThenExhausts(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error { return codeErr("InternalErrorException", "try later") })
+	b.q.push(job(pool, "alice"), map[string]Attribute{AttrCampaign: {DataType: "String", StringValue: "c1"}})
+	b.run(t)
+
+	_, _, _, sent := b.q.snapshot()
+	if len(sent) != 2 {
+		t.Fatalf("%d requeues, want 2 (MaxAttempts 3)", len(sent))
+	}
+	for i, m := range sent {
+		if got := m.Attributes[AttrAttempts].StringValue; got != []string{"1", "2"}[i] {
+			t.Errorf("requeue %d carries attempts %q", i, got)
+		}
+		if m.Attributes[AttrCampaign].StringValue != "c1" {
+			t.Errorf("requeue %d lost the campaign", i)
+		}
+		if want := []time.Duration{2 * time.Second, 3 * time.Second}[i]; m.Delay != want {
+			t.Errorf("requeue %d delay %v, want %v", i, m.Delay, want)
+		}
+	}
+	dl := b.dlq.all()
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	a := dl[0].Attributes
+	if a[AttrReason].StringValue != ReasonAttemptsExhausted || a[AttrAttempts].StringValue != "3" ||
+		!strings.Contains(a[AttrError].StringValue, "InternalErrorException: try later") {
+		t.Fatalf("dead letter attributes %+v", a)
+	}
+	if b.jobs("retried") != 2 || b.jobs("dead_lettered") != 1 {
+		t.Fatalf("jobs retried=%v dead_lettered=%v", b.jobs("retried"), b.jobs("dead_lettered"))
+	}
+}
+
+func TestLimitExceededWaitsLong(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	b := newBundle(func(context.Context, Job) error {
+		if calls.Add(1) == 1 {
+			return codeErr("LimitExceededException", "Attempt limit exceeded, please try after some time.")
+		}
+		return nil
+	})
+	b.q.push(job(pool, "alice"), nil)
+	b.run(t)
+	_, _, _, sent := b.q.snapshot()
+	if len(sent) != 1 || sent[0].Delay < 30*time.Second {
+		t.Fatalf("requeues %+v, want one with a long delay", sent)
+	}
+	if b.jobs("reset") != 1 || len(b.dlq.all()) != 0 {
+		t.Fatal("job did not end reset")
+	}
+}
+
+// TestSystemicOpensCircuit: a pool misconfiguration in one Region stops
+// calls there after a bounded number, dead-letters nothing, lets other
+// Regions flow, and everything completes once the fault clears.
+func TestSystemicOpensCircuit(t *testing.T) {
+	t.Parallel()
+	var broken atomic.Bool
+	broken.Store(true)
+	var eastCalls atomic.Int64
+	eastDeferred := make(chan struct{})
+	var once sync.Once
+	b := newBundle(func(_ context.Context, j Job) error {
+		if j.Region() == "us-east-1" {
+			eastCalls.Add(1)
+			if broken.Load() {
+				return codeErr("InvalidEmailRoleAccessPolicyException", "Cognito is not allowed to use your email identity")
+			}
+		}
+		return nil
+	})
+	b.cfg.Concurrency = 4
+	b.cfg.Breaker = BreakerConfig{Cooldown: time.Minute}
+	b.cfg.ExitWhenIdle = 0 // runs until the test stops it
+	for i := range 20 {
+		b.q.push(job(pool, "east"+string(rune('a'+i))), nil)
+		b.q.push(job("eu-west-1_Pool2", "west"+string(rune('a'+i))), nil)
+	}
+	w, err := New(b.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Watch progress through the requeue counter.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	go func() {
+		for ctx.Err() == nil {
+			if b.jobs("deferred") >= 40 && b.jobs("reset") >= 20 {
+				once.Do(func() { close(eastDeferred) })
+				return
+			}
+			time.Sleep(time.Millisecond) // polling a counter, not pacing the test
+		}
+	}()
+	select {
+	case <-eastDeferred:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("circuit did not defer jobs: deferred=%v reset=%v", b.jobs("deferred"), b.jobs("reset"))
+	}
+	if n := eastCalls.Load(); n > int64(b.cfg.Concurrency) {
+		t.Fatalf("%d calls reached the broken Region; the circuit should stop them after at most Concurrency", n)
+	}
+	if err := w.Ready(); err == nil {
+		t.Fatal("Ready with an open circuit")
+	}
+	if len(b.dlq.all()) != 0 {
+		t.Fatal("a systemic error dead-lettered jobs")
+	}
+
+	broken.Store(false)
+	b.clock.Advance(time.Hour) // past the cooldown: the next job probes
+	deadline := time.After(20 * time.Second)
+	for b.jobs("reset") < 40 {
+		select {
+		case <-deadline:
+			t.Fatalf("jobs did not complete after the fault cleared: reset=%v", b.jobs("reset"))
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := w.Ready(); err != nil {
+		t.Fatalf("not ready after recovery: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	visible, held, _, _ := b.q.snapshot()
+	if len(visible) != 0 || held != 0 || len(b.dlq.all()) != 0 {
+		t.Fatalf("left: %d visible, %d held, %d dead letters", len(visible), held, len(b.dlq.all()))
+	}
+}
+
+// TestShutdown: on cancel, jobs waiting for the limiter are released at
+// once, the call under way finishes and its message is deleted, and Run
+// returns without waiting for the slow Region.
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	inCall := make(chan struct{})
+	finishCall := make(chan struct{})
+	waiting := make(chan struct{}, 10)
+	b := newBundle(func(_ context.Context, j Job) error {
+		close(inCall)
+		<-finishCall
+		return nil
+	})
+	b.cfg.ExitWhenIdle = 0
+	b.cfg.Concurrency = 3
+	var first atomic.Bool
+	b.pacer.wait = func(ctx context.Context, _ string) error {
+		if first.CompareAndSwap(false, true) {
+			return nil // the first job goes straight to its call
+		}
+		waiting <- struct{}{}
+		<-ctx.Done() // the others wait for a token that never comes
+		return ctx.Err()
+	}
+	for _, u := range []string{"a", "b", "c", "d", "e"} {
+		b.q.push(job(pool, u), nil)
+	}
+	w, _ := New(b.cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-inCall
+	<-waiting
+	<-waiting
+	cancel()
+	close(finishCall)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	visible, held, events, _ := b.q.snapshot()
+	deletes := 0
+	for _, e := range events {
+		if strings.HasPrefix(e, "delete:") {
+			deletes++
+		}
+	}
+	if deletes != 1 || len(visible) != 4 || held != 0 {
+		t.Fatalf("after shutdown: %d deleted, %d visible, %d held; want 1, 4, 0 (events %v)", deletes, len(visible), held, events)
+	}
+}
+
+// TestShutdownTimeoutReleasesUnfinishedCall: a call still running when the
+// shutdown timeout ends is canceled and its message released, not deleted.
+func TestShutdownTimeoutReleasesUnfinishedCall(t *testing.T) {
+	t.Parallel()
+	inCall := make(chan struct{})
+	b := newBundle(func(ctx context.Context, j Job) error {
+		close(inCall)
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	b.cfg.ExitWhenIdle = 0
+	b.cfg.ShutdownTimeout = 100 * time.Millisecond
+	b.cfg.CallTimeout = time.Hour
+	b.q.push(job(pool, "stuck"), nil)
+	w, _ := New(b.cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-inCall
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not honour the shutdown timeout")
+	}
+	visible, _, events, _ := b.q.snapshot()
+	if len(visible) != 1 || slices.ContainsFunc(events, func(e string) bool { return strings.HasPrefix(e, "delete:") }) {
+		t.Fatalf("events %v: the unfinished job must be released, not deleted", events)
+	}
+	if b.jobs("released") != 1 {
+		t.Fatalf("released = %v", b.jobs("released"))
+	}
+}
+
+// TestDeadLetterSendFailureKeepsMessage: when the DLQ cannot be written
+// the source message is not deleted.
+func TestDeadLetterSendFailureKeepsMessage(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error { return codeErr("UserNotFoundException", "x") })
+	b.dlq.fail = errors.New("dlq down")
+	b.cfg.ExitWhenIdle = 0
+	b.q.push(job(pool, "ghost"), nil)
+	w, _ := New(b.cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	deadline := time.After(10 * time.Second)
+	for {
+		_, _, events, _ := b.q.snapshot()
+		if slices.Contains(events, "hide:m1:30s") {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("message not hidden after the DLQ failed: %v", events)
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	cancel()
+	<-done
+	_, held, events, _ := b.q.snapshot()
+	if held != 1 || slices.Contains(events, "delete:m1") {
+		t.Fatalf("events %v held %d: the message must stay in the queue", events, held)
+	}
+}
+
+// TestDeleteEntryFailuresAreRetried: a batch entry that fails is retried.
+func TestDeleteEntryFailuresAreRetried(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error { return nil })
+	b.q.deleteFail = func(_ string, try int) error {
+		if try < 3 {
+			return errors.New("InternalError")
+		}
+		return nil
+	}
+	for _, u := range []string{"a", "b", "c"} {
+		b.q.push(job(pool, u), nil)
+	}
+	b.run(t)
+	_, held, _, _ := b.q.snapshot()
+	if held != 0 {
+		t.Fatalf("%d messages left undeleted", held)
+	}
+}
+
+// TestVisibilityExtended: a job held longer than half its visibility
+// timeout gets it extended.
+func TestVisibilityExtended(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	b := newBundle(func(context.Context, Job) error { return nil })
+	b.q.extended = make(chan string, 1)
+	b.cfg.Visibility = 60 * time.Millisecond
+	b.cfg.Now = time.Now // the extension schedule runs on real time
+	b.pacer.wait = func(ctx context.Context, _ string) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	b.q.push(job(pool, "slow"), nil)
+	w, _ := New(b.cfg)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(context.Background()) }()
+	select {
+	case r := <-b.q.extended:
+		if !strings.HasPrefix(r, "m1#") {
+			t.Fatalf("extended %q", r)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("visibility of a held message was never extended")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flakySource fails the first receives, then works.
+type flakySource struct {
+	*fakeQueue
+	fails atomic.Int64
+	ready chan error
+	once  sync.Once
+	w     *Worker
+}
+
+func (s *flakySource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]Message, error) {
+	if s.fails.Add(-1) >= 0 {
+		return nil, errors.New("connection refused")
+	}
+	s.once.Do(func() { s.ready <- s.w.Ready() }) // readiness as it was after the failures
+
+	return s.fakeQueue.Receive(ctx, max, wait, vis)
+}
+
+func TestReceiveFailuresMakeNotReadyThenRecover(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error { return nil })
+	src := &flakySource{fakeQueue: b.q, ready: make(chan error, 1)}
+	src.fails.Store(1)
+	b.cfg.Source = src
+	b.q.push(job(pool, "a"), nil)
+	w, _ := New(b.cfg)
+	src.w = w
+	b.run2(t, w)
+	if err := <-src.ready; err == nil {
+		t.Fatal("ready while the queue was failing")
+	}
+	if err := w.Ready(); err != nil {
+		t.Fatalf("not ready after recovery: %v", err)
+	}
+	if b.jobs("reset") != 1 {
+		t.Fatal("job not done after recovery")
+	}
+}
+
+func (b *bundle) run2(t *testing.T, w *Worker) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.Run(ctx); err != nil || ctx.Err() != nil {
+		t.Fatalf("Run: %v (ctx %v)", err, ctx.Err())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	if _, err := New(Config{}); err == nil {
+		t.Fatal("New with no dependencies succeeded")
+	}
+	b := newBundle(nil)
+	b.cfg.Depth = nil
+	if _, err := New(b.cfg); err == nil {
+		t.Fatal("ExitWhenIdle without Depth accepted")
+	}
+}
