@@ -1,0 +1,354 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/resetq/resetq/internal/awsproxy"
+	"github.com/resetq/resetq/internal/moto"
+)
+
+// TestWorkOutcomes: a campaign with every kind of job ends with each user
+// reset or each job in the DLQ with the right reason, nothing left behind,
+// and the worker exits 0 by itself.
+func TestWorkOutcomes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "outcomes")
+	east := e.pool(e.east, map[string]moto.UserState{
+		"alice": moto.Confirmed, "bob@example.com": moto.Confirmed, "carol": moto.Confirmed,
+		"nocontact": moto.ConfirmedNoContact, "unconfirmed": moto.Unconfirmed, "disabled": moto.Disabled, "flaky": moto.Confirmed,
+	})
+	west := e.pool(e.west, map[string]moto.UserState{"wendy": moto.Confirmed})
+	// flaky's calls always fail with a 500: it must end attempts_exhausted.
+	e.proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", BodyContains: `"Username":"flaky"`,
+		Status: 500, ErrorCode: "InternalErrorException", Message: "injected"})
+
+	e.send("camp-1",
+		job(east, "alice"), job(east, "bob@example.com"), job(west, "wendy"),
+		`{"UserPoolId":"`+east+`","Username":"carol","ClientMetadata":{"reason":"incident-7"}}`,
+		job(east, "nocontact"), job(east, "unconfirmed"), job(east, "disabled"), job(east, "ghost"),
+		job("us-east-1_doesNotExist0", "alice"), job(east, "flaky"),
+		`not json`, `{"UserPoolId":"`+east+`","Username":"x","Admin":true}`, `{"UserPoolId":"nopool","Username":"x"}`,
+		`{"UserPoolId":"`+east+`","Username":42}`,
+	)
+	// A job written by the AWS CLI, as an operator would, is accepted as is.
+	cli := exec.Command("aws", "--endpoint-url", e.moto.URL, "--region", "us-east-1", "sqs", "send-message",
+		"--queue-url", e.queueURL, "--message-body", job(east, "carol"))
+	cli.Env = e.childEnv("AWS_DEFAULT_REGION=us-east-1")
+	if out, err := cli.CombinedOutput(); err != nil {
+		t.Fatalf("aws sqs send-message: %v\n%s", err, out)
+	}
+
+	p := e.start("--exit-when-idle", "3s", "--max-attempts", "2")
+	if code := p.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+
+	for user, pool := range map[string]string{"alice": east, "bob@example.com": east, "carol": east} {
+		if s := e.status(e.east, pool, user); s != "RESET_REQUIRED" {
+			t.Errorf("%s is %s, want RESET_REQUIRED", user, s)
+		}
+	}
+	if s := e.status(e.west, west, "wendy"); s != "RESET_REQUIRED" {
+		t.Errorf("wendy (eu-west-1) is %s, want RESET_REQUIRED", s)
+	}
+	for _, u := range []string{"nocontact", "disabled", "flaky"} {
+		if s := e.status(e.east, east, u); s == "RESET_REQUIRED" {
+			t.Errorf("%s was reset", u)
+		}
+	}
+
+	want := map[string]string{ // body substring -> reason
+		`"nocontact"`:   "InvalidParameterException",
+		`"unconfirmed"`: "NotAuthorizedException",
+		`"disabled"`:    "NotAuthorizedException",
+		`"ghost"`:       "UserNotFoundException",
+		`doesNotExist0`: "ResourceNotFoundException",
+		`"flaky"`:       "attempts_exhausted",
+		`not json`:      "invalid_job",
+		`"Admin":true`:  "invalid_job",
+		`"nopool"`:      "invalid_job",
+		`"Username":42`: "invalid_job",
+	}
+	dl := e.drainDLQ()
+	if len(dl) != len(want) {
+		for _, d := range dl {
+			t.Logf("DLQ: %s %v", d.body, d.attrs)
+		}
+		t.Fatalf("%d DLQ messages, want %d", len(dl), len(want))
+	}
+	for _, d := range dl {
+		matched := false
+		for sub, reason := range want {
+			if strings.Contains(d.body, sub) {
+				matched = true
+				if d.attrs["resetq.reason"] != reason {
+					t.Errorf("%s: reason %q, want %q (error %q)", d.body, d.attrs["resetq.reason"], reason, d.attrs["resetq.error"])
+				}
+			}
+		}
+		if !matched {
+			t.Errorf("unexpected DLQ message %s %v", d.body, d.attrs)
+		}
+		if d.attrs["resetq.campaign"] != "camp-1" {
+			t.Errorf("%s: campaign %q not kept", d.body, d.attrs["resetq.campaign"])
+		}
+		if d.attrs["resetq.error"] == "" || d.attrs["resetq.attempts"] == "" {
+			t.Errorf("%s: missing resetq.error/attempts: %v", d.body, d.attrs)
+		}
+		if _, err := time.Parse(time.RFC3339, d.attrs["resetq.failed_at"]); err != nil {
+			t.Errorf("%s: failed_at %q", d.body, d.attrs["resetq.failed_at"])
+		}
+		if strings.Contains(d.body, `"flaky"`) && (d.attrs["resetq.attempts"] != "2" || !strings.Contains(d.attrs["resetq.error"], "InternalErrorException")) {
+			t.Errorf("flaky: attempts %q error %q", d.attrs["resetq.attempts"], d.attrs["resetq.error"])
+		}
+	}
+	if v, f, d := e.depth(); v+f+d != 0 {
+		t.Fatalf("source queue not empty: %d visible, %d in flight, %d delayed", v, f, d)
+	}
+	logs := p.logs()
+	for _, secret := range []string{"bob@example.com", "incident-7"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the log contains %q: usernames are hashed by default and ClientMetadata is never logged", secret)
+		}
+	}
+}
+
+// TestWorkThrottled: with a quota far below --rate, calls are throttled,
+// the limiter adapts, and every job still ends reset, none dead-lettered.
+func TestWorkThrottled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "throttled")
+	users := map[string]moto.UserState{}
+	var bodies []string
+	for i := range 40 {
+		users[fmt.Sprintf("u%02d", i)] = moto.Confirmed
+	}
+	pool := e.pool(e.east, users)
+	for u := range users {
+		bodies = append(bodies, job(pool, u))
+	}
+	e.proxy.SetQuota("AdminResetUserPassword", 4)
+	e.send("throttle", bodies...)
+
+	p := e.start("--exit-when-idle", "3s", "--rate", "30", "--max-attempts", "1")
+	// Read the worker's own view of the throttling while it runs.
+	var throttles, limit float64
+	eventually(t, 2*time.Minute, "resetq_throttles_total to rise", func() bool {
+		throttles = p.metric(t, `resetq_throttles_total{region="us-east-1"}`)
+		limit = p.metric(t, `resetq_ratelimit_limit{region="us-east-1"}`)
+		return throttles > 0
+	})
+	if code := p.wait(t, 3*time.Minute); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	for u := range users {
+		if s := e.status(e.east, pool, u); s != "RESET_REQUIRED" {
+			t.Errorf("%s is %s", u, s)
+		}
+	}
+	if dl := e.drainDLQ(); len(dl) != 0 {
+		t.Fatalf("%d jobs dead-lettered; throttling must never dead-letter (first: %v)", len(dl), dl[0].attrs)
+	}
+	st := e.proxy.Stats()
+	if st.Throttled["AdminResetUserPassword"] == 0 {
+		t.Fatal("the proxy throttled nothing: the test did not exercise throttling")
+	}
+	if limit <= 0 || limit >= 30 {
+		t.Errorf("resetq_ratelimit_limit %v after a throttle, want it cut below the ceiling 30", limit)
+	}
+	if got := st.Forwarded["AdminResetUserPassword"]; got != len(users) {
+		t.Errorf("%d resets reached Cognito, want exactly %d (one per user)", got, len(users))
+	}
+	t.Logf("throttled %d of %d calls", st.Throttled["AdminResetUserPassword"], st.Throttled["AdminResetUserPassword"]+st.Forwarded["AdminResetUserPassword"])
+}
+
+// TestWorkCircuitBreaker: a pool misconfiguration in us-east-1 opens that
+// Region's circuit after a few calls; its jobs stay in the queue (none
+// dead-lettered), eu-west-1 jobs keep flowing, readiness is false, and
+// when the fault clears everything completes.
+func TestWorkCircuitBreaker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "circuit")
+	eastUsers, westUsers := map[string]moto.UserState{}, map[string]moto.UserState{}
+	for i := range 10 {
+		eastUsers[fmt.Sprintf("e%d", i)] = moto.Confirmed
+		westUsers[fmt.Sprintf("w%d", i)] = moto.Confirmed
+	}
+	east, west := e.pool(e.east, eastUsers), e.pool(e.west, westUsers)
+	fault := e.proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", BodyContains: `"UserPoolId":"` + east + `"`,
+		ErrorCode: "InvalidEmailRoleAccessPolicyException", Message: "Cognito is not allowed to use your email identity."})
+	var bodies []string
+	for u := range eastUsers {
+		bodies = append(bodies, job(east, u))
+	}
+	for u := range westUsers {
+		bodies = append(bodies, job(west, u))
+	}
+	e.send("circuit", bodies...)
+
+	p := e.start("--exit-when-idle", "3s", "--circuit-cooldown", "1s", "--concurrency", "4")
+	eventually(t, time.Minute, "the us-east-1 circuit to open", func() bool {
+		return p.metric(t, `resetq_circuit_open{region="us-east-1"}`) == 1
+	})
+	resp, err := httpGet("http://" + p.metricsAddr + "/readyz")
+	if err != nil || resp != 503 {
+		t.Errorf("/readyz = %d %v with an open circuit, want 503", resp, err)
+	}
+	eventually(t, time.Minute, "eu-west-1 jobs to complete while us-east-1 is broken", func() bool {
+		for u := range westUsers {
+			if e.status(e.west, west, u) != "RESET_REQUIRED" {
+				return false
+			}
+		}
+		return true
+	})
+	faulted := e.proxy.Stats().Faulted["AdminResetUserPassword"]
+	if faulted > 4+3 { // at most the calls in flight when it opened, plus a few probes
+		t.Errorf("%d calls hit the broken pool; the circuit should stop them after a few", faulted)
+	}
+	e.proxy.RemoveFault(fault)
+	if code := p.wait(t, 3*time.Minute); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	for u := range eastUsers {
+		if s := e.status(e.east, east, u); s != "RESET_REQUIRED" {
+			t.Errorf("%s is %s after the fault cleared", u, s)
+		}
+	}
+	if dl := e.drainDLQ(); len(dl) != 0 {
+		t.Fatalf("%d jobs dead-lettered by a systemic error (first: %v)", len(dl), dl[0].attrs)
+	}
+	if !strings.Contains(p.logs(), "circuit open") || !strings.Contains(p.logs(), "circuit closed") {
+		t.Error("the log does not say that the circuit opened and closed")
+	}
+}
+
+// TestWorkSIGTERM: SIGTERM mid-campaign stops the worker within the
+// shutdown timeout with exit 0; every job is a reset user or still in the
+// queue, visible again at once; a second run finishes the campaign.
+func TestWorkSIGTERM(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "sigterm")
+	users := map[string]moto.UserState{}
+	var bodies []string
+	for i := range 40 {
+		users[fmt.Sprintf("s%02d", i)] = moto.Confirmed
+	}
+	pool := e.pool(e.east, users)
+	for u := range users {
+		bodies = append(bodies, job(pool, u))
+	}
+	e.send("sigterm", bodies...)
+	resetCount := func() int {
+		n := 0
+		for u := range users {
+			if e.status(e.east, pool, u) == "RESET_REQUIRED" {
+				n++
+			}
+		}
+		return n
+	}
+
+	p := e.start("--rate", "4", "--shutdown-timeout", "10s")
+	eventually(t, time.Minute, "a few resets", func() bool { return p.metric(t, `resetq_jobs_total{outcome="reset"}`) >= 4 })
+	p.signal(t, syscall.SIGTERM)
+	start := time.Now()
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("exited %v after SIGTERM, more than --shutdown-timeout 10s", took)
+	}
+	done := resetCount()
+	visible, inflight, delayed := e.depth()
+	if inflight != 0 {
+		t.Errorf("%d messages still in flight after shutdown: they should be visible again at once", inflight)
+	}
+	if done+visible+delayed != len(users) {
+		t.Fatalf("ledger after SIGTERM: %d reset + %d in queue != %d jobs", done, visible+delayed, len(users))
+	}
+	if done == len(users) {
+		t.Fatal("everything was done before SIGTERM: the test did not stop mid-run")
+	}
+	t.Logf("SIGTERM after %d of %d resets", done, len(users))
+
+	p2 := e.start("--exit-when-idle", "3s")
+	if code := p2.wait(t, 3*time.Minute); code != 0 {
+		t.Fatalf("second run exit code %d", code)
+	}
+	if n := resetCount(); n != len(users) {
+		t.Fatalf("%d of %d reset after the second run", n, len(users))
+	}
+	if dl := e.drainDLQ(); len(dl) != 0 {
+		t.Fatalf("%d dead letters", len(dl))
+	}
+}
+
+// TestWorkUsage: bad usage and configuration exit 2 with a clear message.
+func TestWorkUsage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "usage")
+	ctx := context.Background()
+	plainURL, err := createPlainQueue(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"no queue", []string{"work"}, nil, "--queue-url is required"},
+		{"bad rate", []string{"work", "--queue-url", e.queueURL, "--rate", "0"}, nil, "--rate must be positive"},
+		{"bad rate env", []string{"work"}, []string{"RESETQ_QUEUE_URL=" + e.queueURL, "RESETQ_RATE=fast"}, "RESETQ_RATE"},
+		{"bad flag", []string{"work", "--queue-url", e.queueURL, "--nope"}, nil, "flag provided but not defined"},
+		{"bad log format", []string{"work", "--queue-url", e.queueURL, "--log-format", "xml"}, nil, "--log-format"},
+		{"no DLQ", []string{"work", "--queue-url", plainURL}, nil, "no dead-letter queue"},
+		{"missing queue", []string{"work", "--queue-url", e.moto.URL + "/123456789012/nope"}, nil, "read the source queue"},
+		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command(binary, tt.args...)
+		cmd.Env = e.childEnv(tt.env...)
+		out, err := cmd.CombinedOutput()
+		code := cmd.ProcessState.ExitCode()
+		if code != 2 || !strings.Contains(string(out), tt.want) {
+			t.Errorf("%s: exit %d (%v), output %q; want exit 2 mentioning %q", tt.name, code, err, out, tt.want)
+		}
+	}
+	// A DLQ given by flag makes a queue without RedrivePolicy usable.
+	p := e.start("--exit-when-idle", "1s", "--queue-url", plainURL, "--dlq-url", e.dlqURL)
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("with --dlq-url: exit %d", code)
+	}
+}
+
+func httpGet(url string) (int, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// createPlainQueue makes a queue with no RedrivePolicy.
+func createPlainQueue(ctx context.Context, e *env) (string, error) {
+	out, err := e.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("plain" + strconv.FormatInt(time.Now().UnixNano(), 36))})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.QueueUrl), nil
+}
