@@ -102,21 +102,21 @@ func ParseJob(body []byte) (Job, error) {
 func (j Job) Validate() error {
 	switch n := utf8.RuneCountInString(j.UserPoolID); {
 	case n == 0:
-		return errors.New("UserPoolId is required")
+		return errors.New("field UserPoolId is required")
 	case n > 55:
-		return fmt.Errorf("UserPoolId is %d characters, more than 55", n)
+		return fmt.Errorf("field UserPoolId is %d characters, more than 55", n)
 	case !poolIDPattern.MatchString(j.UserPoolID):
-		return fmt.Errorf("UserPoolId %q is not a pool ID of the form <region>_<id>", truncate(j.UserPoolID, 64))
+		return fmt.Errorf("field UserPoolId %q is not a pool ID of the form <region>_<id>", truncate(j.UserPoolID, 64))
 	}
 	switch n := utf8.RuneCountInString(j.Username); {
 	case n == 0:
-		return errors.New("Username is required")
+		return errors.New("field Username is required")
 	case n > 128:
-		return fmt.Errorf("Username is %d characters, more than 128", n)
+		return fmt.Errorf("field Username is %d characters, more than 128", n)
 	}
 	for _, r := range j.Username {
 		if !unicode.In(r, unicode.L, unicode.M, unicode.S, unicode.N, unicode.P) {
-			return fmt.Errorf("Username has a character not allowed by the API (%U)", r)
+			return fmt.Errorf("field Username has a character not allowed by the API (%U)", r)
 		}
 	}
 	return nil

@@ -1,0 +1,45 @@
+# resetq: `make help` lists the targets. CI runs `bash .ci/run`, which calls `make test`.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/resetq
+STATICCHECK_VERSION ?= 2026.2.2
+FUZZTIME ?= 20s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build bin/resetq
+	$(GO) build -o $(BIN) ./cmd/resetq
+
+.PHONY: tools-check
+tools-check: ## check that the emulators and tools the tests run are installed
+	@command -v moto_server >/dev/null || { echo "moto_server not found: pip install 'moto[server]'"; exit 1; }
+	@command -v aws >/dev/null || { echo "aws (AWS CLI) not found: pip install awscli"; exit 1; }
+
+.PHONY: demo
+demo: build tools-check ## run a whole campaign on local emulators (no AWS account) and print a summary
+	$(GO) run ./internal/demo -resetq $(BIN)
+
+.PHONY: test
+test: tools-check ## every test: unit, worker, adapters against moto, end to end (the built binary), a short fuzz
+	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZTIME) ./worker
+
+.PHONY: fuzz
+fuzz: ## fuzz the job decoder for longer (FUZZTIME=10m)
+	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZTIME) ./worker
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck, all clean
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
+
+.PHONY: clean
+clean: ## remove build output
+	rm -rf bin
