@@ -235,6 +235,9 @@ func (w *Worker) receiveLoop(ctx context.Context, jobs chan<- Message) error {
 	var idleSince time.Time
 	failures := 0
 	for ctx.Err() == nil {
+		// An empty poll that began with nothing in flight counts as idle
+		// from its start, so the exit comes ExitWhenIdle after the last job.
+		pollStart, idleAtStart := w.cfg.Now(), w.inflight.Load() == 0
 		msgs, err := w.cfg.Source.Receive(ctx, receiveBatch, wait, w.cfg.Visibility)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -258,6 +261,9 @@ func (w *Worker) receiveLoop(ctx context.Context, jobs chan<- Message) error {
 		} else if w.cfg.ExitWhenIdle > 0 {
 			if idleSince.IsZero() {
 				idleSince = now
+				if idleAtStart {
+					idleSince = pollStart
+				}
 			}
 			if now.Sub(idleSince) >= w.cfg.ExitWhenIdle && w.queueDrained(ctx) {
 				w.log.Info("queue drained; exiting", "idle_for", now.Sub(idleSince).Round(time.Millisecond))

@@ -521,3 +521,36 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal("ExitWhenIdle without Depth accepted")
 	}
 }
+
+// pollingSource makes an empty receive take its whole long-poll wait on the
+// fake clock, and counts empty receives.
+type pollingSource struct {
+	*fakeQueue
+	clock   *fakeClock
+	empties atomic.Int64
+}
+
+func (s *pollingSource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]Message, error) {
+	msgs, err := s.fakeQueue.Receive(ctx, max, wait, vis)
+	if len(msgs) == 0 {
+		s.clock.Advance(wait)
+		s.empties.Add(1)
+	}
+	return msgs, err
+}
+
+// TestExitWhenIdleCountsFromTheEmptyPoll: on an empty queue the worker
+// exits after one long poll of ExitWhenIdle, not two.
+func TestExitWhenIdleCountsFromTheEmptyPoll(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error { return nil })
+	src := &pollingSource{fakeQueue: b.q, clock: b.clock}
+	b.cfg.Source = src
+	b.cfg.ExitWhenIdle = 3 * time.Second
+	b.cfg.WaitTime = 20 * time.Second // capped to ExitWhenIdle
+	w, _ := New(b.cfg)
+	b.run2(t, w)
+	if n := src.empties.Load(); n != 1 {
+		t.Fatalf("%d empty polls of 3s before exit, want 1", n)
+	}
+}

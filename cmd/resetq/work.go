@@ -243,4 +243,3 @@ func startupError(what string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
-
