@@ -135,6 +135,7 @@ type Worker struct {
 
 	held     heldSet      // messages received and not yet finished
 	inflight atomic.Int64 // len(held), for the idle check without the lock
+	lastIdle atomic.Int64 // when inflight last fell to 0, in Now's UnixNano
 	sqsOK    atomic.Bool  // the last ReceiveMessage worked
 
 	deletes  *batcher
@@ -235,10 +236,13 @@ func (w *Worker) receiveLoop(ctx context.Context, jobs chan<- Message) error {
 	var idleSince time.Time
 	failures := 0
 	for ctx.Err() == nil {
-		// An empty poll that began with nothing in flight counts as idle
-		// from its start, so the exit comes ExitWhenIdle after the last job.
-		pollStart, idleAtStart := w.cfg.Now(), w.inflight.Load() == 0
-		msgs, err := w.cfg.Source.Receive(ctx, receiveBatch, wait, w.cfg.Visibility)
+		pollStart := w.cfg.Now()
+		pollWait := wait
+		if !idleSince.IsZero() { // wait no longer than the idle time left
+			left := w.cfg.ExitWhenIdle - pollStart.Sub(idleSince)
+			pollWait = max(time.Second, min(wait, left.Round(time.Second)))
+		}
+		msgs, err := w.cfg.Source.Receive(ctx, receiveBatch, pollWait, w.cfg.Visibility)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -260,9 +264,11 @@ func (w *Worker) receiveLoop(ctx context.Context, jobs chan<- Message) error {
 			idleSince = time.Time{}
 		} else if w.cfg.ExitWhenIdle > 0 {
 			if idleSince.IsZero() {
-				idleSince = now
-				if idleAtStart {
-					idleSince = pollStart
+				// Idle since the poll began, or since the last job ended
+				// during it: the exit comes ExitWhenIdle after the last job.
+				idleSince = pollStart
+				if last := time.Unix(0, w.lastIdle.Load()); last.After(idleSince) {
+					idleSince = last
 				}
 			}
 			if now.Sub(idleSince) >= w.cfg.ExitWhenIdle && w.queueDrained(ctx) {
@@ -296,7 +302,11 @@ func (w *Worker) queueDrained(ctx context.Context) bool {
 		w.log.Warn("reading queue depth failed", "error", err)
 		return false
 	}
-	return d.Visible == 0 && d.InFlight == 0 && d.Delayed == 0
+	if d.Visible+d.InFlight+d.Delayed > 0 {
+		w.log.Debug("idle here, but the queue is not empty", "visible", d.Visible, "in_flight", d.InFlight, "delayed", d.Delayed)
+		return false
+	}
+	return true
 }
 
 // handle takes one message to its outcome. soft ends at shutdown; hard ends
@@ -381,7 +391,9 @@ func (w *Worker) handle(soft, hard context.Context, m Message) {
 
 func (w *Worker) finish(m Message) {
 	w.held.remove(m.ReceiptHandle)
-	w.inflight.Add(-1)
+	if w.inflight.Add(-1) == 0 {
+		w.lastIdle.Store(w.cfg.Now().UnixNano())
+	}
 	w.m.Inflight.Dec()
 }
 
