@@ -101,6 +101,23 @@ func (e *env) pool(cfg aws.Config, users map[string]moto.UserState) string {
 	return id
 }
 
+// confirmedUsers creates a pool in cfg's Region with n confirmed users named
+// prefix00, prefix01, ... and returns it with the users and one job each.
+func (e *env) confirmedUsers(cfg aws.Config, prefix string, n int) (pool string, users, bodies []string) {
+	e.t.Helper()
+	states := map[string]moto.UserState{}
+	for i := range n {
+		u := fmt.Sprintf("%s%02d", prefix, i)
+		states[u] = moto.Confirmed
+		users = append(users, u)
+	}
+	pool = e.pool(cfg, states)
+	for _, u := range users {
+		bodies = append(bodies, job(pool, u))
+	}
+	return pool, users, bodies
+}
+
 func (e *env) status(cfg aws.Config, pool, user string) string {
 	e.t.Helper()
 	s, err := moto.UserStatus(context.Background(), cfg, pool, user)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -129,15 +128,7 @@ func TestWorkOutcomes(t *testing.T) {
 func TestWorkThrottled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "throttled")
-	users := map[string]moto.UserState{}
-	var bodies []string
-	for i := range 40 {
-		users[fmt.Sprintf("u%02d", i)] = moto.Confirmed
-	}
-	pool := e.pool(e.east, users)
-	for u := range users {
-		bodies = append(bodies, job(pool, u))
-	}
+	pool, users, bodies := e.confirmedUsers(e.east, "u", 40)
 	e.proxy.SetQuota("AdminResetUserPassword", 4)
 	e.send("throttle", bodies...)
 
@@ -152,7 +143,7 @@ func TestWorkThrottled(t *testing.T) {
 	if code := p.wait(t, 3*time.Minute); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	for u := range users {
+	for _, u := range users {
 		if s := e.status(e.east, pool, u); s != "RESET_REQUIRED" {
 			t.Errorf("%s is %s", u, s)
 		}
@@ -180,22 +171,11 @@ func TestWorkThrottled(t *testing.T) {
 func TestWorkCircuitBreaker(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "circuit")
-	eastUsers, westUsers := map[string]moto.UserState{}, map[string]moto.UserState{}
-	for i := range 10 {
-		eastUsers[fmt.Sprintf("e%d", i)] = moto.Confirmed
-		westUsers[fmt.Sprintf("w%d", i)] = moto.Confirmed
-	}
-	east, west := e.pool(e.east, eastUsers), e.pool(e.west, westUsers)
+	east, eastUsers, eastJobs := e.confirmedUsers(e.east, "e", 10)
+	west, westUsers, westJobs := e.confirmedUsers(e.west, "w", 10)
 	fault := e.proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", BodyContains: `"UserPoolId":"` + east + `"`,
 		ErrorCode: "InvalidEmailRoleAccessPolicyException", Message: "Cognito is not allowed to use your email identity."})
-	var bodies []string
-	for u := range eastUsers {
-		bodies = append(bodies, job(east, u))
-	}
-	for u := range westUsers {
-		bodies = append(bodies, job(west, u))
-	}
-	e.send("circuit", bodies...)
+	e.send("circuit", append(eastJobs, westJobs...)...)
 
 	p := e.start("--exit-when-idle", "3s", "--circuit-cooldown", "1s", "--concurrency", "4")
 	eventually(t, time.Minute, "the us-east-1 circuit to open", func() bool {
@@ -206,7 +186,7 @@ func TestWorkCircuitBreaker(t *testing.T) {
 		t.Errorf("/readyz = %d %v with an open circuit, want 503", resp, err)
 	}
 	eventually(t, time.Minute, "eu-west-1 jobs to complete while us-east-1 is broken", func() bool {
-		for u := range westUsers {
+		for _, u := range westUsers {
 			if e.status(e.west, west, u) != "RESET_REQUIRED" {
 				return false
 			}
@@ -221,7 +201,7 @@ func TestWorkCircuitBreaker(t *testing.T) {
 	if code := p.wait(t, 3*time.Minute); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	for u := range eastUsers {
+	for _, u := range eastUsers {
 		if s := e.status(e.east, east, u); s != "RESET_REQUIRED" {
 			t.Errorf("%s is %s after the fault cleared", u, s)
 		}
@@ -240,19 +220,11 @@ func TestWorkCircuitBreaker(t *testing.T) {
 func TestWorkSIGTERM(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, "sigterm")
-	users := map[string]moto.UserState{}
-	var bodies []string
-	for i := range 40 {
-		users[fmt.Sprintf("s%02d", i)] = moto.Confirmed
-	}
-	pool := e.pool(e.east, users)
-	for u := range users {
-		bodies = append(bodies, job(pool, u))
-	}
+	pool, users, bodies := e.confirmedUsers(e.east, "s", 40)
 	e.send("sigterm", bodies...)
 	resetCount := func() int {
 		n := 0
-		for u := range users {
+		for _, u := range users {
 			if e.status(e.east, pool, u) == "RESET_REQUIRED" {
 				n++
 			}
