@@ -26,6 +26,7 @@ type fakeQueue struct {
 	events   []string           // shared ordered log, see fakeDLQ
 	sent     []Outgoing         // requeued copies
 	extended chan string        // receipt handles whose visibility was extended (if not nil)
+	changed  chan struct{}      // poked (without blocking) after every event
 
 	// Hooks; nil means succeed.
 	deleteFail func(receipt string, try int) error
@@ -33,7 +34,7 @@ type fakeQueue struct {
 }
 
 func newFakeQueue() *fakeQueue {
-	return &fakeQueue{held: map[string]Message{}, deleteTry: map[string]int{}}
+	return &fakeQueue{held: map[string]Message{}, deleteTry: map[string]int{}, changed: make(chan struct{}, 1)}
 }
 
 func (q *fakeQueue) push(body string, attrs map[string]Attribute) string {
@@ -45,8 +46,28 @@ func (q *fakeQueue) push(body string, attrs map[string]Attribute) string {
 	return id
 }
 
+// log records an event and wakes whoever waits in waitFor.
 func (q *fakeQueue) log(format string, a ...any) {
 	q.events = append(q.events, fmt.Sprintf(format, a...))
+	select {
+	case q.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor blocks until cond holds, re-checking it after every queue event,
+// and fails the test if that takes longer than a generous deadline (which
+// only a hung worker reaches).
+func (q *fakeQueue) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for !cond() {
+		select {
+		case <-q.changed:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }
 
 func (q *fakeQueue) Receive(ctx context.Context, max int, _, _ time.Duration) ([]Message, error) {

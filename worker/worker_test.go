@@ -210,8 +210,6 @@ func TestSystemicOpensCircuit(t *testing.T) {
 	var broken atomic.Bool
 	broken.Store(true)
 	var eastCalls atomic.Int64
-	eastDeferred := make(chan struct{})
-	var once sync.Once
 	b := newBundle(func(_ context.Context, j Job) error {
 		if j.Region() == "us-east-1" {
 			eastCalls.Add(1)
@@ -232,24 +230,12 @@ func TestSystemicOpensCircuit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Watch progress through the requeue counter.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	go func() {
-		for ctx.Err() == nil {
-			if b.jobs("deferred") >= 40 && b.jobs("reset") >= 20 {
-				once.Do(func() { close(eastDeferred) })
-				return
-			}
-			time.Sleep(time.Millisecond) // polling a counter, not pacing the test
-		}
-	}()
-	select {
-	case <-eastDeferred:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("circuit did not defer jobs: deferred=%v reset=%v", b.jobs("deferred"), b.jobs("reset"))
-	}
+	b.q.waitFor(t, "east jobs deferred and west jobs reset", func() bool {
+		return b.jobs("deferred") >= 40 && b.jobs("reset") >= 20
+	})
 	if n := eastCalls.Load(); n > int64(b.cfg.Concurrency) {
 		t.Fatalf("%d calls reached the broken Region; the circuit should stop them after at most Concurrency", n)
 	}
@@ -262,15 +248,7 @@ func TestSystemicOpensCircuit(t *testing.T) {
 
 	broken.Store(false)
 	b.clock.Advance(time.Hour) // past the cooldown: the next job probes
-	deadline := time.After(20 * time.Second)
-	for b.jobs("reset") < 40 {
-		select {
-		case <-deadline:
-			t.Fatalf("jobs did not complete after the fault cleared: reset=%v", b.jobs("reset"))
-		default:
-			time.Sleep(time.Millisecond)
-		}
-	}
+	b.q.waitFor(t, "every job reset after the fault cleared", func() bool { return b.jobs("reset") >= 40 })
 	if err := w.Ready(); err != nil {
 		t.Fatalf("not ready after recovery: %v", err)
 	}
@@ -386,19 +364,10 @@ func TestDeadLetterSendFailureKeepsMessage(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	deadline := time.After(10 * time.Second)
-	for {
+	b.q.waitFor(t, "the message hidden after the DLQ failed", func() bool {
 		_, _, events, _ := b.q.snapshot()
-		if slices.Contains(events, "hide:m1:30s") {
-			break
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("message not hidden after the DLQ failed: %v", events)
-		default:
-			time.Sleep(time.Millisecond)
-		}
-	}
+		return slices.Contains(events, "hide:m1:30s")
+	})
 	cancel()
 	<-done
 	_, held, events, _ := b.q.snapshot()
