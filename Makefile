@@ -27,7 +27,7 @@ demo: build tools-check ## run a whole campaign on local emulators (no AWS accou
 .PHONY: test
 test: tools-check ## every test: unit, worker, adapters against moto, end to end (the built binary), a short fuzz
 	$(GO) test -race -count=1 -timeout 20m ./...
-	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZTIME) ./worker
+	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./worker
 
 .PHONY: fuzz
 fuzz: ## fuzz the job decoder for longer (FUZZTIME=10m)

@@ -140,6 +140,9 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			return startupError("find the DLQ of the RedrivePolicy", err)
 		}
 	}
+	if dlqURL == f.queueURL {
+		return usagef("the dead-letter queue is the source queue (%s): failed jobs would come straight back", dlqURL)
+	}
 	dlq := queue.New(sqsClient, dlqURL, m)
 	if _, err := dlq.Settings(ctx); err != nil {
 		return startupError("read the dead-letter queue", err)

@@ -289,6 +289,7 @@ func TestWorkUsage(t *testing.T) {
 		{"bad log format", []string{"work", "--queue-url", e.queueURL, "--log-format", "xml"}, nil, "--log-format"},
 		{"no DLQ", []string{"work", "--queue-url", plainURL}, nil, "no dead-letter queue"},
 		{"missing queue", []string{"work", "--queue-url", e.moto.URL + "/123456789012/nope"}, nil, "read the source queue"},
+		{"DLQ is the source", []string{"work", "--queue-url", e.queueURL, "--dlq-url", e.queueURL}, nil, "dead-letter queue is the source queue"},
 		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
 	}
 	for _, tt := range tests {
