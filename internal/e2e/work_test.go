@@ -15,6 +15,7 @@ import (
 
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/moto"
+	"github.com/resetq/resetq/internal/testenv"
 )
 
 // TestWorkOutcomes: a campaign with every kind of job ends with each user
@@ -22,47 +23,47 @@ import (
 // and the worker exits 0 by itself.
 func TestWorkOutcomes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "outcomes")
-	east := e.pool(e.east, map[string]moto.UserState{
+	e := testenv.New(t, "outcomes")
+	east := e.Pool(e.East, map[string]moto.UserState{
 		"alice": moto.Confirmed, "bob@example.com": moto.Confirmed, "carol": moto.Confirmed,
 		"nocontact": moto.ConfirmedNoContact, "unconfirmed": moto.Unconfirmed, "disabled": moto.Disabled, "flaky": moto.Confirmed,
 	})
-	west := e.pool(e.west, map[string]moto.UserState{"wendy": moto.Confirmed})
+	west := e.Pool(e.West, map[string]moto.UserState{"wendy": moto.Confirmed})
 	// flaky's calls always fail with a 500: it must end attempts_exhausted.
-	e.proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", BodyContains: `"Username":"flaky"`,
+	e.Proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", BodyContains: `"Username":"flaky"`,
 		Status: 500, ErrorCode: "InternalErrorException", Message: "injected"})
 
-	e.send("camp-1",
-		job(east, "alice"), job(east, "bob@example.com"), job(west, "wendy"),
+	e.Send("camp-1",
+		testenv.Job(east, "alice"), testenv.Job(east, "bob@example.com"), testenv.Job(west, "wendy"),
 		`{"UserPoolId":"`+east+`","Username":"carol","ClientMetadata":{"reason":"incident-7"}}`,
-		job(east, "nocontact"), job(east, "unconfirmed"), job(east, "disabled"), job(east, "ghost"),
-		job("us-east-1_doesNotExist0", "alice"), job(east, "flaky"),
+		testenv.Job(east, "nocontact"), testenv.Job(east, "unconfirmed"), testenv.Job(east, "disabled"), testenv.Job(east, "ghost"),
+		testenv.Job("us-east-1_doesNotExist0", "alice"), testenv.Job(east, "flaky"),
 		`not json`, `{"UserPoolId":"`+east+`","Username":"x","Admin":true}`, `{"UserPoolId":"nopool","Username":"x"}`,
 		`{"UserPoolId":"`+east+`","Username":42}`,
 	)
 	// A job written by the AWS CLI, as an operator would, is accepted as is.
-	cli := exec.Command("aws", "--endpoint-url", e.moto.URL, "--region", "us-east-1", "sqs", "send-message",
-		"--queue-url", e.queueURL, "--message-body", job(east, "carol"))
-	cli.Env = e.childEnv("AWS_DEFAULT_REGION=us-east-1")
+	cli := exec.Command("aws", "--endpoint-url", e.Moto.URL, "--region", "us-east-1", "sqs", "send-message",
+		"--queue-url", e.QueueURL, "--message-body", testenv.Job(east, "carol"))
+	cli.Env = e.ChildEnv("AWS_DEFAULT_REGION=us-east-1")
 	if out, err := cli.CombinedOutput(); err != nil {
 		t.Fatalf("aws sqs send-message: %v\n%s", err, out)
 	}
 
-	p := e.start("--exit-when-idle", "3s", "--max-attempts", "2")
-	if code := p.wait(t, 2*time.Minute); code != 0 {
+	p := e.Start("--exit-when-idle", "3s", "--max-attempts", "2")
+	if code := p.Wait(t, 2*time.Minute); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
 
 	for user, pool := range map[string]string{"alice": east, "bob@example.com": east, "carol": east} {
-		if s := e.status(e.east, pool, user); s != "RESET_REQUIRED" {
+		if s := e.Status(e.East, pool, user); s != "RESET_REQUIRED" {
 			t.Errorf("%s is %s, want RESET_REQUIRED", user, s)
 		}
 	}
-	if s := e.status(e.west, west, "wendy"); s != "RESET_REQUIRED" {
+	if s := e.Status(e.West, west, "wendy"); s != "RESET_REQUIRED" {
 		t.Errorf("wendy (eu-west-1) is %s, want RESET_REQUIRED", s)
 	}
 	for _, u := range []string{"nocontact", "disabled", "flaky"} {
-		if s := e.status(e.east, east, u); s == "RESET_REQUIRED" {
+		if s := e.Status(e.East, east, u); s == "RESET_REQUIRED" {
 			t.Errorf("%s was reset", u)
 		}
 	}
@@ -79,43 +80,43 @@ func TestWorkOutcomes(t *testing.T) {
 		`"nopool"`:      "invalid_job",
 		`"Username":42`: "invalid_job",
 	}
-	dl := e.drainDLQ()
+	dl := e.DrainDLQ()
 	if len(dl) != len(want) {
 		for _, d := range dl {
-			t.Logf("DLQ: %s %v", d.body, d.attrs)
+			t.Logf("DLQ: %s %v", d.Body, d.Attrs)
 		}
 		t.Fatalf("%d DLQ messages, want %d", len(dl), len(want))
 	}
 	for _, d := range dl {
 		matched := false
 		for sub, reason := range want {
-			if strings.Contains(d.body, sub) {
+			if strings.Contains(d.Body, sub) {
 				matched = true
-				if d.attrs["resetq.reason"] != reason {
-					t.Errorf("%s: reason %q, want %q (error %q)", d.body, d.attrs["resetq.reason"], reason, d.attrs["resetq.error"])
+				if d.Attrs["resetq.reason"] != reason {
+					t.Errorf("%s: reason %q, want %q (error %q)", d.Body, d.Attrs["resetq.reason"], reason, d.Attrs["resetq.error"])
 				}
 			}
 		}
 		if !matched {
-			t.Errorf("unexpected DLQ message %s %v", d.body, d.attrs)
+			t.Errorf("unexpected DLQ message %s %v", d.Body, d.Attrs)
 		}
-		if d.attrs["resetq.campaign"] != "camp-1" {
-			t.Errorf("%s: campaign %q not kept", d.body, d.attrs["resetq.campaign"])
+		if d.Attrs["resetq.campaign"] != "camp-1" {
+			t.Errorf("%s: campaign %q not kept", d.Body, d.Attrs["resetq.campaign"])
 		}
-		if d.attrs["resetq.error"] == "" || d.attrs["resetq.attempts"] == "" {
-			t.Errorf("%s: missing resetq.error/attempts: %v", d.body, d.attrs)
+		if d.Attrs["resetq.error"] == "" || d.Attrs["resetq.attempts"] == "" {
+			t.Errorf("%s: missing resetq.error/attempts: %v", d.Body, d.Attrs)
 		}
-		if _, err := time.Parse(time.RFC3339, d.attrs["resetq.failed_at"]); err != nil {
-			t.Errorf("%s: failed_at %q", d.body, d.attrs["resetq.failed_at"])
+		if _, err := time.Parse(time.RFC3339, d.Attrs["resetq.failed_at"]); err != nil {
+			t.Errorf("%s: failed_at %q", d.Body, d.Attrs["resetq.failed_at"])
 		}
-		if strings.Contains(d.body, `"flaky"`) && (d.attrs["resetq.attempts"] != "2" || !strings.Contains(d.attrs["resetq.error"], "InternalErrorException")) {
-			t.Errorf("flaky: attempts %q error %q", d.attrs["resetq.attempts"], d.attrs["resetq.error"])
+		if strings.Contains(d.Body, `"flaky"`) && (d.Attrs["resetq.attempts"] != "2" || !strings.Contains(d.Attrs["resetq.error"], "InternalErrorException")) {
+			t.Errorf("flaky: attempts %q error %q", d.Attrs["resetq.attempts"], d.Attrs["resetq.error"])
 		}
 	}
-	if v, f, d := e.depth(); v+f+d != 0 {
+	if v, f, d := e.Depth(); v+f+d != 0 {
 		t.Fatalf("source queue not empty: %d visible, %d in flight, %d delayed", v, f, d)
 	}
-	logs := p.logs()
+	logs := p.Logs()
 	for _, secret := range []string{"bob@example.com", "incident-7"} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the log contains %q: usernames are hashed by default and ClientMetadata is never logged", secret)
@@ -127,31 +128,31 @@ func TestWorkOutcomes(t *testing.T) {
 // the limiter adapts, and every job still ends reset, none dead-lettered.
 func TestWorkThrottled(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "throttled")
-	pool, users, bodies := e.confirmedUsers(e.east, "u", 40)
-	e.proxy.SetQuota("AdminResetUserPassword", 4)
-	e.send("throttle", bodies...)
+	e := testenv.New(t, "throttled")
+	pool, users, bodies := e.ConfirmedUsers(e.East, "u", 40)
+	e.Proxy.SetQuota("AdminResetUserPassword", 4)
+	e.Send("throttle", bodies...)
 
-	p := e.start("--exit-when-idle", "3s", "--rate", "30", "--max-attempts", "1")
+	p := e.Start("--exit-when-idle", "3s", "--rate", "30", "--max-attempts", "1")
 	// Read the worker's own view of the throttling while it runs.
 	var throttles, limit float64
-	eventually(t, 2*time.Minute, "resetq_throttles_total to rise", func() bool {
-		throttles = p.metric(t, `resetq_throttles_total{region="us-east-1"}`)
-		limit = p.metric(t, `resetq_ratelimit_limit{region="us-east-1"}`)
+	testenv.Eventually(t, 2*time.Minute, "resetq_throttles_total to rise", func() bool {
+		throttles = p.Metric(t, `resetq_throttles_total{region="us-east-1"}`)
+		limit = p.Metric(t, `resetq_ratelimit_limit{region="us-east-1"}`)
 		return throttles > 0
 	})
-	if code := p.wait(t, 3*time.Minute); code != 0 {
+	if code := p.Wait(t, 3*time.Minute); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
 	for _, u := range users {
-		if s := e.status(e.east, pool, u); s != "RESET_REQUIRED" {
+		if s := e.Status(e.East, pool, u); s != "RESET_REQUIRED" {
 			t.Errorf("%s is %s", u, s)
 		}
 	}
-	if dl := e.drainDLQ(); len(dl) != 0 {
-		t.Fatalf("%d jobs dead-lettered; throttling must never dead-letter (first: %v)", len(dl), dl[0].attrs)
+	if dl := e.DrainDLQ(); len(dl) != 0 {
+		t.Fatalf("%d jobs dead-lettered; throttling must never dead-letter (first: %v)", len(dl), dl[0].Attrs)
 	}
-	st := e.proxy.Stats()
+	st := e.Proxy.Stats()
 	if st.Throttled["AdminResetUserPassword"] == 0 {
 		t.Fatal("the proxy throttled nothing: the test did not exercise throttling")
 	}
@@ -170,46 +171,46 @@ func TestWorkThrottled(t *testing.T) {
 // when the fault clears everything completes.
 func TestWorkCircuitBreaker(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "circuit")
-	east, eastUsers, eastJobs := e.confirmedUsers(e.east, "e", 10)
-	west, westUsers, westJobs := e.confirmedUsers(e.west, "w", 10)
-	fault := e.proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", BodyContains: `"UserPoolId":"` + east + `"`,
+	e := testenv.New(t, "circuit")
+	east, eastUsers, eastJobs := e.ConfirmedUsers(e.East, "e", 10)
+	west, westUsers, westJobs := e.ConfirmedUsers(e.West, "w", 10)
+	fault := e.Proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", BodyContains: `"UserPoolId":"` + east + `"`,
 		ErrorCode: "InvalidEmailRoleAccessPolicyException", Message: "Cognito is not allowed to use your email identity."})
-	e.send("circuit", append(eastJobs, westJobs...)...)
+	e.Send("circuit", append(eastJobs, westJobs...)...)
 
-	p := e.start("--exit-when-idle", "3s", "--circuit-cooldown", "1s", "--concurrency", "4")
-	eventually(t, time.Minute, "the us-east-1 circuit to open", func() bool {
-		return p.metric(t, `resetq_circuit_open{region="us-east-1"}`) == 1
+	p := e.Start("--exit-when-idle", "3s", "--circuit-cooldown", "1s", "--concurrency", "4")
+	testenv.Eventually(t, time.Minute, "the us-east-1 circuit to open", func() bool {
+		return p.Metric(t, `resetq_circuit_open{region="us-east-1"}`) == 1
 	})
-	resp, err := httpGet("http://" + p.metricsAddr + "/readyz")
+	resp, err := httpGet("http://" + p.MetricsAddr + "/readyz")
 	if err != nil || resp != 503 {
 		t.Errorf("/readyz = %d %v with an open circuit, want 503", resp, err)
 	}
-	eventually(t, time.Minute, "eu-west-1 jobs to complete while us-east-1 is broken", func() bool {
+	testenv.Eventually(t, time.Minute, "eu-west-1 jobs to complete while us-east-1 is broken", func() bool {
 		for _, u := range westUsers {
-			if e.status(e.west, west, u) != "RESET_REQUIRED" {
+			if e.Status(e.West, west, u) != "RESET_REQUIRED" {
 				return false
 			}
 		}
 		return true
 	})
-	faulted := e.proxy.Stats().Faulted["AdminResetUserPassword"]
+	faulted := e.Proxy.Stats().Faulted["AdminResetUserPassword"]
 	if faulted > 4+3 { // at most the calls in flight when it opened, plus a few probes
 		t.Errorf("%d calls hit the broken pool; the circuit should stop them after a few", faulted)
 	}
-	e.proxy.RemoveFault(fault)
-	if code := p.wait(t, 3*time.Minute); code != 0 {
+	e.Proxy.RemoveFault(fault)
+	if code := p.Wait(t, 3*time.Minute); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
 	for _, u := range eastUsers {
-		if s := e.status(e.east, east, u); s != "RESET_REQUIRED" {
+		if s := e.Status(e.East, east, u); s != "RESET_REQUIRED" {
 			t.Errorf("%s is %s after the fault cleared", u, s)
 		}
 	}
-	if dl := e.drainDLQ(); len(dl) != 0 {
-		t.Fatalf("%d jobs dead-lettered by a systemic error (first: %v)", len(dl), dl[0].attrs)
+	if dl := e.DrainDLQ(); len(dl) != 0 {
+		t.Fatalf("%d jobs dead-lettered by a systemic error (first: %v)", len(dl), dl[0].Attrs)
 	}
-	if !strings.Contains(p.logs(), "circuit open") || !strings.Contains(p.logs(), "circuit closed") {
+	if !strings.Contains(p.Logs(), "circuit open") || !strings.Contains(p.Logs(), "circuit closed") {
 		t.Error("the log does not say that the circuit opened and closed")
 	}
 }
@@ -219,31 +220,31 @@ func TestWorkCircuitBreaker(t *testing.T) {
 // queue, visible again at once; a second run finishes the campaign.
 func TestWorkSIGTERM(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "sigterm")
-	pool, users, bodies := e.confirmedUsers(e.east, "s", 40)
-	e.send("sigterm", bodies...)
+	e := testenv.New(t, "sigterm")
+	pool, users, bodies := e.ConfirmedUsers(e.East, "s", 40)
+	e.Send("sigterm", bodies...)
 	resetCount := func() int {
 		n := 0
 		for _, u := range users {
-			if e.status(e.east, pool, u) == "RESET_REQUIRED" {
+			if e.Status(e.East, pool, u) == "RESET_REQUIRED" {
 				n++
 			}
 		}
 		return n
 	}
 
-	p := e.start("--rate", "4", "--shutdown-timeout", "10s")
-	eventually(t, time.Minute, "a few resets", func() bool { return p.metric(t, `resetq_jobs_total{outcome="reset"}`) >= 4 })
-	p.signal(t, syscall.SIGTERM)
+	p := e.Start("--rate", "4", "--shutdown-timeout", "10s")
+	testenv.Eventually(t, time.Minute, "a few resets", func() bool { return p.Metric(t, `resetq_jobs_total{outcome="reset"}`) >= 4 })
+	p.Signal(t, syscall.SIGTERM)
 	start := time.Now()
-	if code := p.wait(t, time.Minute); code != 0 {
+	if code := p.Wait(t, time.Minute); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Errorf("exited %v after SIGTERM, more than --shutdown-timeout 10s", took)
 	}
 	done := resetCount()
-	visible, inflight, delayed := e.depth()
+	visible, inflight, delayed := e.Depth()
 	if inflight != 0 {
 		t.Errorf("%d messages still in flight after shutdown: they should be visible again at once", inflight)
 	}
@@ -255,14 +256,14 @@ func TestWorkSIGTERM(t *testing.T) {
 	}
 	t.Logf("SIGTERM after %d of %d resets", done, len(users))
 
-	p2 := e.start("--exit-when-idle", "3s")
-	if code := p2.wait(t, 3*time.Minute); code != 0 {
+	p2 := e.Start("--exit-when-idle", "3s")
+	if code := p2.Wait(t, 3*time.Minute); code != 0 {
 		t.Fatalf("second run exit code %d", code)
 	}
 	if n := resetCount(); n != len(users) {
 		t.Fatalf("%d of %d reset after the second run", n, len(users))
 	}
-	if dl := e.drainDLQ(); len(dl) != 0 {
+	if dl := e.DrainDLQ(); len(dl) != 0 {
 		t.Fatalf("%d dead letters", len(dl))
 	}
 }
@@ -270,7 +271,7 @@ func TestWorkSIGTERM(t *testing.T) {
 // TestWorkUsage: bad usage and configuration exit 2 with a clear message.
 func TestWorkUsage(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, "usage")
+	e := testenv.New(t, "usage")
 	ctx := context.Background()
 	plainURL, err := createPlainQueue(ctx, e)
 	if err != nil {
@@ -283,18 +284,18 @@ func TestWorkUsage(t *testing.T) {
 		want string
 	}{
 		{"no queue", []string{"work"}, nil, "--queue-url is required"},
-		{"bad rate", []string{"work", "--queue-url", e.queueURL, "--rate", "0"}, nil, "--rate must be positive"},
-		{"bad rate env", []string{"work"}, []string{"RESETQ_QUEUE_URL=" + e.queueURL, "RESETQ_RATE=fast"}, "RESETQ_RATE"},
-		{"bad flag", []string{"work", "--queue-url", e.queueURL, "--nope"}, nil, "flag provided but not defined"},
-		{"bad log format", []string{"work", "--queue-url", e.queueURL, "--log-format", "xml"}, nil, "--log-format"},
+		{"bad rate", []string{"work", "--queue-url", e.QueueURL, "--rate", "0"}, nil, "--rate must be positive"},
+		{"bad rate env", []string{"work"}, []string{"RESETQ_QUEUE_URL=" + e.QueueURL, "RESETQ_RATE=fast"}, "RESETQ_RATE"},
+		{"bad flag", []string{"work", "--queue-url", e.QueueURL, "--nope"}, nil, "flag provided but not defined"},
+		{"bad log format", []string{"work", "--queue-url", e.QueueURL, "--log-format", "xml"}, nil, "--log-format"},
 		{"no DLQ", []string{"work", "--queue-url", plainURL}, nil, "no dead-letter queue"},
-		{"missing queue", []string{"work", "--queue-url", e.moto.URL + "/123456789012/nope"}, nil, "read the source queue"},
-		{"DLQ is the source", []string{"work", "--queue-url", e.queueURL, "--dlq-url", e.queueURL}, nil, "dead-letter queue is the source queue"},
+		{"missing queue", []string{"work", "--queue-url", e.Moto.URL + "/123456789012/nope"}, nil, "read the source queue"},
+		{"DLQ is the source", []string{"work", "--queue-url", e.QueueURL, "--dlq-url", e.QueueURL}, nil, "dead-letter queue is the source queue"},
 		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
 	}
 	for _, tt := range tests {
-		cmd := exec.Command(binary, tt.args...)
-		cmd.Env = e.childEnv(tt.env...)
+		cmd := exec.Command(testenv.Binary(t), tt.args...)
+		cmd.Env = e.ChildEnv(tt.env...)
 		out, err := cmd.CombinedOutput()
 		code := cmd.ProcessState.ExitCode()
 		if code != 2 || !strings.Contains(string(out), tt.want) {
@@ -302,8 +303,8 @@ func TestWorkUsage(t *testing.T) {
 		}
 	}
 	// A DLQ given by flag makes a queue without RedrivePolicy usable.
-	p := e.start("--exit-when-idle", "1s", "--queue-url", plainURL, "--dlq-url", e.dlqURL)
-	if code := p.wait(t, time.Minute); code != 0 {
+	p := e.Start("--exit-when-idle", "1s", "--queue-url", plainURL, "--dlq-url", e.DLQURL)
+	if code := p.Wait(t, time.Minute); code != 0 {
 		t.Fatalf("with --dlq-url: exit %d", code)
 	}
 }
@@ -318,8 +319,8 @@ func httpGet(url string) (int, error) {
 }
 
 // createPlainQueue makes a queue with no RedrivePolicy.
-func createPlainQueue(ctx context.Context, e *env) (string, error) {
-	out, err := e.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("plain" + strconv.FormatInt(time.Now().UnixNano(), 36))})
+func createPlainQueue(ctx context.Context, e *testenv.Env) (string, error) {
+	out, err := e.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("plain" + strconv.FormatInt(time.Now().UnixNano(), 36))})
 	if err != nil {
 		return "", err
 	}

@@ -52,13 +52,21 @@ func Shared(t testing.TB) *Server {
 //	func TestMain(m *testing.M) { moto.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
-	if shared.srv != nil {
-		if err := shared.srv.Close(); err != nil {
-			fmt.Fprintf(os.Stderr, "moto: close shared server: %v\n", err)
-			if code == 0 {
-				code = 1
-			}
-		}
+	if err := CloseShared(); err != nil && code == 0 {
+		code = 1
 	}
 	os.Exit(code)
+}
+
+// CloseShared stops the server Shared started, if any. Main calls it; a
+// TestMain that needs more cleanup calls it itself.
+func CloseShared() error {
+	if shared.srv == nil {
+		return nil
+	}
+	err := shared.srv.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "moto: close shared server: %v\n", err)
+	}
+	return err
 }

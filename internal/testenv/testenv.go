@@ -1,0 +1,342 @@
+// Package testenv is the end-to-end test bench shared by the e2e and deploy
+// tests: moto_server with the quota/fault proxy in front of its Cognito, a
+// queue and DLQ, pools of users, and the built resetq binary run as a user
+// would run it.
+package testenv
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/resetq/resetq/internal/awsproxy"
+	"github.com/resetq/resetq/internal/moto"
+)
+
+var build struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// Binary is the resetq binary, built once per test process with -race into
+// a temporary folder that Cleanup removes.
+func Binary(t testing.TB) string {
+	t.Helper()
+	build.once.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		if build.dir, build.err = os.MkdirTemp("", "resetq-bin-"); build.err != nil {
+			return
+		}
+		build.path = filepath.Join(build.dir, "resetq")
+		cmd := exec.Command("go", "build", "-race", "-o", build.path, "./cmd/resetq")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("build resetq: %v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
+	}
+	return build.path
+}
+
+// Main runs the tests, then stops the shared moto_server and removes the
+// built binary. Use it as TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if err := moto.CloseShared(); err != nil && code == 0 {
+		code = 1
+	}
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
+
+// Env is one test's world: moto, a proxy in front of its Cognito, a queue
+// with its DLQ, and SDK configs per Region.
+type Env struct {
+	T        *testing.T
+	Moto     *moto.Server
+	Proxy    *awsproxy.Server
+	East     aws.Config // us-east-1, straight to moto
+	West     aws.Config // eu-west-1, straight to moto
+	SQS      *sqs.Client
+	QueueURL string
+	DLQURL   string
+}
+
+func New(t *testing.T, name string) *Env {
+	t.Helper()
+	srv := moto.Shared(t)
+	ctx := context.Background()
+	proxy, err := awsproxy.Start(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	e := &Env{T: t, Moto: srv, Proxy: proxy}
+	if e.East, err = moto.Config(ctx, srv.URL, "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	if e.West, err = moto.Config(ctx, srv.URL, "eu-west-1"); err != nil {
+		t.Fatal(err)
+	}
+	e.SQS = sqs.NewFromConfig(e.East)
+	if e.QueueURL, e.DLQURL, err = moto.CreateQueues(ctx, e.East, name+strconv.FormatInt(time.Now().UnixNano(), 36), 10, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// pool creates a pool with users in the given states.
+func (e *Env) Pool(cfg aws.Config, users map[string]moto.UserState) string {
+	e.T.Helper()
+	ctx := context.Background()
+	id, err := moto.CreatePool(ctx, cfg, "p"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	for u, st := range users {
+		if err := moto.CreateUser(ctx, cfg, id, u, st); err != nil {
+			e.T.Fatal(err)
+		}
+	}
+	return id
+}
+
+// confirmedUsers creates a pool in cfg's Region with n confirmed users named
+// prefix00, prefix01, ... and returns it with the users and one job each.
+func (e *Env) ConfirmedUsers(cfg aws.Config, prefix string, n int) (pool string, users, bodies []string) {
+	e.T.Helper()
+	states := map[string]moto.UserState{}
+	for i := range n {
+		u := fmt.Sprintf("%s%02d", prefix, i)
+		states[u] = moto.Confirmed
+		users = append(users, u)
+	}
+	pool = e.Pool(cfg, states)
+	for _, u := range users {
+		bodies = append(bodies, Job(pool, u))
+	}
+	return pool, users, bodies
+}
+
+func (e *Env) Status(cfg aws.Config, pool, user string) string {
+	e.T.Helper()
+	s, err := moto.UserStatus(context.Background(), cfg, pool, user)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return s
+}
+
+// send enqueues bodies, each with the campaign attribute, in batches of 10.
+func (e *Env) Send(campaign string, bodies ...string) {
+	e.T.Helper()
+	for len(bodies) > 0 {
+		n := min(10, len(bodies))
+		var entries []sqstypes.SendMessageBatchRequestEntry
+		for i, b := range bodies[:n] {
+			entries = append(entries, sqstypes.SendMessageBatchRequestEntry{
+				Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(b),
+				MessageAttributes: map[string]sqstypes.MessageAttributeValue{
+					"resetq.campaign": {DataType: aws.String("String"), StringValue: aws.String(campaign)}},
+			})
+		}
+		out, err := e.SQS.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: &e.QueueURL, Entries: entries})
+		if err != nil || len(out.Failed) > 0 {
+			e.T.Fatalf("send: %v %+v", err, out)
+		}
+		bodies = bodies[n:]
+	}
+}
+
+// deadLetter is one DLQ message.
+type DeadLetter struct {
+	Body  string
+	Attrs map[string]string
+}
+
+// drainDLQ receives and deletes every DLQ message.
+func (e *Env) DrainDLQ() []DeadLetter {
+	e.T.Helper()
+	var out []DeadLetter
+	for {
+		r, err := e.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: &e.DLQURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: []string{"All"}})
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		if len(r.Messages) == 0 {
+			return out
+		}
+		for _, m := range r.Messages {
+			d := DeadLetter{Body: aws.ToString(m.Body), Attrs: map[string]string{}}
+			for k, v := range m.MessageAttributes {
+				d.Attrs[k] = aws.ToString(v.StringValue)
+			}
+			out = append(out, d)
+			if _, err := e.SQS.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: &e.DLQURL, ReceiptHandle: m.ReceiptHandle}); err != nil {
+				e.T.Fatal(err)
+			}
+		}
+	}
+}
+
+// depth is the source queue's visible, in-flight and delayed counts.
+func (e *Env) Depth() (visible, inflight, delayed int) {
+	e.T.Helper()
+	out, err := e.SQS.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: &e.QueueURL,
+		AttributeNames: []sqstypes.QueueAttributeName{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"}})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	n := func(k string) int { v, _ := strconv.Atoi(out.Attributes[k]); return v }
+	return n("ApproximateNumberOfMessages"), n("ApproximateNumberOfMessagesNotVisible"), n("ApproximateNumberOfMessagesDelayed")
+}
+
+// proc is a running resetq.
+type Proc struct {
+	Cmd         *exec.Cmd
+	MetricsAddr string
+	log         *bytes.Buffer
+	logMu       *sync.Mutex
+	done        chan error
+}
+
+// childEnv is the environment of resetq: only the SDK's standard variables.
+func (e *Env) ChildEnv(extra ...string) []string {
+	return append([]string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + e.T.TempDir(),
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ENDPOINT_URL_SQS=" + e.Moto.URL,
+		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + e.Proxy.URL,
+	}, extra...)
+}
+
+func FreeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// start runs `resetq work` with args after the queue flags.
+func (e *Env) Start(args ...string) *Proc {
+	e.T.Helper()
+	addr := FreeAddr(e.T)
+	p := &Proc{MetricsAddr: addr, log: &bytes.Buffer{}, logMu: &sync.Mutex{}, done: make(chan error, 1)}
+	p.Cmd = exec.Command(Binary(e.T), append([]string{"work", "--log-format", "text", "--metrics-addr", addr}, args...)...)
+	p.Cmd.Env = e.ChildEnv("RESETQ_QUEUE_URL=" + e.QueueURL) // the env twin of --queue-url
+	pr, pw := io.Pipe()
+	p.Cmd.Stdout, p.Cmd.Stderr = pw, pw
+	if err := p.Cmd.Start(); err != nil {
+		e.T.Fatal(err)
+	}
+	go func() {
+		s := bufio.NewScanner(pr)
+		for s.Scan() {
+			p.logMu.Lock()
+			p.log.WriteString(s.Text() + "\n")
+			p.logMu.Unlock()
+		}
+	}()
+	go func() { err := p.Cmd.Wait(); pw.Close(); p.done <- err }()
+	e.T.Cleanup(func() {
+		if p.Cmd.ProcessState == nil {
+			_ = p.Cmd.Process.Kill()
+		}
+		if e.T.Failed() {
+			e.T.Logf("resetq log:\n%s", p.Logs())
+		}
+	})
+	return p
+}
+
+func (p *Proc) Logs() string {
+	p.logMu.Lock()
+	defer p.logMu.Unlock()
+	return p.log.String()
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *Proc) Wait(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.Cmd.ProcessState.ExitCode()
+	case <-time.After(within):
+		t.Fatalf("resetq did not exit within %v", within)
+		return -1
+	}
+}
+
+// metric reads one sample from /metrics, e.g. `resetq_jobs_total{outcome="reset"}`.
+// It returns -1 when the endpoint does not answer yet.
+func (p *Proc) Metric(t *testing.T, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + p.MetricsAddr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	s := bufio.NewScanner(resp.Body)
+	for s.Scan() {
+		line := s.Text()
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			v, err := strconv.ParseFloat(rest, 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			return v
+		}
+	}
+	return 0
+}
+
+// eventually polls cond until it holds or the deadline passes. It waits on
+// the system under test, it does not pace it.
+func Eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func Job(pool, user string) string {
+	return fmt.Sprintf(`{"UserPoolId":%q,"Username":%q}`, pool, user)
+}
+
+func (p *Proc) Signal(t *testing.T, sig syscall.Signal) {
+	if err := p.Cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
