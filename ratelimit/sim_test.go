@@ -1,0 +1,126 @@
+package ratelimit
+
+import (
+	"testing"
+	"time"
+)
+
+// simResult is what one simulated run measured after its warm-up.
+type simResult struct {
+	rate             float64 // worker calls admitted per second
+	workerThrottled  float64 // share of the worker's calls throttled
+	backgroundHarmed float64 // share of the background's calls throttled
+}
+
+// simulate runs the real Limiter on a simulated clock against Cognito's
+// quota model: at most quota calls admitted in any one-second window,
+// shared with a background of evenly spaced real-user calls that come
+// first. The worker always has work; a call's result reaches the limiter
+// latency after it was sent. Nothing sleeps: the clock steps 1 ms at a time.
+func simulate(cfg Config, quota int, background float64, latency, length, warmup time.Duration) simResult {
+	start := time.Unix(0, 0)
+	now := start
+	cfg.Now = func() time.Time { return now }
+	l, err := New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	var window []time.Time // admitted calls, oldest first
+	admit := func() bool {
+		cut := now.Add(-time.Second)
+		for len(window) > 0 && !window[0].After(cut) {
+			window = window[1:]
+		}
+		if len(window) >= quota {
+			return false
+		}
+		window = append(window, now)
+		return true
+	}
+	type feedback struct {
+		at        time.Time
+		throttled bool
+	}
+	var pending []feedback
+	nextBackground := start
+	var wOK, wThr, bOK, bThr int
+	for now = start; now.Before(start.Add(length)); now = now.Add(time.Millisecond) {
+		measuring := !now.Before(start.Add(warmup))
+		for len(pending) > 0 && !pending[0].at.After(now) {
+			if pending[0].throttled {
+				l.Throttled()
+			} else {
+				l.Succeeded()
+			}
+			pending = pending[1:]
+		}
+		if background > 0 && !now.Before(nextBackground) {
+			ok := admit()
+			if measuring {
+				if ok {
+					bOK++
+				} else {
+					bThr++
+				}
+			}
+			nextBackground = nextBackground.Add(time.Duration(float64(time.Second) / background))
+		}
+		if l.bucket.AllowN(now, 1) {
+			ok := admit()
+			pending = append(pending, feedback{at: now.Add(latency), throttled: !ok})
+			if measuring {
+				if ok {
+					wOK++
+				} else {
+					wThr++
+				}
+			}
+		}
+	}
+	secs := (length - warmup).Seconds()
+	r := simResult{rate: float64(wOK) / secs}
+	if wOK+wThr > 0 {
+		r.workerThrottled = float64(wThr) / float64(wOK+wThr)
+	}
+	if bOK+bThr > 0 {
+		r.backgroundHarmed = float64(bThr) / float64(bOK+bThr)
+	}
+	return r
+}
+
+// TestSimulatedQuota holds the limiter to figures in the quota simulation
+// (deterministic: same inputs, same numbers). It fails if a change makes
+// the limiter leave much of the quota unused or throttle much more.
+func TestSimulatedQuota(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name              string
+		ceiling           float64
+		quota             int
+		background        float64
+		minShare          float64 // of min(ceiling, quota - background)
+		maxThrottled      float64 // share of the worker's calls
+		maxStartThrottled float64 // the same over the first 10 s
+	}{
+		{"default rate, quota free", 24, 30, 0, 0.98, 0, 0},
+		{"default rate, real users take 20/s", 24, 30, 20, 0.88, 0.01, 0.12},
+		{"rate above quota", 30, 4, 0, 0.85, 0.06, 0.20},
+		{"rate 50, quota 50 alone", 50, 50, 0, 0.99, 0, 0},
+		{"rate 50, quota 50, real users 20/s", 50, 50, 20, 0.88, 0.005, 0.07},
+	}
+	for _, tt := range tests {
+		r := simulate(Config{Ceiling: tt.ceiling}, tt.quota, tt.background, 50*time.Millisecond, 300*time.Second, 30*time.Second)
+		s := simulate(Config{Ceiling: tt.ceiling}, tt.quota, tt.background, 50*time.Millisecond, 10*time.Second, 0)
+		t.Logf("%-36s first 10 s: rate %5.1f/s, worker throttled %5.2f%%", tt.name, s.rate, 100*s.workerThrottled)
+		if s.workerThrottled > tt.maxStartThrottled {
+			t.Errorf("%s: %.2f%% throttled in the first 10 s, want at most %.2f%%", tt.name, 100*s.workerThrottled, 100*tt.maxStartThrottled)
+		}
+		avail := min(float64(tt.quota)-tt.background, tt.ceiling)
+		t.Logf("%-36s rate %5.1f/s (%.2f of %.0f/s), worker throttled %5.2f%%, real users throttled %5.2f%%",
+			tt.name, r.rate, r.rate/avail, avail, 100*r.workerThrottled, 100*r.backgroundHarmed)
+		if r.rate/avail < tt.minShare || r.workerThrottled > tt.maxThrottled {
+			t.Errorf("%s: %.2f of the available rate with %.2f%% throttled; want at least %.2f and at most %.2f%%",
+				tt.name, r.rate/avail, 100*r.workerThrottled, tt.minShare, 100*tt.maxThrottled)
+		}
+	}
+}
