@@ -2,19 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"regexp"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -78,8 +72,8 @@ func (f *workFlags) validate() error {
 		if u == "" {
 			continue
 		}
-		if p, err := url.Parse(u); err != nil || p.Scheme == "" || p.Host == "" {
-			return usagef("%q is not a queue URL", u)
+		if err := checkQueueURL(u); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -111,15 +105,10 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			"rate", f.rate, "quota", cognitoQuota)
 	}
 
-	awsCfg, err := config.LoadDefaultConfig(ctx)
+	awsCfg, sqsClient, err := loadAWS(ctx, f.queueURL)
 	if err != nil {
-		return usagef("load AWS configuration: %v", err)
+		return err
 	}
-	sqsRegion := regionOfQueueURL(f.queueURL, awsCfg.Region)
-	if sqsRegion == "" {
-		return usagef("no AWS Region for SQS: set AWS_REGION (or use a queue URL of the form https://sqs.REGION.amazonaws.com/...)")
-	}
-	sqsClient := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) { o.Region = sqsRegion })
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, version())
@@ -219,30 +208,4 @@ func metricsMux(reg *prometheus.Registry, w *worker.Worker) *http.ServeMux {
 		fmt.Fprintln(rw, "ready")
 	})
 	return mux
-}
-
-var sqsHostRegion = regexp.MustCompile(`^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$`)
-
-// regionOfQueueURL is the Region in an AWS queue URL's host, else fallback.
-func regionOfQueueURL(queueURL, fallback string) string {
-	if u, err := url.Parse(queueURL); err == nil {
-		if m := sqsHostRegion.FindStringSubmatch(u.Hostname()); m != nil {
-			return m[1]
-		}
-	}
-	return fallback
-}
-
-// startupError makes a queue that does not exist or may not be read a
-// configuration error (exit 2); anything else is a runtime failure.
-func startupError(what string, err error) error {
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode() {
-		case "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "AccessDenied", "AccessDeniedException",
-			"InvalidAddress", "InvalidClientTokenId", "UnrecognizedClientException":
-			return usagef("%s: %v", what, err)
-		}
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }

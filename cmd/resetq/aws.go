@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
+)
+
+// loadAWS loads the SDK's standard configuration chain and an SQS client for
+// the Region of queueURL (its host's Region for AWS URLs, else AWS_REGION).
+func loadAWS(ctx context.Context, queueURL string) (aws.Config, *sqs.Client, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return cfg, nil, usagef("load AWS configuration: %v", err)
+	}
+	region := regionOfQueueURL(queueURL, cfg.Region)
+	if region == "" {
+		return cfg, nil, usagef("no AWS Region for SQS: set AWS_REGION (or use a queue URL of the form https://sqs.REGION.amazonaws.com/...)")
+	}
+	return cfg, sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.Region = region }), nil
+}
+
+// checkQueueURL is a usage error unless u looks like a queue URL.
+func checkQueueURL(u string) error {
+	if p, err := url.Parse(u); err != nil || p.Scheme == "" || p.Host == "" {
+		return usagef("%q is not a queue URL", u)
+	}
+	return nil
+}
+
+var sqsHostRegion = regexp.MustCompile(`^sqs\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$`)
+
+// regionOfQueueURL is the Region in an AWS queue URL's host, else fallback.
+func regionOfQueueURL(queueURL, fallback string) string {
+	if u, err := url.Parse(queueURL); err == nil {
+		if m := sqsHostRegion.FindStringSubmatch(u.Hostname()); m != nil {
+			return m[1]
+		}
+	}
+	return fallback
+}
+
+// startupError makes a queue that does not exist or may not be read a
+// configuration error (exit 2); anything else is a runtime failure.
+func startupError(what string, err error) error {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "AccessDenied", "AccessDeniedException",
+			"InvalidAddress", "InvalidClientTokenId", "UnrecognizedClientException":
+			return usagef("%s: %v", what, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
