@@ -21,7 +21,10 @@ type Client struct {
 	clients map[string]*cip.Client
 }
 
-var _ worker.Resetter = (*Client)(nil)
+var (
+	_ worker.Resetter     = (*Client)(nil)
+	_ worker.StatusReader = (*Client)(nil)
+)
 
 // New returns a Client built on cfg (from config.LoadDefaultConfig, so
 // credentials, profiles and AWS_ENDPOINT_URL[_COGNITO_IDENTITY_PROVIDER]
@@ -59,4 +62,18 @@ func (c *Client) ResetUserPassword(ctx context.Context, job worker.Job) error {
 		return fmt.Errorf("admin-reset-user-password in %s: %w", region, err)
 	}
 	return nil
+}
+
+// UserStatus reads the user's status (AdminGetUser) in the Region of the
+// job's pool, e.g. "RESET_REQUIRED".
+func (c *Client) UserStatus(ctx context.Context, job worker.Job) (string, error) {
+	region := job.Region()
+	out, err := c.client(region).AdminGetUser(ctx, &cip.AdminGetUserInput{
+		UserPoolId: aws.String(job.UserPoolID),
+		Username:   aws.String(job.Username),
+	})
+	if err != nil {
+		return "", fmt.Errorf("admin-get-user in %s: %w", region, err)
+	}
+	return string(out.UserStatus), nil
 }

@@ -27,6 +27,8 @@ type Metrics struct {
 	SQSRequests     *prometheus.CounterVec   // operation, result
 	SQSDuration     *prometheus.HistogramVec // operation
 	BuildInfo       *prometheus.GaugeVec     // version, goversion
+
+	RedeliveryChecks *prometheus.CounterVec // result
 }
 
 // New creates the metrics and registers them, with the Go and process
@@ -84,6 +86,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Help:    "Duration of SQS API calls, by operation (ReceiveMessage includes the long poll).",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20},
 		}, []string{"operation"}),
+		RedeliveryChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resetq_redelivery_checks_total",
+			Help: "AdminGetUser checks of redelivered jobs, by result: already_reset (counted done, no second code), not_reset, error (reset anyway).",
+		}, []string{"result"}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resetq_build_info",
 			Help: "Always 1; the labels say which build is running.",
@@ -91,7 +97,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	}
 	reg.MustRegister(m.Jobs, m.DeadLetters, m.CognitoRequests, m.CognitoDuration, m.Throttles,
 		m.RateLimitWait, m.RateLimit, m.Inflight, m.QueueMessages, m.CircuitOpen,
-		m.SQSRequests, m.SQSDuration, m.BuildInfo,
+		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	for _, o := range []string{"reset", "dead_lettered", "retried", "deferred", "released"} {

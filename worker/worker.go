@@ -41,6 +41,12 @@ type Resetter interface {
 	ResetUserPassword(ctx context.Context, job Job) error
 }
 
+// StatusReader reads a user's status (AdminGetUser), to tell whether a
+// redelivered job's user was already reset.
+type StatusReader interface {
+	UserStatus(ctx context.Context, job Job) (string, error)
+}
+
 // Pacer paces calls per Region and adapts to throttling.
 type Pacer interface {
 	Wait(ctx context.Context, region string) error
@@ -56,8 +62,14 @@ type Config struct {
 	Depth       metrics.DepthReader // the source queue's depth; required with ExitWhenIdle
 	Cognito     Resetter            // required
 	Pacer       Pacer               // required
-	Metrics     *metrics.Metrics    // required
-	Logger      *slog.Logger        // default: discard
+	// Statuses and StatusPacer, when set, turn on the redelivery check: a
+	// job delivered again (receive count > 1) whose user is already
+	// RESET_REQUIRED is counted done without a second reset, so the user
+	// does not get a second code after a crash between reset and delete.
+	Statuses    StatusReader
+	StatusPacer Pacer
+	Metrics     *metrics.Metrics // required
+	Logger      *slog.Logger     // default: discard
 
 	Concurrency int           // jobs in flight; default 16
 	Policy      Policy        // MaxAttempts default 8; backoff defaults 2s..5m (transient), 1m..15m (limit)
@@ -85,6 +97,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Source == nil, c.Requeue == nil, c.DeadLetters == nil, c.Cognito == nil, c.Pacer == nil, c.Metrics == nil:
 		return errors.New("worker: Source, Requeue, DeadLetters, Cognito, Pacer and Metrics are required")
+	case (c.Statuses == nil) != (c.StatusPacer == nil):
+		return errors.New("worker: Statuses and StatusPacer go together")
 	case c.ExitWhenIdle > 0 && c.Depth == nil:
 		return errors.New("worker: Depth is required with ExitWhenIdle")
 	case c.Concurrency < 0, c.Policy.MaxAttempts < 0:
@@ -322,6 +336,12 @@ func (w *Worker) handle(soft, hard context.Context, m Message) {
 	jl = jl.With("pool", job.UserPoolID, "user", w.user(job.Username))
 	region := job.Region()
 	attempts := m.priorAttempts()
+	if m.ReceiveCount > 1 && w.alreadyReset(soft, hard, jl, job) {
+		w.deletes.add(m.ReceiptHandle)
+		w.m.Jobs.WithLabelValues("reset").Inc()
+		jl.Info("job done", "outcome", "reset", "already_reset", true, "receive_count", m.ReceiveCount)
+		return
+	}
 	for {
 		if soft.Err() != nil {
 			w.release(jl, m)
@@ -387,6 +407,39 @@ func (w *Worker) handle(soft, hard context.Context, m Message) {
 		}
 		return
 	}
+}
+
+// alreadyReset reports whether a redelivered job's user is RESET_REQUIRED,
+// which means an earlier delivery reset it and its delete was lost. Any
+// doubt (the check is off, fails or times out) says no: a second code is
+// better than a user not reset.
+func (w *Worker) alreadyReset(soft, hard context.Context, jl *slog.Logger, job Job) bool {
+	if w.cfg.Statuses == nil {
+		return false
+	}
+	region := job.Region()
+	if err := w.cfg.StatusPacer.Wait(soft, region); err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
+	status, err := w.cfg.Statuses.UserStatus(ctx, job)
+	cancel()
+	result := "not_reset"
+	switch {
+	case err != nil:
+		result = "error"
+		if Classify(err).Kind == Throttle {
+			w.cfg.StatusPacer.Throttled(region)
+		}
+		jl.Debug("redelivery check failed; resetting", "error", err)
+	case status == "RESET_REQUIRED":
+		result = "already_reset"
+		w.cfg.StatusPacer.Succeeded(region)
+	default:
+		w.cfg.StatusPacer.Succeeded(region)
+	}
+	w.m.RedeliveryChecks.WithLabelValues(result).Inc()
+	return result == "already_reset"
 }
 
 func (w *Worker) finish(m Message) {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 const pool = "us-east-1_Pool1"
@@ -521,5 +523,51 @@ func TestExitWhenIdleCountsFromTheEmptyPoll(t *testing.T) {
 	b.run2(t, w)
 	if n := src.empties.Load(); n != 1 {
 		t.Fatalf("%d empty polls of 3s before exit, want 1", n)
+	}
+}
+
+// statusFunc is a StatusReader from a function.
+type statusFunc func(ctx context.Context, job Job) (string, error)
+
+func (f statusFunc) UserStatus(ctx context.Context, job Job) (string, error) { return f(ctx, job) }
+
+// TestRedeliveryCheck: a job delivered again whose user is already
+// RESET_REQUIRED is counted done without a second reset; a first delivery
+// is never checked; a failed check resets anyway.
+func TestRedeliveryCheck(t *testing.T) {
+	t.Parallel()
+	var resets, checks atomic.Int64
+	b := newBundle(func(context.Context, Job) error { resets.Add(1); return nil })
+	statuses := map[string]string{"done": "RESET_REQUIRED", "fresh": "CONFIRMED"}
+	b.cfg.Statuses = statusFunc(func(_ context.Context, j Job) (string, error) {
+		checks.Add(1)
+		if j.Username == "broken" {
+			return "", codeErr("InternalErrorException", "x")
+		}
+		return statuses[j.Username], nil
+	})
+	b.cfg.StatusPacer = newFakePacer()
+	// Each message has been received once before this run (a crash).
+	for _, u := range []string{"done", "fresh", "broken"} {
+		b.q.push(job(pool, u), nil)
+		b.q.mu.Lock()
+		b.q.visible[len(b.q.visible)-1].ReceiveCount = 1
+		b.q.mu.Unlock()
+	}
+	b.q.push(job(pool, "first"), nil) // first delivery: not checked
+	b.run(t)
+	if checks.Load() != 3 {
+		t.Fatalf("%d status checks, want 3 (redeliveries only)", checks.Load())
+	}
+	if resets.Load() != 3 {
+		t.Fatalf("%d resets, want 3 (not the already reset user)", resets.Load())
+	}
+	if b.jobs("reset") != 4 || len(b.dlq.all()) != 0 {
+		t.Fatalf("reset=%v dead letters=%d, want every job done", b.jobs("reset"), len(b.dlq.all()))
+	}
+	for result, want := range map[string]float64{"already_reset": 1, "not_reset": 1, "error": 1} {
+		if got := testutil.ToFloat64(b.m.RedeliveryChecks.WithLabelValues(result)); got != want {
+			t.Errorf("redelivery checks %s = %v, want %v", result, got, want)
+		}
 	}
 }

@@ -22,6 +22,11 @@ import (
 // cognitoQuota is the UserAccountRecovery quota per account per Region.
 const cognitoQuota = 30
 
+// redeliveryCheckRate paces AdminGetUser calls of the redelivery check per
+// Region: they are rare (only redeliveries) and should stay well inside
+// their own quota, shared with the pool's other readers.
+const redeliveryCheckRate = 10
+
 type workFlags struct {
 	queueURL, dlqURL         string
 	rate                     float64
@@ -32,6 +37,7 @@ type workFlags struct {
 	circuitCooldown          time.Duration
 	logFormat, logLevel      string
 	logUsernames             string
+	redeliveryCheck          bool
 }
 
 func (f *workFlags) register(fs *flag.FlagSet) {
@@ -47,6 +53,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logUsernames, "log-usernames", "hashed", "usernames in logs: hashed (a SHA-256 prefix) or plain")
+	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "before resetting a job delivered again, ask Cognito (AdminGetUser) whether its user is already RESET_REQUIRED, and if so count it done: no second code after a crash between reset and delete")
 }
 
 func (f *workFlags) validate() error {
@@ -147,13 +154,26 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	// The redelivery check reads users (AdminGetUser, not a password
+	// operation: it does not use the 30/s reset quota), paced on its own.
+	var statuses worker.StatusReader
+	var statusPacer worker.Pacer
+	cog := cognito.New(awsCfg)
+	if f.redeliveryCheck {
+		statuses = cog
+		if statusPacer, err = ratelimit.NewRegions(ratelimit.Config{Ceiling: redeliveryCheckRate}, nil); err != nil {
+			return err
+		}
+	}
 	w, err := worker.New(worker.Config{
 		Source:          source,
 		Requeue:         source,
 		DeadLetters:     dlq,
 		Depth:           source,
-		Cognito:         cognito.New(awsCfg),
+		Cognito:         cog,
 		Pacer:           pacer,
+		Statuses:        statuses,
+		StatusPacer:     statusPacer,
 		Metrics:         m,
 		Logger:          log,
 		Concurrency:     f.concurrency,

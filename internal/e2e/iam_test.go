@@ -47,7 +47,8 @@ func TestWorkerPolicyGrantsEveryCall(t *testing.T) {
 			}
 		}
 	}
-	want := []string{"cognito-idp:AdminResetUserPassword"}
+	// worker.Resetter and worker.StatusReader (the redelivery check).
+	want := []string{"cognito-idp:AdminResetUserPassword", "cognito-idp:AdminGetUser"}
 	api := reflect.TypeOf((*queue.API)(nil)).Elem()
 	for i := range api.NumMethod() {
 		want = append(want, "sqs:"+strings.TrimSuffix(api.Method(i).Name, "Batch"))
