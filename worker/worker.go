@@ -221,7 +221,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var extender sync.WaitGroup
 	extender.Go(func() { w.extendLoop(extendCtx) })
 
-	err := w.receiveLoop(ctx, jobs)
+	err := w.receiveLoop(ctx, hard, jobs)
 	close(jobs)
 	handlers.Wait()
 	stopExtend()
@@ -241,8 +241,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	return err
 }
 
-// receiveLoop feeds jobs until ctx ends or the queue is idle.
-func (w *Worker) receiveLoop(ctx context.Context, jobs chan<- Message) error {
+// receiveLoop feeds jobs until ctx ends or the queue is idle. A poll under
+// way when ctx ends is not cancelled (SQS may already have handed its
+// messages out, and a cancelled call would leave them hidden until their
+// visibility timeout); it runs until it returns or hard ends, and what it
+// brings is released at once.
+func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- Message) error {
 	wait := w.cfg.WaitTime
 	if w.cfg.ExitWhenIdle > 0 {
 		wait = max(time.Second, min(wait, w.cfg.ExitWhenIdle))
@@ -256,11 +260,15 @@ func (w *Worker) receiveLoop(ctx context.Context, jobs chan<- Message) error {
 			left := w.cfg.ExitWhenIdle - pollStart.Sub(idleSince)
 			pollWait = max(time.Second, min(wait, left.Round(time.Second)))
 		}
-		msgs, err := w.cfg.Source.Receive(ctx, receiveBatch, pollWait, w.cfg.Visibility)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
+		msgs, err := w.cfg.Source.Receive(hard, receiveBatch, pollWait, w.cfg.Visibility)
+		if ctx.Err() != nil {
+			for _, m := range msgs {
+				w.releases.add(m.ReceiptHandle)
+				w.m.Jobs.WithLabelValues("released").Inc()
 			}
+			break
+		}
+		if err != nil {
 			failures++
 			w.sqsOK.Store(false)
 			delay := BackoffCurve{Base: time.Second, Max: 30 * time.Second}.Delay(failures, w.cfg.Rand())

@@ -571,3 +571,48 @@ func TestRedeliveryCheck(t *testing.T) {
 		}
 	}
 }
+
+// slowPollSource answers its second poll only when told to, like SQS
+// answering a long poll that was under way when the worker was stopped.
+type slowPollSource struct {
+	*fakeQueue
+	polls   atomic.Int64
+	polling chan struct{}
+	answer  chan struct{}
+}
+
+func (s *slowPollSource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]Message, error) {
+	if s.polls.Add(1) == 2 {
+		close(s.polling)
+		<-s.answer
+	}
+	return s.fakeQueue.Receive(ctx, max, wait, vis)
+}
+
+// TestShutdownReleasesWhatAPollBrings: messages handed out by a poll that
+// was under way at shutdown are made visible again at once, not left
+// hidden until their visibility timeout.
+func TestShutdownReleasesWhatAPollBrings(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error { return nil })
+	src := &slowPollSource{fakeQueue: b.q, polling: make(chan struct{}), answer: make(chan struct{})}
+	b.cfg.Source = src
+	b.cfg.ExitWhenIdle = 0
+	w, _ := New(b.cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-src.polling
+	for _, u := range []string{"a", "b", "c"} {
+		b.q.push(job(pool, u), nil)
+	}
+	cancel()
+	close(src.answer)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	visible, held, events, _ := b.q.snapshot()
+	if len(visible) != 3 || held != 0 {
+		t.Fatalf("%d visible, %d held after shutdown (events %v); want all 3 released", len(visible), held, events)
+	}
+}
