@@ -40,6 +40,14 @@ lint: ## gofmt, go vet and staticcheck, all clean
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
 
+.PHONY: generate
+generate: ## regenerate deploy/kubernetes/base/prometheusrule.yaml from deploy/prometheus/rules.yml
+	$(GO) run ./internal/tools/promrule
+
+.PHONY: image
+image: ## build the container image resetq:dev (needs a Docker engine)
+	docker build -t resetq:dev .
+
 .PHONY: clean
 clean: ## remove build output
 	rm -rf bin

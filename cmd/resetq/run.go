@@ -33,8 +33,14 @@ Usage:
   resetq <command> [flags]
 
 Commands:
-  work      consume reset jobs from a queue (resetq work --help)
-  version   print the version
+  work       consume reset jobs from a queue
+  enqueue    put reset jobs on a queue (from a file, a group, or every user of a pool)
+  status     show a campaign's queue: backlog, in flight, dead letters, drain rate
+  dlq        summarize, list and redrive dead-lettered jobs
+  preflight  check a pool and a queue before a campaign
+  version    print the version
+
+"resetq <command> --help" describes a command's flags.
 
 Every flag has an environment twin: --queue-url is RESETQ_QUEUE_URL.
 Exit codes: 0 done, 1 runtime failure, 2 bad usage or configuration.
@@ -50,6 +56,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "work":
 		err = runWork(ctx, args[1:], stdout, stderr)
+	case "enqueue":
+		err = runEnqueue(ctx, args[1:], stdout, stderr)
+	case "status":
+		err = runStatus(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		err = runDLQ(ctx, args[1:], stdout, stderr)
+	case "preflight":
+		err = runPreflight(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "resetq", version())
 		return exitOK

@@ -13,7 +13,7 @@ import (
 // fault (in the order added) that affects a call wins.
 //
 // Exactly one action must be set: ErrorCode (with optional Message and
-// Status), ResetConnection or Delay. Error and reset faults answer the call
+// Status), ResetConnection, Delay or FailEntries. Error and reset faults answer the call
 // themselves, so it does not reach the target and does not count against a
 // quota; a delayed call is then subject to the quota and forwarded.
 type Fault struct {
@@ -49,6 +49,20 @@ type Fault struct {
 	// Delay holds the call this long, then forwards it. A client that
 	// gives up meanwhile is not forwarded.
 	Delay time.Duration
+
+	// FailEntries fails single entries of a batch call (SendMessageBatch,
+	// DeleteMessageBatch, ...: a JSON request with an "Entries" list): the
+	// first FailEntries entries (only those containing EntryContains, when
+	// set) are answered in the response's Failed list with code
+	// InternalError (SenderFault false), and the call is forwarded with
+	// the other entries, whose results are passed on. So the ledger stays
+	// honest: an entry reported Successful really reached the target. A
+	// call whose entries all fail is not forwarded (nor counted against a
+	// quota).
+	FailEntries int
+	// EntryContains narrows FailEntries to the entries whose JSON contains
+	// it, e.g. `"MessageBody":"{\"UserPoolId\"` or a username.
+	EntryContains string
 }
 
 // validate checks that f has exactly one valid action.
@@ -63,16 +77,21 @@ func (f Fault) validate() error {
 	if f.Delay > 0 {
 		actions++
 	}
+	if f.FailEntries > 0 {
+		actions++
+	}
 	switch {
 	case actions != 1:
-		return fmt.Errorf("want exactly one action (ErrorCode, ResetConnection, Delay), got %d", actions)
+		return fmt.Errorf("want exactly one action (ErrorCode, ResetConnection, Delay, FailEntries), got %d", actions)
+	case f.EntryContains != "" && f.FailEntries == 0:
+		return errors.New("EntryContains goes with FailEntries")
 	case f.ErrorCode == "" && (f.Message != "" || f.Status != 0):
 		return errors.New("an ErrorCode is needed for Message and Status")
 	case f.Status != 0 && (f.Status < 400 || f.Status > 599):
 		return fmt.Errorf("status %d outside 400-599", f.Status)
 	case f.Share < 0 || f.Share > 1:
 		return fmt.Errorf("share %v outside 0-1", f.Share)
-	case f.Count < 0 || f.Delay < 0:
+	case f.Count < 0 || f.Delay < 0 || f.FailEntries < 0:
 		return errors.New("negative count or delay")
 	}
 	return nil

@@ -171,6 +171,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	op := operation(r)
 	if f, ok := p.matchFault(op, body); ok {
+		if f.FailEntries > 0 {
+			p.failEntries(w, r, op, body, f)
+			return
+		}
 		if !p.applyFault(w, r, op, f) {
 			return
 		}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httptrace"
 	"slices"
 	"strings"
 	"sync"
@@ -353,20 +352,33 @@ func TestFaultDelayCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.AddFault(awsproxy.Fault{Delay: time.Hour})
-	returned := make(chan struct{})
+	entered, returned := make(chan struct{}), make(chan struct{})
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
 		p.ServeHTTP(w, r)
 		close(returned)
 	}))
 	defer front.Close()
 
-	// Give up once the request is on the wire.
+	// Give up once the proxy has the request. (Giving up as soon as it is
+	// written can close the connection before the server reads it, and
+	// then no handler runs at all.)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { cancel() },
-	})
-	if _, err := call(t, ctx, front.URL, "us-east-1", op, "{}"); !errors.Is(err, context.Canceled) {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := call(t, ctx, front.URL, "us-east-1", op, "{}")
+		errc <- err
+	}()
+	<-entered
+	for deadline := time.Now().Add(10 * time.Second); p.Stats().Faulted[op] == 0; { // the delay has begun
+		if time.Now().After(deadline) {
+			t.Fatal("the fault never began")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
 	select {

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/queue"
+	"github.com/resetq/resetq/worker"
+)
+
+// poolsFlag is a repeatable --pool (also comma-separated, for the env twin).
+type poolsFlag []string
+
+func (p *poolsFlag) String() string { return strings.Join(*p, ",") }
+func (p *poolsFlag) Set(v string) error {
+	for _, id := range strings.Split(v, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			*p = append(*p, id)
+		}
+	}
+	return nil
+}
+
+func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var pools poolsFlag
+	var queueURL string
+	var users int
+	var rateFlag float64
+	fs := flag.NewFlagSet("resetq preflight", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Var(&pools, "pool", "`ID` of a user pool of the campaign (required; repeatable, or comma-separated)")
+	fs.StringVar(&queueURL, "queue-url", "", "URL of the SQS queue of reset jobs (optional: checks its RedrivePolicy, visibility and retention)")
+	fs.IntVar(&users, "users", 0, "number of users in the campaign (optional: for the email quota and the expected duration)")
+	fs.Float64Var(&rateFlag, "rate", 24, "the --rate resetq work will run with (calls per second per Region)")
+	output := outputFlag(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: resetq preflight --pool ID [--pool ID ...] [--queue-url URL] [--users N] [--rate R] [--output text|json]\n\n"+
+			"Check pools and the queue before a campaign. Each check is ok, warning or blocking;\n"+
+			"exit 1 when anything is blocking. Flags (each also RESETQ_<FLAG>):\n\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case len(pools) == 0:
+		return usagef("--pool is required")
+	case users < 0:
+		return usagef("--users must not be negative")
+	case !(rateFlag > 0) || math.IsInf(rateFlag, 0):
+		return usagef("--rate must be positive, got %v", rateFlag)
+	}
+	for _, id := range pools {
+		if err := (worker.Job{UserPoolID: id, Username: "x"}).Validate(); err != nil {
+			return usagef("--pool %q is not a user pool ID of the form <region>_<id>", id)
+		}
+	}
+	if err := checkOutput(*output); err != nil {
+		return err
+	}
+	if queueURL != "" {
+		if err := checkQueueURL(queueURL); err != nil {
+			return err
+		}
+	}
+
+	var cfg aws.Config
+	var sqsClient *sqs.Client
+	var err error
+	if queueURL != "" {
+		cfg, sqsClient, err = loadAWS(ctx, queueURL)
+	} else if cfg, err = config.LoadDefaultConfig(ctx); err != nil {
+		err = usagef("load AWS configuration: %v", err)
+	}
+	if err != nil {
+		return err
+	}
+
+	var checks []ops.Check
+	seen := map[string]bool{}
+	for _, id := range pools {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		p, err := describePool(ctx, cfg, id)
+		if err != nil {
+			checks = append(checks, ops.Check{Level: ops.Blocking, Subject: id, Name: "describe pool", Message: err.Error()})
+			continue
+		}
+		checks = append(checks, ops.CheckPool(p, users)...)
+	}
+	if queueURL != "" {
+		qi, err := describeQueue(ctx, sqsClient, queueURL)
+		if err != nil {
+			checks = append(checks, ops.Check{Level: ops.Blocking, Subject: queueURL, Name: "read queue", Message: err.Error()})
+		} else {
+			checks = append(checks, ops.CheckQueue(qi)...)
+		}
+	}
+	checks = append(checks, ops.CheckRate(users, rateFlag)...)
+
+	blocked := ops.Blocked(checks)
+	if err := writeResult(stdout, *output, struct {
+		Checks  []ops.Check `json:"checks"`
+		Blocked bool        `json:"blocked"`
+	}{checks, blocked}, func(w io.Writer) error {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, c := range checks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Level, c.Subject, c.Name, c.Message)
+		}
+		return tw.Flush()
+	}); err != nil {
+		return err
+	}
+	if blocked {
+		return errors.New("blocking problems found: fix them before the campaign")
+	}
+	return nil
+}
+
+// describePool reads what the checks need from DescribeUserPool, in the
+// pool's own Region.
+func describePool(ctx context.Context, cfg aws.Config, id string) (ops.Pool, error) {
+	region := id[:strings.IndexByte(id, '_')]
+	client := cip.NewFromConfig(cfg, func(o *cip.Options) { o.Region = region })
+	out, err := client.DescribeUserPool(ctx, &cip.DescribeUserPoolInput{UserPoolId: aws.String(id)})
+	if err != nil {
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) {
+			return ops.Pool{}, fmt.Errorf("DescribeUserPool: %s: %s", apiErr.ErrorCode(), apiErr.ErrorMessage())
+		}
+		return ops.Pool{}, fmt.Errorf("DescribeUserPool: %w", err)
+	}
+	p := ops.Pool{ID: id}
+	up := out.UserPool
+	if up == nil {
+		return p, errors.New("DescribeUserPool returned no pool")
+	}
+	if up.AccountRecoverySetting != nil {
+		for _, m := range up.AccountRecoverySetting.RecoveryMechanisms {
+			p.Recovery = append(p.Recovery, string(m.Name))
+		}
+	}
+	if ec := up.EmailConfiguration; ec != nil {
+		p.EmailSendingAccount = string(ec.EmailSendingAccount)
+		p.EmailSourceARN = aws.ToString(ec.SourceArn)
+	}
+	if sc := up.SmsConfiguration; sc != nil {
+		p.SMSCallerARN = aws.ToString(sc.SnsCallerArn)
+	}
+	if lc := up.LambdaConfig; lc != nil {
+		p.CustomMessageLambda = aws.ToString(lc.CustomMessage)
+	}
+	return p, nil
+}
+
+// describeQueue reads the source queue's settings and its DLQ's retention.
+func describeQueue(ctx context.Context, client *sqs.Client, url string) (ops.QueueInfo, error) {
+	qi := ops.QueueInfo{URL: url}
+	src := queue.New(client, url, nil)
+	s, err := src.Settings(ctx)
+	if err != nil {
+		return qi, err
+	}
+	qi.FIFO, qi.DLQARN, qi.MaxReceiveCount, qi.Visibility = s.FIFO, s.DLQARN, s.MaxReceiveCount, s.Visibility
+	if qi.Retention, err = retention(ctx, client, url); err != nil {
+		return qi, err
+	}
+	if s.DLQARN != "" {
+		dlqURL, err := queue.URLForARN(ctx, client, s.DLQARN)
+		if err == nil {
+			qi.DLQRetention, err = retention(ctx, client, dlqURL)
+		}
+		if err != nil {
+			qi.DLQError = err.Error()
+		}
+	}
+	return qi, nil
+}
+
+func retention(ctx context.Context, client *sqs.Client, url string) (time.Duration, error) {
+	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameMessageRetentionPeriod}})
+	if err != nil {
+		return 0, fmt.Errorf("get attributes of %s: %w", url, err)
+	}
+	n, err := strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameMessageRetentionPeriod)])
+	if err != nil {
+		return 0, fmt.Errorf("%s: MessageRetentionPeriod %q: %v", url, out.Attributes[string(sqstypes.QueueAttributeNameMessageRetentionPeriod)], err)
+	}
+	return time.Duration(n) * time.Second, nil
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/queue"
+)
+
+// statusWindow is how many samples the drain rate of --watch looks back on.
+const statusWindow = 12
+
+type statusFlags struct {
+	queueURL, dlqURL string
+	watch            bool
+	interval         time.Duration
+	count            int
+	output           *string
+}
+
+// statusResult is one sample as --output json prints it.
+type statusResult struct {
+	Time     time.Time  `json:"time"`
+	QueueURL string     `json:"queue_url"`
+	Visible  int64      `json:"visible"`
+	InFlight int64      `json:"in_flight"`
+	Delayed  int64      `json:"delayed"`
+	DLQURL   string     `json:"dlq_url,omitempty"`
+	DLQ      *int64     `json:"dlq,omitempty"` // visible + in flight + delayed in the DLQ
+	Drain    *ops.Drain `json:"drain,omitempty"`
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f statusFlags
+	fs := flag.NewFlagSet("resetq status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.queueURL, "queue-url", "", "URL of the SQS queue of reset jobs (required)")
+	fs.StringVar(&f.dlqURL, "dlq-url", "", "URL of the dead-letter queue (default: the DLQ of the queue's RedrivePolicy)")
+	fs.BoolVar(&f.watch, "watch", false, "sample again every --interval and print the drain rate and an ETA, until interrupted")
+	fs.DurationVar(&f.interval, "interval", 5*time.Second, "time between samples with --watch")
+	fs.IntVar(&f.count, "count", 0, "with --watch, stop after this many samples (0: until interrupted)")
+	f.output = outputFlag(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: resetq status --queue-url URL [--dlq-url URL] [--watch [--interval 5s] [--count N]] [--output text|json]\n\n"+
+			"Show the campaign's queue: jobs visible, in flight and delayed (approximate counts from\n"+
+			"GetQueueAttributes) and the DLQ depth. With --watch, one line per sample with the drain\n"+
+			"rate over the last minute or so and an ETA (JSON: one object per line).\n"+
+			"Flags (each also RESETQ_<FLAG>):\n\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case f.queueURL == "":
+		return usagef("--queue-url is required")
+	case f.interval <= 0:
+		return usagef("--interval must be positive")
+	case f.count < 0:
+		return usagef("--count must not be negative")
+	case f.count > 0 && !f.watch:
+		return usagef("--count needs --watch")
+	}
+	if err := checkOutput(*f.output); err != nil {
+		return err
+	}
+	for _, u := range []string{f.queueURL, f.dlqURL} {
+		if u != "" {
+			if err := checkQueueURL(u); err != nil {
+				return err
+			}
+		}
+	}
+	_, client, err := loadAWS(ctx, f.queueURL)
+	if err != nil {
+		return err
+	}
+	source := queue.New(client, f.queueURL, nil)
+	dlqURL, err := resolveDLQ(ctx, client, source, f.dlqURL, false)
+	if err != nil {
+		return err
+	}
+	var dlq *queue.Queue
+	if dlqURL != "" {
+		dlq = queue.New(client, dlqURL, nil)
+	}
+
+	var samples []ops.Sample
+	for n := 1; ; n++ {
+		r, err := statusSample(ctx, source, dlq)
+		if err != nil {
+			if f.watch && ctx.Err() != nil {
+				return nil
+			}
+			if n == 1 {
+				return startupError("read the queue", err)
+			}
+			return err
+		}
+		if f.watch {
+			samples = append(samples, ops.Sample{At: r.Time, Backlog: r.Visible + r.InFlight + r.Delayed})
+			if len(samples) > statusWindow {
+				samples = samples[len(samples)-statusWindow:]
+			}
+			d := ops.DrainRate(samples)
+			r.Drain = &d
+		}
+		if err := printStatus(stdout, *f.output, f.watch, r); err != nil {
+			return err
+		}
+		if !f.watch || (f.count > 0 && n >= f.count) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil // interrupted: a normal end of --watch
+		case <-time.After(f.interval):
+		}
+	}
+}
+
+func statusSample(ctx context.Context, source, dlq *queue.Queue) (statusResult, error) {
+	r := statusResult{QueueURL: source.URL()}
+	d, err := source.Depth(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.Time = time.Now().UTC()
+	r.Visible, r.InFlight, r.Delayed = d.Visible, d.InFlight, d.Delayed
+	if dlq != nil {
+		dd, err := dlq.Depth(ctx)
+		if err != nil {
+			return r, err
+		}
+		n := dd.Visible + dd.InFlight + dd.Delayed
+		r.DLQURL, r.DLQ = dlq.URL(), &n
+	}
+	return r, nil
+}
+
+func printStatus(w io.Writer, format string, watch bool, r statusResult) error {
+	if format == "json" && watch {
+		return json.NewEncoder(w).Encode(r) // one object per line
+	}
+	return writeResult(w, format, r, func(w io.Writer) error {
+		if watch {
+			line := fmt.Sprintf("%s  visible %d  in flight %d  delayed %d", r.Time.Format(time.TimeOnly), r.Visible, r.InFlight, r.Delayed)
+			if r.DLQ != nil {
+				line += fmt.Sprintf("  dlq %d", *r.DLQ)
+			}
+			_, err := fmt.Fprintln(w, line+"  "+drainText(*r.Drain))
+			return err
+		}
+		fmt.Fprintf(w, "queue      %s\n", r.QueueURL)
+		fmt.Fprintf(w, "visible    %d\n", r.Visible)
+		fmt.Fprintf(w, "in flight  %d\n", r.InFlight)
+		fmt.Fprintf(w, "delayed    %d\n", r.Delayed)
+		if r.DLQ != nil {
+			fmt.Fprintf(w, "dlq        %d  (%s)\n", *r.DLQ, r.DLQURL)
+		} else {
+			fmt.Fprintf(w, "dlq        none (the queue has no RedrivePolicy)\n")
+		}
+		_, err := fmt.Fprintln(w, "(approximate counts from GetQueueAttributes)")
+		return err
+	})
+}
+
+func drainText(d ops.Drain) string {
+	switch d.State {
+	case ops.DrainEmpty:
+		return "empty"
+	case ops.DrainDraining:
+		return fmt.Sprintf("draining %.1f/s  eta %s", d.PerSecond, d.ETAText)
+	case ops.DrainGrowing:
+		return fmt.Sprintf("growing %.1f/s  eta none", -d.PerSecond)
+	case ops.DrainStalled:
+		return "stalled  eta none"
+	}
+	return "rate: need another sample"
+}
+
+// resolveDLQ is flagURL when set, else the DLQ of source's RedrivePolicy.
+// With required, a queue without either is a usage error; else it is "".
+func resolveDLQ(ctx context.Context, client *sqs.Client, source *queue.Queue, flagURL string, required bool) (string, error) {
+	settings, err := source.Settings(ctx)
+	if err != nil {
+		return "", startupError("read the source queue", err)
+	}
+	url := flagURL
+	if url == "" {
+		if settings.DLQARN == "" {
+			if required {
+				return "", usageError{queue.ErrNoDLQ}
+			}
+			return "", nil
+		}
+		if url, err = queue.URLForARN(ctx, client, settings.DLQARN); err != nil {
+			return "", startupError("find the DLQ of the RedrivePolicy", err)
+		}
+	}
+	if url == source.URL() {
+		return "", usagef("the dead-letter queue is the source queue (%s)", url)
+	}
+	return url, nil
+}

@@ -1,0 +1,171 @@
+package enqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/smithy-go"
+)
+
+// UserLister is the part of the Cognito API that lists users. Build it with
+// SDK retries off (aws.NopRetryer): List paces and retries itself.
+type UserLister interface {
+	ListUsers(context.Context, *cip.ListUsersInput, ...func(*cip.Options)) (*cip.ListUsersOutput, error)
+	ListUsersInGroup(context.Context, *cip.ListUsersInGroupInput, ...func(*cip.Options)) (*cip.ListUsersInGroupOutput, error)
+}
+
+// Pacer paces list calls; *ratelimit.Limiter is one.
+type Pacer interface {
+	Wait(context.Context) error
+	Throttled() (float64, bool)
+	Succeeded() (float64, bool)
+}
+
+// Listing is a user listing: every user of a pool (optionally filtered), or
+// of one group.
+type Listing struct {
+	API    UserLister
+	Pacer  Pacer
+	Pool   string
+	Filter string // ListUsers filter, e.g. `email ^= "a"`; only without Group
+	Group  string // ListUsersInGroup when set
+	// Retries is how many times a page that failed with something other
+	// than a throttle is tried again (default 5). Throttled pages are
+	// retried until ctx ends.
+	Retries int
+	// Backoff is the first wait after a failed call (default 200ms);
+	// it doubles per consecutive failure up to 5s.
+	Backoff time.Duration
+}
+
+// PageSize is the most users ListUsers returns a page.
+const PageSize = 60
+
+// ListError is a listing that failed because of what was asked (no such
+// pool or group, a bad filter, no permission): a usage error.
+type ListError struct{ Err error }
+
+func (e *ListError) Error() string { return e.Err.Error() }
+func (e *ListError) Unwrap() error { return e.Err }
+
+// List calls fn with each user in order. A throttled page
+// (TooManyRequestsException) is asked again with the same pagination
+// token after a wait, so the walk resumes where it was.
+func (l Listing) List(ctx context.Context, fn func(Input) error) error {
+	retries, backoff := l.Retries, l.Backoff
+	if retries <= 0 {
+		retries = 5
+	}
+	if backoff <= 0 {
+		backoff = 200 * time.Millisecond
+	}
+	var token *string
+	n := 0
+	for page := 1; ; page++ {
+		failures, throttles := 0, 0
+		var users []string
+		var next *string
+		for {
+			if err := l.Pacer.Wait(ctx); err != nil {
+				return err
+			}
+			var err error
+			users, next, err = l.page(ctx, token)
+			if err == nil {
+				l.Pacer.Succeeded()
+				break
+			}
+			var apiErr smithy.APIError
+			code := ""
+			if errors.As(err, &apiErr) {
+				code = apiErr.ErrorCode()
+			}
+			switch code {
+			case "TooManyRequestsException":
+				l.Pacer.Throttled()
+				throttles++
+				if err := sleep(ctx, wait(backoff, throttles)); err != nil {
+					return err
+				}
+				continue
+			case "ResourceNotFoundException", "InvalidParameterException", "NotAuthorizedException",
+				"AccessDeniedException", "UnrecognizedClientException":
+				return &ListError{fmt.Errorf("list users of %s (page %d): %w", l.Pool, page, err)}
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			failures++
+			if failures > retries {
+				return fmt.Errorf("list users of %s (page %d, %d tries): %w", l.Pool, page, failures, err)
+			}
+			if err := sleep(ctx, wait(backoff, failures)); err != nil {
+				return err
+			}
+		}
+		for _, u := range users {
+			n++
+			if err := fn(Input{Line: n, Username: u}); err != nil {
+				return err
+			}
+		}
+		if aws.ToString(next) == "" {
+			return nil
+		}
+		token = next
+	}
+}
+
+func (l Listing) page(ctx context.Context, token *string) ([]string, *string, error) {
+	var users []string
+	if l.Group != "" {
+		out, err := l.API.ListUsersInGroup(ctx, &cip.ListUsersInGroupInput{
+			UserPoolId: aws.String(l.Pool), GroupName: aws.String(l.Group), Limit: aws.Int32(PageSize), NextToken: token})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, u := range out.Users {
+			users = append(users, aws.ToString(u.Username))
+		}
+		return users, out.NextToken, nil
+	}
+	in := &cip.ListUsersInput{UserPoolId: aws.String(l.Pool), Limit: aws.Int32(PageSize), PaginationToken: token}
+	if l.Filter != "" {
+		in.Filter = aws.String(l.Filter)
+	}
+	out, err := l.API.ListUsers(ctx, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, u := range out.Users {
+		users = append(users, aws.ToString(u.Username))
+	}
+	return users, out.PaginationToken, nil
+}
+
+// wait is the backoff before try n+1: base doubled per failure up to 5s,
+// with jitter of up to a half.
+func wait(base time.Duration, failures int) time.Duration {
+	d := base
+	for i := 1; i < failures && d < 5*time.Second; i++ {
+		d *= 2
+	}
+	d = min(d, 5*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,225 @@
+package enqueue
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/resetq/resetq/worker"
+)
+
+// fakeSQS answers SendMessageBatch: fail decides, per entry body and the
+// number of times that body was sent before, whether it fails and how.
+type fakeSQS struct {
+	mu        sync.Mutex
+	calls     int
+	sizes     []int
+	tries     map[string]int
+	queue     []string // bodies reported Successful
+	campaigns map[string]bool
+	callErr   func(call int) error
+	fail      func(body string, try int) *sqstypes.BatchResultErrorEntry
+}
+
+func (f *fakeSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.tries == nil {
+		f.tries, f.campaigns = map[string]int{}, map[string]bool{}
+	}
+	if f.callErr != nil {
+		if err := f.callErr(f.calls); err != nil {
+			return nil, err
+		}
+	}
+	f.sizes = append(f.sizes, len(in.Entries))
+	out := &sqs.SendMessageBatchOutput{}
+	for _, e := range in.Entries {
+		body := aws.ToString(e.MessageBody)
+		try := f.tries[body]
+		f.tries[body]++
+		if f.fail != nil {
+			if fe := f.fail(body, try); fe != nil {
+				fe.Id = e.Id
+				out.Failed = append(out.Failed, *fe)
+				continue
+			}
+		}
+		f.queue = append(f.queue, body)
+		f.campaigns[aws.ToString(e.MessageAttributes[worker.AttrCampaign].StringValue)] = true
+		out.Successful = append(out.Successful, sqstypes.SendMessageBatchResultEntry{Id: e.Id, MessageId: aws.String(fmt.Sprint("m", len(f.queue)))})
+	}
+	return out, nil
+}
+
+func users(names ...string) Source {
+	return func(_ context.Context, fn func(Input) error) error {
+		for i, n := range names {
+			if err := fn(Input{Line: i + 1, Username: n}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+func newRunner(api SQSAPI, mod func(*Config)) *Runner {
+	cfg := Config{SQS: api, QueueURL: "http://q", Campaign: "c-test", Builder: Builder{Pool: pool},
+		Concurrency: 3, Backoff: time.Millisecond}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return New(cfg)
+}
+
+func TestRunBatchesDedupeInvalid(t *testing.T) {
+	var names []string
+	for i := range 25 {
+		names = append(names, fmt.Sprintf("user%02d", i))
+	}
+	names = append(names, "user03", "bad name", "user07", "", "user03")
+	f := &fakeSQS{}
+	var reported []Invalid
+	s, err := newRunner(f, func(c *Config) { c.OnInvalid = func(i Invalid) { reported = append(reported, i) } }).Run(t.Context(), users(names...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Read != 30 || s.Enqueued != 25 || s.Duplicates != 3 || s.Invalid != 2 || s.Rejected != 0 || s.Calls != 3 {
+		t.Errorf("summary %+v", s)
+	}
+	if len(f.queue) != 25 || !f.campaigns["c-test"] || len(f.campaigns) != 1 {
+		t.Errorf("queue %d %v", len(f.queue), f.campaigns)
+	}
+	total := 0
+	for _, n := range f.sizes {
+		if n > BatchSize {
+			t.Errorf("a batch of %d", n)
+		}
+		total += n
+	}
+	if total != 25 || len(f.sizes) != 3 {
+		t.Errorf("batch sizes %v", f.sizes)
+	}
+	if len(reported) != 2 || reported[0].Line != 27 || reported[1].Line != 29 || len(s.InvalidLines) != 2 || s.InvalidLines[0].Line != 27 {
+		t.Errorf("invalid %+v %+v", reported, s.InvalidLines)
+	}
+}
+
+func TestRunRetriesFailedEntries(t *testing.T) {
+	f := &fakeSQS{fail: func(body string, try int) *sqstypes.BatchResultErrorEntry {
+		switch {
+		case strings.Contains(body, "flaky") && try < 3:
+			return &sqstypes.BatchResultErrorEntry{Code: aws.String("InternalError"), Message: aws.String("oops")}
+		case strings.Contains(body, "poison"):
+			return &sqstypes.BatchResultErrorEntry{Code: aws.String("InternalError"), Message: aws.String("always")}
+		case strings.Contains(body, "sender"):
+			return &sqstypes.BatchResultErrorEntry{Code: aws.String("InvalidParameterValue"), Message: aws.String("bad"), SenderFault: true}
+		}
+		return nil
+	}}
+	var rejects bytes.Buffer
+	s, err := newRunner(f, func(c *Config) { c.Retries = 4; c.Rejects = &rejects }).
+		Run(t.Context(), users("a", "flaky1", "b", "poison", "flaky2", "sender", "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Enqueued != 5 || s.Rejected != 2 || len(f.queue) != 5 {
+		t.Errorf("summary %+v, queue %v", s, f.queue)
+	}
+	if f.tries[`{"UserPoolId":"`+pool+`","Username":"poison"}`] != 5 || f.tries[`{"UserPoolId":"`+pool+`","Username":"sender"}`] != 1 {
+		t.Errorf("tries %v: want 5 of poison, 1 of sender", f.tries)
+	}
+	lines := strings.Split(strings.TrimSpace(rejects.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("rejects %q", rejects.String())
+	}
+	byLine := map[int]Reject{}
+	for _, l := range lines {
+		var r Reject
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := worker.ParseJob(r.Job); err != nil {
+			t.Errorf("reject %s: the job is not valid: %v", l, err)
+		}
+		byLine[r.Line] = r
+	}
+	if !strings.Contains(byLine[4].Error, "InternalError: always (5 tries)") || !strings.Contains(byLine[6].Error, "InvalidParameterValue: bad") {
+		t.Errorf("rejects %+v", byLine)
+	}
+}
+
+func TestRunRetriesFailedCalls(t *testing.T) {
+	f := &fakeSQS{callErr: func(call int) error {
+		if call <= 2 {
+			return errors.New("connection reset")
+		}
+		return nil
+	}}
+	s, err := newRunner(f, func(c *Config) { c.Concurrency = 1 }).Run(t.Context(), users("a", "b"))
+	if err != nil || s.Enqueued != 2 || s.Calls != 3 || s.Rejected != 0 {
+		t.Errorf("summary %+v, %v", s, err)
+	}
+
+	f = &fakeSQS{callErr: func(int) error { return errors.New("down") }}
+	s, err = newRunner(f, func(c *Config) { c.Retries = 2 }).Run(t.Context(), users("a", "b"))
+	if err != nil || s.Enqueued != 0 || s.Rejected != 2 || s.Calls != 3 || !strings.Contains(s.Rejects[0].Error, "(3 tries): down") {
+		t.Errorf("summary %+v, %v", s, err)
+	}
+}
+
+func TestRunFatal(t *testing.T) {
+	fatal := errors.New("no such queue")
+	f := &fakeSQS{callErr: func(int) error { return fatal }}
+	var names []string
+	for i := range 200 {
+		names = append(names, fmt.Sprint("u", i))
+	}
+	s, err := newRunner(f, func(c *Config) { c.Fatal = func(err error) bool { return errors.Is(err, fatal) } }).Run(t.Context(), users(names...))
+	if !errors.Is(err, fatal) {
+		t.Errorf("got %v, want the fatal error", err)
+	}
+	if s.Enqueued != 0 || s.Rejected == 0 || f.calls > 3 {
+		t.Errorf("summary %+v after %d calls", s, f.calls)
+	}
+}
+
+func TestRunDryRun(t *testing.T) {
+	f := &fakeSQS{}
+	var out bytes.Buffer
+	s, err := newRunner(f, func(c *Config) { c.DryRun = true; c.DryRunOut = &out }).Run(t.Context(), users("a", "b", "a", "x y"))
+	if err != nil || f.calls != 0 || s.Enqueued != 0 || s.WouldEnqueue != 2 || s.Duplicates != 1 || s.Invalid != 1 {
+		t.Errorf("summary %+v, %v, %d calls", s, err, f.calls)
+	}
+	if want := `{"UserPoolId":"` + pool + `","Username":"a"}` + "\n" + `{"UserPoolId":"` + pool + `","Username":"b"}` + "\n"; out.String() != want {
+		t.Errorf("printed %q", out.String())
+	}
+}
+
+func TestRunSourceError(t *testing.T) {
+	f := &fakeSQS{}
+	boom := errors.New("listing failed")
+	src := func(ctx context.Context, fn func(Input) error) error {
+		for i := range 15 {
+			if err := fn(Input{Line: i + 1, Username: fmt.Sprint("u", i)}); err != nil {
+				return err
+			}
+		}
+		return boom
+	}
+	s, err := newRunner(f, nil).Run(t.Context(), src)
+	if !errors.Is(err, boom) || s.Enqueued != 15 {
+		t.Errorf("summary %+v, %v: what was read before the error must still be sent", s, err)
+	}
+}
