@@ -27,10 +27,16 @@ func loadAWS(ctx context.Context, queueURL string) (aws.Config, *sqs.Client, err
 	return cfg, sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.Region = region }), nil
 }
 
-// checkQueueURL is a usage error unless u looks like a queue URL.
-func checkQueueURL(u string) error {
-	if p, err := url.Parse(u); err != nil || p.Scheme == "" || p.Host == "" {
-		return usagef("%q is not a queue URL", u)
+// checkQueueURLs is a usage error unless every non-empty u looks like a
+// queue URL.
+func checkQueueURLs(urls ...string) error {
+	for _, u := range urls {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || p.Scheme == "" || p.Host == "" {
+			return usagef("%q is not a queue URL", u)
+		}
 	}
 	return nil
 }

@@ -119,12 +119,8 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 	if err := checkOutput(*f.output); err != nil {
 		return err
 	}
-	for _, u := range []string{f.queueURL, f.dlqURL} {
-		if u != "" {
-			if err := checkQueueURL(u); err != nil {
-				return err
-			}
-		}
+	if err := checkQueueURLs(f.queueURL, f.dlqURL); err != nil {
+		return err
 	}
 	anyURL := f.queueURL
 	if anyURL == "" {

@@ -98,7 +98,7 @@ func (f *enqueueFlags) validate() error {
 	if err := checkOutput(*f.output); err != nil {
 		return err
 	}
-	return checkQueueURL(f.queueURL)
+	return checkQueueURLs(f.queueURL)
 }
 
 const enqueueHelp = `Usage: resetq enqueue --queue-url URL [--pool ID] SOURCE [flags]

@@ -75,7 +75,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if queueURL != "" {
-		if err := checkQueueURL(queueURL); err != nil {
+		if err := checkQueueURLs(queueURL); err != nil {
 			return err
 		}
 	}

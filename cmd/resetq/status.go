@@ -71,12 +71,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := checkOutput(*f.output); err != nil {
 		return err
 	}
-	for _, u := range []string{f.queueURL, f.dlqURL} {
-		if u != "" {
-			if err := checkQueueURL(u); err != nil {
-				return err
-			}
-		}
+	if err := checkQueueURLs(f.queueURL, f.dlqURL); err != nil {
+		return err
 	}
 	_, client, err := loadAWS(ctx, f.queueURL)
 	if err != nil {

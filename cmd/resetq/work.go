@@ -75,13 +75,8 @@ func (f *workFlags) validate() error {
 	case f.logUsernames != "hashed" && f.logUsernames != "plain":
 		return usagef("--log-usernames %q: want hashed or plain", f.logUsernames)
 	}
-	for _, u := range []string{f.queueURL, f.dlqURL} {
-		if u == "" {
-			continue
-		}
-		if err := checkQueueURL(u); err != nil {
-			return err
-		}
+	if err := checkQueueURLs(f.queueURL, f.dlqURL); err != nil {
+		return err
 	}
 	return nil
 }
