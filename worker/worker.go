@@ -241,11 +241,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	return err
 }
 
-// receiveLoop feeds jobs until ctx ends or the queue is idle. A poll under
-// way when ctx ends is not cancelled (SQS may already have handed its
-// messages out, and a cancelled call would leave them hidden until their
-// visibility timeout); it runs until it returns or hard ends, and what it
-// brings is released at once.
+// pollGrace is how long a poll under way at shutdown may still take. A
+// poll that found messages answers at once, but its answer may be in
+// transit when the worker stops: cancelling it then would leave those
+// messages hidden until their visibility timeout. A poll still waiting
+// after pollGrace has found nothing, and is cancelled.
+const pollGrace = time.Second
+
+// receiveLoop feeds jobs until ctx ends or the queue is idle. What a poll
+// under way at the end brings is released at once (see pollGrace).
 func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- Message) error {
 	wait := w.cfg.WaitTime
 	if w.cfg.ExitWhenIdle > 0 {
@@ -260,7 +264,7 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- Message) err
 			left := w.cfg.ExitWhenIdle - pollStart.Sub(idleSince)
 			pollWait = max(time.Second, min(wait, left.Round(time.Second)))
 		}
-		msgs, err := w.cfg.Source.Receive(hard, receiveBatch, pollWait, w.cfg.Visibility)
+		msgs, err := w.poll(ctx, hard, pollWait)
 		if ctx.Err() != nil {
 			for _, m := range msgs {
 				w.releases.add(m.ReceiptHandle)
@@ -315,6 +319,19 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- Message) err
 		}
 	}
 	return nil
+}
+
+// poll receives one batch. When ctx ends during the poll, the poll gets
+// pollGrace more (bounded by hard) before it is cancelled.
+func (w *Worker) poll(ctx, hard context.Context, wait time.Duration) ([]Message, error) {
+	pollCtx, cancel := context.WithCancel(hard)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(pollGrace, cancel)
+		context.AfterFunc(pollCtx, func() { t.Stop() })
+	})
+	defer stop()
+	return w.cfg.Source.Receive(pollCtx, receiveBatch, wait, w.cfg.Visibility)
 }
 
 // queueDrained asks SQS whether anything is left anywhere in the queue.

@@ -616,3 +616,45 @@ func TestShutdownReleasesWhatAPollBrings(t *testing.T) {
 		t.Fatalf("%d visible, %d held after shutdown (events %v); want all 3 released", len(visible), held, events)
 	}
 }
+
+// hangingPollSource's second poll answers only when its context ends, like
+// a long poll on an empty queue.
+type hangingPollSource struct {
+	*fakeQueue
+	polls   atomic.Int64
+	polling chan struct{}
+}
+
+func (s *hangingPollSource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]Message, error) {
+	if s.polls.Add(1) == 2 {
+		close(s.polling)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.fakeQueue.Receive(ctx, max, wait, vis)
+}
+
+// TestShutdownCancelsAnEmptyPoll: a poll still waiting after pollGrace has
+// found nothing; it is cancelled rather than held to the shutdown timeout.
+func TestShutdownCancelsAnEmptyPoll(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error { return nil })
+	src := &hangingPollSource{fakeQueue: b.q, polling: make(chan struct{})}
+	b.cfg.Source = src
+	b.cfg.ExitWhenIdle = 0
+	b.cfg.ShutdownTimeout = time.Hour
+	w, _ := New(b.cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	<-src.polling
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second): // pollGrace is 1s; only a hang gets here
+		t.Fatal("shutdown waited for an empty long poll")
+	}
+}
