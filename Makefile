@@ -29,6 +29,12 @@ test: tools-check ## every test: unit, worker, adapters against moto, end to end
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./worker
 
+.PHONY: bench
+bench: ## benchmarks with figures for docs/benchmarks.md (installs fauxqs from npm into .cache/ on first use)
+	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./internal/bench
+	$(GO) test -run '^$$' -bench . -benchmem ./enqueue
+	$(GO) test -count=1 -run '^TestSimulatedQuota$$' -v ./ratelimit | grep -E 'rate|ok'
+
 .PHONY: fuzz
 fuzz: ## fuzz the job decoder for longer (FUZZTIME=10m)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZTIME) ./worker
