@@ -15,17 +15,16 @@ help: ## list the targets
 build: ## build bin/resetq
 	$(GO) build -o $(BIN) ./cmd/resetq
 
-.PHONY: tools-check
-tools-check: ## check that the emulators and tools the tests run are installed
-	@command -v moto_server >/dev/null || { echo "moto_server not found: pip install 'moto[server]'"; exit 1; }
-	@command -v aws >/dev/null || { echo "aws (AWS CLI) not found: pip install awscli"; exit 1; }
+.PHONY: tools
+tools: ## install what the tests need (moto, AWS CLI, prometheus/promtool; checks kubectl, cfn-lint)
+	@bash .ci/install-tools
 
 .PHONY: demo
-demo: build tools-check ## run a whole campaign on local emulators (no AWS account) and print a summary
+demo: build tools ## run a whole campaign on local emulators (no AWS account) and print a summary
 	$(GO) run ./internal/demo -resetq $(BIN)
 
 .PHONY: test
-test: tools-check ## every test: unit, worker, adapters against moto, end to end (the built binary), a short fuzz
+test: tools ## every test: unit, worker, adapters against moto, end to end (the built binary), a short fuzz
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./worker
 

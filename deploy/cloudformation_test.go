@@ -1,0 +1,406 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/resetq/resetq/internal/testenv"
+)
+
+const cfnTemplate = "cloudformation/resetq.yaml"
+
+// TestCloudFormationLint: cfn-lint finds nothing in the template.
+func TestCloudFormationLint(t *testing.T) {
+	t.Parallel()
+	needCLI(t, "cfn-lint", "pip install cfn-lint")
+	out, err := exec.Command("cfn-lint", cfnTemplate).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cfn-lint %s: %v\n%s", cfnTemplate, err, out)
+	}
+}
+
+// TestCloudFormationTemplateText checks what moto cannot: the queues ask for
+// SSE (moto enables SSE-SQS by default anyway), the alarms (moto has no
+// CloudFormation model for AWS::CloudWatch::Alarm) watch the right metric of
+// the right queue, and the example parameters file names only real
+// parameters and gives every one without a default.
+func TestCloudFormationTemplateText(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(cfnTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := string(raw)
+	params := topLevelBlocks(t, tmpl, "Parameters")
+	resources := topLevelBlocks(t, tmpl, "Resources")
+
+	for name, wants := range map[string][]string{
+		"SourceQueue": {"Type: AWS::SQS::Queue", "SqsManagedSseEnabled: !If [UseKms, !Ref AWS::NoValue, true]",
+			"KmsMasterKeyId: !If [UseKms, !Ref KmsKeyArn, !Ref AWS::NoValue]", "deadLetterTargetArn: !GetAtt DeadLetterQueue.Arn"},
+		"DeadLetterQueue": {"Type: AWS::SQS::Queue", "SqsManagedSseEnabled: !If [UseKms, !Ref AWS::NoValue, true]",
+			"KmsMasterKeyId: !If [UseKms, !Ref KmsKeyArn, !Ref AWS::NoValue]"},
+		"DeadLettersAlarm": {"Type: AWS::CloudWatch::Alarm", "Namespace: AWS/SQS", "MetricName: ApproximateNumberOfMessagesVisible",
+			"Value: !GetAtt DeadLetterQueue.QueueName", "Threshold: 0\n", "ComparisonOperator: GreaterThanThreshold"},
+		"OldestJobAlarm": {"Type: AWS::CloudWatch::Alarm", "Namespace: AWS/SQS", "MetricName: ApproximateAgeOfOldestMessage",
+			"Value: !GetAtt SourceQueue.QueueName", "Threshold: !Ref OldestMessageAgeAlarmSeconds", "ComparisonOperator: GreaterThanThreshold"},
+	} {
+		block, ok := resources[name]
+		if !ok {
+			t.Errorf("no resource %s", name)
+			continue
+		}
+		for _, w := range wants {
+			if !strings.Contains(block, w) {
+				t.Errorf("%s lacks %q:\n%s", name, w, block)
+			}
+		}
+	}
+
+	var example []struct{ ParameterKey, ParameterValue string }
+	raw, err = os.ReadFile("cloudformation/parameters.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &example); err != nil {
+		t.Fatalf("parameters.example.json: %v", err)
+	}
+	given := map[string]bool{}
+	for _, p := range example {
+		if _, ok := params[p.ParameterKey]; !ok {
+			t.Errorf("parameters.example.json sets %s, which the template does not declare", p.ParameterKey)
+		}
+		given[p.ParameterKey] = true
+	}
+	for name, block := range params {
+		if !strings.Contains(block, "Default:") && !given[name] {
+			t.Errorf("parameter %s has no default and parameters.example.json does not set it", name)
+		}
+	}
+	if given["CreateAlarms"] {
+		t.Error("parameters.example.json sets CreateAlarms: it exists only for tests against moto")
+	}
+}
+
+// topLevelBlocks splits a top-level section of the template (two-space
+// indented keys) into the text of each key.
+func topLevelBlocks(t *testing.T, tmpl, section string) map[string]string {
+	t.Helper()
+	start := regexp.MustCompile(`(?m)^` + section + `:\n`).FindStringIndex(tmpl)
+	if start == nil {
+		t.Fatalf("no %s section", section)
+	}
+	body := tmpl[start[1]:]
+	if end := regexp.MustCompile(`(?m)^\S`).FindStringIndex(body); end != nil {
+		body = body[:end[0]]
+	}
+	out := map[string]string{}
+	keys := regexp.MustCompile(`(?m)^  ([A-Za-z0-9]+):\s*$`).FindAllStringSubmatchIndex(body, -1)
+	for i, k := range keys {
+		end := len(body)
+		if i+1 < len(keys) {
+			end = keys[i+1][0]
+		}
+		out[body[k[2]:k[3]]] = body[k[1]:end]
+	}
+	return out
+}
+
+// TestCloudFormationStackRunsWorker creates the stack in moto, checks the
+// queues and policies it made, then runs the real worker on the stack's
+// queue: confirmed users end RESET_REQUIRED, and a job for a missing user
+// lands in the stack's DLQ, found through the RedrivePolicy (no --dlq-url).
+//
+// The stack is created with CreateAlarms=false: moto (5.2) has no
+// CloudFormation model for AWS::CloudWatch::Alarm, skips such resources with
+// a warning and still reports CREATE_COMPLETE. TestCloudFormationLint and
+// TestCloudFormationTemplateText cover the alarms instead.
+func TestCloudFormationStackRunsWorker(t *testing.T) {
+	t.Parallel()
+	needCLI(t, "aws", "pip install awscli")
+	e := testenv.New(t, "cfn")
+	pool, users, bodies := e.ConfirmedUsers(e.East, "cf", 4)
+	poolARN := "arn:aws:cognito-idp:us-east-1:123456789012:userpool/" + pool
+
+	m := &motoCLI{t: t, e: e}
+	out := m.createStack("ParameterKey=UserPoolArns,ParameterValue=" + poolARN)
+	if _, ok := out["QueueKeyPolicyArn"]; ok {
+		t.Error("QueueKeyPolicyArn output without KmsKeyArn")
+	}
+
+	// The queues: retention, visibility, encryption, redrive. (moto, like SQS
+	// today, enables SSE-SQS on new queues by default, so SqsManagedSseEnabled
+	// shows the queue is encrypted more than that the template asked for it;
+	// TestCloudFormationTemplateText checks the property.)
+	attrs := m.queueAttributes
+	src, dlq := attrs(out["QueueUrl"]), attrs(out["DeadLetterQueueUrl"])
+	for _, c := range []struct{ what, got, want string }{
+		{"source MessageRetentionPeriod", src["MessageRetentionPeriod"], "345600"},
+		{"DLQ MessageRetentionPeriod", dlq["MessageRetentionPeriod"], "1209600"},
+		{"source VisibilityTimeout", src["VisibilityTimeout"], "120"},
+		{"source SqsManagedSseEnabled", src["SqsManagedSseEnabled"], "true"},
+		{"DLQ SqsManagedSseEnabled", dlq["SqsManagedSseEnabled"], "true"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
+		}
+	}
+	var redrive struct {
+		DeadLetterTargetArn string `json:"deadLetterTargetArn"`
+		MaxReceiveCount     any    `json:"maxReceiveCount"` // a number or a string, depending on who wrote it
+	}
+	if err := json.Unmarshal([]byte(src["RedrivePolicy"]), &redrive); err != nil {
+		t.Fatalf("RedrivePolicy %q: %v", src["RedrivePolicy"], err)
+	}
+	if mrc, _ := strconv.Atoi(strings.Trim(jsonString(redrive.MaxReceiveCount), `"`)); redrive.DeadLetterTargetArn != out["DeadLetterQueueArn"] || mrc < 10 {
+		t.Errorf("RedrivePolicy %s: want the stack's DLQ %s and maxReceiveCount >= 10", src["RedrivePolicy"], out["DeadLetterQueueArn"])
+	}
+
+	// The managed policies grant what deploy/iam/*.json grant, on the stack's
+	// queues and the given pools.
+	kinds := map[string]string{out["QueueArn"]: "queue", out["DeadLetterQueueArn"]: "dlq", poolARN: "pools"}
+	for policyOutput, file := range map[string]string{"WorkerPolicyArn": "iam/worker-policy.json", "ProducerPolicyArn": "iam/producer-policy.json"} {
+		got := grants(t, m.policyDocument(out[policyOutput]), func(r string) string {
+			if k, ok := kinds[r]; ok {
+				return k
+			}
+			return "unexpected resource " + r
+		})
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := grants(t, raw, func(r string) string {
+			switch {
+			case strings.Contains(r, "${DeadLetterQueueName}"):
+				return "dlq"
+			case strings.Contains(r, "${QueueName}"):
+				return "queue"
+			case strings.Contains(r, ":userpool/"):
+				return "pools"
+			}
+			return "unexpected resource " + r
+		})
+		if !slices.Equal(got, want) {
+			t.Errorf("%s grants\n  %v\n%s grants\n  %v", policyOutput, got, file, want)
+		}
+	}
+
+	// The worker on the stack's queue.
+	stackQ := *e
+	stackQ.QueueURL, stackQ.DLQURL = out["QueueUrl"], out["DeadLetterQueueUrl"]
+	stackQ.Send("cfn", append(bodies, testenv.Job(pool, "ghost"))...)
+	p := e.Start("--queue-url", out["QueueUrl"], "--exit-when-idle", "2s") // the flag wins over RESETQ_QUEUE_URL
+	if code := p.Wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	for _, u := range users {
+		if s := e.Status(e.East, pool, u); s != "RESET_REQUIRED" {
+			t.Errorf("%s is %s, want RESET_REQUIRED", u, s)
+		}
+	}
+	dl := stackQ.DrainDLQ()
+	if len(dl) != 1 || !strings.Contains(dl[0].Body, `"ghost"`) || dl[0].Attrs["resetq.reason"] != "UserNotFoundException" {
+		t.Errorf("stack DLQ holds %+v, want the ghost job with reason UserNotFoundException", dl)
+	}
+	if v, f, d := stackQ.Depth(); v+f+d != 0 {
+		t.Errorf("stack queue not empty: %d visible, %d in flight, %d delayed", v, f, d)
+	}
+	if dl := e.DrainDLQ(); len(dl) != 0 {
+		t.Errorf("%d messages in the bench's own DLQ: the worker used RESETQ_QUEUE_URL's queue", len(dl))
+	}
+}
+
+// motoCLI runs the AWS CLI against the bench's moto_server.
+type motoCLI struct {
+	t *testing.T
+	e *testenv.Env
+}
+
+func (m *motoCLI) run(args ...string) []byte {
+	m.t.Helper()
+	cmd := exec.Command("aws", append([]string{"--endpoint-url", m.e.Moto.URL, "--region", "us-east-1", "--output", "json"}, args...)...)
+	cmd.Env = m.e.ChildEnv("AWS_DEFAULT_REGION=us-east-1")
+	out, err := cmd.Output()
+	if err != nil {
+		m.t.Fatalf("aws %s: %v\n%s%s", strings.Join(args, " "), err, out, exitStderr(err))
+	}
+	return out
+}
+
+// createStack creates a stack of the template with a fresh QueueName,
+// CreateAlarms=false and params, waits for CREATE_COMPLETE, deletes it at
+// cleanup, and returns its outputs.
+func (m *motoCLI) createStack(params ...string) map[string]string {
+	m.t.Helper()
+	t := m.t
+	needCLI(t, "aws", "pip install awscli")
+	name := "resetq-cfn-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	tmplPath, err := filepath.Abs(cfnTemplate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.run(append([]string{"cloudformation", "create-stack", "--stack-name", name, "--template-body", "file://" + tmplPath, "--parameters",
+		"ParameterKey=QueueName,ParameterValue=" + name, "ParameterKey=CreateAlarms,ParameterValue=false"}, params...)...)
+	t.Cleanup(func() { m.run("cloudformation", "delete-stack", "--stack-name", name) })
+
+	var stack struct {
+		Stacks []struct {
+			StackStatus, StackStatusReason string
+			Outputs                        []struct{ OutputKey, OutputValue string }
+		}
+	}
+	testenv.Eventually(t, time.Minute, "the stack to be created", func() bool {
+		if err := json.Unmarshal(m.run("cloudformation", "describe-stacks", "--stack-name", name), &stack); err != nil || len(stack.Stacks) != 1 {
+			t.Fatalf("describe-stacks: %v %+v", err, stack)
+		}
+		st := stack.Stacks[0].StackStatus
+		if strings.Contains(st, "FAILED") || strings.Contains(st, "ROLLBACK") {
+			t.Fatalf("stack %s: %s", st, stack.Stacks[0].StackStatusReason)
+		}
+		return st == "CREATE_COMPLETE"
+	})
+	out := map[string]string{}
+	for _, o := range stack.Stacks[0].Outputs {
+		out[o.OutputKey] = o.OutputValue
+	}
+	for _, k := range []string{"QueueUrl", "QueueArn", "DeadLetterQueueUrl", "DeadLetterQueueArn", "WorkerPolicyArn", "ProducerPolicyArn"} {
+		if out[k] == "" {
+			t.Fatalf("no output %s in %v", k, out)
+		}
+	}
+	return out
+}
+
+func (m *motoCLI) queueAttributes(url string) map[string]string {
+	m.t.Helper()
+	r, err := m.e.SQS.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: &url,
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll}})
+	if err != nil {
+		m.t.Fatalf("GetQueueAttributes %s: %v", url, err)
+	}
+	return r.Attributes
+}
+
+// policyDocument is the default version's document of a managed policy.
+func (m *motoCLI) policyDocument(arn string) []byte {
+	m.t.Helper()
+	var p struct {
+		Policy struct{ DefaultVersionId string }
+	}
+	if err := json.Unmarshal(m.run("iam", "get-policy", "--policy-arn", arn), &p); err != nil {
+		m.t.Fatal(err)
+	}
+	var pv struct {
+		PolicyVersion struct{ Document json.RawMessage }
+	}
+	if err := json.Unmarshal(m.run("iam", "get-policy-version", "--policy-arn", arn, "--version-id", p.Policy.DefaultVersionId), &pv); err != nil {
+		m.t.Fatal(err)
+	}
+	return pv.PolicyVersion.Document
+}
+
+// TestCloudFormationStackKMS: with KmsKeyArn both queues use the key, and
+// QueueKeyPolicy grants exactly kms:GenerateDataKey and kms:Decrypt on it.
+func TestCloudFormationStackKMS(t *testing.T) {
+	t.Parallel()
+	needCLI(t, "aws", "pip install awscli")
+	e := testenv.New(t, "cfnkms")
+	m := &motoCLI{t: t, e: e}
+	var key struct{ KeyMetadata struct{ Arn string } }
+	if err := json.Unmarshal(m.run("kms", "create-key", "--description", "resetq test"), &key); err != nil || key.KeyMetadata.Arn == "" {
+		t.Fatalf("kms create-key: %v %+v", err, key)
+	}
+	out := m.createStack("ParameterKey=UserPoolArns,ParameterValue=arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_x",
+		"ParameterKey=KmsKeyArn,ParameterValue="+key.KeyMetadata.Arn)
+	for _, q := range []string{"QueueUrl", "DeadLetterQueueUrl"} {
+		if got := m.queueAttributes(out[q])["KmsMasterKeyId"]; got != key.KeyMetadata.Arn {
+			t.Errorf("%s KmsMasterKeyId %q, want %s", q, got, key.KeyMetadata.Arn)
+		}
+	}
+	if out["QueueKeyPolicyArn"] == "" {
+		t.Fatalf("no QueueKeyPolicyArn output with KmsKeyArn: %v", out)
+	}
+	got := grants(t, m.policyDocument(out["QueueKeyPolicyArn"]), func(r string) string {
+		if r == key.KeyMetadata.Arn {
+			return "key"
+		}
+		return "unexpected resource " + r
+	})
+	if want := []string{"kms:Decrypt on key", "kms:GenerateDataKey on key"}; !slices.Equal(got, want) {
+		t.Errorf("QueueKeyPolicy grants %v, want %v", got, want)
+	}
+}
+
+// grants lists a policy document's allowed "action on kind" pairs, sorted,
+// with kind(resource) naming each resource.
+func grants(t *testing.T, doc []byte, kind func(string) string) []string {
+	t.Helper()
+	var d struct {
+		Statement []struct {
+			Effect           string
+			Action, Resource any
+		}
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatalf("policy document %s: %v", doc, err)
+	}
+	var out []string
+	for _, s := range d.Statement {
+		if s.Effect != "Allow" {
+			t.Errorf("statement with effect %q", s.Effect)
+			continue
+		}
+		for _, a := range stringList(s.Action) {
+			for _, r := range stringList(s.Resource) {
+				out = append(out, a+" on "+kind(r))
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func stringList(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		var out []string
+		for _, e := range x {
+			s, _ := e.(string)
+			out = append(out, s)
+		}
+		return out
+	}
+	return nil
+}
+
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// needCLI skips the test when a command-line tool is missing, or fails it
+// when CI=true (CI installs every tool).
+func needCLI(t *testing.T, name, hint string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not on PATH (%s); with CI=true a missing tool is an error", name, hint)
+	}
+	t.Skipf("%s is not on PATH; install it (%s) to run this test; with CI=true it fails", name, hint)
+}

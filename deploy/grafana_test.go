@@ -1,0 +1,277 @@
+package deploy
+
+import (
+	"encoding/json"
+	"maps"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/resetq/resetq/metrics"
+)
+
+const dashboardFile = "grafana/resetq.json"
+
+// dashboard is the part of Grafana's JSON model the tests read.
+type dashboard struct {
+	Title         string `json:"title"`
+	UID           string `json:"uid"`
+	SchemaVersion int    `json:"schemaVersion"`
+	Templating    struct {
+		List []struct {
+			Name       string `json:"name"`
+			Type       string `json:"type"`
+			Query      any    `json:"query"`
+			Definition string `json:"definition"`
+		} `json:"list"`
+	} `json:"templating"`
+	Panels []struct {
+		ID         int    `json:"id"`
+		Type       string `json:"type"`
+		Title      string `json:"title"`
+		Datasource struct {
+			UID string `json:"uid"`
+		} `json:"datasource"`
+		Targets []struct {
+			Expr       string `json:"expr"`
+			Datasource struct {
+				UID string `json:"uid"`
+			} `json:"datasource"`
+		} `json:"targets"`
+	} `json:"panels"`
+}
+
+func loadDashboard(t *testing.T) dashboard {
+	t.Helper()
+	var d dashboard
+	if err := json.Unmarshal([]byte(readFile(t, dashboardFile)), &d); err != nil {
+		t.Fatalf("%s: %v", dashboardFile, err)
+	}
+	return d
+}
+
+// dashboardExprs is every PromQL expression of the dashboard: panel targets
+// and variable queries, keyed by where it is.
+func dashboardExprs(d dashboard) map[string]string {
+	out := map[string]string{}
+	for _, p := range d.Panels {
+		for i, tg := range p.Targets {
+			out[p.Title+" target "+string(rune('A'+i))] = tg.Expr
+		}
+	}
+	for _, v := range d.Templating.List {
+		if v.Type == "query" {
+			out["variable "+v.Name] = v.Definition
+		}
+	}
+	return out
+}
+
+// TestDashboardModel: the dashboard parses, has a Prometheus datasource
+// variable that every panel uses and a region variable, and every panel has a
+// title and at least one target with an expression.
+func TestDashboardModel(t *testing.T) {
+	t.Parallel()
+	d := loadDashboard(t)
+	if d.Title == "" || d.UID == "" || d.SchemaVersion < 36 {
+		t.Errorf("title %q, uid %q, schemaVersion %d: want a title, a uid and schemaVersion >= 36", d.Title, d.UID, d.SchemaVersion)
+	}
+	vars := map[string]string{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = v.Type
+		if v.Name == "datasource" && (v.Type != "datasource" || v.Query != "prometheus") {
+			t.Errorf("variable datasource: type %q query %v, want a datasource variable of type prometheus", v.Type, v.Query)
+		}
+	}
+	if vars["datasource"] == "" || vars["region"] != "query" {
+		t.Errorf("variables %v: want datasource and a region query variable", vars)
+	}
+	if len(d.Panels) < 10 {
+		t.Errorf("%d panels", len(d.Panels))
+	}
+	ids := map[int]bool{}
+	for _, p := range d.Panels {
+		if p.Title == "" {
+			t.Errorf("panel %d (%s) has no title", p.ID, p.Type)
+		}
+		if ids[p.ID] {
+			t.Errorf("panel id %d used twice", p.ID)
+		}
+		ids[p.ID] = true
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no target", p.Title)
+		}
+		if p.Datasource.UID != "${datasource}" {
+			t.Errorf("panel %q: datasource %q, want ${datasource}", p.Title, p.Datasource.UID)
+		}
+		for _, tg := range p.Targets {
+			if strings.TrimSpace(tg.Expr) == "" {
+				t.Errorf("panel %q has a target without an expression", p.Title)
+			}
+			if tg.Datasource.UID != "${datasource}" {
+				t.Errorf("panel %q: target datasource %q, want ${datasource}", p.Title, tg.Datasource.UID)
+			}
+		}
+	}
+	// What the issue asks an incident lead to see at a glance.
+	all := strings.Join(slices.Collect(maps.Values(dashboardExprs(d))), "\n")
+	for _, want := range []string{"resetq:backlog:messages", "resetq:eta:seconds", `outcome="reset"`, "resetq_ratelimit_limit", "vector(30)",
+		"resetq_dead_letters_total", "resetq:throttles:rate5m", "resetq_cognito_request_duration_seconds_bucket", "resetq_circuit_open", `region=~"$region"`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no panel uses %s", want)
+		}
+	}
+}
+
+// exportedMetrics is every series name the worker exports, from the code:
+// metrics.New on a fresh registry, each vector given one child so it shows in
+// Gather. Histograms count as their _bucket, _sum and _count series, the only
+// names a query can select. families is the metric families' own names, the
+// names prose uses.
+func exportedMetrics(t *testing.T) (series, families map[string]bool) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, "test")
+	v := reflect.ValueOf(m).Elem()
+	for i := range v.NumField() {
+		get := v.Field(i).MethodByName("GetMetricWithLabelValues")
+		if !get.IsValid() {
+			continue // a plain metric, always exported
+		}
+		// Find the number of labels: the call errs until it is right.
+		ok := false
+		for n := 0; n <= 8 && !ok; n++ {
+			res := get.CallSlice([]reflect.Value{reflect.ValueOf(make([]string, n))})
+			ok = res[1].IsNil()
+		}
+		if !ok {
+			t.Fatalf("metrics.Metrics.%s: no label count works", v.Type().Field(i).Name)
+		}
+	}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, families := map[string]bool{}, map[string]bool{}
+	for _, f := range fams {
+		families[f.GetName()] = true
+		switch f.GetType().String() {
+		case "HISTOGRAM":
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				names[f.GetName()+s] = true
+			}
+		case "SUMMARY":
+			names[f.GetName()] = true
+			names[f.GetName()+"_sum"] = true
+			names[f.GetName()+"_count"] = true
+		default:
+			names[f.GetName()] = true
+		}
+	}
+	return names, families
+}
+
+var (
+	metricRefRE = regexp.MustCompile(`\bresetq[_:][A-Za-z0-9_:]*`)
+	recordRE    = regexp.MustCompile(`(?m)^\s*- record:\s*(\S+)\s*$`)
+)
+
+// recordedNames is the recording rules rules.yml defines.
+func recordedNames(rules string) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range recordRE.FindAllStringSubmatch(rules, -1) {
+		out[m[1]] = true
+	}
+	return out
+}
+
+// unknownMetrics returns the resetq metric names text uses that are in
+// neither known set.
+func unknownMetrics(text string, known ...map[string]bool) []string {
+	var out []string
+next:
+	for _, name := range metricRefRE.FindAllString(text, -1) {
+		name = strings.TrimRight(name, ":") // "resetq: ..." in prose
+		if name == "resetq" {
+			continue
+		}
+		for _, k := range known {
+			if k[name] {
+				continue next
+			}
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// TestMetricNamesExist: every metric name a panel, a recording rule or an
+// alert uses is one the worker exports or a recording rule of rules.yml, so
+// renaming a metric in metrics/metrics.go fails here instead of leaving dead
+// panels and silent alerts. (`up` is Prometheus's own.)
+func TestMetricNamesExist(t *testing.T) {
+	t.Parallel()
+	exported, families := exportedMetrics(t)
+	for _, want := range []string{"resetq_jobs_total", "resetq_queue_messages", "resetq_cognito_request_duration_seconds_bucket", "resetq_dead_letters_total", "resetq_circuit_open"} {
+		if !exported[want] {
+			t.Fatalf("the exported set lacks %s: %v", want, exported)
+		}
+	}
+	rules := readFile(t, rulesFile)
+	recorded := recordedNames(rules)
+	if len(recorded) < 5 {
+		t.Fatalf("%d recording rules in %s", len(recorded), rulesFile)
+	}
+	for where, expr := range dashboardExprs(loadDashboard(t)) {
+		if bad := unknownMetrics(expr, exported, recorded); len(bad) > 0 {
+			t.Errorf("%s: panel %s uses %v, which the worker does not export and rules.yml does not record", dashboardFile, where, bad)
+		}
+		if !metricRefRE.MatchString(expr) && !strings.Contains(expr, "vector(") {
+			t.Errorf("%s: %s uses no resetq metric: %s", dashboardFile, where, expr)
+		}
+	}
+	if bad := unknownMetrics(rules, exported, families, recorded); len(bad) > 0 {
+		t.Errorf("%s uses %v, which the worker does not export and no rule records", rulesFile, bad)
+	}
+	if bad := unknownMetrics(readFile(t, runbookFile), exported, families, recorded); len(bad) > 0 {
+		t.Errorf("%s names %v, which the worker does not export and no rule records", runbookFile, bad)
+	}
+}
+
+// TestMetricNamesCatchRename: the check above does catch a rename, in a
+// panel, in a rule, and in the code.
+func TestMetricNamesCatchRename(t *testing.T) {
+	t.Parallel()
+	exported, _ := exportedMetrics(t)
+	rules := readFile(t, rulesFile)
+	recorded := recordedNames(rules)
+	dash := strings.Join(slices.Collect(maps.Values(dashboardExprs(loadDashboard(t)))), "\n")
+	if bad := unknownMetrics(dash, exported, recorded); len(bad) != 0 {
+		t.Fatalf("the dashboard already has unknown names %v", bad)
+	}
+	if bad := unknownMetrics(strings.ReplaceAll(dash, "resetq_circuit_open", "resetq_circuit_opened"), exported, recorded); !slices.Equal(bad, []string{"resetq_circuit_opened"}) {
+		t.Errorf("a renamed metric in a panel: unknown %v", bad)
+	}
+	if bad := unknownMetrics(strings.ReplaceAll(dash, "resetq:eta:seconds", "resetq:eta:secs"), exported, recorded); !slices.Equal(bad, []string{"resetq:eta:secs"}) {
+		t.Errorf("a renamed recording rule in a panel: unknown %v", bad)
+	}
+	// The worker's metric renamed in the code: the rules still use the old name.
+	renamed := map[string]bool{}
+	for k := range exported {
+		renamed[k] = k != "resetq_jobs_total"
+	}
+	if bad := unknownMetrics(rules, renamed, recorded); !slices.Contains(bad, "resetq_jobs_total") {
+		t.Errorf("resetq_jobs_total gone from the code: rules.yml unknown %v", bad)
+	}
+	// A recording rule renamed in rules.yml: the dashboard still uses the old name.
+	renamedRules := recordedNames(strings.ReplaceAll(rules, "record: resetq:backlog:messages", "record: resetq:backlog:jobs"))
+	if bad := unknownMetrics(dash, exported, renamedRules); !slices.Contains(bad, "resetq:backlog:messages") {
+		t.Errorf("resetq:backlog:messages renamed in rules.yml: dashboard unknown %v", bad)
+	}
+}

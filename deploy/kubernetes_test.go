@@ -1,0 +1,560 @@
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/resetq/resetq/internal/testenv"
+)
+
+// k8sObject is one rendered manifest, decoded from JSON.
+type k8sObject = map[string]any
+
+// kustomizations are the base and every overlay.
+func kustomizations(t *testing.T) []string {
+	t.Helper()
+	overlays, err := filepath.Glob("kubernetes/overlays/*/kustomization.yaml")
+	if err != nil || len(overlays) == 0 {
+		t.Fatalf("no overlays found: %v", err)
+	}
+	dirs := []string{"kubernetes/base"}
+	for _, o := range overlays {
+		dirs = append(dirs, filepath.Dir(o))
+	}
+	return dirs
+}
+
+var rendered sync.Map // dir -> []k8sObject
+
+// render runs `kubectl kustomize dir` and converts the YAML to JSON offline
+// with `kubectl patch --local` (an empty merge patch), so no YAML library is
+// needed.
+func kustomize(t *testing.T, dir string) []k8sObject {
+	t.Helper()
+	needCLI(t, "kubectl", "kubectl with its built-in kustomize v5: https://kubernetes.io/docs/tasks/tools/")
+	if objs, ok := rendered.Load(dir); ok {
+		return objs.([]k8sObject)
+	}
+	yml, err := exec.Command("kubectl", "kustomize", dir).Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, exitStderr(err))
+	}
+	objs := yamlToJSON(t, yml)
+	rendered.Store(dir, objs)
+	return objs
+}
+
+func yamlToJSON(t *testing.T, yml []byte) []k8sObject {
+	t.Helper()
+	cmd := exec.Command("kubectl", "patch", "--local", "-f", "-", "--type", "merge", "-p", "{}", "-o", "json")
+	cmd.Stdin = bytes.NewReader(yml)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kubectl patch --local (YAML to JSON): %v\n%s", err, exitStderr(err))
+	}
+	var objs []k8sObject
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var o k8sObject
+		if err := dec.Decode(&o); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("decode kubectl output: %v", err)
+		}
+		objs = append(objs, o)
+	}
+	if n := len(regexp.MustCompile(`(?m)^kind: `).FindAll(yml, -1)); len(objs) != n {
+		t.Fatalf("converted %d objects, the YAML has %d", len(objs), n)
+	}
+	return objs
+}
+
+func exitStderr(err error) []byte {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.Stderr
+	}
+	return nil
+}
+
+// get walks a decoded JSON object: kget(o, "spec", "template", "spec").
+func kget(v any, path ...string) any {
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
+func kstr(v any, path ...string) string { s, _ := kget(v, path...).(string); return s }
+func klist(v any, path ...string) []any { l, _ := kget(v, path...).([]any); return l }
+func kmap(v any, path ...string) map[string]string {
+	out := map[string]string{}
+	m, _ := kget(v, path...).(map[string]any)
+	for k, v := range m {
+		out[k], _ = v.(string)
+	}
+	return out
+}
+
+func kfind(objs []k8sObject, kind string) []k8sObject {
+	var out []k8sObject
+	for _, o := range objs {
+		if o["kind"] == kind {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func knamed(objs []k8sObject, kind, name string) k8sObject {
+	for _, o := range kfind(objs, kind) {
+		if kstr(o, "metadata", "name") == name {
+			return o
+		}
+	}
+	return nil
+}
+
+// subset reports whether every label of sel is in labels.
+func labelsMatch(sel, labels map[string]string) bool {
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return len(sel) > 0
+}
+
+var workFlagSet struct {
+	once  sync.Once
+	flags map[string]bool
+}
+
+// workEnvNames is the RESETQ_* twin of every flag of `resetq work`, read from
+// the built binary's help.
+func workEnvNames(t *testing.T) map[string]bool {
+	t.Helper()
+	bin := testenv.Binary(t)
+	workFlagSet.once.Do(func() {
+		out, _ := exec.Command(bin, "work", "--help").CombinedOutput()
+		workFlagSet.flags = map[string]bool{}
+		for _, m := range regexp.MustCompile(`(?m)^\s+-([a-z][a-z0-9-]*)`).FindAllStringSubmatch(string(out), -1) {
+			workFlagSet.flags["RESETQ_"+strings.ToUpper(strings.ReplaceAll(m[1], "-", "_"))] = true
+		}
+	})
+	if !workFlagSet.flags["RESETQ_QUEUE_URL"] || !workFlagSet.flags["RESETQ_SHUTDOWN_TIMEOUT"] {
+		t.Fatalf("could not read the flags of `resetq work --help`: %v", slices.Sorted(maps.Keys(workFlagSet.flags)))
+	}
+	return workFlagSet.flags
+}
+
+// TestKustomizeRenders: the base and every overlay build with kubectl's kustomize.
+func TestKustomizeRenders(t *testing.T) {
+	t.Parallel()
+	for _, dir := range kustomizations(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			if objs := kustomize(t, dir); len(objs) == 0 {
+				t.Fatal("renders nothing")
+			}
+		})
+	}
+}
+
+// podTemplate is a workload's pod template (Deployment, Job, CronJob).
+func podTemplate(o k8sObject) any {
+	if o["kind"] == "CronJob" {
+		return kget(o, "spec", "jobTemplate", "spec", "template")
+	}
+	return kget(o, "spec", "template")
+}
+
+// TestKubernetesPods checks every workload of the base and every overlay:
+// the restricted security settings on every container, and for each
+// container that runs `resetq work`: resources, the metrics port, JSON logs,
+// a grace period longer than the shutdown timeout, only RESETQ_* variables
+// that are real flags, and (in a Deployment) both probes on the metrics port.
+func TestKubernetesPods(t *testing.T) {
+	t.Parallel()
+	for _, dir := range kustomizations(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			objs := kustomize(t, dir)
+			workers := 0
+			for _, kind := range []string{"Deployment", "Job", "CronJob"} {
+				for _, o := range kfind(objs, kind) {
+					workers += checkPod(t, objs, o)
+				}
+			}
+			if workers == 0 {
+				t.Fatal("no container runs `resetq work`")
+			}
+		})
+	}
+}
+
+func checkPod(t *testing.T, objs []k8sObject, o k8sObject) (workers int) {
+	t.Helper()
+	where := o["kind"].(string) + "/" + kstr(o, "metadata", "name")
+	pod := kget(podTemplate(o), "spec")
+	psc := kget(pod, "securityContext")
+	if sa := kstr(pod, "serviceAccountName"); sa == "" {
+		t.Errorf("%s: no serviceAccountName", where)
+	} else if arn := kmap(knamed(objs, "ServiceAccount", sa), "metadata", "annotations")["eks.amazonaws.com/role-arn"]; !strings.HasPrefix(arn, "arn:aws:iam::") {
+		t.Errorf("%s: ServiceAccount %s has no IRSA annotation eks.amazonaws.com/role-arn (got %q)", where, sa, arn)
+	}
+	for _, c := range klist(pod, "containers") {
+		name := where + " container " + kstr(c, "name")
+		csc := kget(c, "securityContext")
+		either := func(field string) any {
+			if v := kget(csc, field); v != nil {
+				return v
+			}
+			return kget(psc, field)
+		}
+		if either("runAsNonRoot") != true {
+			t.Errorf("%s: runAsNonRoot is not true", name)
+		}
+		if uid, _ := either("runAsUser").(float64); uid != 65532 {
+			t.Errorf("%s: runAsUser %v, want the numeric UID 65532", name, either("runAsUser"))
+		}
+		if kstr(either("seccompProfile"), "type") != "RuntimeDefault" {
+			t.Errorf("%s: seccompProfile is not RuntimeDefault", name)
+		}
+		if kget(csc, "readOnlyRootFilesystem") != true {
+			t.Errorf("%s: readOnlyRootFilesystem is not true", name)
+		}
+		if kget(csc, "allowPrivilegeEscalation") != false {
+			t.Errorf("%s: allowPrivilegeEscalation is not false", name)
+		}
+		if !slices.Contains(klist(csc, "capabilities", "drop"), any("ALL")) {
+			t.Errorf("%s: capabilities do not drop ALL", name)
+		}
+		for _, r := range []string{"requests", "limits"} {
+			if kget(c, "resources", r, "cpu") == nil || kget(c, "resources", r, "memory") == nil {
+				t.Errorf("%s: resources.%s lacks cpu or memory", name, r)
+			}
+		}
+		args := klist(c, "args")
+		if len(args) == 0 || args[0] != "work" {
+			continue
+		}
+		workers++
+		checkWorker(t, objs, o, pod, c, name)
+	}
+	return workers
+}
+
+func checkWorker(t *testing.T, objs []k8sObject, o k8sObject, pod, c any, name string) {
+	t.Helper()
+	flags := workEnvNames(t)
+	env := map[string]string{}
+	for _, ef := range klist(c, "envFrom") {
+		cmName := kstr(ef, "configMapRef", "name")
+		cm := knamed(objs, "ConfigMap", cmName)
+		if cm == nil {
+			t.Errorf("%s: envFrom ConfigMap %q is not in the build", name, cmName)
+			continue
+		}
+		maps.Copy(env, kmap(cm, "data"))
+	}
+	for _, e := range klist(c, "env") {
+		env[kstr(e, "name")] = kstr(e, "value")
+	}
+	for k := range env {
+		if strings.HasPrefix(k, "RESETQ_") && !flags[k] {
+			t.Errorf("%s: sets %s, which is not a flag of `resetq work`", name, k)
+		}
+	}
+	args := map[string]string{}
+	al := klist(c, "args")
+	for i := 1; i < len(al); i++ {
+		a, _ := al[i].(string)
+		f, v, hasV := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		if !flags["RESETQ_"+strings.ToUpper(strings.ReplaceAll(f, "-", "_"))] {
+			t.Errorf("%s: argument %s is not a flag of `resetq work`", name, a)
+		}
+		if !hasV && i+1 < len(al) {
+			v, _ = al[i+1].(string)
+			i++
+		}
+		args[f] = v
+	}
+	setting := func(flag string) string {
+		if v, ok := args[flag]; ok {
+			return v
+		}
+		return env["RESETQ_"+strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))]
+	}
+	if setting("log-format") != "json" {
+		t.Errorf("%s: log format %q, want json", name, setting("log-format"))
+	}
+	if env["RESETQ_QUEUE_URL"] == "" && args["queue-url"] == "" {
+		t.Errorf("%s: no queue URL", name)
+	}
+
+	shutdown := 30 * time.Second // the flag's default
+	if s := setting("shutdown-timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("%s: shutdown timeout %q: %v", name, s, err)
+		}
+		shutdown = d
+	}
+	grace, ok := kget(pod, "terminationGracePeriodSeconds").(float64)
+	if !ok {
+		grace = 30 // Kubernetes' default
+	}
+	if time.Duration(grace)*time.Second <= shutdown {
+		t.Errorf("%s: terminationGracePeriodSeconds %v is not above the shutdown timeout %v", name, grace, shutdown)
+	}
+
+	port := -1.0
+	for _, p := range klist(c, "ports") {
+		if kstr(p, "name") == "metrics" {
+			port, _ = kget(p, "containerPort").(float64)
+		}
+	}
+	if port != 9464 {
+		t.Errorf("%s: no container port named metrics on 9464", name)
+	}
+	if a := setting("metrics-addr"); a != "" && !strings.HasSuffix(a, ":9464") {
+		t.Errorf("%s: metrics address %q is not port 9464", name, a)
+	}
+	if o["kind"] != "Deployment" {
+		return
+	}
+	for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
+		hg := kget(c, probe, "httpGet")
+		p := kget(hg, "port")
+		if kstr(hg, "path") != path || (p != "metrics" && p != 9464.0) {
+			t.Errorf("%s: %s is %v, want GET %s on port metrics (9464)", name, probe, hg, path)
+		}
+	}
+}
+
+// TestKubernetesMonitoring: in the base, the Service selects the worker pods
+// and names its port metrics; the ServiceMonitor selects the Service by its
+// labels and scrapes that port; the PodDisruptionBudget selects the pods; the
+// PrometheusRule has rule groups.
+func TestKubernetesMonitoring(t *testing.T) {
+	t.Parallel()
+	objs := kustomize(t, "kubernetes/base")
+	dep := knamed(objs, "Deployment", "resetq")
+	svc := knamed(objs, "Service", "resetq")
+	sm := knamed(objs, "ServiceMonitor", "resetq")
+	pdb := knamed(objs, "PodDisruptionBudget", "resetq")
+	if dep == nil || svc == nil || sm == nil || pdb == nil {
+		t.Fatalf("the base lacks a Deployment, Service, ServiceMonitor or PodDisruptionBudget named resetq")
+	}
+	if kstr(sm, "apiVersion") != "monitoring.coreos.com/v1" {
+		t.Errorf("ServiceMonitor apiVersion %q", kstr(sm, "apiVersion"))
+	}
+	podLabels := kmap(dep, "spec", "template", "metadata", "labels")
+	if !labelsMatch(kmap(svc, "spec", "selector"), podLabels) {
+		t.Errorf("Service selector %v does not select the pods %v", kmap(svc, "spec", "selector"), podLabels)
+	}
+	if !labelsMatch(kmap(pdb, "spec", "selector", "matchLabels"), podLabels) {
+		t.Errorf("PodDisruptionBudget selector %v does not select the pods %v", kmap(pdb, "spec", "selector", "matchLabels"), podLabels)
+	}
+	if !labelsMatch(kmap(sm, "spec", "selector", "matchLabels"), kmap(svc, "metadata", "labels")) {
+		t.Errorf("ServiceMonitor selector %v does not select the Service's labels %v", kmap(sm, "spec", "selector", "matchLabels"), kmap(svc, "metadata", "labels"))
+	}
+	svcPorts := map[string]any{}
+	for _, p := range klist(svc, "spec", "ports") {
+		svcPorts[kstr(p, "name")] = kget(p, "targetPort")
+	}
+	if tp := svcPorts["metrics"]; tp != "metrics" && tp != 9464.0 {
+		t.Errorf("Service has no port metrics targeting the container's metrics port: %v", svcPorts)
+	}
+	eps := klist(sm, "spec", "endpoints")
+	if len(eps) == 0 {
+		t.Fatal("ServiceMonitor has no endpoints")
+	}
+	for _, ep := range eps {
+		if _, ok := svcPorts[kstr(ep, "port")]; !ok || kstr(ep, "port") != "metrics" {
+			t.Errorf("ServiceMonitor endpoint port %q, want the Service's port metrics", kstr(ep, "port"))
+		}
+	}
+	pr := kfind(objs, "PrometheusRule")
+	if len(pr) != 1 || len(klist(pr[0], "spec", "groups")) == 0 {
+		t.Errorf("want one PrometheusRule with rule groups, got %d", len(pr))
+	}
+}
+
+// TestKEDAOverlay: the ScaledObject scales the worker Deployment from zero on
+// the queue the worker reads, and maxReplicaCount x RESETQ_RATE stays within
+// the single-worker default rate (each replica paces on its own).
+func TestKEDAOverlay(t *testing.T) {
+	t.Parallel()
+	objs := kustomize(t, "kubernetes/overlays/keda")
+	so := knamed(objs, "ScaledObject", "resetq")
+	dep := knamed(objs, "Deployment", "resetq")
+	if so == nil || dep == nil {
+		t.Fatal("no ScaledObject or Deployment named resetq")
+	}
+	if kstr(so, "apiVersion") != "keda.sh/v1alpha1" || kstr(so, "spec", "scaleTargetRef", "name") != "resetq" {
+		t.Errorf("ScaledObject %s targets %q", kstr(so, "apiVersion"), kstr(so, "spec", "scaleTargetRef", "name"))
+	}
+	if kget(dep, "spec", "replicas") != nil {
+		t.Error("the Deployment sets replicas: KEDA owns the count")
+	}
+	if mn, _ := kget(so, "spec", "minReplicaCount").(float64); mn != 0 {
+		t.Errorf("minReplicaCount %v, want 0", mn)
+	}
+	maxR, _ := kget(so, "spec", "maxReplicaCount").(float64)
+	c := klist(dep, "spec", "template", "spec", "containers")[0]
+	cm := knamed(objs, "ConfigMap", kstr(klist(c, "envFrom")[0], "configMapRef", "name"))
+	env := kmap(cm, "data")
+	rate, err := strconv.ParseFloat(env["RESETQ_RATE"], 64)
+	if err != nil {
+		t.Fatalf("RESETQ_RATE %q: %v", env["RESETQ_RATE"], err)
+	}
+	if maxR < 1 || maxR*rate > 24 {
+		t.Errorf("maxReplicaCount %v x RESETQ_RATE %v = %v calls/s per Region, above the single-worker default 24", maxR, rate, maxR*rate)
+	}
+	triggers := klist(so, "spec", "triggers")
+	if len(triggers) != 1 || kstr(triggers[0], "type") != "aws-sqs-queue" {
+		t.Fatalf("want one aws-sqs-queue trigger, got %v", triggers)
+	}
+	md := kmap(triggers[0], "metadata")
+	if q := md["queueURLFromEnv"]; q != "RESETQ_QUEUE_URL" || env[q] == "" {
+		if md["queueURL"] != env["RESETQ_QUEUE_URL"] {
+			t.Errorf("the trigger's queue (%v) is not the worker's RESETQ_QUEUE_URL %q", md, env["RESETQ_QUEUE_URL"])
+		}
+	}
+	auth := kstr(triggers[0], "authenticationRef", "name")
+	ta := knamed(objs, "TriggerAuthentication", auth)
+	if md["identityOwner"] == "" && (ta == nil || kstr(ta, "spec", "podIdentity", "provider") != "aws") {
+		t.Errorf("the trigger has neither identityOwner nor a TriggerAuthentication with AWS pod identity (%q)", auth)
+	}
+}
+
+// TestRotationOverlay: the CronJob runs `resetq enqueue`. If the built
+// binary lacks it (issue 4), the manifest and deploy/README.md must say so;
+// when it exists, every flag the CronJob passes must be one of its flags.
+func TestRotationOverlay(t *testing.T) {
+	t.Parallel()
+	objs := kustomize(t, "kubernetes/overlays/rotation")
+	cjs := kfind(objs, "CronJob")
+	if len(cjs) != 1 {
+		t.Fatalf("%d CronJobs, want 1", len(cjs))
+	}
+	if knamed(objs, "Deployment", "resetq") == nil {
+		t.Error("the rotation overlay lacks the worker Deployment that drains the queue")
+	}
+	c := klist(kget(podTemplate(cjs[0]), "spec"), "containers")[0]
+	args := klist(c, "args")
+	if len(args) == 0 || args[0] != "enqueue" {
+		t.Fatalf("the CronJob runs %v, want resetq enqueue", args)
+	}
+	help, _ := exec.Command(testenv.Binary(t), "enqueue", "--help").CombinedOutput()
+	if bytes.Contains(help, []byte("not implemented")) || bytes.Contains(help, []byte("unknown command")) {
+		for _, f := range []string{"kubernetes/overlays/rotation/cronjob.yaml", "README.md"} {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !regexp.MustCompile(`(?s)enqueue.{0,80}issue 4`).Match(raw) {
+				t.Errorf("%s does not say that `resetq enqueue` is planned (issue 4): the binary answers %q", f, help)
+			}
+		}
+		return
+	}
+	isFlag := func(f string) bool {
+		return regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(f) + `(\s|$)`).Match(help)
+	}
+	for _, a := range args[1:] {
+		s, _ := a.(string)
+		if f, ok := strings.CutPrefix(s, "--"); ok {
+			if f, _, _ = strings.Cut(f, "="); !isFlag(f) {
+				t.Errorf("the CronJob passes %s, which `resetq enqueue --help` does not list", s)
+			}
+		}
+	}
+	for _, e := range klist(c, "env") {
+		if name, ok := strings.CutPrefix(kstr(e, "name"), "RESETQ_"); ok && !isFlag(strings.ToLower(strings.ReplaceAll(name, "_", "-"))) {
+			t.Errorf("the CronJob sets %s, which is not a flag of `resetq enqueue`", kstr(e, "name"))
+		}
+	}
+}
+
+// TestPrometheusRuleGenerated: the PrometheusRule of the base is exactly what
+// the generator makes of deploy/prometheus/rules.yml (run `make generate`).
+func TestPrometheusRuleGenerated(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("prometheus/rules.yml"); err != nil {
+		t.Fatalf("deploy/prometheus/rules.yml: %v", err)
+	}
+	cmd := exec.Command("go", "run", "./internal/tools/promrule", "-out", "-")
+	cmd.Dir = ".."
+	want, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go run ./internal/tools/promrule: %v\n%s", err, exitStderr(err))
+	}
+	got, err := os.ReadFile("kubernetes/base/prometheusrule.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("deploy/kubernetes/base/prometheusrule.yaml is out of date with deploy/prometheus/rules.yml: run `make generate`")
+	}
+}
+
+// TestPromruleGenerator: the generator's manifest, read back as YAML, holds
+// the rules file's groups unchanged, multi-line expressions included; a file
+// with another top-level key is refused.
+func TestPromruleGenerator(t *testing.T) {
+	t.Parallel()
+	needCLI(t, "kubectl", "kubectl with its built-in kustomize v5")
+	dir := t.TempDir()
+	rules := "# a comment\ngroups:\n  - name: g1\n    rules:\n      - alert: A\n        expr: |\n          sum(rate(x[5m]))\n            > 0\n        for: 5m\n        labels:\n          severity: page\n        annotations:\n          summary: \"a: b\"\n\n      - record: r:x\n        expr: x\n"
+	if err := os.WriteFile(filepath.Join(dir, "rules.yml"), []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gen := func(args ...string) ([]byte, error) {
+		cmd := exec.Command("go", append([]string{"run", "./internal/tools/promrule"}, args...)...)
+		cmd.Dir = ".."
+		return cmd.Output()
+	}
+	out, err := gen("-rules", filepath.Join(dir, "rules.yml"), "-out", "-", "-name", "x")
+	if err != nil {
+		t.Fatalf("generator: %v\n%s", err, exitStderr(err))
+	}
+	objs := yamlToJSON(t, out)
+	if len(objs) != 1 || objs[0]["kind"] != "PrometheusRule" || kstr(objs[0], "metadata", "name") != "x" {
+		t.Fatalf("generated %v", objs)
+	}
+	groups := klist(objs[0], "spec", "groups")
+	rs := klist(groups[0], "rules")
+	if len(groups) != 1 || kstr(groups[0], "name") != "g1" || len(rs) != 2 {
+		t.Fatalf("groups %v", groups)
+	}
+	if kstr(rs[0], "expr") != "sum(rate(x[5m]))\n  > 0\n" || kstr(rs[0], "annotations", "summary") != "a: b" || kstr(rs[1], "record") != "r:x" {
+		t.Errorf("rules changed on the way: %v", rs)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad.yml"), []byte("groups: []\nextra: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gen("-rules", filepath.Join(dir, "bad.yml"), "-out", "-"); err == nil {
+		t.Error("a rules file with another top-level key was accepted")
+	}
+}
