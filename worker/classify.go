@@ -182,6 +182,7 @@ func (a Action) String() string { return actionNames[a] }
 const (
 	ReasonInvalidJob        = "invalid_job"
 	ReasonAttemptsExhausted = "attempts_exhausted"
+	ReasonPoolNotAllowed    = "pool_not_allowed"
 )
 
 // Decision is the outcome Decide picks for a job.

@@ -71,6 +71,12 @@ type Config struct {
 	Metrics     *metrics.Metrics // required
 	Logger      *slog.Logger     // default: discard
 
+	// AllowedPools, when not nil, lists the only user pools this worker
+	// may reset: a job for any other pool is dead-lettered as
+	// pool_not_allowed and never reaches Cognito. Being able to write to
+	// the queue must not be enough to reset users of any pool.
+	AllowedPools map[string]bool
+
 	Concurrency int           // jobs in flight; default 16
 	Policy      Policy        // MaxAttempts default 8; backoff defaults 2s..5m (transient), 1m..15m (limit)
 	Breaker     BreakerConfig // see BreakerConfig
@@ -359,6 +365,10 @@ func (w *Worker) handle(soft, hard context.Context, m Message) {
 		return
 	}
 	jl = jl.With("pool", job.UserPoolID, "user", w.user(job.Username))
+	if w.cfg.AllowedPools != nil && !w.cfg.AllowedPools[job.UserPoolID] {
+		w.deadLetter(hard, jl, m, ReasonPoolNotAllowed, "pool "+job.UserPoolID+" is not in --allowed-pools", m.priorAttempts())
+		return
+	}
 	region := job.Region()
 	attempts := m.priorAttempts()
 	if m.ReceiveCount > 1 && w.alreadyReset(soft, hard, jl, job) {

@@ -658,3 +658,29 @@ func TestShutdownCancelsAnEmptyPoll(t *testing.T) {
 		t.Fatal("shutdown waited for an empty long poll")
 	}
 }
+
+// TestAllowedPools: a job for a pool not on the list is dead-lettered as
+// pool_not_allowed and never reaches Cognito.
+func TestAllowedPools(t *testing.T) {
+	t.Parallel()
+	var called []string
+	var mu sync.Mutex
+	b := newBundle(func(_ context.Context, j Job) error {
+		mu.Lock()
+		called = append(called, j.UserPoolID)
+		mu.Unlock()
+		return nil
+	})
+	b.cfg.AllowedPools = map[string]bool{pool: true}
+	b.q.push(job(pool, "ok"), nil)
+	b.q.push(job("us-east-1_Other", "victim"), nil)
+	b.run(t)
+	if len(called) != 1 || called[0] != pool {
+		t.Fatalf("Cognito called for %v, want only %s", called, pool)
+	}
+	dl := b.dlq.all()
+	if len(dl) != 1 || dl[0].Attributes[AttrReason].StringValue != ReasonPoolNotAllowed ||
+		!strings.Contains(dl[0].Attributes[AttrError].StringValue, "us-east-1_Other") {
+		t.Fatalf("dead letters %+v", dl)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,8 @@ type workFlags struct {
 	logFormat, logLevel      string
 	logUsernames             string
 	redeliveryCheck          bool
+	allowedPools             string
+	allowAnyPool             bool
 }
 
 func (f *workFlags) register(fs *flag.FlagSet) {
@@ -53,6 +56,8 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logUsernames, "log-usernames", "hashed", "usernames in logs: hashed (a SHA-256 prefix) or plain")
+	fs.StringVar(&f.allowedPools, "allowed-pools", "", "comma-separated user pool IDs this worker may reset; jobs for other pools are dead-lettered as pool_not_allowed (required unless --allow-any-pool)")
+	fs.BoolVar(&f.allowAnyPool, "allow-any-pool", false, "reset users of any pool a job names (an explicit choice: anyone who can write to the queue can then reset users of any pool the credentials reach)")
 	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "before resetting a job delivered again, ask Cognito (AdminGetUser) whether its user is already RESET_REQUIRED, and if so count it done: no second code after a crash between reset and delete")
 }
 
@@ -74,6 +79,13 @@ func (f *workFlags) validate() error {
 		return usagef("--circuit-cooldown must be positive")
 	case f.logUsernames != "hashed" && f.logUsernames != "plain":
 		return usagef("--log-usernames %q: want hashed or plain", f.logUsernames)
+	case f.allowedPools == "" && !f.allowAnyPool:
+		return usagef("set --allowed-pools (the pools this worker may reset), or --allow-any-pool to accept jobs for any pool")
+	case f.allowedPools != "" && f.allowAnyPool:
+		return usagef("--allowed-pools and --allow-any-pool contradict each other: choose one")
+	}
+	if _, err := parsePools(f.allowedPools); err != nil {
+		return err
 	}
 	if err := checkQueueURLs(f.queueURL, f.dlqURL); err != nil {
 		return err
@@ -101,6 +113,10 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	log, err := newLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
+	}
+	allowed, _ := parsePools(f.allowedPools) // checked by validate
+	if f.allowAnyPool {
+		log.Warn("--allow-any-pool: jobs for any user pool the credentials reach will be reset")
 	}
 	if f.rate > cognitoQuota {
 		log.Warn("--rate is above Cognito's UserAccountRecovery quota; expect throttling and real users' forgot-password to fail",
@@ -172,6 +188,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		StatusPacer:     statusPacer,
 		Metrics:         m,
 		Logger:          log,
+		AllowedPools:    allowed,
 		Concurrency:     f.concurrency,
 		Policy:          worker.Policy{MaxAttempts: f.maxAttempts},
 		Breaker:         worker.BreakerConfig{Cooldown: f.circuitCooldown},
@@ -224,4 +241,21 @@ func metricsMux(reg *prometheus.Registry, w *worker.Worker) *http.ServeMux {
 		fmt.Fprintln(rw, "ready")
 	})
 	return mux
+}
+
+// parsePools parses --allowed-pools: nil for "", else the set of pool IDs,
+// each checked as a job's UserPoolId would be.
+func parsePools(list string) (map[string]bool, error) {
+	if list == "" {
+		return nil, nil
+	}
+	pools := map[string]bool{}
+	for _, p := range strings.Split(list, ",") {
+		p = strings.TrimSpace(p)
+		if err := (worker.Job{UserPoolID: p, Username: "x"}).Validate(); err != nil {
+			return nil, usagef("--allowed-pools: %v", err)
+		}
+		pools[p] = true
+	}
+	return pools, nil
 }

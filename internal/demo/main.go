@@ -352,8 +352,12 @@ func runWorker(ctx context.Context, bin, queueURL, motoURL, proxyURL string, log
 	if err != nil {
 		return 0, err
 	}
+	var pools []string
+	for _, p := range plans {
+		pools = append(pools, p.poolID)
+	}
 	args := []string{"work", "--queue-url", queueURL, "--exit-when-idle", idleExit.String(),
-		"--log-format", "text", "--metrics-addr", metricsAddr}
+		"--allowed-pools", strings.Join(pools, ","), "--log-format", "text", "--metrics-addr", metricsAddr}
 	runCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, bin, args...)

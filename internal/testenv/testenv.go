@@ -251,7 +251,8 @@ func (e *Env) Start(args ...string) *Proc {
 	addr := FreeAddr(e.T)
 	p := &Proc{MetricsAddr: addr, log: &bytes.Buffer{}, logMu: &sync.Mutex{}, done: make(chan error, 1)}
 	p.Cmd = exec.Command(Binary(e.T), append([]string{"work", "--log-format", "text", "--metrics-addr", addr}, args...)...)
-	p.Cmd.Env = e.ChildEnv("RESETQ_QUEUE_URL=" + e.QueueURL) // the env twin of --queue-url
+	// Env twins of --queue-url and --allow-any-pool (tests name their own pools).
+	p.Cmd.Env = e.ChildEnv("RESETQ_QUEUE_URL="+e.QueueURL, "RESETQ_ALLOW_ANY_POOL=true")
 	pr, pw := io.Pipe()
 	p.Cmd.Stdout, p.Cmd.Stderr = pw, pw
 	if err := p.Cmd.Start(); err != nil {
