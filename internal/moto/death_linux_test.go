@@ -2,6 +2,7 @@ package moto_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -19,18 +20,18 @@ import (
 
 const helperEnv = "MOTO_TEST_HELPER"
 
-// TestHelperStartAndHang is the child of TestServerDiesWithParent: it starts
-// a server, prints its address and log file, and blocks until killed.
-func TestHelperStartAndHang(t *testing.T) {
-	if os.Getenv(helperEnv) != "1" {
-		t.Skip("helper process for TestServerDiesWithParent")
-	}
-	srv, err := moto.Start(t.Context())
+// helperStartAndHang is the child process of TestServerDiesWithParent (run
+// from TestMain when helperEnv is set): it starts a server, prints its
+// address and log file, and blocks until killed.
+func helperStartAndHang() {
+	srv, err := moto.Start(context.Background())
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	fmt.Printf("ADDR=%s LOG=%s\n", strings.TrimPrefix(srv.URL, "http://"), srv.LogPath)
 	os.Stdin.Read(make([]byte, 1)) // the parent never writes: block until killed
+	os.Exit(0)
 }
 
 // TestServerDiesWithParent SIGKILLs a process that started a server (so
@@ -38,7 +39,7 @@ func TestHelperStartAndHang(t *testing.T) {
 func TestServerDiesWithParent(t *testing.T) {
 	moto.Need(t)
 	t.Parallel()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperStartAndHang$")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"=1")
 	stdin, err := cmd.StdinPipe() // held open so the helper blocks
 	if err != nil {

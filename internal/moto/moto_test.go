@@ -18,7 +18,12 @@ import (
 	"github.com/resetq/resetq/internal/moto"
 )
 
-func TestMain(m *testing.M) { moto.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "1" {
+		helperStartAndHang() // the child of TestServerDiesWithParent; never returns
+	}
+	moto.Main(m)
+}
 
 // config returns an SDK configuration for the shared server in region.
 func config(t *testing.T, region string) aws.Config {
