@@ -141,15 +141,7 @@ func Peek(ctx context.Context, q Queue, cfg ScanConfig, fn func(worker.Message) 
 	cfg = cfg.withDefaults()
 	held := map[string]string{} // message ID -> latest receipt handle
 	defer func() {
-		// Release even when ctx is canceled: hidden messages would
-		// otherwise stay hidden for the visibility timeout.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		receipts := make([]string, 0, len(held))
-		for _, r := range held {
-			receipts = append(receipts, r)
-		}
-		if rerr := release(rctx, q, receipts); rerr != nil {
+		if rerr := releaseHeld(ctx, q, held); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}()
@@ -188,6 +180,19 @@ func Peek(ctx context.Context, q Queue, cfg ScanConfig, fn func(worker.Message) 
 }
 
 // release makes messages visible again, ten at a time, checking every entry.
+// releaseHeld makes the held messages (message ID -> receipt handle)
+// visible again at the end of a pass. It runs even when ctx is canceled:
+// the messages would otherwise stay hidden for their visibility timeout.
+func releaseHeld(ctx context.Context, q Queue, held map[string]string) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	receipts := make([]string, 0, len(held))
+	for _, r := range held {
+		receipts = append(receipts, r)
+	}
+	return release(rctx, q, receipts)
+}
+
 func release(ctx context.Context, q Queue, receipts []string) error {
 	var errs []error
 	for len(receipts) > 0 {
@@ -316,13 +321,7 @@ func Redrive(ctx context.Context, dlq Queue, source Sender, cfg RedriveConfig) (
 	seen := map[string]bool{}
 	held := map[string]string{} // message ID -> latest receipt, released at the end
 	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		receipts := make([]string, 0, len(held))
-		for _, r := range held {
-			receipts = append(receipts, r)
-		}
-		if rerr := release(rctx, dlq, receipts); rerr != nil {
+		if rerr := releaseHeld(ctx, dlq, held); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}()

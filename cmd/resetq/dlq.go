@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -56,8 +55,7 @@ type dlqFlags struct {
 
 func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	var f dlqFlags
-	fs := flag.NewFlagSet("resetq dlq "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("resetq dlq "+cmd, stderr)
 	var usageLine, about string
 	switch cmd {
 	case "summary":
@@ -95,10 +93,7 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 	}
 	fs.DurationVar(&f.visibility, "visibility", 60*time.Second, "how long each message read stays hidden from other readers during the pass")
 	f.output = outputFlag(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: %s\n\n%s\nFlags (each also RESETQ_<FLAG>):\n\n", usageLine, about)
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "Usage: "+usageLine+"\n\n"+about+"\n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -128,20 +128,13 @@ before it was retried, so a job can (rarely) be on the queue twice.
 Exit codes: 0 every valid job enqueued and no invalid input; 1 some input was
 invalid, some job was rejected, or the run failed; 2 bad usage (flags, a missing
 CSV column, an unreadable file, no such pool, group or queue).
-
-Flags (each also RESETQ_<FLAG>):
-
 `
 
 func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f enqueueFlags
-	fs := flag.NewFlagSet("resetq enqueue", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("resetq enqueue", stderr)
 	f.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), enqueueHelp)
-		fs.PrintDefaults()
-	}
+	setUsage(fs, enqueueHelp)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

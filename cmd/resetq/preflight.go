@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -42,19 +41,15 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var queueURL string
 	var users int
 	var rateFlag float64
-	fs := flag.NewFlagSet("resetq preflight", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("resetq preflight", stderr)
 	fs.Var(&pools, "pool", "`ID` of a user pool of the campaign (required; repeatable, or comma-separated)")
 	fs.StringVar(&queueURL, "queue-url", "", "URL of the SQS queue of reset jobs (optional: checks its RedrivePolicy, visibility and retention)")
 	fs.IntVar(&users, "users", 0, "number of users in the campaign (optional: for the email quota and the expected duration)")
 	fs.Float64Var(&rateFlag, "rate", 24, "the --rate resetq work will run with (calls per second per Region)")
 	output := outputFlag(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: resetq preflight --pool ID [--pool ID ...] [--queue-url URL] [--users N] [--rate R] [--output text|json]\n\n"+
-			"Check pools and the queue before a campaign. Each check is ok, warning or blocking;\n"+
-			"exit 1 when anything is blocking. Flags (each also RESETQ_<FLAG>):\n\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "Usage: resetq preflight --pool ID [--pool ID ...] [--queue-url URL] [--users N] [--rate R] [--output text|json]\n\n"+
+		"Check pools and the queue before a campaign. Each check is ok, warning or blocking;\n"+
+		"exit 1 when anything is blocking.\n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -138,7 +133,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // describePool reads what the checks need from DescribeUserPool, in the
 // pool's own Region.
 func describePool(ctx context.Context, cfg aws.Config, id string) (ops.Pool, error) {
-	region := id[:strings.IndexByte(id, '_')]
+	region := worker.Job{UserPoolID: id}.Region()
 	client := cip.NewFromConfig(cfg, func(o *cip.Options) { o.Region = region })
 	out, err := client.DescribeUserPool(ctx, &cip.DescribeUserPoolInput{UserPoolId: aws.String(id)})
 	if err != nil {

@@ -94,6 +94,22 @@ func version() string {
 	return "dev"
 }
 
+// newFlagSet is a command's flag set: parse errors are returned, not fatal,
+// and messages go to stderr.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// setUsage makes --help print help, then every flag with its environment twin.
+func setUsage(fs *flag.FlagSet, help string) {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), help+"\nFlags (each also RESETQ_<FLAG>):\n\n")
+		fs.PrintDefaults()
+	}
+}
+
 // parseFlags applies RESETQ_* environment twins, then the command line, so a
 // flag given on the command line wins over its environment variable.
 func parseFlags(fs *flag.FlagSet, args []string) error {

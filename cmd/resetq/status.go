@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -39,22 +38,17 @@ type statusResult struct {
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f statusFlags
-	fs := flag.NewFlagSet("resetq status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("resetq status", stderr)
 	fs.StringVar(&f.queueURL, "queue-url", "", "URL of the SQS queue of reset jobs (required)")
 	fs.StringVar(&f.dlqURL, "dlq-url", "", "URL of the dead-letter queue (default: the DLQ of the queue's RedrivePolicy)")
 	fs.BoolVar(&f.watch, "watch", false, "sample again every --interval and print the drain rate and an ETA, until interrupted")
 	fs.DurationVar(&f.interval, "interval", 5*time.Second, "time between samples with --watch")
 	fs.IntVar(&f.count, "count", 0, "with --watch, stop after this many samples (0: until interrupted)")
 	f.output = outputFlag(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: resetq status --queue-url URL [--dlq-url URL] [--watch [--interval 5s] [--count N]] [--output text|json]\n\n"+
-			"Show the campaign's queue: jobs visible, in flight and delayed (approximate counts from\n"+
-			"GetQueueAttributes) and the DLQ depth. With --watch, one line per sample with the drain\n"+
-			"rate over the last minute or so and an ETA (JSON: one object per line).\n"+
-			"Flags (each also RESETQ_<FLAG>):\n\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "Usage: resetq status --queue-url URL [--dlq-url URL] [--watch [--interval 5s] [--count N]] [--output text|json]\n\n"+
+		"Show the campaign's queue: jobs visible, in flight and delayed (approximate counts from\n"+
+		"GetQueueAttributes) and the DLQ depth. With --watch, one line per sample with the drain\n"+
+		"rate over the last minute or so and an ETA (JSON: one object per line).\n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -95,15 +95,11 @@ func (f *workFlags) validate() error {
 
 func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var f workFlags
-	fs := flag.NewFlagSet("resetq work", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("resetq work", stderr)
 	f.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: resetq work --queue-url URL [flags]\n\n"+
-			"Consume AdminResetUserPassword jobs from an SQS queue. Each job ends with the user\n"+
-			"reset or in the dead-letter queue with a reason. Flags (each also RESETQ_<FLAG>):\n\n")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "Usage: resetq work --queue-url URL (--allowed-pools IDS | --allow-any-pool) [flags]\n\n"+
+		"Consume AdminResetUserPassword jobs from an SQS queue. Each job ends with the user\n"+
+		"reset or in the dead-letter queue with a reason.\n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
