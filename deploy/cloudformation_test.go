@@ -205,11 +205,7 @@ func TestCloudFormationStackRunsWorker(t *testing.T) {
 	if code := p.Wait(t, 2*time.Minute); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	for _, u := range users {
-		if s := e.Status(e.East, pool, u); s != "RESET_REQUIRED" {
-			t.Errorf("%s is %s, want RESET_REQUIRED", u, s)
-		}
-	}
+	e.ExpectStatus(e.East, pool, "RESET_REQUIRED", users...)
 	dl := stackQ.DrainDLQ()
 	if len(dl) != 1 || !strings.Contains(dl[0].Body, `"ghost"`) || dl[0].Attrs["resetq.reason"] != "UserNotFoundException" {
 		t.Errorf("stack DLQ holds %+v, want the ghost job with reason UserNotFoundException", dl)

@@ -420,9 +420,5 @@ func TestEnqueueThenWork(t *testing.T) {
 	if code := p.Wait(t, time.Minute); code != 0 {
 		t.Fatalf("work: exit code %d", code)
 	}
-	for _, u := range users {
-		if s := e.Status(e.East, pool, u); s != "RESET_REQUIRED" {
-			t.Errorf("%s is %s, want RESET_REQUIRED", u, s)
-		}
-	}
+	e.ExpectStatus(e.East, pool, "RESET_REQUIRED", users...)
 }

@@ -144,11 +144,7 @@ func TestWorkThrottled(t *testing.T) {
 	if code := p.Wait(t, 3*time.Minute); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	for _, u := range users {
-		if s := e.Status(e.East, pool, u); s != "RESET_REQUIRED" {
-			t.Errorf("%s is %s", u, s)
-		}
-	}
+	e.ExpectStatus(e.East, pool, "RESET_REQUIRED", users...)
 	if dl := e.DrainDLQ(); len(dl) != 0 {
 		t.Fatalf("%d jobs dead-lettered; throttling must never dead-letter (first: %v)", len(dl), dl[0].Attrs)
 	}
@@ -202,11 +198,7 @@ func TestWorkCircuitBreaker(t *testing.T) {
 	if code := p.Wait(t, 3*time.Minute); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	for _, u := range eastUsers {
-		if s := e.Status(e.East, east, u); s != "RESET_REQUIRED" {
-			t.Errorf("%s is %s after the fault cleared", u, s)
-		}
-	}
+	e.ExpectStatus(e.East, east, "RESET_REQUIRED", eastUsers...)
 	if dl := e.DrainDLQ(); len(dl) != 0 {
 		t.Fatalf("%d jobs dead-lettered by a systemic error (first: %v)", len(dl), dl[0].Attrs)
 	}

@@ -153,6 +153,17 @@ func (e *Env) Status(cfg aws.Config, pool, user string) string {
 	return s
 }
 
+// ExpectStatus fails the test (without stopping it) for each user of pool
+// whose status is not want, e.g. "RESET_REQUIRED".
+func (e *Env) ExpectStatus(cfg aws.Config, pool, want string, users ...string) {
+	e.T.Helper()
+	for _, u := range users {
+		if s := e.Status(cfg, pool, u); s != want {
+			e.T.Errorf("%s is %s, want %s", u, s, want)
+		}
+	}
+}
+
 // send enqueues bodies, each with the campaign attribute, in batches of 10.
 func (e *Env) Send(campaign string, bodies ...string) {
 	e.T.Helper()
