@@ -49,7 +49,10 @@ type Config struct {
 	QueueURL string
 	// Campaign is the resetq.campaign attribute of every message.
 	Campaign string
-	Builder  Builder
+	// SigningKey, when set, signs every message (the resetq.signature
+	// attribute, see worker.Sign) for workers run with --signing-key-file.
+	SigningKey []byte
+	Builder    Builder
 	// Concurrency is the number of SendMessageBatch calls in flight (default 8).
 	Concurrency int
 	// Retries is how many times a failed entry or call is tried again
@@ -331,11 +334,15 @@ func (r *Runner) send(ctx context.Context, cancel context.CancelCauseFunc, pendi
 		}
 		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(r.cfg.QueueURL)}
 		for i, e := range pending {
+			attrs := map[string]sqstypes.MessageAttributeValue{
+				worker.AttrCampaign: {DataType: aws.String("String"), StringValue: aws.String(r.cfg.Campaign)},
+			}
+			if r.cfg.SigningKey != nil {
+				attrs[worker.AttrSignature] = sqstypes.MessageAttributeValue{DataType: aws.String("String"),
+					StringValue: aws.String(worker.Sign(r.cfg.SigningKey, r.cfg.Campaign, e.body))}
+			}
 			in.Entries = append(in.Entries, sqstypes.SendMessageBatchRequestEntry{
-				Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(e.body),
-				MessageAttributes: map[string]sqstypes.MessageAttributeValue{
-					worker.AttrCampaign: {DataType: aws.String("String"), StringValue: aws.String(r.cfg.Campaign)},
-				},
+				Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(e.body), MessageAttributes: attrs,
 			})
 		}
 		r.calls.Add(1)

@@ -183,6 +183,7 @@ const (
 	ReasonInvalidJob        = "invalid_job"
 	ReasonAttemptsExhausted = "attempts_exhausted"
 	ReasonPoolNotAllowed    = "pool_not_allowed"
+	ReasonBadSignature      = "bad_signature"
 )
 
 // Decision is the outcome Decide picks for a job.

@@ -62,7 +62,8 @@ func (m Message) priorAttempts() int {
 // withAttributes returns the message's attributes plus add (String values).
 // SQS allows 10 attributes a message: when the original ones and add exceed
 // that, original attributes are dropped (last by name first, never
-// resetq.campaign) so that a failure record is never lost to the limit.
+// resetq.campaign or resetq.signature) so that a failure record is never
+// lost to the limit and a signed job stays signed.
 func withAttributes(orig map[string]Attribute, add map[string]string) map[string]Attribute {
 	out := make(map[string]Attribute, len(orig)+len(add))
 	for k, v := range orig {
@@ -73,7 +74,7 @@ func withAttributes(orig map[string]Attribute, add map[string]string) map[string
 	if excess := len(out) + len(add) - maxAttributes; excess > 0 {
 		names := make([]string, 0, len(out))
 		for k := range out {
-			if k != AttrCampaign {
+			if k != AttrCampaign && k != AttrSignature {
 				names = append(names, k)
 			}
 		}

@@ -76,6 +76,10 @@ type Config struct {
 	// pool_not_allowed and never reaches Cognito. Being able to write to
 	// the queue must not be enough to reset users of any pool.
 	AllowedPools map[string]bool
+	// SigningKeys, when not nil, makes the worker accept only jobs signed
+	// with one of these keys (see AttrSignature): an unsigned or forged
+	// job is dead-lettered as bad_signature before it is even decoded.
+	SigningKeys [][]byte
 
 	Concurrency int           // jobs in flight; default 16
 	Policy      Policy        // MaxAttempts default 8; backoff defaults 2s..5m (transient), 1m..15m (limit)
@@ -359,6 +363,12 @@ func (w *Worker) queueDrained(ctx context.Context) bool {
 func (w *Worker) handle(soft, hard context.Context, m Message) {
 	defer w.finish(m)
 	jl := w.log.With("message_id", m.ID, "campaign", m.Campaign())
+	if w.cfg.SigningKeys != nil {
+		if err := VerifySignature(w.cfg.SigningKeys, m); err != nil {
+			w.deadLetter(hard, jl, m, ReasonBadSignature, err.Error(), m.priorAttempts())
+			return
+		}
+	}
 	job, err := ParseJob([]byte(m.Body))
 	if err != nil {
 		w.deadLetter(hard, jl, m, ReasonInvalidJob, err.Error(), m.priorAttempts())

@@ -30,6 +30,7 @@ type enqueueFlags struct {
 	concurrency, retries int
 	listRate             float64
 	rejects              string
+	signingKeyFile       string
 	dryRun               bool
 	output               *string
 	progress             time.Duration
@@ -50,6 +51,7 @@ func (f *enqueueFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.retries, "retries", 5, "times a failed entry or call is tried again, with backoff, before the job is rejected")
 	fs.Float64Var(&f.listRate, "list-rate", 25, "ListUsers/ListUsersInGroup calls per second; the UserList quota is 30/s per account and Region, shared")
 	fs.StringVar(&f.rejects, "rejects", "", `write jobs that could not be enqueued to this file, one a line: {"line":N,"job":{...},"error":"..."}`)
+	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "sign every job (resetq.signature attribute) with the first key of this file, for workers run with --signing-key-file")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "read, validate and count, send nothing; with --output text the jobs that would be sent are printed, one JSON a line, and the summary goes to stderr")
 	fs.DurationVar(&f.progress, "progress-interval", 5*time.Second, "when stderr is not a terminal, a progress line this often (0: none)")
 	f.output = outputFlag(fs)
@@ -150,6 +152,14 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if campaign == "" {
 		campaign = enqueue.NewCampaign(time.Now())
 	}
+	var signingKey []byte
+	if f.signingKeyFile != "" {
+		keys, err := worker.ReadKeyFile(f.signingKeyFile)
+		if err != nil {
+			return usageError{err}
+		}
+		signingKey = keys[0]
+	}
 
 	// The source, opened before anything is sent so that an unreadable
 	// file is a usage error.
@@ -226,7 +236,7 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	invalidShown := 0
 	cfg := enqueue.Config{
-		SQS: sqsClient, QueueURL: f.queueURL, Campaign: campaign,
+		SQS: sqsClient, QueueURL: f.queueURL, Campaign: campaign, SigningKey: signingKey,
 		Builder:     enqueue.Builder{Pool: f.pool, Metadata: meta},
 		Concurrency: f.concurrency, Retries: f.retries, DryRun: f.dryRun,
 		Fatal: isConfigError,

@@ -41,6 +41,7 @@ type workFlags struct {
 	redeliveryCheck          bool
 	allowedPools             string
 	allowAnyPool             bool
+	signingKeyFile           string
 }
 
 func (f *workFlags) register(fs *flag.FlagSet) {
@@ -58,6 +59,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logUsernames, "log-usernames", "hashed", "usernames in logs: hashed (a SHA-256 prefix) or plain")
 	fs.StringVar(&f.allowedPools, "allowed-pools", "", "comma-separated user pool IDs this worker may reset; jobs for other pools are dead-lettered as pool_not_allowed (required unless --allow-any-pool)")
 	fs.BoolVar(&f.allowAnyPool, "allow-any-pool", false, "reset users of any pool a job names (an explicit choice: anyone who can write to the queue can then reset users of any pool the credentials reach)")
+	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "file of HMAC keys, one a line: accept only jobs whose resetq.signature attribute was made with one of them; others are dead-lettered as bad_signature (see the README's recipe)")
 	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "before resetting a job delivered again, ask Cognito (AdminGetUser) whether its user is already RESET_REQUIRED, and if so count it done: no second code after a crash between reset and delete")
 }
 
@@ -113,6 +115,15 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	allowed, _ := parsePools(f.allowedPools) // checked by validate
 	if f.allowAnyPool {
 		log.Warn("--allow-any-pool: jobs for any user pool the credentials reach will be reset")
+	}
+	var signingKeys [][]byte
+	if f.signingKeyFile != "" {
+		if signingKeys, err = worker.ReadKeyFile(f.signingKeyFile); err != nil {
+			return usageError{err}
+		}
+		log.Info("accepting only signed jobs", "keys", len(signingKeys))
+	} else {
+		log.Warn("no --signing-key-file: jobs are not authenticated, so anyone who can write to the queue can reset users of the allowed pools")
 	}
 	if f.rate > cognitoQuota {
 		log.Warn("--rate is above Cognito's UserAccountRecovery quota; expect throttling and real users' forgot-password to fail",
@@ -185,6 +196,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		Metrics:         m,
 		Logger:          log,
 		AllowedPools:    allowed,
+		SigningKeys:     signingKeys,
 		Concurrency:     f.concurrency,
 		Policy:          worker.Policy{MaxAttempts: f.maxAttempts},
 		Breaker:         worker.BreakerConfig{Cooldown: f.circuitCooldown},

@@ -1,0 +1,101 @@
+package worker
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// AttrSignature is the message attribute that carries a job's signature:
+// the lowercase hex HMAC-SHA256, under one of the signing keys, of
+//
+//	campaign + "\n" + body
+//
+// where campaign is the resetq.campaign attribute ("" when absent) and body
+// the message body, byte for byte. A campaign may not contain a newline, so
+// the two parts cannot be shifted into one another. Any producer can sign:
+//
+//	printf '%s\n%s' "$CAMPAIGN" "$BODY" | openssl dgst -sha256 -hmac "$KEY" -r | cut -d' ' -f1
+const AttrSignature = "resetq.signature"
+
+// MinKeyLen is the shortest signing key accepted, in bytes: 32 bytes, as
+// `openssl rand -hex 32` (64 characters) gives more than enough.
+const MinKeyLen = 32
+
+// Sign returns the signature of a job for AttrSignature.
+func Sign(key []byte, campaign, body string) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(campaign))
+	mac.Write([]byte{'\n'})
+	mac.Write([]byte(body))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// Errors of VerifySignature; the worker dead-letters the job as
+// bad_signature with the error's text.
+var (
+	ErrUnsigned     = errors.New("the job has no " + AttrSignature + " attribute")
+	ErrBadSignature = errors.New("the job's " + AttrSignature + " matches no signing key")
+)
+
+// VerifySignature checks the message's signature against each key (any may
+// match, so keys can be rotated: workers accept old and new while producers
+// switch). The comparison is constant-time.
+func VerifySignature(keys [][]byte, m Message) error {
+	a, ok := m.Attributes[AttrSignature]
+	if !ok {
+		return ErrUnsigned
+	}
+	got, err := hex.DecodeString(a.StringValue)
+	if err != nil || len(got) != sha256.Size {
+		return fmt.Errorf("%w (not %d hex bytes)", ErrBadSignature, sha256.Size)
+	}
+	campaign := m.Campaign()
+	if strings.Contains(campaign, "\n") {
+		return fmt.Errorf("%w (the campaign contains a newline)", ErrBadSignature)
+	}
+	for _, k := range keys {
+		want, _ := hex.DecodeString(Sign(k, campaign, m.Body))
+		if hmac.Equal(got, want) {
+			return nil
+		}
+	}
+	return ErrBadSignature
+}
+
+// ReadKeyFile reads signing keys, one a line; blank lines and lines that
+// start with # are skipped, and surrounding spaces trimmed. The key is the
+// line's text itself (e.g. the 64 hex characters of `openssl rand -hex 32`),
+// so shell recipes can pass it to openssl -hmac as it is. The first key
+// signs (resetq enqueue); a worker accepts any of them.
+func ReadKeyFile(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read signing keys: %w", err)
+	}
+	var keys [][]byte
+	s := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; s.Scan(); n++ {
+		line := strings.TrimSpace(s.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if len(line) < MinKeyLen {
+			return nil, fmt.Errorf("%s:%d: signing key is %d bytes, want at least %d (make one with: openssl rand -hex 32)", path, n, len(line), MinKeyLen)
+		}
+		keys = append(keys, []byte(line))
+	}
+	if err := s.Err(); err != nil {
+		return nil, fmt.Errorf("read signing keys %s: %w", path, err)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no signing key in the file", path)
+	}
+	return keys, nil
+}
