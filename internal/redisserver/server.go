@@ -1,0 +1,253 @@
+// Package redisserver starts a throwaway redis-server for tests and
+// benchmarks: bound to 127.0.0.1 on a free port, nothing persisted, killed
+// by Close. It never uses a system Redis (Debian's package may run one on
+// 6379).
+package redisserver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Binary is the server executable looked up on PATH.
+const Binary = "redis-server"
+
+// InstallHint says what to install when Binary is missing.
+const InstallHint = "apt-get install redis-server"
+
+// ErrNotInstalled is returned by Start when Binary is not on PATH.
+var ErrNotInstalled = errors.New(Binary + " not found on PATH; install it with: " + InstallHint)
+
+const (
+	readyTimeout  = 10 * time.Second
+	readyInterval = 20 * time.Millisecond
+	startAttempts = 3 // a free port can be taken between probing and binding
+)
+
+// Server is a redis-server on 127.0.0.1. Its methods are safe for
+// concurrent use.
+type Server struct {
+	// URL is redis://127.0.0.1:PORT, for --redis-url.
+	URL string
+	// Addr is 127.0.0.1:PORT.
+	Addr string
+
+	bin  string
+	port int
+	dir  string // working folder: the log; no data with persistence off
+
+	mu   sync.Mutex
+	proc *proc // nil while stopped
+}
+
+// proc is one run of the server.
+type proc struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	waitErr error
+}
+
+// Installed reports whether Binary is on PATH.
+func Installed() bool {
+	_, err := exec.LookPath(Binary)
+	return err == nil
+}
+
+// Need skips the test when redis-server is missing, saying what to
+// install; with CI=true it fails the test instead, so CI cannot silently
+// skip the tests that need it.
+func Need(t testing.TB) {
+	t.Helper()
+	if Installed() {
+		return
+	}
+	msg := Binary + " is not on PATH; install it with: " + InstallHint
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true: a missing server is an error)")
+	}
+	t.Skip(msg + " (skipping; with CI=true this fails)")
+}
+
+// Start runs redis-server on a free 127.0.0.1 port without persistence
+// and waits until it answers PING (at most 10 s, or until ctx ends). ctx
+// only bounds the start-up: the server runs until Close.
+func Start(ctx context.Context) (*Server, error) {
+	bin, err := exec.LookPath(Binary)
+	if err != nil {
+		return nil, ErrNotInstalled
+	}
+	dir, err := os.MkdirTemp("", "redisserver-")
+	if err != nil {
+		return nil, fmt.Errorf("redisserver: %w", err)
+	}
+	var lastErr error
+	for range startAttempts {
+		port, err := freePort()
+		if err != nil {
+			lastErr = err
+			break
+		}
+		s := &Server{bin: bin, port: port, dir: dir, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+		s.URL = "redis://" + s.Addr
+		if lastErr = s.Restart(ctx); lastErr == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	os.RemoveAll(dir)
+	return nil, lastErr
+}
+
+// Restart starts the server again on the same port after Close, empty. It
+// does nothing if the server is running.
+func (s *Server) Restart(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		select {
+		case <-s.proc.exited: // died by itself: start it again
+		default:
+			return nil
+		}
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return fmt.Errorf("redisserver: %w", err)
+	}
+	logFile, err := os.Create(filepath.Join(s.dir, "redis.log"))
+	if err != nil {
+		return fmt.Errorf("redisserver: %w", err)
+	}
+	defer logFile.Close() // the child holds its own copy
+	p := &proc{logPath: logFile.Name(), exited: make(chan struct{})}
+	p.cmd = exec.Command(s.bin, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
+		"--port", strconv.Itoa(s.port), "--dir", s.dir, "--daemonize", "no", "--logfile", "")
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	p.cmd.SysProcAttr = sysProcAttr()
+	if err := p.run(); err != nil {
+		return fmt.Errorf("start %s: %w", s.bin, err)
+	}
+	if err := waitReady(ctx, s.Addr, p); err != nil {
+		p.kill()
+		return fmt.Errorf("%w; log: %s", err, p.logTail())
+	}
+	s.proc = p
+	return nil
+}
+
+// Close kills the server, waits for it to exit and removes its working
+// folder. Restart starts it again; Close on a stopped server does nothing.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return nil
+	}
+	err := s.proc.kill()
+	s.proc = nil
+	os.RemoveAll(s.dir)
+	return err
+}
+
+// run starts the process from a goroutine locked to its OS thread and
+// keeps that thread until the process exits: on Linux the parent-death
+// signal fires when the forking thread exits, not the process.
+func (p *proc) run() error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := p.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	return <-started
+}
+
+func (p *proc) kill() error {
+	if err := p.cmd.Process.Kill(); err != nil {
+		select {
+		case <-p.exited: // already gone
+		default:
+			return fmt.Errorf("kill redis-server: %w", err)
+		}
+	}
+	<-p.exited
+	return nil
+}
+
+func (p *proc) logTail() string {
+	b, _ := os.ReadFile(p.logPath)
+	s := strings.TrimSpace(string(b))
+	if len(s) > 2000 {
+		s = s[len(s)-2000:]
+	}
+	return s
+}
+
+// waitReady sends PING until the server answers +PONG, the process
+// exits, ctx ends or readyTimeout passes.
+func waitReady(ctx context.Context, addr string, p *proc) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	tick := time.NewTicker(readyInterval)
+	defer tick.Stop()
+	for {
+		if ping(addr) == nil {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("redis-server exited before it answered PING (%v)", p.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("wait for redis-server on %s: %w", addr, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func ping(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
