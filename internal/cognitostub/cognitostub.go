@@ -1,0 +1,296 @@
+// Package cognitostub is a fast stand-in for Cognito's AdminResetUserPassword,
+// for benchmarks. It speaks the AWS JSON 1.1 protocol the SDK uses for
+// cognito-idp, so a real SDK client (or the resetq binary, with
+// AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER) can call it over HTTP.
+//
+// The model is Cognito's UserAccountRecovery quota: at most Quota calls are
+// admitted in any one-second window. The window slides: a call admitted at
+// t counts until t+1s. Throttled calls do not count. Every caller shares the
+// window: the HTTP callers (the "worker") and the stand-in's own background
+// load (the "real users" whose ForgotPassword shares the quota), which
+// sends Background calls per second, evenly spaced, straight into the
+// window. Calls and throttles are counted per source.
+//
+// Answers:
+//   - AdminResetUserPassword: 200 {} when admitted; over quota, HTTP 400
+//     with x-amzn-ErrorType TooManyRequestsException, which the SDK turns
+//     into *types.TooManyRequestsException. A missing UserPoolId or
+//     Username is InvalidParameterException.
+//   - AdminGetUser: UserStatus RESET_REQUIRED if the user was reset,
+//     else CONFIRMED (resetq's redelivery check calls it). It is not a
+//     password operation and does not use the quota.
+//   - anything else: HTTP 400 UnknownOperationException.
+//
+// There are no users to create: every username exists and is CONFIRMED
+// until reset. Usernames are per pool.
+package cognitostub
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Source says who made a call.
+type Source int
+
+const (
+	// Worker is every call that reaches the stand-in over HTTP.
+	Worker Source = iota
+	// Background is the stand-in's own load of real users' calls.
+	Background
+)
+
+// window is the length of the sliding quota window.
+const window = time.Second
+
+// targetPrefix starts the X-Amz-Target of every Cognito user-pools call.
+const targetPrefix = "AWSCognitoIdentityProviderService."
+
+// Config configures a Stub. The zero value is an unlimited quota, no
+// background load, no latency and the real clock.
+type Config struct {
+	// Quota is the calls admitted in any one-second window, shared by the
+	// worker and the background (0: unlimited).
+	Quota int
+	// Latency delays every HTTP answer, after the call was admitted or
+	// throttled (0: answer at once).
+	Latency time.Duration
+	// Now is the clock of the quota window and of the reset times
+	// (default time.Now).
+	Now func() time.Time
+}
+
+// Counts are the calls of one source. Calls includes throttled ones.
+type Counts struct {
+	Calls     int `json:"calls"`
+	Throttles int `json:"throttles"`
+}
+
+// ThrottledShare is Throttles / Calls (0 without calls).
+func (c Counts) ThrottledShare() float64 {
+	if c.Calls == 0 {
+		return 0
+	}
+	return float64(c.Throttles) / float64(c.Calls)
+}
+
+// Stats is a snapshot of a Stub's counters.
+type Stats struct {
+	Worker     Counts `json:"worker"`
+	Background Counts `json:"background"`
+	// Resets is the worker's successful AdminResetUserPassword calls,
+	// duplicates included.
+	Resets int `json:"resets"`
+	// Users is the distinct users reset; Duplicates is Resets - Users.
+	Users      int `json:"users"`
+	Duplicates int `json:"duplicates"`
+	// GetUser counts AdminGetUser calls.
+	GetUser int `json:"get_user"`
+	// FirstReset and LastReset are the times of the first and last
+	// successful worker reset (zero before the first).
+	FirstReset time.Time `json:"first_reset"`
+	LastReset  time.Time `json:"last_reset"`
+}
+
+// Stub is the stand-in, an http.Handler. It is safe for concurrent use.
+type Stub struct {
+	now     func() time.Time
+	wait    func(ctx context.Context, d time.Duration) bool // the background's pause
+	latency time.Duration
+
+	mu       sync.Mutex
+	quota    int
+	admitted []time.Time // admitted calls within the window, oldest first
+	counts   [2]Counts
+	resets   map[string]int // pool + "/" + username -> successful resets
+	getUser  int
+	first    time.Time
+	last     time.Time
+	total    int
+}
+
+// New returns a Stub configured by cfg.
+func New(cfg Config) *Stub {
+	s := &Stub{now: cfg.Now, wait: sleep, latency: cfg.Latency, quota: max(cfg.Quota, 0), resets: map[string]int{}}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// SetQuota changes the quota (0: unlimited). Calls already admitted keep
+// counting until their second is over.
+func (s *Stub) SetQuota(perSecond int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.quota = max(perSecond, 0)
+}
+
+// Reset clears the counters, the resets and the window, for the next run.
+func (s *Stub) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.admitted = s.admitted[:0]
+	s.counts = [2]Counts{}
+	s.resets = map[string]int{}
+	s.getUser, s.total = 0, 0
+	s.first, s.last = time.Time{}, time.Time{}
+}
+
+// Admit records one call from src at the current time and reports whether
+// the quota admitted it.
+func (s *Stub) Admit(src Source) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.admit(src, s.now())
+}
+
+func (s *Stub) admit(src Source, now time.Time) bool {
+	s.counts[src].Calls++
+	if s.quota == 0 {
+		return true
+	}
+	cutoff := now.Add(-window)
+	i := 0
+	for i < len(s.admitted) && !s.admitted[i].After(cutoff) {
+		i++
+	}
+	if i > 0 {
+		n := copy(s.admitted, s.admitted[i:])
+		s.admitted = s.admitted[:n]
+	}
+	if len(s.admitted) >= s.quota {
+		s.counts[src].Throttles++
+		return false
+	}
+	s.admitted = append(s.admitted, now)
+	return true
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Stub) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{
+		Worker:     s.counts[Worker],
+		Background: s.counts[Background],
+		Resets:     s.total,
+		Users:      len(s.resets),
+		Duplicates: s.total - len(s.resets),
+		GetUser:    s.getUser,
+		FirstReset: s.first,
+		LastReset:  s.last,
+	}
+}
+
+// ResetsOf returns how many times the worker reset username of pool.
+func (s *Stub) ResetsOf(pool, username string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resets[pool+"/"+username]
+}
+
+// Resets returns, for each user reset at least once ("pool/username"),
+// how many times.
+func (s *Stub) Resets() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.resets))
+	for k, v := range s.resets {
+		out[k] = v
+	}
+	return out
+}
+
+type userRequest struct {
+	UserPoolId string
+	Username   string
+}
+
+// ServeHTTP answers one Cognito call.
+func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	target := r.Header.Get("X-Amz-Target")
+	op, ok := strings.CutPrefix(target, targetPrefix)
+	if r.Method != http.MethodPost || !ok {
+		s.answerError(w, r, "UnknownOperationException", "unknown operation "+strconv.Quote(target))
+		return
+	}
+	var req userRequest
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err == nil {
+		err = json.Unmarshal(body, &req)
+	}
+	switch {
+	case op != "AdminResetUserPassword" && op != "AdminGetUser":
+		s.answerError(w, r, "UnknownOperationException", "the stand-in does not implement "+op)
+	case err != nil:
+		s.answerError(w, r, "SerializationException", "cannot read the request: "+err.Error())
+	case req.UserPoolId == "" || req.Username == "":
+		s.answerError(w, r, "InvalidParameterException", "UserPoolId and Username are required")
+	case op == "AdminGetUser":
+		s.mu.Lock()
+		s.getUser++
+		reset := s.resets[req.UserPoolId+"/"+req.Username] > 0
+		s.mu.Unlock()
+		status := "CONFIRMED"
+		if reset {
+			status = "RESET_REQUIRED"
+		}
+		out, _ := json.Marshal(map[string]any{"Username": req.Username, "UserStatus": status, "Enabled": true,
+			"UserAttributes": []any{}})
+		s.answer(w, r, http.StatusOK, "", out)
+	default:
+		s.mu.Lock()
+		now := s.now()
+		ok := s.admit(Worker, now)
+		if ok {
+			s.resets[req.UserPoolId+"/"+req.Username]++
+			s.total++
+			if s.first.IsZero() {
+				s.first = now
+			}
+			s.last = now
+		}
+		s.mu.Unlock()
+		if !ok {
+			s.answerError(w, r, "TooManyRequestsException", "Rate exceeded")
+			return
+		}
+		s.answer(w, r, http.StatusOK, "", []byte("{}"))
+	}
+}
+
+func (s *Stub) answerError(w http.ResponseWriter, r *http.Request, code, msg string) {
+	body, _ := json.Marshal(struct {
+		Type    string `json:"__type"`
+		Message string `json:"message"`
+	}{code, msg})
+	s.answer(w, r, http.StatusBadRequest, code, body)
+}
+
+func (s *Stub) answer(w http.ResponseWriter, r *http.Request, status int, errorType string, body []byte) {
+	if s.latency > 0 {
+		t := time.NewTimer(s.latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/x-amz-json-1.1")
+	h.Set("X-Amzn-Requestid", "cognitostub")
+	if errorType != "" {
+		h.Set("X-Amzn-Errortype", errorType)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
