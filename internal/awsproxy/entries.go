@@ -15,7 +15,7 @@ func (p *Proxy) failEntries(w http.ResponseWriter, r *http.Request, op string, b
 	var entries []json.RawMessage
 	if err := json.Unmarshal(body, &req); err != nil || json.Unmarshal(req["Entries"], &entries) != nil || len(entries) == 0 {
 		// Not a batch call: forward it untouched.
-		p.forward(w, r, op)
+		p.forward(w, r, op, body)
 		return
 	}
 	type failed struct {
@@ -38,7 +38,7 @@ func (p *Proxy) failEntries(w http.ResponseWriter, r *http.Request, op string, b
 		keep = append(keep, e)
 	}
 	if len(fails) == 0 {
-		p.forward(w, r, op)
+		p.forward(w, r, op, body)
 		return
 	}
 	resp := map[string]json.RawMessage{"Successful": json.RawMessage("[]")}
@@ -60,11 +60,13 @@ func (p *Proxy) failEntries(w http.ResponseWriter, r *http.Request, op string, b
 		out.Header = r.Header.Clone()
 		out.Host = r.Host
 		out.ContentLength = int64(len(newBody))
+		r = p.track(r, op, newBody)
 		res, err := p.transport.RoundTrip(out)
 		if err != nil {
 			p.forwardError(w, r, err)
 			return
 		}
+		p.observed(r.Context(), res.StatusCode)
 		defer res.Body.Close()
 		resBody, err := io.ReadAll(res.Body)
 		if err != nil {
@@ -102,13 +104,13 @@ func (p *Proxy) failEntries(w http.ResponseWriter, r *http.Request, op string, b
 }
 
 // forward admits a call under its quota and forwards it unchanged.
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, op string) {
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, op string, body []byte) {
 	if !p.admit(region(r), op) {
 		writeError(w, r, http.StatusBadRequest, "TooManyRequestsException", "Rate exceeded", p.nextRequestID())
 		return
 	}
 	p.count(p.stats.Forwarded, op)
-	p.rp.ServeHTTP(w, r)
+	p.rp.ServeHTTP(w, p.track(r, op, body))
 }
 
 func copyHeader(dst, src http.Header) {

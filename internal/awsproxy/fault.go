@@ -13,9 +13,11 @@ import (
 // fault (in the order added) that affects a call wins.
 //
 // Exactly one action must be set: ErrorCode (with optional Message and
-// Status), ResetConnection, Delay or FailEntries. Error and reset faults answer the call
-// themselves, so it does not reach the target and does not count against a
-// quota; a delayed call is then subject to the quota and forwarded.
+// Status), ResetConnection, Delay, FailEntries or DropResponse. Error and
+// reset faults answer the call themselves, so it does not reach the target
+// and does not count against a quota; a delayed call is then subject to the
+// quota and forwarded. A DropResponse call is forwarded (it takes effect)
+// and its answer is lost.
 type Fault struct {
 	// Operation is the operation to match, e.g. "AdminResetUserPassword"
 	// or "DeleteMessageBatch"; "" matches any.
@@ -43,8 +45,16 @@ type Fault struct {
 	// Status is the HTTP status of the error, 400-599 (default 400).
 	Status int
 
-	// ResetConnection drops the TCP connection without an answer.
+	// ResetConnection drops the TCP connection without an answer. The
+	// call does not reach the target.
 	ResetConnection bool
+
+	// DropResponse forwards the call (subject to the quota), then drops
+	// the client's TCP connection instead of passing the target's answer
+	// on: the call took effect, and the client cannot know it. This is
+	// the ambiguous failure (a timeout or a reset after the request was
+	// sent) that makes a client retry something already done.
+	DropResponse bool
 
 	// Delay holds the call this long, then forwards it. A client that
 	// gives up meanwhile is not forwarded.
@@ -80,9 +90,12 @@ func (f Fault) validate() error {
 	if f.FailEntries > 0 {
 		actions++
 	}
+	if f.DropResponse {
+		actions++
+	}
 	switch {
 	case actions != 1:
-		return fmt.Errorf("want exactly one action (ErrorCode, ResetConnection, Delay, FailEntries), got %d", actions)
+		return fmt.Errorf("want exactly one action (ErrorCode, ResetConnection, Delay, FailEntries, DropResponse), got %d", actions)
 	case f.EntryContains != "" && f.FailEntries == 0:
 		return errors.New("EntryContains goes with FailEntries")
 	case f.ErrorCode == "" && (f.Message != "" || f.Status != 0):
@@ -116,16 +129,34 @@ func (p *Proxy) RemoveFault(id int) {
 	defer p.mu.Unlock()
 	for i, f := range p.faults {
 		if f.id == id {
+			p.removed[id] = f.affected
 			p.faults = append(p.faults[:i], p.faults[i+1:]...)
 			return
 		}
 	}
 }
 
+// Affected reports how many calls the fault with this id has affected so
+// far, including after it was removed (0 for an unknown id): per fault,
+// where Stats.Faulted counts per operation.
+func (p *Proxy) Affected(id int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, f := range p.faults {
+		if f.id == id {
+			return f.affected
+		}
+	}
+	return p.removed[id]
+}
+
 // ClearFaults uninstalls all faults.
 func (p *Proxy) ClearFaults() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, f := range p.faults {
+		p.removed[f.id] = f.affected
+	}
 	p.faults = nil
 }
 

@@ -17,6 +17,7 @@ package awsproxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -54,8 +55,10 @@ type Proxy struct {
 	quotas  map[string]int           // operation -> calls per second
 	windows map[quotaKey][]time.Time // admitted calls, oldest first
 	faults  []*faultState            // in the order added
+	removed map[int]int              // affected counts of removed faults, by id
 	nextID  int
 	stats   Stats
+	observe func(Call)
 }
 
 type quotaKey struct{ region, operation string }
@@ -98,6 +101,7 @@ func New(target string, opts ...Option) (*Proxy, error) {
 		rng:       rand.New(rand.NewPCG(1, 1)),
 		quotas:    map[string]int{},
 		windows:   map[quotaKey][]time.Time{},
+		removed:   map[int]int{},
 		stats:     newStats(),
 	}
 	for _, opt := range opts {
@@ -110,8 +114,77 @@ func New(target string, opts ...Option) (*Proxy, error) {
 		},
 		Transport:    p.transport,
 		ErrorHandler: p.forwardError,
+		ModifyResponse: func(res *http.Response) error {
+			p.observed(res.Request.Context(), res.StatusCode)
+			return nil
+		},
 	}
 	return p, nil
+}
+
+// Call is one call the proxy forwarded to the target, as an observer
+// (SetObserver) sees it once the target has answered or failed.
+type Call struct {
+	Operation string // e.g. "AdminResetUserPassword"
+	Region    string
+	Body      []byte // the request body as forwarded
+	// Status is the target's HTTP status, or 0 when no answer came (the
+	// target failed or the client gave up first): such a call may or may
+	// not have taken effect.
+	Status int
+}
+
+// SetObserver has observe called once for every call forwarded to the
+// target, including delayed calls, the forwarded part of a FailEntries
+// call and DropResponse calls (whose answer the target did send). observe
+// runs on the request's goroutine and must be safe for concurrent use; nil
+// turns observing off. It lets a test count what really reached the
+// service, e.g. the successful resets per user.
+func (p *Proxy) SetObserver(observe func(Call)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.observe = observe
+}
+
+// Seed reseeds the random source of Fault shares, like WithSeed.
+func (p *Proxy) Seed(seed uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rng = rand.New(rand.NewPCG(seed, seed))
+}
+
+type callKey struct{}
+
+// pendingCall is a forwarded call not yet reported to the observer.
+type pendingCall struct {
+	once    sync.Once
+	observe func(Call)
+	call    Call
+}
+
+// track attaches an observed call to r's context when an observer is set.
+func (p *Proxy) track(r *http.Request, op string, body []byte) *http.Request {
+	p.mu.Lock()
+	observe := p.observe
+	p.mu.Unlock()
+	if observe == nil {
+		return r
+	}
+	pc := &pendingCall{observe: observe, call: Call{Operation: op, Region: region(r), Body: body}}
+	return r.WithContext(context.WithValue(r.Context(), callKey{}, pc))
+}
+
+// observed reports the call tracked in ctx, once, with the target's status.
+func (p *Proxy) observed(ctx context.Context, status int) {
+	pc, ok := ctx.Value(callKey{}).(*pendingCall)
+	if !ok {
+		return
+	}
+	pc.once.Do(func() {
+		c := pc.call
+		c.Status = status
+		pc.observe(c)
+	})
 }
 
 // SetQuota admits at most perSecond calls of operation per Region in any
@@ -175,6 +248,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.failEntries(w, r, op, body, f)
 			return
 		}
+		if f.DropResponse {
+			p.dropResponse(w, r, op, body)
+			return
+		}
 		if !p.applyFault(w, r, op, f) {
 			return
 		}
@@ -186,8 +263,28 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.count(p.stats.Forwarded, op)
-	p.rp.ServeHTTP(w, r)
+	p.rp.ServeHTTP(w, p.track(r, op, body))
 }
+
+// dropResponse forwards the call under its quota, then resets the client's
+// connection instead of answering.
+func (p *Proxy) dropResponse(w http.ResponseWriter, r *http.Request, op string, body []byte) {
+	if !p.admit(region(r), op) {
+		writeError(w, r, http.StatusBadRequest, "TooManyRequestsException", "Rate exceeded", p.nextRequestID())
+		return
+	}
+	p.count(p.stats.Forwarded, op)
+	p.rp.ServeHTTP(&discardWriter{header: http.Header{}}, p.track(r, op, body))
+	resetConnection(w)
+}
+
+// discardWriter is a ResponseWriter that throws the answer away.
+type discardWriter struct{ header http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+func (d *discardWriter) Flush()                      {}
 
 // applyFault carries out f and reports whether the call is still to be
 // forwarded (after a delay).
@@ -257,6 +354,7 @@ func (p *Proxy) nextRequestID() string {
 
 // forwardError answers a call the target did not answer, as a gateway would.
 func (p *Proxy) forwardError(w http.ResponseWriter, r *http.Request, err error) {
+	p.observed(r.Context(), 0)
 	if r.Context().Err() != nil {
 		return // the client is gone
 	}

@@ -397,11 +397,12 @@ func TestAddFaultRejectsInvalid(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, f := range map[string]awsproxy.Fault{
-		"no action":   {Operation: op},
-		"two actions": {ErrorCode: "X", ResetConnection: true},
-		"bad status":  {ErrorCode: "X", Status: 302},
-		"bad share":   {ErrorCode: "X", Share: 1.5},
-		"lone status": {Delay: time.Second, Status: 500},
+		"no action":      {Operation: op},
+		"two actions":    {ErrorCode: "X", ResetConnection: true},
+		"drop and delay": {DropResponse: true, Delay: time.Second},
+		"bad status":     {ErrorCode: "X", Status: 302},
+		"bad share":      {ErrorCode: "X", Share: 1.5},
+		"lone status":    {Delay: time.Second, Status: 500},
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
