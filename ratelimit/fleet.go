@@ -1,0 +1,303 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// gcraScript is GCRA (the generic cell rate algorithm) with a burst of 1:
+// a call may go when the key's theoretical arrival time (TAT) is not in the
+// future, and then moves the TAT one emission interval past now. So calls
+// admitted across the fleet are at least one interval apart, on Redis's
+// own clock (TIME), whatever the replicas' clocks say. Over any window of
+// T seconds at most T*rate+1 calls go.
+//
+// KEYS[1]: the Region's key. ARGV[1]: the emission interval in
+// microseconds (1e6 / rate). It returns {1, 0} when the call may go, or
+// {0, wait} with the microseconds until it may ask again. The key expires
+// one second after its TAT, when it no longer holds anything.
+const gcraScript = `
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat > now then
+  return {0, tat - now}
+end
+local next = now + interval
+redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.ceil(interval / 1000) + 1000)
+return {1, 0}
+`
+
+var gcraSHA = func() string {
+	sum := sha1.Sum([]byte(gcraScript))
+	return hex.EncodeToString(sum[:])
+}()
+
+// FleetConfig sets a Fleet. Zero fields take the defaults given.
+type FleetConfig struct {
+	// Redis is where the fleet's limits live (--redis-url). Required.
+	Redis RedisAddr
+	// KeyPrefix starts each Region's key: PREFIX:ratelimit:REGION.
+	// Default "resetq".
+	KeyPrefix string
+	// Rate is the fleet-wide limit in calls per second per Region
+	// (--rate): what all replicas together may send. Required.
+	Rate float64
+	// FleetSize is how many replicas share Rate (--fleet-size). Without
+	// Redis each paces at Rate/FleetSize, its conservative share.
+	// Default 1.
+	FleetSize int
+	// Local is this replica's adaptive limiter, waited on before the
+	// shared one; Throttled and Succeeded go to it. Required.
+	Local *Regions
+	// Timeout bounds the dial and each command. Default 500ms, so a dead
+	// Redis costs a call at most that once per RetryInterval.
+	Timeout time.Duration
+	// RetryInterval is the least time between two tries of a Redis that
+	// failed; in between the replica paces at its local share. Default 3s.
+	RetryInterval time.Duration
+	// Logger hears about each switch to and from the local share.
+	// Default: discard.
+	Logger *slog.Logger
+	// OnFallback, if not nil, is called with true when Redis fails and the
+	// replica switches to its local share, and with false when Redis
+	// answers again (for the resetq_ratelimit_fallback gauge).
+	OnFallback func(on bool)
+	// Now is the clock for RetryInterval. Default time.Now.
+	Now func() time.Time
+}
+
+// Fleet paces one replica of a fleet that shares Cognito's quota. A call
+// first waits on the replica's local adaptive limiter (Local, whose ceiling
+// is the fleet's Rate), then asks Redis for a slot of the fleet-wide limit
+// of its Region (GCRA, burst 1, on Redis's clock); when Redis says not yet,
+// it waits the time Redis names and asks again.
+//
+// The two compose: the shared limit keeps the fleet at or below Rate, and
+// each replica's local limiter still cuts on TooManyRequestsException, to
+// what got through for it in the last second, so it converges to its share
+// of what the quota leaves after real users.
+//
+// When Redis cannot be reached or answers an error, the replica paces at
+// Rate/FleetSize on its own (one log line and OnFallback(true) per switch)
+// and tries Redis again at most every RetryInterval, so a dead Redis does
+// not add a timeout to every call. Fleet is safe for concurrent use.
+type Fleet struct {
+	fc     FleetConfig
+	client *respClient
+	share  float64
+
+	mu       sync.Mutex
+	regions  map[string]*fleetRegion
+	fallback bool      // Redis failed last time it was asked
+	nextTry  time.Time // while fallback: when Redis may be asked again
+}
+
+// fleetRegion is one Region's state in a Fleet.
+type fleetRegion struct {
+	key      string
+	turn     chan struct{} // one caller per Region asks Redis at a time
+	fallback *rate.Limiter // Rate/FleetSize, used while Redis is down
+}
+
+// NewFleet checks cfg and returns a Fleet. It does not dial: Redis is
+// first asked on the first Wait.
+func NewFleet(cfg FleetConfig) (*Fleet, error) {
+	switch {
+	case cfg.Redis.Addr == "":
+		return nil, errors.New("fleet limiter: no Redis address")
+	case cfg.Local == nil:
+		return nil, errors.New("fleet limiter: no local limiter")
+	case !(cfg.Rate > 0) || cfg.Rate > 1e6:
+		return nil, fmt.Errorf("fleet limiter: rate must be a positive number up to 1e6, got %v", cfg.Rate)
+	case cfg.FleetSize < 0:
+		return nil, fmt.Errorf("fleet limiter: fleet size must be at least 1, got %d", cfg.FleetSize)
+	}
+	if cfg.FleetSize == 0 {
+		cfg.FleetSize = 1
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "resetq"
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 500 * time.Millisecond
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = 3 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.OnFallback == nil {
+		cfg.OnFallback = func(bool) {}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Fleet{
+		fc:      cfg,
+		client:  &respClient{addr: cfg.Redis, timeout: cfg.Timeout},
+		share:   cfg.Rate / float64(cfg.FleetSize),
+		regions: map[string]*fleetRegion{},
+	}, nil
+}
+
+// Key is the Redis key that holds region's fleet-wide limit.
+func (f *Fleet) Key(region string) string {
+	return f.fc.KeyPrefix + ":ratelimit:" + region
+}
+
+// Share is the rate this replica keeps to while Redis is down:
+// Rate/FleetSize.
+func (f *Fleet) Share() float64 { return f.share }
+
+// Close closes the connection to Redis.
+func (f *Fleet) Close() error { return f.client.Close() }
+
+func (f *Fleet) region(name string) *fleetRegion {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.regions[name]
+	if r == nil {
+		r = &fleetRegion{
+			key:      f.Key(name),
+			turn:     make(chan struct{}, 1),
+			fallback: rate.NewLimiter(rate.Limit(f.share), 1),
+		}
+		f.regions[name] = r
+	}
+	return r
+}
+
+// Wait blocks until a call to region may go, or ctx ends.
+func (f *Fleet) Wait(ctx context.Context, region string) error {
+	if err := f.fc.Local.Wait(ctx, region); err != nil {
+		return err
+	}
+	r := f.region(region)
+	// One caller per Region at a time asks Redis, so waiting callers of
+	// this replica do not all wake at once and ask again.
+	select {
+	case r.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-r.turn }()
+	for {
+		if !f.shouldAsk() {
+			return r.fallback.Wait(ctx)
+		}
+		wait, err := f.ask(ctx, r.key)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			f.failed(err)
+			return r.fallback.Wait(ctx)
+		}
+		f.answered()
+		if wait <= 0 {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// Throttled cuts region's local rate after a TooManyRequestsException.
+func (f *Fleet) Throttled(region string) { f.fc.Local.Throttled(region) }
+
+// Succeeded lets region's local rate recover.
+func (f *Fleet) Succeeded(region string) { f.fc.Local.Succeeded(region) }
+
+// shouldAsk reports whether to ask Redis now: always while it works; while
+// it is down, once per RetryInterval (the caller that gets true is the one
+// that tries; the others keep to the local share meanwhile).
+func (f *Fleet) shouldAsk() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.fallback {
+		return true
+	}
+	now := f.fc.Now()
+	if now.Before(f.nextTry) {
+		return false
+	}
+	f.nextTry = now.Add(f.fc.RetryInterval)
+	return true
+}
+
+// failed switches to the local share, logging once per switch.
+func (f *Fleet) failed(err error) {
+	f.mu.Lock()
+	was := f.fallback
+	f.fallback, f.nextTry = true, f.fc.Now().Add(f.fc.RetryInterval)
+	f.mu.Unlock()
+	if !was {
+		f.fc.Logger.Warn("redis unreachable, pacing at local share", "error", err, "redis", f.fc.Redis.String(),
+			"share", f.share, "fleet_size", f.fc.FleetSize, "retry_every", f.fc.RetryInterval)
+		f.fc.OnFallback(true)
+	}
+}
+
+// answered switches back to the shared limit, logging once per switch.
+func (f *Fleet) answered() {
+	f.mu.Lock()
+	was := f.fallback
+	f.fallback = false
+	f.mu.Unlock()
+	if was {
+		f.fc.Logger.Info("redis reachable again, pacing by the fleet-wide limit", "redis", f.fc.Redis.String(), "rate", f.fc.Rate)
+		f.fc.OnFallback(false)
+	}
+}
+
+// ask runs the GCRA script for key: 0 when the call may go, else how long
+// to wait before asking again. It sends EVALSHA, and EVAL (which also
+// caches the script) when Redis does not know the script yet.
+func (f *Fleet) ask(ctx context.Context, key string) (time.Duration, error) {
+	interval := strconv.FormatInt(int64(1e6/f.fc.Rate), 10)
+	v, err := f.client.do(ctx, "EVALSHA", gcraSHA, "1", key, interval)
+	var re redisError
+	if errors.As(err, &re) && len(re) >= 8 && string(re[:8]) == "NOSCRIPT" {
+		v, err = f.client.do(ctx, "EVAL", gcraScript, "1", key, interval)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return parseGCRAReply(v)
+}
+
+// parseGCRAReply reads the script's {allowed, wait_us}.
+func parseGCRAReply(v any) (time.Duration, error) {
+	arr, ok := v.([]any)
+	if !ok || len(arr) != 2 {
+		return 0, fmt.Errorf("redis: rate limit script answered %v, want {allowed, wait}", v)
+	}
+	allowed, ok1 := arr[0].(int64)
+	wait, ok2 := arr[1].(int64)
+	if !ok1 || !ok2 || wait < 0 {
+		return 0, fmt.Errorf("redis: rate limit script answered %v, want two integers", v)
+	}
+	if allowed == 1 {
+		return 0, nil
+	}
+	return max(time.Duration(wait)*time.Microsecond, time.Microsecond), nil
+}

@@ -1,0 +1,349 @@
+package ratelimit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/resetq/resetq/internal/redisserver"
+	"github.com/resetq/resetq/worker"
+)
+
+var _ worker.Pacer = (*Fleet)(nil)
+
+// syncClock is a clock tests move by hand, safe for concurrent use.
+type syncClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *syncClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *syncClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// syncBuffer collects log output written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// fallbackLog records OnFallback calls.
+type fallbackLog struct {
+	mu    sync.Mutex
+	calls []bool
+}
+
+func (f *fallbackLog) record(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, on)
+}
+
+func (f *fallbackLog) get() []bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]bool(nil), f.calls...)
+}
+
+func startRedis(t *testing.T) *redisserver.Server {
+	t.Helper()
+	redisserver.Need(t)
+	srv, err := redisserver.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func newTestFleet(t *testing.T, cfg FleetConfig, localCeiling float64) *Fleet {
+	t.Helper()
+	local, err := NewRegions(Config{Ceiling: localCeiling}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Local = local
+	f, err := NewFleet(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func redisAddr(t *testing.T, url string) RedisAddr {
+	t.Helper()
+	a, err := ParseRedisURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestFleetSharedLimit: two replicas' pacers, each allowed the full rate
+// locally, share one Redis limit: together they never admit more than
+// rate*seconds+1 calls (GCRA with a burst of 1), where each alone would
+// admit about twice that. An upper bound only: a loaded machine may admit
+// fewer.
+func TestFleetSharedLimit(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	const rate = 20.0
+	var fb fallbackLog
+	cfg := FleetConfig{Redis: redisAddr(t, srv.URL), KeyPrefix: "test", Rate: rate, OnFallback: fb.record}
+	pacers := []*Fleet{newTestFleet(t, cfg, rate), newTestFleet(t, cfg, rate)}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, p := range pacers {
+		for range 4 {
+			wg.Go(func() {
+				for p.Wait(ctx, "us-east-1") == nil {
+					admitted.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	n := admitted.Load()
+	if limit := int64(rate*elapsed) + 1; n > limit {
+		t.Errorf("%d calls admitted in %.2fs, more than rate*seconds+1 = %d", n, elapsed, limit)
+	}
+	if n == 0 {
+		t.Error("no call admitted")
+	}
+	if got := fb.get(); len(got) != 0 {
+		t.Errorf("OnFallback called %v with Redis up", got)
+	}
+	t.Logf("%d calls admitted in %.2fs at a fleet-wide %v/s", n, elapsed, rate)
+
+	// The Region's key, with its prefix, expires by itself.
+	c := &respClient{addr: redisAddr(t, srv.URL), timeout: time.Second}
+	defer c.Close()
+	v, err := c.do(context.Background(), "PTTL", "test:ratelimit:us-east-1")
+	if ttl, ok := v.(int64); err != nil || !ok || ttl <= 0 || ttl > 2000 {
+		t.Errorf("PTTL test:ratelimit:us-east-1 = %v, %v; want a TTL of about a second", v, err)
+	}
+}
+
+// TestFleetRegionsIndependent: a Region whose limit is used up does not
+// hold back another Region.
+func TestFleetRegionsIndependent(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), Rate: 0.1}, 100) // one call per 10 s
+	ctx := context.Background()
+	if err := f.Wait(ctx, "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := f.Wait(short, "us-east-1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second us-east-1 call within 10 s at 0.1/s: %v, want DeadlineExceeded", err)
+	}
+	if err := f.Wait(ctx, "eu-west-1"); err != nil {
+		t.Fatal(err)
+	}
+	if f.Key("eu-west-1") != "resetq:ratelimit:eu-west-1" {
+		t.Errorf("key %q", f.Key("eu-west-1"))
+	}
+}
+
+// TestFleetFallbackAndRecovery: with Redis killed, Wait still returns, at
+// the local share; the switch is logged once and reported to OnFallback;
+// Redis is not asked again before RetryInterval (by the injected clock);
+// once it answers again the fleet is back on the shared limit.
+func TestFleetFallbackAndRecovery(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	clk := &syncClock{t: time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC)}
+	var logs syncBuffer
+	var fb fallbackLog
+	f := newTestFleet(t, FleetConfig{
+		Redis: redisAddr(t, srv.URL), Rate: 40, FleetSize: 4, RetryInterval: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnFallback: fb.record, Now: clk.Now,
+	}, 40)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wait := func(step string, n int) {
+		t.Helper()
+		for range n {
+			if err := f.Wait(ctx, "us-east-1"); err != nil {
+				t.Fatalf("%s: Wait: %v", step, err)
+			}
+		}
+	}
+	expectCalls := func(step string, want ...bool) {
+		t.Helper()
+		if got := fb.get(); len(got) != len(want) || (len(got) > 0 && got[len(got)-1] != want[len(want)-1]) {
+			t.Fatalf("%s: OnFallback calls %v, want %v", step, got, want)
+		}
+	}
+
+	wait("redis up", 2)
+	expectCalls("redis up")
+
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	wait("redis down", 6)
+	elapsed := time.Since(start).Seconds()
+	expectCalls("redis down", true)
+	if f.Share() != 10 {
+		t.Errorf("share %v, want 40/4", f.Share())
+	}
+	if limit := 10*elapsed + 1; 6 > limit {
+		t.Errorf("6 calls in %.2fs while falling back: above the local share 10/s", elapsed)
+	}
+	if got := strings.Count(logs.String(), "redis unreachable, pacing at local share"); got != 1 {
+		t.Errorf("%d fallback warnings, want 1:\n%s", got, logs.String())
+	}
+	if !strings.Contains(logs.String(), "share=10") {
+		t.Errorf("the warning does not give the share:\n%s", logs.String())
+	}
+
+	// Redis is back, but RetryInterval has not passed: still the local share.
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wait("redis back, before the retry", 3)
+	expectCalls("redis back, before the retry", true)
+
+	clk.Advance(time.Minute)
+	wait("redis back, after the retry interval", 2) // the first asks Redis (EVALSHA, NOSCRIPT, EVAL on a fresh server)
+	expectCalls("redis back, after the retry interval", true, false)
+	if !strings.Contains(logs.String(), "redis reachable again") {
+		t.Errorf("no info line on recovery:\n%s", logs.String())
+	}
+	c := &respClient{addr: redisAddr(t, srv.URL), timeout: time.Second}
+	defer c.Close()
+	if v, err := c.do(ctx, "EXISTS", "resetq:ratelimit:us-east-1"); err != nil || v != int64(1) {
+		t.Errorf("EXISTS the Region's key after recovery = %v, %v: the calls did not go through Redis", v, err)
+	}
+}
+
+// TestFleetDeadRedisFromStart: a Redis that was never there costs one
+// dial timeout, then calls go at the local share without asking it again.
+func TestFleetDeadRedisFromStart(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: connections are refused
+	var fb fallbackLog
+	var logs syncBuffer
+	clk := &syncClock{t: time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC)}
+	f := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: addr}, Rate: 100, FleetSize: 2, Now: clk.Now,
+		OnFallback: fb.record, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 5 {
+		if err := f.Wait(ctx, "us-east-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fb.get(); len(got) != 1 || !got[0] {
+		t.Errorf("OnFallback calls %v, want [true]", got)
+	}
+	if got := strings.Count(logs.String(), "redis unreachable"); got != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", got, logs.String())
+	}
+}
+
+// TestFleetWaitCanceled: a Wait that ends with its context is not a Redis
+// failure.
+func TestFleetWaitCanceled(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	var fb fallbackLog
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), Rate: 0.1, OnFallback: fb.record}, 100)
+	ctx := context.Background()
+	if err := f.Wait(ctx, "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := f.Wait(short, "us-east-1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait = %v, want DeadlineExceeded", err)
+	}
+	canceled, cancel2 := context.WithCancel(ctx)
+	cancel2()
+	if err := f.Wait(canceled, "us-east-1"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait = %v, want Canceled", err)
+	}
+	if got := fb.get(); len(got) != 0 {
+		t.Errorf("OnFallback calls %v after canceled waits", got)
+	}
+}
+
+func TestNewFleetChecks(t *testing.T) {
+	t.Parallel()
+	local, _ := NewRegions(Config{Ceiling: 1}, nil)
+	for _, cfg := range []FleetConfig{
+		{Local: local, Rate: 1},
+		{Redis: RedisAddr{Addr: "h:1"}, Rate: 1},
+		{Redis: RedisAddr{Addr: "h:1"}, Local: local},
+		{Redis: RedisAddr{Addr: "h:1"}, Local: local, Rate: -1},
+		{Redis: RedisAddr{Addr: "h:1"}, Local: local, Rate: 1, FleetSize: -1},
+	} {
+		if _, err := NewFleet(cfg); err == nil {
+			t.Errorf("NewFleet(%+v) accepted", cfg)
+		}
+	}
+}
+
+func TestParseGCRAReply(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   any
+		want time.Duration
+		ok   bool
+	}{
+		{[]any{int64(1), int64(0)}, 0, true},
+		{[]any{int64(0), int64(33333)}, 33333 * time.Microsecond, true},
+		{[]any{int64(0), int64(0)}, time.Microsecond, true}, // never "wait 0" on a refusal
+		{[]any{int64(1)}, 0, false},
+		{"OK", 0, false},
+		{[]any{"1", "0"}, 0, false},
+		{[]any{int64(0), int64(-5)}, 0, false},
+	} {
+		got, err := parseGCRAReply(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseGCRAReply(%#v) = %v, %v", tc.in, got, err)
+		}
+	}
+}
