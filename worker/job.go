@@ -115,6 +115,11 @@ func (j Job) Validate() error {
 		return fmt.Errorf("field Username is %d characters, more than 128", n)
 	}
 	for _, r := range j.Username {
+		if r == utf8.RuneError {
+			// What a lone UTF-16 surrogate escape ("\ud800") or a broken
+			// encoding decodes to: the name meant cannot be known.
+			return errors.New("field Username has U+FFFD, the replacement character (a lone surrogate escape or a broken encoding)")
+		}
 		if !unicode.In(r, unicode.L, unicode.M, unicode.S, unicode.N, unicode.P) {
 			return fmt.Errorf("field Username has a character not allowed by the API (%U)", r)
 		}

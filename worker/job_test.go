@@ -112,6 +112,9 @@ func FuzzParseJob(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range poisonBodies() {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		job, err := ParseJob(body)
 		if err != nil {
@@ -130,4 +133,15 @@ func FuzzParseJob(f *testing.F) {
 			t.Fatalf("parsed job has no Region: %+v", job)
 		}
 	})
+}
+
+// TestPoisonBodies: every poison body of the fuzz seeds is rejected, so the
+// fuzz targets really start from bad input.
+func TestPoisonBodies(t *testing.T) {
+	t.Parallel()
+	for _, body := range poisonBodies() {
+		if _, err := ParseJob([]byte(body)); err == nil {
+			t.Errorf("ParseJob accepted %.80q", body)
+		}
+	}
 }
