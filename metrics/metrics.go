@@ -29,6 +29,11 @@ type Metrics struct {
 	BuildInfo       *prometheus.GaugeVec     // version, goversion
 
 	RedeliveryChecks *prometheus.CounterVec // result
+
+	// RateLimitFallback is 1 while a fleet replica (--redis-url) paces at
+	// its local share because Redis fails. One gauge, not per Region: it
+	// is the state of the one Redis connection; all Regions switch together.
+	RateLimitFallback prometheus.Gauge
 }
 
 // New creates the metrics and registers them, with the Go and process
@@ -65,6 +70,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "resetq_ratelimit_limit",
 			Help: "Current AdminResetUserPassword rate limit in calls per second, by Region (adaptive, at most --rate).",
 		}, []string{"region"}),
+		RateLimitFallback: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "resetq_ratelimit_fallback",
+			Help: "1 while --redis-url is set and Redis fails, so this replica paces at --rate/--fleet-size instead of the fleet-wide limit, else 0.",
+		}),
 		Inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "resetq_inflight_jobs",
 			Help: "Jobs received and not yet finished.",
@@ -97,7 +106,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	}
 	reg.MustRegister(m.Jobs, m.DeadLetters, m.CognitoRequests, m.CognitoDuration, m.Throttles,
 		m.RateLimitWait, m.RateLimit, m.Inflight, m.QueueMessages, m.CircuitOpen,
-		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks,
+		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks, m.RateLimitFallback,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	for _, o := range []string{"reset", "dead_lettered", "retried", "deferred", "released"} {
