@@ -36,8 +36,12 @@ func ParseRedisURL(raw string) (RedisAddr, error) {
 	if err != nil {
 		return RedisAddr{}, fmt.Errorf("redis URL: %w", err)
 	}
-	if u.Scheme != "redis" {
-		return RedisAddr{}, fmt.Errorf("redis URL %s: scheme %q, want redis:// (TLS is not supported)", u.Redacted(), u.Scheme)
+	switch u.Scheme {
+	case "redis":
+	case "rediss":
+		return RedisAddr{}, fmt.Errorf("redis URL %s: TLS is not supported, use redis://", u.Redacted())
+	default:
+		return RedisAddr{}, fmt.Errorf("redis URL %s: scheme %q, want redis://", u.Redacted(), u.Scheme)
 	}
 	if u.Hostname() == "" {
 		return RedisAddr{}, fmt.Errorf("redis URL %s: no host", u.Redacted())

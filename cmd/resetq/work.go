@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -42,6 +43,8 @@ type workFlags struct {
 	allowedPools             string
 	allowAnyPool             bool
 	signingKeyFile           string
+	redisURL, redisKeyPrefix string
+	fleetSize                int
 }
 
 func (f *workFlags) register(fs *flag.FlagSet) {
@@ -60,6 +63,9 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.allowedPools, "allowed-pools", "", "comma-separated user pool IDs this worker may reset; jobs for other pools are dead-lettered as pool_not_allowed (required unless --allow-any-pool)")
 	fs.BoolVar(&f.allowAnyPool, "allow-any-pool", false, "reset users of any pool a job names (an explicit choice: anyone who can write to the queue can then reset users of any pool the credentials reach)")
 	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "file of HMAC keys, one a line: accept only jobs whose resetq.signature attribute was made with one of them; others are dead-lettered as bad_signature (see the README's recipe)")
+	fs.StringVar(&f.redisURL, "redis-url", "", "redis://[:password@]host:port[/db]: share one limit of --rate per Region with every replica using this Redis (empty: each replica paces up to --rate on its own)")
+	fs.IntVar(&f.fleetSize, "fleet-size", 1, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this")
+	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", "resetq", "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:REGION")
 	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "before resetting a job delivered again, ask Cognito (AdminGetUser) whether its user is already RESET_REQUIRED, and if so count it done: no second code after a crash between reset and delete")
 }
 
@@ -85,6 +91,17 @@ func (f *workFlags) validate() error {
 		return usagef("set --allowed-pools (the pools this worker may reset), or --allow-any-pool to accept jobs for any pool")
 	case f.allowedPools != "" && f.allowAnyPool:
 		return usagef("--allowed-pools and --allow-any-pool contradict each other: choose one")
+	case f.fleetSize < 1:
+		return usagef("--fleet-size must be at least 1, got %d", f.fleetSize)
+	case f.fleetSize > 1 && f.redisURL == "":
+		return usagef("--fleet-size only applies with --redis-url; without Redis set each replica's --rate to its share")
+	case f.redisURL != "" && (f.redisKeyPrefix == "" || strings.ContainsAny(f.redisKeyPrefix, " \t\r\n")):
+		return usagef("--redis-key-prefix %q: want a non-empty prefix without spaces", f.redisKeyPrefix)
+	}
+	if f.redisURL != "" {
+		if _, err := ratelimit.ParseRedisURL(f.redisURL); err != nil {
+			return usagef("--redis-url: %v", err)
+		}
 	}
 	if _, err := parsePools(f.allowedPools); err != nil {
 		return err
@@ -166,13 +183,18 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			"max_receive_count", settings.MaxReceiveCount)
 	}
 
-	pacer, err := ratelimit.NewRegions(ratelimit.Config{Ceiling: f.rate}, func(region string, limit float64) {
+	local, err := ratelimit.NewRegions(ratelimit.Config{Ceiling: f.rate}, func(region string, limit float64) {
 		m.RateLimit.WithLabelValues(region).Set(limit)
 		m.CircuitOpen.WithLabelValues(region) // 0 from the Region's first job: closed is not "no data"
 	})
 	if err != nil {
 		return usageError{err}
 	}
+	pacer, closePacer, err := workPacer(&f, local, m, log)
+	if err != nil {
+		return usageError{err}
+	}
+	defer closePacer()
 	// The redelivery check reads users (AdminGetUser, not a password
 	// operation: it does not use the 30/s reset quota), paced on its own.
 	var statuses worker.StatusReader
@@ -266,4 +288,35 @@ func parsePools(list string) (map[string]bool, error) {
 		pools[p] = true
 	}
 	return pools, nil
+}
+
+// workPacer is the reset calls' pacer: the local adaptive limiter alone,
+// or with --redis-url the fleet-wide limit in Redis behind it. It logs
+// which.
+func workPacer(f *workFlags, local *ratelimit.Regions, m *metrics.Metrics, log *slog.Logger) (worker.Pacer, func(), error) {
+	if f.redisURL == "" {
+		log.Info("pacing on this replica alone", "rate", f.rate)
+		return local, func() {}, nil
+	}
+	addr, err := ratelimit.ParseRedisURL(f.redisURL) // checked by validate
+	if err != nil {
+		return nil, nil, err
+	}
+	fleet, err := ratelimit.NewFleet(ratelimit.FleetConfig{
+		Redis: addr, KeyPrefix: f.redisKeyPrefix, Rate: f.rate, FleetSize: f.fleetSize, Local: local,
+		Logger: log.With("component", "ratelimit"),
+		OnFallback: func(on bool) {
+			if on {
+				m.RateLimitFallback.Set(1)
+			} else {
+				m.RateLimitFallback.Set(0)
+			}
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("pacing by a fleet-wide limit in Redis", "redis", addr.String(), "rate", f.rate,
+		"key", fleet.Key("REGION"), "fleet_size", f.fleetSize, "fallback_share", fleet.Share())
+	return fleet, func() { fleet.Close() }, nil
 }
