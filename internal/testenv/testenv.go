@@ -65,7 +65,14 @@ func Binary(t testing.TB) string {
 // Main runs the tests, then stops the shared moto_server and removes the
 // built binary. Use it as TestMain.
 func Main(m *testing.M) {
-	code := m.Run()
+	MainThen(m, func(code int) int { return code })
+}
+
+// MainThen is Main with after run once the tests are done, before the
+// shared moto_server stops; it gets the tests' exit code and returns the
+// process's (e.g. to write a report).
+func MainThen(m *testing.M, after func(code int) int) {
+	code := after(m.Run())
 	if err := moto.CloseShared(); err != nil && code == 0 {
 		code = 1
 	}
@@ -86,6 +93,24 @@ type Env struct {
 	SQS      *sqs.Client
 	QueueURL string
 	DLQURL   string
+	// SQSProxy, once ProxySQS has started it, carries resetq's SQS calls
+	// (ChildEnv points AWS_ENDPOINT_URL_SQS at it); the test's own SQS
+	// client still goes straight to moto.
+	SQSProxy *awsproxy.Server
+}
+
+// ProxySQS starts a second awsproxy in front of moto for resetq's SQS
+// traffic, so a test can inject faults into SQS as into Cognito. Call it
+// before Start.
+func (e *Env) ProxySQS(opts ...awsproxy.Option) *awsproxy.Server {
+	e.T.Helper()
+	proxy, err := awsproxy.Start(e.Moto.URL, opts...)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	e.T.Cleanup(func() { proxy.Close() })
+	e.SQSProxy = proxy
+	return proxy
 }
 
 func New(t *testing.T, name string) *Env {
@@ -236,14 +261,19 @@ type Proc struct {
 	log         *bytes.Buffer
 	logMu       *sync.Mutex
 	done        chan error
+	exited      chan struct{}
 }
 
 // childEnv is the environment of resetq: only the SDK's standard variables.
 func (e *Env) ChildEnv(extra ...string) []string {
+	sqsURL := e.Moto.URL
+	if e.SQSProxy != nil {
+		sqsURL = e.SQSProxy.URL
+	}
 	return append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + e.T.TempDir(),
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL_SQS=" + e.Moto.URL,
+		"AWS_ENDPOINT_URL_SQS=" + sqsURL,
 		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + e.Proxy.URL,
 	}, extra...)
 }
@@ -261,7 +291,7 @@ func FreeAddr(t *testing.T) string {
 func (e *Env) Start(args ...string) *Proc {
 	e.T.Helper()
 	addr := FreeAddr(e.T)
-	p := &Proc{MetricsAddr: addr, log: &bytes.Buffer{}, logMu: &sync.Mutex{}, done: make(chan error, 1)}
+	p := &Proc{MetricsAddr: addr, log: &bytes.Buffer{}, logMu: &sync.Mutex{}, done: make(chan error, 1), exited: make(chan struct{})}
 	p.Cmd = exec.Command(Binary(e.T), append([]string{"work", "--log-format", "text", "--metrics-addr", addr}, args...)...)
 	// Env twins of --queue-url and --allow-any-pool (tests name their own pools).
 	p.Cmd.Env = e.ChildEnv("RESETQ_QUEUE_URL="+e.QueueURL, "RESETQ_ALLOW_ANY_POOL=true")
@@ -278,7 +308,7 @@ func (e *Env) Start(args ...string) *Proc {
 			p.logMu.Unlock()
 		}
 	}()
-	go func() { err := p.Cmd.Wait(); pw.Close(); p.done <- err }()
+	go func() { err := p.Cmd.Wait(); pw.Close(); close(p.exited); p.done <- err }()
 	e.T.Cleanup(func() {
 		if p.Cmd.ProcessState == nil {
 			_ = p.Cmd.Process.Kill()
@@ -352,4 +382,35 @@ func (p *Proc) Signal(t *testing.T, sig syscall.Signal) {
 	if err := p.Cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Running reports whether the process has not exited yet.
+func (p *Proc) Running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Proc) Kill(t *testing.T) {
+	t.Helper()
+	p.Signal(t, syscall.SIGKILL)
+	select {
+	case <-p.exited:
+	case <-time.After(time.Minute):
+		t.Fatal("resetq still runs a minute after SIGKILL")
+	}
+}
+
+// Ready is the status code of /readyz, or 0 when it does not answer.
+func (p *Proc) Ready() int {
+	resp, err := http.Get("http://" + p.MetricsAddr + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
