@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resetq/resetq/internal/redisserver"
+	"github.com/resetq/resetq/internal/testenv"
+)
+
+// TestFleetSharedQuota: two workers sharing one Redis limit of --rate
+// equal to the proxy's AdminResetUserPassword quota finish a campaign with
+// every user reset and nothing dead-lettered; together they stay at the
+// quota, so few calls are throttled (without Redis each would pace at the
+// quota on its own: twice what it allows).
+func TestFleetSharedQuota(t *testing.T) {
+	t.Parallel()
+	redisserver.Need(t)
+	e := testenv.New(t, "fleet")
+	srv, err := redisserver.Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+
+	const quota = 8
+	pool, users, bodies := e.ConfirmedUsers(e.East, "f", 40)
+	e.Proxy.SetQuota("AdminResetUserPassword", quota)
+	e.Send("fleet", bodies...)
+
+	args := []string{"--exit-when-idle", "3s", "--rate", strconv.Itoa(quota), "--redis-url", srv.URL, "--fleet-size", "2"}
+	a, b := e.Start(args...), e.Start(args...)
+	for i, p := range []*testenv.Proc{a, b} {
+		if code := p.Wait(t, 3*time.Minute); code != 0 {
+			t.Fatalf("worker %d: exit code %d", i, code)
+		}
+	}
+	e.ExpectStatus(e.East, pool, "RESET_REQUIRED", users...)
+	if dl := e.DrainDLQ(); len(dl) != 0 {
+		t.Fatalf("%d jobs dead-lettered (first: %v)", len(dl), dl[0].Attrs)
+	}
+	for i, p := range []*testenv.Proc{a, b} {
+		logs := p.Logs()
+		if !strings.Contains(logs, "pacing by a fleet-wide limit in Redis") {
+			t.Errorf("worker %d does not log that it paces by Redis", i)
+		}
+		if strings.Contains(logs, "redis unreachable") {
+			t.Errorf("worker %d fell back to its local share with Redis up", i)
+		}
+	}
+	st := e.Proxy.Stats()
+	throttled, forwarded := st.Throttled["AdminResetUserPassword"], st.Forwarded["AdminResetUserPassword"]
+	if forwarded != len(users) {
+		t.Errorf("%d resets reached Cognito, want exactly %d (one per user)", forwarded, len(users))
+	}
+	// The fleet-wide limit is on Redis's clock, the proxy's window on its
+	// own, with the worker's HTTP latency in between: a call can land a
+	// little early in the proxy's window now and then. A quarter of the
+	// campaign is far above that and far below what two unshared workers
+	// at the quota each would see.
+	if throttled > len(users)/4 {
+		t.Errorf("the proxy throttled %d calls for %d users: the workers did not share the quota", throttled, len(users))
+	}
+	t.Logf("two workers at a shared %d/s against a quota of %d/s: %d calls throttled, %d forwarded", quota, quota, throttled, forwarded)
+}
+
+// TestFleetRedisDown: a worker whose Redis is not there still finishes
+// its jobs, at its local share, says so in its log and shows
+// resetq_ratelimit_fallback 1 on /metrics.
+func TestFleetRedisDown(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "fleetdown")
+	pool, users, bodies := e.ConfirmedUsers(e.East, "d", 10)
+	e.Send("fleetdown", bodies...)
+	dead := "redis://" + testenv.FreeAddr(t) // nothing listens there
+
+	p := e.Start("--exit-when-idle", "3s", "--rate", "10", "--fleet-size", "2", "--redis-url", dead)
+	testenv.Eventually(t, 2*time.Minute, "resetq_ratelimit_fallback to be 1", func() bool {
+		return p.Metric(t, "resetq_ratelimit_fallback") == 1
+	})
+	if code := p.Wait(t, 3*time.Minute); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	e.ExpectStatus(e.East, pool, "RESET_REQUIRED", users...)
+	if dl := e.DrainDLQ(); len(dl) != 0 {
+		t.Fatalf("%d jobs dead-lettered (first: %v)", len(dl), dl[0].Attrs)
+	}
+	logs := p.Logs()
+	if n := strings.Count(logs, "redis unreachable, pacing at local share"); n != 1 {
+		t.Errorf("%d fallback warnings, want exactly 1 (one per switch)", n)
+	}
+	if !strings.Contains(logs, "share=5") {
+		t.Error("the fallback warning does not give the local share 10/2 = 5")
+	}
+}
+
+// TestFleetFlags: bad fleet flags are usage errors (exit 2) before any
+// AWS call, and their env twins are read.
+func TestFleetFlags(t *testing.T) {
+	t.Parallel()
+	bin := testenv.Binary(t)
+	base := []string{"work", "--queue-url", "https://sqs.us-east-1.amazonaws.com/123456789012/q", "--allow-any-pool"}
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want string
+	}{
+		{args: []string{"--fleet-size", "0", "--redis-url", "redis://127.0.0.1:1"}, want: "--fleet-size must be at least 1"},
+		{args: []string{"--fleet-size", "3"}, want: "--fleet-size only applies with --redis-url"},
+		{args: []string{"--redis-url", "http://127.0.0.1:1"}, want: "want redis://"},
+		{args: []string{"--redis-url", "redis://:s3cret@127.0.0.1:1/x"}, want: "not a number"},
+		{args: []string{"--redis-url", "redis://127.0.0.1:1", "--redis-key-prefix", ""}, want: "--redis-key-prefix"},
+		{env: "RESETQ_REDIS_URL=rediss://127.0.0.1:1", want: "TLS is not supported"},
+		{env: "RESETQ_FLEET_SIZE=2", want: "--fleet-size only applies with --redis-url"},
+	} {
+		cmd := exec.Command(bin, append(base, tc.args...)...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+		if tc.env != "" {
+			cmd.Env = append(cmd.Env, tc.env)
+		}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%v %s: %v\n%s\nwant exit 2 with %q", tc.args, tc.env, err, out, tc.want)
+		}
+		if strings.Contains(string(out), "s3cret") {
+			t.Errorf("%v: the output shows the Redis password:\n%s", tc.args, out)
+		}
+	}
+}
