@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin/resetq
 STATICCHECK_VERSION ?= v0.8.2
-FUZZTIME ?= 20s
+FUZZTIME ?= 10s
 
 .DEFAULT_GOAL := help
 
@@ -26,17 +26,25 @@ demo: build tools ## run a whole campaign on local emulators (no AWS account) an
 .PHONY: test
 test: tools ## every test: unit, worker, adapters against moto, end to end (the built binary), a short fuzz
 	$(GO) test -race -count=1 -timeout 20m ./...
-	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./worker
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+BENCH_JSON ?= bench-results.json
 
 .PHONY: bench
-bench: ## benchmarks with figures for docs/benchmarks.md (installs fauxqs from npm into .cache/ on first use)
+bench: ## benchmarks with figures for docs/benchmarks.md: issue 3's harness (full profile, about 15 min, writes bench-results.json), then the enqueue benchmarks (installs fauxqs from npm into .cache/ on first use)
+	$(GO) run ./internal/bench/harness -profile full -json $(BENCH_JSON)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./internal/bench
 	$(GO) test -run '^$$' -bench . -benchmem ./enqueue
 	$(GO) test -count=1 -run '^TestSimulatedQuota$$' -v ./ratelimit | grep -E 'rate|ok'
 
+.PHONY: bench-quick
+bench-quick: ## issue 3's harness, quick profile (under a minute, a smoke test fit for CI): writes bench-quick.json
+	$(GO) run ./internal/bench/harness -profile quick -json bench-quick.json
+
 .PHONY: fuzz
-fuzz: ## fuzz the job decoder for longer (FUZZTIME=10m)
-	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZTIME) ./worker
+fuzz: ## fuzz the job decoder and the whole message path, FUZZTIME each (make test: 10s; longer: FUZZTIME=10m)
+	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./worker
+	$(GO) test -run '^$$' -fuzz '^FuzzHandleMessage$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./worker
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck, all clean

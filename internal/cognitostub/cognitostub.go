@@ -125,18 +125,20 @@ func New(cfg Config) *Stub {
 }
 
 // SetQuota changes the quota (0: unlimited). Calls already admitted keep
-// counting until their second is over.
+// counting until their second is over; calls admitted while the quota was
+// unlimited are not recorded.
 func (s *Stub) SetQuota(perSecond int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.quota = max(perSecond, 0)
 }
 
-// Reset clears the counters, the resets and the window, for the next run.
+// Reset clears the counters and the resets, for the next run. The window
+// stays: calls admitted in the last second (the background's) keep
+// counting, as they would for Cognito.
 func (s *Stub) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.admitted = s.admitted[:0]
 	s.counts = [2]Counts{}
 	s.resets = map[string]int{}
 	s.getUser, s.total = 0, 0

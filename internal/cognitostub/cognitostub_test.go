@@ -81,13 +81,19 @@ func TestSetQuotaAndReset(t *testing.T) {
 	if !s.Admit(Worker) {
 		t.Fatal("quota 0 must admit")
 	}
-	s.SetQuota(2)
+	s.SetQuota(3)
 	s.Reset()
 	if st := s.Stats(); st != (Stats{}) {
 		t.Fatalf("after Reset: %+v", st)
 	}
+	// The call admitted under quota 1 still counts until its second ends
+	// (calls admitted while the quota was unlimited are not recorded).
 	if !s.Admit(Worker) || !s.Admit(Worker) || s.Admit(Worker) {
-		t.Fatal("quota 2 after Reset: want two admitted, then a throttle")
+		t.Fatal("quota 3 after Reset, 1 call in the window: want two admitted, then a throttle")
+	}
+	now = now.Add(time.Second)
+	if !s.Admit(Worker) || !s.Admit(Worker) || !s.Admit(Worker) || s.Admit(Worker) {
+		t.Fatal("a second later: want three admitted, then a throttle")
 	}
 }
 

@@ -1,0 +1,170 @@
+// Command harness is issue 3's benchmark: resetq against the baselines
+// people write instead (naive goroutines, the SDK's adaptive retry mode, a
+// per-second counter), on fauxqs and a Cognito stand-in with a sliding
+// one-second quota. It prints a Markdown table, one row per scenario ×
+// contender, and writes every figure to a JSON file.
+//
+//	go run ./internal/bench/harness -profile quick -json bench-quick.json
+//
+// It exits 1 when a contender failed (an error, a timeout, or a user not
+// reset), not when a target is missed: the table says which are.
+//
+// It lives beside the enqueue benchmark under internal/ (like
+// internal/demo) because it is a development tool, not something resetq
+// ships: a main package with no tests, so `go test ./...` never runs it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/resetq/resetq/internal/fauxqs"
+)
+
+func main() {
+	prof := flag.String("profile", "quick", "quick (under a minute, for CI) or full (the issue's numbers, for docs/benchmarks.md)")
+	jsonPath := flag.String("json", "", "write every figure to this JSON file")
+	only := flag.String("scenarios", "1,2,3,4", "comma-separated scenarios to run")
+	latency := flag.Duration("latency", 0, "the stand-in's answer latency")
+	flag.Parse()
+	p, ok := profiles[*prof]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "-profile %q: want quick or full\n", *prof)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, p, *jsonPath, strings.Split(*only, ","), *latency); err != nil {
+		fmt.Fprintln(os.Stderr, "harness:", err)
+		os.Exit(1)
+	}
+}
+
+type report struct {
+	Profile   string    `json:"profile"`
+	Command   string    `json:"command"`
+	Started   time.Time `json:"started"`
+	Seconds   float64   `json:"seconds"`
+	Machine   machine   `json:"machine"`
+	LatencyMS float64   `json:"stand_in_latency_ms"`
+	Rows      []*row    `json:"rows"`
+}
+
+type machine struct {
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpu_model"`
+	Go        string `json:"go"`
+	Fauxqs    string `json:"fauxqs"`
+	LoadStart string `json:"loadavg_start"`
+	LoadEnd   string `json:"loadavg_end"`
+}
+
+func run(ctx context.Context, p profile, jsonPath string, only []string, latency time.Duration) error {
+	rep := report{Profile: p.name, Command: "go run ./internal/bench/harness " + strings.Join(os.Args[1:], " "),
+		Started: time.Now().UTC(), LatencyMS: latency.Seconds() * 1000,
+		Machine: machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), Go: runtime.Version(), Fauxqs: fauxqs.Package,
+			LoadStart: loadavg()}}
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	w, err := newWorld(ctx, root, latency)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	fmt.Printf("profile %s on %d × %s, %s; the stand-in answers after %v\n\n", p.name, rep.Machine.CPUs, rep.Machine.CPUModel, rep.Machine.Go, latency)
+	fmt.Print(tableHeader)
+	h := &harness{w: w, p: p, out: func(r *row) { fmt.Print(r.markdown()) }, last: time.Now()}
+	fmt.Fprintf(os.Stderr, "set up in %.1f s\n", time.Since(rep.Started).Seconds())
+	for _, sc := range []struct {
+		id  string
+		run func(context.Context)
+	}{{"1", h.alone}, {"2", h.shared}, {"3", h.fleet}, {"4", h.efficiency}} {
+		if slices.Contains(only, sc.id) && ctx.Err() == nil {
+			sc.run(ctx)
+		}
+	}
+	rep.Rows = h.rows
+	rep.Seconds = time.Since(rep.Started).Seconds()
+	rep.Machine.LoadEnd = loadavg()
+	fmt.Printf("\n%d rows in %.0f s; load average %s at the start, %s at the end\n", len(h.rows), rep.Seconds,
+		rep.Machine.LoadStart, rep.Machine.LoadEnd)
+	if jsonPath != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	failed := 0
+	for _, r := range h.rows {
+		if r.Error != "" {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d rows failed (see their target column); missed targets alone do not fail the run", failed, len(h.rows))
+	}
+	return nil
+}
+
+// repoRoot is the module root: the folder above with go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working folder")
+		}
+		dir = parent
+	}
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if k, v, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/resetq/resetq/internal/cognitostub"
+)
+
+// row is one scenario × contender: its inputs, the figures, and the verdict.
+type row struct {
+	Scenario   string  `json:"scenario"`
+	Contender  string  `json:"contender"`
+	Args       string  `json:"resetq_args,omitempty"`
+	Jobs       int     `json:"jobs"`
+	Quota      int     `json:"quota_per_second"`      // 0: unlimited
+	Background float64 `json:"background_per_second"` // real users
+	Available  float64 `json:"available_per_second"`  // quota - background
+
+	// From the stand-in.
+	Resets      int     `json:"resets"` // successful worker resets, duplicates included
+	Users       int     `json:"users_reset"`
+	Duplicates  int     `json:"duplicates"`
+	Calls       int     `json:"calls"` // worker AdminResetUserPassword calls, throttled included
+	Throttles   int     `json:"throttles"`
+	Throttled   float64 `json:"throttled_share"`
+	GetUser     int     `json:"admin_get_user_calls"`
+	Rate        float64 `json:"rate_per_second"` // resets between the first and the last
+	RateShare   float64 `json:"rate_share"`      // Rate / Available
+	WallSeconds float64 `json:"wall_seconds"`    // start to last reset
+	IdealWall   float64 `json:"ideal_seconds"`   // Jobs / Available
+
+	BackgroundCalls     int     `json:"background_calls,omitempty"`
+	BackgroundThrottled float64 `json:"background_throttled_share"`
+	BackgroundAlone     float64 `json:"background_throttled_share_alone"`
+	HarmPP              float64 `json:"harm_percentage_points"`
+
+	// resetq only.
+	CPUSeconds   float64 `json:"cpu_seconds,omitempty"`
+	CPUPer10k    float64 `json:"cpu_seconds_per_10k_resets,omitempty"`
+	SQSRequests  int     `json:"sqs_requests,omitempty"`
+	SQSPerReset  float64 `json:"sqs_requests_per_reset,omitempty"`
+	PeakRSSKiB   int64   `json:"peak_rss_kib,omitempty"`
+	RSSGrowth    float64 `json:"rss_growth,omitempty"`
+	LeftOnQueue  int     `json:"left_on_queue"`
+	DeadLettered int     `json:"dead_lettered"`
+
+	Target string `json:"target"` // met, missed: ..., n/a, error, not run
+	Error  string `json:"error,omitempty"`
+	NotRun string `json:"not_run,omitempty"`
+}
+
+func (r *row) fill(st cognitostub.Stats, start time.Time) {
+	r.Resets, r.Users, r.Duplicates = st.Resets, st.Users, st.Duplicates
+	r.Calls, r.Throttles, r.Throttled = st.Worker.Calls, st.Worker.Throttles, st.Worker.ThrottledShare()
+	r.GetUser = st.GetUser
+	if span := st.LastReset.Sub(st.FirstReset).Seconds(); st.Resets > 1 && span > 0 {
+		r.Rate = float64(st.Resets-1) / span
+	}
+	if !st.LastReset.IsZero() {
+		r.WallSeconds = st.LastReset.Sub(start).Seconds()
+	}
+	if r.Available > 0 {
+		r.RateShare = r.Rate / r.Available
+		r.IdealWall = float64(r.Jobs) / r.Available
+	}
+}
+
+// judge sets Target from the misses check finds.
+func (r *row) judge(check func(*row) []string) {
+	switch {
+	case r.Error != "":
+		r.Target = "error"
+	case r.Target != "":
+	default:
+		if misses := check(r); len(misses) > 0 {
+			r.Target = "missed: " + strings.Join(misses, "; ")
+		} else {
+			r.Target = "met"
+		}
+	}
+}
+
+func atLeast(what string, got, want float64, of string) []string {
+	if got >= want {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s %.3f %s < %.2f (short by %.3f)", what, got, of, want, want-got)}
+}
+
+func atMost(what string, got, want float64) []string {
+	if got <= want {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s %s > %s (over by %.2f pp)", what, pct(got), pct(want), 100*(got-want))}
+}
+
+func atMostPP(what string, got, want float64) []string {
+	if got <= want {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s by %.2f pp > %.0f pp", what, got, want)}
+}
+
+func atMostN(what string, got, want float64) []string {
+	if got <= want {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s %.3f > %.2f", what, got, want)}
+}
+
+func atLeastN(what string, got, want float64) []string {
+	if got >= want {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s %.0f < %.0f", what, got, want)}
+}
+
+func pct(x float64) string { return strconv.FormatFloat(100*x, 'f', 2, 64) + "%" }
+
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func mib(kib int64) string { return strconv.FormatFloat(float64(kib)/1024, 'f', 1, 64) + " MiB" }
+
+const tableHeader = "| scenario | contender | jobs | resets (dup) | rate/s | of available | throttled | wall (ideal) | real users throttled | cost | target |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|---|\n"
+
+// markdown is one table row.
+func (r *row) markdown() string {
+	dash := "–"
+	cell := func(ok bool, s string) string {
+		if !ok {
+			return dash
+		}
+		return s
+	}
+	worked := r.Resets > 0
+	c := []string{
+		r.Scenario,
+		r.Contender,
+		cell(r.Jobs > 0, thousands(r.Jobs)),
+		cell(worked, fmt.Sprintf("%s (%d)", thousands(r.Resets), r.Duplicates)),
+		cell(r.Rate > 0, strconv.FormatFloat(r.Rate, 'f', 1, 64)),
+		cell(r.RateShare > 0, strconv.FormatFloat(r.RateShare, 'f', 3, 64)),
+		cell(r.Calls > 0, fmt.Sprintf("%s (%d of %d)", pct(r.Throttled), r.Throttles, r.Calls)),
+		cell(worked, wall(r)),
+		cell(r.BackgroundCalls > 0 && r.Background > 0, background(r)),
+		cell(r.PeakRSSKiB > 0, cost(r)),
+		verdict(r),
+	}
+	for i := range c {
+		c[i] = strings.ReplaceAll(c[i], "|", "\\|")
+	}
+	return "| " + strings.Join(c, " | ") + " |\n"
+}
+
+func wall(r *row) string {
+	s := strconv.FormatFloat(r.WallSeconds, 'f', 1, 64) + " s"
+	if r.IdealWall > 0 {
+		s += " (" + strconv.FormatFloat(r.IdealWall, 'f', 1, 64) + " s)"
+	}
+	return s
+}
+
+func background(r *row) string {
+	if r.Jobs == 0 {
+		return pct(r.BackgroundThrottled) + " alone"
+	}
+	return fmt.Sprintf("%s (%+.2f pp)", pct(r.BackgroundThrottled), r.HarmPP)
+}
+
+func cost(r *row) string {
+	s := fmt.Sprintf("CPU %.2f s/10k, %.3f SQS req/reset, RSS %s", r.CPUPer10k, r.SQSPerReset, mib(r.PeakRSSKiB))
+	if r.RSSGrowth != 0 {
+		s += fmt.Sprintf(" (%+.1f%%)", 100*r.RSSGrowth)
+	}
+	return s
+}
+
+func verdict(r *row) string {
+	switch {
+	case r.NotRun != "":
+		return "not run: " + r.NotRun
+	case r.Error != "":
+		e := r.Error
+		if len(e) > 300 {
+			e = e[:300] + "…"
+		}
+		return "error: " + e
+	}
+	return r.Target
+}
+
+func writeTable(w io.Writer, rows []*row) {
+	io.WriteString(w, tableHeader)
+	for _, r := range rows {
+		io.WriteString(w, r.markdown())
+	}
+}

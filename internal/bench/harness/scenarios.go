@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/resetq/resetq/internal/cognitostub"
+	"github.com/resetq/resetq/internal/redisserver"
+)
+
+// Contenders.
+const (
+	contNaive     = "naive"
+	contAdaptive  = "sdk-adaptive"
+	contPerSecond = "per-second"
+	contResetq    = "resetq"
+)
+
+var baselines = []string{contNaive, contAdaptive, contPerSecond}
+
+// profile sizes the scenarios.
+type profile struct {
+	name          string
+	aloneJobs     int           // scenario 1
+	sharedJobs    int           // scenario 2
+	harmBaseline  time.Duration // scenario 2: the background measured alone
+	fleetJobs     int           // scenario 3
+	effJobs       int           // scenario 4
+	rssSmall      int           // scenario 4: queued jobs for the RSS comparison
+	rssLarge      int
+	idle          time.Duration // --exit-when-idle
+	unlimitedRate float64       // --rate when the quota is unlimited
+}
+
+var profiles = map[string]profile{
+	"full": {name: "full", aloneJobs: 3000, sharedJobs: 2000, harmBaseline: 10 * time.Second, fleetJobs: 3000,
+		effJobs: 50_000, rssSmall: 1000, rssLarge: 100_000, idle: 2 * time.Second, unlimitedRate: 100_000},
+	// quick is a smoke test for CI: every scenario and contender, but so
+	// few jobs that start-up and ramp-up weigh on the figures.
+	"quick": {name: "quick", aloneJobs: 100, sharedJobs: 60, harmBaseline: time.Second, fleetJobs: 90,
+		effJobs: 1000, rssSmall: 1000, rssLarge: 5000, idle: time.Second, unlimitedRate: 100_000},
+}
+
+// The scenarios' quotas and loads, from issue 3.
+const (
+	aloneQuota      = 50
+	sharedQuota     = 50
+	sharedBackgound = 20
+	fleetQuota      = 60
+	fleetSize       = 3
+)
+
+type harness struct {
+	w    *world
+	p    profile
+	rows []*row
+	out  func(*row) // called with each finished row
+	last time.Time  // when the last row was added
+}
+
+func (h *harness) add(r *row) {
+	fmt.Fprintf(os.Stderr, "%s  %s / %s: %.1f s\n", time.Now().UTC().Format("15:04:05"), r.Scenario, r.Contender, time.Since(h.last).Seconds())
+	h.last = time.Now()
+	h.rows = append(h.rows, r)
+	h.out(r)
+}
+
+// timeout bounds one contender: four times the ideal time plus 30 s.
+func timeout(jobs int, perSecond float64) time.Duration {
+	return 30*time.Second + time.Duration(4*float64(jobs)/perSecond*float64(time.Second))
+}
+
+// measure resets the stand-in's counters, runs body (which returns when
+// its contender started), and fills r from the stand-in's counts.
+func (h *harness) measure(r *row, body func() (time.Time, error)) {
+	h.w.stub.Reset()
+	var samples []cognitostub.Stats
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				samples = append(samples, h.w.stub.Stats())
+			}
+		}
+	}()
+	start, err := body()
+	close(stop)
+	wg.Wait()
+	st := h.w.stub.Stats()
+	r.fill(st, start)
+	// The real users' throttled share while the contender was at work: up
+	// to the first sample that saw its last reset.
+	bg := st.Background
+	for _, s := range samples {
+		if s.Resets == st.Resets {
+			bg = s.Background
+			break
+		}
+	}
+	r.BackgroundCalls, r.BackgroundThrottled = bg.Calls, bg.ThrottledShare()
+	if err != nil {
+		r.Error = err.Error()
+	} else if r.Users != r.Jobs {
+		r.Error = fmt.Sprintf("%d of %d users reset", r.Users, r.Jobs)
+	}
+}
+
+// runBaseline measures one in-process baseline.
+func (h *harness) runBaseline(ctx context.Context, r *row, kind string) {
+	h.measure(r, func() (time.Time, error) {
+		ctx, cancel := context.WithTimeout(ctx, timeout(r.Jobs, r.Available))
+		defer cancel()
+		start := time.Now()
+		return start, h.w.baseline(ctx, kind, r.Jobs, r.Quota)
+	})
+}
+
+// runResetq measures n resetq processes over a queue of r.Jobs.
+func (h *harness) runResetq(ctx context.Context, r *row, n int, args ...string) {
+	q, err := h.w.newQueues(ctx, r.Jobs)
+	defer h.w.deleteQueues(ctx, q)
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	r.Args = strings.Join(args, " ")
+	var procs []proc
+	var sqsBefore int
+	avail := r.Available
+	if avail == 0 {
+		avail = 200 // unlimited: bound the run as if at 200/s at least
+	}
+	h.measure(r, func() (time.Time, error) {
+		sqsBefore = h.w.sqsCalls()
+		procs = h.w.runResetq(ctx, q, n, h.p.idle, timeout(r.Jobs, avail), args...)
+		start := procs[0].start
+		var errs []string
+		for _, p := range procs {
+			if p.err != nil {
+				errs = append(errs, p.err.Error())
+			}
+			if p.start.Before(start) {
+				start = p.start
+			}
+		}
+		if len(errs) > 0 {
+			return start, fmt.Errorf("%s", strings.Join(errs, "; "))
+		}
+		return start, nil
+	})
+	r.SQSRequests = h.w.sqsCalls() - sqsBefore
+	if r.Resets > 0 {
+		r.SQSPerReset = float64(r.SQSRequests) / float64(r.Resets)
+	}
+	var cpu time.Duration
+	for _, p := range procs {
+		cpu += p.cpu
+		r.PeakRSSKiB = max(r.PeakRSSKiB, p.maxRSSKiB)
+	}
+	r.CPUSeconds = cpu.Seconds()
+	if r.Resets > 0 {
+		r.CPUPer10k = r.CPUSeconds / float64(r.Resets) * 10_000
+	}
+	left, err := h.w.depth(ctx, q.url)
+	dead, err2 := h.w.depth(ctx, q.dlq)
+	if err == nil && err2 == nil {
+		r.LeftOnQueue, r.DeadLettered = left, dead
+		if (left > 0 || dead > 0) && r.Error == "" {
+			r.Error = fmt.Sprintf("%d jobs left on the queue, %d dead-lettered", left, dead)
+		}
+	}
+}
+
+// alone is scenario 1: Q=50/s, nobody else.
+func (h *harness) alone(ctx context.Context) {
+	h.w.stub.SetQuota(aloneQuota)
+	defer h.w.stub.SetQuota(0)
+	for _, c := range append(baselines, contResetq) {
+		r := &row{Scenario: "1 alone", Contender: c, Jobs: h.p.aloneJobs, Quota: aloneQuota, Available: aloneQuota}
+		if c == contResetq {
+			h.runResetq(ctx, r, 1, "--rate", strconv.Itoa(aloneQuota))
+		} else {
+			h.runBaseline(ctx, r, c)
+		}
+		r.judge(func(r *row) []string {
+			return append(atLeast("rate", r.RateShare, 0.97, "of Q"), atMost("throttled", r.Throttled, 0.005)...)
+		})
+		h.add(r)
+	}
+}
+
+// shared is scenario 2: Q=50/s with real users at 20/s.
+func (h *harness) shared(ctx context.Context) {
+	h.w.stub.SetQuota(sharedQuota)
+	defer h.w.stub.SetQuota(0)
+	h.w.stub.SetBackground(sharedBackgound)
+	defer h.w.stub.SetBackground(0)
+
+	alone := &row{Scenario: "2 shared", Contender: "real users alone", Quota: sharedQuota, Background: sharedBackgound,
+		Available: sharedQuota - sharedBackgound}
+	h.w.stub.Reset()
+	t := time.NewTimer(h.p.harmBaseline)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	bg := h.w.stub.Stats().Background
+	alone.BackgroundCalls, alone.BackgroundThrottled = bg.Calls, bg.ThrottledShare()
+	alone.Target = "n/a (harm baseline)"
+	h.add(alone)
+
+	for _, c := range append(baselines, contResetq) {
+		r := &row{Scenario: "2 shared", Contender: c, Jobs: h.p.sharedJobs, Quota: sharedQuota, Background: sharedBackgound,
+			Available: sharedQuota - sharedBackgound}
+		if c == contResetq {
+			h.runResetq(ctx, r, 1, "--rate", strconv.Itoa(sharedQuota))
+		} else {
+			h.runBaseline(ctx, r, c)
+		}
+		r.BackgroundAlone = alone.BackgroundThrottled
+		r.HarmPP = 100 * (r.BackgroundThrottled - alone.BackgroundThrottled)
+		r.judge(func(r *row) []string {
+			return append(atLeast("rate", r.RateShare, 0.90, "of Q - background"), atMostPP("real users' throttled share raised", r.HarmPP, 1)...)
+		})
+		h.add(r)
+	}
+}
+
+// fleet is scenario 3: three resetq processes, Q=60/s.
+func (h *harness) fleet(ctx context.Context) {
+	h.w.stub.SetQuota(fleetQuota)
+	defer h.w.stub.SetQuota(0)
+	each := strconv.Itoa(fleetQuota)
+	judge := func(r *row) []string {
+		return append(atLeast("rate", r.RateShare, 0.95, "of Q"), atMost("throttled", r.Throttled, 0.01)...)
+	}
+	for _, c := range []struct {
+		name  string
+		redis bool
+		args  []string
+	}{
+		{"resetq ×3, no coordination", false, []string{"--rate", each}},
+		{"resetq ×3, per-replica ceiling", false, []string{"--rate", strconv.Itoa(fleetQuota / fleetSize)}},
+		{"resetq ×3, Redis", true, []string{"--rate", each, "--fleet-size", strconv.Itoa(fleetSize)}},
+	} {
+		r := &row{Scenario: "3 fleet", Contender: c.name, Jobs: h.p.fleetJobs, Quota: fleetQuota, Available: fleetQuota}
+		if c.redis {
+			if h.w.redisMissing != "" {
+				r.NotRun = h.w.redisMissing
+				r.Target = "not run"
+				h.add(r)
+				continue
+			}
+			srv, err := redisserver.Start(ctx)
+			if err != nil {
+				r.Error = err.Error()
+				r.Target = "error"
+				h.add(r)
+				continue
+			}
+			defer srv.Close()
+			c.args = append(c.args, "--redis-url", srv.URL)
+		}
+		h.runResetq(ctx, r, fleetSize, c.args...)
+		r.judge(judge)
+		h.add(r)
+	}
+}
+
+// efficiency is scenario 4: no quota, resetq alone, what it costs.
+func (h *harness) efficiency(ctx context.Context) {
+	h.w.stub.SetQuota(0)
+	rate := strconv.FormatFloat(h.p.unlimitedRate, 'f', -1, 64)
+	r := &row{Scenario: "4 efficiency", Contender: contResetq, Jobs: h.p.effJobs}
+	h.runResetq(ctx, r, 1, "--rate", rate)
+	r.judge(func(r *row) []string {
+		return append(atMostN("SQS requests per reset", r.SQSPerReset, 0.25), atLeastN("resets/s", r.Rate, 1000)...)
+	})
+	h.add(r)
+
+	small := &row{Scenario: "4 efficiency", Contender: "resetq, RSS at " + thousands(h.p.rssSmall) + " queued", Jobs: h.p.rssSmall}
+	h.runResetq(ctx, small, 1, "--rate", rate)
+	small.Target = "n/a (compared below)"
+	h.add(small)
+	large := &row{Scenario: "4 efficiency", Contender: "resetq, RSS at " + thousands(h.p.rssLarge) + " queued", Jobs: h.p.rssLarge}
+	h.runResetq(ctx, large, 1, "--rate", rate)
+	if small.PeakRSSKiB > 0 {
+		large.RSSGrowth = float64(large.PeakRSSKiB)/float64(small.PeakRSSKiB) - 1
+	}
+	large.judge(func(r *row) []string {
+		return atMostN("RSS growth from "+thousands(h.p.rssSmall), r.RSSGrowth, 0.20)
+	})
+	if small.Error != "" && large.Error == "" {
+		large.Target = "error (the small run failed)"
+	}
+	h.add(large)
+}
