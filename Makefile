@@ -41,6 +41,13 @@ bench: ## benchmarks with figures for docs/benchmarks.md: issue 3's harness (ful
 bench-quick: ## issue 3's harness, quick profile (under a minute, a smoke test fit for CI): writes bench-quick.json
 	$(GO) run ./internal/bench/harness -profile quick -json bench-quick.json
 
+CHAOS_REPORT ?= docs/reliability.json
+
+.PHONY: chaos
+chaos: tools ## issue 5's fault suite, full profile (SIGKILLs, faults on SQS and Cognito, an SQS outage): writes docs/reliability.json, prints the figures
+	$(GO) test -race -c -o bin/chaos.test ./internal/chaos
+	cd internal/chaos && RESETQ_CHAOS=full RESETQ_CHAOS_REPORT=$(CURDIR)/$(CHAOS_REPORT) $(CURDIR)/bin/chaos.test -test.count=1 -test.timeout 40m
+
 .PHONY: fuzz
 fuzz: ## fuzz the job decoder and the whole message path, FUZZTIME each (make test: 10s; longer: FUZZTIME=10m)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./worker
