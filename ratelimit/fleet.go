@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -95,9 +97,10 @@ type FleetConfig struct {
 // and tries Redis again at most every RetryInterval, so a dead Redis does
 // not add a timeout to every call. Fleet is safe for concurrent use.
 type Fleet struct {
-	fc     FleetConfig
-	client *respClient
-	share  float64
+	fc       FleetConfig
+	client   *respClient
+	share    float64 // Rate/FleetSize
+	interval string  // microseconds between two calls, rounded up: never above Rate
 
 	mu       sync.Mutex
 	regions  map[string]*fleetRegion
@@ -147,10 +150,11 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 		cfg.Now = time.Now
 	}
 	return &Fleet{
-		fc:      cfg,
-		client:  &respClient{addr: cfg.Redis, timeout: cfg.Timeout},
-		share:   cfg.Rate / float64(cfg.FleetSize),
-		regions: map[string]*fleetRegion{},
+		fc:       cfg,
+		client:   &respClient{addr: cfg.Redis, timeout: cfg.Timeout},
+		share:    cfg.Rate / float64(cfg.FleetSize),
+		interval: strconv.FormatInt(int64(math.Ceil(1e6/cfg.Rate)), 10),
+		regions:  map[string]*fleetRegion{},
 	}, nil
 }
 
@@ -273,11 +277,10 @@ func (f *Fleet) answered() {
 // to wait before asking again. It sends EVALSHA, and EVAL (which also
 // caches the script) when Redis does not know the script yet.
 func (f *Fleet) ask(ctx context.Context, key string) (time.Duration, error) {
-	interval := strconv.FormatInt(int64(1e6/f.fc.Rate), 10)
-	v, err := f.client.do(ctx, "EVALSHA", gcraSHA, "1", key, interval)
+	v, err := f.client.do(ctx, "EVALSHA", gcraSHA, "1", key, f.interval)
 	var re redisError
-	if errors.As(err, &re) && len(re) >= 8 && string(re[:8]) == "NOSCRIPT" {
-		v, err = f.client.do(ctx, "EVAL", gcraScript, "1", key, interval)
+	if errors.As(err, &re) && strings.HasPrefix(string(re), "NOSCRIPT") {
+		v, err = f.client.do(ctx, "EVAL", gcraScript, "1", key, f.interval)
 	}
 	if err != nil {
 		return 0, err
