@@ -75,9 +75,6 @@ type redisError string
 
 func (e redisError) Error() string { return "redis: " + string(e) }
 
-// errNil is a null bulk string or null array reply.
-var errNil = errors.New("redis: nil reply")
-
 // readReply reads one RESP2 reply: an int64 (:), a string (+ or $), nil
 // ($-1 or *-1), a redisError (-), or a []any (*) of those.
 func readReply(r *bufio.Reader) (any, error) {
