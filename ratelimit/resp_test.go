@@ -285,3 +285,39 @@ func TestClientTimeout(t *testing.T) {
 		t.Errorf("took %v with a 100ms timeout", took)
 	}
 }
+
+// TestClientCanceledMidCommand: a context canceled while the client waits
+// for a reply ends the call at once with the context's error, and the
+// next call dials a fresh connection.
+func TestClientCanceledMidCommand(t *testing.T) {
+	t.Parallel()
+	received := make(chan struct{}, 1)
+	block := make(chan struct{})
+	t.Cleanup(func() { close(block) })
+	f := startFakeRedis(t, func(cmd []string) string {
+		if cmd[0] == "SLOW" {
+			received <- struct{}{}
+			<-block
+			return ""
+		}
+		return "+OK\r\n"
+	})
+	c := &respClient{addr: RedisAddr{Addr: f.ln.Addr().String()}, timeout: time.Minute}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := c.do(ctx, "SLOW"); done <- err }()
+	<-received
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call did not end with its context")
+	}
+	if v, err := c.do(context.Background(), "PING"); err != nil || v != "OK" {
+		t.Fatalf("next call = %v, %v", v, err)
+	}
+}
