@@ -165,10 +165,11 @@ func workEnvNames(t *testing.T) map[string]bool {
 	return workFlagSet.flags
 }
 
-// TestKustomizeRenders: the base and every overlay build with kubectl's kustomize.
+// TestKustomizeRenders: the base and every overlay build with kubectl's
+// kustomize, alone and with the signed component.
 func TestKustomizeRenders(t *testing.T) {
 	t.Parallel()
-	for _, dir := range kustomizations(t) {
+	for _, dir := range append(kustomizations(t), signedKustomizations(t)...) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			if objs := kustomize(t, dir); len(objs) == 0 {
 				t.Fatal("renders nothing")
@@ -185,14 +186,16 @@ func podTemplate(o k8sObject) any {
 	return kget(o, "spec", "template")
 }
 
-// TestKubernetesPods checks every workload of the base and every overlay:
-// the restricted security settings on every container, and for each
+// TestKubernetesPods checks every workload of the base and every overlay,
+// alone and with the signed component: the restricted security settings on
+// every container, the flags and RESETQ_* variables of each container that
+// runs `resetq enqueue`, and for each
 // container that runs `resetq work`: resources, the metrics port, JSON logs,
 // a grace period longer than the shutdown timeout, only RESETQ_* variables
 // that are real flags, and (in a Deployment) both probes on the metrics port.
 func TestKubernetesPods(t *testing.T) {
 	t.Parallel()
-	for _, dir := range kustomizations(t) {
+	for _, dir := range append(kustomizations(t), signedKustomizations(t)...) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			objs := kustomize(t, dir)
 			workers := 0
@@ -251,6 +254,9 @@ func checkPod(t *testing.T, objs []k8sObject, o k8sObject) (workers int) {
 			}
 		}
 		args := klist(c, "args")
+		if len(args) > 0 && args[0] == "enqueue" {
+			checkEnqueue(t, c, name)
+		}
 		if len(args) == 0 || args[0] != "work" {
 			continue
 		}
@@ -466,8 +472,8 @@ func TestRotationOverlay(t *testing.T) {
 	if len(args) == 0 || args[0] != "enqueue" {
 		t.Fatalf("the CronJob runs %v, want resetq enqueue", args)
 	}
-	help, _ := exec.Command(testenv.Binary(t), "enqueue", "--help").CombinedOutput()
-	if bytes.Contains(help, []byte("not implemented")) || bytes.Contains(help, []byte("unknown command")) {
+	help := enqueueHelp(t)
+	if !enqueueImplemented(help) {
 		for _, f := range []string{"kubernetes/overlays/rotation/cronjob.yaml", "README.md"} {
 			raw, err := os.ReadFile(f)
 			if err != nil {
@@ -479,20 +485,54 @@ func TestRotationOverlay(t *testing.T) {
 		}
 		return
 	}
+	checkEnqueue(t, c, "the CronJob")
+}
+
+var enqueueHelpOut struct {
+	once sync.Once
+	help []byte
+}
+
+// enqueueHelp is the built binary's `resetq enqueue --help`.
+func enqueueHelp(t *testing.T) []byte {
+	t.Helper()
+	bin := testenv.Binary(t)
+	enqueueHelpOut.once.Do(func() {
+		enqueueHelpOut.help, _ = exec.Command(bin, "enqueue", "--help").CombinedOutput()
+	})
+	return enqueueHelpOut.help
+}
+
+func enqueueImplemented(help []byte) bool {
+	return !bytes.Contains(help, []byte("not implemented")) && !bytes.Contains(help, []byte("unknown command"))
+}
+
+// checkEnqueue: every flag a container running `resetq enqueue` passes, and
+// every RESETQ_* variable it sets, is a flag of `resetq enqueue --help`.
+// (TestRotationOverlay checks the documentation while enqueue is missing.)
+func checkEnqueue(t *testing.T, c any, name string) {
+	t.Helper()
+	help := enqueueHelp(t)
+	if !enqueueImplemented(help) {
+		return
+	}
+	if !bytes.Contains(help, []byte("-queue-url")) {
+		t.Fatalf("could not read the flags of `resetq enqueue --help`: %q", help)
+	}
 	isFlag := func(f string) bool {
 		return regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(f) + `(\s|$)`).Match(help)
 	}
-	for _, a := range args[1:] {
+	for _, a := range klist(c, "args")[1:] {
 		s, _ := a.(string)
 		if f, ok := strings.CutPrefix(s, "--"); ok {
 			if f, _, _ = strings.Cut(f, "="); !isFlag(f) {
-				t.Errorf("the CronJob passes %s, which `resetq enqueue --help` does not list", s)
+				t.Errorf("%s passes %s, which `resetq enqueue --help` does not list", name, s)
 			}
 		}
 	}
 	for _, e := range klist(c, "env") {
-		if name, ok := strings.CutPrefix(kstr(e, "name"), "RESETQ_"); ok && !isFlag(strings.ToLower(strings.ReplaceAll(name, "_", "-"))) {
-			t.Errorf("the CronJob sets %s, which is not a flag of `resetq enqueue`", kstr(e, "name"))
+		if v, ok := strings.CutPrefix(kstr(e, "name"), "RESETQ_"); ok && !isFlag(strings.ToLower(strings.ReplaceAll(v, "_", "-"))) {
+			t.Errorf("%s sets %s, which is not a flag of `resetq enqueue`", name, kstr(e, "name"))
 		}
 	}
 }
@@ -556,5 +596,280 @@ func TestPromruleGenerator(t *testing.T) {
 	}
 	if _, err := gen("-rules", filepath.Join(dir, "bad.yml"), "-out", "-"); err == nil {
 		t.Error("a rules file with another top-level key was accepted")
+	}
+}
+
+// signedComponent is the kustomize Component that turns signed jobs on
+// (README, "Signed jobs"), and signingSecret the Secret it mounts, which the
+// operator creates: no key is committed.
+const (
+	signedComponent = "kubernetes/components/signed"
+	signingSecret   = "resetq-signing-keys"
+)
+
+// includesSigned reports whether dir's kustomization lists the signed
+// component (a commented-out line does not count).
+func includesSigned(t *testing.T, dir string) bool {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return regexp.MustCompile(`(?m)^\s*-\s*(\.\./)+components/signed/?\s*$`).Match(raw)
+}
+
+// signedKustomizations are the base and every overlay that does not include
+// the signed component, each with it added: a kustomization in a temporary
+// folder whose resource is the original and whose component is
+// components/signed, both by relative paths (kustomize refuses absolute
+// ones). This is what an operator does to sign on that overlay.
+func signedKustomizations(t *testing.T) []string {
+	t.Helper()
+	comp, err := filepath.Abs(signedComponent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(comp, "kustomization.yaml")); err != nil {
+		t.Fatalf("the signed component: %v", err)
+	}
+	root := t.TempDir()
+	var dirs []string
+	for _, dir := range kustomizations(t) {
+		if includesSigned(t, dir) {
+			continue
+		}
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(root, filepath.Base(dir)+"+signed")
+		if err := os.Mkdir(tmp, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		res, err1 := filepath.Rel(tmp, abs)
+		cmp, err2 := filepath.Rel(tmp, comp)
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " + res + "\ncomponents:\n  - " + cmp + "\n"
+		if err := os.WriteFile(filepath.Join(tmp, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, tmp)
+	}
+	if len(dirs) == 0 {
+		t.Fatal("every kustomization already includes the signed component: none to add it to")
+	}
+	return dirs
+}
+
+// containerEnv is the environment a container gets from its ConfigMaps
+// (envFrom) and its env (literal values and ConfigMap keys).
+func containerEnv(objs []k8sObject, c any) map[string]string {
+	env := map[string]string{}
+	for _, ef := range klist(c, "envFrom") {
+		maps.Copy(env, kmap(knamed(objs, "ConfigMap", kstr(ef, "configMapRef", "name")), "data"))
+	}
+	for _, e := range klist(c, "env") {
+		v := kstr(e, "value")
+		if ref := kget(e, "valueFrom", "configMapKeyRef"); ref != nil {
+			v = kmap(knamed(objs, "ConfigMap", kstr(ref, "name")), "data")[kstr(ref, "key")]
+		}
+		env[kstr(e, "name")] = v
+	}
+	return env
+}
+
+// resetqContainers calls f for each container of the build that runs
+// `resetq work` or `resetq enqueue`, with its pod spec.
+func resetqContainers(objs []k8sObject, f func(o k8sObject, pod, c any, name string)) {
+	for _, kind := range []string{"Deployment", "Job", "CronJob"} {
+		for _, o := range kfind(objs, kind) {
+			pod := kget(podTemplate(o), "spec")
+			for _, c := range klist(pod, "containers") {
+				if args := klist(c, "args"); len(args) > 0 && (args[0] == "work" || args[0] == "enqueue") {
+					f(o, pod, c, kind+"/"+kstr(o, "metadata", "name")+" container "+kstr(c, "name"))
+				}
+			}
+		}
+	}
+}
+
+// signingMount checks that the container's RESETQ_SIGNING_KEY_FILE is the
+// file that the Secret's item `keys` puts in a read-only mount, readable by
+// the container's user and by nobody else, and returns the Secret's name and
+// key (empty after an error).
+func signingMount(t *testing.T, objs []k8sObject, pod, c any, name string) (secret, key string) {
+	file := containerEnv(objs, c)["RESETQ_SIGNING_KEY_FILE"]
+	if !strings.HasPrefix(file, "/") {
+		t.Errorf("%s: RESETQ_SIGNING_KEY_FILE is %q, want the absolute path of the mounted key file", name, file)
+		return "", ""
+	}
+	// The mount the file is under: the longest mount path that holds it.
+	var mount any
+	for _, m := range klist(c, "volumeMounts") {
+		mp := strings.TrimSuffix(kstr(m, "mountPath"), "/")
+		if (file == mp || strings.HasPrefix(file, mp+"/")) && len(mp) > len(strings.TrimSuffix(kstr(mount, "mountPath"), "/")) {
+			mount = m
+		}
+	}
+	if mount == nil {
+		t.Errorf("%s: RESETQ_SIGNING_KEY_FILE %s is on no volume mount (mounts: %v)", name, file, klist(c, "volumeMounts"))
+		return "", ""
+	}
+	if kget(mount, "readOnly") != true {
+		t.Errorf("%s: the mount %s of the signing keys is not readOnly", name, kstr(mount, "mountPath"))
+	}
+	var vol any
+	for _, v := range klist(pod, "volumes") {
+		if kstr(v, "name") == kstr(mount, "name") {
+			vol = v
+		}
+	}
+	sec := kget(vol, "secret")
+	if sec == nil {
+		t.Errorf("%s: the volume %q holding RESETQ_SIGNING_KEY_FILE is not a Secret volume: %v", name, kstr(mount, "name"), vol)
+		return "", ""
+	}
+	if kget(sec, "optional") == true {
+		t.Errorf("%s: the signing keys' Secret volume is optional: without the Secret the pod would start and fail, instead of waiting for it", name)
+	}
+	// The file's path inside the volume.
+	inVol := strings.TrimPrefix(strings.TrimPrefix(file, strings.TrimSuffix(kstr(mount, "mountPath"), "/")), "/")
+	if sp := kstr(mount, "subPath"); sp != "" {
+		inVol = strings.Trim(sp+"/"+inVol, "/")
+	}
+	mode, hasMode := kget(sec, "defaultMode").(float64)
+	key = inVol // without items, each key of the Secret is a file of its name
+	if items := klist(sec, "items"); len(items) > 0 {
+		key = ""
+		for _, it := range items {
+			if kstr(it, "path") == inVol {
+				key = kstr(it, "key")
+				if m, ok := kget(it, "mode").(float64); ok {
+					mode, hasMode = m, true
+				}
+			}
+		}
+		if key == "" {
+			t.Errorf("%s: no item of the Secret volume puts a file at %s (items %v)", name, file, items)
+			return "", ""
+		}
+	}
+	if !hasMode {
+		mode = 0o644 // Kubernetes' default
+	}
+	perm := int(mode)
+	if perm&^0o440 != 0 {
+		t.Errorf("%s: the signing key file's mode is %#o: want at most 0440 (read for its owner and group, nothing for others, no writes)", name, perm)
+	}
+	// Kubernetes writes a Secret's files as root, in group fsGroup when the
+	// pod sets one (and then adds the group's read bit). The container reads
+	// as its runAsUser with its runAsGroup, fsGroup and supplementalGroups.
+	psc := kget(pod, "securityContext")
+	csc := kget(c, "securityContext")
+	either := func(field string) (float64, bool) {
+		if v, ok := kget(csc, field).(float64); ok {
+			return v, true
+		}
+		v, ok := kget(psc, field).(float64)
+		return v, ok
+	}
+	uid, _ := either("runAsUser")
+	gid, hasGID := either("runAsGroup")
+	var groups []float64
+	if hasGID {
+		groups = append(groups, gid)
+	}
+	fileGroup := 0.0
+	if fg, ok := kget(psc, "fsGroup").(float64); ok {
+		fileGroup = fg
+		groups = append(groups, fg)
+	}
+	for _, g := range klist(psc, "supplementalGroups") {
+		if g, ok := g.(float64); ok {
+			groups = append(groups, g)
+		}
+	}
+	readable := (uid == 0 && perm&0o400 != 0) || (slices.Contains(groups, fileGroup) && perm&0o040 != 0) || perm&0o004 != 0
+	if !readable {
+		t.Errorf("%s: UID %v (groups %v) cannot read the signing key file, root's and group %v's with mode %#o: set the pod's fsGroup to the container's group and give the group read", name, uid, groups, fileGroup, perm)
+	}
+	return kstr(sec, "secretName"), key
+}
+
+// TestSignedJobs: with the signed component (overlays/signed, and the base
+// and each other overlay with the component added), every container running
+// `resetq work` or `resetq enqueue` (the rotation producer too, so that it
+// signs what the workers verify) reads RESETQ_SIGNING_KEY_FILE from the item
+// `keys` of the Secret resetq-signing-keys, mounted read-only, readable by
+// its non-root user and by nobody else; the build holds no Secret (the
+// operator creates it, as the component and deploy/README.md say). Without
+// the component, nothing mounts the Secret or sets RESETQ_SIGNING_KEY_FILE.
+func TestSignedJobs(t *testing.T) {
+	t.Parallel()
+	var signed []string
+	for _, dir := range kustomizations(t) {
+		if includesSigned(t, dir) {
+			signed = append(signed, dir)
+			continue
+		}
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			objs := kustomize(t, dir)
+			resetqContainers(objs, func(o k8sObject, pod, c any, name string) {
+				if f := containerEnv(objs, c)["RESETQ_SIGNING_KEY_FILE"]; f != "" {
+					t.Errorf("%s: sets RESETQ_SIGNING_KEY_FILE=%s without the signed component", name, f)
+				}
+				for _, v := range klist(pod, "volumes") {
+					if kstr(v, "secret", "secretName") == signingSecret {
+						t.Errorf("%s: mounts the Secret %s without the signed component", name, signingSecret)
+					}
+				}
+			})
+		})
+	}
+	if len(signed) == 0 {
+		t.Errorf("no overlay includes %s", signedComponent)
+	}
+	type secretKey struct{ secret, key string }
+	used := map[secretKey]bool{}
+	var mu sync.Mutex
+	for _, dir := range append(signed, signedKustomizations(t)...) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			objs := kustomize(t, dir)
+			if s := kfind(objs, "Secret"); len(s) > 0 {
+				t.Errorf("the build holds %d Secret(s): no key may be committed, the operator creates %s", len(s), signingSecret)
+			}
+			var cmds []string
+			resetqContainers(objs, func(o k8sObject, pod, c any, name string) {
+				cmds = append(cmds, klist(c, "args")[0].(string))
+				secret, key := signingMount(t, objs, pod, c, name)
+				if secret == "" {
+					return
+				}
+				if secret != signingSecret || key != "keys" {
+					t.Errorf("%s: reads the signing keys from key %q of Secret %q, want key keys of %s", name, key, secret, signingSecret)
+				}
+				mu.Lock()
+				used[secretKey{secret, key}] = true
+				mu.Unlock()
+			})
+			if !slices.Contains(cmds, "work") && !slices.Contains(cmds, "enqueue") {
+				t.Fatal("no container runs resetq work or enqueue")
+			}
+		})
+	}
+	// The command creating the Secret, as the component and deploy/README.md give it.
+	for sk := range used {
+		cmd := "kubectl create secret generic " + sk.secret + " --from-file=" + sk.key + "="
+		for _, f := range []string{signedComponent + "/kustomization.yaml", "README.md"} {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(raw, []byte(cmd)) {
+				t.Errorf("%s does not say how to create the Secret: %q", f, cmd+"...")
+			}
+		}
 	}
 }
