@@ -4,12 +4,12 @@
 //
 // A Limiter is a token bucket (golang.org/x/time/rate, burst 1, so calls are
 // spread evenly and never bunch up inside one second) whose rate adapts:
-// it starts at the ceiling, is cut when Cognito answers
-// TooManyRequestsException (someone else is using the quota): by 0.7, or
-// to what got through in the last second if that is lower; and it recovers
-// additively while calls succeed (slowly near the rate that last
-// throttled), never above the ceiling nor below the floor. Regions holds
-// one Limiter per Region. Both are safe for concurrent use.
+// it starts at the ceiling; when Cognito answers TooManyRequestsException
+// it is cut multiplicatively, to 0.97 times what got through in the last
+// second (or times the rate, if lower), since that is what the quota left
+// us; and it recovers additively while calls succeed, slowly near the
+// rate that last throttled, never above the ceiling nor below the floor.
+// Regions holds one Limiter per Region. Both are safe for concurrent use.
 package ratelimit
 
 import (
@@ -29,9 +29,14 @@ type Config struct {
 	// Floor is the lowest rate the limiter is cut to. Default: 5% of the
 	// ceiling, at least 0.5/s, so a throttled Region is still probed.
 	Floor float64
-	// Decrease multiplies the rate on a throttle. Default 0.7 (the SDK's
-	// adaptive retryer uses the same factor): one throttle does not halve
-	// throughput, a run of them backs off fast.
+	// Decrease multiplies, on a throttle, the lower of the rate and the
+	// calls that succeeded in the last second. Cognito's quota is a
+	// one-second window, so what got through is what the quota leaves us:
+	// a cut below it only wastes quota, a cut to it exactly keeps the
+	// window full and throttles real users with every jitter. Default 0.97.
+	// (The SDK's adaptive retryer cuts by 0.7 because it does not know
+	// what got through; with no success in the last second the cut here
+	// goes to the floor.)
 	Decrease float64
 	// Increase is the rate added per second of calls without a throttle.
 	// Default: 5% of the ceiling per second, so the limiter climbs from the
@@ -41,15 +46,17 @@ type Config struct {
 	// when the quota ran out all throttle together, and should count once.
 	// Default 1s, the width of Cognito's quota window.
 	CutInterval time.Duration
-	// Plateau and PlateauSlowdown: while the rate is between Plateau and
+	// Plateau and PlateauIncrease: while the rate is between Plateau and
 	// 2-Plateau times the rate that last throttled (the quota last found),
-	// recovery is PlateauSlowdown times slower. Defaults 0.8 and 0.1: the
-	// limiter climbs back fast to near the quota it found, then probes
-	// gently, so it neither leaves the quota unused nor keeps bumping into
-	// it. In ratelimit's quota simulation this cut the worker's throttled
-	// share from 4% to 0.7% (real users taking 20 of 30/s) at the same
-	// throughput.
-	Plateau, PlateauSlowdown float64
+	// it recovers by only PlateauIncrease times that rate per second.
+	// Defaults 0.9 and 0.003: after a cut to 0.97 of the quota found, the
+	// limiter takes about 10 s to probe the quota again, so it neither
+	// leaves the quota unused nor keeps bumping into it (and into real
+	// users), whatever the quota's size; past 1.1 times the quota found
+	// (real users left), it climbs at Increase again. Chosen with the
+	// quota simulation (sim_test.go) and checked with the benchmark
+	// (docs/benchmarks.md).
+	Plateau, PlateauIncrease float64
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -63,7 +70,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.Floor = min(c.Floor, c.Ceiling)
 	if c.Decrease <= 0 || c.Decrease >= 1 {
-		c.Decrease = 0.7
+		c.Decrease = 0.97
 	}
 	if c.Increase <= 0 {
 		c.Increase = c.Ceiling * 0.05
@@ -72,10 +79,10 @@ func (c Config) withDefaults() (Config, error) {
 		c.CutInterval = time.Second
 	}
 	if c.Plateau <= 0 || c.Plateau >= 1 {
-		c.Plateau = 0.8
+		c.Plateau = 0.9
 	}
-	if c.PlateauSlowdown <= 0 || c.PlateauSlowdown > 1 {
-		c.PlateauSlowdown = 0.1
+	if c.PlateauIncrease <= 0 {
+		c.PlateauIncrease = 0.003
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -115,11 +122,11 @@ func (l *Limiter) Limit() float64 {
 	return l.limit
 }
 
-// Throttled cuts the rate after a TooManyRequestsException: to 0.7 times
-// the rate, or to the number of calls that succeeded in the last second if
-// that is lower (Cognito's quota is a one-second window, so that is what it
-// leaves us; with none, the floor). At most one cut per CutInterval. It
-// returns the new rate and whether it changed.
+// Throttled cuts the rate after a TooManyRequestsException: to Decrease
+// times the number of calls that succeeded in the last second (Cognito's
+// quota is a one-second window, so that is what it leaves us; with none,
+// the floor), or times the rate if that is lower. At most one cut per
+// CutInterval. It returns the new rate and whether it changed.
 func (l *Limiter) Throttled() (float64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -128,11 +135,10 @@ func (l *Limiter) Throttled() (float64, bool) {
 		return l.limit, false
 	}
 	// Cognito's quota is a one-second window: a throttle means our calls
-	// that got through in the last second are at most what the quota
-	// leaves us. Go straight there if that is below the usual cut.
+	// that got through in the last second are what the quota leaves us.
 	found := float64(l.recentOKs(now))
 	l.lastCut, l.lastRaise, l.cutFrom = now, now, found
-	return l.set(now, max(l.cfg.Floor, min(l.limit*l.cfg.Decrease, found)))
+	return l.set(now, max(l.cfg.Floor, l.cfg.Decrease*min(l.limit, found)))
 }
 
 // Succeeded lets the rate recover after a call that was not throttled. It
@@ -153,7 +159,7 @@ func (l *Limiter) Succeeded() (float64, bool) {
 	l.lastRaise = now
 	inc := l.cfg.Increase
 	if l.limit >= l.cfg.Plateau*l.cutFrom && l.limit < l.cutFrom*(2-l.cfg.Plateau) {
-		inc *= l.cfg.PlateauSlowdown // near the rate that throttled: probe gently
+		inc = min(inc, l.cfg.PlateauIncrease*l.cutFrom) // near the quota found: probe gently
 	}
 	return l.set(now, min(l.cfg.Ceiling, l.limit+inc*dt))
 }

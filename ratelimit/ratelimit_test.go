@@ -42,33 +42,32 @@ func TestLimiterAdapts(t *testing.T) {
 	check("starts at the ceiling; successes keep it there", 20)
 
 	l.Throttled()
-	check("throttle after 20 good calls in the last second: cut by 0.7", 14)
+	check("throttle after 20 good calls in the last second: cut to 0.97 of them", 19.4)
 	c.Advance(500 * time.Millisecond)
 	l.Throttled()
-	check("a second throttle inside the cut interval is the same event", 14)
+	check("a second throttle inside the cut interval is the same event", 19.4)
 
 	c.Advance(2 * time.Second) // the last second holds no success
 	succeed(5, time.Second)    // 5 calls got through in the last second
+	check("near the quota found (20), recovery is 0.3% of it per second", 19.4+3.5*0.06)
 	l.Throttled()
-	check("a throttle after 5 good calls in the last second: straight to 5", 5)
+	check("a throttle after 5 good calls in the last second: to 0.97 of 5", 4.85)
 
 	c.Advance(2 * time.Second)
 	l.Throttled()
 	check("a throttle with no success in the last second: the floor (others use it all)", 1)
 	succeed(4, 4*time.Second)
-	check("recovery from the floor is fast (the plateau is around 0)", 5)
-
-	succeed(4, 2*time.Second)
-	check("below the plateau (4..6) it recovers 1/s per second (5% of 20)", 7)
+	check("recovery away from the quota found is 5% of the ceiling per second", 5)
 	succeed(1, time.Hour)
 	check("never above the ceiling", 20)
 
-	succeed(20, time.Second)
-	l.Throttled() // found 20 -> cut to 14; plateau is 16..24
-	succeed(1, 2*time.Second)
-	check("fast recovery below the plateau", 16)
-	succeed(1, 10*time.Second)
-	check("10x slower on the plateau around the rate that throttled", 17)
+	succeed(10, time.Second) // others take half the quota: 10 of ours got through
+	l.Throttled()
+	check("cut to 0.97 of the 10 that got through", 9.7)
+	succeed(44, 44*time.Second)
+	check("probing gently up to 1.1 times the quota found (0.03/s)", 9.7+44*0.03)
+	succeed(6, 6*time.Second)
+	check("past it (real users left), fast again: 1/s", 9.7+44*0.03+6)
 }
 
 func TestLimiterFloor(t *testing.T) {
