@@ -93,6 +93,7 @@ type Config struct {
 	// return. Default 30s.
 	ShutdownTimeout time.Duration
 	WaitTime        time.Duration // long-poll wait; default 20s
+	PollTimeout     time.Duration // a receive unanswered this long after its wait fails (a hung connection); default 10s
 	Visibility      time.Duration // visibility timeout of received messages, extended while held; default 60s
 	CallTimeout     time.Duration // per AdminResetUserPassword call; default 10s
 	DeleteLinger    time.Duration // how long a delete waits to fill a batch of 10; default 1s
@@ -122,6 +123,7 @@ func (c *Config) Validate() error {
 	setDefault(&c.Policy.Limit.Max, maxDelay)
 	setDefault(&c.ShutdownTimeout, 30*time.Second)
 	setDefault(&c.WaitTime, 20*time.Second)
+	setDefault(&c.PollTimeout, 10*time.Second)
 	setDefault(&c.Visibility, 60*time.Second)
 	setDefault(&c.CallTimeout, 10*time.Second)
 	setDefault(&c.DeleteLinger, time.Second)
@@ -331,10 +333,11 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- Message) err
 	return nil
 }
 
-// poll receives one batch. When ctx ends during the poll, the poll gets
-// pollGrace more (bounded by hard) before it is cancelled.
+// poll receives one batch. It fails when SQS has not answered PollTimeout
+// after the wait. When ctx ends during the poll, the poll gets pollGrace
+// more (bounded by hard) before it is cancelled.
 func (w *Worker) poll(ctx, hard context.Context, wait time.Duration) ([]Message, error) {
-	pollCtx, cancel := context.WithCancel(hard)
+	pollCtx, cancel := context.WithTimeout(hard, wait+w.cfg.PollTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() {
 		t := time.AfterFunc(pollGrace, cancel)

@@ -684,3 +684,47 @@ func TestAllowedPools(t *testing.T) {
 		t.Fatalf("dead letters %+v", dl)
 	}
 }
+
+// hungSource never answers its first receives (a hung connection: only the
+// context ends them), then works.
+type hungSource struct {
+	*fakeQueue
+	hangs atomic.Int64
+	ready chan error
+	once  sync.Once
+	w     *Worker
+}
+
+func (s *hungSource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]Message, error) {
+	if s.hangs.Add(-1) >= 0 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	s.once.Do(func() { s.ready <- s.w.Ready() }) // readiness as it was after the hung polls
+	return s.fakeQueue.Receive(ctx, max, wait, vis)
+}
+
+// TestHungReceiveTimesOut: a receive that SQS never answers fails after its
+// wait plus PollTimeout, so the worker turns not ready, backs off, polls
+// again and, once SQS answers, does the job: it is not stuck ready forever.
+func TestHungReceiveTimesOut(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error { return nil })
+	src := &hungSource{fakeQueue: b.q, ready: make(chan error, 1)}
+	src.hangs.Store(2)
+	b.cfg.Source = src
+	b.cfg.PollTimeout = 50 * time.Millisecond
+	b.q.push(job(pool, "a"), nil)
+	w, _ := New(b.cfg)
+	src.w = w
+	b.run2(t, w)
+	if err := <-src.ready; err == nil {
+		t.Fatal("ready while every receive hung")
+	}
+	if err := w.Ready(); err != nil {
+		t.Fatalf("not ready after recovery: %v", err)
+	}
+	if b.jobs("reset") != 1 {
+		t.Fatal("job not done after the hung receives")
+	}
+}
