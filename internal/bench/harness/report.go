@@ -48,6 +48,10 @@ type row struct {
 	LeftOnQueue  int     `json:"left_on_queue"`
 	DeadLettered int     `json:"dead_lettered"`
 
+	// Timeline is the stand-in's counts second by second (from samples
+	// every 100 ms, so a second's edges are ±100 ms).
+	Timeline []second `json:"timeline,omitempty"`
+
 	Target string `json:"target"` // met, missed: ..., n/a, error, not run
 	Error  string `json:"error,omitempty"`
 	NotRun string `json:"not_run,omitempty"`

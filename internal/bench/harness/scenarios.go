@@ -79,7 +79,7 @@ func timeout(jobs int, perSecond float64) time.Duration {
 // its contender started), and fills r from the stand-in's counts.
 func (h *harness) measure(r *row, body func() (time.Time, error)) {
 	h.w.stub.Reset()
-	var samples []cognitostub.Stats
+	var samples []sample
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -92,7 +92,7 @@ func (h *harness) measure(r *row, body func() (time.Time, error)) {
 			case <-stop:
 				return
 			case <-tick.C:
-				samples = append(samples, h.w.stub.Stats())
+				samples = append(samples, sample{time.Now(), h.w.stub.Stats()})
 			}
 		}
 	}()
@@ -105,12 +105,13 @@ func (h *harness) measure(r *row, body func() (time.Time, error)) {
 	// to the first sample that saw its last reset.
 	bg := st.Background
 	for _, s := range samples {
-		if s.Resets == st.Resets {
-			bg = s.Background
+		if s.st.Resets == st.Resets {
+			bg = s.st.Background
 			break
 		}
 	}
 	r.BackgroundCalls, r.BackgroundThrottled = bg.Calls, bg.ThrottledShare()
+	r.Timeline = timeline(start, samples)
 	if err != nil {
 		r.Error = err.Error()
 	} else if r.Users != r.Jobs {
@@ -307,4 +308,43 @@ func (h *harness) efficiency(ctx context.Context) {
 		large.Target = "error (the small run failed)"
 	}
 	h.add(large)
+}
+
+// sample is the stand-in's counters at one time.
+type sample struct {
+	at time.Time
+	st cognitostub.Stats
+}
+
+// second is what happened in one second of a run.
+type second struct {
+	T                   int `json:"t"` // seconds since the start, at its end
+	Resets              int `json:"resets"`
+	Throttles           int `json:"throttles"`
+	BackgroundThrottles int `json:"background_throttles,omitempty"`
+}
+
+// timeline turns samples into per-second counts from start, while the
+// contender was resetting (it stops after the second of the last reset).
+func timeline(start time.Time, samples []sample) []second {
+	var out []second
+	var prev cognitostub.Stats
+	final := 0
+	if len(samples) > 0 {
+		final = samples[len(samples)-1].st.Resets
+	}
+	k := 1
+	for _, s := range samples {
+		if s.at.Before(start.Add(time.Duration(k) * time.Second)) {
+			continue
+		}
+		out = append(out, second{T: k, Resets: s.st.Resets - prev.Resets, Throttles: s.st.Worker.Throttles - prev.Worker.Throttles,
+			BackgroundThrottles: s.st.Background.Throttles - prev.Background.Throttles})
+		prev = s.st
+		k++
+		if s.st.Resets == final {
+			break
+		}
+	}
+	return out
 }
