@@ -104,6 +104,7 @@ func (q *fakeQueue) Delete(_ context.Context, receipts []string) (map[string]err
 			q.deleteTry[r]++
 			if err := q.deleteFail(r, q.deleteTry[r]); err != nil {
 				failed[r] = err
+				q.log("delete-failed:%s", m.ID)
 				continue
 			}
 		}

@@ -166,6 +166,7 @@ type Worker struct {
 
 	deletes  *batcher
 	releases *batcher
+	ended    endedSet // jobs that ended here, by message ID, while their delete is under way or failed
 }
 
 // New checks cfg and returns a Worker.
@@ -173,7 +174,8 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, held: heldSet{m: map[string]time.Time{}}}
+	w := &Worker{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, held: heldSet{m: map[string]time.Time{}},
+		ended: endedSet{deletes: map[string]string{}, failed: map[string]time.Time{}}}
 	w.breaker = newBreaker(cfg.Breaker, cfg.Now, func(region string, open bool, reason string) {
 		v := 0.0
 		if open {
@@ -366,6 +368,13 @@ func (w *Worker) queueDrained(ctx context.Context) bool {
 func (w *Worker) handle(soft, hard context.Context, m Message) {
 	defer w.finish(m)
 	jl := w.log.With("message_id", m.ID, "campaign", m.Campaign())
+	if w.ended.take(m.ID) {
+		// Its job ended here (reset, sent back or dead-lettered) and only
+		// the delete failed: handling it again would fork the job.
+		w.deleteEnded(m)
+		jl.Info("delivered again after its job ended; deleted", "receive_count", m.ReceiveCount)
+		return
+	}
 	if w.cfg.SigningKeys != nil {
 		if err := VerifySignature(w.cfg.SigningKeys, m); err != nil {
 			w.deadLetter(hard, jl, m, ReasonBadSignature, err.Error(), m.priorAttempts())
@@ -384,8 +393,11 @@ func (w *Worker) handle(soft, hard context.Context, m Message) {
 	}
 	region := job.Region()
 	attempts := m.priorAttempts()
-	if m.ReceiveCount > 1 && w.alreadyReset(soft, hard, jl, job) {
-		w.deletes.add(m.ReceiptHandle)
+	// A redelivery (receive count above 1) or a sent-back copy of a job
+	// whose call failed (attempts above 0: a timeout or a lost answer may
+	// have reset the user all the same) may find its user reset already.
+	if (m.ReceiveCount > 1 || attempts > 0) && w.alreadyReset(soft, hard, jl, job) {
+		w.deleteEnded(m)
 		w.m.Jobs.WithLabelValues("reset").Inc()
 		jl.Info("job done", "outcome", "reset", "already_reset", true, "receive_count", m.ReceiveCount)
 		return
@@ -433,7 +445,7 @@ func (w *Worker) handle(soft, hard context.Context, m Message) {
 		d := Decide(cl, attempts, w.cfg.Policy, w.cfg.Rand())
 		switch d.Action {
 		case Delete:
-			w.deletes.add(m.ReceiptHandle)
+			w.deleteEnded(m)
 			w.m.Jobs.WithLabelValues("reset").Inc()
 			jl.Info("job done", "outcome", "reset", "attempts", attempts+1)
 		case RetryNow:
@@ -519,7 +531,7 @@ func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m Message, rea
 		w.hide(m, 30*time.Second)
 		return
 	}
-	w.deletes.add(m.ReceiptHandle)
+	w.deleteEnded(m)
 	w.m.Jobs.WithLabelValues("dead_lettered").Inc()
 	w.m.DeadLetters.WithLabelValues(reason).Inc()
 	jl.Warn("job done", "outcome", "dead_lettered", "reason", reason, "attempts", attempts, "error", sqsText(errText))
@@ -537,7 +549,7 @@ func (w *Worker) requeue(ctx context.Context, jl *slog.Logger, m Message, delay 
 		w.hide(m, delay)
 		return
 	}
-	w.deletes.add(m.ReceiptHandle)
+	w.deleteEnded(m)
 	w.m.Jobs.WithLabelValues(outcome).Inc()
 	jl.Info("job sent back", "outcome", outcome, "delay", delay, "attempts", attempts, "why", sqsText(why))
 }
@@ -558,30 +570,40 @@ func (w *Worker) hide(m Message, d time.Duration) {
 	}
 }
 
+// deleteEnded deletes m, whose job has ended (reset, sent back or
+// dead-lettered). If the delete fails, m's ID is remembered, so that when
+// SQS delivers m again this process deletes it instead of running the job
+// a second time.
+func (w *Worker) deleteEnded(m Message) {
+	w.ended.deleting(m.ReceiptHandle, m.ID)
+	w.deletes.add(m.ReceiptHandle)
+}
+
 func (w *Worker) flushDeletes(ctx context.Context, receipts []string) {
-	w.retryBatch(ctx, "delete", receipts, func(ctx context.Context, r []string) (map[string]error, error) {
+	failed := w.retryBatch(ctx, "delete", receipts, func(ctx context.Context, r []string) (map[string]error, error) {
 		return w.cfg.Source.Delete(ctx, r)
 	})
+	w.ended.deleted(receipts, failed, w.cfg.Now())
 }
 
 func (w *Worker) flushReleases(ctx context.Context, receipts []string) {
-	w.retryBatch(ctx, "release", receipts, func(ctx context.Context, r []string) (map[string]error, error) {
+	_ = w.retryBatch(ctx, "release", receipts, func(ctx context.Context, r []string) (map[string]error, error) {
 		return w.cfg.Source.ChangeVisibility(ctx, r, 0)
 	})
 }
 
 // retryBatch runs a batch call and retries the entries that failed, a few
-// times. What still fails is logged: a message not deleted is delivered
-// again (a duplicate, never a loss); one not released comes back when its
-// visibility timeout ends.
-func (w *Worker) retryBatch(ctx context.Context, op string, receipts []string, call func(context.Context, []string) (map[string]error, error)) {
+// times. What still fails is logged and returned: a message not deleted is
+// delivered again; one not released comes back when its visibility
+// timeout ends.
+func (w *Worker) retryBatch(ctx context.Context, op string, receipts []string, call func(context.Context, []string) (map[string]error, error)) []string {
 	const tries = 3
 	for try := 1; len(receipts) > 0; try++ {
 		callCtx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
 		failed, err := call(callCtx, receipts)
 		cancel()
 		if err == nil && len(failed) == 0 {
-			return
+			return nil
 		}
 		if err == nil {
 			next := receipts[:0:0]
@@ -595,11 +617,12 @@ func (w *Worker) retryBatch(ctx context.Context, op string, receipts []string, c
 		}
 		if try == tries {
 			w.log.Error(op+" failed", "messages", len(receipts), "error", err)
-			return
+			return receipts
 		}
 		w.log.Warn(op+" failed; retrying", "messages", len(receipts), "error", err)
 		sleep(ctx, BackoffCurve{Base: 200 * time.Millisecond, Max: 2 * time.Second}.Delay(try, w.cfg.Rand()))
 	}
+	return nil
 }
 
 // extendLoop keeps held messages invisible while they wait for the limiter
