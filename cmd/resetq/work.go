@@ -66,7 +66,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.redisURL, "redis-url", "", "redis://[:password@]host:port[/db]: share one limit of --rate per Region with every replica using this Redis (empty: each replica paces up to --rate on its own)")
 	fs.IntVar(&f.fleetSize, "fleet-size", 1, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this")
 	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", "resetq", "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:REGION")
-	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "before resetting a job delivered again, ask Cognito (AdminGetUser) whether its user is already RESET_REQUIRED, and if so count it done: no second code after a crash between reset and delete")
+	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "before resetting a job delivered again or sent back after a failed call, ask Cognito (AdminGetUser) whether its user is already RESET_REQUIRED, and if so count it done: no second code after a crash between reset and delete, or a lost answer")
 }
 
 func (f *workFlags) validate() error {
