@@ -37,7 +37,7 @@ func install(kinds []faultKind) (counts func() map[string]int) {
 	}
 }
 
-// TestFaultsOnBothProxies: a campaign enqueued by `resetq enqueue` while
+// faultsOnBothProxies: a campaign enqueued by `resetq enqueue` while
 // SendMessageBatch entries fail, then worked by one resetq process while
 // both proxies disturb a share of every kind of call: 5xx answers,
 // connection resets before the call reaches the service, slow answers,
@@ -49,8 +49,7 @@ func install(kinds []faultKind) (counts func() map[string]int) {
 // an answer lost after a reset is a doubt resolved by resetting again
 // (TestAmbiguousResetNotRepeated), and a job sent back whose original
 // could not be deleted runs twice (TestForkedJobDeadLetteredOnce).
-func TestFaultsOnBothProxies(t *testing.T) {
-	t.Parallel()
+func faultsOnBothProxies(t *testing.T) {
 	start := time.Now()
 	seed := seedFor(t, 2)
 	rep := &scenarioReport{Seed: seed, Notes: map[string]any{}}

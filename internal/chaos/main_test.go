@@ -19,13 +19,14 @@ type profile struct {
 	Name       string `json:"name"`
 	KillJobs   int    `json:"kill_jobs"`   // jobs of the SIGKILL campaign
 	Kills      int    `json:"kills"`       // SIGKILLs during it
+	KillUpTo   int    `json:"kill_up_to"`  // the last kill comes before this % of the jobs are reset
 	FaultJobs  int    `json:"fault_jobs"`  // jobs of the faults campaign (plus a few for unknown users)
 	OutageJobs int    `json:"outage_jobs"` // jobs of the SQS outage campaign
 }
 
 var (
-	quick = profile{Name: "quick", KillJobs: 60, Kills: 2, FaultJobs: 60, OutageJobs: 40}
-	full  = profile{Name: "full", KillJobs: 400, Kills: 8, FaultJobs: 250, OutageJobs: 200}
+	quick = profile{Name: "quick", KillJobs: 60, Kills: 2, KillUpTo: 50, FaultJobs: 60, OutageJobs: 40}
+	full  = profile{Name: "full", KillJobs: 400, Kills: 8, KillUpTo: 85, FaultJobs: 250, OutageJobs: 200}
 )
 
 // prof is the profile of this run, from RESETQ_CHAOS ("full" or quick).

@@ -22,17 +22,17 @@ const outageFailures = 3
 // retryer, which resetq keeps for SQS).
 const sdkAttempts = 3
 
-// TestSQSOutage: mid-campaign SQS stops answering (every call of the
-// worker's has its connection reset) for several receive attempts. /readyz
-// turns 503, the process stays up, its receive attempts are bounded by its
-// backoff (no spin), and when SQS answers again /readyz turns 200 and the
-// same process finishes the campaign: zero lost, zero duplicates.
-func TestSQSOutage(t *testing.T) {
-	t.Parallel()
+// sqsOutage: mid-campaign SQS stops answering for several receive
+// attempts, in one of two modes: every call of the worker's has its
+// connection reset ("reset"), or every call is held without an answer
+// ("hang", a black hole: the proxy stops forwarding). /readyz turns 503,
+// the process stays up, its receive attempts are bounded by its backoff
+// (no spin), and when SQS answers again /readyz turns 200 and the same
+// process finishes the campaign: zero lost, zero duplicates.
+func sqsOutage(t *testing.T, mode string, seed uint64) {
 	start := time.Now()
-	seed := seedFor(t, 3)
 	rep := &scenarioReport{Seed: seed, Notes: map[string]any{}}
-	defer record(t, "sqs_outage", rep, start)
+	defer record(t, "sqs_outage_"+mode, rep, start)
 
 	e := testenv.New(t, "outage")
 	sqsProxy := e.ProxySQS(awsproxy.WithSeed(seed))
@@ -47,14 +47,21 @@ func TestSQSOutage(t *testing.T) {
 		t.Fatalf("/readyz = %d before the outage, want 200", code)
 	}
 
+	failuresWanted := outageFailures
+	fault := awsproxy.Fault{ResetConnection: true}
+	if mode == "hang" {
+		// Each failure takes a whole poll timeout here: fewer of them.
+		failuresWanted = 2
+		fault = awsproxy.Fault{Delay: time.Hour}
+	}
 	before := sqsProxy.Stats().Forwarded["ReceiveMessage"]
 	outageStart := time.Now()
-	outage := sqsProxy.AddFault(awsproxy.Fault{ResetConnection: true})
-	testenv.Eventually(t, time.Minute, "/readyz to turn 503 while SQS is unreachable", func() bool {
+	outage := sqsProxy.AddFault(fault)
+	testenv.Eventually(t, 2*time.Minute, "/readyz to turn 503 while SQS is unreachable", func() bool {
 		return p.Ready() == http.StatusServiceUnavailable || !p.Running()
 	})
-	testenv.Eventually(t, 2*time.Minute, fmt.Sprintf("%d receive failures in a row", outageFailures), func() bool {
-		return receiveFailures(p.Logs()) >= outageFailures || !p.Running()
+	testenv.Eventually(t, 3*time.Minute, fmt.Sprintf("%d receive failures in a row", failuresWanted), func() bool {
+		return receiveFailures(p.Logs()) >= failuresWanted || !p.Running()
 	})
 	if !p.Running() {
 		t.Fatalf("resetq exited (code %d) during the SQS outage; it must wait it out", p.Wait(t, time.Second))
@@ -66,14 +73,14 @@ func TestSQSOutage(t *testing.T) {
 	attempts := sqsProxy.Stats().Faulted["ReceiveMessage"]
 	sqsProxy.RemoveFault(outage)
 	outageFor := time.Since(outageStart)
-	rep.Faults = map[string]int{"sqs_outage_connection_reset": sqsProxy.Affected(outage)}
+	rep.Faults = map[string]int{"sqs_outage_" + mode: sqsProxy.Affected(outage)}
 
 	// Bounded: each failed receive is at most sdkAttempts HTTP attempts,
 	// and the backoff leaves room for only so many failures in the time
 	// the outage lasted (a spinning loop would make hundreds).
 	bound := sdkAttempts * (maxFailuresWithin(outageFor) + 1)
-	t.Logf("outage of %v: %d receive failures logged, %d ReceiveMessage attempts reached the proxy (bound %d), %d calls of all kinds reset",
-		outageFor.Round(time.Millisecond), failures, attempts, bound, rep.Faults["sqs_outage_connection_reset"])
+	t.Logf("%s outage of %v: %d receive failures logged, %d ReceiveMessage attempts reached the proxy (bound %d), %d calls of all kinds disturbed",
+		mode, outageFor.Round(time.Millisecond), failures, attempts, bound, rep.Faults["sqs_outage_"+mode])
 	if attempts > bound {
 		t.Errorf("%d ReceiveMessage attempts in %v of outage, more than the backoff allows (%d): the receive loop spins", attempts, outageFor, bound)
 	}
@@ -84,7 +91,7 @@ func TestSQSOutage(t *testing.T) {
 	rep.Notes["receive_failures_logged"] = failures
 	rep.Notes["receive_attempts_during_outage"] = attempts
 
-	testenv.Eventually(t, 2*time.Minute, "/readyz to turn 200 once SQS answers again", func() bool {
+	testenv.Eventually(t, 3*time.Minute, "/readyz to turn 200 once SQS answers again", func() bool {
 		return p.Ready() == http.StatusOK || !p.Running()
 	})
 	if sqsProxy.Stats().Forwarded["ReceiveMessage"] <= before {

@@ -1,0 +1,24 @@
+package chaos
+
+import (
+	"sync"
+	"testing"
+)
+
+// TestChaos runs the scenarios side by side. They mostly wait (for
+// visibility timeouts to bring messages back, for backoff), so running them
+// at once rather than -parallel (GOMAXPROCS: 2 here) at a time keeps the
+// quick profile near its longest scenario. -run 'TestChaos/faults' picks one.
+func TestChaos(t *testing.T) {
+	scenarios := map[string]func(*testing.T){
+		"sigkill":          sigkillLoop,
+		"faults":           faultsOnBothProxies,
+		"sqs_outage_reset": func(t *testing.T) { sqsOutage(t, "reset", seedFor(t, 3)) },
+		"sqs_outage_hang":  func(t *testing.T) { sqsOutage(t, "hang", seedFor(t, 4)) },
+	}
+	var wg sync.WaitGroup
+	for name, run := range scenarios {
+		wg.Go(func() { t.Run(name, run) })
+	}
+	wg.Wait()
+}
