@@ -15,6 +15,9 @@ func TestChaos(t *testing.T) {
 		"faults":           faultsOnBothProxies,
 		"sqs_outage_reset": func(t *testing.T) { sqsOutage(t, "reset", seedFor(t, 3)) },
 		"sqs_outage_hang":  func(t *testing.T) { sqsOutage(t, "hang", seedFor(t, 4)) },
+		// Two duplicates the suite found, each made happen once, on purpose.
+		"lost_answer":   lostAnswer,
+		"failed_delete": failedDelete,
 	}
 	var wg sync.WaitGroup
 	for name, run := range scenarios {
