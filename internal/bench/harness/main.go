@@ -16,11 +16,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -55,6 +57,7 @@ type report struct {
 	Command   string    `json:"command"`
 	Started   time.Time `json:"started"`
 	Seconds   float64   `json:"seconds"`
+	Commit    string    `json:"commit"` // of resetq as built: HEAD, "+dirty" with uncommitted changes
 	Machine   machine   `json:"machine"`
 	LatencyMS float64   `json:"stand_in_latency_ms"`
 	Rows      []*row    `json:"rows"`
@@ -78,12 +81,14 @@ func run(ctx context.Context, p profile, jsonPath string, only []string, latency
 	if err != nil {
 		return err
 	}
+	rep.Commit = commit(ctx, root)
 	w, err := newWorld(ctx, root, latency)
 	if err != nil {
 		return err
 	}
 	defer w.close()
-	fmt.Printf("profile %s on %d × %s, %s; the stand-in answers after %v\n\n", p.name, rep.Machine.CPUs, rep.Machine.CPUModel, rep.Machine.Go, latency)
+	fmt.Printf("profile %s, resetq at %s, on %d × %s, %s; the stand-in answers after %v\n\n", p.name, rep.Commit,
+		rep.Machine.CPUs, rep.Machine.CPUModel, rep.Machine.Go, latency)
 	fmt.Print(tableHeader)
 	h := &harness{w: w, p: p, out: func(r *row) { fmt.Print(r.markdown()) }, last: time.Now()}
 	fmt.Fprintf(os.Stderr, "set up in %.1f s\n", time.Since(rep.Started).Seconds())
@@ -167,4 +172,20 @@ func loadavg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// commit is the repository's HEAD, with "+dirty" when the files the
+// binary is built from have uncommitted changes ("?" without git).
+func commit(ctx context.Context, root string) string {
+	out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "?"
+	}
+	c := strings.TrimSpace(string(out))
+	status, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--",
+		"*.go", "go.mod", "go.sum").Output()
+	if err != nil || len(bytes.TrimSpace(status)) > 0 {
+		c += "+dirty"
+	}
+	return c
 }
