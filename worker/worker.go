@@ -349,8 +349,12 @@ func (w *Worker) poll(ctx, hard context.Context, wait time.Duration) ([]Message,
 	return w.cfg.Source.Receive(pollCtx, receiveBatch, wait, w.cfg.Visibility)
 }
 
-// queueDrained asks SQS whether anything is left anywhere in the queue.
+// queueDrained asks SQS whether anything is left anywhere in the queue. A
+// question unanswered after CallTimeout (a hung connection) counts as "not
+// drained", so the receive loop goes on instead of hanging.
 func (w *Worker) queueDrained(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	defer cancel()
 	d, err := w.cfg.Depth.Depth(ctx)
 	if err != nil {
 		w.log.Warn("reading queue depth failed", "error", err)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/resetq/resetq/metrics"
 )
 
 const pool = "us-east-1_Pool1"
@@ -726,5 +728,37 @@ func TestHungReceiveTimesOut(t *testing.T) {
 	}
 	if b.jobs("reset") != 1 {
 		t.Fatal("job not done after the hung receives")
+	}
+}
+
+// hungDepth never answers its first depth reads (a hung connection), then
+// reads the queue.
+type hungDepth struct {
+	*fakeQueue
+	hangs atomic.Int64
+}
+
+func (d *hungDepth) Depth(ctx context.Context) (metrics.Depth, error) {
+	if d.hangs.Add(-1) >= 0 {
+		<-ctx.Done()
+		return metrics.Depth{}, ctx.Err()
+	}
+	return d.fakeQueue.Depth(ctx)
+}
+
+// TestHungDepthReadDoesNotHangExit: with ExitWhenIdle, a depth read that
+// SQS never answers counts as "not drained" after CallTimeout; the worker
+// asks again and exits once it is answered, instead of hanging.
+func TestHungDepthReadDoesNotHangExit(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error { return nil })
+	d := &hungDepth{fakeQueue: b.q}
+	d.hangs.Store(1)
+	b.cfg.Depth = d
+	b.cfg.CallTimeout = 50 * time.Millisecond
+	b.q.push(job(pool, "a"), nil)
+	b.run(t)
+	if b.jobs("reset") != 1 || d.hangs.Load() >= 0 {
+		t.Fatalf("reset %v, hung reads left %d", b.jobs("reset"), d.hangs.Load()+1)
 	}
 }
