@@ -18,6 +18,7 @@ func TestChaos(t *testing.T) {
 		// Two duplicates the suite found, each made happen once, on purpose.
 		"lost_answer":   lostAnswer,
 		"failed_delete": failedDelete,
+		"hung_send":     hungSend,
 	}
 	var wg sync.WaitGroup
 	for name, run := range scenarios {

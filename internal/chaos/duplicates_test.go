@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"os"
 	"testing"
 	"time"
 
@@ -54,4 +55,34 @@ func failedDelete(t *testing.T) {
 	if l.DuplicateDeadLetters != 0 {
 		t.Errorf("one job, %d dead letters", l.DuplicateDeadLetters+1)
 	}
+}
+
+// hungSend: SQS holds the first sends (requeues and dead letters) without
+// an answer, as a hung connection does. Each must give up after a while
+// and its job come back later; the worker must finish the campaign. A
+// handler stuck on a send holds its job, and its slot, until shutdown. It
+// runs with RESETQ_CHAOS_KNOWN_BUGS=1 until sends have a timeout.
+func hungSend(t *testing.T) {
+	if os.Getenv("RESETQ_CHAOS_KNOWN_BUGS") != "1" {
+		t.Skip("known hang of a send to SQS that never answers (requeue and DLQ sends have no timeout); RESETQ_CHAOS_KNOWN_BUGS=1 runs it")
+	}
+	e := testenv.New(t, "hungsend")
+	sqsProxy := e.ProxySQS()
+	rc := watchResets(e.Proxy)
+	pool, users, bodies := e.ConfirmedUsers(e.East, "h", 4)
+	jobs := jobsOf(e.East, pool, users, "reset")
+	for _, u := range []string{"ghost0", "ghost1"} {
+		bodies = append(bodies, testenv.Job(pool, u))
+		jobs = append(jobs, job{cfg: e.East, pool: pool, user: u, want: "UserNotFoundException"})
+	}
+	e.Proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", BodyContains: `"Username":"h0`, Count: 4,
+		ErrorCode: "InternalErrorException", Status: 500})
+	sqsProxy.AddFault(awsproxy.Fault{Operation: "SendMessage", Count: 3, Delay: time.Hour})
+	e.Send("chaos-hungsend", bodies...)
+
+	p := e.Start("--exit-when-idle", "3s")
+	if code := p.Wait(t, 3*time.Minute); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	checkLedger(t, e, jobs, rc)
 }
