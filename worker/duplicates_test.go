@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -113,5 +114,53 @@ func TestSentBackJobCheckedBeforeReset(t *testing.T) {
 	}
 	if b.jobs("reset") != 2 || b.jobs("retried") != 1 {
 		t.Fatalf("reset=%v retried=%v, want 2 and 1", b.jobs("reset"), b.jobs("retried"))
+	}
+}
+
+// hangingSender never answers; it returns only when the call's context ends.
+type hangingSender struct{}
+
+func (hangingSender) Send(ctx context.Context, _ Outgoing) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestHungSendGivesUp: a DLQ send that SQS never answers gives up after
+// CallTimeout and the message is kept hidden to come back later, so the
+// handler is free for the next job instead of holding it until shutdown.
+func TestHungSendGivesUp(t *testing.T) {
+	t.Parallel()
+	var resets atomic.Int64
+	b := newBundle(func(_ context.Context, j Job) error {
+		if j.Username == "ghost" {
+			return codeErr("UserNotFoundException", "User does not exist.")
+		}
+		resets.Add(1)
+		return nil
+	})
+	b.cfg.DeadLetters = hangingSender{}
+	b.cfg.Concurrency = 1
+	b.cfg.CallTimeout = 50 * time.Millisecond
+	b.cfg.ExitWhenIdle = 0
+	b.q.push(job(pool, "ghost"), nil)
+	b.q.push(job(pool, "alice"), nil)
+	w, err := New(b.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	b.q.waitFor(t, "the ghost's job kept hidden and alice's job done", func() bool {
+		b.q.mu.Lock()
+		defer b.q.mu.Unlock()
+		return slices.Contains(b.q.events, "hide:m1:30s") && slices.ContainsFunc(b.q.events, func(e string) bool { return e == "delete:m2" })
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if resets.Load() != 1 {
+		t.Fatalf("%d resets, want alice's", resets.Load())
 	}
 }

@@ -530,7 +530,7 @@ func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m Message, rea
 		AttrAttempts: strconv.Itoa(attempts),
 		AttrFailedAt: w.cfg.Now().UTC().Format(time.RFC3339),
 	})}
-	if err := w.cfg.DeadLetters.Send(ctx, out); err != nil {
+	if err := w.send(ctx, w.cfg.DeadLetters, out); err != nil {
 		jl.Error("dead-letter send failed; the job stays in the queue", "reason", reason, "error", err)
 		w.hide(m, 30*time.Second)
 		return
@@ -548,7 +548,7 @@ func (w *Worker) requeue(ctx context.Context, jl *slog.Logger, m Message, delay 
 	delay = min(maxDelay, max(time.Second, delay.Round(time.Second)))
 	out := Outgoing{Body: m.Body, Delay: delay,
 		Attributes: withAttributes(m.Attributes, map[string]string{AttrAttempts: strconv.Itoa(attempts)})}
-	if err := w.cfg.Requeue.Send(ctx, out); err != nil {
+	if err := w.send(ctx, w.cfg.Requeue, out); err != nil {
 		jl.Error("requeue failed; the message comes back after its visibility timeout", "error", err)
 		w.hide(m, delay)
 		return
@@ -556,6 +556,14 @@ func (w *Worker) requeue(ctx context.Context, jl *slog.Logger, m Message, delay 
 	w.deleteEnded(m)
 	w.m.Jobs.WithLabelValues(outcome).Inc()
 	jl.Info("job sent back", "outcome", outcome, "delay", delay, "attempts", attempts, "why", sqsText(why))
+}
+
+// send sends out within CallTimeout, so a send SQS never answers cannot
+// hold the job, and its handler, until shutdown.
+func (w *Worker) send(ctx context.Context, to Sender, out Outgoing) error {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	defer cancel()
+	return to.Send(ctx, out)
 }
 
 // release makes the message visible again at once, untouched.
