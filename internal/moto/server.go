@@ -11,19 +11,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/resetq/resetq/internal/localserver"
 )
 
 // Binary is the name of the moto server executable looked up on PATH.
@@ -51,9 +50,7 @@ type Server struct {
 	// removes it.
 	LogPath string
 
-	cmd       *exec.Cmd
-	exited    chan struct{} // closed once the process has been waited for
-	waitErr   error         // set before exited is closed
+	proc      *localserver.Process
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -95,7 +92,7 @@ func Start(ctx context.Context) (*Server, error) {
 var errExited = errors.New("moto_server exited before it was ready")
 
 func start(ctx context.Context, bin string) (*Server, error) {
-	port, err := freePort()
+	port, err := localserver.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -106,21 +103,19 @@ func start(ctx context.Context, bin string) (*Server, error) {
 	s := &Server{
 		URL:     "http://127.0.0.1:" + strconv.Itoa(port),
 		LogPath: logFile.Name(),
-		exited:  make(chan struct{}),
 	}
-	s.cmd = exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	s.cmd.Stdout = logFile
-	s.cmd.Stderr = logFile
-	s.cmd.SysProcAttr = sysProcAttr()
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
 
-	err = s.run()
+	s.proc, err = localserver.Start(cmd)
 	logFile.Close() // the child holds its own copy
 	if err != nil {
 		os.Remove(s.LogPath)
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	if err := s.waitReady(ctx); err != nil {
-		log := s.logTail()
+		log := localserver.LogTail(s.LogPath)
 		s.Close()
 		if log != "" {
 			err = fmt.Errorf("%w; log: %s", err, log)
@@ -128,36 +123,6 @@ func start(ctx context.Context, bin string) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// run starts the process from a goroutine locked to its OS thread and keeps
-// that goroutine (and thread) alive until the process has exited. On Linux
-// the parent-death signal fires when the thread that forked the child exits,
-// not when the process does, so that thread must outlive the child.
-func (s *Server) run() error {
-	started := make(chan error, 1)
-	go func() {
-		// Never unlocked: when this goroutine returns, the Go runtime
-		// terminates the thread, which is fine once the child is gone.
-		runtime.LockOSThread()
-		if err := s.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
-	return <-started
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitReady polls the readiness URL until it answers 200, the process exits,
@@ -173,8 +138,8 @@ func (s *Server) waitReady(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-s.exited:
-			return fmt.Errorf("%w (%v)", errExited, s.waitErr)
+		case <-s.proc.Exited():
+			return fmt.Errorf("%w (%v)", errExited, s.proc.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("wait for %s%s: %w", s.URL, readyPath, ctx.Err())
 		case <-tick.C:
@@ -196,33 +161,14 @@ func (s *Server) ready(ctx context.Context, client *http.Client) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// logTail returns the last lines of the log file, for error messages.
-func (s *Server) logTail() string {
-	b, err := os.ReadFile(s.LogPath)
-	if err != nil {
-		return ""
-	}
-	const tailBytes = 2000
-	if len(b) > tailBytes {
-		b = b[len(b)-tailBytes:]
-	}
-	return strings.TrimSpace(string(b))
-}
-
 // Close kills the server's process group, waits for the server to exit and
 // removes its log file. It is safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
-		if err := killGroup(s.cmd.Process); err != nil {
-			select {
-			case <-s.exited: // already gone
-			default:
-				s.closeErr = fmt.Errorf("kill moto_server: %w", err)
-				return
-			}
+		s.closeErr = s.proc.Kill()
+		if s.closeErr == nil {
+			os.Remove(s.LogPath)
 		}
-		<-s.exited
-		os.Remove(s.LogPath)
 	})
 	return s.closeErr
 }

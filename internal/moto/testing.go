@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"testing"
+
+	"github.com/resetq/resetq/internal/localserver"
 )
 
 // Need skips the test when moto_server is not on PATH, saying what to
@@ -13,14 +15,7 @@ import (
 // the test instead, so CI cannot silently skip the integration tests.
 func Need(t testing.TB) {
 	t.Helper()
-	if Installed() {
-		return
-	}
-	msg := Binary + " is not on PATH; install it with: " + InstallHint
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: missing emulator is an error)")
-	}
-	t.Skip(msg + " (skipping; with CI=true this fails)")
+	localserver.Need(t, Binary, InstallHint)
 }
 
 // shared is the server of this test binary, started on first use.

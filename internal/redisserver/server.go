@@ -13,12 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/resetq/resetq/internal/localserver"
 )
 
 // Binary is the server executable looked up on PATH.
@@ -49,15 +49,7 @@ type Server struct {
 	dir  string // working folder: the log; no data with persistence off
 
 	mu   sync.Mutex
-	proc *proc // nil while stopped
-}
-
-// proc is one run of the server.
-type proc struct {
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{}
-	waitErr error
+	proc *localserver.Process // nil while stopped
 }
 
 // Installed reports whether Binary is on PATH.
@@ -71,14 +63,7 @@ func Installed() bool {
 // skip the tests that need it.
 func Need(t testing.TB) {
 	t.Helper()
-	if Installed() {
-		return
-	}
-	msg := Binary + " is not on PATH; install it with: " + InstallHint
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: a missing server is an error)")
-	}
-	t.Skip(msg + " (skipping; with CI=true this fails)")
+	localserver.Need(t, Binary, InstallHint)
 }
 
 // Start runs redis-server on a free 127.0.0.1 port without persistence
@@ -95,7 +80,7 @@ func Start(ctx context.Context) (*Server, error) {
 	}
 	var lastErr error
 	for range startAttempts {
-		port, err := freePort()
+		port, err := localserver.FreePort()
 		if err != nil {
 			lastErr = err
 			break
@@ -120,7 +105,7 @@ func (s *Server) Restart(ctx context.Context) error {
 	defer s.mu.Unlock()
 	if s.proc != nil {
 		select {
-		case <-s.proc.exited: // died by itself: start it again
+		case <-s.proc.Exited(): // died by itself: start it again
 		default:
 			return nil
 		}
@@ -133,17 +118,16 @@ func (s *Server) Restart(ctx context.Context) error {
 		return fmt.Errorf("redisserver: %w", err)
 	}
 	defer logFile.Close() // the child holds its own copy
-	p := &proc{logPath: logFile.Name(), exited: make(chan struct{})}
-	p.cmd = exec.Command(s.bin, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
+	cmd := exec.Command(s.bin, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
 		"--port", strconv.Itoa(s.port), "--dir", s.dir, "--daemonize", "no", "--logfile", "")
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	p.cmd.SysProcAttr = sysProcAttr()
-	if err := p.run(); err != nil {
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	p, err := localserver.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start %s: %w", s.bin, err)
 	}
 	if err := waitReady(ctx, s.Addr, p); err != nil {
-		p.kill()
-		return fmt.Errorf("%w; log: %s", err, p.logTail())
+		p.Kill()
+		return fmt.Errorf("%w; log: %s", err, localserver.LogTail(logFile.Name()))
 	}
 	s.proc = p
 	return nil
@@ -157,54 +141,15 @@ func (s *Server) Close() error {
 	if s.proc == nil {
 		return nil
 	}
-	err := s.proc.kill()
+	err := s.proc.Kill()
 	s.proc = nil
 	os.RemoveAll(s.dir)
 	return err
 }
 
-// run starts the process from a goroutine locked to its OS thread and
-// keeps that thread until the process exits: on Linux the parent-death
-// signal fires when the forking thread exits, not the process.
-func (p *proc) run() error {
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := p.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	return <-started
-}
-
-func (p *proc) kill() error {
-	if err := p.cmd.Process.Kill(); err != nil {
-		select {
-		case <-p.exited: // already gone
-		default:
-			return fmt.Errorf("kill redis-server: %w", err)
-		}
-	}
-	<-p.exited
-	return nil
-}
-
-func (p *proc) logTail() string {
-	b, _ := os.ReadFile(p.logPath)
-	s := strings.TrimSpace(string(b))
-	if len(s) > 2000 {
-		s = s[len(s)-2000:]
-	}
-	return s
-}
-
 // waitReady sends PING until the server answers +PONG, the process
 // exits, ctx ends or readyTimeout passes.
-func waitReady(ctx context.Context, addr string, p *proc) error {
+func waitReady(ctx context.Context, addr string, p *localserver.Process) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	tick := time.NewTicker(readyInterval)
@@ -214,8 +159,8 @@ func waitReady(ctx context.Context, addr string, p *proc) error {
 			return nil
 		}
 		select {
-		case <-p.exited:
-			return fmt.Errorf("redis-server exited before it answered PING (%v)", p.waitErr)
+		case <-p.Exited():
+			return fmt.Errorf("redis-server exited before it answered PING (%v)", p.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("wait for redis-server on %s: %w", addr, ctx.Err())
 		case <-tick.C:
@@ -241,13 +186,4 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -1,13 +1,13 @@
-package moto
+package localserver
 
 import (
 	"os"
 	"syscall"
 )
 
-// sysProcAttr puts the server in its own process group (so Close can kill
-// any children too) and asks the kernel to SIGKILL it when its parent thread
-// dies, so a killed test binary leaves no server behind.
+// sysProcAttr puts the server in its own process group (so Kill can kill
+// any children too) and asks the kernel to SIGKILL it when its parent
+// thread dies, so a killed test binary leaves no server behind.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }

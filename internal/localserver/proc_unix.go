@@ -1,14 +1,14 @@
 //go:build unix && !linux
 
-package moto
+package localserver
 
 import (
 	"os"
 	"syscall"
 )
 
-// sysProcAttr puts the server in its own process group so Close can kill any
-// children too. There is no parent-death signal here: rely on Close (Main).
+// sysProcAttr puts the server in its own process group so Kill can kill any
+// children too. There is no parent-death signal here: rely on Kill.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }

@@ -1,0 +1,121 @@
+// Package localserver holds what the launchers of local test servers
+// (internal/moto, internal/redisserver, internal/fauxqs) have in common:
+// skipping a test when the server's binary is missing, picking a free
+// loopback port, and running the server process so that it can be killed
+// with any children and, on Linux, dies with the test binary even when
+// that is killed without cleaning up.
+//
+// How each server is started, and how to tell that it is ready, stays in
+// its own package.
+package localserver
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// Need skips the test when binary is not on PATH, saying what to install
+// (installHint). When the environment variable CI is "true" a missing
+// binary fails the test instead, so CI cannot silently skip the tests that
+// need it.
+func Need(t testing.TB, binary, installHint string) {
+	t.Helper()
+	if _, err := exec.LookPath(binary); err == nil {
+		return
+	}
+	msg := binary + " is not on PATH; install it with: " + installHint
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true: a missing server is an error)")
+	}
+	t.Skip(msg + " (skipping; with CI=true this fails)")
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// Another process can take it before the server binds it, so callers retry
+// on another port when the server exits early.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Process is a server process started by Start.
+type Process struct {
+	Cmd *exec.Cmd
+
+	exited  chan struct{} // closed once the process has been waited for
+	waitErr error         // set before exited is closed
+}
+
+// Start starts cmd in its own process group (so Kill also kills any
+// children) and, on Linux, asks the kernel to SIGKILL it when the test
+// binary dies. It overwrites cmd.SysProcAttr.
+//
+// The parent-death signal fires when the thread that forked the child
+// exits, not when the process does, so cmd is started from a goroutine
+// locked to its OS thread that stays alive until the process has exited.
+func Start(cmd *exec.Cmd) (*Process, error) {
+	cmd.SysProcAttr = sysProcAttr()
+	p := &Process{Cmd: cmd, exited: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		// Never unlocked: when this goroutine returns, the Go runtime
+		// terminates the thread, which is fine once the child is gone.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Exited is closed once the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Err is what waiting for the process returned. Read it only after Exited
+// is closed.
+func (p *Process) Err() error { return p.waitErr }
+
+// Kill kills the process group and waits for the process to exit. A
+// process that has already exited is not an error.
+func (p *Process) Kill() error {
+	if err := killGroup(p.Cmd.Process); err != nil {
+		select {
+		case <-p.exited: // already gone
+		default:
+			return fmt.Errorf("kill %s: %w", filepath.Base(p.Cmd.Path), err)
+		}
+	}
+	<-p.exited
+	return nil
+}
+
+// LogTail returns the end of the log file at path, trimmed, for error
+// messages; "" if it cannot be read.
+func LogTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	const tailBytes = 2000
+	if len(b) > tailBytes {
+		b = b[len(b)-tailBytes:]
+	}
+	return strings.TrimSpace(string(b))
+}

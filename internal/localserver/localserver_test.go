@@ -1,0 +1,71 @@
+package localserver
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFreePort(t *testing.T) {
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if port <= 0 || port > 65535 {
+		t.Fatalf("port %d", port)
+	}
+}
+
+// TestStartKill: Kill stops a running process and its children, and a
+// second Kill of the exited process is not an error.
+func TestStartKill(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	// The shell waits for its child: Kill must kill the whole group.
+	p, err := Start(exec.Command("sh", "-c", "sleep 60 & wait"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Exited():
+		t.Fatalf("exited early: %v", p.Err())
+	default:
+	}
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Exited():
+	default:
+		t.Fatal("Exited not closed after Kill")
+	}
+	if p.Err() == nil {
+		t.Error("Err is nil for a killed process")
+	}
+	if err := p.Kill(); err != nil {
+		t.Errorf("second Kill: %v", err)
+	}
+}
+
+func TestStartMissingBinary(t *testing.T) {
+	if _, err := Start(exec.Command(filepath.Join(t.TempDir(), "missing"))); err == nil {
+		t.Fatal("Start of a missing binary succeeded")
+	}
+}
+
+func TestLogTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	if got := LogTail(path); got != "" {
+		t.Errorf("missing file: %q", got)
+	}
+	if err := os.WriteFile(path, []byte(strings.Repeat("x", 3000)+"end\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := LogTail(path)
+	if len(got) > 2000 || !strings.HasSuffix(got, "end") {
+		t.Errorf("tail of %d bytes ending %q", len(got), got[len(got)-5:])
+	}
+}
