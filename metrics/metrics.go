@@ -112,6 +112,9 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	for _, o := range []string{"reset", "dead_lettered", "retried", "deferred", "released"} {
 		m.Jobs.WithLabelValues(o) // export zeros so rates work from the first scrape
 	}
+	for _, c := range []string{"ok", "TooManyRequestsException"} {
+		m.CognitoRequests.WithLabelValues(c) // the throttled share's terms, from zero too
+	}
 	return m
 }
 

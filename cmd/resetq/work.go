@@ -186,6 +186,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	local, err := ratelimit.NewRegions(ratelimit.Config{Ceiling: f.rate}, func(region string, limit float64) {
 		m.RateLimit.WithLabelValues(region).Set(limit)
 		m.CircuitOpen.WithLabelValues(region) // 0 from the Region's first job: closed is not "no data"
+		m.Throttles.WithLabelValues(region)   // and a counter from 0, so its first increase shows in rate()
 	})
 	if err != nil {
 		return usageError{err}
