@@ -174,8 +174,8 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// commit is the repository's HEAD, with "+dirty" when the files the
-// binary is built from have uncommitted changes ("?" without git).
+// commit is the repository's HEAD, with "+dirty" when Go files outside
+// the benchmark have uncommitted changes ("?" without git).
 func commit(ctx context.Context, root string) string {
 	out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
@@ -183,7 +183,7 @@ func commit(ctx context.Context, root string) string {
 	}
 	c := strings.TrimSpace(string(out))
 	status, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--",
-		"*.go", "go.mod", "go.sum").Output()
+		"*.go", "go.mod", "go.sum", ":!internal/bench").Output()
 	if err != nil || len(bytes.TrimSpace(status)) > 0 {
 		c += "+dirty"
 	}

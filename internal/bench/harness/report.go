@@ -39,14 +39,14 @@ type row struct {
 	HarmPP              float64 `json:"harm_percentage_points"`
 
 	// resetq only.
-	CPUSeconds   float64 `json:"cpu_seconds,omitempty"`
-	CPUPer10k    float64 `json:"cpu_seconds_per_10k_resets,omitempty"`
-	SQSRequests  int     `json:"sqs_requests,omitempty"`
-	SQSPerReset  float64 `json:"sqs_requests_per_reset,omitempty"`
-	PeakRSSKiB   int64   `json:"peak_rss_kib,omitempty"`
-	RSSGrowth    float64 `json:"rss_growth,omitempty"`
-	LeftOnQueue  int     `json:"left_on_queue"`
-	DeadLettered int     `json:"dead_lettered"`
+	CPUSeconds   float64  `json:"cpu_seconds,omitempty"`
+	CPUPer10k    float64  `json:"cpu_seconds_per_10k_resets,omitempty"`
+	SQSRequests  int      `json:"sqs_requests,omitempty"`
+	SQSPerReset  float64  `json:"sqs_requests_per_reset,omitempty"`
+	PeakRSSKiB   int64    `json:"peak_rss_kib,omitempty"`
+	RSSGrowth    *float64 `json:"rss_growth,omitempty"` // over the smaller queue's run; set on the larger's row
+	LeftOnQueue  int      `json:"left_on_queue"`
+	DeadLettered int      `json:"dead_lettered"`
 
 	// Timeline is the stand-in's counts second by second (from samples
 	// every 100 ms, so a second's edges are ±100 ms).
@@ -184,8 +184,8 @@ func background(r *row) string {
 
 func cost(r *row) string {
 	s := fmt.Sprintf("CPU %.2f s/10k, %.3f SQS req/reset, RSS %s", r.CPUPer10k, r.SQSPerReset, mib(r.PeakRSSKiB))
-	if r.RSSGrowth != 0 {
-		s += fmt.Sprintf(" (%+.1f%%)", 100*r.RSSGrowth)
+	if r.RSSGrowth != nil {
+		s += fmt.Sprintf(" (%+.1f%% over the smaller queue)", 100**r.RSSGrowth)
 	}
 	return s
 }

@@ -298,11 +298,15 @@ func (h *harness) efficiency(ctx context.Context) {
 	h.add(small)
 	large := &row{Scenario: "4 efficiency", Contender: "resetq, RSS at " + thousands(h.p.rssLarge) + " queued", Jobs: h.p.rssLarge}
 	h.runResetq(ctx, large, 1, "--rate", rate)
-	if small.PeakRSSKiB > 0 {
-		large.RSSGrowth = float64(large.PeakRSSKiB)/float64(small.PeakRSSKiB) - 1
+	if small.PeakRSSKiB > 0 && large.PeakRSSKiB > 0 {
+		g := float64(large.PeakRSSKiB)/float64(small.PeakRSSKiB) - 1
+		large.RSSGrowth = &g
 	}
 	large.judge(func(r *row) []string {
-		return atMostN("RSS growth from "+thousands(h.p.rssSmall), r.RSSGrowth, 0.20)
+		if r.RSSGrowth == nil {
+			return []string{"no RSS to compare"}
+		}
+		return atMostN("RSS growth from "+thousands(h.p.rssSmall), *r.RSSGrowth, 0.20)
 	})
 	if small.Error != "" && large.Error == "" {
 		large.Target = "error (the small run failed)"
