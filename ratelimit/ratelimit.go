@@ -101,6 +101,8 @@ type Limiter struct {
 	lastRaise time.Time
 	cutFrom   float64     // the quota found at the last throttle
 	oks       []time.Time // successes in the last second, oldest first
+	lastHeard time.Time   // the last Throttled or Succeeded
+	busySince time.Time   // start of the current run of calls (no gap over a second)
 }
 
 // New returns a Limiter at its ceiling.
@@ -125,8 +127,10 @@ func (l *Limiter) Limit() float64 {
 // Throttled cuts the rate after a TooManyRequestsException: to Decrease
 // times the number of calls that succeeded in the last second (Cognito's
 // quota is a one-second window, so that is what it leaves us; with none,
-// the floor), or times the rate if that is lower. At most one cut per
-// CutInterval. It returns the new rate and whether it changed.
+// the floor), or times the rate if that is lower. Before calls have run
+// for a full second that count is only part of the quota, so the rate
+// then recovers fast instead of probing gently around it. At most one cut
+// per CutInterval. It returns the new rate and whether it changed.
 func (l *Limiter) Throttled() (float64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -134,10 +138,19 @@ func (l *Limiter) Throttled() (float64, bool) {
 	if !l.lastCut.IsZero() && now.Sub(l.lastCut) < l.cfg.CutInterval {
 		return l.limit, false
 	}
+	busy := l.heard(now)
 	// Cognito's quota is a one-second window: a throttle means our calls
 	// that got through in the last second are what the quota leaves us.
 	found := float64(l.recentOKs(now))
 	l.lastCut, l.lastRaise, l.cutFrom = now, now, found
+	if busy < time.Second {
+		// Calls have not run for a full second yet (at start, or after
+		// a pause): found is only part of what the quota leaves us. Cut
+		// to it all the same (never above what got through, so real
+		// users are not crowded out while the limiter learns), but
+		// recover fast rather than probe gently around it.
+		l.cutFrom = 0
+	}
 	return l.set(now, max(l.cfg.Floor, l.cfg.Decrease*min(l.limit, found)))
 }
 
@@ -147,6 +160,7 @@ func (l *Limiter) Succeeded() (float64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.cfg.Now()
+	l.heard(now)
 	l.oks = append(l.oks, now)
 	l.recentOKs(now)
 	if l.limit >= l.cfg.Ceiling {
@@ -162,6 +176,16 @@ func (l *Limiter) Succeeded() (float64, bool) {
 		inc = min(inc, l.cfg.PlateauIncrease*l.cutFrom) // near the quota found: probe gently
 	}
 	return l.set(now, min(l.cfg.Ceiling, l.limit+inc*dt))
+}
+
+// heard notes a call's answer at now and returns how long calls have run
+// without a gap of over a second.
+func (l *Limiter) heard(now time.Time) time.Duration {
+	if l.lastHeard.IsZero() || now.Sub(l.lastHeard) > time.Second {
+		l.busySince = now
+	}
+	l.lastHeard = now
+	return now.Sub(l.busySince)
 }
 
 // recentOKs drops successes older than a second and counts the rest.

@@ -38,7 +38,7 @@ func TestLimiterAdapts(t *testing.T) {
 		}
 	}
 
-	succeed(20, time.Second)
+	succeed(40, 2*time.Second)
 	check("starts at the ceiling; successes keep it there", 20)
 
 	l.Throttled()
@@ -46,12 +46,15 @@ func TestLimiterAdapts(t *testing.T) {
 	c.Advance(500 * time.Millisecond)
 	l.Throttled()
 	check("a second throttle inside the cut interval is the same event", 19.4)
+	succeed(5, 5*time.Second)
+	check("near the quota found (20), recovery is 0.3% of it per second", 19.4+5.5*0.06)
 
-	c.Advance(2 * time.Second) // the last second holds no success
-	succeed(5, time.Second)    // 5 calls got through in the last second
-	check("near the quota found (20), recovery is 0.3% of it per second", 19.4+3.5*0.06)
+	c.Advance(3 * time.Second)       // a pause; then calls again
+	succeed(5, 500*time.Millisecond) // 5 got through in the first half second
 	l.Throttled()
-	check("a throttle after 5 good calls in the last second: to 0.97 of 5", 4.85)
+	check("a throttle before a full second of calls: cut to 0.97 of what got through", 4.85)
+	succeed(2, 2*time.Second)
+	check("then recover fast (5% of the ceiling per second): that was no measure of the quota", 6.85)
 
 	c.Advance(2 * time.Second)
 	l.Throttled()
