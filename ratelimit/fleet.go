@@ -18,14 +18,11 @@ import (
 )
 
 // gcraScript is GCRA (the generic cell rate algorithm) with a burst of 1:
-// a call may go when the key's theoretical arrival time (TAT) is at most
-// half an interval away, and then moves the TAT one emission interval past
-// the later of the TAT and now, on Redis's own clock (TIME), whatever the
-// replicas' clocks say. The half interval of tolerance lets a replica ask
-// a little early, so the time it takes to wake and reach Redis is not lost
-// at every call (without it a fleet at 60/s made about 57/s); calls stay
-// one interval apart on average, and over any window of T seconds at most
-// T*rate+1.5 calls go.
+// a call may go when the key's theoretical arrival time (TAT) is not in the
+// future, and then moves the TAT one emission interval past now. So calls
+// admitted across the fleet are at least one interval apart, on Redis's
+// own clock (TIME), whatever the replicas' clocks say. Over any window of
+// T seconds at most T*rate+1 calls go.
 //
 // KEYS[1]: the Region's key. ARGV[1]: the emission interval in
 // microseconds (1e6 / rate). It returns {1, 0} when the call may go, or
@@ -36,12 +33,11 @@ if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
-local early = math.floor(interval / 2)
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat - early > now then
-  return {0, tat - early - now}
+if tat > now then
+  return {0, tat - now}
 end
-local next = math.max(tat, now) + interval
+local next = now + interval
 redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.ceil(interval / 1000) + 1000)
 return {1, 0}
 `
