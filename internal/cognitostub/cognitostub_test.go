@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,12 +89,19 @@ func TestSetQuotaAndReset(t *testing.T) {
 	}
 	// The call admitted under quota 1 still counts until its second ends
 	// (calls admitted while the quota was unlimited are not recorded).
-	if !s.Admit(Worker) || !s.Admit(Worker) || s.Admit(Worker) {
-		t.Fatal("quota 3 after Reset, 1 call in the window: want two admitted, then a throttle")
+	admits := func(n int) []bool {
+		var got []bool
+		for range n {
+			got = append(got, s.Admit(Worker))
+		}
+		return got
+	}
+	if got := admits(3); !slices.Equal(got, []bool{true, true, false}) {
+		t.Fatalf("quota 3 after Reset, 1 call in the window: admitted %v, want two, then a throttle", got)
 	}
 	now = now.Add(time.Second)
-	if !s.Admit(Worker) || !s.Admit(Worker) || !s.Admit(Worker) || s.Admit(Worker) {
-		t.Fatal("a second later: want three admitted, then a throttle")
+	if got := admits(4); !slices.Equal(got, []bool{true, true, true, false}) {
+		t.Fatalf("a second later: admitted %v, want three, then a throttle", got)
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -202,11 +201,4 @@ func verdict(r *row) string {
 		return "error: " + e
 	}
 	return r.Target
-}
-
-func writeTable(w io.Writer, rows []*row) {
-	io.WriteString(w, tableHeader)
-	for _, r := range rows {
-		io.WriteString(w, r.markdown())
-	}
 }
