@@ -50,7 +50,7 @@ var profiles = map[string]profile{
 const (
 	aloneQuota      = 50
 	sharedQuota     = 50
-	sharedBackgound = 20
+	sharedBackground = 20
 	fleetQuota      = 60
 	fleetSize       = 3
 )
@@ -207,11 +207,11 @@ func (h *harness) alone(ctx context.Context) {
 func (h *harness) shared(ctx context.Context) {
 	h.w.stub.SetQuota(sharedQuota)
 	defer h.w.stub.SetQuota(0)
-	h.w.stub.SetBackground(sharedBackgound)
+	h.w.stub.SetBackground(sharedBackground)
 	defer h.w.stub.SetBackground(0)
 
-	alone := &row{Scenario: "2 shared", Contender: "real users alone", Quota: sharedQuota, Background: sharedBackgound,
-		Available: sharedQuota - sharedBackgound}
+	alone := &row{Scenario: "2 shared", Contender: "real users alone", Quota: sharedQuota, Background: sharedBackground,
+		Available: sharedQuota - sharedBackground}
 	h.w.stub.Reset()
 	t := time.NewTimer(h.p.harmBaseline)
 	select {
@@ -224,8 +224,8 @@ func (h *harness) shared(ctx context.Context) {
 	h.add(alone)
 
 	for _, c := range append(baselines, contResetq) {
-		r := &row{Scenario: "2 shared", Contender: c, Jobs: h.p.sharedJobs, Quota: sharedQuota, Background: sharedBackgound,
-			Available: sharedQuota - sharedBackgound}
+		r := &row{Scenario: "2 shared", Contender: c, Jobs: h.p.sharedJobs, Quota: sharedQuota, Background: sharedBackground,
+			Available: sharedQuota - sharedBackground}
 		if c == contResetq {
 			h.runResetq(ctx, r, 1, "--rate", strconv.Itoa(sharedQuota))
 		} else {
