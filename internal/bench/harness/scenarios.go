@@ -48,11 +48,11 @@ var profiles = map[string]profile{
 
 // The scenarios' quotas and loads, from issue 3.
 const (
-	aloneQuota      = 50
-	sharedQuota     = 50
+	aloneQuota       = 50
+	sharedQuota      = 50
 	sharedBackground = 20
-	fleetQuota      = 60
-	fleetSize       = 3
+	fleetQuota       = 60
+	fleetSize        = 3
 )
 
 type harness struct {
