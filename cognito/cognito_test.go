@@ -63,17 +63,6 @@ func newClient(t *testing.T, endpoint string) *cognito.Client {
 	return cognito.New(config(t, endpoint, "us-east-1"))
 }
 
-func assertStatus(t *testing.T, cfg aws.Config, pool, user, want string) {
-	t.Helper()
-	got, err := moto.UserStatus(t.Context(), cfg, pool, user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != want {
-		t.Errorf("status of %s = %s, want %s", user, got, want)
-	}
-}
-
 func assertClass(t *testing.T, err error, kind worker.Kind, code string) {
 	t.Helper()
 	c := worker.Classify(err)
@@ -90,15 +79,15 @@ func TestResetConfirmed(t *testing.T) {
 	c := newClient(t, moto.Shared(t).URL)
 	job := worker.Job{UserPoolID: pool, Username: "alice"}
 
-	assertStatus(t, cfg, pool, "alice", "CONFIRMED")
+	moto.ExpectStatus(t, cfg, pool, "CONFIRMED", "alice")
 	if err := c.ResetUserPassword(t.Context(), job); err != nil {
 		t.Fatalf("first reset: %v", err)
 	}
-	assertStatus(t, cfg, pool, "alice", "RESET_REQUIRED")
+	moto.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "alice")
 	if err := c.ResetUserPassword(t.Context(), job); err != nil {
 		t.Fatalf("second reset: %v", err)
 	}
-	assertStatus(t, cfg, pool, "alice", "RESET_REQUIRED")
+	moto.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "alice")
 }
 
 // TestResetErrors checks that each failing state gives the error class the
@@ -147,7 +136,7 @@ func TestResetErrors(t *testing.T) {
 				t.Errorf("error %q does not name the Region", err)
 			}
 			if tt.wantStatus != "" {
-				assertStatus(t, cfg, pool, tt.job.Username, tt.wantStatus)
+				moto.ExpectStatus(t, cfg, pool, tt.wantStatus, tt.job.Username)
 			}
 		})
 	}
@@ -178,12 +167,12 @@ func TestResetOtherRegion(t *testing.T) {
 	if err := c.ResetUserPassword(ctx, worker.Job{UserPoolID: euPool, Username: "bob@example.org"}); err != nil {
 		t.Fatalf("reset in eu-west-1: %v", err)
 	}
-	assertStatus(t, euCfg, euPool, "bob@example.org", "RESET_REQUIRED")
+	moto.ExpectStatus(t, euCfg, euPool, "RESET_REQUIRED", "bob@example.org")
 	// The same adapter still serves us-east-1.
 	if err := c.ResetUserPassword(ctx, worker.Job{UserPoolID: usPool, Username: "carol"}); err != nil {
 		t.Fatalf("reset in us-east-1: %v", err)
 	}
-	assertStatus(t, usCfg, usPool, "carol", "RESET_REQUIRED")
+	moto.ExpectStatus(t, usCfg, usPool, "RESET_REQUIRED", "carol")
 }
 
 // TestResetRegionRouting checks, through a proxy that reads the Region
@@ -227,7 +216,7 @@ func TestResetClientMetadata(t *testing.T) {
 	if err := c.ResetUserPassword(t.Context(), job); err != nil {
 		t.Fatal(err)
 	}
-	assertStatus(t, cfg, pool, "dave", "RESET_REQUIRED")
+	moto.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "dave")
 	st := proxy.Stats()
 	if st.Faulted[op] != 1 || st.Forwarded[op] != 1 {
 		t.Errorf("proxy stats %+v: want the one call to carry ClientMetadata {\"k\":\"v\"} and be forwarded", st)
@@ -352,7 +341,7 @@ func TestResetFaults(t *testing.T) {
 		})
 	}
 	// No call reached moto: the user was never reset.
-	assertStatus(t, cfg, pool, "gina", "CONFIRMED")
+	moto.ExpectStatus(t, cfg, pool, "CONFIRMED", "gina")
 }
 
 // TestResetFaultRetryControl shows that the retrying configuration used
@@ -416,7 +405,7 @@ func TestResetCanceled(t *testing.T) {
 	cancel()
 	err := c.ResetUserPassword(ctx, worker.Job{UserPoolID: pool, Username: "kim"})
 	assertClass(t, err, worker.Canceled, "canceled")
-	assertStatus(t, cfg, pool, "kim", "CONFIRMED")
+	moto.ExpectStatus(t, cfg, pool, "CONFIRMED", "kim")
 }
 
 // TestResetConcurrent resets users of two Regions from many goroutines
@@ -443,7 +432,7 @@ func TestResetConcurrent(t *testing.T) {
 		}
 	}
 	for u := range users {
-		assertStatus(t, usCfg, usPool, u, "RESET_REQUIRED")
-		assertStatus(t, euCfg, euPool, u, "RESET_REQUIRED")
+		moto.ExpectStatus(t, usCfg, usPool, "RESET_REQUIRED", u)
+		moto.ExpectStatus(t, euCfg, euPool, "RESET_REQUIRED", u)
 	}
 }

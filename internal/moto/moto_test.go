@@ -80,11 +80,11 @@ func TestAdminResetUserPassword(t *testing.T) {
 			if err := moto.CreateUser(ctx, cfg, pool, user, tt.state); err != nil {
 				t.Fatal(err)
 			}
-			assertStatus(t, cfg, pool, user, tt.before)
+			moto.ExpectStatus(t, cfg, pool, tt.before, user)
 
 			err := resetPassword(ctx, cfg, pool, user)
 			assertAPIError(t, err, tt.wantCode, tt.wantMsg)
-			assertStatus(t, cfg, pool, user, tt.wantStatus)
+			moto.ExpectStatus(t, cfg, pool, tt.wantStatus, user)
 		})
 	}
 }
@@ -104,7 +104,7 @@ func TestAdminResetUserPasswordTwice(t *testing.T) {
 		if err := resetPassword(ctx, cfg, pool, "alice"); err != nil {
 			t.Fatalf("reset %d: %v", i+1, err)
 		}
-		assertStatus(t, cfg, pool, "alice", "RESET_REQUIRED")
+		moto.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "alice")
 	}
 }
 
@@ -157,7 +157,7 @@ func TestPoolInOtherRegion(t *testing.T) {
 	if err := resetPassword(ctx, cfg, pool, "bob@example.org"); err != nil {
 		t.Fatal(err)
 	}
-	assertStatus(t, cfg, pool, "bob@example.org", "RESET_REQUIRED")
+	moto.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "bob@example.org")
 }
 
 func TestCreateUserUnknownState(t *testing.T) {
@@ -166,17 +166,6 @@ func TestCreateUserUnknownState(t *testing.T) {
 	err := moto.CreateUser(t.Context(), cfg, "us-east-1_x", "carol", moto.UserState(42))
 	if err == nil || !strings.Contains(err.Error(), "UserState(42)") {
 		t.Fatalf("got %v, want an unknown-state error", err)
-	}
-}
-
-func assertStatus(t *testing.T, cfg aws.Config, pool, user, want string) {
-	t.Helper()
-	got, err := moto.UserStatus(t.Context(), cfg, pool, user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != want {
-		t.Errorf("status of %s = %s, want %s", user, got, want)
 	}
 }
 

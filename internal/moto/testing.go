@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/resetq/resetq/internal/localserver"
 )
 
@@ -64,4 +66,20 @@ func CloseShared() error {
 		fmt.Fprintf(os.Stderr, "moto: close shared server: %v\n", err)
 	}
 	return err
+}
+
+// ExpectStatus fails the test (without stopping it) for each user of pool
+// whose Cognito status is not want, e.g. "RESET_REQUIRED"; it stops the
+// test if a status cannot be read.
+func ExpectStatus(t testing.TB, cfg aws.Config, pool, want string, users ...string) {
+	t.Helper()
+	for _, u := range users {
+		got, err := UserStatus(t.Context(), cfg, pool, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("status of %s = %s, want %s", u, got, want)
+		}
+	}
 }

@@ -182,11 +182,7 @@ func (e *Env) Status(cfg aws.Config, pool, user string) string {
 // whose status is not want, e.g. "RESET_REQUIRED".
 func (e *Env) ExpectStatus(cfg aws.Config, pool, want string, users ...string) {
 	e.T.Helper()
-	for _, u := range users {
-		if s := e.Status(cfg, pool, u); s != want {
-			e.T.Errorf("%s is %s, want %s", u, s, want)
-		}
-	}
+	moto.ExpectStatus(e.T, cfg, pool, want, users...)
 }
 
 // send enqueues bodies, each with the campaign attribute, in batches of 10.
