@@ -37,6 +37,17 @@ func config(t *testing.T, region string) aws.Config {
 }
 
 // uniqueName gives each test its own pools and queues on the shared server.
+// newPool creates a user pool with the test's unique name in region.
+func newPool(t *testing.T, region string) (aws.Config, string) {
+	t.Helper()
+	cfg := config(t, region)
+	pool, err := moto.CreatePool(t.Context(), cfg, uniqueName(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, pool
+}
+
 func uniqueName(t *testing.T) string {
 	return strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())
 }
@@ -54,11 +65,7 @@ func resetPassword(ctx context.Context, cfg aws.Config, poolID, username string)
 func TestAdminResetUserPassword(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	cfg := config(t, "us-east-1")
-	pool, err := moto.CreatePool(ctx, cfg, uniqueName(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, pool := newPool(t, "us-east-1")
 
 	tests := []struct {
 		state      moto.UserState
@@ -92,11 +99,7 @@ func TestAdminResetUserPassword(t *testing.T) {
 func TestAdminResetUserPasswordTwice(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	cfg := config(t, "us-east-1")
-	pool, err := moto.CreatePool(ctx, cfg, uniqueName(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, pool := newPool(t, "us-east-1")
 	if err := moto.CreateUser(ctx, cfg, pool, "alice", moto.Confirmed); err != nil {
 		t.Fatal(err)
 	}
@@ -111,13 +114,9 @@ func TestAdminResetUserPasswordTwice(t *testing.T) {
 func TestAdminResetUserPasswordMissing(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	cfg := config(t, "us-east-1")
-	pool, err := moto.CreatePool(ctx, cfg, uniqueName(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, pool := newPool(t, "us-east-1")
 
-	err = resetPassword(ctx, cfg, pool, "nobody")
+	err := resetPassword(ctx, cfg, pool, "nobody")
 	var notFound *ciptypes.UserNotFoundException
 	if !errors.As(err, &notFound) {
 		t.Errorf("missing user: got %v, want UserNotFoundException", err)
@@ -143,11 +142,7 @@ func TestAdminResetUserPasswordMissing(t *testing.T) {
 func TestPoolInOtherRegion(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	cfg := config(t, "eu-west-1")
-	pool, err := moto.CreatePool(ctx, cfg, uniqueName(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, pool := newPool(t, "eu-west-1")
 	if !strings.HasPrefix(pool, "eu-west-1_") {
 		t.Fatalf("pool ID %q lacks the eu-west-1_ prefix", pool)
 	}
