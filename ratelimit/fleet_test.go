@@ -326,24 +326,29 @@ func TestNewFleetChecks(t *testing.T) {
 	}
 }
 
-func TestParseGCRAReply(t *testing.T) {
+// TestFleetReservesSlots: asks that come together are not refused but
+// given consecutive slots, one interval apart on Redis's clock, so an ask
+// that comes late loses no slot. At 1/s the k-th of five asks in a row is
+// told to wait about k seconds (less the time the asks took).
+func TestFleetReservesSlots(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		in   any
-		want time.Duration
-		ok   bool
-	}{
-		{[]any{int64(1), int64(0)}, 0, true},
-		{[]any{int64(0), int64(33333)}, 33333 * time.Microsecond, true},
-		{[]any{int64(0), int64(0)}, time.Microsecond, true}, // never "wait 0" on a refusal
-		{[]any{int64(1)}, 0, false},
-		{"OK", 0, false},
-		{[]any{"1", "0"}, 0, false},
-		{[]any{int64(0), int64(-5)}, 0, false},
-	} {
-		got, err := parseGCRAReply(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("parseGCRAReply(%#v) = %v, %v", tc.in, got, err)
+	srv := startRedis(t)
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), Rate: 1}, 1)
+	ctx := context.Background()
+	start := time.Now()
+	var waits []time.Duration
+	for range 5 {
+		w, err := f.reserve(ctx, "test:reserve")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, w)
+	}
+	took := time.Since(start)
+	for k, w := range waits {
+		want := time.Duration(k) * time.Second
+		if w > want || w < want-took-time.Millisecond {
+			t.Errorf("ask %d: wait %v, want %v less at most the %v the asks took", k, w, want, took)
 		}
 	}
 }
