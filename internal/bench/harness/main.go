@@ -38,6 +38,7 @@ func main() {
 	jsonPath := flag.String("json", "", "write every figure to this JSON file")
 	only := flag.String("scenarios", "1,2,3,4", "comma-separated scenarios to run")
 	latency := flag.Duration("latency", 0, "the stand-in's answer latency")
+	contenders := flag.String("contenders", "", "in scenarios 1 and 2, run only these comma-separated contenders (naive, sdk-adaptive, per-second, resetq; default all)")
 	flag.Parse()
 	p, ok := profiles[*prof]
 	if !ok {
@@ -46,6 +47,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if *contenders != "" {
+		p.contenders = strings.Split(*contenders, ",")
+	}
 	if err := run(ctx, p, *jsonPath, strings.Split(*only, ","), *latency); err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)
 		os.Exit(1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,16 @@ type profile struct {
 	rssLarge      int
 	idle          time.Duration // --exit-when-idle
 	unlimitedRate float64       // --rate when the quota is unlimited
+	contenders    []string      // scenarios 1 and 2 run only these (nil: all)
+}
+
+// contendersToRun returns the contenders of scenarios 1 and 2 to run.
+func (p profile) contendersToRun() []string {
+	all := append(slices.Clone(baselines), contResetq)
+	if p.contenders == nil {
+		return all
+	}
+	return slices.DeleteFunc(all, func(c string) bool { return !slices.Contains(p.contenders, c) })
 }
 
 var profiles = map[string]profile{
@@ -189,7 +200,7 @@ func (h *harness) runResetq(ctx context.Context, r *row, n int, args ...string) 
 func (h *harness) alone(ctx context.Context) {
 	h.w.stub.SetQuota(aloneQuota)
 	defer h.w.stub.SetQuota(0)
-	for _, c := range append(baselines, contResetq) {
+	for _, c := range h.p.contendersToRun() {
 		r := &row{Scenario: "1 alone", Contender: c, Jobs: h.p.aloneJobs, Quota: aloneQuota, Available: aloneQuota}
 		if c == contResetq {
 			h.runResetq(ctx, r, 1, "--rate", strconv.Itoa(aloneQuota))
@@ -223,7 +234,7 @@ func (h *harness) shared(ctx context.Context) {
 	alone.Target = "n/a (harm baseline)"
 	h.add(alone)
 
-	for _, c := range append(baselines, contResetq) {
+	for _, c := range h.p.contendersToRun() {
 		r := &row{Scenario: "2 shared", Contender: c, Jobs: h.p.sharedJobs, Quota: sharedQuota, Background: sharedBackground,
 			Available: sharedQuota - sharedBackground}
 		if c == contResetq {
