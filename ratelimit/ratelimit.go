@@ -9,6 +9,10 @@
 // second (or times the rate, if lower), since that is what the quota left
 // us; and it recovers additively while calls succeed, slowly near the
 // rate that last throttled, never above the ceiling nor below the floor.
+// When what got through is well under the ceiling, someone else (real
+// users) has the rest of the quota: the cut then leaves them headroom, and
+// the limiter probes back toward the quota very slowly, because at a full
+// window it is the real users who lose the races, not us.
 // Regions holds one Limiter per Region. Both are safe for concurrent use.
 package ratelimit
 
@@ -57,6 +61,27 @@ type Config struct {
 	// quota simulation (sim_test.go) and checked with the benchmark
 	// (docs/benchmarks.md).
 	Plateau, PlateauIncrease float64
+	// SharedBelow, Headroom and SharedIncrease: a throttle that finds
+	// fewer than SharedBelow calls got through in the last second means
+	// someone else uses the rest of the quota (real users, or other
+	// replicas). The cut then goes Headroom calls/s under what got through
+	// (or to Decrease times it, if lower) and, near that quota, the rate
+	// recovers by only SharedIncrease times it per second. Defaults 0.95
+	// times the ceiling, 2 calls/s and 0.0005.
+	//
+	// Why: when the window is exactly full, the calls that lose are the
+	// ones that come a little early for their slot, and real users, whose
+	// calls come about as regularly as ours, lose most of those races while
+	// we are rarely throttled; so the limiter cannot learn of their losses
+	// and must not sit at the edge. A one-second window also holds one
+	// call more than the rate, now and then, for each side, hence 2 calls/s
+	// rather than a share. The slow recovery (0.0005 of 30/s is 0.9 calls/s
+	// a minute) takes about two minutes to bring the rate back to the edge,
+	// so the limiter touches it rarely; when real users leave, it takes a
+	// few minutes to take their share. Chosen with the quota simulation
+	// (sim_test.go) and the benchmark's scenario 2 (docs/benchmarks.md).
+	SharedBelow, Headroom float64
+	SharedRecovery        time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -84,6 +109,15 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PlateauIncrease <= 0 {
 		c.PlateauIncrease = 0.003
 	}
+	if c.SharedBelow <= 0 {
+		c.SharedBelow = 0.95 * c.Ceiling
+	}
+	if c.Headroom <= 0 {
+		c.Headroom = 2
+	}
+	if c.SharedRecovery <= 0 {
+		c.SharedRecovery = 2 * time.Minute
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -100,6 +134,8 @@ type Limiter struct {
 	lastCut   time.Time
 	lastRaise time.Time
 	cutFrom   float64     // the quota found at the last throttle
+	shared    bool        // the quota found was below SharedBelow
+	cutTo     float64     // the rate the last cut set
 	oks       []time.Time // successes in the last second, oldest first
 	lastHeard time.Time   // the last Throttled or Succeeded
 	busySince time.Time   // start of the current run of calls (no gap over a second)
@@ -127,10 +163,12 @@ func (l *Limiter) Limit() float64 {
 // Throttled cuts the rate after a TooManyRequestsException: to Decrease
 // times the number of calls that succeeded in the last second (Cognito's
 // quota is a one-second window, so that is what it leaves us; with none,
-// the floor), or times the rate if that is lower. Before calls have run
-// for a full second that count is only part of the quota, so the rate
-// then recovers fast instead of probing gently around it. At most one cut
-// per CutInterval. It returns the new rate and whether it changed.
+// the floor), or times the rate if that is lower; and, when that number is
+// under SharedBelow (someone else has the rest of the quota), to at least
+// Headroom below it. Before calls have run for a full second that count
+// may be only part of the quota, so the rate then recovers fast instead of
+// probing gently around it. At most one cut per CutInterval. It returns
+// the new rate and whether it changed.
 func (l *Limiter) Throttled() (float64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -143,6 +181,12 @@ func (l *Limiter) Throttled() (float64, bool) {
 	// that got through in the last second are what the quota leaves us.
 	found := float64(l.recentOKs(now))
 	l.lastCut, l.lastRaise, l.cutFrom = now, now, found
+	l.shared = found < l.cfg.SharedBelow
+	cut := l.cfg.Decrease * min(l.limit, found)
+	if l.shared {
+		m := min(l.limit, found)
+		cut = min(cut, max(m-l.cfg.Headroom, 0.8*m))
+	}
 	if busy < time.Second {
 		// Calls have not run for a full second yet (at start, or after
 		// a pause): found is only part of what the quota leaves us. Cut
@@ -151,7 +195,8 @@ func (l *Limiter) Throttled() (float64, bool) {
 		// recover fast rather than probe gently around it.
 		l.cutFrom = 0
 	}
-	return l.set(now, max(l.cfg.Floor, l.cfg.Decrease*min(l.limit, found)))
+	l.cutTo = max(l.cfg.Floor, cut)
+	return l.set(now, l.cutTo)
 }
 
 // Succeeded lets the rate recover after a call that was not throttled. It
@@ -172,8 +217,12 @@ func (l *Limiter) Succeeded() (float64, bool) {
 	}
 	l.lastRaise = now
 	inc := l.cfg.Increase
-	if l.limit >= l.cfg.Plateau*l.cutFrom && l.limit < l.cutFrom*(2-l.cfg.Plateau) {
+	if l.limit >= min(l.cfg.Plateau*l.cutFrom, l.cutTo) && l.limit < l.cutFrom*(2-l.cfg.Plateau) {
 		inc = min(inc, l.cfg.PlateauIncrease*l.cutFrom) // near the quota found: probe gently
+		if l.shared && l.limit < l.cutFrom {
+			// Real users lose the races at the edge: come back to it slowly.
+			inc = min(inc, l.cfg.Headroom/l.cfg.SharedRecovery.Seconds())
+		}
 	}
 	return l.set(now, min(l.cfg.Ceiling, l.limit+inc*dt))
 }

@@ -17,7 +17,9 @@ func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 func TestLimiterAdapts(t *testing.T) {
 	t.Parallel()
 	c := &clock{t: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)}
-	l, err := New(Config{Ceiling: 20, Now: c.Now})
+	// SharedRecovery 128 s: 2 calls/s of headroom come back at 1/64 per
+	// second, a step exact in binary.
+	l, err := New(Config{Ceiling: 20, SharedRecovery: 128 * time.Second, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,9 +54,9 @@ func TestLimiterAdapts(t *testing.T) {
 	c.Advance(3 * time.Second)       // a pause; then calls again
 	succeed(5, 500*time.Millisecond) // 5 got through in the first half second
 	l.Throttled()
-	check("a throttle before a full second of calls: cut to 0.97 of what got through", 4.85)
+	check("a throttle before a full second of calls: cut to what got through less the headroom (2, or 20% of it if less)", 4)
 	succeed(2, 2*time.Second)
-	check("then recover fast (5% of the ceiling per second): that was no measure of the quota", 6.85)
+	check("then recover fast (5% of the ceiling per second): that was no measure of the quota", 6)
 
 	c.Advance(2 * time.Second)
 	l.Throttled()
@@ -66,11 +68,15 @@ func TestLimiterAdapts(t *testing.T) {
 
 	succeed(10, time.Second) // others take half the quota: 10 of ours got through
 	l.Throttled()
-	check("cut to 0.97 of the 10 that got through", 9.7)
-	succeed(44, 44*time.Second)
-	check("probing gently up to 1.1 times the quota found (0.03/s)", 9.7+44*0.03)
-	succeed(6, 6*time.Second)
-	check("past it (real users left), fast again: 1/s", 9.7+44*0.03+6)
+	check("under 95% of the ceiling got through: real users have the rest; cut to 2 calls/s under the 10", 8)
+	succeed(64, 64*time.Second)
+	check("back toward the quota found through the headroom slowly: 2 calls/s in 128 s", 9)
+	succeed(64, 64*time.Second)
+	check("at the quota found", 10)
+	succeed(33, 33*time.Second)
+	check("past it without a throttle, probing gently up to 1.1 times it (0.03/s)", 10+33*0.03)
+	succeed(5, 5*time.Second)
+	check("past that (real users left), fast again: 1/s", 10+34*0.03+4)
 }
 
 func TestLimiterFloor(t *testing.T) {

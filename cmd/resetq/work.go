@@ -183,7 +183,11 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			"max_receive_count", settings.MaxReceiveCount)
 	}
 
-	local, err := ratelimit.NewRegions(ratelimit.Config{Ceiling: f.rate}, func(region string, limit float64) {
+	// With Redis, --rate is the fleet's: a replica whose throttle finds
+	// well under its share of it (--rate / --fleet-size) shares the quota
+	// with real users, and leaves them headroom.
+	cfg := ratelimit.Config{Ceiling: f.rate, SharedBelow: 0.95 * f.rate / float64(f.fleetSize)}
+	local, err := ratelimit.NewRegions(cfg, func(region string, limit float64) {
 		m.RateLimit.WithLabelValues(region).Set(limit)
 		m.CircuitOpen.WithLabelValues(region) // 0 from the Region's first job: closed is not "no data"
 		m.Throttles.WithLabelValues(region)   // and a counter from 0, so its first increase shows in rate()
