@@ -61,13 +61,13 @@ type Config struct {
 	// quota simulation (sim_test.go) and checked with the benchmark
 	// (docs/benchmarks.md).
 	Plateau, PlateauIncrease float64
-	// SharedBelow, Headroom and SharedIncrease: a throttle that finds
+	// SharedBelow, Headroom and SharedRecovery: a throttle that finds
 	// fewer than SharedBelow calls got through in the last second means
 	// someone else uses the rest of the quota (real users, or other
 	// replicas). The cut then goes Headroom calls/s under what got through
-	// (or to Decrease times it, if lower) and, near that quota, the rate
-	// recovers by only SharedIncrease times it per second. Defaults 0.95
-	// times the ceiling, 2 calls/s and 0.0005.
+	// (20% under, if that is less; or to Decrease times it, if lower), and
+	// the rate comes back to what got through in SharedRecovery, then
+	// probes as above. Defaults 0.95 times the ceiling, 2 calls/s and 2 minutes.
 	//
 	// Why: when the window is exactly full, the calls that lose are the
 	// ones that come a little early for their slot, and real users, whose
@@ -75,11 +75,10 @@ type Config struct {
 	// we are rarely throttled; so the limiter cannot learn of their losses
 	// and must not sit at the edge. A one-second window also holds one
 	// call more than the rate, now and then, for each side, hence 2 calls/s
-	// rather than a share. The slow recovery (0.0005 of 30/s is 0.9 calls/s
-	// a minute) takes about two minutes to bring the rate back to the edge,
-	// so the limiter touches it rarely; when real users leave, it takes a
-	// few minutes to take their share. Chosen with the quota simulation
-	// (sim_test.go) and the benchmark's scenario 2 (docs/benchmarks.md).
+	// rather than a share. The slow return means the limiter touches the edge about every two minutes;
+	// when real users leave, it takes a few minutes to take their share.
+	// Chosen with the quota simulation (sim_test.go) and the benchmark's
+	// scenario 2 (docs/benchmarks.md).
 	SharedBelow, Headroom float64
 	SharedRecovery        time.Duration
 	// Now is the clock. Default time.Now.
@@ -165,10 +164,10 @@ func (l *Limiter) Limit() float64 {
 // quota is a one-second window, so that is what it leaves us; with none,
 // the floor), or times the rate if that is lower; and, when that number is
 // under SharedBelow (someone else has the rest of the quota), to at least
-// Headroom below it. Before calls have run for a full second that count
-// may be only part of the quota, so the rate then recovers fast instead of
-// probing gently around it. At most one cut per CutInterval. It returns
-// the new rate and whether it changed.
+// Headroom below it (see Config). Before calls have run for a full second
+// that count may be only part of the quota, so the rate then recovers fast
+// instead of probing gently around it. At most one cut per CutInterval. It
+// returns the new rate and whether it changed.
 func (l *Limiter) Throttled() (float64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -181,10 +180,10 @@ func (l *Limiter) Throttled() (float64, bool) {
 	// that got through in the last second are what the quota leaves us.
 	found := float64(l.recentOKs(now))
 	l.lastCut, l.lastRaise, l.cutFrom = now, now, found
+	m := min(l.limit, found)
+	cut := l.cfg.Decrease * m
 	l.shared = found < l.cfg.SharedBelow
-	cut := l.cfg.Decrease * min(l.limit, found)
 	if l.shared {
-		m := min(l.limit, found)
 		cut = min(cut, max(m-l.cfg.Headroom, 0.8*m))
 	}
 	if busy < time.Second {
@@ -197,6 +196,13 @@ func (l *Limiter) Throttled() (float64, bool) {
 	}
 	l.cutTo = max(l.cfg.Floor, cut)
 	return l.set(now, l.cutTo)
+}
+
+// nearFound reports whether the rate is near the quota found at the last
+// throttle, where it recovers gently: from the last cut (or Plateau times
+// the quota found, if lower) to 2-Plateau times it.
+func (l *Limiter) nearFound() bool {
+	return l.limit >= min(l.cfg.Plateau*l.cutFrom, l.cutTo) && l.limit < l.cutFrom*(2-l.cfg.Plateau)
 }
 
 // Succeeded lets the rate recover after a call that was not throttled. It
@@ -217,11 +223,12 @@ func (l *Limiter) Succeeded() (float64, bool) {
 	}
 	l.lastRaise = now
 	inc := l.cfg.Increase
-	if l.limit >= min(l.cfg.Plateau*l.cutFrom, l.cutTo) && l.limit < l.cutFrom*(2-l.cfg.Plateau) {
-		inc = min(inc, l.cfg.PlateauIncrease*l.cutFrom) // near the quota found: probe gently
+	if l.nearFound() {
+		inc = min(inc, l.cfg.PlateauIncrease*l.cutFrom) // probe gently
 		if l.shared && l.limit < l.cutFrom {
-			// Real users lose the races at the edge: come back to it slowly.
-			inc = min(inc, l.cfg.Headroom/l.cfg.SharedRecovery.Seconds())
+			// Real users lose the races at the edge: come back to it
+			// in SharedRecovery.
+			inc = min(inc, (l.cutFrom-l.cutTo)/l.cfg.SharedRecovery.Seconds())
 		}
 	}
 	return l.set(now, min(l.cfg.Ceiling, l.limit+inc*dt))

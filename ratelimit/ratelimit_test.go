@@ -77,6 +77,14 @@ func TestLimiterAdapts(t *testing.T) {
 	check("past it without a throttle, probing gently up to 1.1 times it (0.03/s)", 10+33*0.03)
 	succeed(5, 5*time.Second)
 	check("past that (real users left), fast again: 1/s", 10+34*0.03+4)
+
+	succeed(5, 5*time.Second)
+	c.Advance(100 * time.Millisecond)
+	succeed(18, 900*time.Millisecond) // at the ceiling, real users back: 18 of ours got through
+	l.Throttled()
+	check("cut to 2 calls/s under the 18", 16)
+	succeed(64, 64*time.Second)
+	check("back toward the quota found in 128 s: 2/128 per second", 17)
 }
 
 func TestLimiterFloor(t *testing.T) {

@@ -25,8 +25,8 @@ type simResult struct {
 // quota+1 calls in one window), and its result reaches the limiter
 // latency later. Nothing sleeps: the clock steps 100 µs at a time.
 // background(t) is the real users' rate t into the run.
-func simulate(cfg Config, quota int, background func(time.Duration) float64, latency, jitter, length, warmup time.Duration) simResult {
-	rng := rand.New(rand.NewPCG(1, 2))
+func simulate(cfg Config, seed uint64, quota int, background func(time.Duration) float64, latency, jitter, length, warmup time.Duration) simResult {
+	rng := rand.New(rand.NewPCG(1, seed))
 	start := time.Unix(0, 0)
 	now := start
 	cfg.Now = func() time.Time { return now }
@@ -51,11 +51,14 @@ func simulate(cfg Config, quota int, background func(time.Duration) float64, lat
 		throttled bool
 	}
 	var pending []feedback
-	var arriving []time.Time                        // worker calls on their way, in order
-	nextBackground, next := start, time.Duration(0) // the background's next call, and its schedule
+	var arriving []time.Time // worker calls on their way, in order
+	// The real users were there before the worker: they start a second
+	// early, so the worker's first second meets a window that holds theirs.
+	nextBackground, next := start.Add(-time.Second), -time.Second // the background's next call, and its schedule
 	var wOK, wThr, bOK, bThr int
-	for now = start; now.Before(start.Add(length)); now = now.Add(100 * time.Microsecond) {
+	for now = start.Add(-time.Second); now.Before(start.Add(length)); now = now.Add(100 * time.Microsecond) {
 		measuring := !now.Before(start.Add(warmup))
+		working := !now.Before(start)
 		for len(pending) > 0 && !pending[0].at.After(now) {
 			if pending[0].throttled {
 				l.Throttled()
@@ -64,7 +67,7 @@ func simulate(cfg Config, quota int, background func(time.Duration) float64, lat
 			}
 			pending = pending[1:]
 		}
-		if l.bucket.AllowN(now, 1) {
+		if working && l.bucket.AllowN(now, 1) {
 			at := now.Add(time.Duration(rng.Int64N(int64(jitter) + 1)))
 			arriving = append(arriving, at)
 			for i := len(arriving) - 1; i > 0 && arriving[i].Before(arriving[i-1]); i-- {
@@ -107,6 +110,22 @@ func simulate(cfg Config, quota int, background func(time.Duration) float64, lat
 	return r
 }
 
+// simulateSeeds averages simulate over the seeds 1 to 3: one run's
+// figures move by about half a point with the seed (when each call lands
+// decides which side loses a race), which is as much as the changes the
+// bounds below should catch.
+func simulateSeeds(cfg Config, quota int, background func(time.Duration) float64, latency, jitter, length, warmup time.Duration) simResult {
+	const n = 3
+	var mean simResult
+	for seed := uint64(1); seed <= n; seed++ {
+		r := simulate(cfg, seed, quota, background, latency, jitter, length, warmup)
+		mean.rate += r.rate / n
+		mean.workerThrottled += r.workerThrottled / n
+		mean.backgroundHarmed += r.backgroundHarmed / n
+	}
+	return mean
+}
+
 // steady is a background of perSecond all along.
 func steady(perSecond float64) func(time.Duration) float64 {
 	return func(time.Duration) float64 { return perSecond }
@@ -130,16 +149,16 @@ func TestSimulatedQuota(t *testing.T) {
 		maxHarm           float64 // share of the real users' calls throttled
 	}{
 		{"default rate, quota free", 24, 30, 0, 0.98, 0, 0, 0},
-		{"default rate, real users take 20/s", 24, 30, 20, 0.88, 0.01, 0.10, 0.03},
+		{"default rate, real users take 20/s", 24, 30, 20, 0.85, 0.005, 0.08, 0.02},
 		{"rate above quota", 30, 4, 0, 0.87, 0.01, 0.17, 0},
 		{"rate 50, quota 50 alone", 50, 50, 0, 0.97, 0.005, 0.01, 0},
-		{"rate 50, quota 50, real users 20/s", 50, 50, 20, 0.92, 0.005, 0.07, 0.015},
-		{"rate 100, quota 100, real users 40/s", 100, 100, 40, 0.94, 0.005, 0.05, 0.005},
+		{"rate 50, quota 50, real users 20/s", 50, 50, 20, 0.92, 0.005, 0.06, 0.012},
+		{"rate 100, quota 100, real users 40/s", 100, 100, 40, 0.94, 0.005, 0.05, 0.006},
 	}
 	const latency, jitter = 20 * time.Millisecond, 5 * time.Millisecond
 	for _, tt := range tests {
-		r := simulate(Config{Ceiling: tt.ceiling}, tt.quota, steady(tt.background), latency, jitter, 300*time.Second, 30*time.Second)
-		s := simulate(Config{Ceiling: tt.ceiling}, tt.quota, steady(tt.background), latency, jitter, 10*time.Second, 0)
+		r := simulateSeeds(Config{Ceiling: tt.ceiling}, tt.quota, steady(tt.background), latency, jitter, 300*time.Second, 30*time.Second)
+		s := simulateSeeds(Config{Ceiling: tt.ceiling}, tt.quota, steady(tt.background), latency, jitter, 10*time.Second, 0)
 		t.Logf("%-38s first 10 s: rate %5.1f/s, worker throttled %5.2f%%", tt.name, s.rate, 100*s.workerThrottled)
 		if s.workerThrottled > tt.maxStartThrottled {
 			t.Errorf("%s: %.2f%% throttled in the first 10 s, want at most %.2f%%", tt.name, 100*s.workerThrottled, 100*tt.maxStartThrottled)
@@ -157,7 +176,9 @@ func TestSimulatedQuota(t *testing.T) {
 // TestSimulatedUsersLeave: real users take 20/s of a 50/s quota, then
 // after 100 s only 5/s. The limiter, which kept headroom under the 30/s it
 // found, must take most of the 45/s left over the next 300 s (its slow
-// return to the edge costs some), and still not take from real users.
+// return to the edge costs some), and cost real users at most 1.5% of
+// their calls while it probes its way up (the limiter before the headroom
+// cost them 5%).
 func TestSimulatedUsersLeave(t *testing.T) {
 	t.Parallel()
 	bg := func(t time.Duration) float64 {
@@ -166,10 +187,10 @@ func TestSimulatedUsersLeave(t *testing.T) {
 		}
 		return 5
 	}
-	r := simulate(Config{Ceiling: 50}, 50, bg, 20*time.Millisecond, 5*time.Millisecond, 400*time.Second, 100*time.Second)
+	r := simulateSeeds(Config{Ceiling: 50}, 50, bg, 20*time.Millisecond, 5*time.Millisecond, 400*time.Second, 100*time.Second)
 	t.Logf("after real users left: rate %.1f/s (%.3f of 45/s), real users throttled %.2f%%", r.rate, r.rate/45, 100*r.backgroundHarmed)
-	if r.rate/45 < 0.8 || r.backgroundHarmed > 0.005 {
-		t.Errorf("after real users left: %.3f of the 45/s left, %.2f%% of real users' calls throttled; want at least 0.80 and at most 0.50%%",
+	if r.rate/45 < 0.8 || r.backgroundHarmed > 0.015 {
+		t.Errorf("after real users left: %.3f of the 45/s left, %.2f%% of real users' calls throttled; want at least 0.80 and at most 1.5%%",
 			r.rate/45, 100*r.backgroundHarmed)
 	}
 }
