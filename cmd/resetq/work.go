@@ -183,10 +183,15 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			"max_receive_count", settings.MaxReceiveCount)
 	}
 
-	// With Redis, --rate is the fleet's: a replica whose throttle finds
-	// well under its share of it (--rate / --fleet-size) shares the quota
-	// with real users, and leaves them headroom.
-	cfg := ratelimit.Config{Ceiling: f.rate, SharedBelow: 0.95 * f.rate / float64(f.fleetSize)}
+	// A throttle that finds well under --rate got through means real users
+	// share the quota: the limiter leaves them headroom (ratelimit.Config).
+	// With Redis, --rate is the fleet's and the line is under this
+	// replica's share of it (--rate / --fleet-size); that share moves by
+	// a few calls a second with how the fleet's slots fall, hence 80%.
+	cfg := ratelimit.Config{Ceiling: f.rate}
+	if f.redisURL != "" {
+		cfg.SharedBelow = 0.8 * f.rate / float64(f.fleetSize)
+	}
 	local, err := ratelimit.NewRegions(cfg, func(region string, limit float64) {
 		m.RateLimit.WithLabelValues(region).Set(limit)
 		m.CircuitOpen.WithLabelValues(region) // 0 from the Region's first job: closed is not "no data"
