@@ -154,6 +154,8 @@ func TestPrometheusScrapesWorker(t *testing.T) {
 	// first scrape, and a counter first seen at its final value shows no
 	// rate: real users' bursts (a share of calls throttled all along)
 	// keep throttles coming through the campaign.
+	// Throttles that come whatever the rate keep the limiter cutting: the
+	// campaign takes about a minute, hence the long wait below.
 	e.Proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", Share: 0.15, ErrorCode: "TooManyRequestsException", Message: "Rate exceeded"})
 	e.Send("prom", bodies...)
 	// The worker starts with the jobs already queued, so its first queue poll
@@ -168,7 +170,7 @@ func TestPrometheusScrapesWorker(t *testing.T) {
 		t.Helper()
 		var got float64
 		var ok bool
-		testenv.Eventually(t, 45*time.Second, fmt.Sprintf("%s (%s == %v, last %v)", what, query, want, got), func() bool {
+		testenv.Eventually(t, 120*time.Second, fmt.Sprintf("%s (%s == %v, last %v)", what, query, want, got), func() bool {
 			got, ok = q(query)
 			return ok && got == want
 		})

@@ -9,8 +9,9 @@
 // second (or times the rate, if lower), since that is what the quota left
 // us; and it recovers additively while calls succeed, slowly near the
 // rate that last throttled, never above the ceiling nor below the floor.
-// When what got through is well under the ceiling, someone else (real
-// users) has the rest of the quota: the cut then leaves them headroom, and
+// When what got through is under a line the caller sets (resetq work: 95%
+// of the ceiling), someone else (real users) has the rest of the quota: the
+// cut then leaves them headroom, and
 // the limiter probes back toward the quota very slowly, because at a full
 // window it is the real users who lose the races, not us.
 // Regions holds one Limiter per Region. Both are safe for concurrent use.
@@ -67,7 +68,11 @@ type Config struct {
 	// replicas). The cut then goes Headroom calls/s under what got through
 	// (20% under, if that is less; or to Decrease times it, if lower), and
 	// the rate comes back to what got through in SharedRecovery, then
-	// probes as above. Defaults 0.95 times the ceiling, 2 calls/s and 2 minutes.
+	// probes as above. A throttle on the way back takes the plain cut: the
+	// headroom is taken once, not once per throttle. SharedBelow 0 (the
+	// default) turns this off; resetq work sets it to 0.95 times --rate
+	// (with Redis, 0.8 times this replica's share). Defaults 2 calls/s and
+	// 2 minutes.
 	//
 	// Why: when the window is exactly full, the calls that lose are the
 	// ones that come a little early for their slot, and real users, whose
@@ -75,10 +80,10 @@ type Config struct {
 	// we are rarely throttled; so the limiter cannot learn of their losses
 	// and must not sit at the edge. A one-second window also holds one
 	// call more than the rate, now and then, for each side, hence 2 calls/s
-	// rather than a share. The slow return means the limiter touches the edge about every two minutes;
-	// when real users leave, it takes a few minutes to take their share.
-	// Chosen with the quota simulation (sim_test.go) and the benchmark's
-	// scenario 2 (docs/benchmarks.md).
+	// rather than a share. The slow return means the limiter touches the
+	// edge about every two minutes; when real users leave, it takes a few
+	// minutes to take their share. Chosen with the quota simulation
+	// (sim_test.go) and the benchmark's scenario 2 (docs/benchmarks.md).
 	SharedBelow, Headroom float64
 	SharedRecovery        time.Duration
 	// Now is the clock. Default time.Now.
@@ -107,9 +112,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.PlateauIncrease <= 0 {
 		c.PlateauIncrease = 0.003
-	}
-	if c.SharedBelow <= 0 {
-		c.SharedBelow = 0.95 * c.Ceiling
 	}
 	if c.Headroom <= 0 {
 		c.Headroom = 2
@@ -163,8 +165,8 @@ func (l *Limiter) Limit() float64 {
 // times the number of calls that succeeded in the last second (Cognito's
 // quota is a one-second window, so that is what it leaves us; with none,
 // the floor), or times the rate if that is lower; and, when that number is
-// under SharedBelow (someone else has the rest of the quota), to at least
-// Headroom below it (see Config). Before calls have run for a full second
+// under SharedBelow (someone else has the rest of the quota), to Headroom
+// below it, or 20% below if that is less (see Config). Before calls have run for a full second
 // that count may be only part of the quota, so the rate then recovers fast
 // instead of probing gently around it. At most one cut per CutInterval. It
 // returns the new rate and whether it changed.
@@ -179,11 +181,15 @@ func (l *Limiter) Throttled() (float64, bool) {
 	// Cognito's quota is a one-second window: a throttle means our calls
 	// that got through in the last second are what the quota leaves us.
 	found := float64(l.recentOKs(now))
+	// Below the quota found last time, the headroom is already left: a
+	// throttle there (real users' load rose, or came in a burst) takes the
+	// plain cut, or a run of them would take the headroom again and again.
+	returning := l.shared && l.limit < l.cutFrom
 	l.lastCut, l.lastRaise, l.cutFrom = now, now, found
 	m := min(l.limit, found)
 	cut := l.cfg.Decrease * m
 	l.shared = found < l.cfg.SharedBelow
-	if l.shared {
+	if l.shared && !returning {
 		cut = min(cut, max(m-l.cfg.Headroom, 0.8*m))
 	}
 	if busy < time.Second {
@@ -199,10 +205,14 @@ func (l *Limiter) Throttled() (float64, bool) {
 }
 
 // nearFound reports whether the rate is near the quota found at the last
-// throttle, where it recovers gently: from the last cut (or Plateau times
-// the quota found, if lower) to 2-Plateau times it.
+// throttle, where it recovers gently: from Plateau times it (or from the
+// cut, if that left headroom below that) to 2-Plateau times it.
 func (l *Limiter) nearFound() bool {
-	return l.limit >= min(l.cfg.Plateau*l.cutFrom, l.cutTo) && l.limit < l.cutFrom*(2-l.cfg.Plateau)
+	lo := l.cfg.Plateau * l.cutFrom
+	if l.shared {
+		lo = min(lo, l.cutTo) // the headroom may go below Plateau
+	}
+	return l.limit >= lo && l.limit < l.cutFrom*(2-l.cfg.Plateau)
 }
 
 // Succeeded lets the rate recover after a call that was not throttled. It

@@ -19,7 +19,7 @@ func TestLimiterAdapts(t *testing.T) {
 	c := &clock{t: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)}
 	// SharedRecovery 128 s: 2 calls/s of headroom come back at 1/64 per
 	// second, a step exact in binary.
-	l, err := New(Config{Ceiling: 20, SharedRecovery: 128 * time.Second, Now: c.Now})
+	l, err := New(Config{Ceiling: 20, SharedBelow: 19, SharedRecovery: 128 * time.Second, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +85,10 @@ func TestLimiterAdapts(t *testing.T) {
 	check("cut to 2 calls/s under the 18", 16)
 	succeed(64, 64*time.Second)
 	check("back toward the quota found in 128 s: 2/128 per second", 17)
+	c.Advance(100 * time.Millisecond)
+	succeed(16, 900*time.Millisecond) // still on the way back: 16 got through
+	l.Throttled()
+	check("a throttle on the way back takes the plain cut (0.97 of the 16), not the headroom again", 0.97*16)
 }
 
 func TestLimiterFloor(t *testing.T) {

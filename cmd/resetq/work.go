@@ -188,7 +188,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// With Redis, --rate is the fleet's and the line is under this
 	// replica's share of it (--rate / --fleet-size); that share moves by
 	// a few calls a second with how the fleet's slots fall, hence 80%.
-	cfg := ratelimit.Config{Ceiling: f.rate}
+	cfg := ratelimit.Config{Ceiling: f.rate, SharedBelow: 0.95 * f.rate}
 	if f.redisURL != "" {
 		cfg.SharedBelow = 0.8 * f.rate / float64(f.fleetSize)
 	}
