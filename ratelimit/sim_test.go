@@ -144,7 +144,7 @@ func steady(perSecond float64) func(time.Duration) float64 {
 // (deterministic: same inputs, same numbers), with calls reaching the
 // quota up to 5 ms late. It fails if a change makes the limiter leave much
 // of the quota unused, throttle much more, or take more from real users.
-// The bounds are a little under where the limiter is today.
+// The bounds sit a little beyond where the limiter is today.
 func TestSimulatedQuota(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -64,7 +64,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.allowAnyPool, "allow-any-pool", false, "reset users of any pool a job names (an explicit choice: anyone who can write to the queue can then reset users of any pool the credentials reach)")
 	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "file of HMAC keys, one a line: accept only jobs whose resetq.signature attribute was made with one of them; others are dead-lettered as bad_signature (see the README's recipe)")
 	fs.StringVar(&f.redisURL, "redis-url", "", "redis://[:password@]host:port[/db]: share one limit of --rate per Region with every replica using this Redis (empty: each replica paces up to --rate on its own)")
-	fs.IntVar(&f.fleetSize, "fleet-size", 1, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this")
+	fs.IntVar(&f.fleetSize, "fleet-size", 1, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this, and each leaves real users headroom when under 80% of that share got through")
 	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", "resetq", "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:REGION")
 	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "before resetting a job delivered again or sent back after a failed call, ask Cognito (AdminGetUser) whether its user is already RESET_REQUIRED, and if so count it done: no second code after a crash between reset and delete, or a lost answer")
 }

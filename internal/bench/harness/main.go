@@ -48,7 +48,14 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if *contenders != "" {
-		p.contenders = strings.Split(*contenders, ",")
+		for _, c := range strings.Split(*contenders, ",") {
+			c = strings.TrimSpace(c)
+			if !slices.Contains(append(slices.Clone(baselines), contResetq), c) {
+				fmt.Fprintf(os.Stderr, "-contenders: unknown contender %q (want %s or %s)\n", c, strings.Join(baselines, ", "), contResetq)
+				os.Exit(2)
+			}
+			p.contenders = append(p.contenders, c)
+		}
 	}
 	if err := run(ctx, p, *jsonPath, strings.Split(*only, ","), *latency); err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)

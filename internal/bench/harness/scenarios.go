@@ -87,13 +87,22 @@ func timeout(jobs int, perSecond float64) time.Duration {
 	return 30*time.Second + time.Duration(4*float64(jobs)/perSecond*float64(time.Second))
 }
 
+// settle waits one quota window, so that what runs next starts with only
+// the real users in it: the calls of the contender before (per-second ends
+// on a burst) would throttle its first second.
+func settle(ctx context.Context) {
+	t := time.NewTimer(window)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // measure resets the stand-in's counters, runs body (which returns when
 // its contender started), and fills r from the stand-in's counts.
-func (h *harness) measure(r *row, body func() (time.Time, error)) {
-	// Each contender starts with only the real users in the quota window:
-	// the calls of the one before (per-second ends on a burst) leave it
-	// first, or they would throttle this one's first second.
-	time.Sleep(window)
+func (h *harness) measure(ctx context.Context, r *row, body func() (time.Time, error)) {
+	settle(ctx)
 	h.w.stub.Reset()
 	var samples []sample
 	stop := make(chan struct{})
@@ -137,7 +146,7 @@ func (h *harness) measure(r *row, body func() (time.Time, error)) {
 
 // runBaseline measures one in-process baseline.
 func (h *harness) runBaseline(ctx context.Context, r *row, kind string) {
-	h.measure(r, func() (time.Time, error) {
+	h.measure(ctx, r, func() (time.Time, error) {
 		ctx, cancel := context.WithTimeout(ctx, timeout(r.Jobs, r.Available))
 		defer cancel()
 		start := time.Now()
@@ -160,7 +169,7 @@ func (h *harness) runResetq(ctx context.Context, r *row, n int, args ...string) 
 	if avail == 0 {
 		avail = 200 // unlimited: bound the run as if at 200/s at least
 	}
-	h.measure(r, func() (time.Time, error) {
+	h.measure(ctx, r, func() (time.Time, error) {
 		sqsBefore = h.w.sqsCalls()
 		procs = h.w.runResetq(ctx, q, n, h.p.idle, timeout(r.Jobs, avail), args...)
 		start := procs[0].start
@@ -228,6 +237,7 @@ func (h *harness) shared(ctx context.Context) {
 
 	alone := &row{Scenario: "2 shared", Contender: "real users alone", Quota: sharedQuota, Background: sharedBackground,
 		Available: sharedQuota - sharedBackground}
+	settle(ctx)
 	h.w.stub.Reset()
 	t := time.NewTimer(h.p.harmBaseline)
 	select {
