@@ -37,6 +37,7 @@ type profile struct {
 	idle          time.Duration // --exit-when-idle
 	unlimitedRate float64       // --rate when the quota is unlimited
 	contenders    []string      // scenarios 1 and 2 run only these (nil: all)
+	settle        bool          // wait one quota window before each contender
 }
 
 // contendersToRun returns the contenders of scenarios 1 and 2 to run.
@@ -50,10 +51,11 @@ func (p profile) contendersToRun() []string {
 
 var profiles = map[string]profile{
 	"full": {name: "full", aloneJobs: 3000, sharedJobs: 2000, harmBaseline: 10 * time.Second, fleetJobs: 3000,
-		effJobs: 50_000, rssSmall: 1000, rssLarge: 100_000, idle: 2 * time.Second, unlimitedRate: 100_000},
+		effJobs: 50_000, rssSmall: 1000, rssLarge: 100_000, idle: 2 * time.Second, unlimitedRate: 100_000, settle: true},
 	// quick is a smoke test for CI: every scenario and contender, but so
-	// few jobs that start-up and ramp-up weigh on the figures.
-	"quick": {name: "quick", aloneJobs: 100, sharedJobs: 60, harmBaseline: time.Second, fleetJobs: 90,
+	// few jobs that start-up and ramp-up weigh on the figures; and no
+	// wait between contenders, to stay under a minute.
+	"quick": {name: "quick", aloneJobs: 80, sharedJobs: 50, harmBaseline: time.Second, fleetJobs: 75,
 		effJobs: 1000, rssSmall: 1000, rssLarge: 5000, idle: time.Second, unlimitedRate: 100_000},
 }
 
@@ -87,10 +89,14 @@ func timeout(jobs int, perSecond float64) time.Duration {
 	return 30*time.Second + time.Duration(4*float64(jobs)/perSecond*float64(time.Second))
 }
 
-// settle waits one quota window, so that what runs next starts with only
-// the real users in it: the calls of the contender before (per-second ends
-// on a burst) would throttle its first second.
-func settle(ctx context.Context) {
+// settle waits one quota window (with the profile's settle), so that what
+// runs next starts with only the real users in it: the calls of the
+// contender before (per-second ends on a burst) would throttle its first
+// second.
+func (h *harness) settle(ctx context.Context) {
+	if !h.p.settle {
+		return
+	}
 	t := time.NewTimer(window)
 	defer t.Stop()
 	select {
@@ -102,7 +108,7 @@ func settle(ctx context.Context) {
 // measure resets the stand-in's counters, runs body (which returns when
 // its contender started), and fills r from the stand-in's counts.
 func (h *harness) measure(ctx context.Context, r *row, body func() (time.Time, error)) {
-	settle(ctx)
+	h.settle(ctx)
 	h.w.stub.Reset()
 	var samples []sample
 	stop := make(chan struct{})
@@ -237,7 +243,7 @@ func (h *harness) shared(ctx context.Context) {
 
 	alone := &row{Scenario: "2 shared", Contender: "real users alone", Quota: sharedQuota, Background: sharedBackground,
 		Available: sharedQuota - sharedBackground}
-	settle(ctx)
+	h.settle(ctx)
 	h.w.stub.Reset()
 	t := time.NewTimer(h.p.harmBaseline)
 	select {
