@@ -11,9 +11,9 @@
 // rate that last throttled, never above the ceiling nor below the floor.
 // When what got through is under a line the caller sets (resetq work: 95%
 // of the ceiling), someone else (real users) has the rest of the quota: the
-// cut then leaves them headroom, and
-// the limiter probes back toward the quota very slowly, because at a full
-// window it is the real users who lose the races, not us.
+// cut then leaves them headroom, and the limiter comes back to the edge only
+// slowly, because at a full window it is the real users who lose the races,
+// not us.
 // Regions holds one Limiter per Region. Both are safe for concurrent use.
 package ratelimit
 
