@@ -117,12 +117,7 @@ func perSecond(ctx context.Context, n, quota int, reset func(context.Context, st
 			break
 		}
 		now := time.Now()
-		t := time.NewTimer(now.Truncate(time.Second).Add(time.Second).Sub(now))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
+		sleep(ctx, now.Truncate(time.Second).Add(time.Second).Sub(now))
 	}
 	return nil
 }

@@ -94,10 +94,14 @@ func timeout(jobs int, perSecond float64) time.Duration {
 // contender before (per-second ends on a burst) would throttle its first
 // second.
 func (h *harness) settle(ctx context.Context) {
-	if !h.p.settle {
-		return
+	if h.p.settle {
+		sleep(ctx, window)
 	}
-	t := time.NewTimer(window)
+}
+
+// sleep waits d, or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -245,11 +249,7 @@ func (h *harness) shared(ctx context.Context) {
 		Available: sharedQuota - sharedBackground}
 	h.settle(ctx)
 	h.w.stub.Reset()
-	t := time.NewTimer(h.p.harmBaseline)
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	sleep(ctx, h.p.harmBaseline)
 	bg := h.w.stub.Stats().Background
 	alone.BackgroundCalls, alone.BackgroundThrottled = bg.Calls, bg.ThrottledShare()
 	alone.Target = "n/a (harm baseline)"
