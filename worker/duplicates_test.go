@@ -144,13 +144,7 @@ func TestHungSendGivesUp(t *testing.T) {
 	b.cfg.ExitWhenIdle = 0
 	b.q.push(job(pool, "ghost"), nil)
 	b.q.push(job(pool, "alice"), nil)
-	w, err := New(b.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	_, cancel, done := b.start(t)
 	b.q.waitFor(t, "the ghost's job kept hidden and alice's job done", func() bool {
 		b.q.mu.Lock()
 		defer b.q.mu.Unlock()

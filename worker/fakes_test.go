@@ -246,6 +246,20 @@ func newBundle(reset func(ctx context.Context, job Job) error) *bundle {
 	return b
 }
 
+// start runs a worker on b.cfg until cancel is called; done gets what Run
+// returned.
+func (b *bundle) start(t *testing.T) (w *Worker, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	w, err := New(b.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- w.Run(ctx) }()
+	return w, cancel, ch
+}
+
 // run runs the worker until it exits by itself (ExitWhenIdle) or the test's
 // deadline, and fails the test on error.
 func (b *bundle) run(t *testing.T) {

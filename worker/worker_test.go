@@ -230,13 +230,7 @@ func TestSystemicOpensCircuit(t *testing.T) {
 		b.q.push(job(pool, "east"+string(rune('a'+i))), nil)
 		b.q.push(job("eu-west-1_Pool2", "west"+string(rune('a'+i))), nil)
 	}
-	w, err := New(b.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	w, cancel, done := b.start(t)
 	b.q.waitFor(t, "east jobs deferred and west jobs reset", func() bool {
 		return b.jobs("deferred") >= 40 && b.jobs("reset") >= 20
 	})
@@ -293,10 +287,7 @@ func TestShutdown(t *testing.T) {
 	for _, u := range []string{"a", "b", "c", "d", "e"} {
 		b.q.push(job(pool, u), nil)
 	}
-	w, _ := New(b.cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	_, cancel, done := b.start(t)
 	<-inCall
 	<-waiting
 	<-waiting
@@ -336,10 +327,7 @@ func TestShutdownTimeoutReleasesUnfinishedCall(t *testing.T) {
 	b.cfg.ShutdownTimeout = 100 * time.Millisecond
 	b.cfg.CallTimeout = time.Hour
 	b.q.push(job(pool, "stuck"), nil)
-	w, _ := New(b.cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	_, cancel, done := b.start(t)
 	<-inCall
 	cancel()
 	select {
@@ -364,10 +352,7 @@ func TestDeadLetterSendFailureKeepsMessage(t *testing.T) {
 	b.dlq.fail = errors.New("dlq down")
 	b.cfg.ExitWhenIdle = 0
 	b.q.push(job(pool, "ghost"), nil)
-	w, _ := New(b.cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	_, cancel, done := b.start(t)
 	b.q.waitFor(t, "the message hidden after the DLQ failed", func() bool {
 		_, _, events, _ := b.q.snapshot()
 		return slices.Contains(events, "hide:m1:30s")
@@ -600,10 +585,7 @@ func TestShutdownReleasesWhatAPollBrings(t *testing.T) {
 	src := &slowPollSource{fakeQueue: b.q, polling: make(chan struct{}), answer: make(chan struct{})}
 	b.cfg.Source = src
 	b.cfg.ExitWhenIdle = 0
-	w, _ := New(b.cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	_, cancel, done := b.start(t)
 	<-src.polling
 	for _, u := range []string{"a", "b", "c"} {
 		b.q.push(job(pool, u), nil)
@@ -645,10 +627,7 @@ func TestShutdownCancelsAnEmptyPoll(t *testing.T) {
 	b.cfg.Source = src
 	b.cfg.ExitWhenIdle = 0
 	b.cfg.ShutdownTimeout = time.Hour
-	w, _ := New(b.cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	_, cancel, done := b.start(t)
 	<-src.polling
 	cancel()
 	select {
