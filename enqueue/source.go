@@ -69,9 +69,11 @@ const maxLine = 1 << 20
 // ReadFile reads r in format, calling fn for every item in order. Blank
 // lines (and, in lines and JSONL, surrounding white space, which no
 // username may contain) are skipped. There are no comment lines: "#" may
-// begin a username. column names the CSV column of usernames. An error of
-// fn stops the reading and is returned.
+// begin a username. A leading UTF-8 byte order mark is skipped. column
+// names the CSV column of usernames. An error of fn stops the reading and
+// is returned.
 func ReadFile(r io.Reader, format Format, column string, fn func(Input) error) error {
+	r = skipBOM(r)
 	switch format {
 	case Lines, JSONL:
 		return readLines(r, format, fn)
@@ -83,17 +85,22 @@ func ReadFile(r io.Reader, format Format, column string, fn func(Input) error) e
 
 var bom = []byte("\xef\xbb\xbf")
 
+// skipBOM is r without its leading UTF-8 byte order mark, if it has one.
+func skipBOM(r io.Reader) io.Reader {
+	br := bufio.NewReader(r)
+	if b, _ := br.Peek(len(bom)); bytes.Equal(b, bom) {
+		_, _ = br.Discard(len(bom))
+	}
+	return br
+}
+
 func readLines(r io.Reader, format Format, fn func(Input) error) error {
 	s := bufio.NewScanner(r)
 	s.Buffer(make([]byte, 64<<10), maxLine)
 	line := 0
 	for s.Scan() {
 		line++
-		b := s.Bytes()
-		if line == 1 {
-			b = bytes.TrimPrefix(b, bom)
-		}
-		b = bytes.TrimSpace(b)
+		b := bytes.TrimSpace(s.Bytes())
 		if len(b) == 0 {
 			continue
 		}
@@ -127,9 +134,6 @@ func readCSV(r io.Reader, column string, fn func(Input) error) error {
 	col := -1
 	names := make([]string, len(header))
 	for i, h := range header {
-		if i == 0 {
-			h = strings.TrimPrefix(h, string(bom))
-		}
 		names[i] = strings.TrimSpace(h)
 		if names[i] == column && col < 0 {
 			col = i
@@ -168,7 +172,7 @@ func readCSV(r io.Reader, column string, fn func(Input) error) error {
 // CountItems counts the non-blank lines of r, less a CSV header: the total
 // for the progress ETA (a CSV field with line breaks makes it an estimate).
 func CountItems(r io.Reader, format Format) (int, error) {
-	s := bufio.NewScanner(r)
+	s := bufio.NewScanner(skipBOM(r))
 	s.Buffer(make([]byte, 64<<10), maxLine)
 	n := 0
 	for s.Scan() {

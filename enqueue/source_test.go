@@ -103,3 +103,36 @@ func TestParseFormat(t *testing.T) {
 		t.Errorf("csv: %v %v", f, err)
 	}
 }
+
+// TestReadBOMQuotedHeader: a spreadsheet's CSV export (a UTF-8 BOM, then a
+// quoted header and quoted records, CRLF) is read like any CSV, and a BOM
+// is skipped in every format.
+func TestReadBOMQuotedHeader(t *testing.T) {
+	in := "\ufeff\"username\",\"email\"\r\n\"alice\",\"a@example.com\"\r\n\"bob\",\"b@example.com\"\r\n"
+	got, err := readAll(t, in, CSV, "username")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Input{{Line: 2, Username: "alice"}, {Line: 3, Username: "bob"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	for _, c := range []struct {
+		format Format
+		in     string
+		want   Input
+	}{
+		{CSV, "\ufeffusername\nalice\n", Input{Line: 2, Username: "alice"}},
+		{CSV, "\ufeff\"username\"\n\"alice\"\n", Input{Line: 2, Username: "alice"}},
+		{Lines, "\ufeffalice\n", Input{Line: 1, Username: "alice"}},
+		{Lines, "\ufeff\n\ufeffalice\n", Input{Line: 2, Username: "\ufeffalice"}}, // only a leading BOM is one
+		{JSONL, "\ufeff{\"a\":1}\n", Input{Line: 1, Job: []byte(`{"a":1}`)}},
+	} {
+		got, err := readAll(t, c.in, c.format, "username")
+		if err != nil || len(got) != 1 || !reflect.DeepEqual(got[0], c.want) {
+			t.Errorf("%s %q: got %+v, %v; want %+v", c.format, c.in, got, err, c.want)
+		}
+	}
+	if n, err := CountItems(strings.NewReader("\ufeff\n"), Lines); err != nil || n != 0 {
+		t.Errorf("CountItems of a BOM alone = %d, %v; want 0", n, err)
+	}
+}

@@ -177,6 +177,23 @@ func TestEnqueueCSV(t *testing.T) {
 	}
 }
 
+// TestEnqueueSpreadsheetCSV: a spreadsheet's CSV export (a UTF-8 BOM, a
+// quoted header and quoted records, CRLF) enqueues every user.
+func TestEnqueueSpreadsheetCSV(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "enqbom")
+	pool := "us-east-1_BomPool1"
+	csv := writeFile(t, "export.csv", "\ufeff\"username\",\"email\"\r\n"+
+		"\"alice\",\"a@example.com\"\r\n"+
+		"\"bob\",\"b@example.com\"\r\n")
+	r := runEnqueue(t, e, nil, "", "--queue-url", e.QueueURL, "--pool", pool, "--from", csv, "--format", "csv",
+		"--campaign", "camp-bom", "--output", "json")
+	if r.code != 0 || r.num(t, "enqueued") != 2 || r.num(t, "invalid") != 0 {
+		t.Fatalf("exit %d, summary %v", r.code, r.summary)
+	}
+	wantQueue(t, queued(t, e, e.QueueURL), "camp-bom", testenv.Job(pool, "alice"), testenv.Job(pool, "bob"))
+}
+
 // listPool creates a pool in us-east-1 with users a00..a(na-1) and
 // b00..b(nb-1), unconfirmed (one call each).
 func listPool(t *testing.T, e *testenv.Env, na, nb int) (pool string, names []string) {
