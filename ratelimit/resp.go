@@ -32,29 +32,33 @@ func (a RedisAddr) String() string { return fmt.Sprintf("redis://%s/%d", a.Addr,
 // ParseRedisURL parses redis://[[user]:password@]host[:port][/db]. The port
 // defaults to 6379 and the database to 0. TLS (rediss://) is not supported.
 func ParseRedisURL(raw string) (RedisAddr, error) {
+	shown := redactPassword(raw) // url.Parse's errors quote the whole URL
 	u, err := url.Parse(raw)
 	if err != nil {
-		return RedisAddr{}, fmt.Errorf("redis URL: %w", err)
+		if _, err := url.Parse(shown); err != nil {
+			return RedisAddr{}, fmt.Errorf("redis URL: %w", err)
+		}
+		return RedisAddr{}, fmt.Errorf("redis URL %s: the password does not parse (percent-encode %%, @, /, ?, # and spaces in it)", shown)
 	}
 	switch u.Scheme {
 	case "redis":
 	case "rediss":
-		return RedisAddr{}, fmt.Errorf("redis URL %s: TLS is not supported, use redis://", u.Redacted())
+		return RedisAddr{}, fmt.Errorf("redis URL %s: TLS is not supported, use redis://", shown)
 	default:
-		return RedisAddr{}, fmt.Errorf("redis URL %s: scheme %q, want redis://", u.Redacted(), u.Scheme)
+		return RedisAddr{}, fmt.Errorf("redis URL %s: scheme %q, want redis://", shown, u.Scheme)
 	}
 	if u.Hostname() == "" {
-		return RedisAddr{}, fmt.Errorf("redis URL %s: no host", u.Redacted())
+		return RedisAddr{}, fmt.Errorf("redis URL %s: no host", shown)
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return RedisAddr{}, fmt.Errorf("redis URL %s: query and fragment are not supported", u.Redacted())
+		return RedisAddr{}, fmt.Errorf("redis URL %s: query and fragment are not supported", shown)
 	}
 	port := u.Port()
 	if port == "" {
 		port = "6379"
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return RedisAddr{}, fmt.Errorf("redis URL %s: bad port %q", u.Redacted(), port)
+		return RedisAddr{}, fmt.Errorf("redis URL %s: bad port %q", shown, port)
 	}
 	a := RedisAddr{Addr: net.JoinHostPort(u.Hostname(), port)}
 	if u.User != nil {
@@ -63,10 +67,29 @@ func ParseRedisURL(raw string) (RedisAddr, error) {
 	}
 	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
 		if a.DB, err = strconv.Atoi(db); err != nil || a.DB < 0 {
-			return RedisAddr{}, fmt.Errorf("redis URL %s: database %q is not a number", u.Redacted(), db)
+			return RedisAddr{}, fmt.Errorf("redis URL %s: database %q is not a number", shown, db)
 		}
 	}
 	return a, nil
+}
+
+// redactPassword replaces the password of a URL that may not parse with
+// "xxxxx": what follows the first colon of the userinfo, which ends at the
+// last @ after the scheme (a password may hold a raw / ? # or @).
+func redactPassword(raw string) string {
+	start := 0
+	if i := strings.Index(raw, "//"); i >= 0 {
+		start = i + 2
+	}
+	at := strings.LastIndex(raw[start:], "@")
+	if at < 0 {
+		return raw
+	}
+	colon := strings.Index(raw[start:start+at], ":")
+	if colon < 0 {
+		return raw
+	}
+	return raw[:start+colon+1] + "xxxxx" + raw[start+at:]
 }
 
 // redisError is an error reply (-ERR ..., -NOSCRIPT ...): Redis answered,
@@ -218,17 +241,7 @@ func (c *respClient) dial(ctx context.Context) error {
 		return fmt.Errorf("redis: %w", err)
 	}
 	c.conn, c.r = conn, bufio.NewReader(conn)
-	var setup [][]string
-	switch {
-	case c.addr.Username != "":
-		setup = append(setup, []string{"AUTH", c.addr.Username, c.addr.Password})
-	case c.addr.Password != "":
-		setup = append(setup, []string{"AUTH", c.addr.Password})
-	}
-	if c.addr.DB != 0 {
-		setup = append(setup, []string{"SELECT", strconv.Itoa(c.addr.DB)})
-	}
-	for _, cmd := range setup {
+	for _, cmd := range setupCommands(c.addr) {
 		v, err := c.roundTrip(ctx, cmd)
 		if err == nil {
 			if e, ok := v.(redisError); ok {
@@ -241,6 +254,22 @@ func (c *respClient) dial(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// setupCommands are the commands a new connection sends first: AUTH, then
+// SELECT.
+func setupCommands(a RedisAddr) [][]string {
+	var setup [][]string
+	switch {
+	case a.Username != "":
+		setup = append(setup, []string{"AUTH", a.Username, a.Password})
+	case a.Password != "":
+		setup = append(setup, []string{"AUTH", a.Password})
+	}
+	if a.DB != 0 {
+		setup = append(setup, []string{"SELECT", strconv.Itoa(a.DB)})
+	}
+	return setup
 }
 
 func (c *respClient) closeLocked() {

@@ -116,6 +116,18 @@ func TestParseRedisURL(t *testing.T) {
 		{in: "redis://h:1/-1", err: "not a number"},
 		{in: "redis://h:1?db=2", err: "not supported"},
 		{in: "redis://:s3cret@h:1/x", err: "not a number"},
+		// URLs that url.Parse refuses: its error quotes the whole URL.
+		{in: "redis://:s3cret@h:1x", err: `invalid port ":1x"`},
+		{in: "redis://u:s3cret@h:6379/0\x7f", err: "invalid control character"},
+		{in: "redis://u:s3cret@[::1", err: "missing ']'"},
+		{in: "redis://:s3cret@h%zz:1", err: "invalid URL escape"},
+		{in: ":s3cret@h", err: "missing protocol scheme"},
+		{in: "redis://:s3cret%zz@h:1", err: "the password does not parse"},
+		{in: "redis://:s3cret ok@h:1", err: "the password does not parse"},
+		{in: "redis://:s3cret/x@h:1", err: "the password does not parse"},
+		// Typos that parse, but not as a user and password.
+		{in: "redis//:s3cret@h", err: "scheme"},
+		{in: "redis:s3cret@h", err: "no host"},
 	} {
 		got, err := ParseRedisURL(tc.in)
 		if tc.err != "" {
@@ -134,6 +146,23 @@ func TestParseRedisURL(t *testing.T) {
 	a, _ := ParseRedisURL("redis://:s3cret@h:1/2")
 	if s := a.String(); strings.Contains(s, "s3cret") || s != "redis://h:1/2" {
 		t.Errorf("String() = %q: want the address without the password", s)
+	}
+}
+
+func TestRedactPassword(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"redis://h:1":               "redis://h:1",
+		"redis://u@h:1":             "redis://u@h:1",
+		"redis://u:pw@h:1/2":        "redis://u:xxxxx@h:1/2",
+		"redis://:p@w/d@h:1x":       "redis://:xxxxx@h:1x",
+		"redis://u:p w%zz@[::1]:1/": "redis://u:xxxxx@[::1]:1/",
+		":pw@h":                     ":xxxxx@h",
+		"redis:pw@h":                "redis:xxxxx@h",
+	} {
+		if got := redactPassword(in); got != want {
+			t.Errorf("redactPassword(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
