@@ -21,7 +21,7 @@ import (
 // RedisAddr is a parsed --redis-url.
 type RedisAddr struct {
 	Addr     string // host:port
-	Username string // for AUTH username password (Redis 6 ACLs); usually empty
+	Username string // for AUTH username password (Redis 6 ACLs); empty or "default" sends AUTH password
 	Password string
 	DB       int
 }
@@ -257,11 +257,12 @@ func (c *respClient) dial(ctx context.Context) error {
 }
 
 // setupCommands are the commands a new connection sends first: AUTH, then
-// SELECT.
+// SELECT. AUTH names the user only for a real ACL user, not for none or
+// "default": Redis before 6 knows only AUTH password.
 func setupCommands(a RedisAddr) [][]string {
 	var setup [][]string
 	switch {
-	case a.Username != "":
+	case a.Username != "" && a.Username != "default":
 		setup = append(setup, []string{"AUTH", a.Username, a.Password})
 	case a.Password != "":
 		setup = append(setup, []string{"AUTH", a.Password})

@@ -166,6 +166,32 @@ func TestRedactPassword(t *testing.T) {
 	}
 }
 
+// TestSetupCommands: AUTH names the user only for a real ACL user, so a
+// URL with no user or the user "default" works on Redis before 6, which
+// knows only AUTH password.
+func TestSetupCommands(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		url  string
+		want [][]string
+	}{
+		{"redis://h", nil},
+		{"redis://:pw@h", [][]string{{"AUTH", "pw"}}},
+		{"redis://default:pw@h", [][]string{{"AUTH", "pw"}}},
+		{"redis://worker:pw@h", [][]string{{"AUTH", "worker", "pw"}}},
+		{"redis://:pw@h/3", [][]string{{"AUTH", "pw"}, {"SELECT", "3"}}},
+		{"redis://h/3", [][]string{{"SELECT", "3"}}},
+	} {
+		a, err := ParseRedisURL(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := setupCommands(a); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: setup %q, want %q", tc.url, got, tc.want)
+		}
+	}
+}
+
 // fakeRedis is a TCP server that reads one command at a time and answers
 // with reply(command); it can drop its connection.
 type fakeRedis struct {
@@ -280,6 +306,60 @@ func TestClientAuthSelectReconnect(t *testing.T) {
 	expect("AUTH", "pw")
 	expect("SELECT", "3")
 	expect("GET", "k")
+}
+
+// TestClientAuthRedis5: against a server that knows only AUTH password,
+// as Redis before 6, a URL with no user or the user "default" connects; a
+// real ACL user gets Redis 5's error.
+func TestClientAuthRedis5(t *testing.T) {
+	t.Parallel()
+	f := startFakeRedis(t, func(cmd []string) string {
+		switch {
+		case cmd[0] == "AUTH" && len(cmd) != 2:
+			return "-ERR wrong number of arguments for 'auth' command\r\n"
+		case cmd[0] == "AUTH" && cmd[1] != "pw":
+			return "-ERR invalid password\r\n"
+		}
+		return "+OK\r\n"
+	})
+	for _, user := range []string{"", "default"} {
+		a := redisAddr(t, "redis://"+user+":pw@"+f.ln.Addr().String())
+		c := &respClient{addr: a, timeout: 2 * time.Second}
+		if v, err := c.do(context.Background(), "PING"); err != nil || v != "OK" {
+			t.Errorf("user %q: PING = %v, %v", user, v, err)
+		}
+		c.Close()
+	}
+	c := &respClient{addr: redisAddr(t, "redis://worker:pw@"+f.ln.Addr().String()), timeout: 2 * time.Second}
+	defer c.Close()
+	if _, err := c.do(context.Background(), "PING"); err == nil || !strings.Contains(err.Error(), "wrong number of arguments") {
+		t.Errorf("user worker: %v, want Redis 5's error for AUTH user pass", err)
+	}
+}
+
+// TestClientAuthRequirepass: a real redis-server with requirepass accepts
+// the URL forms of a password without an ACL user.
+func TestClientAuthRequirepass(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	admin := &respClient{addr: redisAddr(t, srv.URL), timeout: 5 * time.Second}
+	defer admin.Close()
+	ctx := context.Background()
+	if _, err := admin.do(ctx, "CONFIG", "SET", "requirepass", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	for _, url := range []string{"redis://:s3cret@" + srv.Addr + "/1", "redis://default:s3cret@" + srv.Addr + "/1"} {
+		c := &respClient{addr: redisAddr(t, url), timeout: 5 * time.Second}
+		if v, err := c.do(ctx, "PING"); err != nil || v != "PONG" {
+			t.Errorf("%s: PING = %v, %v", strings.Replace(url, "s3cret", "xxxxx", 1), v, err)
+		}
+		c.Close()
+	}
+	c := &respClient{addr: redisAddr(t, "redis://:wrong@"+srv.Addr), timeout: 5 * time.Second}
+	defer c.Close()
+	if _, err := c.do(ctx, "PING"); err == nil {
+		t.Error("a wrong password was accepted")
+	}
 }
 
 // TestClientAuthRefused: a refused AUTH is an error of the call, and the
