@@ -28,7 +28,9 @@ type Metrics struct {
 	SQSDuration     *prometheus.HistogramVec // operation
 	BuildInfo       *prometheus.GaugeVec     // version, goversion
 
-	RedeliveryChecks *prometheus.CounterVec // result
+	RedeliveryChecks   *prometheus.CounterVec // result
+	PoolCircuitsOpen   prometheus.Gauge       //
+	DeadLetterFailures prometheus.Counter     //
 
 	// RateLimitFallback is 1 while a fleet replica (--redis-url) paces at
 	// its local share because Redis fails. One gauge, not per Region: it
@@ -42,7 +44,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	m := &Metrics{
 		Jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_jobs_total",
-			Help: "Jobs handled, by outcome: reset, dead_lettered, retried (sent back with a delay after a transient failure), deferred (sent back while the Region's circuit is open), released (made visible again at shutdown).",
+			Help: "Jobs handled, by outcome: reset, dead_lettered, retried (sent back with a delay after a transient failure), deferred (sent back while the Region's or the pool's circuit is open), released (made visible again at shutdown), expired (its visibility lapsed while it waited, so it was left to its next delivery without a call).",
 		}, []string{"outcome"}),
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_dead_letters_total",
@@ -97,8 +99,16 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}, []string{"operation"}),
 		RedeliveryChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_redelivery_checks_total",
-			Help: "AdminGetUser checks of redelivered jobs, by result: already_reset (counted done, no second code), not_reset, error (reset anyway).",
+			Help: "AdminGetUser checks before a reset (every job, or only redelivered and sent-back ones: --status-check), by result: already_reset (counted done, no second code), not_reset, error (reset anyway).",
 		}, []string{"result"}),
+		PoolCircuitsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "resetq_pool_circuits_open",
+			Help: "User pools whose circuit breaker stops their calls after a pool-level error (the pool's SMS or email role, trigger, feature or IAM access); the logs name them.",
+		}),
+		DeadLetterFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "resetq_dead_letter_failures_total",
+			Help: "Dead-letter sends that failed even cut to the essentials; each job stays in the source queue and is tried again later.",
+		}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resetq_build_info",
 			Help: "Always 1; the labels say which build is running.",
@@ -107,9 +117,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	reg.MustRegister(m.Jobs, m.DeadLetters, m.CognitoRequests, m.CognitoDuration, m.Throttles,
 		m.RateLimitWait, m.RateLimit, m.Inflight, m.QueueMessages, m.CircuitOpen,
 		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks, m.RateLimitFallback,
+		m.PoolCircuitsOpen, m.DeadLetterFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	for _, o := range []string{"reset", "dead_lettered", "retried", "deferred", "released"} {
+	for _, o := range []string{"reset", "dead_lettered", "retried", "deferred", "released", "expired"} {
 		m.Jobs.WithLabelValues(o) // export zeros so rates work from the first scrape
 	}
 	for _, c := range []string{"ok", "TooManyRequestsException"} {

@@ -5,36 +5,39 @@ import (
 	"time"
 )
 
-// BreakerConfig sets the per-Region circuit breaker.
+// BreakerConfig sets the circuit breakers: one per Region and one per pool.
 type BreakerConfig struct {
 	// Threshold is how many Transient failures in a row (no success between)
-	// open the circuit. A Systemic failure opens it at once. Default 8.
+	// open a circuit. A Systemic failure opens its circuit at once. Default 8.
 	Threshold int
 	// Cooldown is the first wait before a probe call; it doubles after each
 	// failed probe, up to MaxCooldown. Defaults 30s and 10m.
 	Cooldown, MaxCooldown time.Duration
+	// MaxDeferral is how long a job may be deferred by open circuits before
+	// it is dead-lettered with the error that opened them. Default 24h.
+	MaxDeferral time.Duration
 }
 
-func (c *BreakerConfig) setDefaults() {
-	if c.Threshold <= 0 {
-		c.Threshold = 8
-	}
-	if c.Cooldown <= 0 {
-		c.Cooldown = 30 * time.Second
-	}
-	if c.MaxCooldown < c.Cooldown {
-		c.MaxCooldown = max(10*time.Minute, c.Cooldown)
-	}
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c BreakerConfig) WithDefaults() BreakerConfig {
+	setDefault(&c.Threshold, 8)
+	setDefault(&c.Cooldown, 30*time.Second)
+	setDefault(&c.MaxCooldown, max(10*time.Minute, c.Cooldown))
+	setDefault(&c.MaxDeferral, 24*time.Hour)
+	c.MaxCooldown = max(c.MaxCooldown, c.Cooldown)
+	return c
 }
 
-// breaker keeps one circuit per Region. Closed: calls flow. Open: no call
-// until the cooldown ends. Half-open: one probe call; its success closes the
-// circuit, its failure opens it again with a doubled cooldown. It is safe
-// for concurrent use.
+// breaker keeps circuits by key: a Region ("us-east-1") or a pool
+// ("pool:us-east-1_AbC"). Closed: calls flow. Open: no call until the
+// cooldown ends. Half-open: one probe call; its success closes the circuit,
+// its failure opens it again with a doubled cooldown. A probe that never
+// reports back is forgotten after a cooldown, so a circuit cannot stay
+// half-open for good. Only admit changes state before a call; peek reads.
+// It is safe for concurrent use.
 type breaker struct {
 	cfg      BreakerConfig
-	now      func() time.Time
-	onChange func(region string, open bool, reason string)
+	onChange func(key string, open bool, reason string)
 
 	mu       sync.Mutex
 	circuits map[string]*circuit
@@ -50,78 +53,113 @@ const (
 
 type circuit struct {
 	state       circuitState
-	until       time.Time     // end of the current cooldown (open)
+	until       time.Time     // open: end of the cooldown; half-open: when the probe is given up
 	cooldown    time.Duration // length of the current cooldown
 	consecutive int           // transient failures in a row
+	reason      string        // the error code that opened it
+	detail      string        // that error's message
 }
 
-func newBreaker(cfg BreakerConfig, now func() time.Time, onChange func(string, bool, string)) *breaker {
-	cfg.setDefaults()
+// permit is what admit grants a call: probe names the circuit the call
+// probes, if any.
+type permit struct{ probe string }
+
+// refusal says why a call may not go: the wait until a probe may, and the
+// error that opened the circuit.
+type refusal struct {
+	wait           time.Duration
+	reason, detail string
+}
+
+func newBreaker(cfg BreakerConfig, onChange func(string, bool, string)) *breaker {
 	if onChange == nil {
 		onChange = func(string, bool, string) {}
 	}
-	return &breaker{cfg: cfg, now: now, onChange: onChange, circuits: map[string]*circuit{}}
+	return &breaker{cfg: cfg.WithDefaults(), onChange: onChange, circuits: map[string]*circuit{}}
 }
 
-func (b *breaker) get(region string) *circuit {
-	c := b.circuits[region]
+func (b *breaker) get(key string) *circuit {
+	c := b.circuits[key]
 	if c == nil {
 		c = &circuit{}
-		b.circuits[region] = c
+		b.circuits[key] = c
 	}
 	return c
 }
 
-// Allow reports whether a call to region may go now. When it may not, wait
-// is how long until the circuit lets a probe through.
-func (b *breaker) Allow(region string) (ok bool, wait time.Duration) {
+// peek reports, changing nothing, whether a call under keys would be
+// refused at now, and why.
+func (b *breaker) peek(now time.Time, keys ...string) (refusal, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := b.get(region)
-	switch c.state {
-	case closed:
-		return true, 0
-	case open:
-		now := b.now()
-		if !now.Before(c.until) {
-			c.state = halfOpen // the caller is the probe
-			return true, 0
+	for _, k := range keys {
+		c := b.circuits[k]
+		if c != nil && c.state != closed && now.Before(c.until) {
+			return refusal{wait: c.until.Sub(now), reason: c.reason, detail: c.detail}, true
 		}
-		return false, c.until.Sub(now)
-	default: // half-open with a probe under way
-		return false, b.cfg.Cooldown
 	}
+	return refusal{}, false
 }
 
-// Record feeds the class of an allowed call back.
-func (b *breaker) Record(region string, cl Class) {
+// admit lets a call under keys go at now, or refuses it. When a circuit's
+// cooldown is over (or its probe was given up), the caller becomes its
+// probe and must report with record.
+func (b *breaker) admit(now time.Time, keys ...string) (permit, *refusal) {
+	if r, refused := b.peek(now, keys...); refused {
+		return permit{}, &r
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := b.get(region)
+	for _, k := range keys {
+		c := b.circuits[k]
+		if c == nil || c.state == closed {
+			continue
+		}
+		if !now.Before(c.until) { // cooldown over, or the last probe given up
+			c.state, c.until = halfOpen, now.Add(b.cfg.Cooldown)
+			return permit{probe: k}, nil
+		}
+		return permit{}, &refusal{wait: c.until.Sub(now), reason: c.reason, detail: c.detail}
+	}
+	return permit{}, nil
+}
+
+// record feeds back the result of a call admitted with p. failed is the
+// key of the circuit the result is about (the job's Region or pool), or ""
+// when the service answered and so works for every key.
+func (b *breaker) record(now time.Time, p permit, cl Class, keys []string, failed string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	switch cl.Kind {
 	case Systemic:
-		b.trip(region, c, cl.Code)
+		b.trip(now, failed, b.get(failed), cl)
 	case Transient:
+		c := b.get(failed)
 		c.consecutive++
-		if c.consecutive >= b.cfg.Threshold || c.state == halfOpen {
-			b.trip(region, c, cl.Code)
+		if c.consecutive >= b.cfg.Threshold || p.probe == failed {
+			b.trip(now, failed, c, cl)
 		}
 	case Canceled:
-		if c.state == halfOpen { // the probe gave up; let another one try
-			c.state, c.until = open, b.now()
-		}
 	default: // the service answered about the user or the quota: it works
-		c.consecutive = 0
-		if c.state != closed {
-			c.state, c.cooldown = closed, 0
-			b.onChange(region, false, "")
+		for _, k := range keys { // a closed circuit with no failures needs no entry
+			if c := b.circuits[k]; c != nil {
+				delete(b.circuits, k)
+				if c.state != closed {
+					b.onChange(k, false, "")
+				}
+			}
 		}
+	}
+	// A probe whose result said nothing of its circuit (canceled, or a
+	// failure of the other circuit) hands over to the next probe at once.
+	if c := b.circuits[p.probe]; c != nil && c.state == halfOpen {
+		c.state, c.until = open, now
 	}
 }
 
-// trip opens the circuit. A late failure of a call that started before the
-// circuit opened does not extend the cooldown.
-func (b *breaker) trip(region string, c *circuit, reason string) {
+// trip opens the circuit of key. A late failure of a call that started
+// before the circuit opened does not extend the cooldown.
+func (b *breaker) trip(now time.Time, key string, c *circuit, cl Class) {
 	switch c.state {
 	case open:
 		return
@@ -131,18 +169,19 @@ func (b *breaker) trip(region string, c *circuit, reason string) {
 		c.cooldown = b.cfg.Cooldown
 	}
 	c.state, c.consecutive = open, 0
-	c.until = b.now().Add(c.cooldown)
-	b.onChange(region, true, reason)
+	c.until = now.Add(c.cooldown)
+	c.reason, c.detail = cl.Code, cl.Message
+	b.onChange(key, true, cl.Code)
 }
 
-// OpenRegions lists the Regions whose circuit is not closed.
-func (b *breaker) OpenRegions() []string {
+// OpenKeys lists the circuits that are not closed.
+func (b *breaker) OpenKeys() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []string
-	for r, c := range b.circuits {
+	for k, c := range b.circuits {
 		if c.state != closed {
-			out = append(out, r)
+			out = append(out, k)
 		}
 	}
 	return out

@@ -32,66 +32,93 @@ func TestBreaker(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
 	var changes []bool
-	b := newBreaker(BreakerConfig{Threshold: 3, Cooldown: 10 * time.Second, MaxCooldown: 25 * time.Second}, clock.Now,
+	b := newBreaker(BreakerConfig{Threshold: 3, Cooldown: 10 * time.Second, MaxCooldown: 25 * time.Second},
 		func(_ string, open bool, _ string) { changes = append(changes, open) })
 	systemic := Class{Kind: Systemic, Code: "InvalidEmailRoleAccessPolicyException"}
 	transient := Class{Kind: Transient, Code: "InternalErrorException"}
+	east := []string{"us-east-1", "pool:us-east-1_A"}
 
-	mustAllow := func(region string, want bool) time.Duration {
+	var last permit
+	mustAllow := func(keys []string, want bool) time.Duration {
 		t.Helper()
-		ok, wait := b.Allow(region)
-		if ok != want {
-			t.Fatalf("Allow(%s) = %v, want %v", region, ok, want)
+		p, r := b.admit(clock.Now(), keys...)
+		if (r == nil) != want {
+			t.Fatalf("admit(%v) = %v, want %v", keys, r == nil, want)
 		}
-		return wait
+		last = p
+		if r != nil {
+			return r.wait
+		}
+		return 0
 	}
+	record := func(cl Class) { b.record(clock.Now(), last, cl, east, "us-east-1") }
 
-	mustAllow("us-east-1", true)
-	b.Record("us-east-1", systemic) // one systemic error opens at once
-	if w := mustAllow("us-east-1", false); w <= 9*time.Second || w > 10*time.Second {
+	mustAllow(east, true)
+	record(systemic) // one systemic error opens at once
+	if w := mustAllow(east, false); w <= 9*time.Second || w > 10*time.Second {
 		t.Fatalf("wait = %v, want about the 10s cooldown", w)
 	}
-	mustAllow("eu-west-1", true) // other Regions are not affected
-	b.Record("us-east-1", systemic)
-	if w := mustAllow("us-east-1", false); w <= 9*time.Second {
+	if r, refused := b.peek(clock.Now(), east...); !refused || r.reason != systemic.Code {
+		t.Fatalf("peek = %+v, %v; want refused with the code that opened it", r, refused)
+	}
+	mustAllow([]string{"eu-west-1"}, true) // other Regions are not affected
+	record(systemic)
+	if w := mustAllow(east, false); w <= 9*time.Second {
 		t.Fatalf("a late failure extended or shortened the cooldown: wait %v", w)
 	}
 
 	clock.Advance(10 * time.Second)
-	mustAllow("us-east-1", true)  // the probe
-	mustAllow("us-east-1", false) // only one probe at a time
-	b.Record("us-east-1", systemic)
-	if w := mustAllow("us-east-1", false); w <= 19*time.Second || w > 20*time.Second {
+	if _, refused := b.peek(clock.Now(), east...); refused {
+		t.Fatal("peek refused after the cooldown")
+	}
+	if _, refused := b.peek(clock.Now(), east...); refused {
+		t.Fatal("peek changed the state: a second peek is refused")
+	}
+	mustAllow(east, true) // the probe
+	if last.probe != "us-east-1" {
+		t.Fatalf("probe = %q, want the Region", last.probe)
+	}
+	probe := last
+	mustAllow(east, false) // only one probe at a time
+	last = probe
+	record(systemic)
+	if w := mustAllow(east, false); w <= 19*time.Second || w > 20*time.Second {
 		t.Fatalf("after a failed probe wait = %v, want the doubled 20s", w)
 	}
 	clock.Advance(20 * time.Second)
-	mustAllow("us-east-1", true)
-	b.Record("us-east-1", systemic)
-	if w := mustAllow("us-east-1", false); w > 25*time.Second || w < 24*time.Second {
+	mustAllow(east, true)
+	record(systemic)
+	if w := mustAllow(east, false); w > 25*time.Second || w < 24*time.Second {
 		t.Fatalf("cooldown %v, want capped at 25s", w)
 	}
 
 	clock.Advance(25 * time.Second)
-	mustAllow("us-east-1", true)
-	b.Record("us-east-1", Class{Kind: Canceled}) // the probe gave up: another may try
-	mustAllow("us-east-1", true)
-	b.Record("us-east-1", Class{Kind: Permanent, Code: "UserNotFoundException"}) // Cognito answered about a user: it works
-	mustAllow("us-east-1", true)
-	mustAllow("us-east-1", true)
-	if len(b.OpenRegions()) != 0 {
-		t.Fatalf("open regions %v after a good probe", b.OpenRegions())
+	mustAllow(east, true)
+	record(Class{Kind: Canceled}) // the probe gave up: another may try
+	mustAllow(east, true)
+	probe = last
+	// A probe that never reports is given up after a cooldown.
+	mustAllow(east, false)
+	clock.Advance(10 * time.Second)
+	mustAllow(east, true)
+	record(Class{Kind: Permanent, Code: "UserNotFoundException"}) // Cognito answered about a user: it works
+	_ = probe
+	mustAllow(east, true)
+	mustAllow(east, true)
+	if len(b.OpenKeys()) != 0 {
+		t.Fatalf("open circuits %v after a good probe", b.OpenKeys())
 	}
 
 	// Transient failures open it only when Threshold come in a row.
-	b.Record("us-east-1", transient)
-	b.Record("us-east-1", transient)
-	b.Record("us-east-1", Class{Kind: OK})
-	b.Record("us-east-1", transient)
-	b.Record("us-east-1", transient)
-	mustAllow("us-east-1", true)
-	b.Record("us-east-1", transient)
-	mustAllow("us-east-1", false)
-	if w := mustAllow("us-east-1", false); w > 10*time.Second {
+	record(transient)
+	record(transient)
+	record(Class{Kind: OK})
+	record(transient)
+	record(transient)
+	mustAllow(east, true)
+	record(transient)
+	mustAllow(east, false)
+	if w := mustAllow(east, false); w > 10*time.Second {
 		t.Fatalf("after closing, the cooldown should restart at 10s, got %v", w)
 	}
 
@@ -103,5 +130,29 @@ func TestBreaker(t *testing.T) {
 		if changes[i] != want[i] {
 			t.Fatalf("changes %v, want %v", changes, want)
 		}
+	}
+}
+
+// TestPoolCircuit: a pool-level failure opens that pool's circuit only:
+// the Region and the other pools go on.
+func TestPoolCircuit(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	b := newBreaker(BreakerConfig{Cooldown: time.Minute}, nil)
+	bad := []string{"us-east-1", "pool:us-east-1_Bad"}
+	good := []string{"us-east-1", "pool:us-east-1_Good"}
+	p, _ := b.admit(clock.Now(), bad...)
+	b.record(clock.Now(), p, Class{Kind: Systemic, Scope: ScopePool, Code: "InvalidSmsRoleAccessPolicyException"}, bad, bad[1])
+	if _, r := b.admit(clock.Now(), bad...); r == nil || r.reason != "InvalidSmsRoleAccessPolicyException" {
+		t.Fatalf("the bad pool was admitted: %+v", r)
+	}
+	p, r := b.admit(clock.Now(), good...)
+	if r != nil {
+		t.Fatalf("the good pool was refused: %+v", r)
+	}
+	// A good pool's success must not close the bad pool's circuit.
+	b.record(clock.Now(), p, Class{Kind: OK}, good, "")
+	if _, r := b.admit(clock.Now(), bad...); r == nil {
+		t.Fatal("a good pool's success closed the bad pool's circuit")
 	}
 }

@@ -42,9 +42,20 @@ var kindNames = [...]string{"ok", "throttle", "limit", "transient", "permanent",
 
 func (k Kind) String() string { return kindNames[k] }
 
+// Scope is what a Systemic or Transient failure is about, hence whose
+// circuit it counts against: the Region (network, service, credentials) or
+// the one user pool (its roles, triggers and settings).
+type Scope int
+
+const (
+	ScopeRegion Scope = iota
+	ScopePool
+)
+
 // Class is the classification of one call's result.
 type Class struct {
-	Kind Kind
+	Kind  Kind
+	Scope Scope
 	// Code is the Cognito error code verbatim (UserNotFoundException, ...), or
 	// one of ok, timeout, network, credentials, canceled, unknown. It is the
 	// DLQ reason of a Permanent result.
@@ -83,6 +94,21 @@ var codeKinds = map[string]Kind{
 	"ExpiredTokenException":                    Systemic,
 }
 
+// poolScoped are the codes about one pool's settings (its SMS and email
+// roles, its triggers, its features, IAM access to it): they open that
+// pool's circuit, not the Region's, so one misconfigured pool does not stop
+// the others.
+var poolScoped = map[string]bool{
+	"InvalidSmsRoleAccessPolicyException":      true,
+	"InvalidSmsRoleTrustRelationshipException": true,
+	"InvalidEmailRoleAccessPolicyException":    true,
+	"InvalidLambdaResponseException":           true,
+	"UnexpectedLambdaException":                true,
+	"OperationNotEnabledException":             true,
+	"AccessDeniedException":                    true,
+	"NotAuthorizedException":                   true,
+}
+
 // notAuthorizedPerUser are the NotAuthorizedException messages that concern
 // one user only (a user in a state that cannot be reset, or disabled). Any
 // other NotAuthorizedException is about the caller, hence systemic.
@@ -103,8 +129,12 @@ func Classify(err error) Class {
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		code, m := apiErr.ErrorCode(), apiErr.ErrorMessage()
+		scope := ScopeRegion
+		if poolScoped[code] {
+			scope = ScopePool
+		}
 		if code == "NotAuthorizedException" {
-			return Class{Kind: classifyNotAuthorized(m), Code: code, Message: m}
+			return Class{Kind: classifyNotAuthorized(m), Scope: scope, Code: code, Message: m}
 		}
 		kind, known := codeKinds[code]
 		if !known {
@@ -113,7 +143,7 @@ func Classify(err error) Class {
 		if m == "" {
 			m = msg
 		}
-		return Class{Kind: kind, Code: code, Message: m}
+		return Class{Kind: kind, Scope: scope, Code: code, Message: m}
 	}
 	var signErr *v4.SigningError
 	var netErr net.Error
@@ -172,9 +202,15 @@ const (
 	DeadLetter
 	// Release: make the message visible again without touching it.
 	Release
+	// Forget: the job already ended in this process and only its delete
+	// failed; delete the message, count nothing.
+	Forget
+	// Abandon: the message's visibility lapsed before the call (extending
+	// it failed); its next delivery owns the job, so touch nothing.
+	Abandon
 )
 
-var actionNames = [...]string{"delete", "retry_now", "retry", "defer", "dead_letter", "release"}
+var actionNames = [...]string{"delete", "retry_now", "retry", "defer", "dead_letter", "release", "forget", "abandon"}
 
 func (a Action) String() string { return actionNames[a] }
 
@@ -184,6 +220,7 @@ const (
 	ReasonAttemptsExhausted = "attempts_exhausted"
 	ReasonPoolNotAllowed    = "pool_not_allowed"
 	ReasonBadSignature      = "bad_signature"
+	ReasonCircuitOpen       = "circuit_open"
 )
 
 // Decision is the outcome Decide picks for a job.

@@ -30,6 +30,8 @@ type fakeQueue struct {
 
 	// Hooks; nil means succeed.
 	deleteFail func(receipt string, try int) error
+	park       func(Outgoing) bool // a requeued copy it says true to waits in parked until unpark
+	parked     []Message
 	deleteTry  map[string]int
 }
 
@@ -148,9 +150,24 @@ func (q *fakeQueue) Send(_ context.Context, m Outgoing) error {
 	q.seq++
 	id := fmt.Sprintf("m%d", q.seq)
 	q.sent = append(q.sent, m)
-	q.visible = append(q.visible, Message{ID: id, Body: m.Body, Attributes: m.Attributes})
+	msg := Message{ID: id, Body: m.Body, Attributes: m.Attributes}
+	if q.park != nil && q.park(m) {
+		q.parked = append(q.parked, msg)
+	} else {
+		q.visible = append(q.visible, msg)
+	}
 	q.log("requeue:%s", id)
 	return nil
+}
+
+// unpark makes the parked copies visible and stops parking.
+func (q *fakeQueue) unpark() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.park = nil
+	q.visible = append(q.visible, q.parked...)
+	q.parked = nil
+	q.log("unpark")
 }
 
 func (q *fakeQueue) Depth(context.Context) (metrics.Depth, error) {

@@ -205,3 +205,25 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+// knownRegions are the Regions of every AWS partition in aws-sdk-go-v2's
+// endpoint rules (internal/endpoints/awsrulesfn/partitions.json, v1.47.7).
+var knownRegions = map[string]bool{
+	"af-south-1": true, "ap-east-1": true, "ap-east-2": true, "ap-northeast-1": true, "ap-northeast-2": true,
+	"ap-northeast-3": true, "ap-south-1": true, "ap-south-2": true, "ap-southeast-1": true, "ap-southeast-2": true,
+	"ap-southeast-3": true, "ap-southeast-4": true, "ap-southeast-5": true, "ap-southeast-6": true, "ap-southeast-7": true,
+	"ca-central-1": true, "ca-west-1": true, "eu-central-1": true, "eu-central-2": true, "eu-north-1": true,
+	"eu-south-1": true, "eu-south-2": true, "eu-west-1": true, "eu-west-2": true, "eu-west-3": true,
+	"il-central-1": true, "me-central-1": true, "me-south-1": true, "mx-central-1": true, "sa-east-1": true,
+	"us-east-1": true, "us-east-2": true, "us-west-1": true, "us-west-2": true,
+	"cn-north-1": true, "cn-northwest-1": true, "eusc-de-east-1": true,
+	"us-iso-east-1": true, "us-iso-west-1": true, "us-isob-east-1": true, "us-isob-west-1": true,
+	"eu-isoe-west-1": true, "us-isof-east-1": true, "us-isof-south-1": true,
+	"us-gov-east-1": true, "us-gov-west-1": true,
+}
+
+// KnownRegion reports whether region is an AWS Region the SDK knows. A job
+// for any other is refused unless its pool is named in AllowedPools, so a
+// queue writer cannot make the worker create clients, limiters and metric
+// series for made-up Regions.
+func KnownRegion(region string) bool { return knownRegions[region] }

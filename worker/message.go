@@ -39,6 +39,12 @@ const (
 	AttrError    = "resetq.error"
 	AttrAttempts = "resetq.attempts"
 	AttrFailedAt = "resetq.failed_at"
+	// AttrJobID is the SQS message ID of a job's first message, carried by
+	// its sent-back copies and its DLQ record: one job, one ID, however
+	// often it was sent back or delivered.
+	AttrJobID = "resetq.job-id"
+	// AttrDeferredSince is when open circuits began to defer the job.
+	AttrDeferredSince = "resetq.deferred_since"
 )
 
 // maxAttributes is SQS's limit of message attributes per message.
@@ -57,6 +63,48 @@ func (m Message) priorAttempts() int {
 		return 0
 	}
 	return n
+}
+
+// jobID is the job's ID: resetq.job-id, or the message's own ID for a
+// job's first message.
+func (m Message) jobID() string {
+	if id := m.Attributes[AttrJobID].StringValue; id != "" {
+		return id
+	}
+	return m.ID
+}
+
+// deferredSince is the resetq.deferred_since attribute, or zero.
+func (m Message) deferredSince() time.Time {
+	t, err := time.Parse(time.RFC3339, m.Attributes[AttrDeferredSince].StringValue)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// without returns attrs less the named ones.
+func without(attrs map[string]Attribute, names ...string) map[string]Attribute {
+	out := make(map[string]Attribute, len(attrs))
+	for k, v := range attrs {
+		out[k] = v
+	}
+	for _, n := range names {
+		delete(out, n)
+	}
+	return out
+}
+
+// essentials keeps the attributes that say whose job it is and who sent it:
+// the campaign and the signature.
+func essentials(attrs map[string]Attribute) map[string]Attribute {
+	out := map[string]Attribute{}
+	for _, k := range []string{AttrCampaign, AttrSignature} {
+		if v, ok := attrs[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // withAttributes returns the message's attributes plus add (String values).

@@ -12,7 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,14 +63,18 @@ type Config struct {
 	Depth       metrics.DepthReader // the source queue's depth; required with ExitWhenIdle
 	Cognito     Resetter            // required
 	Pacer       Pacer               // required
-	// Statuses and StatusPacer, when set, turn on the redelivery check: a
-	// job delivered again (receive count > 1) whose user is already
-	// RESET_REQUIRED is counted done without a second reset, so the user
-	// does not get a second code after a crash between reset and delete.
-	Statuses    StatusReader
-	StatusPacer Pacer
-	Metrics     *metrics.Metrics // required
-	Logger      *slog.Logger     // default: discard
+	// Statuses and StatusPacer, when set, turn on the status check: a job
+	// delivered again (receive count > 1) or sent back after a failed call
+	// whose user is already RESET_REQUIRED is counted done without a second
+	// reset, so the user does not get a second code after a crash between
+	// reset and delete. With CheckEveryJob, every job is checked, so a user
+	// named in two jobs (enqueue run twice, a batch resent, "Alice" and
+	// "alice") gets one code.
+	Statuses      StatusReader
+	StatusPacer   Pacer
+	CheckEveryJob bool
+	Metrics       *metrics.Metrics // required
+	Logger        *slog.Logger     // default: discard
 
 	// AllowedPools, when not nil, lists the only user pools this worker
 	// may reset: a job for any other pool is dead-lettered as
@@ -83,7 +88,7 @@ type Config struct {
 
 	Concurrency int           // jobs in flight; default 16
 	Policy      Policy        // MaxAttempts default 8; backoff defaults 2s..5m (transient), 1m..15m (limit)
-	Breaker     BreakerConfig // see BreakerConfig
+	Breaker     BreakerConfig // see BreakerConfig; defaults by its WithDefaults
 
 	// ExitWhenIdle, when positive, makes Run return once the queue has been
 	// empty (nothing visible, in flight or delayed) with no job in this
@@ -127,6 +132,7 @@ func (c *Config) Validate() error {
 	setDefault(&c.Visibility, 60*time.Second)
 	setDefault(&c.CallTimeout, 10*time.Second)
 	setDefault(&c.DeleteLinger, time.Second)
+	c.Breaker = c.Breaker.WithDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -164,9 +170,11 @@ type Worker struct {
 	lastIdle atomic.Int64 // when inflight last fell to 0, in Now's UnixNano
 	sqsOK    atomic.Bool  // the last ReceiveMessage worked
 
-	deletes  *batcher
+	deletes  *batcher // deletes of reset jobs, batched for up to DeleteLinger
+	urgent   *batcher // deletes after a send (sent back, dead-lettered): at once, so a crash leaves no second copy
 	releases *batcher
 	ended    endedSet // jobs that ended here, by message ID, while their delete is under way or failed
+	users    userLocks
 }
 
 // New checks cfg and returns a Worker.
@@ -174,18 +182,10 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, held: heldSet{m: map[string]time.Time{}},
-		ended: endedSet{deletes: map[string]string{}, failed: map[string]time.Time{}}}
-	w.breaker = newBreaker(cfg.Breaker, cfg.Now, func(region string, open bool, reason string) {
-		v := 0.0
-		if open {
-			v = 1
-			w.log.Warn("circuit open: calls to the region stop until a probe succeeds", "region", region, "reason", reason)
-		} else {
-			w.log.Info("circuit closed", "region", region)
-		}
-		w.m.CircuitOpen.WithLabelValues(region).Set(v)
-	})
+	w := &Worker{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, held: heldSet{m: map[string]*heldMsg{}},
+		ended: endedSet{deletes: map[string]string{}, failed: map[string]time.Time{}},
+		users: userLocks{m: map[string]chan struct{}{}}}
+	w.breaker = newBreaker(cfg.Breaker, w.circuitChanged)
 	w.sqsOK.Store(true)
 	return w, nil
 }
@@ -196,10 +196,38 @@ func (w *Worker) Ready() error {
 	if !w.sqsOK.Load() {
 		return errors.New("the source queue does not answer")
 	}
-	if open := w.breaker.OpenRegions(); len(open) > 0 {
-		return fmt.Errorf("circuit open for %v", open)
+	var regions []string
+	for _, k := range w.breaker.OpenKeys() {
+		if !strings.HasPrefix(k, "pool:") {
+			regions = append(regions, k)
+		}
+	}
+	if len(regions) > 0 {
+		sort.Strings(regions)
+		return fmt.Errorf("circuit open for %v", regions)
 	}
 	return nil
+}
+
+// circuitChanged logs a circuit's change and sets its gauge: a Region's
+// resetq_circuit_open, or the count of open pool circuits. An open pool
+// circuit stops that pool's jobs only, and leaves the worker ready.
+func (w *Worker) circuitChanged(key string, open bool, reason string) {
+	pool, isPool := strings.CutPrefix(key, "pool:")
+	switch {
+	case isPool && open:
+		w.m.PoolCircuitsOpen.Inc()
+		w.log.Warn("circuit open: calls for the pool stop until a probe succeeds", "pool", pool, "reason", reason)
+	case isPool:
+		w.m.PoolCircuitsOpen.Dec()
+		w.log.Info("circuit closed", "pool", pool)
+	case open:
+		w.m.CircuitOpen.WithLabelValues(key).Set(1)
+		w.log.Warn("circuit open: calls to the region stop until a probe succeeds", "region", key, "reason", reason)
+	default:
+		w.m.CircuitOpen.WithLabelValues(key).Set(0)
+		w.log.Info("circuit closed", "region", key)
+	}
 }
 
 // Run receives and handles jobs until ctx ends (or, with ExitWhenIdle, the
@@ -220,6 +248,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	flushCtx := context.WithoutCancel(ctx)
 	w.deletes = newBatcher(flushCtx, w.cfg.DeleteLinger, w.flushDeletes)
+	w.urgent = newBatcher(flushCtx, 0, w.flushDeletes)
 	w.releases = newBatcher(flushCtx, 0, w.flushReleases)
 
 	jobs := make(chan Message) // unbuffered: the receiver holds at most one batch
@@ -238,12 +267,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	err := w.receiveLoop(ctx, hard, jobs)
 	close(jobs)
 	handlers.Wait()
-	stopExtend()
-	extender.Wait()
 
+	// Messages stay extended until their deletes and releases are settled.
 	done := make(chan struct{})
 	go func() {
 		w.deletes.close()
+		w.urgent.close()
 		w.releases.close()
 		close(done)
 	}()
@@ -252,6 +281,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-time.After(cleanup + w.cfg.ShutdownTimeout): // only if SQS hangs past every call timeout
 		w.log.Error("final deletes did not finish; their messages will be delivered again")
 	}
+	stopExtend()
+	extender.Wait()
 	return err
 }
 
@@ -281,6 +312,7 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- Message) err
 		msgs, err := w.poll(ctx, hard, pollWait)
 		if ctx.Err() != nil {
 			for _, m := range msgs {
+				w.held.add(m.ReceiptHandle, w.cfg.Now().Add(w.cfg.Visibility))
 				w.releases.add(m.ReceiptHandle)
 				w.m.Jobs.WithLabelValues("released").Inc()
 			}
@@ -367,212 +399,6 @@ func (w *Worker) queueDrained(ctx context.Context) bool {
 	return true
 }
 
-// handle takes one message to its outcome. soft ends at shutdown; hard ends
-// when the shutdown timeout runs out.
-func (w *Worker) handle(soft, hard context.Context, m Message) {
-	defer w.finish(m)
-	jl := w.log.With("message_id", m.ID, "campaign", m.Campaign())
-	if w.ended.take(m.ID) {
-		// Its job ended here (reset, sent back or dead-lettered) and only
-		// the delete failed: handling it again would fork the job.
-		w.deleteEnded(m)
-		jl.Info("delivered again after its job ended; deleted", "receive_count", m.ReceiveCount)
-		return
-	}
-	if w.cfg.SigningKeys != nil {
-		if err := VerifySignature(w.cfg.SigningKeys, m); err != nil {
-			w.deadLetter(hard, jl, m, ReasonBadSignature, err.Error(), m.priorAttempts())
-			return
-		}
-	}
-	job, err := ParseJob([]byte(m.Body))
-	if err != nil {
-		w.deadLetter(hard, jl, m, ReasonInvalidJob, err.Error(), m.priorAttempts())
-		return
-	}
-	jl = jl.With("pool", job.UserPoolID, "user", w.user(job.Username))
-	if w.cfg.AllowedPools != nil && !w.cfg.AllowedPools[job.UserPoolID] {
-		w.deadLetter(hard, jl, m, ReasonPoolNotAllowed, "pool "+job.UserPoolID+" is not in --allowed-pools", m.priorAttempts())
-		return
-	}
-	region := job.Region()
-	attempts := m.priorAttempts()
-	// A redelivery (receive count above 1) or a sent-back copy of a job
-	// whose call failed (attempts above 0: a timeout or a lost answer may
-	// have reset the user all the same) may find its user reset already.
-	if (m.ReceiveCount > 1 || attempts > 0) && w.alreadyReset(soft, hard, jl, job) {
-		w.deleteEnded(m)
-		w.m.Jobs.WithLabelValues("reset").Inc()
-		jl.Info("job done", "outcome", "reset", "already_reset", true, "receive_count", m.ReceiveCount)
-		return
-	}
-	for {
-		if soft.Err() != nil {
-			w.release(jl, m)
-			return
-		}
-		if ok, wait := w.breaker.Allow(region); !ok {
-			w.requeue(hard, jl, m, wait, attempts, "deferred", "circuit open for "+region)
-			return
-		}
-		waitStart := time.Now()
-		if err := w.cfg.Pacer.Wait(soft, region); err != nil {
-			w.breaker.Record(region, Class{Kind: Canceled})
-			w.release(jl, m)
-			return
-		}
-		w.m.RateLimitWait.Observe(time.Since(waitStart).Seconds())
-
-		callCtx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
-		callStart := time.Now()
-		err := w.cfg.Cognito.ResetUserPassword(callCtx, job)
-		cancel()
-		w.m.CognitoDuration.Observe(time.Since(callStart).Seconds())
-		cl := Classify(err)
-		if err != nil && hard.Err() != nil {
-			cl = Class{Kind: Canceled, Code: "canceled", Message: err.Error()}
-		}
-		w.m.CognitoRequests.WithLabelValues(MetricCode(cl)).Inc()
-		w.breaker.Record(region, cl)
-		switch cl.Kind {
-		case Throttle:
-			w.cfg.Pacer.Throttled(region)
-			w.m.Throttles.WithLabelValues(region).Inc()
-		case Canceled:
-		default:
-			w.cfg.Pacer.Succeeded(region)
-		}
-		if cl.Kind == Transient || cl.Kind == Limit || cl.Kind == Permanent {
-			attempts++
-		}
-
-		d := Decide(cl, attempts, w.cfg.Policy, w.cfg.Rand())
-		switch d.Action {
-		case Delete:
-			w.deleteEnded(m)
-			w.m.Jobs.WithLabelValues("reset").Inc()
-			jl.Info("job done", "outcome", "reset", "attempts", attempts+1)
-		case RetryNow:
-			jl.Debug("throttled; retrying when the limiter allows", "region", region)
-			continue
-		case Retry:
-			w.requeue(hard, jl, m, d.Delay, attempts, "retried", cl.Code+": "+cl.Message)
-		case Defer:
-			_, wait := w.breaker.Allow(region)
-			w.requeue(hard, jl, m, wait, attempts, "deferred", cl.Code+": "+cl.Message)
-		case DeadLetter:
-			msg := cl.Message
-			if d.Reason == ReasonAttemptsExhausted {
-				msg = cl.Code + ": " + cl.Message
-			}
-			w.deadLetter(hard, jl, m, d.Reason, msg, attempts)
-		case Release:
-			w.release(jl, m)
-		}
-		return
-	}
-}
-
-// alreadyReset reports whether a redelivered job's user is RESET_REQUIRED,
-// which means an earlier delivery reset it and its delete was lost. Any
-// doubt (the check is off, fails or times out) says no: a second code is
-// better than a user not reset.
-func (w *Worker) alreadyReset(soft, hard context.Context, jl *slog.Logger, job Job) bool {
-	if w.cfg.Statuses == nil {
-		return false
-	}
-	region := job.Region()
-	if err := w.cfg.StatusPacer.Wait(soft, region); err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
-	status, err := w.cfg.Statuses.UserStatus(ctx, job)
-	cancel()
-	result := "not_reset"
-	switch {
-	case err != nil:
-		result = "error"
-		if Classify(err).Kind == Throttle {
-			w.cfg.StatusPacer.Throttled(region)
-		}
-		jl.Debug("redelivery check failed; resetting", "error", err)
-	case status == "RESET_REQUIRED":
-		result = "already_reset"
-		w.cfg.StatusPacer.Succeeded(region)
-	default:
-		w.cfg.StatusPacer.Succeeded(region)
-	}
-	w.m.RedeliveryChecks.WithLabelValues(result).Inc()
-	return result == "already_reset"
-}
-
-func (w *Worker) finish(m Message) {
-	w.held.remove(m.ReceiptHandle)
-	if w.inflight.Add(-1) == 0 {
-		w.lastIdle.Store(w.cfg.Now().UnixNano())
-	}
-	w.m.Inflight.Dec()
-}
-
-func (w *Worker) user(name string) string {
-	if w.cfg.LogUsernames {
-		return name
-	}
-	return hashUser(name)
-}
-
-// deadLetter sends the job to the DLQ, then deletes it from the source. If
-// the send fails the message stays in the source queue and comes back later.
-func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m Message, reason, errText string, attempts int) {
-	out := Outgoing{Body: m.Body, Attributes: withAttributes(m.Attributes, map[string]string{
-		AttrReason:   reason,
-		AttrError:    sqsText(errText),
-		AttrAttempts: strconv.Itoa(attempts),
-		AttrFailedAt: w.cfg.Now().UTC().Format(time.RFC3339),
-	})}
-	if err := w.send(ctx, w.cfg.DeadLetters, out); err != nil {
-		jl.Error("dead-letter send failed; the job stays in the queue", "reason", reason, "error", err)
-		w.hide(m, 30*time.Second)
-		return
-	}
-	w.deleteEnded(m)
-	w.m.Jobs.WithLabelValues("dead_lettered").Inc()
-	w.m.DeadLetters.WithLabelValues(reason).Inc()
-	jl.Warn("job done", "outcome", "dead_lettered", "reason", reason, "attempts", attempts, "error", sqsText(errText))
-}
-
-// requeue sends a copy of the job back to the queue, delayed, then deletes
-// the original. The copy starts with a receive count of zero, so retries
-// never run into the queue's maxReceiveCount.
-func (w *Worker) requeue(ctx context.Context, jl *slog.Logger, m Message, delay time.Duration, attempts int, outcome, why string) {
-	delay = min(maxDelay, max(time.Second, delay.Round(time.Second)))
-	out := Outgoing{Body: m.Body, Delay: delay,
-		Attributes: withAttributes(m.Attributes, map[string]string{AttrAttempts: strconv.Itoa(attempts)})}
-	if err := w.send(ctx, w.cfg.Requeue, out); err != nil {
-		jl.Error("requeue failed; the message comes back after its visibility timeout", "error", err)
-		w.hide(m, delay)
-		return
-	}
-	w.deleteEnded(m)
-	w.m.Jobs.WithLabelValues(outcome).Inc()
-	jl.Info("job sent back", "outcome", outcome, "delay", delay, "attempts", attempts, "why", sqsText(why))
-}
-
-// send sends out within CallTimeout, so a send SQS never answers cannot
-// hold the job, and its handler, until shutdown.
-func (w *Worker) send(ctx context.Context, to Sender, out Outgoing) error {
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
-	defer cancel()
-	return to.Send(ctx, out)
-}
-
-// release makes the message visible again at once, untouched.
-func (w *Worker) release(jl *slog.Logger, m Message) {
-	w.releases.add(m.ReceiptHandle)
-	w.m.Jobs.WithLabelValues("released").Inc()
-	jl.Info("job released", "outcome", "released")
-}
-
 // hide keeps a message invisible for d; used when it could not be forwarded.
 func (w *Worker) hide(m Message, d time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.CallTimeout)
@@ -580,15 +406,20 @@ func (w *Worker) hide(m Message, d time.Duration) {
 	if _, err := w.cfg.Source.ChangeVisibility(ctx, []string{m.ReceiptHandle}, d); err != nil {
 		w.log.Warn("change visibility failed", "message_id", m.ID, "error", err)
 	}
+	w.held.remove(m.ReceiptHandle)
 }
 
 // deleteEnded deletes m, whose job has ended (reset, sent back or
-// dead-lettered). If the delete fails, m's ID is remembered, so that when
-// SQS delivers m again this process deletes it instead of running the job
-// a second time.
-func (w *Worker) deleteEnded(m Message) {
+// dead-lettered): at once when urgent, else in a batch. If the delete
+// fails, m's ID is remembered, so that when SQS delivers m again this
+// process deletes it instead of running the job a second time.
+func (w *Worker) deleteEnded(m Message, urgent bool) {
 	w.ended.deleting(m.ReceiptHandle, m.ID)
-	w.deletes.add(m.ReceiptHandle)
+	if urgent {
+		w.urgent.add(m.ReceiptHandle)
+	} else {
+		w.deletes.add(m.ReceiptHandle)
+	}
 }
 
 func (w *Worker) flushDeletes(ctx context.Context, receipts []string) {
@@ -596,12 +427,14 @@ func (w *Worker) flushDeletes(ctx context.Context, receipts []string) {
 		return w.cfg.Source.Delete(ctx, r)
 	})
 	w.ended.deleted(receipts, failed, w.cfg.Now())
+	w.held.remove(receipts...)
 }
 
 func (w *Worker) flushReleases(ctx context.Context, receipts []string) {
 	_ = w.retryBatch(ctx, "release", receipts, func(ctx context.Context, r []string) (map[string]error, error) {
 		return w.cfg.Source.ChangeVisibility(ctx, r, 0)
 	})
+	w.held.remove(receipts...)
 }
 
 // retryBatch runs a batch call and retries the entries that failed, a few
@@ -659,55 +492,16 @@ func (w *Worker) extendLoop(ctx context.Context) {
 			cancel()
 			if err != nil {
 				w.log.Warn("extending visibility failed", "messages", len(batch), "error", err)
-				continue
 			}
 			for _, r := range batch {
-				if failed[r] == nil {
+				if err == nil && failed[r] == nil {
 					w.held.extend(r, now.Add(w.cfg.Visibility))
+				} else if w.held.failed(r, now) {
+					w.log.Warn("a held message's visibility lapsed: it may be delivered again; its job makes no call here", "error", errors.Join(err, failed[r]))
 				}
 			}
 		}
 	}
-}
-
-// heldSet maps the receipt handles of held messages to the time their
-// visibility ends.
-type heldSet struct {
-	mu sync.Mutex
-	m  map[string]time.Time
-}
-
-func (h *heldSet) add(receipt string, until time.Time) {
-	h.mu.Lock()
-	h.m[receipt] = until
-	h.mu.Unlock()
-}
-
-func (h *heldSet) extend(receipt string, until time.Time) {
-	h.mu.Lock()
-	if _, ok := h.m[receipt]; ok {
-		h.m[receipt] = until
-	}
-	h.mu.Unlock()
-}
-
-func (h *heldSet) remove(receipt string) {
-	h.mu.Lock()
-	delete(h.m, receipt)
-	h.mu.Unlock()
-}
-
-// due lists the held messages whose visibility ends before t.
-func (h *heldSet) due(t time.Time) []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []string
-	for r, until := range h.m {
-		if until.Before(t) {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 func values(m map[string]error) []error {

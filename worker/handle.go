@@ -1,0 +1,354 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// outcome is what becomes of one message. process decides exactly one per
+// message, from what happened; apply alone carries it out: it sends,
+// deletes, counts and logs.
+type outcome struct {
+	Action        Action
+	Label         string        // resetq_jobs_total's outcome label
+	Delay         time.Duration // Retry, Defer
+	Attempts      int           // attempts used so far
+	Reason        string        // DeadLetter: resetq.reason
+	Detail        string        // DeadLetter: resetq.error; Retry, Defer: why, for the log
+	DeferredSince time.Time     // Defer: when this job's deferrals began
+	AlreadyReset  bool          // Delete: the user was RESET_REQUIRED; no call was made
+}
+
+func deadLetter(reason, detail string, attempts int) outcome {
+	return outcome{Action: DeadLetter, Label: "dead_lettered", Reason: reason, Detail: detail, Attempts: attempts}
+}
+
+func released() outcome { return outcome{Action: Release, Label: "released"} }
+
+// deferral is the outcome of a job its circuit refuses: sent back until a
+// probe may go, or, once deferred for longer than maxDeferral, dead-lettered
+// with the error that keeps the circuit open, for a redrive after the fix.
+func deferral(r refusal, since, now time.Time, attempts int, maxDeferral time.Duration) outcome {
+	if since.IsZero() {
+		since = now
+	}
+	reason := r.reason
+	if reason == "" {
+		reason = ReasonCircuitOpen
+	}
+	if now.Sub(since) >= maxDeferral {
+		return deadLetter(reason, fmt.Sprintf("deferred since %s by an open circuit: %s", since.UTC().Format(time.RFC3339), r.detail), attempts)
+	}
+	return outcome{Action: Defer, Label: "deferred", Delay: r.wait, Attempts: attempts, DeferredSince: since,
+		Detail: "circuit open: " + reason}
+}
+
+// handle takes one message to its outcome. soft ends at shutdown; hard ends
+// when the shutdown timeout runs out.
+func (w *Worker) handle(soft, hard context.Context, m Message) {
+	defer w.finish(m)
+	jl := w.log.With("message_id", m.ID, "campaign", m.Campaign())
+	o, jl := w.process(soft, hard, m, jl)
+	w.apply(hard, jl, m, o)
+}
+
+// process decides the outcome of m: the checks before a call, the
+// redelivery check, and the call with its retries while throttled.
+func (w *Worker) process(soft, hard context.Context, m Message, jl *slog.Logger) (outcome, *slog.Logger) {
+	if w.ended.take(m.ID) {
+		return outcome{Action: Forget}, jl
+	}
+	job, o, ok := w.admit(m)
+	if !ok {
+		return o, jl
+	}
+	jl = jl.With("pool", job.UserPoolID, "user", w.user(job.Username))
+	// Two jobs of one user in this process run one after the other, so the
+	// second one's status check sees the first one's reset.
+	unlock, err := w.users.lock(soft, userKey(job))
+	if err != nil {
+		return released(), jl
+	}
+	defer unlock()
+	if w.checkFirst(m) && w.alreadyReset(soft, hard, jl, job) {
+		return outcome{Action: Delete, Label: "reset", AlreadyReset: true, Attempts: m.priorAttempts()}, jl
+	}
+	return w.call(soft, hard, m, job), jl
+}
+
+// admit checks a message before any call: signature, body, pool and
+// Region. ok is false with the dead-letter outcome when one fails.
+func (w *Worker) admit(m Message) (Job, outcome, bool) {
+	attempts := m.priorAttempts()
+	if w.cfg.SigningKeys != nil {
+		if err := VerifySignature(w.cfg.SigningKeys, m); err != nil {
+			return Job{}, deadLetter(ReasonBadSignature, err.Error(), attempts), false
+		}
+	}
+	job, err := ParseJob([]byte(m.Body))
+	if err != nil {
+		return job, deadLetter(ReasonInvalidJob, err.Error(), attempts), false
+	}
+	allowed := w.cfg.AllowedPools[job.UserPoolID]
+	if w.cfg.AllowedPools != nil && !allowed {
+		return job, deadLetter(ReasonPoolNotAllowed, "pool "+job.UserPoolID+" is not in --allowed-pools", attempts), false
+	}
+	if !allowed && !KnownRegion(job.Region()) {
+		return job, deadLetter(ReasonInvalidJob, "pool "+job.UserPoolID+" is in "+job.Region()+
+			", not an AWS Region the SDK knows (name the pool in --allowed-pools to use a newer Region)", attempts), false
+	}
+	return job, outcome{}, true
+}
+
+// checkFirst reports whether m's user's status is read before the reset:
+// for every job with CheckEveryJob, else for redeliveries (receive count
+// above 1) and sent-back copies of a failed call (a timeout or a lost
+// answer may have reset the user all the same).
+func (w *Worker) checkFirst(m Message) bool {
+	return w.cfg.Statuses != nil && (w.cfg.CheckEveryJob || m.ReceiveCount > 1 || m.priorAttempts() > 0)
+}
+
+// call runs AdminResetUserPassword for job, paced and behind its circuits,
+// again while throttled, and decides the outcome from the result.
+func (w *Worker) call(soft, hard context.Context, m Message, job Job) outcome {
+	region := job.Region()
+	keys := []string{region, poolKey(job.UserPoolID)}
+	attempts := m.priorAttempts()
+	since := m.deferredSince()
+	for {
+		if soft.Err() != nil {
+			return released()
+		}
+		if r, refused := w.breaker.peek(w.cfg.Now(), keys...); refused {
+			return deferral(r, since, w.cfg.Now(), attempts, w.cfg.Breaker.MaxDeferral)
+		}
+		waitStart := w.cfg.Now()
+		if err := w.cfg.Pacer.Wait(soft, region); err != nil {
+			return released()
+		}
+		w.m.RateLimitWait.Observe(w.cfg.Now().Sub(waitStart).Seconds())
+		if w.held.lost(m.ReceiptHandle) {
+			return outcome{Action: Abandon, Label: "expired"}
+		}
+		// Checked again after the wait: the circuit may have opened during it.
+		p, r := w.breaker.admit(w.cfg.Now(), keys...)
+		if r != nil {
+			return deferral(*r, since, w.cfg.Now(), attempts, w.cfg.Breaker.MaxDeferral)
+		}
+
+		callCtx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
+		callStart := w.cfg.Now()
+		err := w.cfg.Cognito.ResetUserPassword(callCtx, job)
+		cancel()
+		w.m.CognitoDuration.Observe(w.cfg.Now().Sub(callStart).Seconds())
+		cl := Classify(err)
+		if err != nil && hard.Err() != nil {
+			cl = Class{Kind: Canceled, Code: "canceled", Message: err.Error()}
+		}
+		w.m.CognitoRequests.WithLabelValues(MetricCode(cl)).Inc()
+		failed := region
+		if cl.Scope == ScopePool {
+			failed = keys[1]
+		}
+		w.breaker.record(w.cfg.Now(), p, cl, keys, failed)
+		switch cl.Kind {
+		case Throttle:
+			w.cfg.Pacer.Throttled(region)
+			w.m.Throttles.WithLabelValues(region).Inc()
+		case Canceled:
+		default:
+			w.cfg.Pacer.Succeeded(region)
+		}
+		if cl.Kind == Transient || cl.Kind == Limit || cl.Kind == Permanent {
+			attempts++
+		}
+		if cl.Kind != Systemic {
+			since = time.Time{} // the circuit let it through: its deferrals are over
+		}
+
+		d := Decide(cl, attempts, w.cfg.Policy, w.cfg.Rand())
+		switch d.Action {
+		case Delete:
+			return outcome{Action: Delete, Label: "reset", Attempts: attempts}
+		case RetryNow:
+			continue
+		case Retry:
+			return outcome{Action: Retry, Label: "retried", Delay: d.Delay, Attempts: attempts, Detail: cl.Code + ": " + cl.Message}
+		case Defer:
+			r, refused := w.breaker.peek(w.cfg.Now(), keys...)
+			if !refused { // closed again meanwhile by another call's success
+				r = refusal{wait: time.Second}
+			}
+			r.reason, r.detail = cl.Code, cl.Message
+			return deferral(r, since, w.cfg.Now(), attempts, w.cfg.Breaker.MaxDeferral)
+		case DeadLetter:
+			msg := cl.Message
+			if d.Reason == ReasonAttemptsExhausted {
+				msg = cl.Code + ": " + cl.Message
+			}
+			return deadLetter(d.Reason, msg, attempts)
+		default:
+			return released()
+		}
+	}
+}
+
+// apply carries out o for m: the one place that sends, deletes, counts and
+// logs a job's end.
+func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m Message, o outcome) {
+	switch o.Action {
+	case Forget:
+		// Its job ended here (reset, sent back or dead-lettered) and only the
+		// delete failed: handling it again would fork the job.
+		w.deleteEnded(m, true)
+		jl.Info("delivered again after its job ended; deleted", "receive_count", m.ReceiveCount)
+		return
+	case Abandon:
+		w.held.remove(m.ReceiptHandle)
+		jl.Warn("visibility of the message lapsed while it waited; left to its next delivery, no call made")
+	case Release:
+		w.releases.add(m.ReceiptHandle)
+		jl.Info("job released", "outcome", o.Label)
+	case Delete:
+		w.deleteEnded(m, false)
+		jl.Info("job done", "outcome", o.Label, "already_reset", o.AlreadyReset, "attempts", o.Attempts, "receive_count", m.ReceiveCount)
+	case Retry, Defer:
+		if !w.requeue(ctx, jl, m, o) {
+			return
+		}
+	case DeadLetter:
+		if !w.deadLetter(ctx, jl, m, o) {
+			return
+		}
+		w.m.DeadLetters.WithLabelValues(o.Reason).Inc()
+	}
+	w.m.Jobs.WithLabelValues(o.Label).Inc()
+}
+
+// requeue sends a copy of the job back to the queue, delayed, then deletes
+// the original. The copy starts with a receive count of zero, so retries
+// never run into the queue's maxReceiveCount. It reports whether the copy
+// went; if not, the original comes back after the delay.
+func (w *Worker) requeue(ctx context.Context, jl *slog.Logger, m Message, o outcome) bool {
+	delay := min(maxDelay, max(time.Second, o.Delay.Round(time.Second)))
+	attrs := map[string]string{AttrAttempts: strconv.Itoa(o.Attempts), AttrJobID: m.jobID()}
+	if !o.DeferredSince.IsZero() {
+		attrs[AttrDeferredSince] = o.DeferredSince.UTC().Format(time.RFC3339)
+	}
+	out := Outgoing{Body: m.Body, Delay: delay, Attributes: withAttributes(without(m.Attributes, AttrDeferredSince), attrs)}
+	if err := w.send(ctx, w.cfg.Requeue, out); err != nil {
+		jl.Error("requeue failed; the message comes back after its visibility timeout", "error", err)
+		w.hide(m, delay)
+		return false
+	}
+	w.deleteEnded(m, true)
+	jl.Info("job sent back", "outcome", o.Label, "delay", delay, "attempts", o.Attempts, "why", sqsText(o.Detail))
+	return true
+}
+
+// deadLetter sends the job to the DLQ with its reason, then deletes it
+// from the source. A record the DLQ refuses is tried once more cut to the
+// essentials (a body near SQS's size limit leaves no room for a long
+// error). If that fails too, the message stays in the source queue, hidden
+// for longer each time, counted and logged as an error.
+func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m Message, o outcome) bool {
+	record := map[string]string{
+		AttrReason:   o.Reason,
+		AttrError:    sqsText(o.Detail),
+		AttrAttempts: strconv.Itoa(o.Attempts),
+		AttrFailedAt: w.cfg.Now().UTC().Format(time.RFC3339),
+		AttrJobID:    m.jobID(),
+	}
+	err := w.send(ctx, w.cfg.DeadLetters, Outgoing{Body: m.Body, Attributes: withAttributes(m.Attributes, record)})
+	if err != nil {
+		record[AttrError] = truncate(record[AttrError], 128)
+		err = w.send(ctx, w.cfg.DeadLetters, Outgoing{Body: m.Body, Attributes: withAttributes(essentials(m.Attributes), record)})
+	}
+	if err != nil {
+		w.m.DeadLetterFailures.Inc()
+		delay := BackoffCurve{Base: time.Minute, Max: 12 * time.Hour}.Delay(m.ReceiveCount, w.cfg.Rand())
+		jl.Error("dead-letter send failed; the job stays in the source queue and is tried again later",
+			"reason", o.Reason, "error", err, "retry_in", delay, "receive_count", m.ReceiveCount)
+		if m.ReceiveCount >= deadLetterAlarm {
+			jl.Error("a job has failed to reach the DLQ many times: fix the DLQ (permissions, KMS key, size) or it is lost when the source queue's retention ends",
+				"reason", o.Reason, "job_id", m.jobID(), "receive_count", m.ReceiveCount)
+		}
+		w.hide(m, delay)
+		return false
+	}
+	w.deleteEnded(m, true)
+	jl.Warn("job done", "outcome", o.Label, "reason", o.Reason, "attempts", o.Attempts, "error", sqsText(o.Detail))
+	return true
+}
+
+// deadLetterAlarm is the receive count from which a job that cannot reach
+// the DLQ is logged as in danger of being lost.
+const deadLetterAlarm = 5
+
+// poolKey is the breaker key of a pool's circuit.
+func poolKey(poolID string) string { return "pool:" + poolID }
+
+// userKey identifies a user for the per-user lock: case folded, as
+// Cognito's default case-insensitive usernames are.
+func userKey(j Job) string { return j.UserPoolID + "\x00" + strings.ToLower(j.Username) }
+
+// alreadyReset reports whether a redelivered job's user is RESET_REQUIRED,
+// which means an earlier delivery reset it and its delete was lost. Any
+// doubt (the check is off, fails or times out) says no: a second code is
+// better than a user not reset.
+func (w *Worker) alreadyReset(soft, hard context.Context, jl *slog.Logger, job Job) bool {
+	if w.cfg.Statuses == nil {
+		return false
+	}
+	region := job.Region()
+	if err := w.cfg.StatusPacer.Wait(soft, region); err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
+	status, err := w.cfg.Statuses.UserStatus(ctx, job)
+	cancel()
+	result := "not_reset"
+	switch {
+	case err != nil:
+		result = "error"
+		if Classify(err).Kind == Throttle {
+			w.cfg.StatusPacer.Throttled(region)
+		}
+		jl.Debug("redelivery check failed; resetting", "error", err)
+	case status == "RESET_REQUIRED":
+		result = "already_reset"
+		w.cfg.StatusPacer.Succeeded(region)
+	default:
+		w.cfg.StatusPacer.Succeeded(region)
+	}
+	w.m.RedeliveryChecks.WithLabelValues(result).Inc()
+	return result == "already_reset"
+}
+
+// finish ends m's time in a handler. m stays held (its visibility
+// extended) until its delete or release is settled.
+func (w *Worker) finish(m Message) {
+	if w.inflight.Add(-1) == 0 {
+		w.lastIdle.Store(w.cfg.Now().UnixNano())
+	}
+	w.m.Inflight.Dec()
+}
+
+func (w *Worker) user(name string) string {
+	if w.cfg.LogUsernames {
+		return name
+	}
+	return hashUser(name)
+}
+
+// send sends out within CallTimeout, so a send SQS never answers cannot
+// hold the job, and its handler, until shutdown.
+func (w *Worker) send(ctx context.Context, to Sender, out Outgoing) error {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	defer cancel()
+	return to.Send(ctx, out)
+}

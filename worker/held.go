@@ -1,0 +1,107 @@
+package worker
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// heldSet tracks the messages this worker holds, from receive until their
+// delete or release is settled, by receipt handle: when their visibility
+// ends, and whether it lapsed because extending it failed.
+type heldSet struct {
+	mu sync.Mutex
+	m  map[string]*heldMsg
+}
+
+type heldMsg struct {
+	until time.Time
+	lost  bool // extending failed after until: SQS may deliver it again
+}
+
+func (h *heldSet) add(receipt string, until time.Time) {
+	h.mu.Lock()
+	h.m[receipt] = &heldMsg{until: until}
+	h.mu.Unlock()
+}
+
+func (h *heldSet) extend(receipt string, until time.Time) {
+	h.mu.Lock()
+	if e := h.m[receipt]; e != nil && !e.lost {
+		e.until = until
+	}
+	h.mu.Unlock()
+}
+
+// failed records a failed extension at now, and reports whether the
+// message's visibility has lapsed (the first time only).
+func (h *heldSet) failed(receipt string, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.m[receipt]
+	if e == nil || e.lost || now.Before(e.until) {
+		return false
+	}
+	e.lost = true
+	return true
+}
+
+// lost reports whether the message's visibility lapsed while held.
+func (h *heldSet) lost(receipt string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.m[receipt]
+	return e != nil && e.lost
+}
+
+func (h *heldSet) remove(receipts ...string) {
+	h.mu.Lock()
+	for _, r := range receipts {
+		delete(h.m, r)
+	}
+	h.mu.Unlock()
+}
+
+// due lists the held messages, not lost, whose visibility ends before t.
+func (h *heldSet) due(t time.Time) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for r, e := range h.m {
+		if !e.lost && e.until.Before(t) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// userLocks runs the jobs of one user one at a time in this process.
+type userLocks struct {
+	mu sync.Mutex
+	m  map[string]chan struct{} // closed when the holder unlocks
+}
+
+// lock waits until no other job of key runs here, or ctx ends.
+func (u *userLocks) lock(ctx context.Context, key string) (unlock func(), err error) {
+	for {
+		u.mu.Lock()
+		busy, ok := u.m[key]
+		if !ok {
+			done := make(chan struct{})
+			u.m[key] = done
+			u.mu.Unlock()
+			return func() {
+				u.mu.Lock()
+				delete(u.m, key)
+				u.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		u.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
