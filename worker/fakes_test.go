@@ -30,7 +30,8 @@ type fakeQueue struct {
 
 	// Hooks; nil means succeed.
 	deleteFail func(receipt string, try int) error
-	park       func(Outgoing) bool // a requeued copy it says true to waits in parked until unpark
+	changeFail func(receipt string) error // fails ChangeVisibility entries (extensions and hides)
+	park       func(Outgoing) bool         // a requeued copy it says true to waits in parked until unpark
 	parked     []Message
 	deleteTry  map[string]int
 }
@@ -132,6 +133,13 @@ func (q *fakeQueue) ChangeVisibility(_ context.Context, receipts []string, timeo
 			q.log("release:%s", m.ID)
 			continue
 		}
+		if q.changeFail != nil {
+			if err := q.changeFail(r); err != nil {
+				failed[r] = err
+				q.log("hide-failed:%s", m.ID)
+				continue
+			}
+		}
 		q.log("hide:%s:%v", m.ID, timeout)
 		if q.extended != nil {
 			select {
@@ -185,15 +193,21 @@ func (q *fakeQueue) snapshot() (visible []Message, held int, events []string, se
 // fakeDLQ records dead letters into the queue's event log, so the order of
 // DLQ send and source delete can be checked.
 type fakeDLQ struct {
-	q    *fakeQueue
-	mu   sync.Mutex
-	msgs []Outgoing
-	fail error
+	q      *fakeQueue
+	mu     sync.Mutex
+	msgs   []Outgoing
+	fail   error
+	failIf func(Outgoing) error // fails the sends it returns an error for
 }
 
 func (d *fakeDLQ) Send(_ context.Context, m Outgoing) error {
 	if d.fail != nil {
 		return d.fail
+	}
+	if d.failIf != nil {
+		if err := d.failIf(m); err != nil {
+			return err
+		}
 	}
 	d.mu.Lock()
 	d.msgs = append(d.msgs, m)

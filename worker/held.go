@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -77,8 +78,9 @@ func (h *heldSet) due(t time.Time) []string {
 
 // userLocks runs the jobs of one user one at a time in this process.
 type userLocks struct {
-	mu sync.Mutex
-	m  map[string]chan struct{} // closed when the holder unlocks
+	mu      sync.Mutex
+	m       map[string]chan struct{} // closed when the holder unlocks
+	waiting atomic.Int64             // jobs waiting for another job of their user
 }
 
 // lock waits until no other job of key runs here, or ctx ends.
@@ -98,9 +100,12 @@ func (u *userLocks) lock(ctx context.Context, key string) (unlock func(), err er
 			}, nil
 		}
 		u.mu.Unlock()
+		u.waiting.Add(1)
 		select {
 		case <-busy:
+			u.waiting.Add(-1)
 		case <-ctx.Done():
+			u.waiting.Add(-1)
 			return nil, ctx.Err()
 		}
 	}

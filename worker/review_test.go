@@ -1,0 +1,289 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestExtendedWhileDeletePending: a reset job's message stays extended
+// while its delete is still under way (failed tries, retried), so SQS does
+// not deliver it again meanwhile.
+func TestExtendedWhileDeletePending(t *testing.T) {
+	t.Parallel()
+	b := newBundle(nil)
+	b.cfg.Cognito = resetterFunc(func(context.Context, Job) error {
+		b.q.mu.Lock()
+		b.q.log("call")
+		b.q.mu.Unlock()
+		return nil
+	})
+	b.cfg.Now = time.Now
+	b.cfg.Visibility = 60 * time.Millisecond
+	b.q.deleteFail = func(_ string, try int) error {
+		if try < 3 {
+			return errors.New("InternalError")
+		}
+		return nil
+	}
+	b.q.push(job(pool, "alice"), nil)
+	b.run(t)
+	_, _, events, _ := b.q.snapshot()
+	call, del := slices.Index(events, "call"), slices.Index(events, "delete:m1")
+	if call < 0 || del < 0 {
+		t.Fatalf("events %v: want a call and a delete", events)
+	}
+	if !slices.ContainsFunc(events[call:del], func(e string) bool { return strings.HasPrefix(e, "hide:m1:") }) {
+		t.Fatalf("events %v: the message was not extended while its delete was pending", events)
+	}
+}
+
+// TestLapsedVisibilityMakesNoCall: a job whose message could not be
+// extended past its visibility timeout (SQS may have handed it to another
+// worker) makes no call; it is left to its next delivery.
+func TestLapsedVisibilityMakesNoCall(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	b := newBundle(func(context.Context, Job) error { calls.Add(1); return nil })
+	b.cfg.Now = time.Now
+	b.cfg.Visibility = 60 * time.Millisecond
+	b.cfg.ExitWhenIdle = 0
+	b.q.changeFail = func(string) error { return errors.New("ReceiptHandleIsInvalid") }
+	var w atomic.Pointer[Worker]
+	lapsed := func() bool {
+		h := &w.Load().held
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, e := range h.m {
+			if e.lost {
+				return true
+			}
+		}
+		return false
+	}
+	b.pacer.wait = func(ctx context.Context, _ string) error { // holds the job until its visibility lapsed
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for !lapsed() {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	b.q.push(job(pool, "alice"), nil)
+	wk, cancel, done := b.start(t)
+	w.Store(wk)
+	eventually(t, "the job given up", func() bool { return b.jobs("expired") == 1 })
+	cancel()
+	<-done
+	if calls.Load() != 0 {
+		t.Fatalf("%d calls for a message whose visibility lapsed", calls.Load())
+	}
+}
+
+// TestDeadLetterSendFailureBacksOff: a DLQ that refuses every send neither
+// loses the job nor loops: each failure hides the message for longer, and
+// is counted.
+func TestDeadLetterSendFailureBacksOff(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error { return codeErr("UserNotFoundException", "x") })
+	b.dlq.fail = errors.New("KMS.AccessDeniedException")
+	b.cfg.ExitWhenIdle = 0
+	b.q.push(job(pool, "ghost"), nil)
+	_, cancel, done := b.start(t)
+	hides := func() []string {
+		_, _, events, _ := b.q.snapshot()
+		var out []string
+		for _, e := range events {
+			if strings.HasPrefix(e, "hide:m1:") {
+				out = append(out, strings.TrimPrefix(e, "hide:m1:"))
+			}
+		}
+		return out
+	}
+	for i := 1; i <= 4; i++ {
+		b.q.waitFor(t, "the message hidden after the DLQ failed", func() bool { return len(hides()) >= i })
+		b.q.expire("m1") // its hide ends: SQS delivers it again
+	}
+	cancel()
+	<-done
+	var ds []time.Duration
+	for _, h := range hides() {
+		d, err := time.ParseDuration(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	for i := 1; i < len(ds); i++ {
+		if ds[i] <= ds[i-1] {
+			t.Fatalf("hides %v: each failure must hide the message for longer", ds)
+		}
+	}
+	if got := testutil.ToFloat64(b.m.DeadLetterFailures); got < 4 {
+		t.Fatalf("dead-letter failures = %v, want each counted", got)
+	}
+	if b.jobs("dead_lettered") != 0 {
+		t.Fatal("a job counted dead-lettered that never reached the DLQ")
+	}
+}
+
+// TestDeadLetterTooLargeIsCut: a record the DLQ refuses (a body near SQS's
+// size limit leaves no room for a long error and the job's own attributes)
+// is sent again cut to the essentials.
+func TestDeadLetterTooLargeIsCut(t *testing.T) {
+	t.Parallel()
+	b := newBundle(func(context.Context, Job) error {
+		return codeErr("UserLambdaValidationException", strings.Repeat("x", 900))
+	})
+	b.dlq.failIf = func(m Outgoing) error {
+		if len(m.Attributes) > 7 || len(m.Attributes[AttrError].StringValue) > 200 {
+			return errors.New("InvalidParameterValue: message must be shorter than 1048576 bytes")
+		}
+		return nil
+	}
+	attrs := map[string]Attribute{AttrCampaign: {DataType: "String", StringValue: "c1"}}
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		attrs["user."+k] = Attribute{DataType: "String", StringValue: strings.Repeat(k, 100)}
+	}
+	b.q.push(job(pool, "alice"), attrs)
+	b.run(t)
+	dl := b.dlq.all()
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	if dl[0].Attributes[AttrCampaign].StringValue != "c1" || dl[0].Attributes[AttrReason].StringValue != "UserLambdaValidationException" {
+		t.Fatalf("record %v: want the campaign and the reason kept", dl[0].Attributes)
+	}
+}
+
+// TestDeleteAfterSendIsImmediate: the delete of a dead-lettered or sent
+// back job does not wait for a batch to fill, so a crash in that window
+// (the job in the DLQ and still in the source) is as short as one call.
+// Records and copies carry the job's first message ID.
+func TestDeleteAfterSendIsImmediate(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	b := newBundle(func(context.Context, Job) error {
+		if calls.Add(1) == 1 {
+			return codeErr("InternalErrorException", "x")
+		}
+		return codeErr("UserNotFoundException", "x")
+	})
+	b.cfg.DeleteLinger = time.Hour
+	b.cfg.ExitWhenIdle = 0
+	id := b.q.push(job(pool, "ghost"), nil)
+	_, cancel, done := b.start(t)
+	defer func() { cancel(); <-done }()
+	b.q.waitFor(t, "the original and the copy deleted before the linger", func() bool {
+		_, _, events, _ := b.q.snapshot()
+		n := 0
+		for _, e := range events {
+			if strings.HasPrefix(e, "delete:") {
+				n++
+			}
+		}
+		return n == 2
+	})
+	dl := b.dlq.all()
+	if len(dl) != 1 || dl[0].Attributes[AttrJobID].StringValue != id {
+		t.Fatalf("dead letters %v: want one with %s=%s", dl, AttrJobID, id)
+	}
+}
+
+// TestUnknownRegionRefused: a pool in a Region the SDK does not know is
+// dead-lettered without a call, unless the pool is allowed by name.
+func TestUnknownRegionRefused(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	b := newBundle(func(context.Context, Job) error { calls.Add(1); return nil })
+	b.q.push(job("zz-nowhere-9_Pool", "alice"), nil)
+	b.q.push(job("us-east-1_Pool", "bob"), nil)
+	b.run(t)
+	if calls.Load() != 1 || len(b.dlq.all()) != 1 || b.dlq.all()[0].Attributes[AttrReason].StringValue != ReasonInvalidJob {
+		t.Fatalf("calls %d, dead letters %v: want the made-up Region refused", calls.Load(), b.dlq.all())
+	}
+
+	b = newBundle(func(context.Context, Job) error { calls.Add(1); return nil })
+	b.cfg.AllowedPools = map[string]bool{"zz-nowhere-9_Pool": true}
+	b.q.push(job("zz-nowhere-9_Pool", "alice"), nil)
+	b.run(t)
+	if b.jobs("reset") != 1 {
+		t.Fatal("a pool named in AllowedPools was refused for its Region")
+	}
+}
+
+// TestOneCodePerUser: with CheckEveryJob, a user named in two jobs (in
+// any case, enqueue run twice) is reset once, even when both jobs are in
+// flight at once.
+func TestOneCodePerUser(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	status := map[string]string{}
+	resets := map[string]int{}
+	var checks atomic.Int64
+	var w atomic.Pointer[Worker]
+	b := newBundle(func(_ context.Context, j Job) error {
+		// Hold the first reset until the other job of the user has either
+		// checked too (no lock: two codes) or waits for this one.
+		eventually(t, "the other job checked or waiting", func() bool {
+			wk := w.Load()
+			return checks.Load() >= 2 || (wk != nil && wk.users.waiting.Load() >= 1)
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		u := strings.ToLower(j.Username)
+		resets[u]++
+		status[u] = "RESET_REQUIRED"
+		return nil
+	})
+	b.cfg.Statuses = statusFunc(func(_ context.Context, j Job) (string, error) {
+		checks.Add(1)
+		mu.Lock()
+		defer mu.Unlock()
+		if s := status[strings.ToLower(j.Username)]; s != "" {
+			return s, nil
+		}
+		return "CONFIRMED", nil
+	})
+	b.cfg.StatusPacer = newFakePacer()
+	b.cfg.CheckEveryJob = true
+	b.cfg.Concurrency = 2
+	b.q.push(job(pool, "Alice"), nil)
+	b.q.push(job(pool, "alice"), nil)
+	wk, cancel, done := b.start(t)
+	w.Store(wk)
+	defer func() { cancel(); <-done }()
+	b.q.waitFor(t, "both jobs done", func() bool { return b.jobs("reset") == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if resets["alice"] != 1 {
+		t.Fatalf("resets %v, want one", resets)
+	}
+}
+
+// eventually polls cond until it holds, for what no queue event signals.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Errorf("timed out waiting for %s", what)
+			return
+		}
+	}
+}
