@@ -31,7 +31,7 @@ type fakeQueue struct {
 	// Hooks; nil means succeed.
 	deleteFail func(receipt string, try int) error
 	changeFail func(receipt string) error // fails ChangeVisibility entries (extensions and hides)
-	park       func(Outgoing) bool         // a requeued copy it says true to waits in parked until unpark
+	park       func(Outgoing) bool        // a requeued copy it says true to waits in parked until unpark
 	parked     []Message
 	deleteTry  map[string]int
 }
