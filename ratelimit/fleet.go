@@ -28,16 +28,22 @@ import (
 // on the TAT to the microsecond (a refusal that says "ask again at the
 // TAT" loses the time each ask is late, about 5% of 60/s on a loopback).
 //
+// A TAT further ahead than the replicas' bookings can explain (ARGV[2])
+// was set before Redis's clock stepped back: the script starts again from
+// now rather than make the fleet wait out the step.
+//
 // KEYS[1]: the Region's key. ARGV[1]: the emission interval in
-// microseconds (1e6 / rate). It returns the microseconds from now until the
-// caller's slot (0: go now). The key expires one second after the TAT,
-// when it no longer holds anything.
+// microseconds (1e6 / rate). ARGV[2]: the longest wait in microseconds. It
+// returns the microseconds from now until the caller's slot (0: go now).
+// The key expires one second after the TAT, when it no longer holds
+// anything.
 const gcraScript = `
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
+if slot - now > tonumber(ARGV[2]) then slot = now end
 local tat = slot + interval
 redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 return slot - now
@@ -102,6 +108,7 @@ type Fleet struct {
 	client   *respClient
 	share    float64 // Rate/FleetSize
 	interval string  // microseconds between two calls, rounded up: never above Rate
+	maxWait  int64   // microseconds: the longest wait for a slot (maxWaitFor)
 
 	mu       sync.Mutex
 	regions  map[string]*fleetRegion
@@ -150,13 +157,24 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	interval := math.Ceil(1e6 / cfg.Rate)
+	maxWait := int64(min(maxWaitFor(interval, cfg.FleetSize), 1<<53))
 	return &Fleet{
 		fc:       cfg,
 		client:   &respClient{addr: cfg.Redis, timeout: cfg.Timeout},
 		share:    cfg.Rate / float64(cfg.FleetSize),
-		interval: strconv.FormatInt(int64(math.Ceil(1e6/cfg.Rate)), 10),
+		interval: strconv.FormatInt(int64(interval), 10),
+		maxWait:  maxWait,
 		regions:  map[string]*fleetRegion{},
 	}, nil
+}
+
+// maxWaitFor is the longest wait for a slot, in microseconds, that the
+// bookings of a fleet can explain: each replica books at most one slot
+// ahead, so fleetSize intervals, times 4 for replicas beyond fleetSize,
+// and at least a second.
+func maxWaitFor(interval float64, fleetSize int) float64 {
+	return max(1e6, 4*float64(fleetSize)*interval)
 }
 
 // Key is the Redis key that holds region's fleet-wide limit.
@@ -277,20 +295,21 @@ func (f *Fleet) answered() {
 }
 
 // reserve runs the GCRA script for key and returns how long until the
-// slot it got starts. It sends EVALSHA, and EVAL (which also caches the
+// slot it got starts, at most maxWait. It sends EVALSHA, and EVAL (which also caches the
 // script) when Redis does not know the script yet.
 func (f *Fleet) reserve(ctx context.Context, key string) (time.Duration, error) {
-	v, err := f.client.do(ctx, "EVALSHA", gcraSHA, "1", key, f.interval)
+	maxWait := strconv.FormatInt(f.maxWait, 10)
+	v, err := f.client.do(ctx, "EVALSHA", gcraSHA, "1", key, f.interval, maxWait)
 	var re redisError
 	if errors.As(err, &re) && strings.HasPrefix(string(re), "NOSCRIPT") {
-		v, err = f.client.do(ctx, "EVAL", gcraScript, "1", key, f.interval)
+		v, err = f.client.do(ctx, "EVAL", gcraScript, "1", key, f.interval, maxWait)
 	}
 	if err != nil {
 		return 0, err
 	}
 	wait, ok := v.(int64)
-	if !ok || wait < 0 {
-		return 0, fmt.Errorf("redis: rate limit script answered %v, want the microseconds until the slot", v)
+	if !ok || wait < 0 || wait > f.maxWait {
+		return 0, fmt.Errorf("redis: rate limit script answered %v, want the microseconds until the slot, 0 to %d", v, f.maxWait)
 	}
 	return time.Duration(wait) * time.Microsecond, nil
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -356,5 +358,71 @@ func TestFleetReservesSlots(t *testing.T) {
 		if w > want || w < want-took-time.Millisecond {
 			t.Errorf("ask %d: wait %v, want %v less at most the %v the asks took", k, w, want, took)
 		}
+	}
+}
+
+// TestFleetClockSteppedBack: a TAT an hour ahead of Redis's clock, as a
+// step back of the clock leaves it, is not waited out: the next ask goes
+// at once and the slots after it are one interval apart again. Bookings
+// that a fleet can make (up to 4 × fleet size intervals ahead) are kept.
+func TestFleetClockSteppedBack(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), Rate: 10, FleetSize: 5}, 10)
+	if f.maxWait != 2e6 {
+		t.Fatalf("maxWait %dµs, want 4 × 5 × 100ms", f.maxWait)
+	}
+	ctx := context.Background()
+	c := &respClient{addr: redisAddr(t, srv.URL), timeout: 5 * time.Second}
+	defer c.Close()
+	v, err := c.do(ctx, "TIME")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, _ := strconv.ParseInt(v.([]any)[0].(string), 10, 64)
+	future := (sec + 3600) * 1e6
+	if _, err := c.do(ctx, "SET", "test:stepped", strconv.FormatInt(future, 10)); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	var waits []time.Duration
+	for range 15 { // 1.5 s of slots: under the 2 s cap, all kept
+		w, err := f.reserve(ctx, "test:stepped")
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, w)
+	}
+	took := time.Since(start)
+	for k, w := range waits {
+		want := time.Duration(k) * 100 * time.Millisecond
+		if w > want || w < want-took-time.Millisecond {
+			t.Errorf("ask %d: wait %v, want %v less at most the %v the asks took", k, w, want, took)
+		}
+	}
+	v, err = c.do(ctx, "GET", "test:stepped")
+	if tat, _ := strconv.ParseInt(fmt.Sprint(v), 10, 64); err != nil || tat >= future {
+		t.Errorf("the TAT is still %v (%v), not back to Redis's clock", v, err)
+	}
+}
+
+// TestFleetWaitAboveCap: an answer beyond the longest wait (a script that
+// does not cap it) is a Redis failure: the replica paces at its share.
+func TestFleetWaitAboveCap(t *testing.T) {
+	t.Parallel()
+	fr := startFakeRedis(t, func([]string) string { return ":3600000000\r\n" })
+	var fb fallbackLog
+	f := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: fr.ln.Addr().String()}, Rate: 100, OnFallback: fb.record}, 100)
+	if _, err := f.reserve(context.Background(), "k"); err == nil || !strings.Contains(err.Error(), "0 to 1000000") {
+		t.Fatalf("reserve: %v, want an error for a wait of an hour", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := f.Wait(ctx, "us-east-1"); err != nil {
+		t.Fatalf("Wait: %v, want the local share", err)
+	}
+	if got := fb.get(); len(got) != 1 || !got[0] {
+		t.Errorf("OnFallback calls %v, want [true]", got)
 	}
 }
