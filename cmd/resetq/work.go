@@ -24,11 +24,6 @@ import (
 // cognitoQuota is the UserAccountRecovery quota per account per Region.
 const cognitoQuota = 30
 
-// redeliveryCheckRate paces AdminGetUser calls of the redelivery check per
-// Region: they are rare (only redeliveries) and should stay well inside
-// their own quota, shared with the pool's other readers.
-const redeliveryCheckRate = 10
-
 type workFlags struct {
 	queueURL, dlqURL         string
 	rate                     float64
@@ -40,6 +35,9 @@ type workFlags struct {
 	logFormat, logLevel      string
 	logUsernames             string
 	redeliveryCheck          bool
+	statusCheck              string
+	statusCheckRate          float64
+	maxDeferral              time.Duration
 	allowedPools             string
 	allowAnyPool             bool
 	signingKeyFile           string
@@ -66,7 +64,10 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.redisURL, "redis-url", "", "redis://[:password@]host:port[/db]: share one limit of --rate per Region with every replica using this Redis (empty: each replica paces up to --rate on its own)")
 	fs.IntVar(&f.fleetSize, "fleet-size", 1, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this, and each leaves real users headroom when under 80% of that share got through")
 	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", "resetq", "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:REGION")
-	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "before resetting a job delivered again or sent back after a failed call, ask Cognito (AdminGetUser) whether its user is already RESET_REQUIRED, and if so count it done: no second code after a crash between reset and delete, or a lost answer")
+	fs.StringVar(&f.statusCheck, "status-check", "all", "before a reset, ask Cognito (AdminGetUser) whether the user is already RESET_REQUIRED, and if so count the job done without a second code: all (every job: a user named twice gets one code), redelivered (only jobs delivered again or sent back after a failed call), or off")
+	fs.Float64Var(&f.statusCheckRate, "status-check-rate", 50, "AdminGetUser calls per second per Region for --status-check (their quota, UserRead, is 120/s shared with the pool's other readers; keep it above --rate)")
+	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "deprecated: false is --status-check=off")
+	fs.DurationVar(&f.maxDeferral, "max-deferral", 24*time.Hour, "a job deferred this long by an open circuit (a misconfigured pool, bad credentials) is dead-lettered with the error that keeps the circuit open, for a redrive after the fix")
 }
 
 func (f *workFlags) validate() error {
@@ -85,6 +86,12 @@ func (f *workFlags) validate() error {
 		return usagef("--shutdown-timeout must be positive")
 	case f.circuitCooldown <= 0:
 		return usagef("--circuit-cooldown must be positive")
+	case f.maxDeferral <= 0:
+		return usagef("--max-deferral must be positive")
+	case f.statusCheck != "all" && f.statusCheck != "redelivered" && f.statusCheck != "off":
+		return usagef("--status-check %q: want all, redelivered or off", f.statusCheck)
+	case f.statusCheck != "off" && !(f.statusCheckRate > 0):
+		return usagef("--status-check-rate must be positive, got %v", f.statusCheckRate)
 	case f.logUsernames != "hashed" && f.logUsernames != "plain":
 		return usagef("--log-usernames %q: want hashed or plain", f.logUsernames)
 	case f.allowedPools == "" && !f.allowAnyPool:
@@ -178,6 +185,9 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if _, err := dlq.Settings(ctx); err != nil {
 		return startupError("read the dead-letter queue", err)
 	}
+	if settings.DLQARN == "" {
+		log.Warn("the source queue has no RedrivePolicy: a job whose dead letter cannot be sent (a DLQ that refuses it) stays in the source queue, retried less and less often, and is lost when the queue's retention period ends; watch resetq_dead_letter_failures_total")
+	}
 	if settings.MaxReceiveCount > 0 && settings.MaxReceiveCount < 5 {
 		log.Warn("the queue's maxReceiveCount is low: every receive counts, including after a crash or shutdown; SQS then moves the job to the DLQ without a reason",
 			"max_receive_count", settings.MaxReceiveCount)
@@ -205,14 +215,17 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return usageError{err}
 	}
 	defer closePacer()
-	// The redelivery check reads users (AdminGetUser, not a password
-	// operation: it does not use the 30/s reset quota), paced on its own.
+	// The status check reads users (AdminGetUser, in the UserRead quota,
+	// not the 30/s reset quota), paced on its own.
 	var statuses worker.StatusReader
 	var statusPacer worker.Pacer
 	cog := cognito.New(awsCfg)
-	if f.redeliveryCheck {
+	if !f.redeliveryCheck {
+		f.statusCheck = "off"
+	}
+	if f.statusCheck != "off" {
 		statuses = cog
-		if statusPacer, err = ratelimit.NewRegions(ratelimit.Config{Ceiling: redeliveryCheckRate}, nil); err != nil {
+		if statusPacer, err = ratelimit.NewRegions(ratelimit.Config{Ceiling: f.statusCheckRate}, nil); err != nil {
 			return err
 		}
 	}
@@ -225,13 +238,14 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		Pacer:           pacer,
 		Statuses:        statuses,
 		StatusPacer:     statusPacer,
+		CheckEveryJob:   f.statusCheck == "all",
 		Metrics:         m,
 		Logger:          log,
 		AllowedPools:    allowed,
 		SigningKeys:     signingKeys,
 		Concurrency:     f.concurrency,
 		Policy:          worker.Policy{MaxAttempts: f.maxAttempts},
-		Breaker:         worker.BreakerConfig{Cooldown: f.circuitCooldown},
+		Breaker:         worker.BreakerConfig{Cooldown: f.circuitCooldown, MaxDeferral: f.maxDeferral},
 		ExitWhenIdle:    f.exitWhenIdle,
 		ShutdownTimeout: f.shutdownTimeout,
 		Visibility:      max(30*time.Second, settings.Visibility),

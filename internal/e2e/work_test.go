@@ -161,17 +161,18 @@ func TestWorkThrottled(t *testing.T) {
 	t.Logf("throttled %d of %d calls", st.Throttled["AdminResetUserPassword"], st.Throttled["AdminResetUserPassword"]+st.Forwarded["AdminResetUserPassword"])
 }
 
-// TestWorkCircuitBreaker: a pool misconfiguration in us-east-1 opens that
-// Region's circuit after a few calls; its jobs stay in the queue (none
-// dead-lettered), eu-west-1 jobs keep flowing, readiness is false, and
-// when the fault clears everything completes.
+// TestWorkCircuitBreaker: credentials refused in us-east-1 (as in a
+// Region not enabled for the account) open that Region's circuit after a
+// few calls; its jobs stay in the queue (none dead-lettered), eu-west-1
+// jobs keep flowing, readiness is false, and when the fault clears
+// everything completes.
 func TestWorkCircuitBreaker(t *testing.T) {
 	t.Parallel()
 	e := testenv.New(t, "circuit")
 	east, eastUsers, eastJobs := e.ConfirmedUsers(e.East, "e", 10)
 	west, westUsers, westJobs := e.ConfirmedUsers(e.West, "w", 10)
 	fault := e.Proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", BodyContains: `"UserPoolId":"` + east + `"`,
-		ErrorCode: "InvalidEmailRoleAccessPolicyException", Message: "Cognito is not allowed to use your email identity."})
+		ErrorCode: "UnrecognizedClientException", Message: "The security token included in the request is invalid."})
 	e.Send("circuit", append(eastJobs, westJobs...)...)
 
 	p := e.Start("--exit-when-idle", "3s", "--circuit-cooldown", "1s", "--concurrency", "4")
@@ -205,6 +206,71 @@ func TestWorkCircuitBreaker(t *testing.T) {
 	if !strings.Contains(p.Logs(), "circuit open") || !strings.Contains(p.Logs(), "circuit closed") {
 		t.Error("the log does not say that the circuit opened and closed")
 	}
+}
+
+// TestWorkBadPoolDoesNotStallItsRegion: two pools in one Region, one of
+// them misconfigured (its SMS role cannot be assumed). Every job of the
+// good pool is reset without waiting; the bad pool's jobs stay on the
+// queue, with calls for it bounded by the probes, until --max-deferral
+// dead-letters them with the error, for a redrive after the fix.
+func TestWorkBadPoolDoesNotStallItsRegion(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "badpool")
+	bad, badUsers, badJobs := e.ConfirmedUsers(e.East, "b", 8)
+	good, goodUsers, goodJobs := e.ConfirmedUsers(e.East, "g", 12)
+	e.Proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", BodyContains: `"UserPoolId":"` + bad + `"`,
+		ErrorCode: "InvalidSmsRoleAccessPolicyException", Message: "Role does not have permission to publish with SNS"})
+	var jobs []string
+	for i := range goodJobs { // interleaved, so the good pool's jobs come after bad ones
+		jobs = append(jobs, goodJobs[i])
+		if i < len(badJobs) {
+			jobs = append(jobs, badJobs[i])
+		}
+	}
+	e.Send("badpool", jobs...)
+
+	p := e.Start("--circuit-cooldown", "2s", "--max-deferral", "20s", "--concurrency", "4", "--exit-when-idle", "3s")
+	start := time.Now()
+	testenv.Eventually(t, time.Minute, "every good-pool job reset", func() bool {
+		for _, u := range goodUsers {
+			if e.Status(e.East, good, u) != "RESET_REQUIRED" {
+				return false
+			}
+		}
+		return true
+	})
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("the good pool took %v: the bad pool held it up", took)
+	}
+	if p.Metric(t, `resetq_circuit_open{region="us-east-1"}`) != 0 {
+		t.Error("a pool-level error opened the Region's circuit")
+	}
+	if code := p.Ready(); code != 200 {
+		t.Errorf("/readyz = %d with one bad pool, want 200", code)
+	}
+	if p.Metric(t, "resetq_pool_circuits_open") != 1 {
+		t.Error("resetq_pool_circuits_open is not 1")
+	}
+	if code := p.Wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	elapsed := time.Since(start)
+	// Calls for the bad pool: those in flight when it opened, then one
+	// probe per cooldown (2s, doubling to the 10m cap) at most.
+	faulted := e.Proxy.Stats().Faulted["AdminResetUserPassword"]
+	if maxCalls := 4 + int(elapsed/(2*time.Second)) + 1; faulted > maxCalls {
+		t.Errorf("%d calls hit the bad pool in %v; want at most %d (the probes)", faulted, elapsed.Round(time.Second), maxCalls)
+	}
+	dl := e.DrainDLQ()
+	if len(dl) != len(badJobs) {
+		t.Fatalf("%d dead letters, want the %d jobs of the bad pool after --max-deferral", len(dl), len(badJobs))
+	}
+	for _, d := range dl {
+		if d.Attrs["resetq.reason"] != "InvalidSmsRoleAccessPolicyException" {
+			t.Fatalf("dead letter %v: want the systemic reason", d.Attrs)
+		}
+	}
+	e.ExpectStatus(e.East, bad, "CONFIRMED", badUsers...)
 }
 
 // TestWorkSIGTERM: SIGTERM mid-campaign stops the worker within the
