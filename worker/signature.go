@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"reflect"
 	"strings"
 )
 
@@ -76,9 +78,22 @@ func VerifySignature(keys [][]byte, m Message) error {
 // start with # are skipped, and surrounding spaces trimmed. The key is the
 // line's text itself (e.g. the 64 hex characters of `openssl rand -hex 32`),
 // so shell recipes can pass it to openssl -hmac as it is. The first key
-// signs (resetq enqueue); a worker accepts any of them.
+// signs (resetq enqueue); a worker accepts any of them. A file that others
+// may read or change is refused (checkKeyFileMode).
 func ReadKeyFile(path string) ([][]byte, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read signing keys: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat() // of the file a symlink (a Kubernetes Secret's) leads to
+	if err != nil {
+		return nil, fmt.Errorf("read signing keys: %w", err)
+	}
+	if err := checkKeyFileMode(path, fi, os.Getuid()); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("read signing keys: %w", err)
 	}
@@ -101,4 +116,37 @@ func ReadKeyFile(path string) ([][]byte, error) {
 		return nil, fmt.Errorf("%s: no signing key in the file", path)
 	}
 	return keys, nil
+}
+
+// checkKeyFileMode refuses a key file that users other than uid may read
+// or change, as OpenSSH does a private key: any group or other permission
+// on a file uid owns; any permission for others on a file another user owns
+// (a Kubernetes Secret is root's, read through the pod's fsGroup).
+func checkKeyFileMode(path string, fi os.FileInfo, uid int) error {
+	owner, ok := fileOwner(fi)
+	if !ok {
+		return nil // no Unix owner and modes (Windows)
+	}
+	perm := fi.Mode().Perm()
+	switch {
+	case owner == uid && perm&0o077 != 0:
+		return fmt.Errorf("%s: signing key file has mode %#o, so its group or others can read or change it: chmod 600 %s", path, perm, path)
+	case perm&0o007 != 0:
+		return fmt.Errorf("%s: signing key file has mode %#o, so any user can read or change it: chmod o= %s (a Kubernetes Secret: defaultMode: 0440 and the pod's fsGroup)", path, perm, path)
+	}
+	return nil
+}
+
+// fileOwner is the user ID of fi's owner: the Uid of the *syscall.Stat_t
+// in Sys on Unix, read by name since Windows has no such type.
+func fileOwner(fi os.FileInfo) (int, bool) {
+	v := reflect.Indirect(reflect.ValueOf(fi.Sys()))
+	if v.Kind() != reflect.Struct {
+		return 0, false
+	}
+	uid := v.FieldByName("Uid")
+	if !uid.IsValid() || !uid.CanUint() {
+		return 0, false
+	}
+	return int(uid.Uint()), true
 }

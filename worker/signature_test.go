@@ -133,6 +133,112 @@ func TestReadKeyFile(t *testing.T) {
 	}
 }
 
+// TestReadKeyFileMode: a key file its owner's group or others may read or
+// change is refused with the chmod that fixes it, also behind a symlink
+// (a Kubernetes Secret's file is one); 0600 and 0400 are read.
+func TestReadKeyFileMode(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		mode    os.FileMode
+		refused bool
+	}{
+		{0o600, false}, {0o400, false},
+		{0o644, true}, {0o640, true}, {0o604, true}, {0o620, true}, {0o602, true}, {0o660, true},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "keys")
+			if err := os.WriteFile(path, []byte(strings.Repeat("k", MinKeyLen)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			link := filepath.Join(dir, "link")
+			if err := os.Symlink(path, link); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{path, link} {
+				_, err := ReadKeyFile(p)
+				switch {
+				case !tc.refused && err != nil:
+					t.Errorf("%s: %v", p, err)
+				case tc.refused && (err == nil || !strings.Contains(err.Error(), "chmod 600 "+p)):
+					t.Errorf("%s (mode %v): err = %v, want a refusal saying chmod 600", p, tc.mode, err)
+				}
+			}
+		})
+	}
+}
+
+// TestReadKeyFileOtherOwner: a file another user owns may be read by its
+// group (a Kubernetes Secret: root's, mode 0440, group fsGroup), not by
+// every user. Needs root, to give the file away.
+func TestReadKeyFileOtherOwner(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(path, []byte(strings.Repeat("k", MinKeyLen)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, os.Getuid()+1, -1); err != nil {
+		t.Skipf("cannot give the file to another user: %v", err)
+	}
+	for _, tc := range []struct {
+		mode    os.FileMode
+		refused bool
+	}{{0o440, false}, {0o400, false}, {0o444, true}, {0o640, false}} {
+		if err := os.Chmod(path, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadKeyFile(path)
+		if tc.refused != (err != nil) {
+			t.Errorf("mode %v, owned by another user: err = %v, want refused %v", tc.mode, err, tc.refused)
+		}
+	}
+}
+
+// fakeFileInfo is a file of mode perm owned by uid, as Unix reports it.
+type fakeFileInfo struct {
+	os.FileInfo
+	perm os.FileMode
+	sys  any
+}
+
+func (f fakeFileInfo) Mode() os.FileMode { return f.perm }
+func (f fakeFileInfo) Sys() any          { return f.sys }
+
+// TestCheckKeyFileMode: the owner's own file may be open to nobody else; a
+// file another user owns (a Kubernetes Secret: root's, group fsGroup) may
+// be read by its group, not by others; without a Unix owner (Windows)
+// nothing is checked.
+func TestCheckKeyFileMode(t *testing.T) {
+	t.Parallel()
+	const me, root = 65532, 0
+	owned := func(uid uint32) any { return &struct{ Uid, Gid uint32 }{Uid: uid} }
+	for _, tc := range []struct {
+		name string
+		perm os.FileMode
+		sys  any
+		err  string
+	}{
+		{"mine 0600", 0o600, owned(me), ""},
+		{"mine 0400", 0o400, owned(me), ""},
+		{"mine 0440", 0o440, owned(me), "chmod 600"},
+		{"mine 0644", 0o644, owned(me), "chmod 600"},
+		{"secret 0440 via fsGroup", 0o440, owned(root), ""},
+		{"secret 0400", 0o400, owned(root), ""},
+		{"secret 0644, no defaultMode", 0o644, owned(root), "chmod o= "},
+		{"secret 0444", 0o444, owned(root), "defaultMode: 0440"},
+		{"no owner (Windows)", 0o666, nil, ""},
+		{"an owner that is not a number", 0o666, &struct{ Uid string }{"glenda"}, ""},
+	} {
+		err := checkKeyFileMode("keys", fakeFileInfo{perm: tc.perm, sys: tc.sys}, me)
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.err)
+		}
+	}
+}
+
 // TestSignedJobs: with signing keys, only jobs signed with one of them
 // reach Cognito; the others are dead-lettered as bad_signature with their
 // body unchanged, and a retried job keeps its signature.
