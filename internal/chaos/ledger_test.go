@@ -86,7 +86,8 @@ func (rc *resetCalls) OK() int {
 type ledger struct {
 	Jobs, Reset, DeadLettered, Lost, Ambiguous, Checks int
 	Duplicates                                         int      // resets answered OK beyond the first, per user
-	DuplicateDeadLetters                               int      // DLQ messages beyond the first, per job
+	DuplicateDeadLetters                               int      // dead-lettered jobs beyond the first, per user (distinct resetq.job-id)
+	DuplicateRecords                                   int      // DLQ records beyond the first of one job (same resetq.job-id), which the dlq commands count once
 	DuplicateUsers                                     []string // who, for the log
 
 }
@@ -111,7 +112,8 @@ func checkLedger(t *testing.T, e *testenv.Env, jobs []job, rc *resetCalls) ledge
 		}
 		byKey[j.key()] = j
 	}
-	dead := map[string][]string{} // key -> reasons
+	dead := map[string][]string{}          // key -> reasons, one per job ID
+	jobIDs := map[string]map[string]bool{} // key -> job IDs seen
 	for _, d := range e.DrainDLQ() {
 		var body struct{ UserPoolId, Username string }
 		_ = json.Unmarshal([]byte(d.Body), &body)
@@ -123,6 +125,18 @@ func checkLedger(t *testing.T, e *testenv.Env, jobs []job, rc *resetCalls) ledge
 		if d.Attrs["resetq.reason"] == "" {
 			t.Errorf("ledger: DLQ message %q has no resetq.reason (SQS's own redrive after maxReceiveCount?): %v", d.Body, d.Attrs)
 		}
+		id := d.Attrs["resetq.job-id"]
+		if id == "" {
+			t.Errorf("ledger: DLQ message %q has no resetq.job-id: %v", d.Body, d.Attrs)
+		}
+		if jobIDs[k] == nil {
+			jobIDs[k] = map[string]bool{}
+		}
+		if id != "" && jobIDs[k][id] {
+			l.DuplicateRecords++ // the same job dead-lettered again after a kill: one job
+			continue
+		}
+		jobIDs[k][id] = true
 		dead[k] = append(dead[k], d.Attrs["resetq.reason"])
 	}
 	ctx := context.Background()
@@ -169,8 +183,8 @@ func checkLedger(t *testing.T, e *testenv.Env, jobs []job, rc *resetCalls) ledge
 		}
 	}
 	l.Ambiguous, l.Checks = rc.ambiguous, rc.checks
-	t.Logf("ledger: %d jobs: %d reset, %d dead-lettered, %d lost; %d duplicate resets and %d duplicate dead letters %v; %d resets cut off unanswered; %d redelivery checks",
-		l.Jobs, l.Reset, l.DeadLettered, l.Lost, l.Duplicates, l.DuplicateDeadLetters, l.DuplicateUsers, l.Ambiguous, l.Checks)
+	t.Logf("ledger: %d jobs: %d reset, %d dead-lettered, %d lost; %d duplicate resets and %d duplicate dead letters %v; %d DLQ records of a job already there; %d resets cut off unanswered; %d status checks",
+		l.Jobs, l.Reset, l.DeadLettered, l.Lost, l.Duplicates, l.DuplicateDeadLetters, l.DuplicateUsers, l.DuplicateRecords, l.Ambiguous, l.Checks)
 	return l
 }
 
