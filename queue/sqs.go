@@ -181,6 +181,19 @@ func (q *Queue) attributes(ctx context.Context, names ...types.QueueAttributeNam
 	return out.Attributes, nil
 }
 
+// ARN reads the queue's ARN, which names it however its URL is spelled.
+func (q *Queue) ARN(ctx context.Context) (string, error) {
+	a, err := q.attributes(ctx, types.QueueAttributeNameQueueArn)
+	if err != nil {
+		return "", err
+	}
+	arn := a[string(types.QueueAttributeNameQueueArn)]
+	if arn == "" {
+		return "", fmt.Errorf("get attributes of %s: no QueueArn in the answer", q.url)
+	}
+	return arn, nil
+}
+
 // Settings are the queue attributes the worker starts from.
 type Settings struct {
 	Visibility      time.Duration

@@ -430,6 +430,27 @@ func TestSettings(t *testing.T) {
 	}
 }
 
+// TestARN: one queue has one ARN however its URL is spelled.
+func TestARN(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	arn, err := e.queue().ARN(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "arn:aws:sqs:" + region + ":123456789012:" + e.name; arn != want {
+		t.Fatalf("ARN() = %q, want %q", arn, want)
+	}
+	other := strings.Replace(strings.Replace(e.url, "http://", "https://", 1), "127.0.0.1", "localhost", 1)
+	if got, err := queue.New(e.client, other, nil).ARN(ctx); err != nil || got != arn {
+		t.Fatalf("ARN() of %s = %q, %v; want %q", other, got, err, arn)
+	}
+	if dlq, err := queue.New(e.client, e.dlqURL, nil).ARN(ctx); err != nil || dlq == arn {
+		t.Fatalf("ARN() of the DLQ = %q, %v", dlq, err)
+	}
+}
+
 // TestSettingsFIFO checks that a FIFO queue reports FIFO, which the worker
 // refuses at start-up.
 func TestSettingsFIFO(t *testing.T) {
