@@ -178,7 +178,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			return startupError("find the DLQ of the RedrivePolicy", err)
 		}
 	}
-	if dlqURL == f.queueURL {
+	if sameQueue(ctx, sqsClient, dlqURL, f.queueURL) {
 		return usagef("the dead-letter queue is the source queue (%s): failed jobs would come straight back", dlqURL)
 	}
 	dlq := queue.New(sqsClient, dlqURL, m)
