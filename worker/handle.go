@@ -342,7 +342,7 @@ func (w *Worker) user(name string) string {
 	if w.cfg.LogUsernames {
 		return name
 	}
-	return hashUser(name)
+	return hashUser(w.cfg.UsernameKey, name)
 }
 
 // send sends out within CallTimeout, so a send SQS never answers cannot

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"sort"
@@ -157,10 +158,17 @@ func sqsText(s string) string {
 	return truncate(s, maxErrorLen)
 }
 
-// hashUser is the username as logs show it by default: a short SHA-256, the
-// same for the same user in every line, so a user's jobs can be followed
-// without the name itself being written.
-func hashUser(username string) string {
-	sum := sha256.Sum256([]byte(username))
-	return "sha256:" + hex.EncodeToString(sum[:8])
+// hashUser is the username as logs show it by default: the same for the
+// same user in every line, so a user's jobs can be followed without the
+// name itself being written. With a key it is a keyed hash (HMAC-SHA256),
+// which nobody without the key can match against a list of usernames;
+// without one a plain SHA-256 prefix, which anyone with such a list can.
+func hashUser(key []byte, username string) string {
+	if len(key) == 0 {
+		sum := sha256.Sum256([]byte(username))
+		return "sha256:" + hex.EncodeToString(sum[:8])
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(username))
+	return "hmac:" + hex.EncodeToString(mac.Sum(nil)[:8])
 }

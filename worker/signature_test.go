@@ -303,3 +303,18 @@ func TestWithAttributesKeepsSignature(t *testing.T) {
 		t.Fatalf("signature dropped or %d attributes: %v", len(got), got)
 	}
 }
+
+// TestHashUserKeyed: with a key, the logged hash of a username depends on
+// the key, so a list of usernames hashed without it matches nothing.
+func TestHashUserKeyed(t *testing.T) {
+	t.Parallel()
+	plain := hashUser(nil, "alice@example.com")
+	k1 := hashUser([]byte("deployment-one-key-0123456789abcdef"), "alice@example.com")
+	k2 := hashUser([]byte("deployment-two-key-0123456789abcdef"), "alice@example.com")
+	if plain == k1 || k1 == k2 || !strings.HasPrefix(k1, "hmac:") || !strings.HasPrefix(plain, "sha256:") {
+		t.Fatalf("hashes %q %q %q: want a keyed hash that differs by key", plain, k1, k2)
+	}
+	if k1 != hashUser([]byte("deployment-one-key-0123456789abcdef"), "alice@example.com") {
+		t.Fatal("the keyed hash is not stable")
+	}
+}

@@ -103,6 +103,7 @@ type Config struct {
 	CallTimeout     time.Duration // per AdminResetUserPassword call; default 10s
 	DeleteLinger    time.Duration // how long a delete waits to fill a batch of 10; default 1s
 	LogUsernames    bool          // log usernames in plain text instead of hashed
+	UsernameKey     []byte        // key of the usernames' hash in logs; empty: an unkeyed SHA-256
 
 	Now  func() time.Time // default time.Now
 	Rand func() float64   // jitter draws in [0,1); default math/rand

@@ -34,6 +34,7 @@ type workFlags struct {
 	circuitCooldown          time.Duration
 	logFormat, logLevel      string
 	logUsernames             string
+	usernameKeyFile          string
 	redeliveryCheck          bool
 	statusCheck              string
 	statusCheckRate          float64
@@ -57,7 +58,8 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.circuitCooldown, "circuit-cooldown", 30*time.Second, "first wait before probing a Region whose circuit opened; doubles per failed probe, up to 10m")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&f.logUsernames, "log-usernames", "hashed", "usernames in logs: hashed (a SHA-256 prefix) or plain")
+	fs.StringVar(&f.logUsernames, "log-usernames", "hashed", "usernames in logs: hashed (a SHA-256 prefix, or keyed with --username-hash-key-file) or plain")
+	fs.StringVar(&f.usernameKeyFile, "username-hash-key-file", "", "file whose first key line keys the usernames' hash in logs (HMAC-SHA256): without it the hash is unkeyed, and anyone with a list of usernames can tell whose lines are whose")
 	fs.StringVar(&f.allowedPools, "allowed-pools", "", "comma-separated user pool IDs this worker may reset; jobs for other pools are dead-lettered as pool_not_allowed (required unless --allow-any-pool)")
 	fs.BoolVar(&f.allowAnyPool, "allow-any-pool", false, "reset users of any pool a job names (an explicit choice: anyone who can write to the queue can then reset users of any pool the credentials reach)")
 	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "file of HMAC keys, one a line: accept only jobs whose resetq.signature attribute was made with one of them; others are dead-lettered as bad_signature (see the README's recipe)")
@@ -148,6 +150,14 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		log.Info("accepting only signed jobs", "keys", len(signingKeys))
 	} else {
 		log.Warn("no --signing-key-file: jobs are not authenticated, so anyone who can write to the queue can reset users of the allowed pools")
+	}
+	var usernameKey []byte
+	if f.usernameKeyFile != "" {
+		keys, err := worker.ReadKeyFile(f.usernameKeyFile)
+		if err != nil {
+			return usageError{err}
+		}
+		usernameKey = keys[0]
 	}
 	if f.rate > cognitoQuota {
 		log.Warn("--rate is above Cognito's UserAccountRecovery quota; expect throttling and real users' forgot-password to fail",
@@ -250,6 +260,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		ShutdownTimeout: f.shutdownTimeout,
 		Visibility:      max(30*time.Second, settings.Visibility),
 		LogUsernames:    f.logUsernames == "plain",
+		UsernameKey:     usernameKey,
 	})
 	if err != nil {
 		return usageError{err}
