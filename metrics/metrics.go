@@ -30,6 +30,9 @@ type Metrics struct {
 
 	RedeliveryChecks   *prometheus.CounterVec // result
 	PoolCircuitsOpen   prometheus.Gauge       //
+	EmailLimit         *prometheus.GaugeVec   // region
+	Steps              *prometheus.CounterVec // step
+	CognitoCalls       *prometheus.CounterVec // operation, code
 	DeadLetterFailures prometheus.Counter     //
 
 	// RateLimitFallback is 1 while a fleet replica (--redis-url) paces at
@@ -105,6 +108,18 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "resetq_pool_circuits_open",
 			Help: "User pools whose circuit breaker stops their calls after a pool-level error (the pool's SMS or email role, trigger, feature or IAM access); the logs name them.",
 		}),
+		EmailLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resetq_email_limit_reached",
+			Help: "1 while Cognito's daily email limit (default email: 50 a day per account and Region) holds the Region's default-email pools' jobs on the queue, else 0.",
+		}, []string{"region"}),
+		Steps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resetq_steps_total",
+			Help: "Job steps done, by step: signed_out (AdminUserGlobalSignOut), reset, reinvited (AdminCreateUser RESEND), disabled (AdminDisableUser).",
+		}, []string{"step"}),
+		CognitoCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resetq_cognito_calls_total",
+			Help: "Cognito calls other than AdminResetUserPassword (AdminUserGlobalSignOut, AdminCreateUser, AdminDisableUser), by operation and result code.",
+		}, []string{"operation", "code"}),
 		DeadLetterFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "resetq_dead_letter_failures_total",
 			Help: "Dead-letter sends that failed even cut to the essentials; each job stays in the source queue and is tried again later.",
@@ -117,14 +132,17 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	reg.MustRegister(m.Jobs, m.DeadLetters, m.CognitoRequests, m.CognitoDuration, m.Throttles,
 		m.RateLimitWait, m.RateLimit, m.Inflight, m.QueueMessages, m.CircuitOpen,
 		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks, m.RateLimitFallback,
-		m.PoolCircuitsOpen, m.DeadLetterFailures,
+		m.PoolCircuitsOpen, m.DeadLetterFailures, m.EmailLimit, m.Steps, m.CognitoCalls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	for _, o := range []string{"reset", "dead_lettered", "retried", "deferred", "released", "expired"} {
+	for _, o := range []string{"reset", "reinvited", "dead_lettered", "retried", "deferred", "released", "expired"} {
 		m.Jobs.WithLabelValues(o) // export zeros so rates work from the first scrape
 	}
 	for _, c := range []string{"ok", "TooManyRequestsException"} {
 		m.CognitoRequests.WithLabelValues(c) // the throttled share's terms, from zero too
+	}
+	for _, st := range []string{"signed_out", "reset", "reinvited", "disabled"} {
+		m.Steps.WithLabelValues(st)
 	}
 	return m
 }

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -15,7 +16,11 @@ type BreakerConfig struct {
 	Cooldown, MaxCooldown time.Duration
 	// MaxDeferral is how long a job may be deferred by open circuits before
 	// it is dead-lettered with the error that opened them. Default 24h.
+	// Jobs waiting on the daily email limit are never dead-lettered for it.
 	MaxDeferral time.Duration
+	// EmailProbe is the fixed wait between probes of the daily email
+	// limit's circuit. Default 10m.
+	EmailProbe time.Duration
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.
@@ -24,12 +29,14 @@ func (c BreakerConfig) WithDefaults() BreakerConfig {
 	setDefault(&c.Cooldown, 30*time.Second)
 	setDefault(&c.MaxCooldown, max(10*time.Minute, c.Cooldown))
 	setDefault(&c.MaxDeferral, 24*time.Hour)
+	setDefault(&c.EmailProbe, 10*time.Minute)
 	c.MaxCooldown = max(c.MaxCooldown, c.Cooldown)
 	return c
 }
 
-// breaker keeps circuits by key: a Region ("us-east-1") or a pool
-// ("pool:us-east-1_AbC"). Closed: calls flow. Open: no call until the
+// breaker keeps circuits by key: a Region ("us-east-1"), a pool
+// ("pool:us-east-1_AbC") or a Region's daily email limit ("email:us-east-1").
+// The email limit's circuit waits a fixed EmailProbe between probes. Closed: calls flow. Open: no call until the
 // cooldown ends. Half-open: one probe call; its success closes the circuit,
 // its failure opens it again with a doubled cooldown. A probe that never
 // reports back is forgotten after a cooldown, so a circuit cannot stay
@@ -69,6 +76,11 @@ type permit struct{ probe string }
 type refusal struct {
 	wait           time.Duration
 	reason, detail string
+	forever        bool // the daily email limit: never a reason to dead-letter
+}
+
+func refuse(k string, c *circuit, now time.Time) refusal {
+	return refusal{wait: c.until.Sub(now), reason: c.reason, detail: c.detail, forever: strings.HasPrefix(k, "email:")}
 }
 
 func newBreaker(cfg BreakerConfig, onChange func(string, bool, string)) *breaker {
@@ -95,7 +107,7 @@ func (b *breaker) peek(now time.Time, keys ...string) (refusal, bool) {
 	for _, k := range keys {
 		c := b.circuits[k]
 		if c != nil && c.state != closed && now.Before(c.until) {
-			return refusal{wait: c.until.Sub(now), reason: c.reason, detail: c.detail}, true
+			return refuse(k, c, now), true
 		}
 	}
 	return refusal{}, false
@@ -119,7 +131,8 @@ func (b *breaker) admit(now time.Time, keys ...string) (permit, *refusal) {
 			c.state, c.until = halfOpen, now.Add(b.cfg.Cooldown)
 			return permit{probe: k}, nil
 		}
-		return permit{}, &refusal{wait: c.until.Sub(now), reason: c.reason, detail: c.detail}
+		r := refuse(k, c, now)
+		return permit{}, &r
 	}
 	return permit{}, nil
 }
@@ -160,10 +173,12 @@ func (b *breaker) record(now time.Time, p permit, cl Class, keys []string, faile
 // trip opens the circuit of key. A late failure of a call that started
 // before the circuit opened does not extend the cooldown.
 func (b *breaker) trip(now time.Time, key string, c *circuit, cl Class) {
-	switch c.state {
-	case open:
+	switch {
+	case c.state == open:
 		return
-	case halfOpen:
+	case strings.HasPrefix(key, "email:"):
+		c.cooldown = b.cfg.EmailProbe
+	case c.state == halfOpen:
 		c.cooldown = min(2*c.cooldown, b.cfg.MaxCooldown)
 	default:
 		c.cooldown = b.cfg.Cooldown

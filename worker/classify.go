@@ -50,6 +50,9 @@ type Scope int
 const (
 	ScopeRegion Scope = iota
 	ScopePool
+	// ScopeEmail: Cognito's default email sender's daily limit, per account
+	// and Region, for the pools that send through it.
+	ScopeEmail
 )
 
 // Class is the classification of one call's result.
@@ -76,6 +79,7 @@ var codeKinds = map[string]Kind{
 	"ServiceUnavailable":                       Transient,
 	"UnexpectedLambdaException":                Transient, // repeated, it opens the circuit
 	"UserNotFoundException":                    Permanent,
+	"UnsupportedUserStateException":            Permanent, // a re-invitation of a user not in FORCE_CHANGE_PASSWORD
 	"InvalidParameterException":                Permanent,
 	"UserLambdaValidationException":            Permanent,
 	"ResourceNotFoundException":                Permanent, // a wrong pool ID must not stop its Region
@@ -136,6 +140,10 @@ func Classify(err error) Class {
 		if code == "NotAuthorizedException" {
 			return Class{Kind: classifyNotAuthorized(m), Scope: scope, Code: code, Message: m}
 		}
+		if code == "LimitExceededException" && strings.Contains(strings.ToLower(m), "daily email limit") {
+			// Not the per-user attempt limit: no retry helps for a day.
+			return Class{Kind: Systemic, Scope: ScopeEmail, Code: CodeEmailLimit, Message: m}
+		}
 		kind, known := codeKinds[code]
 		if !known {
 			kind = Transient
@@ -161,6 +169,22 @@ func Classify(err error) Class {
 	return Class{Kind: Transient, Code: "unknown", Message: msg}
 }
 
+// CodeEmailLimit is the Code of LimitExceededException "Exceeded daily
+// email limit", told apart from the per-user attempt limit.
+const CodeEmailLimit = "DailyEmailLimitExceeded"
+
+// cannotBeReset reports a reset refused for the user's state
+// (FORCE_CHANGE_PASSWORD, UNCONFIRMED, an external IdP's user).
+func cannotBeReset(c Class) bool {
+	return c.Code == "NotAuthorizedException" && strings.Contains(strings.ToLower(c.Message), "cannot be reset in the current state")
+}
+
+// unreachable reports a reset refused because the user has no verified
+// email or phone to send a code to.
+func unreachable(c Class) bool {
+	return c.Code == "InvalidParameterException" && strings.Contains(strings.ToLower(c.Message), "verified")
+}
+
 func classifyNotAuthorized(message string) Kind {
 	m := strings.ToLower(message)
 	for _, s := range notAuthorizedPerUser {
@@ -178,7 +202,7 @@ func MetricCode(c Class) string {
 		return c.Code
 	}
 	switch c.Code {
-	case "ok", "timeout", "network", "credentials", "canceled", "unknown":
+	case "ok", "timeout", "network", "credentials", "canceled", "unknown", CodeEmailLimit:
 		return c.Code
 	}
 	return "other"

@@ -229,6 +229,40 @@ type resetterFunc func(ctx context.Context, job Job) error
 
 func (f resetterFunc) ResetUserPassword(ctx context.Context, job Job) error { return f(ctx, job) }
 
+// fakeRemedies records the incident calls; each hook, when set, answers
+// its call.
+type fakeRemedies struct {
+	mu                         sync.Mutex
+	calls                      []string // op:user
+	signOut, reinvite, disable func(Job) error
+}
+
+func (f *fakeRemedies) record(op string, j Job, hook func(Job) error) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, op+":"+j.Username)
+	f.mu.Unlock()
+	if hook != nil {
+		return hook(j)
+	}
+	return nil
+}
+
+func (f *fakeRemedies) GlobalSignOut(_ context.Context, j Job) error {
+	return f.record("signout", j, f.signOut)
+}
+func (f *fakeRemedies) Reinvite(_ context.Context, j Job) error {
+	return f.record("reinvite", j, f.reinvite)
+}
+func (f *fakeRemedies) DisableUser(_ context.Context, j Job) error {
+	return f.record("disable", j, f.disable)
+}
+
+func (f *fakeRemedies) all() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
 // fakePacer never waits unless wait is set, and counts feedback.
 type fakePacer struct {
 	mu                   sync.Mutex
@@ -259,6 +293,7 @@ type bundle struct {
 	q     *fakeQueue
 	dlq   *fakeDLQ
 	pacer *fakePacer
+	rem   *fakeRemedies
 	m     *metrics.Metrics
 	clock *fakeClock
 	cfg   Config
@@ -266,10 +301,11 @@ type bundle struct {
 
 func newBundle(reset func(ctx context.Context, job Job) error) *bundle {
 	q := newFakeQueue()
-	b := &bundle{q: q, dlq: &fakeDLQ{q: q}, pacer: newFakePacer(), m: metrics.New(prometheus.NewRegistry(), "test"), clock: newFakeClock()}
+	b := &bundle{q: q, dlq: &fakeDLQ{q: q}, pacer: newFakePacer(), rem: &fakeRemedies{}, m: metrics.New(prometheus.NewRegistry(), "test"), clock: newFakeClock()}
 	b.cfg = Config{
 		Source: q, Requeue: q, DeadLetters: b.dlq, Depth: q,
 		Cognito: resetterFunc(reset), Pacer: b.pacer, Metrics: b.m,
+		Remedies: b.rem, SignOutPacer: newFakePacer(), ReinvitePacer: newFakePacer(),
 		Concurrency: 4, Policy: Policy{MaxAttempts: 3},
 		ExitWhenIdle: time.Millisecond, ShutdownTimeout: 5 * time.Second,
 		DeleteLinger: time.Millisecond, Now: b.clock.Now, Rand: func() float64 { return 0.5 },

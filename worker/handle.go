@@ -21,6 +21,8 @@ type outcome struct {
 	Detail        string        // DeadLetter: resetq.error; Retry, Defer: why, for the log
 	DeferredSince time.Time     // Defer: when this job's deferrals began
 	AlreadyReset  bool          // Delete: the user was RESET_REQUIRED; no call was made
+	Steps         []string      // the steps done: signed_out, reset, reinvited, disabled
+	Remediation   string        // DeadLetter: what was done for the user instead ("disabled")
 }
 
 func deadLetter(reason, detail string, attempts int) outcome {
@@ -40,7 +42,7 @@ func deferral(r refusal, since, now time.Time, attempts int, maxDeferral time.Du
 	if reason == "" {
 		reason = ReasonCircuitOpen
 	}
-	if now.Sub(since) >= maxDeferral {
+	if now.Sub(since) >= maxDeferral && !r.forever {
 		return deadLetter(reason, fmt.Sprintf("deferred since %s by an open circuit: %s", since.UTC().Format(time.RFC3339), r.detail), attempts)
 	}
 	return outcome{Action: Defer, Label: "deferred", Delay: r.wait, Attempts: attempts, DeferredSince: since,
@@ -56,8 +58,10 @@ func (w *Worker) handle(soft, hard context.Context, m Message) {
 	w.apply(hard, jl, m, o)
 }
 
-// process decides the outcome of m: the checks before a call, the
-// redelivery check, and the call with its retries while throttled.
+// process decides the outcome of m: the checks before any call, then the
+// job's steps: end the user's sessions (if asked), read the user's status
+// (the status check), and reset, or re-invite a user who never signed in,
+// or disable a user who cannot receive a code.
 func (w *Worker) process(soft, hard context.Context, m Message, jl *slog.Logger) (outcome, *slog.Logger) {
 	if w.ended.take(m.ID) {
 		return outcome{Action: Forget}, jl
@@ -74,10 +78,133 @@ func (w *Worker) process(soft, hard context.Context, m Message, jl *slog.Logger)
 		return released(), jl
 	}
 	defer unlock()
-	if w.checkFirst(m) && w.alreadyReset(soft, hard, jl, job) {
-		return outcome{Action: Delete, Label: "reset", AlreadyReset: true, Attempts: m.priorAttempts()}, jl
+	r := run{m: m, job: job, attempts: m.priorAttempts(), since: m.deferredSince()}
+	return w.steps(soft, hard, &r), jl
+}
+
+// run is one job's progress through its steps.
+type run struct {
+	m        Message
+	job      Job
+	attempts int
+	since    time.Time // when its deferrals began
+	done     []string  // steps done: signed_out, reset, reinvited, disabled
+}
+
+func (r *run) finish(o outcome) outcome {
+	o.Steps = r.done
+	return o
+}
+
+// steps runs the job's calls in order; a step that does not succeed ends
+// the job with its outcome.
+func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
+	if w.cfg.GlobalSignOut || r.m.Attributes[AttrGlobalSignOut].StringValue == "true" {
+		// First: idempotent, so a retry repeats it freely; the reset that
+		// sends a code comes once.
+		if cl, stop := w.callOp(soft, hard, r, w.signOutOp()); stop != nil {
+			return r.finish(*stop)
+		} else if cl.Kind != OK {
+			return r.finish(w.decide(r, cl))
+		}
+		w.stepDone(r, "signed_out")
 	}
-	return w.call(soft, hard, m, job), jl
+	status := ""
+	if w.checkFirst(r.m) {
+		status = w.userStatus(soft, hard, r.job)
+	}
+	if status == "RESET_REQUIRED" {
+		return r.finish(outcome{Action: Delete, Label: "reset", AlreadyReset: true, Attempts: r.attempts})
+	}
+	if status == "FORCE_CHANGE_PASSWORD" && w.cfg.Reinvite {
+		return w.reinvite(soft, hard, r)
+	}
+	cl, stop := w.callOp(soft, hard, r, w.resetOp())
+	switch {
+	case stop != nil:
+		return r.finish(*stop)
+	case cl.Kind == OK:
+		w.stepDone(r, "reset")
+		return r.finish(outcome{Action: Delete, Label: "reset", Attempts: r.attempts})
+	case cannotBeReset(cl) && w.cfg.Reinvite:
+		if status == "" { // not read yet: re-invite only a user who never signed in
+			status = w.userStatus(soft, hard, r.job)
+		}
+		if status == "FORCE_CHANGE_PASSWORD" {
+			return w.reinvite(soft, hard, r)
+		}
+	case unreachable(cl) && w.cfg.DisableUnreachable:
+		if dcl, stop := w.callOp(soft, hard, r, w.disableOp()); stop != nil {
+			return r.finish(*stop)
+		} else if dcl.Kind != OK {
+			return r.finish(w.decide(r, dcl))
+		}
+		w.stepDone(r, "disabled")
+		o := w.decide(r, cl)
+		o.Remediation = "disabled"
+		return r.finish(o)
+	}
+	return r.finish(w.decide(r, cl))
+}
+
+// reinvite sends a user who never signed in a new invitation (a new
+// temporary password; the old one stops working).
+func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
+	cl, stop := w.callOp(soft, hard, r, w.reinviteOp())
+	switch {
+	case stop != nil:
+		return r.finish(*stop)
+	case cl.Kind == OK:
+		w.stepDone(r, "reinvited")
+		return r.finish(outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts})
+	}
+	return r.finish(w.decide(r, cl))
+}
+
+func (w *Worker) stepDone(r *run, step string) {
+	r.done = append(r.done, step)
+	w.m.Steps.WithLabelValues(step).Inc()
+}
+
+// decide turns the failed result of a step into the job's outcome.
+func (w *Worker) decide(r *run, cl Class) outcome {
+	if cl.Kind == Transient || cl.Kind == Limit || cl.Kind == Permanent {
+		r.attempts++
+	}
+	d := Decide(cl, r.attempts, w.cfg.Policy, w.cfg.Rand())
+	switch d.Action {
+	case Delete:
+		return outcome{Action: Delete, Label: "reset", Attempts: r.attempts}
+	case Retry:
+		return outcome{Action: Retry, Label: "retried", Delay: d.Delay, Attempts: r.attempts, Detail: cl.Code + ": " + cl.Message}
+	case Defer:
+		keys := w.keys(r.job)
+		ref, refused := w.breaker.peek(w.cfg.Now(), keys...)
+		if !refused { // closed again meanwhile by another call's success
+			ref = refusal{wait: time.Second}
+		}
+		ref.reason, ref.detail, ref.forever = cl.Code, cl.Message, cl.Scope == ScopeEmail
+		return deferral(ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral)
+	case DeadLetter:
+		msg := cl.Message
+		if d.Reason == ReasonAttemptsExhausted {
+			msg = cl.Code + ": " + cl.Message
+		}
+		return deadLetter(d.Reason, msg, r.attempts)
+	default:
+		return released()
+	}
+}
+
+// keys are the circuits a job's calls go through: its Region, its pool,
+// and, once the pool is known to send through Cognito's default email, the
+// Region's daily email limit.
+func (w *Worker) keys(job Job) []string {
+	keys := []string{job.Region(), poolKey(job.UserPoolID)}
+	if w.emailPools.has(job.UserPoolID) {
+		keys = append(keys, emailKey(job.Region()))
+	}
+	return keys
 }
 
 // admit checks a message before any call: signature, body, pool and
@@ -112,88 +239,101 @@ func (w *Worker) checkFirst(m Message) bool {
 	return w.cfg.Statuses != nil && (w.cfg.CheckEveryJob || m.ReceiveCount > 1 || m.priorAttempts() > 0)
 }
 
-// call runs AdminResetUserPassword for job, paced and behind its circuits,
-// again while throttled, and decides the outcome from the result.
-func (w *Worker) call(soft, hard context.Context, m Message, job Job) outcome {
-	region := job.Region()
-	keys := []string{region, poolKey(job.UserPoolID)}
-	attempts := m.priorAttempts()
-	since := m.deferredSince()
+// op is one Cognito call a job's step makes, paced by its own limiter.
+type op struct {
+	name  string // the API operation, for metrics and logs
+	pacer Pacer
+	call  func(context.Context, Job) error
+}
+
+func (w *Worker) resetOp() op {
+	return op{name: "AdminResetUserPassword", pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword}
+}
+func (w *Worker) signOutOp() op {
+	return op{name: "AdminUserGlobalSignOut", pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.GlobalSignOut}
+}
+func (w *Worker) disableOp() op {
+	return op{name: "AdminDisableUser", pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.DisableUser}
+}
+func (w *Worker) reinviteOp() op {
+	return op{name: "AdminCreateUser", pacer: w.cfg.ReinvitePacer, call: w.cfg.Remedies.Reinvite}
+}
+
+// callOp makes o's call for r's job, paced and behind its circuits, again
+// while throttled. It returns the class of the answer, or, when no answer
+// is to be had (a circuit refuses, shutdown, the message's visibility
+// lapsed), the job's outcome.
+func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outcome) {
+	region := r.job.Region()
+	stop := func(out outcome) (Class, *outcome) { return Class{}, &out }
 	for {
+		keys := w.keys(r.job)
 		if soft.Err() != nil {
-			return released()
+			return stop(released())
 		}
-		if r, refused := w.breaker.peek(w.cfg.Now(), keys...); refused {
-			return deferral(r, since, w.cfg.Now(), attempts, w.cfg.Breaker.MaxDeferral)
+		if ref, refused := w.breaker.peek(w.cfg.Now(), keys...); refused {
+			return stop(deferral(ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
 		}
 		waitStart := w.cfg.Now()
-		if err := w.cfg.Pacer.Wait(soft, region); err != nil {
-			return released()
+		if err := o.pacer.Wait(soft, region); err != nil {
+			return stop(released())
 		}
 		w.m.RateLimitWait.Observe(w.cfg.Now().Sub(waitStart).Seconds())
-		if w.held.lost(m.ReceiptHandle) {
-			return outcome{Action: Abandon, Label: "expired"}
+		if w.held.lost(r.m.ReceiptHandle) {
+			return stop(outcome{Action: Abandon, Label: "expired"})
 		}
 		// Checked again after the wait: the circuit may have opened during it.
-		p, r := w.breaker.admit(w.cfg.Now(), keys...)
-		if r != nil {
-			return deferral(*r, since, w.cfg.Now(), attempts, w.cfg.Breaker.MaxDeferral)
+		p, ref := w.breaker.admit(w.cfg.Now(), keys...)
+		if ref != nil {
+			return stop(deferral(*ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
 		}
 
 		callCtx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
 		callStart := w.cfg.Now()
-		err := w.cfg.Cognito.ResetUserPassword(callCtx, job)
+		err := o.call(callCtx, r.job)
 		cancel()
-		w.m.CognitoDuration.Observe(w.cfg.Now().Sub(callStart).Seconds())
 		cl := Classify(err)
 		if err != nil && hard.Err() != nil {
 			cl = Class{Kind: Canceled, Code: "canceled", Message: err.Error()}
 		}
-		w.m.CognitoRequests.WithLabelValues(MetricCode(cl)).Inc()
+		if o.name == "AdminResetUserPassword" {
+			w.m.CognitoDuration.Observe(w.cfg.Now().Sub(callStart).Seconds())
+			w.m.CognitoRequests.WithLabelValues(MetricCode(cl)).Inc()
+		} else {
+			w.m.CognitoCalls.WithLabelValues(o.name, MetricCode(cl)).Inc()
+		}
 		failed := region
-		if cl.Scope == ScopePool {
-			failed = keys[1]
+		switch cl.Scope {
+		case ScopePool:
+			failed = poolKey(r.job.UserPoolID)
+		case ScopeEmail:
+			failed = emailKey(region)
+			if w.emailPools.add(r.job.UserPoolID) {
+				w.log.Error("Cognito's daily email limit is reached: Cognito's default email sends 50 codes a day per account and Region. "+
+					"This pool's jobs wait on the queue (no attempt used, nothing dead-lettered) and one probe goes every --email-limit-probe. "+
+					"Configure the pool to send through Amazon SES (EmailSendingAccount=DEVELOPER) to go on",
+					"region", region, "pool", r.job.UserPoolID)
+			}
 		}
 		w.breaker.record(w.cfg.Now(), p, cl, keys, failed)
 		switch cl.Kind {
 		case Throttle:
-			w.cfg.Pacer.Throttled(region)
-			w.m.Throttles.WithLabelValues(region).Inc()
+			o.pacer.Throttled(region)
+			if o.name == "AdminResetUserPassword" {
+				w.m.Throttles.WithLabelValues(region).Inc()
+			}
 		case Canceled:
+			return stop(released())
 		default:
-			w.cfg.Pacer.Succeeded(region)
+			o.pacer.Succeeded(region)
 		}
-		if cl.Kind == Transient || cl.Kind == Limit || cl.Kind == Permanent {
-			attempts++
+		if cl.Kind == Throttle {
+			continue
 		}
 		if cl.Kind != Systemic {
-			since = time.Time{} // the circuit let it through: its deferrals are over
+			r.since = time.Time{} // the circuit let it through: its deferrals are over
 		}
-
-		d := Decide(cl, attempts, w.cfg.Policy, w.cfg.Rand())
-		switch d.Action {
-		case Delete:
-			return outcome{Action: Delete, Label: "reset", Attempts: attempts}
-		case RetryNow:
-			continue
-		case Retry:
-			return outcome{Action: Retry, Label: "retried", Delay: d.Delay, Attempts: attempts, Detail: cl.Code + ": " + cl.Message}
-		case Defer:
-			r, refused := w.breaker.peek(w.cfg.Now(), keys...)
-			if !refused { // closed again meanwhile by another call's success
-				r = refusal{wait: time.Second}
-			}
-			r.reason, r.detail = cl.Code, cl.Message
-			return deferral(r, since, w.cfg.Now(), attempts, w.cfg.Breaker.MaxDeferral)
-		case DeadLetter:
-			msg := cl.Message
-			if d.Reason == ReasonAttemptsExhausted {
-				msg = cl.Code + ": " + cl.Message
-			}
-			return deadLetter(d.Reason, msg, attempts)
-		default:
-			return released()
-		}
+		return cl, nil
 	}
 }
 
@@ -215,7 +355,8 @@ func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m Message, o outcom
 		jl.Info("job released", "outcome", o.Label)
 	case Delete:
 		w.deleteEnded(m, false)
-		jl.Info("job done", "outcome", o.Label, "already_reset", o.AlreadyReset, "attempts", o.Attempts, "receive_count", m.ReceiveCount)
+		jl.Info("job done", "outcome", o.Label, "steps", strings.Join(o.Steps, ","), "already_reset", o.AlreadyReset,
+			"attempts", o.Attempts, "receive_count", m.ReceiveCount)
 	case Retry, Defer:
 		if !w.requeue(ctx, jl, m, o) {
 			return
@@ -263,6 +404,12 @@ func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m Message, o o
 		AttrFailedAt: w.cfg.Now().UTC().Format(time.RFC3339),
 		AttrJobID:    m.jobID(),
 	}
+	if len(o.Steps) > 0 {
+		record[AttrSteps] = strings.Join(o.Steps, ",")
+	}
+	if o.Remediation != "" {
+		record[AttrRemediation] = o.Remediation
+	}
 	err := w.send(ctx, w.cfg.DeadLetters, Outgoing{Body: m.Body, Attributes: withAttributes(m.Attributes, record)})
 	if err != nil {
 		record[AttrError] = truncate(record[AttrError], 128)
@@ -281,7 +428,8 @@ func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m Message, o o
 		return false
 	}
 	w.deleteEnded(m, true)
-	jl.Warn("job done", "outcome", o.Label, "reason", o.Reason, "attempts", o.Attempts, "error", sqsText(o.Detail))
+	jl.Warn("job done", "outcome", o.Label, "reason", o.Reason, "steps", strings.Join(o.Steps, ","), "remediation", o.Remediation,
+		"attempts", o.Attempts, "error", sqsText(o.Detail))
 	return true
 }
 
@@ -296,17 +444,14 @@ func poolKey(poolID string) string { return "pool:" + poolID }
 // Cognito's default case-insensitive usernames are.
 func userKey(j Job) string { return j.UserPoolID + "\x00" + strings.ToLower(j.Username) }
 
-// alreadyReset reports whether a redelivered job's user is RESET_REQUIRED,
-// which means an earlier delivery reset it and its delete was lost. Any
-// doubt (the check is off, fails or times out) says no: a second code is
-// better than a user not reset.
-func (w *Worker) alreadyReset(soft, hard context.Context, jl *slog.Logger, job Job) bool {
-	if w.cfg.Statuses == nil {
-		return false
-	}
+// userStatus reads the user's status (AdminGetUser), e.g. RESET_REQUIRED,
+// which for a redelivered job means an earlier delivery reset it and its
+// delete was lost. Any doubt (the check fails or times out) gives "": a
+// second code is better than a user not reset.
+func (w *Worker) userStatus(soft, hard context.Context, job Job) string {
 	region := job.Region()
 	if err := w.cfg.StatusPacer.Wait(soft, region); err != nil {
-		return false
+		return ""
 	}
 	ctx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
 	status, err := w.cfg.Statuses.UserStatus(ctx, job)
@@ -314,11 +459,11 @@ func (w *Worker) alreadyReset(soft, hard context.Context, jl *slog.Logger, job J
 	result := "not_reset"
 	switch {
 	case err != nil:
-		result = "error"
+		result, status = "error", ""
 		if Classify(err).Kind == Throttle {
 			w.cfg.StatusPacer.Throttled(region)
 		}
-		jl.Debug("redelivery check failed; resetting", "error", err)
+		w.log.Debug("status check failed; going on as if not reset", "error", err)
 	case status == "RESET_REQUIRED":
 		result = "already_reset"
 		w.cfg.StatusPacer.Succeeded(region)
@@ -326,7 +471,7 @@ func (w *Worker) alreadyReset(soft, hard context.Context, jl *slog.Logger, job J
 		w.cfg.StatusPacer.Succeeded(region)
 	}
 	w.m.RedeliveryChecks.WithLabelValues(result).Inc()
-	return result == "already_reset"
+	return status
 }
 
 // finish ends m's time in a handler. m stays held (its visibility

@@ -110,3 +110,32 @@ func (u *userLocks) lock(ctx context.Context, key string) (unlock func(), err er
 		}
 	}
 }
+
+// poolSet is a set of pool IDs, safe for concurrent use.
+type poolSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+// add adds id and reports whether it was new.
+func (s *poolSet) add(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[id] {
+		return false
+	}
+	if s.m == nil {
+		s.m = map[string]bool{}
+	}
+	s.m[id] = true
+	return true
+}
+
+func (s *poolSet) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[id]
+}
+
+// emailKey is the breaker key of a Region's daily email limit.
+func emailKey(region string) string { return "email:" + region }

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,7 +47,20 @@ const (
 	AttrJobID = "resetq.job-id"
 	// AttrDeferredSince is when open circuits began to defer the job.
 	AttrDeferredSince = "resetq.deferred_since"
+	// AttrGlobalSignOut "true" asks for the user's sessions to be ended
+	// (AdminUserGlobalSignOut) before the reset.
+	AttrGlobalSignOut = "resetq.global-sign-out"
+	// AttrSteps, on a DLQ record, lists the steps done before the job
+	// failed, e.g. "signed_out" or "signed_out,disabled".
+	AttrSteps = "resetq.steps"
+	// AttrRemediation, on a DLQ record, says what was done for a user who
+	// could not be reset: "disabled".
+	AttrRemediation = "resetq.remediation"
 )
+
+// kept are the attributes never dropped to make room: who sent the job,
+// and what it asks for.
+var kept = []string{AttrCampaign, AttrSignature, AttrGlobalSignOut}
 
 // maxAttributes is SQS's limit of message attributes per message.
 const maxAttributes = 10
@@ -100,7 +114,7 @@ func without(attrs map[string]Attribute, names ...string) map[string]Attribute {
 // the campaign and the signature.
 func essentials(attrs map[string]Attribute) map[string]Attribute {
 	out := map[string]Attribute{}
-	for _, k := range []string{AttrCampaign, AttrSignature} {
+	for _, k := range kept {
 		if v, ok := attrs[k]; ok {
 			out[k] = v
 		}
@@ -123,7 +137,7 @@ func withAttributes(orig map[string]Attribute, add map[string]string) map[string
 	if excess := len(out) + len(add) - maxAttributes; excess > 0 {
 		names := make([]string, 0, len(out))
 		for k := range out {
-			if k != AttrCampaign && k != AttrSignature {
+			if !slices.Contains(kept, k) {
 				names = append(names, k)
 			}
 		}

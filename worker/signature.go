@@ -24,6 +24,10 @@ import (
 // the two parts cannot be shifted into one another. Any producer can sign:
 //
 //	printf '%s\n%s' "$CAMPAIGN" "$BODY" | openssl dgst -sha256 -hmac "$KEY" -r | cut -d' ' -f1
+//
+// A job with the resetq.global-sign-out attribute signs it too, in front:
+// "resetq.global-sign-out=" + its value + "\n" + campaign + "\n" + body, so
+// nobody can strip it from a signed job, nor add it.
 const AttrSignature = "resetq.signature"
 
 // MinKeyLen is the shortest signing key accepted, in bytes: 32 bytes, as
@@ -32,11 +36,27 @@ const MinKeyLen = 32
 
 // Sign returns the signature of a job for AttrSignature.
 func Sign(key []byte, campaign, body string) string {
-	return hex.EncodeToString(jobMAC(key, campaign, body))
+	return hex.EncodeToString(jobMAC(key, nil, campaign, body))
 }
 
-func jobMAC(key []byte, campaign, body string) []byte {
+// SignMessage returns the signature for AttrSignature of a job with the
+// given attributes (the campaign and resetq.global-sign-out are signed).
+func SignMessage(key []byte, attrs map[string]Attribute, body string) string {
+	return hex.EncodeToString(jobMAC(key, signedOptions(attrs), attrs[AttrCampaign].StringValue, body))
+}
+
+// signedOptions is the signed prefix of a job's options, nil when it has none.
+func signedOptions(attrs map[string]Attribute) []byte {
+	a, ok := attrs[AttrGlobalSignOut]
+	if !ok {
+		return nil
+	}
+	return []byte(AttrGlobalSignOut + "=" + a.StringValue + "\n")
+}
+
+func jobMAC(key, options []byte, campaign, body string) []byte {
 	mac := hmac.New(sha256.New, key)
+	mac.Write(options)
 	mac.Write([]byte(campaign))
 	mac.Write([]byte{'\n'})
 	mac.Write([]byte(body))
@@ -67,7 +87,7 @@ func VerifySignature(keys [][]byte, m Message) error {
 		return fmt.Errorf("%w (the campaign contains a newline)", ErrBadSignature)
 	}
 	for _, k := range keys {
-		if hmac.Equal(got, jobMAC(k, campaign, m.Body)) {
+		if hmac.Equal(got, jobMAC(k, signedOptions(m.Attributes), campaign, m.Body)) {
 			return nil
 		}
 	}

@@ -42,6 +42,18 @@ type Resetter interface {
 	ResetUserPassword(ctx context.Context, job Job) error
 }
 
+// Remediator makes the incident calls beside the reset, in the Region of
+// the job's pool.
+type Remediator interface {
+	// GlobalSignOut ends the user's sessions (AdminUserGlobalSignOut).
+	GlobalSignOut(ctx context.Context, job Job) error
+	// Reinvite sends a user who never signed in a new invitation with a new
+	// temporary password (AdminCreateUser, MessageAction RESEND).
+	Reinvite(ctx context.Context, job Job) error
+	// DisableUser disables the user (AdminDisableUser).
+	DisableUser(ctx context.Context, job Job) error
+}
+
 // StatusReader reads a user's status (AdminGetUser), to tell whether a
 // redelivered job's user was already reset.
 type StatusReader interface {
@@ -73,8 +85,23 @@ type Config struct {
 	Statuses      StatusReader
 	StatusPacer   Pacer
 	CheckEveryJob bool
-	Metrics       *metrics.Metrics // required
-	Logger        *slog.Logger     // default: discard
+
+	// Incident mode. GlobalSignOut ends every job's user's sessions before
+	// the reset (a job can ask for it alone with AttrGlobalSignOut);
+	// Reinvite re-invites users who never signed in (FORCE_CHANGE_PASSWORD)
+	// instead of dead-lettering them; DisableUnreachable disables users
+	// with no verified email or phone, whose jobs are still dead-lettered.
+	// Remedies makes those calls: sign-outs and disables paced by
+	// SignOutPacer, re-invitations by ReinvitePacer. Reinvite needs
+	// Statuses.
+	Remedies           Remediator
+	SignOutPacer       Pacer
+	ReinvitePacer      Pacer
+	GlobalSignOut      bool
+	Reinvite           bool
+	DisableUnreachable bool
+	Metrics            *metrics.Metrics // required
+	Logger             *slog.Logger     // default: discard
 
 	// AllowedPools, when not nil, lists the only user pools this worker
 	// may reset: a job for any other pool is dead-lettered as
@@ -116,6 +143,10 @@ func (c *Config) Validate() error {
 		return errors.New("worker: Source, Requeue, DeadLetters, Cognito, Pacer and Metrics are required")
 	case (c.Statuses == nil) != (c.StatusPacer == nil):
 		return errors.New("worker: Statuses and StatusPacer go together")
+	case c.Remedies == nil || c.SignOutPacer == nil || c.ReinvitePacer == nil:
+		return errors.New("worker: Remedies, SignOutPacer and ReinvitePacer are required (jobs may ask for a sign-out)")
+	case c.Reinvite && c.Statuses == nil:
+		return errors.New("worker: Reinvite needs Statuses, to re-invite only users who never signed in")
 	case c.ExitWhenIdle > 0 && c.Depth == nil:
 		return errors.New("worker: Depth is required with ExitWhenIdle")
 	case c.Concurrency < 0, c.Policy.MaxAttempts < 0:
@@ -176,6 +207,9 @@ type Worker struct {
 	releases *batcher
 	ended    endedSet // jobs that ended here, by message ID, while their delete is under way or failed
 	users    userLocks
+	// emailPools are the pools seen to hit Cognito's daily email limit:
+	// their jobs also wait on the Region's email circuit.
+	emailPools poolSet
 }
 
 // New checks cfg and returns a Worker.
@@ -199,7 +233,7 @@ func (w *Worker) Ready() error {
 	}
 	var regions []string
 	for _, k := range w.breaker.OpenKeys() {
-		if !strings.HasPrefix(k, "pool:") {
+		if !strings.Contains(k, ":") { // a Region's, not a pool's or the email limit's
 			regions = append(regions, k)
 		}
 	}
@@ -215,7 +249,13 @@ func (w *Worker) Ready() error {
 // circuit stops that pool's jobs only, and leaves the worker ready.
 func (w *Worker) circuitChanged(key string, open bool, reason string) {
 	pool, isPool := strings.CutPrefix(key, "pool:")
+	region, isEmail := strings.CutPrefix(key, "email:")
 	switch {
+	case isEmail && open:
+		w.m.EmailLimit.WithLabelValues(region).Set(1)
+	case isEmail:
+		w.m.EmailLimit.WithLabelValues(region).Set(0)
+		w.log.Info("daily email limit lifted: resets go on", "region", region)
 	case isPool && open:
 		w.m.PoolCircuitsOpen.Inc()
 		w.log.Warn("circuit open: calls for the pool stop until a probe succeeds", "pool", pool, "reason", reason)

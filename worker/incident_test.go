@@ -1,0 +1,230 @@
+package worker
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+var signOutAttr = map[string]Attribute{AttrGlobalSignOut: {DataType: "String", StringValue: "true"}}
+
+// TestGlobalSignOut: a job that asks for it (or every job, with
+// GlobalSignOut) has its user signed out before the reset; others not.
+func TestGlobalSignOut(t *testing.T) {
+	t.Parallel()
+	var order []string
+	b := newBundle(func(_ context.Context, j Job) error { order = append(order, "reset:"+j.Username); return nil })
+	b.rem.signOut = func(j Job) error { order = append(order, "signout:"+j.Username); return nil }
+	b.cfg.Concurrency = 1
+	b.q.push(job(pool, "alice"), signOutAttr)
+	b.q.push(job(pool, "bob"), nil)
+	b.run(t)
+	if want := []string{"signout:alice", "reset:alice", "reset:bob"}; !slices.Equal(order, want) {
+		t.Fatalf("calls %v, want %v", order, want)
+	}
+	if got := testutil.ToFloat64(b.m.Steps.WithLabelValues("signed_out")); got != 1 {
+		t.Fatalf("signed_out steps = %v, want 1", got)
+	}
+
+	order = nil
+	b = newBundle(func(_ context.Context, j Job) error { order = append(order, "reset:"+j.Username); return nil })
+	b.rem.signOut = func(j Job) error { order = append(order, "signout:"+j.Username); return nil }
+	b.cfg.GlobalSignOut = true
+	b.q.push(job(pool, "bob"), nil)
+	b.run(t)
+	if want := []string{"signout:bob", "reset:bob"}; !slices.Equal(order, want) {
+		t.Fatalf("with GlobalSignOut: calls %v, want %v", order, want)
+	}
+}
+
+// TestSignOutFailures: a failed sign-out is retried like a reset (the copy
+// keeps asking for it) and no reset goes before it succeeds; a job whose
+// user was signed out but could not be reset says so in its DLQ record.
+func TestSignOutFailures(t *testing.T) {
+	t.Parallel()
+	var resets atomic.Int64
+	b := newBundle(func(_ context.Context, j Job) error {
+		resets.Add(1)
+		if j.Username == "nocontact" {
+			return codeErr("InvalidParameterException", "Cannot reset password for the user as there is no registered/verified email or phone_number")
+		}
+		return nil
+	})
+	var signOuts atomic.Int64
+	b.rem.signOut = func(j Job) error {
+		if j.Username == "alice" && signOuts.Add(1) == 1 {
+			return codeErr("InternalErrorException", "try again")
+		}
+		return nil
+	}
+	b.q.push(job(pool, "alice"), signOutAttr)
+	b.q.push(job(pool, "nocontact"), signOutAttr)
+	b.run(t)
+	_, _, _, sent := b.q.snapshot()
+	if len(sent) != 1 || sent[0].Attributes[AttrGlobalSignOut].StringValue != "true" {
+		t.Fatalf("sent back %v: want alice's copy, still asking for the sign-out", sent)
+	}
+	if resets.Load() != 2 || b.jobs("reset") != 1 {
+		t.Fatalf("%d resets, %v reset jobs: want alice reset once, after her sign-out worked", resets.Load(), b.jobs("reset"))
+	}
+	dl := b.dlq.all()
+	if len(dl) != 1 || dl[0].Attributes[AttrSteps].StringValue != "signed_out" || dl[0].Attributes[AttrRemediation].StringValue != "" {
+		t.Fatalf("dead letters %v: want nocontact's, with %s=signed_out", dl, AttrSteps)
+	}
+}
+
+// TestReinvite: with Reinvite, a user who never signed in
+// (FORCE_CHANGE_PASSWORD) is re-invited, with no reset call when the
+// status check already said so; other users that cannot be reset are
+// dead-lettered as before; without Reinvite nobody is re-invited.
+func TestReinvite(t *testing.T) {
+	t.Parallel()
+	statuses := map[string]string{"invited": "FORCE_CHANGE_PASSWORD", "unconfirmed": "UNCONFIRMED", "alice": "CONFIRMED"}
+	for _, mode := range []string{"all", "redelivered", "off"} {
+		var resets atomic.Int64
+		b := newBundle(func(_ context.Context, j Job) error {
+			resets.Add(1)
+			if j.Username != "alice" {
+				return codeErr("NotAuthorizedException", "User password cannot be reset in the current state.")
+			}
+			return nil
+		})
+		b.cfg.Statuses = statusFunc(func(_ context.Context, j Job) (string, error) { return statuses[j.Username], nil })
+		b.cfg.StatusPacer = newFakePacer()
+		b.cfg.CheckEveryJob = mode == "all"
+		b.cfg.Reinvite = mode != "off"
+		for _, u := range []string{"invited", "unconfirmed", "alice"} {
+			b.q.push(job(pool, u), nil)
+		}
+		b.run(t)
+		calls := b.rem.all()
+		if mode == "off" {
+			if len(calls) != 0 || len(b.dlq.all()) != 2 {
+				t.Fatalf("without Reinvite: calls %v, %d dead letters; want none and 2", calls, len(b.dlq.all()))
+			}
+			continue
+		}
+		if !slices.Equal(calls, []string{"reinvite:invited"}) || b.jobs("reinvited") != 1 || len(b.dlq.all()) != 1 {
+			t.Fatalf("%s: calls %v, reinvited %v, %d dead letters: want the invited user re-invited, the unconfirmed dead-lettered",
+				mode, calls, b.jobs("reinvited"), len(b.dlq.all()))
+		}
+		if want := map[string]int64{"all": 2, "redelivered": 3}[mode]; resets.Load() != want {
+			t.Fatalf("%s: %d resets, want %d", mode, resets.Load(), want)
+		}
+	}
+}
+
+// TestDisableUnreachable: with DisableUnreachable, a user with no verified
+// contact is disabled and the job still dead-lettered, with the
+// remediation in its record.
+func TestDisableUnreachable(t *testing.T) {
+	t.Parallel()
+	for _, on := range []bool{true, false} {
+		b := newBundle(func(context.Context, Job) error {
+			return codeErr("InvalidParameterException", "Cannot reset password for the user as there is no registered/verified email or phone_number")
+		})
+		b.cfg.DisableUnreachable = on
+		b.q.push(job(pool, "nocontact"), nil)
+		b.run(t)
+		dl := b.dlq.all()
+		if len(dl) != 1 || dl[0].Attributes[AttrReason].StringValue != "InvalidParameterException" {
+			t.Fatalf("dead letters %v: want one, InvalidParameterException", dl)
+		}
+		rem := dl[0].Attributes[AttrRemediation].StringValue
+		if on && (rem != "disabled" || !slices.Equal(b.rem.all(), []string{"disable:nocontact"})) {
+			t.Fatalf("remediation %q, calls %v: want the user disabled", rem, b.rem.all())
+		}
+		if !on && (rem != "" || len(b.rem.all()) != 0) {
+			t.Fatalf("without the option: remediation %q, calls %v", rem, b.rem.all())
+		}
+	}
+}
+
+// TestDailyEmailLimit: "Exceeded daily email limit" is not the per-user
+// limit: the pool's jobs wait on the queue without using attempts, never
+// dead-lettered however long, with one probe per EmailProbe; other pools
+// go on; when the limit lifts, the campaign finishes.
+func TestDailyEmailLimit(t *testing.T) {
+	t.Parallel()
+	const limited, ses = "us-east-1_Default", "us-east-1_Ses"
+	var lifted atomic.Bool
+	var limitedCalls atomic.Int64
+	b := newBundle(func(_ context.Context, j Job) error {
+		if j.UserPoolID == limited {
+			limitedCalls.Add(1)
+			if !lifted.Load() {
+				return codeErr("LimitExceededException", "Exceeded daily email limit for the operation or the account. If a higher limit is required, please configure your user pool to use your own Amazon SES configuration for sending email.")
+			}
+		}
+		return nil
+	})
+	b.cfg.Breaker = BreakerConfig{EmailProbe: 10 * time.Minute, MaxDeferral: time.Hour}
+	b.cfg.ExitWhenIdle = 0
+	for i := range 10 {
+		b.q.push(job(limited, "l"+string(rune('a'+i))), nil)
+		b.q.push(job(ses, "s"+string(rune('a'+i))), nil)
+	}
+	w, cancel, done := b.start(t)
+	defer func() { cancel(); <-done }()
+	b.q.waitFor(t, "the SES pool's jobs reset", func() bool { return b.jobs("reset") >= 10 })
+	if n := limitedCalls.Load(); n > int64(b.cfg.Concurrency) {
+		t.Fatalf("%d calls for the limited pool, want at most the ones in flight (%d)", n, b.cfg.Concurrency)
+	}
+	if got := testutil.ToFloat64(b.m.EmailLimit.WithLabelValues("us-east-1")); got != 1 {
+		t.Fatalf("resetq_email_limit_reached = %v, want 1", got)
+	}
+	if err := w.Ready(); err != nil {
+		t.Fatalf("the email limit made the worker not ready: %v", err)
+	}
+	before := limitedCalls.Load()
+	b.clock.Advance(3 * time.Hour) // past MaxDeferral, and many probe periods
+	b.q.waitFor(t, "a probe", func() bool { return limitedCalls.Load() > before })
+	if len(b.dlq.all()) != 0 {
+		t.Fatalf("%d jobs dead-lettered for the email limit", len(b.dlq.all()))
+	}
+	_, _, _, sent := b.q.snapshot()
+	for _, s := range sent {
+		if s.Attributes[AttrAttempts].StringValue != "0" {
+			t.Fatalf("a deferred job used an attempt: %v", s.Attributes)
+		}
+	}
+	lifted.Store(true)
+	b.clock.Advance(11 * time.Minute)
+	b.q.waitFor(t, "every job reset once the limit lifted", func() bool { return b.jobs("reset") >= 20 })
+	if got := testutil.ToFloat64(b.m.EmailLimit.WithLabelValues("us-east-1")); got != 0 {
+		t.Fatalf("resetq_email_limit_reached = %v after the limit lifted", got)
+	}
+}
+
+// TestSignOutIsSigned: the sign-out request is covered by the signature:
+// stripped from a signed job, or added to one, the job is refused.
+func TestSignOutIsSigned(t *testing.T) {
+	t.Parallel()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	body := job(pool, "alice")
+	signed := func(attrs map[string]Attribute) map[string]Attribute {
+		out := map[string]Attribute{AttrSignature: {DataType: "String", StringValue: SignMessage(key, attrs, body)}}
+		for k, v := range attrs {
+			out[k] = v
+		}
+		return out
+	}
+	ok := signed(signOutAttr)
+	stripped := signed(signOutAttr)
+	delete(stripped, AttrGlobalSignOut)
+	added := signed(nil)
+	added[AttrGlobalSignOut] = signOutAttr[AttrGlobalSignOut]
+	for name, c := range map[string]struct {
+		attrs map[string]Attribute
+		want  bool
+	}{"signed with it": {ok, true}, "stripped": {stripped, false}, "added": {added, false}, "signed without": {signed(nil), true}} {
+		err := VerifySignature([][]byte{key}, Message{Body: body, Attributes: c.attrs})
+		if (err == nil) != c.want {
+			t.Errorf("%s: verify = %v, want ok %v", name, err, c.want)
+		}
+	}
+}
