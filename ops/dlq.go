@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/resetq/resetq/metrics"
+
 	"github.com/resetq/resetq/worker"
 )
 
@@ -18,6 +21,7 @@ type Queue interface {
 	Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]worker.Message, error)
 	Delete(ctx context.Context, receipts []string) (map[string]error, error)
 	ChangeVisibility(ctx context.Context, receipts []string, timeout time.Duration) (map[string]error, error)
+	metrics.DepthReader
 }
 
 // Sender sends a message to a queue (the redrive target).
@@ -32,15 +36,33 @@ const NoReason = "(no reason: maxReceiveCount)"
 // ReasonNone is the --reason value that selects messages without resetq.reason.
 const ReasonNone = "none"
 
+// JobID is the job m is of: its resetq.job-id, or its own message ID when
+// it has none (records written before the attribute existed).
+func JobID(m worker.Message) string {
+	if id := m.Attributes[worker.AttrJobID].StringValue; id != "" {
+		return id
+	}
+	return m.ID
+}
+
+// maxHide is the longest SQS hides a message: 12 hours from its receive.
+const maxHide = 12 * time.Hour
+
 // ScanConfig bounds one pass over a DLQ.
 type ScanConfig struct {
-	Limit      int           // stop after this many distinct messages (0: no limit)
-	Visibility time.Duration // how long a received message stays hidden during the pass
+	Limit int // stop after this many distinct messages (0: no limit)
+	// Visibility is how long a message read is hidden at first; the pass
+	// renews the hiding until it ends, for at least as long as it has run.
+	Visibility time.Duration
 	Wait       time.Duration // long-poll wait of each receive (SQS: whole seconds)
-	// IdleReceives ends the pass after this many receives in a row that
-	// bring no message not already seen (default 2; each receive long-polls
-	// for Wait, so an empty answer means nothing is visible).
+	// IdleReceives is how many receives in a row must bring no message not
+	// already seen before the pass may end (default 2).
 	IdleReceives int
+	// Settle is how long a pass that reads nothing new waits for the DLQ's
+	// counts to show no message it has not read; then it ends and reports
+	// them as unread (default 2m).
+	Settle time.Duration
+	Now    func() time.Time // the clock (default time.Now)
 }
 
 func (c ScanConfig) withDefaults() ScanConfig {
@@ -50,12 +72,201 @@ func (c ScanConfig) withDefaults() ScanConfig {
 	if c.IdleReceives <= 0 {
 		c.IdleReceives = 2
 	}
+	if c.Settle <= 0 {
+		c.Settle = 2 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	return c
+}
+
+// Scan says how far one pass over a DLQ got.
+type Scan struct {
+	Read    int  `json:"read"`    // messages read, each once
+	Limited bool `json:"limited"` // the pass stopped at a limit: there may be more
+	// Unread is how many messages the DLQ still counted (visible, delayed,
+	// or hidden by another reader) when the pass stopped waiting for them.
+	Unread int64 `json:"unread"`
+}
+
+// Complete reports whether the pass read every message of the DLQ.
+func (s Scan) Complete() bool { return !s.Limited && s.Unread == 0 }
+
+// pass is one read of a DLQ. Each message received stays hidden until the
+// pass ends, its hiding renewed before it runs out, so that the pass reads
+// it once however long it takes; release shows them all again. It ends
+// when receives bring nothing new and the DLQ counts no message but those
+// it holds.
+type pass struct {
+	q      Queue
+	cfg    ScanConfig
+	start  time.Time
+	seen   map[string]bool
+	held   map[string]*heldMsg // message ID -> its latest receipt
+	due    dueHeap             // held messages by the end of their hiding
+	idle   int                 // receives in a row that brought nothing new
+	idleAt time.Time           // when the first of them was made
+}
+
+type heldMsg struct {
+	receipt  string
+	received time.Time // when the receipt was asked for
+	until    time.Time // when its hiding ends, at the latest
+}
+
+func newPass(q Queue, cfg ScanConfig) *pass {
+	return &pass{q: q, cfg: cfg, start: cfg.Now(), seen: map[string]bool{}, held: map[string]*heldMsg{}}
+}
+
+// hideFor is how long a message received or renewed at now is hidden: at
+// least Visibility and as long as the pass has run, so that each message
+// is renewed a few times however long the pass, never once a batch.
+func (p *pass) hideFor(now time.Time) time.Duration {
+	return min(max(p.cfg.Visibility, now.Sub(p.start)), maxHide).Truncate(time.Second)
+}
+
+// receive renews what is due, then receives up to 10 messages, holds them
+// all and returns those not seen before.
+func (p *pass) receive(ctx context.Context) ([]worker.Message, error) {
+	if err := p.renew(ctx); err != nil {
+		return nil, err
+	}
+	now := p.cfg.Now()
+	vis := p.hideFor(now)
+	msgs, err := p.q.Receive(ctx, 10, p.cfg.Wait, vis)
+	if err != nil {
+		return nil, err
+	}
+	var fresh []worker.Message
+	for _, m := range msgs {
+		p.hold(m.ID, &heldMsg{receipt: m.ReceiptHandle, received: now, until: now.Add(vis)})
+		if !p.seen[m.ID] {
+			p.seen[m.ID] = true
+			fresh = append(fresh, m)
+		}
+	}
+	switch {
+	case len(fresh) > 0:
+		p.idle = 0
+	case p.idle == 0:
+		p.idle, p.idleAt = 1, p.cfg.Now()
+	default:
+		p.idle++
+	}
+	return fresh, nil
+}
+
+func (p *pass) hold(id string, h *heldMsg) {
+	p.held[id] = h
+	heap.Push(&p.due, dueEntry{id: id, h: h})
+}
+
+// forget stops holding a message the pass deleted.
+func (p *pass) forget(id string) { delete(p.held, id) }
+
+// renew extends the hiding of every held message that ends within half a
+// Visibility, ten at a time. A message whose receipt SQS refuses is no
+// longer held: if it is still in the DLQ, a receive holds it again.
+func (p *pass) renew(ctx context.Context) error {
+	now := p.cfg.Now()
+	byTimeout := map[time.Duration][]string{} // timeout -> message IDs
+	for len(p.due) > 0 && p.due[0].h.until.Sub(now) < p.cfg.Visibility/2 {
+		e := heap.Pop(&p.due).(dueEntry)
+		if p.held[e.id] != e.h {
+			continue // deleted, or received again since
+		}
+		t := min(p.hideFor(now), e.h.received.Add(maxHide-time.Minute).Sub(now).Truncate(time.Second))
+		if t <= 0 {
+			delete(p.held, e.id) // SQS shows it again soon; a receive holds it again
+			continue
+		}
+		byTimeout[t] = append(byTimeout[t], e.id)
+	}
+	for t, ids := range byTimeout {
+		for len(ids) > 0 {
+			n := min(10, len(ids))
+			receipts := make([]string, n)
+			for i, id := range ids[:n] {
+				receipts[i] = p.held[id].receipt
+			}
+			failed, err := p.q.ChangeVisibility(ctx, receipts, t)
+			if err != nil {
+				return fmt.Errorf("keep %d messages hidden during the pass: %w", n, err)
+			}
+			for i, id := range ids[:n] {
+				if failed[receipts[i]] != nil {
+					delete(p.held, id)
+					continue
+				}
+				h := *p.held[id]
+				h.until = now.Add(t)
+				p.hold(id, &h)
+			}
+			ids = ids[n:]
+		}
+	}
+	return nil
+}
+
+// done reports whether the pass has read the whole DLQ: the last
+// IdleReceives receives brought nothing new and the DLQ counts no message
+// but those the pass holds. When that is still not so Settle after the
+// receives ran dry, the pass ends anyway and unread is what the DLQ counts
+// that the pass could not read.
+func (p *pass) done(ctx context.Context) (done bool, unread int64, err error) {
+	if p.idle < p.cfg.IdleReceives {
+		return false, 0, nil
+	}
+	d, err := p.q.Depth(ctx)
+	if err != nil {
+		return false, 0, fmt.Errorf("count the messages left: %w", err)
+	}
+	unread = d.Visible + d.Delayed + max(0, d.InFlight-int64(len(p.held)))
+	if unread == 0 {
+		return true, 0, nil
+	}
+	return p.cfg.Now().Sub(p.idleAt) >= p.cfg.Settle, unread, nil
+}
+
+// release makes every held message visible again. It runs even when ctx
+// is canceled: the messages would otherwise stay hidden for as long as the
+// pass had run.
+func (p *pass) release(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	receipts := make([]string, 0, len(p.held))
+	for _, h := range p.held {
+		receipts = append(receipts, h.receipt)
+	}
+	p.held = map[string]*heldMsg{}
+	return release(rctx, p.q, receipts)
+}
+
+type dueEntry struct {
+	id string
+	h  *heldMsg
+}
+
+// dueHeap orders held messages by the end of their hiding, soonest first.
+type dueHeap []dueEntry
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].h.until.Before(h[j].h.until) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(dueEntry)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
 
 // Job is a DLQ message as the operator sees it.
 type Job struct {
 	MessageID string `json:"message_id"`
+	JobID     string `json:"job_id"`
+	Records   int    `json:"records"` // DLQ messages of this job read (2 or more: dead-lettered again before its delete)
 	Pool      string `json:"pool,omitempty"`
 	Username  string `json:"username,omitempty"`
 	Campaign  string `json:"campaign,omitempty"`
@@ -71,6 +282,8 @@ type Job struct {
 func JobOf(m worker.Message) Job {
 	j := Job{
 		MessageID: m.ID,
+		JobID:     JobID(m),
+		Records:   1,
 		Campaign:  m.Attributes[worker.AttrCampaign].StringValue,
 		Reason:    ReasonOf(m),
 		Error:     m.Attributes[worker.AttrError].StringValue,
@@ -131,68 +344,54 @@ func (f Filter) Match(m worker.Message) bool {
 }
 
 // Peek reads the DLQ once without consuming it: every message received is
-// kept hidden until the pass ends (so that the pass sees each message at
-// most once while SQS spreads receives over its servers), then made visible
+// kept hidden until the pass ends, however long it runs, then made visible
 // again with ChangeMessageVisibility 0. Each message ID is handed to fn once
 // even if SQS delivers it twice. fn returns false to end the pass early.
-// The error lists messages that could not be made visible again; they
-// reappear by themselves when their visibility timeout ends.
-func Peek(ctx context.Context, q Queue, cfg ScanConfig, fn func(worker.Message) bool) (seen int, err error) {
+// The pass ends when it has read every message the DLQ counts, or when it
+// gave up waiting for some (Scan.Unread). The error lists messages that
+// could not be made visible again; they reappear when their hiding ends.
+func Peek(ctx context.Context, q Queue, cfg ScanConfig, fn func(worker.Message) bool) (s Scan, err error) {
 	cfg = cfg.withDefaults()
-	held := map[string]string{} // message ID -> latest receipt handle
+	p := newPass(q, cfg)
 	defer func() {
-		if rerr := releaseHeld(ctx, q, held); rerr != nil {
+		if rerr := p.release(ctx); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}()
-	idle := 0
-	for idle < cfg.IdleReceives && (cfg.Limit == 0 || seen < cfg.Limit) {
+	for {
 		if err := ctx.Err(); err != nil {
-			return seen, err
+			return s, err
 		}
-		msgs, err := q.Receive(ctx, 10, cfg.Wait, cfg.Visibility)
+		msgs, err := p.receive(ctx)
 		if err != nil {
-			return seen, err
+			return s, err
 		}
-		fresh := 0
-		dup := make([]bool, len(msgs))
-		for i, m := range msgs { // hold the whole batch first: all of it is released at the end
-			_, dup[i] = held[m.ID]
-			held[m.ID] = m.ReceiptHandle
-		}
-		for i, m := range msgs {
-			if dup[i] || (cfg.Limit > 0 && seen >= cfg.Limit) {
-				continue // released at the end, not counted
+		for _, m := range msgs {
+			if cfg.Limit > 0 && s.Read >= cfg.Limit {
+				break // released at the end, not counted
 			}
-			seen++
-			fresh++
+			s.Read++
 			if !fn(m) {
-				return seen, nil
+				s.Limited = true
+				return s, nil
 			}
 		}
-		if fresh == 0 {
-			idle++
-		} else {
-			idle = 0
+		if cfg.Limit > 0 && s.Read >= cfg.Limit {
+			s.Limited = true
+			return s, nil
+		}
+		done, unread, err := p.done(ctx)
+		if err != nil {
+			return s, err
+		}
+		if done {
+			s.Unread = unread
+			return s, nil
 		}
 	}
-	return seen, nil
 }
 
 // release makes messages visible again, ten at a time, checking every entry.
-// releaseHeld makes the held messages (message ID -> receipt handle)
-// visible again at the end of a pass. It runs even when ctx is canceled:
-// the messages would otherwise stay hidden for their visibility timeout.
-func releaseHeld(ctx context.Context, q Queue, held map[string]string) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	receipts := make([]string, 0, len(held))
-	for _, r := range held {
-		receipts = append(receipts, r)
-	}
-	return release(rctx, q, receipts)
-}
-
 func release(ctx context.Context, q Queue, receipts []string) error {
 	var errs []error
 	for len(receipts) > 0 {
@@ -216,31 +415,49 @@ func release(ctx context.Context, q Queue, receipts []string) error {
 type Count struct {
 	Reason   string `json:"reason"`
 	Campaign string `json:"campaign"`
-	Messages int    `json:"messages"`
+	Jobs     int    `json:"jobs"`
+	Messages int    `json:"messages"` // DLQ records of those jobs: more than Jobs when some were dead-lettered twice
 }
 
-// Summary counts DLQ messages by reason and campaign.
+// Summary counts the jobs of a DLQ by reason and campaign, each job once
+// however many records it has (JobID). A job is counted under its first
+// record read.
 type Summary struct {
-	Total   int     `json:"total"`
-	Counts  []Count `json:"counts"`
-	Limited bool    `json:"limited"` // the pass stopped at the limit: there may be more
+	Total      int     `json:"total"`      // jobs
+	Duplicates int     `json:"duplicates"` // records of a job already counted
+	Counts     []Count `json:"counts"`
+	Scan
 }
 
-// Summarize reads the DLQ once (Peek) and counts its messages.
+// Summarize reads the DLQ once (Peek) and counts its jobs.
 func Summarize(ctx context.Context, q Queue, cfg ScanConfig) (Summary, error) {
-	counts := map[[2]string]int{}
-	n, err := Peek(ctx, q, cfg, func(m worker.Message) bool {
-		counts[[2]string{ReasonOf(m), m.Attributes[worker.AttrCampaign].StringValue}]++
+	counts := map[[2]string]*Count{}
+	jobs := map[string][2]string{} // job ID -> the key it is counted under
+	sc, err := Peek(ctx, q, cfg, func(m worker.Message) bool {
+		key, dup := jobs[JobID(m)]
+		if !dup {
+			key = [2]string{ReasonOf(m), m.Attributes[worker.AttrCampaign].StringValue}
+			jobs[JobID(m)] = key
+		}
+		c := counts[key]
+		if c == nil {
+			c = &Count{Reason: key[0], Campaign: key[1]}
+			counts[key] = c
+		}
+		c.Messages++
+		if !dup {
+			c.Jobs++
+		}
 		return true
 	})
-	s := Summary{Total: n, Limited: cfg.Limit > 0 && n >= cfg.Limit}
-	for k, v := range counts {
-		s.Counts = append(s.Counts, Count{Reason: k[0], Campaign: k[1], Messages: v})
+	s := Summary{Total: len(jobs), Duplicates: sc.Read - len(jobs), Scan: sc}
+	for _, c := range counts {
+		s.Counts = append(s.Counts, *c)
 	}
 	sort.Slice(s.Counts, func(i, j int) bool {
 		a, b := s.Counts[i], s.Counts[j]
-		if a.Messages != b.Messages {
-			return a.Messages > b.Messages
+		if a.Jobs != b.Jobs {
+			return a.Jobs > b.Jobs
 		}
 		if a.Reason != b.Reason {
 			return a.Reason < b.Reason
@@ -250,22 +467,32 @@ func Summarize(ctx context.Context, q Queue, cfg ScanConfig) (Summary, error) {
 	return s, err
 }
 
-// List reads the DLQ once (Peek) and returns up to max jobs passing f
-// (0: no maximum), and how many messages it read.
-func List(ctx context.Context, q Queue, cfg ScanConfig, f Filter, max int) ([]Job, int, error) {
+// List reads the DLQ once (Peek) and returns the jobs passing f, each once
+// (JobID) with its number of records, up to max jobs (0: no maximum).
+func List(ctx context.Context, q Queue, cfg ScanConfig, f Filter, max int) ([]Job, Scan, error) {
 	var jobs []Job
-	n, err := Peek(ctx, q, cfg, func(m worker.Message) bool {
-		if f.Match(m) {
-			jobs = append(jobs, JobOf(m))
+	index := map[string]int{} // job ID -> its place in jobs
+	sc, err := Peek(ctx, q, cfg, func(m worker.Message) bool {
+		if !f.Match(m) {
+			return true
 		}
-		return max == 0 || len(jobs) < max
+		if i, ok := index[JobID(m)]; ok {
+			jobs[i].Records++
+			return true
+		}
+		if max > 0 && len(jobs) >= max {
+			return false // one more job than shown: the pass is limited
+		}
+		index[JobID(m)] = len(jobs)
+		jobs = append(jobs, JobOf(m))
+		return true
 	})
-	return jobs, n, err
+	return jobs, sc, err
 }
 
-// failureAttrs are the attributes the worker adds when it dead-letters a
-// job; redrive strips them so that the job starts again from scratch.
-var failureAttrs = []string{worker.AttrReason, worker.AttrError, worker.AttrAttempts, worker.AttrFailedAt}
+// failureAttrs are the attributes of a job's failures the worker adds;
+// redrive strips them so that the job starts again from scratch.
+var failureAttrs = []string{worker.AttrReason, worker.AttrError, worker.AttrAttempts, worker.AttrFailedAt, worker.AttrDeferredSince}
 
 // Redriven is a DLQ message as it goes back to the source queue: the body
 // unchanged, every attribute but the failure record kept (resetq.campaign
@@ -295,111 +522,148 @@ type RedriveConfig struct {
 // RedriveFailure is a message that was not moved, or moved but not deleted.
 type RedriveFailure struct {
 	MessageID string `json:"message_id"`
+	JobID     string `json:"job_id"`
 	Error     string `json:"error"`
 	// Duplicated: the job is on the source queue and still in the DLQ, so a
 	// later redrive moves it again (a user may get a second code).
 	Duplicated bool `json:"duplicated,omitempty"`
 }
 
-// RedriveResult counts what a redrive did.
+// RedriveResult counts what a redrive did. Moved and Failed count jobs
+// (JobID), Read and Skipped count messages.
 type RedriveResult struct {
-	Read     int              `json:"read"`
-	Moved    int              `json:"moved"`
+	Scan
+	Moved int `json:"moved"`
+	// Dropped counts the records deleted without a send because another
+	// record of their job was moved in this pass.
+	Dropped  int              `json:"duplicates_dropped"`
 	Skipped  int              `json:"skipped"` // did not match the filter; left in the DLQ
-	Failed   int              `json:"failed"`
+	Failed   int              `json:"failed"`  // records that match but stay in the DLQ
 	Failures []RedriveFailure `json:"failures,omitempty"`
 }
 
-// Redrive moves DLQ messages that pass the filter back to the source queue.
-// Each is sent to the source before it is deleted from the DLQ, so a crash
-// or an error between the two leaves a duplicate, never a loss. Messages
-// that do not match, and messages whose send failed (counted as failed),
-// stay hidden until the pass ends and are then made visible again: released
-// at once, SQS would hand them back before the rest of the DLQ.
+// Redrive moves the jobs in the DLQ that pass the filter back to the source
+// queue, one copy per job (JobID): the other records of a job moved are
+// deleted. Each job is sent to the source before its record is deleted, so
+// a crash or an error between the two leaves a duplicate, never a loss.
+// Messages that do not match, and messages whose send failed, stay hidden
+// until the pass ends and are then made visible again: released at once,
+// SQS would hand them back before the rest of the DLQ. The pass ends when
+// it has read every message (or Unread says how many it could not).
 func Redrive(ctx context.Context, dlq Queue, source Sender, cfg RedriveConfig) (res RedriveResult, err error) {
 	sc := cfg.Scan.withDefaults()
-	seen := map[string]bool{}
-	held := map[string]string{} // message ID -> latest receipt, released at the end
+	p := newPass(dlq, sc)
 	defer func() {
-		if rerr := releaseHeld(ctx, dlq, held); rerr != nil {
+		if rerr := p.release(ctx); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 	}()
-	sent := 0 // sent to the source, moved or not
-	full := func() bool { return cfg.Max > 0 && res.Moved+sent+res.Failed >= cfg.Max }
-	idle := 0
-	for idle < sc.IdleReceives && (sc.Limit == 0 || res.Read < sc.Limit) && !full() {
+	sent := map[string]bool{} // job ID -> sent to the source (true) or its send failed (false)
+	full := func() bool { return cfg.Max > 0 && len(sent) >= cfg.Max }
+	for {
+		if full() || (sc.Limit > 0 && res.Read >= sc.Limit) {
+			res.Limited = true
+			return res, nil
+		}
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		msgs, err := dlq.Receive(ctx, 10, sc.Wait, sc.Visibility)
+		msgs, err := p.receive(ctx)
 		if err != nil {
 			return res, err
 		}
-		var toDelete []string
-		deleteIDs := map[string]string{} // receipt -> message ID
-		fresh := 0
+		var moves []move
 		for _, m := range msgs {
-			if seen[m.ID] || (sc.Limit > 0 && res.Read >= sc.Limit) || full() || ctx.Err() != nil {
-				held[m.ID] = m.ReceiptHandle
-				continue
+			if (sc.Limit > 0 && res.Read >= sc.Limit) || full() || ctx.Err() != nil {
+				continue // held, released at the end
 			}
-			seen[m.ID] = true
-			fresh++
 			res.Read++
 			if !cfg.Filter.Match(m) {
 				res.Skipped++
-				held[m.ID] = m.ReceiptHandle
+				continue
+			}
+			id := JobID(m)
+			if ok, seen := sent[id]; seen {
+				if ok {
+					moves = append(moves, move{m: m, dup: true})
+				} else {
+					res.Failed++
+					res.Failures = append(res.Failures, RedriveFailure{MessageID: m.ID, JobID: id,
+						Error: "another record of a job whose send failed"})
+				}
 				continue
 			}
 			if cfg.Limiter != nil {
 				if err := cfg.Limiter.Wait(ctx); err != nil {
 					res.Read--
 					res.Skipped++
-					held[m.ID] = m.ReceiptHandle
 					continue
 				}
 			}
+			if err := p.renew(ctx); err != nil {
+				return res, err
+			}
 			if err := source.Send(ctx, Redriven(m)); err != nil {
+				sent[id] = false
 				res.Failed++
-				res.Failures = append(res.Failures, RedriveFailure{MessageID: m.ID, Error: err.Error()})
-				held[m.ID] = m.ReceiptHandle
+				res.Failures = append(res.Failures, RedriveFailure{MessageID: m.ID, JobID: id, Error: err.Error()})
 				continue
 			}
-			sent++
-			toDelete = append(toDelete, m.ReceiptHandle)
-			deleteIDs[m.ReceiptHandle] = m.ID
+			sent[id] = true
+			moves = append(moves, move{m: m})
 		}
-		if len(toDelete) > 0 {
-			// Delete even if ctx was canceled meanwhile: what was sent
-			// must leave the DLQ.
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			failed, err := dlq.Delete(dctx, toDelete)
-			cancel()
-			for _, r := range toDelete {
-				e := err
-				if e == nil {
-					e = failed[r]
-				}
-				if e != nil {
-					held[deleteIDs[r]] = r // made visible again: it is still in the DLQ
-					res.Failed++
-					res.Failures = append(res.Failures, RedriveFailure{MessageID: deleteIDs[r], Duplicated: true,
-						Error: "sent to the source queue but not deleted from the DLQ: " + e.Error()})
-				} else {
-					res.Moved++
-				}
+		deleteMoved(ctx, p, moves, &res)
+		done, unread, err := p.done(ctx)
+		if err != nil {
+			return res, err
+		}
+		if done {
+			res.Unread = unread
+			return res, ctx.Err()
+		}
+	}
+}
+
+// move is a record whose job is on the source queue: sent from it, or from
+// another record of the job (dup).
+type move struct {
+	m   worker.Message
+	dup bool
+}
+
+// deleteMoved deletes the records of moved jobs from the DLQ (at most 10),
+// even if ctx was canceled meanwhile: what was sent must leave the DLQ.
+func deleteMoved(ctx context.Context, p *pass, moves []move, res *RedriveResult) {
+	if len(moves) == 0 {
+		return
+	}
+	receipts := make([]string, len(moves))
+	for i, mv := range moves {
+		receipts[i] = mv.m.ReceiptHandle
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	failed, err := p.q.Delete(dctx, receipts)
+	cancel()
+	for i, mv := range moves {
+		e := err
+		if e == nil {
+			e = failed[receipts[i]]
+		}
+		switch {
+		case e != nil: // still held: made visible again at the end
+			what := "sent to the source queue but not deleted from the DLQ: "
+			if mv.dup {
+				what = "a second record of a job moved in this pass, not deleted from the DLQ: "
 			}
-			sent -= len(toDelete)
-		}
-		if fresh == 0 {
-			idle++
-		} else {
-			idle = 0
+			res.Failed++
+			res.Failures = append(res.Failures, RedriveFailure{MessageID: mv.m.ID, JobID: JobID(mv.m), Duplicated: true,
+				Error: what + e.Error()})
+		case mv.dup:
+			p.forget(mv.m.ID)
+			res.Dropped++
+		default:
+			p.forget(mv.m.ID)
+			res.Moved++
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
-	return res, nil
 }

@@ -20,8 +20,10 @@ const dlqUsage = `Usage: resetq dlq <summary|list|redrive> [flags]
   list      show dead-lettered jobs (pool, username, reason, error, attempts, failed_at)
   redrive   move jobs back to the source queue, all or one reason / campaign
 
-summary and list do not consume the DLQ: each message read is hidden for --visibility
-during one pass, then made visible again. "resetq dlq <command> --help" for flags.
+Each job counts once, however many records it has in the DLQ (resetq.job-id). summary and
+list do not consume the DLQ: each message read stays hidden until the pass ends, then is made
+visible again. A pass ends once it has read every message the DLQ counts, and exits 1 when it
+could not. "resetq dlq <command> --help" for flags.
 `
 
 func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -63,9 +65,9 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 		fs.StringVar(&f.dlqURL, "dlq-url", "", "URL of the dead-letter queue (default: the DLQ of --queue-url's RedrivePolicy)")
 		fs.IntVar(&f.limit, "limit", 10000, "read at most this many messages (1 to 100000: they are all in flight at once during the pass, and SQS allows 120,000)")
 		usageLine = "resetq dlq summary --queue-url URL | --dlq-url URL [--limit N] [--output text|json]"
-		about = "Count the DLQ's messages by resetq.reason and resetq.campaign in one pass. Messages\n" +
-			"without a reason were moved by SQS itself after maxReceiveCount receives. The counts are\n" +
-			"from one pass over a queue that others may use: approximate when the DLQ is large."
+		about = "Count the DLQ's jobs by resetq.reason and resetq.campaign in one pass, each job once\n" +
+			"however many records it has (resetq.job-id). Messages without a reason were moved by SQS\n" +
+			"itself after maxReceiveCount receives. Exit 1 when the pass could not read every message."
 	case "list":
 		fs.StringVar(&f.queueURL, "queue-url", "", "URL of the source queue, whose RedrivePolicy names the DLQ (or give --dlq-url)")
 		fs.StringVar(&f.dlqURL, "dlq-url", "", "URL of the dead-letter queue (default: the DLQ of --queue-url's RedrivePolicy)")
@@ -73,7 +75,8 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 		fs.StringVar(&f.campaign, "campaign", "", "only jobs of this resetq.campaign")
 		fs.IntVar(&f.limit, "limit", 100, "show at most this many jobs (0: no limit; at most 10000 messages are read)")
 		usageLine = "resetq dlq list --queue-url URL | --dlq-url URL [--reason R] [--campaign C] [--limit N] [--output text|json]"
-		about = "Show dead-lettered jobs: message ID, pool, username, reason, error, attempts, failed_at.\n" +
+		about = "Show dead-lettered jobs, each once: message ID, pool, username, reason, error, attempts,\n" +
+			"failed_at, and how many records it has. Values with control characters are quoted.\n" +
 			"Usernames are shown in full: this is an operator's tool reading the campaign's own DLQ;\n" +
 			"mind where you paste its output."
 	case "redrive":
@@ -86,12 +89,14 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 		usageLine = "resetq dlq redrive --queue-url URL [--dlq-url URL] [--reason R] [--campaign C] [--max-rate N] [--limit N] [--output text|json]"
 		about = "Move dead-lettered jobs back to the source queue: the body and resetq.campaign unchanged,\n" +
 			"the failure record (resetq.reason, resetq.error, resetq.attempts, resetq.failed_at) removed.\n" +
-			"Each job is sent to the source before it is deleted from the DLQ: an error in between\n" +
-			"leaves a duplicate, never a loss. Jobs that do not match (and jobs that could not be\n" +
-			"sent) stay hidden during the pass and are made visible again when it ends.\n" +
-			"Exit 1 when any job could not be moved."
+			"One copy per job (resetq.job-id): the job's other records are deleted. Each job is sent\n" +
+			"to the source before it is deleted from the DLQ: an error in between leaves a duplicate,\n" +
+			"never a loss. Jobs that do not match (and jobs that could not be sent) stay hidden during\n" +
+			"the pass and are made visible again when it ends. The pass ends once it has read every\n" +
+			"message the DLQ counts. Exit 1 when any matching message was not moved, or the pass\n" +
+			"could not read every message."
 	}
-	fs.DurationVar(&f.visibility, "visibility", 60*time.Second, "how long each message read stays hidden from other readers during the pass")
+	fs.DurationVar(&f.visibility, "visibility", 60*time.Second, "how long a message read is hidden at first; the pass renews it until it ends (a killed pass leaves messages hidden this long, or as long as it had run)")
 	f.output = outputFlag(fs)
 	setUsage(fs, "Usage: "+usageLine+"\n\n"+about+"\n")
 	if err := parseFlags(fs, args); err != nil {
@@ -147,63 +152,39 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 		if err != nil {
 			return err
 		}
-		return writeResult(stdout, *f.output, struct {
+		if err := writeResult(stdout, *f.output, struct {
 			DLQURL string `json:"dlq_url"`
 			ops.Summary
 			Note string `json:"note"`
-		}{dlqURL, s, summaryNote(s)}, func(w io.Writer) error {
-			fmt.Fprintf(w, "dead-letter queue %s: %d messages\n\n", dlqURL, s.Total)
-			if len(s.Counts) > 0 {
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "MESSAGES\tREASON\tCAMPAIGN")
-				for _, c := range s.Counts {
-					fmt.Fprintf(tw, "%d\t%s\t%s\n", c.Messages, c.Reason, orDash(c.Campaign))
-				}
-				if err := tw.Flush(); err != nil {
-					return err
-				}
-				fmt.Fprintln(w)
-			}
-			_, err := fmt.Fprintln(w, summaryNote(s))
+		}{dlqURL, s, summaryNote(s)}, func(w io.Writer) error { return printSummary(w, dlqURL, s) }); err != nil {
 			return err
-		})
+		}
+		return unreadError(s.Scan)
 
 	case "list":
 		scan.Limit = 10000
-		jobs, read, err := ops.List(ctx, dlq, scan, filter, f.limit)
+		jobs, sc, err := ops.List(ctx, dlq, scan, filter, f.limit)
 		if err != nil {
 			return err
 		}
 		if jobs == nil {
 			jobs = []ops.Job{}
 		}
-		return writeResult(stdout, *f.output, struct {
-			DLQURL string    `json:"dlq_url"`
-			Read   int       `json:"read"`
-			Jobs   []ops.Job `json:"jobs"`
-		}{dlqURL, read, jobs}, func(w io.Writer) error {
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "MESSAGE ID\tPOOL\tUSERNAME\tREASON\tATTEMPTS\tFAILED AT\tCAMPAIGN\tERROR")
-			for _, j := range jobs {
-				errText := j.Error
-				if j.Body != "" {
-					errText += " (body: " + j.Body + ")"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.MessageID, orDash(j.Pool), orDash(j.Username), j.Reason,
-					orDash(j.Attempts), orDash(j.FailedAt), orDash(j.Campaign), orDash(oneLine(errText)))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			_, err := fmt.Fprintf(w, "\n%d jobs shown of %d messages read (one pass; the DLQ is unchanged)\n", len(jobs), read)
+		if err := writeResult(stdout, *f.output, struct {
+			DLQURL string `json:"dlq_url"`
+			ops.Scan
+			Jobs []ops.Job `json:"jobs"`
+		}{dlqURL, sc, jobs}, func(w io.Writer) error { return printJobs(w, jobs, sc) }); err != nil {
 			return err
-		})
+		}
+		return unreadError(sc)
 
 	default: // redrive
 		cfg := ops.RedriveConfig{Scan: scan, Filter: filter, Max: f.limit}
 		if f.maxRate > 0 {
 			cfg.Limiter = rate.NewLimiter(rate.Limit(f.maxRate), 1)
-			// A batch of 10 must be moved before its messages show again.
+			// The pass renews what it holds before each move, when it
+			// ends within half the visibility: that must outlast a move.
 			if need := time.Duration(10/f.maxRate*float64(time.Second)) + 30*time.Second; need > cfg.Scan.Visibility {
 				cfg.Scan.Visibility = min(need, 12*time.Hour).Round(time.Second)
 			}
@@ -213,31 +194,99 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 			DLQURL   string `json:"dlq_url"`
 			QueueURL string `json:"queue_url"`
 			ops.RedriveResult
-		}{dlqURL, f.queueURL, res}, func(w io.Writer) error {
-			for _, fl := range res.Failures {
-				fmt.Fprintf(w, "failed  %s  %s\n", fl.MessageID, fl.Error)
-			}
-			_, err := fmt.Fprintf(w, "redrive %s -> %s: read %d, moved %d, skipped %d (left in the DLQ), failed %d\n",
-				dlqURL, f.queueURL, res.Read, res.Moved, res.Skipped, res.Failed)
-			return err
-		}); perr != nil && err == nil {
+		}{dlqURL, f.queueURL, res}, func(w io.Writer) error { return printRedrive(w, dlqURL, f.queueURL, res) }); perr != nil && err == nil {
 			err = perr
 		}
 		if err != nil {
 			return fmt.Errorf("redrive stopped: %w", err)
 		}
 		if res.Failed > 0 {
-			return fmt.Errorf("%d jobs were not moved (see above)", res.Failed)
+			return fmt.Errorf("%d matching messages were not moved (see above)", res.Failed)
 		}
-		return nil
+		return unreadError(res.Scan)
 	}
 }
 
-func summaryNote(s ops.Summary) string {
-	if s.Limited {
-		return fmt.Sprintf("Counts are from one pass that stopped at --limit %d: the DLQ may hold more.", s.Total)
+func printSummary(w io.Writer, dlqURL string, s ops.Summary) error {
+	fmt.Fprintf(w, "dead-letter queue %s: %d jobs in %d messages\n\n", dlqURL, s.Total, s.Read)
+	if len(s.Counts) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "JOBS\tMESSAGES\tREASON\tCAMPAIGN")
+		for _, c := range s.Counts {
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\n", c.Jobs, c.Messages, cell(c.Reason), orDash(cell(c.Campaign)))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
 	}
-	return "Counts are from one pass over the DLQ; approximate if it is large or in use."
+	_, err := fmt.Fprintln(w, summaryNote(s))
+	return err
+}
+
+func printJobs(w io.Writer, jobs []ops.Job, sc ops.Scan) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MESSAGE ID\tPOOL\tUSERNAME\tREASON\tATTEMPTS\tFAILED AT\tRECORDS\tCAMPAIGN\tERROR")
+	for _, j := range jobs {
+		errText := cell(j.Error)
+		if j.Body != "" {
+			errText += " (body: " + cell(j.Body) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", cell(j.MessageID), orDash(cell(j.Pool)), orDash(cell(j.Username)),
+			cell(j.Reason), orDash(cell(j.Attempts)), orDash(cell(j.FailedAt)), j.Records, orDash(cell(j.Campaign)), orDash(errText))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%d jobs shown of %d messages read (one pass; the DLQ is unchanged)\n", len(jobs), sc.Read)
+	if sc.Limited {
+		fmt.Fprintln(w, "The pass stopped at a limit: the DLQ may hold more.")
+	}
+	return unreadLine(w, sc)
+}
+
+func printRedrive(w io.Writer, dlqURL, queueURL string, res ops.RedriveResult) error {
+	for _, fl := range res.Failures {
+		fmt.Fprintf(w, "failed  %s  %s\n", cell(fl.MessageID), cell(fl.Error))
+	}
+	fmt.Fprintf(w, "redrive %s -> %s: read %d, moved %d, duplicates dropped %d, skipped %d (left in the DLQ), failed %d\n",
+		dlqURL, queueURL, res.Read, res.Moved, res.Dropped, res.Skipped, res.Failed)
+	if res.Limited {
+		fmt.Fprintln(w, "The pass stopped at --limit: the DLQ may hold more matching jobs.")
+	}
+	return unreadLine(w, res.Scan)
+}
+
+func summaryNote(s ops.Summary) string {
+	dups := ""
+	if s.Duplicates > 0 {
+		dups = fmt.Sprintf(" %d messages were further records of a job already counted (dead-lettered again before their delete).", s.Duplicates)
+	}
+	switch {
+	case s.Unread > 0:
+		return fmt.Sprintf("Incomplete: the DLQ still counts %d messages this pass could not read.", s.Unread) + dups
+	case s.Limited:
+		return fmt.Sprintf("Counts are from one pass that stopped at --limit %d: the DLQ may hold more.", s.Read) + dups
+	}
+	return "Counts are from one pass that read every message once; jobs dead-lettered meanwhile may be missing." + dups
+}
+
+// unreadLine says, when the pass could not read every message, how many
+// it missed and what to do.
+func unreadLine(w io.Writer, sc ops.Scan) error {
+	if sc.Unread == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "Incomplete: the DLQ still counts %d messages this pass could not read (hidden by another reader, or delayed); run it again.\n", sc.Unread)
+	return err
+}
+
+// unreadError is an error (exit 1) when the pass could not read every message.
+func unreadError(sc ops.Scan) error {
+	if sc.Unread > 0 {
+		return fmt.Errorf("incomplete: the DLQ still counts %d messages this pass could not read", sc.Unread)
+	}
+	return nil
 }
 
 func orDash(s string) string {
@@ -245,15 +294,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func oneLine(s string) string {
-	out := []rune{}
-	for _, r := range s {
-		if r == '\n' || r == '\r' || r == '\t' {
-			r = ' '
-		}
-		out = append(out, r)
-	}
-	return string(out)
 }

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // outputFlag registers --output (text or json) for a command that prints a result.
@@ -27,4 +30,15 @@ func writeResult(w io.Writer, format string, v any, text func(io.Writer) error) 
 		return enc.Encode(v)
 	}
 	return text(w)
+}
+
+// cell is s as one cell of a text table: as it is, or Go-quoted when it
+// holds anything that could end the cell or the row or fool the eye
+// (control and format characters, other spaces than ' ', invalid UTF-8)
+// or starts with a quote.
+func cell(s string) string {
+	if strings.HasPrefix(s, `"`) || !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/resetq/resetq/ops"
 	"github.com/resetq/resetq/queue"
 )
 
@@ -139,5 +140,52 @@ func TestSameQueueByARN(t *testing.T) {
 	}
 	if sameQueue(ctx, none, q, private) {
 		t.Error("no ARN: different URLs are the same queue")
+	}
+}
+
+// TestCell: values that could end a cell or a row are quoted, others not.
+func TestCell(t *testing.T) {
+	for in, want := range map[string]string{
+		"alice@example.com": "alice@example.com",
+		"INC 7":             "INC 7",
+		"Ünïcode-名前":        "Ünïcode-名前",
+		"":                  "",
+		"a\nb":              `"a\nb"`,
+		"a\tb":              `"a\tb"`,
+		"a\rb":              `"a\rb"`,
+		"\x1b[31mred":       `"\x1b[31mred"`,
+		"rtl\u202eevil":     `"rtl\u202eevil"`,
+		"line\u2028sep":     `"line\u2028sep"`,
+		"nb\u00a0sp":        `"nb\u00a0sp"`,
+		"bad\xffutf8":       `"bad\xffutf8"`,
+		`"quoted"`:          `"\"quoted\""`,
+	} {
+		if got := cell(in); got != want {
+			t.Errorf("cell(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestDLQTablesEscape: a newline or tab in a campaign, pool, username,
+// reason or error cannot add rows or columns to summary and list.
+func TestDLQTablesEscape(t *testing.T) {
+	const forged = "c\nFORGED  1  invalid_job\tx"
+	jobs := []ops.Job{{MessageID: "m1", JobID: "m1", Records: 1, Pool: "us-east-1_a\nb", Username: "eve\n m9  us-east-1_x  admin",
+		Campaign: forged, Reason: "r\tr", Error: "e\r\ne", Body: "x\ny"}}
+	var out bytes.Buffer
+	if err := printJobs(&out, jobs, ops.Scan{Read: 1}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 || strings.Count(lines[1], `"`) != 12 || strings.Contains(out.String(), "\t") {
+		t.Fatalf("list: %d lines:\n%s", len(lines), out.String())
+	}
+	out.Reset()
+	s := ops.Summary{Total: 1, Counts: []ops.Count{{Reason: "r\nFORGED", Campaign: forged, Jobs: 1, Messages: 1}}, Scan: ops.Scan{Read: 1}}
+	if err := printSummary(&out, "http://q", s); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "\nFORGED") || strings.Count(out.String(), "\n") != 6 {
+		t.Fatalf("summary:\n%s", out.String())
 	}
 }

@@ -20,6 +20,8 @@ import (
 
 	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/testenv"
+	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/worker"
 )
 
 // opsRun runs the built resetq with args and returns stdout, stderr and the exit code.
@@ -169,7 +171,7 @@ func TestOpsDLQ(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("summary: exit %d\n%s\n%s", code, out, errOut)
 	}
-	for _, want := range []string{"5 messages", "3         UserNotFoundException", "invalid_job", "(no reason: maxReceiveCount)  c2", "one pass"} {
+	for _, want := range []string{"5 jobs in 5 messages", "3     3         UserNotFoundException", "invalid_job", "(no reason: maxReceiveCount)  c2", "read every message once"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
@@ -215,7 +217,7 @@ func TestOpsDLQ(t *testing.T) {
 	}
 
 	out, errOut, code = opsRun(t, e, "dlq", "redrive", "--queue-url", e.QueueURL, "--reason", "UserNotFoundException", "--max-rate", "20")
-	if code != 0 || !strings.Contains(out, "read 5, moved 3, skipped 2 (left in the DLQ), failed 0") {
+	if code != 0 || !strings.Contains(out, "read 5, moved 3, duplicates dropped 0, skipped 2 (left in the DLQ), failed 0") {
 		t.Fatalf("redrive: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// The source queue holds the three jobs, failure record stripped.
@@ -348,7 +350,7 @@ func TestOpsDLQFromWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, errOut, code = opsRun(t, e, "dlq", "redrive", "--queue-url", e.QueueURL, "--reason", "UserNotFoundException")
-	if code != 0 || !strings.Contains(out, "moved 1, skipped 1") {
+	if code != 0 || !strings.Contains(out, "moved 1, duplicates dropped 0, skipped 1") {
 		t.Fatalf("redrive: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if code := e.Start("--exit-when-idle", "2s").Wait(t, time.Minute); code != 0 {
@@ -360,5 +362,201 @@ func TestOpsDLQFromWorker(t *testing.T) {
 	dl := e.DrainDLQ()
 	if len(dl) != 1 || dl[0].Attrs["resetq.reason"] != "invalid_job" || dl[0].Attrs["resetq.error"] == "" {
 		t.Fatalf("DLQ after: %+v", dl)
+	}
+}
+
+// opsRecord is a DLQ record as the worker writes it: reason "" for one SQS
+// moved by itself, jobID "" for one written before resetq.job-id.
+type opsRecord struct {
+	body, reason, campaign, jobID string
+}
+
+// opsFillDLQ puts records on the DLQ, ten a call.
+func opsFillDLQ(t *testing.T, e *testenv.Env, recs []opsRecord) {
+	t.Helper()
+	str := func(v string) sqstypes.MessageAttributeValue {
+		return sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+	}
+	for len(recs) > 0 {
+		n := min(10, len(recs))
+		var entries []sqstypes.SendMessageBatchRequestEntry
+		for i, r := range recs[:n] {
+			attrs := map[string]sqstypes.MessageAttributeValue{"resetq.campaign": str(r.campaign)}
+			if r.reason != "" {
+				attrs["resetq.reason"], attrs["resetq.error"] = str(r.reason), str(r.reason+": details")
+				attrs["resetq.attempts"], attrs["resetq.failed_at"] = str("1"), str("2026-11-23T12:00:00Z")
+			}
+			if r.jobID != "" {
+				attrs["resetq.job-id"] = str(r.jobID)
+			}
+			entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)),
+				MessageBody: aws.String(r.body), MessageAttributes: attrs})
+		}
+		out, err := e.SQS.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: &e.DLQURL, Entries: entries})
+		if err != nil || len(out.Failed) > 0 {
+			t.Fatalf("fill the DLQ: %v %+v", err, out)
+		}
+		recs = recs[n:]
+	}
+}
+
+// opsDepth is a queue's count of visible messages, checking none is hidden.
+func opsDepth(t *testing.T, e *testenv.Env, url string) int {
+	t.Helper()
+	out, err := e.SQS.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: &url,
+		AttributeNames: []sqstypes.QueueAttributeName{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nv := out.Attributes["ApproximateNumberOfMessagesNotVisible"]; nv != "0" {
+		t.Errorf("%s: %s messages still hidden", url, nv)
+	}
+	n, _ := strconv.Atoi(out.Attributes["ApproximateNumberOfMessages"])
+	return n
+}
+
+// TestOpsDLQRedriveLongPass: a redrive whose pass lasts many times its
+// --visibility (40 jobs of one reason among 300 dead letters of four others)
+// moves every matching job; a summary then counts every message once.
+func TestOpsDLQRedriveLongPass(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "dlqlong")
+	const pool, match = "us-east-1_abc", "InvalidParameterException"
+	others := []string{"UserNotFoundException", "invalid_job", "", "NotAuthorizedException"}
+	var recs []opsRecord
+	left := map[string]int{} // reason -> jobs that stay in the DLQ
+	for i := range 340 {
+		r := opsRecord{body: testenv.Job(pool, "u"+strconv.Itoa(i)), reason: others[i%4], campaign: "long"}
+		if i%8 == 2 && i < 320 {
+			r.reason = match
+		} else {
+			left[ops.ReasonOf(worker.Message{Attributes: map[string]worker.Attribute{"resetq.reason": {StringValue: r.reason}}})]++
+		}
+		recs = append(recs, r)
+	}
+	opsFillDLQ(t, e, recs)
+
+	start := time.Now()
+	out, errOut, code := opsRun(t, e, "dlq", "redrive", "--queue-url", e.QueueURL, "--reason", match, "--max-rate", "0", "--visibility", "2s")
+	t.Logf("redrive took %v", time.Since(start))
+	if code != 0 || !strings.Contains(out, "read 340, moved 40, duplicates dropped 0, skipped 300 (left in the DLQ), failed 0") {
+		t.Fatalf("redrive: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := opsDepth(t, e, e.QueueURL); n != 40 {
+		t.Fatalf("%d jobs on the source queue, want 40", n)
+	}
+	if n := opsDepth(t, e, e.DLQURL); n != 300 {
+		t.Fatalf("%d messages left in the DLQ, want 300", n)
+	}
+
+	start = time.Now()
+	out, errOut, code = opsRun(t, e, "dlq", "summary", "--queue-url", e.QueueURL, "--visibility", "1s", "--output", "json")
+	t.Logf("summary took %v", time.Since(start))
+	var s struct {
+		Total, Read int
+		Unread      int64
+		Counts      []struct {
+			Reason string
+			Jobs   int
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &s); code != 0 || err != nil || s.Total != 300 || s.Read != 300 || s.Unread != 0 {
+		t.Fatalf("summary: exit %d %v %+v\n%s", code, err, s, errOut)
+	}
+	for _, c := range s.Counts {
+		if c.Jobs != left[c.Reason] {
+			t.Errorf("%s: %d jobs, want %d", c.Reason, c.Jobs, left[c.Reason])
+		}
+	}
+	if n := opsDepth(t, e, e.DLQURL); n != 300 {
+		t.Fatalf("after the summary the DLQ shows %d messages, want 300", n)
+	}
+}
+
+// TestOpsDLQOneRecordPerJob: a job dead-lettered twice (two records with
+// one resetq.job-id) is one job in summary and list, and a redrive sends it
+// once and deletes its other record. A campaign or username with a newline
+// cannot forge rows of the tables.
+func TestOpsDLQOneRecordPerJob(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "dlqdup")
+	const pool = "us-east-1_abc"
+	twice, thrice, legacy := testenv.Job(pool, "twice"), testenv.Job(pool, "thrice"), testenv.Job(pool, "legacy")
+	forged := `{"UserPoolId":"us-east-1_abc","Username":"eve\nm-1  us-east-1_abc  admin"}`
+	opsFillDLQ(t, e, []opsRecord{
+		{twice, "NotAuthorizedException", "c", "job-1"}, {thrice, "NotAuthorizedException", "c", "job-2"},
+		{twice, "NotAuthorizedException", "c", "job-1"}, {thrice, "NotAuthorizedException", "c", "job-2"},
+		{thrice, "NotAuthorizedException", "c", "job-2"}, {legacy, "NotAuthorizedException", "c", ""},
+		{forged, "invalid_job", "c\n9  NotAuthorizedException  forged", ""},
+	})
+
+	out, errOut, code := opsRun(t, e, "dlq", "summary", "--queue-url", e.QueueURL)
+	if code != 0 || !strings.Contains(out, "4 jobs in 7 messages") || !strings.Contains(out, "3     6         NotAuthorizedException  c\n") ||
+		!strings.Contains(out, "3 messages were further records") || strings.Contains(out, "\n9  ") {
+		t.Fatalf("summary: exit %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code = opsRun(t, e, "dlq", "list", "--queue-url", e.QueueURL)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 7 || !strings.Contains(out, `"eve\nm-1  us-east-1_abc  admin"`) || !strings.Contains(out, "4 jobs shown of 7 messages read") {
+		t.Fatalf("list: exit %d, %d lines\n%s\n%s", code, len(lines), out, errOut)
+	}
+
+	out, errOut, code = opsRun(t, e, "dlq", "redrive", "--queue-url", e.QueueURL, "--reason", "NotAuthorizedException", "--output", "json")
+	var r struct {
+		Read, Moved, Skipped, Failed int
+		Dropped                      int `json:"duplicates_dropped"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil || r.Read != 7 || r.Moved != 3 || r.Dropped != 3 || r.Skipped != 1 || r.Failed != 0 {
+		t.Fatalf("redrive: exit %d %v %+v\n%s\n%s", code, err, r, out, errOut)
+	}
+	back := map[string]int{}
+	for {
+		rm, err := e.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &e.QueueURL,
+			MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: []string{"All"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rm.Messages) == 0 {
+			break
+		}
+		for _, m := range rm.Messages {
+			back[aws.ToString(m.Body)]++
+			if b := aws.ToString(m.Body); b != legacy && m.MessageAttributes["resetq.job-id"].StringValue == nil {
+				t.Errorf("%s lost its job ID", b)
+			}
+		}
+	}
+	if len(back) != 3 || back[twice] != 1 || back[thrice] != 1 || back[legacy] != 1 {
+		t.Fatalf("on the source queue: %v", back)
+	}
+	if n := opsDepth(t, e, e.DLQURL); n != 1 {
+		t.Fatalf("%d messages left in the DLQ, want the invalid job only", n)
+	}
+}
+
+// TestOpsSameQueueSpellings: a DLQ that is the source queue spelled another
+// way (https for http, localhost for 127.0.0.1, the legacy AWS host) is
+// refused by work, status and dlq redrive: its ARN is the source's.
+func TestOpsSameQueueSpellings(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "spell")
+	path := e.QueueURL[strings.Index(e.QueueURL[len("http://"):], "/")+len("http://"):]
+	for _, other := range []string{
+		strings.Replace(strings.Replace(e.QueueURL, "http://", "https://", 1), "127.0.0.1", "localhost", 1),
+		"https://queue.amazonaws.com" + path,
+	} {
+		if code := e.Start("--dlq-url", other, "--exit-when-idle", "1s").Wait(t, time.Minute); code != 2 {
+			t.Errorf("work --dlq-url %s: exit %d, want 2", other, code)
+		}
+		if _, errOut, code := opsRun(t, e, "dlq", "redrive", "--queue-url", e.QueueURL, "--dlq-url", other); code != 2 ||
+			!strings.Contains(errOut, "the dead-letter queue is the source queue") {
+			t.Errorf("redrive --dlq-url %s: exit %d %s", other, code, errOut)
+		}
+		if _, errOut, code := opsRun(t, e, "status", "--queue-url", e.QueueURL, "--dlq-url", other); code != 2 {
+			t.Errorf("status --dlq-url %s: exit %d %s", other, code, errOut)
+		}
+	}
+	if _, errOut, code := opsRun(t, e, "status", "--queue-url", e.QueueURL, "--dlq-url", e.DLQURL); code != 0 {
+		t.Errorf("status with the real DLQ: exit %d %s", code, errOut)
 	}
 }
