@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 
 	"github.com/resetq/resetq/worker"
 )
@@ -76,4 +77,51 @@ func (c *Client) UserStatus(ctx context.Context, job worker.Job) (string, error)
 		return "", fmt.Errorf("admin-get-user in %s: %w", region, err)
 	}
 	return string(out.UserStatus), nil
+}
+
+var _ worker.Remediator = (*Client)(nil)
+
+// GlobalSignOut ends the user's sessions (AdminUserGlobalSignOut): Cognito
+// then refuses the user's refresh tokens.
+func (c *Client) GlobalSignOut(ctx context.Context, job worker.Job) error {
+	region := job.Region()
+	_, err := c.client(region).AdminUserGlobalSignOut(ctx, &cip.AdminUserGlobalSignOutInput{
+		UserPoolId: aws.String(job.UserPoolID),
+		Username:   aws.String(job.Username),
+	})
+	if err != nil {
+		return fmt.Errorf("admin-user-global-sign-out in %s: %w", region, err)
+	}
+	return nil
+}
+
+// Reinvite sends a user who never signed in a new invitation, with a new
+// temporary password (AdminCreateUser, MessageAction RESEND); the old one
+// stops working.
+func (c *Client) Reinvite(ctx context.Context, job worker.Job) error {
+	region := job.Region()
+	_, err := c.client(region).AdminCreateUser(ctx, &cip.AdminCreateUserInput{
+		UserPoolId:     aws.String(job.UserPoolID),
+		Username:       aws.String(job.Username),
+		MessageAction:  types.MessageActionTypeResend,
+		ClientMetadata: job.ClientMetadata,
+	})
+	if err != nil {
+		return fmt.Errorf("admin-create-user (resend) in %s: %w", region, err)
+	}
+	return nil
+}
+
+// DisableUser disables the user (AdminDisableUser): the password stops
+// working until AdminEnableUser.
+func (c *Client) DisableUser(ctx context.Context, job worker.Job) error {
+	region := job.Region()
+	_, err := c.client(region).AdminDisableUser(ctx, &cip.AdminDisableUserInput{
+		UserPoolId: aws.String(job.UserPoolID),
+		Username:   aws.String(job.Username),
+	})
+	if err != nil {
+		return fmt.Errorf("admin-disable-user in %s: %w", region, err)
+	}
+	return nil
 }

@@ -25,25 +25,29 @@ import (
 const cognitoQuota = 30
 
 type workFlags struct {
-	queueURL, dlqURL         string
-	rate                     float64
-	concurrency, maxAttempts int
-	metricsAddr              string
-	exitWhenIdle             time.Duration
-	shutdownTimeout          time.Duration
-	circuitCooldown          time.Duration
-	logFormat, logLevel      string
-	logUsernames             string
-	usernameKeyFile          string
-	redeliveryCheck          bool
-	statusCheck              string
-	statusCheckRate          float64
-	maxDeferral              time.Duration
-	allowedPools             string
-	allowAnyPool             bool
-	signingKeyFile           string
-	redisURL, redisKeyPrefix string
-	fleetSize                int
+	queueURL, dlqURL          string
+	rate                      float64
+	concurrency, maxAttempts  int
+	metricsAddr               string
+	exitWhenIdle              time.Duration
+	shutdownTimeout           time.Duration
+	circuitCooldown           time.Duration
+	logFormat, logLevel       string
+	logUsernames              string
+	usernameKeyFile           string
+	redeliveryCheck           bool
+	statusCheck               string
+	statusCheckRate           float64
+	maxDeferral               time.Duration
+	globalSignOut, reinvite   bool
+	signOutRate, reinviteRate float64
+	unreachable               string
+	emailLimitProbe           time.Duration
+	allowedPools              string
+	allowAnyPool              bool
+	signingKeyFile            string
+	redisURL, redisKeyPrefix  string
+	fleetSize                 int
 }
 
 func (f *workFlags) register(fs *flag.FlagSet) {
@@ -69,6 +73,12 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.statusCheck, "status-check", "all", "before a reset, ask Cognito (AdminGetUser) whether the user is already RESET_REQUIRED, and if so count the job done without a second code: all (every job: a user named twice gets one code), redelivered (only jobs delivered again or sent back after a failed call), or off")
 	fs.Float64Var(&f.statusCheckRate, "status-check-rate", 50, "AdminGetUser calls per second per Region for --status-check (their quota, UserRead, is 120/s shared with the pool's other readers; keep it above --rate)")
 	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "deprecated: false is --status-check=off")
+	fs.BoolVar(&f.globalSignOut, "global-sign-out", false, "end every job's user's sessions (AdminUserGlobalSignOut: refresh tokens stop working) before the reset; a job can ask for it alone with the resetq.global-sign-out attribute (resetq enqueue --global-sign-out)")
+	fs.Float64Var(&f.signOutRate, "sign-out-rate", 20, "AdminUserGlobalSignOut and AdminDisableUser calls per second per Region (their quota category, UserUpdate, is 25/s shared with the app's profile updates); adaptive on throttles")
+	fs.BoolVar(&f.reinvite, "reinvite", false, "re-invite users who never signed in (FORCE_CHANGE_PASSWORD, who cannot be reset): AdminCreateUser with MessageAction=RESEND sends a new temporary password and the old one stops working; outcome reinvited")
+	fs.Float64Var(&f.reinviteRate, "reinvite-rate", 20, "AdminCreateUser calls per second per Region for --reinvite (quota category UserCreation, 50/s shared with sign-ups)")
+	fs.StringVar(&f.unreachable, "unreachable", "dead-letter", "users Cognito cannot send a code to (no verified email or phone): dead-letter (their password keeps working), or disable (AdminDisableUser, after the sign-out if asked; the job is still dead-lettered, with resetq.remediation=disabled)")
+	fs.DurationVar(&f.emailLimitProbe, "email-limit-probe", 10*time.Minute, "after Cognito's daily email limit (default email: 50 a day), how often one reset probes whether it lifted; the jobs meanwhile wait on the queue")
 	fs.DurationVar(&f.maxDeferral, "max-deferral", 24*time.Hour, "a job deferred this long by an open circuit (a misconfigured pool, bad credentials) is dead-lettered with the error that keeps the circuit open, for a redrive after the fix")
 }
 
@@ -90,6 +100,12 @@ func (f *workFlags) validate() error {
 		return usagef("--circuit-cooldown must be positive")
 	case f.maxDeferral <= 0:
 		return usagef("--max-deferral must be positive")
+	case f.emailLimitProbe <= 0:
+		return usagef("--email-limit-probe must be positive")
+	case !(f.signOutRate > 0) || !(f.reinviteRate > 0):
+		return usagef("--sign-out-rate and --reinvite-rate must be positive")
+	case f.unreachable != "dead-letter" && f.unreachable != "disable":
+		return usagef("--unreachable %q: want dead-letter or disable", f.unreachable)
 	case f.statusCheck != "all" && f.statusCheck != "redelivered" && f.statusCheck != "off":
 		return usagef("--status-check %q: want all, redelivered or off", f.statusCheck)
 	case f.statusCheck != "off" && !(f.statusCheckRate > 0):
@@ -233,34 +249,50 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if !f.redeliveryCheck {
 		f.statusCheck = "off"
 	}
-	if f.statusCheck != "off" {
+	if f.statusCheck != "off" || f.reinvite { // --reinvite reads the status of users that cannot be reset
 		statuses = cog
 		if statusPacer, err = ratelimit.NewRegions(ratelimit.Config{Ceiling: f.statusCheckRate}, nil); err != nil {
 			return err
 		}
 	}
+	// Sign-outs and disables (UserUpdate) and re-invitations (UserCreation)
+	// have quotas of their own, each paced apart.
+	signOutPacer, err := ratelimit.NewRegions(ratelimit.Config{Ceiling: f.signOutRate}, nil)
+	if err != nil {
+		return usageError{err}
+	}
+	reinvitePacer, err := ratelimit.NewRegions(ratelimit.Config{Ceiling: f.reinviteRate}, nil)
+	if err != nil {
+		return usageError{err}
+	}
 	w, err := worker.New(worker.Config{
-		Source:          source,
-		Requeue:         source,
-		DeadLetters:     dlq,
-		Depth:           source,
-		Cognito:         cog,
-		Pacer:           pacer,
-		Statuses:        statuses,
-		StatusPacer:     statusPacer,
-		CheckEveryJob:   f.statusCheck == "all",
-		Metrics:         m,
-		Logger:          log,
-		AllowedPools:    allowed,
-		SigningKeys:     signingKeys,
-		Concurrency:     f.concurrency,
-		Policy:          worker.Policy{MaxAttempts: f.maxAttempts},
-		Breaker:         worker.BreakerConfig{Cooldown: f.circuitCooldown, MaxDeferral: f.maxDeferral},
-		ExitWhenIdle:    f.exitWhenIdle,
-		ShutdownTimeout: f.shutdownTimeout,
-		Visibility:      max(30*time.Second, settings.Visibility),
-		LogUsernames:    f.logUsernames == "plain",
-		UsernameKey:     usernameKey,
+		Source:             source,
+		Requeue:            source,
+		DeadLetters:        dlq,
+		Depth:              source,
+		Cognito:            cog,
+		Pacer:              pacer,
+		Statuses:           statuses,
+		StatusPacer:        statusPacer,
+		CheckEveryJob:      f.statusCheck == "all",
+		Remedies:           cog,
+		SignOutPacer:       signOutPacer,
+		ReinvitePacer:      reinvitePacer,
+		GlobalSignOut:      f.globalSignOut,
+		Reinvite:           f.reinvite,
+		DisableUnreachable: f.unreachable == "disable",
+		Metrics:            m,
+		Logger:             log,
+		AllowedPools:       allowed,
+		SigningKeys:        signingKeys,
+		Concurrency:        f.concurrency,
+		Policy:             worker.Policy{MaxAttempts: f.maxAttempts},
+		Breaker:            worker.BreakerConfig{Cooldown: f.circuitCooldown, MaxDeferral: f.maxDeferral, EmailProbe: f.emailLimitProbe},
+		ExitWhenIdle:       f.exitWhenIdle,
+		ShutdownTimeout:    f.shutdownTimeout,
+		Visibility:         max(30*time.Second, settings.Visibility),
+		LogUsernames:       f.logUsernames == "plain",
+		UsernameKey:        usernameKey,
 	})
 	if err != nil {
 		return usageError{err}
@@ -283,6 +315,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 
 	log.Info("worker starting", "queue_url", f.queueURL, "dlq_url", dlqURL, "rate", f.rate,
 		"concurrency", f.concurrency, "max_attempts", f.maxAttempts, "exit_when_idle", f.exitWhenIdle,
+		"global_sign_out", f.globalSignOut, "reinvite", f.reinvite, "unreachable", f.unreachable,
 		"max_receive_count", settings.MaxReceiveCount, "version", version())
 	start := time.Now()
 	if err := w.Run(ctx); err != nil {
