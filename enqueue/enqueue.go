@@ -190,7 +190,7 @@ func (r *Runner) Run(ctx context.Context, src Source) (Summary, error) {
 		})
 	}
 
-	seen := map[string]struct{}{}
+	seen := newUserSet()
 	var batch []entry
 	batchBytes := 0
 	flush := func() error {
@@ -212,12 +212,10 @@ func (r *Runner) Run(ctx context.Context, src Source) (Summary, error) {
 			r.addInvalid(Invalid{Line: in.Line, Error: err.Error()})
 			return nil
 		}
-		key := job.UserPoolID + "\x00" + job.Username
-		if _, dup := seen[key]; dup {
+		if !seen.Add(job.UserPoolID, job.Username, false) {
 			r.dups.Add(1)
 			return nil
 		}
-		seen[key] = struct{}{}
 		if r.cfg.DryRun {
 			r.would.Add(1)
 			if r.cfg.DryRunOut != nil {
