@@ -274,21 +274,28 @@ type Job struct {
 	Error     string `json:"error,omitempty"`
 	Attempts  string `json:"attempts,omitempty"`
 	FailedAt  string `json:"failed_at,omitempty"`
-	Body      string `json:"body,omitempty"` // only when it is not a valid job
+	// Steps are the steps done before the job failed (signed_out,
+	// disabled); Remediation what was done for its user instead of a
+	// reset ("disabled": re-enable after checking the person out of band).
+	Steps       string `json:"steps,omitempty"`
+	Remediation string `json:"remediation,omitempty"`
+	Body        string `json:"body,omitempty"` // only when it is not a valid job
 }
 
 // JobOf describes m. A body that is not a job still has its pool and
 // username picked out when the JSON allows.
 func JobOf(m worker.Message) Job {
 	j := Job{
-		MessageID: m.ID,
-		JobID:     JobID(m),
-		Records:   1,
-		Campaign:  m.Attributes[worker.AttrCampaign].StringValue,
-		Reason:    ReasonOf(m),
-		Error:     m.Attributes[worker.AttrError].StringValue,
-		Attempts:  m.Attributes[worker.AttrAttempts].StringValue,
-		FailedAt:  m.Attributes[worker.AttrFailedAt].StringValue,
+		MessageID:   m.ID,
+		JobID:       JobID(m),
+		Records:     1,
+		Campaign:    m.Attributes[worker.AttrCampaign].StringValue,
+		Reason:      ReasonOf(m),
+		Error:       m.Attributes[worker.AttrError].StringValue,
+		Attempts:    m.Attributes[worker.AttrAttempts].StringValue,
+		FailedAt:    m.Attributes[worker.AttrFailedAt].StringValue,
+		Steps:       m.Attributes[worker.AttrSteps].StringValue,
+		Remediation: m.Attributes[worker.AttrRemediation].StringValue,
 	}
 	if job, err := worker.ParseJob([]byte(m.Body)); err == nil {
 		j.Pool, j.Username = job.UserPoolID, job.Username

@@ -226,14 +226,14 @@ func printSummary(w io.Writer, dlqURL string, s ops.Summary) error {
 
 func printJobs(w io.Writer, jobs []ops.Job, sc ops.Scan) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MESSAGE ID\tPOOL\tUSERNAME\tREASON\tATTEMPTS\tFAILED AT\tRECORDS\tCAMPAIGN\tERROR")
+	fmt.Fprintln(tw, "MESSAGE ID\tPOOL\tUSERNAME\tREASON\tREMEDIATION\tSTEPS\tATTEMPTS\tFAILED AT\tRECORDS\tCAMPAIGN\tERROR")
 	for _, j := range jobs {
 		errText := cell(j.Error)
 		if j.Body != "" {
 			errText += " (body: " + cell(j.Body) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", cell(j.MessageID), orDash(cell(j.Pool)), orDash(cell(j.Username)),
-			cell(j.Reason), orDash(cell(j.Attempts)), orDash(cell(j.FailedAt)), j.Records, orDash(cell(j.Campaign)), orDash(errText))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", cell(j.MessageID), orDash(cell(j.Pool)), orDash(cell(j.Username)),
+			cell(j.Reason), orDash(cell(j.Remediation)), orDash(cell(j.Steps)), orDash(cell(j.Attempts)), orDash(cell(j.FailedAt)), j.Records, orDash(cell(j.Campaign)), orDash(errText))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

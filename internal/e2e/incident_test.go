@@ -116,6 +116,12 @@ func TestIncidentMode(t *testing.T) {
 					t.Errorf("no-contact %s enabled=%v (%v), want %v", u, enabled, err, !on)
 				}
 			}
+			if on {
+				out, errOut, code := opsRun(t, e, "dlq", "list", "--queue-url", e.QueueURL)
+				if code != 0 || strings.Count(out, "disabled") < len(p.noContact) || !strings.Contains(out, "REMEDIATION") {
+					t.Errorf("dlq list (exit %d, %s) does not show the remediation:\n%s", code, errOut, out)
+				}
+			}
 			dl := e.DrainDLQ()
 			wantDL := len(p.noContact)
 			if !on {
