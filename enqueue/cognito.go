@@ -148,6 +148,27 @@ func (l Listing) page(ctx context.Context, token *string) ([]string, *string, er
 	return users, out.PaginationToken, nil
 }
 
+// PoolDescriber is the part of the Cognito API that describes a user pool.
+type PoolDescriber interface {
+	DescribeUserPool(context.Context, *cip.DescribeUserPoolInput, ...func(*cip.Options)) (*cip.DescribeUserPoolOutput, error)
+}
+
+// CaseSensitive reports whether the usernames of pool are case-sensitive:
+// they are unless DescribeUserPool says UsernameConfiguration.CaseSensitive
+// false. A pool without a UsernameConfiguration (what CreateUserPool makes
+// when it is not given) has case-sensitive usernames. On an error it
+// returns true, with the error.
+func CaseSensitive(ctx context.Context, api PoolDescriber, pool string) (bool, error) {
+	out, err := api.DescribeUserPool(ctx, &cip.DescribeUserPoolInput{UserPoolId: aws.String(pool)})
+	if err != nil {
+		return true, fmt.Errorf("describe user pool %s: %w", pool, err)
+	}
+	if out.UserPool == nil || out.UserPool.UsernameConfiguration == nil || out.UserPool.UsernameConfiguration.CaseSensitive == nil {
+		return true, nil
+	}
+	return *out.UserPool.UsernameConfiguration.CaseSensitive, nil
+}
+
 // wait is the backoff before try n+1: base doubled per failure up to 5s,
 // with jitter of up to a half.
 func wait(base time.Duration, failures int) time.Duration {

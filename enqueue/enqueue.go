@@ -3,7 +3,8 @@
 // (JSONL), or from a Cognito listing (a whole pool, filtered, or a group).
 // Every job is checked with the worker's own validator; invalid inputs are
 // reported with their line numbers and not sent; a user named twice is sent
-// once. Jobs go out in SendMessageBatch calls of 10 from several workers;
+// once (in a pool whose usernames are not case-sensitive, whatever the
+// case). Jobs go out in SendMessageBatch calls of 10 from several workers;
 // failed entries and failed calls are retried with backoff, and what still
 // fails is rejected (reported, and written to a rejects file). The Summary
 // counts exactly the entries SQS reported successful.
@@ -69,6 +70,11 @@ type Config struct {
 	// OnInvalid, when set, is called for each invalid input as it is found
 	// (from one goroutine).
 	OnInvalid func(Invalid)
+	// CaseSensitive, when set, reports whether the usernames of a pool are
+	// case-sensitive; it is asked once per pool. Where they are not,
+	// usernames that differ only in case are one user, sent once as first
+	// named. Nil: every pool's usernames are case-sensitive.
+	CaseSensitive func(ctx context.Context, pool string) bool
 	// Fatal reports whether a failed SendMessageBatch call means no call
 	// can succeed (no such queue, access denied): the run then stops, and
 	// everything not yet enqueued is rejected.
@@ -191,6 +197,7 @@ func (r *Runner) Run(ctx context.Context, src Source) (Summary, error) {
 	}
 
 	seen := newUserSet()
+	fold := map[string]bool{} // pool: usernames are not case-sensitive
 	var batch []entry
 	batchBytes := 0
 	flush := func() error {
@@ -212,7 +219,12 @@ func (r *Runner) Run(ctx context.Context, src Source) (Summary, error) {
 			r.addInvalid(Invalid{Line: in.Line, Error: err.Error()})
 			return nil
 		}
-		if !seen.Add(job.UserPoolID, job.Username, false) {
+		f, known := fold[job.UserPoolID]
+		if !known {
+			f = r.cfg.CaseSensitive != nil && !r.cfg.CaseSensitive(ctx, job.UserPoolID)
+			fold[job.UserPoolID] = f
+		}
+		if !seen.Add(job.UserPoolID, job.Username, f) {
 			r.dups.Add(1)
 			return nil
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -221,5 +222,49 @@ func TestRunSourceError(t *testing.T) {
 	s, err := newRunner(f, nil).Run(t.Context(), src)
 	if !errors.Is(err, boom) || s.Enqueued != 15 {
 		t.Errorf("summary %+v, %v: what was read before the error must still be sent", s, err)
+	}
+}
+
+// TestRunFoldsCase: in a pool whose usernames are not case-sensitive,
+// "Alice" and "alice" are one user, sent once as first named; in a pool
+// whose usernames are, they are two. Each pool is asked about once.
+func TestRunFoldsCase(t *testing.T) {
+	const insensitive = "us-east-1_NoCase1"
+	asked := map[string]int{}
+	src := func(_ context.Context, fn func(Input) error) error {
+		for i, j := range []string{
+			`{"UserPoolId":"` + insensitive + `","Username":"Alice"}`,
+			`{"UserPoolId":"` + insensitive + `","Username":"alice"}`,
+			`{"UserPoolId":"` + pool + `","Username":"Alice"}`,
+			`{"UserPoolId":"` + pool + `","Username":"alice"}`,
+			`{"UserPoolId":"` + insensitive + `","Username":"ALICE"}`,
+			`{"UserPoolId":"` + pool + `","Username":"alice"}`,
+		} {
+			if err := fn(Input{Line: i + 1, Job: []byte(j)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	f := &fakeSQS{}
+	s, err := newRunner(f, func(c *Config) {
+		c.Builder.Pool = ""
+		c.CaseSensitive = func(_ context.Context, p string) bool { asked[p]++; return p != insensitive }
+	}).Run(t.Context(), src)
+	if err != nil || s.Enqueued != 3 || s.Duplicates != 3 {
+		t.Errorf("summary %+v, %v", s, err)
+	}
+	slices.Sort(f.queue)
+	want := []string{
+		`{"UserPoolId":"` + pool + `","Username":"Alice"}`,
+		`{"UserPoolId":"` + pool + `","Username":"alice"}`,
+		`{"UserPoolId":"` + insensitive + `","Username":"Alice"}`,
+	}
+	slices.Sort(want)
+	if !slices.Equal(f.queue, want) {
+		t.Errorf("queue %q, want %q", f.queue, want)
+	}
+	if asked[insensitive] != 1 || asked[pool] != 1 || len(asked) != 2 {
+		t.Errorf("asked %v, want each pool once", asked)
 	}
 }

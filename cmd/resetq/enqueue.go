@@ -119,7 +119,9 @@ of every job.
 
 Every job is checked with the worker's own validator. Invalid input lines are
 reported with their line numbers and not sent; a user named twice is sent once
-(the first occurrence).
+(the first occurrence). In a pool whose usernames are not case-sensitive
+(DescribeUserPool, one call per pool of a file), names that differ only in case
+are one user. A leading UTF-8 byte order mark is skipped.
 Failed entries are retried; jobs that still fail are rejected: listed, and
 written to --rejects FILE (feed them back with: jq -c .job FILE > retry.jsonl;
 resetq enqueue --from retry.jsonl --format jsonl ...).
@@ -252,6 +254,9 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		},
 	}
+	if f.from != "" { // a listing names each user once
+		cfg.CaseSensitive = caseSensitive(awsCfg, stderr, &stderrMu, clearLine)
+	}
 	if f.dryRun && textOut {
 		cfg.DryRunOut = stdout
 	}
@@ -328,6 +333,24 @@ func writeEnqueueSummary(w io.Writer, s enqueue.Summary, rejectsFile string) err
 		fmt.Fprintf(w, "invalid lines were not sent: fix them and enqueue them again (exit code 1)\n")
 	}
 	return nil
+}
+
+// caseSensitive asks Cognito whether a pool's usernames are case-sensitive,
+// and says on w what the answer means for the run.
+func caseSensitive(awsCfg aws.Config, w io.Writer, mu *sync.Mutex, clearLine string) func(context.Context, string) bool {
+	return func(ctx context.Context, pool string) bool {
+		api := cip.NewFromConfig(awsCfg, func(o *cip.Options) { o.Region = worker.Job{UserPoolID: pool}.Region() })
+		sensitive, err := enqueue.CaseSensitive(ctx, api, pool)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			fmt.Fprintf(w, "%swarning: %v\n  usernames of %s that differ only in case are taken for different users\n", clearLine, err, pool)
+		case !sensitive:
+			fmt.Fprintf(w, "%spool %s: usernames are not case-sensitive: names that differ only in case are one user, enqueued once\n", clearLine, pool)
+		}
+		return sensitive
+	}
 }
 
 // startProgress reports progress on w until the returned func is called:

@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,13 +28,14 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// enqueueBench is fauxqs, the resetq binary built without -race (time what
-// users run) and a file of n usernames.
+// enqueueBench is fauxqs, a Cognito that describes every pool as one whose
+// usernames are not case-sensitive, the resetq binary built without -race
+// (time what users run) and a file of n usernames.
 type enqueueBench struct {
-	url    string
-	client *sqs.Client
-	bin    string
-	file   string
+	url, cognitoURL string
+	client          *sqs.Client
+	bin             string
+	file            string
 }
 
 func newEnqueueBench(b *testing.B, n int) *enqueueBench {
@@ -47,7 +50,12 @@ func newEnqueueBench(b *testing.B, n int) *enqueueBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := &enqueueBench{url: srv.URL, client: sqs.NewFromConfig(cfg),
+	cognito := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		fmt.Fprint(w, `{"UserPool":{"Id":"us-east-1_Bench1","UsernameConfiguration":{"CaseSensitive":false}}}`)
+	}))
+	b.Cleanup(cognito.Close)
+	e := &enqueueBench{url: srv.URL, cognitoURL: cognito.URL, client: sqs.NewFromConfig(cfg),
 		bin: filepath.Join(b.TempDir(), "resetq"), file: filepath.Join(b.TempDir(), "users.txt")}
 	f, err := os.Create(e.file)
 	if err != nil {
@@ -92,7 +100,8 @@ func (e *enqueueBench) run(b *testing.B, queueURL string, extra ...string) enque
 	cmd := exec.Command(e.bin, append([]string{"enqueue", "--queue-url", queueURL, "--pool", "us-east-1_Bench1",
 		"--from", e.file, "--format", "lines", "--campaign", "bench", "--output", "json"}, extra...)...)
 	cmd.Env = []string{"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_SQS=" + e.url, "HOME=" + b.TempDir()}
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_SQS=" + e.url,
+		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + e.cognitoURL, "HOME=" + b.TempDir()}
 	b.StartTimer()
 	start := time.Now()
 	stdout, err := cmd.Output()
@@ -146,8 +155,8 @@ func BenchmarkEnqueue100k(b *testing.B) {
 }
 
 // BenchmarkEnqueue10M reads 10 million distinct usernames with
-// `resetq enqueue --dry-run`: every line read, validated and deduplicated,
-// nothing sent. It reports the wall time and the process's peak RSS,
+// `resetq enqueue --dry-run`: every line read, validated, lower-cased and
+// deduplicated, nothing sent. It reports the wall time and the process's peak RSS,
 // which the set of users seen dominates.
 func BenchmarkEnqueue10M(b *testing.B) {
 	const n = 10_000_000

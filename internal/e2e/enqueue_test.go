@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	ciptypes "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/resetq/resetq/internal/awsproxy"
@@ -192,6 +193,54 @@ func TestEnqueueSpreadsheetCSV(t *testing.T) {
 		t.Fatalf("exit %d, summary %v", r.code, r.summary)
 	}
 	wantQueue(t, queued(t, e, e.QueueURL), "camp-bom", testenv.Job(pool, "alice"), testenv.Job(pool, "bob"))
+}
+
+// TestEnqueueCaseInsensitivePool: in a pool whose usernames are not
+// case-sensitive, "Alice", "alice" and "ALICE" are one user, enqueued once
+// as first named; in a pool without a UsernameConfiguration they are
+// three; a pool that cannot be described is warned about and taken as
+// case-sensitive. One DescribeUserPool call per pool.
+func TestEnqueueCaseInsensitivePool(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "enqcase")
+	out, err := cip.NewFromConfig(e.East).CreateUserPool(t.Context(), &cip.CreateUserPoolInput{
+		PoolName:              aws.String("nocase" + fmt.Sprint(time.Now().UnixNano())),
+		UsernameConfiguration: &ciptypes.UsernameConfigurationType{CaseSensitive: aws.Bool(false)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	insensitive := aws.ToString(out.UserPool.Id)
+	sensitive, err := moto.CreatePool(t.Context(), e.East, "case"+fmt.Sprint(time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := "us-east-1_NoSuchPool1"
+	var in strings.Builder
+	for _, p := range []string{insensitive, sensitive, missing} {
+		for _, u := range []string{"Alice", "alice", "ALICE", "bob"} {
+			fmt.Fprintf(&in, "%s\n", testenv.Job(p, u))
+		}
+	}
+	r := runEnqueue(t, e, nil, in.String(), "--queue-url", e.QueueURL, "--from", "-", "--format", "jsonl",
+		"--campaign", "camp-case", "--output", "json")
+	if r.code != 0 || r.num(t, "enqueued") != 10 || r.num(t, "duplicates") != 2 {
+		t.Errorf("exit %d, summary %v", r.code, r.summary)
+	}
+	if !strings.Contains(r.stderr, "pool "+insensitive+": usernames are not case-sensitive") ||
+		!strings.Contains(r.stderr, "warning: describe user pool "+missing) || strings.Contains(r.stderr, "pool "+sensitive) {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	want := []string{testenv.Job(insensitive, "Alice"), testenv.Job(insensitive, "bob")}
+	for _, p := range []string{sensitive, missing} {
+		for _, u := range []string{"Alice", "alice", "ALICE", "bob"} {
+			want = append(want, testenv.Job(p, u))
+		}
+	}
+	wantQueue(t, queued(t, e, e.QueueURL), "camp-case", want...)
+	if n := e.Proxy.Stats().Forwarded["DescribeUserPool"]; n != 3 {
+		t.Errorf("%d DescribeUserPool calls, want one per pool", n)
+	}
 }
 
 // listPool creates a pool in us-east-1 with users a00..a(na-1) and
