@@ -118,7 +118,7 @@ func topLevelBlocks(t *testing.T, tmpl, section string) map[string]string {
 }
 
 // TestCloudFormationStackRunsWorker creates the stack in moto, checks the
-// queues and policies it made, then runs the real worker on the stack's
+// queues and policies it made (the incident options' policies too), then runs the real worker on the stack's
 // queue: confirmed users end RESET_REQUIRED, and a job for a missing user
 // lands in the stack's DLQ, found through the RedrivePolicy (no --dlq-url).
 //
@@ -197,6 +197,34 @@ func TestCloudFormationStackRunsWorker(t *testing.T) {
 		}
 	}
 
+	// Incident mode: one policy per option, each exactly that option's
+	// statement of iam/worker-incident-policy.json, on the given pools.
+	var incident []string
+	for opt, ia := range incidentActions {
+		doc := m.policyDocument(out[incidentOutputs[opt]])
+		got := grants(t, doc, func(r string) string {
+			if r == poolARN {
+				return "pools"
+			}
+			return "unexpected resource " + r
+		})
+		if want := []string{ia.action + " on pools"}; !slices.Equal(got, want) {
+			t.Errorf("%s (%s) grants %v, want %v", incidentOutputs[opt], opt, got, want)
+		}
+		if !strings.Contains(string(doc), `"`+ia.sid+`"`) {
+			t.Errorf("%s: no statement %s, the Sid of iam/worker-incident-policy.json: %s", incidentOutputs[opt], ia.sid, doc)
+		}
+		incident = append(incident, got...)
+	}
+	raw, err := os.ReadFile("iam/worker-incident-policy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(incident)
+	if want := grants(t, raw, func(string) string { return "pools" }); !slices.Equal(incident, want) {
+		t.Errorf("the incident policies grant %v together, iam/worker-incident-policy.json %v", incident, want)
+	}
+
 	// The worker on the stack's queue.
 	stackQ := *e
 	stackQ.QueueURL, stackQ.DLQURL = out["QueueUrl"], out["DeadLetterQueueUrl"]
@@ -216,6 +244,13 @@ func TestCloudFormationStackRunsWorker(t *testing.T) {
 	if dl := e.DrainDLQ(); len(dl) != 0 {
 		t.Errorf("%d messages in the bench's own DLQ: the worker used RESETQ_QUEUE_URL's queue", len(dl))
 	}
+}
+
+// incidentOutputs is the stack output of each incident option's policy.
+var incidentOutputs = map[string]string{
+	"--global-sign-out":     "GlobalSignOutPolicyArn",
+	"--reinvite":            "ReinvitePolicyArn",
+	"--unreachable disable": "DisableUnreachablePolicyArn",
 }
 
 // motoCLI runs the AWS CLI against the bench's moto_server.
@@ -271,7 +306,8 @@ func (m *motoCLI) createStack(params ...string) map[string]string {
 	for _, o := range stack.Stacks[0].Outputs {
 		out[o.OutputKey] = o.OutputValue
 	}
-	for _, k := range []string{"QueueUrl", "QueueArn", "DeadLetterQueueUrl", "DeadLetterQueueArn", "WorkerPolicyArn", "ProducerPolicyArn"} {
+	for _, k := range []string{"QueueUrl", "QueueArn", "DeadLetterQueueUrl", "DeadLetterQueueArn", "WorkerPolicyArn", "ProducerPolicyArn",
+		"GlobalSignOutPolicyArn", "ReinvitePolicyArn", "DisableUnreachablePolicyArn"} {
 		if out[k] == "" {
 			t.Fatalf("no output %s in %v", k, out)
 		}
