@@ -43,7 +43,8 @@ func install(kinds []faultKind) (counts func() map[string]int) {
 // connection resets before the call reaches the service, slow answers,
 // answers lost after the call took effect (Cognito resets), failed entries
 // of DeleteMessageBatch and ChangeMessageVisibilityBatch, failed DLQ sends
-// and requeues. Zero lost: every user reset, every job for an unknown user
+// and requeues, failed and lost sign-outs (the worker runs with
+// --global-sign-out: every user reset must have been signed out first). Zero lost: every user reset, every job for an unknown user
 // dead-lettered exactly once with its reason; the process stays up and
 // exits 0 by itself. Duplicates are counted and reported here, not failed
 // on (some are a matter of luck: a redelivery check that itself fails
@@ -107,10 +108,13 @@ func faultsOnBothProxies(t *testing.T) {
 		{name: "cognito_slow_1500ms", proxy: e.Proxy, fault: awsproxy.Fault{Share: 0.1, Delay: 1500 * time.Millisecond}},
 		{name: "cognito_answer_lost_after_reset", proxy: e.Proxy, fault: awsproxy.Fault{Operation: "AdminResetUserPassword", Share: 0.03, DropResponse: true}},
 		{name: "cognito_check_5xx", proxy: e.Proxy, fault: awsproxy.Fault{Operation: "AdminGetUser", Share: 0.2, ErrorCode: "InternalErrorException", Status: 500}},
+		{name: "cognito_sign_out_5xx", proxy: e.Proxy, fault: awsproxy.Fault{Operation: "AdminUserGlobalSignOut", Share: 0.15, ErrorCode: "InternalErrorException", Status: 500}},
+		{name: "cognito_sign_out_answer_lost", proxy: e.Proxy, fault: awsproxy.Fault{Operation: "AdminUserGlobalSignOut", Share: 0.05, DropResponse: true}},
 	}
 	counts := install(kinds)
 
-	p := e.Start("--exit-when-idle", "5s")
+	rc.wantSignOut = true
+	p := e.Start("--exit-when-idle", "5s", "--global-sign-out")
 	rep.Workers++
 	code := p.Wait(t, 8*time.Minute)
 	rep.Faults = counts()

@@ -44,17 +44,25 @@ type resetCalls struct {
 	ok        map[string]int // pool/user -> resets answered 200
 	ambiguous int            // resets forwarded but not answered (the caller went away first)
 	checks    int            // AdminGetUser calls forwarded
+	signedOut map[string]int // pool/user -> AdminUserGlobalSignOut answered 200
+	// wantSignOut makes the ledger require a sign-out of every user reset.
+	wantSignOut bool
 }
 
 // watchResets observes the Cognito proxy.
 func watchResets(p *awsproxy.Server) *resetCalls {
-	rc := &resetCalls{ok: map[string]int{}}
+	rc := &resetCalls{ok: map[string]int{}, signedOut: map[string]int{}}
 	p.SetObserver(func(c awsproxy.Call) {
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
 		switch c.Operation {
 		case "AdminGetUser":
 			rc.checks++
+		case "AdminUserGlobalSignOut":
+			var req struct{ UserPoolId, Username string }
+			if json.Unmarshal(c.Body, &req) == nil && c.Status == 200 {
+				rc.signedOut[req.UserPoolId+"/"+req.Username]++
+			}
 		case "AdminResetUserPassword":
 			var req struct{ UserPoolId, Username string }
 			if err := json.Unmarshal(c.Body, &req); err != nil {
@@ -98,7 +106,7 @@ type ledger struct {
 // delayed, and the DLQ holds nothing else. A job lost, in the wrong place
 // or in two places fails the test. Duplicates (a user reset twice, a job
 // dead-lettered twice) are counted, not failed on: the caller decides. It
-// drains the DLQ.
+// leaves the DLQ as it found it.
 func checkLedger(t *testing.T, e *testenv.Env, jobs []job, rc *resetCalls) ledger {
 	t.Helper()
 	l := ledger{Jobs: len(jobs)}
@@ -114,7 +122,7 @@ func checkLedger(t *testing.T, e *testenv.Env, jobs []job, rc *resetCalls) ledge
 	}
 	dead := map[string][]string{}          // key -> reasons, one per job ID
 	jobIDs := map[string]map[string]bool{} // key -> job IDs seen
-	for _, d := range e.DrainDLQ() {
+	for _, d := range e.PeekDLQ() {
 		var body struct{ UserPoolId, Username string }
 		_ = json.Unmarshal([]byte(d.Body), &body)
 		k := body.UserPoolId + "/" + body.Username
@@ -176,6 +184,13 @@ func checkLedger(t *testing.T, e *testenv.Env, jobs []job, rc *resetCalls) ledge
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
+	if rc.wantSignOut {
+		for _, j := range jobs {
+			if j.want == "reset" && rc.signedOut[j.key()] == 0 {
+				t.Errorf("ledger: %s was reset without its sign-out reaching Cognito", j.key())
+			}
+		}
+	}
 	for k, n := range rc.ok {
 		if n > 1 {
 			l.Duplicates += n - 1

@@ -2,15 +2,21 @@ package chaos
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"os/exec"
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/moto"
@@ -41,6 +47,7 @@ func sigkillLoop(t *testing.T) {
 
 	e := testenv.New(t, "sigkill")
 	rc := watchResets(e.Proxy)
+	rc.wantSignOut = true
 	// One user in five cannot be reset: no verified contact, or never
 	// signed in. Their jobs are dead-lettered throughout the campaign.
 	states := map[string]moto.UserState{}
@@ -82,7 +89,7 @@ func sigkillLoop(t *testing.T) {
 	t.Logf("kills after %v resets, every other one right after a dead letter instead", points)
 	var at []string
 	for i, point := range points {
-		p := e.Start("--rate", strconv.Itoa(killRate), "--exit-when-idle", "3s")
+		p := e.Start("--rate", strconv.Itoa(killRate), "--exit-when-idle", "3s", "--global-sign-out")
 		rep.Workers++
 		if i%2 == 1 {
 			kill := func() { _ = p.Cmd.Process.Signal(syscall.SIGKILL) }
@@ -118,7 +125,7 @@ func sigkillLoop(t *testing.T) {
 	}
 	rep.Notes["killed_at"] = at
 
-	last := e.Start("--rate", strconv.Itoa(killRate), "--exit-when-idle", "3s")
+	last := e.Start("--rate", strconv.Itoa(killRate), "--exit-when-idle", "3s", "--global-sign-out")
 	rep.Workers++
 	if code := last.Wait(t, 5*time.Minute); code != 0 {
 		t.Fatalf("the last worker exited %d", code)
@@ -135,6 +142,46 @@ func sigkillLoop(t *testing.T) {
 	if l.Checks == 0 {
 		t.Error("no status check reached Cognito: the scenario tested less than it claims")
 	}
+	redriveOnePerJob(t, e, l.DeadLettered)
+}
+
+// redriveOnePerJob redrives the whole DLQ to the source queue with the
+// resetq binary and checks that it made one job of each dead-lettered job,
+// however many records a kill left of it.
+func redriveOnePerJob(t *testing.T, e *testenv.Env, deadLettered int) {
+	t.Helper()
+	cmd := exec.Command(testenv.Binary(t), "dlq", "redrive", "--queue-url", e.QueueURL, "--max-rate", "0")
+	cmd.Env = e.ChildEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("dlq redrive: %v\n%s", err, out)
+	}
+	perUser := map[string]int{}
+	for {
+		r, err := e.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: &e.QueueURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Messages) == 0 {
+			break
+		}
+		for _, m := range r.Messages {
+			perUser[aws.ToString(m.Body)]++
+			if _, err := e.SQS.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: &e.QueueURL, ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(perUser) != deadLettered {
+		t.Errorf("redrive gave jobs for %d users, want the %d dead-lettered ones\n%s", len(perUser), deadLettered, out)
+	}
+	for body, n := range perUser {
+		if n != 1 {
+			t.Errorf("redrive gave %d jobs for %s, want one", n, body)
+		}
+	}
+	t.Logf("redrive: %d jobs back on the queue, one each: %s", len(perUser), strings.TrimSpace(string(out)))
 }
 
 // killPoints picks n reset counts between 5% and upTo% of jobs, at least

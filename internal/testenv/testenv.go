@@ -212,6 +212,39 @@ type DeadLetter struct {
 	Attrs map[string]string
 }
 
+// PeekDLQ reads every DLQ message and leaves them there: each is hidden
+// while the pass reads, then made visible again.
+func (e *Env) PeekDLQ() []DeadLetter {
+	e.T.Helper()
+	var out []DeadLetter
+	var receipts []*string
+	for {
+		r, err := e.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: &e.DLQURL, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 120, MessageAttributeNames: []string{"All"}})
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		if len(r.Messages) == 0 {
+			break
+		}
+		for _, m := range r.Messages {
+			d := DeadLetter{Body: aws.ToString(m.Body), Attrs: map[string]string{}}
+			for k, v := range m.MessageAttributes {
+				d.Attrs[k] = aws.ToString(v.StringValue)
+			}
+			out = append(out, d)
+			receipts = append(receipts, m.ReceiptHandle)
+		}
+	}
+	for _, rh := range receipts {
+		if _, err := e.SQS.ChangeMessageVisibility(context.Background(), &sqs.ChangeMessageVisibilityInput{
+			QueueUrl: &e.DLQURL, ReceiptHandle: rh, VisibilityTimeout: 0}); err != nil {
+			e.T.Fatal(err)
+		}
+	}
+	return out
+}
+
 // drainDLQ receives and deletes every DLQ message.
 func (e *Env) DrainDLQ() []DeadLetter {
 	e.T.Helper()
