@@ -1,8 +1,12 @@
-// Command demo runs resetq end to end with no AWS account: moto_server
-// emulates SQS and Cognito, a quota proxy enforces Cognito's 30 calls/s of
-// AdminResetUserPassword per Region, and the real resetq binary drains a
-// queue of reset jobs. The demo then checks the emulator's state: every job
-// ended as a reset user or as exactly one dead letter with the right reason.
+// Command demo runs an incident campaign end to end with no AWS account:
+// moto_server emulates SQS and Cognito, a quota proxy enforces Cognito's
+// quotas per Region, users sign in before the campaign (as an attacker with
+// their passwords would), and the real resetq binary drains a queue of jobs
+// with --global-sign-out --reinvite --unreachable disable. The demo then
+// checks the emulator's state: refresh tokens taken before the campaign are
+// refused, invited users' old temporary passwords too, users without a
+// verified contact are disabled, and every job ended as a reset or
+// re-invited user or as exactly one dead letter with the right reason.
 //
 //	go build -o bin/resetq ./cmd/resetq && go run ./internal/demo -resetq bin/resetq
 //
@@ -41,6 +45,7 @@ import (
 
 const (
 	quota           = 30 // Cognito's UserAccountRecovery quota, calls/s per Region
+	signOutQuota    = 25 // Cognito's UserUpdate quota (AdminUserGlobalSignOut), calls/s per Region
 	maxReceiveCount = 10
 	visibility      = 30 * time.Second
 	idleExit        = 3 * time.Second
@@ -50,16 +55,17 @@ const (
 // poolPlan is how many users of each state a pool gets, and how many jobs
 // name users that do not exist.
 type poolPlan struct {
-	region                                      string
-	confirmed, noContact, unconfirmed, disabled int
-	missing                                     int
-	poolID                                      string // filled in by createFixtures
-	cfg                                         aws.Config
+	region                                  string
+	confirmed, noContact, invited, disabled int
+	missing                                 int
+	poolID                                  string // filled in by createFixtures
+	clientID                                string // filled in by signIn
+	cfg                                     aws.Config
 }
 
 var plans = []*poolPlan{
-	{region: "us-east-1", confirmed: 100, noContact: 3, unconfirmed: 3, disabled: 3, missing: 3},
-	{region: "eu-west-1", confirmed: 20, noContact: 2, unconfirmed: 2, disabled: 2, missing: 2},
+	{region: "us-east-1", confirmed: 100, noContact: 3, invited: 3, disabled: 3, missing: 3},
+	{region: "eu-west-1", confirmed: 20, noContact: 2, invited: 2, disabled: 2, missing: 2},
 }
 
 // jobKind is what a job is expected to end as.
@@ -68,32 +74,48 @@ type jobKind int
 const (
 	kindConfirmed jobKind = iota
 	kindNoContact
-	kindUnconfirmed
+	kindInvited
 	kindDisabled
 	kindMissing
 	kindMalformed
 )
 
+// Ends of a job that leave no dead letter.
+const (
+	endReset     = "reset"     // the user is RESET_REQUIRED
+	endReinvited = "reinvited" // the user is FORCE_CHANGE_PASSWORD and its old temporary password is refused
+)
+
+// kindInfo is how each kind of job must end under --global-sign-out
+// --reinvite --unreachable disable.
 var kindInfo = [...]struct {
-	name   string
-	reason string // expected resetq.reason; "" means the user is reset
+	name        string
+	end         string // endReset, endReinvited, or the resetq.reason of its one dead letter
+	steps       string // the dead letter's resetq.steps
+	remediation string // the dead letter's resetq.remediation
+	signedIn    bool   // signs in before the campaign; its refresh token must be refused after it
+	disabled    bool   // disabled after the campaign
 }{
-	kindConfirmed:   {"confirmed", ""},
-	kindNoContact:   {"no verified contact", "InvalidParameterException"},
-	kindUnconfirmed: {"unconfirmed", "NotAuthorizedException"},
-	kindDisabled:    {"disabled", "NotAuthorizedException"},
-	kindMissing:     {"missing user", "UserNotFoundException"},
-	kindMalformed:   {"malformed", worker.ReasonInvalidJob},
+	kindConfirmed: {name: "confirmed", end: endReset, signedIn: true},
+	kindNoContact: {name: "no verified contact", end: "InvalidParameterException", steps: "signed_out,disabled",
+		remediation: "disabled", signedIn: true, disabled: true},
+	kindInvited:   {name: "invited", end: endReinvited},
+	kindDisabled:  {name: "disabled", end: "NotAuthorizedException", steps: "signed_out", disabled: true},
+	kindMissing:   {name: "missing user", end: "UserNotFoundException"},
+	kindMalformed: {name: "malformed", end: worker.ReasonInvalidJob},
 }
 
-func (k jobKind) String() string         { return kindInfo[k].name }
-func (k jobKind) expectedReason() string { return kindInfo[k].reason }
+func (k jobKind) String() string { return kindInfo[k].name }
+
+// deadLettered reports whether the kind's jobs end as a dead letter.
+func (k jobKind) deadLettered() bool {
+	return kindInfo[k].end != endReset && kindInfo[k].end != endReinvited
+}
 
 var stateOfKind = map[jobKind]moto.UserState{
-	kindConfirmed:   moto.Confirmed,
-	kindNoContact:   moto.ConfirmedNoContact,
-	kindUnconfirmed: moto.Unconfirmed,
-	kindDisabled:    moto.Disabled,
+	kindConfirmed: moto.Confirmed,
+	kindNoContact: moto.ConfirmedNoContact,
+	kindDisabled:  moto.Disabled,
 }
 
 // job is one message the demo enqueues.
@@ -103,6 +125,9 @@ type job struct {
 	pool *poolPlan // nil for malformed jobs
 	user string    // "" for malformed jobs
 	body string
+	// refresh is the refresh token the user got by signing in before the
+	// campaign (kinds with signedIn).
+	refresh string
 }
 
 func main() {
@@ -162,12 +187,17 @@ func run(ctx context.Context, resetqBin string, workerTimeout time.Duration) err
 	}
 	defer proxy.Close()
 	proxy.SetQuota("AdminResetUserPassword", quota)
+	proxy.SetQuota("AdminUserGlobalSignOut", signOutQuota)
 	fmt.Printf("moto_server   %s (SQS, Cognito user pools)\n", srv.URL)
-	fmt.Printf("quota proxy   %s -> moto, AdminResetUserPassword at most %d/s per Region\n", proxy.URL, quota)
+	fmt.Printf("quota proxy   %s -> moto, per Region at most %d/s AdminResetUserPassword, %d/s AdminUserGlobalSignOut\n",
+		proxy.URL, quota, signOutQuota)
 
 	// 2. Pools, users and queues.
 	jobs, err := createFixtures(ctx, srv.URL)
 	if err != nil {
+		return err
+	}
+	if err := signIn(ctx, jobs); err != nil {
 		return err
 	}
 	sqsCfg, err := moto.Config(ctx, srv.URL, moto.Region)
@@ -205,7 +235,7 @@ func run(ctx context.Context, resetqBin string, workerTimeout time.Duration) err
 	// 5. Verify from the emulator's state.
 	return verify(ctx, verifyInput{
 		jobs: jobs, sqs: sqsClient, queueURL: queueURL, dlqURL: dlqURL, campaign: campaign,
-		throttled: proxy.Stats().Throttled["AdminResetUserPassword"],
+		throttled: proxy.Stats().Throttled,
 		logPath:   logFile.Name(), workerTime: wallTime, start: start,
 	})
 }
@@ -241,9 +271,9 @@ func createFixtures(ctx context.Context, motoURL string) ([]*job, error) {
 		jobs = append(jobs, &job{id: fmt.Sprintf("job-%03d", len(jobs)+1), kind: kind, pool: p, user: user, body: body})
 	}
 	type userSpec struct {
-		pool  *poolPlan
-		name  string
-		state moto.UserState
+		pool *poolPlan
+		name string
+		kind jobKind
 	}
 	var users []userSpec
 	for _, p := range plans {
@@ -262,7 +292,7 @@ func createFixtures(ctx context.Context, motoURL string) ([]*job, error) {
 		}{
 			{kindConfirmed, p.confirmed, "confirmed"},
 			{kindNoContact, p.noContact, "nocontact"},
-			{kindUnconfirmed, p.unconfirmed, "unconfirmed"},
+			{kindInvited, p.invited, "invited"},
 			{kindDisabled, p.disabled, "disabled"},
 			{kindMissing, p.missing, "ghost"},
 		} {
@@ -270,7 +300,7 @@ func createFixtures(ctx context.Context, motoURL string) ([]*job, error) {
 				name := fmt.Sprintf("%s-%03d", g.prefix, i)
 				add(g.kind, p, name, jobBody(p.poolID, name))
 				if g.kind != kindMissing {
-					users = append(users, userSpec{p, name, stateOfKind[g.kind]})
+					users = append(users, userSpec{p, name, g.kind})
 				}
 			}
 		}
@@ -284,14 +314,17 @@ func createFixtures(ctx context.Context, motoURL string) ([]*job, error) {
 	t0 := time.Now()
 	err := parallel(ctx, 8, len(users), func(ctx context.Context, i int) error {
 		u := users[i]
-		return moto.CreateUser(ctx, u.pool.cfg, u.pool.poolID, u.name, u.state)
+		if u.kind == kindInvited {
+			return moto.CreateInvited(ctx, u.pool.cfg, u.pool.poolID, u.name, tempPassword)
+		}
+		return moto.CreateUser(ctx, u.pool.cfg, u.pool.poolID, u.name, stateOfKind[u.kind])
 	})
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range plans {
-		fmt.Printf("user pool     %s: %d confirmed, %d without verified contact, %d unconfirmed, %d disabled\n",
-			p.poolID, p.confirmed, p.noContact, p.unconfirmed, p.disabled)
+		fmt.Printf("user pool     %s: %d confirmed, %d without verified contact, %d invited, %d disabled\n",
+			p.poolID, p.confirmed, p.noContact, p.invited, p.disabled)
 	}
 	fmt.Printf("              %d users created in %.1fs\n", len(users), time.Since(t0).Seconds())
 	return jobs, nil
@@ -357,7 +390,8 @@ func runWorker(ctx context.Context, bin, queueURL, motoURL, proxyURL string, log
 		pools = append(pools, p.poolID)
 	}
 	args := []string{"work", "--queue-url", queueURL, "--exit-when-idle", idleExit.String(),
-		"--allowed-pools", strings.Join(pools, ","), "--log-format", "text", "--metrics-addr", metricsAddr}
+		"--allowed-pools", strings.Join(pools, ","), "--global-sign-out", "--reinvite", "--unreachable", "disable",
+		"--log-format", "text", "--metrics-addr", metricsAddr}
 	runCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, bin, args...)
@@ -431,8 +465,9 @@ func ticker(done <-chan struct{}, t0 time.Time, url string) {
 		if err != nil {
 			continue // not serving yet, or already gone
 		}
-		fmt.Printf("  [%4.1fs] reset %3.0f   dead-lettered %3.0f   retried %2.0f   throttled %2.0f   in flight %2.0f\n",
-			time.Since(t0).Seconds(), m[`resetq_jobs_total{outcome="reset"}`], m[`resetq_jobs_total{outcome="dead_lettered"}`],
+		fmt.Printf("  [%4.1fs] signed out %3.0f   reset %3.0f   re-invited %2.0f   dead-lettered %2.0f   retried %2.0f   throttled %2.0f   in flight %2.0f\n",
+			time.Since(t0).Seconds(), m[`resetq_steps_total{step="signed_out"}`], m[`resetq_jobs_total{outcome="reset"}`],
+			m[`resetq_jobs_total{outcome="reinvited"}`], m[`resetq_jobs_total{outcome="dead_lettered"}`],
 			m[`resetq_jobs_total{outcome="retried"}`], m["resetq_throttles_total"], m["resetq_inflight_jobs"])
 	}
 }
