@@ -166,10 +166,10 @@ func workEnvNames(t *testing.T) map[string]bool {
 }
 
 // TestKustomizeRenders: the base and every overlay build with kubectl's
-// kustomize, alone and with the signed component.
+// kustomize, alone and with the signed or the incident component.
 func TestKustomizeRenders(t *testing.T) {
 	t.Parallel()
-	for _, dir := range append(kustomizations(t), signedKustomizations(t)...) {
+	for _, dir := range allKustomizations(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			if objs := kustomize(t, dir); len(objs) == 0 {
 				t.Fatal("renders nothing")
@@ -187,7 +187,7 @@ func podTemplate(o k8sObject) any {
 }
 
 // TestKubernetesPods checks every workload of the base and every overlay,
-// alone and with the signed component: the restricted security settings on
+// alone and with the signed or the incident component: the restricted security settings on
 // every container, the flags and RESETQ_* variables of each container that
 // runs `resetq enqueue`, and for each
 // container that runs `resetq work`: resources, the metrics port, JSON logs,
@@ -195,7 +195,7 @@ func podTemplate(o k8sObject) any {
 // that are real flags, and (in a Deployment) both probes on the metrics port.
 func TestKubernetesPods(t *testing.T) {
 	t.Parallel()
-	for _, dir := range append(kustomizations(t), signedKustomizations(t)...) {
+	for _, dir := range allKustomizations(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			objs := kustomize(t, dir)
 			workers := 0
@@ -611,38 +611,59 @@ const (
 // component (a commented-out line does not count).
 func includesSigned(t *testing.T, dir string) bool {
 	t.Helper()
+	return includesComponent(t, dir, signedComponent)
+}
+
+// includesComponent reports whether dir's kustomization lists the component
+// comp (a commented-out line does not count).
+func includesComponent(t *testing.T, dir, comp string) bool {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return regexp.MustCompile(`(?m)^\s*-\s*(\.\./)+components/signed/?\s*$`).Match(raw)
+	return regexp.MustCompile(`(?m)^\s*-\s*(\.\./)+components/` + regexp.QuoteMeta(filepath.Base(comp)) + `/?\s*$`).Match(raw)
 }
 
 // signedKustomizations are the base and every overlay that does not include
-// the signed component, each with it added: a kustomization in a temporary
-// folder whose resource is the original and whose component is
-// components/signed, both by relative paths (kustomize refuses absolute
-// ones). This is what an operator does to sign on that overlay.
+// the signed component, each with it added (withComponent).
 func signedKustomizations(t *testing.T) []string {
 	t.Helper()
-	comp, err := filepath.Abs(signedComponent)
+	return withComponent(t, signedComponent)
+}
+
+// allKustomizations are the base and every overlay, alone and with each
+// component added.
+func allKustomizations(t *testing.T) []string {
+	t.Helper()
+	return slices.Concat(kustomizations(t), signedKustomizations(t), withComponent(t, incidentComponent))
+}
+
+// withComponent is the base and every overlay that does not include the
+// component comp, each with it added: a kustomization in a temporary folder
+// whose resource is the original and whose component is comp, both by
+// relative paths (kustomize refuses absolute ones). This is what an operator
+// does to add it to that overlay.
+func withComponent(t *testing.T, component string) []string {
+	t.Helper()
+	comp, err := filepath.Abs(component)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(comp, "kustomization.yaml")); err != nil {
-		t.Fatalf("the signed component: %v", err)
+		t.Fatalf("the component %s: %v", component, err)
 	}
 	root := t.TempDir()
 	var dirs []string
 	for _, dir := range kustomizations(t) {
-		if includesSigned(t, dir) {
+		if includesComponent(t, dir, component) {
 			continue
 		}
 		abs, err := filepath.Abs(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tmp := filepath.Join(root, filepath.Base(dir)+"+signed")
+		tmp := filepath.Join(root, filepath.Base(dir)+"+"+filepath.Base(component))
 		if err := os.Mkdir(tmp, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -658,7 +679,7 @@ func signedKustomizations(t *testing.T) []string {
 		dirs = append(dirs, tmp)
 	}
 	if len(dirs) == 0 {
-		t.Fatal("every kustomization already includes the signed component: none to add it to")
+		t.Fatalf("every kustomization already includes %s: none to add it to", component)
 	}
 	return dirs
 }
@@ -872,4 +893,94 @@ func TestSignedJobs(t *testing.T) {
 			}
 		}
 	}
+}
+
+// incidentComponent is the kustomize Component that runs the workers in
+// incident mode, and incidentSettings the settings it makes: the RESETQ_*
+// twins of --global-sign-out --reinvite --unreachable disable.
+const incidentComponent = "kubernetes/components/incident"
+
+var incidentSettings = map[string]string{
+	"RESETQ_GLOBAL_SIGN_OUT": "true",
+	"RESETQ_REINVITE":        "true",
+	"RESETQ_UNREACHABLE":     "disable",
+}
+
+// TestIncidentMode: with the incident component (overlays/incident, and the
+// base and each other overlay with the component added), every container
+// running `resetq work` gets incidentSettings, each a flag of `resetq work
+// --help` that lists the value; without it, no worker sets any of them
+// (incident mode, and the IAM actions it needs, are opt-in). The component
+// says which IAM policies the worker's role then needs.
+func TestIncidentMode(t *testing.T) {
+	t.Parallel()
+	help := workHelp(t)
+	for name, value := range incidentSettings {
+		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "RESETQ_"), "_", "-"))
+		usage := regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(flag) + `( \w+)?\n(?:\s{4,}.*\n)*`).FindString(help)
+		switch {
+		case usage == "":
+			t.Errorf("%s: `resetq work --help` has no flag --%s", name, flag)
+		case value != "true" && !strings.Contains(usage, value):
+			t.Errorf("%s=%s: the usage of --%s does not name %q:\n%s", name, value, flag, value, usage)
+		}
+	}
+	var with []string
+	for _, dir := range kustomizations(t) {
+		if includesComponent(t, dir, incidentComponent) {
+			with = append(with, dir)
+			continue
+		}
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			objs := kustomize(t, dir)
+			resetqContainers(objs, func(o k8sObject, pod, c any, name string) {
+				env := containerEnv(objs, c)
+				for k := range incidentSettings {
+					if v, ok := env[k]; ok {
+						t.Errorf("%s: sets %s=%s without the incident component", name, k, v)
+					}
+				}
+			})
+		})
+	}
+	if !slices.Contains(with, "kubernetes/overlays/incident") {
+		t.Errorf("overlays/incident does not include %s (kustomizations with it: %v)", incidentComponent, with)
+	}
+	for _, dir := range append(with, withComponent(t, incidentComponent)...) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			objs := kustomize(t, dir)
+			workers := 0
+			resetqContainers(objs, func(o k8sObject, pod, c any, name string) {
+				if klist(c, "args")[0] != "work" {
+					return
+				}
+				workers++
+				env := containerEnv(objs, c)
+				for k, want := range incidentSettings {
+					if env[k] != want {
+						t.Errorf("%s: %s=%q, want %q", name, k, env[k], want)
+					}
+				}
+			})
+			if workers == 0 {
+				t.Fatal("no container runs resetq work")
+			}
+		})
+	}
+	raw := readFile(t, incidentComponent+"/kustomization.yaml")
+	for _, want := range []string{"iam/worker-incident-policy.json", "GlobalSignOutPolicyArn", "ReinvitePolicyArn", "DisableUnreachablePolicyArn"} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("%s/kustomization.yaml does not name %s: say which permissions incident mode needs", incidentComponent, want)
+		}
+	}
+}
+
+// workHelp is the built binary's `resetq work --help`.
+func workHelp(t *testing.T) string {
+	t.Helper()
+	out, _ := exec.Command(testenv.Binary(t), "work", "--help").CombinedOutput()
+	if !bytes.Contains(out, []byte("-queue-url")) {
+		t.Fatalf("could not read `resetq work --help`: %s", out)
+	}
+	return string(out)
 }
