@@ -120,7 +120,9 @@ func TestDashboardModel(t *testing.T) {
 	// What the issue asks an incident lead to see at a glance.
 	all := strings.Join(slices.Collect(maps.Values(dashboardExprs(d))), "\n")
 	for _, want := range []string{"resetq:backlog:messages", "resetq:eta:seconds", `outcome="reset"`, "resetq_ratelimit_limit", "vector(30)",
-		"resetq_dead_letters_total", "resetq:throttles:rate5m", "resetq_cognito_request_duration_seconds_bucket", "resetq_circuit_open", `region=~"$region"`} {
+		"resetq_dead_letters_total", "resetq:throttles:rate5m", "resetq_cognito_request_duration_seconds_bucket", "resetq_circuit_open", `region=~"$region"`,
+		// Incident mode and what stalls a campaign without failing it.
+		"resetq_steps_total", "resetq_cognito_calls_total", "resetq_email_limit_reached", "resetq_pool_circuits_open", "resetq_dead_letter_failures_total"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no panel uses %s", want)
 		}
