@@ -16,10 +16,12 @@ import (
 // TestWorkRedeliveryCheck: a worker reset a user and died before deleting
 // the message. On the next delivery the user must not get a second code:
 // the job is counted done after one AdminGetUser, no reset call. With
-// --redelivery-check=false the reset is sent again.
+// --status-check=redelivered only the redelivery is checked; with all
+// (the default) every job; with off (or the deprecated
+// --redelivery-check=false) none, and the reset is sent again.
 func TestWorkRedeliveryCheck(t *testing.T) {
 	t.Parallel()
-	for _, check := range []bool{true, false} {
+	for _, check := range []string{"redelivered", "all", "off", "legacy-false"} {
 		e := testenv.New(t, "redelivery")
 		pool := e.Pool(e.East, map[string]moto.UserState{"done": moto.Confirmed, "fresh": moto.Confirmed})
 		ctx := context.Background()
@@ -41,27 +43,28 @@ func TestWorkRedeliveryCheck(t *testing.T) {
 		e.Send("redelivery", testenv.Job(pool, "fresh")) // a first delivery
 
 		args := []string{"--exit-when-idle", "2s"}
-		if !check {
+		switch check {
+		case "legacy-false":
 			args = append(args, "--redelivery-check=false")
+		case "redelivered", "off":
+			args = append(args, "--status-check", check)
 		}
 		p := e.Start(args...)
 		if code := p.Wait(t, time.Minute); code != 0 {
-			t.Fatalf("check=%v: exit %d", check, code)
+			t.Fatalf("check=%s: exit %d", check, code)
 		}
 		st := e.Proxy.Stats()
-		wantResets, wantReads := 1, 1
-		if !check {
-			wantResets, wantReads = 2, 0
-		}
+		wantResets, wantReads := map[string]int{"redelivered": 1, "all": 1, "off": 2, "legacy-false": 2}[check],
+			map[string]int{"redelivered": 1, "all": 2, "off": 0, "legacy-false": 0}[check]
 		if st.Forwarded["AdminResetUserPassword"] != wantResets || st.Forwarded["AdminGetUser"] != wantReads {
-			t.Errorf("check=%v: %d resets and %d AdminGetUser reached Cognito, want %d and %d",
+			t.Errorf("check=%s: %d resets and %d AdminGetUser reached Cognito, want %d and %d",
 				check, st.Forwarded["AdminResetUserPassword"], st.Forwarded["AdminGetUser"], wantResets, wantReads)
 		}
 		if s := e.Status(e.East, pool, "fresh"); s != "RESET_REQUIRED" {
-			t.Errorf("check=%v: fresh is %s", check, s)
+			t.Errorf("check=%s: fresh is %s", check, s)
 		}
 		if v, f, d := e.Depth(); v+f+d != 0 || len(e.DrainDLQ()) != 0 {
-			t.Errorf("check=%v: jobs left behind", check)
+			t.Errorf("check=%s: jobs left behind", check)
 		}
 	}
 }
