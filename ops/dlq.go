@@ -499,7 +499,8 @@ func List(ctx context.Context, q Queue, cfg ScanConfig, f Filter, max int) ([]Jo
 
 // failureAttrs are the attributes of a job's failures the worker adds;
 // redrive strips them so that the job starts again from scratch.
-var failureAttrs = []string{worker.AttrReason, worker.AttrError, worker.AttrAttempts, worker.AttrFailedAt, worker.AttrDeferredSince}
+var failureAttrs = []string{worker.AttrReason, worker.AttrError, worker.AttrAttempts, worker.AttrFailedAt, worker.AttrDeferredSince,
+	worker.AttrSteps, worker.AttrRemediation}
 
 // Redriven is a DLQ message as it goes back to the source queue: the body
 // unchanged, every attribute but the failure record kept (resetq.campaign

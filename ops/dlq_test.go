@@ -327,11 +327,15 @@ func TestJobOfBadBody(t *testing.T) {
 func TestRedriven(t *testing.T) {
 	m := dlqMsg("a", "invalid_job", "camp")
 	m.Attributes[worker.AttrDeferredSince] = worker.Attribute{DataType: "String", StringValue: "2026-01-01T00:00:00Z"}
+	m.Attributes[worker.AttrSteps] = worker.Attribute{DataType: "String", StringValue: "signed_out,disabled"}
+	m.Attributes[worker.AttrRemediation] = worker.Attribute{DataType: "String", StringValue: "disabled"}
+	m.Attributes[worker.AttrGlobalSignOut] = worker.Attribute{DataType: "String", StringValue: "true"}
 	out := Redriven(m)
 	if out.Body != m.Body || out.Delay != 0 {
 		t.Fatalf("%+v", out)
 	}
-	if len(out.Attributes) != 2 || out.Attributes[worker.AttrCampaign].StringValue != "camp" || out.Attributes["custom"].StringValue != "keep-a" {
+	if len(out.Attributes) != 3 || out.Attributes[worker.AttrCampaign].StringValue != "camp" || out.Attributes["custom"].StringValue != "keep-a" ||
+		out.Attributes[worker.AttrGlobalSignOut].StringValue != "true" {
 		t.Fatalf("attributes %+v", out.Attributes)
 	}
 	if Redriven(worker.Message{Body: "b"}).Attributes != nil {
