@@ -175,6 +175,10 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 		usernameKey = keys[0]
 	}
+	if f.statusCheck == "all" && f.statusCheckRate < f.rate {
+		log.Warn("--status-check-rate is below --rate: every job's status check paces the campaign below --rate; raise --status-check-rate (UserRead's quota is 120/s)",
+			"status_check_rate", f.statusCheckRate, "rate", f.rate)
+	}
 	if f.rate > cognitoQuota {
 		log.Warn("--rate is above Cognito's UserAccountRecovery quota; expect throttling and real users' forgot-password to fail",
 			"rate", f.rate, "quota", cognitoQuota)

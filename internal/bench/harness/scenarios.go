@@ -318,18 +318,18 @@ func (h *harness) efficiency(ctx context.Context) {
 	h.w.stub.SetQuota(0)
 	rate := strconv.FormatFloat(h.p.unlimitedRate, 'f', -1, 64)
 	r := &row{Scenario: "4 efficiency", Contender: contResetq, Jobs: h.p.effJobs}
-	h.runResetq(ctx, r, 1, "--rate", rate)
+	h.runResetq(ctx, r, 1, "--rate", rate, "--status-check-rate", rate)
 	r.judge(func(r *row) []string {
 		return append(atMostN("SQS requests per reset", r.SQSPerReset, 0.25), atLeastN("resets/s", r.Rate, 1000)...)
 	})
 	h.add(r)
 
 	small := &row{Scenario: "4 efficiency", Contender: "resetq, RSS at " + thousands(h.p.rssSmall) + " queued", Jobs: h.p.rssSmall}
-	h.runResetq(ctx, small, 1, "--rate", rate)
+	h.runResetq(ctx, small, 1, "--rate", rate, "--status-check-rate", rate)
 	small.Target = "n/a (compared below)"
 	h.add(small)
 	large := &row{Scenario: "4 efficiency", Contender: "resetq, RSS at " + thousands(h.p.rssLarge) + " queued", Jobs: h.p.rssLarge}
-	h.runResetq(ctx, large, 1, "--rate", rate)
+	h.runResetq(ctx, large, 1, "--rate", rate, "--status-check-rate", rate)
 	if small.PeakRSSKiB > 0 && large.PeakRSSKiB > 0 {
 		g := float64(large.PeakRSSKiB)/float64(small.PeakRSSKiB) - 1
 		large.RSSGrowth = &g
