@@ -407,8 +407,9 @@ func TestKubernetesMonitoring(t *testing.T) {
 }
 
 // TestKEDAOverlay: the ScaledObject scales the worker Deployment from zero on
-// the queue the worker reads, and maxReplicaCount x RESETQ_RATE stays within
-// the single-worker default rate (each replica paces on its own).
+// the queue the worker reads, and maxReplicaCount x each rate (RESETQ_RATE,
+// and the sign-out, re-invitation and status-check rates) stays within the
+// single-worker default (each replica paces on its own).
 func TestKEDAOverlay(t *testing.T) {
 	t.Parallel()
 	objs := kustomize(t, "kubernetes/overlays/keda")
@@ -430,12 +431,26 @@ func TestKEDAOverlay(t *testing.T) {
 	c := klist(dep, "spec", "template", "spec", "containers")[0]
 	cm := knamed(objs, "ConfigMap", kstr(klist(c, "envFrom")[0], "configMapRef", "name"))
 	env := kmap(cm, "data")
-	rate, err := strconv.ParseFloat(env["RESETQ_RATE"], 64)
-	if err != nil {
-		t.Fatalf("RESETQ_RATE %q: %v", env["RESETQ_RATE"], err)
-	}
-	if maxR < 1 || maxR*rate > 24 {
-		t.Errorf("maxReplicaCount %v x RESETQ_RATE %v = %v calls/s per Region, above the single-worker default 24", maxR, rate, maxR*rate)
+	// Each replica paces each call on its own: N replicas make N times each
+	// rate, which must stay within what one worker makes by default (the
+	// flag's default in `resetq work --help`, a share of the call's quota).
+	help := workHelp(t)
+	for _, name := range []string{"RESETQ_RATE", "RESETQ_SIGN_OUT_RATE", "RESETQ_REINVITE_RATE", "RESETQ_STATUS_CHECK_RATE"} {
+		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "RESETQ_"), "_", "-"))
+		m := regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(flag) + ` float\n(?:\s{4,}.*\n)*?\s{4,}.*\(default ([0-9.]+)\)\n`).FindStringSubmatch(help)
+		if m == nil {
+			t.Errorf("no default of --%s in `resetq work --help`", flag)
+			continue
+		}
+		def, _ := strconv.ParseFloat(m[1], 64)
+		rate, err := strconv.ParseFloat(env[name], 64)
+		if err != nil {
+			t.Errorf("%s %q: %v (unset, each of %v replicas would make the default %v: %v in all)", name, env[name], err, maxR, def, maxR*def)
+			continue
+		}
+		if maxR < 1 || maxR*rate > def {
+			t.Errorf("maxReplicaCount %v x %s %v = %v calls/s per Region, above the single-worker default %v", maxR, name, rate, maxR*rate, def)
+		}
 	}
 	triggers := klist(so, "spec", "triggers")
 	if len(triggers) != 1 || kstr(triggers[0], "type") != "aws-sqs-queue" {
