@@ -2,6 +2,7 @@ package moto
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -102,7 +103,10 @@ func CreateUser(ctx context.Context, cfg aws.Config, poolID, username string, st
 		UserAttributes: attrs,
 		MessageAction:  ciptypes.MessageActionTypeSuppress,
 	})
-	if err != nil {
+	// A loaded moto can answer late enough that the SDK retries a create
+	// that went through: the user is there, as asked.
+	var exists *ciptypes.UsernameExistsException
+	if err != nil && !errors.As(err, &exists) {
 		return fmt.Errorf("create user %q in %s: %w", username, poolID, err)
 	}
 	if st == Unconfirmed {
