@@ -178,7 +178,7 @@ func (w *Worker) decide(r *run, cl Class) outcome {
 	case Retry:
 		return outcome{Action: Retry, Label: "retried", Delay: d.Delay, Attempts: r.attempts, Detail: cl.Code + ": " + cl.Message}
 	case Defer:
-		keys := w.keys(r.job)
+		keys := w.keys(r.job, true)
 		ref, refused := w.breaker.peek(w.cfg.Now(), keys...)
 		if !refused { // closed again meanwhile by another call's success
 			ref = refusal{wait: time.Second}
@@ -196,12 +196,13 @@ func (w *Worker) decide(r *run, cl Class) outcome {
 	}
 }
 
-// keys are the circuits a job's calls go through: its Region, its pool,
-// and, once the pool is known to send through Cognito's default email, the
-// Region's daily email limit.
-func (w *Worker) keys(job Job) []string {
+// keys are the circuits a job's call goes through: its Region, its pool,
+// and, for a call that sends an email once the pool is known to send
+// through Cognito's default email, the Region's daily email limit (a
+// sign-out sends none, so the limit does not hold it).
+func (w *Worker) keys(job Job, emails bool) []string {
 	keys := []string{job.Region(), poolKey(job.UserPoolID)}
-	if w.emailPools.has(job.UserPoolID) {
+	if emails && w.emailPools.has(job.UserPoolID) {
 		keys = append(keys, emailKey(job.Region()))
 	}
 	return keys
@@ -241,13 +242,14 @@ func (w *Worker) checkFirst(m Message) bool {
 
 // op is one Cognito call a job's step makes, paced by its own limiter.
 type op struct {
-	name  string // the API operation, for metrics and logs
-	pacer Pacer
-	call  func(context.Context, Job) error
+	name   string // the API operation, for metrics and logs
+	pacer  Pacer
+	call   func(context.Context, Job) error
+	emails bool // it sends an email (a code, an invitation), so the daily email limit holds it
 }
 
 func (w *Worker) resetOp() op {
-	return op{name: "AdminResetUserPassword", pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword}
+	return op{name: "AdminResetUserPassword", pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword, emails: true}
 }
 func (w *Worker) signOutOp() op {
 	return op{name: "AdminUserGlobalSignOut", pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.GlobalSignOut}
@@ -256,7 +258,7 @@ func (w *Worker) disableOp() op {
 	return op{name: "AdminDisableUser", pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.DisableUser}
 }
 func (w *Worker) reinviteOp() op {
-	return op{name: "AdminCreateUser", pacer: w.cfg.ReinvitePacer, call: w.cfg.Remedies.Reinvite}
+	return op{name: "AdminCreateUser", pacer: w.cfg.ReinvitePacer, call: w.cfg.Remedies.Reinvite, emails: true}
 }
 
 // callOp makes o's call for r's job, paced and behind its circuits, again
@@ -267,7 +269,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 	region := r.job.Region()
 	stop := func(out outcome) (Class, *outcome) { return Class{}, &out }
 	for {
-		keys := w.keys(r.job)
+		keys := w.keys(r.job, o.emails)
 		if soft.Err() != nil {
 			return stop(released())
 		}

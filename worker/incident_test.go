@@ -165,12 +165,25 @@ func TestDailyEmailLimit(t *testing.T) {
 	b.cfg.Breaker = BreakerConfig{EmailProbe: 10 * time.Minute, MaxDeferral: time.Hour}
 	b.cfg.ExitWhenIdle = 0
 	for i := range 10 {
-		b.q.push(job(limited, "l"+string(rune('a'+i))), nil)
+		b.q.push(job(limited, "l"+string(rune('a'+i))), signOutAttr)
 		b.q.push(job(ses, "s"+string(rune('a'+i))), nil)
 	}
 	w, cancel, done := b.start(t)
 	defer func() { cancel(); <-done }()
 	b.q.waitFor(t, "the SES pool's jobs reset", func() bool { return b.jobs("reset") >= 10 })
+	// A sign-out sends no email: the limit does not hold it.
+	eventually(t, "every limited job's user signed out", func() bool {
+		signedOut := map[string]bool{}
+		for _, c := range b.rem.all() {
+			signedOut[c] = true
+		}
+		for i := range 10 {
+			if !signedOut["signout:l"+string(rune('a'+i))] {
+				return false
+			}
+		}
+		return true
+	})
 	if n := limitedCalls.Load(); n > int64(b.cfg.Concurrency) {
 		t.Fatalf("%d calls for the limited pool, want at most the ones in flight (%d)", n, b.cfg.Concurrency)
 	}

@@ -236,6 +236,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		m.RateLimit.WithLabelValues(region).Set(limit)
 		m.CircuitOpen.WithLabelValues(region) // 0 from the Region's first job: closed is not "no data"
 		m.Throttles.WithLabelValues(region)   // and a counter from 0, so its first increase shows in rate()
+		m.EmailLimit.WithLabelValues(region)  // 0 until Cognito's daily email limit is reached
 	})
 	if err != nil {
 		return usageError{err}
