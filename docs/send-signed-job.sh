@@ -10,11 +10,19 @@
 #
 # KEY_FILE is the workers' key file: the first key that is not a comment
 # signs. AWS_ENDPOINT_URL, when set, is passed to the CLI (local emulators).
+# SIGN_OUT=true asks for the user's sessions to be ended before the reset
+# (the resetq.global-sign-out attribute, signed in front of the rest).
 set -eu
 BODY=$1
 KEY=$(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$KEY_FILE" | head -n 1 | tr -d '[:space:]')
-SIG=$(printf '%s\n%s' "$CAMPAIGN" "$BODY" | openssl dgst -sha256 -hmac "$KEY" -r | cut -d' ' -f1)
+if [ "${SIGN_OUT:-}" = true ]; then
+  SIG=$(printf 'resetq.global-sign-out=true\n%s\n%s' "$CAMPAIGN" "$BODY" | openssl dgst -sha256 -hmac "$KEY" -r | cut -d' ' -f1)
+  EXTRA=',"resetq.global-sign-out":{"DataType":"String","StringValue":"true"}'
+else
+  SIG=$(printf '%s\n%s' "$CAMPAIGN" "$BODY" | openssl dgst -sha256 -hmac "$KEY" -r | cut -d' ' -f1)
+  EXTRA=''
+fi
 aws ${AWS_ENDPOINT_URL:+--endpoint-url "$AWS_ENDPOINT_URL"} sqs send-message \
   --queue-url "$QUEUE_URL" --message-body "$BODY" --message-attributes "$(printf \
-  '{"resetq.campaign":{"DataType":"String","StringValue":"%s"},"resetq.signature":{"DataType":"String","StringValue":"%s"}}' \
-  "$CAMPAIGN" "$SIG")"
+  '{"resetq.campaign":{"DataType":"String","StringValue":"%s"},"resetq.signature":{"DataType":"String","StringValue":"%s"}%s}' \
+  "$CAMPAIGN" "$SIG" "$EXTRA")"

@@ -26,7 +26,7 @@ import (
 func TestWorkSignedJobs(t *testing.T) {
 	t.Parallel()
 	e := testenv.New(t, "signed")
-	pool, users, _ := e.ConfirmedUsers(e.East, "signed", 7)
+	pool, users, _ := e.ConfirmedUsers(e.East, "signed", 8)
 	keys := writeFile(t, "keys", "# current\n"+strings.Repeat("n", 64)+"\n# previous, until every producer has switched\n"+strings.Repeat("o", 64)+"\n")
 	oldKeyFirst := writeFile(t, "old", strings.Repeat("o", 64)+"\n")
 	otherKey := writeFile(t, "other", strings.Repeat("x", 64)+"\n")
@@ -42,17 +42,18 @@ func TestWorkSignedJobs(t *testing.T) {
 	enqueue(oldKeyFirst, users[2])                  // a producer not yet switched to the new key
 	enqueue(otherKey, users[3])                     // a key the worker does not know
 	e.Send("signed-1", testenv.Job(pool, users[4])) // unsigned
-	recipe := func(body string) {
+	recipe := func(body string, env ...string) {
 		t.Helper()
 		script, _ := filepath.Abs("../../docs/send-signed-job.sh")
 		cmd := exec.Command("sh", script, body)
-		cmd.Env = e.ChildEnv("AWS_DEFAULT_REGION=us-east-1", "AWS_ENDPOINT_URL="+e.Moto.URL,
-			"QUEUE_URL="+e.QueueURL, "KEY_FILE="+keys, "CAMPAIGN=signed-1")
+		cmd.Env = e.ChildEnv(append([]string{"AWS_DEFAULT_REGION=us-east-1", "AWS_ENDPOINT_URL=" + e.Moto.URL,
+			"QUEUE_URL=" + e.QueueURL, "KEY_FILE=" + keys, "CAMPAIGN=signed-1"}, env...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("docs/send-signed-job.sh: %v\n%s", err, out)
 		}
 	}
 	recipe(testenv.Job(pool, users[5]))
+	recipe(testenv.Job(pool, users[7]), "SIGN_OUT=true") // the sign-out request signed too
 	// A signed job whose body was changed on the way: users[0]'s signature
 	// on users[6]'s body.
 	if _, err := e.SQS.SendMessage(t.Context(), &sqs.SendMessageInput{QueueUrl: &e.QueueURL,
@@ -68,10 +69,13 @@ func TestWorkSignedJobs(t *testing.T) {
 	if code := p.Wait(t, time.Minute); code != 0 {
 		t.Fatalf("work: exit %d", code)
 	}
-	e.ExpectStatus(e.East, pool, "RESET_REQUIRED", users[0], users[1], users[2], users[5])
+	e.ExpectStatus(e.East, pool, "RESET_REQUIRED", users[0], users[1], users[2], users[5], users[7])
 	e.ExpectStatus(e.East, pool, "CONFIRMED", users[3], users[4], users[6])
-	if n := e.Proxy.Stats().Forwarded["AdminResetUserPassword"]; n != 4 {
-		t.Errorf("%d resets reached Cognito, want 4", n)
+	if n := e.Proxy.Stats().Forwarded["AdminResetUserPassword"]; n != 5 {
+		t.Errorf("%d resets reached Cognito, want 5", n)
+	}
+	if n := e.Proxy.Stats().Forwarded["AdminUserGlobalSignOut"]; n != 1 {
+		t.Errorf("%d sign-outs reached Cognito, want 1 (the recipe's SIGN_OUT=true job)", n)
 	}
 	dl := e.DrainDLQ()
 	got := map[string]string{}
