@@ -102,12 +102,9 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 	if w.cfg.GlobalSignOut || r.m.Attributes[AttrGlobalSignOut].StringValue == "true" {
 		// First: idempotent, so a retry repeats it freely; the reset that
 		// sends a code comes once.
-		if cl, stop := w.callOp(soft, hard, r, w.signOutOp()); stop != nil {
-			return r.finish(*stop)
-		} else if cl.Kind != OK {
-			return r.finish(w.decide(r, cl))
+		if o, ok := w.step(soft, hard, r, w.signOutOp(), "signed_out"); !ok {
+			return o
 		}
-		w.stepDone(r, "signed_out")
 	}
 	status := ""
 	if w.checkFirst(r.m) {
@@ -134,12 +131,9 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 			return w.reinvite(soft, hard, r)
 		}
 	case unreachable(cl) && w.cfg.DisableUnreachable:
-		if dcl, stop := w.callOp(soft, hard, r, w.disableOp()); stop != nil {
-			return r.finish(*stop)
-		} else if dcl.Kind != OK {
-			return r.finish(w.decide(r, dcl))
+		if o, ok := w.step(soft, hard, r, w.disableOp(), "disabled"); !ok {
+			return o
 		}
-		w.stepDone(r, "disabled")
 		o := w.decide(r, cl)
 		o.Remediation = "disabled"
 		return r.finish(o)
@@ -150,15 +144,24 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 // reinvite sends a user who never signed in a new invitation (a new
 // temporary password; the old one stops working).
 func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
-	cl, stop := w.callOp(soft, hard, r, w.reinviteOp())
+	if o, ok := w.step(soft, hard, r, w.reinviteOp(), "reinvited"); !ok {
+		return o
+	}
+	return r.finish(outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts})
+}
+
+// step makes o's call; ok says it succeeded (and the step is recorded),
+// else the outcome ends the job.
+func (w *Worker) step(soft, hard context.Context, r *run, o op, name string) (outcome, bool) {
+	cl, stop := w.callOp(soft, hard, r, o)
 	switch {
 	case stop != nil:
-		return r.finish(*stop)
-	case cl.Kind == OK:
-		w.stepDone(r, "reinvited")
-		return r.finish(outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts})
+		return r.finish(*stop), false
+	case cl.Kind != OK:
+		return r.finish(w.decide(r, cl)), false
 	}
-	return r.finish(w.decide(r, cl))
+	w.stepDone(r, name)
+	return outcome{}, true
 }
 
 func (w *Worker) stepDone(r *run, step string) {
