@@ -53,7 +53,10 @@ type Config struct {
 	// SigningKey, when set, signs every message (the resetq.signature
 	// attribute, see worker.Sign) for workers run with --signing-key-file.
 	SigningKey []byte
-	Builder    Builder
+	// GlobalSignOut asks for every job's user's sessions to be ended before
+	// the reset (the resetq.global-sign-out attribute, signed with the rest).
+	GlobalSignOut bool
+	Builder       Builder
 	// Concurrency is the number of SendMessageBatch calls in flight (default 8).
 	Concurrency int
 	// Retries is how many times a failed entry or call is tried again
@@ -344,12 +347,9 @@ func (r *Runner) send(ctx context.Context, cancel context.CancelCauseFunc, pendi
 		}
 		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(r.cfg.QueueURL)}
 		for i, e := range pending {
-			attrs := map[string]sqstypes.MessageAttributeValue{
-				worker.AttrCampaign: {DataType: aws.String("String"), StringValue: aws.String(r.cfg.Campaign)},
-			}
-			if r.cfg.SigningKey != nil {
-				attrs[worker.AttrSignature] = sqstypes.MessageAttributeValue{DataType: aws.String("String"),
-					StringValue: aws.String(worker.Sign(r.cfg.SigningKey, r.cfg.Campaign, e.body))}
+			attrs := map[string]sqstypes.MessageAttributeValue{}
+			for k, v := range r.attributes(e.body) {
+				attrs[k] = sqstypes.MessageAttributeValue{DataType: aws.String(v.DataType), StringValue: aws.String(v.StringValue)}
 			}
 			in.Entries = append(in.Entries, sqstypes.SendMessageBatchRequestEntry{
 				Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(e.body), MessageAttributes: attrs,
@@ -423,4 +423,17 @@ func retryableCode(code string) bool {
 		return true
 	}
 	return false
+}
+
+// attributes are a job's message attributes: the campaign, the sign-out
+// request if asked, and the signature over them if a key is set.
+func (r *Runner) attributes(body string) map[string]worker.Attribute {
+	attrs := map[string]worker.Attribute{worker.AttrCampaign: {DataType: "String", StringValue: r.cfg.Campaign}}
+	if r.cfg.GlobalSignOut {
+		attrs[worker.AttrGlobalSignOut] = worker.Attribute{DataType: "String", StringValue: "true"}
+	}
+	if r.cfg.SigningKey != nil {
+		attrs[worker.AttrSignature] = worker.Attribute{DataType: "String", StringValue: worker.SignMessage(r.cfg.SigningKey, attrs, body)}
+	}
+	return attrs
 }

@@ -28,6 +28,7 @@ type fakeSQS struct {
 	tries     map[string]int
 	queue     []string // bodies reported Successful
 	campaigns map[string]bool
+	sent      []worker.Message // bodies and attributes reported Successful
 	callErr   func(call int) error
 	fail      func(body string, try int) *sqstypes.BatchResultErrorEntry
 }
@@ -59,6 +60,11 @@ func (f *fakeSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatch
 		}
 		f.queue = append(f.queue, body)
 		f.campaigns[aws.ToString(e.MessageAttributes[worker.AttrCampaign].StringValue)] = true
+		m := worker.Message{Body: body, Attributes: map[string]worker.Attribute{}}
+		for k, v := range e.MessageAttributes {
+			m.Attributes[k] = worker.Attribute{DataType: aws.ToString(v.DataType), StringValue: aws.ToString(v.StringValue)}
+		}
+		f.sent = append(f.sent, m)
 		out.Successful = append(out.Successful, sqstypes.SendMessageBatchResultEntry{Id: e.Id, MessageId: aws.String(fmt.Sprint("m", len(f.queue)))})
 	}
 	return out, nil
@@ -266,5 +272,33 @@ func TestRunFoldsCase(t *testing.T) {
 	}
 	if asked[insensitive] != 1 || asked[pool] != 1 || len(asked) != 2 {
 		t.Errorf("asked %v, want each pool once", asked)
+	}
+}
+
+// TestRunGlobalSignOut: with GlobalSignOut every job asks for the sign-out,
+// and the signature covers the request, so the worker accepts the job as
+// sent and refuses it with the request stripped.
+func TestRunGlobalSignOut(t *testing.T) {
+	key := []byte(strings.Repeat("k", 64))
+	for _, signOut := range []bool{true, false} {
+		f := &fakeSQS{}
+		if _, err := newRunner(f, func(c *Config) { c.GlobalSignOut, c.SigningKey = signOut, key }).Run(t.Context(), users("alice", "bob")); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range f.sent {
+			_, asked := m.Attributes[worker.AttrGlobalSignOut]
+			if asked != signOut || (signOut && m.Attributes[worker.AttrGlobalSignOut].StringValue != "true") {
+				t.Fatalf("GlobalSignOut=%v: attributes %v", signOut, m.Attributes)
+			}
+			if err := worker.VerifySignature([][]byte{key}, m); err != nil {
+				t.Fatalf("GlobalSignOut=%v: the worker refuses the job as sent: %v", signOut, err)
+			}
+			if signOut {
+				delete(m.Attributes, worker.AttrGlobalSignOut)
+				if worker.VerifySignature([][]byte{key}, m) == nil {
+					t.Fatal("the signature still holds with the sign-out request stripped")
+				}
+			}
+		}
 	}
 }

@@ -31,6 +31,7 @@ type enqueueFlags struct {
 	listRate             float64
 	rejects              string
 	signingKeyFile       string
+	globalSignOut        bool
 	dryRun               bool
 	output               *string
 	progress             time.Duration
@@ -52,6 +53,7 @@ func (f *enqueueFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.listRate, "list-rate", 25, "ListUsers/ListUsersInGroup calls per second; the UserList quota is 30/s per account and Region, shared")
 	fs.StringVar(&f.rejects, "rejects", "", `write jobs that could not be enqueued to this file, one a line: {"line":N,"job":{...},"error":"..."}`)
 	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "sign every job (resetq.signature attribute) with the first key of this file, for workers run with --signing-key-file")
+	fs.BoolVar(&f.globalSignOut, "global-sign-out", false, "ask for every job's user's sessions to be ended before the reset (the resetq.global-sign-out attribute, covered by the signature): an incident, see resetq work --global-sign-out")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "read, validate and count, send nothing; with --output text the jobs that would be sent are printed, one JSON a line, and the summary goes to stderr")
 	fs.DurationVar(&f.progress, "progress-interval", 5*time.Second, "when stderr is not a terminal, a progress line this often (0: none)")
 	f.output = outputFlag(fs)
@@ -238,7 +240,7 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	invalidShown := 0
 	cfg := enqueue.Config{
-		SQS: sqsClient, QueueURL: f.queueURL, Campaign: campaign, SigningKey: signingKey,
+		SQS: sqsClient, QueueURL: f.queueURL, Campaign: campaign, SigningKey: signingKey, GlobalSignOut: f.globalSignOut,
 		Builder:     enqueue.Builder{Pool: f.pool, Metadata: meta},
 		Concurrency: f.concurrency, Retries: f.retries, DryRun: f.dryRun,
 		Fatal: isConfigError,

@@ -187,3 +187,39 @@ func TestDailyEmailLimit(t *testing.T) {
 		t.Fatalf("%d dead letters, want none", len(dl))
 	}
 }
+
+// TestEnqueueGlobalSignOut: `resetq enqueue --global-sign-out` asks for the
+// sign-out per job, and a worker run without --global-sign-out honours it:
+// refresh tokens are refused after the campaign; jobs enqueued without it
+// sign nobody out.
+func TestEnqueueGlobalSignOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := testenv.New(t, "enqsignout")
+	p := newIncidentPool(t, e, 3)
+	asked, notAsked := p.confirmed[:2], p.confirmed[2:]
+	for _, c := range []struct {
+		users []string
+		flags []string
+	}{{asked, []string{"--global-sign-out"}}, {notAsked, nil}} {
+		args := append([]string{"--queue-url", e.QueueURL, "--pool", p.pool, "--from", "-"}, c.flags...)
+		if r := runEnqueue(t, e, nil, strings.Join(c.users, "\n")+"\n", args...); r.code != 0 {
+			t.Fatalf("enqueue %v: exit %d", c.flags, r.code)
+		}
+	}
+	proc := e.Start("--exit-when-idle", "3s")
+	if code := proc.Wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	e.ExpectStatus(e.East, p.pool, "RESET_REQUIRED", p.confirmed...)
+	for _, u := range asked {
+		if err := moto.Refresh(ctx, e.East, p.pool, p.client, p.refresh[u]); err == nil {
+			t.Errorf("%s asked for a sign-out and its refresh token still works", u)
+		}
+	}
+	for _, u := range notAsked {
+		if err := moto.Refresh(ctx, e.East, p.pool, p.client, p.refresh[u]); err != nil {
+			t.Errorf("%s did not ask for a sign-out and its refresh token is refused: %v", u, err)
+		}
+	}
+}
