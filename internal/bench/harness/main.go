@@ -39,6 +39,7 @@ func main() {
 	only := flag.String("scenarios", "1,2,3,4", "comma-separated scenarios to run")
 	latency := flag.Duration("latency", 0, "the stand-in's answer latency")
 	contenders := flag.String("contenders", "", "in scenarios 1 and 2, run only these comma-separated contenders (naive, sdk-adaptive, per-second, resetq; default all)")
+	resetqArgs := flag.String("resetq-args", "", "more space-separated flags for every resetq work run, e.g. '--status-check=redelivered' for an A/B")
 	flag.Parse()
 	p, ok := profiles[*prof]
 	if !ok {
@@ -57,6 +58,7 @@ func main() {
 			p.contenders = append(p.contenders, c)
 		}
 	}
+	p.resetqArgs = strings.Fields(*resetqArgs)
 	if err := run(ctx, p, *jsonPath, strings.Split(*only, ","), *latency); err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)
 		os.Exit(1)

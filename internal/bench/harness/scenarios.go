@@ -37,6 +37,7 @@ type profile struct {
 	idle          time.Duration // --exit-when-idle
 	unlimitedRate float64       // --rate when the quota is unlimited
 	contenders    []string      // scenarios 1 and 2 run only these (nil: all)
+	resetqArgs    []string      // more flags for every resetq run (-resetq-args)
 	settle        bool          // wait one quota window before each contender
 }
 
@@ -172,6 +173,7 @@ func (h *harness) runResetq(ctx context.Context, r *row, n int, args ...string) 
 		r.Error = err.Error()
 		return
 	}
+	args = append(args, h.p.resetqArgs...)
 	r.Args = strings.Join(args, " ")
 	var procs []proc
 	var sqsBefore int
