@@ -2,18 +2,16 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 )
 
@@ -49,17 +47,21 @@ redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now)
 return slot - now
 `
 
-var gcraSHA = func() string {
-	sum := sha1.Sum([]byte(gcraScript))
-	return hex.EncodeToString(sum[:])
-}()
+// gcra runs gcraScript by EVALSHA, and EVAL when Redis has not cached it.
+var gcra = redis.NewScript(gcraScript)
 
 // FleetConfig sets a Fleet. Zero fields take the defaults given.
 type FleetConfig struct {
 	// Redis is where the fleet's limits live (--redis-url). Required.
 	Redis RedisAddr
-	// KeyPrefix starts each Region's key: PREFIX:ratelimit:REGION.
-	// Default "resetq".
+	// Cluster says Redis is a Redis Cluster (--redis-cluster): Redis.Addr
+	// is any node, and each Region's key is hash-tagged.
+	Cluster bool
+	// RootCAs verify a rediss:// server (--redis-ca-file). Default: the
+	// system roots.
+	RootCAs *x509.CertPool
+	// KeyPrefix starts each Region's key: PREFIX:ratelimit:REGION, or
+	// PREFIX:{REGION}:ratelimit in a cluster. Default "resetq".
 	KeyPrefix string
 	// Rate is the fleet-wide limit in calls per second per Region
 	// (--rate): what all replicas together may send. Required.
@@ -71,8 +73,10 @@ type FleetConfig struct {
 	// Local is this replica's adaptive limiter, waited on before the
 	// shared one; Throttled and Succeeded go to it. Required.
 	Local *Regions
-	// Timeout bounds the dial and each command. Default 500ms, so a dead
-	// Redis costs a call at most that once per RetryInterval.
+	// Timeout bounds the dial and each command, each tried at most twice
+	// (a pooled connection may have died with a restarted Redis). Default
+	// 500ms, so a dead Redis costs a call at most a second once per
+	// RetryInterval.
 	Timeout time.Duration
 	// RetryInterval is the least time between two tries of a Redis that
 	// failed; in between the replica paces at its local share. Default 3s.
@@ -105,9 +109,9 @@ type FleetConfig struct {
 // not add a timeout to every call. Fleet is safe for concurrent use.
 type Fleet struct {
 	fc       FleetConfig
-	client   *respClient
+	client   redis.UniversalClient
 	share    float64 // Rate/FleetSize
-	interval string  // microseconds between two calls, rounded up: never above Rate
+	interval int64   // microseconds between two calls, rounded up: never above Rate
 	maxWait  int64   // microseconds: the longest wait for a slot (maxWaitFor)
 
 	mu       sync.Mutex
@@ -124,7 +128,7 @@ type fleetRegion struct {
 }
 
 // NewFleet checks cfg and returns a Fleet. It does not dial: Redis is
-// first asked on the first Wait.
+// first asked on the first Wait. Close releases its connections.
 func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	switch {
 	case cfg.Redis.Addr == "":
@@ -159,11 +163,15 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	}
 	interval := math.Ceil(1e6 / cfg.Rate)
 	maxWait := int64(min(maxWaitFor(interval, cfg.FleetSize), 1<<53))
+	client, err := newRedisClient(redisConn{Addr: cfg.Redis, Cluster: cfg.Cluster, RootCAs: cfg.RootCAs, Timeout: cfg.Timeout})
+	if err != nil {
+		return nil, fmt.Errorf("fleet limiter: %w", err)
+	}
 	return &Fleet{
 		fc:       cfg,
-		client:   &respClient{addr: cfg.Redis, timeout: cfg.Timeout},
+		client:   client,
 		share:    cfg.Rate / float64(cfg.FleetSize),
-		interval: strconv.FormatInt(int64(interval), 10),
+		interval: int64(interval),
 		maxWait:  maxWait,
 		regions:  map[string]*fleetRegion{},
 	}, nil
@@ -177,8 +185,12 @@ func maxWaitFor(interval float64, fleetSize int) float64 {
 	return max(1e6, 4*float64(fleetSize)*interval)
 }
 
-// Key is the Redis key that holds region's fleet-wide limit.
+// Key is the Redis key that holds region's fleet-wide limit. In a cluster
+// the Region is a hash tag, so a Region's keys share one slot.
 func (f *Fleet) Key(region string) string {
+	if f.fc.Cluster {
+		return f.fc.KeyPrefix + ":{" + region + "}:ratelimit"
+	}
 	return f.fc.KeyPrefix + ":ratelimit:" + region
 }
 
@@ -186,7 +198,7 @@ func (f *Fleet) Key(region string) string {
 // Rate/FleetSize.
 func (f *Fleet) Share() float64 { return f.share }
 
-// Close closes the connection to Redis.
+// Close closes the connections to Redis.
 func (f *Fleet) Close() error { return f.client.Close() }
 
 func (f *Fleet) region(name string) *fleetRegion {
@@ -295,17 +307,14 @@ func (f *Fleet) answered() {
 }
 
 // reserve runs the GCRA script for key and returns how long until the
-// slot it got starts, at most maxWait. It sends EVALSHA, and EVAL (which also caches the
-// script) when Redis does not know the script yet.
+// slot it got starts, at most maxWait.
 func (f *Fleet) reserve(ctx context.Context, key string) (time.Duration, error) {
-	maxWait := strconv.FormatInt(f.maxWait, 10)
-	v, err := f.client.do(ctx, "EVALSHA", gcraSHA, "1", key, f.interval, maxWait)
-	var re redisError
-	if errors.As(err, &re) && strings.HasPrefix(string(re), "NOSCRIPT") {
-		v, err = f.client.do(ctx, "EVAL", gcraScript, "1", key, f.interval, maxWait)
+	v, err := gcra.Run(ctx, f.client, []string{key}, f.interval, f.maxWait).Result()
+	if err != nil && ctx.Err() != nil {
+		return 0, ctx.Err()
 	}
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("redis %s: %w", f.fc.Redis, err)
 	}
 	wait, ok := v.(int64)
 	if !ok || wait < 0 || wait > f.maxWait {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -74,10 +73,10 @@ func (f *fallbackLog) get() []bool {
 	return append([]bool(nil), f.calls...)
 }
 
-func startRedis(t *testing.T) *redisserver.Server {
+func startRedis(t *testing.T, args ...string) *redisserver.Server {
 	t.Helper()
 	redisserver.Need(t)
-	srv, err := redisserver.Start(context.Background())
+	srv, err := redisserver.Start(context.Background(), args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,11 +156,10 @@ func TestFleetSharedLimit(t *testing.T) {
 	t.Logf("%d calls admitted in %.2fs at a fleet-wide %v/s", n, elapsed, rate)
 
 	// The Region's key, with its prefix, expires by itself.
-	c := &respClient{addr: redisAddr(t, srv.URL), timeout: time.Second}
-	defer c.Close()
-	v, err := c.do(context.Background(), "PTTL", "test:ratelimit:us-east-1")
-	if ttl, ok := v.(int64); err != nil || !ok || ttl <= 0 || ttl > 2000 {
-		t.Errorf("PTTL test:ratelimit:us-east-1 = %v, %v; want a TTL of about a second", v, err)
+	c := adminClient(t, srv.URL)
+	ttl, err := c.PTTL(context.Background(), "test:ratelimit:us-east-1").Result()
+	if err != nil || ttl <= 0 || ttl > 2*time.Second {
+		t.Errorf("PTTL test:ratelimit:us-east-1 = %v, %v; want a TTL of about a second", ttl, err)
 	}
 }
 
@@ -255,9 +253,8 @@ func TestFleetFallbackAndRecovery(t *testing.T) {
 	if !strings.Contains(logs.String(), "redis reachable again") {
 		t.Errorf("no info line on recovery:\n%s", logs.String())
 	}
-	c := &respClient{addr: redisAddr(t, srv.URL), timeout: time.Second}
-	defer c.Close()
-	if v, err := c.do(ctx, "EXISTS", "resetq:ratelimit:us-east-1"); err != nil || v != int64(1) {
+	c := adminClient(t, srv.URL)
+	if v, err := c.Exists(ctx, "resetq:ratelimit:us-east-1").Result(); err != nil || v != 1 {
 		t.Errorf("EXISTS the Region's key after recovery = %v, %v: the calls did not go through Redis", v, err)
 	}
 }
@@ -373,15 +370,13 @@ func TestFleetClockSteppedBack(t *testing.T) {
 		t.Fatalf("maxWait %dµs, want 4 × 5 × 100ms", f.maxWait)
 	}
 	ctx := context.Background()
-	c := &respClient{addr: redisAddr(t, srv.URL), timeout: 5 * time.Second}
-	defer c.Close()
-	v, err := c.do(ctx, "TIME")
+	c := adminClient(t, srv.URL)
+	now, err := c.Time(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, _ := strconv.ParseInt(v.([]any)[0].(string), 10, 64)
-	future := (sec + 3600) * 1e6
-	if _, err := c.do(ctx, "SET", "test:stepped", strconv.FormatInt(future, 10)); err != nil {
+	future := (now.Unix() + 3600) * 1e6
+	if err := c.Set(ctx, "test:stepped", strconv.FormatInt(future, 10), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -401,8 +396,8 @@ func TestFleetClockSteppedBack(t *testing.T) {
 			t.Errorf("ask %d: wait %v, want %v less at most the %v the asks took", k, w, want, took)
 		}
 	}
-	v, err = c.do(ctx, "GET", "test:stepped")
-	if tat, _ := strconv.ParseInt(fmt.Sprint(v), 10, 64); err != nil || tat >= future {
+	v, err := c.Get(ctx, "test:stepped").Result()
+	if tat, _ := strconv.ParseInt(v, 10, 64); err != nil || tat >= future {
 		t.Errorf("the TAT is still %v (%v), not back to Redis's clock", v, err)
 	}
 }
@@ -411,7 +406,12 @@ func TestFleetClockSteppedBack(t *testing.T) {
 // does not cap it) is a Redis failure: the replica paces at its share.
 func TestFleetWaitAboveCap(t *testing.T) {
 	t.Parallel()
-	fr := startFakeRedis(t, func([]string) string { return ":3600000000\r\n" })
+	fr := startFakeRedis(t, func(cmd string) string {
+		if cmd == "HELLO" {
+			return "-ERR unknown command 'HELLO'\r\n"
+		}
+		return ":3600000000\r\n"
+	})
 	var fb fallbackLog
 	f := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: fr.ln.Addr().String()}, Rate: 100, OnFallback: fb.record}, 100)
 	if _, err := f.reserve(context.Background(), "k"); err == nil || !strings.Contains(err.Error(), "0 to 1000000") {
@@ -426,3 +426,4 @@ func TestFleetWaitAboveCap(t *testing.T) {
 		t.Errorf("OnFallback calls %v, want [true]", got)
 	}
 }
+

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,9 +45,15 @@ type Server struct {
 	// Addr is 127.0.0.1:PORT.
 	Addr string
 
+	// CAFile is the CA that signed a TLS server's certificate (StartTLS),
+	// for --redis-ca-file; empty without TLS.
+	CAFile string
+
 	bin  string
 	port int
-	dir  string // working folder: the log; no data with persistence off
+	dir  string   // working folder: the log; no data with persistence off
+	args []string // more redis-server arguments
+	tls  *tlsFiles
 
 	mu   sync.Mutex
 	proc *localserver.Process // nil while stopped
@@ -68,8 +75,13 @@ func Need(t testing.TB) {
 
 // Start runs redis-server on a free 127.0.0.1 port without persistence
 // and waits until it answers PING (at most 10 s, or until ctx ends). ctx
-// only bounds the start-up: the server runs until Close.
-func Start(ctx context.Context) (*Server, error) {
+// only bounds the start-up: the server runs until Close. args are more
+// redis-server arguments, such as "--requirepass", "pw".
+func Start(ctx context.Context, args ...string) (*Server, error) {
+	return start(ctx, nil, args)
+}
+
+func start(ctx context.Context, tf *tlsFiles, args []string) (*Server, error) {
 	bin, err := exec.LookPath(Binary)
 	if err != nil {
 		return nil, ErrNotInstalled
@@ -85,8 +97,11 @@ func Start(ctx context.Context) (*Server, error) {
 			lastErr = err
 			break
 		}
-		s := &Server{bin: bin, port: port, dir: dir, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+		s := &Server{bin: bin, port: port, dir: dir, args: args, tls: tf, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 		s.URL = "redis://" + s.Addr
+		if tf != nil {
+			s.URL, s.CAFile = "rediss://"+s.Addr, tf.ca
+		}
 		if lastErr = s.Restart(ctx); lastErr == nil {
 			return s, nil
 		}
@@ -118,14 +133,19 @@ func (s *Server) Restart(ctx context.Context) error {
 		return fmt.Errorf("redisserver: %w", err)
 	}
 	defer logFile.Close() // the child holds its own copy
-	cmd := exec.Command(s.bin, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
-		"--port", strconv.Itoa(s.port), "--dir", s.dir, "--daemonize", "no", "--logfile", "")
+	args := []string{"--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
+		"--port", strconv.Itoa(s.port), "--dir", s.dir, "--daemonize", "no", "--logfile", ""}
+	if s.tls != nil {
+		args = append(args, "--port", "0", "--tls-port", strconv.Itoa(s.port), "--tls-cert-file", s.tls.cert,
+			"--tls-key-file", s.tls.key, "--tls-ca-cert-file", s.tls.ca, "--tls-auth-clients", "no")
+	}
+	cmd := exec.Command(s.bin, append(args, s.args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	p, err := localserver.Start(cmd)
 	if err != nil {
 		return fmt.Errorf("start %s: %w", s.bin, err)
 	}
-	if err := waitReady(ctx, s.Addr, p); err != nil {
+	if err := waitReady(ctx, s.Addr, s.tls, p); err != nil {
 		p.Kill()
 		return fmt.Errorf("%w; log: %s", err, localserver.LogTail(logFile.Name()))
 	}
@@ -149,13 +169,13 @@ func (s *Server) Close() error {
 
 // waitReady sends PING until the server answers +PONG, the process
 // exits, ctx ends or readyTimeout passes.
-func waitReady(ctx context.Context, addr string, p *localserver.Process) error {
+func waitReady(ctx context.Context, addr string, tf *tlsFiles, p *localserver.Process) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	tick := time.NewTicker(readyInterval)
 	defer tick.Stop()
 	for {
-		if ping(addr) == nil {
+		if ping(addr, tf) == nil {
 			return nil
 		}
 		select {
@@ -168,8 +188,8 @@ func waitReady(ctx context.Context, addr string, p *localserver.Process) error {
 	}
 }
 
-func ping(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+func ping(addr string, tf *tlsFiles) error {
+	conn, err := dial(addr, tf)
 	if err != nil {
 		return err
 	}
@@ -182,7 +202,7 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if line != "+PONG\r\n" {
+	if line != "+PONG\r\n" && !strings.HasPrefix(line, "-NOAUTH") { // with --requirepass
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
