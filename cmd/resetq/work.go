@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
@@ -47,6 +48,8 @@ type workFlags struct {
 	allowAnyPool              bool
 	signingKeyFile            string
 	redisURL, redisKeyPrefix  string
+	redisCAFile               string
+	redisCluster              bool
 	fleetSize                 int
 }
 
@@ -67,9 +70,11 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.allowedPools, "allowed-pools", "", "comma-separated user pool IDs this worker may reset; jobs for other pools are dead-lettered as pool_not_allowed (required unless --allow-any-pool)")
 	fs.BoolVar(&f.allowAnyPool, "allow-any-pool", false, "reset users of any pool a job names (an explicit choice: anyone who can write to the queue can then reset users of any pool the credentials reach)")
 	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "file of HMAC keys, one a line: accept only jobs whose resetq.signature attribute was made with one of them; others are dead-lettered as bad_signature (see the README's recipe)")
-	fs.StringVar(&f.redisURL, "redis-url", "", "redis://[:password@]host:port[/db]: share one limit of --rate per Region with every replica using this Redis (empty: each replica paces up to --rate on its own)")
+	fs.StringVar(&f.redisURL, "redis-url", "", "redis://[[user]:password@]host:port[/db], or rediss:// for TLS: share one limit of --rate per Region with every replica using this Redis (empty: each replica paces up to --rate on its own)")
+	fs.StringVar(&f.redisCAFile, "redis-ca-file", "", "with a rediss:// --redis-url, PEM file of the CA that signed Redis's certificate (default: the system's roots)")
+	fs.BoolVar(&f.redisCluster, "redis-cluster", false, "with --redis-url, Redis is a Redis Cluster (ElastiCache or MemoryDB with cluster mode, ElastiCache Serverless): the URL names any node; keys are PREFIX:{REGION}:ratelimit")
 	fs.IntVar(&f.fleetSize, "fleet-size", 1, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this, and each leaves real users headroom when under 80% of that share got through")
-	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", "resetq", "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:REGION")
+	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", "resetq", "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:REGION (PREFIX:{REGION}:ratelimit with --redis-cluster)")
 	fs.StringVar(&f.statusCheck, "status-check", "all", "before a reset, ask Cognito (AdminGetUser) whether the user is already RESET_REQUIRED, and if so count the job done without a second code: all (every job: a user named twice gets one code), redelivered (only jobs delivered again or sent back after a failed call), or off")
 	fs.Float64Var(&f.statusCheckRate, "status-check-rate", 50, "AdminGetUser calls per second per Region for --status-check (their quota, UserRead, is 120/s shared with the pool's other readers; keep it above --rate)")
 	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "deprecated: false is --status-check=off")
@@ -123,10 +128,8 @@ func (f *workFlags) validate() error {
 	case f.redisURL != "" && (f.redisKeyPrefix == "" || strings.ContainsAny(f.redisKeyPrefix, " \t\r\n")):
 		return usagef("--redis-key-prefix %q: want a non-empty prefix without spaces", f.redisKeyPrefix)
 	}
-	if f.redisURL != "" {
-		if _, err := ratelimit.ParseRedisURL(f.redisURL); err != nil {
-			return usagef("--redis-url: %v", err)
-		}
+	if err := f.validateRedis(); err != nil {
+		return err
 	}
 	if _, err := parsePools(f.allowedPools); err != nil {
 		return err
@@ -363,6 +366,26 @@ func parsePools(list string) (map[string]bool, error) {
 	return pools, nil
 }
 
+// validateRedis checks --redis-url and the flags that go with it.
+func (f *workFlags) validateRedis() error {
+	if f.redisURL == "" {
+		if f.redisCAFile != "" || f.redisCluster {
+			return usagef("--redis-ca-file and --redis-cluster only apply with --redis-url")
+		}
+		return nil
+	}
+	a, err := ratelimit.ParseRedisURL(f.redisURL)
+	switch {
+	case err != nil:
+		return usagef("--redis-url: %v", err)
+	case f.redisCAFile != "" && !a.TLS:
+		return usagef("--redis-ca-file only applies to a rediss:// --redis-url (TLS)")
+	case f.redisCluster && a.DB != 0:
+		return usagef("--redis-url %s: a Redis Cluster has only database 0", a)
+	}
+	return nil
+}
+
 // workPacer is the reset calls' pacer: the local adaptive limiter alone,
 // or with --redis-url the fleet-wide limit in Redis behind it. It logs
 // which.
@@ -375,8 +398,15 @@ func workPacer(f *workFlags, local *ratelimit.Regions, m *metrics.Metrics, log *
 	if err != nil {
 		return nil, nil, err
 	}
+	var roots *x509.CertPool
+	if f.redisCAFile != "" {
+		if roots, err = ratelimit.LoadRedisCA(f.redisCAFile); err != nil {
+			return nil, nil, err
+		}
+	}
 	fleet, err := ratelimit.NewFleet(ratelimit.FleetConfig{
-		Redis: addr, KeyPrefix: f.redisKeyPrefix, Rate: f.rate, FleetSize: f.fleetSize, Local: local,
+		Redis: addr, Cluster: f.redisCluster, RootCAs: roots,
+		KeyPrefix: f.redisKeyPrefix, Rate: f.rate, FleetSize: f.fleetSize, Local: local,
 		Logger: log.With("component", "ratelimit"),
 		OnFallback: func(on bool) {
 			if on {
@@ -389,7 +419,7 @@ func workPacer(f *workFlags, local *ratelimit.Regions, m *metrics.Metrics, log *
 	if err != nil {
 		return nil, nil, err
 	}
-	log.Info("pacing by a fleet-wide limit in Redis", "redis", addr.String(), "rate", f.rate,
+	log.Info("pacing by a fleet-wide limit in Redis", "redis", addr.String(), "cluster", f.redisCluster, "rate", f.rate,
 		"key", fleet.Key("REGION"), "fleet_size", f.fleetSize, "fallback_share", fleet.Share())
 	return fleet, func() { fleet.Close() }, nil
 }
