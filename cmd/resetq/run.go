@@ -38,6 +38,7 @@ Commands:
   status     show a campaign's queue: backlog, in flight, dead letters, drain rate
   dlq        summarize, list and redrive dead-lettered jobs
   preflight  check a pool and a queue before a campaign
+  report     report a campaign from Cognito's state: who completed, is pending, was not reset
   version    print the version
 
 "resetq <command> --help" describes a command's flags.
@@ -64,6 +65,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runDLQ(ctx, args[1:], stdout, stderr)
 	case "preflight":
 		err = runPreflight(ctx, args[1:], stdout, stderr)
+	case "report":
+		err = runReport(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "resetq", version())
 		return exitOK

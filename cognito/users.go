@@ -1,0 +1,106 @@
+package cognito
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsratelimit "github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+
+	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/worker"
+)
+
+// Users reads users' state (AdminGetUser, ListUsers, ListUsersInGroup) in
+// the Region of each pool. It is safe for concurrent use.
+type Users struct {
+	cfg aws.Config
+
+	mu      sync.Mutex
+	clients map[string]*cip.Client
+}
+
+var (
+	_ ops.UserGetter = (*Users)(nil)
+	_ ops.UserPager  = (*Users)(nil)
+)
+
+// NewUsers returns a Users built on cfg. Its SDK clients retry a throttled
+// or failed read up to 10 times with backoff: the caller paces the calls
+// under the read quotas, and a report only reads.
+func NewUsers(cfg aws.Config) *Users {
+	return &Users{cfg: cfg, clients: map[string]*cip.Client{}}
+}
+
+func (u *Users) client(pool string) *cip.Client {
+	region := worker.Job{UserPoolID: pool}.Region()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	cl := u.clients[region]
+	if cl == nil {
+		cl = cip.NewFromConfig(u.cfg, func(o *cip.Options) {
+			o.Region = region
+			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = 10
+				so.RateLimiter = awsratelimit.None // the caller paces; no client-side retry quota
+			})
+		})
+		u.clients[region] = cl
+	}
+	return cl
+}
+
+// GetUser reads one user with AdminGetUser; found is false when Cognito
+// answers UserNotFoundException.
+func (u *Users) GetUser(ctx context.Context, pool, username string) (ops.User, bool, error) {
+	out, err := u.client(pool).AdminGetUser(ctx, &cip.AdminGetUserInput{UserPoolId: aws.String(pool), Username: aws.String(username)})
+	var nf *types.UserNotFoundException
+	switch {
+	case errors.As(err, &nf):
+		return ops.User{}, false, nil
+	case err != nil:
+		return ops.User{}, false, fmt.Errorf("admin-get-user: %w", err)
+	}
+	return ops.User{Username: aws.ToString(out.Username), Status: string(out.UserStatus), Enabled: out.Enabled,
+		LastModified: aws.ToTime(out.UserLastModifiedDate)}, true, nil
+}
+
+// UsersPage reads one page of 60 users: ListUsersInGroup when group is set,
+// else ListUsers with filter.
+func (u *Users) UsersPage(ctx context.Context, pool, filter, group, token string) ([]ops.User, string, error) {
+	var tok *string
+	if token != "" {
+		tok = aws.String(token)
+	}
+	if group != "" {
+		out, err := u.client(pool).ListUsersInGroup(ctx, &cip.ListUsersInGroupInput{
+			UserPoolId: aws.String(pool), GroupName: aws.String(group), Limit: aws.Int32(60), NextToken: tok})
+		if err != nil {
+			return nil, "", fmt.Errorf("list-users-in-group: %w", err)
+		}
+		return users(out.Users), aws.ToString(out.NextToken), nil
+	}
+	in := &cip.ListUsersInput{UserPoolId: aws.String(pool), Limit: aws.Int32(60), PaginationToken: tok}
+	if filter != "" {
+		in.Filter = aws.String(filter)
+	}
+	out, err := u.client(pool).ListUsers(ctx, in)
+	if err != nil {
+		return nil, "", fmt.Errorf("list-users: %w", err)
+	}
+	return users(out.Users), aws.ToString(out.PaginationToken), nil
+}
+
+func users(in []types.UserType) []ops.User {
+	out := make([]ops.User, len(in))
+	for i, t := range in {
+		out[i] = ops.User{Username: aws.ToString(t.Username), Status: string(t.UserStatus), Enabled: t.Enabled,
+			LastModified: aws.ToTime(t.UserLastModifiedDate)}
+	}
+	return out
+}

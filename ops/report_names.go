@@ -1,0 +1,36 @@
+package ops
+
+import (
+	"hash/maphash"
+	"strings"
+)
+
+// nameSet is the users a report has seen, as a 64-bit keyed hash of pool
+// and username (about 16 bytes a user). It is not safe for concurrent use.
+type nameSet struct {
+	seed maphash.Seed
+	seen map[uint64]struct{}
+}
+
+func newNameSet() *nameSet {
+	return &nameSet{seed: maphash.MakeSeed(), seen: map[uint64]struct{}{}}
+}
+
+// add adds name of pool and reports whether it was new; with fold, names
+// are compared lower-cased.
+func (s *nameSet) add(pool, name string, fold bool) bool {
+	if fold {
+		name = strings.ToLower(name)
+	}
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteString(pool)
+	h.WriteByte(0)
+	h.WriteString(name)
+	k := h.Sum64()
+	if _, ok := s.seen[k]; ok {
+		return false
+	}
+	s.seen[k] = struct{}{}
+	return true
+}
