@@ -1,0 +1,177 @@
+// Package awscheck reads the capacity around a campaign from the AWS APIs
+// besides Cognito: the SES send quota, the SNS SMS spend limit, Service
+// Quotas, and Cognito's usage metrics in CloudWatch. It implements the
+// small interfaces of ops.
+package awscheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwschemas "github.com/aws/aws-sdk-go-v2/service/cloudwatch/schemas"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
+	"github.com/aws/aws-sdk-go-v2/service/ses"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
+
+	"github.com/resetq/resetq/ops"
+)
+
+// Client reads in any Region, with SDK clients made on first use. It is
+// safe for concurrent use.
+type Client struct {
+	cfg aws.Config
+
+	mu  sync.Mutex
+	ses map[string]*ses.Client
+	sns map[string]*sns.Client
+	sq  map[string]*servicequotas.Client
+	cw  map[string]*cloudwatch.Client
+}
+
+var (
+	_ ops.SendQuotaReader = (*Client)(nil)
+	_ ops.SMSLimitReader  = (*Client)(nil)
+	_ ops.QuotaReader     = (*Client)(nil)
+	_ ops.UsageReader     = (*Client)(nil)
+)
+
+// New returns a Client built on cfg (config.LoadDefaultConfig; the
+// AWS_ENDPOINT_URL_* variables apply).
+func New(cfg aws.Config) *Client {
+	return &Client{cfg: cfg, ses: map[string]*ses.Client{}, sns: map[string]*sns.Client{},
+		sq: map[string]*servicequotas.Client{}, cw: map[string]*cloudwatch.Client{}}
+}
+
+// lazy returns m[region], made with mk on first use.
+func lazy[T any](mu *sync.Mutex, m map[string]*T, region string, mk func() *T) *T {
+	mu.Lock()
+	defer mu.Unlock()
+	c := m[region]
+	if c == nil {
+		c = mk()
+		m[region] = c
+	}
+	return c
+}
+
+// SendQuota reads the SES account's sending limits (GetSendQuota).
+func (c *Client) SendQuota(ctx context.Context, region string) (ops.SendQuota, error) {
+	cl := lazy(&c.mu, c.ses, region, func() *ses.Client {
+		return ses.NewFromConfig(c.cfg, func(o *ses.Options) { o.Region = region })
+	})
+	out, err := cl.GetSendQuota(ctx, &ses.GetSendQuotaInput{})
+	if err != nil {
+		return ops.SendQuota{}, classify("ses:GetSendQuota", err)
+	}
+	return ops.SendQuota{Max24h: out.Max24HourSend, MaxRate: out.MaxSendRate, Sent24h: out.SentLast24Hours}, nil
+}
+
+// MonthlySpendLimit reads the account's SMS spend limit in USD
+// (GetSMSAttributes); set is false when the account has none set.
+func (c *Client) MonthlySpendLimit(ctx context.Context, region string) (usd float64, set bool, err error) {
+	cl := lazy(&c.mu, c.sns, region, func() *sns.Client {
+		return sns.NewFromConfig(c.cfg, func(o *sns.Options) { o.Region = region })
+	})
+	out, err := cl.GetSMSAttributes(ctx, &sns.GetSMSAttributesInput{Attributes: []string{"MonthlySpendLimit"}})
+	if err != nil {
+		return 0, false, classify("sns:GetSMSAttributes", err)
+	}
+	v, ok := out.Attributes["MonthlySpendLimit"]
+	if !ok || v == "" {
+		return 0, false, nil
+	}
+	usd, err = strconv.ParseFloat(v, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("sns:GetSMSAttributes: MonthlySpendLimit %q: %w", v, err)
+	}
+	return usd, true, nil
+}
+
+// ServiceQuota reads a quota's applied value (GetServiceQuota); an
+// unknown quota or service is ops.ErrNoData.
+func (c *Client) ServiceQuota(ctx context.Context, region, service, code string) (float64, error) {
+	cl := lazy(&c.mu, c.sq, region, func() *servicequotas.Client {
+		return servicequotas.NewFromConfig(c.cfg, func(o *servicequotas.Options) { o.Region = region })
+	})
+	out, err := cl.GetServiceQuota(ctx, &servicequotas.GetServiceQuotaInput{ServiceCode: aws.String(service), QuotaCode: aws.String(code)})
+	if err != nil {
+		return 0, classify("servicequotas:GetServiceQuota", err)
+	}
+	if out.Quota == nil || out.Quota.Value == nil {
+		return 0, fmt.Errorf("servicequotas:GetServiceQuota %s %s: %w", service, code, ops.ErrNoData)
+	}
+	return *out.Quota.Value, nil
+}
+
+// Usage reads a Cognito usage metric of a quota category (AWS/Usage,
+// statistic Sum) per period between start and end, oldest first.
+func (c *Client) Usage(ctx context.Context, region string, q ops.UsageQuery) ([]ops.UsagePoint, error) {
+	cl := lazy(&c.mu, c.cw, region, func() *cloudwatch.Client {
+		return NewCloudWatch(c.cfg, region)
+	})
+	in := &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(q.Start), EndTime: aws.Time(q.End), ScanBy: cwtypes.ScanByTimestampAscending,
+		MetricDataQueries: []cwtypes.MetricDataQuery{{
+			Id: aws.String("m"),
+			MetricStat: &cwtypes.MetricStat{
+				Metric: &cwtypes.Metric{Namespace: aws.String(ops.UsageNamespace), MetricName: aws.String(q.Metric), Dimensions: []cwtypes.Dimension{
+					{Name: aws.String("Service"), Value: aws.String(ops.UsageService)},
+					{Name: aws.String("Type"), Value: aws.String("API")},
+					{Name: aws.String("Resource"), Value: aws.String(q.Category)},
+					{Name: aws.String("Class"), Value: aws.String("None")},
+				}},
+				Period: aws.Int32(int32(q.Period / time.Second)),
+				Stat:   aws.String("Sum"),
+			},
+		}},
+	}
+	var points []ops.UsagePoint
+	p := cloudwatch.NewGetMetricDataPaginator(cl, in)
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, classify("cloudwatch:GetMetricData", err)
+		}
+		for _, r := range out.MetricDataResults {
+			for i := range min(len(r.Timestamps), len(r.Values)) {
+				points = append(points, ops.UsagePoint{At: r.Timestamps[i], Value: r.Values[i]})
+			}
+		}
+	}
+	return points, nil
+}
+
+// NewCloudWatch is a CloudWatch client for region that speaks the AWS
+// Query protocol, which CloudWatch still serves beside CBOR (the SDK's
+// default since 2025) and which moto 5.2.1 speaks (it answers CBOR with
+// 404).
+func NewCloudWatch(cfg aws.Config, region string) *cloudwatch.Client {
+	return cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
+		o.Region = region
+		o.Protocol = awsquery.New(cwschemas.GraniteServiceVersion20100801)
+	})
+}
+
+// classify wraps err: ops.ErrAccessDenied naming action for a missing
+// permission, ops.ErrNoData for an unknown resource.
+func classify(action string, err error) error {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation":
+			return &ops.DeniedError{Action: action, Err: err}
+		case "NoSuchResourceException", "ResourceNotFoundException":
+			return fmt.Errorf("%s: %w: %v", action, ops.ErrNoData, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", action, err)
+}
