@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -427,3 +428,123 @@ func TestFleetWaitAboveCap(t *testing.T) {
 	}
 }
 
+// TestFleetRedisRestartMidCampaign: Redis killed and started again (empty)
+// while four workers pace a campaign: every job a worker takes gets its
+// call, once, with no error; the fleet falls back to its local share
+// while Redis is down and comes back to the shared limit (the Region's
+// key is in the new Redis) once it answers again. Events follow the
+// campaign's progress, not the clock.
+func TestFleetRedisRestartMidCampaign(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	const rate = 60.0
+	fallback := make(chan bool, 10)
+	f := newTestFleet(t, FleetConfig{
+		Redis: redisAddr(t, srv.URL), KeyPrefix: "test", Rate: rate, FleetSize: 2, RetryInterval: 100 * time.Millisecond,
+		OnFallback: func(on bool) { fallback <- on },
+	}, rate)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var next atomic.Int64 // the campaign: job IDs, as many as the workers take
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	calls := map[int64]int{} // job: calls made for it
+	progress := make(chan int, 1000)
+	errs := make(chan error, 100)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				job := next.Add(1)
+				if err := f.Wait(ctx, "us-east-1"); err != nil {
+					errs <- fmt.Errorf("job %d: %w", job, err)
+					return
+				}
+				mu.Lock()
+				calls[job]++
+				n := len(calls)
+				mu.Unlock()
+				select {
+				case progress <- n:
+				default:
+				}
+			}
+		})
+	}
+	done := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(calls)
+	}
+	waitFor := func(what string, n int) {
+		t.Helper()
+		for {
+			select {
+			case got := <-progress:
+				if got >= n {
+					return
+				}
+			case err := <-errs:
+				t.Fatalf("%s: %v", what, err)
+			case <-ctx.Done():
+				t.Fatalf("%s: %d jobs done, want %d", what, done(), n)
+			}
+		}
+	}
+	expectFallback := func(want bool) {
+		t.Helper()
+		select {
+		case on := <-fallback:
+			if on != want {
+				t.Fatalf("OnFallback(%v), want %v", on, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no OnFallback(%v)", want)
+		}
+	}
+
+	waitFor("redis up", 20)
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	expectFallback(true)
+	down, start := done(), time.Now()
+	waitFor("redis down", down+15)
+	if n, limit := done()-down, f.Share()*time.Since(start).Seconds()+4; float64(n) > limit {
+		t.Errorf("%d calls in %v while Redis was down: above the local share %v/s", n, time.Since(start), f.Share())
+	}
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	expectFallback(false)
+	waitFor("redis back", done()+20)
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n, err := adminClient(t, srv.URL).Exists(ctx, "test:ratelimit:us-east-1").Result(); err != nil || n != 1 {
+		t.Errorf("EXISTS the Region's key in the restarted Redis = %v, %v: the fleet is not back on it", n, err)
+	}
+	if taken := next.Load(); int64(len(calls)) != taken {
+		t.Errorf("%d jobs taken, %d got their call", taken, len(calls))
+	}
+	for job, n := range calls {
+		if n != 1 {
+			t.Errorf("job %d: %d calls", job, n)
+		}
+	}
+	select {
+	case on := <-fallback:
+		t.Errorf("OnFallback(%v) after the recovery", on)
+	default:
+	}
+	t.Logf("%d jobs, at least 15 of them while Redis was down", len(calls))
+}
