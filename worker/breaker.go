@@ -155,6 +155,9 @@ func (b *breaker) record(now time.Time, p permit, cl Class, keys []string, faile
 	case Canceled:
 	default: // the service answered about the user or the quota: it works
 		for _, k := range keys { // a closed circuit with no failures needs no entry
+			if strings.HasPrefix(k, "email:") && cl.Kind != OK {
+				continue // only a code sent says the daily email limit lifted
+			}
 			if c := b.circuits[k]; c != nil {
 				delete(b.circuits, k)
 				if c.state != closed {
@@ -173,6 +176,7 @@ func (b *breaker) record(now time.Time, p permit, cl Class, keys []string, faile
 // trip opens the circuit of key. A late failure of a call that started
 // before the circuit opened does not extend the cooldown.
 func (b *breaker) trip(now time.Time, key string, c *circuit, cl Class) {
+	wasClosed := c.state == closed
 	switch {
 	case c.state == open:
 		return
@@ -185,17 +189,24 @@ func (b *breaker) trip(now time.Time, key string, c *circuit, cl Class) {
 	}
 	c.state, c.consecutive = open, 0
 	c.until = now.Add(c.cooldown)
-	c.reason, c.detail = cl.Code, cl.Message
-	b.onChange(key, true, cl.Code)
+	c.reason, c.detail = MetricCode(cl), cl.Message // bounded: it may become a DLQ reason, a metric label
+	if c.reason == "other" {
+		c.reason = ReasonCircuitOpen
+	}
+	if wasClosed { // a failed probe keeps it open: no change
+		b.onChange(key, true, cl.Code)
+	}
 }
 
-// OpenKeys lists the circuits that are not closed.
-func (b *breaker) OpenKeys() []string {
+// OpenKeys lists the circuits that refuse calls at now: open within their
+// cooldown, or half-open with a probe out. One whose cooldown is over with
+// no job left to probe it does not count.
+func (b *breaker) OpenKeys(now time.Time) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []string
 	for k, c := range b.circuits {
-		if c.state != closed {
+		if c.state != closed && now.Before(c.until) {
 			out = append(out, k)
 		}
 	}

@@ -105,8 +105,8 @@ func TestBreaker(t *testing.T) {
 	_ = probe
 	mustAllow(east, true)
 	mustAllow(east, true)
-	if len(b.OpenKeys()) != 0 {
-		t.Fatalf("open circuits %v after a good probe", b.OpenKeys())
+	if len(b.OpenKeys(clock.Now())) != 0 {
+		t.Fatalf("open circuits %v after a good probe", b.OpenKeys(clock.Now()))
 	}
 
 	// Transient failures open it only when Threshold come in a row.
@@ -122,7 +122,7 @@ func TestBreaker(t *testing.T) {
 		t.Fatalf("after closing, the cooldown should restart at 10s, got %v", w)
 	}
 
-	want := []bool{true, true, true, false, true} // open, failed probe, failed probe, closed, open
+	want := []bool{true, false, true} // open (failed probes keep it open: no change), closed, open
 	if len(changes) != len(want) {
 		t.Fatalf("changes %v, want %v", changes, want)
 	}
@@ -154,5 +154,47 @@ func TestPoolCircuit(t *testing.T) {
 	b.record(clock.Now(), p, Class{Kind: OK}, good, "")
 	if _, r := b.admit(clock.Now(), bad...); r == nil {
 		t.Fatal("a good pool's success closed the bad pool's circuit")
+	}
+}
+
+// TestEmailCircuitClosesOnlyOnACode: an answer about a user (not found,
+// throttled) does not say the daily email limit lifted; a code sent does.
+func TestEmailCircuitClosesOnlyOnACode(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	b := newBreaker(BreakerConfig{EmailProbe: time.Minute}, nil)
+	keys := []string{"us-east-1", "pool:us-east-1_P", "email:us-east-1"}
+	p, _ := b.admit(clock.Now(), keys...)
+	b.record(clock.Now(), p, Class{Kind: Systemic, Scope: ScopeEmail, Code: CodeEmailLimit}, keys, "email:us-east-1")
+	clock.Advance(2 * time.Minute)
+	p, r := b.admit(clock.Now(), keys...)
+	if r != nil || p.probe != "email:us-east-1" {
+		t.Fatalf("after the probe period: %+v %+v, want a probe", p, r)
+	}
+	b.record(clock.Now(), p, Class{Kind: Permanent, Code: "UserNotFoundException"}, keys, "")
+	if _, ok := b.circuits["email:us-east-1"]; !ok {
+		t.Fatal("a user not found closed the email limit's circuit")
+	}
+	p, _ = b.admit(clock.Now(), keys...)
+	b.record(clock.Now(), p, Class{Kind: OK}, keys, "")
+	if _, ok := b.circuits["email:us-east-1"]; ok {
+		t.Fatal("a code sent did not close the email limit's circuit")
+	}
+}
+
+// TestOpenKeysOnlyWhileRefusing: a circuit whose cooldown is over, with no
+// job left to probe it, does not keep the worker unready.
+func TestOpenKeysOnlyWhileRefusing(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	b := newBreaker(BreakerConfig{Cooldown: time.Minute}, nil)
+	p, _ := b.admit(clock.Now(), "us-east-1")
+	b.record(clock.Now(), p, Class{Kind: Systemic, Code: "UnrecognizedClientException"}, []string{"us-east-1"}, "us-east-1")
+	if len(b.OpenKeys(clock.Now())) != 1 {
+		t.Fatal("an open circuit is not listed")
+	}
+	clock.Advance(2 * time.Minute)
+	if k := b.OpenKeys(clock.Now()); len(k) != 0 {
+		t.Fatalf("circuits %v listed after their cooldown with nothing to probe them", k)
 	}
 }

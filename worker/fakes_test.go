@@ -168,6 +168,17 @@ func (q *fakeQueue) Send(_ context.Context, m Outgoing) error {
 	return nil
 }
 
+// unparkOne makes the oldest parked copy visible, and parking goes on.
+func (q *fakeQueue) unparkOne() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.parked) > 0 {
+		q.visible = append(q.visible, q.parked[0])
+		q.parked = q.parked[1:]
+	}
+	q.log("unpark")
+}
+
 // unpark makes the parked copies visible and stops parking.
 func (q *fakeQueue) unpark() {
 	q.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,7 @@ func released() outcome { return outcome{Action: Release, Label: "released"} }
 // probe may go, or, once deferred for longer than maxDeferral, dead-lettered
 // with the error that keeps the circuit open, for a redrive after the fix.
 func deferral(r refusal, since, now time.Time, attempts int, maxDeferral time.Duration) outcome {
-	if since.IsZero() {
+	if since.IsZero() && !r.forever { // waiting out the daily email limit does not start the clock
 		since = now
 	}
 	reason := r.reason
@@ -79,6 +80,11 @@ func (w *Worker) process(soft, hard context.Context, m Message, jl *slog.Logger)
 	}
 	defer unlock()
 	r := run{m: m, job: job, attempts: m.priorAttempts(), since: m.deferredSince()}
+	if w.cfg.SigningKeys == nil {
+		// resetq.steps is not signed: with signed jobs a copy's word that
+		// its user was signed out is not taken, and the sign-out repeats.
+		r.done = m.stepsDone()
+	}
 	return w.steps(soft, hard, &r), jl
 }
 
@@ -99,12 +105,19 @@ func (r *run) finish(o outcome) outcome {
 // steps runs the job's calls in order; a step that does not succeed ends
 // the job with its outcome.
 func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
-	if w.cfg.GlobalSignOut || r.m.Attributes[AttrGlobalSignOut].StringValue == "true" {
-		// First: idempotent, so a retry repeats it freely; the reset that
-		// sends a code comes once.
+	signOut := w.cfg.GlobalSignOut || r.m.Attributes[AttrGlobalSignOut].StringValue == "true"
+	if signOut && !slices.Contains(r.done, "signed_out") {
+		// First: idempotent, so a redelivery repeats it freely; the reset
+		// that sends a code comes once. A copy sent back after it worked
+		// says so (resetq.steps) and does not repeat it.
 		if o, ok := w.step(soft, hard, r, w.signOutOp(), "signed_out"); !ok {
 			return o
 		}
+	}
+	// A job whose reset cannot go now (an open circuit, the daily email
+	// limit) waits without more calls.
+	if ref, refused := w.breaker.peek(w.cfg.Now(), w.keys(r.job, w.resetOp())...); refused {
+		return r.finish(deferral(ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
 	}
 	status := ""
 	if w.checkFirst(r.m) {
@@ -144,9 +157,16 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 // reinvite sends a user who never signed in a new invitation (a new
 // temporary password; the old one stops working).
 func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
+	// The status cannot tell a re-invited user (still FORCE_CHANGE_PASSWORD):
+	// this process remembers whom it re-invited, so a second job of the
+	// user here sends no second invitation.
+	if w.reinvited.has(userKey(r.job)) {
+		return r.finish(outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts, AlreadyReset: true})
+	}
 	if o, ok := w.step(soft, hard, r, w.reinviteOp(), "reinvited"); !ok {
 		return o
 	}
+	w.reinvited.add(userKey(r.job))
 	return r.finish(outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts})
 }
 
@@ -181,7 +201,7 @@ func (w *Worker) decide(r *run, cl Class) outcome {
 	case Retry:
 		return outcome{Action: Retry, Label: "retried", Delay: d.Delay, Attempts: r.attempts, Detail: cl.Code + ": " + cl.Message}
 	case Defer:
-		keys := w.keys(r.job, true)
+		keys := w.keys(r.job, w.resetOp())
 		ref, refused := w.breaker.peek(w.cfg.Now(), keys...)
 		if !refused { // closed again meanwhile by another call's success
 			ref = refusal{wait: time.Second}
@@ -199,13 +219,19 @@ func (w *Worker) decide(r *run, cl Class) outcome {
 	}
 }
 
-// keys are the circuits a job's call goes through: its Region, its pool,
-// and, for a call that sends an email once the pool is known to send
-// through Cognito's default email, the Region's daily email limit (a
-// sign-out sends none, so the limit does not hold it).
-func (w *Worker) keys(job Job, emails bool) []string {
-	keys := []string{job.Region(), poolKey(job.UserPoolID)}
-	if emails && w.emailPools.has(job.UserPoolID) {
+// keys are the circuits a job's call goes through: its Region, its pool
+// for that operation (a pool's SMS role or IAM grant can fail one
+// operation and not another, so a sign-out's success does not close the
+// reset's circuit), and, for a call that sends an email once the pool is
+// known to send through Cognito's default email, the Region's daily email
+// limit (a sign-out sends none, so the limit does not hold it).
+func (w *Worker) keys(job Job, o op) []string {
+	pool := poolKey(job.UserPoolID)
+	if o.name != opReset {
+		pool += ":" + o.name
+	}
+	keys := []string{job.Region(), pool}
+	if o.emails && w.emailPools.has(job.UserPoolID) {
 		keys = append(keys, emailKey(job.Region()))
 	}
 	return keys
@@ -240,8 +266,11 @@ func (w *Worker) admit(m Message) (Job, outcome, bool) {
 // above 1) and sent-back copies of a failed call (a timeout or a lost
 // answer may have reset the user all the same).
 func (w *Worker) checkFirst(m Message) bool {
-	return w.cfg.Statuses != nil && (w.cfg.CheckEveryJob || m.ReceiveCount > 1 || m.priorAttempts() > 0)
+	return w.cfg.Statuses != nil && !w.cfg.StatusesForReinviteOnly && (w.cfg.CheckEveryJob || m.ReceiveCount > 1 || m.priorAttempts() > 0)
 }
+
+// opReset is the reset's operation name.
+const opReset = "AdminResetUserPassword"
 
 // op is one Cognito call a job's step makes, paced by its own limiter.
 type op struct {
@@ -252,7 +281,7 @@ type op struct {
 }
 
 func (w *Worker) resetOp() op {
-	return op{name: "AdminResetUserPassword", pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword, emails: true}
+	return op{name: opReset, pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword, emails: true}
 }
 func (w *Worker) signOutOp() op {
 	return op{name: "AdminUserGlobalSignOut", pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.GlobalSignOut}
@@ -272,7 +301,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 	region := r.job.Region()
 	stop := func(out outcome) (Class, *outcome) { return Class{}, &out }
 	for {
-		keys := w.keys(r.job, o.emails)
+		keys := w.keys(r.job, o)
 		if soft.Err() != nil {
 			return stop(released())
 		}
@@ -301,7 +330,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		if err != nil && hard.Err() != nil {
 			cl = Class{Kind: Canceled, Code: "canceled", Message: err.Error()}
 		}
-		if o.name == "AdminResetUserPassword" {
+		if o.name == opReset {
 			w.m.CognitoDuration.Observe(w.cfg.Now().Sub(callStart).Seconds())
 			w.m.CognitoRequests.WithLabelValues(MetricCode(cl)).Inc()
 		} else {
@@ -310,7 +339,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		failed := region
 		switch cl.Scope {
 		case ScopePool:
-			failed = poolKey(r.job.UserPoolID)
+			failed = keys[1]
 		case ScopeEmail:
 			failed = emailKey(region)
 			if w.emailPools.add(r.job.UserPoolID) {
@@ -324,7 +353,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		switch cl.Kind {
 		case Throttle:
 			o.pacer.Throttled(region)
-			if o.name == "AdminResetUserPassword" {
+			if o.name == opReset {
 				w.m.Throttles.WithLabelValues(region).Inc()
 			}
 		case Canceled:
@@ -334,9 +363,6 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		}
 		if cl.Kind == Throttle {
 			continue
-		}
-		if cl.Kind != Systemic {
-			r.since = time.Time{} // the circuit let it through: its deferrals are over
 		}
 		return cl, nil
 	}
@@ -359,7 +385,9 @@ func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m Message, o outcom
 		w.releases.add(m.ReceiptHandle)
 		jl.Info("job released", "outcome", o.Label)
 	case Delete:
-		w.deleteEnded(m, false)
+		// A re-invitation's delete goes at once: a crash in the linger would
+		// send a second invitation, which no status check can prevent.
+		w.deleteEnded(m, o.Label == "reinvited")
 		jl.Info("job done", "outcome", o.Label, "steps", strings.Join(o.Steps, ","), "already_reset", o.AlreadyReset,
 			"attempts", o.Attempts, "receive_count", m.ReceiveCount)
 	case Retry, Defer:
@@ -385,7 +413,10 @@ func (w *Worker) requeue(ctx context.Context, jl *slog.Logger, m Message, o outc
 	if !o.DeferredSince.IsZero() {
 		attrs[AttrDeferredSince] = o.DeferredSince.UTC().Format(time.RFC3339)
 	}
-	out := Outgoing{Body: m.Body, Delay: delay, Attributes: withAttributes(without(m.Attributes, AttrDeferredSince), attrs)}
+	if len(o.Steps) > 0 {
+		attrs[AttrSteps] = strings.Join(o.Steps, ",")
+	}
+	out := Outgoing{Body: m.Body, Delay: delay, Attributes: withAttributes(without(m.Attributes, AttrDeferredSince, AttrSteps), attrs)}
 	if err := w.send(ctx, w.cfg.Requeue, out); err != nil {
 		jl.Error("requeue failed; the message comes back after its visibility timeout", "error", err)
 		w.hide(m, delay)

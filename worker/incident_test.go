@@ -2,7 +2,9 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -239,5 +241,59 @@ func TestSignOutIsSigned(t *testing.T) {
 		if (err == nil) != c.want {
 			t.Errorf("%s: verify = %v, want ok %v", name, err, c.want)
 		}
+	}
+}
+
+// TestSignOutDoesNotRestartDeferral: in a pool whose reset keeps failing
+// at the pool level, a job that signs out first is still dead-lettered
+// after MaxDeferral (the sign-out's success neither restarts its clock nor
+// closes the reset's circuit), with one probe per cooldown, and copies do
+// not repeat the sign-out.
+func TestSignOutDoesNotRestartDeferral(t *testing.T) {
+	t.Parallel()
+	for _, signed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("signed=%v", signed), func(t *testing.T) { signOutDeferral(t, signed) })
+	}
+}
+
+func signOutDeferral(t *testing.T, signed bool) {
+	var resets atomic.Int64
+	b := newBundle(func(context.Context, Job) error {
+		resets.Add(1)
+		return codeErr("InvalidSmsRoleAccessPolicyException", "role cannot be assumed")
+	})
+	b.cfg.Breaker = BreakerConfig{Cooldown: time.Minute, MaxCooldown: time.Minute, MaxDeferral: time.Hour}
+	b.cfg.ExitWhenIdle = 0
+	b.cfg.Concurrency = 1
+	b.q.park = func(Outgoing) bool { return true }
+	attrs := map[string]Attribute{AttrGlobalSignOut: signOutAttr[AttrGlobalSignOut]}
+	if signed { // resetq.steps is not signed: copies repeat the sign-out
+		key := []byte(strings.Repeat("k", 64))
+		b.cfg.SigningKeys = [][]byte{key}
+		attrs[AttrSignature] = Attribute{DataType: "String", StringValue: SignMessage(key, attrs, job(pool, "alice"))}
+	}
+	b.q.push(job(pool, "alice"), attrs)
+	_, cancel, done := b.start(t)
+	defer func() { cancel(); <-done }()
+	for i := 1; i <= 4; i++ { // 4 x 15 min: MaxDeferral is over at the 5th try
+		b.q.waitFor(t, "the job deferred", func() bool { return b.jobs("deferred") >= float64(i) })
+		b.clock.Advance(15 * time.Minute) // past the cooldown: one probe, then deferred again
+		b.q.unparkOne()
+	}
+	b.q.waitFor(t, "the job dead-lettered after MaxDeferral", func() bool { return len(b.dlq.all()) == 1 })
+	if n := resets.Load(); n > 5 {
+		t.Fatalf("%d reset calls over 4 cooldowns, want one probe each", n)
+	}
+	signOuts := 0
+	for _, c := range b.rem.all() {
+		if c == "signout:alice" {
+			signOuts++
+		}
+	}
+	if want := map[bool]int{false: 1, true: 5}[signed]; signOuts != want {
+		t.Fatalf("%d sign-outs, want %d (unsigned copies say it was done; signed ones cannot)", signOuts, want)
+	}
+	if dl := b.dlq.all()[0]; dl.Attributes[AttrSteps].StringValue != "signed_out" || dl.Attributes[AttrReason].StringValue != "InvalidSmsRoleAccessPolicyException" {
+		t.Fatalf("record %v", dl.Attributes)
 	}
 }

@@ -89,6 +89,21 @@ func (m Message) jobID() string {
 	return m.ID
 }
 
+// stepsDone are the steps a sent-back copy says were done (resetq.steps).
+func (m Message) stepsDone() []string {
+	v := m.Attributes[AttrSteps].StringValue
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s == "signed_out" { // the only step a copy can skip
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // deferredSince is the resetq.deferred_since attribute, or zero.
 func (m Message) deferredSince() time.Time {
 	t, err := time.Parse(time.RFC3339, m.Attributes[AttrDeferredSince].StringValue)

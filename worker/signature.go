@@ -86,6 +86,12 @@ func VerifySignature(keys [][]byte, m Message) error {
 	if strings.Contains(campaign, "\n") {
 		return fmt.Errorf("%w (the campaign contains a newline)", ErrBadSignature)
 	}
+	if strings.HasPrefix(campaign, AttrGlobalSignOut+"=") {
+		// Else "resetq.global-sign-out=true\n" + "" + "\n" + body, signed,
+		// would also read as that campaign and a body with a newline in
+		// front: the request could be stripped.
+		return fmt.Errorf("%w (the campaign starts with %s=)", ErrBadSignature, AttrGlobalSignOut)
+	}
 	for _, k := range keys {
 		if hmac.Equal(got, jobMAC(k, signedOptions(m.Attributes), campaign, m.Body)) {
 			return nil

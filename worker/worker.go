@@ -85,6 +85,9 @@ type Config struct {
 	Statuses      StatusReader
 	StatusPacer   Pacer
 	CheckEveryJob bool
+	// StatusesForReinviteOnly: Statuses is there for Reinvite alone (the
+	// status check is off): no job's status is read before its reset.
+	StatusesForReinviteOnly bool
 
 	// Incident mode. GlobalSignOut ends every job's user's sessions before
 	// the reset (a job can ask for it alone with AttrGlobalSignOut);
@@ -210,6 +213,8 @@ type Worker struct {
 	// emailPools are the pools seen to hit Cognito's daily email limit:
 	// their jobs also wait on the Region's email circuit.
 	emailPools poolSet
+	// reinvited are the users (userKey) this process re-invited.
+	reinvited poolSet
 }
 
 // New checks cfg and returns a Worker.
@@ -232,7 +237,7 @@ func (w *Worker) Ready() error {
 		return errors.New("the source queue does not answer")
 	}
 	var regions []string
-	for _, k := range w.breaker.OpenKeys() {
+	for _, k := range w.breaker.OpenKeys(w.cfg.Now()) {
 		if !strings.Contains(k, ":") { // a Region's, not a pool's or the email limit's
 			regions = append(regions, k)
 		}
