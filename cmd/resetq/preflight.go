@@ -18,6 +18,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/ops"
 	"github.com/resetq/resetq/queue"
 	"github.com/resetq/resetq/worker"
@@ -36,6 +37,30 @@ func (p *poolsFlag) Set(v string) error {
 	return nil
 }
 
+const preflightHelp = `Usage: resetq preflight --pool ID [--pool ID ...] [--queue-url URL] [--users N] [--rate R] [--output text|json]
+
+Check pools and the queue before a campaign. Each check is ok, warning or
+blocking; exit 1 when anything is blocking.
+
+With --capacity (default), also, per pool and per Region:
+  ses quota, ses rate    pools that send email through SES (DEVELOPER):
+                         GetSendQuota in the SES identity's Region: the
+                         sandbox (200 a day, 1/s) is blocking; the 24-hour
+                         quota left against --users, the send rate against
+                         --rate
+  sms spend limit        pools that recover by phone: SNS MonthlySpendLimit
+                         (USD 1 a month on a new account)
+  recovery quota         the UserAccountRecovery quota (Service Quotas,
+                         cognito-idp L-7D6E8ED3; the documented 30/s when
+                         it does not answer)
+  real users' use        CloudWatch AWS/Usage CallCount of UserAccountRecovery
+                         per minute over --usage-window: real users' peak
+                         calls/s, and the highest --rate that leaves it free
+                         (quota - peak - a tenth of the quota). A past
+                         campaign's calls count as real users' here.
+A reading that is not permitted is a warning naming the IAM action.
+`
+
 func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var pools poolsFlag
 	var queueURL string
@@ -46,10 +71,12 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&queueURL, "queue-url", "", "URL of the SQS queue of reset jobs (optional: checks its RedrivePolicy, visibility and retention)")
 	fs.IntVar(&users, "users", 0, "number of users in the campaign (optional: for the email quota and the expected duration)")
 	fs.Float64Var(&rateFlag, "rate", 24, "the --rate resetq work will run with (calls per second per Region)")
+	var capacity bool
+	var window time.Duration
+	fs.BoolVar(&capacity, "capacity", true, "also check capacity: SES send quota, SNS SMS spend limit, the recovery quota (Service Quotas) and real users' use of it (CloudWatch)")
+	fs.DurationVar(&window, "usage-window", 7*24*time.Hour, "how far back real users' use of the recovery quota is read (per minute)")
 	output := outputFlag(fs)
-	setUsage(fs, "Usage: resetq preflight --pool ID [--pool ID ...] [--queue-url URL] [--users N] [--rate R] [--output text|json]\n\n"+
-		"Check pools and the queue before a campaign. Each check is ok, warning or blocking;\n"+
-		"exit 1 when anything is blocking.\n")
+	setUsage(fs, preflightHelp)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -60,6 +87,8 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return usagef("--users must not be negative")
 	case !(rateFlag > 0) || math.IsInf(rateFlag, 0):
 		return usagef("--rate must be positive, got %v", rateFlag)
+	case window < time.Minute || window > 15*24*time.Hour:
+		return usagef("--usage-window must be between 1m and 360h (CloudWatch keeps per-minute data 15 days), got %v", window)
 	}
 	for _, id := range pools {
 		if err := (worker.Job{UserPoolID: id, Username: "x"}).Validate(); err != nil {
@@ -88,6 +117,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 
 	var checks []ops.Check
+	var described []ops.Pool
 	seen := map[string]bool{}
 	for _, id := range pools {
 		if seen[id] {
@@ -99,7 +129,13 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			checks = append(checks, ops.Check{Level: ops.Blocking, Subject: id, Name: "describe pool", Message: err.Error()})
 			continue
 		}
+		described = append(described, p)
 		checks = append(checks, ops.CheckPool(p, users)...)
+	}
+	if capacity && len(described) > 0 {
+		readers := awscheck.New(cfg)
+		c := ops.Capacity{SES: readers, SMS: readers, Quota: readers, Usage: readers, Window: window}
+		checks = append(checks, c.Check(ctx, described, users, rateFlag, time.Now())...)
 	}
 	if queueURL != "" {
 		qi, err := describeQueue(ctx, sqsClient, queueURL)
