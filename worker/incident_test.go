@@ -98,9 +98,14 @@ func TestReinvite(t *testing.T) {
 		b.cfg.Statuses = statusFunc(func(_ context.Context, j Job) (string, error) { return statuses[j.Username], nil })
 		b.cfg.StatusPacer = newFakePacer()
 		b.cfg.CheckEveryJob = mode == "all"
+		b.cfg.Concurrency = 1 // invited before Invited
 		b.cfg.Reinvite = mode != "off"
 		for _, u := range []string{"invited", "unconfirmed", "alice"} {
 			b.q.push(job(pool, u), nil)
+		}
+		if mode != "off" {
+			b.q.push(job(pool, "Invited"), nil) // the same user in a case-insensitive pool: one invitation
+			statuses["Invited"] = "FORCE_CHANGE_PASSWORD"
 		}
 		b.run(t)
 		calls := b.rem.all()
@@ -110,11 +115,11 @@ func TestReinvite(t *testing.T) {
 			}
 			continue
 		}
-		if !slices.Equal(calls, []string{"reinvite:invited"}) || b.jobs("reinvited") != 1 || len(b.dlq.all()) != 1 {
+		if !slices.Equal(calls, []string{"reinvite:invited"}) || b.jobs("reinvited") != 2 || len(b.dlq.all()) != 1 {
 			t.Fatalf("%s: calls %v, reinvited %v, %d dead letters: want the invited user re-invited, the unconfirmed dead-lettered",
 				mode, calls, b.jobs("reinvited"), len(b.dlq.all()))
 		}
-		if want := map[string]int64{"all": 2, "redelivered": 3}[mode]; resets.Load() != want {
+		if want := map[string]int64{"all": 2, "redelivered": 4}[mode]; resets.Load() != want {
 			t.Fatalf("%s: %d resets, want %d", mode, resets.Load(), want)
 		}
 	}
@@ -206,6 +211,18 @@ func TestDailyEmailLimit(t *testing.T) {
 		if s.Attributes[AttrAttempts].StringValue != "0" {
 			t.Fatalf("a deferred job used an attempt: %v", s.Attributes)
 		}
+		if s.Attributes[AttrDeferredSince].StringValue != "" {
+			t.Fatalf("waiting on the email limit started the deferral clock: %v", s.Attributes)
+		}
+	}
+	perUser := map[string]int{}
+	for _, c := range b.rem.all() {
+		perUser[c]++
+	}
+	for c, n := range perUser {
+		if n != 1 {
+			t.Fatalf("%s %d times while the job waited: copies must not repeat it", c, n)
+		}
 	}
 	lifted.Store(true)
 	b.clock.Advance(11 * time.Minute)
@@ -237,6 +254,25 @@ func TestSignOutIsSigned(t *testing.T) {
 		attrs map[string]Attribute
 		want  bool
 	}{"signed with it": {ok, true}, "stripped": {stripped, false}, "added": {added, false}, "signed without": {signed(nil), true}} {
+		err := VerifySignature([][]byte{key}, Message{Body: body, Attributes: c.attrs})
+		if (err == nil) != c.want {
+			t.Errorf("%s: verify = %v, want ok %v", name, err, c.want)
+		}
+	}
+	// The request shifted into the campaign: the same signed bytes,
+	// "resetq.global-sign-out=true\n" + "" + "\n" + body, read as campaign
+	// "resetq.global-sign-out=true" and a body with a newline in front.
+	shifted := map[string]Attribute{
+		AttrCampaign:  {DataType: "String", StringValue: AttrGlobalSignOut + "=true"},
+		AttrSignature: ok[AttrSignature],
+	}
+	if err := VerifySignature([][]byte{key}, Message{Body: "\n" + body, Attributes: shifted}); err == nil {
+		t.Error("a signed sign-out request shifted into the campaign was accepted")
+	}
+	for name, c := range map[string]struct {
+		attrs map[string]Attribute
+		want  bool
+	}{} {
 		err := VerifySignature([][]byte{key}, Message{Body: body, Attributes: c.attrs})
 		if (err == nil) != c.want {
 			t.Errorf("%s: verify = %v, want ok %v", name, err, c.want)
