@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -428,12 +429,100 @@ func TestFleetWaitAboveCap(t *testing.T) {
 	}
 }
 
+// campaign is workers pacing jobs through a Fleet, each job one Wait,
+// until stopped: what a test checks is that every job taken got its call,
+// once, without error.
+type campaign struct {
+	t        *testing.T
+	ctx      context.Context
+	next     atomic.Int64 // the last job taken
+	mu       sync.Mutex
+	calls    map[int64]int // job: calls made for it
+	stopped  chan struct{}
+	progress chan int // jobs done so far, after each (dropped when full)
+	errs     chan error
+	wg       sync.WaitGroup
+}
+
+func startCampaign(t *testing.T, ctx context.Context, f *Fleet, workers int) *campaign {
+	c := &campaign{t: t, ctx: ctx, calls: map[int64]int{}, stopped: make(chan struct{}),
+		progress: make(chan int, 1000), errs: make(chan error, workers)}
+	for range workers {
+		c.wg.Go(func() {
+			for {
+				select {
+				case <-c.stopped:
+					return
+				default:
+				}
+				job := c.next.Add(1)
+				if err := f.Wait(ctx, "us-east-1"); err != nil {
+					c.errs <- fmt.Errorf("job %d: %w", job, err)
+					return
+				}
+				c.mu.Lock()
+				c.calls[job]++
+				n := len(c.calls)
+				c.mu.Unlock()
+				select {
+				case c.progress <- n:
+				default:
+				}
+			}
+		})
+	}
+	return c
+}
+
+// done is the number of jobs that got their call.
+func (c *campaign) done() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.calls)
+}
+
+// waitFor waits until n jobs got their call.
+func (c *campaign) waitFor(what string, n int) {
+	c.t.Helper()
+	for {
+		select {
+		case got := <-c.progress:
+			if got >= n {
+				return
+			}
+		case err := <-c.errs:
+			c.t.Fatalf("%s: %v", what, err)
+		case <-c.ctx.Done():
+			c.t.Fatalf("%s: %d jobs done, want %d", what, c.done(), n)
+		}
+	}
+}
+
+// stop stops the workers and checks that every job taken got one call.
+func (c *campaign) stop() {
+	c.t.Helper()
+	close(c.stopped)
+	c.wg.Wait()
+	close(c.errs)
+	for err := range c.errs {
+		c.t.Error(err)
+	}
+	if taken := c.next.Load(); int64(len(c.calls)) != taken {
+		c.t.Errorf("%d jobs taken, %d got their call", taken, len(c.calls))
+	}
+	for job, n := range c.calls {
+		if n != 1 {
+			c.t.Errorf("job %d: %d calls", job, n)
+		}
+	}
+}
+
 // TestFleetRedisRestartMidCampaign: Redis killed and started again (empty)
-// while four workers pace a campaign: every job a worker takes gets its
-// call, once, with no error; the fleet falls back to its local share
-// while Redis is down and comes back to the shared limit (the Region's
-// key is in the new Redis) once it answers again. Events follow the
-// campaign's progress, not the clock.
+// while four workers pace a campaign: every job taken gets its call, once,
+// with no error; the fleet falls back to its local share while Redis is
+// down and comes back to the shared limit (the Region's key is in the new
+// Redis) once it answers again. Steps follow the campaign's progress, not
+// the clock.
 func TestFleetRedisRestartMidCampaign(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t)
@@ -445,58 +534,6 @@ func TestFleetRedisRestartMidCampaign(t *testing.T) {
 	}, rate)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-
-	var next atomic.Int64 // the campaign: job IDs, as many as the workers take
-	stop := make(chan struct{})
-	var mu sync.Mutex
-	calls := map[int64]int{} // job: calls made for it
-	progress := make(chan int, 1000)
-	errs := make(chan error, 100)
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				job := next.Add(1)
-				if err := f.Wait(ctx, "us-east-1"); err != nil {
-					errs <- fmt.Errorf("job %d: %w", job, err)
-					return
-				}
-				mu.Lock()
-				calls[job]++
-				n := len(calls)
-				mu.Unlock()
-				select {
-				case progress <- n:
-				default:
-				}
-			}
-		})
-	}
-	done := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(calls)
-	}
-	waitFor := func(what string, n int) {
-		t.Helper()
-		for {
-			select {
-			case got := <-progress:
-				if got >= n {
-					return
-				}
-			case err := <-errs:
-				t.Fatalf("%s: %v", what, err)
-			case <-ctx.Done():
-				t.Fatalf("%s: %d jobs done, want %d", what, done(), n)
-			}
-		}
-	}
 	expectFallback := func(want bool) {
 		t.Helper()
 		select {
@@ -509,42 +546,143 @@ func TestFleetRedisRestartMidCampaign(t *testing.T) {
 		}
 	}
 
-	waitFor("redis up", 20)
+	c := startCampaign(t, ctx, f, 4)
+	c.waitFor("redis up", 20)
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
 	expectFallback(true)
-	down, start := done(), time.Now()
-	waitFor("redis down", down+15)
-	if n, limit := done()-down, f.Share()*time.Since(start).Seconds()+4; float64(n) > limit {
+	down, start := c.done(), time.Now()
+	c.waitFor("redis down", down+15)
+	if n, limit := c.done()-down, f.Share()*time.Since(start).Seconds()+4; float64(n) > limit {
 		t.Errorf("%d calls in %v while Redis was down: above the local share %v/s", n, time.Since(start), f.Share())
 	}
 	if err := srv.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
 	expectFallback(false)
-	waitFor("redis back", done()+20)
-	close(stop)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	c.waitFor("redis back", c.done()+20)
+	c.stop()
 	if n, err := adminClient(t, srv.URL).Exists(ctx, "test:ratelimit:us-east-1").Result(); err != nil || n != 1 {
 		t.Errorf("EXISTS the Region's key in the restarted Redis = %v, %v: the fleet is not back on it", n, err)
-	}
-	if taken := next.Load(); int64(len(calls)) != taken {
-		t.Errorf("%d jobs taken, %d got their call", taken, len(calls))
-	}
-	for job, n := range calls {
-		if n != 1 {
-			t.Errorf("job %d: %d calls", job, n)
-		}
 	}
 	select {
 	case on := <-fallback:
 		t.Errorf("OnFallback(%v) after the recovery", on)
 	default:
 	}
-	t.Logf("%d jobs, at least 15 of them while Redis was down", len(calls))
+	t.Logf("%d jobs, at least 15 of them while Redis was down", c.done())
+}
+
+// failoverProxy forwards TCP connections to a target that can move, as a
+// primary endpoint's DNS name moves to the new primary in a failover:
+// moving it drops every connection to the old one.
+type failoverProxy struct {
+	ln     net.Listener
+	mu     sync.Mutex
+	target string
+	conns  []net.Conn
+}
+
+func startFailoverProxy(t *testing.T, target string) *failoverProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &failoverProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.moveTo("") })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *failoverProxy) moveTo(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// TestFleetPrimaryFailover: a replica promoted, and the old primary
+// killed, while workers pace a campaign through the primary's endpoint:
+// every job taken gets its call, once, without error; the fleet is on the
+// new primary afterwards, which had the Region's slot from replication
+// (the script replicates its effects); any fallback on the way has ended.
+func TestFleetPrimaryFailover(t *testing.T) {
+	t.Parallel()
+	primary := startRedis(t, "--repl-diskless-sync-delay", "0")
+	_, port, _ := net.SplitHostPort(primary.Addr)
+	replica := startRedis(t, "--replicaof", "127.0.0.1", port)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	replicaAdmin := adminClient(t, replica.URL)
+	for {
+		info, err := replicaAdmin.Info(ctx, "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the replica did not sync: %q, %v", info, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	proxy := startFailoverProxy(t, primary.Addr)
+	var fb fallbackLog
+	const rate = 60.0
+	f := newTestFleet(t, FleetConfig{
+		Redis: RedisAddr{Addr: proxy.ln.Addr().String()}, KeyPrefix: "test", Rate: rate, FleetSize: 2,
+		RetryInterval: 100 * time.Millisecond, OnFallback: fb.record,
+	}, rate)
+
+	c := startCampaign(t, ctx, f, 4)
+	c.waitFor("on the primary", 20)
+	for { // the script's effects reach the replica
+		n, err := replicaAdmin.Exists(ctx, "test:ratelimit:us-east-1").Result()
+		if err == nil && n == 1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the Region's key never reached the replica: %v, %v", n, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := replicaAdmin.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	proxy.moveTo(replica.Addr)
+	if err := primary.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("on the promoted replica", c.done()+30)
+	c.stop()
+	if n, err := replicaAdmin.Exists(ctx, "test:ratelimit:us-east-1").Result(); err != nil || n != 1 {
+		t.Errorf("EXISTS the Region's key on the new primary = %v, %v", n, err)
+	}
+	if got := fb.get(); len(got) > 0 && got[len(got)-1] {
+		t.Errorf("OnFallback calls %v: still falling back after the failover", got)
+	}
+	t.Logf("%d jobs; OnFallback calls %v", c.done(), fb.get())
 }
