@@ -15,10 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/metrics"
 	"github.com/resetq/resetq/queue"
 	"github.com/resetq/resetq/ratelimit"
+	"github.com/resetq/resetq/usagewatch"
 	"github.com/resetq/resetq/worker"
 )
 
@@ -44,6 +46,8 @@ type workFlags struct {
 	signOutRate, reinviteRate float64
 	unreachable               string
 	emailLimitProbe           time.Duration
+	usageMetrics              bool
+	usageInterval             time.Duration
 	allowedPools              string
 	allowAnyPool              bool
 	signingKeyFile            string
@@ -83,6 +87,8 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.reinvite, "reinvite", false, "re-invite users who never signed in (FORCE_CHANGE_PASSWORD, who cannot be reset): AdminCreateUser with MessageAction=RESEND sends a new temporary password and the old one stops working; outcome reinvited")
 	fs.Float64Var(&f.reinviteRate, "reinvite-rate", 20, "AdminCreateUser calls per second per Region for --reinvite (quota category UserCreation, 50/s shared with sign-ups)")
 	fs.StringVar(&f.unreachable, "unreachable", "dead-letter", "users Cognito cannot send a code to (no verified email or phone): dead-letter (their password keeps working), or disable (AdminDisableUser, after the sign-out if asked; the job is still dead-lettered, with resetq.remediation=disabled)")
+	fs.BoolVar(&f.usageMetrics, "usage-metrics", true, "read Cognito's usage metrics of UserAccountRecovery (CloudWatch AWS/Usage CallCount and ThrottleCount) in each Region the worker works in, and export them (resetq_usage_*): real users' calls and throttles beside resetq's; needs cloudwatch:GetMetricData, and without it one warning, no gauges")
+	fs.DurationVar(&f.usageInterval, "usage-interval", time.Minute, "how often --usage-metrics reads each Region (one GetMetricData call for the calls, one for the throttles)")
 	fs.DurationVar(&f.emailLimitProbe, "email-limit-probe", 10*time.Minute, "after Cognito's daily email limit (default email: 50 a day), how often one reset probes whether it lifted; the jobs meanwhile wait on the queue")
 	fs.DurationVar(&f.maxDeferral, "max-deferral", 24*time.Hour, "a job deferred this long by an open circuit (a misconfigured pool, bad credentials) is dead-lettered with the error that keeps the circuit open, for a redrive after the fix")
 }
@@ -105,6 +111,8 @@ func (f *workFlags) validate() error {
 		return usagef("--circuit-cooldown must be positive")
 	case f.maxDeferral <= 0:
 		return usagef("--max-deferral must be positive")
+	case f.usageInterval < time.Second:
+		return usagef("--usage-interval must be at least 1s, got %v", f.usageInterval)
 	case f.emailLimitProbe <= 0:
 		return usagef("--email-limit-probe must be positive")
 	case !(f.signOutRate > 0) || !(f.reinviteRate > 0):
@@ -235,7 +243,14 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if f.redisURL != "" {
 		cfg.SharedBelow = 0.8 * f.rate / float64(f.fleetSize)
 	}
+	var usage *usagewatch.Watcher
+	if f.usageMetrics {
+		usage = usagewatch.New(usagewatch.Config{Reader: awscheck.New(awsCfg), Interval: f.usageInterval, Log: log.With("component", "usage")}, reg)
+	}
 	local, err := ratelimit.NewRegions(cfg, func(region string, limit float64) {
+		if usage != nil {
+			usage.Add(region) // read from the Region's first job
+		}
 		m.RateLimit.WithLabelValues(region).Set(limit)
 		m.CircuitOpen.WithLabelValues(region) // 0 from the Region's first job: closed is not "no data"
 		m.Throttles.WithLabelValues(region)   // and a counter from 0, so its first increase shows in rate()
@@ -318,6 +333,9 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
+	if usage != nil {
+		go usage.Run(bg)
 	}
 	go m.PollQueues(bg, 15*time.Second, map[string]metrics.DepthReader{"source": source, "dlq": dlq},
 		func(q string, err error) { log.Warn("reading queue depth failed", "queue", q, "error", err) })

@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+
+	"github.com/resetq/resetq/awscheck"
+	"github.com/resetq/resetq/internal/testenv"
+	"github.com/resetq/resetq/ops"
+)
+
+// TestWorkUsageGauges: resetq work reads the Region of its jobs' pool in
+// AWS/Usage (series published into moto with PutMetricData) and its gauges
+// follow the series: the latest minute's calls and throttles.
+func TestWorkUsageGauges(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "usage")
+	ctx := context.Background()
+	pool, _, bodies := e.ConfirmedUsers(e.East, "usage", 1)
+	now := time.Now().UTC().Truncate(time.Minute)
+	publish := func(at time.Time, metric string, v float64) {
+		t.Helper()
+		if _, err := awscheck.NewCloudWatch(e.East, "us-east-1").PutMetricData(ctx, &cw.PutMetricDataInput{Namespace: aws.String(ops.UsageNamespace),
+			MetricData: []cwtypes.MetricDatum{{MetricName: aws.String(metric), Timestamp: aws.Time(at), Value: aws.Float64(v), Dimensions: []cwtypes.Dimension{
+				{Name: aws.String("Service"), Value: aws.String(ops.UsageService)},
+				{Name: aws.String("Type"), Value: aws.String("API")},
+				{Name: aws.String("Resource"), Value: aws.String(ops.RecoveryCategory)},
+				{Name: aws.String("Class"), Value: aws.String("None")},
+			}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(now.Add(-4*time.Minute), "CallCount", 1200)
+	publish(now.Add(-4*time.Minute), "ThrottleCount", 7)
+
+	addr := testenv.FreeAddr(t)
+	cmd := exec.Command(testenv.Binary(t), "work", "--log-format", "text", "--metrics-addr", addr, "--queue-url", e.QueueURL,
+		"--allowed-pools", pool, "--usage-interval", "1s")
+	cmd.Env = e.ChildEnv("AWS_ENDPOINT_URL_CLOUDWATCH=" + e.Moto.URL)
+	var logs opsBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("resetq log:\n%s", logs.String())
+		}
+	})
+	e.Send("usage", bodies...) // the Region's first job starts its readings
+
+	labels := `{category="UserAccountRecovery",region="us-east-1"}`
+	want := func(calls, throttles float64) func() bool {
+		return func() bool {
+			m := scrape(addr)
+			return m["resetq_usage_calls_per_minute"+labels] == calls && m["resetq_usage_throttles_per_minute"+labels] == throttles
+		}
+	}
+	testenv.Eventually(t, 60*time.Second, "the gauges of the published minute", want(1200, 7))
+	publish(now.Add(-3*time.Minute), "CallCount", 1800) // a newer minute without throttles
+	testenv.Eventually(t, 30*time.Second, "the gauges of the newer minute", want(1800, 0))
+	if m := scrape(addr); m["resetq_usage_minute_timestamp_seconds"+labels] != float64(now.Add(-3*time.Minute).Unix()) {
+		t.Fatalf("minute %v", m["resetq_usage_minute_timestamp_seconds"+labels])
+	}
+}
+
+// scrape reads every sample of /metrics: "name{labels}" -> value.
+func scrape(addr string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	s := bufio.NewScanner(resp.Body)
+	for s.Scan() {
+		line := s.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
+			if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+				out[line[:i]] = v
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,97 @@
+package usagewatch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/resetq/resetq/ops"
+)
+
+// fakeUsage answers from series per Region and metric, or an error.
+type fakeUsage struct {
+	mu      sync.Mutex
+	series  map[string][]ops.UsagePoint // region/metric
+	err     map[string]error            // region
+	queries []ops.UsageQuery
+}
+
+func (f *fakeUsage) Usage(_ context.Context, region string, q ops.UsageQuery) ([]ops.UsagePoint, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queries = append(f.queries, q)
+	if err := f.err[region]; err != nil {
+		return nil, err
+	}
+	return f.series[region+"/"+q.Metric], nil
+}
+
+func TestPoll(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 29, 12, 10, 30, 0, time.UTC)
+	m := now.Truncate(time.Minute)
+	f := &fakeUsage{
+		series: map[string][]ops.UsagePoint{
+			"eu-west-1/CallCount":     {{At: m.Add(-5 * time.Minute), Value: 900}, {At: m.Add(-4 * time.Minute), Value: 1500}},
+			"eu-west-1/ThrottleCount": {{At: m.Add(-4 * time.Minute), Value: 42}},
+			"us-east-1/CallCount":     {{At: m.Add(-3 * time.Minute), Value: 60}},
+		},
+		err: map[string]error{"ap-south-1": &ops.DeniedError{Action: "cloudwatch:GetMetricData", Err: errors.New("no")}},
+	}
+	var logs bytes.Buffer
+	reg := prometheus.NewPedanticRegistry()
+	w := New(Config{Reader: f, Log: slog.New(slog.NewTextHandler(&logs, nil))}, reg)
+	for _, r := range []string{"eu-west-1", "us-east-1", "ap-south-1", "sa-east-1", "eu-west-1"} {
+		w.Add(r)
+	}
+	w.Poll(context.Background(), now)
+	want := `
+# HELP resetq_usage_calls_per_minute Calls of the quota category in the Region in the latest minute CloudWatch has (AWS/Usage CallCount): real users' and every resetq's.
+# TYPE resetq_usage_calls_per_minute gauge
+resetq_usage_calls_per_minute{category="UserAccountRecovery",region="eu-west-1"} 1500
+resetq_usage_calls_per_minute{category="UserAccountRecovery",region="us-east-1"} 60
+# HELP resetq_usage_throttles_per_minute Throttled calls of the quota category in the Region in that minute (AWS/Usage ThrottleCount): real users' and every resetq's.
+# TYPE resetq_usage_throttles_per_minute gauge
+resetq_usage_throttles_per_minute{category="UserAccountRecovery",region="eu-west-1"} 42
+resetq_usage_throttles_per_minute{category="UserAccountRecovery",region="us-east-1"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "resetq_usage_calls_per_minute", "resetq_usage_throttles_per_minute"); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(w.at.WithLabelValues("eu-west-1", ops.RecoveryCategory)); got != float64(m.Add(-4*time.Minute).Unix()) {
+		t.Fatalf("minute %v", got)
+	}
+	q := f.queries[0]
+	if q.Category != ops.RecoveryCategory || q.Period != time.Minute || !q.End.Equal(m) || q.End.Sub(q.Start) != 15*time.Minute {
+		t.Fatalf("query %+v", q)
+	}
+	if !strings.Contains(logs.String(), "action=cloudwatch:GetMetricData") || !strings.Contains(logs.String(), "no usage data in CloudWatch yet") {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+
+	// Second round: the denied Region is not read again, nothing is
+	// logged again, and a Region whose data went away loses its gauges.
+	f.mu.Lock()
+	f.series["us-east-1/CallCount"] = nil
+	n := len(f.queries)
+	f.mu.Unlock()
+	logs.Reset()
+	w.Poll(context.Background(), now.Add(time.Minute))
+	if c := testutil.CollectAndCount(w.calls); c != 1 {
+		t.Fatalf("%d call gauges, want eu-west-1's only", c)
+	}
+	if strings.Contains(logs.String(), "ap-south-1") || strings.Contains(logs.String(), "sa-east-1") {
+		t.Fatalf("warned twice:\n%s", logs.String())
+	}
+	if got := len(f.queries) - n; got != 2+1+1 { // eu-west-1 both metrics, us-east-1 and sa-east-1 calls only
+		t.Fatalf("%d queries in the second round", got)
+	}
+}
