@@ -16,7 +16,46 @@ var accountWide = []string{"ses:GetSendQuota", "sns:GetSMSAttributes", "serviceq
 // grants every Cognito read of cognito/users.go and every capacity reading
 // of awscheck, and grants "*" only to actions that take no resource.
 func TestIAMOperatorPolicyGrantsReportAndPreflight(t *testing.T) {
-	raw, err := os.ReadFile("iam/operator-policy.json")
+	granted := accountWideGrants(t, "iam/operator-policy.json")
+	want := map[string]bool{"cognito-idp:DescribeUserPool": true}
+	users, err := os.ReadFile("../cognito/users.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`\)\.((?:Admin|List)[A-Za-z]+)\(ctx`).FindAllStringSubmatch(string(users), -1) {
+		want["cognito-idp:"+m[1]] = true
+	}
+	checks, err := os.ReadFile("../awscheck/awscheck.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`classify\("([a-z]+:[A-Za-z]+)"`).FindAllStringSubmatch(string(checks), -1) {
+		want[m[1]] = true
+	}
+	if len(want) < 8 {
+		t.Fatalf("found %d calls: %v", len(want), want)
+	}
+	for a := range want {
+		if !granted[a] {
+			t.Errorf("operator-policy.json does not grant %s", a)
+		}
+	}
+}
+
+// TestIAMWorkerUsagePolicy: iam/worker-usage-policy.json grants what resetq
+// work --usage-metrics reads, and nothing else.
+func TestIAMWorkerUsagePolicy(t *testing.T) {
+	granted := accountWideGrants(t, "iam/worker-usage-policy.json")
+	if len(granted) != 1 || !granted["cloudwatch:GetMetricData"] {
+		t.Fatalf("grants %v, want cloudwatch:GetMetricData only", granted)
+	}
+}
+
+// accountWideGrants reads a policy's allowed actions; only actions of
+// accountWide may be granted on "*".
+func accountWideGrants(t *testing.T, file string) map[string]bool {
+	t.Helper()
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,27 +86,5 @@ func TestIAMOperatorPolicyGrantsReportAndPreflight(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]bool{"cognito-idp:DescribeUserPool": true}
-	users, err := os.ReadFile("../cognito/users.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range regexp.MustCompile(`\)\.((?:Admin|List)[A-Za-z]+)\(ctx`).FindAllStringSubmatch(string(users), -1) {
-		want["cognito-idp:"+m[1]] = true
-	}
-	checks, err := os.ReadFile("../awscheck/awscheck.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range regexp.MustCompile(`classify\("([a-z]+:[A-Za-z]+)"`).FindAllStringSubmatch(string(checks), -1) {
-		want[m[1]] = true
-	}
-	if len(want) < 8 {
-		t.Fatalf("found %d calls: %v", len(want), want)
-	}
-	for a := range want {
-		if !granted[a] {
-			t.Errorf("operator-policy.json does not grant %s", a)
-		}
-	}
+	return granted
 }
