@@ -304,6 +304,7 @@ func (e *Env) ChildEnv(extra ...string) []string {
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ENDPOINT_URL_SQS=" + sqsURL,
 		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + e.Proxy.URL,
+		"AWS_ENDPOINT_URL_CLOUDWATCH=" + e.Moto.URL, // the usage gauges: never the real AWS from a test
 	}, extra...)
 }
 

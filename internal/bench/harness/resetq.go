@@ -37,7 +37,7 @@ func (w *world) runResetq(ctx context.Context, q queues, n int, idle, timeout ti
 	id := w.seq.Add(1)
 	for i := range rs {
 		args := append([]string{"work", "--queue-url", q.url, "--dlq-url", q.dlq, "--allow-any-pool",
-			"--exit-when-idle", idle.String(), "--metrics-addr", "127.0.0.1:0"}, extra...)
+			"--exit-when-idle", idle.String(), "--metrics-addr", "127.0.0.1:0", "--usage-metrics=false"}, extra...)
 		cmd := exec.CommandContext(ctx, w.bin, args...)
 		cmd.Env = []string{
 			"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir,
