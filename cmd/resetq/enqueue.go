@@ -267,7 +267,7 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	runner := enqueue.New(cfg)
 
-	stopProgress := startProgress(stderr, &stderrMu, runner, total, tty, f.progress)
+	stopProgress := showProgress(stderr, &stderrMu, tty, f.progress, func() string { return progressLine(runner.Progress(), total) })
 	summary, runErr := runner.Run(ctx, src)
 	stopProgress()
 	if rejects != nil {
@@ -355,9 +355,10 @@ func caseSensitive(awsCfg aws.Config, w io.Writer, mu *sync.Mutex, clearLine str
 	}
 }
 
-// startProgress reports progress on w until the returned func is called:
-// an updating line every 200ms on a terminal, else a line every interval.
-func startProgress(w io.Writer, mu *sync.Mutex, r *enqueue.Runner, total int, tty bool, interval time.Duration) (stop func()) {
+// showProgress prints line() on w every interval until the returned func
+// is called: an updating line on a terminal (every 200ms), else a line
+// every interval (0: none). mu guards w against the caller's other writes.
+func showProgress(w io.Writer, mu *sync.Mutex, tty bool, interval time.Duration, line func() string) (stop func()) {
 	if tty {
 		interval = 200 * time.Millisecond
 	}
@@ -380,12 +381,12 @@ func startProgress(w io.Writer, mu *sync.Mutex, r *enqueue.Runner, total int, tt
 				return
 			case <-t.C:
 			}
-			line := progressLine(r.Progress(), total)
+			l := line()
 			mu.Lock()
 			if tty {
-				fmt.Fprintf(w, "\r\033[K%s", line)
+				fmt.Fprintf(w, "\r\033[K%s", l)
 			} else {
-				fmt.Fprintln(w, line)
+				fmt.Fprintln(w, l)
 			}
 			mu.Unlock()
 		}

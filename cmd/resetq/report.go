@@ -316,46 +316,15 @@ func writeReportSummary(w io.Writer, s ops.ReportSummary, outFile string) error 
 	return tw.Flush()
 }
 
-// reportProgress shows how many users are reported until stop is called:
-// an updating line on a terminal, else a line every interval (0: none).
+// reportProgress shows how many users are reported until stop is called.
 func reportProgress(w io.Writer, mu *sync.Mutex, r *ops.Reporter, total int, tty bool, interval time.Duration) (stop func()) {
-	if tty {
-		interval = 200 * time.Millisecond
-	}
-	if interval <= 0 {
-		return func() {}
-	}
 	start := time.Now()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				if tty {
-					mu.Lock()
-					fmt.Fprint(w, "\r\033[K")
-					mu.Unlock()
-				}
-				return
-			case <-t.C:
-			}
-			n := r.Progress()
-			line := fmt.Sprintf("report: %d", n)
-			if total > 0 {
-				line += fmt.Sprintf("/%d (%.0f%%)", total, 100*float64(n)/float64(total))
-			}
-			line += fmt.Sprintf(" users, %.0f/s", float64(n)/time.Since(start).Seconds())
-			mu.Lock()
-			if tty {
-				fmt.Fprintf(w, "\r\033[K%s", line)
-			} else {
-				fmt.Fprintln(w, line)
-			}
-			mu.Unlock()
+	return showProgress(w, mu, tty, interval, func() string {
+		n := r.Progress()
+		line := fmt.Sprintf("report: %d", n)
+		if total > 0 {
+			line += fmt.Sprintf("/%d (%.0f%%)", total, 100*float64(n)/float64(total))
 		}
+		return line + fmt.Sprintf(" users, %.0f/s", float64(n)/time.Since(start).Seconds())
 	})
-	return func() { close(done); wg.Wait() }
 }
