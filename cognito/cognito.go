@@ -16,10 +16,35 @@ import (
 
 // Client resets users. It is safe for concurrent use.
 type Client struct {
-	cfg aws.Config
+	clients *regionClients
+}
 
-	mu      sync.Mutex
-	clients map[string]*cip.Client
+// regionClients makes one SDK client per Region, on first use, with the
+// given retryer. It is safe for concurrent use.
+type regionClients struct {
+	cfg     aws.Config
+	retryer func() aws.Retryer
+
+	mu sync.Mutex
+	m  map[string]*cip.Client
+}
+
+func newRegionClients(cfg aws.Config, retryer func() aws.Retryer) *regionClients {
+	return &regionClients{cfg: cfg, retryer: retryer, m: map[string]*cip.Client{}}
+}
+
+func (r *regionClients) get(region string) *cip.Client {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cl := r.m[region]
+	if cl == nil {
+		cl = cip.NewFromConfig(r.cfg, func(o *cip.Options) {
+			o.Region = region
+			o.Retryer = r.retryer()
+		})
+		r.m[region] = cl
+	}
+	return cl
 }
 
 var (
@@ -33,22 +58,10 @@ var (
 // itself, and an SDK retry of a throttled call would only make the
 // throttling worse.
 func New(cfg aws.Config) *Client {
-	return &Client{cfg: cfg, clients: map[string]*cip.Client{}}
+	return &Client{clients: newRegionClients(cfg, func() aws.Retryer { return aws.NopRetryer{} })}
 }
 
-func (c *Client) client(region string) *cip.Client {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cl := c.clients[region]
-	if cl == nil {
-		cl = cip.NewFromConfig(c.cfg, func(o *cip.Options) {
-			o.Region = region
-			o.Retryer = aws.NopRetryer{}
-		})
-		c.clients[region] = cl
-	}
-	return cl
-}
+func (c *Client) client(region string) *cip.Client { return c.clients.get(region) }
 
 // ResetUserPassword calls AdminResetUserPassword for the job in the Region
 // of its pool.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsratelimit "github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -19,10 +18,7 @@ import (
 // Users reads users' state (AdminGetUser, ListUsers, ListUsersInGroup) in
 // the Region of each pool. It is safe for concurrent use.
 type Users struct {
-	cfg aws.Config
-
-	mu      sync.Mutex
-	clients map[string]*cip.Client
+	clients *regionClients
 }
 
 var (
@@ -34,25 +30,16 @@ var (
 // or failed read up to 10 times with backoff: the caller paces the calls
 // under the read quotas, and a report only reads.
 func NewUsers(cfg aws.Config) *Users {
-	return &Users{cfg: cfg, clients: map[string]*cip.Client{}}
+	return &Users{clients: newRegionClients(cfg, func() aws.Retryer {
+		return retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 10
+			so.RateLimiter = awsratelimit.None // the caller paces; no client-side retry quota
+		})
+	})}
 }
 
 func (u *Users) client(pool string) *cip.Client {
-	region := worker.Job{UserPoolID: pool}.Region()
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	cl := u.clients[region]
-	if cl == nil {
-		cl = cip.NewFromConfig(u.cfg, func(o *cip.Options) {
-			o.Region = region
-			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
-				so.MaxAttempts = 10
-				so.RateLimiter = awsratelimit.None // the caller paces; no client-side retry quota
-			})
-		})
-		u.clients[region] = cl
-	}
-	return cl
+	return u.clients.get(worker.Job{UserPoolID: pool}.Region())
 }
 
 // GetUser reads one user with AdminGetUser; found is false when Cognito
