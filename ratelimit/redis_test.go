@@ -465,3 +465,35 @@ func TestFleetCluster(t *testing.T) {
 		t.Errorf("OnFallback calls %v with the cluster up", got)
 	}
 }
+
+// BenchmarkFleetReserve: one ask of the GCRA script through go-redis
+// against a local redis-server, what each paced call costs on top of the
+// wait.
+func BenchmarkFleetReserve(b *testing.B) {
+	redisserver.Need(b)
+	srv, err := redisserver.Start(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	local, err := NewRegions(Config{Ceiling: 1e6}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := ParseRedisURL(srv.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := NewFleet(FleetConfig{Redis: a, Rate: 1e6, Local: local, Timeout: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.reserve(ctx, "bench:ratelimit:us-east-1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
