@@ -115,7 +115,10 @@ func TestFleetFlags(t *testing.T) {
 		{args: []string{"--redis-url", "http://127.0.0.1:1"}, want: "want redis://"},
 		{args: []string{"--redis-url", "redis://:s3cret@127.0.0.1:1/x"}, want: "not a number"},
 		{args: []string{"--redis-url", "redis://127.0.0.1:1", "--redis-key-prefix", ""}, want: "--redis-key-prefix"},
-		{env: "RESETQ_REDIS_URL=rediss://127.0.0.1:1", want: "TLS is not supported"},
+		{args: []string{"--redis-ca-file", "ca.pem"}, want: "only apply with --redis-url"},
+		{args: []string{"--redis-url", "redis://127.0.0.1:1", "--redis-ca-file", "ca.pem"}, want: "only applies to a rediss://"},
+		{env: "RESETQ_REDIS_CLUSTER=true", want: "only apply with --redis-url"},
+		{args: []string{"--redis-url", "rediss://127.0.0.1:1/2", "--redis-cluster"}, want: "a Redis Cluster has only database 0"},
 		{env: "RESETQ_FLEET_SIZE=2", want: "--fleet-size only applies with --redis-url"},
 	} {
 		cmd := exec.Command(bin, append(base, tc.args...)...)
