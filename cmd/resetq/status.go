@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/ops"
 	"github.com/resetq/resetq/queue"
 )
@@ -26,18 +27,20 @@ type statusFlags struct {
 	interval         time.Duration
 	count            int
 	output           *string
+	usageRegions     poolsFlag // Regions, or "none"
 }
 
 // statusResult is one sample as --output json prints it.
 type statusResult struct {
-	Time     time.Time  `json:"time"`
-	QueueURL string     `json:"queue_url"`
-	Visible  int64      `json:"visible"`
-	InFlight int64      `json:"in_flight"`
-	Delayed  int64      `json:"delayed"`
-	DLQURL   string     `json:"dlq_url,omitempty"`
-	DLQ      *int64     `json:"dlq,omitempty"` // visible + in flight + delayed in the DLQ
-	Drain    *ops.Drain `json:"drain,omitempty"`
+	Time     time.Time   `json:"time"`
+	QueueURL string      `json:"queue_url"`
+	Visible  int64       `json:"visible"`
+	InFlight int64       `json:"in_flight"`
+	Delayed  int64       `json:"delayed"`
+	DLQURL   string      `json:"dlq_url,omitempty"`
+	DLQ      *int64      `json:"dlq,omitempty"` // visible + in flight + delayed in the DLQ
+	Drain    *ops.Drain  `json:"drain,omitempty"`
+	Usage    []ops.Usage `json:"usage,omitempty"` // everyone's calls and throttles of the recovery category, per Region
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -48,11 +51,16 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&f.watch, "watch", false, "sample again every --interval and print the drain rate and an ETA, until interrupted")
 	fs.DurationVar(&f.interval, "interval", 5*time.Second, "time between samples with --watch")
 	fs.IntVar(&f.count, "count", 0, "with --watch, stop after this many samples (0: until interrupted)")
+	fs.Var(&f.usageRegions, "usage-region", "`REGION` whose Cognito UserAccountRecovery calls and throttles to show, everyone's, from CloudWatch AWS/Usage (repeatable, or comma-separated; default: the queue's Region; none: off); needs cloudwatch:GetMetricData")
 	f.output = outputFlag(fs)
-	setUsage(fs, "Usage: resetq status --queue-url URL [--dlq-url URL] [--watch [--interval 5s] [--count N]] [--output text|json]\n\n"+
+	setUsage(fs, "Usage: resetq status --queue-url URL [--dlq-url URL] [--usage-region R,...|none] [--watch [--interval 5s] [--count N]] [--output text|json]\n\n"+
 		"Show the campaign's queue: jobs visible, in flight and delayed (approximate counts from\n"+
 		"GetQueueAttributes) and the DLQ depth. With --watch, one line per sample with the drain\n"+
-		"rate over the last minute or so and an ETA (JSON: one object per line).\n")
+		"rate over the last minute or so and an ETA (JSON: one object per line).\n\n"+
+		"Also shows, per --usage-region, the latest minute CloudWatch has of Cognito's\n"+
+		"UserAccountRecovery calls and throttles: everyone's, real users' and every resetq's\n"+
+		"together (status does not know resetq's own counts; the worker's metrics do). Without\n"+
+		"the permission or the data, one line says so; status does not fail for it.\n")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -72,10 +80,20 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := checkQueueURLs(f.queueURL, f.dlqURL); err != nil {
 		return err
 	}
-	_, client, err := loadAWS(ctx, f.queueURL)
+	if err := checkUsageRegions(f.usageRegions); err != nil {
+		return err
+	}
+	awsCfg, client, err := loadAWS(ctx, f.queueURL)
 	if err != nil {
 		return err
 	}
+	usageRegions := []string(f.usageRegions)
+	if len(usageRegions) == 0 {
+		usageRegions = []string{regionOfQueueURL(f.queueURL, awsCfg.Region)}
+	} else if usageRegions[0] == "none" {
+		usageRegions = nil
+	}
+	usage := &ops.UsageStatus{Reader: awscheck.New(awsCfg)}
 	source := queue.New(client, f.queueURL, nil)
 	dlqURL, err := resolveDLQ(ctx, client, source, f.dlqURL, false)
 	if err != nil {
@@ -87,6 +105,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	var samples []ops.Sample
+	printed := map[string]string{} // the usage line last printed per Region, with --watch
 	for n := 1; ; n++ {
 		r, err := statusSample(ctx, source, dlq)
 		if err != nil {
@@ -106,7 +125,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			d := ops.DrainRate(samples)
 			r.Drain = &d
 		}
-		if err := printStatus(stdout, *f.output, f.watch, r); err != nil {
+		r.Usage = usage.Read(ctx, usageRegions, r.Time)
+		if err := printStatus(stdout, *f.output, f.watch, r, printed); err != nil {
 			return err
 		}
 		if !f.watch || (f.count > 0 && n >= f.count) {
@@ -139,7 +159,25 @@ func statusSample(ctx context.Context, source, dlq *queue.Queue) (statusResult, 
 	return r, nil
 }
 
-func printStatus(w io.Writer, format string, watch bool, r statusResult) error {
+// checkUsageRegions is a usage error unless regions is empty, "none"
+// alone, or Region names.
+func checkUsageRegions(regions []string) error {
+	for _, r := range regions {
+		switch {
+		case r == "none" && len(regions) > 1:
+			return usagef("--usage-region none turns the usage figures off: give it alone")
+		case r != "none" && !regionName.MatchString(r):
+			return usagef("--usage-region %q: want a Region such as us-east-1, or none", r)
+		}
+	}
+	return nil
+}
+
+var regionName = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+
+// printStatus prints r; with --watch as text, a Region's usage line only
+// when it differs from the one in printed, which it updates.
+func printStatus(w io.Writer, format string, watch bool, r statusResult, printed map[string]string) error {
 	if format == "json" && watch {
 		return json.NewEncoder(w).Encode(r) // one object per line
 	}
@@ -149,8 +187,18 @@ func printStatus(w io.Writer, format string, watch bool, r statusResult) error {
 			if r.DLQ != nil {
 				line += fmt.Sprintf("  dlq %d", *r.DLQ)
 			}
-			_, err := fmt.Fprintln(w, line+"  "+drainText(*r.Drain))
-			return err
+			if _, err := fmt.Fprintln(w, line+"  "+drainText(*r.Drain)); err != nil {
+				return err
+			}
+			for _, u := range r.Usage {
+				if text := u.Text(); printed[u.Region] != text {
+					printed[u.Region] = text
+					if _, err := fmt.Fprintf(w, "%s  usage %s\n", r.Time.Format(time.TimeOnly), text); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
 		}
 		fmt.Fprintf(w, "queue      %s\n", r.QueueURL)
 		fmt.Fprintf(w, "visible    %d\n", r.Visible)
@@ -161,8 +209,15 @@ func printStatus(w io.Writer, format string, watch bool, r statusResult) error {
 		} else {
 			fmt.Fprintf(w, "dlq        none (the queue has no RedrivePolicy)\n")
 		}
-		_, err := fmt.Fprintln(w, "(approximate counts from GetQueueAttributes)")
-		return err
+		if _, err := fmt.Fprintln(w, "(approximate counts from GetQueueAttributes)"); err != nil {
+			return err
+		}
+		for _, u := range r.Usage {
+			if _, err := fmt.Fprintf(w, "usage      %s\n", u.Text()); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

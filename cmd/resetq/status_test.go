@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -29,6 +31,10 @@ func TestOpsUsage(t *testing.T) {
 		{[]string{"status", "--queue-url", q, "--watch", "--interval", "0s"}, 2, "--interval must be positive"},
 		{[]string{"status", "--queue-url", q, "--output", "xml"}, 2, "want text or json"},
 		{[]string{"status", "--help"}, 0, "--watch"},
+		{[]string{"status", "--help"}, 0, "--usage-region"},
+		{[]string{"status", "--queue-url", q, "--usage-region", "none,us-east-1"}, 2, "--usage-region none turns the usage figures off: give it alone"},
+		{[]string{"status", "--queue-url", q, "--usage-region", "us-east-1", "--usage-region", "none"}, 2, "give it alone"},
+		{[]string{"status", "--queue-url", q, "--usage-region", "US East"}, 2, `--usage-region "US East": want a Region`},
 		{[]string{"dlq"}, 2, "a subcommand is required"},
 		{[]string{"dlq", "purge"}, 2, `unknown dlq subcommand "purge"`},
 		{[]string{"dlq", "summary"}, 2, "--queue-url or --dlq-url is required"},
@@ -187,5 +193,65 @@ func TestDLQTablesEscape(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "\nFORGED") || strings.Count(out.String(), "\n") != 6 {
 		t.Fatalf("summary:\n%s", out.String())
+	}
+}
+
+// TestPrintStatusUsage: the usage lines of status, and of --watch only when
+// a Region's figures change.
+func TestPrintStatusUsage(t *testing.T) {
+	m := time.Date(2026, 11, 29, 12, 6, 0, 0, time.UTC)
+	ok := ops.LatestUsage("us-east-1", ops.RecoveryCategory, []ops.UsagePoint{{At: m, Value: 1200}}, []ops.UsagePoint{{At: m, Value: 7}}, nil)
+	denied := ops.LatestUsage("eu-west-1", ops.RecoveryCategory, nil, nil, &ops.DeniedError{Action: "cloudwatch:GetMetricData", Err: errors.New("no")})
+	r := statusResult{Time: m.Add(5 * time.Minute), QueueURL: "q", Visible: 3, Usage: []ops.Usage{ok, denied}}
+
+	var out bytes.Buffer
+	if err := printStatus(&out, "text", false, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"usage      us-east-1  UserAccountRecovery AWS/Usage (everyone's: real users' and every resetq's together) in the minute of 12:06 UTC: 1200 calls/min, 7 throttled/min\n",
+		"usage      eu-west-1  UserAccountRecovery usage not read: permission cloudwatch:GetMetricData missing",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in\n%s", want, out.String())
+		}
+	}
+
+	out.Reset()
+	if err := printStatus(&out, "json", false, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		Usage []struct {
+			Region, Whose, State string
+			Calls                *float64 `json:"calls_per_minute"`
+			Throttles            *float64 `json:"throttles_per_minute"`
+			Action               string   `json:"missing_permission"`
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &j); err != nil || len(j.Usage) != 2 || *j.Usage[0].Calls != 1200 || *j.Usage[0].Throttles != 7 ||
+		j.Usage[0].Whose != "everyone" || j.Usage[1].State != "denied" || j.Usage[1].Action != "cloudwatch:GetMetricData" || j.Usage[1].Calls != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+
+	printed := map[string]string{}
+	d := ops.DrainRate(nil)
+	r.Drain = &d
+	out.Reset()
+	for range 2 {
+		if err := printStatus(&out, "text", true, r, printed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(out.String(), "usage us-east-1"); n != 1 {
+		t.Fatalf("%d usage lines of us-east-1 for two unchanged samples:\n%s", n, out.String())
+	}
+	r.Usage[0] = ops.LatestUsage("us-east-1", ops.RecoveryCategory, []ops.UsagePoint{{At: m.Add(time.Minute), Value: 1800}}, nil, nil)
+	if err := printStatus(&out, "text", true, r, printed); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "12:11:00  usage us-east-1  UserAccountRecovery AWS/Usage (everyone's: real users' and every resetq's together) in the minute of 12:07 UTC: 1800 calls/min, 0 throttled/min") ||
+		strings.Count(out.String(), "usage eu-west-1") != 1 {
+		t.Fatalf("after a new minute:\n%s", out.String())
 	}
 }
