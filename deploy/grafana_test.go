@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"reflect"
@@ -8,10 +9,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resetq/resetq/metrics"
+	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/usagewatch"
 )
 
 const dashboardFile = "grafana/resetq.json"
@@ -154,6 +158,11 @@ func exportedMetrics(t *testing.T) (series, families map[string]bool) {
 			t.Fatalf("metrics.Metrics.%s: no label count works", v.Type().Field(i).Name)
 		}
 	}
+	// The usage gauges are usagewatch's, set once CloudWatch answers: a
+	// reader that answers one minute makes them show.
+	usage := usagewatch.New(usagewatch.Config{Reader: oneMinute{}}, reg)
+	usage.Add("us-east-1")
+	usage.Poll(context.Background(), time.Unix(600, 0))
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +184,13 @@ func exportedMetrics(t *testing.T) (series, families map[string]bool) {
 		}
 	}
 	return names, families
+}
+
+// oneMinute is a usage reader with one minute of data.
+type oneMinute struct{}
+
+func (oneMinute) Usage(_ context.Context, _ string, q ops.UsageQuery) ([]ops.UsagePoint, error) {
+	return []ops.UsagePoint{{At: q.Start, Value: 1}}, nil
 }
 
 var (
