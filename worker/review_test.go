@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/resetq/resetq/metrics"
 )
 
 // TestExtendedWhileDeletePending: a reset job's message stays extended
@@ -285,5 +287,33 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Errorf("timed out waiting for %s", what)
 			return
 		}
+	}
+}
+
+// lateDepth answers the first depth question "empty" while a delayed
+// message turns visible, as SQS's approximate counts can.
+type lateDepth struct {
+	q     *fakeQueue
+	calls atomic.Int64
+}
+
+func (d *lateDepth) Depth(ctx context.Context) (metrics.Depth, error) {
+	if d.calls.Add(1) == 1 {
+		d.q.push(job(pool, "late"), nil)
+		return metrics.Depth{}, nil
+	}
+	return d.q.Depth(ctx)
+}
+
+// TestExitWhenIdleConfirmsTheCount: a message that turns visible just as
+// the count says "drained" is still handled before the worker exits.
+func TestExitWhenIdleConfirmsTheCount(t *testing.T) {
+	t.Parallel()
+	var resets atomic.Int64
+	b := newBundle(func(context.Context, Job) error { resets.Add(1); return nil })
+	b.cfg.Depth = &lateDepth{q: b.q}
+	b.run(t)
+	if resets.Load() != 1 {
+		t.Fatalf("%d resets: the worker exited with a message left", resets.Load())
 	}
 }

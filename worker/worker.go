@@ -347,6 +347,7 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- Message) err
 		wait = max(time.Second, min(wait, w.cfg.ExitWhenIdle))
 	}
 	var idleSince time.Time
+	drainedOnce := false
 	failures := 0
 	for ctx.Err() == nil {
 		pollStart := w.cfg.Now()
@@ -379,7 +380,7 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- Message) err
 		w.sqsOK.Store(true)
 		now := w.cfg.Now()
 		if len(msgs) > 0 || w.inflight.Load() > 0 {
-			idleSince = time.Time{}
+			idleSince, drainedOnce = time.Time{}, false
 		} else if w.cfg.ExitWhenIdle > 0 {
 			if idleSince.IsZero() {
 				// Idle since the poll began, or since the last job ended
@@ -390,9 +391,17 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- Message) err
 				}
 			}
 			if now.Sub(idleSince) >= w.cfg.ExitWhenIdle && w.queueDrained(ctx) {
-				w.log.Info("queue drained; exiting", "idle_for", now.Sub(idleSince).Round(time.Millisecond))
-				return nil
+				// SQS's counts are approximate, and a delayed message can
+				// turn visible between the empty poll and the count: exit
+				// only when one more poll after a drained count is empty too.
+				if drainedOnce {
+					w.log.Info("queue drained; exiting", "idle_for", now.Sub(idleSince).Round(time.Millisecond))
+					return nil
+				}
+				drainedOnce = true
+				continue
 			}
+			drainedOnce = false
 		}
 		for i, m := range msgs {
 			w.held.add(m.ReceiptHandle, now.Add(w.cfg.Visibility))
