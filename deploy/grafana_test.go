@@ -126,7 +126,9 @@ func TestDashboardModel(t *testing.T) {
 	for _, want := range []string{"resetq:backlog:messages", "resetq:eta:seconds", `outcome="reset"`, "resetq_ratelimit_limit", "vector(30)",
 		"resetq_dead_letters_total", "resetq:throttles:rate5m", "resetq_cognito_request_duration_seconds_bucket", "resetq_circuit_open", `region=~"$region"`,
 		// Incident mode and what stalls a campaign without failing it.
-		"resetq_steps_total", "resetq_cognito_calls_total", "resetq_email_limit_reached", "resetq_pool_circuits_open", "resetq_dead_letter_failures_total"} {
+		"resetq_steps_total", "resetq_cognito_calls_total", "resetq_email_limit_reached", "resetq_pool_circuits_open", "resetq_dead_letter_failures_total",
+		// Real users' share of the quota, from CloudWatch, beside resetq's own.
+		"resetq_usage_calls_per_minute", "resetq_usage_throttles_per_minute", "resetq:real_user_throttles:increase5m"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no panel uses %s", want)
 		}
