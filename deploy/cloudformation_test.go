@@ -169,8 +169,9 @@ func TestCloudFormationStackRunsWorker(t *testing.T) {
 
 	// The managed policies grant what deploy/iam/*.json grant, on the stack's
 	// queues and the given pools.
-	kinds := map[string]string{out["QueueArn"]: "queue", out["DeadLetterQueueArn"]: "dlq", poolARN: "pools"}
-	for policyOutput, file := range map[string]string{"WorkerPolicyArn": "iam/worker-policy.json", "ProducerPolicyArn": "iam/producer-policy.json"} {
+	kinds := map[string]string{out["QueueArn"]: "queue", out["DeadLetterQueueArn"]: "dlq", poolARN: "pools", "*": "all"}
+	for policyOutput, file := range map[string]string{"WorkerPolicyArn": "iam/worker-policy.json", "ProducerPolicyArn": "iam/producer-policy.json",
+		"WorkerUsagePolicyArn": "iam/worker-usage-policy.json", "OperatorPolicyArn": "iam/operator-policy.json"} {
 		got := grants(t, m.policyDocument(out[policyOutput]), func(r string) string {
 			if k, ok := kinds[r]; ok {
 				return k
@@ -183,7 +184,9 @@ func TestCloudFormationStackRunsWorker(t *testing.T) {
 		}
 		want := grants(t, raw, func(r string) string {
 			switch {
-			case strings.Contains(r, "${DeadLetterQueueName}"):
+			case r == "*":
+				return "all"
+			case strings.Contains(r, "${DeadLetterQueueName}"), strings.HasSuffix(r, "${QueueName}-dlq"):
 				return "dlq"
 			case strings.Contains(r, "${QueueName}"):
 				return "queue"
@@ -307,7 +310,7 @@ func (m *motoCLI) createStack(params ...string) map[string]string {
 		out[o.OutputKey] = o.OutputValue
 	}
 	for _, k := range []string{"QueueUrl", "QueueArn", "DeadLetterQueueUrl", "DeadLetterQueueArn", "WorkerPolicyArn", "ProducerPolicyArn",
-		"GlobalSignOutPolicyArn", "ReinvitePolicyArn", "DisableUnreachablePolicyArn"} {
+		"GlobalSignOutPolicyArn", "ReinvitePolicyArn", "DisableUnreachablePolicyArn", "WorkerUsagePolicyArn", "OperatorPolicyArn"} {
 		if out[k] == "" {
 			t.Fatalf("no output %s in %v", k, out)
 		}
