@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"reflect"
 	"strings"
 )
 
@@ -161,18 +160,4 @@ func checkKeyFileMode(path string, fi os.FileInfo, uid int) error {
 		return fmt.Errorf("%s: signing key file has mode %#o, so any user can read or change it: chmod o= %s (a Kubernetes Secret: defaultMode: 0440 and the pod's fsGroup)", path, perm, path)
 	}
 	return nil
-}
-
-// fileOwner is the user ID of fi's owner: the Uid of the *syscall.Stat_t
-// in Sys on Unix, read by name since Windows has no such type.
-func fileOwner(fi os.FileInfo) (int, bool) {
-	v := reflect.Indirect(reflect.ValueOf(fi.Sys()))
-	if v.Kind() != reflect.Struct {
-		return 0, false
-	}
-	uid := v.FieldByName("Uid")
-	if !uid.IsValid() || !uid.CanUint() {
-		return 0, false
-	}
-	return int(uid.Uint()), true
 }
