@@ -257,7 +257,7 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		},
 	}
 	if f.from != "" { // a listing names each user once
-		cfg.CaseSensitive = caseSensitive(awsCfg, stderr, &stderrMu, clearLine)
+		cfg.CaseSensitive = caseSensitive(awsCfg, stderr, &stderrMu, clearLine, "enqueued")
 	}
 	if f.dryRun && textOut {
 		cfg.DryRunOut = stdout
@@ -338,8 +338,9 @@ func writeEnqueueSummary(w io.Writer, s enqueue.Summary, rejectsFile string) err
 }
 
 // caseSensitive asks Cognito whether a pool's usernames are case-sensitive,
-// and says on w what the answer means for the run.
-func caseSensitive(awsCfg aws.Config, w io.Writer, mu *sync.Mutex, clearLine string) func(context.Context, string) bool {
+// and says on w what the answer means for the run: names that differ only
+// in case are one user, `done` once ("enqueued", "reported").
+func caseSensitive(awsCfg aws.Config, w io.Writer, mu *sync.Mutex, clearLine, done string) func(context.Context, string) bool {
 	return func(ctx context.Context, pool string) bool {
 		api := cip.NewFromConfig(awsCfg, func(o *cip.Options) { o.Region = worker.Job{UserPoolID: pool}.Region() })
 		sensitive, err := enqueue.CaseSensitive(ctx, api, pool)
@@ -349,7 +350,7 @@ func caseSensitive(awsCfg aws.Config, w io.Writer, mu *sync.Mutex, clearLine str
 		case err != nil && ctx.Err() == nil:
 			fmt.Fprintf(w, "%swarning: %v\n  usernames of %s that differ only in case are taken for different users\n", clearLine, err, pool)
 		case !sensitive:
-			fmt.Fprintf(w, "%spool %s: usernames are not case-sensitive: names that differ only in case are one user, enqueued once\n", clearLine, pool)
+			fmt.Fprintf(w, "%spool %s: usernames are not case-sensitive: names that differ only in case are one user, %s once\n", clearLine, pool, done)
 		}
 		return sensitive
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
-	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/smithy-go"
 	"golang.org/x/time/rate"
 
@@ -202,19 +201,8 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var runErr error
 	if f.from != "" {
 		cfg.Pacer = rate.NewLimiter(rate.Limit(f.getRate), 1)
-		cfg.Fold = func(ctx context.Context, pool string) bool {
-			api := cip.NewFromConfig(awsCfg, func(o *cip.Options) { o.Region = worker.Job{UserPoolID: pool}.Region() })
-			sensitive, err := enqueue.CaseSensitive(ctx, api, pool)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil && ctx.Err() == nil:
-				fmt.Fprintf(stderr, "%swarning: %v\n  usernames of %s that differ only in case are taken for different users\n", clearLine, err, pool)
-			case !sensitive:
-				fmt.Fprintf(stderr, "%spool %s: usernames are not case-sensitive: names that differ only in case are one user, reported once\n", clearLine, pool)
-			}
-			return !sensitive
-		}
+		sensitive := caseSensitive(awsCfg, stderr, &mu, clearLine, "reported")
+		cfg.Fold = func(ctx context.Context, pool string) bool { return !sensitive(ctx, pool) }
 		r := ops.NewReporter(cfg)
 		stop := reportProgress(stderr, &mu, r, total, tty, f.progress)
 		builder := enqueue.Builder{Pool: f.pool}
