@@ -60,7 +60,11 @@ func TestLapsedVisibilityMakesNoCall(t *testing.T) {
 	b.q.changeFail = func(string) error { return errors.New("ReceiptHandleIsInvalid") }
 	var w atomic.Pointer[Worker]
 	lapsed := func() bool {
-		h := &w.Load().held
+		wk := w.Load()
+		if wk == nil { // the job came before the test had the worker
+			return false
+		}
+		h := &wk.held
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for _, e := range h.m {
