@@ -31,13 +31,18 @@ type dashboard struct {
 			Type       string `json:"type"`
 			Query      any    `json:"query"`
 			Definition string `json:"definition"`
+			Options    []struct {
+				Text  string `json:"text"`
+				Value string `json:"value"`
+			} `json:"options"`
 		} `json:"list"`
 	} `json:"templating"`
 	Panels []struct {
-		ID         int    `json:"id"`
-		Type       string `json:"type"`
-		Title      string `json:"title"`
-		Datasource struct {
+		ID          int    `json:"id"`
+		Type        string `json:"type"`
+		Title       string `json:"title"`
+		Description string `json:"description"`
+		Datasource  struct {
 			UID string `json:"uid"`
 		} `json:"datasource"`
 		Targets []struct {
@@ -294,4 +299,89 @@ func TestMetricNamesCatchRename(t *testing.T) {
 	if bad := unknownMetrics(dash, exported, renamedRules); !slices.Contains(bad, "resetq:backlog:messages") {
 		t.Errorf("resetq:backlog:messages renamed in rules.yml: dashboard unknown %v", bad)
 	}
+}
+
+// ratePanel is the panel of the reset rate against the fleet's limit.
+const ratePanel = "Reset rate against the limit and the quota"
+
+// TestDashboardFleetLimit: with one limit in Redis the rate panel shows that
+// limit (resetq:ratelimit_limit:shared, a max over the replicas plus the
+// local shares of those in fallback), not the sum of every replica's limit,
+// which is N x --rate; the sum shows only when the Fleet limit variable
+// says the replicas pace alone. The metrics cannot tell the two apart
+// (resetq_ratelimit_fallback is 0 in both), hence the variable.
+func TestDashboardFleetLimit(t *testing.T) {
+	t.Parallel()
+	d := loadDashboard(t)
+	values := map[string]string{}
+	for _, v := range d.Templating.List {
+		if v.Name == "redis" {
+			for _, o := range v.Options {
+				values[o.Value] = o.Text
+			}
+		}
+	}
+	if len(values) != 2 || !strings.Contains(values["1"], "Redis") || values["0"] == "" {
+		t.Errorf("variable redis has options %v: want 0 (each replica alone) and 1 (one limit in Redis)", values)
+	}
+	gate := regexp.MustCompile(`\band on \(\) \(vector\(\$redis\) == ([01])\)\s*$`)
+	limitRE := regexp.MustCompile(`resetq(_ratelimit_limit|:ratelimit_limit:\w+)`)
+	found := false
+	shown := map[string]bool{}
+	for _, p := range d.Panels {
+		if p.Title != ratePanel {
+			continue
+		}
+		found = true
+		for _, tg := range p.Targets {
+			uses := limitRE.FindAllString(tg.Expr, -1)
+			if len(uses) == 0 {
+				continue
+			}
+			m := gate.FindStringSubmatch(tg.Expr)
+			switch {
+			case m == nil:
+				t.Errorf("%s: %s shows the limit whatever the fleet: gate it on $redis", ratePanel, tg.Expr)
+			case m[1] == "1" && !slices.Equal(uses, []string{"resetq:ratelimit_limit:shared"}):
+				t.Errorf("%s: with one limit in Redis the target uses %v, want resetq:ratelimit_limit:shared alone: %s", ratePanel, uses, tg.Expr)
+			case m[1] == "0" && !slices.Equal(uses, []string{"resetq:ratelimit_limit:sum"}):
+				t.Errorf("%s: with each replica alone the target uses %v, want resetq:ratelimit_limit:sum: %s", ratePanel, uses, tg.Expr)
+			}
+			if m != nil {
+				shown[m[1]] = true
+			}
+		}
+		for _, want := range []string{"resetq:ratelimit_limit:shared", "resetq_ratelimit_fallback", "--fleet-size", "not N x --rate"} {
+			if !strings.Contains(p.Description, want) {
+				t.Errorf("%s: the description does not say %q: %s", ratePanel, want, p.Description)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no panel %q", ratePanel)
+	}
+	if !shown["0"] || !shown["1"] {
+		t.Errorf("%s: a limit for each value of $redis, got %v", ratePanel, shown)
+	}
+	// The rule behind it takes the replicas' limit once, never their sum.
+	shared := ruleExpr(t, readFile(t, rulesFile), "resetq:ratelimit_limit:shared")
+	if regexp.MustCompile(`sum\b[^()]*\(\s*resetq_ratelimit_limit`).MatchString(shared) || !strings.Contains(shared, "max by (namespace, job, region) (resetq_ratelimit_limit") ||
+		!strings.Contains(shared, "resetq_ratelimit_fallback") || !strings.Contains(shared, "resetq:ratelimit_limit:fallback") {
+		t.Errorf("resetq:ratelimit_limit:shared: want the largest replica's limit among those reaching Redis plus the fallback shares, never a sum of resetq_ratelimit_limit:\n%s", shared)
+	}
+}
+
+// ruleExpr is the text of a recording rule's block in rules, from its
+// record line to the next rule.
+func ruleExpr(t *testing.T, rules, record string) string {
+	t.Helper()
+	i := strings.Index(rules, "- record: "+record+"\n")
+	if i < 0 {
+		t.Fatalf("no recording rule %s", record)
+	}
+	block := rules[i+len("- record: "+record+"\n"):]
+	if j := regexp.MustCompile(`(?m)^\s*- (?:record|alert):`).FindStringIndex(block); j != nil {
+		block = block[:j[0]]
+	}
+	return block
 }

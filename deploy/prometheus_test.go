@@ -226,6 +226,9 @@ func TestPrometheusScrapesWorker(t *testing.T) {
 	if got, ok := q(`resetq:ratelimit_limit:sum{region="us-east-1"}`); !ok || got <= 0 || got > 8 {
 		t.Errorf("resetq:ratelimit_limit:sum = %v (present %v), want in (0, 8] (--rate 8)", got, ok)
 	}
+	if got, ok := q(`resetq:ratelimit_limit:shared{region="us-east-1"}`); !ok || got <= 0 || got > 8 {
+		t.Errorf("resetq:ratelimit_limit:shared = %v (present %v), want in (0, 8] (--rate 8)", got, ok)
+	}
 
 	t.Logf("checks done after %v", time.Since(start).Round(time.Millisecond))
 	p.Signal(t, syscall.SIGTERM)
@@ -249,7 +252,11 @@ func checkDashboardQueries(t *testing.T, prom string) {
 	d := loadDashboard(t)
 	for _, p := range d.Panels {
 		for i, tg := range p.Targets {
-			n := len(promQueryAll(t, prom, vars.Replace(tg.Expr)))
+			// $redis picks the fleet limit's target: one of the two shows.
+			n := 0
+			for _, redis := range []string{"0", "1"} {
+				n += len(promQueryAll(t, prom, strings.ReplaceAll(vars.Replace(tg.Expr), "$redis", redis)))
+			}
 			switch {
 			case n == 0 && mustShow[p.Title]:
 				t.Errorf("dashboard panel %q target %d shows no data after the campaign: %s", p.Title, i, tg.Expr)
