@@ -32,14 +32,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/resetq/resetq/internal/world"
 )
 
 // maxBody bounds the request bodies the proxy reads (SQS allows 1 MiB of
 // payload per call, plus JSON framing).
 const maxBody = 8 << 20
-
-// quotaWindow is the length of the sliding quota window.
-const quotaWindow = time.Second
 
 // Proxy is an http.Handler that forwards AWS JSON API calls to a target,
 // subject to quotas and faults. It is safe for concurrent use.
@@ -52,8 +51,8 @@ type Proxy struct {
 
 	mu      sync.Mutex
 	rng     *rand.Rand
-	quotas  map[string]int           // operation -> calls per second
-	windows map[quotaKey][]time.Time // admitted calls, oldest first
+	quotas  map[string]quotaSpec     // by operation
+	windows map[quotaKey]world.Quota // each Region's, made at its first call
 	faults  []*faultState            // in the order added
 	removed map[int]int              // affected counts of removed faults, by id
 	nextID  int
@@ -62,6 +61,13 @@ type Proxy struct {
 }
 
 type quotaKey struct{ region, operation string }
+
+// quotaSpec is the arguments of world.NewQuota.
+type quotaSpec struct {
+	model     string
+	perSecond float64
+	burst     int
+}
 
 type faultState struct {
 	id int
@@ -99,8 +105,8 @@ func New(target string, opts ...Option) (*Proxy, error) {
 		transport: http.DefaultTransport.(*http.Transport).Clone(),
 		now:       time.Now,
 		rng:       rand.New(rand.NewPCG(1, 1)),
-		quotas:    map[string]int{},
-		windows:   map[quotaKey][]time.Time{},
+		quotas:    map[string]quotaSpec{},
+		windows:   map[quotaKey]world.Quota{},
 		removed:   map[int]int{},
 		stats:     newStats(),
 	}
@@ -192,18 +198,43 @@ func (p *Proxy) observed(ctx context.Context, status int) {
 // t+1s). Calls over the quota get HTTP 400 TooManyRequestsException "Rate
 // exceeded" and do not count. 0 removes the quota.
 func (p *Proxy) SetQuota(operation string, perSecond int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if perSecond <= 0 {
-		delete(p.quotas, operation)
-		for k := range p.windows {
-			if k.operation == operation {
-				delete(p.windows, k)
-			}
-		}
+		p.RemoveQuota(operation)
 		return
 	}
-	p.quotas[operation] = perSecond
+	if err := p.SetQuotaModel(operation, world.Sliding, float64(perSecond), 0); err != nil {
+		panic(err) // a sliding window of at least 1/s is always valid
+	}
+}
+
+// SetQuotaModel sets the quota of operation per Region to one of
+// world.Models, empty: no call counts from before. Throttled calls are
+// answered as under SetQuota.
+func (p *Proxy) SetQuotaModel(operation, model string, perSecond float64, burst int) error {
+	if _, err := world.NewQuota(model, perSecond, burst); err != nil {
+		return fmt.Errorf("quota of %s: %w", operation, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dropWindows(operation)
+	p.quotas[operation] = quotaSpec{model, perSecond, burst}
+	return nil
+}
+
+// RemoveQuota lets every call of operation through.
+func (p *Proxy) RemoveQuota(operation string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.quotas, operation)
+	p.dropWindows(operation)
+}
+
+func (p *Proxy) dropWindows(operation string) {
+	for k := range p.windows {
+		if k.operation == operation {
+			delete(p.windows, k)
+		}
+	}
 }
 
 // Stats counts calls by operation.
@@ -320,25 +351,20 @@ func (p *Proxy) applyFault(w http.ResponseWriter, r *http.Request, op string, f 
 func (p *Proxy) admit(region, op string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	limit := p.quotas[op]
-	if limit == 0 {
+	spec, ok := p.quotas[op]
+	if !ok {
 		return true
 	}
-	now := p.now()
 	key := quotaKey{region, op}
-	win := p.windows[key]
-	cutoff := now.Add(-quotaWindow)
-	i := 0
-	for i < len(win) && !win[i].After(cutoff) {
-		i++
+	q := p.windows[key]
+	if q == nil {
+		q, _ = world.NewQuota(spec.model, spec.perSecond, spec.burst) // checked by SetQuotaModel
+		p.windows[key] = q
 	}
-	win = win[i:]
-	if len(win) >= limit {
-		p.windows[key] = win
+	if !q.Admit(p.now()) {
 		p.stats.Throttled[op]++
 		return false
 	}
-	p.windows[key] = append(win, now)
 	return true
 }
 

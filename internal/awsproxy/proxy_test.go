@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/internal/awsproxy"
+	"github.com/resetq/resetq/internal/world"
 )
 
 // clock is a fake clock for the quota window.
@@ -204,6 +205,38 @@ func TestQuotaConcurrent(t *testing.T) {
 	wg.Wait()
 	if st := srv.Stats(); st.Forwarded[op] != 7 || st.Throttled[op] != 43 {
 		t.Errorf("stats = %+v, want 7 forwarded, 43 throttled", st)
+	}
+}
+
+// TestQuotaModels: the same calls under the calendar-second model and a
+// token bucket (the clock starts on a whole second).
+func TestQuotaModels(t *testing.T) {
+	for _, tt := range []struct {
+		model string
+		burst int
+		want  []int // admitted of 3 calls at t=0, 0.9, 1.0, 1.5 s
+	}{
+		{world.Sliding, 0, []int{2, 0, 2, 0}},
+		{world.Second, 0, []int{2, 0, 2, 0}},
+		{world.Bucket, 3, []int{3, 1, 1, 1}},
+	} {
+		clk := newClock()
+		srv, _ := startProxy(t, awsproxy.WithNow(clk.Now))
+		if err := srv.SetQuotaModel(op, tt.model, 2, tt.burst); err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for _, d := range []time.Duration{0, 900 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond} {
+			clk.Advance(d)
+			got = append(got, admitted(t, srv.URL, "us-east-1", op, 3))
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: admitted %v of 3 calls at 0, 0.9, 1.0, 1.5 s, want %v", tt.model, got, tt.want)
+		}
+	}
+	srv, _ := startProxy(t)
+	if err := srv.SetQuotaModel(op, "leaky", 2, 0); err == nil {
+		t.Error("an unknown model: no error")
 	}
 }
 
