@@ -3,13 +3,16 @@
 // cognito-idp, so a real SDK client (or the resetq binary, with
 // AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER) can call it over HTTP.
 //
-// The model is Cognito's UserAccountRecovery quota: at most Quota calls are
-// admitted in any one-second window. The window slides: a call admitted at
-// t counts until t+1s. Throttled calls do not count. Every caller shares the
-// window: the HTTP callers (the "worker") and the stand-in's own background
-// load (the "real users" whose ForgotPassword shares the quota), which
-// sends Background calls per second, evenly spaced, straight into the
-// window. Calls and throttles are counted per source.
+// The model is Cognito's UserAccountRecovery quota: by default at most Quota
+// calls are admitted in any one-second window. The window slides: a call
+// admitted at t counts until t+1s. Config.Model (or SetQuotaModel) picks
+// another of world.Models: the calendar second, a token bucket. Throttled
+// calls do not count. Every caller shares the quota: the HTTP callers (the
+// "worker") and the stand-in's own background load (the "real users" whose
+// ForgotPassword and ConfirmForgotPassword share it), which sends its calls
+// straight into the quota: evenly spaced (SetBackground) or as any
+// world.Users (SetUsers), which hear of every successful reset. Calls and
+// throttles are counted per source.
 //
 // Answers:
 //   - AdminResetUserPassword: 200 {} when admitted; over quota, HTTP 400
@@ -34,6 +37,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/resetq/resetq/internal/world"
 )
 
 // Source says who made a call.
@@ -46,7 +51,8 @@ const (
 	Background
 )
 
-// window is the length of the sliding quota window.
+// window is how long an admitted call is kept to be counted again when the
+// quota changes.
 const window = time.Second
 
 // targetPrefix starts the X-Amz-Target of every Cognito user-pools call.
@@ -58,6 +64,10 @@ type Config struct {
 	// Quota is the calls admitted in any one-second window, shared by the
 	// worker and the background (0: unlimited).
 	Quota int
+	// Model is the quota's model, one of world.Models (default
+	// world.Sliding), and Burst the bucket's capacity (0: Quota).
+	Model string
+	Burst int
 	// Latency delays every HTTP answer, after the call was admitted or
 	// throttled (0: answer at once).
 	Latency time.Duration
@@ -105,8 +115,9 @@ type Stub struct {
 	latency time.Duration
 
 	mu       sync.Mutex
-	quota    int
-	admitted []time.Time // admitted calls within the window, oldest first
+	quota    world.Quota // nil: unlimited
+	admitted []time.Time // calls admitted under a quota in the last second, oldest first
+	users    world.Users // told of each successful reset (nil: none)
 	counts   [2]Counts
 	resets   map[string]int // pool + "/" + username -> successful resets
 	getUser  int
@@ -115,22 +126,69 @@ type Stub struct {
 	total    int
 }
 
-// New returns a Stub configured by cfg.
+// New returns a Stub configured by cfg. It panics on an unknown Model or
+// a Burst below 0 (check with world.NewQuota first).
 func New(cfg Config) *Stub {
-	s := &Stub{now: cfg.Now, wait: sleep, latency: cfg.Latency, quota: max(cfg.Quota, 0), resets: map[string]int{}}
+	s := &Stub{now: cfg.Now, wait: sleep, latency: cfg.Latency, resets: map[string]int{}}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	model := cfg.Model
+	if model == "" {
+		model = world.Sliding
+	}
+	if cfg.Quota > 0 {
+		if err := s.SetQuotaModel(model, float64(cfg.Quota), cfg.Burst); err != nil {
+			panic("cognitostub: " + err.Error())
+		}
 	}
 	return s
 }
 
-// SetQuota changes the quota (0: unlimited). Calls already admitted keep
-// counting until their second is over; calls admitted while the quota was
-// unlimited are not recorded.
+// SetQuota changes the quota to a sliding window of perSecond (0:
+// unlimited). Calls already admitted keep counting until their second is
+// over; calls admitted while the quota was unlimited are not recorded.
 func (s *Stub) SetQuota(perSecond int) {
+	if perSecond <= 0 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.quota = nil
+		return
+	}
+	if err := s.SetQuotaModel(world.Sliding, float64(perSecond), 0); err != nil {
+		panic(err) // a sliding window of at least 1/s is always valid
+	}
+}
+
+// SetQuotaModel changes the quota to a new one of model (world.NewQuota's
+// arguments). The calls admitted under a quota in the last second are
+// counted into it again, in order, as they would be for Cognito.
+func (s *Stub) SetQuotaModel(model string, perSecond float64, burst int) error {
+	q, err := world.NewQuota(model, perSecond, burst)
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.quota = max(perSecond, 0)
+	s.trim(s.now())
+	for _, t := range s.admitted {
+		q.Admit(t)
+	}
+	s.quota = q
+	return nil
+}
+
+// trim drops the admitted calls older than a window before now.
+func (s *Stub) trim(now time.Time) {
+	cutoff := now.Add(-window)
+	i := 0
+	for i < len(s.admitted) && !s.admitted[i].After(cutoff) {
+		i++
+	}
+	if i > 0 {
+		n := copy(s.admitted, s.admitted[i:])
+		s.admitted = s.admitted[:n]
+	}
 }
 
 // Reset clears the counters and the resets, for the next run. The window
@@ -155,22 +213,14 @@ func (s *Stub) Admit(src Source) bool {
 
 func (s *Stub) admit(src Source, now time.Time) bool {
 	s.counts[src].Calls++
-	if s.quota == 0 {
+	if s.quota == nil {
 		return true
 	}
-	cutoff := now.Add(-window)
-	i := 0
-	for i < len(s.admitted) && !s.admitted[i].After(cutoff) {
-		i++
-	}
-	if i > 0 {
-		n := copy(s.admitted, s.admitted[i:])
-		s.admitted = s.admitted[:n]
-	}
-	if len(s.admitted) >= s.quota {
+	if !s.quota.Admit(now) {
 		s.counts[src].Throttles++
 		return false
 	}
+	s.trim(now)
 	s.admitted = append(s.admitted, now)
 	return true
 }
@@ -259,7 +309,11 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			s.last = now
 		}
+		users := s.users
 		s.mu.Unlock()
+		if ok && users != nil {
+			users.OnReset(now)
+		}
 		if !ok {
 			s.answerError(w, r, "TooManyRequestsException", "Rate exceeded")
 			return

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/resetq/resetq/internal/world"
 )
 
 // RunBackground sends perSecond background calls per second into the
@@ -26,6 +28,38 @@ func (s *Stub) RunBackground(ctx context.Context, perSecond float64) {
 		if d := next.Sub(s.now()); d > 0 && !s.wait(ctx, d) {
 			return
 		}
+	}
+}
+
+// usersPoll bounds RunUsers' waits, so that a call a reset schedules
+// before the next one known goes at most this late.
+const usersPoll = 5 * time.Millisecond
+
+// RunUsers sends the calls of u into the quota as Background calls, each
+// when it is due (a late one at once), until ctx is done, and tells u of
+// every successful reset meanwhile.
+func (s *Stub) RunUsers(ctx context.Context, u world.Users) {
+	s.mu.Lock()
+	s.users = u
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.users = nil
+		s.mu.Unlock()
+	}()
+	for ctx.Err() == nil {
+		d := usersPoll
+		if t, ok := u.Peek(); ok {
+			d = min(d, t.Sub(s.now()))
+		}
+		if d > 0 {
+			if !s.wait(ctx, d) {
+				return
+			}
+			continue
+		}
+		u.Pop()
+		s.Admit(Background)
 	}
 }
 
@@ -69,8 +103,27 @@ func Start(cfg Config) (*Server, error) {
 }
 
 // SetBackground replaces the background load with perSecond calls per
-// second (0: none).
+// second, evenly spaced (0: none).
 func (s *Server) SetBackground(perSecond float64) {
+	if perSecond <= 0 {
+		s.runBackground(nil)
+		return
+	}
+	s.runBackground(func(ctx context.Context) { s.RunBackground(ctx, perSecond) })
+}
+
+// SetUsers replaces the background load with the calls of u (nil: none),
+// as RunUsers sends them.
+func (s *Server) SetUsers(u world.Users) {
+	if u == nil {
+		s.runBackground(nil)
+		return
+	}
+	s.runBackground(func(ctx context.Context) { s.RunUsers(ctx, u) })
+}
+
+// runBackground stops the background load and starts run (nil: none).
+func (s *Server) runBackground(run func(context.Context)) {
 	s.bgMu.Lock()
 	defer s.bgMu.Unlock()
 	if s.bgStop != nil {
@@ -78,7 +131,7 @@ func (s *Server) SetBackground(perSecond float64) {
 		<-s.bgDone
 		s.bgStop, s.bgDone = nil, nil
 	}
-	if perSecond <= 0 {
+	if run == nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -86,7 +139,7 @@ func (s *Server) SetBackground(perSecond float64) {
 	s.bgStop, s.bgDone = cancel, done
 	go func() {
 		defer close(done)
-		s.RunBackground(ctx, perSecond)
+		run(ctx)
 	}()
 }
 
