@@ -648,10 +648,10 @@ func signedKustomizations(t *testing.T) []string {
 }
 
 // allKustomizations are the base and every overlay, alone and with each
-// component added.
+// component added (but redis-ca, which needs a Redis URL).
 func allKustomizations(t *testing.T) []string {
 	t.Helper()
-	return slices.Concat(kustomizations(t), signedKustomizations(t), withComponent(t, incidentComponent))
+	return slices.Concat(kustomizations(t), signedKustomizations(t), withComponent(t, incidentComponent), withComponent(t, elasticacheComponent))
 }
 
 // withComponent is the base and every overlay that does not include the
@@ -998,4 +998,192 @@ func workHelp(t *testing.T) string {
 		t.Fatalf("could not read `resetq work --help`: %s", out)
 	}
 	return string(out)
+}
+
+// The ElastiCache component (a fleet sharing one limit in Redis), the
+// Secret whose key url holds RESETQ_REDIS_URL, and the private-CA component
+// with its ConfigMap; the operator creates both.
+const (
+	elasticacheComponent = "kubernetes/components/elasticache"
+	redisSecret          = "resetq-redis"
+	redisCAComponent     = "kubernetes/components/redis-ca"
+	redisCAConfigMap     = "resetq-redis-ca"
+)
+
+// withComponents is dir with comps added, in a temporary kustomization.
+func withComponents(t *testing.T, dir string, comps ...string) string {
+	t.Helper()
+	tmp := t.TempDir()
+	rel := func(p string) string {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := filepath.Rel(tmp, abs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " + rel(dir) + "\ncomponents:\n"
+	for _, c := range comps {
+		k += "  - " + rel(c) + "\n"
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return tmp
+}
+
+// redisURLFrom checks that a container takes RESETQ_REDIS_URL from a
+// required Secret key, never a literal or a ConfigMap (it holds the ACL
+// user's password), and returns the Secret and key ("" when it sets none).
+func redisURLFrom(t *testing.T, objs []k8sObject, c any, name string) (secret, key string) {
+	t.Helper()
+	for _, ef := range klist(c, "envFrom") {
+		if _, ok := kmap(knamed(objs, "ConfigMap", kstr(ef, "configMapRef", "name")), "data")["RESETQ_REDIS_URL"]; ok {
+			t.Errorf("%s: RESETQ_REDIS_URL in the ConfigMap %s: the password would be in it", name, kstr(ef, "configMapRef", "name"))
+		}
+		if kget(ef, "secretRef") != nil {
+			t.Errorf("%s: envFrom a Secret: name the one key instead", name)
+		}
+	}
+	for _, e := range klist(c, "env") {
+		if kstr(e, "name") != "RESETQ_REDIS_URL" {
+			continue
+		}
+		ref := kget(e, "valueFrom", "secretKeyRef")
+		if ref == nil || kget(e, "value") != nil {
+			t.Errorf("%s: RESETQ_REDIS_URL is %v, want valueFrom.secretKeyRef", name, e)
+			return "", ""
+		}
+		if kget(ref, "optional") == true {
+			t.Errorf("%s: RESETQ_REDIS_URL's Secret is optional: without it the worker would pace alone at the fleet's --rate", name)
+		}
+		return kstr(ref, "name"), kstr(ref, "key")
+	}
+	return "", ""
+}
+
+// TestElastiCacheFleet: overlays/elasticache runs RESETQ_FLEET_SIZE
+// replicas (more than one, no surge) that share the fleet's RESETQ_RATE in
+// ElastiCache Serverless: each reads RESETQ_REDIS_URL from the key url of
+// the Secret resetq-redis and runs in cluster mode; the fleet's rate stays
+// within --rate's default and each per-replica rate times the fleet size
+// within its own. The component does the same to the batch Job and to every
+// other build it is added to; no build without it sets a Redis URL, and no
+// build holds a Secret. With redis-ca, RESETQ_REDIS_CA_FILE is the ConfigMap
+// resetq-redis-ca's ca.pem, mounted read-only.
+func TestElastiCacheFleet(t *testing.T) {
+	t.Parallel()
+	help := workHelp(t)
+	flagDefault := func(flag string) float64 {
+		m := regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(flag) + ` (?:float|int)\n(?:\s{4,}.*\n)*?\s{4,}.*\(default ([0-9.]+)\)\n`).FindStringSubmatch(help)
+		if m == nil {
+			t.Fatalf("no default of --%s in `resetq work --help`", flag)
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v
+	}
+	objs := kustomize(t, "kubernetes/overlays/elasticache")
+	dep := knamed(objs, "Deployment", "resetq")
+	if dep == nil {
+		t.Fatal("no Deployment resetq")
+	}
+	c := klist(dep, "spec", "template", "spec", "containers")[0]
+	env := containerEnv(objs, c)
+	if secret, key := redisURLFrom(t, objs, c, "Deployment/resetq"); secret != redisSecret || key != "url" {
+		t.Errorf("RESETQ_REDIS_URL from key %q of Secret %q, want key url of %s", key, secret, redisSecret)
+	}
+	if env["RESETQ_REDIS_CLUSTER"] != "true" {
+		t.Errorf("RESETQ_REDIS_CLUSTER=%q: ElastiCache Serverless is a cluster", env["RESETQ_REDIS_CLUSTER"])
+	}
+	replicas, _ := kget(dep, "spec", "replicas").(float64)
+	fleet, err := strconv.ParseFloat(env["RESETQ_FLEET_SIZE"], 64)
+	if err != nil || fleet != replicas || replicas < 2 {
+		t.Errorf("replicas %v, RESETQ_FLEET_SIZE %q: want the same count, above 1", replicas, env["RESETQ_FLEET_SIZE"])
+	}
+	if s := kget(dep, "spec", "strategy", "rollingUpdate", "maxSurge"); s != 0.0 && s != "0" && s != "0%" {
+		t.Errorf("maxSurge %v: a rollout would run more replicas than RESETQ_FLEET_SIZE", s)
+	}
+	for name, perReplica := range map[string]bool{"RESETQ_RATE": false, "RESETQ_STATUS_CHECK_RATE": true, "RESETQ_SIGN_OUT_RATE": true, "RESETQ_REINVITE_RATE": true} {
+		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "RESETQ_"), "_", "-"))
+		def := flagDefault(flag)
+		rate, err := strconv.ParseFloat(env[name], 64)
+		if err != nil {
+			rate = def
+		}
+		total := rate // shared in Redis
+		if perReplica {
+			total = fleet * rate
+		}
+		if total > def {
+			t.Errorf("%s=%v makes %v calls/s per Region for the fleet, above the single-worker default %v", name, rate, total, def)
+		}
+	}
+
+	// The component on every build it is added to, and nothing without it.
+	// Temporary builds are named after what they combine: batch+elasticache.
+	batch := withComponents(t, "kubernetes/overlays/batch", elasticacheComponent)
+	for _, dir := range append(allKustomizations(t), batch) {
+		objs := kustomize(t, dir)
+		with := dir == batch || strings.Contains(filepath.Base(dir), "elasticache")
+		if s := kfind(objs, "Secret"); len(s) > 0 {
+			t.Errorf("%s: the build holds %d Secret(s): the operator creates %s", dir, len(s), redisSecret)
+		}
+		workers := 0
+		resetqContainers(objs, func(o k8sObject, pod, c any, name string) {
+			secret, _ := redisURLFrom(t, objs, c, dir+": "+name)
+			if klist(c, "args")[0] != "work" {
+				if secret != "" {
+					t.Errorf("%s: %s sets RESETQ_REDIS_URL", dir, name)
+				}
+				return
+			}
+			workers++
+			if with != (secret == redisSecret) {
+				t.Errorf("%s: %s takes RESETQ_REDIS_URL from Secret %q (component added: %v)", dir, name, secret, with)
+			}
+			if f := containerEnv(objs, c)["RESETQ_REDIS_CA_FILE"]; f != "" {
+				t.Errorf("%s: %s sets RESETQ_REDIS_CA_FILE=%s without %s", dir, name, f, redisCAComponent)
+			}
+		})
+		if workers == 0 {
+			t.Errorf("%s: no container runs resetq work", dir)
+		}
+	}
+
+	// A private CA.
+	objs = kustomize(t, withComponents(t, "kubernetes/overlays/elasticache", redisCAComponent))
+	resetqContainers(objs, func(o k8sObject, pod, c any, name string) {
+		file := containerEnv(objs, c)["RESETQ_REDIS_CA_FILE"]
+		dir, base := filepath.Split(file)
+		var mount, vol any
+		for _, m := range klist(c, "volumeMounts") {
+			if strings.TrimSuffix(kstr(m, "mountPath"), "/")+"/" == dir {
+				mount = m
+			}
+		}
+		for _, v := range klist(pod, "volumes") {
+			if mount != nil && kstr(v, "name") == kstr(mount, "name") {
+				vol = v
+			}
+		}
+		items := klist(vol, "configMap", "items")
+		if mount == nil || kget(mount, "readOnly") != true || kstr(vol, "configMap", "name") != redisCAConfigMap ||
+			len(items) != 1 || kstr(items[0], "key") != "ca.pem" || kstr(items[0], "path") != base {
+			t.Errorf("%s: RESETQ_REDIS_CA_FILE=%q is not ca.pem of the ConfigMap %s, mounted read-only (mount %v, volume %v)", name, file, redisCAConfigMap, mount, vol)
+		}
+	})
+
+	// How to create what the build lacks, where an operator reads it.
+	for f, want := range map[string]string{
+		elasticacheComponent + "/kustomization.yaml": "kubectl create secret generic " + redisSecret + " --from-literal=url='rediss://",
+		redisCAComponent + "/kustomization.yaml":     "kubectl create configmap " + redisCAConfigMap + " --from-file=ca.pem=",
+		runbookFile:                                  "kubectl create secret generic " + redisSecret + " --from-literal=url=",
+	} {
+		if !strings.Contains(readFile(t, f), want) {
+			t.Errorf("%s does not say how to create it: %q", f, want+"...")
+		}
+	}
 }
