@@ -116,40 +116,56 @@ func Constant(model string, perSecond float64, burst int, pattern string, userRa
 	}
 }
 
+// Seeds is how many runs, each with its own seed (seed, seed+1, ...),
+// Alone and Frontier pool: one run's real users come at one phase of the
+// calendar second and of the worker's calls, which can make a rate look
+// harmless or harmful by luck; four phases do not.
+const Seeds = 4
+
+// pooled is Constant over Seeds seeds, the counts added up. It panics on
+// an unknown model or pattern.
+func pooled(model string, perSecond float64, burst int, pattern string, userRate, workerRate float64, dur time.Duration, seed uint64) Result {
+	var sum Result
+	for i := range uint64(Seeds) {
+		r, err := Constant(model, perSecond, burst, pattern, userRate, workerRate, dur, seed+i)
+		if err != nil {
+			panic("world: " + err.Error())
+		}
+		sum.Seconds += r.Seconds
+		sum.WorkerCalls += r.WorkerCalls
+		sum.WorkerThrottled += r.WorkerThrottled
+		sum.UserCalls += r.UserCalls
+		sum.UserThrottled += r.UserThrottled
+	}
+	return sum
+}
+
 // Alone is the real users' throttled share with no worker, simulated as
-// in Constant. It panics on an unknown model or pattern.
+// in Constant over Seeds runs. It panics on an unknown model or pattern.
 func Alone(model string, perSecond float64, burst int, pattern string, userRate float64, dur time.Duration, seed uint64) float64 {
-	return mustConstant(model, perSecond, burst, pattern, userRate, 0, dur, seed).Harm()
+	return pooled(model, perSecond, burst, pattern, userRate, 0, dur, seed).Harm()
 }
 
 // FrontierStep is the resolution of Frontier's search.
 const FrontierStep = 0.1
 
 // Frontier returns the best constant worker rate (as in Constant) that
-// keeps the real users' throttled share at or under budget, and that
-// share. It tries rates FrontierStep apart from FrontierStep up to
-// perSecond and returns the last before the first over budget: harm is
-// not quite monotone in the rate, and a lucky rate above an unlucky one
-// is no rate a worker could aim for. It returns 0 and the real users' own
-// share when even the slowest worker is over budget. It panics on an
-// unknown model or pattern.
+// keeps the real users' throttled share at or under budget over Seeds
+// runs of dur, and that share. It tries rates FrontierStep apart from
+// FrontierStep up to perSecond and returns the last before the first over
+// budget: harm is not quite monotone in the rate, and a lucky rate above
+// an unlucky one is no rate a worker could aim for. It returns 0 and the
+// real users' own share when even the slowest worker is over budget. It
+// panics on an unknown model or pattern.
 func Frontier(model string, perSecond float64, burst int, pattern string, userRate float64, budget float64, dur time.Duration, seed uint64) (rate float64, harm float64) {
 	harm = Alone(model, perSecond, burst, pattern, userRate, dur, seed)
 	for i := 1; float64(i)*FrontierStep <= perSecond+1e-9; i++ {
 		x := math.Round(float64(i)*FrontierStep*1e6) / 1e6
-		h := mustConstant(model, perSecond, burst, pattern, userRate, x, dur, seed).Harm()
+		h := pooled(model, perSecond, burst, pattern, userRate, x, dur, seed).Harm()
 		if h > budget {
 			break
 		}
 		rate, harm = x, h
 	}
 	return rate, harm
-}
-
-func mustConstant(model string, perSecond float64, burst int, pattern string, userRate, workerRate float64, dur time.Duration, seed uint64) Result {
-	r, err := Constant(model, perSecond, burst, pattern, userRate, workerRate, dur, seed)
-	if err != nil {
-		panic("world: " + err.Error())
-	}
-	return r
 }

@@ -81,7 +81,7 @@ func TestFrontier(t *testing.T) {
 		if rate < tt.min || rate > tt.max || harm > budget {
 			t.Errorf("%s, %s: frontier %.1f/s at %.2f%% harm, want %.1f to %.1f/s at most %.2f%%", tt.model, tt.pattern, rate, 100*harm, tt.min, tt.max, 100*budget)
 		}
-		if h := mustConstant(tt.model, 30, 30, tt.pattern, 10, rate, simDur, 1).Harm(); h != harm {
+		if h := pooled(tt.model, 30, 30, tt.pattern, 10, rate, simDur, 1).Harm(); h != harm {
 			t.Errorf("%s, %s: Constant at the frontier gives %.4f, Frontier said %.4f", tt.model, tt.pattern, h, harm)
 		}
 	}
