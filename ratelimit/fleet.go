@@ -8,33 +8,26 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/time/rate"
 )
 
 // gcraScript is GCRA (the generic cell rate algorithm) with a burst of 1,
-// as a reservation: each call gets the next free slot, the key's
+// as a reservation: each call gets the next free slot, the Region's
 // theoretical arrival time (TAT) or now if that has passed, and moves the
-// TAT one emission interval past that slot. So slots across the fleet are
-// exactly one interval apart on Redis's own clock (TIME), whatever the
-// replicas' clocks say, and over any window of T seconds at most T*rate+1
-// slots start. A caller that asks late takes the slot that is free then,
-// and the next caller's slot is an interval after it: no ask has to land
-// on the TAT to the microsecond (a refusal that says "ask again at the
-// TAT" loses the time each ask is late, about 5% of 60/s on a loopback).
+// TAT one emission interval past that slot, on Redis's clock (TIME). A TAT
+// further ahead than the fleet's bookings can explain (ARGV[2]) was set
+// before Redis's clock stepped back: the script starts again from now.
+// It also counts the fleet's calls per second (for the quota found at a
+// cut) and returns the fleet's pace, so each replica paces to it.
 //
-// A TAT further ahead than the replicas' bookings can explain (ARGV[2])
-// was set before Redis's clock stepped back: the script starts again from
-// now rather than make the fleet wait out the step.
-//
-// KEYS[1]: the Region's key. ARGV[1]: the emission interval in
-// microseconds (1e6 / rate). ARGV[2]: the longest wait in microseconds. It
-// returns the microseconds from now until the caller's slot (0: go now).
-// The key expires one second after the TAT, when it no longer holds
-// anything.
+// KEYS: the TAT, the pace, the call counts. ARGV: the emission interval
+// and the longest wait, in microseconds. It returns the microseconds until
+// the caller's slot, Redis's time in microseconds, and the pace ("" if
+// none yet).
 const gcraScript = `
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
@@ -44,75 +37,77 @@ local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
 if slot - now > tonumber(ARGV[2]) then slot = now end
 local tat = slot + interval
 redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
-return slot - now
+local sec = tonumber(t[1])
+local c = redis.call('HMGET', KEYS[3], 'sec', 'n', 'prev', 'last', 'since')
+local n, prev, since = tonumber(c[2]) or 0, tonumber(c[3]) or 0, tonumber(c[5]) or now
+if tonumber(c[1]) ~= sec then
+  if tonumber(c[1]) == sec - 1 then prev = n else prev = 0 end
+  n = 0
+end
+if now - (tonumber(c[4]) or 0) > 1000000 then since = now end
+redis.call('HSET', KEYS[3], 'sec', string.format('%d', sec), 'n', n + 1, 'prev', prev,
+  'last', string.format('%d', now), 'since', string.format('%d', since))
+redis.call('PEXPIRE', KEYS[3], 3600000)
+return {slot - now, now, redis.call('GET', KEYS[2]) or ''}
 `
 
 // gcra runs gcraScript by EVALSHA, and EVAL when Redis has not cached it.
 var gcra = redis.NewScript(gcraScript)
 
+// paceTTL keeps a fleet's pace in Redis between campaigns' calls.
+const paceTTL = 24 * time.Hour
+
 // FleetConfig sets a Fleet. Zero fields take the defaults given.
 type FleetConfig struct {
-	// Redis is where the fleet's limits live (--redis-url). Required.
+	// Redis is where the fleet's limits live. Required.
 	Redis RedisAddr
-	// Cluster says Redis is a Redis Cluster (--redis-cluster): Redis.Addr
-	// is any node, and each Region's key is hash-tagged.
+	// Cluster says Redis is a Redis Cluster: Redis.Addr is any node, and
+	// each Region's keys share a hash tag.
 	Cluster bool
-	// RootCAs verify a rediss:// server (--redis-ca-file). Default: the
-	// system roots.
+	// RootCAs verify a rediss:// server. Default: the system roots.
 	RootCAs *x509.CertPool
-	// KeyPrefix starts each Region's key: PREFIX:ratelimit:REGION, or
-	// PREFIX:{REGION}:ratelimit in a cluster. Default "resetq".
+	// KeyPrefix starts each Region's keys. Default "resetq".
 	KeyPrefix string
-	// Rate is the fleet-wide limit in calls per second per Region
-	// (--rate): what all replicas together may send. Required.
+	// Rate is the fleet-wide limit per Region, in calls per second. Required.
 	Rate float64
-	// FleetSize is how many replicas share Rate (--fleet-size). Without
-	// Redis each paces at Rate/FleetSize, its conservative share.
-	// Default 1.
+	// FleetSize is how many replicas share Rate: while Redis is down each
+	// paces at Rate/FleetSize. Default 1.
 	FleetSize int
-	// Local is this replica's adaptive limiter, waited on before the
-	// shared one; Throttled and Succeeded go to it. Required.
-	Local *Regions
-	// Timeout bounds the dial and each command, each tried at most twice
-	// (a pooled connection may have died with a restarted Redis). Default
-	// 500ms, so a dead Redis costs a call at most a second once per
-	// RetryInterval.
+	// Pace adapts the fleet's rate to throttles; its Ceiling is Rate. The
+	// fallback limiter takes the same settings scaled to Rate/FleetSize.
+	Pace Config
+	// OnRate, if not nil, hears each Region's rate when it changes: the
+	// fleet's while Redis answers, this replica's share while it does not.
+	OnRate func(region string, rate float64)
+	// Timeout bounds the dial and each command, each tried at most twice.
+	// Default 500ms.
 	Timeout time.Duration
 	// RetryInterval is the least time between two tries of a Redis that
-	// failed; in between the replica paces at its local share. Default 3s.
+	// failed. Default 3s.
 	RetryInterval time.Duration
 	// Logger hears about each switch to and from the local share.
 	// Default: discard.
 	Logger *slog.Logger
-	// OnFallback, if not nil, is called with true when Redis fails and the
-	// replica switches to its local share, and with false when Redis
-	// answers again (for the resetq_ratelimit_fallback gauge).
+	// OnFallback, if not nil, hears true when the replica switches to its
+	// local share and false when Redis answers again.
 	OnFallback func(on bool)
 	// Now is the clock for RetryInterval. Default time.Now.
 	Now func() time.Time
 }
 
-// Fleet paces one replica of a fleet that shares Cognito's quota. A call
-// first waits on the replica's local adaptive limiter (Local, whose ceiling
-// is the fleet's Rate), then asks Redis for the next slot of the fleet-wide
-// limit of its Region (GCRA, burst 1, on Redis's clock) and waits until
-// that slot starts.
-//
-// The two compose: the shared limit keeps the fleet at or below Rate, and
-// each replica's local limiter still cuts on TooManyRequestsException, to
-// what got through for it in the last second, so it converges to its share
-// of what the quota leaves after real users.
-//
-// When Redis cannot be reached or answers an error, the replica paces at
-// Rate/FleetSize on its own (one log line and OnFallback(true) per switch)
-// and tries Redis again at most every RetryInterval, so a dead Redis does
-// not add a timeout to every call. Fleet is safe for concurrent use.
+// Fleet paces one replica of a fleet that shares Cognito's quota. The
+// fleet's rate and its GCRA slots live in Redis: a call takes the next
+// slot of its Region, and a throttle cuts the fleet's rate once, for every
+// replica (see gcraScript and Config). While Redis cannot be reached the
+// replica paces on its own at Rate/FleetSize with a local adaptive limiter,
+// and tries Redis again at most every RetryInterval. Fleet is safe for
+// concurrent use.
 type Fleet struct {
-	fc       FleetConfig
-	client   redis.UniversalClient
-	share    float64 // Rate/FleetSize
-	interval int64   // microseconds between two calls, rounded up: never above Rate
-	maxWait  int64   // microseconds: the longest wait for a slot (maxWaitFor)
+	fc     FleetConfig
+	pc     Config // fc.Pace with its defaults
+	client redis.UniversalClient
+	share  float64 // Rate/FleetSize
+	local  *Regions
 
 	mu       sync.Mutex
 	regions  map[string]*fleetRegion
@@ -122,9 +117,13 @@ type Fleet struct {
 
 // fleetRegion is one Region's state in a Fleet.
 type fleetRegion struct {
-	key      string
-	turn     chan struct{} // one caller per Region asks Redis at a time
-	fallback *rate.Limiter // Rate/FleetSize, used while Redis is down
+	name string
+	keys []string      // TAT, pace, call counts
+	turn chan struct{} // one caller per Region asks Redis at a time
+
+	mu   sync.Mutex
+	pace pace    // the fleet's, as Redis last said
+	rate float64 // the fleet's rate at the last answer
 }
 
 // NewFleet checks cfg and returns a Fleet. It does not dial: Redis is
@@ -133,8 +132,6 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	switch {
 	case cfg.Redis.Addr == "":
 		return nil, errors.New("fleet limiter: no Redis address")
-	case cfg.Local == nil:
-		return nil, errors.New("fleet limiter: no local limiter")
 	case !(cfg.Rate > 0) || cfg.Rate > 1e6:
 		return nil, fmt.Errorf("fleet limiter: rate must be a positive number up to 1e6, got %v", cfg.Rate)
 	case cfg.FleetSize < 0:
@@ -158,23 +155,29 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	if cfg.OnFallback == nil {
 		cfg.OnFallback = func(bool) {}
 	}
+	if cfg.OnRate == nil {
+		cfg.OnRate = func(string, float64) {}
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	interval := math.Ceil(1e6 / cfg.Rate)
-	maxWait := int64(min(maxWaitFor(interval, cfg.FleetSize), 1<<53))
+	pc := cfg.Pace
+	pc.Ceiling = cfg.Rate
+	pc, err := pc.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("fleet limiter: %w", err)
+	}
+	share := cfg.Rate / float64(cfg.FleetSize)
+	scale := share / cfg.Rate
+	local, err := NewRegions(Config{Ceiling: share, SharedBelow: pc.SharedBelow * scale, Now: cfg.Pace.Now}, cfg.OnRate)
+	if err != nil {
+		return nil, fmt.Errorf("fleet limiter: %w", err)
+	}
 	client, err := newRedisClient(redisConn{Addr: cfg.Redis, Cluster: cfg.Cluster, RootCAs: cfg.RootCAs, Timeout: cfg.Timeout})
 	if err != nil {
 		return nil, fmt.Errorf("fleet limiter: %w", err)
 	}
-	return &Fleet{
-		fc:       cfg,
-		client:   client,
-		share:    cfg.Rate / float64(cfg.FleetSize),
-		interval: int64(interval),
-		maxWait:  maxWait,
-		regions:  map[string]*fleetRegion{},
-	}, nil
+	return &Fleet{fc: cfg, pc: pc, client: client, share: share, local: local, regions: map[string]*fleetRegion{}}, nil
 }
 
 // maxWaitFor is the longest wait for a slot, in microseconds, that the
@@ -185,17 +188,18 @@ func maxWaitFor(interval float64, fleetSize int) float64 {
 	return max(1e6, 4*float64(fleetSize)*interval)
 }
 
-// Key is the Redis key that holds region's fleet-wide limit. In a cluster
-// the Region is a hash tag, so a Region's keys share one slot.
-func (f *Fleet) Key(region string) string {
+// Key is the Redis key that holds region's GCRA slots. In a cluster the
+// Region is a hash tag, so a Region's keys share one slot.
+func (f *Fleet) Key(region string) string { return f.key(region, "ratelimit") }
+
+func (f *Fleet) key(region, what string) string {
 	if f.fc.Cluster {
-		return f.fc.KeyPrefix + ":{" + region + "}:ratelimit"
+		return f.fc.KeyPrefix + ":{" + region + "}:" + what
 	}
-	return f.fc.KeyPrefix + ":ratelimit:" + region
+	return f.fc.KeyPrefix + ":" + what + ":" + region
 }
 
-// Share is the rate this replica keeps to while Redis is down:
-// Rate/FleetSize.
+// Share is the rate this replica keeps to while Redis is down.
 func (f *Fleet) Share() float64 { return f.share }
 
 // Close closes the connections to Redis.
@@ -207,20 +211,27 @@ func (f *Fleet) region(name string) *fleetRegion {
 	r := f.regions[name]
 	if r == nil {
 		r = &fleetRegion{
-			key:      f.Key(name),
-			turn:     make(chan struct{}, 1),
-			fallback: rate.NewLimiter(rate.Limit(f.share), 1),
+			name: name,
+			keys: []string{f.key(name, "ratelimit"), f.key(name, "pace"), f.key(name, "calls")},
+			turn: make(chan struct{}, 1),
+			pace: f.pc.start(time.Time{}),
+			rate: f.fc.Rate,
 		}
 		f.regions[name] = r
 	}
 	return r
 }
 
+// Rate is region's fleet-wide rate as Redis last said.
+func (f *Fleet) Rate(region string) float64 {
+	r := f.region(region)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rate
+}
+
 // Wait blocks until a call to region may go, or ctx ends.
 func (f *Fleet) Wait(ctx context.Context, region string) error {
-	if err := f.fc.Local.Wait(ctx, region); err != nil {
-		return err
-	}
 	r := f.region(region)
 	// One caller per Region at a time asks Redis and holds a slot, so a
 	// replica never books slots it has no caller ready for.
@@ -231,23 +242,20 @@ func (f *Fleet) Wait(ctx context.Context, region string) error {
 	}
 	defer func() { <-r.turn }()
 	if !f.shouldAsk() {
-		return r.fallback.Wait(ctx)
+		return f.local.Wait(ctx, region)
 	}
-	wait, err := f.reserve(ctx, r.key)
+	wait, err := f.reserve(ctx, r)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		f.failed(err)
-		return r.fallback.Wait(ctx)
+		return f.local.Wait(ctx, region)
 	}
 	f.answered()
 	if wait <= 0 {
 		return nil
 	}
-	// The slot is ours: the replica's next caller asks for the one after
-	// it only once this one has gone (the turn), so a replica holds at
-	// most one slot ahead per Region.
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -258,11 +266,35 @@ func (f *Fleet) Wait(ctx context.Context, region string) error {
 	}
 }
 
-// Throttled cuts region's local rate after a TooManyRequestsException.
-func (f *Fleet) Throttled(region string) { f.fc.Local.Throttled(region) }
+// Throttled cuts region's fleet-wide rate after a TooManyRequestsException,
+// once for the whole fleet per CutInterval; while Redis is down, this
+// replica's share.
+func (f *Fleet) Throttled(region string) {
+	if f.inFallback() {
+		f.local.Throttled(region)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*f.fc.Timeout)
+	defer cancel()
+	if err := f.cut(ctx, f.region(region)); err != nil {
+		f.failed(err)
+		f.local.Throttled(region)
+	}
+}
 
-// Succeeded lets region's local rate recover.
-func (f *Fleet) Succeeded(region string) { f.fc.Local.Succeeded(region) }
+// Succeeded lets the local share recover while Redis is down; the fleet's
+// rate climbs back with time alone.
+func (f *Fleet) Succeeded(region string) {
+	if f.inFallback() {
+		f.local.Succeeded(region)
+	}
+}
+
+func (f *Fleet) inFallback() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fallback
+}
 
 // shouldAsk reports whether to ask Redis now: always while it works; while
 // it is down, once per RetryInterval (the caller that gets true is the one
@@ -306,19 +338,144 @@ func (f *Fleet) answered() {
 	}
 }
 
-// reserve runs the GCRA script for key and returns how long until the
-// slot it got starts, at most maxWait.
-func (f *Fleet) reserve(ctx context.Context, key string) (time.Duration, error) {
-	v, err := gcra.Run(ctx, f.client, []string{key}, f.interval, f.maxWait).Result()
+// reserve runs the GCRA script for r at the fleet's rate and returns how
+// long until the slot it got starts.
+func (f *Fleet) reserve(ctx context.Context, r *fleetRegion) (time.Duration, error) {
+	r.mu.Lock()
+	interval := math.Ceil(1e6 / r.rate)
+	r.mu.Unlock()
+	maxWait := int64(min(maxWaitFor(interval, f.fc.FleetSize), 1<<53))
+	v, err := gcra.Run(ctx, f.client, r.keys, int64(interval), maxWait).Result()
 	if err != nil && ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
 	if err != nil {
 		return 0, fmt.Errorf("redis %s: %w", f.fc.Redis, err)
 	}
-	wait, ok := v.(int64)
-	if !ok || wait < 0 || wait > f.maxWait {
-		return 0, fmt.Errorf("redis: rate limit script answered %v, want the microseconds until the slot, 0 to %d", v, f.maxWait)
+	wait, now, p, err := parseReply(v, maxWait)
+	if err != nil {
+		return 0, err
 	}
-	return time.Duration(wait) * time.Microsecond, nil
+	if p == "" {
+		f.startPace(ctx, r, now)
+	} else if err := f.heardPace(r, p, now); err != nil {
+		return 0, err
+	}
+	return wait, nil
+}
+
+// parseReply checks the GCRA script's answer.
+func parseReply(reply any, maxWait int64) (time.Duration, time.Time, string, error) {
+	if v, ok := reply.([]any); ok && len(v) == 3 {
+		wait, ok1 := v[0].(int64)
+		now, ok2 := v[1].(int64)
+		p, ok3 := v[2].(string)
+		if ok1 && ok2 && ok3 && wait >= 0 && wait <= maxWait {
+			return time.Duration(wait) * time.Microsecond, time.UnixMicro(now), p, nil
+		}
+	}
+	return 0, time.Time{}, "", fmt.Errorf("redis: rate limit script answered %v, want the wait (0 to %d µs), the time and the pace", reply, maxWait)
+}
+
+// heardPace notes the fleet's pace as Redis said it at now.
+func (f *Fleet) heardPace(r *fleetRegion, s string, now time.Time) error {
+	p, err := parsePace(s)
+	if err != nil {
+		return fmt.Errorf("redis: %s: %w", r.keys[1], err)
+	}
+	rate := f.pc.rateAt(p, now)
+	r.mu.Lock()
+	changed := rate != r.rate
+	r.pace, r.rate = p, rate
+	r.mu.Unlock()
+	if changed {
+		f.fc.OnRate(r.name, rate)
+	}
+	return nil
+}
+
+// startPace sets the fleet's first pace for r, unless a replica did first.
+func (f *Fleet) startPace(ctx context.Context, r *fleetRegion, now time.Time) {
+	p := f.pc.start(now)
+	if err := f.client.SetNX(ctx, r.keys[1], p.String(), paceTTL).Err(); err == nil {
+		_ = f.heardPace(r, p.String(), now)
+	}
+}
+
+// cut cuts the fleet's pace for r after a throttle: under WATCH, so of
+// the replicas throttled together one cuts, and the others find the cut
+// made within CutInterval and leave it.
+func (f *Fleet) cut(ctx context.Context, r *fleetRegion) error {
+	var err error
+	for range 3 {
+		if err = f.client.Watch(ctx, func(tx *redis.Tx) error { return f.cutTx(ctx, tx, r) }, r.keys[1]); !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("redis %s: cut %s: %w", f.fc.Redis, r.keys[1], err)
+	}
+	return nil
+}
+
+func (f *Fleet) cutTx(ctx context.Context, tx *redis.Tx, r *fleetRegion) error {
+	now, err := tx.Time(ctx).Result()
+	if err != nil {
+		return err
+	}
+	now = now.Truncate(time.Microsecond)
+	p := f.pc.start(now)
+	switch s, err := tx.Get(ctx, r.keys[1]).Result(); {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return err
+	default:
+		if p, err = parsePace(s); err != nil {
+			return err
+		}
+	}
+	c, err := tx.HMGet(ctx, r.keys[2], "sec", "n", "prev", "last", "since").Result()
+	if err != nil {
+		return err
+	}
+	found, busy := fleetCalls(c, now)
+	np, ok := f.pc.cut(p, now, found, busy)
+	if ok {
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Set(ctx, r.keys[1], np.String(), paceTTL)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return f.heardPace(r, np.String(), now)
+}
+
+// fleetCalls reads the script's call counts at now: the fleet's calls in
+// the last second (the current second's, plus the part of the previous
+// one still in that window) and how long calls have run without a gap
+// over a second.
+func fleetCalls(c []any, now time.Time) (found float64, busy time.Duration) {
+	num := func(i int) int64 {
+		if i < len(c) {
+			if s, ok := c[i].(string); ok {
+				n, _ := strconv.ParseInt(s, 10, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	sec, n, prev, last, since := num(0), num(1), num(2), num(3), num(4)
+	frac := float64(now.UnixMicro()%1e6) / 1e6
+	switch now.Unix() {
+	case sec:
+		found = float64(n) + float64(prev)*(1-frac)
+	case sec + 1:
+		found = float64(n) * (1 - frac)
+	}
+	if now.UnixMicro()-last <= 1e6 && since > 0 {
+		busy = time.Duration(now.UnixMicro()-since) * time.Microsecond
+	}
+	return found, busy
 }

@@ -86,13 +86,8 @@ func startRedis(t *testing.T, args ...string) *redisserver.Server {
 	return srv
 }
 
-func newTestFleet(t *testing.T, cfg FleetConfig, localCeiling float64) *Fleet {
+func newTestFleet(t *testing.T, cfg FleetConfig) *Fleet {
 	t.Helper()
-	local, err := NewRegions(Config{Ceiling: localCeiling}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Local = local
 	if cfg.Timeout == 0 {
 		// A loaded machine (the race detector, other packages' tests) can
 		// take longer than the default 500 ms to answer; these tests are
@@ -127,7 +122,7 @@ func TestFleetSharedLimit(t *testing.T) {
 	const rate = 20.0
 	var fb fallbackLog
 	cfg := FleetConfig{Redis: redisAddr(t, srv.URL), KeyPrefix: "test", Rate: rate, OnFallback: fb.record}
-	pacers := []*Fleet{newTestFleet(t, cfg, rate), newTestFleet(t, cfg, rate)}
+	pacers := []*Fleet{newTestFleet(t, cfg), newTestFleet(t, cfg)}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
@@ -170,7 +165,7 @@ func TestFleetSharedLimit(t *testing.T) {
 func TestFleetRegionsIndependent(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t)
-	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), Rate: 0.1}, 100) // one call per 10 s
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), Rate: 0.1}) // one call per 10 s
 	ctx := context.Background()
 	if err := f.Wait(ctx, "us-east-1"); err != nil {
 		t.Fatal(err)
@@ -201,7 +196,7 @@ func TestFleetFallbackAndRecovery(t *testing.T) {
 	f := newTestFleet(t, FleetConfig{
 		Redis: redisAddr(t, srv.URL), Rate: 40, FleetSize: 4, RetryInterval: time.Minute,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnFallback: fb.record, Now: clk.Now,
-	}, 40)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	wait := func(step string, n int) {
@@ -275,7 +270,7 @@ func TestFleetDeadRedisFromStart(t *testing.T) {
 	var logs syncBuffer
 	clk := &syncClock{t: time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC)}
 	f := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: addr}, Rate: 100, FleetSize: 2, Now: clk.Now,
-		OnFallback: fb.record, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 100)
+		OnFallback: fb.record, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for range 5 {
@@ -297,7 +292,7 @@ func TestFleetWaitCanceled(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t)
 	var fb fallbackLog
-	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), Rate: 0.1, OnFallback: fb.record}, 100)
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), Rate: 0.1, OnFallback: fb.record})
 	ctx := context.Background()
 	if err := f.Wait(ctx, "us-east-1"); err != nil {
 		t.Fatal(err)
@@ -319,13 +314,11 @@ func TestFleetWaitCanceled(t *testing.T) {
 
 func TestNewFleetChecks(t *testing.T) {
 	t.Parallel()
-	local, _ := NewRegions(Config{Ceiling: 1}, nil)
 	for _, cfg := range []FleetConfig{
-		{Local: local, Rate: 1},
-		{Redis: RedisAddr{Addr: "h:1"}, Rate: 1},
-		{Redis: RedisAddr{Addr: "h:1"}, Local: local},
-		{Redis: RedisAddr{Addr: "h:1"}, Local: local, Rate: -1},
-		{Redis: RedisAddr{Addr: "h:1"}, Local: local, Rate: 1, FleetSize: -1},
+		{Rate: 1},
+		{Redis: RedisAddr{Addr: "h:1"}},
+		{Redis: RedisAddr{Addr: "h:1"}, Rate: -1},
+		{Redis: RedisAddr{Addr: "h:1"}, Rate: 1, FleetSize: -1},
 	} {
 		if _, err := NewFleet(cfg); err == nil {
 			t.Errorf("NewFleet(%+v) accepted", cfg)
@@ -340,12 +333,13 @@ func TestNewFleetChecks(t *testing.T) {
 func TestFleetReservesSlots(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t)
-	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), Rate: 1}, 1)
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), Rate: 1})
 	ctx := context.Background()
 	start := time.Now()
 	var waits []time.Duration
+	r := f.region("reserve")
 	for range 5 {
-		w, err := f.reserve(ctx, "test:reserve")
+		w, err := f.reserve(ctx, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -367,9 +361,9 @@ func TestFleetReservesSlots(t *testing.T) {
 func TestFleetClockSteppedBack(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t)
-	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), Rate: 10, FleetSize: 5}, 10)
-	if f.maxWait != 2e6 {
-		t.Fatalf("maxWait %dµs, want 4 × 5 × 100ms", f.maxWait)
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), Rate: 10, FleetSize: 5})
+	if got := maxWaitFor(1e5, 5); got != 2e6 {
+		t.Fatalf("maxWait %vµs, want 4 × 5 × 100ms", got)
 	}
 	ctx := context.Background()
 	c := adminClient(t, srv.URL)
@@ -378,14 +372,14 @@ func TestFleetClockSteppedBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	future := (now.Unix() + 3600) * 1e6
-	if err := c.Set(ctx, "test:stepped", strconv.FormatInt(future, 10), 0).Err(); err != nil {
+	if err := c.Set(ctx, f.Key("stepped"), strconv.FormatInt(future, 10), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 
 	start := time.Now()
 	var waits []time.Duration
 	for range 15 { // 1.5 s of slots: under the 2 s cap, all kept
-		w, err := f.reserve(ctx, "test:stepped")
+		w, err := f.reserve(ctx, f.region("stepped"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -398,7 +392,7 @@ func TestFleetClockSteppedBack(t *testing.T) {
 			t.Errorf("ask %d: wait %v, want %v less at most the %v the asks took", k, w, want, took)
 		}
 	}
-	v, err := c.Get(ctx, "test:stepped").Result()
+	v, err := c.Get(ctx, f.Key("stepped")).Result()
 	if tat, _ := strconv.ParseInt(v, 10, 64); err != nil || tat >= future {
 		t.Errorf("the TAT is still %v (%v), not back to Redis's clock", v, err)
 	}
@@ -415,8 +409,8 @@ func TestFleetWaitAboveCap(t *testing.T) {
 		return ":3600000000\r\n"
 	})
 	var fb fallbackLog
-	f := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: fr.ln.Addr().String()}, Rate: 100, OnFallback: fb.record}, 100)
-	if _, err := f.reserve(context.Background(), "k"); err == nil || !strings.Contains(err.Error(), "0 to 1000000") {
+	f := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: fr.ln.Addr().String()}, Rate: 100, OnFallback: fb.record})
+	if _, err := f.reserve(context.Background(), f.region("k")); err == nil || !strings.Contains(err.Error(), "0 to 1000000") {
 		t.Fatalf("reserve: %v, want an error for a wait of an hour", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -531,7 +525,7 @@ func TestFleetRedisRestartMidCampaign(t *testing.T) {
 	f := newTestFleet(t, FleetConfig{
 		Redis: redisAddr(t, srv.URL), KeyPrefix: "test", Rate: rate, FleetSize: 2, RetryInterval: 100 * time.Millisecond,
 		OnFallback: func(on bool) { fallback <- on },
-	}, rate)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	expectFallback := func(want bool) {
@@ -654,7 +648,7 @@ func TestFleetPrimaryFailover(t *testing.T) {
 	f := newTestFleet(t, FleetConfig{
 		Redis: RedisAddr{Addr: proxy.ln.Addr().String()}, KeyPrefix: "test", Rate: rate, FleetSize: 2,
 		RetryInterval: 100 * time.Millisecond, OnFallback: fb.record,
-	}, rate)
+	})
 
 	c := startCampaign(t, ctx, f, 4)
 	c.waitFor("on the primary", 20)
@@ -685,4 +679,81 @@ func TestFleetPrimaryFailover(t *testing.T) {
 		t.Errorf("OnFallback calls %v: still falling back after the failover", got)
 	}
 	t.Logf("%d jobs; OnFallback calls %v", c.done(), fb.get())
+}
+
+// TestFleetOneThrottleOneCut: three replicas throttled at once cut the
+// fleet's rate once, every replica paces to that one rate (one that was
+// not throttled learns it on its next call), and a throttle after
+// CutInterval cuts again.
+func TestFleetOneThrottleOneCut(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	cfg := FleetConfig{Redis: redisAddr(t, srv.URL), KeyPrefix: "test", Rate: 100, FleetSize: 4,
+		Pace: Config{CutInterval: 200 * time.Millisecond}}
+	fleet := []*Fleet{newTestFleet(t, cfg), newTestFleet(t, cfg), newTestFleet(t, cfg), newTestFleet(t, cfg)}
+	ctx := context.Background()
+	const region = "eu-west-1"
+	for range 10 {
+		for _, f := range fleet {
+			if _, err := f.reserve(ctx, f.region(region)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got := fleet[3].Rate(region); got != 100 {
+		t.Fatalf("before any throttle: rate %v, want 100", got)
+	}
+	var wg sync.WaitGroup
+	for _, f := range fleet[:3] {
+		wg.Go(func() { f.Throttled(region) })
+	}
+	wg.Wait()
+	stored := func() pace {
+		t.Helper()
+		s, err := adminClient(t, srv.URL).Get(ctx, "test:pace:"+region).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := parsePace(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := stored()
+	if !p.Cut || p.To >= 100 || p.To > 0.97*40 {
+		t.Fatalf("pace after the throttles %+v, want one cut to at most 0.97 of the 40 calls that went", p)
+	}
+	for i, f := range fleet[:3] {
+		if got := f.region(region).pace; got != p {
+			t.Errorf("replica %d: pace %+v, Redis has %+v: a second cut overwrote the first", i, got, p)
+		}
+	}
+	if _, err := fleet[3].reserve(ctx, fleet[3].region(region)); err != nil {
+		t.Fatal(err)
+	}
+	if got := fleet[3].Rate(region); got >= 100 || got < p.To {
+		t.Errorf("the replica that was not throttled paces at %v, want the fleet's %v or a little above (the climb)", got, p.To)
+	}
+	time.Sleep(250 * time.Millisecond)
+	fleet[3].Throttled(region)
+	if q := stored(); !q.CutAt.After(p.CutAt) {
+		t.Errorf("a throttle after CutInterval left the pace at %+v, want a new cut", q)
+	}
+}
+
+// TestPaceString: a pace goes through Redis unchanged, and a bad one is
+// refused.
+func TestPaceString(t *testing.T) {
+	t.Parallel()
+	p := pace{CutAt: time.UnixMicro(1764460800123456), Cut: true, To: 18.25, From: 20.5, Shared: true}
+	got, err := parsePace(p.String())
+	if err != nil || got != p {
+		t.Fatalf("parsePace(%q) = %+v, %v; want %+v", p.String(), got, err, p)
+	}
+	for _, bad := range []string{"", "1 1 2 3", "1 2 2 3 0", "x 1 2 3 0", "1 1 -2 3 0", "1 1 NaN 3 0"} {
+		if _, err := parsePace(bad); err == nil {
+			t.Errorf("parsePace(%q) accepted", bad)
+		}
+	}
 }

@@ -131,12 +131,8 @@ type Limiter struct {
 	bucket *rate.Limiter
 
 	mu        sync.Mutex
-	limit     float64
-	lastCut   time.Time
-	lastRaise time.Time
-	cutFrom   float64     // the quota found at the last throttle
-	shared    bool        // the quota found was below SharedBelow
-	cutTo     float64     // the rate the last cut set
+	p         pace
+	limit     float64     // the rate last set on bucket
 	oks       []time.Time // successes in the last second, oldest first
 	lastHeard time.Time   // the last Throttled or Succeeded
 	busySince time.Time   // start of the current run of calls (no gap over a second)
@@ -148,75 +144,66 @@ func New(cfg Config) (*Limiter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Limiter{cfg: cfg, bucket: rate.NewLimiter(rate.Limit(cfg.Ceiling), 1), limit: cfg.Ceiling}, nil
+	return &Limiter{cfg: cfg, bucket: rate.NewLimiter(rate.Limit(cfg.Ceiling), 1), limit: cfg.Ceiling, p: cfg.start(time.Time{})}, nil
 }
 
 // Wait blocks until a call may go, or ctx ends.
-func (l *Limiter) Wait(ctx context.Context) error { return l.bucket.Wait(ctx) }
+func (l *Limiter) Wait(ctx context.Context) error {
+	now := l.cfg.Now()
+	l.mu.Lock()
+	l.update(now)
+	r := l.bucket.ReserveN(now, 1)
+	l.mu.Unlock()
+	d := r.DelayFrom(now)
+	if d == 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.CancelAt(l.cfg.Now())
+		return ctx.Err()
+	}
+}
+
+// Allow reports whether a call may go at now, and takes its slot if so.
+func (l *Limiter) Allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.update(now)
+	return l.bucket.AllowN(now, 1)
+}
 
 // Limit is the current rate in calls per second.
 func (l *Limiter) Limit() float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.limit
+	limit, _ := l.update(l.cfg.Now())
+	return limit
 }
 
-// Throttled cuts the rate after a TooManyRequestsException: to Decrease
-// times the number of calls that succeeded in the last second (Cognito's
-// quota is a one-second window, so that is what it leaves us; with none,
-// the floor), or times the rate if that is lower; and, when that number is
-// under SharedBelow (someone else has the rest of the quota), to Headroom
-// below it, or 20% below if that is less (see Config). Before calls have run for a full second
-// that count may be only part of the quota, so the rate then recovers fast
-// instead of probing gently around it. At most one cut per CutInterval. It
-// returns the new rate and whether it changed.
+// Throttled cuts the rate after a TooManyRequestsException (see Config),
+// at most once per CutInterval. It returns the new rate and whether it
+// changed.
 func (l *Limiter) Throttled() (float64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.cfg.Now()
-	if !l.lastCut.IsZero() && now.Sub(l.lastCut) < l.cfg.CutInterval {
-		return l.limit, false
+	if l.p.Cut && now.Sub(l.p.CutAt) < l.cfg.CutInterval {
+		return l.update(now)
 	}
 	busy := l.heard(now)
-	// Cognito's quota is a one-second window: a throttle means our calls
-	// that got through in the last second are what the quota leaves us.
-	found := float64(l.recentOKs(now))
-	// Below the quota found last time, the headroom is already left: a
-	// throttle there (real users' load rose, or came in a burst) takes the
-	// plain cut, or a run of them would take the headroom again and again.
-	returning := l.shared && l.limit < l.cutFrom
-	l.lastCut, l.lastRaise, l.cutFrom = now, now, found
-	m := min(l.limit, found)
-	cut := l.cfg.Decrease * m
-	l.shared = found < l.cfg.SharedBelow
-	if l.shared && !returning {
-		cut = min(cut, max(m-l.cfg.Headroom, 0.8*m))
+	if p, ok := l.cfg.cut(l.p, now, float64(l.recentOKs(now)), busy); ok {
+		l.p = p
 	}
-	if busy < time.Second {
-		// Calls have not run for a full second yet (at start, or after
-		// a pause): found is only part of what the quota leaves us. Cut
-		// to it all the same (never above what got through, so real
-		// users are not crowded out while the limiter learns), but
-		// recover fast rather than probe gently around it.
-		l.cutFrom = 0
-	}
-	l.cutTo = max(l.cfg.Floor, cut)
-	return l.set(now, l.cutTo)
+	return l.update(now)
 }
 
-// nearFound reports whether the rate is near the quota found at the last
-// throttle, where it recovers gently: from Plateau times it (or from the
-// cut, if that left headroom below that) to 2-Plateau times it.
-func (l *Limiter) nearFound() bool {
-	lo := l.cfg.Plateau * l.cutFrom
-	if l.shared {
-		lo = min(lo, l.cutTo) // the headroom may go below Plateau
-	}
-	return l.limit >= lo && l.limit < l.cutFrom*(2-l.cfg.Plateau)
-}
-
-// Succeeded lets the rate recover after a call that was not throttled. It
-// returns the new rate and whether it changed.
+// Succeeded notes a call that was not throttled. It returns the rate and
+// whether it changed.
 func (l *Limiter) Succeeded() (float64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -224,24 +211,7 @@ func (l *Limiter) Succeeded() (float64, bool) {
 	l.heard(now)
 	l.oks = append(l.oks, now)
 	l.recentOKs(now)
-	if l.limit >= l.cfg.Ceiling {
-		return l.limit, false
-	}
-	dt := now.Sub(l.lastRaise).Seconds()
-	if dt <= 0 {
-		return l.limit, false
-	}
-	l.lastRaise = now
-	inc := l.cfg.Increase
-	if l.nearFound() {
-		inc = min(inc, l.cfg.PlateauIncrease*l.cutFrom) // probe gently
-		if l.shared && l.limit < l.cutFrom {
-			// Real users lose the races at the edge: come back to it
-			// in SharedRecovery.
-			inc = min(inc, (l.cutFrom-l.cutTo)/l.cfg.SharedRecovery.Seconds())
-		}
-	}
-	return l.set(now, min(l.cfg.Ceiling, l.limit+inc*dt))
+	return l.update(now)
 }
 
 // heard notes a call's answer at now and returns how long calls have run
@@ -265,10 +235,15 @@ func (l *Limiter) recentOKs(now time.Time) int {
 	return len(l.oks)
 }
 
-func (l *Limiter) set(now time.Time, limit float64) (float64, bool) {
+// update sets the bucket to the pace's rate at now. It returns the rate
+// and whether it changed.
+func (l *Limiter) update(now time.Time) (float64, bool) {
+	limit := l.cfg.rateAt(l.p, now)
 	changed := limit != l.limit
-	l.limit = limit
-	l.bucket.SetLimitAt(now, rate.Limit(limit))
+	if changed {
+		l.limit = limit
+		l.bucket.SetLimitAt(now, rate.Limit(limit))
+	}
 	return limit, changed
 }
 

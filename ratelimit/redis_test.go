@@ -167,8 +167,8 @@ func TestClientAuthRequirepass(t *testing.T) {
 			t.Errorf("%s: PING = %v, %v", redactPassword(url), v, err)
 		}
 	}
-	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, "redis://:wrong@"+srv.Addr), Rate: 100}, 100)
-	if _, err := f.reserve(ctx, "k"); err == nil || !strings.Contains(err.Error(), "WRONGPASS") || strings.Contains(err.Error(), "wrong") {
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, "redis://:wrong@"+srv.Addr), Rate: 100})
+	if _, err := f.reserve(ctx, f.region("k")); err == nil || !strings.Contains(err.Error(), "WRONGPASS") || strings.Contains(err.Error(), "wrong") {
 		t.Errorf("a wrong password: %v, want WRONGPASS without the password", err)
 	}
 }
@@ -179,8 +179,8 @@ func TestClientAuthNoHello(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t, "--requirepass", "s3cret", "--rename-command", "HELLO", "")
 	for _, url := range []string{"redis://:s3cret@" + srv.Addr, "redis://default:s3cret@" + srv.Addr} {
-		f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, url), Rate: 100}, 100)
-		if _, err := f.reserve(context.Background(), "test:nohello"); err != nil {
+		f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, url), Rate: 100})
+		if _, err := f.reserve(context.Background(), f.region("test-nohello")); err != nil {
 			t.Errorf("%s: %v", redactPassword(url), err)
 		}
 	}
@@ -268,9 +268,9 @@ func readCommand(r *bufio.Reader) (string, error) {
 func TestClientTimeout(t *testing.T) {
 	t.Parallel()
 	f := startFakeRedis(t, func(string) string { return "" })
-	fl := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: f.ln.Addr().String()}, Rate: 100, Timeout: 100 * time.Millisecond}, 100)
+	fl := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: f.ln.Addr().String()}, Rate: 100, Timeout: 100 * time.Millisecond})
 	start := time.Now()
-	_, err := fl.reserve(context.Background(), "k")
+	_, err := fl.reserve(context.Background(), fl.region("k"))
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("err = %v, want a timeout", err)
@@ -293,7 +293,7 @@ func TestClientCanceledMidCommand(t *testing.T) {
 		return "" // EVALSHA: never answered
 	})
 	var fb fallbackLog
-	fl := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: f.ln.Addr().String()}, Rate: 100, Timeout: time.Second, OnFallback: fb.record}, 100)
+	fl := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: f.ln.Addr().String()}, Rate: 100, Timeout: time.Second, OnFallback: fb.record})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- fl.Wait(ctx, "us-east-1") }()
@@ -318,7 +318,7 @@ func TestClientCanceledMidCommand(t *testing.T) {
 
 // workerACL is the least an ACL user needs for the fleet limiter: the
 // script, and the commands it runs, on the prefix's keys.
-var workerACL = []any{"on", ">s3cret", "~test:*", "+evalsha", "+eval", "+get", "+set", "+time"}
+var workerACL = []any{"on", ">s3cret", "~test:*", "+evalsha", "+eval", "+get", "+set", "+time", "+hmget", "+hset", "+pexpire", "+watch", "+unwatch", "+multi", "+exec", "+discard"}
 
 // TestFleetACLUser: an ACL user with only the fleet's commands and keys
 // reaches Redis (AUTH user password); a wrong password is refused without
@@ -330,18 +330,18 @@ func TestFleetACLUser(t *testing.T) {
 	if err := adminClient(t, srv.URL).Do(ctx, append([]any{"ACL", "SETUSER", "worker"}, workerACL...)...).Err(); err != nil {
 		t.Fatal(err)
 	}
-	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, "redis://worker:s3cret@"+srv.Addr), KeyPrefix: "test", Rate: 100}, 100)
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, "redis://worker:s3cret@"+srv.Addr), KeyPrefix: "test", Rate: 100})
 	if err := f.Wait(ctx, "us-east-1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.reserve(ctx, f.Key("eu-west-1")); err != nil {
+	if _, err := f.reserve(ctx, f.region("eu-west-1")); err != nil {
 		t.Errorf("the ACL user: %v", err)
 	}
-	if _, err := f.reserve(ctx, "other:ratelimit:eu-west-1"); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+	if _, err := f.reserve(ctx, &fleetRegion{keys: []string{"other:ratelimit:r", "other:pace:r", "other:calls:r"}, rate: 100}); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Errorf("a key outside ~test:*: %v, want NOPERM", err)
 	}
-	wrong := newTestFleet(t, FleetConfig{Redis: redisAddr(t, "redis://worker:wr0ng@"+srv.Addr), Rate: 100}, 100)
-	if _, err := wrong.reserve(ctx, "test:k"); err == nil || !strings.Contains(err.Error(), "WRONGPASS") || strings.Contains(err.Error(), "wr0ng") {
+	wrong := newTestFleet(t, FleetConfig{Redis: redisAddr(t, "redis://worker:wr0ng@"+srv.Addr), Rate: 100})
+	if _, err := wrong.reserve(ctx, wrong.region("test-k")); err == nil || !strings.Contains(err.Error(), "WRONGPASS") || strings.Contains(err.Error(), "wr0ng") {
 		t.Errorf("a wrong password: %v, want WRONGPASS without the password", err)
 	}
 }
@@ -373,7 +373,7 @@ func TestFleetTLS(t *testing.T) {
 		t.Fatalf("URL %q", srv.URL)
 	}
 	var fb fallbackLog
-	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, url), RootCAs: roots, KeyPrefix: "test", Rate: 100, OnFallback: fb.record}, 100)
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, url), RootCAs: roots, KeyPrefix: "test", Rate: 100, OnFallback: fb.record})
 	for range 3 {
 		if err := f.Wait(ctx, "us-east-1"); err != nil {
 			t.Fatal(err)
@@ -386,12 +386,12 @@ func TestFleetTLS(t *testing.T) {
 		t.Errorf("EXISTS the Region's key = %v, %v: the calls did not go through Redis", n, err)
 	}
 
-	system := newTestFleet(t, FleetConfig{Redis: redisAddr(t, url), Rate: 100}, 100)
-	if _, err := system.reserve(ctx, "test:k"); err == nil || !strings.Contains(err.Error(), "certificate") {
+	system := newTestFleet(t, FleetConfig{Redis: redisAddr(t, url), Rate: 100})
+	if _, err := system.reserve(ctx, system.region("test-k")); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("the system roots: %v, want a certificate error", err)
 	}
-	plain := newTestFleet(t, FleetConfig{Redis: redisAddr(t, "redis://worker:s3cret@"+srv.Addr), Rate: 100, Timeout: time.Second}, 100)
-	if _, err := plain.reserve(ctx, "test:k"); err == nil {
+	plain := newTestFleet(t, FleetConfig{Redis: redisAddr(t, "redis://worker:s3cret@"+srv.Addr), Rate: 100, Timeout: time.Second})
+	if _, err := plain.reserve(ctx, plain.region("test-k")); err == nil {
 		t.Error("redis:// to a TLS-only server worked")
 	}
 }
@@ -412,8 +412,8 @@ func TestFleetCluster(t *testing.T) {
 	const rate = 20.0
 	var fb fallbackLog
 	pacers := []*Fleet{
-		newTestFleet(t, FleetConfig{Redis: redisAddr(t, c.Nodes[0].URL), Cluster: true, KeyPrefix: "test", Rate: rate, OnFallback: fb.record}, rate),
-		newTestFleet(t, FleetConfig{Redis: redisAddr(t, c.Nodes[2].URL), Cluster: true, KeyPrefix: "test", Rate: rate, OnFallback: fb.record}, rate),
+		newTestFleet(t, FleetConfig{Redis: redisAddr(t, c.Nodes[0].URL), Cluster: true, KeyPrefix: "test", Rate: rate, OnFallback: fb.record}),
+		newTestFleet(t, FleetConfig{Redis: redisAddr(t, c.Nodes[2].URL), Cluster: true, KeyPrefix: "test", Rate: rate, OnFallback: fb.record}),
 	}
 	if k := pacers[0].Key("us-east-1"); k != "test:{us-east-1}:ratelimit" {
 		t.Errorf("key %q, want test:{us-east-1}:ratelimit", k)
@@ -476,15 +476,11 @@ func BenchmarkFleetReserve(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer srv.Close()
-	local, err := NewRegions(Config{Ceiling: 1e6}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	a, err := ParseRedisURL(srv.URL)
 	if err != nil {
 		b.Fatal(err)
 	}
-	f, err := NewFleet(FleetConfig{Redis: a, Rate: 1e6, Local: local, Timeout: 5 * time.Second})
+	f, err := NewFleet(FleetConfig{Redis: a, Rate: 1e6, Timeout: 5 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -492,7 +488,7 @@ func BenchmarkFleetReserve(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := f.reserve(ctx, "bench:ratelimit:us-east-1"); err != nil {
+		if _, err := f.reserve(ctx, f.region("bench-ratelimit-us-east-1")); err != nil {
 			b.Fatal(err)
 		}
 	}

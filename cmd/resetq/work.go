@@ -76,9 +76,9 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "file of HMAC keys, one a line: accept only jobs whose resetq.signature attribute was made with one of them; others are dead-lettered as bad_signature (see the README's recipe)")
 	fs.StringVar(&f.redisURL, "redis-url", "", "redis://[[user]:password@]host:port[/db], or rediss:// for TLS: share one limit of --rate per Region with every replica using this Redis (empty: each replica paces up to --rate on its own)")
 	fs.StringVar(&f.redisCAFile, "redis-ca-file", "", "with a rediss:// --redis-url, PEM file of the CA that signed Redis's certificate (default: the system's roots)")
-	fs.BoolVar(&f.redisCluster, "redis-cluster", false, "with --redis-url, Redis is a Redis Cluster (ElastiCache or MemoryDB with cluster mode, ElastiCache Serverless): the URL names any node; keys are PREFIX:{REGION}:ratelimit")
-	fs.IntVar(&f.fleetSize, "fleet-size", 1, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this, and each leaves real users headroom when under 80% of that share got through")
-	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", "resetq", "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:REGION (PREFIX:{REGION}:ratelimit with --redis-cluster)")
+	fs.BoolVar(&f.redisCluster, "redis-cluster", false, "with --redis-url, Redis is a Redis Cluster (ElastiCache or MemoryDB with cluster mode, ElastiCache Serverless): the URL names any node; keys are PREFIX:{REGION}:ratelimit, :pace and :calls")
+	fs.IntVar(&f.fleetSize, "fleet-size", 1, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this")
+	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", "resetq", "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:REGION, PREFIX:pace:REGION and PREFIX:calls:REGION (PREFIX:{REGION}:ratelimit and so on with --redis-cluster)")
 	fs.StringVar(&f.statusCheck, "status-check", "all", "before a reset, ask Cognito (AdminGetUser) whether the user is already RESET_REQUIRED, and if so count the job done without a second code: all (every job: a user named twice gets one code), redelivered (only jobs delivered again or sent back after a failed call), or off")
 	fs.Float64Var(&f.statusCheckRate, "status-check-rate", 50, "AdminGetUser calls per second per Region for --status-check (their quota, UserRead, is 120/s shared with the pool's other readers; keep it above --rate)")
 	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "deprecated: false is --status-check=off")
@@ -236,18 +236,13 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 
 	// A throttle that finds well under --rate got through means real users
 	// share the quota: the limiter leaves them headroom (ratelimit.Config).
-	// With Redis, --rate is the fleet's and the line is under this
-	// replica's share of it (--rate / --fleet-size); that share moves by
-	// a few calls a second with how the fleet's slots fall, hence 80%.
+	// With Redis the fleet's rate adapts as one, to the same settings.
 	cfg := ratelimit.Config{Ceiling: f.rate, SharedBelow: 0.95 * f.rate}
-	if f.redisURL != "" {
-		cfg.SharedBelow = 0.8 * f.rate / float64(f.fleetSize)
-	}
 	var usage *usagewatch.Watcher
 	if f.usageMetrics {
 		usage = usagewatch.New(usagewatch.Config{Reader: awscheck.New(awsCfg), Interval: f.usageInterval, Log: log.With("component", "usage")}, reg)
 	}
-	local, err := ratelimit.NewRegions(cfg, func(region string, limit float64) {
+	onRate := func(region string, limit float64) {
 		if usage != nil {
 			usage.Add(region) // read from the Region's first job
 		}
@@ -255,11 +250,8 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		m.CircuitOpen.WithLabelValues(region) // 0 from the Region's first job: closed is not "no data"
 		m.Throttles.WithLabelValues(region)   // and a counter from 0, so its first increase shows in rate()
 		m.EmailLimit.WithLabelValues(region)  // 0 until Cognito's daily email limit is reached
-	})
-	if err != nil {
-		return usageError{err}
 	}
-	pacer, closePacer, err := workPacer(&f, local, m, log)
+	pacer, closePacer, err := workPacer(&f, cfg, onRate, m, log)
 	if err != nil {
 		return usageError{err}
 	}
@@ -408,8 +400,12 @@ func (f *workFlags) validateRedis() error {
 // workPacer is the reset calls' pacer: the local adaptive limiter alone,
 // or with --redis-url the fleet-wide limit in Redis behind it. It logs
 // which.
-func workPacer(f *workFlags, local *ratelimit.Regions, m *metrics.Metrics, log *slog.Logger) (worker.Pacer, func(), error) {
+func workPacer(f *workFlags, cfg ratelimit.Config, onRate func(string, float64), m *metrics.Metrics, log *slog.Logger) (worker.Pacer, func(), error) {
 	if f.redisURL == "" {
+		local, err := ratelimit.NewRegions(cfg, onRate)
+		if err != nil {
+			return nil, nil, usageError{err}
+		}
 		log.Info("pacing on this replica alone", "rate", f.rate)
 		return local, func() {}, nil
 	}
@@ -425,7 +421,7 @@ func workPacer(f *workFlags, local *ratelimit.Regions, m *metrics.Metrics, log *
 	}
 	fleet, err := ratelimit.NewFleet(ratelimit.FleetConfig{
 		Redis: addr, Cluster: f.redisCluster, RootCAs: roots,
-		KeyPrefix: f.redisKeyPrefix, Rate: f.rate, FleetSize: f.fleetSize, Local: local,
+		KeyPrefix: f.redisKeyPrefix, Rate: f.rate, FleetSize: f.fleetSize, Pace: cfg, OnRate: onRate,
 		Logger: log.With("component", "ratelimit"),
 		OnFallback: func(on bool) {
 			if on {

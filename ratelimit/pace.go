@@ -1,0 +1,108 @@
+package ratelimit
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// pace is a limiter's adaptive rate: where the last cut left it, from which
+// the rate climbs back with time alone. Rate is a pure function of a pace
+// and the time, so replicas sharing one pace in Redis agree on the rate.
+type pace struct {
+	CutAt  time.Time // the last cut, or the start
+	Cut    bool      // CutAt was a cut, not the start
+	To     float64   // the rate the cut set
+	From   float64   // the quota found at the cut (0: none, climb fast)
+	Shared bool      // the cut left real users headroom
+}
+
+// start is the pace before any throttle.
+func (c Config) start(now time.Time) pace { return pace{CutAt: now, To: c.Ceiling} }
+
+// rateAt is p's rate at now.
+func (c Config) rateAt(p pace, now time.Time) float64 {
+	e := now.Sub(p.CutAt).Seconds()
+	r := max(p.To, c.Floor)
+	if e <= 0 {
+		return min(r, c.Ceiling)
+	}
+	type segment struct{ to, slope float64 }
+	segs := []segment{{c.Ceiling, c.Increase}}
+	if p.From > 0 {
+		slow := min(c.Increase, c.PlateauIncrease*p.From)
+		lo := c.Plateau * p.From
+		if p.Shared {
+			lo = min(lo, p.To)
+		}
+		segs = []segment{{lo, c.Increase}}
+		if p.Shared && p.From > p.To {
+			segs = append(segs, segment{p.From, min(slow, (p.From-p.To)/c.SharedRecovery.Seconds())})
+		}
+		segs = append(segs, segment{(2 - c.Plateau) * p.From, slow}, segment{c.Ceiling, c.Increase})
+	}
+	for _, s := range segs {
+		if r >= s.to || s.slope <= 0 {
+			continue
+		}
+		need := (s.to - r) / s.slope
+		if e <= need {
+			return min(r+s.slope*e, c.Ceiling)
+		}
+		r, e = s.to, e-need
+	}
+	return min(r, c.Ceiling)
+}
+
+// cut is p after a throttle at now, when the rate was limit, found calls
+// got through in the last second, and calls had run for busy without a
+// gap. It is p itself within CutInterval of the last cut.
+func (c Config) cut(p pace, now time.Time, found float64, busy time.Duration) (pace, bool) {
+	if p.Cut && now.Sub(p.CutAt) < c.CutInterval {
+		return p, false
+	}
+	limit := c.rateAt(p, now)
+	// Below the quota found last time the headroom is already left: a
+	// throttle there takes the plain cut.
+	returning := p.Shared && limit < p.From
+	m := min(limit, found)
+	to := c.Decrease * m
+	shared := found < c.SharedBelow
+	if shared && !returning {
+		to = min(to, max(m-c.Headroom, 0.8*m))
+	}
+	from := found
+	if busy < time.Second {
+		from = 0 // found is only part of the quota: climb fast
+	}
+	return pace{CutAt: now, Cut: true, To: max(c.Floor, to), From: from, Shared: shared}, true
+}
+
+// String encodes p for Redis: microseconds, cut, to, from, shared.
+func (p pace) String() string {
+	return fmt.Sprintf("%d %d %g %g %d", p.CutAt.UnixMicro(), b2i(p.Cut), p.To, p.From, b2i(p.Shared))
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// parsePace decodes pace.String.
+func parsePace(s string) (pace, error) {
+	f := strings.Fields(s)
+	if len(f) != 5 {
+		return pace{}, fmt.Errorf("pace %q: want 5 fields", s)
+	}
+	at, err1 := strconv.ParseInt(f[0], 10, 64)
+	to, err2 := strconv.ParseFloat(f[2], 64)
+	from, err3 := strconv.ParseFloat(f[3], 64)
+	flag := func(s string) bool { return s == "0" || s == "1" }
+	if err1 != nil || err2 != nil || err3 != nil || !(to >= 0) || !(from >= 0) || !flag(f[1]) || !flag(f[4]) {
+		return pace{}, fmt.Errorf("pace %q: bad field", s)
+	}
+	return pace{CutAt: time.UnixMicro(at), Cut: f[1] == "1", To: to, From: from, Shared: f[4] == "1"}, nil
+}
