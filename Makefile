@@ -55,7 +55,7 @@ chaos: tools ## issue 5's fault suite, full profile (SIGKILLs, faults on SQS and
 
 .PHONY: fuzz
 fuzz: ## fuzz the job decoder and the whole message path, FUZZTIME each (make test: a count, about 10 s each; longer: FUZZTIME=10m)
-	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZ_PARSE) -fuzzminimizetime 1s ./worker
+	$(GO) test -run '^$$' -fuzz '^FuzzParseJob$$' -fuzztime $(FUZZ_PARSE) -fuzzminimizetime 1s ./job
 	$(GO) test -run '^$$' -fuzz '^FuzzHandleMessage$$' -fuzztime $(FUZZ_HANDLE) -fuzzminimizetime 1s ./worker
 
 .PHONY: lint

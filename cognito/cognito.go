@@ -11,6 +11,7 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/worker"
 )
 
@@ -65,7 +66,7 @@ func (c *Client) client(region string) *cip.Client { return c.clients.get(region
 
 // ResetUserPassword calls AdminResetUserPassword for the job in the Region
 // of its pool.
-func (c *Client) ResetUserPassword(ctx context.Context, job worker.Job) error {
+func (c *Client) ResetUserPassword(ctx context.Context, job job.Job) error {
 	region := job.Region()
 	_, err := c.client(region).AdminResetUserPassword(ctx, &cip.AdminResetUserPasswordInput{
 		UserPoolId:     aws.String(job.UserPoolID),
@@ -80,7 +81,7 @@ func (c *Client) ResetUserPassword(ctx context.Context, job worker.Job) error {
 
 // UserStatus reads the user's status (AdminGetUser) in the Region of the
 // job's pool, e.g. "RESET_REQUIRED".
-func (c *Client) UserStatus(ctx context.Context, job worker.Job) (string, error) {
+func (c *Client) UserStatus(ctx context.Context, job job.Job) (string, error) {
 	region := job.Region()
 	out, err := c.client(region).AdminGetUser(ctx, &cip.AdminGetUserInput{
 		UserPoolId: aws.String(job.UserPoolID),
@@ -96,7 +97,7 @@ var _ worker.Remediator = (*Client)(nil)
 
 // GlobalSignOut ends the user's sessions (AdminUserGlobalSignOut): Cognito
 // then refuses the user's refresh tokens.
-func (c *Client) GlobalSignOut(ctx context.Context, job worker.Job) error {
+func (c *Client) GlobalSignOut(ctx context.Context, job job.Job) error {
 	region := job.Region()
 	_, err := c.client(region).AdminUserGlobalSignOut(ctx, &cip.AdminUserGlobalSignOutInput{
 		UserPoolId: aws.String(job.UserPoolID),
@@ -111,7 +112,7 @@ func (c *Client) GlobalSignOut(ctx context.Context, job worker.Job) error {
 // Reinvite sends a user who never signed in a new invitation, with a new
 // temporary password (AdminCreateUser, MessageAction RESEND); the old one
 // stops working.
-func (c *Client) Reinvite(ctx context.Context, job worker.Job) error {
+func (c *Client) Reinvite(ctx context.Context, job job.Job) error {
 	region := job.Region()
 	_, err := c.client(region).AdminCreateUser(ctx, &cip.AdminCreateUserInput{
 		UserPoolId:     aws.String(job.UserPoolID),
@@ -127,7 +128,7 @@ func (c *Client) Reinvite(ctx context.Context, job worker.Job) error {
 
 // DisableUser disables the user (AdminDisableUser): the password stops
 // working until AdminEnableUser.
-func (c *Client) DisableUser(ctx context.Context, job worker.Job) error {
+func (c *Client) DisableUser(ctx context.Context, job job.Job) error {
 	region := job.Region()
 	_, err := c.client(region).AdminDisableUser(ctx, &cip.AdminDisableUserInput{
 		UserPoolId: aws.String(job.UserPoolID),

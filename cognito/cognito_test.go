@@ -16,6 +16,7 @@ import (
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/moto"
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/worker"
 )
 
@@ -77,7 +78,7 @@ func TestResetConfirmed(t *testing.T) {
 	t.Parallel()
 	pool, cfg := newPool(t, "us-east-1", map[string]moto.UserState{"alice": moto.Confirmed})
 	c := newClient(t, moto.Shared(t).URL)
-	job := worker.Job{UserPoolID: pool, Username: "alice"}
+	job := job.Job{UserPoolID: pool, Username: "alice"}
 
 	moto.ExpectStatus(t, cfg, pool, "CONFIRMED", "alice")
 	if err := c.ResetUserPassword(t.Context(), job); err != nil {
@@ -104,21 +105,21 @@ func TestResetErrors(t *testing.T) {
 
 	tests := []struct {
 		name       string
-		job        worker.Job
+		job        job.Job
 		kind       worker.Kind
 		code       string
 		msg        string // part of the service's message
 		wantStatus string // "" for no user
 	}{
-		{"ConfirmedNoContact", worker.Job{UserPoolID: pool, Username: "no-contact"},
+		{"ConfirmedNoContact", job.Job{UserPoolID: pool, Username: "no-contact"},
 			worker.Permanent, "InvalidParameterException", "no registered/verified email or phone_number", "CONFIRMED"},
-		{"Unconfirmed", worker.Job{UserPoolID: pool, Username: "unconfirmed"},
+		{"Unconfirmed", job.Job{UserPoolID: pool, Username: "unconfirmed"},
 			worker.Permanent, "NotAuthorizedException", "cannot be reset in the current state", "FORCE_CHANGE_PASSWORD"},
-		{"Disabled", worker.Job{UserPoolID: pool, Username: "disabled"},
+		{"Disabled", job.Job{UserPoolID: pool, Username: "disabled"},
 			worker.Permanent, "NotAuthorizedException", "User is disabled", "CONFIRMED"},
-		{"MissingUser", worker.Job{UserPoolID: pool, Username: "nobody"},
+		{"MissingUser", job.Job{UserPoolID: pool, Username: "nobody"},
 			worker.Permanent, "UserNotFoundException", "User does not exist", ""},
-		{"MissingPool", worker.Job{UserPoolID: "us-east-1_doesNotExist0", Username: "nobody"},
+		{"MissingPool", job.Job{UserPoolID: "us-east-1_doesNotExist0", Username: "nobody"},
 			worker.Permanent, "ResourceNotFoundException", "us-east-1_doesNotExist0 does not exist", ""},
 	}
 	for _, tt := range tests {
@@ -164,12 +165,12 @@ func TestResetOtherRegion(t *testing.T) {
 	}
 
 	c := newClient(t, moto.Shared(t).URL)
-	if err := c.ResetUserPassword(ctx, worker.Job{UserPoolID: euPool, Username: "bob@example.org"}); err != nil {
+	if err := c.ResetUserPassword(ctx, job.Job{UserPoolID: euPool, Username: "bob@example.org"}); err != nil {
 		t.Fatalf("reset in eu-west-1: %v", err)
 	}
 	moto.ExpectStatus(t, euCfg, euPool, "RESET_REQUIRED", "bob@example.org")
 	// The same adapter still serves us-east-1.
-	if err := c.ResetUserPassword(ctx, worker.Job{UserPoolID: usPool, Username: "carol"}); err != nil {
+	if err := c.ResetUserPassword(ctx, job.Job{UserPoolID: usPool, Username: "carol"}); err != nil {
 		t.Fatalf("reset in us-east-1: %v", err)
 	}
 	moto.ExpectStatus(t, usCfg, usPool, "RESET_REQUIRED", "carol")
@@ -189,13 +190,13 @@ func TestResetRegionRouting(t *testing.T) {
 	c := newClient(t, proxy.URL)
 	ctx := t.Context()
 
-	if err := c.ResetUserPassword(ctx, worker.Job{UserPoolID: euPool, Username: "eve"}); err != nil {
+	if err := c.ResetUserPassword(ctx, job.Job{UserPoolID: euPool, Username: "eve"}); err != nil {
 		t.Fatalf("eu-west-1: %v", err)
 	}
-	if err := c.ResetUserPassword(ctx, worker.Job{UserPoolID: usPool, Username: "eve"}); err != nil {
+	if err := c.ResetUserPassword(ctx, job.Job{UserPoolID: usPool, Username: "eve"}); err != nil {
 		t.Fatalf("us-east-1 after eu-west-1 (separate quotas): %v", err)
 	}
-	err := c.ResetUserPassword(ctx, worker.Job{UserPoolID: euPool, Username: "eve"})
+	err := c.ResetUserPassword(ctx, job.Job{UserPoolID: euPool, Username: "eve"})
 	assertClass(t, err, worker.Throttle, "TooManyRequestsException")
 	if err == nil || !strings.Contains(err.Error(), "in eu-west-1") {
 		t.Errorf("error %v does not name eu-west-1", err)
@@ -212,7 +213,7 @@ func TestResetClientMetadata(t *testing.T) {
 	proxy.AddFault(awsproxy.Fault{Operation: op, BodyContains: `"ClientMetadata":{"k":"v"}`, Delay: time.Millisecond})
 	c := newClient(t, proxy.URL)
 
-	job := worker.Job{UserPoolID: pool, Username: "dave", ClientMetadata: map[string]string{"k": "v"}}
+	job := job.Job{UserPoolID: pool, Username: "dave", ClientMetadata: map[string]string{"k": "v"}}
 	if err := c.ResetUserPassword(t.Context(), job); err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +270,7 @@ func TestResetThrottledNoRetry(t *testing.T) {
 	proxy.SetQuota(op, 2)
 	cfg := retryingConfig(t, proxy.URL)
 	c := cognito.New(cfg)
-	job := worker.Job{UserPoolID: pool, Username: "frank"}
+	job := job.Job{UserPoolID: pool, Username: "frank"}
 
 	var ok, throttled int
 	for i := range 5 {
@@ -329,7 +330,7 @@ func TestResetFaults(t *testing.T) {
 			proxy.AddFault(awsproxy.Fault{Operation: op, ErrorCode: tt.code, Status: tt.status, Message: "injected " + tt.code})
 			c := cognito.New(retryingConfig(t, proxy.URL))
 
-			err := c.ResetUserPassword(t.Context(), worker.Job{UserPoolID: pool, Username: "gina"})
+			err := c.ResetUserPassword(t.Context(), job.Job{UserPoolID: pool, Username: "gina"})
 			assertClass(t, err, tt.kind, tt.code)
 			if cl := worker.Classify(err); cl.Message != "injected "+tt.code {
 				t.Errorf("message %q, want %q", cl.Message, "injected "+tt.code)
@@ -369,7 +370,7 @@ func TestResetConnectionReset(t *testing.T) {
 	proxy.AddFault(awsproxy.Fault{Operation: op, ResetConnection: true})
 	c := cognito.New(retryingConfig(t, proxy.URL))
 
-	err := c.ResetUserPassword(t.Context(), worker.Job{UserPoolID: pool, Username: "ivan"})
+	err := c.ResetUserPassword(t.Context(), job.Job{UserPoolID: pool, Username: "ivan"})
 	if cl := worker.Classify(err); cl.Kind != worker.Transient || cl.Code != "network" {
 		t.Errorf("Classify(%v) = %v/%s, want transient/network", err, cl.Kind, cl.Code)
 	}
@@ -389,7 +390,7 @@ func TestResetTimeout(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
-	err := c.ResetUserPassword(ctx, worker.Job{UserPoolID: pool, Username: "judy"})
+	err := c.ResetUserPassword(ctx, job.Job{UserPoolID: pool, Username: "judy"})
 	if cl := worker.Classify(err); cl.Kind != worker.Transient || cl.Code != "timeout" {
 		t.Errorf("Classify(%v) = %v/%s, want transient/timeout", err, cl.Kind, cl.Code)
 	}
@@ -403,7 +404,7 @@ func TestResetCanceled(t *testing.T) {
 	c := newClient(t, moto.Shared(t).URL)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	err := c.ResetUserPassword(ctx, worker.Job{UserPoolID: pool, Username: "kim"})
+	err := c.ResetUserPassword(ctx, job.Job{UserPoolID: pool, Username: "kim"})
 	assertClass(t, err, worker.Canceled, "canceled")
 	moto.ExpectStatus(t, cfg, pool, "CONFIRMED", "kim")
 }
@@ -423,7 +424,7 @@ func TestResetConcurrent(t *testing.T) {
 	errs := make(chan error, 2*len(users))
 	for u := range users {
 		for _, pool := range []string{usPool, euPool} {
-			go func() { errs <- c.ResetUserPassword(t.Context(), worker.Job{UserPoolID: pool, Username: u}) }()
+			go func() { errs <- c.ResetUserPassword(t.Context(), job.Job{UserPoolID: pool, Username: u}) }()
 		}
 	}
 	for range 2 * len(users) {

@@ -11,8 +11,8 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/ops"
-	"github.com/resetq/resetq/worker"
 )
 
 // Users reads users' state (AdminGetUser, ListUsers, ListUsersInGroup) in
@@ -39,7 +39,7 @@ func NewUsers(cfg aws.Config) *Users {
 }
 
 func (u *Users) client(pool string) *cip.Client {
-	return u.clients.get(worker.Job{UserPoolID: pool}.Region())
+	return u.clients.get(job.Job{UserPoolID: pool}.Region())
 }
 
 // GetUser reads one user with AdminGetUser; found is false when Cognito

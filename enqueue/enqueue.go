@@ -24,8 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-
-	"github.com/resetq/resetq/worker"
+	"github.com/resetq/resetq/job"
 )
 
 // SQSAPI is the part of the SQS API that enqueue uses.
@@ -51,7 +50,7 @@ type Config struct {
 	// Campaign is the resetq.campaign attribute of every message.
 	Campaign string
 	// SigningKey, when set, signs every message (the resetq.signature
-	// attribute, see worker.Sign) for workers run with --signing-key-file.
+	// attribute, see job.Sign) for workers run with --signing-key-file.
 	SigningKey []byte
 	// GlobalSignOut asks for every job's user's sessions to be ended before
 	// the reset (the resetq.global-sign-out attribute, signed with the rest).
@@ -427,13 +426,13 @@ func retryableCode(code string) bool {
 
 // attributes are a job's message attributes: the campaign, the sign-out
 // request if asked, and the signature over them if a key is set.
-func (r *Runner) attributes(body string) map[string]worker.Attribute {
-	attrs := map[string]worker.Attribute{worker.AttrCampaign: {DataType: "String", StringValue: r.cfg.Campaign}}
+func (r *Runner) attributes(body string) map[string]job.Attribute {
+	attrs := map[string]job.Attribute{job.AttrCampaign: {DataType: "String", StringValue: r.cfg.Campaign}}
 	if r.cfg.GlobalSignOut {
-		attrs[worker.AttrGlobalSignOut] = worker.Attribute{DataType: "String", StringValue: "true"}
+		attrs[job.AttrGlobalSignOut] = job.Attribute{DataType: "String", StringValue: "true"}
 	}
 	if r.cfg.SigningKey != nil {
-		attrs[worker.AttrSignature] = worker.Attribute{DataType: "String", StringValue: worker.SignMessage(r.cfg.SigningKey, attrs, body)}
+		attrs[job.AttrSignature] = job.Attribute{DataType: "String", StringValue: job.SignMessage(r.cfg.SigningKey, attrs, body)}
 	}
 	return attrs
 }

@@ -15,8 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-
-	"github.com/resetq/resetq/worker"
+	"github.com/resetq/resetq/job"
 )
 
 // fakeSQS answers SendMessageBatch: fail decides, per entry body and the
@@ -28,7 +27,7 @@ type fakeSQS struct {
 	tries     map[string]int
 	queue     []string // bodies reported Successful
 	campaigns map[string]bool
-	sent      []worker.Message // bodies and attributes reported Successful
+	sent      []job.Message // bodies and attributes reported Successful
 	callErr   func(call int) error
 	fail      func(body string, try int) *sqstypes.BatchResultErrorEntry
 }
@@ -59,10 +58,10 @@ func (f *fakeSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatch
 			}
 		}
 		f.queue = append(f.queue, body)
-		f.campaigns[aws.ToString(e.MessageAttributes[worker.AttrCampaign].StringValue)] = true
-		m := worker.Message{Body: body, Attributes: map[string]worker.Attribute{}}
+		f.campaigns[aws.ToString(e.MessageAttributes[job.AttrCampaign].StringValue)] = true
+		m := job.Message{Body: body, Attributes: map[string]job.Attribute{}}
 		for k, v := range e.MessageAttributes {
-			m.Attributes[k] = worker.Attribute{DataType: aws.ToString(v.DataType), StringValue: aws.ToString(v.StringValue)}
+			m.Attributes[k] = job.Attribute{DataType: aws.ToString(v.DataType), StringValue: aws.ToString(v.StringValue)}
 		}
 		f.sent = append(f.sent, m)
 		out.Successful = append(out.Successful, sqstypes.SendMessageBatchResultEntry{Id: e.Id, MessageId: aws.String(fmt.Sprint("m", len(f.queue)))})
@@ -157,7 +156,7 @@ func TestRunRetriesFailedEntries(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := worker.ParseJob(r.Job); err != nil {
+		if _, err := job.ParseJob(r.Job); err != nil {
 			t.Errorf("reject %s: the job is not valid: %v", l, err)
 		}
 		byLine[r.Line] = r
@@ -286,16 +285,16 @@ func TestRunGlobalSignOut(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, m := range f.sent {
-			_, asked := m.Attributes[worker.AttrGlobalSignOut]
-			if asked != signOut || (signOut && m.Attributes[worker.AttrGlobalSignOut].StringValue != "true") {
+			_, asked := m.Attributes[job.AttrGlobalSignOut]
+			if asked != signOut || (signOut && m.Attributes[job.AttrGlobalSignOut].StringValue != "true") {
 				t.Fatalf("GlobalSignOut=%v: attributes %v", signOut, m.Attributes)
 			}
-			if err := worker.VerifySignature([][]byte{key}, m); err != nil {
+			if err := job.VerifySignature([][]byte{key}, m); err != nil {
 				t.Fatalf("GlobalSignOut=%v: the worker refuses the job as sent: %v", signOut, err)
 			}
 			if signOut {
-				delete(m.Attributes, worker.AttrGlobalSignOut)
-				if worker.VerifySignature([][]byte{key}, m) == nil {
+				delete(m.Attributes, job.AttrGlobalSignOut)
+				if job.VerifySignature([][]byte{key}, m) == nil {
 					t.Fatal("the signature still holds with the sign-out request stripped")
 				}
 			}

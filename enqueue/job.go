@@ -10,11 +10,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/resetq/resetq/worker"
+	"github.com/resetq/resetq/job"
 )
 
 // body is a job message body: exactly AdminResetUserPassword's request
-// fields, as worker.ParseJob wants them.
+// fields, as job.ParseJob wants them.
 type body struct {
 	UserPoolID     string            `json:"UserPoolId"`
 	Username       string            `json:"Username"`
@@ -32,21 +32,21 @@ type Builder struct {
 }
 
 // Build returns the message body for in and its job, or why in is invalid.
-// Every body is checked with worker.ParseJob, the worker's own validator.
-func (b Builder) Build(in Input) (string, worker.Job, error) {
+// Every body is checked with job.ParseJob, the worker's own validator.
+func (b Builder) Build(in Input) (string, job.Job, error) {
 	if in.Err != nil {
-		return "", worker.Job{}, in.Err
+		return "", job.Job{}, in.Err
 	}
 	var j body
 	if in.Job != nil {
-		job, err := worker.ParseJob(in.Job)
+		given, err := job.ParseJob(in.Job)
 		if err != nil {
-			return "", worker.Job{}, err
+			return "", job.Job{}, err
 		}
-		if b.Pool != "" && job.UserPoolID != b.Pool {
-			return "", worker.Job{}, fmt.Errorf("UserPoolId %q is not --pool %q", job.UserPoolID, b.Pool)
+		if b.Pool != "" && given.UserPoolID != b.Pool {
+			return "", job.Job{}, fmt.Errorf("UserPoolId %q is not --pool %q", given.UserPoolID, b.Pool)
 		}
-		j = body{UserPoolID: job.UserPoolID, Username: job.Username, ClientMetadata: merge(b.Metadata, job.ClientMetadata)}
+		j = body{UserPoolID: given.UserPoolID, Username: given.Username, ClientMetadata: merge(b.Metadata, given.ClientMetadata)}
 	} else {
 		j = body{UserPoolID: b.Pool, Username: in.Username, ClientMetadata: merge(b.Metadata, nil)}
 	}
@@ -54,14 +54,14 @@ func (b Builder) Build(in Input) (string, worker.Job, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(j); err != nil {
-		return "", worker.Job{}, err
+		return "", job.Job{}, err
 	}
 	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	job, err := worker.ParseJob(raw)
+	parsed, err := job.ParseJob(raw)
 	if err != nil {
-		return "", worker.Job{}, err
+		return "", job.Job{}, err
 	}
-	return string(raw), job, nil
+	return string(raw), parsed, nil
 }
 
 // merge is base with over's keys on top, or nil when both are empty.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resetq/resetq/worker"
+	"github.com/resetq/resetq/job"
 )
 
 const pool = "eu-west-1_AbC123"
@@ -30,7 +30,7 @@ func TestBuild(t *testing.T) {
 		{"jsonl other pool", Input{Job: []byte(`{"UserPoolId":"us-east-1_Other1","Username":"bob"}`)}, "ERR:is not --pool"},
 		{"jsonl not json", Input{Job: []byte(`bob`)}, "ERR:not a JSON object"},
 	} {
-		body, job, err := b.Build(c.in)
+		body, built, err := b.Build(c.in)
 		if rest, ok := strings.CutPrefix(c.want, "ERR:"); ok {
 			if err == nil || !strings.Contains(err.Error(), rest) {
 				t.Errorf("%s: got %q, %v; want an error with %q", c.name, body, err, rest)
@@ -41,8 +41,8 @@ func TestBuild(t *testing.T) {
 			t.Errorf("%s: got %s, %v; want %s", c.name, body, err, c.want)
 			continue
 		}
-		if again, err := worker.ParseJob([]byte(body)); err != nil || !reflect.DeepEqual(again, job) {
-			t.Errorf("%s: the worker reads %+v, %v; Build said %+v", c.name, again, err, job)
+		if again, err := job.ParseJob([]byte(body)); err != nil || !reflect.DeepEqual(again, built) {
+			t.Errorf("%s: the worker reads %+v, %v; Build said %+v", c.name, again, err, built)
 		}
 	}
 	// Without --pool, JSONL jobs name their own pools; without metadata

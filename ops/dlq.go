@@ -11,14 +11,13 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
-
-	"github.com/resetq/resetq/worker"
 )
 
 // Queue is the part of queue.Queue that reading and redriving a DLQ uses.
 type Queue interface {
-	Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]worker.Message, error)
+	Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]job.Message, error)
 	Delete(ctx context.Context, receipts []string) (map[string]error, error)
 	ChangeVisibility(ctx context.Context, receipts []string, timeout time.Duration) (map[string]error, error)
 	metrics.DepthReader
@@ -26,7 +25,7 @@ type Queue interface {
 
 // Sender sends a message to a queue (the redrive target).
 type Sender interface {
-	Send(ctx context.Context, m worker.Outgoing) error
+	Send(ctx context.Context, m job.Outgoing) error
 }
 
 // NoReason is how a DLQ message without resetq.reason is counted: SQS moved
@@ -38,8 +37,8 @@ const ReasonNone = "none"
 
 // JobID is the job m is of: its resetq.job-id, or its own message ID when
 // it has none (records written before the attribute existed).
-func JobID(m worker.Message) string {
-	if id := m.Attributes[worker.AttrJobID].StringValue; id != "" {
+func JobID(m job.Message) string {
+	if id := m.Attributes[job.AttrJobID].StringValue; id != "" {
 		return id
 	}
 	return m.ID
@@ -128,7 +127,7 @@ func (p *pass) hideFor(now time.Time) time.Duration {
 
 // receive renews what is due, then receives up to 10 messages, holds them
 // all and returns those not seen before.
-func (p *pass) receive(ctx context.Context) ([]worker.Message, error) {
+func (p *pass) receive(ctx context.Context) ([]job.Message, error) {
 	if err := p.renew(ctx); err != nil {
 		return nil, err
 	}
@@ -138,7 +137,7 @@ func (p *pass) receive(ctx context.Context) ([]worker.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	var fresh []worker.Message
+	var fresh []job.Message
 	for _, m := range msgs {
 		p.hold(m.ID, &heldMsg{receipt: m.ReceiptHandle, received: now, until: now.Add(vis)})
 		if !p.seen[m.ID] {
@@ -284,20 +283,20 @@ type Job struct {
 
 // JobOf describes m. A body that is not a job still has its pool and
 // username picked out when the JSON allows.
-func JobOf(m worker.Message) Job {
+func JobOf(m job.Message) Job {
 	j := Job{
 		MessageID:   m.ID,
 		JobID:       JobID(m),
 		Records:     1,
-		Campaign:    m.Attributes[worker.AttrCampaign].StringValue,
+		Campaign:    m.Attributes[job.AttrCampaign].StringValue,
 		Reason:      ReasonOf(m),
-		Error:       m.Attributes[worker.AttrError].StringValue,
-		Attempts:    m.Attributes[worker.AttrAttempts].StringValue,
-		FailedAt:    m.Attributes[worker.AttrFailedAt].StringValue,
-		Steps:       m.Attributes[worker.AttrSteps].StringValue,
-		Remediation: m.Attributes[worker.AttrRemediation].StringValue,
+		Error:       m.Attributes[job.AttrError].StringValue,
+		Attempts:    m.Attributes[job.AttrAttempts].StringValue,
+		FailedAt:    m.Attributes[job.AttrFailedAt].StringValue,
+		Steps:       m.Attributes[job.AttrSteps].StringValue,
+		Remediation: m.Attributes[job.AttrRemediation].StringValue,
 	}
-	if job, err := worker.ParseJob([]byte(m.Body)); err == nil {
+	if job, err := job.ParseJob([]byte(m.Body)); err == nil {
 		j.Pool, j.Username = job.UserPoolID, job.Username
 		return j
 	}
@@ -322,8 +321,8 @@ func JobOf(m worker.Message) Job {
 }
 
 // ReasonOf is the message's resetq.reason, or NoReason.
-func ReasonOf(m worker.Message) string {
-	if r := m.Attributes[worker.AttrReason].StringValue; r != "" {
+func ReasonOf(m job.Message) string {
+	if r := m.Attributes[job.AttrReason].StringValue; r != "" {
 		return r
 	}
 	return NoReason
@@ -336,9 +335,9 @@ type Filter struct {
 }
 
 // Match reports whether m passes the filter.
-func (f Filter) Match(m worker.Message) bool {
+func (f Filter) Match(m job.Message) bool {
 	if f.Reason != "" {
-		r := m.Attributes[worker.AttrReason].StringValue
+		r := m.Attributes[job.AttrReason].StringValue
 		if f.Reason == ReasonNone {
 			if r != "" {
 				return false
@@ -347,7 +346,7 @@ func (f Filter) Match(m worker.Message) bool {
 			return false
 		}
 	}
-	return f.Campaign == "" || m.Attributes[worker.AttrCampaign].StringValue == f.Campaign
+	return f.Campaign == "" || m.Attributes[job.AttrCampaign].StringValue == f.Campaign
 }
 
 // Peek reads the DLQ once without consuming it: every message received is
@@ -357,7 +356,7 @@ func (f Filter) Match(m worker.Message) bool {
 // The pass ends when it has read every message the DLQ counts, or when it
 // gave up waiting for some (Scan.Unread). The error lists messages that
 // could not be made visible again; they reappear when their hiding ends.
-func Peek(ctx context.Context, q Queue, cfg ScanConfig, fn func(worker.Message) bool) (s Scan, err error) {
+func Peek(ctx context.Context, q Queue, cfg ScanConfig, fn func(job.Message) bool) (s Scan, err error) {
 	cfg = cfg.withDefaults()
 	p := newPass(q, cfg)
 	defer func() {
@@ -440,10 +439,10 @@ type Summary struct {
 func Summarize(ctx context.Context, q Queue, cfg ScanConfig) (Summary, error) {
 	counts := map[[2]string]*Count{}
 	jobs := map[string][2]string{} // job ID -> the key it is counted under
-	sc, err := Peek(ctx, q, cfg, func(m worker.Message) bool {
+	sc, err := Peek(ctx, q, cfg, func(m job.Message) bool {
 		key, dup := jobs[JobID(m)]
 		if !dup {
-			key = [2]string{ReasonOf(m), m.Attributes[worker.AttrCampaign].StringValue}
+			key = [2]string{ReasonOf(m), m.Attributes[job.AttrCampaign].StringValue}
 			jobs[JobID(m)] = key
 		}
 		c := counts[key]
@@ -479,7 +478,7 @@ func Summarize(ctx context.Context, q Queue, cfg ScanConfig) (Summary, error) {
 func List(ctx context.Context, q Queue, cfg ScanConfig, f Filter, max int) ([]Job, Scan, error) {
 	var jobs []Job
 	index := map[string]int{} // job ID -> its place in jobs
-	sc, err := Peek(ctx, q, cfg, func(m worker.Message) bool {
+	sc, err := Peek(ctx, q, cfg, func(m job.Message) bool {
 		if !f.Match(m) {
 			return true
 		}
@@ -499,14 +498,14 @@ func List(ctx context.Context, q Queue, cfg ScanConfig, f Filter, max int) ([]Jo
 
 // failureAttrs are the attributes of a job's failures the worker adds;
 // redrive strips them so that the job starts again from scratch.
-var failureAttrs = []string{worker.AttrReason, worker.AttrError, worker.AttrAttempts, worker.AttrFailedAt, worker.AttrDeferredSince,
-	worker.AttrSteps, worker.AttrRemediation}
+var failureAttrs = []string{job.AttrReason, job.AttrError, job.AttrAttempts, job.AttrFailedAt, job.AttrDeferredSince,
+	job.AttrSteps, job.AttrRemediation}
 
 // Redriven is a DLQ message as it goes back to the source queue: the body
 // unchanged, every attribute but the failure record kept (resetq.campaign
 // among them).
-func Redriven(m worker.Message) worker.Outgoing {
-	attrs := make(map[string]worker.Attribute, len(m.Attributes))
+func Redriven(m job.Message) job.Outgoing {
+	attrs := make(map[string]job.Attribute, len(m.Attributes))
 	for k, v := range m.Attributes {
 		attrs[k] = v
 	}
@@ -516,7 +515,7 @@ func Redriven(m worker.Message) worker.Outgoing {
 	if len(attrs) == 0 {
 		attrs = nil
 	}
-	return worker.Outgoing{Body: m.Body, Attributes: attrs}
+	return job.Outgoing{Body: m.Body, Attributes: attrs}
 }
 
 // RedriveConfig is one redrive.
@@ -635,7 +634,7 @@ func Redrive(ctx context.Context, dlq Queue, source Sender, cfg RedriveConfig) (
 // move is a record whose job is on the source queue: sent from it, or from
 // another record of the job (dup).
 type move struct {
-	m   worker.Message
+	m   job.Message
 	dup bool
 }
 

@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
-	"github.com/resetq/resetq/worker"
 )
 
 // fakeQueue is an in-memory SQS queue on a fake clock: a receive hides
@@ -36,32 +36,32 @@ type fakeQueue struct {
 }
 
 type fakeMsg struct {
-	m       worker.Message
+	m       job.Message
 	until   time.Time // hidden until
 	receipt string
 }
 
-func dlqMsg(id, reason, campaign string) worker.Message {
-	a := map[string]worker.Attribute{"custom": {DataType: "String", StringValue: "keep-" + id}}
+func dlqMsg(id, reason, campaign string) job.Message {
+	a := map[string]job.Attribute{"custom": {DataType: "String", StringValue: "keep-" + id}}
 	if campaign != "" {
-		a[worker.AttrCampaign] = worker.Attribute{DataType: "String", StringValue: campaign}
+		a[job.AttrCampaign] = job.Attribute{DataType: "String", StringValue: campaign}
 	}
 	if reason != "" {
-		a[worker.AttrReason] = worker.Attribute{DataType: "String", StringValue: reason}
-		a[worker.AttrError] = worker.Attribute{DataType: "String", StringValue: "err " + id}
-		a[worker.AttrAttempts] = worker.Attribute{DataType: "Number", StringValue: "1"}
-		a[worker.AttrFailedAt] = worker.Attribute{DataType: "String", StringValue: "2026-01-01T00:00:00Z"}
+		a[job.AttrReason] = job.Attribute{DataType: "String", StringValue: reason}
+		a[job.AttrError] = job.Attribute{DataType: "String", StringValue: "err " + id}
+		a[job.AttrAttempts] = job.Attribute{DataType: "Number", StringValue: "1"}
+		a[job.AttrFailedAt] = job.Attribute{DataType: "String", StringValue: "2026-01-01T00:00:00Z"}
 	}
-	return worker.Message{ID: id, Body: fmt.Sprintf(`{"UserPoolId":"us-east-1_abc","Username":"user-%s"}`, id), Attributes: a}
+	return job.Message{ID: id, Body: fmt.Sprintf(`{"UserPoolId":"us-east-1_abc","Username":"user-%s"}`, id), Attributes: a}
 }
 
 // withJob is m as a record of job id (resetq.job-id).
-func withJob(m worker.Message, id string) worker.Message {
-	m.Attributes[worker.AttrJobID] = worker.Attribute{DataType: "String", StringValue: id}
+func withJob(m job.Message, id string) job.Message {
+	m.Attributes[job.AttrJobID] = job.Attribute{DataType: "String", StringValue: id}
 	return m
 }
 
-func newFake(msgs ...worker.Message) *fakeQueue {
+func newFake(msgs ...job.Message) *fakeQueue {
 	q := &fakeQueue{failDelete: map[string]bool{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	for _, m := range msgs {
 		q.msgs = append(q.msgs, &fakeMsg{m: m})
@@ -78,12 +78,12 @@ func (q *fakeQueue) clock() time.Time {
 
 func (q *fakeQueue) hidden(fm *fakeMsg) bool { return q.now.Before(fm.until) }
 
-func (q *fakeQueue) Receive(_ context.Context, max int, _, visibility time.Duration) ([]worker.Message, error) {
+func (q *fakeQueue) Receive(_ context.Context, max int, _, visibility time.Duration) ([]job.Message, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.receiveCalls++
 	q.now = q.now.Add(q.tick)
-	var out []worker.Message
+	var out []job.Message
 	give := func(fm *fakeMsg) {
 		q.receipts++
 		fm.until = q.now.Add(visibility)
@@ -195,11 +195,11 @@ func (q *fakeQueue) visible() int {
 
 type fakeSender struct {
 	mu   sync.Mutex
-	sent []worker.Outgoing
+	sent []job.Outgoing
 	fail map[string]bool // bodies that fail
 }
 
-func (s *fakeSender) Send(_ context.Context, m worker.Outgoing) error {
+func (s *fakeSender) Send(_ context.Context, m job.Outgoing) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail[m.Body] {
@@ -220,8 +220,8 @@ func (s *fakeSender) has(body string) bool {
 	return false
 }
 
-func sample() []worker.Message {
-	var msgs []worker.Message
+func sample() []job.Message {
+	var msgs []job.Message
 	for i := range 25 {
 		reason := []string{"UserNotFoundException", "invalid_job", ""}[i%3]
 		campaign := []string{"c1", "c2"}[i%2]
@@ -314,11 +314,11 @@ func TestList(t *testing.T) {
 }
 
 func TestJobOfBadBody(t *testing.T) {
-	j := JobOf(worker.Message{ID: "x", Body: `{"UserPoolId":"nopool","Username":"bob","Extra":1}`})
+	j := JobOf(job.Message{ID: "x", Body: `{"UserPoolId":"nopool","Username":"bob","Extra":1}`})
 	if j.Pool != "nopool" || j.Username != "bob" || j.Body == "" || j.Reason != NoReason {
 		t.Errorf("%+v", j)
 	}
-	j = JobOf(worker.Message{ID: "y", Body: "not json"})
+	j = JobOf(job.Message{ID: "y", Body: "not json"})
 	if j.Pool != "" || j.Body != "not json" {
 		t.Errorf("%+v", j)
 	}
@@ -326,19 +326,19 @@ func TestJobOfBadBody(t *testing.T) {
 
 func TestRedriven(t *testing.T) {
 	m := dlqMsg("a", "invalid_job", "camp")
-	m.Attributes[worker.AttrDeferredSince] = worker.Attribute{DataType: "String", StringValue: "2026-01-01T00:00:00Z"}
-	m.Attributes[worker.AttrSteps] = worker.Attribute{DataType: "String", StringValue: "signed_out,disabled"}
-	m.Attributes[worker.AttrRemediation] = worker.Attribute{DataType: "String", StringValue: "disabled"}
-	m.Attributes[worker.AttrGlobalSignOut] = worker.Attribute{DataType: "String", StringValue: "true"}
+	m.Attributes[job.AttrDeferredSince] = job.Attribute{DataType: "String", StringValue: "2026-01-01T00:00:00Z"}
+	m.Attributes[job.AttrSteps] = job.Attribute{DataType: "String", StringValue: "signed_out,disabled"}
+	m.Attributes[job.AttrRemediation] = job.Attribute{DataType: "String", StringValue: "disabled"}
+	m.Attributes[job.AttrGlobalSignOut] = job.Attribute{DataType: "String", StringValue: "true"}
 	out := Redriven(m)
 	if out.Body != m.Body || out.Delay != 0 {
 		t.Fatalf("%+v", out)
 	}
-	if len(out.Attributes) != 3 || out.Attributes[worker.AttrCampaign].StringValue != "camp" || out.Attributes["custom"].StringValue != "keep-a" ||
-		out.Attributes[worker.AttrGlobalSignOut].StringValue != "true" {
+	if len(out.Attributes) != 3 || out.Attributes[job.AttrCampaign].StringValue != "camp" || out.Attributes["custom"].StringValue != "keep-a" ||
+		out.Attributes[job.AttrGlobalSignOut].StringValue != "true" {
 		t.Fatalf("attributes %+v", out.Attributes)
 	}
-	if Redriven(worker.Message{Body: "b"}).Attributes != nil {
+	if Redriven(job.Message{Body: "b"}).Attributes != nil {
 		t.Fatal("no attributes should stay nil")
 	}
 }
@@ -360,15 +360,15 @@ func TestRedriveOneReason(t *testing.T) {
 		t.Fatalf("sent %d, DLQ %d (%d visible)", len(src.sent), len(q.msgs), q.visible())
 	}
 	for _, m := range src.sent {
-		if _, ok := m.Attributes[worker.AttrReason]; ok {
+		if _, ok := m.Attributes[job.AttrReason]; ok {
 			t.Fatalf("reason not stripped: %+v", m.Attributes)
 		}
-		if m.Attributes[worker.AttrCampaign].StringValue == "" {
+		if m.Attributes[job.AttrCampaign].StringValue == "" {
 			t.Fatalf("campaign lost: %+v", m.Attributes)
 		}
 	}
 	for _, fm := range q.msgs {
-		if fm.m.Attributes[worker.AttrReason].StringValue == "UserNotFoundException" {
+		if fm.m.Attributes[job.AttrReason].StringValue == "UserNotFoundException" {
 			t.Fatalf("%s still in the DLQ", fm.m.ID)
 		}
 	}
@@ -440,8 +440,8 @@ func TestRedriveCanceled(t *testing.T) {
 
 // longDLQ is n messages, every tenth of reason "match", the others of
 // three other reasons, as a DLQ holds them after a campaign.
-func longDLQ(n int) []worker.Message {
-	var msgs []worker.Message
+func longDLQ(n int) []job.Message {
+	var msgs []job.Message
 	for i := range n {
 		reason := []string{"UserNotFoundException", "invalid_job", ""}[i%3]
 		if i%10 == 5 {
@@ -472,7 +472,7 @@ func TestRedriveLongPassMovesEveryMatch(t *testing.T) {
 		t.Fatalf("pass not complete: %+v", res.Scan)
 	}
 	for _, fm := range q.msgs {
-		if fm.m.Attributes[worker.AttrReason].StringValue == "match" {
+		if fm.m.Attributes[job.AttrReason].StringValue == "match" {
 			t.Fatalf("%s still in the DLQ", fm.m.ID)
 		}
 	}
@@ -550,8 +550,8 @@ func TestScanSurvivesLostHiding(t *testing.T) {
 // twice is a DLQ where job "j1" was dead-lettered twice and job "j2" three
 // times (a worker killed between its DLQ send and its delete), next to
 // records without resetq.job-id (counted by their message ID).
-func twice() []worker.Message {
-	return []worker.Message{
+func twice() []job.Message {
+	return []job.Message{
 		withJob(dlqMsg("a1", "UserNotFoundException", "c"), "j1"),
 		withJob(dlqMsg("b1", "invalid_job", "c"), "j2"),
 		dlqMsg("old1", "UserNotFoundException", "c"),
@@ -608,7 +608,7 @@ func TestRedriveOneCopyPerJob(t *testing.T) {
 	}
 	sentJobs := map[string]int{}
 	for _, m := range src.sent {
-		sentJobs[m.Attributes[worker.AttrJobID].StringValue]++
+		sentJobs[m.Attributes[job.AttrJobID].StringValue]++
 	}
 	if sentJobs["j1"] != 1 || sentJobs["j2"] != 1 {
 		t.Fatalf("sent per job %v: the job ID goes with the job", sentJobs)

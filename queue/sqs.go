@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 	"github.com/resetq/resetq/worker"
 )
@@ -57,7 +58,7 @@ func (q *Queue) record(op string, start time.Time, err error) {
 
 // Receive long-polls for up to max messages with their message attributes
 // and receive counts.
-func (q *Queue) Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]worker.Message, error) {
+func (q *Queue) Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]job.Message, error) {
 	start := time.Now()
 	out, err := q.api.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl:                    &q.url,
@@ -71,10 +72,10 @@ func (q *Queue) Receive(ctx context.Context, max int, wait, visibility time.Dura
 	if err != nil {
 		return nil, fmt.Errorf("receive from %s: %w", q.url, err)
 	}
-	msgs := make([]worker.Message, 0, len(out.Messages))
+	msgs := make([]job.Message, 0, len(out.Messages))
 	for _, m := range out.Messages {
 		n, _ := strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
-		msgs = append(msgs, worker.Message{
+		msgs = append(msgs, job.Message{
 			ID:            aws.ToString(m.MessageId),
 			ReceiptHandle: aws.ToString(m.ReceiptHandle),
 			Body:          aws.ToString(m.Body),
@@ -137,7 +138,7 @@ func failures(receipts []string, failed []types.BatchResultErrorEntry, successfu
 }
 
 // Send sends one message with its attributes and delay.
-func (q *Queue) Send(ctx context.Context, m worker.Outgoing) error {
+func (q *Queue) Send(ctx context.Context, m job.Outgoing) error {
 	start := time.Now()
 	_, err := q.api.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:          &q.url,
@@ -241,18 +242,18 @@ func URLForARN(ctx context.Context, api API, arn string) (string, error) {
 	return aws.ToString(out.QueueUrl), nil
 }
 
-func fromSQS(in map[string]types.MessageAttributeValue) map[string]worker.Attribute {
+func fromSQS(in map[string]types.MessageAttributeValue) map[string]job.Attribute {
 	if len(in) == 0 {
 		return nil
 	}
-	out := make(map[string]worker.Attribute, len(in))
+	out := make(map[string]job.Attribute, len(in))
 	for k, v := range in {
-		out[k] = worker.Attribute{DataType: aws.ToString(v.DataType), StringValue: aws.ToString(v.StringValue), BinaryValue: v.BinaryValue}
+		out[k] = job.Attribute{DataType: aws.ToString(v.DataType), StringValue: aws.ToString(v.StringValue), BinaryValue: v.BinaryValue}
 	}
 	return out
 }
 
-func toSQS(in map[string]worker.Attribute) map[string]types.MessageAttributeValue {
+func toSQS(in map[string]job.Attribute) map[string]types.MessageAttributeValue {
 	if len(in) == 0 {
 		return nil
 	}

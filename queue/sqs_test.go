@@ -20,9 +20,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/resetq/resetq/internal/moto"
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 	"github.com/resetq/resetq/queue"
-	"github.com/resetq/resetq/worker"
 )
 
 func TestMain(m *testing.M) { moto.Main(m) }
@@ -84,7 +84,7 @@ func sendN(t *testing.T, q *queue.Queue, prefix string, n int) []string {
 	bodies := make([]string, n)
 	for i := range n {
 		bodies[i] = fmt.Sprintf("%s-%d", prefix, i)
-		if err := q.Send(t.Context(), worker.Outgoing{Body: bodies[i]}); err != nil {
+		if err := q.Send(t.Context(), job.Outgoing{Body: bodies[i]}); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 	}
@@ -93,9 +93,9 @@ func sendN(t *testing.T, q *queue.Queue, prefix string, n int) []string {
 
 // receiveAll receives until it holds n messages (each receive waits at
 // most 1 s; at most 10 receives), and fails if more than n arrive.
-func receiveAll(t *testing.T, q *queue.Queue, n int) []worker.Message {
+func receiveAll(t *testing.T, q *queue.Queue, n int) []job.Message {
 	t.Helper()
-	var got []worker.Message
+	var got []job.Message
 	for try := 0; len(got) < n && try < 10; try++ {
 		msgs, err := q.Receive(t.Context(), 10, time.Second, 30*time.Second)
 		if err != nil {
@@ -109,7 +109,7 @@ func receiveAll(t *testing.T, q *queue.Queue, n int) []worker.Message {
 	return got
 }
 
-func receipts(msgs []worker.Message) []string {
+func receipts(msgs []job.Message) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.ReceiptHandle
@@ -117,7 +117,7 @@ func receipts(msgs []worker.Message) []string {
 	return out
 }
 
-func bodies(msgs []worker.Message) []string {
+func bodies(msgs []job.Message) []string {
 	out := make([]string, len(msgs))
 	for i, m := range msgs {
 		out[i] = m.Body
@@ -158,14 +158,14 @@ func TestSendReceiveAttributes(t *testing.T) {
 	ctx := t.Context()
 
 	body := `{"UserPoolId":"us-east-1_AbC123","Username":"ålice@example.com","ClientMetadata":{"k":"v"}}`
-	attrs := map[string]worker.Attribute{
+	attrs := map[string]job.Attribute{
 		"resetq.campaign": {DataType: "String", StringValue: "spring-2026"},
 		"resetq.attempts": {DataType: "Number", StringValue: "3"},
 		"decimal":         {DataType: "Number", StringValue: "-12.5"},
 		"blob":            {DataType: "Binary", BinaryValue: []byte{0x00, 0x01, 0xfe, 0xff, 'x'}},
 		"custom":          {DataType: "String.x", StringValue: "custom value ✓"},
 	}
-	if err := q.Send(ctx, worker.Outgoing{Body: body, Attributes: attrs, Delay: 0}); err != nil {
+	if err := q.Send(ctx, job.Outgoing{Body: body, Attributes: attrs, Delay: 0}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -221,7 +221,7 @@ func TestSendWithoutAttributes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	q := e.queue()
-	if err := q.Send(t.Context(), worker.Outgoing{Body: "plain"}); err != nil {
+	if err := q.Send(t.Context(), job.Outgoing{Body: "plain"}); err != nil {
 		t.Fatal(err)
 	}
 	m := receiveAll(t, q, 1)[0]
@@ -230,7 +230,7 @@ func TestSendWithoutAttributes(t *testing.T) {
 	}
 }
 
-func assertAttributes(t *testing.T, got, want map[string]worker.Attribute) {
+func assertAttributes(t *testing.T, got, want map[string]job.Attribute) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("got %d attributes %v, want %d", len(got), got, len(want))
@@ -371,7 +371,7 @@ func TestSendDelayed(t *testing.T) {
 	e := newEnv(t)
 	q := e.queue()
 	ctx := t.Context()
-	if err := q.Send(ctx, worker.Outgoing{Body: "later", Delay: 2 * time.Second}); err != nil {
+	if err := q.Send(ctx, job.Outgoing{Body: "later", Delay: 2 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	assertDepth(t, q, metrics.Depth{Delayed: 1})
@@ -537,7 +537,7 @@ func TestMetrics(t *testing.T) {
 		return testutil.ToFloat64(m.SQSRequests.WithLabelValues(op, result))
 	}
 
-	if err := q.Send(ctx, worker.Outgoing{Body: "x"}); err != nil {
+	if err := q.Send(ctx, job.Outgoing{Body: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {

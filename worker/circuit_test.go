@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/resetq/resetq/job"
 )
 
 // TestSlowJobDoesNotStrandHalfOpenCircuit: a job admitted before the
@@ -16,7 +18,7 @@ func TestSlowJobDoesNotStrandHalfOpenCircuit(t *testing.T) {
 	t.Parallel()
 	var broken atomic.Bool
 	broken.Store(true)
-	b := newBundle(func(context.Context, Job) error {
+	b := newBundle(func(context.Context, job.Job) error {
 		if broken.Load() {
 			return codeErr("InvalidEmailRoleAccessPolicyException", "no")
 		}
@@ -37,9 +39,9 @@ func TestSlowJobDoesNotStrandHalfOpenCircuit(t *testing.T) {
 	b.cfg.Concurrency = 2
 	b.cfg.Breaker = BreakerConfig{Cooldown: time.Minute, MaxDeferral: 6 * time.Hour}
 	b.cfg.ExitWhenIdle = 0
-	b.q.park = func(Outgoing) bool { return true } // deferred copies wait, so nobody else probes
-	b.q.push(job(pool, "slow"), nil)
-	b.q.push(job(pool, "fast"), nil)
+	b.q.park = func(job.Outgoing) bool { return true } // deferred copies wait, so nobody else probes
+	b.q.push(jobBody(pool, "slow"), nil)
+	b.q.push(jobBody(pool, "fast"), nil)
 	_, cancel, done := b.start(t)
 	defer func() { cancel(); <-done }()
 
@@ -62,7 +64,7 @@ func TestBadPoolDoesNotStallGoodPool(t *testing.T) {
 	t.Parallel()
 	const bad, good = "us-east-1_Bad", "us-east-1_Good"
 	var badCalls atomic.Int64
-	b := newBundle(func(_ context.Context, j Job) error {
+	b := newBundle(func(_ context.Context, j job.Job) error {
 		if j.UserPoolID == bad {
 			badCalls.Add(1)
 			return codeErr("InvalidSmsRoleAccessPolicyException", "role cannot be assumed")
@@ -73,8 +75,8 @@ func TestBadPoolDoesNotStallGoodPool(t *testing.T) {
 	b.cfg.Breaker = BreakerConfig{Cooldown: time.Minute, MaxDeferral: 6 * time.Hour}
 	b.cfg.ExitWhenIdle = 0
 	for i := range 20 {
-		b.q.push(job(bad, "b"+string(rune('a'+i))), nil)
-		b.q.push(job(good, "g"+string(rune('a'+i))), nil)
+		b.q.push(jobBody(bad, "b"+string(rune('a'+i))), nil)
+		b.q.push(jobBody(good, "g"+string(rune('a'+i))), nil)
 	}
 	w, cancel, done := b.start(t)
 	defer func() { cancel(); <-done }()
@@ -100,7 +102,7 @@ func TestBadPoolDoesNotStallGoodPool(t *testing.T) {
 	b.clock.Advance(7 * time.Hour) // past MaxDeferral
 	b.q.waitFor(t, "the bad pool's jobs dead-lettered", func() bool { return len(b.dlq.all()) >= 20 })
 	for _, d := range b.dlq.all() {
-		if r := d.Attributes[AttrReason].StringValue; r != "InvalidSmsRoleAccessPolicyException" {
+		if r := d.Attributes[job.AttrReason].StringValue; r != "InvalidSmsRoleAccessPolicyException" {
 			t.Fatalf("reason %q, want the systemic code", r)
 		}
 	}

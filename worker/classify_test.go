@@ -13,6 +13,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/aws/smithy-go"
+	"github.com/resetq/resetq/job"
 )
 
 func apiErr(code, msg string) error {
@@ -151,15 +152,15 @@ func TestBackoffCurve(t *testing.T) {
 
 func TestWithAttributesKeepsFailureRecordUnderLimit(t *testing.T) {
 	t.Parallel()
-	orig := map[string]Attribute{AttrCampaign: {DataType: "String", StringValue: "c"}}
+	orig := map[string]job.Attribute{job.AttrCampaign: {DataType: "String", StringValue: "c"}}
 	for i := range 9 {
-		orig[fmt.Sprintf("a%d", i)] = Attribute{DataType: "String", StringValue: "x"}
+		orig[fmt.Sprintf("a%d", i)] = job.Attribute{DataType: "String", StringValue: "x"}
 	}
-	got := withAttributes(orig, map[string]string{AttrReason: "r", AttrError: "e", AttrAttempts: "1", AttrFailedAt: "t"})
+	got := withAttributes(orig, map[string]string{job.AttrReason: "r", job.AttrError: "e", job.AttrAttempts: "1", job.AttrFailedAt: "t"})
 	if len(got) != maxAttributes {
 		t.Fatalf("%d attributes, want %d", len(got), maxAttributes)
 	}
-	for _, k := range []string{AttrCampaign, AttrReason, AttrError, AttrAttempts, AttrFailedAt, "a0"} {
+	for _, k := range []string{job.AttrCampaign, job.AttrReason, job.AttrError, job.AttrAttempts, job.AttrFailedAt, "a0"} {
 		if _, ok := got[k]; !ok {
 			t.Errorf("attribute %s dropped", k)
 		}
@@ -167,8 +168,8 @@ func TestWithAttributesKeepsFailureRecordUnderLimit(t *testing.T) {
 	if _, ok := got["a8"]; ok {
 		t.Error("a8 kept; the last names should go first")
 	}
-	small := withAttributes(map[string]Attribute{"x": {DataType: "Number", StringValue: "1"}}, map[string]string{AttrAttempts: "2"})
-	if small["x"].DataType != "Number" || small[AttrAttempts].StringValue != "2" || len(small) != 2 {
+	small := withAttributes(map[string]job.Attribute{"x": {DataType: "Number", StringValue: "1"}}, map[string]string{job.AttrAttempts: "2"})
+	if small["x"].DataType != "Number" || small[job.AttrAttempts].StringValue != "2" || len(small) != 2 {
 		t.Errorf("withAttributes = %+v", small)
 	}
 }

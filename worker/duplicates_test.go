@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/resetq/resetq/job"
 )
 
 // expire makes the held messages with this ID visible again, as SQS does
@@ -35,7 +36,7 @@ func (q *fakeQueue) expire(id string) {
 func TestFailedDeleteDoesNotForkJob(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
-	b := newBundle(func(context.Context, Job) error {
+	b := newBundle(func(context.Context, job.Job) error {
 		if calls.Add(1) == 1 {
 			return codeErr("InternalErrorException", "try again")
 		}
@@ -51,7 +52,7 @@ func TestFailedDeleteDoesNotForkJob(t *testing.T) {
 		}
 		return nil
 	}
-	b.q.push(job(pool, "ghost"), nil)
+	b.q.push(jobBody(pool, "ghost"), nil)
 
 	done := make(chan struct{})
 	go func() { defer close(done); b.run(t) }()
@@ -86,7 +87,7 @@ func TestSentBackJobCheckedBeforeReset(t *testing.T) {
 	var mu sync.Mutex
 	status := map[string]string{"alice": "CONFIRMED", "bob": "CONFIRMED"}
 	resets := map[string]int{}
-	b := newBundle(func(_ context.Context, j Job) error {
+	b := newBundle(func(_ context.Context, j job.Job) error {
 		mu.Lock()
 		defer mu.Unlock()
 		resets[j.Username]++
@@ -96,14 +97,14 @@ func TestSentBackJobCheckedBeforeReset(t *testing.T) {
 		}
 		return nil
 	})
-	b.cfg.Statuses = statusFunc(func(_ context.Context, j Job) (string, error) {
+	b.cfg.Statuses = statusFunc(func(_ context.Context, j job.Job) (string, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return status[j.Username], nil
 	})
 	b.cfg.StatusPacer = newFakePacer()
-	b.q.push(job(pool, "alice"), nil)
-	b.q.push(job(pool, "bob"), nil) // first delivery, no failure: not checked
+	b.q.push(jobBody(pool, "alice"), nil)
+	b.q.push(jobBody(pool, "bob"), nil) // first delivery, no failure: not checked
 	b.run(t)
 
 	if resets["alice"] != 1 || resets["bob"] != 1 {
@@ -120,7 +121,7 @@ func TestSentBackJobCheckedBeforeReset(t *testing.T) {
 // hangingSender never answers; it returns only when the call's context ends.
 type hangingSender struct{}
 
-func (hangingSender) Send(ctx context.Context, _ Outgoing) error {
+func (hangingSender) Send(ctx context.Context, _ job.Outgoing) error {
 	<-ctx.Done()
 	return ctx.Err()
 }
@@ -131,7 +132,7 @@ func (hangingSender) Send(ctx context.Context, _ Outgoing) error {
 func TestHungSendGivesUp(t *testing.T) {
 	t.Parallel()
 	var resets atomic.Int64
-	b := newBundle(func(_ context.Context, j Job) error {
+	b := newBundle(func(_ context.Context, j job.Job) error {
 		if j.Username == "ghost" {
 			return codeErr("UserNotFoundException", "User does not exist.")
 		}
@@ -142,8 +143,8 @@ func TestHungSendGivesUp(t *testing.T) {
 	b.cfg.Concurrency = 1
 	b.cfg.CallTimeout = 50 * time.Millisecond
 	b.cfg.ExitWhenIdle = 0
-	b.q.push(job(pool, "ghost"), nil)
-	b.q.push(job(pool, "alice"), nil)
+	b.q.push(jobBody(pool, "ghost"), nil)
+	b.q.push(jobBody(pool, "alice"), nil)
 	_, cancel, done := b.start(t)
 	b.q.waitFor(t, "the ghost's job kept hidden and alice's job done", func() bool {
 		b.q.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 )
 
@@ -21,31 +22,31 @@ import (
 type fakeQueue struct {
 	mu       sync.Mutex
 	seq      int
-	visible  []Message
-	held     map[string]Message // by receipt handle
-	events   []string           // shared ordered log, see fakeDLQ
-	sent     []Outgoing         // requeued copies
-	extended chan string        // receipt handles whose visibility was extended (if not nil)
-	changed  chan struct{}      // poked (without blocking) after every event
+	visible  []job.Message
+	held     map[string]job.Message // by receipt handle
+	events   []string               // shared ordered log, see fakeDLQ
+	sent     []job.Outgoing         // requeued copies
+	extended chan string            // receipt handles whose visibility was extended (if not nil)
+	changed  chan struct{}          // poked (without blocking) after every event
 
 	// Hooks; nil means succeed.
 	deleteFail func(receipt string, try int) error
 	changeFail func(receipt string) error // fails ChangeVisibility entries (extensions and hides)
-	park       func(Outgoing) bool        // a requeued copy it says true to waits in parked until unpark
-	parked     []Message
+	park       func(job.Outgoing) bool    // a requeued copy it says true to waits in parked until unpark
+	parked     []job.Message
 	deleteTry  map[string]int
 }
 
 func newFakeQueue() *fakeQueue {
-	return &fakeQueue{held: map[string]Message{}, deleteTry: map[string]int{}, changed: make(chan struct{}, 1)}
+	return &fakeQueue{held: map[string]job.Message{}, deleteTry: map[string]int{}, changed: make(chan struct{}, 1)}
 }
 
-func (q *fakeQueue) push(body string, attrs map[string]Attribute) string {
+func (q *fakeQueue) push(body string, attrs map[string]job.Attribute) string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.seq++
 	id := fmt.Sprintf("m%d", q.seq)
-	q.visible = append(q.visible, Message{ID: id, Body: body, Attributes: attrs})
+	q.visible = append(q.visible, job.Message{ID: id, Body: body, Attributes: attrs})
 	return id
 }
 
@@ -73,10 +74,10 @@ func (q *fakeQueue) waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (q *fakeQueue) Receive(ctx context.Context, max int, _, _ time.Duration) ([]Message, error) {
+func (q *fakeQueue) Receive(ctx context.Context, max int, _, _ time.Duration) ([]job.Message, error) {
 	q.mu.Lock()
 	n := min(max, len(q.visible))
-	out := make([]Message, n)
+	out := make([]job.Message, n)
 	for i := range n {
 		m := q.visible[i]
 		m.ReceiveCount++
@@ -152,13 +153,13 @@ func (q *fakeQueue) ChangeVisibility(_ context.Context, receipts []string, timeo
 }
 
 // Send is the requeue path: the copy is a new message, visible at once.
-func (q *fakeQueue) Send(_ context.Context, m Outgoing) error {
+func (q *fakeQueue) Send(_ context.Context, m job.Outgoing) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.seq++
 	id := fmt.Sprintf("m%d", q.seq)
 	q.sent = append(q.sent, m)
-	msg := Message{ID: id, Body: m.Body, Attributes: m.Attributes}
+	msg := job.Message{ID: id, Body: m.Body, Attributes: m.Attributes}
 	if q.park != nil && q.park(m) {
 		q.parked = append(q.parked, msg)
 	} else {
@@ -195,10 +196,10 @@ func (q *fakeQueue) Depth(context.Context) (metrics.Depth, error) {
 	return metrics.Depth{Visible: int64(len(q.visible)), InFlight: int64(len(q.held))}, nil
 }
 
-func (q *fakeQueue) snapshot() (visible []Message, held int, events []string, sent []Outgoing) {
+func (q *fakeQueue) snapshot() (visible []job.Message, held int, events []string, sent []job.Outgoing) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return append([]Message(nil), q.visible...), len(q.held), append([]string(nil), q.events...), append([]Outgoing(nil), q.sent...)
+	return append([]job.Message(nil), q.visible...), len(q.held), append([]string(nil), q.events...), append([]job.Outgoing(nil), q.sent...)
 }
 
 // fakeDLQ records dead letters into the queue's event log, so the order of
@@ -206,12 +207,12 @@ func (q *fakeQueue) snapshot() (visible []Message, held int, events []string, se
 type fakeDLQ struct {
 	q      *fakeQueue
 	mu     sync.Mutex
-	msgs   []Outgoing
+	msgs   []job.Outgoing
 	fail   error
-	failIf func(Outgoing) error // fails the sends it returns an error for
+	failIf func(job.Outgoing) error // fails the sends it returns an error for
 }
 
-func (d *fakeDLQ) Send(_ context.Context, m Outgoing) error {
+func (d *fakeDLQ) Send(_ context.Context, m job.Outgoing) error {
 	if d.fail != nil {
 		return d.fail
 	}
@@ -224,31 +225,31 @@ func (d *fakeDLQ) Send(_ context.Context, m Outgoing) error {
 	d.msgs = append(d.msgs, m)
 	d.mu.Unlock()
 	d.q.mu.Lock()
-	d.q.log("dlq:%s", m.Attributes[AttrReason].StringValue)
+	d.q.log("dlq:%s", m.Attributes[job.AttrReason].StringValue)
 	d.q.mu.Unlock()
 	return nil
 }
 
-func (d *fakeDLQ) all() []Outgoing {
+func (d *fakeDLQ) all() []job.Outgoing {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return append([]Outgoing(nil), d.msgs...)
+	return append([]job.Outgoing(nil), d.msgs...)
 }
 
 // resetterFunc is a Resetter from a function.
-type resetterFunc func(ctx context.Context, job Job) error
+type resetterFunc func(ctx context.Context, job job.Job) error
 
-func (f resetterFunc) ResetUserPassword(ctx context.Context, job Job) error { return f(ctx, job) }
+func (f resetterFunc) ResetUserPassword(ctx context.Context, job job.Job) error { return f(ctx, job) }
 
 // fakeRemedies records the incident calls; each hook, when set, answers
 // its call.
 type fakeRemedies struct {
 	mu                         sync.Mutex
 	calls                      []string // op:user
-	signOut, reinvite, disable func(Job) error
+	signOut, reinvite, disable func(job.Job) error
 }
 
-func (f *fakeRemedies) record(op string, j Job, hook func(Job) error) error {
+func (f *fakeRemedies) record(op string, j job.Job, hook func(job.Job) error) error {
 	f.mu.Lock()
 	f.calls = append(f.calls, op+":"+j.Username)
 	f.mu.Unlock()
@@ -258,13 +259,13 @@ func (f *fakeRemedies) record(op string, j Job, hook func(Job) error) error {
 	return nil
 }
 
-func (f *fakeRemedies) GlobalSignOut(_ context.Context, j Job) error {
+func (f *fakeRemedies) GlobalSignOut(_ context.Context, j job.Job) error {
 	return f.record("signout", j, f.signOut)
 }
-func (f *fakeRemedies) Reinvite(_ context.Context, j Job) error {
+func (f *fakeRemedies) Reinvite(_ context.Context, j job.Job) error {
 	return f.record("reinvite", j, f.reinvite)
 }
-func (f *fakeRemedies) DisableUser(_ context.Context, j Job) error {
+func (f *fakeRemedies) DisableUser(_ context.Context, j job.Job) error {
 	return f.record("disable", j, f.disable)
 }
 
@@ -310,7 +311,7 @@ type bundle struct {
 	cfg   Config
 }
 
-func newBundle(reset func(ctx context.Context, job Job) error) *bundle {
+func newBundle(reset func(ctx context.Context, job job.Job) error) *bundle {
 	q := newFakeQueue()
 	b := &bundle{q: q, dlq: &fakeDLQ{q: q}, pacer: newFakePacer(), rem: &fakeRemedies{}, m: metrics.New(prometheus.NewRegistry(), "test"), clock: newFakeClock()}
 	b.cfg = Config{
@@ -360,7 +361,7 @@ func (b *bundle) jobs(outcome string) float64 {
 	return testutil.ToFloat64(b.m.Jobs.WithLabelValues(outcome))
 }
 
-func job(pool, user string) string {
+func jobBody(pool, user string) string {
 	return fmt.Sprintf(`{"UserPoolId":%q,"Username":%q}`, pool, user)
 }
 

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/job/jobtest"
 )
 
 // FuzzHandleMessage runs the whole worker (receive, verify, decode, call,
@@ -23,18 +26,18 @@ import (
 // what Cognito answers the fuzzed job (success, UserNotFound, one
 // InternalError then success, one throttle then success).
 func FuzzHandleMessage(f *testing.F) {
-	for _, s := range append(poisonBodies(), job(pool, "alice"), job("us-east-1_Other", "bob")) {
+	for _, s := range append(jobtest.PoisonBodies(), jobBody(pool, "alice"), jobBody("us-east-1_Other", "bob")) {
 		f.Add([]byte(s), "c1", "", false, "", uint8(0))
 	}
-	f.Add([]byte(job(pool, "carol")), "c1", "7", true, "", uint8(2))
-	f.Add([]byte(job(pool, "dave")), "", "-1", true, "00", uint8(3))
-	f.Add([]byte(job(pool, "erin")), "c\n2", "x", false, "", uint8(1))
+	f.Add([]byte(jobBody(pool, "carol")), "c1", "7", true, "", uint8(2))
+	f.Add([]byte(jobBody(pool, "dave")), "", "-1", true, "00", uint8(3))
+	f.Add([]byte(jobBody(pool, "erin")), "c\n2", "x", false, "", uint8(1))
 
-	key := []byte(strings.Repeat("k", MinKeyLen))
+	key := []byte(strings.Repeat("k", job.MinKeyLen))
 	f.Fuzz(func(t *testing.T, body []byte, campaign, attempts string, signing bool, sig string, cognito uint8) {
 		var mu sync.Mutex
 		calls := map[string]int{}
-		b := newBundle(func(_ context.Context, j Job) error {
+		b := newBundle(func(_ context.Context, j job.Job) error {
 			mu.Lock()
 			defer mu.Unlock()
 			calls[j.Username]++
@@ -56,31 +59,31 @@ func FuzzHandleMessage(f *testing.F) {
 			return nil
 		})
 		b.cfg.AllowedPools = map[string]bool{pool: true}
-		attrs := map[string]Attribute{}
+		attrs := map[string]job.Attribute{}
 		if campaign != "" {
-			attrs[AttrCampaign] = Attribute{DataType: "String", StringValue: campaign}
+			attrs[job.AttrCampaign] = job.Attribute{DataType: "String", StringValue: campaign}
 		}
 		if attempts != "" {
-			attrs[AttrAttempts] = Attribute{DataType: "Number", StringValue: attempts}
+			attrs[job.AttrAttempts] = job.Attribute{DataType: "Number", StringValue: attempts}
 		}
 		if signing {
 			b.cfg.SigningKeys = [][]byte{key}
 			if sig == "" {
-				sig = Sign(key, campaign, string(body))
+				sig = job.Sign(key, campaign, string(body))
 			}
-			attrs[AttrSignature] = Attribute{DataType: "String", StringValue: sig}
+			attrs[job.AttrSignature] = job.Attribute{DataType: "String", StringValue: sig}
 		}
 		fuzzed := b.q.push(string(body), attrs)
-		sentinelAttrs := map[string]Attribute{AttrSignature: {DataType: "String", StringValue: Sign(key, "", job(pool, "sentinel"))}}
-		b.q.push(job(pool, "sentinel"), sentinelAttrs)
+		sentinelAttrs := map[string]job.Attribute{job.AttrSignature: {DataType: "String", StringValue: job.Sign(key, "", jobBody(pool, "sentinel"))}}
+		b.q.push(jobBody(pool, "sentinel"), sentinelAttrs)
 		b.run(t) // fails the test if the worker does not return by itself
 
 		// What the fuzzed message should come to.
-		m := Message{Body: string(body), Attributes: attrs}
+		m := job.Message{Body: string(body), Attributes: attrs}
 		var wantReason string
-		parsed, perr := ParseJob(body)
+		parsed, perr := job.ParseJob(body)
 		switch {
-		case signing && VerifySignature(b.cfg.SigningKeys, m) != nil:
+		case signing && job.VerifySignature(b.cfg.SigningKeys, m) != nil:
 			wantReason = ReasonBadSignature
 		case perr != nil:
 			wantReason = ReasonInvalidJob
@@ -89,7 +92,7 @@ func FuzzHandleMessage(f *testing.F) {
 		case parsed.Username == "sentinel":
 		case cognito%4 == 1:
 			wantReason = "UserNotFoundException"
-		case cognito%4 == 2 && m.priorAttempts()+1 >= b.cfg.Policy.MaxAttempts:
+		case cognito%4 == 2 && m.PriorAttempts()+1 >= b.cfg.Policy.MaxAttempts:
 			wantReason = ReasonAttemptsExhausted // the attempts it arrived with, plus the failed call
 		}
 
@@ -97,14 +100,14 @@ func FuzzHandleMessage(f *testing.F) {
 		if len(visible) != 0 || held != 0 {
 			t.Fatalf("left on the queue: %d visible, %d held; events %v", len(visible), held, events)
 		}
-		var ours []Outgoing
+		var ours []job.Outgoing
 		for _, d := range b.dlq.all() {
-			if d.Body != job(pool, "sentinel") || string(body) == job(pool, "sentinel") {
+			if d.Body != jobBody(pool, "sentinel") || string(body) == jobBody(pool, "sentinel") {
 				ours = append(ours, d)
 			}
 		}
 		if wantReason != "" {
-			if len(ours) != 1 || ours[0].Body != string(body) || ours[0].Attributes[AttrReason].StringValue != wantReason {
+			if len(ours) != 1 || ours[0].Body != string(body) || ours[0].Attributes[job.AttrReason].StringValue != wantReason {
 				t.Fatalf("want one dead letter %s with the body unchanged, got %+v", wantReason, ours)
 			}
 			if (wantReason == ReasonBadSignature || wantReason == ReasonInvalidJob || wantReason == ReasonPoolNotAllowed) &&
@@ -126,33 +129,4 @@ func FuzzHandleMessage(f *testing.F) {
 			t.Fatalf("the fuzzed message was never deleted from the source; events %v", events)
 		}
 	})
-}
-
-// poisonBodies are message bodies that must each be dead-lettered as
-// invalid_job, unchanged, without a crash or a stall: the seeds of both
-// fuzz targets, so every `go test` run tries them all.
-func poisonBodies() []string {
-	valid := `{"UserPoolId":"us-east-1_Pool1","Username":"a"}`
-	return []string{
-		``, ` `, `{}`, `null`, `[]`, `"x"`, `42`, `true`, `{`, `}`, `{"UserPoolId":"us-east-1_Pool1"}`,
-		valid + `{}`, valid + ` x`, "\ufeff" + valid, // trailing data, a byte-order mark
-		`[` + valid + `]`, `{"job":` + valid + `}`,
-		`{"UserPoolId":"us-east-1_Pool1","Username":"a","Username":"b"}`, // a field twice
-		`{"userpoolid":"us-east-1_Pool1","username":"a"}`,                // names in another case
-		`{"UserPoolId":"us-east-1_Pool1","Username":"a","Admin":true}`,   // an unknown field
-		`{"UserPoolId":"us-east-1_Pool1","Username":42}`, `{"UserPoolId":["us-east-1_Pool1"],"Username":"a"}`,
-		`{"UserPoolId":"us-east-1_Pool1","Username":null}`, `{"UserPoolId":"us-east-1_Pool1","Username":""}`,
-		`{"UserPoolId":"pool","Username":"a"}`, `{"UserPoolId":"us-east-1-Pool1","Username":"a"}`,
-		`{"UserPoolId":"us-east-1_Pool1","Username":"` + strings.Repeat("a", 129) + `"}`,
-		`{"UserPoolId":"us-east-1_Pool1","Username":"a\u0000b"}`, "{\"UserPoolId\":\"us-east-1_Pool1\",\"Username\":\"a\x01b\"}",
-		"{\"UserPoolId\":\"us-east-1_Pool1\",\"Username\":\"\xff\"}", "\xff\xfe\xfd", // invalid UTF-8
-		`{"UserPoolId":"us-east-1_Pool1","Username":"\ud800"}`, // a lone surrogate
-		`{"UserPoolId":"us-east-1_Pool1","Username":"a","ClientMetadata":{"k":{"nested":1}}}`,
-		`{"UserPoolId":"us-east-1_Pool1","Username":"a","ClientMetadata":[]}`,
-		`{"UserPoolId":"us-east-1_Pool1","Username":"a","ClientMetadata":{"k":"v","k":"w"}}`,
-		`{"UserPoolId":"us-east-1_Pool1","Username":"a"} // comment`, `{"UserPoolId":"us-east-1_Pool1",}`,
-		`{"UserPoolId":1e999,"Username":"a"}`, strings.Repeat("[", 100000), strings.Repeat(`{"a":`, 10000),
-		`{"UserPoolId":"us-east-1_Pool1","Username":"` + strings.Repeat(`\\`, 20000) + `"}`,
-		`{"UserPoolId":"us-east-1_Pool1","Username":"a","ClientMetadata":{"k":"` + strings.Repeat("v", MaxBodyBytes) + `"}}`, // oversized
-	}
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/resetq/resetq/job"
 )
 
 // outcome is what becomes of one message. process decides exactly one per
@@ -52,7 +54,7 @@ func deferral(r refusal, since, now time.Time, attempts int, maxDeferral time.Du
 
 // handle takes one message to its outcome. soft ends at shutdown; hard ends
 // when the shutdown timeout runs out.
-func (w *Worker) handle(soft, hard context.Context, m Message) {
+func (w *Worker) handle(soft, hard context.Context, m job.Message) {
 	defer w.finish(m)
 	jl := w.log.With("message_id", m.ID, "campaign", m.Campaign())
 	o, jl := w.process(soft, hard, m, jl)
@@ -63,7 +65,7 @@ func (w *Worker) handle(soft, hard context.Context, m Message) {
 // job's steps: end the user's sessions (if asked), read the user's status
 // (the status check), and reset, or re-invite a user who never signed in,
 // or disable a user who cannot receive a code.
-func (w *Worker) process(soft, hard context.Context, m Message, jl *slog.Logger) (outcome, *slog.Logger) {
+func (w *Worker) process(soft, hard context.Context, m job.Message, jl *slog.Logger) (outcome, *slog.Logger) {
 	if w.ended.take(m.ID) {
 		return outcome{Action: Forget}, jl
 	}
@@ -79,19 +81,19 @@ func (w *Worker) process(soft, hard context.Context, m Message, jl *slog.Logger)
 		return released(), jl
 	}
 	defer unlock()
-	r := run{m: m, job: job, attempts: m.priorAttempts(), since: m.deferredSince()}
+	r := run{m: m, job: job, attempts: m.PriorAttempts(), since: m.DeferredSince()}
 	if w.cfg.SigningKeys == nil {
 		// resetq.steps is not signed: with signed jobs a copy's word that
 		// its user was signed out is not taken, and the sign-out repeats.
-		r.done = m.stepsDone()
+		r.done = m.StepsDone()
 	}
 	return w.steps(soft, hard, &r), jl
 }
 
 // run is one job's progress through its steps.
 type run struct {
-	m        Message
-	job      Job
+	m        job.Message
+	job      job.Job
 	attempts int
 	since    time.Time // when its deferrals began
 	done     []string  // steps done: signed_out, reset, reinvited, disabled
@@ -105,7 +107,7 @@ func (r *run) finish(o outcome) outcome {
 // steps runs the job's calls in order; a step that does not succeed ends
 // the job with its outcome.
 func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
-	signOut := w.cfg.GlobalSignOut || r.m.Attributes[AttrGlobalSignOut].StringValue == "true"
+	signOut := w.cfg.GlobalSignOut || r.m.Attributes[job.AttrGlobalSignOut].StringValue == "true"
 	if signOut && !slices.Contains(r.done, "signed_out") {
 		// First: idempotent, so a redelivery repeats it freely; the reset
 		// that sends a code comes once. A copy sent back after it worked
@@ -225,7 +227,7 @@ func (w *Worker) decide(r *run, cl Class) outcome {
 // reset's circuit), and, for a call that sends an email once the pool is
 // known to send through Cognito's default email, the Region's daily email
 // limit (a sign-out sends none, so the limit does not hold it).
-func (w *Worker) keys(job Job, o op) []string {
+func (w *Worker) keys(job job.Job, o op) []string {
 	pool := poolKey(job.UserPoolID)
 	if o.name != opReset {
 		pool += ":" + o.name
@@ -239,34 +241,34 @@ func (w *Worker) keys(job Job, o op) []string {
 
 // admit checks a message before any call: signature, body, pool and
 // Region. ok is false with the dead-letter outcome when one fails.
-func (w *Worker) admit(m Message) (Job, outcome, bool) {
-	attempts := m.priorAttempts()
+func (w *Worker) admit(m job.Message) (job.Job, outcome, bool) {
+	attempts := m.PriorAttempts()
 	if w.cfg.SigningKeys != nil {
-		if err := VerifySignature(w.cfg.SigningKeys, m); err != nil {
-			return Job{}, deadLetter(ReasonBadSignature, err.Error(), attempts), false
+		if err := job.VerifySignature(w.cfg.SigningKeys, m); err != nil {
+			return job.Job{}, deadLetter(ReasonBadSignature, err.Error(), attempts), false
 		}
 	}
-	job, err := ParseJob([]byte(m.Body))
+	j, err := job.ParseJob([]byte(m.Body))
 	if err != nil {
-		return job, deadLetter(ReasonInvalidJob, err.Error(), attempts), false
+		return j, deadLetter(ReasonInvalidJob, err.Error(), attempts), false
 	}
-	allowed := w.cfg.AllowedPools[job.UserPoolID]
+	allowed := w.cfg.AllowedPools[j.UserPoolID]
 	if w.cfg.AllowedPools != nil && !allowed {
-		return job, deadLetter(ReasonPoolNotAllowed, "pool "+job.UserPoolID+" is not in --allowed-pools", attempts), false
+		return j, deadLetter(ReasonPoolNotAllowed, "pool "+j.UserPoolID+" is not in --allowed-pools", attempts), false
 	}
-	if !allowed && !KnownRegion(job.Region()) {
-		return job, deadLetter(ReasonInvalidJob, "pool "+job.UserPoolID+" is in "+job.Region()+
+	if !allowed && !job.KnownRegion(j.Region()) {
+		return j, deadLetter(ReasonInvalidJob, "pool "+j.UserPoolID+" is in "+j.Region()+
 			", not an AWS Region the SDK knows (name the pool in --allowed-pools to use a newer Region)", attempts), false
 	}
-	return job, outcome{}, true
+	return j, outcome{}, true
 }
 
 // checkFirst reports whether m's user's status is read before the reset:
 // for every job with CheckEveryJob, else for redeliveries (receive count
 // above 1) and sent-back copies of a failed call (a timeout or a lost
 // answer may have reset the user all the same).
-func (w *Worker) checkFirst(m Message) bool {
-	return w.cfg.Statuses != nil && !w.cfg.StatusesForReinviteOnly && (w.cfg.CheckEveryJob || m.ReceiveCount > 1 || m.priorAttempts() > 0)
+func (w *Worker) checkFirst(m job.Message) bool {
+	return w.cfg.Statuses != nil && !w.cfg.StatusesForReinviteOnly && (w.cfg.CheckEveryJob || m.ReceiveCount > 1 || m.PriorAttempts() > 0)
 }
 
 // opReset is the reset's operation name.
@@ -276,7 +278,7 @@ const opReset = "AdminResetUserPassword"
 type op struct {
 	name   string // the API operation, for metrics and logs
 	pacer  Pacer
-	call   func(context.Context, Job) error
+	call   func(context.Context, job.Job) error
 	emails bool // it sends an email (a code, an invitation), so the daily email limit holds it
 }
 
@@ -370,7 +372,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 
 // apply carries out o for m: the one place that sends, deletes, counts and
 // logs a job's end.
-func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m Message, o outcome) {
+func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m job.Message, o outcome) {
 	switch o.Action {
 	case Forget:
 		// Its job ended here (reset, sent back or dead-lettered) and only the
@@ -407,16 +409,16 @@ func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m Message, o outcom
 // the original. The copy starts with a receive count of zero, so retries
 // never run into the queue's maxReceiveCount. It reports whether the copy
 // went; if not, the original comes back after the delay.
-func (w *Worker) requeue(ctx context.Context, jl *slog.Logger, m Message, o outcome) bool {
+func (w *Worker) requeue(ctx context.Context, jl *slog.Logger, m job.Message, o outcome) bool {
 	delay := min(maxDelay, max(time.Second, o.Delay.Round(time.Second)))
-	attrs := map[string]string{AttrAttempts: strconv.Itoa(o.Attempts), AttrJobID: m.jobID()}
+	attrs := map[string]string{job.AttrAttempts: strconv.Itoa(o.Attempts), job.AttrJobID: m.JobID()}
 	if !o.DeferredSince.IsZero() {
-		attrs[AttrDeferredSince] = o.DeferredSince.UTC().Format(time.RFC3339)
+		attrs[job.AttrDeferredSince] = o.DeferredSince.UTC().Format(time.RFC3339)
 	}
 	if len(o.Steps) > 0 {
-		attrs[AttrSteps] = strings.Join(o.Steps, ",")
+		attrs[job.AttrSteps] = strings.Join(o.Steps, ",")
 	}
-	out := Outgoing{Body: m.Body, Delay: delay, Attributes: withAttributes(without(m.Attributes, AttrDeferredSince, AttrSteps), attrs)}
+	out := job.Outgoing{Body: m.Body, Delay: delay, Attributes: withAttributes(without(m.Attributes, job.AttrDeferredSince, job.AttrSteps), attrs)}
 	if err := w.send(ctx, w.cfg.Requeue, out); err != nil {
 		jl.Error("requeue failed; the message comes back after its visibility timeout", "error", err)
 		w.hide(m, delay)
@@ -432,24 +434,24 @@ func (w *Worker) requeue(ctx context.Context, jl *slog.Logger, m Message, o outc
 // essentials (a body near SQS's size limit leaves no room for a long
 // error). If that fails too, the message stays in the source queue, hidden
 // for longer each time, counted and logged as an error.
-func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m Message, o outcome) bool {
+func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m job.Message, o outcome) bool {
 	record := map[string]string{
-		AttrReason:   o.Reason,
-		AttrError:    sqsText(o.Detail),
-		AttrAttempts: strconv.Itoa(o.Attempts),
-		AttrFailedAt: w.cfg.Now().UTC().Format(time.RFC3339),
-		AttrJobID:    m.jobID(),
+		job.AttrReason:   o.Reason,
+		job.AttrError:    sqsText(o.Detail),
+		job.AttrAttempts: strconv.Itoa(o.Attempts),
+		job.AttrFailedAt: w.cfg.Now().UTC().Format(time.RFC3339),
+		job.AttrJobID:    m.JobID(),
 	}
 	if len(o.Steps) > 0 {
-		record[AttrSteps] = strings.Join(o.Steps, ",")
+		record[job.AttrSteps] = strings.Join(o.Steps, ",")
 	}
 	if o.Remediation != "" {
-		record[AttrRemediation] = o.Remediation
+		record[job.AttrRemediation] = o.Remediation
 	}
-	err := w.send(ctx, w.cfg.DeadLetters, Outgoing{Body: m.Body, Attributes: withAttributes(m.Attributes, record)})
+	err := w.send(ctx, w.cfg.DeadLetters, job.Outgoing{Body: m.Body, Attributes: withAttributes(m.Attributes, record)})
 	if err != nil {
-		record[AttrError] = truncate(record[AttrError], 128)
-		err = w.send(ctx, w.cfg.DeadLetters, Outgoing{Body: m.Body, Attributes: withAttributes(essentials(m.Attributes), record)})
+		record[job.AttrError] = job.Truncate(record[job.AttrError], 128)
+		err = w.send(ctx, w.cfg.DeadLetters, job.Outgoing{Body: m.Body, Attributes: withAttributes(essentials(m.Attributes), record)})
 	}
 	if err != nil {
 		w.m.DeadLetterFailures.Inc()
@@ -458,7 +460,7 @@ func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m Message, o o
 			"reason", o.Reason, "error", err, "retry_in", delay, "receive_count", m.ReceiveCount)
 		if m.ReceiveCount >= deadLetterAlarm {
 			jl.Error("a job has failed to reach the DLQ many times: fix the DLQ (permissions, KMS key, size) or it is lost when the source queue's retention ends",
-				"reason", o.Reason, "job_id", m.jobID(), "receive_count", m.ReceiveCount)
+				"reason", o.Reason, "job_id", m.JobID(), "receive_count", m.ReceiveCount)
 		}
 		w.hide(m, delay)
 		return false
@@ -478,13 +480,13 @@ func poolKey(poolID string) string { return "pool:" + poolID }
 
 // userKey identifies a user for the per-user lock: case folded, as
 // Cognito's default case-insensitive usernames are.
-func userKey(j Job) string { return j.UserPoolID + "\x00" + strings.ToLower(j.Username) }
+func userKey(j job.Job) string { return j.UserPoolID + "\x00" + strings.ToLower(j.Username) }
 
 // userStatus reads the user's status (AdminGetUser), e.g. RESET_REQUIRED,
 // which for a redelivered job means an earlier delivery reset it and its
 // delete was lost. Any doubt (the check fails or times out) gives "": a
 // second code is better than a user not reset.
-func (w *Worker) userStatus(soft, hard context.Context, job Job) string {
+func (w *Worker) userStatus(soft, hard context.Context, job job.Job) string {
 	region := job.Region()
 	if err := w.cfg.StatusPacer.Wait(soft, region); err != nil {
 		return ""
@@ -512,7 +514,7 @@ func (w *Worker) userStatus(soft, hard context.Context, job Job) string {
 
 // finish ends m's time in a handler. m stays held (its visibility
 // extended) until its delete or release is settled.
-func (w *Worker) finish(m Message) {
+func (w *Worker) finish(m job.Message) {
 	if w.inflight.Add(-1) == 0 {
 		w.lastIdle.Store(w.cfg.Now().UnixNano())
 	}
@@ -528,7 +530,7 @@ func (w *Worker) user(name string) string {
 
 // send sends out within CallTimeout, so a send SQS never answers cannot
 // hold the job, and its handler, until shutdown.
-func (w *Worker) send(ctx context.Context, to Sender, out Outgoing) error {
+func (w *Worker) send(ctx context.Context, to Sender, out job.Outgoing) error {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
 	defer cancel()
 	return to.Send(ctx, out)

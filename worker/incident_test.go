@@ -10,20 +10,21 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/resetq/resetq/job"
 )
 
-var signOutAttr = map[string]Attribute{AttrGlobalSignOut: {DataType: "String", StringValue: "true"}}
+var signOutAttr = map[string]job.Attribute{job.AttrGlobalSignOut: {DataType: "String", StringValue: "true"}}
 
 // TestGlobalSignOut: a job that asks for it (or every job, with
 // GlobalSignOut) has its user signed out before the reset; others not.
 func TestGlobalSignOut(t *testing.T) {
 	t.Parallel()
 	var order []string
-	b := newBundle(func(_ context.Context, j Job) error { order = append(order, "reset:"+j.Username); return nil })
-	b.rem.signOut = func(j Job) error { order = append(order, "signout:"+j.Username); return nil }
+	b := newBundle(func(_ context.Context, j job.Job) error { order = append(order, "reset:"+j.Username); return nil })
+	b.rem.signOut = func(j job.Job) error { order = append(order, "signout:"+j.Username); return nil }
 	b.cfg.Concurrency = 1
-	b.q.push(job(pool, "alice"), signOutAttr)
-	b.q.push(job(pool, "bob"), nil)
+	b.q.push(jobBody(pool, "alice"), signOutAttr)
+	b.q.push(jobBody(pool, "bob"), nil)
 	b.run(t)
 	if want := []string{"signout:alice", "reset:alice", "reset:bob"}; !slices.Equal(order, want) {
 		t.Fatalf("calls %v, want %v", order, want)
@@ -33,10 +34,10 @@ func TestGlobalSignOut(t *testing.T) {
 	}
 
 	order = nil
-	b = newBundle(func(_ context.Context, j Job) error { order = append(order, "reset:"+j.Username); return nil })
-	b.rem.signOut = func(j Job) error { order = append(order, "signout:"+j.Username); return nil }
+	b = newBundle(func(_ context.Context, j job.Job) error { order = append(order, "reset:"+j.Username); return nil })
+	b.rem.signOut = func(j job.Job) error { order = append(order, "signout:"+j.Username); return nil }
 	b.cfg.GlobalSignOut = true
-	b.q.push(job(pool, "bob"), nil)
+	b.q.push(jobBody(pool, "bob"), nil)
 	b.run(t)
 	if want := []string{"signout:bob", "reset:bob"}; !slices.Equal(order, want) {
 		t.Fatalf("with GlobalSignOut: calls %v, want %v", order, want)
@@ -49,7 +50,7 @@ func TestGlobalSignOut(t *testing.T) {
 func TestSignOutFailures(t *testing.T) {
 	t.Parallel()
 	var resets atomic.Int64
-	b := newBundle(func(_ context.Context, j Job) error {
+	b := newBundle(func(_ context.Context, j job.Job) error {
 		resets.Add(1)
 		if j.Username == "nocontact" {
 			return codeErr("InvalidParameterException", "Cannot reset password for the user as there is no registered/verified email or phone_number")
@@ -57,25 +58,25 @@ func TestSignOutFailures(t *testing.T) {
 		return nil
 	})
 	var signOuts atomic.Int64
-	b.rem.signOut = func(j Job) error {
+	b.rem.signOut = func(j job.Job) error {
 		if j.Username == "alice" && signOuts.Add(1) == 1 {
 			return codeErr("InternalErrorException", "try again")
 		}
 		return nil
 	}
-	b.q.push(job(pool, "alice"), signOutAttr)
-	b.q.push(job(pool, "nocontact"), signOutAttr)
+	b.q.push(jobBody(pool, "alice"), signOutAttr)
+	b.q.push(jobBody(pool, "nocontact"), signOutAttr)
 	b.run(t)
 	_, _, _, sent := b.q.snapshot()
-	if len(sent) != 1 || sent[0].Attributes[AttrGlobalSignOut].StringValue != "true" {
+	if len(sent) != 1 || sent[0].Attributes[job.AttrGlobalSignOut].StringValue != "true" {
 		t.Fatalf("sent back %v: want alice's copy, still asking for the sign-out", sent)
 	}
 	if resets.Load() != 2 || b.jobs("reset") != 1 {
 		t.Fatalf("%d resets, %v reset jobs: want alice reset once, after her sign-out worked", resets.Load(), b.jobs("reset"))
 	}
 	dl := b.dlq.all()
-	if len(dl) != 1 || dl[0].Attributes[AttrSteps].StringValue != "signed_out" || dl[0].Attributes[AttrRemediation].StringValue != "" {
-		t.Fatalf("dead letters %v: want nocontact's, with %s=signed_out", dl, AttrSteps)
+	if len(dl) != 1 || dl[0].Attributes[job.AttrSteps].StringValue != "signed_out" || dl[0].Attributes[job.AttrRemediation].StringValue != "" {
+		t.Fatalf("dead letters %v: want nocontact's, with %s=signed_out", dl, job.AttrSteps)
 	}
 }
 
@@ -88,23 +89,23 @@ func TestReinvite(t *testing.T) {
 	statuses := map[string]string{"invited": "FORCE_CHANGE_PASSWORD", "unconfirmed": "UNCONFIRMED", "alice": "CONFIRMED"}
 	for _, mode := range []string{"all", "redelivered", "off"} {
 		var resets atomic.Int64
-		b := newBundle(func(_ context.Context, j Job) error {
+		b := newBundle(func(_ context.Context, j job.Job) error {
 			resets.Add(1)
 			if j.Username != "alice" {
 				return codeErr("NotAuthorizedException", "User password cannot be reset in the current state.")
 			}
 			return nil
 		})
-		b.cfg.Statuses = statusFunc(func(_ context.Context, j Job) (string, error) { return statuses[j.Username], nil })
+		b.cfg.Statuses = statusFunc(func(_ context.Context, j job.Job) (string, error) { return statuses[j.Username], nil })
 		b.cfg.StatusPacer = newFakePacer()
 		b.cfg.CheckEveryJob = mode == "all"
 		b.cfg.Concurrency = 1 // invited before Invited
 		b.cfg.Reinvite = mode != "off"
 		for _, u := range []string{"invited", "unconfirmed", "alice"} {
-			b.q.push(job(pool, u), nil)
+			b.q.push(jobBody(pool, u), nil)
 		}
 		if mode != "off" {
-			b.q.push(job(pool, "Invited"), nil) // the same user in a case-insensitive pool: one invitation
+			b.q.push(jobBody(pool, "Invited"), nil) // the same user in a case-insensitive pool: one invitation
 			statuses["Invited"] = "FORCE_CHANGE_PASSWORD"
 		}
 		b.run(t)
@@ -131,17 +132,17 @@ func TestReinvite(t *testing.T) {
 func TestDisableUnreachable(t *testing.T) {
 	t.Parallel()
 	for _, on := range []bool{true, false} {
-		b := newBundle(func(context.Context, Job) error {
+		b := newBundle(func(context.Context, job.Job) error {
 			return codeErr("InvalidParameterException", "Cannot reset password for the user as there is no registered/verified email or phone_number")
 		})
 		b.cfg.DisableUnreachable = on
-		b.q.push(job(pool, "nocontact"), nil)
+		b.q.push(jobBody(pool, "nocontact"), nil)
 		b.run(t)
 		dl := b.dlq.all()
-		if len(dl) != 1 || dl[0].Attributes[AttrReason].StringValue != "InvalidParameterException" {
+		if len(dl) != 1 || dl[0].Attributes[job.AttrReason].StringValue != "InvalidParameterException" {
 			t.Fatalf("dead letters %v: want one, InvalidParameterException", dl)
 		}
-		rem := dl[0].Attributes[AttrRemediation].StringValue
+		rem := dl[0].Attributes[job.AttrRemediation].StringValue
 		if on && (rem != "disabled" || !slices.Equal(b.rem.all(), []string{"disable:nocontact"})) {
 			t.Fatalf("remediation %q, calls %v: want the user disabled", rem, b.rem.all())
 		}
@@ -160,7 +161,7 @@ func TestDailyEmailLimit(t *testing.T) {
 	const limited, ses = "us-east-1_Default", "us-east-1_Ses"
 	var lifted atomic.Bool
 	var limitedCalls atomic.Int64
-	b := newBundle(func(_ context.Context, j Job) error {
+	b := newBundle(func(_ context.Context, j job.Job) error {
 		if j.UserPoolID == limited {
 			limitedCalls.Add(1)
 			if !lifted.Load() {
@@ -172,8 +173,8 @@ func TestDailyEmailLimit(t *testing.T) {
 	b.cfg.Breaker = BreakerConfig{EmailProbe: 10 * time.Minute, MaxDeferral: time.Hour}
 	b.cfg.ExitWhenIdle = 0
 	for i := range 10 {
-		b.q.push(job(limited, "l"+string(rune('a'+i))), signOutAttr)
-		b.q.push(job(ses, "s"+string(rune('a'+i))), nil)
+		b.q.push(jobBody(limited, "l"+string(rune('a'+i))), signOutAttr)
+		b.q.push(jobBody(ses, "s"+string(rune('a'+i))), nil)
 	}
 	w, cancel, done := b.start(t)
 	defer func() { cancel(); <-done }()
@@ -208,10 +209,10 @@ func TestDailyEmailLimit(t *testing.T) {
 	}
 	_, _, _, sent := b.q.snapshot()
 	for _, s := range sent {
-		if s.Attributes[AttrAttempts].StringValue != "0" {
+		if s.Attributes[job.AttrAttempts].StringValue != "0" {
 			t.Fatalf("a deferred job used an attempt: %v", s.Attributes)
 		}
-		if s.Attributes[AttrDeferredSince].StringValue != "" {
+		if s.Attributes[job.AttrDeferredSince].StringValue != "" {
 			t.Fatalf("waiting on the email limit started the deferral clock: %v", s.Attributes)
 		}
 	}
@@ -237,9 +238,9 @@ func TestDailyEmailLimit(t *testing.T) {
 func TestSignOutIsSigned(t *testing.T) {
 	t.Parallel()
 	key := []byte("0123456789abcdef0123456789abcdef")
-	body := job(pool, "alice")
-	signed := func(attrs map[string]Attribute) map[string]Attribute {
-		out := map[string]Attribute{AttrSignature: {DataType: "String", StringValue: SignMessage(key, attrs, body)}}
+	body := jobBody(pool, "alice")
+	signed := func(attrs map[string]job.Attribute) map[string]job.Attribute {
+		out := map[string]job.Attribute{job.AttrSignature: {DataType: "String", StringValue: job.SignMessage(key, attrs, body)}}
 		for k, v := range attrs {
 			out[k] = v
 		}
@@ -247,14 +248,14 @@ func TestSignOutIsSigned(t *testing.T) {
 	}
 	ok := signed(signOutAttr)
 	stripped := signed(signOutAttr)
-	delete(stripped, AttrGlobalSignOut)
+	delete(stripped, job.AttrGlobalSignOut)
 	added := signed(nil)
-	added[AttrGlobalSignOut] = signOutAttr[AttrGlobalSignOut]
+	added[job.AttrGlobalSignOut] = signOutAttr[job.AttrGlobalSignOut]
 	for name, c := range map[string]struct {
-		attrs map[string]Attribute
+		attrs map[string]job.Attribute
 		want  bool
 	}{"signed with it": {ok, true}, "stripped": {stripped, false}, "added": {added, false}, "signed without": {signed(nil), true}} {
-		err := VerifySignature([][]byte{key}, Message{Body: body, Attributes: c.attrs})
+		err := job.VerifySignature([][]byte{key}, job.Message{Body: body, Attributes: c.attrs})
 		if (err == nil) != c.want {
 			t.Errorf("%s: verify = %v, want ok %v", name, err, c.want)
 		}
@@ -262,18 +263,18 @@ func TestSignOutIsSigned(t *testing.T) {
 	// The request shifted into the campaign: the same signed bytes,
 	// "resetq.global-sign-out=true\n" + "" + "\n" + body, read as campaign
 	// "resetq.global-sign-out=true" and a body with a newline in front.
-	shifted := map[string]Attribute{
-		AttrCampaign:  {DataType: "String", StringValue: AttrGlobalSignOut + "=true"},
-		AttrSignature: ok[AttrSignature],
+	shifted := map[string]job.Attribute{
+		job.AttrCampaign:  {DataType: "String", StringValue: job.AttrGlobalSignOut + "=true"},
+		job.AttrSignature: ok[job.AttrSignature],
 	}
-	if err := VerifySignature([][]byte{key}, Message{Body: "\n" + body, Attributes: shifted}); err == nil {
+	if err := job.VerifySignature([][]byte{key}, job.Message{Body: "\n" + body, Attributes: shifted}); err == nil {
 		t.Error("a signed sign-out request shifted into the campaign was accepted")
 	}
 	for name, c := range map[string]struct {
-		attrs map[string]Attribute
+		attrs map[string]job.Attribute
 		want  bool
 	}{} {
-		err := VerifySignature([][]byte{key}, Message{Body: body, Attributes: c.attrs})
+		err := job.VerifySignature([][]byte{key}, job.Message{Body: body, Attributes: c.attrs})
 		if (err == nil) != c.want {
 			t.Errorf("%s: verify = %v, want ok %v", name, err, c.want)
 		}
@@ -294,21 +295,21 @@ func TestSignOutDoesNotRestartDeferral(t *testing.T) {
 
 func signOutDeferral(t *testing.T, signed bool) {
 	var resets atomic.Int64
-	b := newBundle(func(context.Context, Job) error {
+	b := newBundle(func(context.Context, job.Job) error {
 		resets.Add(1)
 		return codeErr("InvalidSmsRoleAccessPolicyException", "role cannot be assumed")
 	})
 	b.cfg.Breaker = BreakerConfig{Cooldown: time.Minute, MaxCooldown: time.Minute, MaxDeferral: time.Hour}
 	b.cfg.ExitWhenIdle = 0
 	b.cfg.Concurrency = 1
-	b.q.park = func(Outgoing) bool { return true }
-	attrs := map[string]Attribute{AttrGlobalSignOut: signOutAttr[AttrGlobalSignOut]}
+	b.q.park = func(job.Outgoing) bool { return true }
+	attrs := map[string]job.Attribute{job.AttrGlobalSignOut: signOutAttr[job.AttrGlobalSignOut]}
 	if signed { // resetq.steps is not signed: copies repeat the sign-out
 		key := []byte(strings.Repeat("k", 64))
 		b.cfg.SigningKeys = [][]byte{key}
-		attrs[AttrSignature] = Attribute{DataType: "String", StringValue: SignMessage(key, attrs, job(pool, "alice"))}
+		attrs[job.AttrSignature] = job.Attribute{DataType: "String", StringValue: job.SignMessage(key, attrs, jobBody(pool, "alice"))}
 	}
-	b.q.push(job(pool, "alice"), attrs)
+	b.q.push(jobBody(pool, "alice"), attrs)
 	_, cancel, done := b.start(t)
 	defer func() { cancel(); <-done }()
 	for i := 1; i <= 4; i++ { // 4 x 15 min: MaxDeferral is over at the 5th try
@@ -329,7 +330,7 @@ func signOutDeferral(t *testing.T, signed bool) {
 	if want := map[bool]int{false: 1, true: 5}[signed]; signOuts != want {
 		t.Fatalf("%d sign-outs, want %d (unsigned copies say it was done; signed ones cannot)", signOuts, want)
 	}
-	if dl := b.dlq.all()[0]; dl.Attributes[AttrSteps].StringValue != "signed_out" || dl.Attributes[AttrReason].StringValue != "InvalidSmsRoleAccessPolicyException" {
+	if dl := b.dlq.all()[0]; dl.Attributes[job.AttrSteps].StringValue != "signed_out" || dl.Attributes[job.AttrReason].StringValue != "InvalidSmsRoleAccessPolicyException" {
 		t.Fatalf("record %v", dl.Attributes)
 	}
 }

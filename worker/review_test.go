@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 )
 
@@ -21,7 +22,7 @@ import (
 func TestExtendedWhileDeletePending(t *testing.T) {
 	t.Parallel()
 	b := newBundle(nil)
-	b.cfg.Cognito = resetterFunc(func(context.Context, Job) error {
+	b.cfg.Cognito = resetterFunc(func(context.Context, job.Job) error {
 		b.q.mu.Lock()
 		b.q.log("call")
 		b.q.mu.Unlock()
@@ -35,7 +36,7 @@ func TestExtendedWhileDeletePending(t *testing.T) {
 		}
 		return nil
 	}
-	b.q.push(job(pool, "alice"), nil)
+	b.q.push(jobBody(pool, "alice"), nil)
 	b.run(t)
 	_, _, events, _ := b.q.snapshot()
 	call, del := slices.Index(events, "call"), slices.Index(events, "delete:m1")
@@ -53,7 +54,7 @@ func TestExtendedWhileDeletePending(t *testing.T) {
 func TestLapsedVisibilityMakesNoCall(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
-	b := newBundle(func(context.Context, Job) error { calls.Add(1); return nil })
+	b := newBundle(func(context.Context, job.Job) error { calls.Add(1); return nil })
 	b.cfg.Now = time.Now
 	b.cfg.Visibility = 60 * time.Millisecond
 	b.cfg.ExitWhenIdle = 0
@@ -86,7 +87,7 @@ func TestLapsedVisibilityMakesNoCall(t *testing.T) {
 		}
 		return nil
 	}
-	b.q.push(job(pool, "alice"), nil)
+	b.q.push(jobBody(pool, "alice"), nil)
 	wk, cancel, done := b.start(t)
 	w.Store(wk)
 	eventually(t, "the job given up", func() bool { return b.jobs("expired") == 1 })
@@ -102,10 +103,10 @@ func TestLapsedVisibilityMakesNoCall(t *testing.T) {
 // is counted.
 func TestDeadLetterSendFailureBacksOff(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error { return codeErr("UserNotFoundException", "x") })
+	b := newBundle(func(context.Context, job.Job) error { return codeErr("UserNotFoundException", "x") })
 	b.dlq.fail = errors.New("KMS.AccessDeniedException")
 	b.cfg.ExitWhenIdle = 0
-	b.q.push(job(pool, "ghost"), nil)
+	b.q.push(jobBody(pool, "ghost"), nil)
 	_, cancel, done := b.start(t)
 	hides := func() []string {
 		_, _, events, _ := b.q.snapshot()
@@ -149,26 +150,26 @@ func TestDeadLetterSendFailureBacksOff(t *testing.T) {
 // is sent again cut to the essentials.
 func TestDeadLetterTooLargeIsCut(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error {
+	b := newBundle(func(context.Context, job.Job) error {
 		return codeErr("UserLambdaValidationException", strings.Repeat("x", 900))
 	})
-	b.dlq.failIf = func(m Outgoing) error {
-		if len(m.Attributes) > 7 || len(m.Attributes[AttrError].StringValue) > 200 {
+	b.dlq.failIf = func(m job.Outgoing) error {
+		if len(m.Attributes) > 7 || len(m.Attributes[job.AttrError].StringValue) > 200 {
 			return errors.New("InvalidParameterValue: message must be shorter than 1048576 bytes")
 		}
 		return nil
 	}
-	attrs := map[string]Attribute{AttrCampaign: {DataType: "String", StringValue: "c1"}}
+	attrs := map[string]job.Attribute{job.AttrCampaign: {DataType: "String", StringValue: "c1"}}
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		attrs["user."+k] = Attribute{DataType: "String", StringValue: strings.Repeat(k, 100)}
+		attrs["user."+k] = job.Attribute{DataType: "String", StringValue: strings.Repeat(k, 100)}
 	}
-	b.q.push(job(pool, "alice"), attrs)
+	b.q.push(jobBody(pool, "alice"), attrs)
 	b.run(t)
 	dl := b.dlq.all()
 	if len(dl) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dl))
 	}
-	if dl[0].Attributes[AttrCampaign].StringValue != "c1" || dl[0].Attributes[AttrReason].StringValue != "UserLambdaValidationException" {
+	if dl[0].Attributes[job.AttrCampaign].StringValue != "c1" || dl[0].Attributes[job.AttrReason].StringValue != "UserLambdaValidationException" {
 		t.Fatalf("record %v: want the campaign and the reason kept", dl[0].Attributes)
 	}
 }
@@ -180,7 +181,7 @@ func TestDeadLetterTooLargeIsCut(t *testing.T) {
 func TestDeleteAfterSendIsImmediate(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
-	b := newBundle(func(context.Context, Job) error {
+	b := newBundle(func(context.Context, job.Job) error {
 		if calls.Add(1) == 1 {
 			return codeErr("InternalErrorException", "x")
 		}
@@ -188,7 +189,7 @@ func TestDeleteAfterSendIsImmediate(t *testing.T) {
 	})
 	b.cfg.DeleteLinger = time.Hour
 	b.cfg.ExitWhenIdle = 0
-	id := b.q.push(job(pool, "ghost"), nil)
+	id := b.q.push(jobBody(pool, "ghost"), nil)
 	_, cancel, done := b.start(t)
 	defer func() { cancel(); <-done }()
 	b.q.waitFor(t, "the original and the copy deleted before the linger", func() bool {
@@ -202,8 +203,8 @@ func TestDeleteAfterSendIsImmediate(t *testing.T) {
 		return n == 2
 	})
 	dl := b.dlq.all()
-	if len(dl) != 1 || dl[0].Attributes[AttrJobID].StringValue != id {
-		t.Fatalf("dead letters %v: want one with %s=%s", dl, AttrJobID, id)
+	if len(dl) != 1 || dl[0].Attributes[job.AttrJobID].StringValue != id {
+		t.Fatalf("dead letters %v: want one with %s=%s", dl, job.AttrJobID, id)
 	}
 }
 
@@ -212,17 +213,17 @@ func TestDeleteAfterSendIsImmediate(t *testing.T) {
 func TestUnknownRegionRefused(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
-	b := newBundle(func(context.Context, Job) error { calls.Add(1); return nil })
-	b.q.push(job("zz-nowhere-9_Pool", "alice"), nil)
-	b.q.push(job("us-east-1_Pool", "bob"), nil)
+	b := newBundle(func(context.Context, job.Job) error { calls.Add(1); return nil })
+	b.q.push(jobBody("zz-nowhere-9_Pool", "alice"), nil)
+	b.q.push(jobBody("us-east-1_Pool", "bob"), nil)
 	b.run(t)
-	if calls.Load() != 1 || len(b.dlq.all()) != 1 || b.dlq.all()[0].Attributes[AttrReason].StringValue != ReasonInvalidJob {
+	if calls.Load() != 1 || len(b.dlq.all()) != 1 || b.dlq.all()[0].Attributes[job.AttrReason].StringValue != ReasonInvalidJob {
 		t.Fatalf("calls %d, dead letters %v: want the made-up Region refused", calls.Load(), b.dlq.all())
 	}
 
-	b = newBundle(func(context.Context, Job) error { calls.Add(1); return nil })
+	b = newBundle(func(context.Context, job.Job) error { calls.Add(1); return nil })
 	b.cfg.AllowedPools = map[string]bool{"zz-nowhere-9_Pool": true}
-	b.q.push(job("zz-nowhere-9_Pool", "alice"), nil)
+	b.q.push(jobBody("zz-nowhere-9_Pool", "alice"), nil)
 	b.run(t)
 	if b.jobs("reset") != 1 {
 		t.Fatal("a pool named in AllowedPools was refused for its Region")
@@ -239,7 +240,7 @@ func TestOneCodePerUser(t *testing.T) {
 	resets := map[string]int{}
 	var checks atomic.Int64
 	var w atomic.Pointer[Worker]
-	b := newBundle(func(_ context.Context, j Job) error {
+	b := newBundle(func(_ context.Context, j job.Job) error {
 		// Hold the first reset until the other job of the user has either
 		// checked too (no lock: two codes) or waits for this one.
 		eventually(t, "the other job checked or waiting", func() bool {
@@ -253,7 +254,7 @@ func TestOneCodePerUser(t *testing.T) {
 		status[u] = "RESET_REQUIRED"
 		return nil
 	})
-	b.cfg.Statuses = statusFunc(func(_ context.Context, j Job) (string, error) {
+	b.cfg.Statuses = statusFunc(func(_ context.Context, j job.Job) (string, error) {
 		checks.Add(1)
 		mu.Lock()
 		defer mu.Unlock()
@@ -265,8 +266,8 @@ func TestOneCodePerUser(t *testing.T) {
 	b.cfg.StatusPacer = newFakePacer()
 	b.cfg.CheckEveryJob = true
 	b.cfg.Concurrency = 2
-	b.q.push(job(pool, "Alice"), nil)
-	b.q.push(job(pool, "alice"), nil)
+	b.q.push(jobBody(pool, "Alice"), nil)
+	b.q.push(jobBody(pool, "alice"), nil)
 	wk, cancel, done := b.start(t)
 	w.Store(wk)
 	defer func() { cancel(); <-done }()
@@ -303,7 +304,7 @@ type lateDepth struct {
 
 func (d *lateDepth) Depth(ctx context.Context) (metrics.Depth, error) {
 	if d.calls.Add(1) == 1 {
-		d.q.push(job(pool, "late"), nil)
+		d.q.push(jobBody(pool, "late"), nil)
 		return metrics.Depth{}, nil
 	}
 	return d.q.Depth(ctx)
@@ -314,7 +315,7 @@ func (d *lateDepth) Depth(ctx context.Context) (metrics.Depth, error) {
 func TestExitWhenIdleConfirmsTheCount(t *testing.T) {
 	t.Parallel()
 	var resets atomic.Int64
-	b := newBundle(func(context.Context, Job) error { resets.Add(1); return nil })
+	b := newBundle(func(context.Context, job.Job) error { resets.Add(1); return nil })
 	b.cfg.Depth = &lateDepth{q: b.q}
 	b.run(t)
 	if resets.Load() != 1 {

@@ -18,13 +18,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 )
 
 // Source is the queue jobs come from.
 type Source interface {
 	// Receive long-polls for up to max messages, hiding them for visibility.
-	Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]Message, error)
+	Receive(ctx context.Context, max int, wait, visibility time.Duration) ([]job.Message, error)
 	// Delete deletes messages by receipt handle; failed entries come back
 	// keyed by receipt handle.
 	Delete(ctx context.Context, receipts []string) (map[string]error, error)
@@ -34,30 +35,30 @@ type Source interface {
 
 // Sender sends one message to a queue.
 type Sender interface {
-	Send(ctx context.Context, m Outgoing) error
+	Send(ctx context.Context, m job.Outgoing) error
 }
 
 // Resetter calls AdminResetUserPassword in the job's Region.
 type Resetter interface {
-	ResetUserPassword(ctx context.Context, job Job) error
+	ResetUserPassword(ctx context.Context, job job.Job) error
 }
 
 // Remediator makes the incident calls beside the reset, in the Region of
 // the job's pool.
 type Remediator interface {
 	// GlobalSignOut ends the user's sessions (AdminUserGlobalSignOut).
-	GlobalSignOut(ctx context.Context, job Job) error
+	GlobalSignOut(ctx context.Context, job job.Job) error
 	// Reinvite sends a user who never signed in a new invitation with a new
 	// temporary password (AdminCreateUser, MessageAction RESEND).
-	Reinvite(ctx context.Context, job Job) error
+	Reinvite(ctx context.Context, job job.Job) error
 	// DisableUser disables the user (AdminDisableUser).
-	DisableUser(ctx context.Context, job Job) error
+	DisableUser(ctx context.Context, job job.Job) error
 }
 
 // StatusReader reads a user's status (AdminGetUser), to tell whether a
 // redelivered job's user was already reset.
 type StatusReader interface {
-	UserStatus(ctx context.Context, job Job) (string, error)
+	UserStatus(ctx context.Context, job job.Job) (string, error)
 }
 
 // Pacer paces calls per Region and adapts to throttling.
@@ -297,7 +298,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.urgent = newBatcher(flushCtx, 0, w.flushDeletes)
 	w.releases = newBatcher(flushCtx, 0, w.flushReleases)
 
-	jobs := make(chan Message) // unbuffered: the receiver holds at most one batch
+	jobs := make(chan job.Message) // unbuffered: the receiver holds at most one batch
 	var handlers sync.WaitGroup
 	for range w.cfg.Concurrency {
 		handlers.Go(func() {
@@ -341,7 +342,7 @@ const pollGrace = time.Second
 
 // receiveLoop feeds jobs until ctx ends or the queue is idle. What a poll
 // under way at the end brings is released at once (see pollGrace).
-func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- Message) error {
+func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- job.Message) error {
 	wait := w.cfg.WaitTime
 	if w.cfg.ExitWhenIdle > 0 {
 		wait = max(time.Second, min(wait, w.cfg.ExitWhenIdle))
@@ -425,7 +426,7 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- Message) err
 // poll receives one batch. It fails when SQS has not answered PollTimeout
 // after the wait. When ctx ends during the poll, the poll gets pollGrace
 // more (bounded by hard) before it is cancelled.
-func (w *Worker) poll(ctx, hard context.Context, wait time.Duration) ([]Message, error) {
+func (w *Worker) poll(ctx, hard context.Context, wait time.Duration) ([]job.Message, error) {
 	pollCtx, cancel := context.WithTimeout(hard, wait+w.cfg.PollTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() {
@@ -455,7 +456,7 @@ func (w *Worker) queueDrained(ctx context.Context) bool {
 }
 
 // hide keeps a message invisible for d; used when it could not be forwarded.
-func (w *Worker) hide(m Message, d time.Duration) {
+func (w *Worker) hide(m job.Message, d time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.CallTimeout)
 	defer cancel()
 	if _, err := w.cfg.Source.ChangeVisibility(ctx, []string{m.ReceiptHandle}, d); err != nil {
@@ -468,7 +469,7 @@ func (w *Worker) hide(m Message, d time.Duration) {
 // dead-lettered): at once when urgent, else in a batch. If the delete
 // fails, m's ID is remembered, so that when SQS delivers m again this
 // process deletes it instead of running the job a second time.
-func (w *Worker) deleteEnded(m Message, urgent bool) {
+func (w *Worker) deleteEnded(m job.Message, urgent bool) {
 	w.ended.deleting(m.ReceiptHandle, m.ID)
 	if urgent {
 		w.urgent.add(m.ReceiptHandle)

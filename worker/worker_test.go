@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 )
 
@@ -29,17 +30,17 @@ func TestOutcomes(t *testing.T) {
 		"lambda":    codeErr("UserLambdaValidationException", "PreX failed"),
 	}
 	var calls atomic.Int64
-	b := newBundle(func(_ context.Context, j Job) error {
+	b := newBundle(func(_ context.Context, j job.Job) error {
 		calls.Add(1)
 		return errs[j.Username]
 	})
-	b.q.push(job(pool, "alice"), nil)
-	b.q.push(job(pool, "bob"), nil)
+	b.q.push(jobBody(pool, "alice"), nil)
+	b.q.push(jobBody(pool, "bob"), nil)
 	for u := range errs {
-		b.q.push(job(pool, u), nil)
+		b.q.push(jobBody(pool, u), nil)
 	}
 	b.q.push(`{"UserPoolId":"us-east-1_Pool1","Username":"x","Extra":1}`, nil)
-	b.q.push(job("nowhere_X", "carol"), nil)
+	b.q.push(jobBody("nowhere_X", "carol"), nil)
 	b.q.push(`{"UserPoolId":"us-east-1_Pool1"`, nil)
 	b.run(t)
 
@@ -49,7 +50,7 @@ func TestOutcomes(t *testing.T) {
 	}
 	reasons := map[string]int{}
 	for _, m := range b.dlq.all() {
-		reasons[m.Attributes[AttrReason].StringValue]++
+		reasons[m.Attributes[job.AttrReason].StringValue]++
 	}
 	want := map[string]int{"UserNotFoundException": 1, "InvalidParameterException": 1, "NotAuthorizedException": 2,
 		"UserLambdaValidationException": 1, ReasonInvalidJob: 3}
@@ -73,11 +74,11 @@ func TestOutcomes(t *testing.T) {
 // kept, failure attributes added, and the DLQ send before the delete.
 func TestDeadLetterRecord(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error { return codeErr("UserNotFoundException", "User does not exist.") })
+	b := newBundle(func(context.Context, job.Job) error { return codeErr("UserNotFoundException", "User does not exist.") })
 	body := ` {"Username":"ghost","UserPoolId":"us-east-1_Pool1"} `
-	b.q.push(body, map[string]Attribute{
-		AttrCampaign: {DataType: "String", StringValue: "incident-42"},
-		"origin":     {DataType: "Number", StringValue: "7"},
+	b.q.push(body, map[string]job.Attribute{
+		job.AttrCampaign: {DataType: "String", StringValue: "incident-42"},
+		"origin":         {DataType: "Number", StringValue: "7"},
 	})
 	b.run(t)
 
@@ -90,19 +91,19 @@ func TestDeadLetterRecord(t *testing.T) {
 		t.Errorf("body changed: %q", m.Body)
 	}
 	a := m.Attributes
-	if a[AttrCampaign].StringValue != "incident-42" || a["origin"].DataType != "Number" || a["origin"].StringValue != "7" {
+	if a[job.AttrCampaign].StringValue != "incident-42" || a["origin"].DataType != "Number" || a["origin"].StringValue != "7" {
 		t.Errorf("original attributes not kept: %+v", a)
 	}
-	if a[AttrReason].StringValue != "UserNotFoundException" || a[AttrError].StringValue != "User does not exist." || a[AttrAttempts].StringValue != "1" {
+	if a[job.AttrReason].StringValue != "UserNotFoundException" || a[job.AttrError].StringValue != "User does not exist." || a[job.AttrAttempts].StringValue != "1" {
 		t.Errorf("failure attributes: %+v", a)
 	}
-	for _, k := range []string{AttrReason, AttrError, AttrAttempts, AttrFailedAt} {
+	for _, k := range []string{job.AttrReason, job.AttrError, job.AttrAttempts, job.AttrFailedAt} {
 		if a[k].DataType != "String" {
 			t.Errorf("%s has type %q, want String", k, a[k].DataType)
 		}
 	}
-	if _, err := time.Parse(time.RFC3339, a[AttrFailedAt].StringValue); err != nil {
-		t.Errorf("failed_at %q: %v", a[AttrFailedAt].StringValue, err)
+	if _, err := time.Parse(time.RFC3339, a[job.AttrFailedAt].StringValue); err != nil {
+		t.Errorf("failed_at %q: %v", a[job.AttrFailedAt].StringValue, err)
 	}
 	_, _, events, _ := b.q.snapshot()
 	if !slices.Equal(events, []string{"dlq:UserNotFoundException", "delete:m1"}) {
@@ -112,12 +113,12 @@ func TestDeadLetterRecord(t *testing.T) {
 
 func TestInvalidJobReason(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error { t.Error("an invalid job reached Cognito"); return nil })
+	b := newBundle(func(context.Context, job.Job) error { t.Error("an invalid job reached Cognito"); return nil })
 	b.q.push("{\"UserPoolId\":\"us-east-1_Pool1\",\"Username\":\"a\x01b\"}", nil)
 	b.run(t)
 	dl := b.dlq.all()
-	if len(dl) != 1 || dl[0].Attributes[AttrReason].StringValue != ReasonInvalidJob ||
-		!strings.Contains(dl[0].Attributes[AttrError].StringValue, "Username") || dl[0].Attributes[AttrAttempts].StringValue != "0" {
+	if len(dl) != 1 || dl[0].Attributes[job.AttrReason].StringValue != ReasonInvalidJob ||
+		!strings.Contains(dl[0].Attributes[job.AttrError].StringValue, "Username") || dl[0].Attributes[job.AttrAttempts].StringValue != "0" {
 		t.Fatalf("dead letters %+v", dl)
 	}
 }
@@ -128,14 +129,14 @@ func TestInvalidJobReason(t *testing.T) {
 func TestThrottleRetriesInProcess(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
-	b := newBundle(func(context.Context, Job) error {
+	b := newBundle(func(context.Context, job.Job) error {
 		if calls.Add(1) <= 25 { // far more than MaxAttempts
 			return codeErr("TooManyRequestsException", "Rate exceeded")
 		}
 		return nil
 	})
 	b.cfg.Concurrency = 1
-	b.q.push(job(pool, "alice"), nil)
+	b.q.push(jobBody(pool, "alice"), nil)
 	b.run(t)
 	if n := len(b.dlq.all()); n != 0 {
 		t.Fatalf("%d dead letters: throttling must never dead-letter", n)
@@ -153,8 +154,8 @@ func TestThrottleRetriesInProcess(t *testing.T) {
 // with a delay and the attempt count, then end as attempts_exhausted.
 func TestTransientRetriesThenExhausts(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error { return codeErr("InternalErrorException", "try later") })
-	b.q.push(job(pool, "alice"), map[string]Attribute{AttrCampaign: {DataType: "String", StringValue: "c1"}})
+	b := newBundle(func(context.Context, job.Job) error { return codeErr("InternalErrorException", "try later") })
+	b.q.push(jobBody(pool, "alice"), map[string]job.Attribute{job.AttrCampaign: {DataType: "String", StringValue: "c1"}})
 	b.run(t)
 
 	_, _, _, sent := b.q.snapshot()
@@ -162,10 +163,10 @@ func TestTransientRetriesThenExhausts(t *testing.T) {
 		t.Fatalf("%d requeues, want 2 (MaxAttempts 3)", len(sent))
 	}
 	for i, m := range sent {
-		if got := m.Attributes[AttrAttempts].StringValue; got != []string{"1", "2"}[i] {
+		if got := m.Attributes[job.AttrAttempts].StringValue; got != []string{"1", "2"}[i] {
 			t.Errorf("requeue %d carries attempts %q", i, got)
 		}
-		if m.Attributes[AttrCampaign].StringValue != "c1" {
+		if m.Attributes[job.AttrCampaign].StringValue != "c1" {
 			t.Errorf("requeue %d lost the campaign", i)
 		}
 		if want := []time.Duration{2 * time.Second, 3 * time.Second}[i]; m.Delay != want {
@@ -177,8 +178,8 @@ func TestTransientRetriesThenExhausts(t *testing.T) {
 		t.Fatalf("%d dead letters, want 1", len(dl))
 	}
 	a := dl[0].Attributes
-	if a[AttrReason].StringValue != ReasonAttemptsExhausted || a[AttrAttempts].StringValue != "3" ||
-		!strings.Contains(a[AttrError].StringValue, "InternalErrorException: try later") {
+	if a[job.AttrReason].StringValue != ReasonAttemptsExhausted || a[job.AttrAttempts].StringValue != "3" ||
+		!strings.Contains(a[job.AttrError].StringValue, "InternalErrorException: try later") {
 		t.Fatalf("dead letter attributes %+v", a)
 	}
 	if b.jobs("retried") != 2 || b.jobs("dead_lettered") != 1 {
@@ -189,13 +190,13 @@ func TestTransientRetriesThenExhausts(t *testing.T) {
 func TestLimitExceededWaitsLong(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
-	b := newBundle(func(context.Context, Job) error {
+	b := newBundle(func(context.Context, job.Job) error {
 		if calls.Add(1) == 1 {
 			return codeErr("LimitExceededException", "Attempt limit exceeded, please try after some time.")
 		}
 		return nil
 	})
-	b.q.push(job(pool, "alice"), nil)
+	b.q.push(jobBody(pool, "alice"), nil)
 	b.run(t)
 	_, _, _, sent := b.q.snapshot()
 	if len(sent) != 1 || sent[0].Delay < 30*time.Second {
@@ -214,7 +215,7 @@ func TestSystemicOpensCircuit(t *testing.T) {
 	var broken atomic.Bool
 	broken.Store(true)
 	var eastCalls atomic.Int64
-	b := newBundle(func(_ context.Context, j Job) error {
+	b := newBundle(func(_ context.Context, j job.Job) error {
 		if j.Region() == "us-east-1" {
 			eastCalls.Add(1)
 			if broken.Load() {
@@ -227,8 +228,8 @@ func TestSystemicOpensCircuit(t *testing.T) {
 	b.cfg.Breaker = BreakerConfig{Cooldown: time.Minute}
 	b.cfg.ExitWhenIdle = 0 // runs until the test stops it
 	for i := range 20 {
-		b.q.push(job(pool, "east"+string(rune('a'+i))), nil)
-		b.q.push(job("eu-west-1_Pool2", "west"+string(rune('a'+i))), nil)
+		b.q.push(jobBody(pool, "east"+string(rune('a'+i))), nil)
+		b.q.push(jobBody("eu-west-1_Pool2", "west"+string(rune('a'+i))), nil)
 	}
 	w, cancel, done := b.start(t)
 	b.q.waitFor(t, "east jobs deferred and west jobs reset", func() bool {
@@ -268,7 +269,7 @@ func TestShutdown(t *testing.T) {
 	inCall := make(chan struct{})
 	finishCall := make(chan struct{})
 	waiting := make(chan struct{}, 10)
-	b := newBundle(func(_ context.Context, j Job) error {
+	b := newBundle(func(_ context.Context, j job.Job) error {
 		close(inCall)
 		<-finishCall
 		return nil
@@ -285,7 +286,7 @@ func TestShutdown(t *testing.T) {
 		return ctx.Err()
 	}
 	for _, u := range []string{"a", "b", "c", "d", "e"} {
-		b.q.push(job(pool, u), nil)
+		b.q.push(jobBody(pool, u), nil)
 	}
 	_, cancel, done := b.start(t)
 	<-inCall
@@ -318,7 +319,7 @@ func TestShutdown(t *testing.T) {
 func TestShutdownTimeoutReleasesUnfinishedCall(t *testing.T) {
 	t.Parallel()
 	inCall := make(chan struct{})
-	b := newBundle(func(ctx context.Context, j Job) error {
+	b := newBundle(func(ctx context.Context, j job.Job) error {
 		close(inCall)
 		<-ctx.Done()
 		return ctx.Err()
@@ -326,7 +327,7 @@ func TestShutdownTimeoutReleasesUnfinishedCall(t *testing.T) {
 	b.cfg.ExitWhenIdle = 0
 	b.cfg.ShutdownTimeout = 100 * time.Millisecond
 	b.cfg.CallTimeout = time.Hour
-	b.q.push(job(pool, "stuck"), nil)
+	b.q.push(jobBody(pool, "stuck"), nil)
 	_, cancel, done := b.start(t)
 	<-inCall
 	cancel()
@@ -348,10 +349,10 @@ func TestShutdownTimeoutReleasesUnfinishedCall(t *testing.T) {
 // the source message is not deleted.
 func TestDeadLetterSendFailureKeepsMessage(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error { return codeErr("UserNotFoundException", "x") })
+	b := newBundle(func(context.Context, job.Job) error { return codeErr("UserNotFoundException", "x") })
 	b.dlq.fail = errors.New("dlq down")
 	b.cfg.ExitWhenIdle = 0
-	b.q.push(job(pool, "ghost"), nil)
+	b.q.push(jobBody(pool, "ghost"), nil)
 	_, cancel, done := b.start(t)
 	b.q.waitFor(t, "the message hidden after the DLQ failed", func() bool {
 		_, _, events, _ := b.q.snapshot()
@@ -368,7 +369,7 @@ func TestDeadLetterSendFailureKeepsMessage(t *testing.T) {
 // TestDeleteEntryFailuresAreRetried: a batch entry that fails is retried.
 func TestDeleteEntryFailuresAreRetried(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error { return nil })
+	b := newBundle(func(context.Context, job.Job) error { return nil })
 	b.q.deleteFail = func(_ string, try int) error {
 		if try < 3 {
 			return errors.New("InternalError")
@@ -376,7 +377,7 @@ func TestDeleteEntryFailuresAreRetried(t *testing.T) {
 		return nil
 	}
 	for _, u := range []string{"a", "b", "c"} {
-		b.q.push(job(pool, u), nil)
+		b.q.push(jobBody(pool, u), nil)
 	}
 	b.run(t)
 	_, held, _, _ := b.q.snapshot()
@@ -390,7 +391,7 @@ func TestDeleteEntryFailuresAreRetried(t *testing.T) {
 func TestVisibilityExtended(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	b := newBundle(func(context.Context, Job) error { return nil })
+	b := newBundle(func(context.Context, job.Job) error { return nil })
 	b.q.extended = make(chan string, 1)
 	b.cfg.Visibility = 60 * time.Millisecond
 	b.cfg.Now = time.Now // the extension schedule runs on real time
@@ -402,7 +403,7 @@ func TestVisibilityExtended(t *testing.T) {
 			return ctx.Err()
 		}
 	}
-	b.q.push(job(pool, "slow"), nil)
+	b.q.push(jobBody(pool, "slow"), nil)
 	w, _ := New(b.cfg)
 	done := make(chan error, 1)
 	go func() { done <- w.Run(context.Background()) }()
@@ -429,7 +430,7 @@ type flakySource struct {
 	w     *Worker
 }
 
-func (s *flakySource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]Message, error) {
+func (s *flakySource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]job.Message, error) {
 	if s.fails.Add(-1) >= 0 {
 		return nil, errors.New("connection refused")
 	}
@@ -440,11 +441,11 @@ func (s *flakySource) Receive(ctx context.Context, max int, wait, vis time.Durat
 
 func TestReceiveFailuresMakeNotReadyThenRecover(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error { return nil })
+	b := newBundle(func(context.Context, job.Job) error { return nil })
 	src := &flakySource{fakeQueue: b.q, ready: make(chan error, 1)}
 	src.fails.Store(1)
 	b.cfg.Source = src
-	b.q.push(job(pool, "a"), nil)
+	b.q.push(jobBody(pool, "a"), nil)
 	w, _ := New(b.cfg)
 	src.w = w
 	b.run2(t, w)
@@ -489,7 +490,7 @@ type pollingSource struct {
 	long    atomic.Int64 // empty receives that waited 2s or more
 }
 
-func (s *pollingSource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]Message, error) {
+func (s *pollingSource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]job.Message, error) {
 	msgs, err := s.fakeQueue.Receive(ctx, max, wait, vis)
 	if len(msgs) == 0 {
 		s.clock.Advance(wait)
@@ -507,7 +508,7 @@ func (s *pollingSource) Receive(ctx context.Context, max int, wait, vis time.Dur
 // between the empty poll and the count).
 func TestExitWhenIdleCountsFromTheEmptyPoll(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error { return nil })
+	b := newBundle(func(context.Context, job.Job) error { return nil })
 	src := &pollingSource{fakeQueue: b.q, clock: b.clock}
 	b.cfg.Source = src
 	b.cfg.ExitWhenIdle = 3 * time.Second
@@ -520,9 +521,9 @@ func TestExitWhenIdleCountsFromTheEmptyPoll(t *testing.T) {
 }
 
 // statusFunc is a StatusReader from a function.
-type statusFunc func(ctx context.Context, job Job) (string, error)
+type statusFunc func(ctx context.Context, job job.Job) (string, error)
 
-func (f statusFunc) UserStatus(ctx context.Context, job Job) (string, error) { return f(ctx, job) }
+func (f statusFunc) UserStatus(ctx context.Context, job job.Job) (string, error) { return f(ctx, job) }
 
 // TestRedeliveryCheck: a job delivered again whose user is already
 // RESET_REQUIRED is counted done without a second reset; a first delivery
@@ -530,9 +531,9 @@ func (f statusFunc) UserStatus(ctx context.Context, job Job) (string, error) { r
 func TestRedeliveryCheck(t *testing.T) {
 	t.Parallel()
 	var resets, checks atomic.Int64
-	b := newBundle(func(context.Context, Job) error { resets.Add(1); return nil })
+	b := newBundle(func(context.Context, job.Job) error { resets.Add(1); return nil })
 	statuses := map[string]string{"done": "RESET_REQUIRED", "fresh": "CONFIRMED"}
-	b.cfg.Statuses = statusFunc(func(_ context.Context, j Job) (string, error) {
+	b.cfg.Statuses = statusFunc(func(_ context.Context, j job.Job) (string, error) {
 		checks.Add(1)
 		if j.Username == "broken" {
 			return "", codeErr("InternalErrorException", "x")
@@ -542,12 +543,12 @@ func TestRedeliveryCheck(t *testing.T) {
 	b.cfg.StatusPacer = newFakePacer()
 	// Each message has been received once before this run (a crash).
 	for _, u := range []string{"done", "fresh", "broken"} {
-		b.q.push(job(pool, u), nil)
+		b.q.push(jobBody(pool, u), nil)
 		b.q.mu.Lock()
 		b.q.visible[len(b.q.visible)-1].ReceiveCount = 1
 		b.q.mu.Unlock()
 	}
-	b.q.push(job(pool, "first"), nil) // first delivery: not checked
+	b.q.push(jobBody(pool, "first"), nil) // first delivery: not checked
 	b.run(t)
 	if checks.Load() != 3 {
 		t.Fatalf("%d status checks, want 3 (redeliveries only)", checks.Load())
@@ -574,7 +575,7 @@ type slowPollSource struct {
 	answer  chan struct{}
 }
 
-func (s *slowPollSource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]Message, error) {
+func (s *slowPollSource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]job.Message, error) {
 	if s.polls.Add(1) == 2 {
 		close(s.polling)
 		<-s.answer
@@ -587,14 +588,14 @@ func (s *slowPollSource) Receive(ctx context.Context, max int, wait, vis time.Du
 // hidden until their visibility timeout.
 func TestShutdownReleasesWhatAPollBrings(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error { return nil })
+	b := newBundle(func(context.Context, job.Job) error { return nil })
 	src := &slowPollSource{fakeQueue: b.q, polling: make(chan struct{}), answer: make(chan struct{})}
 	b.cfg.Source = src
 	b.cfg.ExitWhenIdle = 0
 	_, cancel, done := b.start(t)
 	<-src.polling
 	for _, u := range []string{"a", "b", "c"} {
-		b.q.push(job(pool, u), nil)
+		b.q.push(jobBody(pool, u), nil)
 	}
 	cancel()
 	close(src.answer)
@@ -615,7 +616,7 @@ type hangingPollSource struct {
 	polling chan struct{}
 }
 
-func (s *hangingPollSource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]Message, error) {
+func (s *hangingPollSource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]job.Message, error) {
 	if s.polls.Add(1) == 2 {
 		close(s.polling)
 		<-ctx.Done()
@@ -628,7 +629,7 @@ func (s *hangingPollSource) Receive(ctx context.Context, max int, wait, vis time
 // found nothing; it is cancelled rather than held to the shutdown timeout.
 func TestShutdownCancelsAnEmptyPoll(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error { return nil })
+	b := newBundle(func(context.Context, job.Job) error { return nil })
 	src := &hangingPollSource{fakeQueue: b.q, polling: make(chan struct{})}
 	b.cfg.Source = src
 	b.cfg.ExitWhenIdle = 0
@@ -652,22 +653,22 @@ func TestAllowedPools(t *testing.T) {
 	t.Parallel()
 	var called []string
 	var mu sync.Mutex
-	b := newBundle(func(_ context.Context, j Job) error {
+	b := newBundle(func(_ context.Context, j job.Job) error {
 		mu.Lock()
 		called = append(called, j.UserPoolID)
 		mu.Unlock()
 		return nil
 	})
 	b.cfg.AllowedPools = map[string]bool{pool: true}
-	b.q.push(job(pool, "ok"), nil)
-	b.q.push(job("us-east-1_Other", "victim"), nil)
+	b.q.push(jobBody(pool, "ok"), nil)
+	b.q.push(jobBody("us-east-1_Other", "victim"), nil)
 	b.run(t)
 	if len(called) != 1 || called[0] != pool {
 		t.Fatalf("Cognito called for %v, want only %s", called, pool)
 	}
 	dl := b.dlq.all()
-	if len(dl) != 1 || dl[0].Attributes[AttrReason].StringValue != ReasonPoolNotAllowed ||
-		!strings.Contains(dl[0].Attributes[AttrError].StringValue, "us-east-1_Other") {
+	if len(dl) != 1 || dl[0].Attributes[job.AttrReason].StringValue != ReasonPoolNotAllowed ||
+		!strings.Contains(dl[0].Attributes[job.AttrError].StringValue, "us-east-1_Other") {
 		t.Fatalf("dead letters %+v", dl)
 	}
 }
@@ -682,7 +683,7 @@ type hungSource struct {
 	w     *Worker
 }
 
-func (s *hungSource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]Message, error) {
+func (s *hungSource) Receive(ctx context.Context, max int, wait, vis time.Duration) ([]job.Message, error) {
 	if s.hangs.Add(-1) >= 0 {
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -696,12 +697,12 @@ func (s *hungSource) Receive(ctx context.Context, max int, wait, vis time.Durati
 // again and, once SQS answers, does the job: it is not stuck ready forever.
 func TestHungReceiveTimesOut(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error { return nil })
+	b := newBundle(func(context.Context, job.Job) error { return nil })
 	src := &hungSource{fakeQueue: b.q, ready: make(chan error, 1)}
 	src.hangs.Store(2)
 	b.cfg.Source = src
 	b.cfg.PollTimeout = 50 * time.Millisecond
-	b.q.push(job(pool, "a"), nil)
+	b.q.push(jobBody(pool, "a"), nil)
 	w, _ := New(b.cfg)
 	src.w = w
 	b.run2(t, w)
@@ -736,12 +737,12 @@ func (d *hungDepth) Depth(ctx context.Context) (metrics.Depth, error) {
 // asks again and exits once it is answered, instead of hanging.
 func TestHungDepthReadDoesNotHangExit(t *testing.T) {
 	t.Parallel()
-	b := newBundle(func(context.Context, Job) error { return nil })
+	b := newBundle(func(context.Context, job.Job) error { return nil })
 	d := &hungDepth{fakeQueue: b.q}
 	d.hangs.Store(1)
 	b.cfg.Depth = d
 	b.cfg.CallTimeout = 50 * time.Millisecond
-	b.q.push(job(pool, "a"), nil)
+	b.q.push(jobBody(pool, "a"), nil)
 	b.run(t)
 	if b.jobs("reset") != 1 || d.hangs.Load() >= 0 {
 		t.Fatalf("reset %v, hung reads left %d", b.jobs("reset"), d.hangs.Load()+1)

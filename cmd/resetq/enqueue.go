@@ -17,8 +17,8 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/resetq/resetq/enqueue"
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/ratelimit"
-	"github.com/resetq/resetq/worker"
 )
 
 type enqueueFlags struct {
@@ -90,7 +90,7 @@ func (f *enqueueFlags) validate() error {
 		return usagef("--progress-interval must not be negative")
 	}
 	if f.pool != "" {
-		if err := (worker.Job{UserPoolID: f.pool, Username: "x"}).Validate(); err != nil {
+		if err := (job.Job{UserPoolID: f.pool, Username: "x"}).Validate(); err != nil {
 			return usagef("--pool %q is not a user pool ID of the form <region>_<id>", f.pool)
 		}
 	}
@@ -158,7 +158,7 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var signingKey []byte
 	if f.signingKeyFile != "" {
-		keys, err := worker.ReadKeyFile(f.signingKeyFile)
+		keys, err := job.ReadKeyFile(f.signingKeyFile)
 		if err != nil {
 			return usageError{err}
 		}
@@ -201,7 +201,7 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return usageError{err}
 		}
-		region := worker.Job{UserPoolID: f.pool}.Region()
+		region := job.Job{UserPoolID: f.pool}.Region()
 		lister := cip.NewFromConfig(awsCfg, func(o *cip.Options) {
 			o.Region = region
 			o.Retryer = aws.NopRetryer{} // throttles come to the Listing, which waits and asks again
@@ -342,7 +342,7 @@ func writeEnqueueSummary(w io.Writer, s enqueue.Summary, rejectsFile string) err
 // in case are one user, `done` once ("enqueued", "reported").
 func caseSensitive(awsCfg aws.Config, w io.Writer, mu *sync.Mutex, clearLine, done string) func(context.Context, string) bool {
 	return func(ctx context.Context, pool string) bool {
-		api := cip.NewFromConfig(awsCfg, func(o *cip.Options) { o.Region = worker.Job{UserPoolID: pool}.Region() })
+		api := cip.NewFromConfig(awsCfg, func(o *cip.Options) { o.Region = job.Job{UserPoolID: pool}.Region() })
 		sensitive, err := enqueue.CaseSensitive(ctx, api, pool)
 		mu.Lock()
 		defer mu.Unlock()

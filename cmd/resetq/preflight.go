@@ -19,9 +19,9 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/resetq/resetq/awscheck"
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/ops"
 	"github.com/resetq/resetq/queue"
-	"github.com/resetq/resetq/worker"
 )
 
 // poolsFlag is a repeatable --pool (also comma-separated, for the env twin).
@@ -91,7 +91,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return usagef("--usage-window must be between 1m and 360h (CloudWatch keeps per-minute data 15 days), got %v", window)
 	}
 	for _, id := range pools {
-		if err := (worker.Job{UserPoolID: id, Username: "x"}).Validate(); err != nil {
+		if err := (job.Job{UserPoolID: id, Username: "x"}).Validate(); err != nil {
 			return usagef("--pool %q is not a user pool ID of the form <region>_<id>", id)
 		}
 	}
@@ -169,7 +169,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // describePool reads what the checks need from DescribeUserPool, in the
 // pool's own Region.
 func describePool(ctx context.Context, cfg aws.Config, id string) (ops.Pool, error) {
-	region := worker.Job{UserPoolID: id}.Region()
+	region := job.Job{UserPoolID: id}.Region()
 	client := cip.NewFromConfig(cfg, func(o *cip.Options) { o.Region = region })
 	out, err := client.DescribeUserPool(ctx, &cip.DescribeUserPoolInput{UserPoolId: aws.String(id)})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/cognito"
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 	"github.com/resetq/resetq/queue"
 	"github.com/resetq/resetq/ratelimit"
@@ -171,7 +172,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	var signingKeys [][]byte
 	if f.signingKeyFile != "" {
-		if signingKeys, err = worker.ReadKeyFile(f.signingKeyFile); err != nil {
+		if signingKeys, err = job.ReadKeyFile(f.signingKeyFile); err != nil {
 			return usageError{err}
 		}
 		log.Info("accepting only signed jobs", "keys", len(signingKeys))
@@ -180,7 +181,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	var usernameKey []byte
 	if f.usernameKeyFile != "" {
-		keys, err := worker.ReadKeyFile(f.usernameKeyFile)
+		keys, err := job.ReadKeyFile(f.usernameKeyFile)
 		if err != nil {
 			return usageError{err}
 		}
@@ -369,7 +370,7 @@ func parsePools(list string) (map[string]bool, error) {
 	pools := map[string]bool{}
 	for _, p := range strings.Split(list, ",") {
 		p = strings.TrimSpace(p)
-		if err := (worker.Job{UserPoolID: p, Username: "x"}).Validate(); err != nil {
+		if err := (job.Job{UserPoolID: p, Username: "x"}).Validate(); err != nil {
 			return nil, usagef("--allowed-pools: %v", err)
 		}
 		pools[p] = true

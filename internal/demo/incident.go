@@ -22,7 +22,7 @@ const accepted = "accepted"
 // every user with a signedIn kind signed in with its password (its refresh
 // token kept in its job and checked to work), and every invited user's
 // temporary password checked to work (NEW_PASSWORD_REQUIRED).
-func signIn(ctx context.Context, jobs []*job) error {
+func signIn(ctx context.Context, jobs []*demoJob) error {
 	t0 := time.Now()
 	for _, p := range plans {
 		id, err := moto.CreateAppClient(ctx, p.cfg, p.poolID)
@@ -76,7 +76,7 @@ func signIn(ctx context.Context, jobs []*job) error {
 
 // signInTemp tries an invited user's old temporary password: accepted (a
 // challenge or tokens), or the error code refusing it.
-func signInTemp(ctx context.Context, j *job) (string, error) {
+func signInTemp(ctx context.Context, j *demoJob) (string, error) {
 	_, _, err := moto.SignIn(ctx, j.pool.cfg, j.pool.poolID, j.pool.clientID, j.user, tempPassword)
 	return fate(err)
 }
@@ -91,7 +91,7 @@ type userAfter struct {
 
 // readUsers reads the state of every job's user from moto; missing users
 // and malformed jobs get a zero userAfter.
-func readUsers(ctx context.Context, jobs []*job) ([]userAfter, error) {
+func readUsers(ctx context.Context, jobs []*demoJob) ([]userAfter, error) {
 	after := make([]userAfter, len(jobs))
 	err := parallel(ctx, 8, len(jobs), func(ctx context.Context, i int) error {
 		j, a := jobs[i], &after[i]

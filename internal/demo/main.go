@@ -40,6 +40,7 @@ import (
 
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/moto"
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/worker"
 )
 
@@ -118,8 +119,8 @@ var stateOfKind = map[jobKind]moto.UserState{
 	kindDisabled:  moto.Disabled,
 }
 
-// job is one message the demo enqueues.
-type job struct {
+// demoJob is one message the demo enqueues.
+type demoJob struct {
 	id   string
 	kind jobKind
 	pool *poolPlan // nil for malformed jobs
@@ -265,10 +266,10 @@ func isolateFromShell() {
 // createFixtures creates the pools and their users directly in moto (not
 // through the proxy) and returns the jobs to enqueue, one per user plus
 // missing users and malformed bodies.
-func createFixtures(ctx context.Context, motoURL string) ([]*job, error) {
-	var jobs []*job
+func createFixtures(ctx context.Context, motoURL string) ([]*demoJob, error) {
+	var jobs []*demoJob
 	add := func(kind jobKind, p *poolPlan, user, body string) {
-		jobs = append(jobs, &job{id: fmt.Sprintf("job-%03d", len(jobs)+1), kind: kind, pool: p, user: user, body: body})
+		jobs = append(jobs, &demoJob{id: fmt.Sprintf("job-%03d", len(jobs)+1), kind: kind, pool: p, user: user, body: body})
 	}
 	type userSpec struct {
 		pool *poolPlan
@@ -336,7 +337,7 @@ func jobBody(poolID, user string) string {
 }
 
 // enqueue sends the jobs in batches of 10 and checks every entry.
-func enqueue(ctx context.Context, client *sqs.Client, queueURL, campaign string, jobs []*job) error {
+func enqueue(ctx context.Context, client *sqs.Client, queueURL, campaign string, jobs []*demoJob) error {
 	t0 := time.Now()
 	for start := 0; start < len(jobs); start += 10 {
 		batch := jobs[start:min(start+10, len(jobs))]
@@ -346,8 +347,8 @@ func enqueue(ctx context.Context, client *sqs.Client, queueURL, campaign string,
 				Id:          aws.String(strconv.Itoa(i)),
 				MessageBody: aws.String(j.body),
 				MessageAttributes: map[string]sqstypes.MessageAttributeValue{
-					worker.AttrCampaign: {DataType: aws.String("String"), StringValue: aws.String(campaign)},
-					attrJob:             {DataType: aws.String("String"), StringValue: aws.String(j.id)},
+					job.AttrCampaign: {DataType: aws.String("String"), StringValue: aws.String(campaign)},
+					attrJob:          {DataType: aws.String("String"), StringValue: aws.String(j.id)},
 				},
 			}
 		}

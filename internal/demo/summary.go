@@ -13,12 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-
-	"github.com/resetq/resetq/worker"
+	"github.com/resetq/resetq/job"
 )
 
 type verifyInput struct {
-	jobs             []*job
+	jobs             []*demoJob
 	sqs              *sqs.Client
 	queueURL, dlqURL string
 	campaign         string
@@ -132,7 +131,7 @@ func verify(ctx context.Context, in verifyInput) error {
 }
 
 // shortfalls compares the totals with what the campaign must achieve.
-func (t *tally) shortfalls(jobs []*job) []string {
+func (t *tally) shortfalls(jobs []*demoJob) []string {
 	var out []string
 	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
 	for _, c := range []struct {
@@ -172,7 +171,7 @@ func (t *tally) shortfalls(jobs []*job) []string {
 
 // checkJob puts a job in the ledger, by moto's state and the DLQ: it ended
 // reset, re-invited, as exactly one dead letter, lost, or twice.
-func checkJob(t *tally, campaign string, j *job, a userAfter, ds []deadLetter, jobProblem func(string, ...any)) {
+func checkJob(t *tally, campaign string, j *demoJob, a userAfter, ds []deadLetter, jobProblem func(string, ...any)) {
 	info := kindInfo[j.kind]
 	switch j.kind {
 	case kindConfirmed:
@@ -231,7 +230,7 @@ func (t *tally) count(k jobKind, d deadLetter) {
 }
 
 // checkDeadLetter checks a job's one dead letter against its kind.
-func checkDeadLetter(campaign string, j *job, d deadLetter, jobProblem func(string, ...any)) {
+func checkDeadLetter(campaign string, j *demoJob, d deadLetter, jobProblem func(string, ...any)) {
 	info := kindInfo[j.kind]
 	switch {
 	case !j.kind.deadLettered():
@@ -240,19 +239,19 @@ func checkDeadLetter(campaign string, j *job, d deadLetter, jobProblem func(stri
 		jobProblem("%s (%s) was dead-lettered as %q; expected %q", j.id, j.kind, d.reason, info.end)
 	case d.steps != info.steps || d.remediation != info.remediation:
 		jobProblem("%s (%s): DLQ %s=%q %s=%q, want %q and %q", j.id, j.kind,
-			worker.AttrSteps, d.steps, worker.AttrRemediation, d.remediation, info.steps, info.remediation)
+			job.AttrSteps, d.steps, job.AttrRemediation, d.remediation, info.steps, info.remediation)
 	}
 	if d.body != j.body {
 		jobProblem("%s: DLQ body %q differs from the job sent, %q", j.id, d.body, j.body)
 	}
 	if d.campaign != campaign {
-		jobProblem("%s: DLQ %s is %q, want %q", j.id, worker.AttrCampaign, d.campaign, campaign)
+		jobProblem("%s: DLQ %s is %q, want %q", j.id, job.AttrCampaign, d.campaign, campaign)
 	}
 }
 
 // checkUser checks what the campaign did to a job's user's credentials:
 // sessions ended, and disabled exactly when expected.
-func checkUser(t *tally, j *job, a userAfter, jobProblem func(string, ...any)) {
+func checkUser(t *tally, j *demoJob, a userAfter, jobProblem func(string, ...any)) {
 	info := kindInfo[j.kind]
 	if info.signedIn {
 		t.tokens++
@@ -317,7 +316,7 @@ func printSummary(in verifyInput, t tally, dlqLen int, src queueDepth) {
 		}
 		sort.Strings(rems)
 		for _, rem := range rems {
-			kinds = append(kinds, fmt.Sprintf("%d with %s=%s", t.reasons[r].remediation[rem], worker.AttrRemediation, rem))
+			kinds = append(kinds, fmt.Sprintf("%d with %s=%s", t.reasons[r].remediation[rem], job.AttrRemediation, rem))
 		}
 		fmt.Printf("    %-27s %3d  (%s)\n", r, t.reasons[r].count, strings.Join(kinds, ", "))
 	}
@@ -407,11 +406,11 @@ func drainDLQ(ctx context.Context, client *sqs.Client, url string) ([]deadLetter
 			attr := func(name string) string { return aws.ToString(m.MessageAttributes[name].StringValue) }
 			out = append(out, deadLetter{
 				jobID:       attr(attrJob),
-				reason:      attr(worker.AttrReason),
-				campaign:    attr(worker.AttrCampaign),
+				reason:      attr(job.AttrReason),
+				campaign:    attr(job.AttrCampaign),
 				body:        aws.ToString(m.Body),
-				steps:       attr(worker.AttrSteps),
-				remediation: attr(worker.AttrRemediation),
+				steps:       attr(job.AttrSteps),
+				remediation: attr(job.AttrRemediation),
 			})
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/resetq/resetq/internal/testenv"
-	"github.com/resetq/resetq/worker"
+	"github.com/resetq/resetq/job"
 )
 
 // TestWorkSignedJobs: a worker with --signing-key-file resets the jobs
@@ -59,8 +59,8 @@ func TestWorkSignedJobs(t *testing.T) {
 	if _, err := e.SQS.SendMessage(t.Context(), &sqs.SendMessageInput{QueueUrl: &e.QueueURL,
 		MessageBody: aws.String(testenv.Job(pool, users[6])),
 		MessageAttributes: map[string]sqstypes.MessageAttributeValue{
-			worker.AttrCampaign:  {DataType: aws.String("String"), StringValue: aws.String("signed-1")},
-			worker.AttrSignature: {DataType: aws.String("String"), StringValue: aws.String(worker.Sign([]byte(strings.Repeat("n", 64)), "signed-1", testenv.Job(pool, users[0])))},
+			job.AttrCampaign:  {DataType: aws.String("String"), StringValue: aws.String("signed-1")},
+			job.AttrSignature: {DataType: aws.String("String"), StringValue: aws.String(job.Sign([]byte(strings.Repeat("n", 64)), "signed-1", testenv.Job(pool, users[0])))},
 		}}); err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ import (
 
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/moto"
-	"github.com/resetq/resetq/worker"
+	"github.com/resetq/resetq/job"
 )
 
 var build struct {
@@ -195,7 +195,7 @@ func (e *Env) Send(campaign string, bodies ...string) {
 			entries = append(entries, sqstypes.SendMessageBatchRequestEntry{
 				Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(b),
 				MessageAttributes: map[string]sqstypes.MessageAttributeValue{
-					worker.AttrCampaign: {DataType: aws.String("String"), StringValue: aws.String(campaign)}},
+					job.AttrCampaign: {DataType: aws.String("String"), StringValue: aws.String(campaign)}},
 			})
 		}
 		out, err := e.SQS.SendMessageBatch(context.Background(), &sqs.SendMessageBatchInput{QueueUrl: &e.QueueURL, Entries: entries})

@@ -1,9 +1,12 @@
-package worker
+package job_test
 
 import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/job/jobtest"
 )
 
 func TestParseJob(t *testing.T) {
@@ -12,21 +15,21 @@ func TestParseJob(t *testing.T) {
 	tests := []struct {
 		name    string
 		body    string
-		want    Job
+		want    job.Job
 		wantErr string // substring; "" = valid
 	}{
 		{name: "minimal", body: `{"UserPoolId":"us-east-1_AbC123","Username":"alice"}`,
-			want: Job{UserPoolID: "us-east-1_AbC123", Username: "alice"}},
+			want: job.Job{UserPoolID: "us-east-1_AbC123", Username: "alice"}},
 		{name: "with metadata and spaces", body: " {\n \"Username\" : \"bob@example.com\", \"UserPoolId\":\"eu-west-1_x9\", \"ClientMetadata\":{\"k\":\"v\",\"e\":\"\"}}\n",
-			want: Job{UserPoolID: "eu-west-1_x9", Username: "bob@example.com", ClientMetadata: map[string]string{"k": "v", "e": ""}}},
-		{name: "gov region", body: `{"UserPoolId":"us-gov-west-1_Z","Username":"u"}`, want: Job{UserPoolID: "us-gov-west-1_Z", Username: "u"}},
+			want: job.Job{UserPoolID: "eu-west-1_x9", Username: "bob@example.com", ClientMetadata: map[string]string{"k": "v", "e": ""}}},
+		{name: "gov region", body: `{"UserPoolId":"us-gov-west-1_Z","Username":"u"}`, want: job.Job{UserPoolID: "us-gov-west-1_Z", Username: "u"}},
 		{name: "unicode username", body: `{"UserPoolId":"ap-southeast-2_Q","Username":"Zoë_Ångström+1"}`,
-			want: Job{UserPoolID: "ap-southeast-2_Q", Username: "Zoë_Ångström+1"}},
+			want: job.Job{UserPoolID: "ap-southeast-2_Q", Username: "Zoë_Ångström+1"}},
 		{name: "sub as username", body: `{"UserPoolId":"us-east-1_A","Username":"0f8fad5b-d9cb-469f-a165-70867728950e"}`,
-			want: Job{UserPoolID: "us-east-1_A", Username: "0f8fad5b-d9cb-469f-a165-70867728950e"}},
+			want: job.Job{UserPoolID: "us-east-1_A", Username: "0f8fad5b-d9cb-469f-a165-70867728950e"}},
 		{name: "empty metadata", body: `{"UserPoolId":"us-east-1_A","Username":"u","ClientMetadata":{}}`,
-			want: Job{UserPoolID: "us-east-1_A", Username: "u", ClientMetadata: map[string]string{}}},
-		{name: "128 chars", body: `{"UserPoolId":"us-east-1_A","Username":"` + long(128) + `"}`, want: Job{UserPoolID: "us-east-1_A", Username: long(128)}},
+			want: job.Job{UserPoolID: "us-east-1_A", Username: "u", ClientMetadata: map[string]string{}}},
+		{name: "128 chars", body: `{"UserPoolId":"us-east-1_A","Username":"` + long(128) + `"}`, want: job.Job{UserPoolID: "us-east-1_A", Username: long(128)}},
 
 		{name: "empty body", body: ``, wantErr: "not a JSON object"},
 		{name: "not json", body: `reset alice please`, wantErr: "not a JSON object"},
@@ -58,11 +61,11 @@ func TestParseJob(t *testing.T) {
 		{name: "pool bad chars", body: `{"UserPoolId":"us-east-1_Ab-C","Username":"u"}`, wantErr: "not a pool ID"},
 		{name: "pool too long", body: `{"UserPoolId":"us-east-1_` + long(46) + `","Username":"u"}`, wantErr: "more than 55"},
 		{name: "invalid utf8", body: "{\"UserPoolId\":\"us-east-1_A\",\"Username\":\"\xff\"}", wantErr: "not valid UTF-8"},
-		{name: "oversized", body: `{"UserPoolId":"us-east-1_A","Username":"u","ClientMetadata":{"k":"` + long(MaxBodyBytes) + `"}}`, wantErr: "more than the"},
+		{name: "oversized", body: `{"UserPoolId":"us-east-1_A","Username":"u","ClientMetadata":{"k":"` + long(job.MaxBodyBytes) + `"}}`, wantErr: "more than the"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseJob([]byte(tt.body))
+			got, err := job.ParseJob([]byte(tt.body))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("ParseJob error = %v, want it to contain %q", err, tt.wantErr)
@@ -91,10 +94,26 @@ func sameMap(a, b map[string]string) bool {
 	return true
 }
 
+func TestValidatePoolID(t *testing.T) {
+	t.Parallel()
+	for id, want := range map[string]string{
+		"us-east-1_AbC123": "", "us-gov-west-1_Z": "", "": "required", "AbC123": "not a pool ID",
+		"mars_AbC": "not a pool ID", "us-east-1_Ab-C": "not a pool ID", "us-east-1_" + strings.Repeat("a", 46): "more than 55",
+	} {
+		err := job.ValidatePoolID(id)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("ValidatePoolID(%q) = %v, want %q", id, err, want)
+		}
+		if jerr := (job.Job{UserPoolID: id, Username: "x"}).Validate(); (jerr == nil) != (err == nil) {
+			t.Errorf("ValidatePoolID(%q) = %v, but Validate of a job with it = %v", id, err, jerr)
+		}
+	}
+}
+
 func TestJobRegion(t *testing.T) {
 	t.Parallel()
 	for pool, want := range map[string]string{"eu-west-1_AbC": "eu-west-1", "us-gov-east-1_x": "us-gov-east-1", "nounderscore": ""} {
-		if got := (Job{UserPoolID: pool}).Region(); got != want {
+		if got := (job.Job{UserPoolID: pool}).Region(); got != want {
 			t.Errorf("Region of %q = %q, want %q", pool, got, want)
 		}
 	}
@@ -112,25 +131,25 @@ func FuzzParseJob(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	for _, s := range poisonBodies() {
+	for _, s := range jobtest.PoisonBodies() {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		job, err := ParseJob(body)
+		j, err := job.ParseJob(body)
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("empty error text")
 			}
 			return
 		}
-		if !utf8.Valid(body) || len(body) > MaxBodyBytes {
+		if !utf8.Valid(body) || len(body) > job.MaxBodyBytes {
 			t.Fatalf("accepted a body that is not valid UTF-8 or too long: %q", body)
 		}
-		if err := job.Validate(); err != nil {
+		if err := j.Validate(); err != nil {
 			t.Fatalf("parsed job does not validate: %v", err)
 		}
-		if job.Region() == "" {
-			t.Fatalf("parsed job has no Region: %+v", job)
+		if j.Region() == "" {
+			t.Fatalf("parsed job has no Region: %+v", j)
 		}
 	})
 }
@@ -139,10 +158,10 @@ func FuzzParseJob(f *testing.F) {
 // fuzz targets really start from bad input.
 func TestPoisonBodies(t *testing.T) {
 	t.Parallel()
-	for _, body := range poisonBodies() {
-		if _, err := ParseJob([]byte(body)); err == nil {
+	for _, body := range jobtest.PoisonBodies() {
+		if _, err := job.ParseJob([]byte(body)); err == nil {
 			t.Errorf("ParseJob accepted %.80q", body)
 		}
 	}
-	t.Logf("%d poison bodies rejected", len(poisonBodies()))
+	t.Logf("%d poison bodies rejected", len(jobtest.PoisonBodies()))
 }

@@ -1,4 +1,6 @@
-package worker
+// Package job is the format of a resetq job: the message body (an
+// AdminResetUserPassword request), its resetq.* attributes and its signature.
+package job
 
 import (
 	"bytes"
@@ -83,7 +85,7 @@ func ParseJob(body []byte) (Job, error) {
 		case "ClientMetadata":
 			j.ClientMetadata, err = stringMap(dec, "ClientMetadata")
 		default:
-			return j, fmt.Errorf("unknown field %q", truncate(key, 64))
+			return j, fmt.Errorf("unknown field %q", Truncate(key, 64))
 		}
 		if err != nil {
 			return j, err
@@ -100,13 +102,8 @@ func ParseJob(body []byte) (Job, error) {
 
 // Validate checks the field constraints of the API.
 func (j Job) Validate() error {
-	switch n := utf8.RuneCountInString(j.UserPoolID); {
-	case n == 0:
-		return errors.New("field UserPoolId is required")
-	case n > 55:
-		return fmt.Errorf("field UserPoolId is %d characters, more than 55", n)
-	case !poolIDPattern.MatchString(j.UserPoolID):
-		return fmt.Errorf("field UserPoolId %q is not a pool ID of the form <region>_<id>", truncate(j.UserPoolID, 64))
+	if err := ValidatePoolID(j.UserPoolID); err != nil {
+		return err
 	}
 	switch n := utf8.RuneCountInString(j.Username); {
 	case n == 0:
@@ -123,6 +120,19 @@ func (j Job) Validate() error {
 		if !unicode.In(r, unicode.L, unicode.M, unicode.S, unicode.N, unicode.P) {
 			return fmt.Errorf("field Username has a character not allowed by the API (%U)", r)
 		}
+	}
+	return nil
+}
+
+// ValidatePoolID checks a user pool ID as Validate checks a job's UserPoolId.
+func ValidatePoolID(id string) error {
+	switch n := utf8.RuneCountInString(id); {
+	case n == 0:
+		return errors.New("field UserPoolId is required")
+	case n > 55:
+		return fmt.Errorf("field UserPoolId is %d characters, more than 55", n)
+	case !poolIDPattern.MatchString(id):
+		return fmt.Errorf("field UserPoolId %q is not a pool ID of the form <region>_<id>", Truncate(id, 64))
 	}
 	return nil
 }
@@ -161,9 +171,9 @@ func stringMap(dec *json.Decoder, what string) (map[string]string, error) {
 			return nil, err
 		}
 		if _, dup := m[k]; dup {
-			return nil, fmt.Errorf("%s key %q appears more than once", what, truncate(k, 64))
+			return nil, fmt.Errorf("%s key %q appears more than once", what, Truncate(k, 64))
 		}
-		v, err := stringToken(dec, fmt.Sprintf("%s[%q]", what, truncate(k, 64)))
+		v, err := stringToken(dec, fmt.Sprintf("%s[%q]", what, Truncate(k, 64)))
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +206,8 @@ func kindOf(tok json.Token) string {
 	return fmt.Sprintf("%T", tok)
 }
 
-func truncate(s string, n int) string {
+// Truncate cuts s after at most n bytes, on a rune boundary, and marks the cut with "...".
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
