@@ -90,7 +90,7 @@ func (f *enqueueFlags) validate() error {
 		return usagef("--progress-interval must not be negative")
 	}
 	if f.pool != "" {
-		if err := (job.Job{UserPoolID: f.pool, Username: "x"}).Validate(); err != nil {
+		if err := job.ValidatePoolID(f.pool); err != nil {
 			return usagef("--pool %q is not a user pool ID of the form <region>_<id>", f.pool)
 		}
 	}

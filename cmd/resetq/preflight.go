@@ -91,7 +91,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return usagef("--usage-window must be between 1m and 360h (CloudWatch keeps per-minute data 15 days), got %v", window)
 	}
 	for _, id := range pools {
-		if err := (job.Job{UserPoolID: id, Username: "x"}).Validate(); err != nil {
+		if err := job.ValidatePoolID(id); err != nil {
 			return usagef("--pool %q is not a user pool ID of the form <region>_<id>", id)
 		}
 	}

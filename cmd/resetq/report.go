@@ -87,7 +87,7 @@ func (f *reportFlags) validate() (time.Time, enqueue.Format, error) {
 		return since, format, usagef("--progress-interval must not be negative")
 	}
 	if f.pool != "" {
-		if err := (job.Job{UserPoolID: f.pool, Username: "x"}).Validate(); err != nil {
+		if err := job.ValidatePoolID(f.pool); err != nil {
 			return since, format, usagef("--pool %q is not a user pool ID of the form <region>_<id>", f.pool)
 		}
 	}

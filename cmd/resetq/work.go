@@ -370,7 +370,7 @@ func parsePools(list string) (map[string]bool, error) {
 	pools := map[string]bool{}
 	for _, p := range strings.Split(list, ",") {
 		p = strings.TrimSpace(p)
-		if err := (job.Job{UserPoolID: p, Username: "x"}).Validate(); err != nil {
+		if err := job.ValidatePoolID(p); err != nil {
 			return nil, usagef("--allowed-pools: %v", err)
 		}
 		pools[p] = true
