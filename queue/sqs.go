@@ -272,3 +272,49 @@ func toSQS(in map[string]job.Attribute) map[string]types.MessageAttributeValue {
 
 // ErrNoDLQ is returned by ResolveDLQ when neither a flag nor a RedrivePolicy names a DLQ.
 var ErrNoDLQ = errors.New("no dead-letter queue: the queue has no RedrivePolicy and --dlq-url is not set")
+
+// Client is an SQS client with every call resetq makes: the worker's (API)
+// and the producer's (BatchAPI).
+type Client interface {
+	API
+	BatchAPI
+}
+
+// NewClient returns an SQS client for region, built on cfg.
+func NewClient(cfg aws.Config, region string) Client {
+	return sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.Region = region })
+}
+
+// Retention reads the queue's message retention period.
+func (q *Queue) Retention(ctx context.Context) (time.Duration, error) {
+	a, err := q.attributes(ctx, types.QueueAttributeNameMessageRetentionPeriod)
+	if err != nil {
+		return 0, err
+	}
+	v := a[string(types.QueueAttributeNameMessageRetentionPeriod)]
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: MessageRetentionPeriod %q: %v", q.url, v, err)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// DLQURL is the URL of the dead-letter queue that s's RedrivePolicy names,
+// "" when s has none.
+func (q *Queue) DLQURL(ctx context.Context, s Settings) (string, error) {
+	if s.DLQARN == "" {
+		return "", nil
+	}
+	return URLForARN(ctx, q.api, s.DLQARN)
+}
+
+// SameAs reports whether url names this queue: by the URLs (SameURL), else
+// by the queues' ARNs when both can be read.
+func (q *Queue) SameAs(ctx context.Context, url string) bool {
+	if SameURL(q.url, url) {
+		return true
+	}
+	arnA, errA := q.ARN(ctx)
+	arnB, errB := New(q.api, url, nil).ARN(ctx)
+	return errA == nil && errB == nil && arnA == arnB
+}
