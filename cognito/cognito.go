@@ -21,7 +21,7 @@ type Client struct {
 }
 
 // regionClients makes one SDK client per Region, on first use, with the
-// given retryer. It is safe for concurrent use.
+// given retryer (nil: the SDK's default). It is safe for concurrent use.
 type regionClients struct {
 	cfg     aws.Config
 	retryer func() aws.Retryer
@@ -41,7 +41,9 @@ func (r *regionClients) get(region string) *cip.Client {
 	if cl == nil {
 		cl = cip.NewFromConfig(r.cfg, func(o *cip.Options) {
 			o.Region = region
-			o.Retryer = r.retryer()
+			if r.retryer != nil {
+				o.Retryer = r.retryer()
+			}
 		})
 		r.m[region] = cl
 	}

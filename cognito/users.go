@@ -60,27 +60,14 @@ func (u *Users) GetUser(ctx context.Context, pool, username string) (ops.User, b
 // UsersPage reads one page of 60 users: ListUsersInGroup when group is set,
 // else ListUsers with filter.
 func (u *Users) UsersPage(ctx context.Context, pool, filter, group, token string) ([]ops.User, string, error) {
-	var tok *string
-	if token != "" {
-		tok = aws.String(token)
-	}
-	if group != "" {
-		out, err := u.client(pool).ListUsersInGroup(ctx, &cip.ListUsersInGroupInput{
-			UserPoolId: aws.String(pool), GroupName: aws.String(group), Limit: aws.Int32(60), NextToken: tok})
-		if err != nil {
-			return nil, "", fmt.Errorf("list-users-in-group: %w", err)
-		}
-		return users(out.Users), aws.ToString(out.NextToken), nil
-	}
-	in := &cip.ListUsersInput{UserPoolId: aws.String(pool), Limit: aws.Int32(60), PaginationToken: tok}
-	if filter != "" {
-		in.Filter = aws.String(filter)
-	}
-	out, err := u.client(pool).ListUsers(ctx, in)
-	if err != nil {
+	page, next, err := listPage(ctx, u.client(pool), pool, filter, group, token)
+	switch {
+	case err != nil && group != "":
+		return nil, "", fmt.Errorf("list-users-in-group: %w", err)
+	case err != nil:
 		return nil, "", fmt.Errorf("list-users: %w", err)
 	}
-	return users(out.Users), aws.ToString(out.PaginationToken), nil
+	return users(page), next, nil
 }
 
 func users(in []types.UserType) []ops.User {
