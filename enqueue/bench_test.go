@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/resetq/resetq/queue"
 )
 
 // slowSQS accepts every entry after a fixed latency per call.
@@ -44,7 +45,7 @@ func BenchmarkRun100k(b *testing.B) {
 	file := sb.String()
 	for b.Loop() {
 		api := &slowSQS{latency: benchLatency}
-		r := New(Config{SQS: api, QueueURL: "http://q", Campaign: "c", Builder: Builder{Pool: pool}, Concurrency: 8})
+		r := New(Config{Queue: queue.NewBatchSender(api, "http://q"), QueueURL: "http://q", Campaign: "c", Builder: Builder{Pool: pool}, Concurrency: 8})
 		s, err := r.Run(context.Background(), func(_ context.Context, fn func(Input) error) error {
 			return ReadFile(strings.NewReader(file), Lines, "", fn)
 		})

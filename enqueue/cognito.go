@@ -7,16 +7,13 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/smithy-go"
 )
 
-// UserLister is the part of the Cognito API that lists users. Build it with
-// SDK retries off (aws.NopRetryer): List paces and retries itself.
-type UserLister interface {
-	ListUsers(context.Context, *cip.ListUsersInput, ...func(*cip.Options)) (*cip.ListUsersOutput, error)
-	ListUsersInGroup(context.Context, *cip.ListUsersInGroupInput, ...func(*cip.Options)) (*cip.ListUsersInGroupOutput, error)
+// UserPager reads one page of a pool's usernames; cognito.Lister is one.
+// Its errors are the service's: List retries or gives up by their code.
+type UserPager interface {
+	UsernamesPage(ctx context.Context, pool, filter, group, token string) (names []string, next string, err error)
 }
 
 // Pacer paces list calls; *ratelimit.Limiter is one.
@@ -29,7 +26,7 @@ type Pacer interface {
 // Listing is a user listing: every user of a pool (optionally filtered), or
 // of one group.
 type Listing struct {
-	API    UserLister
+	API    UserPager
 	Pacer  Pacer
 	Pool   string
 	Filter string // ListUsers filter, e.g. `email ^= "a"`; only without Group
@@ -42,9 +39,6 @@ type Listing struct {
 	// it doubles per consecutive failure up to 5s.
 	Backoff time.Duration
 }
-
-// PageSize is the most users ListUsers returns a page.
-const PageSize = 60
 
 // ListError is a listing that failed because of what was asked (no such
 // pool or group, a bad filter, no permission): a usage error.
@@ -64,18 +58,18 @@ func (l Listing) List(ctx context.Context, fn func(Input) error) error {
 	if backoff <= 0 {
 		backoff = 200 * time.Millisecond
 	}
-	var token *string
+	token := ""
 	n := 0
 	for page := 1; ; page++ {
 		failures, throttles := 0, 0
 		var users []string
-		var next *string
+		var next string
 		for {
 			if err := l.Pacer.Wait(ctx); err != nil {
 				return err
 			}
 			var err error
-			users, next, err = l.page(ctx, token)
+			users, next, err = l.API.UsernamesPage(ctx, l.Pool, l.Filter, l.Group, token)
 			if err == nil {
 				l.Pacer.Succeeded()
 				break
@@ -114,59 +108,11 @@ func (l Listing) List(ctx context.Context, fn func(Input) error) error {
 				return err
 			}
 		}
-		if aws.ToString(next) == "" {
+		if next == "" {
 			return nil
 		}
 		token = next
 	}
-}
-
-func (l Listing) page(ctx context.Context, token *string) ([]string, *string, error) {
-	var users []string
-	if l.Group != "" {
-		out, err := l.API.ListUsersInGroup(ctx, &cip.ListUsersInGroupInput{
-			UserPoolId: aws.String(l.Pool), GroupName: aws.String(l.Group), Limit: aws.Int32(PageSize), NextToken: token})
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, u := range out.Users {
-			users = append(users, aws.ToString(u.Username))
-		}
-		return users, out.NextToken, nil
-	}
-	in := &cip.ListUsersInput{UserPoolId: aws.String(l.Pool), Limit: aws.Int32(PageSize), PaginationToken: token}
-	if l.Filter != "" {
-		in.Filter = aws.String(l.Filter)
-	}
-	out, err := l.API.ListUsers(ctx, in)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, u := range out.Users {
-		users = append(users, aws.ToString(u.Username))
-	}
-	return users, out.PaginationToken, nil
-}
-
-// PoolDescriber is the part of the Cognito API that describes a user pool.
-type PoolDescriber interface {
-	DescribeUserPool(context.Context, *cip.DescribeUserPoolInput, ...func(*cip.Options)) (*cip.DescribeUserPoolOutput, error)
-}
-
-// CaseSensitive reports whether the usernames of pool are case-sensitive:
-// they are unless DescribeUserPool says UsernameConfiguration.CaseSensitive
-// false. A pool without a UsernameConfiguration (what CreateUserPool makes
-// when it is not given) has case-sensitive usernames. On an error it
-// returns true, with the error.
-func CaseSensitive(ctx context.Context, api PoolDescriber, pool string) (bool, error) {
-	out, err := api.DescribeUserPool(ctx, &cip.DescribeUserPoolInput{UserPoolId: aws.String(pool)})
-	if err != nil {
-		return true, fmt.Errorf("describe user pool %s: %w", pool, err)
-	}
-	if out.UserPool == nil || out.UserPool.UsernameConfiguration == nil || out.UserPool.UsernameConfiguration.CaseSensitive == nil {
-		return true, nil
-	}
-	return *out.UserPool.UsernameConfiguration.CaseSensitive, nil
 }
 
 // wait is the backoff before try n+1: base doubled per failure up to 5s,

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	ciptypes "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+	"github.com/resetq/resetq/cognito"
 )
 
 // fakeLister serves n users in pages of Limit, throttling the calls whose
@@ -75,7 +75,7 @@ func TestListResumesAcrossThrottles(t *testing.T) {
 	for _, group := range []string{"", "admins"} {
 		api := &fakeLister{n: 130, throttle: map[int]bool{2: true, 3: true, 5: true}}
 		pacer := &fakePacer{}
-		l := Listing{API: api, Pacer: pacer, Pool: pool, Filter: `username ^= "u"`, Group: group, Backoff: time.Millisecond}
+		l := Listing{API: cognito.Lister{API: api}, Pacer: pacer, Pool: pool, Filter: `username ^= "u"`, Group: group, Backoff: time.Millisecond}
 		var got []string
 		err := l.List(t.Context(), func(in Input) error {
 			if in.Line != len(got)+1 {
@@ -103,54 +103,14 @@ func TestListResumesAcrossThrottles(t *testing.T) {
 
 func TestListErrors(t *testing.T) {
 	api := &fakeLister{fail: &ciptypes.ResourceNotFoundException{Message: aws.String("no pool")}}
-	err := Listing{API: api, Pacer: &fakePacer{}, Pool: pool}.List(t.Context(), func(Input) error { return nil })
+	err := Listing{API: cognito.Lister{API: api}, Pacer: &fakePacer{}, Pool: pool}.List(t.Context(), func(Input) error { return nil })
 	var le *ListError
 	if !errors.As(err, &le) || api.calls != 1 {
 		t.Errorf("got %v after %d calls, want a ListError at once", err, api.calls)
 	}
 	api = &fakeLister{fail: errors.New("connection reset")}
-	err = Listing{API: api, Pacer: &fakePacer{}, Pool: pool, Retries: 2, Backoff: time.Millisecond}.List(t.Context(), func(Input) error { return nil })
+	err = Listing{API: cognito.Lister{API: api}, Pacer: &fakePacer{}, Pool: pool, Retries: 2, Backoff: time.Millisecond}.List(t.Context(), func(Input) error { return nil })
 	if err == nil || errors.As(err, &le) || api.calls != 3 {
 		t.Errorf("got %v after %d calls, want a runtime error after 3", err, api.calls)
-	}
-}
-
-type fakeDescriber struct {
-	cfg  *ciptypes.UsernameConfigurationType
-	err  error
-	pool string
-}
-
-func (f *fakeDescriber) DescribeUserPool(_ context.Context, in *cip.DescribeUserPoolInput, _ ...func(*cip.Options)) (*cip.DescribeUserPoolOutput, error) {
-	f.pool = aws.ToString(in.UserPoolId)
-	if f.err != nil {
-		return nil, f.err
-	}
-	return &cip.DescribeUserPoolOutput{UserPool: &ciptypes.UserPoolType{Id: in.UserPoolId, UsernameConfiguration: f.cfg}}, nil
-}
-
-// TestCaseSensitive: only a pool that says CaseSensitive false has
-// usernames that are not; one without a UsernameConfiguration (the API's
-// default) and one that cannot be described are taken as case-sensitive.
-func TestCaseSensitive(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		api  *fakeDescriber
-		want bool
-		err  bool
-	}{
-		{"not case-sensitive", &fakeDescriber{cfg: &ciptypes.UsernameConfigurationType{CaseSensitive: aws.Bool(false)}}, false, false},
-		{"case-sensitive", &fakeDescriber{cfg: &ciptypes.UsernameConfigurationType{CaseSensitive: aws.Bool(true)}}, true, false},
-		{"no configuration", &fakeDescriber{}, true, false},
-		{"no value", &fakeDescriber{cfg: &ciptypes.UsernameConfigurationType{}}, true, false},
-		{"no such pool", &fakeDescriber{err: &ciptypes.ResourceNotFoundException{Message: aws.String("no pool")}}, true, true},
-	} {
-		got, err := CaseSensitive(t.Context(), c.api, pool)
-		if got != c.want || (err != nil) != c.err || c.api.pool != pool {
-			t.Errorf("%s: got %v, %v (pool %q); want %v, error %v", c.name, got, err, c.api.pool, c.want, c.err)
-		}
-		if err != nil && !strings.Contains(err.Error(), pool) {
-			t.Errorf("%s: error %q does not name the pool", c.name, err)
-		}
 	}
 }

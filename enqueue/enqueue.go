@@ -16,20 +16,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/queue"
 )
 
-// SQSAPI is the part of the SQS API that enqueue uses.
-type SQSAPI interface {
-	SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+// BatchSender sends a batch of messages; *queue.BatchSender is one.
+type BatchSender interface {
+	SendBatch(context.Context, []job.Outgoing) ([]queue.EntryResult, error)
 }
 
 // BatchSize is the most entries of a SendMessageBatch call.
@@ -45,8 +42,8 @@ const maxListed = 1000
 
 // Config sets up a Runner.
 type Config struct {
-	SQS      SQSAPI
-	QueueURL string
+	Queue    BatchSender
+	QueueURL string // for the Summary
 	// Campaign is the resetq.campaign attribute of every message.
 	Campaign string
 	// SigningKey, when set, signs every message (the resetq.signature
@@ -344,18 +341,12 @@ func (r *Runner) send(ctx context.Context, cancel context.CancelCauseFunc, pendi
 				return
 			}
 		}
-		in := &sqs.SendMessageBatchInput{QueueUrl: aws.String(r.cfg.QueueURL)}
+		msgs := make([]job.Outgoing, len(pending))
 		for i, e := range pending {
-			attrs := map[string]sqstypes.MessageAttributeValue{}
-			for k, v := range r.attributes(e.body) {
-				attrs[k] = sqstypes.MessageAttributeValue{DataType: aws.String(v.DataType), StringValue: aws.String(v.StringValue)}
-			}
-			in.Entries = append(in.Entries, sqstypes.SendMessageBatchRequestEntry{
-				Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(e.body), MessageAttributes: attrs,
-			})
+			msgs[i] = job.Outgoing{Body: e.body, Attributes: r.attributes(e.body)}
 		}
 		r.calls.Add(1)
-		out, err := r.cfg.SQS.SendMessageBatch(ctx, in)
+		results, err := r.cfg.Queue.SendBatch(ctx, msgs)
 		if err != nil {
 			if r.cfg.Fatal(err) {
 				cancel(err)
@@ -371,30 +362,18 @@ func (r *Runner) send(ctx context.Context, cancel context.CancelCauseFunc, pendi
 			}
 			continue
 		}
-		done := make([]bool, len(pending))
-		for _, ok := range out.Successful {
-			if i, err := strconv.Atoi(aws.ToString(ok.Id)); err == nil && i >= 0 && i < len(pending) && !done[i] {
-				done[i] = true
-				r.enqueued.Add(1)
-			}
-		}
 		var still []entry
 		var stillErrs []string
-		failed := map[int]sqstypes.BatchResultErrorEntry{}
-		for _, f := range out.Failed {
-			if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= 0 && i < len(pending) {
-				failed[i] = f
-			}
-		}
 		for i, e := range pending {
-			if done[i] {
+			res := results[i]
+			if res.Sent {
+				r.enqueued.Add(1)
 				continue
 			}
 			msg := "no result for the entry"
-			f, isFailed := failed[i]
-			if isFailed {
-				msg = fmt.Sprintf("%s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
-				if f.SenderFault && !retryableCode(aws.ToString(f.Code)) {
+			if res.Failed {
+				msg = fmt.Sprintf("%s: %s", res.Code, res.Message)
+				if res.SenderFault && !retryableCode(res.Code) {
 					r.reject(e, msg) // our mistake: the same request fails again
 					continue
 				}

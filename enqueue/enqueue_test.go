@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/queue"
 )
 
 // fakeSQS answers SendMessageBatch: fail decides, per entry body and the
@@ -80,8 +81,8 @@ func users(names ...string) Source {
 	}
 }
 
-func newRunner(api SQSAPI, mod func(*Config)) *Runner {
-	cfg := Config{SQS: api, QueueURL: "http://q", Campaign: "c-test", Builder: Builder{Pool: pool},
+func newRunner(api queue.BatchAPI, mod func(*Config)) *Runner {
+	cfg := Config{Queue: queue.NewBatchSender(api, "http://q"), QueueURL: "http://q", Campaign: "c-test", Builder: Builder{Pool: pool},
 		Concurrency: 3, Backoff: time.Millisecond}
 	if mod != nil {
 		mod(&cfg)

@@ -9,13 +9,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
+	"github.com/resetq/resetq/queue"
 )
 
 // loadAWS loads the SDK's standard configuration chain and an SQS client for
 // the Region of queueURL (its host's Region for AWS URLs, else AWS_REGION).
-func loadAWS(ctx context.Context, queueURL string) (aws.Config, *sqs.Client, error) {
+func loadAWS(ctx context.Context, queueURL string) (aws.Config, queue.Client, error) {
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return cfg, nil, usagef("load AWS configuration: %v", err)
@@ -24,7 +24,7 @@ func loadAWS(ctx context.Context, queueURL string) (aws.Config, *sqs.Client, err
 	if region == "" {
 		return cfg, nil, usagef("no AWS Region for SQS: set AWS_REGION (or use a queue URL of the form https://sqs.REGION.amazonaws.com/...)")
 	}
-	return cfg, sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.Region = region }), nil
+	return cfg, queue.NewClient(cfg, region), nil
 }
 
 // checkQueueURLs is a usage error unless every non-empty u looks like a

@@ -134,7 +134,11 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 	var source *queue.Queue
 	if f.queueURL != "" {
 		source = queue.New(client, f.queueURL, nil)
-		if dlqURL, err = resolveDLQ(ctx, client, source, f.dlqURL, true); err != nil {
+		settings, err := readSource(ctx, source)
+		if err != nil {
+			return err
+		}
+		if dlqURL, err = resolveDLQ(ctx, source, settings, f.dlqURL, true); err != nil {
 			return err
 		}
 	}

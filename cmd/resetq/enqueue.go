@@ -12,12 +12,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/enqueue"
 	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/queue"
 	"github.com/resetq/resetq/ratelimit"
 )
 
@@ -202,18 +201,14 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return usageError{err}
 		}
 		region := job.Job{UserPoolID: f.pool}.Region()
-		lister := cip.NewFromConfig(awsCfg, func(o *cip.Options) {
-			o.Region = region
-			o.Retryer = aws.NopRetryer{} // throttles come to the Listing, which waits and asks again
-		})
+		// throttles come to the Listing, which waits and asks again
+		lister := cognito.Lister{API: cognito.NewListClient(awsCfg, region)}
 		src = enqueue.Listing{API: lister, Pacer: limiter, Pool: f.pool, Filter: f.filter, Group: f.group}.List
 	}
 
 	// The queue must exist and be readable (sqs:GetQueueAttributes is in
 	// the producer policy) before anything is read or sent.
-	if _, err := sqsClient.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(f.queueURL), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
-	}); err != nil {
+	if _, err := queue.New(sqsClient, f.queueURL, nil).ARN(ctx); err != nil {
 		return startupError("read the queue", err)
 	}
 
@@ -240,7 +235,7 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	invalidShown := 0
 	cfg := enqueue.Config{
-		SQS: sqsClient, QueueURL: f.queueURL, Campaign: campaign, SigningKey: signingKey, GlobalSignOut: f.globalSignOut,
+		Queue: queue.NewBatchSender(sqsClient, f.queueURL), QueueURL: f.queueURL, Campaign: campaign, SigningKey: signingKey, GlobalSignOut: f.globalSignOut,
 		Builder:     enqueue.Builder{Pool: f.pool, Metadata: meta},
 		Concurrency: f.concurrency, Retries: f.retries, DryRun: f.dryRun,
 		Fatal: isConfigError,
@@ -341,9 +336,9 @@ func writeEnqueueSummary(w io.Writer, s enqueue.Summary, rejectsFile string) err
 // and says on w what the answer means for the run: names that differ only
 // in case are one user, `done` once ("enqueued", "reported").
 func caseSensitive(awsCfg aws.Config, w io.Writer, mu *sync.Mutex, clearLine, done string) func(context.Context, string) bool {
+	pools := cognito.NewPools(awsCfg)
 	return func(ctx context.Context, pool string) bool {
-		api := cip.NewFromConfig(awsCfg, func(o *cip.Options) { o.Region = job.Job{UserPoolID: pool}.Region() })
-		sensitive, err := enqueue.CaseSensitive(ctx, api, pool)
+		sensitive, err := pools.CaseSensitive(ctx, pool)
 		mu.Lock()
 		defer mu.Unlock()
 		switch {

@@ -6,19 +6,15 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/resetq/resetq/awscheck"
+	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/ops"
 	"github.com/resetq/resetq/queue"
@@ -105,7 +101,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 
 	var cfg aws.Config
-	var sqsClient *sqs.Client
+	var sqsClient queue.Client
 	var err error
 	if queueURL != "" {
 		cfg, sqsClient, err = loadAWS(ctx, queueURL)
@@ -116,6 +112,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 
+	describer := cognito.NewPools(cfg)
 	var checks []ops.Check
 	var described []ops.Pool
 	seen := map[string]bool{}
@@ -124,7 +121,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			continue
 		}
 		seen[id] = true
-		p, err := describePool(ctx, cfg, id)
+		p, err := describer.Describe(ctx, id)
 		if err != nil {
 			checks = append(checks, ops.Check{Level: ops.Blocking, Subject: id, Name: "describe pool", Message: err.Error()})
 			continue
@@ -166,44 +163,8 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-// describePool reads what the checks need from DescribeUserPool, in the
-// pool's own Region.
-func describePool(ctx context.Context, cfg aws.Config, id string) (ops.Pool, error) {
-	region := job.Job{UserPoolID: id}.Region()
-	client := cip.NewFromConfig(cfg, func(o *cip.Options) { o.Region = region })
-	out, err := client.DescribeUserPool(ctx, &cip.DescribeUserPoolInput{UserPoolId: aws.String(id)})
-	if err != nil {
-		var apiErr smithy.APIError
-		if errors.As(err, &apiErr) {
-			return ops.Pool{}, fmt.Errorf("DescribeUserPool: %s: %s", apiErr.ErrorCode(), apiErr.ErrorMessage())
-		}
-		return ops.Pool{}, fmt.Errorf("DescribeUserPool: %w", err)
-	}
-	p := ops.Pool{ID: id}
-	up := out.UserPool
-	if up == nil {
-		return p, errors.New("DescribeUserPool returned no pool")
-	}
-	if up.AccountRecoverySetting != nil {
-		for _, m := range up.AccountRecoverySetting.RecoveryMechanisms {
-			p.Recovery = append(p.Recovery, string(m.Name))
-		}
-	}
-	if ec := up.EmailConfiguration; ec != nil {
-		p.EmailSendingAccount = string(ec.EmailSendingAccount)
-		p.EmailSourceARN = aws.ToString(ec.SourceArn)
-	}
-	if sc := up.SmsConfiguration; sc != nil {
-		p.SMSCallerARN = aws.ToString(sc.SnsCallerArn)
-	}
-	if lc := up.LambdaConfig; lc != nil {
-		p.CustomMessageLambda = aws.ToString(lc.CustomMessage)
-	}
-	return p, nil
-}
-
 // describeQueue reads the source queue's settings and its DLQ's retention.
-func describeQueue(ctx context.Context, client *sqs.Client, url string) (ops.QueueInfo, error) {
+func describeQueue(ctx context.Context, client queue.Client, url string) (ops.QueueInfo, error) {
 	qi := ops.QueueInfo{URL: url}
 	src := queue.New(client, url, nil)
 	s, err := src.Settings(ctx)
@@ -211,30 +172,17 @@ func describeQueue(ctx context.Context, client *sqs.Client, url string) (ops.Que
 		return qi, err
 	}
 	qi.FIFO, qi.DLQARN, qi.MaxReceiveCount, qi.Visibility = s.FIFO, s.DLQARN, s.MaxReceiveCount, s.Visibility
-	if qi.Retention, err = retention(ctx, client, url); err != nil {
+	if qi.Retention, err = src.Retention(ctx); err != nil {
 		return qi, err
 	}
 	if s.DLQARN != "" {
-		dlqURL, err := queue.URLForARN(ctx, client, s.DLQARN)
+		dlqURL, err := src.DLQURL(ctx, s)
 		if err == nil {
-			qi.DLQRetention, err = retention(ctx, client, dlqURL)
+			qi.DLQRetention, err = queue.New(client, dlqURL, nil).Retention(ctx)
 		}
 		if err != nil {
 			qi.DLQError = err.Error()
 		}
 	}
 	return qi, nil
-}
-
-func retention(ctx context.Context, client *sqs.Client, url string) (time.Duration, error) {
-	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
-		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameMessageRetentionPeriod}})
-	if err != nil {
-		return 0, fmt.Errorf("get attributes of %s: %w", url, err)
-	}
-	n, err := strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameMessageRetentionPeriod)])
-	if err != nil {
-		return 0, fmt.Errorf("%s: MessageRetentionPeriod %q: %v", url, out.Attributes[string(sqstypes.QueueAttributeNameMessageRetentionPeriod)], err)
-	}
-	return time.Duration(n) * time.Second, nil
 }

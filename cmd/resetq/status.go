@@ -5,13 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
-	"path"
 	"regexp"
-	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/ops"
@@ -95,7 +90,11 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	usage := &ops.UsageStatus{Reader: awscheck.New(awsCfg)}
 	source := queue.New(client, f.queueURL, nil)
-	dlqURL, err := resolveDLQ(ctx, client, source, f.dlqURL, false)
+	settings, err := readSource(ctx, source)
+	if err != nil {
+		return err
+	}
+	dlqURL, err := resolveDLQ(ctx, source, settings, f.dlqURL, false)
 	if err != nil {
 		return err
 	}
@@ -235,68 +234,35 @@ func drainText(d ops.Drain) string {
 	return "rate: need another sample"
 }
 
-// resolveDLQ is flagURL when set, else the DLQ of source's RedrivePolicy.
-// With required, a queue without either is a usage error; else it is "".
-func resolveDLQ(ctx context.Context, client *sqs.Client, source *queue.Queue, flagURL string, required bool) (string, error) {
-	settings, err := source.Settings(ctx)
+// readSource reads the source queue's settings; a queue that does not
+// exist or may not be read is a usage error.
+func readSource(ctx context.Context, source *queue.Queue) (queue.Settings, error) {
+	s, err := source.Settings(ctx)
 	if err != nil {
-		return "", startupError("read the source queue", err)
+		return s, startupError("read the source queue", err)
 	}
+	return s, nil
+}
+
+// resolveDLQ is flagURL when set, else the DLQ of the RedrivePolicy in s.
+// With required, a queue without either is a usage error; else it is "".
+// A DLQ that is the source queue is a usage error.
+func resolveDLQ(ctx context.Context, source *queue.Queue, s queue.Settings, flagURL string, required bool) (string, error) {
 	url := flagURL
 	if url == "" {
-		if settings.DLQARN == "" {
+		var err error
+		if url, err = source.DLQURL(ctx, s); err != nil {
+			return "", startupError("find the DLQ of the RedrivePolicy", err)
+		}
+		if url == "" {
 			if required {
 				return "", usageError{queue.ErrNoDLQ}
 			}
 			return "", nil
 		}
-		if url, err = queue.URLForARN(ctx, client, settings.DLQARN); err != nil {
-			return "", startupError("find the DLQ of the RedrivePolicy", err)
-		}
 	}
-	if sameQueue(ctx, client, url, source.URL()) {
-		return "", usagef("the dead-letter queue is the source queue (%s)", url)
+	if source.SameAs(ctx, url) {
+		return "", usagef("the dead-letter queue is the source queue (%s): failed jobs would come straight back", url)
 	}
 	return url, nil
-}
-
-// sameQueue reports whether the URLs a and b name one queue: by the
-// queues' ARNs when both can be read, else by the URLs (sameQueueURL).
-func sameQueue(ctx context.Context, api queue.API, a, b string) bool {
-	if sameQueueURL(a, b) {
-		return true
-	}
-	arnA, errA := queue.New(api, a, nil).ARN(ctx)
-	arnB, errB := queue.New(api, b, nil).ARN(ctx)
-	return errA == nil && errB == nil && arnA == arnB
-}
-
-// awsQueueHost matches the hosts of SQS in a Region: sqs.R.amazonaws.com,
-// R.queue.amazonaws.com, the legacy queue.amazonaws.com (us-east-1), the
-// FIPS, dual-stack and VPC endpoint forms, and China's .cn.
-var awsQueueHost = regexp.MustCompile(`^(?:sqs(?:-fips)?\.([a-z0-9-]+)\.(?:amazonaws\.com(?:\.cn)?|api\.aws)|([a-z0-9-]+)\.queue\.amazonaws\.com(?:\.cn)?|(queue)\.amazonaws\.com|vpce-[a-z0-9-]+\.sqs\.([a-z0-9-]+)\.vpce\.amazonaws\.com(?:\.cn)?)$`)
-
-// sameQueueURL reports whether two queue URLs are spellings of one queue:
-// whatever the scheme, a trailing slash, or the form of an AWS host (within
-// a Region, the account ID and queue name in the path name the queue).
-func sameQueueURL(a, b string) bool { return queueKey(a) == queueKey(b) }
-
-// queueKey is what names a queue in its URL: the Region of an AWS host, or
-// else the host and port, then the path.
-func queueKey(raw string) string {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return raw
-	}
-	host, port := strings.ToLower(u.Hostname()), u.Port()
-	if port == "80" || port == "443" {
-		port = ""
-	}
-	if m := awsQueueHost.FindStringSubmatch(host); m != nil {
-		host, port = "aws:"+m[1]+m[2]+m[4], ""
-		if m[3] != "" {
-			host = "aws:us-east-1"
-		}
-	}
-	return host + ":" + port + path.Clean("/"+u.Path)
 }

@@ -204,24 +204,16 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, version())
 	source := queue.New(sqsClient, f.queueURL, m)
-	settings, err := source.Settings(ctx)
+	settings, err := readSource(ctx, source)
 	if err != nil {
-		return startupError("read the source queue", err)
+		return err
 	}
 	if settings.FIFO {
 		return usagef("%s is a FIFO queue; resetq needs a standard queue (retries are sent back with a per-message delay)", f.queueURL)
 	}
-	dlqURL := f.dlqURL
-	if dlqURL == "" {
-		if settings.DLQARN == "" {
-			return usageError{queue.ErrNoDLQ}
-		}
-		if dlqURL, err = queue.URLForARN(ctx, sqsClient, settings.DLQARN); err != nil {
-			return startupError("find the DLQ of the RedrivePolicy", err)
-		}
-	}
-	if sameQueue(ctx, sqsClient, dlqURL, f.queueURL) {
-		return usagef("the dead-letter queue is the source queue (%s): failed jobs would come straight back", dlqURL)
+	dlqURL, err := resolveDLQ(ctx, source, settings, f.dlqURL, true)
+	if err != nil {
+		return err
 	}
 	dlq := queue.New(sqsClient, dlqURL, m)
 	if _, err := dlq.Settings(ctx); err != nil {
