@@ -1,7 +1,10 @@
 // Command harness is issue 3's benchmark: resetq against the baselines
 // people write instead (naive goroutines, the SDK's adaptive retry mode, a
 // per-second counter), on fauxqs and a Cognito stand-in with a sliding
-// one-second quota. It prints a Markdown table, one row per scenario ×
+// one-second quota. Scenario 5 (not run by default) puts resetq in each
+// quota model × real users' pattern of internal/world, beside the real
+// users alone and the constant rate the simulation finds best for
+// -harm-budget. It prints Markdown tables, one row per scenario ×
 // contender, and writes every figure to a JSON file.
 //
 //	go run ./internal/bench/harness -profile quick -json bench-quick.json
@@ -31,15 +34,20 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/internal/fauxqs"
+	rw "github.com/resetq/resetq/internal/world" // world is the harness's own type
 )
 
 func main() {
 	prof := flag.String("profile", "quick", "quick (under a minute, for CI) or full (the issue's numbers, for docs/benchmarks.md)")
 	jsonPath := flag.String("json", "", "write every figure to this JSON file")
-	only := flag.String("scenarios", "1,2,3,4", "comma-separated scenarios to run")
+	only := flag.String("scenarios", "1,2,3,4", "comma-separated scenarios to run (5, pacing in the world: 12 rows of quota model × real users, not run by default)")
 	latency := flag.Duration("latency", 0, "the stand-in's answer latency")
 	contenders := flag.String("contenders", "", "in scenarios 1 and 2, run only these comma-separated contenders (naive, sdk-adaptive, per-second, resetq; default all)")
 	resetqArgs := flag.String("resetq-args", "", "more space-separated flags for every resetq work run, e.g. '--status-check=redelivered' for an A/B")
+	models := flag.String("models", "", "in scenario 5, run only these comma-separated quota models ("+strings.Join(rw.Models(), ", ")+"; default all)")
+	patterns := flag.String("patterns", "", "in scenario 5, run only these comma-separated real users' patterns ("+strings.Join(rw.Patterns(), ", ")+"; default all)")
+	worldJobs := flag.Int("world-jobs", 0, "in scenario 5, resetq's jobs in each row (default: the profile's, 600 in full, 60 in quick)")
+	harmBudget := flag.Float64("harm-budget", 0.005, "in scenario 5, the share of real users' calls resetq may cost (the verdict and the frontier)")
 	flag.Parse()
 	p, ok := profiles[*prof]
 	if !ok {
@@ -59,10 +67,42 @@ func main() {
 		}
 	}
 	p.resetqArgs = strings.Fields(*resetqArgs)
+	if *harmBudget < 0 || *harmBudget >= 1 {
+		fmt.Fprintf(os.Stderr, "-harm-budget %v: want a share in [0, 1)\n", *harmBudget)
+		os.Exit(2)
+	}
+	p.harmBudget = *harmBudget
+	if *worldJobs > 0 {
+		p.worldJobs = *worldJobs
+	}
+	var err error
+	if p.models, err = names("-models", *models, rw.Models()); err == nil {
+		p.patterns, err = names("-patterns", *patterns, rw.Patterns())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	if err := run(ctx, p, *jsonPath, strings.Split(*only, ","), *latency); err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)
 		os.Exit(1)
 	}
+}
+
+// names splits a comma-separated list of known names ("": nil, all).
+func names(flagName, list string, known []string) ([]string, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, n := range strings.Split(list, ",") {
+		n = strings.TrimSpace(n)
+		if !slices.Contains(known, n) {
+			return nil, fmt.Errorf("%s: unknown name %q (want %s)", flagName, n, strings.Join(known, ", "))
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 type report struct {
@@ -102,13 +142,22 @@ func run(ctx context.Context, p profile, jsonPath string, only []string, latency
 	defer w.close()
 	fmt.Printf("profile %s, resetq at %s, on %d × %s, %s; the stand-in answers after %v\n\n", p.name, rep.Commit,
 		rep.Machine.CPUs, rep.Machine.CPUModel, rep.Machine.Go, latency)
-	fmt.Print(tableHeader)
-	h := &harness{w: w, p: p, out: func(r *row) { fmt.Print(r.markdown()) }, last: time.Now()}
+	header := ""
+	h := &harness{w: w, p: p, out: func(r *row) {
+		if r.header() != header {
+			if header != "" {
+				fmt.Println()
+			}
+			header = r.header()
+			fmt.Print(header)
+		}
+		fmt.Print(r.markdown())
+	}, last: time.Now()}
 	fmt.Fprintf(os.Stderr, "set up in %.1f s\n", time.Since(rep.Started).Seconds())
 	for _, sc := range []struct {
 		id  string
 		run func(context.Context)
-	}{{"1", h.alone}, {"2", h.shared}, {"3", h.fleet}, {"4", h.efficiency}} {
+	}{{"1", h.alone}, {"2", h.shared}, {"3", h.fleet}, {"4", h.efficiency}, {"5", h.pacing}} {
 		if slices.Contains(only, sc.id) && ctx.Err() == nil {
 			sc.run(ctx)
 		}

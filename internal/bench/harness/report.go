@@ -51,6 +51,19 @@ type row struct {
 	// every 100 ms, so a second's edges are ±100 ms).
 	Timeline []second `json:"timeline,omitempty"`
 
+	// Scenario 5 only.
+	Model         string  `json:"quota_model,omitempty"`
+	Pattern       string  `json:"users_pattern,omitempty"`
+	UsersRate     float64 `json:"users_per_second,omitempty"` // real users' calls, measured
+	LeftoverShare float64 `json:"leftover_share,omitempty"`   // Rate / (Quota - UsersRate)
+	FrontierRate  float64 `json:"frontier_per_second,omitempty"`
+	FrontierHarm  float64 `json:"frontier_harm,omitempty"`  // real users' throttled share at the frontier, simulated
+	OfFrontier    float64 `json:"of_frontier,omitempty"`    // Rate / FrontierRate
+	SimHarm       float64 `json:"simulated_harm,omitempty"` // the same run, simulated (alone and constant rows)
+	HarmBudget    float64 `json:"harm_budget,omitempty"`
+	usersSpan     float64 // seconds over which BackgroundCalls were counted
+	lossy         bool    // a throttled call is not retried: not every job's user is reset
+
 	Target string `json:"target"` // met, missed: ..., n/a, error, not run
 	Error  string `json:"error,omitempty"`
 	NotRun string `json:"not_run,omitempty"`
@@ -137,8 +150,22 @@ func mib(kib int64) string { return strconv.FormatFloat(float64(kib)/1024, 'f', 
 const tableHeader = "| scenario | contender | jobs | resets (dup) | rate/s | of available | throttled | wall (ideal) | real users throttled | cost | target |\n" +
 	"|---|---|---|---|---|---|---|---|---|---|---|\n"
 
+const worldHeader = "| model | real users | contender | jobs | rate/s | of leftover | of frontier | throttled | real users/s | real users throttled | simulated | verdict |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+
+// header is the table header r belongs under.
+func (r *row) header() string {
+	if r.Model != "" {
+		return worldHeader
+	}
+	return tableHeader
+}
+
 // markdown is one table row.
 func (r *row) markdown() string {
+	if r.Model != "" {
+		return r.worldMarkdown()
+	}
 	dash := "–"
 	cell := func(ok bool, s string) string {
 		if !ok {
@@ -158,6 +185,46 @@ func (r *row) markdown() string {
 		cell(worked, wall(r)),
 		cell(r.BackgroundCalls > 0 && r.Background > 0, background(r)),
 		cell(r.PeakRSSKiB > 0, cost(r)),
+		verdict(r),
+	}
+	for i := range c {
+		c[i] = strings.ReplaceAll(c[i], "|", "\\|")
+	}
+	return "| " + strings.Join(c, " | ") + " |\n"
+}
+
+// worldMarkdown is one row of scenario 5's table.
+func (r *row) worldMarkdown() string {
+	dash := "–"
+	cell := func(ok bool, s string) string {
+		if !ok {
+			return dash
+		}
+		return s
+	}
+	sim := dash
+	switch {
+	case r.Contender == contResetq:
+		sim = fmt.Sprintf("frontier %.1f/s at %s", r.FrontierRate, pct(r.FrontierHarm))
+	case r.Jobs == 0 || r.lossy:
+		sim = pct(r.SimHarm) + " throttled"
+	}
+	users := dash
+	if r.BackgroundCalls > 0 {
+		users = fmt.Sprintf("%s (%d of %d)", pct(r.BackgroundThrottled), int(r.BackgroundThrottled*float64(r.BackgroundCalls)+0.5), r.BackgroundCalls)
+	}
+	c := []string{
+		r.Model,
+		r.Pattern,
+		r.Contender,
+		cell(r.Jobs > 0, thousands(r.Jobs)),
+		cell(r.Rate > 0, strconv.FormatFloat(r.Rate, 'f', 1, 64)),
+		cell(r.LeftoverShare > 0, strconv.FormatFloat(r.LeftoverShare, 'f', 3, 64)),
+		cell(r.OfFrontier > 0, strconv.FormatFloat(r.OfFrontier, 'f', 3, 64)),
+		cell(r.Calls > 0, fmt.Sprintf("%s (%d of %d)", pct(r.Throttled), r.Throttles, r.Calls)),
+		cell(r.UsersRate > 0, strconv.FormatFloat(r.UsersRate, 'f', 1, 64)),
+		users,
+		sim,
 		verdict(r),
 	}
 	for i := range c {

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+
+	rw "github.com/resetq/resetq/internal/world" // the real world; world is the harness's
+)
+
+// Scenario 5's world: Cognito's real quota, real users at 10/s on average.
+const (
+	worldQuota = 30
+	worldBurst = 30 // the token bucket's
+	worldUsers = 10
+	worldRate  = worldQuota // resetq's --rate: the quota, as a new user would set it
+)
+
+// pacing is scenario 5: for each quota model × real users' pattern, the
+// real users alone, resetq, and a constant rate at the simulated frontier.
+func (h *harness) pacing(ctx context.Context) {
+	defer h.w.stub.SetQuota(0)
+	defer h.w.stub.SetUsers(nil)
+	n := 0
+	for _, model := range rw.Models() {
+		for _, pattern := range rw.Patterns() {
+			n++ // each pair keeps its seed whatever else runs
+			if ctx.Err() != nil {
+				return
+			}
+			if (h.p.models == nil || slices.Contains(h.p.models, model)) && (h.p.patterns == nil || slices.Contains(h.p.patterns, pattern)) {
+				h.pacingRow(ctx, model, pattern, uint64(n))
+			}
+		}
+	}
+}
+
+func (h *harness) pacingRow(ctx context.Context, model, pattern string, seed uint64) {
+	scenario := "5 " + model + " × " + pattern
+	front, frontHarm := rw.Frontier(model, worldQuota, worldBurst, pattern, worldUsers, h.p.harmBudget, h.p.frontierSim, seed)
+	base := func(contender string) *row {
+		return &row{Scenario: scenario, Model: model, Pattern: pattern, Contender: contender, Quota: worldQuota,
+			Background: worldUsers, Available: worldQuota - worldUsers, HarmBudget: h.p.harmBudget,
+			FrontierRate: front, FrontierHarm: frontHarm}
+	}
+
+	alone := base("real users alone")
+	alone.SimHarm = simulatedHarm(model, pattern, 0, h.p.worldAlone, seed)
+	if pattern == rw.Confirm {
+		alone.Target = "n/a (no campaign, no confirmations)"
+	} else {
+		h.startWorld(ctx, model, pattern, seed, false)
+		h.w.stub.Reset()
+		began := time.Now()
+		sleep(ctx, h.p.worldAlone)
+		bg := h.w.stub.Stats().Background
+		alone.BackgroundCalls, alone.BackgroundThrottled = bg.Calls, bg.ThrottledShare()
+		alone.UsersRate = float64(bg.Calls) / time.Since(began).Seconds()
+		alone.Target = "n/a (harm baseline)"
+	}
+	h.add(alone)
+
+	r := base(contResetq)
+	r.Jobs = h.p.worldJobs
+	h.startWorld(ctx, model, pattern, seed, true)
+	h.runResetq(ctx, r, 1, "--rate", strconv.Itoa(worldRate))
+	r.BackgroundAlone = alone.BackgroundThrottled
+	h.judgePacing(r)
+	h.add(r)
+
+	c := base("constant " + strconv.FormatFloat(front, 'f', 1, 64) + "/s (frontier)")
+	if front <= 0 {
+		c.NotRun, c.Target = "no rate meets the budget in the simulation", "not run"
+		h.add(c)
+		return
+	}
+	c.Jobs = int(front * h.p.constantFor.Seconds())
+	c.lossy = true
+	c.SimHarm = simulatedHarm(model, pattern, front, h.p.constantFor, seed)
+	h.startWorld(ctx, model, pattern, seed, true)
+	h.measure(ctx, c, func() (time.Time, error) {
+		start := time.Now()
+		return start, h.w.constant(ctx, front, c.Jobs)
+	})
+	c.BackgroundAlone = alone.BackgroundThrottled
+	h.judgePacing(c)
+	h.add(c)
+}
+
+// simulatedHarm is the real users' throttled share in rw.Seeds simulated
+// runs like the stand-in's: a constant rate (0: none) for d.
+func simulatedHarm(model, pattern string, rate float64, d time.Duration, seed uint64) float64 {
+	var calls, throttled int
+	for i := range uint64(rw.Seeds) {
+		r, err := rw.Constant(model, worldQuota, worldBurst, pattern, worldUsers, rate, d, seed+i)
+		if err != nil {
+			panic(err) // the models and patterns are world's own
+		}
+		calls, throttled = calls+r.UserCalls, throttled+r.UserThrottled
+	}
+	if calls == 0 {
+		return 0
+	}
+	return float64(throttled) / float64(calls)
+}
+
+// startWorld gives the stand-in a fresh quota of model and fresh real
+// users of pattern, and lets their calls fill a window before what runs
+// next, unless measure will (settles: it does in the full profile).
+func (h *harness) startWorld(ctx context.Context, model, pattern string, seed uint64, measured bool) {
+	h.w.stub.SetUsers(nil)
+	if err := h.w.stub.SetQuotaModel(model, worldQuota, worldBurst); err != nil {
+		panic(err) // the models are world's own
+	}
+	u, err := rw.NewUsers(pattern, worldUsers, time.Now(), seed)
+	if err != nil {
+		panic(err)
+	}
+	h.w.stub.SetUsers(u)
+	if !measured || !h.p.settle {
+		sleep(ctx, window)
+	}
+}
+
+// judgePacing fills the shares of the leftover and of the frontier, and
+// the verdict: harm within budget, rate at least 0.9 of the frontier.
+func (h *harness) judgePacing(r *row) {
+	if span := r.usersSpan; span > 0 {
+		r.UsersRate = float64(r.BackgroundCalls) / span
+	}
+	if left := float64(r.Quota) - r.UsersRate; left > 0 {
+		r.LeftoverShare = r.Rate / left
+	}
+	if r.FrontierRate > 0 {
+		r.OfFrontier = r.Rate / r.FrontierRate
+	}
+	r.judge(func(r *row) []string {
+		misses := atMost("real users throttled", r.BackgroundThrottled, r.HarmBudget)
+		if r.FrontierRate > 0 {
+			misses = append(misses, atLeast("rate", r.OfFrontier, 0.9, "of the frontier")...)
+		}
+		return misses
+	})
+}
+
+// constant resets n users at rate per second, evenly spaced, one call
+// each with no retry (a throttled user is simply not reset): the
+// frontier's worker, for the stand-in.
+func (w *world) constant(ctx context.Context, rate float64, n int) error {
+	client := cip.NewFromConfig(w.cfg, func(o *cip.Options) {
+		o.BaseEndpoint = aws.String(w.stub.URL)
+		o.Retryer = aws.NopRetryer{}
+	})
+	id := w.seq.Add(1)
+	start := time.Now()
+	done := make(chan struct{}, n)
+	for k := range n {
+		sleep(ctx, time.Until(start.Add(time.Duration(float64(k)/rate*float64(time.Second)))))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		go func() {
+			defer func() { done <- struct{}{} }()
+			_, _ = client.AdminResetUserPassword(ctx, &cip.AdminResetUserPasswordInput{
+				UserPoolId: aws.String(pool), Username: aws.String(fmt.Sprintf("const%d-%06d", id, k))})
+		}()
+	}
+	for range n {
+		<-done
+	}
+	return nil
+}
