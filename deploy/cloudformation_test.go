@@ -68,6 +68,8 @@ func TestCloudFormationTemplateText(t *testing.T) {
 		}
 	}
 
+	checkRedisCache(t, tmpl, params, resources, topLevelBlocks(t, tmpl, "Outputs"))
+
 	var example []struct{ ParameterKey, ParameterValue string }
 	raw, err = os.ReadFile("cloudformation/parameters.example.json")
 	if err != nil {
@@ -90,6 +92,84 @@ func TestCloudFormationTemplateText(t *testing.T) {
 	}
 	if given["CreateAlarms"] {
 		t.Error("parameters.example.json sets CreateAlarms: it exists only for tests against moto")
+	}
+}
+
+// checkRedisCache: the optional ElastiCache Serverless cache of a fleet is
+// off by default, and all of it (cache, security group, secret, users,
+// outputs) hangs on that one condition; the security group admits 6379 from
+// the workers' group and nothing else; the worker's ACL user, whose password
+// is the generated secret's, may run every command README.md's "Fleets"
+// says the least user needs, and CLUSTER for --redis-cluster, on resetq's
+// keys only; the user group holds it and a default user that is off; and
+// the outputs give the endpoint and the secret, and a URL with the user.
+func checkRedisCache(t *testing.T, tmpl string, params, resources, outputs map[string]string) {
+	t.Helper()
+	if p := params["CreateRedisCache"]; !strings.Contains(p, `Default: "false"`) {
+		t.Errorf("CreateRedisCache is not off by default:\n%s", p)
+	}
+	if !strings.Contains(tmpl, `WithRedisCache: !Equals [!Ref CreateRedisCache, "true"]`) {
+		t.Error("no condition WithRedisCache on CreateRedisCache")
+	}
+	for name, wants := range map[string][]string{
+		"RedisCache": {"Type: AWS::ElastiCache::ServerlessCache", "Engine: !Ref RedisEngine", "SubnetIds: !Ref RedisSubnetIds",
+			"- !GetAtt RedisSecurityGroup.GroupId", "UserGroupId: !Ref RedisUserGroup"},
+		"RedisSecurityGroup": {"Type: AWS::EC2::SecurityGroup", "VpcId: !Ref RedisVpcId", "IpProtocol: tcp", "FromPort: 6379", "ToPort: 6379",
+			"SourceSecurityGroupId: !Ref WorkerSecurityGroupId"},
+		"RedisPassword": {"Type: AWS::SecretsManager::Secret", `SecretStringTemplate: '{"username": "resetq"}'`, "GenerateStringKey: password",
+			"ExcludePunctuation: true"},
+		"RedisWorkerUser":  {"Type: AWS::ElastiCache::User", "UserName: resetq", "Type: password", `{{resolve:secretsmanager:${RedisPassword}:SecretString:password}}`},
+		"RedisDefaultUser": {"Type: AWS::ElastiCache::User", "UserName: default", `AccessString: "off `},
+		"RedisUserGroup":   {"Type: AWS::ElastiCache::UserGroup", "- !Ref RedisDefaultUser", "- !Ref RedisWorkerUser"},
+	} {
+		block, ok := resources[name]
+		if !ok {
+			t.Errorf("no resource %s", name)
+			continue
+		}
+		for _, w := range append(wants, "Condition: WithRedisCache") {
+			if !strings.Contains(block, w) {
+				t.Errorf("%s lacks %q:\n%s", name, w, block)
+			}
+		}
+	}
+	if sg := resources["RedisSecurityGroup"]; strings.Count(sg, "IpProtocol:") != 1 || strings.Contains(sg, "CidrIp") {
+		t.Errorf("RedisSecurityGroup admits more than 6379 from the workers' group:\n%s", sg)
+	}
+	m := regexp.MustCompile(`(?m)^\s+AccessString: "([^"]*)"`).FindStringSubmatch(resources["RedisWorkerUser"])
+	if m == nil {
+		t.Fatal("RedisWorkerUser has no AccessString")
+	}
+	granted := strings.Fields(m[1])
+	readme := readFile(t, "../README.md")
+	least := regexp.MustCompile("least\\s+such a user needs is `on >PASSWORD ([^`]+)`").FindStringSubmatch(readme)
+	if least == nil {
+		t.Fatal("README.md no longer says what the least ACL user needs (\"The least such a user needs is `on >PASSWORD ...`\")")
+	}
+	for _, want := range append(strings.Fields(least[1]), "on", "+cluster") {
+		if !slices.Contains(granted, want) {
+			t.Errorf("RedisWorkerUser's access string %q lacks %s (README.md: %s; +cluster for --redis-cluster)", m[1], want, least[1])
+		}
+	}
+	for _, g := range granted {
+		if strings.HasPrefix(g, "~") && g != "~resetq:*" || strings.HasPrefix(g, "+@") || g == "allkeys" {
+			t.Errorf("RedisWorkerUser's access string grants %s: only resetq's keys and commands", g)
+		}
+	}
+	for name, want := range map[string]string{
+		"RedisEndpoint":    "Value: !GetAtt RedisCache.Endpoint.Address",
+		"RedisPort":        "Value: !GetAtt RedisCache.Endpoint.Port",
+		"RedisSecretArn":   "Value: !Ref RedisPassword",
+		"RedisUrlTemplate": `Value: !Sub "rediss://resetq:PASSWORD@${RedisCache.Endpoint.Address}:${RedisCache.Endpoint.Port}"`,
+	} {
+		if o := outputs[name]; !strings.Contains(o, want) || !strings.Contains(o, "Condition: WithRedisCache") {
+			t.Errorf("output %s: want %q under WithRedisCache:\n%s", name, want, o)
+		}
+	}
+	for name, block := range resources {
+		if strings.HasPrefix(name, "Redis") && !strings.Contains(block, "Condition: WithRedisCache") {
+			t.Errorf("%s is made without CreateRedisCache", name)
+		}
 	}
 }
 
@@ -137,6 +217,11 @@ func TestCloudFormationStackRunsWorker(t *testing.T) {
 	out := m.createStack("ParameterKey=UserPoolArns,ParameterValue=" + poolARN)
 	if _, ok := out["QueueKeyPolicyArn"]; ok {
 		t.Error("QueueKeyPolicyArn output without KmsKeyArn")
+	}
+	for k := range out {
+		if strings.HasPrefix(k, "Redis") {
+			t.Errorf("output %s without CreateRedisCache", k)
+		}
 	}
 
 	// The queues: retention, visibility, encryption, redrive. (moto, like SQS
