@@ -13,17 +13,20 @@ import (
 var accountWide = []string{"ses:GetSendQuota", "sns:GetSMSAttributes", "servicequotas:GetServiceQuota", "cloudwatch:GetMetricData"}
 
 // TestIAMOperatorPolicyGrantsReportAndPreflight: iam/operator-policy.json
-// grants every Cognito read of cognito/users.go and every capacity reading
+// grants every Cognito read of cognito/users.go and cognito/pools.go and every capacity reading
 // of awscheck, and grants "*" only to actions that take no resource.
 func TestIAMOperatorPolicyGrantsReportAndPreflight(t *testing.T) {
 	granted := accountWideGrants(t, "iam/operator-policy.json")
 	want := map[string]bool{"cognito-idp:DescribeUserPool": true}
-	users, err := os.ReadFile("../cognito/users.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range regexp.MustCompile(`\)\.((?:Admin|List)[A-Za-z]+)\(ctx`).FindAllStringSubmatch(string(users), -1) {
-		want["cognito-idp:"+m[1]] = true
+	// The reads of report (users.go) and of the pool listing and description (pools.go).
+	for _, f := range []string{"../cognito/users.go", "../cognito/pools.go"} {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`\.((?:Admin|List|Describe)[A-Za-z]+)\(ctx`).FindAllStringSubmatch(string(src), -1) {
+			want["cognito-idp:"+m[1]] = true
+		}
 	}
 	checks, err := os.ReadFile("../awscheck/awscheck.go")
 	if err != nil {
