@@ -11,6 +11,7 @@ import (
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/smithy-go"
+	"github.com/resetq/resetq/internal/retry"
 )
 
 // Kind is what an AdminResetUserPassword result means for the job.
@@ -256,9 +257,9 @@ type Decision struct {
 
 // Policy holds the retry settings Decide applies.
 type Policy struct {
-	MaxAttempts int          // attempts (calls that failed other than by throttling) before attempts_exhausted
-	Transient   BackoffCurve // delay before retrying a Transient failure
-	Limit       BackoffCurve // delay before retrying a LimitExceededException
+	MaxAttempts int         // attempts (calls that failed other than by throttling) before attempts_exhausted
+	Transient   retry.Curve // delay before retrying a Transient failure
+	Limit       retry.Curve // delay before retrying a LimitExceededException
 }
 
 // Decide turns the class of the latest call and the number of attempts
@@ -287,31 +288,4 @@ func Decide(c Class, attempts int, p Policy, r float64) Decision {
 		curve = p.Limit
 	}
 	return Decision{Action: Retry, Delay: curve.Delay(attempts, r)}
-}
-
-// BackoffCurve is exponential backoff with jitter: the n-th retry waits
-// between half and all of min(Max, Base*2^(n-1)).
-type BackoffCurve struct {
-	Base, Max time.Duration
-}
-
-// Delay is the wait before retry number attempt (1-based) for a jitter draw
-// r in [0,1). It is pure: the same inputs give the same delay.
-func (b BackoffCurve) Delay(attempt int, r float64) time.Duration {
-	if attempt < 1 {
-		attempt = 1
-	}
-	d := b.Base
-	for i := 1; i < attempt && d < b.Max; i++ {
-		d *= 2 // stops doubling at Max, so it cannot overflow
-	}
-	if d > b.Max {
-		d = b.Max
-	}
-	if r < 0 {
-		r = 0
-	} else if r >= 1 {
-		r = 0.999999
-	}
-	return d/2 + time.Duration(r*float64(d/2))
 }

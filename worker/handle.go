@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/resetq/resetq/internal/retry"
 	"github.com/resetq/resetq/job"
 )
 
@@ -455,7 +456,7 @@ func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m job.Message,
 	}
 	if err != nil {
 		w.m.DeadLetterFailures.Inc()
-		delay := BackoffCurve{Base: time.Minute, Max: 12 * time.Hour}.Delay(m.ReceiveCount, w.cfg.Rand())
+		delay := retry.Curve{Base: time.Minute, Max: 12 * time.Hour}.Delay(m.ReceiveCount, w.cfg.Rand())
 		jl.Error("dead-letter send failed; the job stays in the source queue and is tried again later",
 			"reason", o.Reason, "error", err, "retry_in", delay, "receive_count", m.ReceiveCount)
 		if m.ReceiveCount >= deadLetterAlarm {

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/resetq/resetq/internal/retry"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 )
@@ -140,8 +141,8 @@ type Config struct {
 	Rand func() float64   // jitter draws in [0,1); default math/rand
 }
 
-// Validate fills defaults and checks required fields.
-func (c *Config) Validate() error {
+// Validate checks required fields; it fills in nothing (see WithDefaults).
+func (c Config) Validate() error {
 	switch {
 	case c.Source == nil, c.Requeue == nil, c.DeadLetters == nil, c.Cognito == nil, c.Pacer == nil, c.Metrics == nil:
 		return errors.New("worker: Source, Requeue, DeadLetters, Cognito, Pacer and Metrics are required")
@@ -156,6 +157,11 @@ func (c *Config) Validate() error {
 	case c.Concurrency < 0, c.Policy.MaxAttempts < 0:
 		return errors.New("worker: Concurrency and MaxAttempts must not be negative")
 	}
+	return nil
+}
+
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
 	setDefault(&c.Concurrency, 16)
 	setDefault(&c.Policy.MaxAttempts, 8)
 	setDefault(&c.Policy.Transient.Base, 2*time.Second)
@@ -178,7 +184,7 @@ func (c *Config) Validate() error {
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
-	return nil
+	return c
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -218,11 +224,12 @@ type Worker struct {
 	reinvited poolSet
 }
 
-// New checks cfg and returns a Worker.
+// New checks cfg and returns a Worker with cfg's defaults filled in.
 func New(cfg Config) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.WithDefaults()
 	w := &Worker{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, held: heldSet{m: map[string]*heldMsg{}},
 		ended: endedSet{deletes: map[string]string{}, failed: map[string]time.Time{}},
 		users: userLocks{m: map[string]chan struct{}{}}}
@@ -369,9 +376,9 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- job.Message)
 		if err != nil {
 			failures++
 			w.sqsOK.Store(false)
-			delay := BackoffCurve{Base: time.Second, Max: 30 * time.Second}.Delay(failures, w.cfg.Rand())
+			delay := retry.Curve{Base: time.Second, Max: 30 * time.Second}.Delay(failures, w.cfg.Rand())
 			w.log.Error("receive failed; retrying", "error", err, "failures", failures, "retry_in", delay)
-			sleep(ctx, delay)
+			retry.Sleep(ctx, delay)
 			continue
 		}
 		if failures > 0 {
@@ -521,7 +528,7 @@ func (w *Worker) retryBatch(ctx context.Context, op string, receipts []string, c
 			return receipts
 		}
 		w.log.Warn(op+" failed; retrying", "messages", len(receipts), "error", err)
-		sleep(ctx, BackoffCurve{Base: 200 * time.Millisecond, Max: 2 * time.Second}.Delay(try, w.cfg.Rand()))
+		retry.Sleep(ctx, retry.Curve{Base: 200 * time.Millisecond, Max: 2 * time.Second}.Delay(try, w.cfg.Rand()))
 	}
 	return nil
 }
@@ -566,14 +573,4 @@ func values(m map[string]error) []error {
 		out = append(out, e)
 	}
 	return out
-}
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -479,6 +479,13 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := New(b.cfg); err == nil {
 		t.Fatal("ExitWhenIdle without Depth accepted")
 	}
+	d := Config{}.WithDefaults()
+	if d.Concurrency != 16 || d.Policy.MaxAttempts != 8 || d.Breaker.Threshold != 8 || d.Now == nil || d.Rand == nil || d.Logger == nil {
+		t.Fatalf("WithDefaults left zero fields: %+v", d)
+	}
+	if d := (Config{Concurrency: 3}).WithDefaults(); d.Concurrency != 3 {
+		t.Fatalf("WithDefaults replaced Concurrency 3 with %d", d.Concurrency)
+	}
 }
 
 // pollingSource makes an empty receive take its whole long-poll wait on the

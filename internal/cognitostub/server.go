@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resetq/resetq/internal/retry"
 	"github.com/resetq/resetq/internal/world"
 )
 
@@ -64,16 +65,7 @@ func (s *Stub) RunUsers(ctx context.Context, u world.Users) {
 }
 
 // sleep waits d or until ctx is done, and reports whether it waited d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func sleep(ctx context.Context, d time.Duration) bool { return retry.Sleep(ctx, d) == nil }
 
 // Server is a Stub served on a free 127.0.0.1 port.
 type Server struct {
