@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/smithy-go"
+	"github.com/resetq/resetq/internal/retry"
 )
 
 // UserPager reads one page of a pool's usernames; cognito.Lister is one.
@@ -47,17 +48,20 @@ type ListError struct{ Err error }
 func (e *ListError) Error() string { return e.Err.Error() }
 func (e *ListError) Unwrap() error { return e.Err }
 
+// withDefaults returns l with its unset (zero or negative) Retries and
+// Backoff set to their defaults.
+func (l Listing) withDefaults() Listing {
+	l.Retries = orDefault(l.Retries, 5)
+	l.Backoff = orDefault(l.Backoff, 200*time.Millisecond)
+	return l
+}
+
 // List calls fn with each user in order. A throttled page
 // (TooManyRequestsException) is asked again with the same pagination
 // token after a wait, so the walk resumes where it was.
 func (l Listing) List(ctx context.Context, fn func(Input) error) error {
+	l = l.withDefaults()
 	retries, backoff := l.Retries, l.Backoff
-	if retries <= 0 {
-		retries = 5
-	}
-	if backoff <= 0 {
-		backoff = 200 * time.Millisecond
-	}
 	token := ""
 	n := 0
 	for page := 1; ; page++ {
@@ -83,7 +87,7 @@ func (l Listing) List(ctx context.Context, fn func(Input) error) error {
 			case "TooManyRequestsException":
 				l.Pacer.Throttled()
 				throttles++
-				if err := sleep(ctx, wait(backoff, throttles)); err != nil {
+				if err := pause(ctx, backoff, throttles); err != nil {
 					return err
 				}
 				continue
@@ -98,7 +102,7 @@ func (l Listing) List(ctx context.Context, fn func(Input) error) error {
 			if failures > retries {
 				return fmt.Errorf("list users of %s (page %d, %d tries): %w", l.Pool, page, failures, err)
 			}
-			if err := sleep(ctx, wait(backoff, failures)); err != nil {
+			if err := pause(ctx, backoff, failures); err != nil {
 				return err
 			}
 		}
@@ -115,24 +119,8 @@ func (l Listing) List(ctx context.Context, fn func(Input) error) error {
 	}
 }
 
-// wait is the backoff before try n+1: base doubled per failure up to 5s,
-// with jitter of up to a half.
-func wait(base time.Duration, failures int) time.Duration {
-	d := base
-	for i := 1; i < failures && d < 5*time.Second; i++ {
-		d *= 2
-	}
-	d = min(d, 5*time.Second)
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// pause waits before try n+1: base doubled per failure up to 5s, with
+// jitter of up to a half; it returns ctx's error if ctx ends first.
+func pause(ctx context.Context, base time.Duration, failures int) error {
+	return retry.Sleep(ctx, retry.Curve{Base: base, Max: 5 * time.Second}.Delay(failures, rand.Float64()))
 }

@@ -143,19 +143,27 @@ type Runner struct {
 
 // New returns a Runner for cfg.
 func New(cfg Config) *Runner {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 8
+	return &Runner{cfg: cfg.withDefaults(), start: time.Now()}
+}
+
+// withDefaults returns c with its unset (zero or negative) fields set to
+// their defaults.
+func (c Config) withDefaults() Config {
+	c.Concurrency = orDefault(c.Concurrency, 8)
+	c.Retries = orDefault(c.Retries, 5)
+	c.Backoff = orDefault(c.Backoff, 200*time.Millisecond)
+	if c.Fatal == nil {
+		c.Fatal = func(error) bool { return false }
 	}
-	if cfg.Retries <= 0 {
-		cfg.Retries = 5
+	return c
+}
+
+// orDefault is v, or def when v is not positive.
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
 	}
-	if cfg.Backoff <= 0 {
-		cfg.Backoff = 200 * time.Millisecond
-	}
-	if cfg.Fatal == nil {
-		cfg.Fatal = func(error) bool { return false }
-	}
-	return &Runner{cfg: cfg, start: time.Now()}
+	return v
 }
 
 // Progress is a snapshot of the counts so far.
@@ -336,7 +344,7 @@ func (r *Runner) send(ctx context.Context, cancel context.CancelCauseFunc, pendi
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			r.retried.Add(int64(len(pending)))
-			if err := sleep(ctx, wait(r.cfg.Backoff, attempt)); err != nil {
+			if err := pause(ctx, r.cfg.Backoff, attempt); err != nil {
 				r.rejectAll(pending, fmt.Errorf("not sent: %w", context.Cause(ctx)))
 				return
 			}
