@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/smithy-go"
 	"github.com/resetq/resetq/internal/retry"
+	"github.com/resetq/resetq/internal/valutil"
 )
 
 // UserPager reads one page of a pool's usernames; cognito.Lister is one.
@@ -51,8 +52,8 @@ func (e *ListError) Unwrap() error { return e.Err }
 // withDefaults returns l with its unset (zero or negative) Retries and
 // Backoff set to their defaults.
 func (l Listing) withDefaults() Listing {
-	l.Retries = orDefault(l.Retries, 5)
-	l.Backoff = orDefault(l.Backoff, 200*time.Millisecond)
+	l.Retries = valutil.PositiveOrDefault(l.Retries, 5)
+	l.Backoff = valutil.PositiveOrDefault(l.Backoff, 200*time.Millisecond)
 	return l
 }
 

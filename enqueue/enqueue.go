@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/resetq/resetq/internal/valutil"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/queue"
 )
@@ -149,21 +150,13 @@ func New(cfg Config) *Runner {
 // withDefaults returns c with its unset (zero or negative) fields set to
 // their defaults.
 func (c Config) withDefaults() Config {
-	c.Concurrency = orDefault(c.Concurrency, 8)
-	c.Retries = orDefault(c.Retries, 5)
-	c.Backoff = orDefault(c.Backoff, 200*time.Millisecond)
+	c.Concurrency = valutil.PositiveOrDefault(c.Concurrency, 8)
+	c.Retries = valutil.PositiveOrDefault(c.Retries, 5)
+	c.Backoff = valutil.PositiveOrDefault(c.Backoff, 200*time.Millisecond)
 	if c.Fatal == nil {
 		c.Fatal = func(error) bool { return false }
 	}
 	return c
-}
-
-// orDefault is v, or def when v is not positive.
-func orDefault[T int | time.Duration](v, def T) T {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
 
 // Progress is a snapshot of the counts so far.

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/resetq/resetq/internal/valutil"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 )
@@ -65,15 +66,9 @@ type ScanConfig struct {
 }
 
 func (c ScanConfig) withDefaults() ScanConfig {
-	if c.Visibility <= 0 {
-		c.Visibility = 60 * time.Second
-	}
-	if c.IdleReceives <= 0 {
-		c.IdleReceives = 2
-	}
-	if c.Settle <= 0 {
-		c.Settle = 2 * time.Minute
-	}
+	c.Visibility = valutil.PositiveOrDefault(c.Visibility, 60*time.Second)
+	c.IdleReceives = valutil.PositiveOrDefault(c.IdleReceives, 2)
+	c.Settle = valutil.PositiveOrDefault(c.Settle, 2*time.Minute)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

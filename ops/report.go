@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/resetq/resetq/internal/valutil"
 )
 
 // Report categories of a user, from Cognito's state.
@@ -222,11 +224,11 @@ type Reporter struct {
 }
 
 // NewReporter returns a Reporter for cfg.
-func NewReporter(cfg ReportConfig) *Reporter {
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 8
-	}
-	return &Reporter{cfg: cfg}
+func NewReporter(cfg ReportConfig) *Reporter { return &Reporter{cfg: cfg.withDefaults()} }
+
+func (c ReportConfig) withDefaults() ReportConfig {
+	c.Concurrency = valutil.PositiveOrDefault(c.Concurrency, 8)
+	return c
 }
 
 // Progress is the number of users reported so far.

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/resetq/resetq/internal/valutil"
 )
 
 // BreakerConfig sets the circuit breakers: one per Region and one per pool.
@@ -25,11 +27,11 @@ type BreakerConfig struct {
 
 // WithDefaults returns c with its zero fields set to their defaults.
 func (c BreakerConfig) WithDefaults() BreakerConfig {
-	setDefault(&c.Threshold, 8)
-	setDefault(&c.Cooldown, 30*time.Second)
-	setDefault(&c.MaxCooldown, max(10*time.Minute, c.Cooldown))
-	setDefault(&c.MaxDeferral, 24*time.Hour)
-	setDefault(&c.EmailProbe, 10*time.Minute)
+	c.Threshold = valutil.ValOrDefault(c.Threshold, 8)
+	c.Cooldown = valutil.ValOrDefault(c.Cooldown, 30*time.Second)
+	c.MaxCooldown = valutil.ValOrDefault(c.MaxCooldown, max(10*time.Minute, c.Cooldown))
+	c.MaxDeferral = valutil.ValOrDefault(c.MaxDeferral, 24*time.Hour)
+	c.EmailProbe = valutil.ValOrDefault(c.EmailProbe, 10*time.Minute)
 	c.MaxCooldown = max(c.MaxCooldown, c.Cooldown)
 	return c
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/internal/retry"
+	"github.com/resetq/resetq/internal/valutil"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 )
@@ -162,18 +163,18 @@ func (c Config) Validate() error {
 
 // WithDefaults returns c with its zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
-	setDefault(&c.Concurrency, 16)
-	setDefault(&c.Policy.MaxAttempts, 8)
-	setDefault(&c.Policy.Transient.Base, 2*time.Second)
-	setDefault(&c.Policy.Transient.Max, 5*time.Minute)
-	setDefault(&c.Policy.Limit.Base, time.Minute)
-	setDefault(&c.Policy.Limit.Max, maxDelay)
-	setDefault(&c.ShutdownTimeout, 30*time.Second)
-	setDefault(&c.WaitTime, 20*time.Second)
-	setDefault(&c.PollTimeout, 10*time.Second)
-	setDefault(&c.Visibility, 60*time.Second)
-	setDefault(&c.CallTimeout, 10*time.Second)
-	setDefault(&c.DeleteLinger, time.Second)
+	c.Concurrency = valutil.ValOrDefault(c.Concurrency, 16)
+	c.Policy.MaxAttempts = valutil.ValOrDefault(c.Policy.MaxAttempts, 8)
+	c.Policy.Transient.Base = valutil.ValOrDefault(c.Policy.Transient.Base, 2*time.Second)
+	c.Policy.Transient.Max = valutil.ValOrDefault(c.Policy.Transient.Max, 5*time.Minute)
+	c.Policy.Limit.Base = valutil.ValOrDefault(c.Policy.Limit.Base, time.Minute)
+	c.Policy.Limit.Max = valutil.ValOrDefault(c.Policy.Limit.Max, maxDelay)
+	c.ShutdownTimeout = valutil.ValOrDefault(c.ShutdownTimeout, 30*time.Second)
+	c.WaitTime = valutil.ValOrDefault(c.WaitTime, 20*time.Second)
+	c.PollTimeout = valutil.ValOrDefault(c.PollTimeout, 10*time.Second)
+	c.Visibility = valutil.ValOrDefault(c.Visibility, 60*time.Second)
+	c.CallTimeout = valutil.ValOrDefault(c.CallTimeout, 10*time.Second)
+	c.DeleteLinger = valutil.ValOrDefault(c.DeleteLinger, time.Second)
 	c.Breaker = c.Breaker.WithDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -185,13 +186,6 @@ func (c Config) WithDefaults() Config {
 		c.Rand = rand.Float64
 	}
 	return c
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
 }
 
 // maxDelay is SQS's longest DelaySeconds.
