@@ -39,6 +39,9 @@ type Metrics struct {
 	// its local share because Redis fails. One gauge, not per Region: it
 	// is the state of the one Redis connection; all Regions switch together.
 	RateLimitFallback prometheus.Gauge
+	// HarmBudget is --harm-budget: the share of real users' calls a
+	// campaign may cost.
+	HarmBudget prometheus.Gauge
 }
 
 // New creates the metrics and registers them, with the Go and process
@@ -75,6 +78,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "resetq_ratelimit_limit",
 			Help: "Current AdminResetUserPassword rate limit in calls per second, by Region (adaptive, at most --rate).",
 		}, []string{"region"}),
+		HarmBudget: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "resetq_harm_budget",
+			Help: "--harm-budget: the share of real users' calls the campaign may cost by throttling them; resetq keeps its own throttled share under a fifth of it (0: off).",
+		}),
 		RateLimitFallback: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "resetq_ratelimit_fallback",
 			Help: "1 while --redis-url is set and Redis fails, so this replica paces at --rate/--fleet-size instead of the fleet-wide limit, else 0.",
@@ -131,7 +138,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	}
 	reg.MustRegister(m.Jobs, m.DeadLetters, m.CognitoRequests, m.CognitoDuration, m.Throttles,
 		m.RateLimitWait, m.RateLimit, m.Inflight, m.QueueMessages, m.CircuitOpen,
-		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks, m.RateLimitFallback,
+		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks, m.RateLimitFallback, m.HarmBudget,
 		m.PoolCircuitsOpen, m.DeadLetterFailures, m.EmailLimit, m.Steps, m.CognitoCalls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/resetq/resetq/internal/retry"
+	"github.com/resetq/resetq/internal/valutil"
 )
 
 // gcraScript is GCRA (the generic cell rate algorithm) with a burst of 1,
@@ -121,9 +123,11 @@ type fleetRegion struct {
 	keys []string      // TAT, pace, call counts
 	turn chan struct{} // one caller per Region asks Redis at a time
 
-	mu   sync.Mutex
-	pace pace    // the fleet's, as Redis last said
-	rate float64 // the fleet's rate at the last answer
+	mu        sync.Mutex
+	pace      pace    // the fleet's, as Redis last said
+	rate      float64 // the fleet's rate at the last answer
+	calls     int     // this replica's answers since the pace's cut
+	throttled int     // of which throttles
 }
 
 // NewFleet checks cfg and returns a Fleet. It does not dial: Redis is
@@ -137,21 +141,11 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	case cfg.FleetSize < 0:
 		return nil, fmt.Errorf("fleet limiter: fleet size must be at least 1, got %d", cfg.FleetSize)
 	}
-	if cfg.FleetSize == 0 {
-		cfg.FleetSize = 1
-	}
-	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = "resetq"
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 500 * time.Millisecond
-	}
-	if cfg.RetryInterval <= 0 {
-		cfg.RetryInterval = 3 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	cfg.FleetSize = valutil.PositiveOrDefault(cfg.FleetSize, 1)
+	cfg.KeyPrefix = valutil.ValOrDefault(cfg.KeyPrefix, "resetq")
+	cfg.Timeout = valutil.PositiveOrDefault(cfg.Timeout, 500*time.Millisecond)
+	cfg.RetryInterval = valutil.PositiveOrDefault(cfg.RetryInterval, 3*time.Second)
+	cfg.Logger = valutil.ValOrDefault(cfg.Logger, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if cfg.OnFallback == nil {
 		cfg.OnFallback = func(bool) {}
 	}
@@ -253,17 +247,7 @@ func (f *Fleet) Wait(ctx context.Context, region string) error {
 		return f.local.Wait(ctx, region)
 	}
 	f.answered()
-	if wait <= 0 {
-		return nil
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return retry.Sleep(ctx, wait)
 }
 
 // Throttled cuts region's fleet-wide rate after a TooManyRequestsException,
@@ -274,9 +258,11 @@ func (f *Fleet) Throttled(region string) {
 		f.local.Throttled(region)
 		return
 	}
+	r := f.region(region)
+	r.count(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*f.fc.Timeout)
 	defer cancel()
-	if err := f.cut(ctx, f.region(region)); err != nil {
+	if err := f.cut(ctx, r); err != nil {
 		f.failed(err)
 		f.local.Throttled(region)
 	}
@@ -287,6 +273,18 @@ func (f *Fleet) Throttled(region string) {
 func (f *Fleet) Succeeded(region string) {
 	if f.inFallback() {
 		f.local.Succeeded(region)
+		return
+	}
+	f.region(region).count(false)
+}
+
+// count notes an answer for the throttled share since the fleet's cut.
+func (r *fleetRegion) count(throttled bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if throttled {
+		r.throttled++
 	}
 }
 
@@ -386,6 +384,9 @@ func (f *Fleet) heardPace(r *fleetRegion, s string, now time.Time) error {
 	rate := f.pc.rateAt(p, now)
 	r.mu.Lock()
 	changed := rate != r.rate
+	if p.CutAt != r.pace.CutAt {
+		r.calls, r.throttled = 0, 0
+	}
 	r.pace, r.rate = p, rate
 	r.mu.Unlock()
 	if changed {
@@ -439,7 +440,10 @@ func (f *Fleet) cutTx(ctx context.Context, tx *redis.Tx, r *fleetRegion) error {
 		return err
 	}
 	found, busy := fleetCalls(c, now)
-	np, ok := f.pc.cut(p, now, found, busy)
+	r.mu.Lock()
+	calls, throttled := r.calls, r.throttled
+	r.mu.Unlock()
+	np, ok := f.pc.cut(p, now, found, busy, calls, throttled)
 	if ok {
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, r.keys[1], np.String(), paceTTL)

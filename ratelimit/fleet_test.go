@@ -746,12 +746,12 @@ func TestFleetOneThrottleOneCut(t *testing.T) {
 // refused.
 func TestPaceString(t *testing.T) {
 	t.Parallel()
-	p := pace{CutAt: time.UnixMicro(1764460800123456), Cut: true, To: 18.25, From: 20.5, Shared: true}
+	p := pace{CutAt: time.UnixMicro(1764460800123456), Cut: true, To: 18.25, From: 20.5, Shared: true, Gain: 0.25}
 	got, err := parsePace(p.String())
 	if err != nil || got != p {
 		t.Fatalf("parsePace(%q) = %+v, %v; want %+v", p.String(), got, err, p)
 	}
-	for _, bad := range []string{"", "1 1 2 3", "1 2 2 3 0", "x 1 2 3 0", "1 1 -2 3 0", "1 1 NaN 3 0"} {
+	for _, bad := range []string{"", "1 1 2 3 0", "1 2 2 3 0 1", "x 1 2 3 0 1", "1 1 -2 3 0 1", "1 1 NaN 3 0 1", "1 1 2 3 0 0", "1 1 2 3 0 1.5"} {
 		if _, err := parsePace(bad); err == nil {
 			t.Errorf("parsePace(%q) accepted", bad)
 		}

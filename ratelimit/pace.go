@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -16,10 +17,11 @@ type pace struct {
 	To     float64   // the rate the cut set
 	From   float64   // the quota found at the cut (0: none, climb fast)
 	Shared bool      // the cut left real users headroom
+	Gain   float64   // speed of the probes near From (0: 1)
 }
 
 // start is the pace before any throttle.
-func (c Config) start(now time.Time) pace { return pace{CutAt: now, To: c.Ceiling} }
+func (c Config) start(now time.Time) pace { return pace{CutAt: now, To: c.Start} }
 
 // rateAt is p's rate at now.
 func (c Config) rateAt(p pace, now time.Time) float64 {
@@ -31,14 +33,15 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 	type segment struct{ to, slope float64 }
 	segs := []segment{{c.Ceiling, c.Increase}}
 	if p.From > 0 {
-		slow := min(c.Increase, c.PlateauIncrease*p.From)
+		g := p.gain()
+		slow := min(c.Increase, c.PlateauIncrease*p.From*g)
 		lo := c.Plateau * p.From
 		if p.Shared {
 			lo = min(lo, p.To)
 		}
 		segs = []segment{{lo, c.Increase}}
-		if p.Shared && p.From > p.To {
-			segs = append(segs, segment{p.From, min(slow, (p.From-p.To)/c.SharedRecovery.Seconds())})
+		if back := p.From - c.SharedMargin; p.Shared && back > p.To {
+			segs = append(segs, segment{back, min(slow, (back-p.To)/c.SharedRecovery.Seconds())})
 		}
 		segs = append(segs, segment{(2 - c.Plateau) * p.From, slow}, segment{c.Ceiling, c.Increase})
 	}
@@ -55,10 +58,21 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 	return min(r, c.Ceiling)
 }
 
-// cut is p after a throttle at now, when the rate was limit, found calls
-// got through in the last second, and calls had run for busy without a
-// gap. It is p itself within CutInterval of the last cut.
-func (c Config) cut(p pace, now time.Time, found float64, busy time.Duration) (pace, bool) {
+func (p pace) gain() float64 {
+	if p.Gain <= 0 {
+		return 1
+	}
+	return p.Gain
+}
+
+// Bounds of pace.Gain.
+const minGain, maxGain = 1.0 / 64, 1
+
+// cut is p after a throttle at now, when found calls got through in the
+// last second, calls had run for busy without a gap, and of the calls
+// answered since the last cut, throttled were throttled. It is p itself
+// within CutInterval of the last cut.
+func (c Config) cut(p pace, now time.Time, found float64, busy time.Duration, calls, throttled int) (pace, bool) {
 	if p.Cut && now.Sub(p.CutAt) < c.CutInterval {
 		return p, false
 	}
@@ -76,12 +90,18 @@ func (c Config) cut(p pace, now time.Time, found float64, busy time.Duration) (p
 	if busy < time.Second {
 		from = 0 // found is only part of the quota: climb fast
 	}
-	return pace{CutAt: now, Cut: true, To: max(c.Floor, to), From: from, Shared: shared}, true
+	g := p.gain()
+	if c.ThrottleTarget > 0 && p.Cut && calls > 0 {
+		// Throttled more often than the target: probe more slowly.
+		share := float64(throttled) / float64(calls)
+		g = min(maxGain, max(minGain, g*math.Sqrt(min(4, max(0.25, c.ThrottleTarget/share)))))
+	}
+	return pace{CutAt: now, Cut: true, To: max(c.Floor, to), From: from, Shared: shared, Gain: g}, true
 }
 
-// String encodes p for Redis: microseconds, cut, to, from, shared.
+// String encodes p for Redis: microseconds, cut, to, from, shared, gain.
 func (p pace) String() string {
-	return fmt.Sprintf("%d %d %g %g %d", p.CutAt.UnixMicro(), b2i(p.Cut), p.To, p.From, b2i(p.Shared))
+	return fmt.Sprintf("%d %d %g %g %d %g", p.CutAt.UnixMicro(), b2i(p.Cut), p.To, p.From, b2i(p.Shared), p.gain())
 }
 
 func b2i(b bool) int {
@@ -94,8 +114,12 @@ func b2i(b bool) int {
 // parsePace decodes pace.String.
 func parsePace(s string) (pace, error) {
 	f := strings.Fields(s)
-	if len(f) != 5 {
-		return pace{}, fmt.Errorf("pace %q: want 5 fields", s)
+	if len(f) != 6 {
+		return pace{}, fmt.Errorf("pace %q: want 6 fields", s)
+	}
+	g, err := strconv.ParseFloat(f[5], 64)
+	if err != nil || !(g >= minGain && g <= maxGain) {
+		return pace{}, fmt.Errorf("pace %q: bad gain", s)
 	}
 	at, err1 := strconv.ParseInt(f[0], 10, 64)
 	to, err2 := strconv.ParseFloat(f[2], 64)
@@ -104,5 +128,5 @@ func parsePace(s string) (pace, error) {
 	if err1 != nil || err2 != nil || err3 != nil || !(to >= 0) || !(from >= 0) || !flag(f[1]) || !flag(f[4]) {
 		return pace{}, fmt.Errorf("pace %q: bad field", s)
 	}
-	return pace{CutAt: time.UnixMicro(at), Cut: f[1] == "1", To: to, From: from, Shared: f[4] == "1"}, nil
+	return pace{CutAt: time.UnixMicro(at), Cut: f[1] == "1", To: to, From: from, Shared: f[4] == "1", Gain: g}, nil
 }

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resetq/resetq/internal/valutil"
 	"golang.org/x/time/rate"
 )
 
@@ -86,6 +87,16 @@ type Config struct {
 	// (sim_test.go) and the benchmark's scenario 2 (docs/benchmarks.md).
 	SharedBelow, Headroom float64
 	SharedRecovery        time.Duration
+	// SharedMargin is how far under the quota found a shared cut returns
+	// to before it probes again. Default 0.75 Headroom.
+	SharedMargin float64
+	// Start is the rate of the first call, from which the limiter climbs
+	// at Increase to the ceiling. Default: the ceiling.
+	Start float64
+	// ThrottleTarget is the share of its own calls the limiter lets be
+	// throttled over time (0: off). At each cut the probes' speed is
+	// scaled by how the share since the last cut compares with it.
+	ThrottleTarget float64
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -94,31 +105,23 @@ func (c Config) withDefaults() (Config, error) {
 	if !(c.Ceiling > 0) || math.IsInf(c.Ceiling, 1) {
 		return c, fmt.Errorf("rate ceiling must be a positive number, got %v", c.Ceiling)
 	}
-	if c.Floor <= 0 {
-		c.Floor = max(0.5, c.Ceiling*0.05)
-	}
-	c.Floor = min(c.Floor, c.Ceiling)
+	c.Floor = min(valutil.PositiveOrDefault(c.Floor, max(0.5, c.Ceiling*0.05)), c.Ceiling)
 	if c.Decrease <= 0 || c.Decrease >= 1 {
 		c.Decrease = 0.97
 	}
-	if c.Increase <= 0 {
-		c.Increase = c.Ceiling * 0.05
-	}
-	if c.CutInterval <= 0 {
-		c.CutInterval = time.Second
-	}
+	c.Increase = valutil.PositiveOrDefault(c.Increase, c.Ceiling*0.05)
+	c.CutInterval = valutil.PositiveOrDefault(c.CutInterval, time.Second)
 	if c.Plateau <= 0 || c.Plateau >= 1 {
 		c.Plateau = 0.9
 	}
-	if c.PlateauIncrease <= 0 {
-		c.PlateauIncrease = 0.003
+	c.PlateauIncrease = valutil.PositiveOrDefault(c.PlateauIncrease, 0.003)
+	c.Headroom = valutil.PositiveOrDefault(c.Headroom, 2)
+	c.SharedRecovery = valutil.PositiveOrDefault(c.SharedRecovery, 2*time.Minute)
+	c.SharedMargin = valutil.PositiveOrDefault(c.SharedMargin, 0.75*c.Headroom)
+	if c.Start <= 0 || c.Start > c.Ceiling {
+		c.Start = c.Ceiling
 	}
-	if c.Headroom <= 0 {
-		c.Headroom = 2
-	}
-	if c.SharedRecovery <= 0 {
-		c.SharedRecovery = 2 * time.Minute
-	}
+	c.ThrottleTarget = max(c.ThrottleTarget, 0)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -131,9 +134,11 @@ type Limiter struct {
 	bucket *rate.Limiter
 
 	mu        sync.Mutex
-	p         pace
+	p         pace        // zero until the first call
 	limit     float64     // the rate last set on bucket
 	oks       []time.Time // successes in the last second, oldest first
+	calls     int         // answers since the last cut
+	throttled int         // of which throttles
 	lastHeard time.Time   // the last Throttled or Succeeded
 	busySince time.Time   // start of the current run of calls (no gap over a second)
 }
@@ -144,7 +149,7 @@ func New(cfg Config) (*Limiter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Limiter{cfg: cfg, bucket: rate.NewLimiter(rate.Limit(cfg.Ceiling), 1), limit: cfg.Ceiling, p: cfg.start(time.Time{})}, nil
+	return &Limiter{cfg: cfg, bucket: rate.NewLimiter(rate.Limit(cfg.Ceiling), 1), limit: cfg.Ceiling}, nil
 }
 
 // Wait blocks until a call may go, or ctx ends.
@@ -192,12 +197,15 @@ func (l *Limiter) Throttled() (float64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.cfg.Now()
+	l.update(now)
+	l.calls++
+	l.throttled++
 	if l.p.Cut && now.Sub(l.p.CutAt) < l.cfg.CutInterval {
 		return l.update(now)
 	}
 	busy := l.heard(now)
-	if p, ok := l.cfg.cut(l.p, now, float64(l.recentOKs(now)), busy); ok {
-		l.p = p
+	if p, ok := l.cfg.cut(l.p, now, float64(l.recentOKs(now)), busy, l.calls, l.throttled); ok {
+		l.p, l.calls, l.throttled = p, 0, 0
 	}
 	return l.update(now)
 }
@@ -208,6 +216,7 @@ func (l *Limiter) Succeeded() (float64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.cfg.Now()
+	l.calls++
 	l.heard(now)
 	l.oks = append(l.oks, now)
 	l.recentOKs(now)
@@ -238,6 +247,9 @@ func (l *Limiter) recentOKs(now time.Time) int {
 // update sets the bucket to the pace's rate at now. It returns the rate
 // and whether it changed.
 func (l *Limiter) update(now time.Time) (float64, bool) {
+	if l.p.CutAt.IsZero() {
+		l.p = l.cfg.start(now)
+	}
 	limit := l.cfg.rateAt(l.p, now)
 	changed := limit != l.limit
 	if changed {

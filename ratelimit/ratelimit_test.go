@@ -17,9 +17,9 @@ func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 func TestLimiterAdapts(t *testing.T) {
 	t.Parallel()
 	c := &clock{t: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)}
-	// SharedRecovery 128 s: 2 calls/s of headroom come back at 1/64 per
-	// second, a step exact in binary.
-	l, err := New(Config{Ceiling: 20, SharedBelow: 19, SharedRecovery: 128 * time.Second, Now: c.Now})
+	// SharedRecovery 128 s and SharedMargin 1: of 2 calls/s of headroom, 1
+	// comes back at 1/128 per second, a step exact in binary.
+	l, err := New(Config{Ceiling: 20, SharedBelow: 19, SharedRecovery: 128 * time.Second, SharedMargin: 1, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,21 +70,20 @@ func TestLimiterAdapts(t *testing.T) {
 	l.Throttled()
 	check("under 95% of the ceiling got through: real users have the rest; cut to 2 calls/s under the 10", 8)
 	succeed(64, 64*time.Second)
-	check("back toward the quota found through the headroom slowly: 2 calls/s in 128 s", 9)
+	check("back toward 1 call/s under the quota found, slowly: 1 call/s in 128 s", 8.5)
 	succeed(64, 64*time.Second)
-	check("at the quota found", 10)
+	check("1 call/s under the quota found", 9)
 	succeed(33, 33*time.Second)
-	check("past it without a throttle, probing gently up to 1.1 times it (0.03/s)", 10+33*0.03)
-	succeed(5, 5*time.Second)
-	check("past that (real users left), fast again: 1/s", 11+(38-1/0.03)*1)
-
+	check("then probing gently up to 1.1 times it (0.03/s)", 9+33*0.03)
+	succeed(40, 40*time.Second)
+	check("past that (real users left), fast again: 1/s", 11+(73-2/0.03)*1)
 	succeed(5, 5*time.Second)
 	c.Advance(100 * time.Millisecond)
 	succeed(18, 900*time.Millisecond) // at the ceiling, real users back: 18 of ours got through
 	l.Throttled()
 	check("cut to 2 calls/s under the 18", 16)
 	succeed(64, 64*time.Second)
-	check("back toward the quota found in 128 s: 2/128 per second", 17)
+	check("back toward 1 call/s under the quota found in 128 s: 1/128 per second", 16.5)
 	c.Advance(100 * time.Millisecond)
 	succeed(16, 900*time.Millisecond) // still on the way back: 16 got through
 	l.Throttled()
@@ -158,5 +157,63 @@ func TestWaitHonoursContext(t *testing.T) {
 	cancel()
 	if err := l.Wait(ctx); err == nil {
 		t.Fatal("Wait on a canceled context returned nil")
+	}
+}
+
+// TestCutGain: with a ThrottleTarget, a cut slows the probes when the
+// share throttled since the last cut was over the target, speeds them
+// back up (never past the default) when under, and leaves them alone
+// without a target or before a first cut.
+func TestCutGain(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	cut := pace{CutAt: now.Add(-time.Minute), Cut: true, To: 10, From: 12, Gain: 0.5}
+	for _, tt := range []struct {
+		name             string
+		target           float64
+		p                pace
+		calls, throttled int
+		want             float64
+	}{
+		{"no target", 0, cut, 100, 10, 0.5},
+		{"throttled 4x the target: half speed", 0.001, cut, 4000, 16, 0.25},
+		{"10x the target: at most half speed per cut", 0.001, cut, 1000, 10, 0.25},
+		{"a quarter of the target: double speed", 0.001, cut, 4000, 1, 1},
+		{"never past the default speed", 0.001, pace{CutAt: cut.CutAt, Cut: true, To: 10, From: 12, Gain: 1}, 100000, 1, 1},
+		{"never under the least", 0.001, pace{CutAt: cut.CutAt, Cut: true, To: 10, From: 12, Gain: minGain}, 100, 50, minGain},
+		{"the start is not a cut", 0.001, pace{CutAt: cut.CutAt, To: 10, Gain: 0.5}, 100, 50, 0.5},
+	} {
+		c, _ := Config{Ceiling: 20, ThrottleTarget: tt.target}.withDefaults()
+		got, ok := c.cut(tt.p, now, 12, 10*time.Second, tt.calls, tt.throttled)
+		if !ok || !near(got.Gain, tt.want) {
+			t.Errorf("%s: gain %v (cut %v), want %v", tt.name, got.Gain, ok, tt.want)
+		}
+	}
+	// The gain scales the probe near the quota found: at half speed it
+	// climbs 0.3% × 12 / 2 per second.
+	c, _ := Config{Ceiling: 20}.withDefaults()
+	p := pace{CutAt: now, Cut: true, To: 11.7, From: 12, Gain: 0.5}
+	if got := c.rateAt(p, now.Add(10*time.Second)); !near(got, 11.7+10*0.003*12/2) {
+		t.Errorf("rate 10 s after a cut at gain 0.5: %v", got)
+	}
+}
+
+// TestLimiterStart: with Start, the first call goes at Start and the rate
+// climbs at Increase to the ceiling.
+func TestLimiterStart(t *testing.T) {
+	t.Parallel()
+	c := &clock{t: time.Unix(0, 0)}
+	l, _ := New(Config{Ceiling: 20, Start: 10, Now: c.Now})
+	c.Advance(time.Hour) // the ramp starts at the first call, not at New
+	if got := l.Limit(); got != 10 {
+		t.Fatalf("first limit %v, want the start 10", got)
+	}
+	c.Advance(5 * time.Second)
+	if got := l.Limit(); !near(got, 15) {
+		t.Fatalf("5 s later %v, want 10 + 5 × 1/s", got)
+	}
+	c.Advance(time.Minute)
+	if got := l.Limit(); got != 20 {
+		t.Fatalf("a minute later %v, want the ceiling", got)
 	}
 }
