@@ -45,9 +45,9 @@ const (
 // Jitter is how late an evenly spaced call may come (uniform in [0, Jitter]).
 const Jitter = time.Millisecond
 
-// StepPhase is the length of each of Step's phases: a 60 s cycle, so that a
-// benchmark run of a minute or two sees the rise and the fall.
-const StepPhase = 20 * time.Second
+// StepPhase is the length of each of Step's phases: a 30 s cycle, so that a
+// benchmark run of half a minute sees the rise and the fall.
+const StepPhase = 10 * time.Second
 
 // The campaign's own users, scaled so that their load reaches steady state
 // within a benchmark run: real users confirm minutes to hours after the

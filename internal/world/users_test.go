@@ -85,7 +85,8 @@ func TestStepUsers(t *testing.T) {
 	t.Parallel()
 	calls := take(t, mustUsers(t, Step, 10, 1), at(120_000))
 	got := perWindow(calls, StepPhase, 6)
-	want := []int{100, 400, 100, 100, 400, 100} // 5/s, 20/s, 5/s, twice
+	low, high := int(5*StepPhase.Seconds()), int(20*StepPhase.Seconds())
+	want := []int{low, high, low, low, high, low} // 5/s, 20/s, 5/s, twice
 	for i := range want {
 		if d := got[i] - want[i]; d < -1 || d > 1 {
 			t.Errorf("calls per %v phase: %v, want %v (±1 at the edges)", StepPhase, got, want)
@@ -93,7 +94,7 @@ func TestStepUsers(t *testing.T) {
 		}
 	}
 	if len(calls) != 1200 {
-		t.Errorf("%d calls in two cycles, want a mean of 10/s: 1,200", len(calls))
+		t.Errorf("%d calls in 120 s, whole cycles, want a mean of 10/s: 1,200", len(calls))
 	}
 }
 
