@@ -42,6 +42,11 @@ func (h *harness) pacing(ctx context.Context) {
 
 func (h *harness) pacingRow(ctx context.Context, model, pattern string, seed uint64) {
 	scenario := "5 " + model + " × " + pattern
+	aloneFor, constantFor := h.p.worldAlone, h.p.constantFor
+	if pattern == rw.Step && h.p.stepCycle {
+		// Whole cycles: a run within the first phase would see only 5/s.
+		aloneFor, constantFor = max(aloneFor, 3*rw.StepPhase), max(constantFor, 3*rw.StepPhase)
+	}
 	front, frontHarm := rw.Frontier(model, worldQuota, worldBurst, pattern, worldUsers, h.p.harmBudget, h.p.frontierSim, seed)
 	base := func(contender string) *row {
 		return &row{Scenario: scenario, Model: model, Pattern: pattern, Contender: contender, Quota: worldQuota,
@@ -50,14 +55,14 @@ func (h *harness) pacingRow(ctx context.Context, model, pattern string, seed uin
 	}
 
 	alone := base("real users alone")
-	alone.SimHarm = simulatedHarm(model, pattern, 0, h.p.worldAlone, seed)
+	alone.SimHarm = simulatedHarm(model, pattern, 0, aloneFor, seed)
 	if pattern == rw.Confirm {
 		alone.Target = "n/a (no campaign, no confirmations)"
 	} else {
 		h.startWorld(ctx, model, pattern, seed, false)
 		h.w.stub.Reset()
 		began := time.Now()
-		sleep(ctx, h.p.worldAlone)
+		sleep(ctx, aloneFor)
 		bg := h.w.stub.Stats().Background
 		alone.BackgroundCalls, alone.BackgroundThrottled = bg.Calls, bg.ThrottledShare()
 		alone.UsersRate = float64(bg.Calls) / time.Since(began).Seconds()
@@ -79,9 +84,9 @@ func (h *harness) pacingRow(ctx context.Context, model, pattern string, seed uin
 		h.add(c)
 		return
 	}
-	c.Jobs = int(front * h.p.constantFor.Seconds())
+	c.Jobs = int(front * constantFor.Seconds())
 	c.lossy = true
-	c.SimHarm = simulatedHarm(model, pattern, front, h.p.constantFor, seed)
+	c.SimHarm = simulatedHarm(model, pattern, front, constantFor, seed)
 	h.startWorld(ctx, model, pattern, seed, true)
 	h.measure(ctx, c, func() (time.Time, error) {
 		start := time.Now()
