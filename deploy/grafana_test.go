@@ -385,3 +385,21 @@ func ruleExpr(t *testing.T, rules, record string) string {
 	}
 	return block
 }
+
+// TestDashboardHarmBudget: one panel draws resetq's throttled share beside
+// its target, a fifth of resetq_harm_budget.
+func TestDashboardHarmBudget(t *testing.T) {
+	t.Parallel()
+	d := loadDashboard(t)
+	for _, p := range d.Panels {
+		var share, target bool
+		for _, tg := range p.Targets {
+			share = share || strings.Contains(tg.Expr, "throttled_share")
+			target = target || regexp.MustCompile(`resetq_harm_budget\{[^}]*\}\)? */ *5\b`).MatchString(tg.Expr)
+		}
+		if share && target {
+			return
+		}
+	}
+	t.Error("no panel draws the throttled share beside resetq_harm_budget / 5")
+}
