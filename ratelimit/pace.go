@@ -32,6 +32,9 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 	}
 	type segment struct{ to, slope float64 }
 	segs := []segment{{c.Ceiling, c.Increase}}
+	if !p.Cut {
+		segs = []segment{{c.Ceiling, c.StartIncrease}}
+	}
 	if p.From > 0 {
 		g := p.gain()
 		slow := min(c.Increase, c.PlateauIncrease*p.From*g)
@@ -91,7 +94,7 @@ func (c Config) cut(p pace, now time.Time, found float64, busy time.Duration, ca
 		from = 0 // found is only part of the quota: climb fast
 	}
 	g := p.gain()
-	if c.ThrottleTarget > 0 && p.Cut && calls > 0 {
+	if shared && c.ThrottleTarget > 0 && p.Cut && calls > 0 {
 		// Throttled more often than the target: probe more slowly.
 		share := float64(throttled) / float64(calls)
 		g = min(maxGain, max(minGain, g*math.Sqrt(min(4, max(0.25, c.ThrottleTarget/share)))))

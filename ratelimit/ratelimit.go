@@ -91,8 +91,10 @@ type Config struct {
 	// to before it probes again. Default 0.75 Headroom.
 	SharedMargin float64
 	// Start is the rate of the first call, from which the limiter climbs
-	// at Increase to the ceiling. Default: the ceiling.
+	// at StartIncrease to the ceiling. Default: the ceiling.
 	Start float64
+	// StartIncrease is the climb from Start per second. Default Increase.
+	StartIncrease float64
 	// ThrottleTarget is the share of its own calls the limiter lets be
 	// throttled over time (0: off). At each cut the probes' speed is
 	// scaled by how the share since the last cut compares with it.
@@ -121,6 +123,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Start <= 0 || c.Start > c.Ceiling {
 		c.Start = c.Ceiling
 	}
+	c.StartIncrease = valutil.PositiveOrDefault(c.StartIncrease, c.Increase)
 	c.ThrottleTarget = max(c.ThrottleTarget, 0)
 	if c.Now == nil {
 		c.Now = time.Now

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -160,10 +161,11 @@ func TestWaitHonoursContext(t *testing.T) {
 	}
 }
 
-// TestCutGain: with a ThrottleTarget, a cut slows the probes when the
-// share throttled since the last cut was over the target, speeds them
+// TestCutGain: with a ThrottleTarget, a shared cut slows the probes when
+// the share throttled since the last cut was over the target, speeds them
 // back up (never past the default) when under, and leaves them alone
-// without a target or before a first cut.
+// without a target, before a first cut, or when the cut finds nobody else
+// in the quota (alone, resetq's throttles cost nobody).
 func TestCutGain(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1000, 0)
@@ -182,9 +184,14 @@ func TestCutGain(t *testing.T) {
 		{"never past the default speed", 0.001, pace{CutAt: cut.CutAt, Cut: true, To: 10, From: 12, Gain: 1}, 100000, 1, 1},
 		{"never under the least", 0.001, pace{CutAt: cut.CutAt, Cut: true, To: 10, From: 12, Gain: minGain}, 100, 50, minGain},
 		{"the start is not a cut", 0.001, pace{CutAt: cut.CutAt, To: 10, Gain: 0.5}, 100, 50, 0.5},
+		{"not shared (nobody else in the quota): left as it was", 0.001, cut, 1000, 10, 0.5},
 	} {
-		c, _ := Config{Ceiling: 20, ThrottleTarget: tt.target}.withDefaults()
-		got, ok := c.cut(tt.p, now, 12, 10*time.Second, tt.calls, tt.throttled)
+		c, _ := Config{Ceiling: 20, SharedBelow: 19, ThrottleTarget: tt.target}.withDefaults()
+		found := 12.0 // under SharedBelow: real users have the rest
+		if strings.HasPrefix(tt.name, "not shared") {
+			found = 19.5
+		}
+		got, ok := c.cut(tt.p, now, found, 10*time.Second, tt.calls, tt.throttled)
 		if !ok || !near(got.Gain, tt.want) {
 			t.Errorf("%s: gain %v (cut %v), want %v", tt.name, got.Gain, ok, tt.want)
 		}
@@ -199,11 +206,11 @@ func TestCutGain(t *testing.T) {
 }
 
 // TestLimiterStart: with Start, the first call goes at Start and the rate
-// climbs at Increase to the ceiling.
+// climbs at StartIncrease to the ceiling.
 func TestLimiterStart(t *testing.T) {
 	t.Parallel()
 	c := &clock{t: time.Unix(0, 0)}
-	l, _ := New(Config{Ceiling: 20, Start: 10, Now: c.Now})
+	l, _ := New(Config{Ceiling: 20, Start: 10, StartIncrease: 1, Now: c.Now})
 	c.Advance(time.Hour) // the ramp starts at the first call, not at New
 	if got := l.Limit(); got != 10 {
 		t.Fatalf("first limit %v, want the start 10", got)

@@ -114,17 +114,17 @@ func TestWorld(t *testing.T) {
 		maxHarm        float64 // real users' throttled share
 		minShare       float64 // of the frontier's rate
 	}{
-		{world.Sliding, world.Even, 0.03, 0.9}, // misses: real users' loss is invisible to the worker
+		{world.Sliding, world.Even, 0.03, 0.9}, // misses: real users' loss does not reach the worker
 		{world.Sliding, world.Poisson, budget, 0.9},
-		{world.Sliding, world.Step, 0.03, 0.9}, // misses, as with even users
+		{world.Sliding, world.Step, 0.035, 0.9}, // misses, as with even users at 20/s
 		{world.Sliding, world.Confirm, budget, 0.9},
 		{world.Second, world.Even, budget, 0.9},
-		{world.Second, world.Poisson, budget, 0.8}, // misses the rate
+		{world.Second, world.Poisson, budget, 0.85}, // misses the rate
 		{world.Second, world.Step, budget, 0.9},
-		{world.Second, world.Confirm, budget, 0.9},
+		{world.Second, world.Confirm, budget, 0.88}, // at the edge of the rate
 		{world.Bucket, world.Even, budget, 0.9},
 		{world.Bucket, world.Poisson, budget, 0.9},
-		{world.Bucket, world.Step, budget, 0.8}, // misses the rate
+		{world.Bucket, world.Step, 0.025, 0.9}, // misses: the bucket's burst hides each rise of real users
 		{world.Bucket, world.Confirm, budget, 0.9},
 	}
 	for _, tt := range tests {

@@ -82,7 +82,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.fleetSize, "fleet-size", 1, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this")
 	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", "resetq", "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:REGION, PREFIX:pace:REGION and PREFIX:calls:REGION (PREFIX:{REGION}:ratelimit and so on with --redis-cluster)")
 	fs.StringVar(&f.statusCheck, "status-check", "all", "before a reset, ask Cognito (AdminGetUser) whether the user is already RESET_REQUIRED, and if so count the job done without a second code: all (every job: a user named twice gets one code), redelivered (only jobs delivered again or sent back after a failed call), or off")
-	fs.Float64Var(&f.harmBudget, "harm-budget", 0.005, "the share of real users' calls in the quota (forgot password, confirm) a campaign may cost by throttling them: resetq keeps its own throttled share under a fifth of it and starts at half --rate (0: off)")
+	fs.Float64Var(&f.harmBudget, "harm-budget", 0.005, "the share of real users' calls in the quota (forgot password, confirm) a campaign may cost by throttling them: resetq keeps its own throttled share under a fifth of it and starts at three quarters of --rate (0: off)")
 	fs.Float64Var(&f.statusCheckRate, "status-check-rate", 50, "AdminGetUser calls per second per Region for --status-check (their quota, UserRead, is 120/s shared with the pool's other readers; keep it above --rate)")
 	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "deprecated: false is --status-check=off")
 	fs.BoolVar(&f.globalSignOut, "global-sign-out", false, "end every job's user's sessions (AdminUserGlobalSignOut: refresh tokens stop working) before the reset; a job can ask for it alone with the resetq.global-sign-out attribute (resetq enqueue --global-sign-out)")
@@ -238,7 +238,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if f.harmBudget > 0 {
 		// Real users lose about 1 to 4 calls for each of resetq's own
 		// throttles (docs/benchmarks.md, "Pacing in the world").
-		cfg.ThrottleTarget, cfg.Start = f.harmBudget/5, f.rate/2
+		cfg.ThrottleTarget, cfg.Start = f.harmBudget/5, 0.75*f.rate
 		m.HarmBudget.Set(f.harmBudget)
 	}
 	var usage *usagewatch.Watcher

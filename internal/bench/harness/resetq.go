@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -21,67 +22,86 @@ type proc struct {
 	err        error
 }
 
+// replica is when one resetq process of a run starts and, if stop > 0,
+// when it is sent SIGTERM (a replica removed mid-run), both from the
+// run's start.
+type replica struct{ start, stop time.Duration }
+
 // runResetq runs n resetq work processes on q until each exits (the queue
 // drained, --exit-when-idle) or timeout, when they are killed. extra is
 // appended to each one's arguments.
 func (w *world) runResetq(ctx context.Context, q queues, n int, idle, timeout time.Duration, extra ...string) []proc {
+	return w.runReplicas(ctx, q, make([]replica, n), idle, timeout, extra...)
+}
+
+// runReplicas is runResetq with each process started and stopped on its
+// own schedule.
+func (w *world) runReplicas(ctx context.Context, q queues, plan []replica, idle, timeout time.Duration, extra ...string) []proc {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	type running struct {
-		cmd   *exec.Cmd
-		start time.Time
-		log   string
-		err   error
-	}
-	rs := make([]running, n)
 	id := w.seq.Add(1)
-	for i := range rs {
-		args := append([]string{"work", "--queue-url", q.url, "--dlq-url", q.dlq, "--allow-any-pool",
-			"--exit-when-idle", idle.String(), "--metrics-addr", "127.0.0.1:0", "--usage-metrics=false"}, extra...)
-		cmd := exec.CommandContext(ctx, w.bin, args...)
-		cmd.Env = []string{
-			"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir,
-			"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
-			"AWS_ENDPOINT_URL_SQS=" + w.proxy.URL,
-			"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + w.stub.URL,
-		}
-		rs[i].log = filepath.Join(w.dir, "resetq-"+strconv.FormatInt(id, 10)+"-"+strconv.Itoa(i)+".log")
-		f, err := os.Create(rs[i].log)
-		if err != nil {
-			rs[i].err = err
-			continue
-		}
-		cmd.Stdout, cmd.Stderr = f, f
-		rs[i].start = time.Now()
-		rs[i].err = cmd.Start()
-		f.Close()
-		rs[i].cmd = cmd
+	out := make([]proc, len(plan))
+	logs := make([]string, len(plan))
+	var wg sync.WaitGroup
+	for i, rp := range plan {
+		logs[i] = filepath.Join(w.dir, "resetq-"+strconv.FormatInt(id, 10)+"-"+strconv.Itoa(i)+".log")
+		wg.Go(func() { out[i] = w.runOne(ctx, q, rp, logs[i], idle, timeout, extra) })
 	}
-	out := make([]proc, n)
-	for i, r := range rs {
-		p := proc{start: r.start, err: r.err}
-		if r.err == nil {
-			p.err = r.cmd.Wait()
-			p.end = time.Now()
-			if ru, ok := r.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-				p.cpu = time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
-				p.maxRSSKiB = ru.Maxrss
-			}
-			if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				p.err = fmt.Errorf("killed after %v: %v", timeout, p.err)
-			}
-			if p.err != nil {
-				p.err = fmt.Errorf("resetq %d: %w; log: %s", i, p.err, tail(r.log, 600))
-			}
+	wg.Wait()
+	for i := range out {
+		if out[i].err != nil {
+			out[i].err = fmt.Errorf("resetq %d: %w; log: %s", i, out[i].err, tail(logs[i], 600))
 		}
-		out[i] = p
 	}
-	for _, r := range rs {
-		if r.err == nil && out[0].err == nil {
-			os.Remove(r.log)
+	if out[0].err == nil {
+		for _, l := range logs {
+			os.Remove(l)
 		}
 	}
 	return out
+}
+
+// runOne runs one process of runReplicas.
+func (w *world) runOne(ctx context.Context, q queues, rp replica, log string, idle, timeout time.Duration, extra []string) proc {
+	sleep(ctx, rp.start)
+	if ctx.Err() != nil {
+		return proc{err: ctx.Err()}
+	}
+	args := append([]string{"work", "--queue-url", q.url, "--dlq-url", q.dlq, "--allow-any-pool",
+		"--exit-when-idle", idle.String(), "--metrics-addr", "127.0.0.1:0", "--usage-metrics=false"}, extra...)
+	cmd := exec.CommandContext(ctx, w.bin, args...)
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir,
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ENDPOINT_URL_SQS=" + w.proxy.URL,
+		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + w.stub.URL,
+	}
+	f, err := os.Create(log)
+	if err != nil {
+		return proc{err: err}
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	p := proc{start: time.Now()}
+	err = cmd.Start()
+	f.Close()
+	if err != nil {
+		p.err = err
+		return p
+	}
+	if rp.stop > 0 {
+		t := time.AfterFunc(rp.stop-rp.start, func() { cmd.Process.Signal(syscall.SIGTERM) })
+		defer t.Stop()
+	}
+	p.err = cmd.Wait()
+	p.end = time.Now()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		p.cpu = time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
+		p.maxRSSKiB = ru.Maxrss
+	}
+	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		p.err = fmt.Errorf("killed after %v: %v", timeout, p.err)
+	}
+	return p
 }
 
 // tail is the end of a file, on one line.

@@ -180,6 +180,11 @@ func (h *harness) runBaseline(ctx context.Context, r *row, kind string) {
 
 // runResetq measures n resetq processes over a queue of r.Jobs.
 func (h *harness) runResetq(ctx context.Context, r *row, n int, args ...string) {
+	h.runReplicas(ctx, r, make([]replica, n), args...)
+}
+
+// runReplicas measures resetq processes started and stopped by plan.
+func (h *harness) runReplicas(ctx context.Context, r *row, plan []replica, args ...string) {
 	q, err := h.w.newQueues(ctx, r.Jobs)
 	defer h.w.deleteQueues(ctx, q)
 	if err != nil {
@@ -196,7 +201,7 @@ func (h *harness) runResetq(ctx context.Context, r *row, n int, args ...string) 
 	}
 	h.measure(ctx, r, func() (time.Time, error) {
 		sqsBefore = h.w.sqsCalls()
-		procs = h.w.runResetq(ctx, q, n, h.p.idle, timeout(r.Jobs, avail), args...)
+		procs = h.w.runReplicas(ctx, q, plan, h.p.idle, timeout(r.Jobs, avail), args...)
 		start := procs[0].start
 		var errs []string
 		for _, p := range procs {
@@ -287,22 +292,35 @@ func (h *harness) shared(ctx context.Context) {
 	}
 }
 
-// fleet is scenario 3: three resetq processes, Q=60/s.
+// fleet is scenario 3: three resetq processes, Q=60/s; with Redis also
+// replicas added and removed mid-run.
 func (h *harness) fleet(ctx context.Context) {
 	h.w.stub.SetQuota(fleetQuota)
 	defer h.w.stub.SetQuota(0)
 	each := strconv.Itoa(fleetQuota)
-	judge := func(r *row) []string {
+	loose := func(r *row) []string {
 		return append(atLeast("rate", r.RateShare, 0.95, "of Q"), atMost("throttled", r.Throttled, 0.01)...)
 	}
+	strict := func(r *row) []string {
+		return append(atLeast("rate", r.RateShare, 0.97, "of Q"), atMost("throttled", r.Throttled, 0.005)...)
+	}
+	// churn: T is the ideal run; one replica joins at T/4, one leaves at
+	// T/2, one joins at 0.6 T and leaves at 0.85 T (SIGTERM: it finishes
+	// its calls and releases its messages).
+	t := time.Duration(float64(h.p.fleetJobs) / fleetQuota * float64(time.Second))
+	at := func(f float64) time.Duration { return time.Duration(f * float64(t)) }
+	churn := []replica{{}, {stop: at(0.5)}, {}, {start: at(0.25)}, {start: at(0.6), stop: at(0.85)}}
 	for _, c := range []struct {
 		name  string
 		redis bool
+		plan  []replica
 		args  []string
+		judge func(*row) []string
 	}{
-		{"resetq ×3, no coordination", false, []string{"--rate", each}},
-		{"resetq ×3, per-replica ceiling", false, []string{"--rate", strconv.Itoa(fleetQuota / fleetSize)}},
-		{"resetq ×3, Redis", true, []string{"--rate", each, "--fleet-size", strconv.Itoa(fleetSize)}},
+		{"resetq ×3, no coordination", false, make([]replica, fleetSize), []string{"--rate", each}, loose},
+		{"resetq ×3, per-replica ceiling", false, make([]replica, fleetSize), []string{"--rate", strconv.Itoa(fleetQuota / fleetSize)}, loose},
+		{"resetq ×3, Redis", true, make([]replica, fleetSize), []string{"--rate", each, "--fleet-size", strconv.Itoa(fleetSize)}, strict},
+		{"resetq 3→4→3→4→3, Redis", true, churn, []string{"--rate", each, "--fleet-size", strconv.Itoa(fleetSize)}, strict},
 	} {
 		r := &row{Scenario: "3 fleet", Contender: c.name, Jobs: h.p.fleetJobs, Quota: fleetQuota, Available: fleetQuota}
 		if c.redis {
@@ -322,8 +340,8 @@ func (h *harness) fleet(ctx context.Context) {
 			defer srv.Close()
 			c.args = append(c.args, "--redis-url", srv.URL)
 		}
-		h.runResetq(ctx, r, fleetSize, c.args...)
-		r.judge(judge)
+		h.runReplicas(ctx, r, c.plan, c.args...)
+		r.judge(c.judge)
 		h.add(r)
 	}
 }
