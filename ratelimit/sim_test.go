@@ -190,10 +190,12 @@ func TestSimulatedQuota(t *testing.T) {
 
 // TestSimulatedUsersLeave: real users take 20/s of a 50/s quota, then
 // after 100 s only 5/s. The limiter, which kept headroom under the 30/s it
-// found, must take most of the 45/s left over the next 300 s (its slow
-// return to the edge costs some), and cost real users at most 1.5% of
-// their calls while it probes its way up (the limiter before the headroom
-// cost them 5%).
+// found, must take most of the 45/s left over the next 300 s, and cost
+// real users at most 1.5% of their calls while it probes its way up (the
+// limiter before the headroom cost them 5%). Its slow return to the edge
+// costs some, and the harm budget more: the probes it slowed while real
+// users were there take longer to find they left (0.80 of the 45/s
+// before the budget, 0.72 with it).
 func TestSimulatedUsersLeave(t *testing.T) {
 	bg := func(t time.Duration) float64 {
 		if t < 100*time.Second {
@@ -203,8 +205,8 @@ func TestSimulatedUsersLeave(t *testing.T) {
 	}
 	r := simulateSeeds(workConfig(50), 50, bg, false, 20*time.Millisecond, 5*time.Millisecond, 400*time.Second, 100*time.Second)
 	t.Logf("after real users left: rate %.1f/s (%.3f of 45/s), real users throttled %.2f%%", r.rate, r.rate/45, 100*r.backgroundHarmed)
-	if r.rate/45 < 0.8 || r.backgroundHarmed > 0.015 {
-		t.Errorf("after real users left: %.3f of the 45/s left, %.2f%% of real users' calls throttled; want at least 0.80 and at most 1.5%%",
+	if r.rate/45 < 0.7 || r.backgroundHarmed > 0.015 {
+		t.Errorf("after real users left: %.3f of the 45/s left, %.2f%% of real users' calls throttled; want at least 0.70 and at most 1.5%%",
 			r.rate/45, 100*r.backgroundHarmed)
 	}
 }
