@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resetq/resetq/internal/retry"
 	"github.com/resetq/resetq/internal/valutil"
 	"golang.org/x/time/rate"
 )
@@ -162,19 +163,11 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	l.update(now)
 	r := l.bucket.ReserveN(now, 1)
 	l.mu.Unlock()
-	d := r.DelayFrom(now)
-	if d == 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if err := retry.Sleep(ctx, r.DelayFrom(now)); err != nil {
 		r.CancelAt(l.cfg.Now())
-		return ctx.Err()
+		return err
 	}
+	return nil
 }
 
 // Allow reports whether a call may go at now, and takes its slot if so.
