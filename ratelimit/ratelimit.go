@@ -1,20 +1,7 @@
-// Package ratelimit paces AdminResetUserPassword calls under Cognito's
-// UserAccountRecovery quota (30 calls/s per account per Region, shared with
-// real users' ForgotPassword).
-//
-// A Limiter is a token bucket (golang.org/x/time/rate, burst 1, so calls are
-// spread evenly and never bunch up inside one second) whose rate adapts:
-// it starts at the ceiling; when Cognito answers TooManyRequestsException
-// it is cut multiplicatively, to 0.97 times what got through in the last
-// second (or times the rate, if lower), since that is what the quota left
-// us; and it recovers additively while calls succeed, slowly near the
-// rate that last throttled, never above the ceiling nor below the floor.
-// When what got through is under a line the caller sets (resetq work: 95%
-// of the ceiling), someone else (real users) has the rest of the quota: the
-// cut then leaves them headroom, and the limiter comes back to the edge only
-// slowly, because at a full window it is the real users who lose the races,
-// not us.
-// Regions holds one Limiter per Region. Both are safe for concurrent use.
+// Package ratelimit paces calls under a quota that real users share:
+// Limiter adapts one token bucket's rate to throttles, Regions holds one
+// per AWS Region, and Fleet shares one rate among replicas through Redis.
+// The reasons for each constant are in docs/pacing.md.
 package ratelimit
 
 import (
@@ -31,74 +18,36 @@ import (
 
 // Config sets a Limiter. Zero fields take the defaults given.
 type Config struct {
-	// Ceiling is the highest rate in calls per second (resetq work --rate).
+	// Ceiling is the highest rate, in calls per second. Required.
 	Ceiling float64
-	// Floor is the lowest rate the limiter is cut to. Default: 5% of the
-	// ceiling, at least 0.5/s, so a throttled Region is still probed.
+	// Floor is the lowest rate a cut goes to. Default 5% of Ceiling, at
+	// least 0.5.
 	Floor float64
 	// Decrease multiplies, on a throttle, the lower of the rate and the
-	// calls that succeeded in the last second. Cognito's quota is a
-	// one-second window, so what got through is what the quota leaves us:
-	// a cut below it only wastes quota, a cut to it exactly keeps the
-	// window full and throttles real users with every jitter. Default 0.97.
-	// (The SDK's adaptive retryer cuts by 0.7 because it does not know
-	// what got through; with no success in the last second the cut here
-	// goes to the floor.)
+	// calls that succeeded in the last second. Default 0.97.
 	Decrease float64
-	// Increase is the rate added per second of calls without a throttle.
-	// Default: 5% of the ceiling per second, so the limiter climbs from the
-	// floor back to the ceiling in about 20 s.
+	// Increase is the climb per second away from the quota found.
+	// Default 5% of Ceiling.
 	Increase float64
-	// CutInterval is the least time between two cuts: the calls in flight
-	// when the quota ran out all throttle together, and should count once.
-	// Default 1s, the width of Cognito's quota window.
+	// CutInterval is the least time between two cuts. Default 1s.
 	CutInterval time.Duration
-	// Plateau and PlateauIncrease: while the rate is between Plateau and
-	// 2-Plateau times the rate that last throttled (the quota last found),
-	// it recovers by only PlateauIncrease times that rate per second.
-	// Defaults 0.9 and 0.003: after a cut to 0.97 of the quota found, the
-	// limiter takes about 10 s to probe the quota again, so it neither
-	// leaves the quota unused nor keeps bumping into it (and into real
-	// users), whatever the quota's size; past 1.1 times the quota found
-	// (real users left), it climbs at Increase again. Chosen with the
-	// quota simulation (sim_test.go) and checked with the benchmark
-	// (docs/benchmarks.md).
+	// Plateau and PlateauIncrease: between Plateau and 2-Plateau times the
+	// quota found at the last cut, the climb is PlateauIncrease times it
+	// per second. Defaults 0.9 and 0.003.
 	Plateau, PlateauIncrease float64
-	// SharedBelow, Headroom and SharedRecovery: a throttle that finds
-	// fewer than SharedBelow calls got through in the last second means
-	// someone else uses the rest of the quota (real users, or other
-	// replicas). The cut then goes Headroom calls/s under what got through
-	// (20% under, if that is less; or to Decrease times it, if lower), and
-	// the rate comes back to what got through in SharedRecovery, then
-	// probes as above. A throttle on the way back takes the plain cut: the
-	// headroom is taken once, not once per throttle. SharedBelow 0 (the
-	// default) turns this off; resetq work sets it to 0.95 times --rate
-	// (with Redis, 0.8 times this replica's share). Defaults 2 calls/s and
-	// 2 minutes.
-	//
-	// Why: when the window is exactly full, the calls that lose are the
-	// ones that come a little early for their slot, and real users, whose
-	// calls come about as regularly as ours, lose most of those races while
-	// we are rarely throttled; so the limiter cannot learn of their losses
-	// and must not sit at the edge. A one-second window also holds one
-	// call more than the rate, now and then, for each side, hence 2 calls/s
-	// rather than a share. The slow return means the limiter touches the
-	// edge about every two minutes; when real users leave, it takes a few
-	// minutes to take their share. Chosen with the quota simulation
-	// (sim_test.go) and the benchmark's scenario 2 (docs/benchmarks.md).
-	SharedBelow, Headroom float64
-	SharedRecovery        time.Duration
-	// SharedMargin is how far under the quota found a shared cut returns
-	// to before it probes again. Default 0.75 Headroom.
-	SharedMargin float64
-	// Start is the rate of the first call, from which the limiter climbs
-	// at StartIncrease to the ceiling. Default: the ceiling.
+	// SharedBelow: a throttle that finds fewer calls than this got through
+	// in the last second means others share the quota (0: never). The cut
+	// then goes Headroom calls/s under what got through (at most 20%
+	// under), and the rate returns to SharedMargin under it over
+	// SharedRecovery. Defaults 2 calls/s, 0.75 Headroom and 2 minutes.
+	SharedBelow, Headroom, SharedMargin float64
+	SharedRecovery                      time.Duration
+	// Start is the first call's rate. Default Ceiling.
 	Start float64
 	// StartIncrease is the climb from Start per second. Default Increase.
 	StartIncrease float64
-	// ThrottleTarget is the share of its own calls the limiter lets be
-	// throttled over time (0: off). At each cut the probes' speed is
-	// scaled by how the share since the last cut compares with it.
+	// ThrottleTarget is the share of its calls the limiter lets be
+	// throttled over time when others share the quota (0: off).
 	ThrottleTarget float64
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
