@@ -16,14 +16,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/resetq/resetq/internal/moto"
+	"github.com/resetq/resetq/internal/moto/mototest"
 	"github.com/resetq/resetq/ops"
 )
 
-func TestMain(m *testing.M) { moto.Main(m) }
+func TestMain(m *testing.M) { mototest.Main(m) }
 
 func motoConfig(t *testing.T) aws.Config {
 	t.Helper()
-	cfg, err := moto.Config(t.Context(), moto.Shared(t).URL, "us-east-1")
+	cfg, err := moto.Config(t.Context(), mototest.Shared(t).URL, "us-east-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestSendQuota(t *testing.T) {
 // this one uses its own Region.
 func TestMonthlySpendLimit(t *testing.T) {
 	t.Parallel()
-	cfg, err := moto.Config(t.Context(), moto.Shared(t).URL, "ap-southeast-2")
+	cfg, err := moto.Config(t.Context(), mototest.Shared(t).URL, "ap-southeast-2")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,11 +16,12 @@ import (
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/moto"
+	"github.com/resetq/resetq/internal/moto/mototest"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/worker"
 )
 
-func TestMain(m *testing.M) { moto.Main(m) }
+func TestMain(m *testing.M) { mototest.Main(m) }
 
 const op = "AdminResetUserPassword"
 
@@ -44,7 +45,7 @@ func uniqueName(t *testing.T) string {
 func newPool(t *testing.T, region string, users map[string]moto.UserState) (string, aws.Config) {
 	t.Helper()
 	ctx := t.Context()
-	cfg := config(t, moto.Shared(t).URL, region)
+	cfg := config(t, mototest.Shared(t).URL, region)
 	pool, err := moto.CreatePool(ctx, cfg, uniqueName(t))
 	if err != nil {
 		t.Fatal(err)
@@ -77,18 +78,18 @@ func assertClass(t *testing.T, err error, kind worker.Kind, code string) {
 func TestResetConfirmed(t *testing.T) {
 	t.Parallel()
 	pool, cfg := newPool(t, "us-east-1", map[string]moto.UserState{"alice": moto.Confirmed})
-	c := newClient(t, moto.Shared(t).URL)
+	c := newClient(t, mototest.Shared(t).URL)
 	job := job.Job{UserPoolID: pool, Username: "alice"}
 
-	moto.ExpectStatus(t, cfg, pool, "CONFIRMED", "alice")
+	mototest.ExpectStatus(t, cfg, pool, "CONFIRMED", "alice")
 	if err := c.ResetUserPassword(t.Context(), job); err != nil {
 		t.Fatalf("first reset: %v", err)
 	}
-	moto.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "alice")
+	mototest.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "alice")
 	if err := c.ResetUserPassword(t.Context(), job); err != nil {
 		t.Fatalf("second reset: %v", err)
 	}
-	moto.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "alice")
+	mototest.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "alice")
 }
 
 // TestResetErrors checks that each failing state gives the error class the
@@ -101,7 +102,7 @@ func TestResetErrors(t *testing.T) {
 		"disabled":    moto.Disabled,
 	}
 	pool, cfg := newPool(t, "us-east-1", users)
-	c := newClient(t, moto.Shared(t).URL)
+	c := newClient(t, mototest.Shared(t).URL)
 
 	tests := []struct {
 		name       string
@@ -137,7 +138,7 @@ func TestResetErrors(t *testing.T) {
 				t.Errorf("error %q does not name the Region", err)
 			}
 			if tt.wantStatus != "" {
-				moto.ExpectStatus(t, cfg, pool, tt.wantStatus, tt.job.Username)
+				mototest.ExpectStatus(t, cfg, pool, tt.wantStatus, tt.job.Username)
 			}
 		})
 	}
@@ -164,16 +165,16 @@ func TestResetOtherRegion(t *testing.T) {
 		t.Fatalf("control: us-east-1 client on the eu-west-1 pool: %v, want ResourceNotFoundException", err)
 	}
 
-	c := newClient(t, moto.Shared(t).URL)
+	c := newClient(t, mototest.Shared(t).URL)
 	if err := c.ResetUserPassword(ctx, job.Job{UserPoolID: euPool, Username: "bob@example.org"}); err != nil {
 		t.Fatalf("reset in eu-west-1: %v", err)
 	}
-	moto.ExpectStatus(t, euCfg, euPool, "RESET_REQUIRED", "bob@example.org")
+	mototest.ExpectStatus(t, euCfg, euPool, "RESET_REQUIRED", "bob@example.org")
 	// The same adapter still serves us-east-1.
 	if err := c.ResetUserPassword(ctx, job.Job{UserPoolID: usPool, Username: "carol"}); err != nil {
 		t.Fatalf("reset in us-east-1: %v", err)
 	}
-	moto.ExpectStatus(t, usCfg, usPool, "RESET_REQUIRED", "carol")
+	mototest.ExpectStatus(t, usCfg, usPool, "RESET_REQUIRED", "carol")
 }
 
 // TestResetRegionRouting checks, through a proxy that reads the Region
@@ -217,7 +218,7 @@ func TestResetClientMetadata(t *testing.T) {
 	if err := c.ResetUserPassword(t.Context(), job); err != nil {
 		t.Fatal(err)
 	}
-	moto.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "dave")
+	mototest.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "dave")
 	st := proxy.Stats()
 	if st.Faulted[op] != 1 || st.Forwarded[op] != 1 {
 		t.Errorf("proxy stats %+v: want the one call to carry ClientMetadata {\"k\":\"v\"} and be forwarded", st)
@@ -229,7 +230,7 @@ func TestResetClientMetadata(t *testing.T) {
 func startProxy(t *testing.T) *awsproxy.Server {
 	t.Helper()
 	frozen := time.Now()
-	proxy, err := awsproxy.Start(moto.Shared(t).URL, awsproxy.WithNow(func() time.Time { return frozen }))
+	proxy, err := awsproxy.Start(mototest.Shared(t).URL, awsproxy.WithNow(func() time.Time { return frozen }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +343,7 @@ func TestResetFaults(t *testing.T) {
 		})
 	}
 	// No call reached moto: the user was never reset.
-	moto.ExpectStatus(t, cfg, pool, "CONFIRMED", "gina")
+	mototest.ExpectStatus(t, cfg, pool, "CONFIRMED", "gina")
 }
 
 // TestResetFaultRetryControl shows that the retrying configuration used
@@ -401,12 +402,12 @@ func TestResetTimeout(t *testing.T) {
 func TestResetCanceled(t *testing.T) {
 	t.Parallel()
 	pool, cfg := newPool(t, "us-east-1", map[string]moto.UserState{"kim": moto.Confirmed})
-	c := newClient(t, moto.Shared(t).URL)
+	c := newClient(t, mototest.Shared(t).URL)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	err := c.ResetUserPassword(ctx, job.Job{UserPoolID: pool, Username: "kim"})
 	assertClass(t, err, worker.Canceled, "canceled")
-	moto.ExpectStatus(t, cfg, pool, "CONFIRMED", "kim")
+	mototest.ExpectStatus(t, cfg, pool, "CONFIRMED", "kim")
 }
 
 // TestResetConcurrent resets users of two Regions from many goroutines
@@ -419,7 +420,7 @@ func TestResetConcurrent(t *testing.T) {
 	}
 	usPool, usCfg := newPool(t, "us-east-1", users)
 	euPool, euCfg := newPool(t, "eu-west-1", users)
-	c := newClient(t, moto.Shared(t).URL)
+	c := newClient(t, mototest.Shared(t).URL)
 
 	errs := make(chan error, 2*len(users))
 	for u := range users {
@@ -433,7 +434,7 @@ func TestResetConcurrent(t *testing.T) {
 		}
 	}
 	for u := range users {
-		moto.ExpectStatus(t, usCfg, usPool, "RESET_REQUIRED", u)
-		moto.ExpectStatus(t, euCfg, euPool, "RESET_REQUIRED", u)
+		mototest.ExpectStatus(t, usCfg, usPool, "RESET_REQUIRED", u)
+		mototest.ExpectStatus(t, euCfg, euPool, "RESET_REQUIRED", u)
 	}
 }

@@ -20,12 +20,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/resetq/resetq/internal/moto"
+	"github.com/resetq/resetq/internal/moto/mototest"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 	"github.com/resetq/resetq/queue"
 )
 
-func TestMain(m *testing.M) { moto.Main(m) }
+func TestMain(m *testing.M) { mototest.Main(m) }
 
 const region = "us-east-1"
 
@@ -48,7 +49,7 @@ func newEnv(t *testing.T) *env {
 
 func newEnvWith(t *testing.T, maxReceiveCount int, visibility time.Duration) *env {
 	t.Helper()
-	srv := moto.Shared(t)
+	srv := mototest.Shared(t)
 	cfg, err := moto.Config(t.Context(), srv.URL, region)
 	if err != nil {
 		t.Fatal(err)

@@ -19,9 +19,10 @@ import (
 
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/moto"
+	"github.com/resetq/resetq/internal/moto/mototest"
 )
 
-func TestMain(m *testing.M) { moto.Main(m) }
+func TestMain(m *testing.M) { mototest.Main(m) }
 
 // sdkEnv is a proxy in front of the shared moto server, a pool with users
 // alice and bob in region, and SDK clients (without retries) that go
@@ -37,7 +38,7 @@ type sdkEnv struct {
 func newSDKEnv(t *testing.T, region string, opts ...awsproxy.Option) *sdkEnv {
 	t.Helper()
 	ctx := t.Context()
-	server := moto.Shared(t)
+	server := mototest.Shared(t)
 	proxy, err := awsproxy.Start(server.URL, opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/internal/moto"
+	"github.com/resetq/resetq/internal/moto/mototest"
 )
 
 const helperEnv = "MOTO_TEST_HELPER"
@@ -37,7 +38,7 @@ func helperStartAndHang() {
 // TestServerDiesWithParent SIGKILLs a process that started a server (so
 // neither Close nor Main runs) and checks that the server dies with it.
 func TestServerDiesWithParent(t *testing.T) {
-	moto.Need(t)
+	mototest.Need(t)
 	t.Parallel()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"=1")

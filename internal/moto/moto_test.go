@@ -16,19 +16,20 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/resetq/resetq/internal/moto"
+	"github.com/resetq/resetq/internal/moto/mototest"
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "1" {
 		helperStartAndHang() // the child of TestServerDiesWithParent; never returns
 	}
-	moto.Main(m)
+	mototest.Main(m)
 }
 
 // config returns an SDK configuration for the shared server in region.
 func config(t *testing.T, region string) aws.Config {
 	t.Helper()
-	srv := moto.Shared(t)
+	srv := mototest.Shared(t)
 	cfg, err := moto.Config(t.Context(), srv.URL, region)
 	if err != nil {
 		t.Fatal(err)
@@ -87,11 +88,11 @@ func TestAdminResetUserPassword(t *testing.T) {
 			if err := moto.CreateUser(ctx, cfg, pool, user, tt.state); err != nil {
 				t.Fatal(err)
 			}
-			moto.ExpectStatus(t, cfg, pool, tt.before, user)
+			mototest.ExpectStatus(t, cfg, pool, tt.before, user)
 
 			err := resetPassword(ctx, cfg, pool, user)
 			assertAPIError(t, err, tt.wantCode, tt.wantMsg)
-			moto.ExpectStatus(t, cfg, pool, tt.wantStatus, user)
+			mototest.ExpectStatus(t, cfg, pool, tt.wantStatus, user)
 		})
 	}
 }
@@ -107,7 +108,7 @@ func TestAdminResetUserPasswordTwice(t *testing.T) {
 		if err := resetPassword(ctx, cfg, pool, "alice"); err != nil {
 			t.Fatalf("reset %d: %v", i+1, err)
 		}
-		moto.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "alice")
+		mototest.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "alice")
 	}
 }
 
@@ -152,7 +153,7 @@ func TestPoolInOtherRegion(t *testing.T) {
 	if err := resetPassword(ctx, cfg, pool, "bob@example.org"); err != nil {
 		t.Fatal(err)
 	}
-	moto.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "bob@example.org")
+	mototest.ExpectStatus(t, cfg, pool, "RESET_REQUIRED", "bob@example.org")
 }
 
 func TestCreateUserUnknownState(t *testing.T) {
@@ -185,7 +186,7 @@ func assertAPIError(t *testing.T, err error, code, msg string) {
 
 // TestStartResetClose runs a server of its own: Env, Reset and Close.
 func TestStartResetClose(t *testing.T) {
-	moto.Need(t)
+	mototest.Need(t)
 	t.Parallel()
 	ctx := t.Context()
 	begin := time.Now()

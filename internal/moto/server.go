@@ -3,7 +3,7 @@
 //
 // Nothing here talks to AWS: the server binds 127.0.0.1 on a free port and
 // clients use static test credentials. moto_server itself is a Python program
-// (pip install 'moto[server]'); see Need for tests that require it.
+// (pip install 'moto[server]'); tests reach it through mototest.
 package moto
 
 import (

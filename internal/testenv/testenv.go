@@ -29,6 +29,7 @@ import (
 
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/moto"
+	"github.com/resetq/resetq/internal/moto/mototest"
 	"github.com/resetq/resetq/job"
 )
 
@@ -73,7 +74,7 @@ func Main(m *testing.M) {
 // process's (e.g. to write a report).
 func MainThen(m *testing.M, after func(code int) int) {
 	code := after(m.Run())
-	if err := moto.CloseShared(); err != nil && code == 0 {
+	if err := mototest.CloseShared(); err != nil && code == 0 {
 		code = 1
 	}
 	if build.dir != "" {
@@ -115,7 +116,7 @@ func (e *Env) ProxySQS(opts ...awsproxy.Option) *awsproxy.Server {
 
 func New(t *testing.T, name string) *Env {
 	t.Helper()
-	srv := moto.Shared(t)
+	srv := mototest.Shared(t)
 	ctx := context.Background()
 	proxy, err := awsproxy.Start(srv.URL)
 	if err != nil {
@@ -182,7 +183,7 @@ func (e *Env) Status(cfg aws.Config, pool, user string) string {
 // whose status is not want, e.g. "RESET_REQUIRED".
 func (e *Env) ExpectStatus(cfg aws.Config, pool, want string, users ...string) {
 	e.T.Helper()
-	moto.ExpectStatus(e.T, cfg, pool, want, users...)
+	mototest.ExpectStatus(e.T, cfg, pool, want, users...)
 }
 
 // send enqueues bodies, each with the campaign attribute, in batches of 10.

@@ -1,4 +1,7 @@
-package moto
+// Package mototest holds the test helpers for moto: Need, a moto_server
+// shared by the tests of one binary, and ExpectStatus. Only tests import it;
+// the launcher itself, for tests and the demo alike, is moto.Start.
+package mototest
 
 import (
 	"context"
@@ -9,7 +12,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/resetq/resetq/internal/localserver"
+	"github.com/resetq/resetq/internal/localserver/localservertest"
+	"github.com/resetq/resetq/internal/moto"
 )
 
 // Need skips the test when moto_server is not on PATH, saying what to
@@ -17,13 +21,13 @@ import (
 // the test instead, so CI cannot silently skip the integration tests.
 func Need(t testing.TB) {
 	t.Helper()
-	localserver.Need(t, Binary, InstallHint)
+	localservertest.Need(t, moto.Binary, moto.InstallHint)
 }
 
 // shared is the server of this test binary, started on first use.
 var shared struct {
 	once sync.Once
-	srv  *Server
+	srv  *moto.Server
 	err  error
 }
 
@@ -31,11 +35,11 @@ var shared struct {
 // It calls Need first and fails the test if the server cannot start. Tests
 // share its state: use unique pool and queue names rather than Reset, which
 // would disturb tests running in parallel. Close it from TestMain with Main.
-func Shared(t testing.TB) *Server {
+func Shared(t testing.TB) *moto.Server {
 	t.Helper()
 	Need(t)
 	shared.once.Do(func() {
-		shared.srv, shared.err = Start(context.Background())
+		shared.srv, shared.err = moto.Start(context.Background())
 	})
 	if shared.err != nil {
 		t.Fatalf("start shared moto_server: %v", shared.err)
@@ -46,7 +50,7 @@ func Shared(t testing.TB) *Server {
 // Main runs the tests, closes the shared server if one was started and exits
 // with the tests' status. Use it as:
 //
-//	func TestMain(m *testing.M) { moto.Main(m) }
+//	func TestMain(m *testing.M) { mototest.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
 	if err := CloseShared(); err != nil && code == 0 {
@@ -74,7 +78,7 @@ func CloseShared() error {
 func ExpectStatus(t testing.TB, cfg aws.Config, pool, want string, users ...string) {
 	t.Helper()
 	for _, u := range users {
-		got, err := UserStatus(t.Context(), cfg, pool, u)
+		got, err := moto.UserStatus(t.Context(), cfg, pool, u)
 		if err != nil {
 			t.Fatal(err)
 		}
