@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/internal/redisserver"
+	"github.com/resetq/resetq/internal/redisserver/redistest"
 	"github.com/resetq/resetq/worker"
 )
 
@@ -77,7 +78,7 @@ func (f *fallbackLog) get() []bool {
 
 func startRedis(t *testing.T, args ...string) *redisserver.Server {
 	t.Helper()
-	redisserver.Need(t)
+	redistest.Need(t)
 	srv, err := redisserver.Start(context.Background(), args...)
 	if err != nil {
 		t.Fatal(err)

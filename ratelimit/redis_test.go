@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resetq/resetq/internal/redisserver"
+	"github.com/resetq/resetq/internal/redisserver/redistest"
 )
 
 func TestParseRedisURL(t *testing.T) {
@@ -352,7 +353,7 @@ func TestFleetACLUser(t *testing.T) {
 // both fail, and the fleet falls back to its local share.
 func TestFleetTLS(t *testing.T) {
 	t.Parallel()
-	redisserver.NeedTLS(t)
+	redistest.NeedTLS(t)
 	ctx := context.Background()
 	srv, err := redisserver.StartTLS(ctx, t.TempDir())
 	if err != nil {
@@ -402,7 +403,7 @@ func TestFleetTLS(t *testing.T) {
 // with different nodes share one limit.
 func TestFleetCluster(t *testing.T) {
 	t.Parallel()
-	redisserver.NeedCluster(t)
+	redistest.NeedCluster(t)
 	ctx := context.Background()
 	c, err := redisserver.StartCluster(ctx, 3)
 	if err != nil {
@@ -470,7 +471,7 @@ func TestFleetCluster(t *testing.T) {
 // against a local redis-server, what each paced call costs on top of the
 // wait.
 func BenchmarkFleetReserve(b *testing.B) {
-	redisserver.Need(b)
+	redistest.Need(b)
 	srv, err := redisserver.Start(context.Background())
 	if err != nil {
 		b.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/internal/redisserver"
+	"github.com/resetq/resetq/internal/redisserver/redistest"
 	"github.com/resetq/resetq/internal/testenv"
 )
 
@@ -20,7 +21,7 @@ import (
 // quota on its own: twice what it allows).
 func TestFleetSharedQuota(t *testing.T) {
 	t.Parallel()
-	redisserver.Need(t)
+	redistest.Need(t)
 	e := testenv.New(t, "fleet")
 	srv, err := redisserver.Start(context.Background())
 	if err != nil {

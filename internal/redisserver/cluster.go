@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/resetq/resetq/internal/localserver"
@@ -14,13 +13,6 @@ import (
 
 // CLI is the client executable StartCluster creates the cluster with.
 const CLI = "redis-cli"
-
-// NeedCluster is Need for StartCluster, which also needs redis-cli.
-func NeedCluster(t testing.TB) {
-	t.Helper()
-	Need(t)
-	localserver.Need(t, CLI, InstallHint)
-}
 
 // Cluster is a Redis Cluster of primaries on 127.0.0.1, without replicas.
 type Cluster struct {

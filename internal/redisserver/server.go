@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/resetq/resetq/internal/localserver"
@@ -64,14 +63,6 @@ type Server struct {
 func Installed() bool {
 	_, err := exec.LookPath(Binary)
 	return err == nil
-}
-
-// Need skips the test when redis-server is missing, saying what to
-// install; with CI=true it fails the test instead, so CI cannot silently
-// skip the tests that need it.
-func Need(t testing.TB) {
-	t.Helper()
-	localserver.Need(t, Binary, InstallHint)
 }
 
 // Start runs redis-server on a free 127.0.0.1 port without persistence

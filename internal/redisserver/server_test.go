@@ -1,4 +1,4 @@
-package redisserver
+package redisserver_test
 
 import (
 	"context"
@@ -6,15 +6,18 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/resetq/resetq/internal/redisserver"
+	"github.com/resetq/resetq/internal/redisserver/redistest"
 )
 
 // TestStartRestartClose: the server answers PING on its own port, stops
 // answering after Close, and answers again on the same port after Restart.
 func TestStartRestartClose(t *testing.T) {
 	t.Parallel()
-	Need(t)
+	redistest.Need(t)
 	ctx := context.Background()
-	s, err := Start(ctx)
+	s, err := redisserver.Start(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,13 +28,13 @@ func TestStartRestartClose(t *testing.T) {
 	if s.Addr == "127.0.0.1:6379" {
 		t.Errorf("started on the system Redis's port")
 	}
-	if err := ping(s.Addr, nil); err != nil {
+	if err := redisserver.PingPlain(s); err != nil {
 		t.Fatalf("PING after Start: %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := ping(s.Addr, nil); err == nil {
+	if err := redisserver.PingPlain(s); err == nil {
 		t.Fatal("PING answered after Close")
 	}
 	if err := s.Close(); err != nil {
@@ -40,7 +43,7 @@ func TestStartRestartClose(t *testing.T) {
 	if err := s.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := ping(s.Addr, nil); err != nil {
+	if err := redisserver.PingPlain(s); err != nil {
 		t.Fatalf("PING after Restart: %v", err)
 	}
 	if err := s.Restart(ctx); err != nil {
@@ -52,8 +55,8 @@ func TestStartRestartClose(t *testing.T) {
 // CAFile, and not in plain text.
 func TestStartTLS(t *testing.T) {
 	t.Parallel()
-	NeedTLS(t)
-	s, err := StartTLS(context.Background(), t.TempDir())
+	redistest.NeedTLS(t)
+	s, err := redisserver.StartTLS(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,10 +64,10 @@ func TestStartTLS(t *testing.T) {
 	if s.URL != "rediss://"+s.Addr || s.CAFile == "" {
 		t.Errorf("URL %q, CAFile %q", s.URL, s.CAFile)
 	}
-	if err := ping(s.Addr, s.tls); err != nil {
+	if err := redisserver.PingTLS(s); err != nil {
 		t.Fatalf("PING over TLS: %v", err)
 	}
-	if err := ping(s.Addr, nil); err == nil {
+	if err := redisserver.PingPlain(s); err == nil {
 		t.Error("PING answered in plain text")
 	}
 }
@@ -73,8 +76,8 @@ func TestStartTLS(t *testing.T) {
 // every slot.
 func TestStartCluster(t *testing.T) {
 	t.Parallel()
-	NeedCluster(t)
-	c, err := StartCluster(context.Background(), 3)
+	redistest.NeedCluster(t)
+	c, err := redisserver.StartCluster(context.Background(), 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +85,7 @@ func TestStartCluster(t *testing.T) {
 	if len(c.Nodes) != 3 || c.URL != c.Nodes[0].URL {
 		t.Fatalf("%d nodes, URL %q", len(c.Nodes), c.URL)
 	}
-	out, err := exec.Command(CLI, "-p", strconv.Itoa(c.Nodes[2].port), "cluster", "info").Output()
+	out, err := exec.Command(redisserver.CLI, "-p", strconv.Itoa(redisserver.Port(c.Nodes[2])), "cluster", "info").Output()
 	if err != nil || !strings.Contains(string(out), "cluster_slots_assigned:16384") || !strings.Contains(string(out), "cluster_known_nodes:3") {
 		t.Errorf("CLUSTER INFO: %v\n%s", err, out)
 	}

@@ -9,18 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"testing"
 	"time"
-
-	"github.com/resetq/resetq/internal/localserver"
 )
 
-// NeedTLS is Need for StartTLS, which also needs openssl.
-func NeedTLS(t testing.TB) {
-	t.Helper()
-	Need(t)
-	localserver.Need(t, "openssl", "apt-get install openssl")
-}
+// OpenSSL is the executable StartTLS makes certificates with.
+const OpenSSL = "openssl"
+
+// OpenSSLInstallHint says what to install when OpenSSL is missing.
+const OpenSSLInstallHint = "apt-get install openssl"
 
 // tlsFiles are a TLS server's PEM files.
 type tlsFiles struct {
@@ -54,7 +50,7 @@ func MakeCerts(ctx context.Context, dir string) ([3]string, error) {
 		{"x509", "-req", "-days", "2", "-in", p("server.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"),
 			"-CAcreateserial", "-extfile", p("server.ext"), "-out", p("server.crt")},
 	} {
-		if out, err := exec.CommandContext(ctx, "openssl", args...).CombinedOutput(); err != nil {
+		if out, err := exec.CommandContext(ctx, OpenSSL, args...).CombinedOutput(); err != nil {
 			return [3]string{}, fmt.Errorf("openssl %s: %w: %s", args[0], err, out)
 		}
 	}
