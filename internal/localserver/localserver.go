@@ -1,9 +1,10 @@
 // Package localserver holds what the launchers of local test servers
 // (internal/moto, internal/redisserver, internal/fauxqs) have in common:
-// skipping a test when the server's binary is missing, picking a free
-// loopback port, and running the server process so that it can be killed
-// with any children and, on Linux, dies with the test binary even when
-// that is killed without cleaning up.
+// picking a free loopback port, and running the server process so that it
+// can be killed with any children and, on Linux, dies with the test binary
+// even when that is killed without cleaning up. It does not import testing:
+// the demo and the bench harness link it. Tests skip or fail on a missing
+// binary through localservertest.
 //
 // How each server is started, and how to tell that it is ready, stays in
 // its own package.
@@ -17,24 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"testing"
 )
-
-// Need skips the test when binary is not on PATH, saying what to install
-// (installHint). When the environment variable CI is "true" a missing
-// binary fails the test instead, so CI cannot silently skip the tests that
-// need it.
-func Need(t testing.TB, binary, installHint string) {
-	t.Helper()
-	if _, err := exec.LookPath(binary); err == nil {
-		return
-	}
-	msg := binary + " is not on PATH; install it with: " + installHint
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: a missing server is an error)")
-	}
-	t.Skip(msg + " (skipping; with CI=true this fails)")
-}
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 // Another process can take it before the server binds it, so callers retry
