@@ -59,9 +59,10 @@ fuzz: ## fuzz the job decoder and the whole message path, FUZZTIME each (make te
 	$(GO) test -run '^$$' -fuzz '^FuzzHandleMessage$$' -fuzztime $(FUZZ_HANDLE) -fuzzminimizetime 1s ./worker
 
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck, all clean
+lint: ## gofmt, go vet, staticcheck, and no testing linked into resetq, the demo or the bench harness
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@out=$$($(GO) list -deps ./cmd/resetq ./internal/demo ./internal/bench/harness | grep -x testing); if [ -n "$$out" ]; then echo "a binary links testing: keep test helpers in test-only packages"; exit 1; fi
 	@command -v staticcheck >/dev/null || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
 

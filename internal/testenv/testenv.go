@@ -1,7 +1,7 @@
 // Package testenv is the end-to-end test bench shared by the e2e and deploy
 // tests: moto_server with the quota/fault proxy in front of its Cognito, a
 // queue and DLQ, pools of users, and the built resetq binary run as a user
-// would run it.
+// would run it. Only tests import it.
 package testenv
 
 import (
