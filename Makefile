@@ -36,20 +36,20 @@ test: tools ## every test: unit, worker, adapters against moto, end to end (the 
 BENCH_JSON ?= bench-results.json
 
 .PHONY: bench
-bench: ## benchmarks with figures for docs/benchmarks.md: issue 3's harness (full profile, about 15 min, writes bench-results.json), then the enqueue benchmarks (installs fauxqs from npm into .cache/ on first use)
+bench: ## benchmarks with figures for docs/benchmarks.md: the harness against the baselines (full profile, about 15 min, writes bench-results.json), then the enqueue benchmarks (installs fauxqs from npm into .cache/ on first use)
 	$(GO) run ./internal/bench/harness -profile full -json $(BENCH_JSON)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./internal/bench
 	$(GO) test -run '^$$' -bench . -benchmem ./enqueue
 	$(GO) test -count=1 -run '^TestSimulatedQuota$$' -v ./ratelimit | grep -E 'rate|ok'
 
 .PHONY: bench-quick
-bench-quick: ## issue 3's harness, quick profile (under a minute, a smoke test fit for CI): writes bench-quick.json
+bench-quick: ## the benchmark harness, quick profile (under a minute, a smoke test fit for CI): writes bench-quick.json
 	$(GO) run ./internal/bench/harness -profile quick -json bench-quick.json
 
 CHAOS_REPORT ?= docs/reliability.json
 
 .PHONY: chaos
-chaos: tools ## issue 5's fault suite, full profile (SIGKILLs, faults on SQS and Cognito, an SQS outage): writes docs/reliability.json, prints the figures
+chaos: tools ## the fault suite, full profile (SIGKILLs, faults on SQS and Cognito, an SQS outage): writes docs/reliability.json, prints the figures
 	$(GO) test -race -c -o bin/chaos.test ./internal/chaos
 	cd internal/chaos && RESETQ_CHAOS=full RESETQ_CHAOS_REPORT=$(CURDIR)/$(CHAOS_REPORT) $(CURDIR)/bin/chaos.test -test.count=1 -test.timeout 40m
 

@@ -126,7 +126,7 @@ func TestDashboardModel(t *testing.T) {
 			}
 		}
 	}
-	// What the issue asks an incident lead to see at a glance.
+	// What an incident lead must see at a glance.
 	all := strings.Join(slices.Collect(maps.Values(dashboardExprs(d))), "\n")
 	for _, want := range []string{"resetq:backlog:messages", "resetq:eta:seconds", `outcome="reset"`, "resetq_ratelimit_limit", "vector(30)",
 		"resetq_dead_letters_total", "resetq:throttles:rate5m", "resetq_cognito_request_duration_seconds_bucket", "resetq_circuit_open", `region=~"$region"`,
