@@ -133,7 +133,7 @@ func (e *enqueueBench) depth(b *testing.B, queueURL string) string {
 
 // BenchmarkEnqueue100k times `resetq enqueue` (the built binary) putting
 // 100,000 usernames from a file onto fauxqs, and checks that the queue then
-// holds exactly 100,000 jobs. Issue 4's target: under 10 s on 2 cores.
+// holds exactly 100,000 jobs. The target: under 10 s on 2 cores.
 func BenchmarkEnqueue100k(b *testing.B) {
 	const n = 100_000
 	e := newEnqueueBench(b, n)

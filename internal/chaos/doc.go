@@ -1,4 +1,4 @@
-// Package chaos is resetq's fault suite (issue 5): end-to-end tests that run
+// Package chaos is resetq's fault suite: end-to-end tests that run
 // the built binary against moto_server with the project's fault-injecting
 // proxy (internal/awsproxy) in front of both SQS and Cognito, kill it,
 // starve it and disturb its calls, and end every scenario with the same

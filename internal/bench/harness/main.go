@@ -1,4 +1,4 @@
-// Command harness is issue 3's benchmark: resetq against the baselines
+// Command harness benchmarks resetq against the baselines
 // people write instead (naive goroutines, the SDK's adaptive retry mode, a
 // per-second counter), on fauxqs and a Cognito stand-in with a sliding
 // one-second quota. Scenario 5 (not run by default) puts resetq in each

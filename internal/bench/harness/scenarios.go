@@ -71,7 +71,7 @@ var profiles = map[string]profile{
 		worldJobs: 60, worldAlone: 2 * time.Second, constantFor: 3 * time.Second, frontierSim: 120 * time.Second},
 }
 
-// The scenarios' quotas and loads, from issue 3.
+// The scenarios' quotas and loads.
 const (
 	window           = time.Second // Cognito's quota window
 	aloneQuota       = 50
