@@ -33,7 +33,7 @@ type Sender interface {
 // it by itself after maxReceiveCount receives.
 const NoReason = "(no reason: maxReceiveCount)"
 
-// ReasonNone is the --reason value that selects messages without resetq.reason.
+// ReasonNone is the Filter.Reason that selects messages without resetq.reason.
 const ReasonNone = "none"
 
 // JobID is the job m is of: its resetq.job-id, or its own message ID when
@@ -87,11 +87,8 @@ type Scan struct {
 // Complete reports whether the pass read every message of the DLQ.
 func (s Scan) Complete() bool { return !s.Limited && s.Unread == 0 }
 
-// pass is one read of a DLQ. Each message received stays hidden until the
-// pass ends, its hiding renewed before it runs out, so that the pass reads
-// it once however long it takes; release shows them all again. It ends
-// when receives bring nothing new and the DLQ counts no message but those
-// it holds.
+// pass is one read of a DLQ: each message received stays hidden, renewed,
+// until release shows them all again, so the pass reads it once.
 type pass struct {
 	q      Queue
 	cfg    ScanConfig
@@ -203,11 +200,8 @@ func (p *pass) renew(ctx context.Context) error {
 	return nil
 }
 
-// done reports whether the pass has read the whole DLQ: the last
-// IdleReceives receives brought nothing new and the DLQ counts no message
-// but those the pass holds. When that is still not so Settle after the
-// receives ran dry, the pass ends anyway and unread is what the DLQ counts
-// that the pass could not read.
+// done reports whether the pass has read the whole DLQ, or has waited
+// Settle for the rest; unread is what it could not read.
 func (p *pass) done(ctx context.Context) (done bool, unread int64, err error) {
 	if p.idle < p.cfg.IdleReceives {
 		return false, 0, nil
@@ -344,13 +338,8 @@ func (f Filter) Match(m job.Message) bool {
 	return f.Campaign == "" || m.Attributes[job.AttrCampaign].StringValue == f.Campaign
 }
 
-// Peek reads the DLQ once without consuming it: every message received is
-// kept hidden until the pass ends, however long it runs, then made visible
-// again with ChangeMessageVisibility 0. Each message ID is handed to fn once
-// even if SQS delivers it twice. fn returns false to end the pass early.
-// The pass ends when it has read every message the DLQ counts, or when it
-// gave up waiting for some (Scan.Unread). The error lists messages that
-// could not be made visible again; they reappear when their hiding ends.
+// Peek reads the DLQ once without consuming it, handing each message to fn
+// once; fn returns false to end the pass early.
 func Peek(ctx context.Context, q Queue, cfg ScanConfig, fn func(job.Message) bool) (s Scan, err error) {
 	cfg = cfg.withDefaults()
 	p := newPass(q, cfg)
@@ -545,13 +534,7 @@ type RedriveResult struct {
 }
 
 // Redrive moves the jobs in the DLQ that pass the filter back to the source
-// queue, one copy per job (JobID): the other records of a job moved are
-// deleted. Each job is sent to the source before its record is deleted, so
-// a crash or an error between the two leaves a duplicate, never a loss.
-// Messages that do not match, and messages whose send failed, stay hidden
-// until the pass ends and are then made visible again: released at once,
-// SQS would hand them back before the rest of the DLQ. The pass ends when
-// it has read every message (or Unread says how many it could not).
+// queue, one copy per job (JobID), each sent before its records are deleted.
 func Redrive(ctx context.Context, dlq Queue, source Sender, cfg RedriveConfig) (res RedriveResult, err error) {
 	sc := cfg.Scan.withDefaults()
 	p := newPass(dlq, sc)
