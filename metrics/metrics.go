@@ -35,9 +35,8 @@ type Metrics struct {
 	CognitoCalls       *prometheus.CounterVec // operation, code
 	DeadLetterFailures prometheus.Counter     //
 
-	// RateLimitFallback is 1 while a fleet replica (--redis-url) paces at
-	// its local share because Redis fails. One gauge, not per Region: it
-	// is the state of the one Redis connection; all Regions switch together.
+	// RateLimitFallback is 1 while a fleet replica paces at its local share
+	// because Redis fails; one gauge, as all Regions share the connection.
 	RateLimitFallback prometheus.Gauge
 	// HarmBudget is --harm-budget: the share of real users' calls a
 	// campaign may cost.

@@ -234,8 +234,8 @@ func CheckQuota(region string, quota float64, err error, rate float64) Check {
 	return c
 }
 
-// RecommendedRate is the highest --rate that leaves real users' peak of
-// quota free, with a tenth of the quota to spare; 0 when nothing is left.
+// RecommendedRate is the highest campaign rate that leaves real users'
+// peak of quota free, with a tenth of the quota to spare; 0 when none is.
 func RecommendedRate(quota, peak float64) float64 {
 	r := math.Floor(quota - peak - quota/10)
 	return math.Max(r, 0)

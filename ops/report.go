@@ -20,8 +20,8 @@ import (
 // Report categories of a user, from Cognito's state.
 const (
 	CategoryPending     = "pending"               // RESET_REQUIRED: the code is out, not used yet
-	CategoryCompleted   = "completed"             // CONFIRMED, last modified at or after --since
-	CategoryNotReset    = "not_reset"             // CONFIRMED, last modified before --since
+	CategoryCompleted   = "completed"             // CONFIRMED, last modified at or after since
+	CategoryNotReset    = "not_reset"             // CONFIRMED, last modified before since
 	CategoryForceChange = "force_change_password" // FORCE_CHANGE_PASSWORD: never signed in
 	CategoryDisabled    = "disabled"              // Enabled false, whatever the status
 	CategoryNotFound    = "not_found"             // no such user

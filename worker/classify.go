@@ -26,7 +26,7 @@ const (
 	// Limit: Cognito's per-user (or account) attempt limit. Retry much later.
 	Limit
 	// Transient: a service fault, a timeout or a network error. Retry with
-	// backoff until --max-attempts, then dead-letter as attempts_exhausted.
+	// backoff until Policy.MaxAttempts, then dead-letter as attempts_exhausted.
 	Transient
 	// Permanent: this job can never succeed. Dead-letter it at once.
 	Permanent
