@@ -38,12 +38,11 @@ func (c BreakerConfig) WithDefaults() BreakerConfig {
 
 // breaker keeps circuits by key: a Region ("us-east-1"), a pool
 // ("pool:us-east-1_AbC") or a Region's daily email limit ("email:us-east-1").
-// The email limit's circuit waits a fixed EmailProbe between probes. Closed: calls flow. Open: no call until the
-// cooldown ends. Half-open: one probe call; its success closes the circuit,
-// its failure opens it again with a doubled cooldown. A probe that never
-// reports back is forgotten after a cooldown, so a circuit cannot stay
-// half-open for good. Only admit changes state before a call; peek reads.
-// It is safe for concurrent use.
+// Closed: calls flow. Open: none until the cooldown (EmailProbe for the
+// email limit) ends. Half-open: one probe, whose success closes the circuit
+// and whose failure opens it with a doubled cooldown; a probe silent for a
+// cooldown is given up. Only admit changes state; peek reads. It is safe
+// for concurrent use.
 type breaker struct {
 	cfg      BreakerConfig
 	onChange func(key string, open bool, reason string)

@@ -10,14 +10,10 @@ import (
 // (minutes at most); an hour is ample and keeps the set small.
 const endedRetention = time.Hour
 
-// endedSet remembers the jobs that ended in this process (reset, sent back
-// or dead-lettered) but whose message could not be deleted, by message ID,
-// which SQS keeps across deliveries. When such a message is delivered
-// again, the worker deletes it instead of running the job a second time:
-// a sent-back job would otherwise exist twice, and a dead-lettered one
-// reach the DLQ twice. It only knows this process's jobs: after a crash,
-// the redelivery check (AdminGetUser) is what keeps a user from a second
-// code.
+// endedSet remembers, by message ID (which SQS keeps across deliveries),
+// the jobs that ended in this process but whose message could not be
+// deleted, so that a redelivery is deleted instead of run twice. After a
+// crash the redelivery check (AdminGetUser) does that instead.
 type endedSet struct {
 	mu      sync.Mutex
 	deletes map[string]string    // receipt handle -> message ID, while its delete is under way
