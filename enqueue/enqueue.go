@@ -47,8 +47,7 @@ type Config struct {
 	QueueURL string // for the Summary
 	// Campaign is the resetq.campaign attribute of every message.
 	Campaign string
-	// SigningKey, when set, signs every message (the resetq.signature
-	// attribute, see job.Sign) for workers run with --signing-key-file.
+	// SigningKey, when set, signs every message (resetq.signature, job.Sign).
 	SigningKey []byte
 	// GlobalSignOut asks for every job's user's sessions to be ended before
 	// the reset (the resetq.global-sign-out attribute, signed with the rest).

@@ -23,11 +23,9 @@ type body struct {
 
 // Builder turns inputs into validated job bodies.
 type Builder struct {
-	// Pool is --pool: the pool of username inputs. A JSONL job must name
-	// the same pool when Pool is set.
+	// Pool is the pool of username inputs; when set, a JSONL job must name it.
 	Pool string
-	// Metadata is --client-metadata, added to every job. A JSONL job's own
-	// ClientMetadata keys win over it.
+	// Metadata is added to every job; a JSONL job's own keys win over it.
 	Metadata map[string]string
 }
 
@@ -79,7 +77,7 @@ func merge(base, over map[string]string) map[string]string {
 	return m
 }
 
-// ParseMetadata parses --client-metadata "k=v,k2=v2". Keys must be
+// ParseMetadata parses "k=v,k2=v2" client metadata. Keys must be
 // non-empty and distinct; values may be empty and contain "=" but not ",".
 // "" is no metadata.
 func ParseMetadata(s string) (map[string]string, error) {

@@ -31,11 +31,11 @@ type Format string
 // Input file formats.
 const (
 	Lines Format = "lines" // one username a line
-	CSV   Format = "csv"   // a header line, then records; --column picks the username
+	CSV   Format = "csv"   // a header line, then records; a column holds the username
 	JSONL Format = "jsonl" // one job object a line
 )
 
-// ParseFormat checks a --format value.
+// ParseFormat returns the Format named s.
 func ParseFormat(s string) (Format, error) {
 	switch f := Format(s); f {
 	case Lines, CSV, JSONL:

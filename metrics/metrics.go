@@ -38,8 +38,7 @@ type Metrics struct {
 	// RateLimitFallback is 1 while a fleet replica paces at its local share
 	// because Redis fails; one gauge, as all Regions share the connection.
 	RateLimitFallback prometheus.Gauge
-	// HarmBudget is --harm-budget: the share of real users' calls a
-	// campaign may cost.
+	// HarmBudget is the share of real users' calls a campaign may cost.
 	HarmBudget prometheus.Gauge
 }
 
