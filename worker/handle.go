@@ -223,11 +223,8 @@ func (w *Worker) decide(r *run, cl Class) outcome {
 }
 
 // keys are the circuits a job's call goes through: its Region, its pool
-// for that operation (a pool's SMS role or IAM grant can fail one
-// operation and not another, so a sign-out's success does not close the
-// reset's circuit), and, for a call that sends an email once the pool is
-// known to send through Cognito's default email, the Region's daily email
-// limit (a sign-out sends none, so the limit does not hold it).
+// for that operation, and, for a call that sends an email through
+// Cognito's default email, the Region's daily email limit.
 func (w *Worker) keys(job job.Job, o op) []string {
 	pool := poolKey(job.UserPoolID)
 	if o.name != opReset {

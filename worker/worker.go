@@ -79,12 +79,8 @@ type Config struct {
 	Cognito     Resetter            // required
 	Pacer       Pacer               // required
 	// Statuses and StatusPacer, when set, turn on the status check: a job
-	// delivered again (receive count > 1) or sent back after a failed call
-	// whose user is already RESET_REQUIRED is counted done without a second
-	// reset, so the user does not get a second code after a crash between
-	// reset and delete. With CheckEveryJob, every job is checked, so a user
-	// named in two jobs (enqueue run twice, a batch resent, "Alice" and
-	// "alice") gets one code.
+	// delivered again or sent back whose user is already RESET_REQUIRED is
+	// done without a second reset; CheckEveryJob checks every job.
 	Statuses      StatusReader
 	StatusPacer   Pacer
 	CheckEveryJob bool
@@ -92,20 +88,13 @@ type Config struct {
 	// status check is off): no job's status is read before its reset.
 	StatusesForReinviteOnly bool
 
-	// Incident mode. GlobalSignOut ends every job's user's sessions before
-	// the reset (a job can ask for it alone with AttrGlobalSignOut);
-	// Reinvite re-invites users who never signed in (FORCE_CHANGE_PASSWORD)
-	// instead of dead-lettering them; DisableUnreachable disables users
-	// with no verified email or phone, whose jobs are still dead-lettered.
-	// Remedies makes those calls: sign-outs and disables paced by
-	// SignOutPacer, re-invitations by ReinvitePacer. Reinvite needs
-	// Statuses.
-	Remedies           Remediator
-	SignOutPacer       Pacer
-	ReinvitePacer      Pacer
-	GlobalSignOut      bool
-	Reinvite           bool
-	DisableUnreachable bool
+	// Incident mode.
+	Remedies           Remediator       // makes the sign-outs, re-invitations and disables
+	SignOutPacer       Pacer            // paces sign-outs and disables
+	ReinvitePacer      Pacer            // paces re-invitations
+	GlobalSignOut      bool             // end the user's sessions before the reset (or AttrGlobalSignOut)
+	Reinvite           bool             // re-invite, not dead-letter, FORCE_CHANGE_PASSWORD users; needs Statuses
+	DisableUnreachable bool             // disable users with no verified email or phone (still dead-lettered)
 	Metrics            *metrics.Metrics // required
 	Logger             *slog.Logger     // default: discard
 
@@ -334,11 +323,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	return err
 }
 
-// pollGrace is how long a poll under way at shutdown may still take. A
-// poll that found messages answers at once, but its answer may be in
-// transit when the worker stops: cancelling it then would leave those
-// messages hidden until their visibility timeout. A poll still waiting
-// after pollGrace has found nothing, and is cancelled.
+// pollGrace is how long a poll under way at shutdown may still take, so
+// that messages in its answer are released rather than left hidden.
 const pollGrace = time.Second
 
 // receiveLoop feeds jobs until ctx ends or the queue is idle. What a poll
