@@ -58,8 +58,7 @@ var (
 // New returns a Client built on cfg (from config.LoadDefaultConfig, so
 // credentials, profiles and AWS_ENDPOINT_URL[_COGNITO_IDENTITY_PROVIDER]
 // apply). The SDK's own retries are off: the worker paces and retries
-// itself, and an SDK retry of a throttled call would only make the
-// throttling worse.
+// itself.
 func New(cfg aws.Config) *Client {
 	return &Client{clients: newRegionClients(cfg, func() aws.Retryer { return aws.NopRetryer{} })}
 }

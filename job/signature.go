@@ -103,8 +103,8 @@ func VerifySignature(keys [][]byte, m Message) error {
 // start with # are skipped, and surrounding spaces trimmed. The key is the
 // line's text itself (e.g. the 64 hex characters of `openssl rand -hex 32`),
 // so shell recipes can pass it to openssl -hmac as it is. The first key
-// signs (resetq enqueue); a worker accepts any of them. A file that others
-// may read or change is refused (checkKeyFileMode).
+// signs; a worker accepts any of them. A file that others may read or
+// change is refused (checkKeyFileMode).
 func ReadKeyFile(path string) ([][]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
