@@ -21,33 +21,34 @@ import (
 // as a reservation: each call gets the next free slot, the Region's
 // theoretical arrival time (TAT) or now if that has passed, and moves the
 // TAT one emission interval past that slot, on Redis's clock (TIME). A TAT
-// further ahead than the fleet's bookings can explain (ARGV[2]) was set
-// before Redis's clock stepped back: the script starts again from now.
-// It also counts the fleet's calls per second (for the quota found at a
-// cut) and returns the fleet's pace, so each replica paces to it.
+// further ahead than ARGV[2], or Redis's clock behind the last booking,
+// means the clock stepped back: the script starts again from now. It also
+// adds the successes the caller reports (ARGV[3]) to the fleet's per
+// second (for the quota found at a cut) and returns the fleet's pace.
 //
 // KEYS: the TAT, the pace, the call counts. ARGV: the emission interval
-// and the longest wait, in microseconds. It returns the microseconds until
-// the caller's slot, Redis's time in microseconds, and the pace ("" if
-// none yet).
+// and the longest wait, in microseconds, and the caller's successes since
+// its last booking. It returns the microseconds until the caller's slot,
+// Redis's time in microseconds, and the pace ("" if none yet).
 const gcraScript = `
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
-if slot - now > tonumber(ARGV[2]) then slot = now end
-local tat = slot + interval
-redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 local sec = tonumber(t[1])
 local c = redis.call('HMGET', KEYS[3], 'sec', 'n', 'prev', 'last', 'since')
+local last = tonumber(c[4]) or 0
+local interval = tonumber(ARGV[1])
+local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
+if slot - now > tonumber(ARGV[2]) or now < last then slot = now end
+local tat = slot + interval
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 local n, prev, since = tonumber(c[2]) or 0, tonumber(c[3]) or 0, tonumber(c[5]) or now
 if tonumber(c[1]) ~= sec then
   if tonumber(c[1]) == sec - 1 then prev = n else prev = 0 end
   n = 0
 end
-if now - (tonumber(c[4]) or 0) > 1000000 then since = now end
-redis.call('HSET', KEYS[3], 'sec', string.format('%d', sec), 'n', n + 1, 'prev', prev,
+if now - last > 1000000 or now < last then since = now end
+redis.call('HSET', KEYS[3], 'sec', string.format('%d', sec), 'n', n + tonumber(ARGV[3]), 'prev', prev,
   'last', string.format('%d', now), 'since', string.format('%d', since))
 redis.call('PEXPIRE', KEYS[3], 3600000)
 return {slot - now, now, redis.call('GET', KEYS[2]) or ''}
@@ -55,6 +56,13 @@ return {slot - now, now, redis.call('GET', KEYS[2]) or ''}
 
 // gcra runs gcraScript by EVALSHA, and EVAL when Redis has not cached it.
 var gcra = redis.NewScript(gcraScript)
+
+// replacePace sets KEYS[1] to ARGV[2] for ARGV[3] ms if it still holds
+// ARGV[1].
+var replacePace = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return false
+`)
 
 // paceTTL keeps a fleet's pace in Redis between campaigns' calls.
 const paceTTL = 24 * time.Hour
@@ -105,11 +113,12 @@ type FleetConfig struct {
 // and tries Redis again at most every RetryInterval. Fleet is safe for
 // concurrent use.
 type Fleet struct {
-	fc     FleetConfig
-	pc     Config // fc.Pace with its defaults
-	client redis.UniversalClient
-	share  float64 // Rate/FleetSize
-	local  *Regions
+	fc      FleetConfig
+	pc      Config // fc.Pace with its defaults
+	client  redis.UniversalClient
+	share   float64 // Rate/FleetSize
+	maxWait int64   // the longest wait for a slot, in microseconds
+	local   *Regions
 
 	mu       sync.Mutex
 	regions  map[string]*fleetRegion
@@ -128,6 +137,8 @@ type fleetRegion struct {
 	rate      float64 // the fleet's rate at the last answer
 	calls     int     // this replica's answers since the pace's cut
 	throttled int     // of which throttles
+	oks       int     // successes not yet reported to Redis
+	heard     bool    // a pace was heard and reported to OnRate
 }
 
 // NewFleet checks cfg and returns a Fleet. It does not dial: Redis is
@@ -163,7 +174,10 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	}
 	share := cfg.Rate / float64(cfg.FleetSize)
 	scale := share / cfg.Rate
-	local, err := NewRegions(Config{Ceiling: share, SharedBelow: pc.SharedBelow * scale, Now: cfg.Pace.Now}, cfg.OnRate)
+	lc := pc
+	lc.Ceiling, lc.Floor, lc.Increase, lc.StartIncrease = share, pc.Floor*scale, pc.Increase*scale, pc.StartIncrease*scale
+	lc.Start, lc.SharedBelow = pc.Start*scale, pc.SharedBelow*scale
+	local, err := NewRegions(lc, cfg.OnRate)
 	if err != nil {
 		return nil, fmt.Errorf("fleet limiter: %w", err)
 	}
@@ -171,7 +185,10 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet limiter: %w", err)
 	}
-	return &Fleet{fc: cfg, pc: pc, client: client, share: share, local: local, regions: map[string]*fleetRegion{}}, nil
+	// Slots as far ahead as the fleet's bookings at the floor rate can go,
+	// and never less than 10 s: a shorter clock step back is waited out.
+	maxWait := int64(max(maxWaitFor(math.Ceil(1e6/pc.Floor), cfg.FleetSize), 10e6))
+	return &Fleet{fc: cfg, pc: pc, client: client, share: share, maxWait: maxWait, local: local, regions: map[string]*fleetRegion{}}, nil
 }
 
 // maxWaitFor is the longest wait for a slot, in microseconds, that the
@@ -285,6 +302,8 @@ func (r *fleetRegion) count(throttled bool) {
 	r.calls++
 	if throttled {
 		r.throttled++
+	} else {
+		r.oks++
 	}
 }
 
@@ -318,6 +337,7 @@ func (f *Fleet) failed(err error) {
 	f.fallback, f.nextTry = true, f.fc.Now().Add(f.fc.RetryInterval)
 	f.mu.Unlock()
 	if !was {
+		f.reportRates(true)
 		f.fc.Logger.Warn("redis unreachable, pacing at local share", "error", err, "redis", f.fc.Redis.String(),
 			"share", f.share, "fleet_size", f.fc.FleetSize, "retry_every", f.fc.RetryInterval)
 		f.fc.OnFallback(true)
@@ -331,8 +351,30 @@ func (f *Fleet) answered() {
 	f.fallback = false
 	f.mu.Unlock()
 	if was {
+		f.reportRates(false)
 		f.fc.Logger.Info("redis reachable again, pacing by the fleet-wide limit", "redis", f.fc.Redis.String(), "rate", f.fc.Rate)
 		f.fc.OnFallback(false)
+	}
+}
+
+// reportRates tells OnRate the rate each known Region now paces at: this
+// replica's share in fallback, else the fleet's as last heard.
+func (f *Fleet) reportRates(fallback bool) {
+	f.mu.Lock()
+	regions := make([]*fleetRegion, 0, len(f.regions))
+	for _, r := range f.regions {
+		regions = append(regions, r)
+	}
+	f.mu.Unlock()
+	for _, r := range regions {
+		if fallback {
+			f.fc.OnRate(r.name, f.local.Get(r.name).Limit())
+			continue
+		}
+		r.mu.Lock()
+		rate := r.rate
+		r.mu.Unlock()
+		f.fc.OnRate(r.name, rate)
 	}
 }
 
@@ -341,24 +383,41 @@ func (f *Fleet) answered() {
 func (f *Fleet) reserve(ctx context.Context, r *fleetRegion) (time.Duration, error) {
 	r.mu.Lock()
 	interval := math.Ceil(1e6 / r.rate)
+	oks := r.oks
+	r.oks = 0
 	r.mu.Unlock()
-	maxWait := int64(min(maxWaitFor(interval, f.fc.FleetSize), 1<<53))
-	v, err := gcra.Run(ctx, f.client, r.keys, int64(interval), maxWait).Result()
+	v, err := gcra.Run(ctx, f.client, r.keys, int64(interval), f.maxWait, oks).Result()
+	if err != nil {
+		r.mu.Lock()
+		r.oks += oks // not counted: tell the next booking
+		r.mu.Unlock()
+	}
 	if err != nil && ctx.Err() != nil {
 		return 0, ctx.Err()
 	}
 	if err != nil {
 		return 0, fmt.Errorf("redis %s: %w", f.fc.Redis, err)
 	}
-	wait, now, p, err := parseReply(v, maxWait)
+	wait, now, p, err := parseReply(v, f.maxWait)
 	if err != nil {
 		return 0, err
 	}
 	if p == "" {
 		f.startPace(ctx, r, now)
-	} else if err := f.heardPace(r, p, now); err != nil {
-		return 0, err
+		return wait, nil
 	}
+	pc, err := parsePace(p)
+	if err != nil {
+		return 0, fmt.Errorf("redis: %s: %w", r.keys[1], err)
+	}
+	if pc.CutAt.After(now) {
+		// Cut before Redis's clock stepped back: the fleet climbs from now.
+		pc.CutAt = now
+		if err := replacePace.Run(ctx, f.client, r.keys[1:2], p, pc.String(), paceTTL.Milliseconds()).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return 0, fmt.Errorf("redis %s: %w", f.fc.Redis, err)
+		}
+	}
+	f.heardPace(r, pc, now)
 	return wait, nil
 }
 
@@ -376,30 +435,25 @@ func parseReply(reply any, maxWait int64) (time.Duration, time.Time, string, err
 }
 
 // heardPace notes the fleet's pace as Redis said it at now.
-func (f *Fleet) heardPace(r *fleetRegion, s string, now time.Time) error {
-	p, err := parsePace(s)
-	if err != nil {
-		return fmt.Errorf("redis: %s: %w", r.keys[1], err)
-	}
+func (f *Fleet) heardPace(r *fleetRegion, p pace, now time.Time) {
 	rate := f.pc.rateAt(p, now)
 	r.mu.Lock()
-	changed := rate != r.rate
+	changed := rate != r.rate || !r.heard
 	if p.CutAt != r.pace.CutAt {
 		r.calls, r.throttled = 0, 0
 	}
-	r.pace, r.rate = p, rate
+	r.pace, r.rate, r.heard = p, rate, true
 	r.mu.Unlock()
 	if changed {
 		f.fc.OnRate(r.name, rate)
 	}
-	return nil
 }
 
 // startPace sets the fleet's first pace for r, unless a replica did first.
 func (f *Fleet) startPace(ctx context.Context, r *fleetRegion, now time.Time) {
 	p := f.pc.start(now)
-	if err := f.client.SetNX(ctx, r.keys[1], p.String(), paceTTL).Err(); err == nil {
-		_ = f.heardPace(r, p.String(), now)
+	if set, err := f.client.SetNX(ctx, r.keys[1], p.String(), paceTTL).Result(); err == nil && set {
+		f.heardPace(r, p, now)
 	}
 }
 
@@ -453,7 +507,8 @@ func (f *Fleet) cutTx(ctx context.Context, tx *redis.Tx, r *fleetRegion) error {
 			return err
 		}
 	}
-	return f.heardPace(r, np.String(), now)
+	f.heardPace(r, np, now)
+	return nil
 }
 
 // fleetCalls reads the script's call counts at now: the fleet's calls in

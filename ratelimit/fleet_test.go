@@ -699,6 +699,7 @@ func TestFleetOneThrottleOneCut(t *testing.T) {
 			if _, err := f.reserve(ctx, f.region(region)); err != nil {
 				t.Fatal(err)
 			}
+			f.Succeeded(region) // reported with the replica's next booking
 		}
 	}
 	if got := fleet[3].Rate(region); got != 100 {
@@ -722,8 +723,8 @@ func TestFleetOneThrottleOneCut(t *testing.T) {
 		return p
 	}
 	p := stored()
-	if !p.Cut || p.To >= 100 || p.To > 0.97*40 {
-		t.Fatalf("pace after the throttles %+v, want one cut to at most 0.97 of the 40 calls that went", p)
+	if !p.Cut || p.To < 0.97*30 || p.To > 0.97*40 {
+		t.Fatalf("pace after the throttles %+v, want one cut to 0.97 of the 36 successes Redis heard of", p)
 	}
 	for i, f := range fleet[:3] {
 		if got := f.region(region).pace; got != p {
@@ -756,5 +757,92 @@ func TestPaceString(t *testing.T) {
 		if _, err := parsePace(bad); err == nil {
 			t.Errorf("parsePace(%q) accepted", bad)
 		}
+	}
+}
+
+// TestFleetFoundCountsSuccesses: the quota found at a fleet cut is what
+// succeeded, not what was booked: with half the fleet's calls throttled,
+// the cut goes to 0.97 of the half that got through.
+func TestFleetFoundCountsSuccesses(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	cfg := FleetConfig{Redis: redisAddr(t, srv.URL), KeyPrefix: "test", Rate: 100, FleetSize: 2}
+	a, b := newTestFleet(t, cfg), newTestFleet(t, cfg)
+	ctx := context.Background()
+	const region = "us-west-2"
+	for range 20 {
+		for _, f := range []*Fleet{a, b} {
+			if _, err := f.reserve(ctx, f.region(region)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a.Succeeded(region) // b's calls are all throttled
+	}
+	if _, err := a.reserve(ctx, a.region(region)); err != nil { // reports a's last success
+		t.Fatal(err)
+	}
+	b.Throttled(region)
+	if got := b.region(region).pace; !got.Cut || got.To > 0.97*20+0.01 || got.To < 0.97*15 {
+		t.Fatalf("pace %+v, want a cut to 0.97 of the 20 calls that succeeded, not of the 41 booked", got)
+	}
+}
+
+// TestFleetReportsFirstRate: a replica reports its Region's rate to OnRate
+// on the first answer, even when it is the rate it started with (the
+// Region's metrics and usage watching start from that call).
+func TestFleetReportsFirstRate(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	var mu sync.Mutex
+	var heard []float64
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), KeyPrefix: "test", Rate: 40,
+		OnRate: func(region string, rate float64) { mu.Lock(); heard = append(heard, rate); mu.Unlock() }})
+	for range 3 {
+		if _, err := f.reserve(context.Background(), f.region("eu-north-1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(heard) != 1 || heard[0] != 40 {
+		t.Fatalf("OnRate heard %v, want [40] once", heard)
+	}
+}
+
+// TestFleetPaceClockSteppedBack: a pace cut after Redis's clock (a
+// failover to a node whose clock is behind) neither freezes the rate nor
+// refuses the next cut.
+func TestFleetPaceClockSteppedBack(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), KeyPrefix: "test", Rate: 100})
+	ctx := context.Background()
+	c := adminClient(t, srv.URL)
+	now, err := c.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead := pace{CutAt: now.Add(time.Hour), Cut: true, To: 10, Gain: 1}
+	if err := c.Set(ctx, "test:pace:ap-south-1", ahead.String(), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := f.region("ap-south-1")
+	if _, err := f.reserve(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, err := f.reserve(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Rate("ap-south-1"); got <= 10 {
+		t.Errorf("rate %v 200 ms after hearing a pace cut an hour ahead: frozen at the cut", got)
+	}
+	f.Throttled("ap-south-1")
+	s, err := c.Get(ctx, "test:pace:ap-south-1").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := parsePace(s); err != nil || !p.CutAt.Before(ahead.CutAt) {
+		t.Errorf("pace after a throttle %q (%v): the cut an hour ahead refused it", s, err)
 	}
 }

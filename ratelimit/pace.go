@@ -76,7 +76,7 @@ const minGain, maxGain = 1.0 / 64, 1
 // answered since the last cut, throttled were throttled. It is p itself
 // within CutInterval of the last cut.
 func (c Config) cut(p pace, now time.Time, found float64, busy time.Duration, calls, throttled int) (pace, bool) {
-	if p.Cut && now.Sub(p.CutAt) < c.CutInterval {
+	if d := now.Sub(p.CutAt); p.Cut && d >= 0 && d < c.CutInterval {
 		return p, false
 	}
 	limit := c.rateAt(p, now)
