@@ -27,15 +27,10 @@ type proc struct {
 // run's start.
 type replica struct{ start, stop time.Duration }
 
-// runResetq runs n resetq work processes on q until each exits (the queue
-// drained, --exit-when-idle) or timeout, when they are killed. extra is
-// appended to each one's arguments.
-func (w *world) runResetq(ctx context.Context, q queues, n int, idle, timeout time.Duration, extra ...string) []proc {
-	return w.runReplicas(ctx, q, make([]replica, n), idle, timeout, extra...)
-}
-
-// runReplicas is runResetq with each process started and stopped on its
-// own schedule.
+// runReplicas runs resetq work processes on q, each started and stopped
+// as plan says, until each exits (the queue drained, --exit-when-idle) or
+// timeout, when they are killed. extra is appended to each one's
+// arguments.
 func (w *world) runReplicas(ctx context.Context, q queues, plan []replica, idle, timeout time.Duration, extra ...string) []proc {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
