@@ -12,6 +12,7 @@ import (
 
 	"github.com/resetq/resetq/internal/cognitostub"
 	"github.com/resetq/resetq/internal/redisserver"
+	"github.com/resetq/resetq/internal/retry"
 )
 
 // Contenders.
@@ -112,14 +113,7 @@ func (h *harness) settle(ctx context.Context) {
 }
 
 // sleep waits d, or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
+func sleep(ctx context.Context, d time.Duration) { _ = retry.Sleep(ctx, d) }
 
 // measure resets the stand-in's counters, runs body (which returns when
 // its contender started), and fills r from the stand-in's counts.
