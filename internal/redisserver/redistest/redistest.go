@@ -1,6 +1,7 @@
 // Package redistest holds the test helpers for redisserver: a test that
 // needs a missing tool is skipped, or fails under CI=true. Only tests
-// import it; the launchers are redisserver.Start, StartTLS and StartCluster.
+// import it; the launchers are redisserver.Start, StartTLS, StartCluster and
+// StartSentinel.
 package redistest
 
 import (
@@ -30,4 +31,10 @@ func NeedCluster(t testing.TB) {
 	t.Helper()
 	Need(t)
 	localservertest.Need(t, redisserver.CLI, redisserver.InstallHint)
+}
+
+// NeedSentinel is Need for StartSentinel, which also needs redis-cli.
+func NeedSentinel(t testing.TB) {
+	t.Helper()
+	NeedCluster(t)
 }
