@@ -74,6 +74,10 @@ type FleetConfig struct {
 	// Cluster says Redis is a Redis Cluster: Redis.Addr is any node, and
 	// each Region's keys share a hash tag.
 	Cluster bool
+	// SentinelMaster, if set, names the primary that Redis Sentinels
+	// watch: Redis.Addr lists the Sentinels (ParseSentinelURL). Not with
+	// Cluster.
+	SentinelMaster string
 	// RootCAs verify a rediss:// server. Default: the system roots.
 	RootCAs *x509.CertPool
 	// KeyPrefix starts each Region's keys. Default "resetq".
@@ -181,7 +185,7 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet limiter: %w", err)
 	}
-	client, err := newRedisClient(redisConn{Addr: cfg.Redis, Cluster: cfg.Cluster, RootCAs: cfg.RootCAs, Timeout: cfg.Timeout})
+	client, err := newRedisClient(redisConn{Addr: cfg.Redis, Cluster: cfg.Cluster, SentinelMaster: cfg.SentinelMaster, RootCAs: cfg.RootCAs, Timeout: cfg.Timeout})
 	if err != nil {
 		return nil, fmt.Errorf("fleet limiter: %w", err)
 	}

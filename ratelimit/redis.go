@@ -20,7 +20,7 @@ import (
 
 // RedisAddr is a parsed --redis-url.
 type RedisAddr struct {
-	Addr     string // host:port
+	Addr     string // host:port; for Sentinels, a comma-separated list
 	Username string // a Redis 6 ACL user; empty or "default" sends AUTH password
 	Password string
 	DB       int
@@ -36,13 +36,29 @@ func (a RedisAddr) String() string {
 	return fmt.Sprintf("%s://%s/%d", scheme, a.Addr, a.DB)
 }
 
+// Addrs are the host:port pairs of Addr.
+func (a RedisAddr) Addrs() []string { return strings.Split(a.Addr, ",") }
+
 // ParseRedisURL parses redis[s]://[[user]:password@]host[:port][/db]. The
 // port defaults to 6379 and the database to 0; rediss:// is TLS.
-func ParseRedisURL(raw string) (RedisAddr, error) {
+func ParseRedisURL(raw string) (RedisAddr, error) { return parseRedisURL(raw, "6379", false) }
+
+// ParseSentinelURL is ParseRedisURL for Redis Sentinels: the host may be
+// a comma-separated list of them (host[:port],host[:port]), each port
+// defaulting to 26379.
+func ParseSentinelURL(raw string) (RedisAddr, error) { return parseRedisURL(raw, "26379", true) }
+
+// parseRedisURL is ParseRedisURL with defaultPort, and a list of hosts if
+// sentinels.
+func parseRedisURL(raw, defaultPort string, sentinels bool) (RedisAddr, error) {
 	shown := redactPassword(raw) // url.Parse's errors quote the whole URL
+	var list []string
+	if sentinels {
+		raw, list = cutHosts(raw) // url.Parse takes one host
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		if _, err := url.Parse(shown); err != nil {
+		if _, err := url.Parse(redactPassword(raw)); err != nil {
 			return RedisAddr{}, fmt.Errorf("redis URL: %w", err)
 		}
 		return RedisAddr{}, fmt.Errorf("redis URL %s: the password does not parse (percent-encode %%, @, /, ?, # and spaces in it)", shown)
@@ -61,14 +77,31 @@ func ParseRedisURL(raw string) (RedisAddr, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return RedisAddr{}, fmt.Errorf("redis URL %s: query and fragment are not supported", shown)
 	}
-	port := u.Port()
-	if port == "" {
-		port = "6379"
+	hosts := [][2]string{{u.Hostname(), u.Port()}}
+	if strings.Contains(u.Host, ",") {
+		return RedisAddr{}, fmt.Errorf("redis URL %s: more than one host (a list of hosts names Sentinels)", shown)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return RedisAddr{}, fmt.Errorf("redis URL %s: bad port %q", shown, port)
+	if list != nil {
+		hosts = hosts[:0]
+		for _, h := range list {
+			hosts = append(hosts, splitHost(h))
+		}
 	}
-	a.Addr = net.JoinHostPort(u.Hostname(), port)
+	addrs := make([]string, 0, len(hosts))
+	for _, hp := range hosts {
+		host, port := hp[0], hp[1]
+		if host == "" {
+			return RedisAddr{}, fmt.Errorf("redis URL %s: no host", shown)
+		}
+		if port == "" {
+			port = defaultPort
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return RedisAddr{}, fmt.Errorf("redis URL %s: bad port %q", shown, port)
+		}
+		addrs = append(addrs, net.JoinHostPort(host, port))
+	}
+	a.Addr = strings.Join(addrs, ",")
 	if u.User != nil {
 		a.Username = u.User.Username()
 		a.Password, _ = u.User.Password()
@@ -79,6 +112,39 @@ func ParseRedisURL(raw string) (RedisAddr, error) {
 		}
 	}
 	return a, nil
+}
+
+// cutHosts returns raw with a comma-separated list of hosts cut to its
+// first, and the list; raw and nil without a list.
+func cutHosts(raw string) (string, []string) {
+	i := strings.Index(raw, "//")
+	if i < 0 {
+		return raw, nil
+	}
+	start, end := i+2, len(raw)
+	if j := strings.IndexAny(raw[start:], "/?#"); j >= 0 {
+		end = start + j
+	}
+	if at := strings.LastIndex(raw[start:end], "@"); at >= 0 {
+		start += at + 1
+	}
+	if !strings.Contains(raw[start:end], ",") {
+		return raw, nil
+	}
+	list := strings.Split(raw[start:end], ",")
+	return raw[:start] + list[0] + raw[end:], list
+}
+
+// splitHost splits one host[:port] of a list; an IPv6 host is in brackets.
+func splitHost(h string) [2]string {
+	host, port := h, ""
+	if i := strings.LastIndex(h, ":"); i >= 0 && !strings.HasSuffix(h, "]") {
+		host, port = h[:i], h[i+1:]
+	}
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	return [2]string{host, port}
 }
 
 // redactPassword replaces the password of a URL that may not parse with
@@ -125,20 +191,30 @@ func (debugLogger) Printf(ctx context.Context, format string, v ...any) {
 	slog.Default().DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }
 
-// redisConn is how a Fleet reaches Redis: a server or a cluster.
+// redisConn is how a Fleet reaches Redis: a server, a cluster, or the
+// primary that Sentinels name.
 type redisConn struct {
-	Addr    RedisAddr
-	Cluster bool
-	RootCAs *x509.CertPool // nil: the system roots
-	Timeout time.Duration  // dial, read and write
+	Addr           RedisAddr
+	Cluster        bool
+	SentinelMaster string         // Addr lists Sentinels that know the primary by this name
+	RootCAs        *x509.CertPool // nil: the system roots
+	Timeout        time.Duration  // dial, read and write
 }
 
 // newRedisClient returns a pooled client for c; it dials on first use.
 func newRedisClient(c redisConn) (redis.UniversalClient, error) {
-	if c.Cluster && c.Addr.DB != 0 {
+	switch {
+	case c.Cluster && c.Addr.DB != 0:
 		return nil, errors.New("redis: a cluster has only database 0")
+	case c.Cluster && c.SentinelMaster != "":
+		return nil, errors.New("redis: a cluster is not reached through Sentinel")
+	case c.SentinelMaster == "" && strings.Contains(c.Addr.Addr, ","):
+		return nil, errors.New("redis: a list of hosts names Sentinels, and needs the master's name")
 	}
 	o := redisOptions(c)
+	if c.SentinelMaster != "" {
+		return newFailoverClient(c.SentinelMaster, c.Addr.Addrs(), o), nil
+	}
 	if !c.Cluster {
 		return redis.NewClient(o), nil
 	}
@@ -148,6 +224,20 @@ func newRedisClient(c redisConn) (redis.UniversalClient, error) {
 		ContextTimeoutEnabled: true, MaxRetries: o.MaxRetries, DialerRetries: o.DialerRetries, TLSConfig: o.TLSConfig,
 		DisableIdentity: true, MaintNotificationsConfig: o.MaintNotificationsConfig,
 	}), nil
+}
+
+// newFailoverClient asks the Sentinels at addrs for master's primary and
+// reaches it with o's settings. The Sentinels get the password as the
+// default user's: one without a password takes any (HELLO AUTH default),
+// so one URL fits Sentinels with the servers' password or none.
+func newFailoverClient(master string, addrs []string, o *redis.Options) *redis.Client {
+	return redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: master, SentinelAddrs: addrs, SentinelPassword: o.Password,
+		Username: o.Username, Password: o.Password, DB: o.DB, Protocol: o.Protocol,
+		DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout,
+		ContextTimeoutEnabled: true, MaxRetries: o.MaxRetries, DialerRetries: o.DialerRetries, TLSConfig: o.TLSConfig,
+		DisableIdentity: true,
+	})
 }
 
 // redisOptions are go-redis's options for c. A URL with no user or the

@@ -494,3 +494,150 @@ func BenchmarkFleetReserve(b *testing.B) {
 		}
 	}
 }
+
+// TestFleetSentinel: through Redis Sentinel (a list whose first Sentinel
+// is down), a fleet paces on the primary with the URL's password, which
+// the Sentinel, that has none, takes too; when the primary dies, the
+// Sentinel promotes the replica and the fleet, after at most a spell on
+// its local share, books its slots there, and no Wait hangs.
+func TestFleetSentinel(t *testing.T) {
+	t.Parallel()
+	redistest.NeedSentinel(t)
+	ctx := context.Background()
+	s, err := redisserver.StartSentinel(ctx, "resetq", "s3cret", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	addr, err := ParseSentinelURL("redis://:s3cret@" + dead + "," + s.Addrs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseRedisURL("redis://:s3cret@" + dead + "," + s.Addrs[0]); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("ParseRedisURL of a list: %v, want an error without the password", err)
+	}
+	const rate = 20.0
+	var fb fallbackLog
+	f := newTestFleet(t, FleetConfig{Redis: addr, SentinelMaster: "resetq", KeyPrefix: "test", Rate: rate,
+		Timeout: 2 * time.Second, RetryInterval: 100 * time.Millisecond, OnFallback: fb.record})
+
+	// (1) The fleet paces through the Sentinel, on the primary.
+	run, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 4 {
+		wg.Go(func() {
+			for f.Wait(run, "us-east-1") == nil {
+				admitted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	if n, limit := admitted.Load(), int64(rate*elapsed)+1; n > limit || n == 0 {
+		t.Errorf("%d calls admitted in %.2fs through the Sentinel, want 1 to rate*seconds+1 = %d", n, elapsed, limit)
+	}
+	if got := fb.get(); len(got) != 0 {
+		t.Fatalf("OnFallback calls %v with the primary up", got)
+	}
+	if n, err := adminClient(t, "redis://:s3cret@"+s.Primary.Addr).Exists(ctx, "test:ratelimit:us-east-1").Result(); err != nil || n != 1 {
+		t.Fatalf("EXISTS the Region's key on the primary = %v, %v", n, err)
+	}
+
+	// (2) The primary dies while four callers wait; the Sentinel promotes
+	// the replica and the fleet books its slots there.
+	run, cancel = context.WithCancel(ctx)
+	defer cancel()
+	var during atomic.Int64
+	done := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for f.Wait(run, "us-east-1") == nil {
+				during.Add(1)
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+	if err := s.Primary.Close(); err != nil {
+		t.Fatal(err)
+	}
+	failover, stop := context.WithTimeout(ctx, 20*time.Second)
+	defer stop()
+	if err := s.WaitPrimary(failover, s.Replica.Addr); err != nil {
+		t.Fatal(err)
+	}
+	promoted := adminClient(t, "redis://:s3cret@"+s.Replica.Addr)
+	for {
+		if err := f.Wait(failover, "eu-west-1"); err != nil {
+			t.Fatalf("a Wait after the failover: %v", err)
+		}
+		if n, err := promoted.Exists(ctx, "test:ratelimit:eu-west-1").Result(); err == nil && n == 1 {
+			break
+		}
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the callers did not return after their context ended")
+	}
+	if during.Load() == 0 {
+		t.Error("no call admitted while the primary failed over")
+	}
+	if got := fb.get(); len(got) > 0 && got[len(got)-1] {
+		t.Errorf("OnFallback calls %v: still on the local share after the failover", got)
+	}
+	t.Logf("admitted %d during the failover; OnFallback %v", during.Load(), fb.get())
+}
+
+// TestParseSentinelURL: a list of Sentinels, each port defaulting to
+// 26379; each host and port is checked; errors hide the password. A list
+// is refused without Sentinel, by ParseRedisURL and by NewFleet.
+func TestParseSentinelURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want RedisAddr
+		err  string
+	}{
+		{in: "redis://s1", want: RedisAddr{Addr: "s1:26379"}},
+		{in: "redis://:s3cret@s1:26380,s2/1", want: RedisAddr{Addr: "s1:26380,s2:26379", Password: "s3cret", DB: 1}},
+		{in: "redis://[::1]:7000,[::2]", want: RedisAddr{Addr: "[::1]:7000,[::2]:26379"}},
+		{in: "rediss://u:s3cret@s1:1,s2:2", want: RedisAddr{Addr: "s1:1,s2:2", Username: "u", Password: "s3cret", TLS: true}},
+		{in: "redis://:s3cret@s1:1,,s2:2", err: "no host"},
+		{in: "redis://:s3cret@s1:x,s2:2", err: "invalid port"},
+		{in: "redis://:s3cret@s1:1,s2:x", err: "bad port"},
+		{in: "redis://:s3cret@s1:0,s2:2", err: "bad port"},
+		{in: "redis://:s3cret@s1,s2/x", err: "not a number"},
+	} {
+		got, err := ParseSentinelURL(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("ParseSentinelURL(%q) = %+v, %v; want error with %q, without the password", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseSentinelURL(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := ParseRedisURL("redis://:s3cret@s1,s2"); err == nil || !strings.Contains(err.Error(), "Sentinels") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("ParseRedisURL of a list: %v", err)
+	}
+	list := redisAddr(t, "redis://s1")
+	list.Addr = "s1:26379,s2:26379"
+	if _, err := NewFleet(FleetConfig{Redis: list, Rate: 1}); err == nil {
+		t.Error("a list of hosts without SentinelMaster was accepted")
+	}
+	if _, err := NewFleet(FleetConfig{Redis: list, Rate: 1, SentinelMaster: "m", Cluster: true}); err == nil {
+		t.Error("Sentinel with Cluster was accepted")
+	}
+}
