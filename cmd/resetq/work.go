@@ -56,6 +56,7 @@ type workFlags struct {
 	redisURL, redisKeyPrefix  string
 	redisCAFile               string
 	redisCluster              bool
+	redisSentinelMaster       string
 	fleetSize                 int
 }
 
@@ -79,6 +80,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.redisURL, "redis-url", "", "redis://[[user]:password@]host:port[/db], or rediss:// for TLS: share one limit of --rate per Region with every replica using this Redis (empty: each replica paces up to --rate on its own)")
 	fs.StringVar(&f.redisCAFile, "redis-ca-file", "", "with a rediss:// --redis-url, PEM file of the CA that signed Redis's certificate (default: the system's roots)")
 	fs.BoolVar(&f.redisCluster, "redis-cluster", false, "with --redis-url, Redis is a Redis Cluster (ElastiCache or MemoryDB with cluster mode, ElastiCache Serverless): the URL names any node; keys are PREFIX:{REGION}:ratelimit, :pace and :calls")
+	fs.StringVar(&f.redisSentinelMaster, "redis-sentinel-master", "", "with --redis-url, reach Redis through Redis Sentinel: the URL's hosts are Sentinels (host:port,host:port; port 26379 by default) and this is the name they know the primary by")
 	fs.IntVar(&f.fleetSize, "fleet-size", 1, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this")
 	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", "resetq", "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:REGION, PREFIX:pace:REGION and PREFIX:calls:REGION (PREFIX:{REGION}:ratelimit and so on with --redis-cluster)")
 	fs.StringVar(&f.statusCheck, "status-check", "all", "before a reset, ask Cognito (AdminGetUser) whether the user is already RESET_REQUIRED, and if so count the job done without a second code: all (every job: a user named twice gets one code), redelivered (only jobs delivered again or sent back after a failed call), or off")
@@ -383,21 +385,34 @@ func parsePools(list string) (map[string]bool, error) {
 // validateRedis checks --redis-url and the flags that go with it.
 func (f *workFlags) validateRedis() error {
 	if f.redisURL == "" {
-		if f.redisCAFile != "" || f.redisCluster {
-			return usagef("--redis-ca-file and --redis-cluster only apply with --redis-url")
+		if f.redisCAFile != "" || f.redisCluster || f.redisSentinelMaster != "" {
+			return usagef("--redis-ca-file, --redis-cluster and --redis-sentinel-master only apply with --redis-url")
 		}
 		return nil
 	}
-	a, err := ratelimit.ParseRedisURL(f.redisURL)
+	a, err := f.parseRedisURL()
 	switch {
 	case err != nil:
 		return usagef("--redis-url: %v", err)
+	case f.redisCluster && f.redisSentinelMaster != "":
+		return usagef("--redis-cluster and --redis-sentinel-master contradict each other: a Redis Cluster fails over by itself")
+	case f.redisSentinelMaster != "" && strings.TrimSpace(f.redisSentinelMaster) != f.redisSentinelMaster:
+		return usagef("--redis-sentinel-master %q: want the master's name without surrounding spaces", f.redisSentinelMaster)
 	case f.redisCAFile != "" && !a.TLS:
 		return usagef("--redis-ca-file only applies to a rediss:// --redis-url (TLS)")
 	case f.redisCluster && a.DB != 0:
 		return usagef("--redis-url %s: a Redis Cluster has only database 0", a)
 	}
 	return nil
+}
+
+// parseRedisURL parses --redis-url, as a list of Sentinels with
+// --redis-sentinel-master.
+func (f *workFlags) parseRedisURL() (ratelimit.RedisAddr, error) {
+	if f.redisSentinelMaster != "" {
+		return ratelimit.ParseSentinelURL(f.redisURL)
+	}
+	return ratelimit.ParseRedisURL(f.redisURL)
 }
 
 // workPacer is the reset calls' pacer: the local adaptive limiter alone,
@@ -412,7 +427,7 @@ func workPacer(f *workFlags, cfg ratelimit.Config, onRate func(string, float64),
 		log.Info("pacing on this replica alone", "rate", f.rate)
 		return local, func() {}, nil
 	}
-	addr, err := ratelimit.ParseRedisURL(f.redisURL) // checked by validate
+	addr, err := f.parseRedisURL() // checked by validate
 	if err != nil {
 		return nil, nil, err
 	}
@@ -423,7 +438,7 @@ func workPacer(f *workFlags, cfg ratelimit.Config, onRate func(string, float64),
 		}
 	}
 	fleet, err := ratelimit.NewFleet(ratelimit.FleetConfig{
-		Redis: addr, Cluster: f.redisCluster, RootCAs: roots,
+		Redis: addr, Cluster: f.redisCluster, SentinelMaster: f.redisSentinelMaster, RootCAs: roots,
 		KeyPrefix: f.redisKeyPrefix, Rate: f.rate, FleetSize: f.fleetSize, Pace: cfg, OnRate: onRate,
 		Logger: log.With("component", "ratelimit"),
 		OnFallback: func(on bool) {
@@ -437,7 +452,8 @@ func workPacer(f *workFlags, cfg ratelimit.Config, onRate func(string, float64),
 	if err != nil {
 		return nil, nil, err
 	}
-	log.Info("pacing by a fleet-wide limit in Redis", "redis", addr.String(), "cluster", f.redisCluster, "rate", f.rate,
+	log.Info("pacing by a fleet-wide limit in Redis", "redis", addr.String(), "cluster", f.redisCluster,
+		"sentinel_master", f.redisSentinelMaster, "rate", f.rate,
 		"key", fleet.Key("REGION"), "fleet_size", f.fleetSize, "fallback_share", fleet.Share())
 	return fleet, func() { fleet.Close() }, nil
 }
