@@ -1,7 +1,8 @@
 // Package redisserver starts throwaway redis-servers for tests and
 // benchmarks: bound to 127.0.0.1 on a free port, nothing persisted, killed
 // by Close; plain (Start), TLS-only with certificates made by openssl
-// (StartTLS), or a cluster made by redis-cli (StartCluster). It never uses
+// (StartTLS), a cluster made by redis-cli (StartCluster), or a primary, a
+// replica and Sentinels (StartSentinel). It never uses
 // a system Redis (Debian's package may run one on 6379).
 package redisserver
 
