@@ -31,6 +31,7 @@ demo: build tools ## run a whole campaign on local emulators (no AWS account) an
 .PHONY: test
 test: tools ## every test: unit, worker, adapters against moto, end to end (the built binary), a short fuzz
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -run '^(TestSimulated.*|TestWorld)$$' ./ratelimit
 	$(MAKE) --no-print-directory fuzz FUZZ_PARSE=100000x FUZZ_HANDLE=3000x
 
 BENCH_JSON ?= bench-results.json

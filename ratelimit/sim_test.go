@@ -114,9 +114,17 @@ func simulate(cfg Config, seed uint64, quota int, background func(time.Duration)
 	return r
 }
 
-// The simulation tests do not run in parallel: under the race detector
-// they take a CPU each for tens of seconds, and the Redis tests beside
-// them then see answers late.
+// skipUnderRace skips a simulation under the race detector: it runs no
+// goroutines, takes minutes there, and make test runs it again without.
+func skipUnderRace(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("a single-goroutine simulation: make test runs it without -race")
+	}
+}
+
+// The simulation tests do not run in parallel: they take a CPU each for
+// tens of seconds, and the Redis tests beside them would see answers late.
 
 // simulateSeeds averages simulate over the seeds 1 to 3: one run's
 // figures move by about half a point with the seed (when each call lands
@@ -153,6 +161,7 @@ func steady(perSecond float64) func(time.Duration) float64 {
 // throttled and cannot see their loss: the real-user rows are bounds, not
 // a goal (docs/benchmarks.md, "Pacing in the world").
 func TestSimulatedQuota(t *testing.T) {
+	skipUnderRace(t)
 	tests := []struct {
 		name              string
 		ceiling           float64
@@ -197,6 +206,7 @@ func TestSimulatedQuota(t *testing.T) {
 // users were there take longer to find they left (0.80 of the 45/s
 // before the budget, 0.72 with it).
 func TestSimulatedUsersLeave(t *testing.T) {
+	skipUnderRace(t)
 	bg := func(t time.Duration) float64 {
 		if t < 100*time.Second {
 			return 20
@@ -219,6 +229,7 @@ func TestSimulatedUsersLeave(t *testing.T) {
 // 1.10% lost at 20 of 50/s; 0.79 and 0.80% at 40 of 100/s). The bounds
 // catch a limiter that collapses, or one that stops leaving room.
 func TestSimulatedBurstyUsers(t *testing.T) {
+	skipUnderRace(t)
 	for _, tt := range []struct {
 		ceiling, background float64
 		quota               int

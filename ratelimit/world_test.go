@@ -108,6 +108,7 @@ func simulateWorld(cfg Config, model, pattern string, quota, userRate float64, l
 // "Pacing in the world", says why). The bounds sit a little beyond where
 // the limiter is today.
 func TestWorld(t *testing.T) {
+	skipUnderRace(t)
 	const quota, users, budget = 30.0, 10.0, 0.005
 	tests := []struct {
 		model, pattern string
