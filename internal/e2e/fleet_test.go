@@ -121,6 +121,12 @@ func TestFleetFlags(t *testing.T) {
 		{env: "RESETQ_REDIS_CLUSTER=true", want: "only apply with --redis-url"},
 		{args: []string{"--redis-url", "rediss://127.0.0.1:1/2", "--redis-cluster"}, want: "a Redis Cluster has only database 0"},
 		{env: "RESETQ_FLEET_SIZE=2", want: "--fleet-size only applies with --redis-url"},
+		{args: []string{"--redis-sentinel-master", "mymaster"}, want: "only apply with --redis-url"},
+		{args: []string{"--redis-url", "redis://127.0.0.1:26379", "--redis-cluster", "--redis-sentinel-master", "mymaster"}, want: "contradict each other"},
+		{args: []string{"--redis-url", "redis://127.0.0.1:26379", "--redis-sentinel-master", " mymaster"}, want: "without surrounding spaces"},
+		{args: []string{"--redis-url", "redis://:s3cret@127.0.0.1:1,127.0.0.2:1"}, want: "more than one host"},
+		{args: []string{"--harm-budget", "0.5"}, want: "--harm-budget must be from 0 to 0.1"},
+		{env: "RESETQ_HARM_BUDGET=-1", want: "--harm-budget must be from 0 to 0.1"},
 	} {
 		cmd := exec.Command(bin, append(base, tc.args...)...)
 		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
