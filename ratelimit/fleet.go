@@ -530,12 +530,21 @@ func fleetCalls(c []any, now time.Time) (found float64, busy time.Duration) {
 		return 0
 	}
 	sec, n, prev, last, since := num(0), num(1), num(2), num(3), num(4)
-	frac := float64(now.UnixMicro()%1e6) / 1e6
-	switch now.Unix() {
+	// A second's count is spread over the part of it calls ran in (from
+	// since, when the run began inside it); the window takes its share.
+	at, from := now.UnixMicro(), now.UnixMicro()-1e6
+	part := func(count, start, end int64) float64 {
+		start = max(start, since)
+		if count == 0 || end <= start {
+			return float64(count)
+		}
+		return float64(count) * float64(min(end, at)-max(start, from)) / float64(end-start)
+	}
+	switch s := sec * 1e6; now.Unix() {
 	case sec:
-		found = float64(n) + float64(prev)*(1-frac)
+		found = float64(n) + max(0, part(prev, s-1e6, s))
 	case sec + 1:
-		found = float64(n) * (1 - frac)
+		found = max(0, part(n, s, s+1e6))
 	}
 	if now.UnixMicro()-last <= 1e6 && since > 0 {
 		busy = time.Duration(now.UnixMicro()-since) * time.Microsecond

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -844,5 +845,37 @@ func TestFleetPaceClockSteppedBack(t *testing.T) {
 	}
 	if p, err := parsePace(s); err != nil || !p.CutAt.Before(ahead.CutAt) {
 		t.Errorf("pace after a throttle %q (%v): the cut an hour ahead refused it", s, err)
+	}
+}
+
+// TestFleetCalls: the fleet's calls in the last second from the per
+// second counts, with a second's count spread over the part of it the run
+// was busy in (a run that began mid-second put its first calls in half a
+// second, not a whole one).
+func TestFleetCalls(t *testing.T) {
+	t.Parallel()
+	const s = 1_000_000 // a Unix second
+	at := func(sec, us int64) time.Time { return time.UnixMicro(sec*1e6 + us) }
+	hash := func(sec, n, prev, last, since int64) []any {
+		return []any{strconv.FormatInt(sec, 10), strconv.FormatInt(n, 10), strconv.FormatInt(prev, 10),
+			strconv.FormatInt(last, 10), strconv.FormatInt(since, 10)}
+	}
+	for _, tt := range []struct {
+		name  string
+		c     []any
+		now   time.Time
+		found float64
+		busy  time.Duration
+	}{
+		{"steady 60/s, 0.4 s into the second", hash(s, 24, 60, s*1e6+400_000, (s-10)*1e6), at(s, 400_000), 24 + 60*0.6, 10400 * time.Millisecond},
+		{"the run began at .5 of the last second: its 30 calls all in the window", hash(s, 36, 30, s*1e6+600_000, (s-1)*1e6+500_000), at(s, 600_000), 36 + 30*0.8, 1100 * time.Millisecond},
+		{"no call yet this second", hash(s, 60, 60, s*1e6+999_000, (s-10)*1e6), at(s+1, 250_000), 60 * 0.75, 11250 * time.Millisecond},
+		{"counts two seconds old", hash(s, 60, 60, s*1e6, (s-10)*1e6), at(s+2, 0), 0, 0},
+		{"no hash", nil, at(s, 0), 0, 0},
+	} {
+		found, busy := fleetCalls(tt.c, tt.now)
+		if math.Abs(found-tt.found) > 1e-6 || busy != tt.busy {
+			t.Errorf("%s: found %v, busy %v; want %v, %v", tt.name, found, busy, tt.found, tt.busy)
+		}
 	}
 }
