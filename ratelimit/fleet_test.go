@@ -104,6 +104,27 @@ func newTestFleet(t *testing.T, cfg FleetConfig) *Fleet {
 	return f
 }
 
+// paceFor runs four callers per pacer on region for d and returns how
+// many calls were admitted and the seconds it took.
+func paceFor(ctx context.Context, d time.Duration, pacers []*Fleet, region string) (int64, float64) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, p := range pacers {
+		for range 4 {
+			wg.Go(func() {
+				for p.Wait(ctx, region) == nil {
+					admitted.Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return admitted.Load(), time.Since(start).Seconds()
+}
+
 func redisAddr(t *testing.T, url string) RedisAddr {
 	t.Helper()
 	a, err := ParseRedisURL(url)
@@ -126,23 +147,7 @@ func TestFleetSharedLimit(t *testing.T) {
 	cfg := FleetConfig{Redis: redisAddr(t, srv.URL), KeyPrefix: "test", Rate: rate, OnFallback: fb.record}
 	pacers := []*Fleet{newTestFleet(t, cfg), newTestFleet(t, cfg)}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	defer cancel()
-	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for _, p := range pacers {
-		for range 4 {
-			wg.Go(func() {
-				for p.Wait(ctx, "us-east-1") == nil {
-					admitted.Add(1)
-				}
-			})
-		}
-	}
-	wg.Wait()
-	elapsed := time.Since(start).Seconds()
-	n := admitted.Load()
+	n, elapsed := paceFor(context.Background(), 1500*time.Millisecond, pacers, "us-east-1")
 	if limit := int64(rate*elapsed) + 1; n > limit {
 		t.Errorf("%d calls admitted in %.2fs, more than rate*seconds+1 = %d", n, elapsed, limit)
 	}

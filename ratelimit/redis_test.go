@@ -442,24 +442,9 @@ func TestFleetCluster(t *testing.T) {
 		t.Errorf("the Regions' keys are on %d node(s), want them spread: %v", len(nodes), nodes)
 	}
 
-	run, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
-	defer cancel()
-	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for _, p := range pacers {
-		for range 4 {
-			wg.Go(func() {
-				for p.Wait(run, "us-east-1") == nil {
-					admitted.Add(1)
-				}
-			})
-		}
-	}
-	wg.Wait()
-	elapsed := time.Since(start).Seconds()
+	n, elapsed := paceFor(ctx, 1500*time.Millisecond, pacers, "us-east-1")
 	// The Region's last slot before the run was booked up to an interval ahead.
-	if n, limit := admitted.Load(), int64(rate*elapsed)+1; n > limit || n == 0 {
+	if limit := int64(rate*elapsed) + 1; n > limit || n == 0 {
 		t.Errorf("%d calls admitted in %.2fs through the cluster, want 1 to rate*seconds+1 = %d", n, elapsed, limit)
 	}
 	if got := fb.get(); len(got) != 0 {
@@ -528,21 +513,8 @@ func TestFleetSentinel(t *testing.T) {
 		Timeout: 2 * time.Second, RetryInterval: 100 * time.Millisecond, OnFallback: fb.record})
 
 	// (1) The fleet paces through the Sentinel, on the primary.
-	run, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
-	defer cancel()
-	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range 4 {
-		wg.Go(func() {
-			for f.Wait(run, "us-east-1") == nil {
-				admitted.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start).Seconds()
-	if n, limit := admitted.Load(), int64(rate*elapsed)+1; n > limit || n == 0 {
+	n, elapsed := paceFor(ctx, 1500*time.Millisecond, []*Fleet{f}, "us-east-1")
+	if limit := int64(rate*elapsed) + 1; n > limit || n == 0 {
 		t.Errorf("%d calls admitted in %.2fs through the Sentinel, want 1 to rate*seconds+1 = %d", n, elapsed, limit)
 	}
 	if got := fb.get(); len(got) != 0 {
@@ -554,9 +526,10 @@ func TestFleetSentinel(t *testing.T) {
 
 	// (2) The primary dies while four callers wait; the Sentinel promotes
 	// the replica and the fleet books its slots there.
-	run, cancel = context.WithCancel(ctx)
+	run, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var during atomic.Int64
+	var wg sync.WaitGroup
 	done := make(chan struct{})
 	for range 4 {
 		wg.Go(func() {
