@@ -137,12 +137,14 @@ type fleetRegion struct {
 	turn chan struct{} // one caller per Region asks Redis at a time
 
 	mu        sync.Mutex
-	pace      pace    // the fleet's, as Redis last said
-	rate      float64 // the fleet's rate at the last answer
-	calls     int     // this replica's answers since the pace's cut
-	throttled int     // of which throttles
-	oks       int     // successes not yet reported to Redis
-	heard     bool    // a pace was heard and reported to OnRate
+	pace      pace      // the fleet's, as Redis last said
+	rate      float64   // the fleet's rate at the last answer
+	calls     int       // this replica's answers since the pace's cut
+	throttled int       // of which throttles
+	oks       int       // successes not yet reported to Redis
+	heard     bool      // a pace was heard and reported to OnRate
+	redisNow  time.Time // Redis's clock at the last answer
+	heardAt   time.Time // this replica's clock then
 }
 
 // NewFleet checks cfg and returns a Fleet. It does not dial: Redis is
@@ -281,6 +283,9 @@ func (f *Fleet) Throttled(region string) {
 	}
 	r := f.region(region)
 	r.count(true)
+	if r.cutJustNow(f.pc.CutInterval / 2) {
+		return // the throttles of one full window: the fleet has cut for them
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*f.fc.Timeout)
 	defer cancel()
 	if err := f.cut(ctx, r); err != nil {
@@ -297,6 +302,15 @@ func (f *Fleet) Succeeded(region string) {
 		return
 	}
 	f.region(region).count(false)
+}
+
+// cutJustNow reports whether the fleet's last cut is under d old on
+// Redis's clock, as far as this replica can tell without asking.
+func (r *fleetRegion) cutJustNow(d time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	age := r.redisNow.Add(time.Since(r.heardAt)).Sub(r.pace.CutAt)
+	return r.pace.Cut && !r.heardAt.IsZero() && age >= 0 && age < d
 }
 
 // count notes an answer for the throttled share since the fleet's cut.
@@ -447,6 +461,7 @@ func (f *Fleet) heardPace(r *fleetRegion, p pace, now time.Time) {
 		r.calls, r.throttled = 0, 0
 	}
 	r.pace, r.rate, r.heard = p, rate, true
+	r.redisNow, r.heardAt = now, time.Now()
 	r.mu.Unlock()
 	if changed {
 		f.fc.OnRate(r.name, rate)

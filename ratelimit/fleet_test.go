@@ -884,3 +884,29 @@ func TestFleetCalls(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetThrottleAfterCutStaysLocal: a throttle that follows the fleet's
+// cut closely (the rest of one full window's throttles) does not ask Redis
+// again: with Redis gone it neither waits on it nor falls back.
+func TestFleetThrottleAfterCutStaysLocal(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	var fb fallbackLog
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), KeyPrefix: "test", Rate: 50, OnFallback: fb.record,
+		Pace: Config{CutInterval: time.Minute}})
+	if _, err := f.reserve(context.Background(), f.region("sa-east-1")); err != nil {
+		t.Fatal(err)
+	}
+	f.Throttled("sa-east-1")
+	if p := f.region("sa-east-1").pace; !p.Cut {
+		t.Fatalf("pace %+v after the first throttle, want a cut", p)
+	}
+	srv.Close()
+	f.Throttled("sa-east-1")
+	if got := fb.get(); len(got) != 0 {
+		t.Errorf("OnFallback %v: the second throttle asked Redis", got)
+	}
+	if r := f.region("sa-east-1"); r.calls != 1 || r.throttled != 1 {
+		t.Errorf("counted %d answers, %d throttled since the cut; want the second throttle counted", r.calls, r.throttled)
+	}
+}

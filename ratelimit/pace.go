@@ -31,9 +31,10 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 		return min(r, c.Ceiling)
 	}
 	type segment struct{ to, slope float64 }
-	segs := []segment{{c.Ceiling, c.Increase}}
+	var buf [5]segment // rateAt runs on every call: no allocation
+	segs := append(buf[:0], segment{c.Ceiling, c.Increase})
 	if !p.Cut {
-		segs = []segment{{c.Ceiling, c.StartIncrease}}
+		segs = append(buf[:0], segment{c.Ceiling, c.StartIncrease})
 	}
 	if p.From > 0 {
 		g := p.gain()
@@ -42,7 +43,7 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 		if p.Shared {
 			lo = min(lo, p.To)
 		}
-		segs = []segment{{lo, c.Increase}}
+		segs = append(buf[:0], segment{lo, c.Increase})
 		if back := p.From - c.SharedMargin; p.Shared && back > p.To {
 			segs = append(segs, segment{back, min(slow, (back-p.To)/c.SharedRecovery.Seconds())})
 		}
