@@ -24,6 +24,19 @@
 //     password operation and does not use the quota.
 //   - anything else: HTTP 400 UnknownOperationException.
 //
+// On the same server it also answers CloudWatch's GetMetricData (the AWS
+// Query protocol: a form-encoded POST, as awscheck.NewCloudWatch's client
+// and the SDK's AWS_ENDPOINT_URL_CLOUDWATCH send it) with Cognito's usage
+// metrics of the UserAccountRecovery category, as CloudWatch publishes
+// them (namespace AWS/Usage, dimensions Service=Cognito User Pools,
+// Type=API, Resource=UserAccountRecovery, Class=None, statistic Sum): per
+// UTC minute, CallCount is every call of the category the stand-in
+// served, the worker's resets and the real users' calls, throttled or
+// not, and ThrottleCount those throttled. A minute is published once it
+// has ended and Config.UsageDelay has passed; a minute without a call (or,
+// for ThrottleCount, without a throttle) has no point, as in CloudWatch.
+// SeedUsage puts a simulated history before the first call served.
+//
 // There are no users to create: every username exists and is CONFIRMED
 // until reset. Usernames are per pool.
 package cognitostub
@@ -71,9 +84,13 @@ type Config struct {
 	// Latency delays every HTTP answer, after the call was admitted or
 	// throttled (0: answer at once).
 	Latency time.Duration
-	// Now is the clock of the quota window and of the reset times
-	// (default time.Now).
+	// Now is the clock of the quota window, of the reset times and of
+	// the usage minutes (default time.Now).
 	Now func() time.Time
+	// UsageDelay is how long after a minute ends GetMetricData shows its
+	// usage (0: at once). Real CloudWatch is a few minutes late, usually 3
+	// to 5; the benchmark does not wait for that.
+	UsageDelay time.Duration
 }
 
 // Counts are the calls of one source. Calls includes throttled ones.
@@ -102,6 +119,10 @@ type Stats struct {
 	Duplicates int `json:"duplicates"`
 	// GetUser counts AdminGetUser calls.
 	GetUser int `json:"get_user"`
+	// UsageReads counts GetMetricData calls, and UsagePoints the
+	// datapoints they returned.
+	UsageReads  int `json:"usage_reads"`
+	UsagePoints int `json:"usage_points"`
 	// FirstReset and LastReset are the times of the first and last
 	// successful worker reset (zero before the first).
 	FirstReset time.Time `json:"first_reset"`
@@ -110,9 +131,10 @@ type Stats struct {
 
 // Stub is the stand-in, an http.Handler. It is safe for concurrent use.
 type Stub struct {
-	now     func() time.Time
-	wait    func(ctx context.Context, d time.Duration) bool // the background's pause
-	latency time.Duration
+	now        func() time.Time
+	wait       func(ctx context.Context, d time.Duration) bool // the background's pause
+	latency    time.Duration
+	usageDelay time.Duration
 
 	mu       sync.Mutex
 	quota    world.Quota // nil: unlimited
@@ -124,12 +146,18 @@ type Stub struct {
 	first    time.Time
 	last     time.Time
 	total    int
+	// usage is CallCount and ThrottleCount per Unix minute: every call
+	// of the category, worker's and background's, and the seeded history.
+	usage       map[int64]*Counts
+	usageReads  int
+	usagePoints int
 }
 
 // New returns a Stub configured by cfg. It panics on an unknown Model or
 // a Burst below 0 (check with world.NewQuota first).
 func New(cfg Config) *Stub {
-	s := &Stub{now: cfg.Now, wait: sleep, latency: cfg.Latency, resets: map[string]int{}}
+	s := &Stub{now: cfg.Now, wait: sleep, latency: cfg.Latency, usageDelay: cfg.UsageDelay,
+		resets: map[string]int{}, usage: map[int64]*Counts{}}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -193,13 +221,14 @@ func (s *Stub) trim(now time.Time) {
 
 // Reset clears the counters and the resets, for the next run. The window
 // stays: calls admitted in the last second (the background's) keep
-// counting, as they would for Cognito.
+// counting, as they would for Cognito; so does the usage record, which is
+// CloudWatch's, not the run's (SeedUsage replaces it).
 func (s *Stub) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counts = [2]Counts{}
 	s.resets = map[string]int{}
-	s.getUser, s.total = 0, 0
+	s.getUser, s.total, s.usageReads, s.usagePoints = 0, 0, 0, 0
 	s.first, s.last = time.Time{}, time.Time{}
 }
 
@@ -213,12 +242,14 @@ func (s *Stub) Admit(src Source) bool {
 
 func (s *Stub) admit(src Source, now time.Time) bool {
 	s.counts[src].Calls++
-	if s.quota == nil {
-		return true
-	}
-	if !s.quota.Admit(now) {
+	ok := s.quota == nil || s.quota.Admit(now)
+	record(s.usage, now, !ok)
+	if !ok {
 		s.counts[src].Throttles++
 		return false
+	}
+	if s.quota == nil {
+		return true
 	}
 	s.trim(now)
 	s.admitted = append(s.admitted, now)
@@ -230,14 +261,16 @@ func (s *Stub) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{
-		Worker:     s.counts[Worker],
-		Background: s.counts[Background],
-		Resets:     s.total,
-		Users:      len(s.resets),
-		Duplicates: s.total - len(s.resets),
-		GetUser:    s.getUser,
-		FirstReset: s.first,
-		LastReset:  s.last,
+		Worker:      s.counts[Worker],
+		Background:  s.counts[Background],
+		Resets:      s.total,
+		Users:       len(s.resets),
+		Duplicates:  s.total - len(s.resets),
+		GetUser:     s.getUser,
+		UsageReads:  s.usageReads,
+		UsagePoints: s.usagePoints,
+		FirstReset:  s.first,
+		LastReset:   s.last,
 	}
 }
 
@@ -265,8 +298,14 @@ type userRequest struct {
 	Username   string
 }
 
-// ServeHTTP answers one Cognito call.
+// ServeHTTP answers one Cognito call, or one CloudWatch call: the AWS
+// Query protocol's form-encoded POST.
 func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); r.Method == http.MethodPost &&
+		strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded") {
+		s.serveQuery(w, r)
+		return
+	}
 	target := r.Header.Get("X-Amz-Target")
 	op, ok := strings.CutPrefix(target, targetPrefix)
 	if r.Method != http.MethodPost || !ok {
