@@ -4,8 +4,9 @@
 // one-second quota. Scenario 5 (not run by default) puts resetq in each
 // quota model × real users' pattern of internal/world, beside the real
 // users alone and the constant rate the simulation finds best for
-// -harm-budget. It prints Markdown tables, one row per scenario ×
-// contender, and writes every figure to a JSON file.
+// -harm-budget; resetq reads the stand-in's usage metrics there, as it
+// reads CloudWatch's on AWS. It prints Markdown tables, one row per
+// scenario × contender, and writes every figure to a JSON file.
 //
 //	go run ./internal/bench/harness -profile quick -json bench-quick.json
 //
@@ -113,6 +114,7 @@ type report struct {
 	Commit    string    `json:"commit"` // of resetq as built: HEAD, "+dirty" with uncommitted changes
 	Machine   machine   `json:"machine"`
 	LatencyMS float64   `json:"stand_in_latency_ms"`
+	Notes     []string  `json:"notes,omitempty"`
 	Rows      []*row    `json:"rows"`
 }
 
@@ -152,6 +154,12 @@ func run(ctx context.Context, p profile, jsonPath string, only []string, latency
 			fmt.Print(header)
 		}
 		fmt.Print(r.markdown())
+	}, say: func(s string) {
+		if header != "" {
+			fmt.Println()
+		}
+		header = "" // the next row starts a table again
+		fmt.Printf("%s\n\n", s)
 	}, last: time.Now()}
 	fmt.Fprintf(os.Stderr, "set up in %.1f s\n", time.Since(rep.Started).Seconds())
 	for _, sc := range []struct {
@@ -162,7 +170,7 @@ func run(ctx context.Context, p profile, jsonPath string, only []string, latency
 			sc.run(ctx)
 		}
 	}
-	rep.Rows = h.rows
+	rep.Rows, rep.Notes = h.rows, h.notes
 	rep.Seconds = time.Since(rep.Started).Seconds()
 	rep.Machine.LoadEnd = loadavg()
 	fmt.Printf("\n%d rows in %.0f s; load average %s at the start, %s at the end\n", len(h.rows), rep.Seconds,

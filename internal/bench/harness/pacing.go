@@ -21,11 +21,32 @@ const (
 	worldRate  = worldQuota // resetq's --rate: the quota, as a new user would set it
 )
 
+// Scenario 5's usage metrics: resetq reads them as it can on AWS.
+const (
+	// usageHistory is the simulated real users' use the stand-in's usage
+	// metrics hold before each run (see startWorld).
+	usageHistory = 5 * time.Minute
+	// usageInterval is resetq's --usage-interval: a minute that ends is
+	// seen within seconds, not a minute.
+	usageInterval = 5 * time.Second
+)
+
+// usageNote is the report's word on the usage metrics resetq reads.
+var usageNote = fmt.Sprintf("Scenario 5: resetq runs with --usage-metrics (--usage-interval %v) and reads the stand-in's "+
+	"CloudWatch AWS/Usage CallCount and ThrottleCount of UserAccountRecovery per minute, as on AWS, except that each "+
+	"minute is published as soon as it ends (CloudWatch is a few minutes late). Before each run, the record holds "+
+	"%v of the real users alone, simulated with the row's quota model, pattern, rate and seed: on AWS a campaign "+
+	"starts into hours of real users' history, which the bench cannot wait for; from the run's start, the calls the "+
+	"stand-in serves are counted. The confirm pattern has no history (no campaign, no confirmations).",
+	usageInterval, usageHistory)
+
 // pacing is scenario 5: for each quota model × real users' pattern, the
-// real users alone, resetq, and a constant rate at the simulated frontier.
+// real users alone, resetq (reading the usage metrics), and a constant
+// rate at the simulated frontier.
 func (h *harness) pacing(ctx context.Context) {
 	defer h.w.stub.SetQuota(0)
 	defer h.w.stub.SetUsers(nil)
+	h.note(usageNote)
 	n := 0
 	for _, model := range rw.Models() {
 		for _, pattern := range rw.Patterns() {
@@ -73,7 +94,8 @@ func (h *harness) pacingRow(ctx context.Context, model, pattern string, seed uin
 	r := base(contResetq)
 	r.Jobs = h.p.worldJobs
 	h.startWorld(ctx, model, pattern, seed, true)
-	h.runResetq(ctx, r, 1, "--rate", strconv.Itoa(worldRate))
+	h.runResetq(ctx, r, 1, "--rate", strconv.Itoa(worldRate),
+		"--usage-metrics=true", "--usage-interval", usageInterval.String())
 	r.BackgroundAlone = alone.BackgroundThrottled
 	h.judgePacing(r)
 	h.add(r)
@@ -117,12 +139,30 @@ func simulatedHarm(model, pattern string, rate float64, d time.Duration, seed ui
 // startWorld gives the stand-in a fresh quota of model and fresh real
 // users of pattern, and lets their calls fill a window before what runs
 // next, unless measure will (settles: it does in the full profile).
+//
+// The stand-in's usage metrics (CloudWatch AWS/Usage, which resetq reads)
+// start over with a history: the usageHistory before now, to the whole
+// minute, of the same real users alone (same model, pattern, rate and
+// seed), simulated, not served. On AWS a campaign starts into hours of
+// real users' use, and resetq reads the minutes before its first call;
+// the bench cannot wait minutes per row. From now on, the calls the
+// stand-in serves are counted on top.
 func (h *harness) startWorld(ctx context.Context, model, pattern string, seed uint64, measured bool) {
 	h.w.stub.SetUsers(nil)
 	if err := h.w.stub.SetQuotaModel(model, worldQuota, worldBurst); err != nil {
 		panic(err) // the models are world's own
 	}
-	u, err := rw.NewUsers(pattern, worldUsers, time.Now(), seed)
+	now := time.Now()
+	past, err := rw.NewQuota(model, worldQuota, worldBurst)
+	if err != nil {
+		panic(err)
+	}
+	pastUsers, err := rw.NewUsers(pattern, worldUsers, now.Truncate(time.Minute).Add(-usageHistory), seed)
+	if err != nil {
+		panic(err) // the patterns are world's own
+	}
+	h.w.stub.SeedUsage(past, pastUsers, now)
+	u, err := rw.NewUsers(pattern, worldUsers, now, seed)
 	if err != nil {
 		panic(err)
 	}

@@ -43,7 +43,9 @@ type row struct {
 	SQSRequests  int      `json:"sqs_requests,omitempty"`
 	SQSPerReset  float64  `json:"sqs_requests_per_reset,omitempty"`
 	PeakRSSKiB   int64    `json:"peak_rss_kib,omitempty"`
-	RSSGrowth    *float64 `json:"rss_growth,omitempty"` // over the smaller queue's run; set on the larger's row
+	RSSGrowth    *float64 `json:"rss_growth,omitempty"`   // over the smaller queue's run; set on the larger's row
+	UsageReads   int      `json:"usage_reads,omitempty"`  // GetMetricData calls (--usage-metrics)
+	UsagePoints  int      `json:"usage_points,omitempty"` // datapoints they returned
 	LeftOnQueue  int      `json:"left_on_queue"`
 	DeadLettered int      `json:"dead_lettered"`
 
@@ -73,6 +75,7 @@ func (r *row) fill(st cognitostub.Stats, start time.Time) {
 	r.Resets, r.Users, r.Duplicates = st.Resets, st.Users, st.Duplicates
 	r.Calls, r.Throttles, r.Throttled = st.Worker.Calls, st.Worker.Throttles, st.Worker.ThrottledShare()
 	r.GetUser = st.GetUser
+	r.UsageReads, r.UsagePoints = st.UsageReads, st.UsagePoints
 	if span := st.LastReset.Sub(st.FirstReset).Seconds(); st.Resets > 1 && span > 0 {
 		r.Rate = float64(st.Resets-1) / span
 	}

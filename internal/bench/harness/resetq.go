@@ -62,6 +62,8 @@ func (w *world) runOne(ctx context.Context, q queues, rp replica, log string, id
 	if ctx.Err() != nil {
 		return proc{err: ctx.Err()}
 	}
+	// Usage metrics are off unless extra turns them on (the last flag
+	// wins); the stand-in serves them (AWS_ENDPOINT_URL_CLOUDWATCH).
 	args := append([]string{"work", "--queue-url", q.url, "--dlq-url", q.dlq, "--allow-any-pool",
 		"--exit-when-idle", idle.String(), "--metrics-addr", "127.0.0.1:0", "--usage-metrics=false"}, extra...)
 	cmd := exec.CommandContext(ctx, w.bin, args...)
@@ -70,6 +72,7 @@ func (w *world) runOne(ctx context.Context, q queues, rp replica, log string, id
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ENDPOINT_URL_SQS=" + w.proxy.URL,
 		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + w.stub.URL,
+		"AWS_ENDPOINT_URL_CLOUDWATCH=" + w.stub.URL,
 	}
 	f, err := os.Create(log)
 	if err != nil {

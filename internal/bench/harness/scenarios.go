@@ -83,11 +83,19 @@ const (
 )
 
 type harness struct {
-	w    *world
-	p    profile
-	rows []*row
-	out  func(*row) // called with each finished row
-	last time.Time  // when the last row was added
+	w     *world
+	p     profile
+	rows  []*row
+	out   func(*row)   // called with each finished row
+	say   func(string) // prints a note between tables
+	notes []string     // what say printed, for the report
+	last  time.Time    // when the last row was added
+}
+
+// note prints s between tables and keeps it for the report.
+func (h *harness) note(s string) {
+	h.notes = append(h.notes, s)
+	h.say(s)
 }
 
 func (h *harness) add(r *row) {
