@@ -1,11 +1,11 @@
 // Command harness benchmarks resetq against the baselines
 // people write instead (naive goroutines, the SDK's adaptive retry mode, a
 // per-second counter), on fauxqs and a Cognito stand-in with a sliding
-// one-second quota. Scenario 5 (not run by default) puts resetq in each
-// quota model × real users' pattern of internal/world, beside the real
-// users alone and the constant rate the simulation finds best for
-// -harm-budget; resetq reads the stand-in's usage metrics there, as it
-// reads CloudWatch's on AWS. It prints Markdown tables, one row per
+// one-second quota. Scenario 5 (not run by default) puts resetq and the
+// baselines in each quota model × real users' pattern of internal/world,
+// beside the real users alone and the constant rate the simulation finds
+// best for -harm-budget; resetq reads the stand-in's usage metrics there,
+// as it reads CloudWatch's on AWS. It prints Markdown tables, one row per
 // scenario × contender, and writes every figure to a JSON file.
 //
 //	go run ./internal/bench/harness -profile quick -json bench-quick.json
@@ -43,11 +43,12 @@ func main() {
 	jsonPath := flag.String("json", "", "write every figure to this JSON file")
 	only := flag.String("scenarios", "1,2,3,4", "comma-separated scenarios to run (5, pacing in the world: 12 rows of quota model × real users, not run by default)")
 	latency := flag.Duration("latency", 0, "the stand-in's answer latency")
-	contenders := flag.String("contenders", "", "in scenarios 1 and 2, run only these comma-separated contenders (naive, sdk-adaptive, per-second, resetq; default all)")
+	contenders := flag.String("contenders", "", "in scenarios 1, 2 and 5, run only these comma-separated contenders (naive, sdk-adaptive, per-second, resetq; default all)")
 	resetqArgs := flag.String("resetq-args", "", "more space-separated flags for every resetq work run, e.g. '--status-check=redelivered' for an A/B")
 	models := flag.String("models", "", "in scenario 5, run only these comma-separated quota models ("+strings.Join(rw.Models(), ", ")+"; default all)")
 	patterns := flag.String("patterns", "", "in scenario 5, run only these comma-separated real users' patterns ("+strings.Join(rw.Patterns(), ", ")+"; default all)")
 	worldJobs := flag.Int("world-jobs", 0, "in scenario 5, resetq's jobs in each row (default: the profile's, 600 in full, 60 in quick)")
+	worldBaseJobs := flag.Int("world-baseline-jobs", 0, "in scenario 5, each baseline's jobs in each row (default: the profile's, 200 in full, 60 in quick)")
 	harmBudget := flag.Float64("harm-budget", 0.005, "in scenario 5, the share of real users' calls resetq may cost (the verdict and the frontier)")
 	flag.Parse()
 	p, ok := profiles[*prof]
@@ -75,6 +76,9 @@ func main() {
 	p.harmBudget = *harmBudget
 	if *worldJobs > 0 {
 		p.worldJobs = *worldJobs
+	}
+	if *worldBaseJobs > 0 {
+		p.worldBaseJobs = *worldBaseJobs
 	}
 	var err error
 	if p.models, err = names("-models", *models, rw.Models()); err == nil {

@@ -41,8 +41,8 @@ var usageNote = fmt.Sprintf("Scenario 5: resetq runs with --usage-metrics (--usa
 	usageInterval, usageHistory)
 
 // pacing is scenario 5: for each quota model × real users' pattern, the
-// real users alone, resetq (reading the usage metrics), and a constant
-// rate at the simulated frontier.
+// real users alone, the baselines, resetq (reading the usage metrics), and
+// a constant rate at the simulated frontier.
 func (h *harness) pacing(ctx context.Context) {
 	defer h.w.stub.SetQuota(0)
 	defer h.w.stub.SetUsers(nil)
@@ -91,14 +91,21 @@ func (h *harness) pacingRow(ctx context.Context, model, pattern string, seed uin
 	}
 	h.add(alone)
 
-	r := base(contResetq)
-	r.Jobs = h.p.worldJobs
-	h.startWorld(ctx, model, pattern, seed, true)
-	h.runResetq(ctx, r, 1, "--rate", strconv.Itoa(worldRate),
-		"--usage-metrics=true", "--usage-interval", usageInterval.String())
-	r.BackgroundAlone = alone.BackgroundThrottled
-	h.judgePacing(r)
-	h.add(r)
+	for _, cont := range h.p.contendersToRun() {
+		r := base(cont)
+		h.startWorld(ctx, model, pattern, seed, true)
+		if cont == contResetq {
+			r.Jobs = h.p.worldJobs
+			h.runResetq(ctx, r, 1, "--rate", strconv.Itoa(worldRate),
+				"--usage-metrics=true", "--usage-interval", usageInterval.String())
+		} else {
+			r.Jobs = h.p.worldBaseJobs
+			h.runBaseline(ctx, r, cont)
+		}
+		r.BackgroundAlone = alone.BackgroundThrottled
+		h.judgePacing(r)
+		h.add(r)
+	}
 
 	c := base("constant " + strconv.FormatFloat(front, 'f', 1, 64) + "/s (frontier)")
 	if front <= 0 {

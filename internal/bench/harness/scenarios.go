@@ -37,10 +37,11 @@ type profile struct {
 	rssLarge      int
 	idle          time.Duration // --exit-when-idle
 	unlimitedRate float64       // --rate when the quota is unlimited
-	contenders    []string      // scenarios 1 and 2 run only these (nil: all)
+	contenders    []string      // scenarios 1, 2 and 5 run only these (nil: all)
 	resetqArgs    []string      // more flags for every resetq run (-resetq-args)
 	settle        bool          // wait one quota window before each contender
 	worldJobs     int           // scenario 5: resetq's jobs in each row
+	worldBaseJobs int           // scenario 5: each baseline's jobs in each row
 	worldAlone    time.Duration // scenario 5: the real users alone
 	constantFor   time.Duration // scenario 5: the constant rate at the frontier
 	frontierSim   time.Duration // scenario 5: the simulated run that finds the frontier
@@ -50,7 +51,7 @@ type profile struct {
 	patterns      []string      // scenario 5 runs only these real users' patterns (nil: all)
 }
 
-// contendersToRun returns the contenders of scenarios 1 and 2 to run.
+// contendersToRun returns the contenders of scenarios 1, 2 and 5 to run.
 func (p profile) contendersToRun() []string {
 	all := append(slices.Clone(baselines), contResetq)
 	if p.contenders == nil {
@@ -62,14 +63,14 @@ func (p profile) contendersToRun() []string {
 var profiles = map[string]profile{
 	"full": {name: "full", aloneJobs: 3000, sharedJobs: 2000, harmBaseline: 10 * time.Second, fleetJobs: 3000,
 		effJobs: 50_000, rssSmall: 1000, rssLarge: 100_000, idle: 2 * time.Second, unlimitedRate: 100_000, settle: true,
-		worldJobs: 600, worldAlone: 10 * time.Second, constantFor: 20 * time.Second, frontierSim: 600 * time.Second,
+		worldJobs: 600, worldBaseJobs: 200, worldAlone: 10 * time.Second, constantFor: 20 * time.Second, frontierSim: 600 * time.Second,
 		stepCycle: true},
 	// quick is a smoke test for CI: every scenario and contender, but so
 	// few jobs that start-up and ramp-up weigh on the figures; and no
 	// wait between contenders, to stay under a minute.
 	"quick": {name: "quick", aloneJobs: 80, sharedJobs: 50, harmBaseline: time.Second, fleetJobs: 75,
 		effJobs: 1000, rssSmall: 1000, rssLarge: 5000, idle: time.Second, unlimitedRate: 100_000,
-		worldJobs: 60, worldAlone: 2 * time.Second, constantFor: 3 * time.Second, frontierSim: 120 * time.Second},
+		worldJobs: 60, worldBaseJobs: 60, worldAlone: 2 * time.Second, constantFor: 3 * time.Second, frontierSim: 120 * time.Second},
 }
 
 // The scenarios' quotas and loads.
