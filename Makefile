@@ -37,7 +37,7 @@ test: tools ## every test: unit, worker, adapters against moto, end to end (the 
 BENCH_JSON ?= bench-results.json
 
 .PHONY: bench
-bench: ## benchmarks with figures for docs/benchmarks.md: the harness against the baselines (full profile, about 15 min, writes bench-results.json), then the enqueue benchmarks (installs fauxqs from npm into .cache/ on first use)
+bench: ## benchmarks with figures for docs/benchmarks.md: the harness against the baselines (full profile, scenarios 1-5, about 45 min: 15 for 1-4, 30 for 5, pacing in the world; writes bench-results.json), then the enqueue benchmarks (installs fauxqs from npm into .cache/ on first use)
 	$(GO) run ./internal/bench/harness -profile full -json $(BENCH_JSON)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./internal/bench
 	$(GO) test -run '^$$' -bench . -benchmem ./enqueue

@@ -1,12 +1,13 @@
 // Command harness benchmarks resetq against the baselines
 // people write instead (naive goroutines, the SDK's adaptive retry mode, a
 // per-second counter), on fauxqs and a Cognito stand-in with a sliding
-// one-second quota. Scenario 5 (not run by default) puts resetq and the
-// baselines in each quota model × real users' pattern of internal/world,
-// beside the real users alone and the constant rate the simulation finds
-// best for -harm-budget; resetq reads the stand-in's usage metrics there,
-// as it reads CloudWatch's on AWS. It prints Markdown tables, one row per
-// scenario × contender, and writes every figure to a JSON file.
+// one-second quota. Scenario 5 (in the full profile; in the quick one
+// when asked for) puts resetq and the baselines in each quota model ×
+// real users' pattern of internal/world, beside the real users alone and
+// the constant rate the simulation finds best for -harm-budget; resetq
+// reads the stand-in's usage metrics there, as it reads CloudWatch's on
+// AWS. It prints Markdown tables, one row per scenario × contender, and
+// writes every figure to a JSON file.
 //
 //	go run ./internal/bench/harness -profile quick -json bench-quick.json
 //
@@ -41,7 +42,7 @@ import (
 func main() {
 	prof := flag.String("profile", "quick", "quick (under a minute, for CI) or full (the issue's numbers, for docs/benchmarks.md)")
 	jsonPath := flag.String("json", "", "write every figure to this JSON file")
-	only := flag.String("scenarios", "1,2,3,4", "comma-separated scenarios to run (5, pacing in the world: 12 rows of quota model × real users, not run by default)")
+	only := flag.String("scenarios", "", "comma-separated scenarios to run (default: the profile's, 1-5 in full, 1-4 in quick; 5, pacing in the world, is 12 rows of quota model × real users, about 30 min in full)")
 	latency := flag.Duration("latency", 0, "the stand-in's answer latency")
 	contenders := flag.String("contenders", "", "in scenarios 1, 2 and 5, run only these comma-separated contenders (naive, sdk-adaptive, per-second, resetq; default all)")
 	resetqArgs := flag.String("resetq-args", "", "more space-separated flags for every resetq work run, e.g. '--status-check=redelivered' for an A/B")
@@ -80,6 +81,10 @@ func main() {
 	if *worldBaseJobs > 0 {
 		p.worldBaseJobs = *worldBaseJobs
 	}
+	scenarios := p.scenarios
+	if *only != "" {
+		scenarios = strings.Split(*only, ",")
+	}
 	var err error
 	if p.models, err = names("-models", *models, rw.Models()); err == nil {
 		p.patterns, err = names("-patterns", *patterns, rw.Patterns())
@@ -88,7 +93,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	if err := run(ctx, p, *jsonPath, strings.Split(*only, ","), *latency); err != nil {
+	if err := run(ctx, p, *jsonPath, scenarios, *latency); err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)
 		os.Exit(1)
 	}
