@@ -49,6 +49,14 @@ type Config struct {
 	// ThrottleTarget is the share of its calls the limiter lets be
 	// throttled over time when others share the quota (0: off).
 	ThrottleTarget float64
+	// Quota is the quota real users share, in calls per second, for a
+	// start told of their usage (Observe). Default Ceiling.
+	Quota float64
+	// HarmBudget is the share of real users' calls the limiter lets be
+	// throttled, judged each minute from the category's usage (Observe),
+	// with CapIncrease the cap's rise a minute (0: off; default 3% of
+	// Ceiling).
+	HarmBudget, CapIncrease float64
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -75,6 +83,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.StartIncrease = valutil.PositiveOrDefault(c.StartIncrease, c.Increase)
 	c.ThrottleTarget = max(c.ThrottleTarget, 0)
+	c.Quota = valutil.PositiveOrDefault(c.Quota, c.Ceiling)
+	c.HarmBudget = max(c.HarmBudget, 0)
+	c.CapIncrease = valutil.PositiveOrDefault(c.CapIncrease, 0.03*c.Ceiling)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -94,6 +105,13 @@ type Limiter struct {
 	throttled int         // of which throttles
 	lastHeard time.Time   // the last Throttled or Succeeded
 	busySince time.Time   // start of the current run of calls (no gap over a second)
+
+	own      [ownMinutes]ownMinute // own calls by minute, for Observe
+	cap      float64               // from the usage metrics (0: none)
+	seen     time.Time             // the newest usage minute taken
+	informed bool                  // usage has set the start
+	judged   bool                  // usage has judged a minute of calls
+	capCut   time.Time             // the cap's last cut
 }
 
 // New returns a Limiter at its ceiling.
@@ -111,6 +129,7 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	l.mu.Lock()
 	l.update(now)
 	r := l.bucket.ReserveN(now, 1)
+	l.ownAt(now.Add(r.DelayFrom(now))).calls++
 	l.mu.Unlock()
 	if err := retry.Sleep(ctx, r.DelayFrom(now)); err != nil {
 		r.CancelAt(l.cfg.Now())
@@ -124,7 +143,11 @@ func (l *Limiter) Allow(now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.update(now)
-	return l.bucket.AllowN(now, 1)
+	if !l.bucket.AllowN(now, 1) {
+		return false
+	}
+	l.ownAt(now).calls++
+	return true
 }
 
 // Limit is the current rate in calls per second.
@@ -145,11 +168,16 @@ func (l *Limiter) Throttled() (float64, bool) {
 	l.update(now)
 	l.calls++
 	l.throttled++
+	l.ownAt(now).throttled++
 	if l.p.Cut && now.Sub(l.p.CutAt) < l.cfg.CutInterval {
 		return l.update(now)
 	}
 	busy := l.heard(now)
-	if p, ok := l.cfg.cut(l.p, now, float64(l.recentOKs(now)), busy, l.calls, l.throttled); ok {
+	cfg := l.cfg
+	if l.judged {
+		cfg.ThrottleTarget = 0 // the cap holds real users' loss
+	}
+	if p, ok := cfg.cut(l.p, now, float64(l.recentOKs(now)), busy, l.calls, l.throttled); ok {
 		l.p, l.calls, l.throttled = p, 0, 0
 	}
 	return l.update(now)
@@ -196,6 +224,9 @@ func (l *Limiter) update(now time.Time) (float64, bool) {
 		l.p = l.cfg.start(now)
 	}
 	limit := l.cfg.rateAt(l.p, now)
+	if l.cap > 0 {
+		limit = min(limit, l.cap)
+	}
 	changed := limit != l.limit
 	if changed {
 		l.limit = limit

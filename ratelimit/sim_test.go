@@ -144,7 +144,7 @@ func simulateSeeds(cfg Config, quota int, background func(time.Duration) float64
 
 // workConfig is the limiter's Config as resetq work sets it.
 func workConfig(ceiling float64) Config {
-	return Config{Ceiling: ceiling, SharedBelow: 0.95 * ceiling, Start: 0.75 * ceiling, ThrottleTarget: 0.005 / 5}
+	return Config{Ceiling: ceiling, SharedBelow: 0.95 * ceiling, Start: 0.75 * ceiling, ThrottleTarget: 0.005 / 5, HarmBudget: 0.005}
 }
 
 // steady is a background of perSecond all along.

@@ -31,6 +31,15 @@ type Config struct {
 	Lookback time.Duration
 	// Log receives one warning per Region when reading fails.
 	Log *slog.Logger
+	// OnRead, if not nil, receives each Region's minutes with data after
+	// each reading, oldest first (the limiter's outside signal).
+	OnRead func(region string, minutes []Minute)
+}
+
+// Minute is one minute of the category's usage in a Region.
+type Minute struct {
+	At               time.Time // the minute's start
+	Calls, Throttles float64
 }
 
 // Watcher reads each Region it is given and sets its gauges. Add is safe
@@ -41,6 +50,7 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	regions map[string]*regionState
+	added   chan struct{} // a Region was added: read it now
 }
 
 type regionState struct {
@@ -63,7 +73,7 @@ func New(cfg Config, reg prometheus.Registerer) *Watcher {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	labels := []string{"region", "category"}
-	w := &Watcher{cfg: cfg, regions: map[string]*regionState{},
+	w := &Watcher{cfg: cfg, regions: map[string]*regionState{}, added: make(chan struct{}, 1),
 		calls: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resetq_usage_calls_per_minute",
 			Help: "Calls of the quota category in the Region in the latest minute CloudWatch has (AWS/Usage CallCount): real users' and every resetq's."}, labels),
 		throttles: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resetq_usage_throttles_per_minute",
@@ -75,16 +85,21 @@ func New(cfg Config, reg prometheus.Registerer) *Watcher {
 	return w
 }
 
-// Add makes the Watcher read region from its next round.
+// Add makes Run read region at once, and every Interval after.
 func (w *Watcher) Add(region string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.regions[region] == nil {
 		w.regions[region] = &regionState{}
+		select {
+		case w.added <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// Run reads every Region each Interval until ctx ends.
+// Run reads every Region each Interval, and a Region just added at once,
+// until ctx ends.
 func (w *Watcher) Run(ctx context.Context) {
 	t := time.NewTicker(w.cfg.Interval)
 	defer t.Stop()
@@ -94,6 +109,7 @@ func (w *Watcher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-w.added:
 		}
 	}
 }
@@ -134,19 +150,25 @@ func (w *Watcher) poll(ctx context.Context, region string, now time.Time) {
 		w.fail(region, err)
 		return
 	}
-	last := calls[len(calls)-1]
-	thr := 0.0 // no ThrottleCount point for the minute: nothing was throttled
+	// No ThrottleCount point for a minute: nothing was throttled.
+	thr := map[int64]float64{}
 	for _, p := range throttles {
-		if p.At.Equal(last.At) {
-			thr = p.Value
-		}
+		thr[p.At.Unix()] = p.Value
 	}
+	minutes := make([]Minute, len(calls))
+	for i, p := range calls {
+		minutes[i] = Minute{At: p.At, Calls: p.Value, Throttles: thr[p.At.Unix()]}
+	}
+	last := minutes[len(minutes)-1]
 	w.mu.Lock()
 	w.regions[region].warned = false
 	w.mu.Unlock()
-	w.calls.WithLabelValues(region, w.cfg.Category).Set(last.Value)
-	w.throttles.WithLabelValues(region, w.cfg.Category).Set(thr)
+	w.calls.WithLabelValues(region, w.cfg.Category).Set(last.Calls)
+	w.throttles.WithLabelValues(region, w.cfg.Category).Set(last.Throttles)
 	w.at.WithLabelValues(region, w.cfg.Category).Set(float64(last.At.Unix()))
+	if w.cfg.OnRead != nil {
+		w.cfg.OnRead(region, minutes)
+	}
 }
 
 // fail removes the Region's gauges and warns once until a reading succeeds;

@@ -95,3 +95,63 @@ resetq_usage_throttles_per_minute{category="UserAccountRecovery",region="us-east
 		t.Fatalf("%d queries in the second round", got)
 	}
 }
+
+// TestOnRead: each reading passes the Region's minutes, oldest first, with
+// the throttles of the same minute (none where ThrottleCount has no point).
+func TestOnRead(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 29, 12, 10, 30, 0, time.UTC)
+	m := now.Truncate(time.Minute)
+	f := &fakeUsage{series: map[string][]ops.UsagePoint{
+		"eu-west-1/CallCount":     {{At: m.Add(-5 * time.Minute), Value: 900}, {At: m.Add(-4 * time.Minute), Value: 1500}, {At: m.Add(-3 * time.Minute), Value: 700}},
+		"eu-west-1/ThrottleCount": {{At: m.Add(-4 * time.Minute), Value: 42}},
+	}}
+	var got []Minute
+	var region string
+	w := New(Config{Reader: f, OnRead: func(r string, ms []Minute) { region, got = r, ms }}, prometheus.NewRegistry())
+	w.Add("eu-west-1")
+	w.Poll(context.Background(), now)
+	want := []Minute{{At: m.Add(-5 * time.Minute), Calls: 900}, {At: m.Add(-4 * time.Minute), Calls: 1500, Throttles: 42}, {At: m.Add(-3 * time.Minute), Calls: 700}}
+	if region != "eu-west-1" || len(got) != len(want) {
+		t.Fatalf("OnRead(%q, %v), want eu-west-1's %v", region, got, want)
+	}
+	for i := range want {
+		if !got[i].At.Equal(want[i].At) || got[i].Calls != want[i].Calls || got[i].Throttles != want[i].Throttles {
+			t.Fatalf("minute %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestAddReadsAtOnce: a Region added while Run waits for its next round is
+// read at once, not an Interval later (the limiter's start needs it).
+func TestAddReadsAtOnce(t *testing.T) {
+	t.Parallel()
+	m := time.Now().Truncate(time.Minute)
+	f := &fakeUsage{series: map[string][]ops.UsagePoint{
+		"eu-west-1/CallCount": {{At: m.Add(-3 * time.Minute), Value: 60}},
+		"us-east-1/CallCount": {{At: m.Add(-3 * time.Minute), Value: 60}},
+	}}
+	read := make(chan string, 4)
+	w := New(Config{Reader: f, Interval: time.Hour, OnRead: func(r string, _ []Minute) { read <- r }}, prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.Add("eu-west-1")
+	go w.Run(ctx)
+	wait := func(want string) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case r := <-read:
+				if r == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("%s, added, was not read within 10 s; the interval is an hour", want)
+			}
+		}
+	}
+	wait("eu-west-1")
+	w.Add("us-east-1") // after Run's first round
+	wait("us-east-1")
+}

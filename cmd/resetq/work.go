@@ -236,16 +236,19 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// A throttle that finds well under --rate got through means real users
 	// share the quota: the limiter leaves them headroom (ratelimit.Config).
 	// With Redis the fleet's rate adapts as one, to the same settings.
-	cfg := ratelimit.Config{Ceiling: f.rate, SharedBelow: 0.95 * f.rate}
+	cfg := ratelimit.Config{Ceiling: f.rate, SharedBelow: 0.95 * f.rate, Quota: max(f.rate, cognitoQuota)}
 	if f.harmBudget > 0 {
 		// Real users lose about 1 to 4 calls for each of resetq's own
-		// throttles (docs/benchmarks.md, "Pacing in the world").
-		cfg.ThrottleTarget, cfg.Start = f.harmBudget/5, 0.75*f.rate
+		// throttles (docs/pacing.md); the usage metrics, when read, say
+		// what they lost.
+		cfg.ThrottleTarget, cfg.Start, cfg.HarmBudget = f.harmBudget/5, 0.75*f.rate, f.harmBudget
 		m.HarmBudget.Set(f.harmBudget)
 	}
 	var usage *usagewatch.Watcher
+	var pacer worker.Pacer
 	if f.usageMetrics {
-		usage = usagewatch.New(usagewatch.Config{Reader: awscheck.New(awsCfg), Interval: f.usageInterval, Log: log.With("component", "usage")}, reg)
+		usage = usagewatch.New(usagewatch.Config{Reader: awscheck.New(awsCfg), Interval: f.usageInterval, Log: log.With("component", "usage"),
+			OnRead: func(region string, minutes []usagewatch.Minute) { observeUsage(pacer, region, minutes) }}, reg)
 	}
 	onRate := func(region string, limit float64) {
 		if usage != nil {
@@ -418,6 +421,21 @@ func (f *workFlags) parseRedisURL() (ratelimit.RedisAddr, error) {
 // workPacer is the reset calls' pacer: the local adaptive limiter alone,
 // or with --redis-url the fleet-wide limit in Redis behind it. It logs
 // which.
+// observeUsage gives a replica's own limiter the category's usage minutes:
+// where to start, and what real users lose. A fleet's replicas are not
+// given them: each would count the others' calls as real users'.
+func observeUsage(p worker.Pacer, region string, minutes []usagewatch.Minute) {
+	local, ok := p.(*ratelimit.Regions)
+	if !ok {
+		return
+	}
+	us := make([]ratelimit.Usage, len(minutes))
+	for i, m := range minutes {
+		us[i] = ratelimit.Usage{Minute: m.At, Calls: m.Calls, Throttles: m.Throttles}
+	}
+	local.Observe(region, us)
+}
+
 func workPacer(f *workFlags, cfg ratelimit.Config, onRate func(string, float64), m *metrics.Metrics, log *slog.Logger) (worker.Pacer, func(), error) {
 	if f.redisURL == "" {
 		local, err := ratelimit.NewRegions(cfg, onRate)

@@ -1,0 +1,172 @@
+package ratelimit
+
+import (
+	"math"
+	"time"
+)
+
+// Usage is one minute of the quota category's calls in a Region as
+// Cognito's usage metrics count them (CloudWatch AWS/Usage CallCount and
+// ThrottleCount): real users' and this limiter's together.
+type Usage struct {
+	Minute           time.Time // the minute's start
+	Calls, Throttles float64
+}
+
+// startBursts is how many standard deviations of Poisson real users an
+// informed start leaves them: a quota window a second long sees their
+// bursts, not their average.
+const startBursts = 2.5
+
+// usageFresh is how old a minute may be and still tell where to start.
+const usageFresh = 10 * time.Minute
+
+// startFrom is the pace before any call, or before any cut, when real users
+// made users calls per second in their busiest recent minute. It starts
+// under what they leave of Quota by their bursts, as after a shared cut:
+// the rate returns to what they leave on average over SharedRecovery, then
+// probes. With nobody there it starts at the ceiling.
+func (c Config) startFrom(now time.Time, users float64) pace {
+	if users <= 0 {
+		return pace{CutAt: now, To: c.Ceiling}
+	}
+	left := c.Quota - users
+	to := min(c.Ceiling, max(c.Floor, left-startBursts*math.Sqrt(users)))
+	return pace{CutAt: now, Cut: true, To: to, From: max(left, to), Shared: true}
+}
+
+// harmAim is the share of HarmBudget the cap aims at: a minute's count is
+// noisy, and the budget holds on average only if the aim is under it.
+const harmAim = 0.6
+
+// capAfter is the limiter's cap on its rate (0: none) after a minute of
+// the category's usage u in which the limiter itself made calls calls at
+// rate ours, of which throttled were throttled. What is left after its
+// own is what real users did and lost. The cap moves by 5% of the cap per
+// budget between real users' loss and harmAim of HarmBudget, down at most
+// 10% and up at most 1.5% a minute. Down, it starts from the minute's rate
+// if that was under the cap; up from the ceiling it is lifted. A single
+// lost call does not cut, nor does a stale minute, one that began before
+// the last cut took effect (the metrics come minutes late). ok is false
+// for a minute that says nothing.
+func (c Config) capAfter(cap float64, u Usage, calls, throttled, ours float64, stale bool) (next float64, ok bool) {
+	users := max(0, u.Calls-calls)
+	if c.HarmBudget <= 0 || calls <= 0 || users <= 0 {
+		return cap, false
+	}
+	lost := max(0, u.Throttles-throttled)
+	over := lost / (c.HarmBudget * users)
+	if lost < 2 {
+		over = min(over, harmAim)
+	}
+	step := min(0.015, max(-0.1, 0.05*(harmAim-over)))
+	switch {
+	case step < 0 && stale:
+	case step < 0:
+		base := ours
+		if cap > 0 {
+			base = min(cap, ours)
+		}
+		return max(c.Floor, base*(1+step)), true
+	case cap > 0:
+		if cap *= 1 + step; cap >= c.Ceiling {
+			cap = 0
+		}
+	}
+	return cap, true
+}
+
+// ownMinutes is how many minutes of its own calls a limiter remembers:
+// more than usage metrics arrive late.
+const ownMinutes = 32
+
+// ownMinute is a limiter's own calls in one minute.
+type ownMinute struct {
+	minute           int64 // Unix minutes
+	calls, throttled float64
+	first            time.Time // the first call in it
+}
+
+// ownAt is the minute of at in l.own, reset if it held an older one.
+func (l *Limiter) ownAt(at time.Time) *ownMinute {
+	m := at.Unix() / 60
+	o := &l.own[m%ownMinutes]
+	if o.minute != m {
+		*o = ownMinute{minute: m, first: at}
+	}
+	return o
+}
+
+// Observe takes the category's usage minutes in the limiter's Region,
+// oldest first. The first reading before any cut sets where the limiter
+// starts; each later minute in which the limiter called moves its cap
+// (Config.HarmBudget).
+func (l *Limiter) Observe(minutes []Usage) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.cfg.Now()
+	if !l.informed && !l.p.Cut && len(minutes) > 0 {
+		busiest := 0.0
+		for _, u := range minutes {
+			if now.Sub(u.Minute) <= usageFresh {
+				busiest = max(busiest, u.Calls-l.ownIn(u.Minute).calls)
+			}
+		}
+		l.informed = true
+		l.p = l.cfg.startFrom(now, busiest/60)
+	}
+	for _, u := range minutes {
+		if !u.Minute.After(l.seen) {
+			continue
+		}
+		l.seen = u.Minute
+		o := l.ownIn(u.Minute)
+		if o.calls == 0 {
+			continue
+		}
+		// The rate of the minute's busy part: the first minute is partial.
+		from := u.Minute
+		if o.first.After(from) {
+			from = o.first
+		}
+		busy := u.Minute.Add(time.Minute).Sub(from).Seconds()
+		var ok bool
+		before := l.cap
+		if l.cap, ok = l.cfg.capAfter(l.cap, u, o.calls, o.throttled, o.calls/max(busy, 1), u.Minute.Before(l.capCut)); ok {
+			// Real users' loss is known: the cap holds it, and the
+			// limiter's own throttles need not slow its probes.
+			l.judged, l.p.Gain = true, 0
+		}
+		if l.cap > 0 && (before == 0 || l.cap < before) {
+			l.capCut = now
+		}
+	}
+	l.update(now)
+}
+
+// ownIn is the limiter's own calls in the minute starting at m (zero if
+// forgotten).
+func (l *Limiter) ownIn(m time.Time) ownMinute {
+	o := l.own[(m.Unix()/60)%ownMinutes]
+	if o.minute != m.Unix()/60 {
+		return ownMinute{}
+	}
+	return o
+}
+
+// Cap is the limiter's cap from the usage metrics (0: none).
+func (l *Limiter) Cap() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cap
+}
+
+// Observe passes region's usage minutes to its Limiter.
+func (r *Regions) Observe(region string, minutes []Usage) {
+	l := r.Get(region)
+	before := l.Limit()
+	l.Observe(minutes)
+	if after := l.Limit(); after != before {
+		r.onChange(region, after)
+	}
+}
