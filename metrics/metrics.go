@@ -40,6 +40,8 @@ type Metrics struct {
 	RateLimitFallback prometheus.Gauge
 	// HarmBudget is the share of real users' calls a campaign may cost.
 	HarmBudget prometheus.Gauge
+	// RateCap is the cap the usage metrics put on a Region's rate (0: none).
+	RateCap *prometheus.GaugeVec // region
 }
 
 // New creates the metrics and registers them, with the Go and process
@@ -80,6 +82,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "resetq_harm_budget",
 			Help: "--harm-budget: the share of real users' calls the campaign may cost by throttling them; resetq keeps its own throttled share under a fifth of it (0: off).",
 		}),
+		RateCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resetq_ratelimit_usage_cap",
+			Help: "Cap on the Region's rate in calls per second from Cognito's usage metrics: what real users lost each minute against --harm-budget (0: none).",
+		}, []string{"region"}),
 		RateLimitFallback: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "resetq_ratelimit_fallback",
 			Help: "1 while --redis-url is set and Redis fails, so this replica paces at --rate/--fleet-size instead of the fleet-wide limit, else 0.",
@@ -136,7 +142,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	}
 	reg.MustRegister(m.Jobs, m.DeadLetters, m.CognitoRequests, m.CognitoDuration, m.Throttles,
 		m.RateLimitWait, m.RateLimit, m.Inflight, m.QueueMessages, m.CircuitOpen,
-		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks, m.RateLimitFallback, m.HarmBudget,
+		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks, m.RateLimitFallback, m.HarmBudget, m.RateCap,
 		m.PoolCircuitsOpen, m.DeadLetterFailures, m.EmailLimit, m.Steps, m.CognitoCalls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)

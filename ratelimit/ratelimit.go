@@ -107,11 +107,11 @@ type Limiter struct {
 	busySince time.Time   // start of the current run of calls (no gap over a second)
 
 	own      [ownMinutes]ownMinute // own calls by minute, for Observe
-	cap      float64               // from the usage metrics (0: none)
+	cap      harmCap               // from the usage metrics
 	seen     time.Time             // the newest usage minute taken
 	informed bool                  // usage has set the start
 	judged   bool                  // usage has judged a minute of calls
-	capCut   time.Time             // the cap's last cut
+	spare    int                   // judged minutes in a row real users lost little in
 }
 
 // New returns a Limiter at its ceiling.
@@ -177,6 +177,9 @@ func (l *Limiter) Throttled() (float64, bool) {
 	if l.judged {
 		cfg.ThrottleTarget = 0 // the cap holds real users' loss
 	}
+	if l.spare >= spareMinutes {
+		cfg.SharedBelow = 0 // no headroom needed: a plain cut
+	}
 	if p, ok := cfg.cut(l.p, now, float64(l.recentOKs(now)), busy, l.calls, l.throttled); ok {
 		l.p, l.calls, l.throttled = p, 0, 0
 	}
@@ -224,8 +227,8 @@ func (l *Limiter) update(now time.Time) (float64, bool) {
 		l.p = l.cfg.start(now)
 	}
 	limit := l.cfg.rateAt(l.p, now)
-	if l.cap > 0 {
-		limit = min(limit, l.cap)
+	if l.cap.Cap > 0 {
+		limit = min(limit, l.cap.Cap)
 	}
 	changed := limit != l.limit
 	if changed {

@@ -39,42 +39,60 @@ func (c Config) startFrom(now time.Time, users float64) pace {
 // noisy, and the budget holds on average only if the aim is under it.
 const harmAim = 0.6
 
-// capAfter is the limiter's cap on its rate (0: none) after a minute of
-// the category's usage u in which the limiter itself made calls calls at
-// rate ours, of which throttled were throttled. What is left after its
-// own is what real users did and lost. The cap moves by 5% of the cap per
-// budget between real users' loss and harmAim of HarmBudget, down at most
-// 10% and up at most 1.5% a minute. Down, it starts from the minute's rate
-// if that was under the cap; up from the ceiling it is lifted. A single
-// lost call does not cut, nor does a stale minute, one that began before
-// the last cut took effect (the metrics come minutes late). ok is false
-// for a minute that says nothing.
-func (c Config) capAfter(cap float64, u Usage, calls, throttled, ours float64, stale bool) (next float64, ok bool) {
+// harmCap is the cap the usage metrics put on a limiter's rate.
+type harmCap struct {
+	Cap   float64   // 0: none
+	Edge  float64   // the rate of the last minute that cut the cap
+	CutAt time.Time // when the cap was last cut
+}
+
+// capAfter is h after a minute of the category's usage u, judged at now,
+// in which the limiter itself made calls calls at rate ours, of which
+// throttled were throttled. What is left after its own is what real users
+// did and lost. The cap moves by 5% of the cap per budget between real
+// users' loss and harmAim of HarmBudget, down at most 10% and up at most
+// 1.5% a minute, and 0.3% from 3% under the edge, where it was last cut
+// from (that rate cost real users too much), to 10% over it. Down, it starts from the
+// minute's rate if that was under the cap; up to the ceiling it is lifted.
+// Only a minute over the budget, with three lost calls at least, cuts
+// (a minute's count is noisy), and not a stale one, one that began before
+// the last cut took effect (the metrics come minutes late). spare
+// says real users lost within the aim; ok is false for a minute that
+// says nothing.
+func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, now time.Time) (next harmCap, spare, ok bool) {
 	users := max(0, u.Calls-calls)
 	if c.HarmBudget <= 0 || calls <= 0 || users <= 0 {
-		return cap, false
+		return h, false, false
 	}
 	lost := max(0, u.Throttles-throttled)
 	over := lost / (c.HarmBudget * users)
-	if lost < 2 {
-		over = min(over, harmAim)
-	}
 	step := min(0.015, max(-0.1, 0.05*(harmAim-over)))
+	if step < 0 && (over <= 1 || lost < 3) {
+		step = 0 // within the budget, or a call or two: noise
+	}
+	spare = over <= harmAim
 	switch {
-	case step < 0 && stale:
+	case step < 0 && u.Minute.Before(h.CutAt):
 	case step < 0:
 		base := ours
-		if cap > 0 {
-			base = min(cap, ours)
+		if h.Cap > 0 {
+			base = min(h.Cap, ours)
 		}
-		return max(c.Floor, base*(1+step)), true
-	case cap > 0:
-		if cap *= 1 + step; cap >= c.Ceiling {
-			cap = 0
+		return harmCap{Cap: max(c.Floor, base*(1+step)), Edge: base, CutAt: now}, spare, true
+	case h.Cap > 0:
+		if h.Cap >= 0.97*h.Edge && h.Cap < 1.1*h.Edge {
+			step = min(step, 0.003)
+		}
+		if h.Cap *= 1 + step; h.Cap >= c.Ceiling {
+			h = harmCap{}
 		}
 	}
-	return cap, true
+	return h, spare, true
 }
+
+// spareMinutes is how many judged minutes in a row real users must lose
+// little in before the limiter's cuts leave them no headroom.
+const spareMinutes = 3
 
 // ownMinutes is how many minutes of its own calls a limiter remembers:
 // more than usage metrics arrive late.
@@ -130,15 +148,16 @@ func (l *Limiter) Observe(minutes []Usage) {
 			from = o.first
 		}
 		busy := u.Minute.Add(time.Minute).Sub(from).Seconds()
-		var ok bool
-		before := l.cap
-		if l.cap, ok = l.cfg.capAfter(l.cap, u, o.calls, o.throttled, o.calls/max(busy, 1), u.Minute.Before(l.capCut)); ok {
+		var spare, ok bool
+		run := l.spare
+		if l.cap, spare, ok = l.cfg.capAfter(l.cap, u, o.calls, o.throttled, o.calls/max(busy, 1), now); ok {
 			// Real users' loss is known: the cap holds it, and the
-			// limiter's own throttles need not slow its probes.
+			// limiter's own throttles need not slow its probes, nor,
+			// while real users lose little, leave them headroom.
 			l.judged, l.p.Gain = true, 0
-		}
-		if l.cap > 0 && (before == 0 || l.cap < before) {
-			l.capCut = now
+			if l.spare = 0; spare {
+				l.spare = min(run+1, spareMinutes)
+			}
 		}
 	}
 	l.update(now)
@@ -158,7 +177,7 @@ func (l *Limiter) ownIn(m time.Time) ownMinute {
 func (l *Limiter) Cap() float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.cap
+	return l.cap.Cap
 }
 
 // Observe passes region's usage minutes to its Limiter.

@@ -40,33 +40,39 @@ func TestCapAfter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A minute of 600 real users' calls and 1,080 of ours at 18/s.
-	u := func(lost float64) Usage { return Usage{Calls: 1680 + 4, Throttles: lost + 4} }
+	minute := time.Unix(1_000_020, 0)
+	now := minute.Add(3 * time.Minute)
+	cut := minute.Add(-time.Minute) // before the minute: not stale
+	// A minute of 600 real users' calls and 1,084 of ours at 18/s, 4 of
+	// them throttled.
+	u := func(lost float64) Usage { return Usage{Minute: minute, Calls: 600 + 1084, Throttles: lost + 4} }
+	capped := func(v float64) harmCap { return harmCap{Cap: v, Edge: 25, CutAt: cut} }
 	tests := []struct {
 		name   string
-		cap    float64
+		h      harmCap
 		u      Usage
 		calls  float64
-		stale  bool
-		want   float64
+		want   harmCap
 		wantOK bool
 	}{
-		{"no loss, no cap: none", 0, u(0), 1084, false, 0, true},
-		{"no loss: up 1.5%", 18, u(0), 1084, false, 18 * 1.015, true},
-		{"up to the ceiling: lifted", 29.9, u(0), 1084, false, 0, true},
-		{"one lost call does not cut", 18, u(1), 1084, false, 18 * (1 + 0.05*(harmAim-1/3.0)), true},
-		{"one lost call of a few: held", 18, Usage{Calls: 1084 + 60, Throttles: 5}, 1084, false, 18, true},
-		{"at the budget (3 of 600): down from the minute's rate", 0, u(3), 1084, false, 18 * (1 - 0.05*(1-harmAim)), true},
-		{"far over: down 10% at most", 20, u(30), 1084, false, 18 * 0.9, true},
-		{"under the minute's rate: from the cap", 15, u(30), 1084, false, 15 * 0.9, true},
-		{"stale: no cut", 15, u(30), 1084, true, 15, true},
-		{"we did not call: nothing", 15, u(30), 0, false, 15, false},
-		{"nobody else: nothing", 15, Usage{Calls: 1084, Throttles: 4}, 1084, false, 15, false},
+		{"no loss, no cap: none", harmCap{}, u(0), 1084, harmCap{}, true},
+		{"no loss: up 1.5%", capped(18), u(0), 1084, capped(18 * 1.015), true},
+		{"near the edge: up 0.3%", harmCap{Cap: 18, Edge: 18.5, CutAt: cut}, u(0), 1084, harmCap{Cap: 18 * 1.003, Edge: 18.5, CutAt: cut}, true},
+		{"up to the ceiling: lifted", capped(29.9), u(0), 1084, harmCap{}, true},
+		{"one lost call does not cut", capped(18), u(1), 1084, capped(18 * (1 + 0.05*(harmAim-1/3.0))), true},
+		{"within the budget: held", capped(18), u(3), 1084, capped(18), true},
+		{"one lost call of a few: held", capped(18), Usage{Minute: minute, Calls: 1084 + 60, Throttles: 5}, 1084, capped(18), true},
+		{"over the budget (6 of 600): down from the minute's rate", harmCap{}, u(6), 1084, harmCap{Cap: 18 * (1 - 0.05*(2-harmAim)), Edge: 18, CutAt: now}, true},
+		{"far over: down 10% at most", capped(20), u(30), 1084, harmCap{Cap: 18 * 0.9, Edge: 18, CutAt: now}, true},
+		{"under the minute's rate: from the cap", capped(15), u(30), 1084, harmCap{Cap: 15 * 0.9, Edge: 15, CutAt: now}, true},
+		{"stale: no cut", harmCap{Cap: 15, Edge: 25, CutAt: minute.Add(time.Second)}, u(30), 1084, harmCap{Cap: 15, Edge: 25, CutAt: minute.Add(time.Second)}, true},
+		{"we did not call: nothing", capped(15), u(30), 0, capped(15), false},
+		{"nobody else: nothing", capped(15), Usage{Minute: minute, Calls: 1084, Throttles: 4}, 1084, capped(15), false},
 	}
 	for _, tt := range tests {
-		got, ok := c.capAfter(tt.cap, tt.u, tt.calls, 4, 18, tt.stale)
-		if math.Abs(got-tt.want) > 1e-9 || ok != tt.wantOK {
-			t.Errorf("%s: %v, %v; want %v, %v", tt.name, got, ok, tt.want, tt.wantOK)
+		got, _, ok := c.capAfter(tt.h, tt.u, tt.calls, 4, 18, now)
+		if math.Abs(got.Cap-tt.want.Cap) > 1e-9 || got.Edge != tt.want.Edge || !got.CutAt.Equal(tt.want.CutAt) || ok != tt.wantOK {
+			t.Errorf("%s: %+v, %v; want %+v, %v", tt.name, got, ok, tt.want, tt.wantOK)
 		}
 	}
 }

@@ -248,7 +248,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var pacer worker.Pacer
 	if f.usageMetrics {
 		usage = usagewatch.New(usagewatch.Config{Reader: awscheck.New(awsCfg), Interval: f.usageInterval, Log: log.With("component", "usage"),
-			OnRead: func(region string, minutes []usagewatch.Minute) { observeUsage(pacer, region, minutes) }}, reg)
+			OnRead: func(region string, minutes []usagewatch.Minute) { observeUsage(pacer, m, region, minutes) }}, reg)
 	}
 	onRate := func(region string, limit float64) {
 		if usage != nil {
@@ -424,16 +424,17 @@ func (f *workFlags) parseRedisURL() (ratelimit.RedisAddr, error) {
 // observeUsage gives a replica's own limiter the category's usage minutes:
 // where to start, and what real users lose. A fleet's replicas are not
 // given them: each would count the others' calls as real users'.
-func observeUsage(p worker.Pacer, region string, minutes []usagewatch.Minute) {
+func observeUsage(p worker.Pacer, m *metrics.Metrics, region string, minutes []usagewatch.Minute) {
 	local, ok := p.(*ratelimit.Regions)
 	if !ok {
 		return
 	}
 	us := make([]ratelimit.Usage, len(minutes))
-	for i, m := range minutes {
-		us[i] = ratelimit.Usage{Minute: m.At, Calls: m.Calls, Throttles: m.Throttles}
+	for i, u := range minutes {
+		us[i] = ratelimit.Usage{Minute: u.At, Calls: u.Calls, Throttles: u.Throttles}
 	}
 	local.Observe(region, us)
+	m.RateCap.WithLabelValues(region).Set(local.Get(region).Cap())
 }
 
 func workPacer(f *workFlags, cfg ratelimit.Config, onRate func(string, float64), m *metrics.Metrics, log *slog.Logger) (worker.Pacer, func(), error) {
