@@ -41,7 +41,7 @@ bench: ## benchmarks with figures for docs/benchmarks.md: the harness against th
 	$(GO) run ./internal/bench/harness -profile full -json $(BENCH_JSON)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./internal/bench
 	$(GO) test -run '^$$' -bench . -benchmem ./enqueue
-	$(GO) test -count=1 -run '^TestSimulatedQuota$$' -v ./ratelimit | grep -E 'rate|ok'
+	$(GO) test -count=1 -run '^(TestSimulatedQuota|TestWorld)$$' -v ./ratelimit | grep -E 'rate|frontier|ok'
 
 .PHONY: bench-quick
 bench-quick: ## the benchmark harness, quick profile (under a minute, a smoke test fit for CI): writes bench-quick.json
