@@ -116,14 +116,14 @@ func (l *Limiter) ownAt(at time.Time) *ownMinute {
 }
 
 // Observe takes the category's usage minutes in the limiter's Region,
-// oldest first. The first reading before any cut sets where the limiter
-// starts; each later minute in which the limiter called moves its cap
-// (Config.HarmBudget).
+// oldest first. With a HarmBudget, the first reading before any cut sets
+// where the limiter starts, and each minute in which the limiter called
+// moves its cap.
 func (l *Limiter) Observe(minutes []Usage) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.cfg.Now()
-	if !l.informed && !l.p.Cut && len(minutes) > 0 {
+	if l.cfg.HarmBudget > 0 && !l.informed && !l.p.Cut && len(minutes) > 0 {
 		busiest := 0.0
 		for _, u := range minutes {
 			if now.Sub(u.Minute) <= usageFresh {

@@ -22,7 +22,10 @@ import (
 
 // TestWorkUsageGauges: resetq work reads the Region of its jobs' pool in
 // AWS/Usage (series published into moto with PutMetricData) and its gauges
-// follow the series: the latest minute's calls and throttles.
+// follow the series: the latest minute's calls and throttles. The first
+// reading sets the limiter's start: real users made 20 calls/s of the
+// quota's 30, so resetq starts under the 10/s they leave, not at three
+// quarters of --rate.
 func TestWorkUsageGauges(t *testing.T) {
 	t.Parallel()
 	e := testenv.New(t, "usage")
@@ -76,6 +79,11 @@ func TestWorkUsageGauges(t *testing.T) {
 		}
 	}
 	testenv.Eventually(t, 60*time.Second, "the gauges of the published minute", want(1200, 7))
+	// The start returns to what real users leave less 1.5/s over 2 minutes.
+	testenv.Eventually(t, 10*time.Second, "a start under the 10/s real users leave, less 1.5", func() bool {
+		limit := scrape(addr)[`resetq_ratelimit_limit{region="us-east-1"}`]
+		return limit > 0 && limit < 8.5
+	})
 	publish(now.Add(-3*time.Minute), "CallCount", 1800) // a newer minute without throttles
 	testenv.Eventually(t, 30*time.Second, "the gauges of the newer minute", want(1800, 0))
 	if m := scrape(addr); m["resetq_usage_minute_timestamp_seconds"+labels] != float64(now.Add(-3*time.Minute).Unix()) {
