@@ -53,10 +53,9 @@ type Config struct {
 	// start told of their usage (Observe). Default Ceiling.
 	Quota float64
 	// HarmBudget is the share of real users' calls the limiter lets be
-	// throttled, judged each minute from the category's usage (Observe),
-	// with CapIncrease the cap's rise a minute (0: off; default 3% of
-	// Ceiling).
-	HarmBudget, CapIncrease float64
+	// throttled, judged each minute from the category's usage (Observe;
+	// 0: off).
+	HarmBudget float64
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -85,7 +84,6 @@ func (c Config) withDefaults() (Config, error) {
 	c.ThrottleTarget = max(c.ThrottleTarget, 0)
 	c.Quota = valutil.PositiveOrDefault(c.Quota, c.Ceiling)
 	c.HarmBudget = max(c.HarmBudget, 0)
-	c.CapIncrease = valutil.PositiveOrDefault(c.CapIncrease, 0.03*c.Ceiling)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -106,12 +104,13 @@ type Limiter struct {
 	lastHeard time.Time   // the last Throttled or Succeeded
 	busySince time.Time   // start of the current run of calls (no gap over a second)
 
-	own      [ownMinutes]ownMinute // own calls by minute, for Observe
-	cap      harmCap               // from the usage metrics
-	seen     time.Time             // the newest usage minute taken
-	informed bool                  // usage has set the start
-	judged   bool                  // usage has judged a minute of calls
-	spare    int                   // judged minutes in a row real users lost little in
+	own       [ownMinutes]ownMinute // own calls by minute, for Observe
+	cap       harmCap               // from the usage metrics
+	seen      time.Time             // the newest usage minute taken
+	informed  bool                  // usage has set the start
+	judgedAt  time.Time             // usage last judged a minute of calls
+	firstCall time.Time             // the limiter's first call
+	spare     int                   // judged minutes in a row real users lost little in
 }
 
 // New returns a Limiter at its ceiling.
@@ -129,10 +128,16 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	l.mu.Lock()
 	l.update(now)
 	r := l.bucket.ReserveN(now, 1)
-	l.ownAt(now.Add(r.DelayFrom(now))).calls++
+	at := now.Add(r.DelayFrom(now))
+	l.called(at)
 	l.mu.Unlock()
 	if err := retry.Sleep(ctx, r.DelayFrom(now)); err != nil {
 		r.CancelAt(l.cfg.Now())
+		l.mu.Lock()
+		if o := &l.own[(at.Unix()/60)%ownMinutes]; o.minute == at.Unix()/60 && o.calls > 0 {
+			o.calls-- // the call never went
+		}
+		l.mu.Unlock()
 		return err
 	}
 	return nil
@@ -146,7 +151,7 @@ func (l *Limiter) Allow(now time.Time) bool {
 	if !l.bucket.AllowN(now, 1) {
 		return false
 	}
-	l.ownAt(now).calls++
+	l.called(now)
 	return true
 }
 
@@ -174,10 +179,10 @@ func (l *Limiter) Throttled() (float64, bool) {
 	}
 	busy := l.heard(now)
 	cfg := l.cfg
-	if l.judged {
+	if l.judged(now) {
 		cfg.ThrottleTarget = 0 // the cap holds real users' loss
 	}
-	if l.spare >= spareMinutes {
+	if l.spare >= spareMinutes && l.judged(now) {
 		cfg.SharedBelow = 0 // no headroom needed: a plain cut
 	}
 	if p, ok := cfg.cut(l.p, now, float64(l.recentOKs(now)), busy, l.calls, l.throttled); ok {
@@ -227,7 +232,7 @@ func (l *Limiter) update(now time.Time) (float64, bool) {
 		l.p = l.cfg.start(now)
 	}
 	limit := l.cfg.rateAt(l.p, now)
-	if l.cap.Cap > 0 {
+	if l.cap.Cap > 0 && l.judged(now) {
 		limit = min(limit, l.cap.Cap)
 	}
 	changed := limit != l.limit

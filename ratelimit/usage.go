@@ -60,12 +60,15 @@ type harmCap struct {
 // says real users lost within the aim; ok is false for a minute that
 // says nothing.
 func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, now time.Time) (next harmCap, spare, ok bool) {
-	users := max(0, u.Calls-calls)
-	if c.HarmBudget <= 0 || calls <= 0 || users <= 0 {
+	if c.HarmBudget <= 0 || calls <= 0 {
 		return h, false, false
 	}
+	users := max(0, u.Calls-calls)
 	lost := max(0, u.Throttles-throttled)
-	over := lost / (c.HarmBudget * users)
+	over := 0.0 // nobody else called: nobody lost
+	if users > 0 {
+		over = lost / (c.HarmBudget * users)
+	}
 	step := min(0.015, max(-0.1, 0.05*(harmAim-over)))
 	if step < 0 && (over <= 1 || lost < 3) {
 		step = 0 // within the budget, or a call or two: noise
@@ -102,7 +105,17 @@ const ownMinutes = 32
 type ownMinute struct {
 	minute           int64 // Unix minutes
 	calls, throttled float64
-	first            time.Time // the first call in it
+	first, last      time.Time // its first and last call
+}
+
+// called counts a call of the limiter's own at at.
+func (l *Limiter) called(at time.Time) {
+	o := l.ownAt(at)
+	o.calls++
+	o.last = at
+	if l.firstCall.IsZero() {
+		l.firstCall = at
+	}
 }
 
 // ownAt is the minute of at in l.own, reset if it held an older one.
@@ -115,26 +128,41 @@ func (l *Limiter) ownAt(at time.Time) *ownMinute {
 	return o
 }
 
+// usageSettle is how long after its end a usage minute is judged: the
+// newest minutes CloudWatch returns may still be filling.
+const usageSettle = 2 * time.Minute
+
+// usageStale is how long the usage metrics may be silent before the cap
+// and what they told of the limiter's own throttles are dropped.
+const usageStale = 10 * time.Minute
+
 // Observe takes the category's usage minutes in the limiter's Region,
-// oldest first. With a HarmBudget, the first reading before any cut sets
-// where the limiter starts, and each minute in which the limiter called
-// moves its cap.
+// oldest first. With a HarmBudget, a reading with a fresh minute before
+// any cut, and before the limiter's first minute of calls is over, sets
+// where it starts; each settled minute in which it called moves its cap.
 func (l *Limiter) Observe(minutes []Usage) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.cfg.HarmBudget <= 0 {
+		return
+	}
 	now := l.cfg.Now()
-	if l.cfg.HarmBudget > 0 && !l.informed && !l.p.Cut && len(minutes) > 0 {
-		busiest := 0.0
+	early := l.firstCall.IsZero() || now.Sub(l.firstCall) < time.Minute
+	if !l.informed && !l.p.Cut && early {
+		busiest, fresh := 0.0, false
 		for _, u := range minutes {
 			if now.Sub(u.Minute) <= usageFresh {
-				busiest = max(busiest, u.Calls-l.ownIn(u.Minute).calls)
+				busiest, fresh = max(busiest, u.Calls-l.ownIn(u.Minute).calls), true
 			}
 		}
-		l.informed = true
-		l.p = l.cfg.startFrom(now, busiest/60)
+		if fresh {
+			l.informed = true
+			l.p = l.cfg.startFrom(now, busiest/60)
+		}
 	}
 	for _, u := range minutes {
-		if !u.Minute.After(l.seen) {
+		end := u.Minute.Add(time.Minute)
+		if !u.Minute.After(l.seen) || now.Sub(end) < usageSettle {
 			continue
 		}
 		l.seen = u.Minute
@@ -142,25 +170,34 @@ func (l *Limiter) Observe(minutes []Usage) {
 		if o.calls == 0 {
 			continue
 		}
-		// The rate of the minute's busy part: the first minute is partial.
+		// The rate of the minute's busy part: the first minute, or one
+		// the calls stopped in, is partial.
 		from := u.Minute
 		if o.first.After(from) {
 			from = o.first
 		}
-		busy := u.Minute.Add(time.Minute).Sub(from).Seconds()
+		if o.last.Add(time.Second).Before(end) {
+			end = o.last.Add(time.Second)
+		}
+		busy := end.Sub(from).Seconds()
 		var spare, ok bool
 		run := l.spare
 		if l.cap, spare, ok = l.cfg.capAfter(l.cap, u, o.calls, o.throttled, o.calls/max(busy, 1), now); ok {
 			// Real users' loss is known: the cap holds it, and the
 			// limiter's own throttles need not slow its probes, nor,
 			// while real users lose little, leave them headroom.
-			l.judged, l.p.Gain = true, 0
+			l.judgedAt, l.p.Gain = now, 0
 			if l.spare = 0; spare {
 				l.spare = min(run+1, spareMinutes)
 			}
 		}
 	}
 	l.update(now)
+}
+
+// judged reports whether the usage metrics judged a minute lately.
+func (l *Limiter) judged(now time.Time) bool {
+	return !l.judgedAt.IsZero() && now.Sub(l.judgedAt) < usageStale
 }
 
 // ownIn is the limiter's own calls in the minute starting at m (zero if
@@ -173,10 +210,14 @@ func (l *Limiter) ownIn(m time.Time) ownMinute {
 	return o
 }
 
-// Cap is the limiter's cap from the usage metrics (0: none).
+// Cap is the limiter's cap from the usage metrics (0: none, or the
+// metrics fell silent).
 func (l *Limiter) Cap() float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if !l.judged(l.cfg.Now()) {
+		return 0
+	}
 	return l.cap.Cap
 }
 

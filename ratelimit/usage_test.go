@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"context"
 	"math"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestCapAfter(t *testing.T) {
 		{"under the minute's rate: from the cap", capped(15), u(30), 1084, harmCap{Cap: 15 * 0.9, Edge: 15, CutAt: now}, true},
 		{"stale: no cut", harmCap{Cap: 15, Edge: 25, CutAt: minute.Add(time.Second)}, u(30), 1084, harmCap{Cap: 15, Edge: 25, CutAt: minute.Add(time.Second)}, true},
 		{"we did not call: nothing", capped(15), u(30), 0, capped(15), false},
-		{"nobody else: nothing", capped(15), Usage{Minute: minute, Calls: 1084, Throttles: 4}, 1084, capped(15), false},
+		{"nobody else: nobody lost, up", capped(15), Usage{Minute: minute, Calls: 1084, Throttles: 4}, 1084, capped(15 * 1.015), true},
 	}
 	for _, tt := range tests {
 		got, _, ok := c.capAfter(tt.h, tt.u, tt.calls, 4, 18, now)
@@ -107,11 +108,17 @@ func TestObserve(t *testing.T) {
 		t.Fatalf("cap %v before any usage of a minute with calls", l.Cap())
 	}
 	rate := float64(calls) / 60
-	l.Observe([]Usage{{Minute: m0.Add(time.Minute), Calls: float64(calls) + 600, Throttles: 30}})
+	minute := []Usage{{Minute: m0.Add(time.Minute), Calls: float64(calls) + 600, Throttles: 30}}
+	l.Observe(minute) // just ended: CloudWatch may still be filling it
+	if l.Cap() != 0 || l.judged(now) {
+		t.Fatalf("a minute that ended just now was judged: cap %v", l.Cap())
+	}
+	now = now.Add(usageSettle)
+	l.Observe(minute)
 	if got := l.Cap(); math.Abs(got-0.9*rate) > 1e-9 || l.Limit() > got {
 		t.Fatalf("cap %v (limit %v), want 0.9 x the minute's %v/s", got, l.Limit(), rate)
 	}
-	if !l.judged {
+	if !l.judged(now) {
 		t.Fatal("a minute with calls was not judged")
 	}
 	// The same minute again changes nothing.
@@ -120,4 +127,92 @@ func TestObserve(t *testing.T) {
 	if l.Cap() != before {
 		t.Fatalf("a minute taken twice moved the cap to %v", l.Cap())
 	}
+}
+
+// TestWaitCanceledIsNoCall: a Wait whose context ends before its slot
+// made no call, so the usage minutes do not count it as the limiter's.
+func TestWaitCanceledIsNoCall(t *testing.T) {
+	l, err := New(Config{Ceiling: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := l.Wait(ctx); err == nil {
+		t.Fatal("Wait with an ended context and a slot a second away returned nil")
+	}
+	total := 0.0
+	for _, o := range l.own {
+		total += o.calls
+	}
+	if total != 1 {
+		t.Fatalf("%v own calls counted, want the 1 that went", total)
+	}
+}
+
+// TestObserveEdges: what the usage metrics must not do.
+func TestObserveEdges(t *testing.T) {
+	start := time.Unix(1_000_020, 0)
+	m0 := start.Truncate(time.Minute)
+	users := []Usage{{Minute: m0.Add(-2 * time.Minute), Calls: 600}}
+	newLimiter := func(budget float64, now *time.Time) *Limiter {
+		l, err := New(Config{Ceiling: 30, Start: 22.5, HarmBudget: budget, Now: func() time.Time { return *now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	t.Run("no budget: usage changes nothing", func(t *testing.T) {
+		now := start
+		l := newLimiter(0, &now)
+		l.Observe(users)
+		if got := l.Limit(); got != 22.5 {
+			t.Fatalf("limit %v, want the plain start 22.5", got)
+		}
+	})
+	t.Run("no fresh minute: the plain start", func(t *testing.T) {
+		now := start
+		l := newLimiter(0.005, &now)
+		l.Observe([]Usage{{Minute: m0.Add(-20 * time.Minute), Calls: 600}})
+		if got := l.Limit(); got != 22.5 {
+			t.Fatalf("limit %v from a 20-minute-old minute, want the plain start 22.5", got)
+		}
+	})
+	t.Run("a reading after the first minute of calls: no start", func(t *testing.T) {
+		now := start
+		l := newLimiter(0.005, &now)
+		for end := start.Add(90 * time.Second); now.Before(end); now = now.Add(10 * time.Millisecond) {
+			l.Allow(now)
+		}
+		before := l.Limit()
+		l.Observe(users)
+		if got := l.Limit(); got != before {
+			t.Fatalf("limit %v after a late first reading, want it left at %v", got, before)
+		}
+	})
+	t.Run("calls that stop mid-minute: the cap from their rate", func(t *testing.T) {
+		now := m0.Add(time.Minute)
+		l := newLimiter(0.005, &now)
+		l.Observe(users)
+		calls := 0
+		for end := now.Add(10 * time.Second); now.Before(end); now = now.Add(time.Millisecond) {
+			if l.Allow(now) {
+				calls++
+			}
+		}
+		rate := float64(calls) / 10
+		now = m0.Add(2*time.Minute + usageSettle)
+		l.Observe([]Usage{{Minute: m0.Add(time.Minute), Calls: float64(calls) + 600, Throttles: 30}})
+		if got := l.Cap(); got < 0.75*rate || got > 0.95*rate { // the busy part counts a second after the last call
+			t.Fatalf("cap %v after 10 s of calls at %.1f/s: want about 0.9 x that rate, not of the minute's average", got, rate)
+		}
+		// The metrics fall silent: the cap and the flags go stale.
+		now = now.Add(usageStale)
+		if got := l.Cap(); got != 0 {
+			t.Fatalf("cap %v after %v without a judged minute, want none", got, usageStale)
+		}
+	})
 }

@@ -418,9 +418,6 @@ func (f *workFlags) parseRedisURL() (ratelimit.RedisAddr, error) {
 	return ratelimit.ParseRedisURL(f.redisURL)
 }
 
-// workPacer is the reset calls' pacer: the local adaptive limiter alone,
-// or with --redis-url the fleet-wide limit in Redis behind it. It logs
-// which.
 // observeUsage gives a replica's own limiter the category's usage minutes:
 // where to start, and what real users lose. A fleet's replicas are not
 // given them: each would count the others' calls as real users'.
@@ -437,6 +434,9 @@ func observeUsage(p worker.Pacer, m *metrics.Metrics, region string, minutes []u
 	m.RateCap.WithLabelValues(region).Set(local.Get(region).Cap())
 }
 
+// workPacer is the reset calls' pacer: the local adaptive limiter alone,
+// or with --redis-url the fleet-wide limit in Redis behind it. It logs
+// which.
 func workPacer(f *workFlags, cfg ratelimit.Config, onRate func(string, float64), m *metrics.Metrics, log *slog.Logger) (worker.Pacer, func(), error) {
 	if f.redisURL == "" {
 		local, err := ratelimit.NewRegions(cfg, onRate)
