@@ -134,7 +134,7 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	if err := retry.Sleep(ctx, r.DelayFrom(now)); err != nil {
 		r.CancelAt(l.cfg.Now())
 		l.mu.Lock()
-		if o := &l.own[(at.Unix()/60)%ownMinutes]; o.minute == at.Unix()/60 && o.calls > 0 {
+		if o := l.ownSlot(at); o != nil && o.calls > 0 {
 			o.calls-- // the call never went
 		}
 		l.mu.Unlock()

@@ -203,9 +203,17 @@ func (l *Limiter) judged(now time.Time) bool {
 // ownIn is the limiter's own calls in the minute starting at m (zero if
 // forgotten).
 func (l *Limiter) ownIn(m time.Time) ownMinute {
-	o := l.own[(m.Unix()/60)%ownMinutes]
-	if o.minute != m.Unix()/60 {
-		return ownMinute{}
+	if o := l.ownSlot(m); o != nil {
+		return *o
+	}
+	return ownMinute{}
+}
+
+// ownSlot is the minute of at in l.own, nil if forgotten.
+func (l *Limiter) ownSlot(at time.Time) *ownMinute {
+	o := &l.own[(at.Unix()/60)%ownMinutes]
+	if o.minute != at.Unix()/60 {
+		return nil
 	}
 	return o
 }
