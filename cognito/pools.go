@@ -139,5 +139,10 @@ func (p *Pools) Describe(ctx context.Context, id string) (ops.Pool, error) {
 	if lc := up.LambdaConfig; lc != nil {
 		pool.CustomMessageLambda = aws.ToString(lc.CustomMessage)
 	}
+	if pol := up.Policies; pol != nil && pol.SignInPolicy != nil {
+		for _, f := range pol.SignInPolicy.AllowedFirstAuthFactors {
+			pool.FirstAuthFactors = append(pool.FirstAuthFactors, string(f))
+		}
+	}
 	return pool, nil
 }

@@ -50,6 +50,9 @@ type Pool struct {
 	EmailSourceARN      string
 	SMSCallerARN        string // SmsConfiguration.SnsCallerArn
 	CustomMessageLambda string // LambdaConfig.CustomMessage
+	// FirstAuthFactors is Policies.SignInPolicy.AllowedFirstAuthFactors
+	// (PASSWORD, EMAIL_OTP, SMS_OTP, WEB_AUTHN); empty: password only.
+	FirstAuthFactors []string
 }
 
 // CheckPool checks one pool for a campaign of users resets (0: unknown).
