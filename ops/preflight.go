@@ -55,8 +55,9 @@ type Pool struct {
 	FirstAuthFactors []string
 }
 
-// CheckPool checks one pool for a campaign of users resets (0: unknown).
-func CheckPool(p Pool, users int) []Check {
+// CheckPool checks one pool for a campaign of users resets (0: unknown);
+// incident is true for an incident campaign, which must not take days.
+func CheckPool(p Pool, users int, incident bool) []Check {
 	c := func(l Level, name, format string, a ...any) Check {
 		return Check{Level: l, Subject: p.ID, Name: name, Message: fmt.Sprintf(format, a...)}
 	}
@@ -69,20 +70,8 @@ func CheckPool(p Pool, users int) []Check {
 	default:
 		out = append(out, c(OK, "account recovery", "users recover by %s", strings.Join(p.Recovery, ", then ")))
 	}
-	usesEmail := slices.Contains(p.Recovery, RecoveryEmail)
-	if usesEmail {
-		switch {
-		case p.EmailSendingAccount == "" || p.EmailSendingAccount == "COGNITO_DEFAULT":
-			msg := fmt.Sprintf("Cognito's default email sender sends at most %d emails a day for the account", CognitoDefaultEmailsPerDay)
-			if users > 0 {
-				days := (users + CognitoDefaultEmailsPerDay - 1) / CognitoDefaultEmailsPerDay
-				msg += fmt.Sprintf(": %d users would take %d day(s)", users, days)
-			}
-			msg += "; configure Amazon SES (EmailSendingAccount DEVELOPER) before a large campaign"
-			out = append(out, c(Warning, "email sender", "%s", msg))
-		default:
-			out = append(out, c(OK, "email sender", "codes are sent through Amazon SES (%s)", p.EmailSendingAccount))
-		}
+	if slices.Contains(p.Recovery, RecoveryEmail) {
+		out = append(out, emailSender(p, users, incident))
 	}
 	if slices.Contains(p.Recovery, RecoveryPhone) {
 		if p.SMSCallerARN == "" {
@@ -97,6 +86,31 @@ func CheckPool(p Pool, users int) []Check {
 		out = append(out, c(OK, "custom message trigger", "no custom-message Lambda: ClientMetadata in jobs is not used by anything"))
 	}
 	return out
+}
+
+// emailSender judges the pool's email sender for users resets: Cognito's
+// default sender takes a day per 50 users, which an incident cannot wait.
+func emailSender(p Pool, users int, incident bool) Check {
+	c := Check{Level: Warning, Subject: p.ID, Name: "email sender"}
+	if p.EmailSendingAccount != "" && p.EmailSendingAccount != "COGNITO_DEFAULT" {
+		c.Level, c.Message = OK, fmt.Sprintf("codes are sent through Amazon SES (%s)", p.EmailSendingAccount)
+		return c
+	}
+	days := (users + CognitoDefaultEmailsPerDay - 1) / CognitoDefaultEmailsPerDay
+	if incident && users > CognitoDefaultEmailsPerDay {
+		c.Level, c.Message = Blocking, fmt.Sprintf("%d users take %d days of Cognito's default email (%d emails a day for the account); configure SES (EmailSendingAccount=DEVELOPER) before an incident campaign",
+			users, days, CognitoDefaultEmailsPerDay)
+		return c
+	}
+	c.Message = fmt.Sprintf("Cognito's default email sender sends at most %d emails a day for the account", CognitoDefaultEmailsPerDay)
+	if users > 0 {
+		c.Message += fmt.Sprintf(": %d users would take %d day(s)", users, days)
+	}
+	c.Message += "; configure Amazon SES (EmailSendingAccount DEVELOPER) before a large campaign"
+	if incident && users == 0 {
+		c.Message += " (give --users: an incident campaign of more than a day's emails is blocking)"
+	}
+	return c
 }
 
 // QueueInfo is what preflight needs from the source queue and its DLQ.

@@ -43,7 +43,7 @@ func TestCheckPool(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checks := CheckPool(tt.pool, tt.users)
+			checks := CheckPool(tt.pool, tt.users, false)
 			got := levels(checks)
 			for name, l := range tt.want {
 				if got[name] != l {

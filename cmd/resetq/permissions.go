@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -28,4 +29,38 @@ func callOptions(statusCheck string, globalSignOut, killPassword, reinvite bool,
 		Reinvite:     reinvite,
 		Disable:      unreachable == "disable",
 	}
+}
+
+// callFlags are preflight's twins of the flags of resetq work that choose
+// the campaign's Cognito calls.
+type callFlags struct {
+	incident, signOut, reinvite, killPassword bool
+	unreachable, statusCheck                  string
+}
+
+func (f *callFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&f.incident, "incident", false, "the campaign is an incident (resetq work --incident): probe every incident call, and Cognito's default email for more than 50 users is blocking")
+	fs.BoolVar(&f.signOut, "global-sign-out", false, "the campaign signs users out (resetq work --global-sign-out): probe AdminUserGlobalSignOut")
+	fs.BoolVar(&f.reinvite, "reinvite", false, "the campaign re-invites users who never signed in (resetq work --reinvite): probe AdminGetUser and AdminCreateUser")
+	fs.BoolVar(&f.killPassword, "kill-password", false, "the campaign sets a random password when the code cannot go out (resetq work --kill-password): probe AdminSetUserPassword")
+	fs.StringVar(&f.unreachable, "unreachable", "dead-letter", "resetq work's --unreachable: dead-letter, or disable (probe AdminDisableUser)")
+	fs.StringVar(&f.statusCheck, "status-check", "all", "resetq work's --status-check: all, redelivered (both probe AdminGetUser) or off")
+}
+
+func (f *callFlags) validate() error {
+	switch {
+	case f.unreachable != "dead-letter" && f.unreachable != "disable":
+		return usagef("--unreachable %q: want dead-letter or disable", f.unreachable)
+	case f.statusCheck != "all" && f.statusCheck != "redelivered" && f.statusCheck != "off":
+		return usagef("--status-check %q: want all, redelivered or off", f.statusCheck)
+	}
+	return nil
+}
+
+// calls lists the campaign's calls: every incident call with --incident.
+func (f *callFlags) calls() []string {
+	if f.incident {
+		return ops.IncidentCalls()
+	}
+	return ops.CampaignCalls(callOptions(f.statusCheck, f.signOut, f.killPassword, f.reinvite, f.unreachable))
 }

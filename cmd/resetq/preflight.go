@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,10 +34,27 @@ func (p *poolsFlag) Set(v string) error {
 	return nil
 }
 
-const preflightHelp = `Usage: resetq preflight --pool ID [--pool ID ...] [--queue-url URL] [--users N] [--rate R] [--output text|json]
+const preflightHelp = `Usage: resetq preflight --pool ID [--pool ID ...] [--queue-url URL] [--users N] [--rate R]
+                        [--incident | --global-sign-out --reinvite --kill-password
+                         --unreachable dead-letter|disable --status-check all|redelivered|off]
+                        [--output text|json]
 
 Check pools and the queue before a campaign. Each check is ok, warning or
 blocking; exit 1 when anything is blocking.
+
+With --probe-calls (default), also, per pool, one line per Cognito call
+the campaign makes (every incident call with --incident, else the calls
+the flags of resetq work given here imply): the call is made for a user
+that cannot exist (resetq-preflight-<16 hex digits>; AdminCreateUser with
+MessageAction RESEND, which creates nobody). UserNotFoundException proves
+the call permitted; AccessDeniedException is blocking, naming the IAM
+action. It proves the permissions of the credentials preflight runs with:
+run it with the worker's role.
+
+With --incident, Cognito's default email for more than 50 users (a day
+per 50) is blocking. Each pool's sign-in policy is read: a first factor
+other than the password (passkeys, email or SMS codes) is a warning, as
+the reset does not close it.
 
 With --capacity (default), also, per pool and per Region:
   ses quota, ses rate    pools that send email through SES (DEVELOPER):
@@ -71,6 +89,10 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var window time.Duration
 	fs.BoolVar(&capacity, "capacity", true, "also check capacity: SES send quota, SNS SMS spend limit, the recovery quota (Service Quotas) and real users' use of it (CloudWatch)")
 	fs.DurationVar(&window, "usage-window", 7*24*time.Hour, "how far back real users' use of the recovery quota is read (per minute)")
+	var calls callFlags
+	calls.register(fs)
+	var probeCalls bool
+	fs.BoolVar(&probeCalls, "probe-calls", true, "prove that the credentials may make each Cognito call of the campaign: one call per pool and operation, for a user that cannot exist")
 	output := outputFlag(fs)
 	setUsage(fs, preflightHelp)
 	if err := parseFlags(fs, args); err != nil {
@@ -85,6 +107,9 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return usagef("--rate must be positive, got %v", rateFlag)
 	case window < time.Minute || window > 15*24*time.Hour:
 		return usagef("--usage-window must be between 1m and 360h (CloudWatch keeps per-minute data 15 days), got %v", window)
+	}
+	if err := calls.validate(); err != nil {
+		return err
 	}
 	for _, id := range pools {
 		if err := job.ValidatePoolID(id); err != nil {
@@ -127,8 +152,17 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			continue
 		}
 		described = append(described, p)
-		checks = append(checks, ops.CheckPool(p, users)...)
+		checks = append(checks, ops.CheckPool(p, users, calls.incident)...)
+		checks = append(checks, ops.CheckSignIn(p))
 	}
+	if probeCalls {
+		probed, err := checkPermissions(ctx, cfg, pools, calls.calls())
+		if err != nil {
+			return err
+		}
+		checks = append(checks, probed...)
+	}
+	checks = append(checks, ops.CheckTokens(slices.Contains(calls.calls(), ops.OpGlobalSignOut)))
 	if capacity && len(described) > 0 {
 		readers := awscheck.New(cfg)
 		c := ops.Capacity{SES: readers, SMS: readers, Quota: readers, Usage: readers, Window: window}
