@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/resetq/resetq/awscheck"
+	"github.com/resetq/resetq/internal/awsproxy"
+	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/testenv"
 	"github.com/resetq/resetq/ops"
 )
@@ -119,4 +123,174 @@ func preflightRun(t *testing.T, e *testenv.Env, env []string, args ...string) (s
 		t.Fatalf("run resetq %v: %v", args, err)
 	}
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+}
+
+// preflightResult is preflight's JSON output, checks keyed by subject and name.
+type preflightResult struct {
+	Blocked bool
+	Checks  map[string]ops.Check
+}
+
+func preflightJSON(t *testing.T, stdout, stderr string) preflightResult {
+	t.Helper()
+	var r struct {
+		Blocked bool
+		Checks  []ops.Check
+	}
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, stdout, stderr)
+	}
+	out := preflightResult{Blocked: r.Blocked, Checks: map[string]ops.Check{}}
+	for _, c := range r.Checks {
+		out.Checks[c.Subject+" "+c.Name] = c
+	}
+	return out
+}
+
+// poolUsers is each user of pool with its status and whether it is enabled.
+func poolUsers(t *testing.T, cfg aws.Config, pool string) map[string]string {
+	t.Helper()
+	out, err := cip.NewFromConfig(cfg).ListUsers(t.Context(), &cip.ListUsersInput{UserPoolId: aws.String(pool)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, u := range out.Users {
+		m[aws.ToString(u.Username)] = string(u.UserStatus) + " enabled=" + strconv.FormatBool(u.Enabled)
+	}
+	return m
+}
+
+// TestPreflightIncidentProbes: preflight --incident makes each incident call
+// once per pool for a user that cannot exist; moto answers
+// UserNotFoundException to each (ok), the pool's users are as before, and
+// a sign-out the proxy denies is blocking, named by its IAM action. Calls
+// the flags do not imply are not made, and --probe-calls=false makes none.
+func TestPreflightIncidentProbes(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "probes")
+	pool := e.Pool(e.East, map[string]moto.UserState{"alice": moto.Confirmed, "bob": moto.Unconfirmed, "carol": moto.ConfirmedNoContact, "dave": moto.Disabled})
+	before := poolUsers(t, e.East, pool)
+	run := func(args ...string) (preflightResult, int, string) {
+		t.Helper()
+		stdout, stderr, code := preflightRun(t, e, nil, append([]string{"preflight", "--pool", pool, "--capacity=false", "--output", "json"}, args...)...)
+		return preflightJSON(t, stdout, stderr), code, stdout + stderr
+	}
+	forwarded := func() map[string]int { return e.Proxy.Stats().Forwarded }
+
+	r, code, out := run("--incident")
+	if code != 0 || r.Blocked {
+		t.Fatalf("exit %d, want 0\n%s", code, out)
+	}
+	for _, op := range ops.IncidentCalls() {
+		c := r.Checks[pool+" call "+op]
+		if c.Level != ops.OK || !strings.Contains(c.Message, "cognito-idp:"+op+" permitted") {
+			t.Errorf("%s: %+v", op, c)
+		}
+		if n := forwarded()[op]; n != 1 {
+			t.Errorf("%s reached Cognito %d times, want once", op, n)
+		}
+	}
+	if c := r.Checks["campaign issued tokens"]; c.Level != ops.OK || !strings.Contains(c.Message, "1 h by default") {
+		t.Errorf("issued tokens: %+v", c)
+	}
+	if after := poolUsers(t, e.East, pool); !maps.Equal(after, before) {
+		t.Errorf("users after the probes %v, before %v", after, before)
+	}
+
+	// The proxy denies the sign-out as IAM would: blocking, in text too.
+	e.Proxy.AddFault(awsproxy.Fault{Operation: ops.OpGlobalSignOut, ErrorCode: "AccessDeniedException",
+		Message: "User: arn:aws:sts::123456789012:assumed-role/resetq-worker/i-0 is not authorized to perform: cognito-idp:AdminUserGlobalSignOut on resource: arn:aws:cognito-idp:us-east-1:123456789012:userpool/" + pool})
+	stdout, stderr, code := preflightRun(t, e, nil, "preflight", "--pool", pool, "--capacity=false", "--incident")
+	want := "cognito-idp:AdminUserGlobalSignOut is denied on " + pool + " to these credentials (AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/resetq-worker/i-0 is not authorized"
+	line := ""
+	for l := range strings.Lines(stdout) {
+		if strings.Contains(l, "call AdminUserGlobalSignOut") {
+			line = l
+		}
+	}
+	if code != 1 || !strings.HasPrefix(line, "blocking") || !strings.Contains(line, want) || !strings.Contains(stderr, "blocking problems found") {
+		t.Fatalf("exit %d, sign-out line %q, want blocking with %q\n%s\n%s", code, line, want, stdout, stderr)
+	}
+	r, code, out = run("--global-sign-out", "--status-check", "off")
+	if c := r.Checks[pool+" call "+ops.OpGlobalSignOut]; code != 1 || c.Level != ops.Blocking {
+		t.Errorf("--global-sign-out: exit %d, %+v\n%s", code, c, out)
+	}
+
+	// A rotation with the status check off makes the reset alone: the
+	// denied sign-out is not its business. --probe-calls=false makes none.
+	for _, tt := range []struct {
+		args []string
+		made []string
+	}{
+		{[]string{"--status-check", "off"}, []string{ops.OpResetPassword}},
+		{[]string{"--incident", "--probe-calls=false"}, nil},
+	} {
+		calls := forwarded()
+		r, code, out = run(tt.args...)
+		if code != 0 {
+			t.Errorf("%v: exit %d\n%s", tt.args, code, out)
+		}
+		now := forwarded()
+		for _, op := range ops.IncidentCalls() {
+			want := 0
+			if slices.Contains(tt.made, op) {
+				want = 1
+			}
+			if now[op]-calls[op] != want {
+				t.Errorf("%v: %s reached Cognito %d times, want %d", tt.args, op, now[op]-calls[op], want)
+			}
+			if _, ok := r.Checks[pool+" call "+op]; ok != (want == 1) {
+				t.Errorf("%v: check of %s present %v, want %v", tt.args, op, ok, want == 1)
+			}
+		}
+	}
+	if after := poolUsers(t, e.East, pool); !maps.Equal(after, before) {
+		t.Errorf("users at the end %v, before %v", after, before)
+	}
+}
+
+// TestPreflightIncidentPool: with --incident, more users than a day of
+// Cognito's default email is blocking; a pool whose sign-in policy allows
+// passkeys gets the warning (moto keeps the policy it is given, though it
+// does not apply it).
+func TestPreflightIncidentPool(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "incidentpool")
+	api := cip.NewFromConfig(e.East)
+	out, err := api.CreateUserPool(t.Context(), &cip.CreateUserPoolInput{
+		PoolName: aws.String("passkeys" + strconv.FormatInt(time.Now().UnixNano(), 36)),
+		AccountRecoverySetting: &ciptypes.AccountRecoverySettingType{RecoveryMechanisms: []ciptypes.RecoveryOptionType{
+			{Name: ciptypes.RecoveryOptionNameTypeVerifiedEmail, Priority: aws.Int32(1)}}},
+		Policies: &ciptypes.UserPoolPolicyType{SignInPolicy: &ciptypes.SignInPolicyType{
+			AllowedFirstAuthFactors: []ciptypes.AuthFactorType{ciptypes.AuthFactorTypePassword, ciptypes.AuthFactorTypeWebAuthn}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	passkeys := aws.ToString(out.UserPool.Id)
+	plain := e.Pool(e.East, nil)
+
+	stdout, stderr, code := preflightRun(t, e, nil, "preflight", "--pool", passkeys, "--pool", plain, "--capacity=false", "--probe-calls=false",
+		"--incident", "--users", "200", "--output", "json")
+	r := preflightJSON(t, stdout, stderr)
+	if code != 1 || !r.Blocked {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
+	}
+	for key, want := range map[string]string{
+		plain + " email sender":       "blocking: 200 users take 4 days of Cognito's default email (50 emails a day for the account); configure SES (EmailSendingAccount=DEVELOPER) before an incident campaign",
+		passkeys + " sign-in factors": "warning: the sign-in policy allows first factors other than the password (WEB_AUTHN;",
+		plain + " sign-in factors":    "ok: users sign in with a password only",
+	} {
+		c := r.Checks[key]
+		if got := string(c.Level) + ": " + c.Message; !strings.HasPrefix(got, want) {
+			t.Errorf("%s:\n got %q\nwant %q...", key, got, want)
+		}
+	}
+
+	// Not an incident: the same email sender is a warning again.
+	stdout, stderr, code = preflightRun(t, e, nil, "preflight", "--pool", plain, "--capacity=false", "--probe-calls=false", "--users", "200", "--output", "json")
+	if r := preflightJSON(t, stdout, stderr); code != 0 || r.Checks[plain+" email sender"].Level != ops.Warning {
+		t.Errorf("rotation: exit %d\n%s\n%s", code, stdout, stderr)
+	}
 }
