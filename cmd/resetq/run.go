@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // Exit codes.
@@ -53,30 +56,20 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
-	var err error
 	switch args[0] {
-	case "work":
-		err = runWork(ctx, args[1:], stdout, stderr)
-	case "enqueue":
-		err = runEnqueue(ctx, args[1:], stdout, stderr)
-	case "status":
-		err = runStatus(ctx, args[1:], stdout, stderr)
-	case "dlq":
-		err = runDLQ(ctx, args[1:], stdout, stderr)
-	case "preflight":
-		err = runPreflight(ctx, args[1:], stdout, stderr)
-	case "report":
-		err = runReport(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "resetq", version())
 		return exitOK
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
-	default:
+	}
+	cmd, ok := lookupCommand(args[0])
+	if !ok {
 		fmt.Fprintf(stderr, "resetq: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage
 	}
+	err := cmd.run(ctx, args[1:], stdout, stderr)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
@@ -87,6 +80,39 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "resetq %s: %v\n", args[0], err)
 		return exitFailure
 	}
+}
+
+// command is one resetq command. Its run function must register and parse
+// its flags before anything else: allTwins runs it to learn them.
+type command struct {
+	name string
+	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	subs []string // subcommands with flags of their own, each run as run(ctx, [sub], ...)
+}
+
+// dlqCommands are the subcommands of resetq dlq (runDLQ dispatches them).
+var dlqCommands = []string{"summary", "list", "redrive"}
+
+// commands are resetq's commands that take flags (a function, not a
+// variable: the run functions reach back to it through parseFlags).
+func commands() []command {
+	return []command{
+		{name: "work", run: runWork},
+		{name: "enqueue", run: runEnqueue},
+		{name: "status", run: runStatus},
+		{name: "dlq", run: runDLQ, subs: dlqCommands},
+		{name: "preflight", run: runPreflight},
+		{name: "report", run: runReport},
+	}
+}
+
+func lookupCommand(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
 }
 
 // version is the module version stamped by the Go toolchain, or "dev".
@@ -114,8 +140,17 @@ func setUsage(fs *flag.FlagSet, help string) {
 }
 
 // parseFlags applies RESETQ_* environment twins, then the command line, so a
-// flag given on the command line wins over its environment variable.
+// flag given on the command line wins over its environment variable. A
+// RESETQ_* variable that is no command's twin is refused: a misspelt
+// setting (RESETQ_GLOBALSIGNOUT) must not leave a campaign without it.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	if c, ok := fs.Output().(*flagCollector); ok {
+		c.add(fs)
+		return flag.ErrHelp
+	}
+	if err := checkEnvNames(fs, os.Environ()); err != nil {
+		return err
+	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
@@ -128,16 +163,133 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	if envErr != nil {
 		return envErr
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseArgs(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments: %v", fs.Args())
 	}
 	return nil
+}
+
+// parseArgs parses the command line with the flag package's own messages
+// silenced: on a mistake it prints the error and the whole help (some 80
+// lines that bury the error); here the mistake is one line, and the help
+// comes only when asked for.
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		printHelp(fs)
+		return err
+	}
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return usagef("%s", parseErrorText(err, fs.Name(), names))
+}
+
+// printHelp prints fs's help as the flag package would on -h.
+func printHelp(fs *flag.FlagSet) {
+	if fs.Usage != nil {
+		fs.Usage()
+		return
+	}
+	fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+	fs.PrintDefaults()
+}
+
+// harnessVars are the RESETQ_* variables that are no flag's twin and still
+// not a mistake: the fault suite's settings (internal/chaos, make chaos).
+// A shell that replays a chaos seed also runs the tests that run resetq,
+// which reads none of them. The only such list; a test keeps it in step
+// with the variables the repository reads.
+var harnessVars = []string{"RESETQ_CHAOS", "RESETQ_CHAOS_REPORT", "RESETQ_CHAOS_SEED"}
+
+// checkEnvNames refuses every RESETQ_* variable of environ that is neither
+// the twin of a flag of some command (one ConfigMap serves several
+// commands: RESETQ_USERS of preflight is fine for work) nor in harnessVars.
+func checkEnvNames(fs *flag.FlagSet, environ []string) error {
+	var own []string
+	fs.VisitAll(func(f *flag.Flag) { own = append(own, envName(f.Name)) })
+	all := allTwins()
+	var errs []error
+	for _, kv := range slices.Sorted(slices.Values(environ)) {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, envPrefix) || slices.Contains(all, name) || slices.Contains(own, name) || slices.Contains(harnessVars, name) {
+			continue
+		}
+		errs = append(errs, unknownEnvError(name, own, all, fs.Name()))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return usageError{joinLine(errs)}
+}
+
+// joinLine is errs in one line, separated by "; ".
+func joinLine(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, err := range errs {
+		msgs[i] = err.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// flagCollector is the stderr of a dry run of a command: parseFlags, seeing
+// it as a flag set's output, records the set's flags and stops the command
+// there, before it reads the environment or does anything.
+type flagCollector struct {
+	sets map[string][]string // flag set name ("resetq dlq list") -> its flags
+}
+
+func (c *flagCollector) Write(p []byte) (int, error) { return len(p), nil }
+
+func (c *flagCollector) add(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) { c.sets[fs.Name()] = append(c.sets[fs.Name()], f.Name) })
+}
+
+// collectFlags runs every command and subcommand up to its flag parsing,
+// with a flagCollector for stderr, and returns the flags each registered.
+// The commands' own registration code is the only list of flags.
+func collectFlags() map[string][]string {
+	c := &flagCollector{sets: map[string][]string{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // nothing should run past parseFlags; if something did, it is cancelled
+	for _, cmd := range commands() {
+		if len(cmd.subs) == 0 {
+			cmd.run(ctx, nil, io.Discard, c)
+		}
+		for _, sub := range cmd.subs {
+			cmd.run(ctx, []string{sub}, io.Discard, c)
+		}
+	}
+	return c.sets
+}
+
+var (
+	twinsOnce sync.Once
+	twins     []string
+)
+
+// allTwins is the environment twin of every flag of every command, sorted.
+func allTwins() []string {
+	twinsOnce.Do(func() {
+		seen := map[string]bool{}
+		for _, flags := range collectFlags() {
+			for _, f := range flags {
+				seen[envName(f)] = true
+			}
+		}
+		twins = slices.Sorted(maps.Keys(seen))
+	})
+	return twins
 }
 
 func envName(flagName string) string {

@@ -4,6 +4,12 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -64,5 +70,238 @@ func TestExitCodes(t *testing.T) {
 		if got := Run(context.Background(), tt.args, &out, &errOut); got != tt.want {
 			t.Errorf("Run(%q) = %d, want %d (stderr %q)", tt.args, got, tt.want, errOut.String())
 		}
+	}
+}
+
+// TestUnknownEnvVar: a RESETQ_* variable that is no command's flag stops
+// the command with exit 2, naming it and the setting it was likely meant
+// to be, before anything else is checked.
+func TestUnknownEnvVar(t *testing.T) {
+	tests := []struct {
+		name, env string
+		args      []string
+		want      string
+	}{
+		{"own flag, no underscores", "RESETQ_GLOBALSIGNOUT", []string{"work"},
+			"resetq work: RESETQ_GLOBALSIGNOUT is not a resetq setting (did you mean RESETQ_GLOBAL_SIGN_OUT?)"},
+		{"own flag, a letter short", "RESETQ_MAX_ATTEMPT", []string{"work"},
+			"resetq work: RESETQ_MAX_ATTEMPT is not a resetq setting (did you mean RESETQ_MAX_ATTEMPTS?)"},
+		{"lower case", "RESETQ_queue_url", []string{"status"},
+			"resetq status: RESETQ_queue_url is not a resetq setting (did you mean RESETQ_QUEUE_URL?)"},
+		{"another command's flag", "RESETQ_USER", []string{"work"},
+			"resetq work: RESETQ_USER is not a resetq setting (did you mean RESETQ_USERS?)"},
+		{"a subcommand's flag", "RESETQ_MAXRATE", []string{"dlq", "redrive"},
+			"resetq dlq: RESETQ_MAXRATE is not a resetq setting (did you mean RESETQ_MAX_RATE?)"},
+		{"nothing near", "RESETQ_FROBNICATE", []string{"preflight"},
+			"resetq preflight: RESETQ_FROBNICATE is not a resetq setting (see resetq preflight --help)"},
+		{"even with --help", "RESETQ_GLOBALSIGNOUT", []string{"work", "--help"},
+			"resetq work: RESETQ_GLOBALSIGNOUT is not a resetq setting (did you mean RESETQ_GLOBAL_SIGN_OUT?)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(tt.env, "true")
+			var out, errOut bytes.Buffer
+			code := Run(context.Background(), tt.args, &out, &errOut)
+			if code != exitUsage || errOut.String() != tt.want+"\n" {
+				t.Errorf("Run(%q) with %s set = %d, stderr %q; want %d, %q", tt.args, tt.env, code, errOut.String(), exitUsage, tt.want)
+			}
+		})
+	}
+}
+
+// TestEnvNamesInOneLine: several unknown variables are named in one line, sorted.
+func TestEnvNamesInOneLine(t *testing.T) {
+	t.Setenv("RESETQ_ZZZZZZZZ", "1")
+	t.Setenv("RESETQ_REINVIT", "true")
+	var out, errOut bytes.Buffer
+	code := Run(context.Background(), []string{"work"}, &out, &errOut)
+	want := "resetq work: RESETQ_REINVIT is not a resetq setting (did you mean RESETQ_REINVITE?); " +
+		"RESETQ_ZZZZZZZZ is not a resetq setting (see resetq work --help)\n"
+	if code != exitUsage || errOut.String() != want {
+		t.Errorf("exit %d, stderr %q; want %d, %q", code, errOut.String(), exitUsage, want)
+	}
+}
+
+// TestOtherCommandsTwinsAccepted: one environment serves every command, so
+// the twin of another command's flag, and the fault suite's settings, are
+// no mistake.
+func TestOtherCommandsTwinsAccepted(t *testing.T) {
+	for _, kv := range [][2]string{
+		{"RESETQ_USERS", "200000"},               // preflight
+		{"RESETQ_SINCE", "2026-01-01T00:00:00Z"}, // report
+		{"RESETQ_WATCH", "true"},                 // status
+		{"RESETQ_MAX_RATE", "5"},                 // dlq redrive
+		{"RESETQ_ALL_USERS", "true"},             // enqueue, report
+		{"RESETQ_CHAOS_SEED", "42"},              // internal/chaos
+	} {
+		t.Setenv(kv[0], kv[1])
+	}
+	var out, errOut bytes.Buffer
+	if code := Run(context.Background(), []string{"work"}, &out, &errOut); code != exitUsage || !strings.Contains(errOut.String(), "--queue-url is required") {
+		t.Errorf("work: exit %d, stderr %q; want the missing --queue-url, not an environment error", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := Run(context.Background(), []string{"status", "--help"}, &out, &errOut); code != exitOK {
+		t.Errorf("status --help: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// TestFlagParseErrors: a command-line mistake is one line on stderr, with
+// the flag spelt --name and the nearest real flag; no help dump.
+func TestFlagParseErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"work", "--global-signout"}, "resetq work: flag provided but not defined: --global-signout (did you mean --global-sign-out?)"},
+		{[]string{"work", "-queue_url", "https://q"}, "resetq work: flag provided but not defined: --queue_url (did you mean --queue-url?)"},
+		{[]string{"enqueue", "--dryrun"}, "resetq enqueue: flag provided but not defined: --dryrun (did you mean --dry-run?)"},
+		{[]string{"status", "--frobnicate"}, "resetq status: flag provided but not defined: --frobnicate (see resetq status --help)"},
+		{[]string{"dlq", "summary", "--reason", "x"}, "resetq dlq: flag provided but not defined: --reason (see resetq dlq summary --help)"},
+		{[]string{"work", "--rate", "abc"}, `resetq work: invalid value "abc" for flag --rate: parse error`},
+		{[]string{"status", "--watch=maybe"}, `resetq status: invalid boolean value "maybe" for --watch: parse error`},
+		{[]string{"work", "--rate"}, "resetq work: flag needs an argument: --rate"},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		code := Run(context.Background(), tt.args, &out, &errOut)
+		if code != exitUsage || errOut.String() != tt.want+"\n" || out.Len() > 0 {
+			t.Errorf("Run(%q) = %d, stdout %q, stderr %q; want %d and one line %q", tt.args, code, out.String(), errOut.String(), exitUsage, tt.want)
+		}
+	}
+}
+
+// TestHelp: -h and --help still print the command's whole help and exit 0.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"work", "--help"}, "-global-sign-out"},
+		{[]string{"work", "-h"}, "-allowed-pools"},
+		{[]string{"enqueue", "-help"}, "-dry-run"},
+		{[]string{"dlq", "redrive", "--help"}, "-max-rate"},
+		{[]string{"report", "--help"}, "-since"},
+	}
+	for _, tt := range tests {
+		var out, errOut bytes.Buffer
+		code := Run(context.Background(), tt.args, &out, &errOut)
+		if code != exitOK || !strings.Contains(errOut.String(), "Flags (each also RESETQ_<FLAG>):") || !strings.Contains(errOut.String(), tt.want) {
+			t.Errorf("Run(%q) = %d, stderr %q; want %d and the help with %s", tt.args, code, errOut.String(), exitOK, tt.want)
+		}
+	}
+}
+
+// TestCollectFlags: the dry run reaches the flags of every command and dlq
+// subcommand, so no command's twins are refused.
+func TestCollectFlags(t *testing.T) {
+	t.Parallel()
+	sets := collectFlags()
+	for _, cmd := range commands() {
+		names := []string{"resetq " + cmd.name}
+		if len(cmd.subs) > 0 {
+			names = nil
+			for _, sub := range cmd.subs {
+				names = append(names, "resetq "+cmd.name+" "+sub)
+			}
+		}
+		for _, n := range names {
+			if len(sets[n]) == 0 {
+				t.Errorf("no flags collected for %q (collected: %v)", n, sets)
+			}
+		}
+	}
+	for _, twin := range []string{"RESETQ_GLOBAL_SIGN_OUT", "RESETQ_USERS", "RESETQ_SINCE", "RESETQ_MAX_RATE", "RESETQ_WATCH", "RESETQ_OUTPUT", "RESETQ_FILTER"} {
+		if !slices.Contains(allTwins(), twin) {
+			t.Errorf("allTwins() lacks %s", twin)
+		}
+	}
+}
+
+// TestDLQCommands: the subcommands whose flags are collected are the ones
+// resetq dlq's help names.
+func TestDLQCommands(t *testing.T) {
+	t.Parallel()
+	if want := "<" + strings.Join(dlqCommands, "|") + ">"; !strings.Contains(dlqUsage, want) {
+		t.Errorf("dlqUsage does not name %s:\n%s", want, dlqUsage)
+	}
+}
+
+// TestHarnessVars: harnessVars are exactly the RESETQ_* variables the rest
+// of the repository reads that are not flag twins.
+func TestHarnessVars(t *testing.T) {
+	t.Parallel()
+	read := regexp.MustCompile(`(?:Getenv|LookupEnv)\("(RESETQ_[A-Z0-9_]+)"\)`)
+	found := map[string]bool{}
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules" || path == filepath.Join("..", "..", "cmd", "resetq")) {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range read.FindAllStringSubmatch(string(b), -1) {
+			if !slices.Contains(allTwins(), m[1]) {
+				found[m[1]] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for n := range found {
+		got = append(got, n)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, harnessVars) {
+		t.Errorf("RESETQ_* variables read that are no flag's twin: %v; harnessVars: %v", got, harnessVars)
+	}
+}
+
+func TestClosest(t *testing.T) {
+	t.Parallel()
+	flags := []string{"queue-url", "dlq-url", "rate", "max-rate", "global-sign-out", "reinvite", "reinvite-rate"}
+	tests := []struct {
+		name, want string
+		near       bool
+	}{
+		{"global-signout", "global-sign-out", true},
+		{"GLOBAL-SIGN-OUT", "global-sign-out", true},
+		{"queueurl", "queue-url", true},
+		{"rat", "rate", true},
+		{"reinvte", "reinvite", true},
+		{"max_rate", "max-rate", true},
+		{"frobnicate", "", false},
+		{"users", "", false},
+	}
+	for _, tt := range tests {
+		got, near := closest(tt.name, flags, "-")
+		if near != tt.near || (near && got != tt.want) {
+			t.Errorf("closest(%q) = %q, %v; want %q, %v", tt.name, got, near, tt.want, tt.near)
+		}
+	}
+	if d := levenshtein("KITTEN", "SITTING"); d != 3 {
+		t.Errorf("levenshtein(KITTEN, SITTING) = %d, want 3", d)
+	}
+	if _, near := closest("x", nil, "-"); near {
+		t.Error("closest with no candidates is near")
+	}
+	// The command's own flags come first, even when another's is nearer.
+	if got, near := nearest("abcd", []string{"abxy"}, []string{"abcx"}, "-"); got != "abxy" || !near {
+		t.Errorf("nearest = %q, %v; want the command's own abxy", got, near)
+	}
+	if got, near := nearest("abcd", []string{"wxyz"}, []string{"abcx"}, "-"); got != "abcx" || !near {
+		t.Errorf("nearest = %q, %v; want another command's abcx", got, near)
 	}
 }
