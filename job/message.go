@@ -1,10 +1,6 @@
 package job
 
-import (
-	"strconv"
-	"strings"
-	"time"
-)
+import "time"
 
 // Message is one SQS message as the worker sees it.
 type Message struct {
@@ -45,9 +41,21 @@ const (
 	// AttrGlobalSignOut "true" asks for the user's sessions to be ended
 	// (AdminUserGlobalSignOut) before the reset.
 	AttrGlobalSignOut = "resetq.global-sign-out"
-	// AttrSteps, on a DLQ record, lists the steps done before the job
-	// failed, e.g. "signed_out" or "signed_out,disabled".
+	// AttrIncident "true" asks for everything an incident needs for this
+	// job's user: the password killed at once when the code must wait, the
+	// sessions ended after it, a re-invitation for a user who never signed
+	// in, and the unreachable disabled (resetq enqueue --incident).
+	AttrIncident = "resetq.incident"
+	// AttrSteps lists the steps done, in order, e.g.
+	// "password_killed,signed_out" on a sent-back copy or
+	// "disabled,signed_out" on a DLQ record. A copy's word is taken only
+	// under a worker's state signature (AttrStateSignature).
 	AttrSteps = "resetq.steps"
+	// AttrStateSignature signs a sent-back copy's progress (resetq.job-id,
+	// resetq.attempts, resetq.deferred_since, resetq.steps) for the job it
+	// belongs to, so that with signing keys nobody who can write to the
+	// queue can forge it. See SignState.
+	AttrStateSignature = "resetq.state-signature"
 	// AttrRemediation, on a DLQ record, says what was done for a user who
 	// could not be reset: "disabled".
 	AttrRemediation = "resetq.remediation"
@@ -56,44 +64,6 @@ const (
 // Campaign is the message's resetq.campaign attribute, or "".
 func (m Message) Campaign() string { return m.Attributes[AttrCampaign].StringValue }
 
-// PriorAttempts is the resetq.attempts attribute a retried job carries.
-func (m Message) PriorAttempts() int {
-	n, err := strconv.Atoi(m.Attributes[AttrAttempts].StringValue)
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
-}
-
-// JobID is the job's ID: resetq.job-id, or the message's own ID for a
-// job's first message.
-func (m Message) JobID() string {
-	if id := m.Attributes[AttrJobID].StringValue; id != "" {
-		return id
-	}
-	return m.ID
-}
-
-// StepsDone are the steps a sent-back copy says were done (resetq.steps).
-func (m Message) StepsDone() []string {
-	v := m.Attributes[AttrSteps].StringValue
-	if v == "" {
-		return nil
-	}
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s == "signed_out" { // the only step a copy can skip
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// DeferredSince is the resetq.deferred_since attribute, or zero.
-func (m Message) DeferredSince() time.Time {
-	t, err := time.Parse(time.RFC3339, m.Attributes[AttrDeferredSince].StringValue)
-	if err != nil {
-		return time.Time{}
-	}
-	return t
-}
+// The progress attributes (resetq.job-id, resetq.attempts,
+// resetq.deferred_since, resetq.steps) are read through StateOf, which
+// takes them only where they can be trusted.

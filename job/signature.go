@@ -24,9 +24,12 @@ import (
 //
 //	printf '%s\n%s' "$CAMPAIGN" "$BODY" | openssl dgst -sha256 -hmac "$KEY" -r | cut -d' ' -f1
 //
-// A job with the resetq.global-sign-out attribute signs it too, in front:
-// "resetq.global-sign-out=" + its value + "\n" + campaign + "\n" + body, so
-// nobody can strip it from a signed job, nor add it.
+// A job with options (the resetq.global-sign-out and resetq.incident
+// attributes, SignedOptions) signs them too, in front, in that order:
+// "resetq.global-sign-out=" + its value + "\n" + "resetq.incident=" + its
+// value + "\n" + campaign + "\n" + body (each only when present), so nobody
+// can strip one from a signed job, nor add one. An option's value may not
+// contain a newline, so an option cannot be shifted into the campaign.
 const AttrSignature = "resetq.signature"
 
 // MinKeyLen is the shortest signing key accepted, in bytes: 32 bytes, as
@@ -44,13 +47,19 @@ func SignMessage(key []byte, attrs map[string]Attribute, body string) string {
 	return hex.EncodeToString(jobMAC(key, signedOptions(attrs), attrs[AttrCampaign].StringValue, body))
 }
 
+// SignedOptions are the attributes that ask a worker for more than the
+// reset, covered by the signature in this order.
+var SignedOptions = []string{AttrGlobalSignOut, AttrIncident}
+
 // signedOptions is the signed prefix of a job's options, nil when it has none.
 func signedOptions(attrs map[string]Attribute) []byte {
-	a, ok := attrs[AttrGlobalSignOut]
-	if !ok {
-		return nil
+	var out []byte
+	for _, name := range SignedOptions {
+		if a, ok := attrs[name]; ok {
+			out = append(out, name+"="+a.StringValue+"\n"...)
+		}
 	}
-	return []byte(AttrGlobalSignOut + "=" + a.StringValue + "\n")
+	return out
 }
 
 func jobMAC(key, options []byte, campaign, body string) []byte {
@@ -85,11 +94,19 @@ func VerifySignature(keys [][]byte, m Message) error {
 	if strings.Contains(campaign, "\n") {
 		return fmt.Errorf("%w (the campaign contains a newline)", ErrBadSignature)
 	}
-	if strings.HasPrefix(campaign, AttrGlobalSignOut+"=") {
-		// Else "resetq.global-sign-out=true\n" + "" + "\n" + body, signed,
-		// would also read as that campaign and a body with a newline in
-		// front: the request could be stripped.
-		return fmt.Errorf("%w (the campaign starts with %s=)", ErrBadSignature, AttrGlobalSignOut)
+	for _, name := range SignedOptions {
+		if strings.HasPrefix(campaign, name+"=") {
+			// Else "resetq.global-sign-out=true\n" + "" + "\n" + body, signed,
+			// would also read as that campaign and a body with a newline in
+			// front: the request could be stripped.
+			return fmt.Errorf("%w (the campaign starts with %s=)", ErrBadSignature, name)
+		}
+		if strings.Contains(m.Attributes[name].StringValue, "\n") {
+			// Else the value "true\n<campaign>" signs the same bytes as the
+			// value "true" with that campaign and a body with a newline in
+			// front: the option could be stripped or moved.
+			return fmt.Errorf("%w (the %s attribute contains a newline)", ErrBadSignature, name)
+		}
 	}
 	for _, k := range keys {
 		if hmac.Equal(got, jobMAC(k, signedOptions(m.Attributes), campaign, m.Body)) {

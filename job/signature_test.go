@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var (
@@ -202,5 +203,65 @@ func TestReadKeyFileOtherOwner(t *testing.T) {
 		if tc.refused != (err != nil) {
 			t.Errorf("mode %v, owned by another user: err = %v, want refused %v", tc.mode, err, tc.refused)
 		}
+	}
+}
+
+// TestSignedOptionNewline: an option's value with a newline is refused.
+// Else the value "true\n<campaign>" with no campaign signs the same bytes
+// as the value "true", that campaign, and a body with a newline in front:
+// the option could be moved or stripped.
+func TestSignedOptionNewline(t *testing.T) {
+	t.Parallel()
+	body := "\n" + jobBody(pool, "alice")
+	for _, opt := range SignedOptions {
+		attrs := map[string]Attribute{opt: {DataType: "String", StringValue: "true\nc1"}}
+		m := Message{Body: body, Attributes: attrs}
+		m.Attributes[AttrSignature] = Attribute{DataType: "String", StringValue: SignMessage(newKey, attrs, body)}
+		if err := VerifySignature([][]byte{newKey}, m); !errors.Is(err, ErrBadSignature) || !strings.Contains(err.Error(), "newline") {
+			t.Errorf("%s with a newline in its value: %v, want refused", opt, err)
+		}
+	}
+	// The incident option is signed like the sign-out: stripped, refused.
+	attrs := map[string]Attribute{AttrIncident: {DataType: "String", StringValue: "true"}}
+	sig := SignMessage(newKey, attrs, body)
+	stripped := Message{Body: body, Attributes: map[string]Attribute{AttrSignature: {DataType: "String", StringValue: sig}}}
+	if err := VerifySignature([][]byte{newKey}, stripped); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("incident option stripped from a signed job: %v, want refused", err)
+	}
+}
+
+// TestStateOf: with keys, a copy's progress counts only under a state
+// signature for its own job; without keys it is taken as it is.
+func TestStateOf(t *testing.T) {
+	t.Parallel()
+	body := jobBody(pool, "alice")
+	job := Message{ID: "m2", Body: body, Attributes: map[string]Attribute{}}
+	job.Attributes[AttrSignature] = Attribute{DataType: "String", StringValue: SignMessage(newKey, job.Attributes, body)}
+	st := State{JobID: "m1", Attempts: 2, DeferredSince: time.Date(2026, 12, 4, 1, 2, 3, 0, time.UTC), Steps: []string{"password_killed", "signed_out"}}
+	copyOf := func(m Message, attrs map[string]string) Message {
+		out := Message{ID: m.ID, Body: m.Body, Attributes: map[string]Attribute{}}
+		for k, v := range m.Attributes {
+			out.Attributes[k] = v
+		}
+		for k, v := range attrs {
+			out.Attributes[k] = Attribute{DataType: "String", StringValue: v}
+		}
+		return out
+	}
+	signedCopy := copyOf(job, st.Attributes(newKey, job))
+	if got, ok := StateOf([][]byte{oldKey, newKey}, signedCopy); !ok || got.JobID != "m1" || got.Attempts != 2 || !got.DeferredSince.Equal(st.DeferredSince) || len(got.Steps) != 2 {
+		t.Fatalf("signed copy: %+v %v", got, ok)
+	}
+	other := copyOf(signedCopy, nil)
+	other.Body = jobBody(pool, "bob") // the state moved onto another job
+	if got, ok := StateOf([][]byte{newKey}, other); ok || got.Attempts != 0 || got.JobID != "m2" || got.Steps != nil {
+		t.Fatalf("state moved to another job: %+v %v, want fresh", got, ok)
+	}
+	tampered := copyOf(signedCopy, map[string]string{AttrAttempts: "99"})
+	if got, ok := StateOf([][]byte{newKey}, tampered); ok || got.Attempts != 0 {
+		t.Fatalf("tampered attempts: %+v %v, want fresh", got, ok)
+	}
+	if got, ok := StateOf(nil, tampered); ok || got.Attempts != 99 {
+		t.Fatalf("without keys: %+v %v, want the attributes as they are, unverified", got, ok)
 	}
 }
