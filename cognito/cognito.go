@@ -80,18 +80,51 @@ func (c *Client) ResetUserPassword(ctx context.Context, job job.Job) error {
 	return nil
 }
 
-// UserStatus reads the user's status (AdminGetUser) in the Region of the
-// job's pool, e.g. "RESET_REQUIRED".
-func (c *Client) UserStatus(ctx context.Context, job job.Job) (string, error) {
+// ReadUser reads the user (AdminGetUser) in the Region of the job's pool:
+// its stored name, status (e.g. "RESET_REQUIRED"), whether it is enabled
+// and has a verified email or phone, and when Cognito last changed it.
+func (c *Client) ReadUser(ctx context.Context, job job.Job) (worker.User, error) {
 	region := job.Region()
 	out, err := c.client(region).AdminGetUser(ctx, &cip.AdminGetUserInput{
 		UserPoolId: aws.String(job.UserPoolID),
 		Username:   aws.String(job.Username),
 	})
 	if err != nil {
-		return "", fmt.Errorf("admin-get-user in %s: %w", region, err)
+		return worker.User{}, fmt.Errorf("admin-get-user in %s: %w", region, err)
 	}
-	return string(out.UserStatus), nil
+	u := worker.User{Username: aws.ToString(out.Username), Status: string(out.UserStatus), Enabled: out.Enabled,
+		LastModified: aws.ToTime(out.UserLastModifiedDate)}
+	for _, a := range out.UserAttributes {
+		switch aws.ToString(a.Name) {
+		case "email_verified", "phone_number_verified":
+			u.Reachable = u.Reachable || aws.ToString(a.Value) == "true"
+		}
+	}
+	return u, nil
+}
+
+// KillPassword sets a random password nobody learns
+// (AdminSetUserPassword), so the user's old password stops working at
+// once and no message is sent: permanent (the user stays CONFIRMED and
+// the later reset works) or temporary (a user who never signed in stays
+// FORCE_CHANGE_PASSWORD and the later re-invitation works). The password
+// is never kept, logged or returned.
+func (c *Client) KillPassword(ctx context.Context, job job.Job, permanent bool) error {
+	region := job.Region()
+	pw, err := RandomPassword()
+	if err != nil {
+		return err
+	}
+	_, err = c.client(region).AdminSetUserPassword(ctx, &cip.AdminSetUserPasswordInput{
+		UserPoolId: aws.String(job.UserPoolID),
+		Username:   aws.String(job.Username),
+		Password:   aws.String(pw),
+		Permanent:  permanent,
+	})
+	if err != nil {
+		return fmt.Errorf("admin-set-user-password in %s: %w", region, err)
+	}
+	return nil
 }
 
 var _ worker.Remediator = (*Client)(nil)

@@ -109,9 +109,10 @@ const (
 	symbols = "^$*.[]{}()?!@#%&/,><:;|_~=+-"
 )
 
-// RandomPasswordLength is above the longest MinimumLength a pool's
-// password policy can ask (99) and under Cognito's maximum (256).
-const RandomPasswordLength = 128
+// RandomPasswordLength is 98 characters: at least any MinimumLength a
+// pool's policy asks but the highest (99), and under the 99 moto takes
+// (Cognito itself takes 256). 98 characters from 90 carry about 636 bits.
+const RandomPasswordLength = 98
 
 // RandomPassword is a password of RandomPasswordLength characters from a
 // cryptographic source with at least one upper and one lower case letter,

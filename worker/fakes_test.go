@@ -247,6 +247,7 @@ type fakeRemedies struct {
 	mu                         sync.Mutex
 	calls                      []string // op:user
 	signOut, reinvite, disable func(job.Job) error
+	kill                       func(j job.Job, permanent bool) error
 }
 
 func (f *fakeRemedies) record(op string, j job.Job, hook func(job.Job) error) error {
@@ -267,6 +268,18 @@ func (f *fakeRemedies) Reinvite(_ context.Context, j job.Job) error {
 }
 func (f *fakeRemedies) DisableUser(_ context.Context, j job.Job) error {
 	return f.record("disable", j, f.disable)
+}
+func (f *fakeRemedies) KillPassword(_ context.Context, j job.Job, permanent bool) error {
+	op := "kill"
+	if !permanent {
+		op = "killtemp"
+	}
+	return f.record(op, j, func(j job.Job) error {
+		if f.kill != nil {
+			return f.kill(j, permanent)
+		}
+		return nil
+	})
 }
 
 func (f *fakeRemedies) all() []string {

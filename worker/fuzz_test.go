@@ -92,7 +92,7 @@ func FuzzHandleMessage(f *testing.F) {
 		case parsed.Username == "sentinel":
 		case cognito%4 == 1:
 			wantReason = "UserNotFoundException"
-		case cognito%4 == 2 && m.PriorAttempts()+1 >= b.cfg.Policy.MaxAttempts:
+		case cognito%4 == 2 && priorAttempts(b.cfg.SigningKeys, m)+1 >= b.cfg.Policy.MaxAttempts:
 			wantReason = ReasonAttemptsExhausted // the attempts it arrived with, plus the failed call
 		}
 
@@ -129,4 +129,10 @@ func FuzzHandleMessage(f *testing.F) {
 			t.Fatalf("the fuzzed message was never deleted from the source; events %v", events)
 		}
 	})
+}
+
+// priorAttempts are the attempts m arrives with, as the worker takes them.
+func priorAttempts(keys [][]byte, m job.Message) int {
+	s, _ := job.StateOf(keys, m)
+	return s.Attempts
 }

@@ -27,6 +27,11 @@ type outcome struct {
 	AlreadyReset  bool          // Delete: the user was RESET_REQUIRED; no call was made
 	Steps         []string      // the steps done: signed_out, reset, reinvited, disabled
 	Remediation   string        // DeadLetter: what was done for the user instead ("disabled")
+	// Delayed: the job leaves without its code sent because the code
+	// must wait (an open circuit, the daily email limit, a retry after a
+	// failure or the per-user attempt limit), not because the user cannot
+	// be reset: with KillPassword its password dies first.
+	Delayed bool
 }
 
 func deadLetter(reason, detail string, attempts int) outcome {
@@ -39,7 +44,12 @@ func released() outcome { return outcome{Action: Release, Label: "released"} }
 // probe may go, or, once deferred for longer than maxDeferral, dead-lettered
 // with the error that keeps the circuit open, for a redrive after the fix.
 func deferral(r refusal, since, now time.Time, attempts int, maxDeferral time.Duration) outcome {
-	if since.IsZero() && !r.forever { // waiting out the daily email limit does not start the clock
+	switch {
+	case r.forever:
+		// Waiting out the daily email limit neither starts the clock nor
+		// counts toward it: a pool circuit after it starts a new one.
+		since = time.Time{}
+	case since.IsZero():
 		since = now
 	}
 	reason := r.reason
@@ -47,10 +57,12 @@ func deferral(r refusal, since, now time.Time, attempts int, maxDeferral time.Du
 		reason = ReasonCircuitOpen
 	}
 	if now.Sub(since) >= maxDeferral && !r.forever {
-		return deadLetter(reason, fmt.Sprintf("deferred since %s by an open circuit: %s", since.UTC().Format(time.RFC3339), r.detail), attempts)
+		o := deadLetter(reason, fmt.Sprintf("deferred since %s by an open circuit: %s", since.UTC().Format(time.RFC3339), r.detail), attempts)
+		o.Delayed = true
+		return o
 	}
 	return outcome{Action: Defer, Label: "deferred", Delay: r.wait, Attempts: attempts, DeferredSince: since,
-		Detail: "circuit open: " + reason}
+		Detail: "circuit open: " + reason, Delayed: true}
 }
 
 // handle takes one message to its outcome. soft ends at shutdown; hard ends
@@ -60,166 +72,6 @@ func (w *Worker) handle(soft, hard context.Context, m job.Message) {
 	jl := w.log.With("message_id", m.ID, "campaign", m.Campaign())
 	o, jl := w.process(soft, hard, m, jl)
 	w.apply(hard, jl, m, o)
-}
-
-// process decides the outcome of m: the checks before any call, then the
-// job's steps: end the user's sessions (if asked), read the user's status
-// (the status check), and reset, or re-invite a user who never signed in,
-// or disable a user who cannot receive a code.
-func (w *Worker) process(soft, hard context.Context, m job.Message, jl *slog.Logger) (outcome, *slog.Logger) {
-	if w.ended.take(m.ID) {
-		return outcome{Action: Forget}, jl
-	}
-	job, o, ok := w.admit(m)
-	if !ok {
-		return o, jl
-	}
-	jl = jl.With("pool", job.UserPoolID, "user", w.user(job.Username))
-	// Two jobs of one user in this process run one after the other, so the
-	// second one's status check sees the first one's reset.
-	unlock, err := w.users.lock(soft, userKey(job))
-	if err != nil {
-		return released(), jl
-	}
-	defer unlock()
-	r := run{m: m, job: job, attempts: m.PriorAttempts(), since: m.DeferredSince()}
-	if w.cfg.SigningKeys == nil {
-		// resetq.steps is not signed: with signed jobs a copy's word that
-		// its user was signed out is not taken, and the sign-out repeats.
-		r.done = m.StepsDone()
-	}
-	return w.steps(soft, hard, &r), jl
-}
-
-// run is one job's progress through its steps.
-type run struct {
-	m        job.Message
-	job      job.Job
-	attempts int
-	since    time.Time // when its deferrals began
-	done     []string  // steps done: signed_out, reset, reinvited, disabled
-}
-
-func (r *run) finish(o outcome) outcome {
-	o.Steps = r.done
-	return o
-}
-
-// steps runs the job's calls in order; a step that does not succeed ends
-// the job with its outcome.
-func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
-	signOut := w.cfg.GlobalSignOut || r.m.Attributes[job.AttrGlobalSignOut].StringValue == "true"
-	if signOut && !slices.Contains(r.done, "signed_out") {
-		// First: idempotent, so a redelivery repeats it freely; the reset
-		// that sends a code comes once. A copy sent back after it worked
-		// says so (resetq.steps) and does not repeat it.
-		if o, ok := w.step(soft, hard, r, w.signOutOp(), "signed_out"); !ok {
-			return o
-		}
-	}
-	// A job whose reset cannot go now (an open circuit, the daily email
-	// limit) waits without more calls.
-	if ref, refused := w.breaker.peek(w.cfg.Now(), w.keys(r.job, w.resetOp())...); refused {
-		return r.finish(deferral(ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
-	}
-	status := ""
-	if w.checkFirst(r.m) {
-		status = w.userStatus(soft, hard, r.job)
-	}
-	if status == "RESET_REQUIRED" {
-		return r.finish(outcome{Action: Delete, Label: "reset", AlreadyReset: true, Attempts: r.attempts})
-	}
-	if status == "FORCE_CHANGE_PASSWORD" && w.cfg.Reinvite {
-		return w.reinvite(soft, hard, r)
-	}
-	cl, stop := w.callOp(soft, hard, r, w.resetOp())
-	switch {
-	case stop != nil:
-		return r.finish(*stop)
-	case cl.Kind == OK:
-		w.stepDone(r, "reset")
-		return r.finish(outcome{Action: Delete, Label: "reset", Attempts: r.attempts})
-	case cannotBeReset(cl) && w.cfg.Reinvite:
-		if status == "" { // not read yet: re-invite only a user who never signed in
-			status = w.userStatus(soft, hard, r.job)
-		}
-		if status == "FORCE_CHANGE_PASSWORD" {
-			return w.reinvite(soft, hard, r)
-		}
-	case unreachable(cl) && w.cfg.DisableUnreachable:
-		if o, ok := w.step(soft, hard, r, w.disableOp(), "disabled"); !ok {
-			return o
-		}
-		o := w.decide(r, cl)
-		o.Remediation = "disabled"
-		return r.finish(o)
-	}
-	return r.finish(w.decide(r, cl))
-}
-
-// reinvite sends a user who never signed in a new invitation (a new
-// temporary password; the old one stops working).
-func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
-	// The status cannot tell a re-invited user (still FORCE_CHANGE_PASSWORD):
-	// this process remembers whom it re-invited, so a second job of the
-	// user here sends no second invitation.
-	if w.reinvited.has(userKey(r.job)) {
-		return r.finish(outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts, AlreadyReset: true})
-	}
-	if o, ok := w.step(soft, hard, r, w.reinviteOp(), "reinvited"); !ok {
-		return o
-	}
-	w.reinvited.add(userKey(r.job))
-	return r.finish(outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts})
-}
-
-// step makes o's call; ok says it succeeded (and the step is recorded),
-// else the outcome ends the job.
-func (w *Worker) step(soft, hard context.Context, r *run, o op, name string) (outcome, bool) {
-	cl, stop := w.callOp(soft, hard, r, o)
-	switch {
-	case stop != nil:
-		return r.finish(*stop), false
-	case cl.Kind != OK:
-		return r.finish(w.decide(r, cl)), false
-	}
-	w.stepDone(r, name)
-	return outcome{}, true
-}
-
-func (w *Worker) stepDone(r *run, step string) {
-	r.done = append(r.done, step)
-	w.m.Steps.WithLabelValues(step).Inc()
-}
-
-// decide turns the failed result of a step into the job's outcome.
-func (w *Worker) decide(r *run, cl Class) outcome {
-	if cl.Kind == Transient || cl.Kind == Limit || cl.Kind == Permanent {
-		r.attempts++
-	}
-	d := Decide(cl, r.attempts, w.cfg.Policy, w.cfg.Rand())
-	switch d.Action {
-	case Delete:
-		return outcome{Action: Delete, Label: "reset", Attempts: r.attempts}
-	case Retry:
-		return outcome{Action: Retry, Label: "retried", Delay: d.Delay, Attempts: r.attempts, Detail: cl.Code + ": " + cl.Message}
-	case Defer:
-		keys := w.keys(r.job, w.resetOp())
-		ref, refused := w.breaker.peek(w.cfg.Now(), keys...)
-		if !refused { // closed again meanwhile by another call's success
-			ref = refusal{wait: time.Second}
-		}
-		ref.reason, ref.detail, ref.forever = cl.Code, cl.Message, cl.Scope == ScopeEmail
-		return deferral(ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral)
-	case DeadLetter:
-		msg := cl.Message
-		if d.Reason == ReasonAttemptsExhausted {
-			msg = cl.Code + ": " + cl.Message
-		}
-		return deadLetter(d.Reason, msg, r.attempts)
-	default:
-		return released()
-	}
 }
 
 // keys are the circuits a job's call goes through: its Region, its pool
@@ -239,8 +91,7 @@ func (w *Worker) keys(job job.Job, o op) []string {
 
 // admit checks a message before any call: signature, body, pool and
 // Region. ok is false with the dead-letter outcome when one fails.
-func (w *Worker) admit(m job.Message) (job.Job, outcome, bool) {
-	attempts := m.PriorAttempts()
+func (w *Worker) admit(m job.Message, attempts int) (job.Job, outcome, bool) {
 	if w.cfg.SigningKeys != nil {
 		if err := job.VerifySignature(w.cfg.SigningKeys, m); err != nil {
 			return job.Job{}, deadLetter(ReasonBadSignature, err.Error(), attempts), false
@@ -261,12 +112,12 @@ func (w *Worker) admit(m job.Message) (job.Job, outcome, bool) {
 	return j, outcome{}, true
 }
 
-// checkFirst reports whether m's user's status is read before the reset:
+// checkFirst reports whether r's user's status is read before the reset:
 // for every job with CheckEveryJob, else for redeliveries (receive count
 // above 1) and sent-back copies of a failed call (a timeout or a lost
 // answer may have reset the user all the same).
-func (w *Worker) checkFirst(m job.Message) bool {
-	return w.cfg.Statuses != nil && !w.cfg.StatusesForReinviteOnly && (w.cfg.CheckEveryJob || m.ReceiveCount > 1 || m.PriorAttempts() > 0)
+func (w *Worker) checkFirst(r *run) bool {
+	return w.cfg.Statuses != nil && !w.cfg.StatusesForReinviteOnly && (w.cfg.CheckEveryJob || r.again())
 }
 
 // opReset is the reset's operation name.
@@ -293,6 +144,15 @@ func (w *Worker) reinviteOp() op {
 	return op{name: "AdminCreateUser", pacer: w.cfg.ReinvitePacer, call: w.cfg.Remedies.Reinvite, emails: true}
 }
 
+// killOp sets a random password nobody learns (AdminSetUserPassword): in
+// the reset's quota (UserAccountRecovery), so paced with the resets, and
+// no message is sent, so the daily email limit does not hold it.
+func (w *Worker) killOp(permanent bool) op {
+	return op{name: "AdminSetUserPassword", pacer: w.cfg.Pacer, call: func(ctx context.Context, j job.Job) error {
+		return w.cfg.Remedies.KillPassword(ctx, j, permanent)
+	}}
+}
+
 // callOp makes o's call for r's job, paced and behind its circuits, again
 // while throttled. It returns the class of the answer, or, when no answer
 // is to be had (a circuit refuses, shutdown, the message's visibility
@@ -316,7 +176,9 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		if w.held.lost(r.m.ReceiptHandle) {
 			return stop(outcome{Action: Abandon, Label: "expired"})
 		}
-		// Checked again after the wait: the circuit may have opened during it.
+		// Checked again after the wait: a circuit may have opened during
+		// it, and the daily email limit may have come to hold the pool.
+		keys = w.keys(r.job, o)
 		p, ref := w.breaker.admit(w.cfg.Now(), keys...)
 		if ref != nil {
 			return stop(deferral(*ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
@@ -387,7 +249,7 @@ func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m job.Message, o ou
 	case Delete:
 		// A re-invitation's delete goes at once: a crash in the linger would
 		// send a second invitation, which no status check can prevent.
-		w.deleteEnded(m, o.Label == "reinvited")
+		w.deleteEnded(m, slices.Contains(o.Steps, "reinvited"))
 		jl.Info("job done", "outcome", o.Label, "steps", strings.Join(o.Steps, ","), "already_reset", o.AlreadyReset,
 			"attempts", o.Attempts, "receive_count", m.ReceiveCount)
 	case Retry, Defer:
@@ -409,14 +271,13 @@ func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m job.Message, o ou
 // went; if not, the original comes back after the delay.
 func (w *Worker) requeue(ctx context.Context, jl *slog.Logger, m job.Message, o outcome) bool {
 	delay := min(maxDelay, max(time.Second, o.Delay.Round(time.Second)))
-	attrs := map[string]string{job.AttrAttempts: strconv.Itoa(o.Attempts), job.AttrJobID: m.JobID()}
-	if !o.DeferredSince.IsZero() {
-		attrs[job.AttrDeferredSince] = o.DeferredSince.UTC().Format(time.RFC3339)
+	var key []byte // with signing keys, the copy's progress is signed: see job.StateOf
+	if len(w.cfg.SigningKeys) > 0 {
+		key = w.cfg.SigningKeys[0]
 	}
-	if len(o.Steps) > 0 {
-		attrs[job.AttrSteps] = strings.Join(o.Steps, ",")
-	}
-	out := job.Outgoing{Body: m.Body, Delay: delay, Attributes: withAttributes(without(m.Attributes, job.AttrDeferredSince, job.AttrSteps), attrs)}
+	st := job.State{JobID: w.jobID(m), Attempts: o.Attempts, DeferredSince: o.DeferredSince, Steps: o.Steps}
+	attrs := st.Attributes(key, m)
+	out := job.Outgoing{Body: m.Body, Delay: delay, Attributes: withAttributes(without(m.Attributes, progressAttrs...), attrs)}
 	if err := w.send(ctx, w.cfg.Requeue, out); err != nil {
 		jl.Error("requeue failed; the message comes back after its visibility timeout", "error", err)
 		w.hide(m, delay)
@@ -438,7 +299,7 @@ func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m job.Message,
 		job.AttrError:    sqsText(o.Detail),
 		job.AttrAttempts: strconv.Itoa(o.Attempts),
 		job.AttrFailedAt: w.cfg.Now().UTC().Format(time.RFC3339),
-		job.AttrJobID:    m.JobID(),
+		job.AttrJobID:    w.jobID(m),
 	}
 	if len(o.Steps) > 0 {
 		record[job.AttrSteps] = strings.Join(o.Steps, ",")
@@ -446,7 +307,10 @@ func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m job.Message,
 	if o.Remediation != "" {
 		record[job.AttrRemediation] = o.Remediation
 	}
-	err := w.send(ctx, w.cfg.DeadLetters, job.Outgoing{Body: m.Body, Attributes: withAttributes(m.Attributes, record)})
+	// A record is evidence, not a job's progress: it carries no state
+	// signature, so a redrive starts the job afresh.
+	base := without(m.Attributes, progressAttrs...)
+	err := w.send(ctx, w.cfg.DeadLetters, job.Outgoing{Body: m.Body, Attributes: withAttributes(base, record)})
 	if err != nil {
 		record[job.AttrError] = job.Truncate(record[job.AttrError], 128)
 		err = w.send(ctx, w.cfg.DeadLetters, job.Outgoing{Body: m.Body, Attributes: withAttributes(essentials(m.Attributes), record)})
@@ -458,7 +322,7 @@ func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m job.Message,
 			"reason", o.Reason, "error", err, "retry_in", delay, "receive_count", m.ReceiveCount)
 		if m.ReceiveCount >= deadLetterAlarm {
 			jl.Error("a job has failed to reach the DLQ many times: fix the DLQ (permissions, KMS key, size) or it is lost when the source queue's retention ends",
-				"reason", o.Reason, "job_id", m.JobID(), "receive_count", m.ReceiveCount)
+				"reason", o.Reason, "job_id", w.jobID(m), "receive_count", m.ReceiveCount)
 		}
 		w.hide(m, delay)
 		return false
@@ -479,36 +343,6 @@ func poolKey(poolID string) string { return "pool:" + poolID }
 // userKey identifies a user for the per-user lock: case folded, as
 // Cognito's default case-insensitive usernames are.
 func userKey(j job.Job) string { return j.UserPoolID + "\x00" + strings.ToLower(j.Username) }
-
-// userStatus reads the user's status (AdminGetUser), e.g. RESET_REQUIRED,
-// which for a redelivered job means an earlier delivery reset it and its
-// delete was lost. Any doubt (the check fails or times out) gives "": a
-// second code is better than a user not reset.
-func (w *Worker) userStatus(soft, hard context.Context, job job.Job) string {
-	region := job.Region()
-	if err := w.cfg.StatusPacer.Wait(soft, region); err != nil {
-		return ""
-	}
-	ctx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
-	status, err := w.cfg.Statuses.UserStatus(ctx, job)
-	cancel()
-	result := "not_reset"
-	switch {
-	case err != nil:
-		result, status = "error", ""
-		if Classify(err).Kind == Throttle {
-			w.cfg.StatusPacer.Throttled(region)
-		}
-		w.log.Debug("status check failed; going on as if not reset", "error", err)
-	case status == "RESET_REQUIRED":
-		result = "already_reset"
-		w.cfg.StatusPacer.Succeeded(region)
-	default:
-		w.cfg.StatusPacer.Succeeded(region)
-	}
-	w.m.RedeliveryChecks.WithLabelValues(result).Inc()
-	return status
-}
 
 // finish ends m's time in a handler. m stays held (its visibility
 // extended) until its delete or release is settled.

@@ -16,7 +16,9 @@ import (
 var signOutAttr = map[string]job.Attribute{job.AttrGlobalSignOut: {DataType: "String", StringValue: "true"}}
 
 // TestGlobalSignOut: a job that asks for it (or every job, with
-// GlobalSignOut) has its user signed out before the reset; others not.
+// GlobalSignOut) has its user signed out after the reset, once the old
+// password is dead (before it, the attacker could sign in again at once);
+// others not.
 func TestGlobalSignOut(t *testing.T) {
 	t.Parallel()
 	var order []string
@@ -26,7 +28,7 @@ func TestGlobalSignOut(t *testing.T) {
 	b.q.push(jobBody(pool, "alice"), signOutAttr)
 	b.q.push(jobBody(pool, "bob"), nil)
 	b.run(t)
-	if want := []string{"signout:alice", "reset:alice", "reset:bob"}; !slices.Equal(order, want) {
+	if want := []string{"reset:alice", "signout:alice", "reset:bob"}; !slices.Equal(order, want) {
 		t.Fatalf("calls %v, want %v", order, want)
 	}
 	if got := testutil.ToFloat64(b.m.Steps.WithLabelValues("signed_out")); got != 1 {
@@ -39,40 +41,32 @@ func TestGlobalSignOut(t *testing.T) {
 	b.cfg.GlobalSignOut = true
 	b.q.push(jobBody(pool, "bob"), nil)
 	b.run(t)
-	if want := []string{"signout:bob", "reset:bob"}; !slices.Equal(order, want) {
+	if want := []string{"reset:bob", "signout:bob"}; !slices.Equal(order, want) {
 		t.Fatalf("with GlobalSignOut: calls %v, want %v", order, want)
 	}
 }
 
-// TestSignOutFailures: a failed sign-out is retried like a reset (the copy
-// keeps asking for it) and no reset goes before it succeeds; a job whose
-// user was signed out but could not be reset says so in its DLQ record.
+// TestSignOutFailures: a sign-out that fails after the reset sends the
+// job back, and its copy, seeing the user RESET_REQUIRED, signs out
+// without a second reset; a job whose user could not be reset is signed
+// out at its end and says so in its DLQ record.
 func TestSignOutFailures(t *testing.T) {
 	t.Parallel()
-	var resets atomic.Int64
-	b := newBundle(func(_ context.Context, j job.Job) error {
-		resets.Add(1)
-		if j.Username == "nocontact" {
-			return codeErr("InvalidParameterException", "Cannot reset password for the user as there is no registered/verified email or phone_number")
-		}
-		return nil
-	})
-	var signOuts atomic.Int64
-	b.rem.signOut = func(j job.Job) error {
-		if j.Username == "alice" && signOuts.Add(1) == 1 {
-			return codeErr("InternalErrorException", "try again")
-		}
-		return nil
+	p := newFakePool(confirmed("alice"), &poolUser{name: "nocontact", status: "CONFIRMED", enabled: true})
+	p.fail = func(op string, u *poolUser, n int) error {
+		return when(op == "signout" && u.name == "alice" && n == 1, internal)
 	}
+	b := poolBundle(p)
+	b.cfg.CheckEveryJob = false
 	b.q.push(jobBody(pool, "alice"), signOutAttr)
 	b.q.push(jobBody(pool, "nocontact"), signOutAttr)
 	b.run(t)
 	_, _, _, sent := b.q.snapshot()
-	if len(sent) != 1 || sent[0].Attributes[job.AttrGlobalSignOut].StringValue != "true" {
-		t.Fatalf("sent back %v: want alice's copy, still asking for the sign-out", sent)
+	if len(sent) != 1 || sent[0].Attributes[job.AttrGlobalSignOut].StringValue != "true" || sent[0].Attributes[job.AttrSteps].StringValue != "reset" {
+		t.Fatalf("sent back %v: want alice's copy, still asking for the sign-out, steps=reset", sent)
 	}
-	if resets.Load() != 2 || b.jobs("reset") != 1 {
-		t.Fatalf("%d resets, %v reset jobs: want alice reset once, after her sign-out worked", resets.Load(), b.jobs("reset"))
+	if p.calls["reset:alice"] != 1 || p.calls["signout:alice"] != 2 || b.jobs("reset") != 1 || !p.users["alice"].closed() {
+		t.Fatalf("calls %v, %v reset jobs: want alice reset once, signed out after it on the copy", p.order, b.jobs("reset"))
 	}
 	dl := b.dlq.all()
 	if len(dl) != 1 || dl[0].Attributes[job.AttrSteps].StringValue != "signed_out" || dl[0].Attributes[job.AttrRemediation].StringValue != "" {
@@ -96,7 +90,10 @@ func TestReinvite(t *testing.T) {
 			}
 			return nil
 		})
-		b.cfg.Statuses = statusFunc(func(_ context.Context, j job.Job) (string, error) { return statuses[j.Username], nil })
+		// A case-insensitive pool: AdminGetUser names the user as stored.
+		b.cfg.Statuses = readerFunc(func(_ context.Context, j job.Job) (User, error) {
+			return User{Username: strings.ToLower(j.Username), Status: statuses[j.Username], Enabled: true, Reachable: true}, nil
+		})
 		b.cfg.StatusPacer = newFakePacer()
 		b.cfg.CheckEveryJob = mode == "all"
 		b.cfg.Concurrency = 1 // invited before Invited
@@ -172,21 +169,22 @@ func TestDailyEmailLimit(t *testing.T) {
 	})
 	b.cfg.Breaker = BreakerConfig{EmailProbe: 10 * time.Minute, MaxDeferral: time.Hour}
 	b.cfg.ExitWhenIdle = 0
+	b.cfg.Statuses, b.cfg.StatusPacer = statusFunc(func(context.Context, job.Job) (string, error) { return "CONFIRMED", nil }), newFakePacer()
 	for i := range 10 {
-		b.q.push(jobBody(limited, "l"+string(rune('a'+i))), signOutAttr)
+		b.q.push(jobBody(limited, "l"+string(rune('a'+i))), incidentAttr)
 		b.q.push(jobBody(ses, "s"+string(rune('a'+i))), nil)
 	}
 	w, cancel, done := b.start(t)
 	defer func() { cancel(); <-done }()
 	b.q.waitFor(t, "the SES pool's jobs reset", func() bool { return b.jobs("reset") >= 10 })
-	// A sign-out sends no email: the limit does not hold it.
-	eventually(t, "every limited job's user signed out", func() bool {
-		signedOut := map[string]bool{}
-		for _, c := range b.rem.all() {
-			signedOut[c] = true
-		}
+	// Killing the password and the sign-out send no email: the limit
+	// holds neither, and the old passwords die while the codes wait.
+	eventually(t, "every limited job's password killed, then its user signed out", func() bool {
+		calls := b.rem.all()
 		for i := range 10 {
-			if !signedOut["signout:l"+string(rune('a'+i))] {
+			u := string(rune('a' + i))
+			k, so := slices.Index(calls, "kill:l"+u), slices.Index(calls, "signout:l"+u)
+			if k < 0 || so < k {
 				return false
 			}
 		}
@@ -282,10 +280,11 @@ func TestSignOutIsSigned(t *testing.T) {
 }
 
 // TestSignOutDoesNotRestartDeferral: in a pool whose reset keeps failing
-// at the pool level, a job that signs out first is still dead-lettered
-// after MaxDeferral (the sign-out's success neither restarts its clock nor
-// closes the reset's circuit), with one probe per cooldown, and copies do
-// not repeat the sign-out.
+// at the pool level, an incident job kills its user's password and signs
+// out at its first delivery, and is still dead-lettered after MaxDeferral
+// (neither success restarts its clock nor closes the reset's circuit),
+// with one probe per cooldown; its copies repeat neither call (signed or
+// not, this process remembers), and its end signs out once more.
 func TestSignOutDoesNotRestartDeferral(t *testing.T) {
 	t.Parallel()
 	for _, signed := range []bool{false, true} {
@@ -303,8 +302,9 @@ func signOutDeferral(t *testing.T, signed bool) {
 	b.cfg.ExitWhenIdle = 0
 	b.cfg.Concurrency = 1
 	b.q.park = func(job.Outgoing) bool { return true }
-	attrs := map[string]job.Attribute{job.AttrGlobalSignOut: signOutAttr[job.AttrGlobalSignOut]}
-	if signed { // resetq.steps is not signed: copies repeat the sign-out
+	b.cfg.Statuses, b.cfg.StatusPacer = statusFunc(func(context.Context, job.Job) (string, error) { return "CONFIRMED", nil }), newFakePacer()
+	attrs := map[string]job.Attribute{job.AttrIncident: incidentAttr[job.AttrIncident]}
+	if signed {
 		key := []byte(strings.Repeat("k", 64))
 		b.cfg.SigningKeys = [][]byte{key}
 		attrs[job.AttrSignature] = job.Attribute{DataType: "String", StringValue: job.SignMessage(key, attrs, jobBody(pool, "alice"))}
@@ -327,10 +327,10 @@ func signOutDeferral(t *testing.T, signed bool) {
 			signOuts++
 		}
 	}
-	if want := map[bool]int{false: 1, true: 5}[signed]; signOuts != want {
-		t.Fatalf("%d sign-outs, want %d (unsigned copies say it was done; signed ones cannot)", signOuts, want)
+	if signOuts != 2 || !slices.Contains(b.rem.all(), "kill:alice") || len(b.rem.all()) != 3 {
+		t.Fatalf("calls %v: want one kill and a sign-out after it, and one sign-out at the end", b.rem.all())
 	}
-	if dl := b.dlq.all()[0]; dl.Attributes[job.AttrSteps].StringValue != "signed_out" || dl.Attributes[job.AttrReason].StringValue != "InvalidSmsRoleAccessPolicyException" {
+	if dl := b.dlq.all()[0]; dl.Attributes[job.AttrSteps].StringValue != "password_killed,signed_out,signed_out" || dl.Attributes[job.AttrReason].StringValue != "InvalidSmsRoleAccessPolicyException" {
 		t.Fatalf("record %v", dl.Attributes)
 	}
 }

@@ -55,12 +55,25 @@ type Remediator interface {
 	Reinvite(ctx context.Context, job job.Job) error
 	// DisableUser disables the user (AdminDisableUser).
 	DisableUser(ctx context.Context, job job.Job) error
+	// KillPassword sets a random password nobody learns
+	// (AdminSetUserPassword), permanent or temporary, and sends nothing:
+	// the old password stops working at once.
+	KillPassword(ctx context.Context, job job.Job, permanent bool) error
 }
 
-// StatusReader reads a user's status (AdminGetUser), to tell whether a
-// redelivered job's user was already reset.
+// User is what the worker reads of a user (AdminGetUser).
+type User struct {
+	Username     string // as the pool stores it (one user for Bob and bob in a case-insensitive pool)
+	Status       string // CONFIRMED, RESET_REQUIRED, FORCE_CHANGE_PASSWORD, ...
+	Enabled      bool
+	Reachable    bool      // a verified email or phone number: a code can reach the user
+	LastModified time.Time // UserLastModifiedDate
+}
+
+// StatusReader reads a user (AdminGetUser): to tell whether a redelivered
+// job's user was already reset, whom to re-invite, how to kill a password.
 type StatusReader interface {
-	UserStatus(ctx context.Context, job job.Job) (string, error)
+	ReadUser(ctx context.Context, job job.Job) (User, error)
 }
 
 // Pacer paces calls per Region and adapts to throttling.
@@ -89,14 +102,19 @@ type Config struct {
 	StatusesForReinviteOnly bool
 
 	// Incident mode.
-	Remedies           Remediator       // makes the sign-outs, re-invitations and disables
-	SignOutPacer       Pacer            // paces sign-outs and disables
-	ReinvitePacer      Pacer            // paces re-invitations
-	GlobalSignOut      bool             // end the user's sessions before the reset (or AttrGlobalSignOut)
-	Reinvite           bool             // re-invite, not dead-letter, FORCE_CHANGE_PASSWORD users; needs Statuses
-	DisableUnreachable bool             // disable users with no verified email or phone (still dead-lettered)
-	Metrics            *metrics.Metrics // required
-	Logger             *slog.Logger     // default: discard
+	Remedies           Remediator // makes the sign-outs, re-invitations and disables
+	SignOutPacer       Pacer      // paces sign-outs and disables
+	ReinvitePacer      Pacer      // paces re-invitations
+	GlobalSignOut      bool       // end the user's sessions once the password is dead, and at the job's end (or AttrGlobalSignOut)
+	Reinvite           bool       // re-invite, not dead-letter, FORCE_CHANGE_PASSWORD users; needs Statuses
+	DisableUnreachable bool       // disable users with no verified email or phone (still dead-lettered)
+	// KillPassword: when a job's code cannot go now (an open circuit, the
+	// daily email limit, a retry), kill the password at once with a random
+	// one nobody learns, then sign out; the code follows when it can.
+	// Needs Statuses. A job with AttrIncident asks for all four.
+	KillPassword bool
+	Metrics      *metrics.Metrics // required
+	Logger       *slog.Logger     // default: discard
 
 	// AllowedPools, when not nil, lists the only user pools this worker
 	// may reset: a job for any other pool is dead-lettered as
@@ -142,6 +160,8 @@ func (c Config) Validate() error {
 		return errors.New("worker: Remedies, SignOutPacer and ReinvitePacer are required (jobs may ask for a sign-out)")
 	case c.Reinvite && c.Statuses == nil:
 		return errors.New("worker: Reinvite needs Statuses, to re-invite only users who never signed in")
+	case c.KillPassword && c.Statuses == nil:
+		return errors.New("worker: KillPassword needs Statuses, to kill a password as the user's state allows")
 	case c.ExitWhenIdle > 0 && c.Depth == nil:
 		return errors.New("worker: Depth is required with ExitWhenIdle")
 	case c.Concurrency < 0, c.Policy.MaxAttempts < 0:
@@ -203,8 +223,23 @@ type Worker struct {
 	// emailPools are the pools seen to hit Cognito's daily email limit:
 	// their jobs also wait on the Region's email circuit.
 	emailPools poolSet
-	// reinvited are the users (userKey) this process re-invited.
+	// reinvited are the users (pool and stored name) this process re-invited.
 	reinvited poolSet
+	// securedUsers (exactKey) had their password killed and their
+	// sessions ended after it by this process: a held job's next delivery
+	// here makes no call for them.
+	securedUsers poolSet
+	// disabled (exactKey) are the users this process disabled.
+	disabled poolSet
+}
+
+// progressAttrs are a job's progress attributes (see job.StateOf).
+var progressAttrs = []string{job.AttrJobID, job.AttrAttempts, job.AttrDeferredSince, job.AttrSteps, job.AttrStateSignature}
+
+// jobID is m's job ID, as far as it can be trusted (see job.StateOf).
+func (w *Worker) jobID(m job.Message) string {
+	s, _ := job.StateOf(w.cfg.SigningKeys, m)
+	return s.JobID
 }
 
 // New checks cfg and returns a Worker with cfg's defaults filled in.

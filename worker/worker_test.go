@@ -530,7 +530,10 @@ func TestExitWhenIdleCountsFromTheEmptyPoll(t *testing.T) {
 // statusFunc is a StatusReader from a function.
 type statusFunc func(ctx context.Context, job job.Job) (string, error)
 
-func (f statusFunc) UserStatus(ctx context.Context, job job.Job) (string, error) { return f(ctx, job) }
+func (f statusFunc) ReadUser(ctx context.Context, j job.Job) (User, error) {
+	s, err := f(ctx, j)
+	return User{Username: j.Username, Status: s, Enabled: true, Reachable: true}, err
+}
 
 // TestRedeliveryCheck: a job delivered again whose user is already
 // RESET_REQUIRED is counted done without a second reset; a first delivery
@@ -755,3 +758,8 @@ func TestHungDepthReadDoesNotHangExit(t *testing.T) {
 		t.Fatalf("reset %v, hung reads left %d", b.jobs("reset"), d.hangs.Load()+1)
 	}
 }
+
+// readerFunc is a StatusReader from a function.
+type readerFunc func(ctx context.Context, job job.Job) (User, error)
+
+func (f readerFunc) ReadUser(ctx context.Context, j job.Job) (User, error) { return f(ctx, j) }

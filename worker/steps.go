@@ -1,0 +1,429 @@
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/resetq/resetq/job"
+)
+
+// process decides the outcome of m: the checks before any call, then the
+// job's steps (see steps).
+func (w *Worker) process(soft, hard context.Context, m job.Message, jl *slog.Logger) (outcome, *slog.Logger) {
+	if w.ended.take(m.ID) {
+		return outcome{Action: Forget}, jl
+	}
+	state, verified := job.StateOf(w.cfg.SigningKeys, m)
+	job, o, ok := w.admit(m, state.Attempts)
+	if !ok {
+		return o, jl
+	}
+	jl = jl.With("pool", job.UserPoolID, "user", w.user(job.Username))
+	// Two jobs of one user in this process run one after the other, so the
+	// second one's status check sees the first one's reset.
+	unlock, err := w.users.lock(soft, userKey(job))
+	if err != nil {
+		return released(), jl
+	}
+	defer unlock()
+	r := run{m: m, job: job, opt: w.options(m), attempts: state.Attempts, since: state.DeferredSince, prior: state.Steps}
+	if verified {
+		r.trusted = state.Steps
+	}
+	return w.steps(soft, hard, &r), jl
+}
+
+// options are what a job asks for beyond the reset: the worker's own
+// settings, or, per job, its resetq.global-sign-out and resetq.incident
+// attributes (signed with the job when jobs are signed). A job can only
+// ask for more protection, never for less.
+type options struct {
+	signOut  bool // end the user's sessions once the password is dead, and at the job's end
+	kill     bool // kill the password at once when the code must wait
+	reinvite bool // re-invite a user who never signed in
+	disable  bool // disable a user who cannot receive a code
+}
+
+func (w *Worker) options(m job.Message) options {
+	incident := m.Attributes[job.AttrIncident].StringValue == "true"
+	return options{
+		signOut:  w.cfg.GlobalSignOut || incident || m.Attributes[job.AttrGlobalSignOut].StringValue == "true",
+		kill:     (w.cfg.KillPassword || incident) && w.cfg.Statuses != nil,
+		reinvite: (w.cfg.Reinvite || incident) && w.cfg.Statuses != nil,
+		disable:  w.cfg.DisableUnreachable || incident,
+	}
+}
+
+// run is one job's progress through its steps.
+type run struct {
+	m        job.Message
+	job      job.Job
+	opt      options
+	attempts int
+	since    time.Time // when its deferrals began
+	prior    []string  // steps its earlier messages say were done (for the record)
+	trusted  []string  // the same, when a worker's state signature vouches for them
+	done     []string  // steps done in this delivery, in order
+	user     *User     // the user as last read (AdminGetUser); nil: not read, or the read failed
+}
+
+// again reports whether the job ran before: delivered again, or a copy.
+func (r *run) again() bool { return r.m.ReceiveCount > 1 || r.attempts > 0 || len(r.prior) > 0 }
+
+func (r *run) status() string {
+	if r.user == nil {
+		return ""
+	}
+	return r.user.Status
+}
+
+// finish gives o the job's steps, for the copy or the record.
+func (r *run) finish(o outcome) outcome {
+	o.Steps = history(r.prior, r.done)
+	return o
+}
+
+// maxSteps bounds the steps a job carries: a job held for days may kill
+// and sign out on many deliveries.
+const maxSteps = 16
+
+func history(prior, done []string) []string {
+	h := append(append([]string(nil), prior...), done...)
+	if len(h) > maxSteps {
+		h = h[len(h)-maxSteps:]
+	}
+	return h
+}
+
+// killing are the steps after which the user's old password no longer works.
+var killing = []string{"reset", "password_killed", "reinvited", "disabled"}
+
+// secured reports whether steps end with the password dead and the
+// sessions ended after it: a sign-out after the last step that killed a
+// password.
+func secured(steps []string) bool {
+	lastKill, lastSignOut := -1, -1
+	for i, s := range steps {
+		switch {
+		case slices.Contains(killing, s):
+			lastKill = i
+		case s == "signed_out":
+			lastSignOut = i
+		}
+	}
+	return lastKill >= 0 && lastSignOut > lastKill
+}
+
+// steps runs the job's calls and decides its outcome. In order: a job
+// whose code cannot go now waits (see settle); the status check; a user
+// already RESET_REQUIRED is done; a user who never signed in is
+// re-invited (with the option); else the reset, and for a user who cannot
+// be reached, the disable (with the option). settle then makes the calls
+// the job owes its user before its outcome: the password killed when the
+// code must wait, the sign-out after the password died.
+func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
+	if ref, refused := w.breaker.peek(w.cfg.Now(), w.keys(r.job, w.resetOp())...); refused {
+		return w.settle(soft, hard, r, deferral(ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
+	}
+	if w.checkFirst(r) {
+		w.readUser(soft, hard, r)
+	}
+	switch r.status() {
+	case "RESET_REQUIRED":
+		return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reset", AlreadyReset: true, Attempts: r.attempts})
+	case "FORCE_CHANGE_PASSWORD":
+		if r.opt.reinvite {
+			return w.reinvite(soft, hard, r)
+		}
+	}
+	cl, stop := w.callOp(soft, hard, r, w.resetOp())
+	switch {
+	case stop != nil:
+		return w.settle(soft, hard, r, *stop)
+	case cl.Kind == OK:
+		w.stepDone(r, "reset")
+		return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reset", Attempts: r.attempts})
+	case cannotBeReset(cl) && r.opt.reinvite:
+		if r.user == nil || r.user.Status != "FORCE_CHANGE_PASSWORD" {
+			w.readUser(soft, hard, r) // re-invite only a user who never signed in
+		}
+		switch r.status() {
+		case "FORCE_CHANGE_PASSWORD":
+			return w.reinvite(soft, hard, r)
+		case "":
+			// Not known whom it refused: a throttled read is no reason to
+			// dead-letter a user who may need a new invitation.
+			return w.settle(soft, hard, r, w.decide(r, Class{Kind: Transient, Code: "status_unknown",
+				Message: "the reset was refused for the user's state, and reading the state failed: " + cl.Message}))
+		}
+	case unreachable(cl) && r.opt.disable:
+		if o, ok := w.step(soft, hard, r, w.disableOp(), "disabled"); !ok {
+			return w.settle(soft, hard, r, o)
+		}
+		w.disabled.add(exactKey(r.job))
+		o := w.decide(r, cl)
+		o.Remediation = "disabled"
+		return w.settle(soft, hard, r, o)
+	case userDisabled(cl) && r.opt.disable && w.disabledByCampaign(soft, hard, r):
+		// An earlier delivery disabled the user and did not live to record
+		// it (the DLQ send failed, or the worker died): the record says so,
+		// so the runbook's re-enable step finds the user.
+		o := w.decide(r, cl)
+		o.Remediation = "disabled"
+		return w.settle(soft, hard, r, o)
+	}
+	return w.settle(soft, hard, r, w.decide(r, cl))
+}
+
+// settle makes the calls a job owes its user before its outcome o:
+//   - with the kill option, a job that leaves with its code not sent
+//     (o.Delayed) first kills the password: a random one nobody learns,
+//     unless the user's password is already dead and its sessions ended
+//     (by this process, or as a signed copy says);
+//   - with the sign-out option, the sessions end after the password died
+//     here, and at the job's end (reset, re-invited, dead-lettered), so
+//     that no session survives it and none can be made again.
+//
+// A sign-out that fails at the job's end replaces o: the job goes on.
+func (w *Worker) settle(soft, hard context.Context, r *run, o outcome) outcome {
+	if o.Action == Release || o.Action == Abandon {
+		return r.finish(o)
+	}
+	killed := false
+	if o.Delayed && r.opt.kill && !w.securedAlready(r) {
+		k, stop := w.kill(soft, hard, r)
+		if stop != nil && (stop.Action == Release || stop.Action == Abandon) {
+			return r.finish(*stop)
+		}
+		killed = k
+	}
+	ending := o.Action == Delete || o.Action == DeadLetter
+	if !r.opt.signOut || !(killed || ending) || !userExists(o) || secured(r.done) {
+		return r.finish(o)
+	}
+	so, ok := w.step(soft, hard, r, w.signOutOp(), "signed_out")
+	switch {
+	case ok:
+		if killed {
+			w.securedUsers.add(exactKey(r.job))
+		}
+		return r.finish(o)
+	case so.Action == Release || so.Action == Abandon || ending:
+		return so
+	}
+	return r.finish(o) // held: its next delivery kills and signs out again
+}
+
+// securedAlready reports whether r's user's password was killed and the
+// sessions ended after it, by this process or by an earlier delivery whose
+// signed copy says so.
+func (w *Worker) securedAlready(r *run) bool {
+	return w.securedUsers.has(exactKey(r.job)) || secured(r.trusted)
+}
+
+// kill sets a random password nobody learns, so the old one dies now
+// while the code waits: permanent for a user who signed in (the later
+// reset then works), temporary for one who never did (the later
+// re-invitation then works). It reports whether the password died; stop
+// is the outcome when no answer was to be had (shutdown, a lapsed
+// visibility, the kill's own circuit).
+func (w *Worker) kill(soft, hard context.Context, r *run) (bool, *outcome) {
+	if r.user == nil {
+		w.readUser(soft, hard, r)
+	}
+	permanent, needed := killMode(r.user)
+	if !needed {
+		return false, nil
+	}
+	cl, stop := w.callOp(soft, hard, r, w.killOp(permanent))
+	switch {
+	case stop != nil:
+		return false, stop
+	case cl.Kind != OK:
+		w.log.Warn("killing the password failed: the old one works until the code goes out or the next delivery kills it",
+			"pool", r.job.UserPoolID, "user", w.user(r.job.Username), "code", cl.Code, "error", sqsText(cl.Message))
+		return false, nil
+	}
+	w.stepDone(r, "password_killed")
+	return true, nil
+}
+
+// killMode says how to kill the password of a user in state u: needed is
+// false where no password can sign in (already RESET_REQUIRED, disabled,
+// not confirmed, a federated user) or the state is unknown.
+func killMode(u *User) (permanent, needed bool) {
+	if u == nil || !u.Enabled {
+		return false, false
+	}
+	switch u.Status {
+	case "CONFIRMED":
+		return true, true
+	case "FORCE_CHANGE_PASSWORD":
+		return false, true
+	}
+	return false, false
+}
+
+// reinvite sends a user who never signed in a new invitation (a new
+// temporary password; the old one stops working).
+func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
+	// The status cannot tell a re-invited user (still FORCE_CHANGE_PASSWORD):
+	// this process remembers whom it re-invited, by the name the pool
+	// stores (Bob and bob are one user only in a case-insensitive pool), so
+	// a second job of the user here sends no second invitation.
+	key := r.job.UserPoolID + "\x00" + r.user.Username
+	if w.reinvited.has(key) {
+		return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts, AlreadyReset: true})
+	}
+	before := r.user.LastModified
+	cl, stop := w.callOp(soft, hard, r, w.reinviteOp())
+	switch {
+	case stop != nil:
+		return w.settle(soft, hard, r, *stop)
+	case cl.Kind == OK:
+	case answerLost(cl) && w.modifiedSince(soft, hard, r, before):
+		// The answer was lost but the user changed: the invitation went.
+		// Sending another would leave the user two.
+		w.log.Warn("re-invitation's answer lost; the user changed since, so it went", "pool", r.job.UserPoolID,
+			"user", w.user(r.job.Username), "error", sqsText(cl.Message))
+	default:
+		return w.settle(soft, hard, r, w.decide(r, cl))
+	}
+	w.stepDone(r, "reinvited")
+	w.reinvited.add(key)
+	return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts})
+}
+
+// answerLost reports a failure after which the call may have been done
+// all the same: a timeout or a network error.
+func answerLost(c Class) bool { return c.Code == "timeout" || c.Code == "network" }
+
+// modifiedSince reads the user again and reports whether Cognito changed
+// it after before (AdminCreateUser RESEND sets a new temporary password).
+func (w *Worker) modifiedSince(soft, hard context.Context, r *run, before time.Time) bool {
+	if before.IsZero() {
+		return false
+	}
+	u := w.readUser(soft, hard, r)
+	return u != nil && u.LastModified.After(before)
+}
+
+// disabledByCampaign reports whether r's user, refused as disabled, was
+// disabled by this campaign: by this process, or, on a job that ran
+// before, a disabled user with no verified contact (whom an earlier
+// delivery disabled and did not live to record).
+func (w *Worker) disabledByCampaign(soft, hard context.Context, r *run) bool {
+	if w.disabled.has(exactKey(r.job)) {
+		return true
+	}
+	if !r.again() {
+		return false
+	}
+	u := w.readUser(soft, hard, r)
+	return u != nil && !u.Enabled && !u.Reachable
+}
+
+// userExists reports whether o leaves a user to sign out.
+func userExists(o outcome) bool {
+	return o.Reason != "UserNotFoundException" && o.Reason != "ResourceNotFoundException"
+}
+
+// step makes o's call; ok says it succeeded (and the step is recorded),
+// else the outcome ends the job.
+func (w *Worker) step(soft, hard context.Context, r *run, o op, name string) (outcome, bool) {
+	cl, stop := w.callOp(soft, hard, r, o)
+	switch {
+	case stop != nil:
+		return r.finish(*stop), false
+	case cl.Kind != OK:
+		return r.finish(w.decide(r, cl)), false
+	}
+	w.stepDone(r, name)
+	return outcome{}, true
+}
+
+func (w *Worker) stepDone(r *run, step string) {
+	r.done = append(r.done, step)
+	w.m.Steps.WithLabelValues(step).Inc()
+}
+
+// decide turns the failed result of a step into the job's outcome.
+func (w *Worker) decide(r *run, cl Class) outcome {
+	if cl.Kind == Transient || cl.Kind == Limit || cl.Kind == Permanent {
+		r.attempts++
+	}
+	d := Decide(cl, r.attempts, w.cfg.Policy, w.cfg.Rand())
+	switch d.Action {
+	case Delete:
+		return outcome{Action: Delete, Label: "reset", Attempts: r.attempts}
+	case Retry:
+		return outcome{Action: Retry, Label: "retried", Delay: d.Delay, Attempts: r.attempts, Detail: cl.Code + ": " + cl.Message, Delayed: true}
+	case Defer:
+		keys := w.keys(r.job, w.resetOp())
+		ref, refused := w.breaker.peek(w.cfg.Now(), keys...)
+		if !refused { // closed again meanwhile by another call's success
+			ref = refusal{wait: time.Second}
+		}
+		ref.reason, ref.detail, ref.forever = cl.Code, cl.Message, cl.Scope == ScopeEmail
+		return deferral(ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral)
+	case DeadLetter:
+		o := deadLetter(d.Reason, cl.Message, r.attempts)
+		if d.Reason == ReasonAttemptsExhausted {
+			o.Detail, o.Delayed = cl.Code+": "+cl.Message, true
+		}
+		return o
+	default:
+		return released()
+	}
+}
+
+// readUser reads r's user (AdminGetUser) into r.user and returns it. Any
+// doubt (the read fails or times out) gives nil: for the status check, a
+// second code is better than a user not reset.
+func (w *Worker) readUser(soft, hard context.Context, r *run) *User {
+	if w.cfg.Statuses == nil {
+		return nil
+	}
+	region := r.job.Region()
+	if err := w.cfg.StatusPacer.Wait(soft, region); err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
+	u, err := w.cfg.Statuses.ReadUser(ctx, r.job)
+	cancel()
+	result := "not_reset"
+	switch {
+	case err != nil:
+		result = "error"
+		if Classify(err).Kind == Throttle {
+			w.cfg.StatusPacer.Throttled(region)
+		}
+		w.log.Debug("reading the user failed; going on as if not reset", "error", err)
+	case u.Status == "RESET_REQUIRED":
+		result = "already_reset"
+		w.cfg.StatusPacer.Succeeded(region)
+	default:
+		w.cfg.StatusPacer.Succeeded(region)
+	}
+	w.m.RedeliveryChecks.WithLabelValues(result).Inc()
+	if err != nil {
+		r.user = nil
+		return nil
+	}
+	if u.Username == "" {
+		u.Username = r.job.Username
+	}
+	r.user = &u
+	return r.user
+}
+
+// exactKey identifies a user by the name the job gives, case kept.
+func exactKey(j job.Job) string { return j.UserPoolID + "\x00" + j.Username }
+
+// userDisabled reports a reset refused because the user is disabled.
+func userDisabled(c Class) bool {
+	return c.Code == "NotAuthorizedException" && strings.Contains(strings.ToLower(c.Message), "user is disabled")
+}
