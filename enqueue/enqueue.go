@@ -52,7 +52,11 @@ type Config struct {
 	// GlobalSignOut asks for every job's user's sessions to be ended before
 	// the reset (the resetq.global-sign-out attribute, signed with the rest).
 	GlobalSignOut bool
-	Builder       Builder
+	// Incident asks for everything an incident needs for every job's user
+	// (the resetq.incident attribute, signed with the rest): see
+	// job.AttrIncident.
+	Incident bool
+	Builder  Builder
 	// Concurrency is the number of SendMessageBatch calls in flight (default 8).
 	Concurrency int
 	// Retries is how many times a failed entry or call is tried again
@@ -404,11 +408,15 @@ func retryableCode(code string) bool {
 }
 
 // attributes are a job's message attributes: the campaign, the sign-out
-// request if asked, and the signature over them if a key is set.
+// and incident requests if asked, and the signature over them if a key is
+// set.
 func (r *Runner) attributes(body string) map[string]job.Attribute {
 	attrs := map[string]job.Attribute{job.AttrCampaign: {DataType: "String", StringValue: r.cfg.Campaign}}
 	if r.cfg.GlobalSignOut {
 		attrs[job.AttrGlobalSignOut] = job.Attribute{DataType: "String", StringValue: "true"}
+	}
+	if r.cfg.Incident {
+		attrs[job.AttrIncident] = job.Attribute{DataType: "String", StringValue: "true"}
 	}
 	if r.cfg.SigningKey != nil {
 		attrs[job.AttrSignature] = job.Attribute{DataType: "String", StringValue: job.SignMessage(r.cfg.SigningKey, attrs, body)}

@@ -31,6 +31,7 @@ type enqueueFlags struct {
 	rejects              string
 	signingKeyFile       string
 	globalSignOut        bool
+	incident             bool
 	dryRun               bool
 	output               *string
 	progress             time.Duration
@@ -52,7 +53,8 @@ func (f *enqueueFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.listRate, "list-rate", 25, "ListUsers/ListUsersInGroup calls per second; the UserList quota is 30/s per account and Region, shared")
 	fs.StringVar(&f.rejects, "rejects", "", `write jobs that could not be enqueued to this file, one a line: {"line":N,"job":{...},"error":"..."}`)
 	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "sign every job (resetq.signature attribute) with the first key of this file, for workers run with --signing-key-file")
-	fs.BoolVar(&f.globalSignOut, "global-sign-out", false, "ask for every job's user's sessions to be ended before the reset (the resetq.global-sign-out attribute, covered by the signature): an incident, see resetq work --global-sign-out")
+	fs.BoolVar(&f.globalSignOut, "global-sign-out", false, "ask for every job's user's sessions to be ended once the password is dead (the resetq.global-sign-out attribute, covered by the signature); --incident asks for it and more")
+	fs.BoolVar(&f.incident, "incident", false, "an incident: ask for everything it needs for every job's user (the resetq.incident attribute, covered by the signature): the password killed at once when the code must wait, the sessions ended after it, a new invitation for users who never signed in, and users who cannot get a code disabled; any resetq work honours it, whatever its flags. Use with --signing-key-file")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "read, validate and count, send nothing; with --output text the jobs that would be sent are printed, one JSON a line, and the summary goes to stderr")
 	fs.DurationVar(&f.progress, "progress-interval", 5*time.Second, "when stderr is not a terminal, a progress line this often (0: none)")
 	f.output = outputFlag(fs)
@@ -163,6 +165,12 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		signingKey = keys[0]
 	}
+	if f.incident {
+		fmt.Fprintln(stderr, "resetq enqueue: --incident: every job asks for the password killed at once when its code must wait, the sessions ended after it, a new invitation for users who never signed in, and the unreachable disabled (resetq.incident=true)")
+		if signingKey == nil {
+			fmt.Fprintln(stderr, "resetq enqueue: WARNING: --incident without --signing-key-file: the jobs are not signed, so a worker that checks signatures refuses them and one that does not cannot tell them from anyone else's")
+		}
+	}
 
 	// The source, opened before anything is sent so that an unreadable
 	// file is a usage error.
@@ -235,7 +243,7 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	invalidShown := 0
 	cfg := enqueue.Config{
-		Queue: queue.NewBatchSender(sqsClient, f.queueURL), QueueURL: f.queueURL, Campaign: campaign, SigningKey: signingKey, GlobalSignOut: f.globalSignOut,
+		Queue: queue.NewBatchSender(sqsClient, f.queueURL), QueueURL: f.queueURL, Campaign: campaign, SigningKey: signingKey, GlobalSignOut: f.globalSignOut, Incident: f.incident,
 		Builder:     enqueue.Builder{Pool: f.pool, Metadata: meta},
 		Concurrency: f.concurrency, Retries: f.retries, DryRun: f.dryRun,
 		Fatal: isConfigError,

@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
+	"github.com/resetq/resetq/ops"
 	"github.com/resetq/resetq/queue"
 	"github.com/resetq/resetq/ratelimit"
 	"github.com/resetq/resetq/usagewatch"
@@ -45,6 +49,7 @@ type workFlags struct {
 	harmBudget                float64
 	maxDeferral               time.Duration
 	globalSignOut, reinvite   bool
+	incident, killPassword    bool
 	signOutRate, reinviteRate float64
 	unreachable               string
 	emailLimitProbe           time.Duration
@@ -87,7 +92,9 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.harmBudget, "harm-budget", 0.005, "the share of real users' calls in the quota (forgot password, confirm) a campaign may cost by throttling them: resetq keeps its own throttled share under a fifth of it and starts at three quarters of --rate (0: off)")
 	fs.Float64Var(&f.statusCheckRate, "status-check-rate", 50, "AdminGetUser calls per second per Region for --status-check (their quota, UserRead, is 120/s shared with the pool's other readers; keep it above --rate)")
 	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "deprecated: false is --status-check=off")
-	fs.BoolVar(&f.globalSignOut, "global-sign-out", false, "end every job's user's sessions (AdminUserGlobalSignOut: refresh tokens stop working) before the reset; a job can ask for it alone with the resetq.global-sign-out attribute (resetq enqueue --global-sign-out)")
+	fs.BoolVar(&f.incident, "incident", false, "an incident: turns on --global-sign-out, --kill-password, --reinvite and --unreachable disable (logged at start), and proves at start that each call is permitted in each --allowed-pools pool; use with --signing-key-file. A job can ask for the same with the resetq.incident attribute (resetq enqueue --incident)")
+	fs.BoolVar(&f.killPassword, "kill-password", false, "when a job's code cannot go now (Cognito's daily email limit, an open circuit, a retry, the per-user attempt limit), kill the old password at once: AdminSetUserPassword with a random password nobody learns (same quota as the reset, no message sent), then the sign-out; the code follows when it can")
+	fs.BoolVar(&f.globalSignOut, "global-sign-out", false, "end every job's user's sessions (AdminUserGlobalSignOut: refresh tokens stop working) once the password is dead (after the reset, the kill, the re-invitation or the disable), and at the job's end; a job can ask for it alone with the resetq.global-sign-out attribute (resetq enqueue --global-sign-out)")
 	fs.Float64Var(&f.signOutRate, "sign-out-rate", 20, "AdminUserGlobalSignOut and AdminDisableUser calls per second per Region (their quota category, UserUpdate, is 25/s shared with the app's profile updates); adaptive on throttles")
 	fs.BoolVar(&f.reinvite, "reinvite", false, "re-invite users who never signed in (FORCE_CHANGE_PASSWORD, who cannot be reset): AdminCreateUser with MessageAction=RESEND sends a new temporary password and the old one stops working; outcome reinvited")
 	fs.Float64Var(&f.reinviteRate, "reinvite-rate", 20, "AdminCreateUser calls per second per Region for --reinvite (quota category UserCreation, 50/s shared with sign-ups)")
@@ -165,12 +172,22 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	expanded, err := f.expandIncident(fs)
+	if err != nil {
+		return err
+	}
 	if err := f.validate(); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
+	}
+	if f.incident {
+		log.Info("incident mode", "expands_to", expanded)
+		if f.signingKeyFile == "" {
+			log.Error("INCIDENT MODE WITHOUT SIGNED JOBS: anyone who can write to the queue can reset, disable or sign out users of the allowed pools, and the jobs' progress cannot be verified, so a held job's kill is repeated by each replica; set --signing-key-file (see the README's recipe)")
+		}
 	}
 	allowed, _ := parsePools(f.allowedPools) // checked by validate
 	if f.allowAnyPool {
@@ -205,6 +222,13 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	awsCfg, sqsClient, err := loadAWS(ctx, f.queueURL)
 	if err != nil {
 		return err
+	}
+	if f.incident {
+		// A denied sign-out or kill would hold every job of its pool behind
+		// the pool's circuit for up to --max-deferral: prove each call first.
+		if err := provePermissions(ctx, awsCfg, allowed, log); err != nil {
+			return err
+		}
 	}
 
 	reg := prometheus.NewRegistry()
@@ -272,11 +296,12 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if !f.redeliveryCheck {
 		f.statusCheck = "off"
 	}
-	if f.statusCheck != "off" || f.reinvite { // --reinvite reads the status of users that cannot be reset
-		statuses = cog
-		if statusPacer, err = ratelimit.NewRegions(ratelimit.Config{Ceiling: f.statusCheckRate}, nil); err != nil {
-			return err
-		}
+	// The user is read even with --status-check off: a re-invitation and a
+	// kill need the user's state, and a job may ask for them itself
+	// (resetq.incident).
+	statuses = cog
+	if statusPacer, err = ratelimit.NewRegions(ratelimit.Config{Ceiling: f.statusCheckRate}, nil); err != nil {
+		return err
 	}
 	// Sign-outs and disables (UserUpdate) and re-invitations (UserCreation)
 	// have quotas of their own, each paced apart.
@@ -305,6 +330,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		GlobalSignOut:           f.globalSignOut,
 		Reinvite:                f.reinvite,
 		DisableUnreachable:      f.unreachable == "disable",
+		KillPassword:            f.killPassword,
 		Metrics:                 m,
 		Logger:                  log,
 		AllowedPools:            allowed,
@@ -342,7 +368,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 
 	log.Info("worker starting", "queue_url", f.queueURL, "dlq_url", dlqURL, "rate", f.rate,
 		"concurrency", f.concurrency, "max_attempts", f.maxAttempts, "exit_when_idle", f.exitWhenIdle,
-		"global_sign_out", f.globalSignOut, "reinvite", f.reinvite, "unreachable", f.unreachable,
+		"incident", f.incident, "global_sign_out", f.globalSignOut, "kill_password", f.killPassword, "reinvite", f.reinvite, "unreachable", f.unreachable,
 		"max_receive_count", settings.MaxReceiveCount, "version", version())
 	start := time.Now()
 	if err := w.Run(ctx); err != nil {
@@ -350,6 +376,62 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	log.Info("worker stopped", "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// provePermissions makes each incident call once in each allowed pool,
+// for a user that cannot exist (UserNotFoundException: permitted), logs
+// each answer, and fails on a denied one. With --allow-any-pool there are
+// no pools to prove: it says so.
+func provePermissions(ctx context.Context, awsCfg aws.Config, allowed map[string]bool, log *slog.Logger) error {
+	if len(allowed) == 0 {
+		log.Warn("--incident with --allow-any-pool: the calls' permissions cannot be proven before the campaign; run resetq preflight --incident --pool ID for each pool")
+		return nil
+	}
+	pools := make([]string, 0, len(allowed))
+	for p := range allowed {
+		pools = append(pools, p)
+	}
+	sort.Strings(pools)
+	checks, err := checkPermissions(ctx, awsCfg, pools, ops.IncidentCalls())
+	if err != nil {
+		return err
+	}
+	for _, c := range checks {
+		lvl := slog.LevelInfo
+		switch c.Level {
+		case ops.Warning:
+			lvl = slog.LevelWarn
+		case ops.Blocking:
+			lvl = slog.LevelError
+		}
+		log.Log(ctx, lvl, "permission check", "pool", c.Subject, "check", c.Name, "result", string(c.Level), "message", c.Message)
+	}
+	if ops.Blocked(checks) {
+		return startupError("prove the incident calls' permissions", errors.New("a call the campaign must make is denied (see the log); grant it, then start again"))
+	}
+	return nil
+}
+
+// expandIncident turns --incident into the flags it stands for, and
+// returns them as a command line for the log. A flag set to the contrary
+// on the command line or in the environment is a usage error: an incident
+// that silently drops one of its steps leaves the attacker a way in.
+func (f *workFlags) expandIncident(fs *flag.FlagSet) (string, error) {
+	if !f.incident {
+		return "", nil
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	switch {
+	case set["global-sign-out"] && !f.globalSignOut, set["kill-password"] && !f.killPassword, set["reinvite"] && !f.reinvite:
+		return "", usagef("--incident needs --global-sign-out, --kill-password and --reinvite: do not set them to false")
+	case set["unreachable"] && f.unreachable != "disable":
+		return "", usagef("--incident disables users who cannot get a code: --unreachable %s contradicts it", f.unreachable)
+	case f.statusCheck == "off" || !f.redeliveryCheck:
+		return "", usagef("--incident needs the status check (a user already reset is signed out without a second code): do not set --status-check off")
+	}
+	f.globalSignOut, f.killPassword, f.reinvite, f.unreachable = true, true, true, "disable"
+	return "--global-sign-out --kill-password --reinvite --unreachable disable", nil
 }
 
 // metricsMux serves /metrics from the private registry, /healthz (the
