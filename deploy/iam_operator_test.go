@@ -5,7 +5,10 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/resetq/resetq/ops"
 )
 
 // accountWide are the actions that take no resource ARN: only they may be
@@ -41,6 +44,37 @@ func TestIAMOperatorPolicyGrantsReportAndPreflight(t *testing.T) {
 	for a := range want {
 		if !granted[a] {
 			t.Errorf("operator-policy.json does not grant %s", a)
+		}
+	}
+}
+
+// TestIAMOperatorPolicyReadOnly: iam/operator-policy.json grants reads only
+// (Get*, List*, Describe*, AdminGetUser), so none of the write calls that
+// preflight's call probes make (ops.IncidentCalls); iam/README.md says
+// where those come from instead: the worker's role, or --probe-calls=false.
+func TestIAMOperatorPolicyReadOnly(t *testing.T) {
+	granted := accountWideGrants(t, "iam/operator-policy.json")
+	read := regexp.MustCompile(`^[a-z-]+:(Get|List|Describe|AdminGet)[A-Za-z]*$`)
+	for a := range granted {
+		if !read.MatchString(a) {
+			t.Errorf("operator-policy.json grants %s, which is no read: the operator's policy stays read-only", a)
+		}
+	}
+	probed := 0
+	for _, op := range ops.IncidentCalls() {
+		if a := "cognito-idp:" + op; !granted[a] {
+			probed++
+		} else if !read.MatchString(a) {
+			t.Errorf("operator-policy.json grants %s, a write preflight probes", a)
+		}
+	}
+	if probed == 0 {
+		t.Fatalf("ops.IncidentCalls() %v: every probed call is a read?", ops.IncidentCalls())
+	}
+	readme := readFile(t, "iam/README.md")
+	for _, want := range []string{"--probe-calls=false", "worker's role", "operator-policy.json"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("iam/README.md does not say %q: whose credentials preflight's call probes need", want)
 		}
 	}
 }

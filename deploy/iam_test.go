@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/resetq/resetq/ops"
 	"github.com/resetq/resetq/queue"
 )
 
@@ -82,6 +83,7 @@ func hasKey(m map[string]string, k string) bool { _, ok := m[k]; return ok }
 // needs, and the Sid of its statement in iam/worker-incident-policy.json
 // (also the statement's Sid in the CloudFormation WorkerPolicy).
 var incidentActions = map[string]struct{ action, sid string }{
+	"--kill-password":       {"cognito-idp:AdminSetUserPassword", "KillPasswordForKillPassword"},
 	"--global-sign-out":     {"cognito-idp:AdminUserGlobalSignOut", "GlobalSignOutForGlobalSignOut"},
 	"--reinvite":            {"cognito-idp:AdminCreateUser", "ReinviteForReinvite"},
 	"--unreachable disable": {"cognito-idp:AdminDisableUser", "DisableForUnreachableDisable"},
@@ -152,6 +154,64 @@ func TestIncidentPolicyGrantsEachOption(t *testing.T) {
 		row := regexp.MustCompile("(?m)^\\|[^\\n]*`" + regexp.QuoteMeta(opt) + "`[^\\n]*`" + regexp.QuoteMeta(ia.action) + "`[^\\n]*`" + ia.sid + "`")
 		if !row.Match(readme) {
 			t.Errorf("iam/README.md has no table row naming %s, %s and %s", opt, ia.action, ia.sid)
+		}
+	}
+	// --incident (and a job enqueued with it) needs every statement: the
+	// row whose first cell starts with it names each Sid.
+	row := regexp.MustCompile("(?m)^\\| `--incident`[^\\n]*$").Find(readme)
+	for opt, ia := range incidentActions {
+		if !strings.Contains(string(row), "`"+ia.sid+"`") {
+			t.Errorf("iam/README.md's row for --incident does not name %s (the statement of %s): %q", ia.sid, opt, row)
+		}
+	}
+}
+
+// incidentCallOptions is each incident option of `resetq work` as the
+// ops package's campaign options, which say the calls it makes (and which
+// preflight and `resetq work --incident` probe).
+var incidentCallOptions = map[string]ops.CallOptions{
+	"--kill-password":       {KillPassword: true},
+	"--global-sign-out":     {SignOut: true},
+	"--reinvite":            {Reinvite: true},
+	"--unreachable disable": {Disable: true},
+}
+
+// TestIncidentPolicyMatchesCampaignCalls checks incidentActions against the
+// code's own list of calls (ops.CampaignCalls, what preflight and `resetq
+// work --incident` probe at start): each option adds, beyond what
+// worker-policy.json grants, exactly its action; and every call of an
+// incident (ops.IncidentCalls) is granted by worker-policy.json or
+// worker-incident-policy.json, so the start-up probes of a worker with both
+// pass.
+func TestIncidentPolicyMatchesCampaignCalls(t *testing.T) {
+	t.Parallel()
+	base := policyGrants(t, "iam/worker-policy.json")
+	incident := policyGrants(t, "iam/worker-incident-policy.json")
+	if len(incidentCallOptions) != len(incidentActions) {
+		t.Fatalf("incidentCallOptions has %d options, incidentActions %d", len(incidentCallOptions), len(incidentActions))
+	}
+	for opt, o := range incidentCallOptions {
+		var extra []string
+		for _, c := range ops.CampaignCalls(o) {
+			if a := "cognito-idp:" + c; !hasKey(base, a) {
+				extra = append(extra, a)
+			}
+		}
+		if want := []string{incidentActions[opt].action}; !slices.Equal(extra, want) {
+			t.Errorf("%s: the campaign's calls beyond worker-policy.json are %v, incidentActions says %v", opt, extra, want)
+		}
+	}
+	var all []string
+	for _, c := range ops.IncidentCalls() {
+		a := "cognito-idp:" + c
+		all = append(all, a)
+		if !hasKey(base, a) && !hasKey(incident, a) {
+			t.Errorf("resetq work --incident probes and makes %s, which neither worker policy grants", a)
+		}
+	}
+	for _, ia := range incidentActions {
+		if !slices.Contains(all, ia.action) {
+			t.Errorf("worker-incident-policy.json grants %s, which an incident (ops.IncidentCalls: %v) never makes", ia.action, all)
 		}
 	}
 }
