@@ -187,8 +187,8 @@ func podTemplate(o k8sObject) any {
 }
 
 // TestKubernetesPods checks every workload of the base and every overlay,
-// alone and with the signed or the incident component: the restricted security settings on
-// every container, the flags and RESETQ_* variables of each container that
+// alone and with the signed or the incident component: no service links in
+// the pod, the restricted security settings on every container, the flags and RESETQ_* variables of each container that
 // runs `resetq enqueue`, and for each
 // container that runs `resetq work`: resources, the metrics port, JSON logs,
 // a grace period longer than the shutdown timeout, only RESETQ_* variables
@@ -216,6 +216,12 @@ func checkPod(t *testing.T, objs []k8sObject, o k8sObject) (workers int) {
 	where := o["kind"].(string) + "/" + kstr(o, "metadata", "name")
 	pod := kget(podTemplate(o), "spec")
 	psc := kget(pod, "securityContext")
+	// Service links would put RESETQ_SERVICE_HOST and the like (from the
+	// Service resetq) in the pod, and resetq refuses an unknown RESETQ_*
+	// variable with exit 2.
+	if kget(pod, "enableServiceLinks") != false {
+		t.Errorf("%s: enableServiceLinks is not false: the Service resetq's links (RESETQ_SERVICE_HOST, RESETQ_PORT, ...) would stop resetq with exit 2", where)
+	}
 	if sa := kstr(pod, "serviceAccountName"); sa == "" {
 		t.Errorf("%s: no serviceAccountName", where)
 	} else if arn := kmap(knamed(objs, "ServiceAccount", sa), "metadata", "annotations")["eks.amazonaws.com/role-arn"]; !strings.HasPrefix(arn, "arn:aws:iam::") {
@@ -889,32 +895,47 @@ func TestSignedJobs(t *testing.T) {
 
 // incidentComponent is the kustomize Component that runs the workers in
 // incident mode, and incidentSettings the settings it makes: the RESETQ_*
-// twins of --global-sign-out --reinvite --unreachable disable.
+// twin of --incident, which stands for --kill-password --global-sign-out
+// --reinvite --unreachable disable (incidentExpands: their twins, which it
+// leaves to --incident, so that none can disagree with it).
 const incidentComponent = "kubernetes/components/incident"
 
 var incidentSettings = map[string]string{
-	"RESETQ_GLOBAL_SIGN_OUT": "true",
-	"RESETQ_REINVITE":        "true",
-	"RESETQ_UNREACHABLE":     "disable",
+	"RESETQ_INCIDENT": "true",
 }
+
+var incidentExpands = []string{"RESETQ_KILL_PASSWORD", "RESETQ_GLOBAL_SIGN_OUT", "RESETQ_REINVITE", "RESETQ_UNREACHABLE"}
 
 // TestIncidentMode: with the incident component (overlays/incident, and the
 // base and each other overlay with the component added), every container
 // running `resetq work` gets incidentSettings, each a flag of `resetq work
-// --help` that lists the value; without it, no worker sets any of them
-// (incident mode, and the IAM actions it needs, are opt-in). The component
-// says which IAM policies the worker's role then needs.
+// --help` that lists the value, and none of the settings --incident stands
+// for (incidentExpands); --incident's usage names each of them. Without the
+// component, no worker sets any of them (incident mode, and the IAM actions
+// it needs, are opt-in). The component says which IAM policies the worker's
+// role then needs. (TestContainersAcceptTheirSettings runs each build's
+// workers: resetq itself accepts what they set.)
 func TestIncidentMode(t *testing.T) {
 	t.Parallel()
 	help := workHelp(t)
+	usageOf := func(flag string) string {
+		return regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(flag) + `( \w+)?\n(?:\s{4,}.*\n)*`).FindString(help)
+	}
 	for name, value := range incidentSettings {
 		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "RESETQ_"), "_", "-"))
-		usage := regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(flag) + `( \w+)?\n(?:\s{4,}.*\n)*`).FindString(help)
+		usage := usageOf(flag)
 		switch {
 		case usage == "":
 			t.Errorf("%s: `resetq work --help` has no flag --%s", name, flag)
 		case value != "true" && !strings.Contains(usage, value):
 			t.Errorf("%s=%s: the usage of --%s does not name %q:\n%s", name, value, flag, value, usage)
+		}
+	}
+	incidentUsage := strings.Join(strings.Fields(usageOf("incident")), " ")
+	for _, name := range incidentExpands {
+		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "RESETQ_"), "_", "-"))
+		if usageOf(flag) == "" || !strings.Contains(incidentUsage, "--"+flag) {
+			t.Errorf("--%s: not a flag of `resetq work`, or --incident's usage does not say it turns it on: %s", flag, incidentUsage)
 		}
 	}
 	var with []string
@@ -927,7 +948,7 @@ func TestIncidentMode(t *testing.T) {
 			objs := kustomize(t, dir)
 			resetqContainers(objs, func(o k8sObject, pod, c any, name string) {
 				env := containerEnv(objs, c)
-				for k := range incidentSettings {
+				for _, k := range slices.Concat(slices.Collect(maps.Keys(incidentSettings)), incidentExpands) {
 					if v, ok := env[k]; ok {
 						t.Errorf("%s: sets %s=%s without the incident component", name, k, v)
 					}
@@ -953,6 +974,11 @@ func TestIncidentMode(t *testing.T) {
 						t.Errorf("%s: %s=%q, want %q", name, k, env[k], want)
 					}
 				}
+				for _, k := range incidentExpands {
+					if v, ok := env[k]; ok {
+						t.Errorf("%s: sets %s=%s beside RESETQ_INCIDENT: leave it to --incident", name, k, v)
+					}
+				}
 			})
 			if workers == 0 {
 				t.Fatal("no container runs resetq work")
@@ -960,7 +986,11 @@ func TestIncidentMode(t *testing.T) {
 		})
 	}
 	raw := readFile(t, incidentComponent+"/kustomization.yaml")
-	for _, want := range []string{"iam/worker-incident-policy.json", "GlobalSignOutPolicyArn", "ReinvitePolicyArn", "DisableUnreachablePolicyArn"} {
+	wants := []string{"iam/worker-incident-policy.json"}
+	for _, out := range incidentOutputs {
+		wants = append(wants, out)
+	}
+	for _, want := range wants {
 		if !strings.Contains(raw, want) {
 			t.Errorf("%s/kustomization.yaml does not name %s: say which permissions incident mode needs", incidentComponent, want)
 		}
