@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -402,4 +403,56 @@ func TestDashboardHarmBudget(t *testing.T) {
 		}
 	}
 	t.Error("no panel draws the throttled share beside resetq_harm_budget / 5")
+}
+
+// TestDashboardNamesEveryStep: the panel of resetq_steps_total names every
+// step the worker records (worker/*.go: stepDone and step calls), and the
+// panel of resetq_cognito_calls_total every operation it counts there (the
+// worker's ops other than the reset), so a new step or call (the password
+// kill, AdminSetUserPassword) is explained where an operator looks.
+func TestDashboardNamesEveryStep(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("../worker/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, calls := map[string]bool{}, map[string]bool{}
+	stepRE := regexp.MustCompile(`(?:stepDone\(r, |w\.step\(soft, hard, r, [^,]+, )"([a-z_]+)"\)`)
+	opRE := regexp.MustCompile(`op\{name: "(Admin[A-Za-z]+)"`)
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src := readFile(t, f)
+		for _, m := range stepRE.FindAllStringSubmatch(src, -1) {
+			steps[m[1]] = true
+		}
+		for _, m := range opRE.FindAllStringSubmatch(src, -1) {
+			calls[m[1]] = true
+		}
+	}
+	if !steps["reset"] || !steps["password_killed"] || len(steps) < 5 || len(calls) < 4 {
+		t.Fatalf("read steps %v and calls %v from worker/*.go: the patterns no longer match the code", steps, calls)
+	}
+	var stepPanel, callPanel string
+	for _, p := range loadDashboard(t).Panels {
+		for _, tg := range p.Targets {
+			switch {
+			case strings.Contains(tg.Expr, "resetq_steps_total"):
+				stepPanel = p.Title + ": " + p.Description
+			case strings.Contains(tg.Expr, "resetq_cognito_calls_total"):
+				callPanel = p.Title + ": " + p.Description
+			}
+		}
+	}
+	for s := range steps {
+		if !regexp.MustCompile(`\b` + s + `\b`).MatchString(stepPanel) {
+			t.Errorf("the panel of resetq_steps_total does not name the step %s: %s", s, stepPanel)
+		}
+	}
+	for c := range calls {
+		if c != "AdminResetUserPassword" && !strings.Contains(callPanel, c) {
+			t.Errorf("the panel of resetq_cognito_calls_total does not name %s: %s", c, callPanel)
+		}
+	}
 }
