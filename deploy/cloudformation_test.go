@@ -68,7 +68,26 @@ func TestCloudFormationTemplateText(t *testing.T) {
 		}
 	}
 
-	checkRedisCache(t, tmpl, params, resources, topLevelBlocks(t, tmpl, "Outputs"))
+	outputs := topLevelBlocks(t, tmpl, "Outputs")
+	checkRedisCache(t, tmpl, params, resources, outputs)
+
+	// Each incident option has its policy's output, which the READMEs name
+	// (the operator attaches them by it; all of them for --incident).
+	for opt := range incidentActions {
+		out, ok := incidentOutputs[opt]
+		if !ok {
+			t.Errorf("%s: no stack output in incidentOutputs", opt)
+			continue
+		}
+		if _, ok := outputs[out]; !ok {
+			t.Errorf("%s: the template has no output %s", opt, out)
+		}
+		for _, f := range []string{"README.md", "iam/README.md"} {
+			if !strings.Contains(readFile(t, f), out) {
+				t.Errorf("%s does not name %s, the policy of %s", f, out, opt)
+			}
+		}
+	}
 
 	var example []struct{ ParameterKey, ParameterValue string }
 	raw, err = os.ReadFile("cloudformation/parameters.example.json")
@@ -336,6 +355,7 @@ func TestCloudFormationStackRunsWorker(t *testing.T) {
 
 // incidentOutputs is the stack output of each incident option's policy.
 var incidentOutputs = map[string]string{
+	"--kill-password":       "KillPasswordPolicyArn",
 	"--global-sign-out":     "GlobalSignOutPolicyArn",
 	"--reinvite":            "ReinvitePolicyArn",
 	"--unreachable disable": "DisableUnreachablePolicyArn",
@@ -395,7 +415,7 @@ func (m *motoCLI) createStack(params ...string) map[string]string {
 		out[o.OutputKey] = o.OutputValue
 	}
 	for _, k := range []string{"QueueUrl", "QueueArn", "DeadLetterQueueUrl", "DeadLetterQueueArn", "WorkerPolicyArn", "ProducerPolicyArn",
-		"GlobalSignOutPolicyArn", "ReinvitePolicyArn", "DisableUnreachablePolicyArn", "WorkerUsagePolicyArn", "OperatorPolicyArn"} {
+		"KillPasswordPolicyArn", "GlobalSignOutPolicyArn", "ReinvitePolicyArn", "DisableUnreachablePolicyArn", "WorkerUsagePolicyArn", "OperatorPolicyArn"} {
 		if out[k] == "" {
 			t.Fatalf("no output %s in %v", k, out)
 		}
