@@ -8,6 +8,15 @@
 // verified contact are disabled, and every job ended as a reset or
 // re-invited user or as exactly one dead letter with the right reason.
 //
+// Part 2 (emaillimit.go) is an incident whose codes go out through
+// Cognito's default email: the proxy plays its daily limit hitting after a
+// few codes. An attacker signed in with the leaked passwords before the
+// campaign; `resetq work --incident` (signed jobs, put on the queue by
+// `resetq enqueue`) kills each waiting user's password and signs the user
+// out. During the wait the attacker's sign-ins and refresh tokens are
+// refused; after the limit lifts every user is RESET_REQUIRED and no token
+// he took refreshes.
+//
 //	go build -o bin/resetq ./cmd/resetq && go run ./internal/demo -resetq bin/resetq
 //
 // Without -resetq it builds the binary itself. It needs moto_server on PATH
@@ -98,7 +107,7 @@ var kindInfo = [...]struct {
 	disabled    bool   // disabled after the campaign
 }{
 	kindConfirmed: {name: "confirmed", end: endReset, signedIn: true},
-	kindNoContact: {name: "no verified contact", end: "InvalidParameterException", steps: "signed_out,disabled",
+	kindNoContact: {name: "no verified contact", end: "InvalidParameterException", steps: "disabled,signed_out",
 		remediation: "disabled", signedIn: true, disabled: true},
 	kindInvited:   {name: "invited", end: endReinvited},
 	kindDisabled:  {name: "disabled", end: "NotAuthorizedException", steps: "signed_out", disabled: true},
@@ -234,11 +243,18 @@ func run(ctx context.Context, resetqBin string, workerTimeout time.Duration) err
 	}
 
 	// 5. Verify from the emulator's state.
-	return verify(ctx, verifyInput{
+	err = verify(ctx, verifyInput{
 		jobs: jobs, sqs: sqsClient, queueURL: queueURL, dlqURL: dlqURL, campaign: campaign,
 		throttled: proxy.Stats().Throttled,
 		logPath:   logFile.Name(), workerTime: wallTime, start: start,
 	})
+	if err != nil {
+		return err
+	}
+
+	// 6. Part 2: the daily email limit mid-campaign, and the attacker
+	// during its wait.
+	return emailLimitPart(ctx, leakInput{bin: bin, motoURL: srv.URL, proxy: proxy, timeout: workerTimeout, start: start})
 }
 
 // isolateFromShell drops AWS_* and RESETQ_* variables inherited from the
@@ -395,29 +411,8 @@ func runWorker(ctx context.Context, bin, queueURL, motoURL, proxyURL string, log
 		"--log-format", "text", "--metrics-addr", metricsAddr}
 	runCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	cmd := exec.CommandContext(runCtx, bin, args...)
-	cmd.Env = append(os.Environ(),
-		"AWS_ACCESS_KEY_ID=test",
-		"AWS_SECRET_ACCESS_KEY=test",
-		"AWS_SESSION_TOKEN=",
-		"AWS_REGION=us-east-1",
-		"AWS_DEFAULT_REGION=us-east-1",
-		"AWS_EC2_METADATA_DISABLED=true",
-		"AWS_CONFIG_FILE="+os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE="+os.DevNull,
-		"AWS_ENDPOINT_URL="+motoURL,
-		"AWS_ENDPOINT_URL_SQS="+motoURL,
-		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER="+proxyURL,
-	)
+	cmd := resetqCmd(runCtx, bin, args, motoURL, proxyURL)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// On Ctrl-C or timeout, ask for a graceful stop, then kill.
-	cmd.Cancel = func() error {
-		if err := cmd.Process.Signal(os.Interrupt); err != nil {
-			return cmd.Process.Kill()
-		}
-		return nil
-	}
-	cmd.WaitDelay = 10 * time.Second
 
 	fmt.Printf("worker        %s %s\n", bin, strings.Join(args, " "))
 	fmt.Printf("worker log    %s\n", logFile.Name())
@@ -442,6 +437,35 @@ func runWorker(ctx context.Context, bin, queueURL, motoURL, proxyURL string, log
 	}
 	fmt.Printf("worker        exited 0 after %.1fs\n", wall.Seconds())
 	return wall, nil
+}
+
+// resetqCmd makes a command running the resetq binary against the
+// emulator: test credentials, SQS straight to moto, Cognito through the
+// quota proxy. When ctx ends (Ctrl-C, a timeout) it asks for a graceful
+// stop (SIGINT), and kills the process 10 s later.
+func resetqCmd(ctx context.Context, bin string, args []string, motoURL, proxyURL string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(),
+		"AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test",
+		"AWS_SESSION_TOKEN=",
+		"AWS_REGION=us-east-1",
+		"AWS_DEFAULT_REGION=us-east-1",
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE="+os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE="+os.DevNull,
+		"AWS_ENDPOINT_URL="+motoURL,
+		"AWS_ENDPOINT_URL_SQS="+motoURL,
+		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER="+proxyURL,
+	)
+	cmd.Cancel = func() error {
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			return cmd.Process.Kill()
+		}
+		return nil
+	}
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
 }
 
 func exitText(err error) string {

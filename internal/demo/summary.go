@@ -325,7 +325,7 @@ func printSummary(in verifyInput, t tally, dlqLen int, src queueDepth) {
 		in.throttled["AdminResetUserPassword"], in.throttled["AdminUserGlobalSignOut"], quota, signOutQuota)
 	if n, span := resetSpan(in.logPath); n > 1 && span > 0 {
 		fmt.Printf("  reset rate            %.1f resets/s while there was work (%d resets in %.1fs, first to last, from the worker's log;\n"+
-			"                        each job signs out first, paced by --sign-out-rate, 20/s per Region: most users here are in us-east-1)\n",
+			"                        each job signs its user out after the reset, paced by --sign-out-rate, 20/s per Region: most users are in us-east-1)\n",
 			float64(n-1)/span.Seconds(), n, span.Seconds())
 	}
 	fmt.Printf("  worker wall time      %.1fs, incl. the --exit-when-idle %s wait before exiting\n", in.workerTime.Seconds(), idleExit)
