@@ -4,6 +4,7 @@ package cognito
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -111,16 +112,25 @@ func (c *Client) ReadUser(ctx context.Context, job job.Job) (worker.User, error)
 // is never kept, logged or returned.
 func (c *Client) KillPassword(ctx context.Context, job job.Job, permanent bool) error {
 	region := job.Region()
-	pw, err := RandomPassword()
-	if err != nil {
-		return err
+	var err error
+	// A pool whose policy asks the longest minimum (99) refuses the usual
+	// length: once more, longer (Cognito takes 256).
+	for _, n := range []int{RandomPasswordLength, LongPasswordLength} {
+		var pw string
+		if pw, err = randomPassword(n); err != nil {
+			return err
+		}
+		_, err = c.client(region).AdminSetUserPassword(ctx, &cip.AdminSetUserPasswordInput{
+			UserPoolId: aws.String(job.UserPoolID),
+			Username:   aws.String(job.Username),
+			Password:   aws.String(pw),
+			Permanent:  permanent,
+		})
+		var weak *types.InvalidPasswordException
+		if !errors.As(err, &weak) {
+			break
+		}
 	}
-	_, err = c.client(region).AdminSetUserPassword(ctx, &cip.AdminSetUserPasswordInput{
-		UserPoolId: aws.String(job.UserPoolID),
-		Username:   aws.String(job.Username),
-		Password:   aws.String(pw),
-		Permanent:  permanent,
-	})
 	if err != nil {
 		return fmt.Errorf("admin-set-user-password in %s: %w", region, err)
 	}

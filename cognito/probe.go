@@ -112,15 +112,21 @@ const (
 // RandomPasswordLength is 98 characters: at least any MinimumLength a
 // pool's policy asks but the highest (99), and under the 99 moto takes
 // (Cognito itself takes 256). 98 characters from 90 carry about 636 bits.
-const RandomPasswordLength = 98
+// LongPasswordLength is what a kill tries when a pool refuses that.
+const (
+	RandomPasswordLength = 98
+	LongPasswordLength   = 128
+)
 
 // RandomPassword is a password of RandomPasswordLength characters from a
 // cryptographic source with at least one upper and one lower case letter,
 // digit and symbol, so it satisfies any Cognito password policy.
-func RandomPassword() (string, error) {
+func RandomPassword() (string, error) { return randomPassword(RandomPasswordLength) }
+
+func randomPassword(n int) (string, error) {
 	sets := []string{upper, lower, digits, symbols}
 	all := upper + lower + digits + symbols
-	pw := make([]byte, RandomPasswordLength)
+	pw := make([]byte, n)
 	for i := range pw {
 		set := all
 		if i < len(sets) {

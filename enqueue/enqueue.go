@@ -412,7 +412,7 @@ func retryableCode(code string) bool {
 // set.
 func (r *Runner) attributes(body string) map[string]job.Attribute {
 	attrs := map[string]job.Attribute{job.AttrCampaign: {DataType: "String", StringValue: r.cfg.Campaign}}
-	if r.cfg.GlobalSignOut {
+	if r.cfg.GlobalSignOut && !r.cfg.Incident { // the incident asks for it: one attribute, not two
 		attrs[job.AttrGlobalSignOut] = job.Attribute{DataType: "String", StringValue: "true"}
 	}
 	if r.cfg.Incident {

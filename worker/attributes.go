@@ -12,8 +12,8 @@ import (
 )
 
 // kept are the attributes never dropped to make room: who sent the job,
-// and what it asks for.
-var kept = []string{job.AttrCampaign, job.AttrSignature, job.AttrGlobalSignOut}
+// and what it asks for (every signed option, or the signature fails).
+var kept = append([]string{job.AttrCampaign, job.AttrSignature}, job.SignedOptions...)
 
 // maxAttributes is SQS's limit of message attributes per message.
 const maxAttributes = 10
@@ -69,8 +69,34 @@ func withAttributes(orig map[string]job.Attribute, add map[string]string) map[st
 			delete(out, names[len(names)-1-i])
 		}
 	}
+	for _, k := range spare {
+		if len(out)+len(add) <= maxAttributes {
+			break
+		}
+		if _, ok := add[k]; ok {
+			add = withoutKey(add, k)
+		}
+	}
 	for k, v := range add {
 		out[k] = job.Attribute{DataType: "String", StringValue: v}
+	}
+	return out
+}
+
+// spare are the added attributes given up, in this order, when the kept
+// ones and the record still exceed SQS's limit (a job with every signed
+// option, dead-lettered with steps and a remediation): SQS dates the
+// message itself (SentTimestamp), and the attempts matter least to the
+// follow-up (resetq dlq shows them blank).
+var spare = []string{job.AttrFailedAt, job.AttrAttempts}
+
+// withoutKey is add less k, add unchanged.
+func withoutKey(add map[string]string, k string) map[string]string {
+	out := make(map[string]string, len(add))
+	for key, v := range add {
+		if key != k {
+			out[key] = v
+		}
 	}
 	return out
 }

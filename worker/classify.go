@@ -82,6 +82,7 @@ var codeKinds = map[string]Kind{
 	"UserNotFoundException":                    Permanent,
 	"UnsupportedUserStateException":            Permanent, // a re-invitation of a user not in FORCE_CHANGE_PASSWORD
 	"InvalidParameterException":                Permanent,
+	"InvalidPasswordException":                 Permanent, // a kill's password refused by the pool's policy
 	"UserLambdaValidationException":            Permanent,
 	"ResourceNotFoundException":                Permanent, // a wrong pool ID must not stop its Region
 	"InvalidSmsRoleAccessPolicyException":      Systemic,
@@ -104,6 +105,7 @@ var codeKinds = map[string]Kind{
 // pool's circuit, not the Region's, so one misconfigured pool does not stop
 // the others.
 var poolScoped = map[string]bool{
+	"InvalidPasswordException":                 true,
 	"InvalidSmsRoleAccessPolicyException":      true,
 	"InvalidSmsRoleTrustRelationshipException": true,
 	"InvalidEmailRoleAccessPolicyException":    true,

@@ -196,6 +196,25 @@ func TestIncidentClosesEveryWayIn(t *testing.T) {
 			fail: func(op string, _ *poolUser, n int) error { return when(op == "reinvite" && n <= 2, emailLimit) }},
 		{name: "no verified contact", user: &poolUser{name: "u", status: "CONFIRMED", enabled: true}, wantEnd: "dead_lettered",
 			wantDead: "InvalidParameterException"},
+		{name: "a trigger refuses the reset for ever", user: confirmed("u"), wantEnd: "dead_lettered", wantDead: "UserLambdaValidationException",
+			fail: func(op string, _ *poolUser, _ int) error {
+				return when(op == "reset", codeErr("UserLambdaValidationException", "PreTokenGeneration failed"))
+			}},
+		{name: "the attacker answers the invitation first", user: invited("u"), wantEnd: "reset",
+			fail: func(op string, u *poolUser, n int) error {
+				if op == "reinvite" && n == 1 { // the leaked temporary password becomes the attacker's own
+					u.status, u.leakedDiedAt = "CONFIRMED", 0
+					return codeErr("UnsupportedUserStateException", "User is not in FORCE_CHANGE_PASSWORD state")
+				}
+				return nil
+			}},
+		{name: "status read throttled, then the email limit", user: confirmed("u"), wantEnd: "reset",
+			fail: func(op string, _ *poolUser, n int) error {
+				if op == "read" && n <= 2 {
+					return codeErr("TooManyRequestsException", "Rate exceeded")
+				}
+				return when(op == "reset" && n == 1, emailLimit)
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -551,5 +570,145 @@ func TestCircuitCheckedAfterTheWait(t *testing.T) {
 	defer mu.Unlock()
 	if calls != 1 {
 		t.Fatalf("%d reset calls, want 1: the jobs that waited must see the email limit's circuit", calls)
+	}
+}
+
+// TestHeldUserAlreadyResetIsSignedOut: a user already RESET_REQUIRED (by
+// threat protection, or by a delivery that died before its sign-out)
+// whose job is held by the daily email limit is signed out at once: the
+// password is dead, but the attacker's sessions are not until then.
+func TestHeldUserAlreadyResetIsSignedOut(t *testing.T) {
+	t.Parallel()
+	first := confirmed("a")
+	flagged := &poolUser{name: "b", status: "RESET_REQUIRED", enabled: true, reachable: true, leakedDiedAt: -1}
+	p := newFakePool(first, flagged)
+	p.fail = func(op string, u *poolUser, n int) error { return when(op == "reset" && n <= 3, emailLimit) }
+	b := poolBundle(p)
+	b.cfg.GlobalSignOut, b.cfg.KillPassword = true, true
+	b.cfg.Breaker.EmailProbe = time.Hour // held for the whole first delivery of b's job
+	b.q.push(jobBody(pool, "a"), nil)
+	b.q.push(jobBody(pool, "b"), nil)
+	b.cfg.ExitWhenIdle = 0
+	_, cancel, done := b.start(t)
+	defer func() { cancel(); <-done }()
+	eventually(t, "both users' jobs deferred", func() bool { return b.jobs("deferred") >= 2 })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if flagged.lastSignOut == 0 || p.calls["kill:b"] != 0 || p.calls["reset:b"] != 0 {
+		t.Fatalf("calls %v: want b signed out while held, with no kill and no reset call", p.order)
+	}
+	if !first.closed() {
+		t.Fatalf("a not closed while held: calls %v", p.order)
+	}
+}
+
+// TestMemoIsPerCampaign: what a process remembers (a user killed and
+// signed out, a user re-invited) holds within a campaign, not the next:
+// a later campaign for the same users kills and re-invites again, since
+// their new password may have leaked too.
+func TestMemoIsPerCampaign(t *testing.T) {
+	t.Parallel()
+	campaign := func(name string) map[string]job.Attribute {
+		return map[string]job.Attribute{job.AttrCampaign: {DataType: "String", StringValue: name}}
+	}
+	t.Run("kill", func(t *testing.T) {
+		t.Parallel()
+		u := confirmed("u")
+		p := newFakePool(u)
+		p.fail = func(op string, _ *poolUser, _ int) error { return when(op == "reset", emailLimit) }
+		b := poolBundle(p)
+		b.cfg.GlobalSignOut, b.cfg.KillPassword = true, true
+		b.cfg.Breaker.EmailProbe = time.Hour
+		b.cfg.ExitWhenIdle = 0
+		b.q.park = func(job.Outgoing) bool { return true }
+		b.q.push(jobBody(pool, "u"), campaign("c1"))
+		_, cancel, done := b.start(t)
+		defer func() { cancel(); <-done }()
+		eventually(t, "campaign 1 held", func() bool { return b.jobs("deferred") >= 1 })
+		b.q.push(jobBody(pool, "u"), campaign("c1")) // the same campaign: no call
+		b.q.push(jobBody(pool, "u"), campaign("c2"))
+		eventually(t, "both held", func() bool { return b.jobs("deferred") >= 3 })
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.calls["kill:u"] != 2 || p.calls["signout:u"] != 2 {
+			t.Fatalf("calls %v: want u killed and signed out once per campaign", p.order)
+		}
+	})
+	t.Run("reinvite", func(t *testing.T) {
+		t.Parallel()
+		v := &poolUser{name: "v", status: "FORCE_CHANGE_PASSWORD", enabled: true, reachable: true}
+		b := poolBundle(newFakePool(v))
+		b.cfg.Reinvite = true
+		for _, c := range []string{"c1", "c1", "c2"} {
+			b.q.push(jobBody(pool, "v"), campaign(c))
+		}
+		var invites int
+		b.cfg.Remedies.(*fakePool).fail = func(op string, _ *poolUser, _ int) error {
+			if op == "reinvite" {
+				invites++
+			}
+			return nil
+		}
+		b.run(t)
+		if invites != 2 || b.jobs("reinvited") != 3 {
+			t.Fatalf("%d invitations, %v jobs reinvited: want one per campaign", invites, b.jobs("reinvited"))
+		}
+	})
+}
+
+// TestKillNotRepeatedWhileSignOutFails: a held job whose kill worked but
+// whose sign-out keeps failing (denied) kills once; its later deliveries
+// owe only the sign-out, so the quota the kill shares with real users is
+// not burnt on every delivery.
+func TestKillNotRepeatedWhileSignOutFails(t *testing.T) {
+	t.Parallel()
+	u := confirmed("u")
+	p := newFakePool(u)
+	p.fail = func(op string, _ *poolUser, _ int) error {
+		switch op {
+		case "reset":
+			return emailLimit
+		case "signout":
+			return internal
+		}
+		return nil
+	}
+	b := poolBundle(p)
+	b.cfg.GlobalSignOut, b.cfg.KillPassword = true, true
+	b.cfg.Breaker = BreakerConfig{Cooldown: time.Second, MaxCooldown: time.Second, EmailProbe: time.Second, Threshold: 1000, MaxDeferral: time.Hour}
+	b.cfg.ExitWhenIdle = 0
+	b.q.push(jobBody(pool, "u"), nil)
+	_, cancel, done := b.start(t)
+	defer func() { cancel(); <-done }()
+	eventually(t, "the job held 10 times", func() bool { return b.jobs("deferred") >= 10 })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := p.calls["kill:u"]; n != 1 {
+		t.Fatalf("%d kills over %d deliveries, want 1: calls %v", n, int(b.jobs("deferred")), p.order)
+	}
+}
+
+// TestDeadLetterKeepsSignedOptions: a dead letter keeps every signed
+// option whatever the attributes it adds, so a redriven signed job is
+// still accepted.
+func TestDeadLetterKeepsSignedOptions(t *testing.T) {
+	t.Parallel()
+	orig := map[string]job.Attribute{}
+	for _, k := range append([]string{job.AttrCampaign, job.AttrSignature}, job.SignedOptions...) {
+		orig[k] = job.Attribute{DataType: "String", StringValue: "x"}
+	}
+	for i := range 6 {
+		orig[fmt.Sprintf("producer.%d", i)] = job.Attribute{DataType: "String", StringValue: "y"}
+	}
+	add := map[string]string{job.AttrReason: "r", job.AttrError: "e", job.AttrAttempts: "1", job.AttrFailedAt: "t",
+		job.AttrJobID: "id", job.AttrSteps: "disabled,signed_out", job.AttrRemediation: "disabled"}
+	out := withAttributes(orig, add)
+	for _, k := range job.SignedOptions {
+		if _, ok := out[k]; !ok {
+			t.Errorf("%s dropped from the record (%d attributes): a redrive would fail its signature", k, len(out))
+		}
+	}
+	if len(out) > maxAttributes {
+		t.Errorf("%d attributes, SQS allows %d", len(out), maxAttributes)
 	}
 }

@@ -139,3 +139,38 @@ func (s *poolSet) has(id string) bool {
 
 // emailKey is the breaker key of a Region's daily email limit.
 func emailKey(region string) string { return "email:" + region }
+
+// memo remembers what this process did for users (re-invited, killed,
+// secured, disabled), keyed by campaign and user, for ttl: a later
+// campaign, or the same one a day on, acts afresh. Safe for concurrent use.
+type memo struct {
+	mu    sync.Mutex
+	m     map[string]time.Time
+	added int
+}
+
+// memoTTL is how long memo keeps an entry.
+const memoTTL = 24 * time.Hour
+
+func (s *memo) add(k string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]time.Time{}
+	}
+	s.m[k] = now
+	if s.added++; s.added%4096 == 0 { // drop what expired, now and then
+		for key, at := range s.m {
+			if now.Sub(at) >= memoTTL {
+				delete(s.m, key)
+			}
+		}
+	}
+}
+
+func (s *memo) has(k string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.m[k]
+	return ok && now.Sub(at) < memoTTL
+}

@@ -140,6 +140,9 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 		}
 	}
 	cl, stop := w.callOp(soft, hard, r, w.resetOp())
+	if answerLost(cl) {
+		r.user = nil // the reset may have gone: what was read is stale
+	}
 	switch {
 	case stop != nil:
 		return w.settle(soft, hard, r, *stop)
@@ -163,108 +166,151 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 		if o, ok := w.step(soft, hard, r, w.disableOp(), "disabled"); !ok {
 			return w.settle(soft, hard, r, o)
 		}
-		w.disabled.add(exactKey(r.job))
+		w.disabled.add(w.memoKey(r, r.job.Username), w.cfg.Now())
 		o := w.decide(r, cl)
 		o.Remediation = "disabled"
 		return w.settle(soft, hard, r, o)
-	case userDisabled(cl) && r.opt.disable && w.disabledByCampaign(soft, hard, r):
-		// An earlier delivery disabled the user and did not live to record
-		// it (the DLQ send failed, or the worker died): the record says so,
-		// so the runbook's re-enable step finds the user.
+	case userDisabled(cl) && r.opt.disable:
+		// An earlier delivery may have disabled the user and not lived to
+		// record it (the DLQ send failed, or the worker died): the record
+		// says so, so the runbook's re-enable step finds the user.
 		o := w.decide(r, cl)
-		o.Remediation = "disabled"
+		if ours, why := w.disabledByCampaign(soft, hard, r); ours {
+			o.Remediation = "disabled"
+			if why != "" {
+				o.Detail = cl.Message + " (" + why + ")"
+			}
+		}
 		return w.settle(soft, hard, r, o)
 	}
 	return w.settle(soft, hard, r, w.decide(r, cl))
 }
 
 // settle makes the calls a job owes its user before its outcome o:
-//   - with the kill option, a job that leaves with its code not sent
-//     (o.Delayed) first kills the password: a random one nobody learns,
-//     unless the user's password is already dead and its sessions ended
-//     (by this process, or as a signed copy says);
+//   - with the kill option, a job that leaves without its password dead
+//     (its code must wait, or it is dead-lettered with no remediation)
+//     first kills the password: a random one nobody learns;
 //   - with the sign-out option, the sessions end after the password died
-//     here, and at the job's end (reset, re-invited, dead-lettered), so
-//     that no session survives it and none can be made again.
+//     here or before (a user already RESET_REQUIRED, a kill whose sign-out
+//     failed), and at the job's end (reset, re-invited, dead-lettered),
+//     so that no session survives it and none can be made again.
 //
-// A sign-out that fails at the job's end replaces o: the job goes on.
+// A held job whose user this process (or a signed copy) already secured
+// makes no call. The sign-out owed runs until the hard deadline, past a
+// shutdown. A sign-out that fails at the job's end replaces o: the job
+// goes on.
 func (w *Worker) settle(soft, hard context.Context, r *run, o outcome) outcome {
 	if o.Action == Release || o.Action == Abandon {
 		return r.finish(o)
 	}
-	killed := false
-	if o.Delayed && r.opt.kill && !w.securedAlready(r) {
-		k, stop := w.kill(soft, hard, r)
-		if stop != nil && (stop.Action == Release || stop.Action == Abandon) {
-			return r.finish(*stop)
-		}
-		killed = k
-	}
 	ending := o.Action == Delete || o.Action == DeadLetter
-	if !r.opt.signOut || !(killed || ending) || !userExists(o) || secured(r.done) {
+	owesKill := (o.Delayed || o.Action == DeadLetter) && o.Remediation == "" && userExists(o)
+	dead := false // the password is dead, and sessions made before may live
+	if owesKill && (r.opt.kill || r.opt.signOut) {
+		switch {
+		case w.securedAlready(r):
+			if !ending {
+				return r.finish(o)
+			}
+		case w.killedAlready(r):
+			dead = true // only the sign-out after it failed: no second kill
+		case r.opt.kill:
+			d, stop := w.kill(soft, hard, r)
+			if stop != nil && (stop.Action == Release || stop.Action == Abandon) {
+				return r.finish(*stop)
+			}
+			dead = d
+		}
+	}
+	if !r.opt.signOut || !(dead || ending) || !userExists(o) || secured(r.done) {
 		return r.finish(o)
 	}
-	so, ok := w.step(soft, hard, r, w.signOutOp(), "signed_out")
+	so, ok := w.step(hard, hard, r, w.signOutOp(), "signed_out")
 	switch {
 	case ok:
-		if killed {
-			w.securedUsers.add(exactKey(r.job))
+		if dead {
+			w.secured.add(w.memoKey(r, r.job.Username), w.cfg.Now())
 		}
 		return r.finish(o)
 	case so.Action == Release || so.Action == Abandon || ending:
 		return so
 	}
-	return r.finish(o) // held: its next delivery kills and signs out again
+	return r.finish(o) // held: its next delivery signs out again
 }
 
 // securedAlready reports whether r's user's password was killed and the
-// sessions ended after it, by this process or by an earlier delivery whose
-// signed copy says so.
+// sessions ended after it, by this process in this campaign or by an
+// earlier delivery whose signed copy says so.
 func (w *Worker) securedAlready(r *run) bool {
-	return w.securedUsers.has(exactKey(r.job)) || secured(r.trusted)
+	return w.secured.has(w.memoKey(r, r.job.Username), w.cfg.Now()) || secured(r.trusted)
+}
+
+// killedAlready reports whether r's user's password was killed for this
+// campaign (by this process, or as a signed copy says) and only the
+// sign-out after it is owed.
+func (w *Worker) killedAlready(r *run) bool {
+	return w.killed.has(w.memoKey(r, r.job.Username), w.cfg.Now()) || slices.Contains(r.trusted, "password_killed")
+}
+
+// memoKey identifies a user of r's campaign for the worker's memos.
+func (w *Worker) memoKey(r *run, username string) string {
+	return r.m.Campaign() + "\x00" + r.job.UserPoolID + "\x00" + username
 }
 
 // kill sets a random password nobody learns, so the old one dies now
 // while the code waits: permanent for a user who signed in (the later
-// reset then works), temporary for one who never did (the later
-// re-invitation then works). It reports whether the password died; stop
-// is the outcome when no answer was to be had (shutdown, a lapsed
-// visibility, the kill's own circuit).
-func (w *Worker) kill(soft, hard context.Context, r *run) (bool, *outcome) {
+// reset then works) or whose state cannot be read, temporary for one who
+// never did (the later re-invitation then works). dead reports whether
+// the password is dead now (killed here, or the user already
+// RESET_REQUIRED or disabled); stop is the outcome when no answer was to
+// be had (shutdown, a lapsed visibility). A kill that fails or is refused
+// is logged as an error and counted: the old password works until the
+// code goes out or a later delivery kills it.
+func (w *Worker) kill(soft, hard context.Context, r *run) (dead bool, stop *outcome) {
 	if r.user == nil {
 		w.readUser(soft, hard, r)
 	}
-	permanent, needed := killMode(r.user)
+	permanent, needed, already := killMode(r.user)
 	if !needed {
-		return false, nil
+		return already, nil
 	}
 	cl, stop := w.callOp(soft, hard, r, w.killOp(permanent))
 	switch {
+	case stop != nil && stop.Action != Release && stop.Action != Abandon:
+		w.m.CognitoCalls.WithLabelValues("AdminSetUserPassword", "circuit_open").Inc()
+		w.log.Error("killing the password was refused by an open circuit: the old one works until the code goes out or a later delivery kills it",
+			"pool", r.job.UserPoolID, "user", w.user(r.job.Username), "why", sqsText(stop.Detail))
+		return false, nil
 	case stop != nil:
 		return false, stop
 	case cl.Kind != OK:
-		w.log.Warn("killing the password failed: the old one works until the code goes out or the next delivery kills it",
+		w.log.Error("killing the password failed: the old one works until the code goes out or a later delivery kills it",
 			"pool", r.job.UserPoolID, "user", w.user(r.job.Username), "code", cl.Code, "error", sqsText(cl.Message))
 		return false, nil
 	}
 	w.stepDone(r, "password_killed")
+	w.killed.add(w.memoKey(r, r.job.Username), w.cfg.Now())
 	return true, nil
 }
 
-// killMode says how to kill the password of a user in state u: needed is
-// false where no password can sign in (already RESET_REQUIRED, disabled,
-// not confirmed, a federated user) or the state is unknown.
-func killMode(u *User) (permanent, needed bool) {
-	if u == nil || !u.Enabled {
-		return false, false
+// killMode says how to kill the password of a user in state u (nil: the
+// state could not be read). needed is false where no password can sign
+// in now; already then says whether the old password is dead (the user
+// RESET_REQUIRED or disabled) rather than never usable (not confirmed, a
+// federated user). An unknown state gets a permanent kill: safe in every
+// state, at worst a confirmed user where an invitation was due.
+func killMode(u *User) (permanent, needed, already bool) {
+	switch {
+	case u == nil:
+		return true, true, false
+	case !u.Enabled, u.Status == "RESET_REQUIRED":
+		return false, false, true
+	case u.Status == "CONFIRMED":
+		return true, true, false
+	case u.Status == "FORCE_CHANGE_PASSWORD":
+		return false, true, false
 	}
-	switch u.Status {
-	case "CONFIRMED":
-		return true, true
-	case "FORCE_CHANGE_PASSWORD":
-		return false, true
-	}
-	return false, false
+	return false, false, false
 }
 
 // reinvite sends a user who never signed in a new invitation (a new
@@ -274,8 +320,8 @@ func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
 	// this process remembers whom it re-invited, by the name the pool
 	// stores (Bob and bob are one user only in a case-insensitive pool), so
 	// a second job of the user here sends no second invitation.
-	key := r.job.UserPoolID + "\x00" + r.user.Username
-	if w.reinvited.has(key) {
+	key := w.memoKey(r, r.user.Username)
+	if w.reinvited.has(key, w.cfg.Now()) {
 		return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts, AlreadyReset: true})
 	}
 	before := r.user.LastModified
@@ -284,16 +330,23 @@ func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
 	case stop != nil:
 		return w.settle(soft, hard, r, *stop)
 	case cl.Kind == OK:
-	case answerLost(cl) && w.modifiedSince(soft, hard, r, before):
+	case answerLost(cl) && w.invitedSince(soft, hard, r, before):
 		// The answer was lost but the user changed: the invitation went.
 		// Sending another would leave the user two.
 		w.log.Warn("re-invitation's answer lost; the user changed since, so it went", "pool", r.job.UserPoolID,
 			"user", w.user(r.job.Username), "error", sqsText(cl.Message))
+	case cl.Code == "UnsupportedUserStateException":
+		// The user left FORCE_CHANGE_PASSWORD since it was read: perhaps the
+		// attacker answered the invitation's challenge with a password of
+		// their own. Sent back (its password killed now) to be reset.
+		r.user = nil
+		return w.settle(soft, hard, r, w.decide(r, Class{Kind: Transient, Code: cl.Code,
+			Message: "the user left FORCE_CHANGE_PASSWORD before the invitation: to be reset instead (" + cl.Message + ")"}))
 	default:
 		return w.settle(soft, hard, r, w.decide(r, cl))
 	}
 	w.stepDone(r, "reinvited")
-	w.reinvited.add(key)
+	w.reinvited.add(key, w.cfg.Now())
 	return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts})
 }
 
@@ -301,29 +354,36 @@ func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
 // all the same: a timeout or a network error.
 func answerLost(c Class) bool { return c.Code == "timeout" || c.Code == "network" }
 
-// modifiedSince reads the user again and reports whether Cognito changed
-// it after before (AdminCreateUser RESEND sets a new temporary password).
-func (w *Worker) modifiedSince(soft, hard context.Context, r *run, before time.Time) bool {
+// invitedSince reads the user again and reports whether Cognito changed
+// it after before and it still waits for its first sign-in
+// (AdminCreateUser RESEND sets a new temporary password; a user who left
+// FORCE_CHANGE_PASSWORD was changed by someone else).
+func (w *Worker) invitedSince(soft, hard context.Context, r *run, before time.Time) bool {
 	if before.IsZero() {
 		return false
 	}
 	u := w.readUser(soft, hard, r)
-	return u != nil && u.LastModified.After(before)
+	return u != nil && u.Status == "FORCE_CHANGE_PASSWORD" && u.LastModified.After(before)
 }
 
 // disabledByCampaign reports whether r's user, refused as disabled, was
-// disabled by this campaign: by this process, or, on a job that ran
-// before, a disabled user with no verified contact (whom an earlier
-// delivery disabled and did not live to record).
-func (w *Worker) disabledByCampaign(soft, hard context.Context, r *run) bool {
-	if w.disabled.has(exactKey(r.job)) {
-		return true
+// disabled by this campaign: by this process, or as a signed copy says,
+// or, on a message SQS delivered again, a disabled user with no verified
+// contact, whom the earlier delivery disabled and did not live to record.
+// The last is an inference (a user disabled by hand before the campaign
+// and redelivered looks the same): the record's resetq.error says so.
+func (w *Worker) disabledByCampaign(soft, hard context.Context, r *run) (bool, string) {
+	if w.disabled.has(w.memoKey(r, r.job.Username), w.cfg.Now()) || slices.Contains(r.trusted, "disabled") {
+		return true, ""
 	}
-	if !r.again() {
-		return false
+	if r.m.ReceiveCount < 2 {
+		return false, ""
 	}
 	u := w.readUser(soft, hard, r)
-	return u != nil && !u.Enabled && !u.Reachable
+	if u != nil && !u.Enabled && !u.Reachable {
+		return true, "found disabled with no verified contact on a redelivery: presumably disabled by this job's earlier delivery, which did not live to record it; check before re-enabling"
+	}
+	return false, ""
 }
 
 // userExists reports whether o leaves a user to sign out.
@@ -419,9 +479,6 @@ func (w *Worker) readUser(soft, hard context.Context, r *run) *User {
 	r.user = &u
 	return r.user
 }
-
-// exactKey identifies a user by the name the job gives, case kept.
-func exactKey(j job.Job) string { return j.UserPoolID + "\x00" + j.Username }
 
 // userDisabled reports a reset refused because the user is disabled.
 func userDisabled(c Class) bool {

@@ -223,14 +223,11 @@ type Worker struct {
 	// emailPools are the pools seen to hit Cognito's daily email limit:
 	// their jobs also wait on the Region's email circuit.
 	emailPools poolSet
-	// reinvited are the users (pool and stored name) this process re-invited.
-	reinvited poolSet
-	// securedUsers (exactKey) had their password killed and their
-	// sessions ended after it by this process: a held job's next delivery
-	// here makes no call for them.
-	securedUsers poolSet
-	// disabled (exactKey) are the users this process disabled.
-	disabled poolSet
+	// What this process did for users, by campaign and user (memoKey):
+	// reinvited (by the name the pool stores), killed (the password),
+	// secured (the password killed and the sessions ended after it: a
+	// held job's next delivery here makes no call), disabled.
+	reinvited, killed, secured, disabled memo
 }
 
 // progressAttrs are a job's progress attributes (see job.StateOf).
