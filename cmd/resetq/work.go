@@ -200,7 +200,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 		log.Info("accepting only signed jobs", "keys", len(signingKeys))
 	} else {
-		log.Warn("no --signing-key-file: jobs are not authenticated, so anyone who can write to the queue can reset users of the allowed pools")
+		log.Warn("no --signing-key-file: jobs are not authenticated, so anyone who can write to the queue can reset users of the allowed pools, and, with resetq.incident on a job, kill their passwords, sign them out and disable those without a verified contact")
 	}
 	var usernameKey []byte
 	if f.usernameKeyFile != "" {
