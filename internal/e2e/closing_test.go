@@ -106,3 +106,34 @@ func TestIncidentHoldsTheAttackerOut(t *testing.T) {
 		})
 	}
 }
+
+// TestIncidentProvesPermissionsFirst: `resetq work --incident` makes each
+// incident call once in each allowed pool before the first job: with the
+// sign-out denied it exits 1 naming the action, and no job was touched
+// (no user reset, nothing dead-lettered); with every call permitted it
+// runs the campaign.
+func TestIncidentProvesPermissionsFirst(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "prove")
+	pool, users, jobs := e.ConfirmedUsers(e.East, "w", 3)
+	e.Send("prove", jobs...)
+	deny := e.Proxy.AddFault(awsproxy.Fault{Operation: "AdminUserGlobalSignOut", ErrorCode: "AccessDeniedException",
+		Message: "User: arn:aws:sts::123456789012:assumed-role/resetq/w is not authorized to perform: cognito-idp:AdminUserGlobalSignOut"})
+	p := e.Start("--incident", "--allow-any-pool=false", "--allowed-pools", pool, "--exit-when-idle", "3s")
+	if code := p.Wait(t, time.Minute); code != 1 {
+		t.Fatalf("exit code %d with the sign-out denied, want 1", code)
+	}
+	if logs := p.Logs(); !strings.Contains(logs, "AdminUserGlobalSignOut") || !strings.Contains(logs, "denied") {
+		t.Errorf("the log does not name the denied call:\n%s", logs)
+	}
+	e.ExpectStatus(e.East, pool, "CONFIRMED", users...)
+	if visible, _, _ := e.Depth(); visible != len(jobs) {
+		t.Errorf("%d jobs visible after the refused start, want all %d untouched", visible, len(jobs))
+	}
+	e.Proxy.RemoveFault(deny)
+	p = e.Start("--incident", "--allow-any-pool=false", "--allowed-pools", pool, "--exit-when-idle", "3s")
+	if code := p.Wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit code %d with every call permitted", code)
+	}
+	e.ExpectStatus(e.East, pool, "RESET_REQUIRED", users...)
+}
