@@ -64,7 +64,7 @@ func (q *fakeQueue) log(format string, a ...any) {
 // only a hung worker reaches).
 func (q *fakeQueue) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(time.Minute)
 	for !cond() {
 		select {
 		case <-q.changed:
