@@ -137,3 +137,57 @@ func TestIncidentProvesPermissionsFirst(t *testing.T) {
 	}
 	e.ExpectStatus(e.East, pool, "RESET_REQUIRED", users...)
 }
+
+// TestEnqueueIncident: `resetq enqueue --incident` asks each job for all
+// of incident mode, and a worker started without it honours that: under
+// the daily email limit the incident jobs' passwords die while their codes
+// wait and their users' tokens are refused after; the job enqueued
+// without it waits with its password alive and its token working.
+func TestEnqueueIncident(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := testenv.New(t, "enqincident")
+	p := newIncidentPool(t, e, 3)
+	asked, notAsked := p.confirmed[:2], p.confirmed[2:]
+	for _, c := range []struct {
+		users []string
+		flags []string
+	}{{asked, []string{"--incident"}}, {notAsked, nil}} {
+		args := append([]string{"--queue-url", e.QueueURL, "--pool", p.pool, "--from", "-"}, c.flags...)
+		if r := runEnqueue(t, e, nil, strings.Join(c.users, "\n")+"\n", args...); r.code != 0 {
+			t.Fatalf("enqueue %v: exit %d: %s", c.flags, r.code, r.stderr)
+		} else if len(c.flags) > 0 && !strings.Contains(r.stderr, "WARNING: --incident without --signing-key-file") {
+			t.Errorf("enqueue --incident without a key does not warn:\n%s", r.stderr)
+		}
+	}
+	limit := e.Proxy.AddFault(emailLimitFault)
+	proc := e.Start("--email-limit-probe", "10s", "--exit-when-idle", "3s")
+	testenv.Eventually(t, time.Minute, "the incident jobs' passwords killed", func() bool {
+		return proc.Metric(t, `resetq_steps_total{step="password_killed"}`) >= float64(len(asked))
+	})
+	for _, u := range asked {
+		if tok, _, err := moto.SignIn(ctx, e.East, p.pool, p.client, u, moto.Password); err == nil || tok != "" {
+			t.Errorf("%s asked for incident mode and its leaked password still signs in during the wait", u)
+		}
+	}
+	for _, u := range notAsked {
+		if _, _, err := moto.SignIn(ctx, e.East, p.pool, p.client, u, moto.Password); err != nil {
+			t.Errorf("%s did not ask for incident mode, yet its password was changed during the wait: %v", u, err)
+		}
+	}
+	e.Proxy.RemoveFault(limit)
+	if code := proc.Wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	e.ExpectStatus(e.East, p.pool, "RESET_REQUIRED", p.confirmed...)
+	for _, u := range asked {
+		if err := moto.Refresh(ctx, e.East, p.pool, p.client, p.refresh[u]); err == nil {
+			t.Errorf("%s asked for incident mode and its refresh token still works", u)
+		}
+	}
+	for _, u := range notAsked {
+		if err := moto.Refresh(ctx, e.East, p.pool, p.client, p.refresh[u]); err != nil {
+			t.Errorf("%s did not ask for a sign-out and its refresh token is refused: %v", u, err)
+		}
+	}
+}
