@@ -125,11 +125,11 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}, []string{"region"}),
 		Steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_steps_total",
-			Help: "Job steps done, by step: signed_out (AdminUserGlobalSignOut), reset, reinvited (AdminCreateUser RESEND), disabled (AdminDisableUser).",
+			Help: "Job steps done, by step: reset, password_killed (AdminSetUserPassword with a random password, while the code waits), signed_out (AdminUserGlobalSignOut, after the password died), reinvited (AdminCreateUser RESEND), disabled (AdminDisableUser).",
 		}, []string{"step"}),
 		CognitoCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_cognito_calls_total",
-			Help: "Cognito calls other than AdminResetUserPassword (AdminUserGlobalSignOut, AdminCreateUser, AdminDisableUser), by operation and result code.",
+			Help: "Cognito calls other than AdminResetUserPassword (AdminSetUserPassword, AdminUserGlobalSignOut, AdminCreateUser, AdminDisableUser), by operation and result code (circuit_open: refused before the call).",
 		}, []string{"operation", "code"}),
 		DeadLetterFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "resetq_dead_letter_failures_total",
@@ -152,7 +152,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	for _, c := range []string{"ok", "TooManyRequestsException"} {
 		m.CognitoRequests.WithLabelValues(c) // the throttled share's terms, from zero too
 	}
-	for _, st := range []string{"signed_out", "reset", "reinvited", "disabled"} {
+	for _, st := range []string{"signed_out", "reset", "password_killed", "reinvited", "disabled"} {
 		m.Steps.WithLabelValues(st)
 	}
 	return m

@@ -212,6 +212,16 @@ func printHelp(fs *flag.FlagSet) {
 // with the variables the repository reads.
 var harnessVars = []string{"RESETQ_CHAOS", "RESETQ_CHAOS_REPORT", "RESETQ_CHAOS_SEED"}
 
+// serviceLink reports a variable Kubernetes sets in every pod of a
+// namespace with a Service named resetq (service links): RESETQ_SERVICE_HOST,
+// RESETQ_SERVICE_PORT[_NAME], RESETQ_PORT and RESETQ_PORT_<port>_<proto>[_...].
+// They are no setting, and no flag's twin can look like one.
+func serviceLink(name string) bool {
+	rest := strings.TrimPrefix(name, envPrefix)
+	return rest == "SERVICE_HOST" || rest == "SERVICE_PORT" || strings.HasPrefix(rest, "SERVICE_PORT_") ||
+		rest == "PORT" || (strings.HasPrefix(rest, "PORT_") && len(rest) > 5 && rest[5] >= '0' && rest[5] <= '9')
+}
+
 // checkEnvNames refuses every RESETQ_* variable of environ that is neither
 // the twin of a flag of some command (one ConfigMap serves several
 // commands: RESETQ_USERS of preflight is fine for work) nor in harnessVars.
@@ -222,7 +232,7 @@ func checkEnvNames(fs *flag.FlagSet, environ []string) error {
 	var errs []error
 	for _, kv := range slices.Sorted(slices.Values(environ)) {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, envPrefix) || slices.Contains(all, name) || slices.Contains(own, name) || slices.Contains(harnessVars, name) {
+		if !strings.HasPrefix(name, envPrefix) || slices.Contains(all, name) || slices.Contains(own, name) || slices.Contains(harnessVars, name) || serviceLink(name) {
 			continue
 		}
 		errs = append(errs, unknownEnvError(name, own, all, fs.Name()))

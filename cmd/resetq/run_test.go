@@ -305,3 +305,29 @@ func TestClosest(t *testing.T) {
 		t.Errorf("nearest = %q, %v; want another command's abcx", got, near)
 	}
 }
+
+// TestServiceLinksAccepted: the variables Kubernetes puts in every pod of
+// a namespace with a Service named resetq are no setting and no mistake:
+// a pod that keeps service links on still starts.
+func TestServiceLinksAccepted(t *testing.T) {
+	for _, name := range []string{"RESETQ_SERVICE_HOST", "RESETQ_SERVICE_PORT", "RESETQ_SERVICE_PORT_METRICS",
+		"RESETQ_PORT", "RESETQ_PORT_9464_TCP", "RESETQ_PORT_9464_TCP_ADDR", "RESETQ_PORT_9464_TCP_PROTO"} {
+		if !serviceLink(name) {
+			t.Errorf("%s is Kubernetes's, not a mistake", name)
+		}
+	}
+	for _, name := range []string{"RESETQ_PORTS", "RESETQ_PORT_X", "RESETQ_SERVICE", "RESETQ_GLOBALSIGNOUT"} {
+		if serviceLink(name) {
+			t.Errorf("%s taken for a service link", name)
+		}
+	}
+	t.Setenv("RESETQ_PORT", "tcp://10.0.0.1:9464")
+	t.Setenv("RESETQ_PORT_9464_TCP_ADDR", "10.0.0.1")
+	var out, errOut bytes.Buffer
+	if code := Run(context.Background(), []string{"version"}, &out, &errOut); code != exitOK {
+		t.Fatalf("version with service links set: exit %d, %s", code, errOut.String())
+	}
+	if code := Run(context.Background(), []string{"work"}, &out, &errOut); code != exitUsage || strings.Contains(errOut.String(), "RESETQ_PORT") {
+		t.Fatalf("work with service links set: exit %d, %q; want only the missing --queue-url", code, errOut.String())
+	}
+}
