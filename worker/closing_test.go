@@ -396,7 +396,7 @@ func TestDisabledMarkSurvives(t *testing.T) {
 		p := newFakePool(&poolUser{name: "u", status: "CONFIRMED", enabled: true})
 		b := poolBundle(p)
 		b.cfg.DisableUnreachable = true
-		fails := 1
+		fails := 2 // the record and its cut-down retry: the message comes back
 		b.dlq.failIf = func(job.Outgoing) error {
 			if fails > 0 {
 				fails--
@@ -424,6 +424,26 @@ func TestDisabledMarkSurvives(t *testing.T) {
 		dl := b.dlq.all()
 		if len(dl) != 1 || dl[0].Attributes[job.AttrRemediation].StringValue != "disabled" {
 			t.Fatalf("records %v: want one, remediation=disabled", dl)
+		}
+	})
+	t.Run("disabled before the campaign, the DLQ send fails", func(t *testing.T) {
+		t.Parallel()
+		b := poolBundle(newFakePool(&poolUser{name: "u", status: "CONFIRMED", enabled: false}))
+		b.cfg.DisableUnreachable = true
+		fails := 2 // the record and its cut-down retry: the message comes back
+		b.dlq.failIf = func(job.Outgoing) error {
+			if fails > 0 {
+				fails--
+				return fmt.Errorf("SQS refused")
+			}
+			return nil
+		}
+		b.cfg.Source = &redeliverHidden{fakeQueue: b.q}
+		b.q.push(jobBody(pool, "u"), nil)
+		b.run(t)
+		dl := b.dlq.all()
+		if len(dl) != 1 || dl[0].Attributes[job.AttrRemediation].StringValue != "" {
+			t.Fatalf("records %v: want one, without a remediation (its first delivery saw it disabled already)", dl)
 		}
 	})
 	t.Run("disabled before the campaign", func(t *testing.T) {
@@ -710,5 +730,94 @@ func TestDeadLetterKeepsSignedOptions(t *testing.T) {
 	}
 	if len(out) > maxAttributes {
 		t.Errorf("%d attributes, SQS allows %d", len(out), maxAttributes)
+	}
+}
+
+// TestOneCodeWhenTheSignOutFails: a job whose reset (or invitation) went
+// and whose sign-out failed is sent back; its copy signs out and sends no
+// second code, with the status check off, in the same process (it
+// remembers) and in another (a signed copy says so).
+func TestOneCodeWhenTheSignOutFails(t *testing.T) {
+	t.Parallel()
+	t.Run("same process, status check off", func(t *testing.T) {
+		t.Parallel()
+		u := confirmed("u")
+		p := newFakePool(u)
+		p.fail = func(op string, _ *poolUser, n int) error { return when(op == "signout" && n <= 3, internal) }
+		b := poolBundle(p)
+		b.cfg.CheckEveryJob, b.cfg.StatusesForReinviteOnly, b.cfg.GlobalSignOut = false, true, true
+		b.q.push(jobBody(pool, "u"), nil)
+		b.run(t)
+		if p.calls["reset:u"] != 1 || !u.closed() || b.jobs("reset") != 1 {
+			t.Fatalf("calls %v: want one reset, then the sign-out on a copy", p.order)
+		}
+	})
+	for _, step := range []string{"reset", "reinvited"} {
+		t.Run("another process, signed copy after "+step, func(t *testing.T) {
+			t.Parallel()
+			key := []byte(strings.Repeat("k", 64))
+			body := jobBody(pool, "u")
+			attrs := map[string]job.Attribute{job.AttrIncident: incidentAttr[job.AttrIncident]}
+			attrs[job.AttrSignature] = job.Attribute{DataType: "String", StringValue: job.SignMessage(key, attrs, body)}
+			for k, v := range (job.State{JobID: "first", Attempts: 1, Steps: []string{step}}).Attributes(key, job.Message{Body: body, Attributes: attrs}) {
+				attrs[k] = job.Attribute{DataType: "String", StringValue: v}
+			}
+			u := &poolUser{name: "u", status: "FORCE_CHANGE_PASSWORD", enabled: true, reachable: true, leakedDiedAt: 5}
+			p := newFakePool(u)
+			p.tick = 10 // the earlier delivery's calls
+			b := poolBundle(p)
+			b.cfg.SigningKeys = [][]byte{key}
+			b.q.push(body, attrs)
+			b.run(t)
+			if p.calls["reset:u"]+p.calls["reinvite:u"]+p.calls["kill:u"] != 0 || !u.closed() || b.jobs(step) != 1 {
+				t.Fatalf("calls %v: want only the sign-out, the job ending %s", p.order, step)
+			}
+		})
+	}
+}
+
+// TestStateChangedAfterTheRefusal: a reset refused for the user's state
+// (FORCE_CHANGE_PASSWORD), whose state is CONFIRMED when read (someone
+// answered the invitation's challenge meanwhile), is killed, signed out
+// and sent back to be reset, not dead-lettered.
+func TestStateChangedAfterTheRefusal(t *testing.T) {
+	t.Parallel()
+	u := &poolUser{name: "u", status: "FORCE_CHANGE_PASSWORD", enabled: true, reachable: true}
+	p := newFakePool(u)
+	p.fail = func(op string, u *poolUser, n int) error {
+		if op == "read" && n == 1 { // the attacker's own password, set between the refusal and the read
+			u.status, u.leakedDiedAt = "CONFIRMED", 0
+		}
+		return nil
+	}
+	b := poolBundle(p)
+	b.cfg.CheckEveryJob, b.cfg.Reinvite, b.cfg.KillPassword = false, true, true
+	b.q.push(jobBody(pool, "u"), nil)
+	b.run(t)
+	if len(b.dlq.all()) != 0 || b.jobs("reset") != 1 || !u.closed() || p.calls["kill:u"] != 1 {
+		t.Fatalf("calls %v, dead letters %v: want the password killed, then the user reset and signed out", p.order, b.dlq.all())
+	}
+}
+
+// TestKillOfAMissingUserEnds: a held job whose user does not exist ends
+// dead-lettered at the kill, instead of trying a kill on every delivery
+// while the code waits.
+func TestKillOfAMissingUserEnds(t *testing.T) {
+	t.Parallel()
+	p := newFakePool(confirmed("a"))
+	p.fail = func(op string, _ *poolUser, _ int) error { return when(op == "reset", emailLimit) }
+	b := poolBundle(p)
+	b.cfg.KillPassword = true
+	b.cfg.Breaker.EmailProbe = time.Hour
+	b.cfg.Concurrency = 1
+	b.cfg.ExitWhenIdle = 0
+	b.q.park = func(job.Outgoing) bool { return true }
+	b.q.push(jobBody(pool, "a"), nil)
+	b.q.push(jobBody(pool, "ghost"), nil)
+	_, cancel, done := b.start(t)
+	defer func() { cancel(); <-done }()
+	eventually(t, "the ghost's job dead-lettered", func() bool { return len(b.dlq.all()) == 1 })
+	if r := b.dlq.all()[0].Attributes[job.AttrReason].StringValue; r != "UserNotFoundException" {
+		t.Fatalf("reason %q, want UserNotFoundException", r)
 	}
 }

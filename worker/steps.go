@@ -49,9 +49,12 @@ type options struct {
 
 func (w *Worker) options(m job.Message) options {
 	incident := m.Attributes[job.AttrIncident].StringValue == "true"
+	kill := (w.cfg.KillPassword || incident) && w.cfg.Statuses != nil
 	return options{
-		signOut:  w.cfg.GlobalSignOut || incident || m.Attributes[job.AttrGlobalSignOut].StringValue == "true",
-		kill:     (w.cfg.KillPassword || incident) && w.cfg.Statuses != nil,
+		// A kill without the sign-out after it would leave the sessions the
+		// attacker made with the old password.
+		signOut:  w.cfg.GlobalSignOut || incident || kill || m.Attributes[job.AttrGlobalSignOut].StringValue == "true",
+		kill:     kill,
 		reinvite: (w.cfg.Reinvite || incident) && w.cfg.Statuses != nil,
 		disable:  w.cfg.DisableUnreachable || incident,
 	}
@@ -125,6 +128,12 @@ func secured(steps []string) bool {
 // the job owes its user before its outcome: the password killed when the
 // code must wait, the sign-out after the password died.
 func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
+	// A code (or invitation) already went for this user in this campaign,
+	// as this process remembers or a signed copy says: a second would only
+	// undo the first; the job owes at most the sign-out after it.
+	if label, sent := w.codeSent(r); sent {
+		return w.settle(soft, hard, r, outcome{Action: Delete, Label: label, AlreadyReset: true, Attempts: r.attempts})
+	}
 	if ref, refused := w.breaker.peek(w.cfg.Now(), w.keys(r.job, w.resetOp())...); refused {
 		return w.settle(soft, hard, r, deferral(ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
 	}
@@ -148,6 +157,7 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 		return w.settle(soft, hard, r, *stop)
 	case cl.Kind == OK:
 		w.stepDone(r, "reset")
+		w.sent.add(w.memoKey(r, r.job.Username), w.cfg.Now())
 		return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reset", Attempts: r.attempts})
 	case cannotBeReset(cl) && r.opt.reinvite:
 		if r.user == nil || r.user.Status != "FORCE_CHANGE_PASSWORD" {
@@ -161,6 +171,14 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 			// dead-letter a user who may need a new invitation.
 			return w.settle(soft, hard, r, w.decide(r, Class{Kind: Transient, Code: "status_unknown",
 				Message: "the reset was refused for the user's state, and reading the state failed: " + cl.Message}))
+		case "RESET_REQUIRED":
+			return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reset", AlreadyReset: true, Attempts: r.attempts})
+		case "CONFIRMED":
+			// Someone (perhaps the attacker, answering the invitation's
+			// challenge) set a password since the reset was refused: killed
+			// now, and sent back to be reset.
+			return w.settle(soft, hard, r, w.decide(r, Class{Kind: Transient, Code: "user_state_changed",
+				Message: "the user became CONFIRMED after the reset was refused for its state: to be reset (" + cl.Message + ")"}))
 		}
 	case unreachable(cl) && r.opt.disable:
 		if o, ok := w.step(soft, hard, r, w.disableOp(), "disabled"); !ok {
@@ -216,7 +234,7 @@ func (w *Worker) settle(soft, hard context.Context, r *run, o outcome) outcome {
 			dead = true // only the sign-out after it failed: no second kill
 		case r.opt.kill:
 			d, stop := w.kill(soft, hard, r)
-			if stop != nil && (stop.Action == Release || stop.Action == Abandon) {
+			if stop != nil && (stop.Action == Release || stop.Action == Abandon || !userExists(*stop)) {
 				return r.finish(*stop)
 			}
 			dead = d
@@ -249,7 +267,38 @@ func (w *Worker) securedAlready(r *run) bool {
 // campaign (by this process, or as a signed copy says) and only the
 // sign-out after it is owed.
 func (w *Worker) killedAlready(r *run) bool {
-	return w.killed.has(w.memoKey(r, r.job.Username), w.cfg.Now()) || slices.Contains(r.trusted, "password_killed")
+	key := w.memoKey(r, r.job.Username)
+	if w.killed.has(key, w.cfg.Now()) || w.sent.has(key, w.cfg.Now()) || w.invited.has(key, w.cfg.Now()) {
+		return true
+	}
+	for _, s := range r.trusted {
+		if slices.Contains(killing, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// codeSent reports whether this campaign already sent r's user a code or
+// an invitation (this process remembers, or a signed copy says), and the
+// outcome label for it.
+func (w *Worker) codeSent(r *run) (string, bool) {
+	for i := len(r.trusted) - 1; i >= 0; i-- {
+		switch r.trusted[i] {
+		case "reset":
+			return "reset", true
+		case "reinvited":
+			return "reinvited", true
+		}
+	}
+	key := w.memoKey(r, r.job.Username)
+	switch {
+	case w.sent.has(key, w.cfg.Now()):
+		return "reset", true
+	case w.invited.has(key, w.cfg.Now()):
+		return "reinvited", true
+	}
+	return "", false
 }
 
 // memoKey identifies a user of r's campaign for the worker's memos.
@@ -283,6 +332,9 @@ func (w *Worker) kill(soft, hard context.Context, r *run) (dead bool, stop *outc
 		return false, nil
 	case stop != nil:
 		return false, stop
+	case cl.Code == "UserNotFoundException":
+		o := w.decide(r, cl) // gone: nobody to kill for, nothing to wait for
+		return false, &o
 	case cl.Kind != OK:
 		w.log.Error("killing the password failed: the old one works until the code goes out or a later delivery kills it",
 			"pool", r.job.UserPoolID, "user", w.user(r.job.Username), "code", cl.Code, "error", sqsText(cl.Message))
@@ -347,6 +399,7 @@ func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
 	}
 	w.stepDone(r, "reinvited")
 	w.reinvited.add(key, w.cfg.Now())
+	w.invited.add(w.memoKey(r, r.job.Username), w.cfg.Now())
 	return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts})
 }
 
@@ -376,7 +429,8 @@ func (w *Worker) disabledByCampaign(soft, hard context.Context, r *run) (bool, s
 	if w.disabled.has(w.memoKey(r, r.job.Username), w.cfg.Now()) || slices.Contains(r.trusted, "disabled") {
 		return true, ""
 	}
-	if r.m.ReceiveCount < 2 {
+	if r.m.ReceiveCount < 2 || w.foreignDisabled.has(w.memoKey(r, r.job.Username), w.cfg.Now()) {
+		w.foreignDisabled.add(w.memoKey(r, r.job.Username), w.cfg.Now())
 		return false, ""
 	}
 	u := w.readUser(soft, hard, r)
@@ -399,7 +453,7 @@ func (w *Worker) step(soft, hard context.Context, r *run, o op, name string) (ou
 	case stop != nil:
 		return r.finish(*stop), false
 	case cl.Kind != OK:
-		return r.finish(w.decide(r, cl)), false
+		return r.finish(w.decideFor(r, cl, o)), false
 	}
 	w.stepDone(r, name)
 	return outcome{}, true
@@ -410,8 +464,12 @@ func (w *Worker) stepDone(r *run, step string) {
 	w.m.Steps.WithLabelValues(step).Inc()
 }
 
-// decide turns the failed result of a step into the job's outcome.
-func (w *Worker) decide(r *run, cl Class) outcome {
+// decide turns the failed result of the reset into the job's outcome.
+func (w *Worker) decide(r *run, cl Class) outcome { return w.decideFor(r, cl, w.resetOp()) }
+
+// decideFor turns the failed result of o's call into the job's outcome: a
+// deferral waits for o's own circuits.
+func (w *Worker) decideFor(r *run, cl Class, o op) outcome {
 	if cl.Kind == Transient || cl.Kind == Limit || cl.Kind == Permanent {
 		r.attempts++
 	}
@@ -422,7 +480,7 @@ func (w *Worker) decide(r *run, cl Class) outcome {
 	case Retry:
 		return outcome{Action: Retry, Label: "retried", Delay: d.Delay, Attempts: r.attempts, Detail: cl.Code + ": " + cl.Message, Delayed: true}
 	case Defer:
-		keys := w.keys(r.job, w.resetOp())
+		keys := w.keys(r.job, o)
 		ref, refused := w.breaker.peek(w.cfg.Now(), keys...)
 		if !refused { // closed again meanwhile by another call's success
 			ref = refusal{wait: time.Second}

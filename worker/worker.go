@@ -227,7 +227,10 @@ type Worker struct {
 	// reinvited (by the name the pool stores), killed (the password),
 	// secured (the password killed and the sessions ended after it: a
 	// held job's next delivery here makes no call), disabled.
-	reinvited, killed, secured, disabled memo
+	// sent and invited (by the job's name): a code or an invitation went.
+	// foreignDisabled: found disabled on a first delivery, so not by this
+	// campaign.
+	reinvited, killed, secured, disabled, sent, invited, foreignDisabled memo
 }
 
 // progressAttrs are a job's progress attributes (see job.StateOf).
