@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/internal/valutil"
+	"github.com/resetq/resetq/job"
 )
 
 // BreakerConfig sets the circuit breakers: one per Region and one per pool.
@@ -192,7 +193,7 @@ func (b *breaker) trip(now time.Time, key string, c *circuit, cl Class) {
 	c.until = now.Add(c.cooldown)
 	c.reason, c.detail = MetricCode(cl), cl.Message // bounded: it may become a DLQ reason, a metric label
 	if c.reason == "other" {
-		c.reason = ReasonCircuitOpen
+		c.reason = job.ReasonCircuitOpen
 	}
 	if wasClosed { // a failed probe keeps it open: no change
 		b.onChange(key, true, cl.Code)

@@ -12,6 +12,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/smithy-go"
 	"github.com/resetq/resetq/internal/retry"
+	"github.com/resetq/resetq/job"
 )
 
 // Kind is what an AdminResetUserPassword result means for the job.
@@ -241,15 +242,6 @@ var actionNames = [...]string{"delete", "retry_now", "retry", "defer", "dead_let
 
 func (a Action) String() string { return actionNames[a] }
 
-// Reasons the worker itself gives in resetq.reason.
-const (
-	ReasonInvalidJob        = "invalid_job"
-	ReasonAttemptsExhausted = "attempts_exhausted"
-	ReasonPoolNotAllowed    = "pool_not_allowed"
-	ReasonBadSignature      = "bad_signature"
-	ReasonCircuitOpen       = "circuit_open"
-)
-
 // Decision is the outcome Decide picks for a job.
 type Decision struct {
 	Action Action
@@ -283,7 +275,7 @@ func Decide(c Class, attempts int, p Policy, r float64) Decision {
 	}
 	// Transient and Limit use an attempt each.
 	if attempts >= p.MaxAttempts {
-		return Decision{Action: DeadLetter, Reason: ReasonAttemptsExhausted}
+		return Decision{Action: DeadLetter, Reason: job.ReasonAttemptsExhausted}
 	}
 	curve := p.Transient
 	if c.Kind == Limit {

@@ -101,9 +101,9 @@ func TestDecide(t *testing.T) {
 		{"canceled releases", Class{Kind: Canceled}, 1, Decision{Action: Release}},
 		{"transient first retry", Class{Kind: Transient}, 1, Decision{Action: Retry, Delay: 1500 * time.Millisecond}},
 		{"transient second retry", Class{Kind: Transient}, 2, Decision{Action: Retry, Delay: 3 * time.Second}},
-		{"transient exhausted", Class{Kind: Transient, Code: "InternalErrorException"}, 3, Decision{Action: DeadLetter, Reason: ReasonAttemptsExhausted}},
+		{"transient exhausted", Class{Kind: Transient, Code: "InternalErrorException"}, 3, Decision{Action: DeadLetter, Reason: job.ReasonAttemptsExhausted}},
 		{"limit waits long", Class{Kind: Limit}, 1, Decision{Action: Retry, Delay: 45 * time.Second}},
-		{"limit exhausted", Class{Kind: Limit}, 3, Decision{Action: DeadLetter, Reason: ReasonAttemptsExhausted}},
+		{"limit exhausted", Class{Kind: Limit}, 3, Decision{Action: DeadLetter, Reason: job.ReasonAttemptsExhausted}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

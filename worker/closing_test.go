@@ -177,7 +177,7 @@ func TestIncidentClosesEveryWayIn(t *testing.T) {
 			fail: func(op string, _ *poolUser, n int) error { return when(op == "reset" && n <= 3, emailLimit) }},
 		{name: "broken pool for 2 calls", user: confirmed("u"), wantEnd: "reset",
 			fail: func(op string, _ *poolUser, n int) error { return when(op == "reset" && n <= 2, brokenPool) }},
-		{name: "per-user attempt limit for ever", user: confirmed("u"), wantEnd: "dead_lettered", wantDead: ReasonAttemptsExhausted,
+		{name: "per-user attempt limit for ever", user: confirmed("u"), wantEnd: "dead_lettered", wantDead: job.ReasonAttemptsExhausted,
 			fail: func(op string, _ *poolUser, _ int) error { return when(op == "reset", attemptLimit) }},
 		{name: "reset fails twice", user: confirmed("u"), wantEnd: "reset",
 			fail: func(op string, _ *poolUser, n int) error { return when(op == "reset" && n <= 2, internal) }},

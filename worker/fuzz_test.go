@@ -84,16 +84,16 @@ func FuzzHandleMessage(f *testing.F) {
 		parsed, perr := job.ParseJob(body)
 		switch {
 		case signing && job.VerifySignature(b.cfg.SigningKeys, m) != nil:
-			wantReason = ReasonBadSignature
+			wantReason = job.ReasonBadSignature
 		case perr != nil:
-			wantReason = ReasonInvalidJob
+			wantReason = job.ReasonInvalidJob
 		case parsed.UserPoolID != pool:
-			wantReason = ReasonPoolNotAllowed
+			wantReason = job.ReasonPoolNotAllowed
 		case parsed.Username == "sentinel":
 		case cognito%4 == 1:
 			wantReason = "UserNotFoundException"
 		case cognito%4 == 2 && priorAttempts(b.cfg.SigningKeys, m)+1 >= b.cfg.Policy.MaxAttempts:
-			wantReason = ReasonAttemptsExhausted // the attempts it arrived with, plus the failed call
+			wantReason = job.ReasonAttemptsExhausted // the attempts it arrived with, plus the failed call
 		}
 
 		visible, held, events, _ := b.q.snapshot()
@@ -110,7 +110,7 @@ func FuzzHandleMessage(f *testing.F) {
 			if len(ours) != 1 || ours[0].Body != string(body) || ours[0].Attributes[job.AttrReason].StringValue != wantReason {
 				t.Fatalf("want one dead letter %s with the body unchanged, got %+v", wantReason, ours)
 			}
-			if (wantReason == ReasonBadSignature || wantReason == ReasonInvalidJob || wantReason == ReasonPoolNotAllowed) &&
+			if (wantReason == job.ReasonBadSignature || wantReason == job.ReasonInvalidJob || wantReason == job.ReasonPoolNotAllowed) &&
 				calls[parsed.Username] > 0 && parsed.Username != "sentinel" {
 				t.Fatalf("a %s job reached Cognito", wantReason)
 			}

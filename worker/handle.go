@@ -54,7 +54,7 @@ func deferral(r refusal, since, now time.Time, attempts int, maxDeferral time.Du
 	}
 	reason := r.reason
 	if reason == "" {
-		reason = ReasonCircuitOpen
+		reason = job.ReasonCircuitOpen
 	}
 	if now.Sub(since) >= maxDeferral && !r.forever {
 		o := deadLetter(reason, fmt.Sprintf("deferred since %s by an open circuit: %s", since.UTC().Format(time.RFC3339), r.detail), attempts)
@@ -94,19 +94,19 @@ func (w *Worker) keys(job job.Job, o op) []string {
 func (w *Worker) admit(m job.Message, attempts int) (job.Job, outcome, bool) {
 	if w.cfg.SigningKeys != nil {
 		if err := job.VerifySignature(w.cfg.SigningKeys, m); err != nil {
-			return job.Job{}, deadLetter(ReasonBadSignature, err.Error(), attempts), false
+			return job.Job{}, deadLetter(job.ReasonBadSignature, err.Error(), attempts), false
 		}
 	}
 	j, err := job.ParseJob([]byte(m.Body))
 	if err != nil {
-		return j, deadLetter(ReasonInvalidJob, err.Error(), attempts), false
+		return j, deadLetter(job.ReasonInvalidJob, err.Error(), attempts), false
 	}
 	allowed := w.cfg.AllowedPools[j.UserPoolID]
 	if w.cfg.AllowedPools != nil && !allowed {
-		return j, deadLetter(ReasonPoolNotAllowed, "pool "+j.UserPoolID+" is not in --allowed-pools", attempts), false
+		return j, deadLetter(job.ReasonPoolNotAllowed, "pool "+j.UserPoolID+" is not in --allowed-pools", attempts), false
 	}
 	if !allowed && !job.KnownRegion(j.Region()) {
-		return j, deadLetter(ReasonInvalidJob, "pool "+j.UserPoolID+" is in "+j.Region()+
+		return j, deadLetter(job.ReasonInvalidJob, "pool "+j.UserPoolID+" is in "+j.Region()+
 			", not an AWS Region the SDK knows (name the pool in --allowed-pools to use a newer Region)", attempts), false
 	}
 	return j, outcome{}, true

@@ -217,7 +217,7 @@ func TestUnknownRegionRefused(t *testing.T) {
 	b.q.push(jobBody("zz-nowhere-9_Pool", "alice"), nil)
 	b.q.push(jobBody("us-east-1_Pool", "bob"), nil)
 	b.run(t)
-	if calls.Load() != 1 || len(b.dlq.all()) != 1 || b.dlq.all()[0].Attributes[job.AttrReason].StringValue != ReasonInvalidJob {
+	if calls.Load() != 1 || len(b.dlq.all()) != 1 || b.dlq.all()[0].Attributes[job.AttrReason].StringValue != job.ReasonInvalidJob {
 		t.Fatalf("calls %d, dead letters %v: want the made-up Region refused", calls.Load(), b.dlq.all())
 	}
 

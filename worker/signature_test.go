@@ -59,8 +59,8 @@ func TestSignedJobs(t *testing.T) {
 	}
 	bodies := map[string]bool{}
 	for _, d := range dl {
-		if d.Attributes[job.AttrReason].StringValue != ReasonBadSignature {
-			t.Errorf("reason %q, want %s", d.Attributes[job.AttrReason].StringValue, ReasonBadSignature)
+		if d.Attributes[job.AttrReason].StringValue != job.ReasonBadSignature {
+			t.Errorf("reason %q, want %s", d.Attributes[job.AttrReason].StringValue, job.ReasonBadSignature)
 		}
 		bodies[d.Body] = true
 	}

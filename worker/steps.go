@@ -489,7 +489,7 @@ func (w *Worker) decideFor(r *run, cl Class, o op) outcome {
 		return deferral(ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral)
 	case DeadLetter:
 		o := deadLetter(d.Reason, cl.Message, r.attempts)
-		if d.Reason == ReasonAttemptsExhausted {
+		if d.Reason == job.ReasonAttemptsExhausted {
 			o.Detail, o.Delayed = cl.Code+": "+cl.Message, true
 		}
 		return o

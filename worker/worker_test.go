@@ -53,7 +53,7 @@ func TestOutcomes(t *testing.T) {
 		reasons[m.Attributes[job.AttrReason].StringValue]++
 	}
 	want := map[string]int{"UserNotFoundException": 1, "InvalidParameterException": 1, "NotAuthorizedException": 2,
-		"UserLambdaValidationException": 1, ReasonInvalidJob: 3}
+		"UserLambdaValidationException": 1, job.ReasonInvalidJob: 3}
 	if len(reasons) != len(want) {
 		t.Fatalf("DLQ reasons %v, want %v", reasons, want)
 	}
@@ -117,7 +117,7 @@ func TestInvalidJobReason(t *testing.T) {
 	b.q.push("{\"UserPoolId\":\"us-east-1_Pool1\",\"Username\":\"a\x01b\"}", nil)
 	b.run(t)
 	dl := b.dlq.all()
-	if len(dl) != 1 || dl[0].Attributes[job.AttrReason].StringValue != ReasonInvalidJob ||
+	if len(dl) != 1 || dl[0].Attributes[job.AttrReason].StringValue != job.ReasonInvalidJob ||
 		!strings.Contains(dl[0].Attributes[job.AttrError].StringValue, "Username") || dl[0].Attributes[job.AttrAttempts].StringValue != "0" {
 		t.Fatalf("dead letters %+v", dl)
 	}
@@ -178,7 +178,7 @@ func TestTransientRetriesThenExhausts(t *testing.T) {
 		t.Fatalf("%d dead letters, want 1", len(dl))
 	}
 	a := dl[0].Attributes
-	if a[job.AttrReason].StringValue != ReasonAttemptsExhausted || a[job.AttrAttempts].StringValue != "3" ||
+	if a[job.AttrReason].StringValue != job.ReasonAttemptsExhausted || a[job.AttrAttempts].StringValue != "3" ||
 		!strings.Contains(a[job.AttrError].StringValue, "InternalErrorException: try later") {
 		t.Fatalf("dead letter attributes %+v", a)
 	}
@@ -677,7 +677,7 @@ func TestAllowedPools(t *testing.T) {
 		t.Fatalf("Cognito called for %v, want only %s", called, pool)
 	}
 	dl := b.dlq.all()
-	if len(dl) != 1 || dl[0].Attributes[job.AttrReason].StringValue != ReasonPoolNotAllowed ||
+	if len(dl) != 1 || dl[0].Attributes[job.AttrReason].StringValue != job.ReasonPoolNotAllowed ||
 		!strings.Contains(dl[0].Attributes[job.AttrError].StringValue, "us-east-1_Other") {
 		t.Fatalf("dead letters %+v", dl)
 	}

@@ -50,7 +50,6 @@ import (
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/job"
-	"github.com/resetq/resetq/worker"
 )
 
 const (
@@ -112,7 +111,7 @@ var kindInfo = [...]struct {
 	kindInvited:   {name: "invited", end: endReinvited},
 	kindDisabled:  {name: "disabled", end: "NotAuthorizedException", steps: "signed_out", disabled: true},
 	kindMissing:   {name: "missing user", end: "UserNotFoundException"},
-	kindMalformed: {name: "malformed", end: worker.ReasonInvalidJob},
+	kindMalformed: {name: "malformed", end: job.ReasonInvalidJob},
 }
 
 func (k jobKind) String() string { return kindInfo[k].name }
