@@ -12,6 +12,7 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/worker"
 )
@@ -76,7 +77,7 @@ func (c *Client) ResetUserPassword(ctx context.Context, job job.Job) error {
 		ClientMetadata: job.ClientMetadata,
 	})
 	if err != nil {
-		return fmt.Errorf("admin-reset-user-password in %s: %w", region, err)
+		return fmt.Errorf("admin-reset-user-password in %s: %w", region, awserr.From(err))
 	}
 	return nil
 }
@@ -91,7 +92,7 @@ func (c *Client) ReadUser(ctx context.Context, job job.Job) (worker.User, error)
 		Username:   aws.String(job.Username),
 	})
 	if err != nil {
-		return worker.User{}, fmt.Errorf("admin-get-user in %s: %w", region, err)
+		return worker.User{}, fmt.Errorf("admin-get-user in %s: %w", region, awserr.From(err))
 	}
 	u := worker.User{Username: aws.ToString(out.Username), Status: string(out.UserStatus), Enabled: out.Enabled,
 		LastModified: aws.ToTime(out.UserLastModifiedDate)}
@@ -132,7 +133,7 @@ func (c *Client) KillPassword(ctx context.Context, job job.Job, permanent bool) 
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("admin-set-user-password in %s: %w", region, err)
+		return fmt.Errorf("admin-set-user-password in %s: %w", region, awserr.From(err))
 	}
 	return nil
 }
@@ -148,7 +149,7 @@ func (c *Client) GlobalSignOut(ctx context.Context, job job.Job) error {
 		Username:   aws.String(job.Username),
 	})
 	if err != nil {
-		return fmt.Errorf("admin-user-global-sign-out in %s: %w", region, err)
+		return fmt.Errorf("admin-user-global-sign-out in %s: %w", region, awserr.From(err))
 	}
 	return nil
 }
@@ -165,7 +166,7 @@ func (c *Client) Reinvite(ctx context.Context, job job.Job) error {
 		ClientMetadata: job.ClientMetadata,
 	})
 	if err != nil {
-		return fmt.Errorf("admin-create-user (resend) in %s: %w", region, err)
+		return fmt.Errorf("admin-create-user (resend) in %s: %w", region, awserr.From(err))
 	}
 	return nil
 }
@@ -179,7 +180,7 @@ func (c *Client) DisableUser(ctx context.Context, job job.Job) error {
 		Username:   aws.String(job.Username),
 	})
 	if err != nil {
-		return fmt.Errorf("admin-disable-user in %s: %w", region, err)
+		return fmt.Errorf("admin-disable-user in %s: %w", region, awserr.From(err))
 	}
 	return nil
 }

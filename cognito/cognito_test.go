@@ -13,6 +13,7 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	ciptypes "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/moto"
@@ -67,7 +68,7 @@ func newClient(t *testing.T, endpoint string) *cognito.Client {
 
 func assertClass(t *testing.T, err error, kind worker.Kind, code string) {
 	t.Helper()
-	c := worker.Classify(err)
+	c := worker.Classify(awserr.From(err)) // the controls' plain SDK clients return the SDK's errors
 	if c.Kind != kind || c.Code != code {
 		t.Errorf("Classify(%v) = %v/%s (%q), want %v/%s", err, c.Kind, c.Code, c.Message, kind, code)
 	}

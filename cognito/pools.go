@@ -8,8 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/ops"
 )
@@ -42,7 +42,7 @@ func (l Lister) UsernamesPage(ctx context.Context, pool, filter, group, token st
 	for _, u := range users {
 		names = append(names, aws.ToString(u.Username))
 	}
-	return names, next, err
+	return names, next, awserr.From(err)
 }
 
 // listPage reads one page of users: ListUsersInGroup when group is set,
@@ -101,7 +101,7 @@ func (p *Pools) CaseSensitive(ctx context.Context, pool string) (bool, error) {
 func caseSensitive(ctx context.Context, api poolDescriber, pool string) (bool, error) {
 	out, err := api.DescribeUserPool(ctx, &cip.DescribeUserPoolInput{UserPoolId: aws.String(pool)})
 	if err != nil {
-		return true, fmt.Errorf("describe user pool %s: %w", pool, err)
+		return true, fmt.Errorf("describe user pool %s: %w", pool, awserr.From(err))
 	}
 	if out.UserPool == nil || out.UserPool.UsernameConfiguration == nil || out.UserPool.UsernameConfiguration.CaseSensitive == nil {
 		return true, nil
@@ -113,9 +113,8 @@ func caseSensitive(ctx context.Context, api poolDescriber, pool string) (bool, e
 func (p *Pools) Describe(ctx context.Context, id string) (ops.Pool, error) {
 	out, err := p.client(id).DescribeUserPool(ctx, &cip.DescribeUserPoolInput{UserPoolId: aws.String(id)})
 	if err != nil {
-		var apiErr smithy.APIError
-		if errors.As(err, &apiErr) {
-			return ops.Pool{}, fmt.Errorf("DescribeUserPool: %s: %s", apiErr.ErrorCode(), apiErr.ErrorMessage())
+		if e, ok := awserr.As(awserr.From(err)); ok {
+			return ops.Pool{}, fmt.Errorf("DescribeUserPool: %s: %s", e.Code, e.Message)
 		}
 		return ops.Pool{}, fmt.Errorf("DescribeUserPool: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/ops"
 )
@@ -51,7 +52,7 @@ func (u *Users) GetUser(ctx context.Context, pool, username string) (ops.User, b
 	case errors.As(err, &nf):
 		return ops.User{}, false, nil
 	case err != nil:
-		return ops.User{}, false, fmt.Errorf("admin-get-user: %w", err)
+		return ops.User{}, false, fmt.Errorf("admin-get-user: %w", awserr.From(err))
 	}
 	return ops.User{Username: aws.ToString(out.Username), Status: string(out.UserStatus), Enabled: out.Enabled,
 		LastModified: aws.ToTime(out.UserLastModifiedDate)}, true, nil
@@ -63,9 +64,9 @@ func (u *Users) UsersPage(ctx context.Context, pool, filter, group, token string
 	page, next, err := listPage(ctx, u.client(pool), pool, filter, group, token)
 	switch {
 	case err != nil && group != "":
-		return nil, "", fmt.Errorf("list-users-in-group: %w", err)
+		return nil, "", fmt.Errorf("list-users-in-group: %w", awserr.From(err))
 	case err != nil:
-		return nil, "", fmt.Errorf("list-users: %w", err)
+		return nil, "", fmt.Errorf("list-users: %w", awserr.From(err))
 	}
 	return users(page), next, nil
 }

@@ -2,12 +2,11 @@ package enqueue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
-	"github.com/aws/smithy-go"
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/internal/retry"
 	"github.com/resetq/resetq/internal/valutil"
 )
@@ -79,12 +78,7 @@ func (l Listing) List(ctx context.Context, fn func(Input) error) error {
 				l.Pacer.Succeeded()
 				break
 			}
-			var apiErr smithy.APIError
-			code := ""
-			if errors.As(err, &apiErr) {
-				code = apiErr.ErrorCode()
-			}
-			switch code {
+			switch awserr.Code(err) {
 			case "TooManyRequestsException":
 				l.Pacer.Throttled()
 				throttles++

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/job"
 )
 
@@ -48,7 +49,7 @@ func (s *BatchSender) SendBatch(ctx context.Context, msgs []job.Outgoing) ([]Ent
 	}
 	out, err := s.api.SendMessageBatch(ctx, in)
 	if err != nil {
-		return nil, err
+		return nil, awserr.From(err)
 	}
 	res := make([]EntryResult, len(msgs))
 	for _, ok := range out.Successful {

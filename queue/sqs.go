@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 	"github.com/resetq/resetq/worker"
@@ -70,7 +71,7 @@ func (q *Queue) Receive(ctx context.Context, max int, wait, visibility time.Dura
 	})
 	q.record("ReceiveMessage", start, err)
 	if err != nil {
-		return nil, fmt.Errorf("receive from %s: %w", q.url, err)
+		return nil, fmt.Errorf("receive from %s: %w", q.url, awserr.From(err))
 	}
 	msgs := make([]job.Message, 0, len(out.Messages))
 	for _, m := range out.Messages {
@@ -97,7 +98,7 @@ func (q *Queue) Delete(ctx context.Context, receipts []string) (map[string]error
 	out, err := q.api.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &q.url, Entries: entries})
 	q.record("DeleteMessageBatch", start, err)
 	if err != nil {
-		return nil, fmt.Errorf("delete from %s: %w", q.url, err)
+		return nil, fmt.Errorf("delete from %s: %w", q.url, awserr.From(err))
 	}
 	return failures(receipts, out.Failed, len(out.Successful))
 }
@@ -114,7 +115,7 @@ func (q *Queue) ChangeVisibility(ctx context.Context, receipts []string, timeout
 	out, err := q.api.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &q.url, Entries: entries})
 	q.record("ChangeMessageVisibilityBatch", start, err)
 	if err != nil {
-		return nil, fmt.Errorf("change visibility in %s: %w", q.url, err)
+		return nil, fmt.Errorf("change visibility in %s: %w", q.url, awserr.From(err))
 	}
 	return failures(receipts, out.Failed, len(out.Successful))
 }
@@ -148,7 +149,7 @@ func (q *Queue) Send(ctx context.Context, m job.Outgoing) error {
 	})
 	q.record("SendMessage", start, err)
 	if err != nil {
-		return fmt.Errorf("send to %s: %w", q.url, err)
+		return fmt.Errorf("send to %s: %w", q.url, awserr.From(err))
 	}
 	return nil
 }
@@ -177,7 +178,7 @@ func (q *Queue) attributes(ctx context.Context, names ...types.QueueAttributeNam
 	out, err := q.api.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &q.url, AttributeNames: names})
 	q.record("GetQueueAttributes", start, err)
 	if err != nil {
-		return nil, fmt.Errorf("get attributes of %s: %w", q.url, err)
+		return nil, fmt.Errorf("get attributes of %s: %w", q.url, awserr.From(err))
 	}
 	return out.Attributes, nil
 }
@@ -221,7 +222,7 @@ func (q *Queue) Settings(ctx context.Context) (Settings, error) {
 			MaxReceiveCount     json.RawMessage // a number, or a string in some responses
 		}
 		if err := json.Unmarshal([]byte(rp), &p); err != nil {
-			return s, fmt.Errorf("RedrivePolicy of %s is not valid JSON: %w", q.url, err)
+			return s, fmt.Errorf("RedrivePolicy of %s is not valid JSON: %w", q.url, awserr.From(err))
 		}
 		s.DLQARN = p.DeadLetterTargetArn
 		s.MaxReceiveCount, _ = strconv.Atoi(strings.Trim(string(p.MaxReceiveCount), `"`))
@@ -237,7 +238,7 @@ func URLForARN(ctx context.Context, api API, arn string) (string, error) {
 	}
 	out, err := api.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: &parts[5], QueueOwnerAWSAccountId: &parts[4]})
 	if err != nil {
-		return "", fmt.Errorf("look up the URL of %s: %w", arn, err)
+		return "", fmt.Errorf("look up the URL of %s: %w", arn, awserr.From(err))
 	}
 	return aws.ToString(out.QueueUrl), nil
 }

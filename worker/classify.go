@@ -9,8 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/smithy-go"
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/internal/retry"
 	"github.com/resetq/resetq/job"
 )
@@ -125,7 +124,8 @@ var notAuthorizedPerUser = []string{
 	"user is disabled",
 }
 
-// Classify maps the error of one AdminResetUserPassword call to a Class.
+// Classify maps the error of one Cognito call, as the cognito adapter
+// returns it (awserr), to a Class.
 // Codes missing from the table are Transient: they are retried a bounded
 // number of times and then dead-lettered as attempts_exhausted, so an
 // unforeseen error can neither loop forever nor empty the queue at once.
@@ -134,9 +134,8 @@ func Classify(err error) Class {
 		return Class{Kind: OK, Code: "ok"}
 	}
 	msg := err.Error()
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		code, m := apiErr.ErrorCode(), apiErr.ErrorMessage()
+	if apiErr, ok := awserr.As(err); ok {
+		code, m := apiErr.Code, apiErr.Message
 		scope := ScopeRegion
 		if poolScoped[code] {
 			scope = ScopePool
@@ -157,14 +156,13 @@ func Classify(err error) Class {
 		}
 		return Class{Kind: kind, Scope: scope, Code: code, Message: m}
 	}
-	var signErr *v4.SigningError
 	var netErr net.Error
 	switch {
 	case errors.Is(err, context.Canceled):
 		return Class{Kind: Canceled, Code: "canceled", Message: msg}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
 		return Class{Kind: Transient, Code: "timeout", Message: msg}
-	case errors.As(err, &signErr), strings.Contains(msg, "get identity:"):
+	case errors.Is(err, awserr.ErrCredentials):
 		return Class{Kind: Systemic, Code: "credentials", Message: msg}
 	case errors.As(err, &netErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED):

@@ -13,14 +13,17 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/aws/smithy-go"
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/internal/retry"
 	"github.com/resetq/resetq/job"
 )
 
+// apiErr is a Cognito error answer as the SDK returns it, wrapped as the
+// adapter wraps it.
 func apiErr(code, msg string) error {
-	return fmt.Errorf("admin-reset-user-password in us-east-1: %w",
+	return fmt.Errorf("admin-reset-user-password in us-east-1: %w", awserr.From(
 		&smithy.OperationError{ServiceID: "Cognito Identity Provider", OperationName: "AdminResetUserPassword",
-			Err: &smithy.GenericAPIError{Code: code, Message: msg}})
+			Err: &smithy.GenericAPIError{Code: code, Message: msg}}))
 }
 
 func TestClassify(t *testing.T) {
@@ -64,7 +67,7 @@ func TestClassify(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Classify(tt.err)
+			got := Classify(awserr.From(tt.err)) // as the cognito adapter hands it over
 			if got.Kind != tt.kind || got.Code != tt.code {
 				t.Fatalf("Classify(%v) = %v/%s, want %v/%s", tt.err, got.Kind, got.Code, tt.kind, tt.code)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 )
@@ -378,4 +379,7 @@ func jobBody(pool, user string) string {
 	return fmt.Sprintf(`{"UserPoolId":%q,"Username":%q}`, pool, user)
 }
 
-func codeErr(code, msg string) error { return &smithy.GenericAPIError{Code: code, Message: msg} }
+// codeErr is a Cognito error answer, as the cognito adapter hands it over.
+func codeErr(code, msg string) error {
+	return awserr.From(&smithy.GenericAPIError{Code: code, Message: msg})
+}

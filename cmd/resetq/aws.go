@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/smithy-go"
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/queue"
 )
 
@@ -56,13 +55,10 @@ func regionOfQueueURL(queueURL, fallback string) string {
 // startupError makes a queue that does not exist or may not be read a
 // configuration error (exit 2); anything else is a runtime failure.
 func startupError(what string, err error) error {
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode() {
-		case "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "AccessDenied", "AccessDeniedException",
-			"InvalidAddress", "InvalidClientTokenId", "UnrecognizedClientException":
-			return usagef("%s: %v", what, err)
-		}
+	switch awserr.Code(err) {
+	case "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "AccessDenied", "AccessDeniedException",
+		"InvalidAddress", "InvalidClientTokenId", "UnrecognizedClientException":
+		return usagef("%s: %v", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

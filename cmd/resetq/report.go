@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/smithy-go"
 	"golang.org/x/time/rate"
 
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/enqueue"
 	"github.com/resetq/resetq/job"
@@ -256,11 +256,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // isReadConfigError is a Cognito error every read would get: no such pool
 // or group, a bad filter, no permission, bad credentials.
 func isReadConfigError(err error) bool {
-	var apiErr smithy.APIError
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	switch apiErr.ErrorCode() {
+	switch awserr.Code(err) {
 	case "ResourceNotFoundException", "InvalidParameterException", "NotAuthorizedException",
 		"AccessDeniedException", "UnrecognizedClientException", "InvalidClientTokenId":
 		return true
