@@ -67,7 +67,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}),
 		Throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_throttles_total",
-			Help: "AdminResetUserPassword calls answered TooManyRequestsException, by Region.",
+			Help: "Calls in the reset's quota (AdminResetUserPassword, and AdminSetUserPassword's kills) answered TooManyRequestsException, by Region.",
 		}, []string{"region"}),
 		RateLimitWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "resetq_ratelimit_wait_seconds",

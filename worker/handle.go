@@ -129,10 +129,13 @@ type op struct {
 	pacer  Pacer
 	call   func(context.Context, job.Job) error
 	emails bool // it sends an email (a code, an invitation), so the daily email limit holds it
+	// recovery: in the reset's quota (UserAccountRecovery), shared with real
+	// users: its throttles count in resetq_throttles_total.
+	recovery bool
 }
 
 func (w *Worker) resetOp() op {
-	return op{name: opReset, pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword, emails: true}
+	return op{name: opReset, pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword, emails: true, recovery: true}
 }
 func (w *Worker) signOutOp() op {
 	return op{name: "AdminUserGlobalSignOut", pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.GlobalSignOut}
@@ -148,7 +151,7 @@ func (w *Worker) reinviteOp() op {
 // the reset's quota (UserAccountRecovery), so paced with the resets, and
 // no message is sent, so the daily email limit does not hold it.
 func (w *Worker) killOp(permanent bool) op {
-	return op{name: "AdminSetUserPassword", pacer: w.cfg.Pacer, call: func(ctx context.Context, j job.Job) error {
+	return op{name: "AdminSetUserPassword", pacer: w.cfg.Pacer, recovery: true, call: func(ctx context.Context, j job.Job) error {
 		return w.cfg.Remedies.KillPassword(ctx, j, permanent)
 	}}
 }
@@ -215,7 +218,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		switch cl.Kind {
 		case Throttle:
 			o.pacer.Throttled(region)
-			if o.name == opReset {
+			if o.recovery {
 				w.m.Throttles.WithLabelValues(region).Inc()
 			}
 		case Canceled:
