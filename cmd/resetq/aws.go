@@ -12,12 +12,23 @@ import (
 	"github.com/resetq/resetq/queue"
 )
 
-// loadAWS loads the SDK's standard configuration chain and an SQS client for
-// the Region of queueURL (its host's Region for AWS URLs, else AWS_REGION).
-func loadAWS(ctx context.Context, queueURL string) (aws.Config, queue.Client, error) {
+// loadConfig loads the SDK's standard configuration chain (environment,
+// profiles, SSO, IRSA, the instance role; AWS_ENDPOINT_URL_*): the one
+// place resetq loads it.
+func loadConfig(ctx context.Context) (aws.Config, error) {
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
-		return cfg, nil, usagef("load AWS configuration: %v", err)
+		return cfg, usagef("load AWS configuration: %v", err)
+	}
+	return cfg, nil
+}
+
+// loadAWS loads the SDK's configuration and an SQS client for the Region
+// of queueURL (its host's Region for AWS URLs, else AWS_REGION).
+func loadAWS(ctx context.Context, queueURL string) (aws.Config, queue.Client, error) {
+	cfg, err := loadConfig(ctx)
+	if err != nil {
+		return cfg, nil, err
 	}
 	region := regionOfQueueURL(queueURL, cfg.Region)
 	if region == "" {

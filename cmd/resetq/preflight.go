@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/cognito"
@@ -130,8 +129,8 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var err error
 	if queueURL != "" {
 		cfg, sqsClient, err = loadAWS(ctx, queueURL)
-	} else if cfg, err = config.LoadDefaultConfig(ctx); err != nil {
-		err = usagef("load AWS configuration: %v", err)
+	} else {
+		cfg, err = loadConfig(ctx)
 	}
 	if err != nil {
 		return err

@@ -14,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
 	"golang.org/x/time/rate"
 
 	"github.com/resetq/resetq/awserr"
@@ -161,9 +160,9 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		in = file
 	}
-	awsCfg, err := config.LoadDefaultConfig(ctx)
+	awsCfg, err := loadConfig(ctx)
 	if err != nil {
-		return usagef("load AWS configuration: %v", err)
+		return err
 	}
 
 	var rw *ops.RecordWriter
