@@ -391,72 +391,45 @@ func TestReinviteStatusReadFails(t *testing.T) {
 // process sees a redelivered job whose user is disabled and unreachable).
 func TestDisabledMarkSurvives(t *testing.T) {
 	t.Parallel()
-	t.Run("dlq send fails", func(t *testing.T) {
-		t.Parallel()
-		p := newFakePool(&poolUser{name: "u", status: "CONFIRMED", enabled: true})
-		b := poolBundle(p)
-		b.cfg.DisableUnreachable = true
-		fails := 2 // the record and its cut-down retry: the message comes back
-		b.dlq.failIf = func(job.Outgoing) error {
-			if fails > 0 {
-				fails--
-				return fmt.Errorf("SQS refused")
+	tests := []struct {
+		name         string
+		enabled      bool // before the job: false, disabled by hand or by a worker that died
+		receivedOnce bool // delivered once before, to a worker that died
+		dlqFails     bool // the record and its cut-down retry fail: the message comes back
+		want         string
+	}{
+		{name: "dlq send fails", enabled: true, dlqFails: true, want: "disabled"},
+		{name: "worker died", receivedOnce: true, want: "disabled"},
+		{name: "disabled before the campaign, the DLQ send fails", dlqFails: true, want: ""},
+		{name: "disabled before the campaign", want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := poolBundle(newFakePool(&poolUser{name: "u", status: "CONFIRMED", enabled: tt.enabled}))
+			b.cfg.DisableUnreachable = true
+			if tt.dlqFails {
+				fails := 2
+				b.dlq.failIf = func(job.Outgoing) error {
+					if fails > 0 {
+						fails--
+						return fmt.Errorf("SQS refused")
+					}
+					return nil
+				}
+				b.cfg.Source = &redeliverHidden{fakeQueue: b.q} // the hidden message comes back at once
 			}
-			return nil
-		}
-		// The hidden message comes back at once here.
-		b.cfg.Source = &redeliverHidden{fakeQueue: b.q}
-		b.q.push(jobBody(pool, "u"), nil)
-		b.run(t)
-		dl := b.dlq.all()
-		if len(dl) != 1 || dl[0].Attributes[job.AttrRemediation].StringValue != "disabled" {
-			t.Fatalf("records %v: want one, remediation=disabled", dl)
-		}
-	})
-	t.Run("worker died", func(t *testing.T) {
-		t.Parallel()
-		u := &poolUser{name: "u", status: "CONFIRMED", enabled: false} // disabled by the dead worker
-		b := poolBundle(newFakePool(u))
-		b.cfg.DisableUnreachable = true
-		b.q.push(jobBody(pool, "u"), nil)
-		b.q.visible[0].ReceiveCount = 1 // delivered once before, to the worker that died
-		b.run(t)
-		dl := b.dlq.all()
-		if len(dl) != 1 || dl[0].Attributes[job.AttrRemediation].StringValue != "disabled" {
-			t.Fatalf("records %v: want one, remediation=disabled", dl)
-		}
-	})
-	t.Run("disabled before the campaign, the DLQ send fails", func(t *testing.T) {
-		t.Parallel()
-		b := poolBundle(newFakePool(&poolUser{name: "u", status: "CONFIRMED", enabled: false}))
-		b.cfg.DisableUnreachable = true
-		fails := 2 // the record and its cut-down retry: the message comes back
-		b.dlq.failIf = func(job.Outgoing) error {
-			if fails > 0 {
-				fails--
-				return fmt.Errorf("SQS refused")
+			b.q.push(jobBody(pool, "u"), nil)
+			if tt.receivedOnce {
+				b.q.visible[0].ReceiveCount = 1
 			}
-			return nil
-		}
-		b.cfg.Source = &redeliverHidden{fakeQueue: b.q}
-		b.q.push(jobBody(pool, "u"), nil)
-		b.run(t)
-		dl := b.dlq.all()
-		if len(dl) != 1 || dl[0].Attributes[job.AttrRemediation].StringValue != "" {
-			t.Fatalf("records %v: want one, without a remediation (its first delivery saw it disabled already)", dl)
-		}
-	})
-	t.Run("disabled before the campaign", func(t *testing.T) {
-		t.Parallel()
-		b := poolBundle(newFakePool(&poolUser{name: "u", status: "CONFIRMED", enabled: false}))
-		b.cfg.DisableUnreachable = true
-		b.q.push(jobBody(pool, "u"), nil)
-		b.run(t)
-		dl := b.dlq.all()
-		if len(dl) != 1 || dl[0].Attributes[job.AttrRemediation].StringValue != "" {
-			t.Fatalf("records %v: want one, without a remediation (the campaign did not disable the user)", dl)
-		}
-	})
+			b.run(t)
+			dl := b.dlq.all()
+			if len(dl) != 1 || dl[0].Attributes[job.AttrRemediation].StringValue != tt.want {
+				t.Fatalf("records %v: want one, with remediation %q", dl, tt.want)
+			}
+		})
+	}
 }
 
 // redeliverHidden makes a message hidden after a failed forward visible

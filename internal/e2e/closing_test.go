@@ -148,17 +148,9 @@ func TestEnqueueIncident(t *testing.T) {
 	ctx := context.Background()
 	e := testenv.New(t, "enqincident")
 	p := newIncidentPool(t, e, 3)
-	asked, notAsked := p.confirmed[:2], p.confirmed[2:]
-	for _, c := range []struct {
-		users []string
-		flags []string
-	}{{asked, []string{"--incident"}}, {notAsked, nil}} {
-		args := append([]string{"--queue-url", e.QueueURL, "--pool", p.pool, "--from", "-"}, c.flags...)
-		if r := runEnqueue(t, e, nil, strings.Join(c.users, "\n")+"\n", args...); r.code != 0 {
-			t.Fatalf("enqueue %v: exit %d: %s", c.flags, r.code, r.stderr)
-		} else if len(c.flags) > 0 && !strings.Contains(r.stderr, "WARNING: --incident without --signing-key-file") {
-			t.Errorf("enqueue --incident without a key does not warn:\n%s", r.stderr)
-		}
+	asked, notAsked, stderr := p.enqueueAsking(t, e, "--incident")
+	if !strings.Contains(stderr, "WARNING: --incident without --signing-key-file") {
+		t.Errorf("enqueue --incident without a key does not warn:\n%s", stderr)
 	}
 	limit := e.Proxy.AddFault(emailLimitFault)
 	proc := e.Start("--email-limit-probe", "10s", "--exit-when-idle", "3s")
@@ -180,14 +172,5 @@ func TestEnqueueIncident(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 	e.ExpectStatus(e.East, p.pool, "RESET_REQUIRED", p.confirmed...)
-	for _, u := range asked {
-		if err := moto.Refresh(ctx, e.East, p.pool, p.client, p.refresh[u]); err == nil {
-			t.Errorf("%s asked for incident mode and its refresh token still works", u)
-		}
-	}
-	for _, u := range notAsked {
-		if err := moto.Refresh(ctx, e.East, p.pool, p.client, p.refresh[u]); err != nil {
-			t.Errorf("%s did not ask for a sign-out and its refresh token is refused: %v", u, err)
-		}
-	}
+	p.expectSignedOut(t, e, asked, notAsked)
 }

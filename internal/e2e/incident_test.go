@@ -194,24 +194,44 @@ func TestDailyEmailLimit(t *testing.T) {
 // sign nobody out.
 func TestEnqueueGlobalSignOut(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	e := testenv.New(t, "enqsignout")
 	p := newIncidentPool(t, e, 3)
-	asked, notAsked := p.confirmed[:2], p.confirmed[2:]
-	for _, c := range []struct {
-		users []string
-		flags []string
-	}{{asked, []string{"--global-sign-out"}}, {notAsked, nil}} {
-		args := append([]string{"--queue-url", e.QueueURL, "--pool", p.pool, "--from", "-"}, c.flags...)
-		if r := runEnqueue(t, e, nil, strings.Join(c.users, "\n")+"\n", args...); r.code != 0 {
-			t.Fatalf("enqueue %v: exit %d", c.flags, r.code)
-		}
-	}
+	asked, notAsked, _ := p.enqueueAsking(t, e, "--global-sign-out")
 	proc := e.Start("--exit-when-idle", "3s")
 	if code := proc.Wait(t, time.Minute); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
 	e.ExpectStatus(e.East, p.pool, "RESET_REQUIRED", p.confirmed...)
+	p.expectSignedOut(t, e, asked, notAsked)
+}
+
+// enqueueAsking enqueues the first two confirmed users' jobs with flag
+// (asking for a sign-out or incident mode) and the others' without, and
+// returns them, with the first run's stderr.
+func (p *incidentPool) enqueueAsking(t *testing.T, e *testenv.Env, flag string) (asked, notAsked []string, stderr string) {
+	t.Helper()
+	asked, notAsked = p.confirmed[:2], p.confirmed[2:]
+	for _, c := range []struct {
+		users []string
+		flags []string
+	}{{asked, []string{flag}}, {notAsked, nil}} {
+		args := append([]string{"--queue-url", e.QueueURL, "--pool", p.pool, "--from", "-"}, c.flags...)
+		r := runEnqueue(t, e, nil, strings.Join(c.users, "\n")+"\n", args...)
+		if r.code != 0 {
+			t.Fatalf("enqueue %v: exit %d: %s", c.flags, r.code, r.stderr)
+		}
+		if len(c.flags) > 0 {
+			stderr = r.stderr
+		}
+	}
+	return asked, notAsked, stderr
+}
+
+// expectSignedOut checks that the refresh tokens taken before the campaign
+// are refused for the users who asked for a sign-out and work for the rest.
+func (p *incidentPool) expectSignedOut(t *testing.T, e *testenv.Env, asked, notAsked []string) {
+	t.Helper()
+	ctx := context.Background()
 	for _, u := range asked {
 		if err := moto.Refresh(ctx, e.East, p.pool, p.client, p.refresh[u]); err == nil {
 			t.Errorf("%s asked for a sign-out and its refresh token still works", u)
