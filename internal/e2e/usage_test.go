@@ -16,6 +16,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
 	"github.com/resetq/resetq/awscheck"
+	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/testenv"
 	"github.com/resetq/resetq/ops"
 )
@@ -30,11 +31,19 @@ func TestWorkUsageGauges(t *testing.T) {
 	t.Parallel()
 	e := testenv.New(t, "usage")
 	ctx := context.Background()
-	pool, _, bodies := e.ConfirmedUsers(e.East, "usage", 1)
+	// A Region of its own: every worker of this test binary reads the shared
+	// moto's AWS/Usage, and real users at 20/s in us-east-1 would slow the
+	// other tests' workers there (TestWorkThrottled would see no throttle).
+	const region = "ap-southeast-2"
+	cfg, err := moto.Config(ctx, e.Moto.URL, region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, _, bodies := e.ConfirmedUsers(cfg, "usage", 1)
 	now := time.Now().UTC().Truncate(time.Minute)
 	publish := func(at time.Time, metric string, v float64) {
 		t.Helper()
-		if _, err := awscheck.NewCloudWatch(e.East, "us-east-1").PutMetricData(ctx, &cw.PutMetricDataInput{Namespace: aws.String(ops.UsageNamespace),
+		if _, err := awscheck.NewCloudWatch(cfg, region).PutMetricData(ctx, &cw.PutMetricDataInput{Namespace: aws.String(ops.UsageNamespace),
 			MetricData: []cwtypes.MetricDatum{{MetricName: aws.String(metric), Timestamp: aws.Time(at), Value: aws.Float64(v), Dimensions: []cwtypes.Dimension{
 				{Name: aws.String("Service"), Value: aws.String(ops.UsageService)},
 				{Name: aws.String("Type"), Value: aws.String("API")},
@@ -71,7 +80,7 @@ func TestWorkUsageGauges(t *testing.T) {
 	})
 	e.Send("usage", bodies...) // the Region's first job starts its readings
 
-	labels := `{category="UserAccountRecovery",region="us-east-1"}`
+	labels := `{category="UserAccountRecovery",region="` + region + `"}`
 	want := func(calls, throttles float64) func() bool {
 		return func() bool {
 			m := scrape(addr)
@@ -81,7 +90,7 @@ func TestWorkUsageGauges(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, "the gauges of the published minute", want(1200, 7))
 	// The start returns to what real users leave less 1.5/s over 2 minutes.
 	testenv.Eventually(t, 10*time.Second, "a start under the 10/s real users leave, less 1.5", func() bool {
-		limit := scrape(addr)[`resetq_ratelimit_limit{region="us-east-1"}`]
+		limit := scrape(addr)[`resetq_ratelimit_limit{region="`+region+`"}`]
 		return limit > 0 && limit < 8.5
 	})
 	publish(now.Add(-3*time.Minute), "CallCount", 1800) // a newer minute without throttles
