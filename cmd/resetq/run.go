@@ -135,8 +135,36 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 func setUsage(fs *flag.FlagSet, help string) {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), help+"\nFlags (each also RESETQ_<FLAG>):\n\n")
-		fs.PrintDefaults()
+		visibleFlags(fs).PrintDefaults()
 	}
+}
+
+// deprecatedPrefix starts the usage of a flag kept only for old command
+// lines: it works, warns when set, and is not shown in the help.
+const deprecatedPrefix = "deprecated: "
+
+// visibleFlags is fs without its deprecated flags, for the help: the same
+// values and defaults, printed in the flag package's own format.
+func visibleFlags(fs *flag.FlagSet) *flag.FlagSet {
+	v := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	v.SetOutput(fs.Output())
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Usage, deprecatedPrefix) {
+			return
+		}
+		v.Var(f.Value, f.Name, f.Usage)
+		v.Lookup(f.Name).DefValue = f.DefValue // not a value the environment set
+	})
+	return v
+}
+
+// warnDeprecated writes one line for each deprecated flag that was set.
+func warnDeprecated(fs *flag.FlagSet, w io.Writer) {
+	fs.Visit(func(f *flag.Flag) {
+		if use, ok := strings.CutPrefix(f.Usage, deprecatedPrefix); ok {
+			fmt.Fprintf(w, "%s: --%s is deprecated: %s\n", fs.Name(), f.Name, use)
+		}
+	})
 }
 
 // parseFlags applies RESETQ_* environment twins, then the command line, so a
@@ -169,6 +197,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments: %v", fs.Args())
 	}
+	warnDeprecated(fs, fs.Output())
 	return nil
 }
 

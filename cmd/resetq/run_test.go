@@ -331,3 +331,21 @@ func TestServiceLinksAccepted(t *testing.T) {
 		t.Fatalf("work with service links set: exit %d, %q; want only the missing --queue-url", code, errOut.String())
 	}
 }
+
+// TestDeprecatedFlags: a deprecated flag is left out of the help, still
+// works, and says so in one line when set.
+func TestDeprecatedFlags(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	if code := Run(context.Background(), []string{"work", "--help"}, &out, &errOut); code != exitOK || strings.Contains(errOut.String(), "redelivery-check") {
+		t.Fatalf("work --help = %d, and shows the deprecated --redelivery-check:\n%s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "(default 24)") {
+		t.Fatalf("the help lost the flags' defaults:\n%s", errOut.String())
+	}
+	errOut.Reset()
+	code := Run(context.Background(), []string{"work", "--redelivery-check=false"}, &out, &errOut)
+	if code != exitUsage || !strings.Contains(errOut.String(), "--redelivery-check is deprecated: false is --status-check=off") {
+		t.Fatalf("work --redelivery-check=false = %d, stderr %q: want the deprecation line (then the missing --queue-url)", code, errOut.String())
+	}
+}
