@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,37 +141,52 @@ func (s *poolSet) has(id string) bool {
 // emailKey is the breaker key of a Region's daily email limit.
 func emailKey(region string) string { return "email:" + region }
 
-// memo remembers what this process did for users (re-invited, killed,
-// secured, disabled), keyed by campaign and user, for ttl: a later
+// memo remembers what this process did for users, keyed by campaign and
+// user: the steps done, in order, for ttl after the last. A later
 // campaign, or the same one a day on, acts afresh. Safe for concurrent use.
 type memo struct {
 	mu    sync.Mutex
-	m     map[string]time.Time
+	m     map[string]memoEntry
 	added int
+}
+
+type memoEntry struct {
+	at    time.Time
+	steps []string
 }
 
 // memoTTL is how long memo keeps an entry.
 const memoTTL = 24 * time.Hour
 
-func (s *memo) add(k string, now time.Time) {
+func (s *memo) add(k, step string, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = map[string]time.Time{}
+		s.m = map[string]memoEntry{}
 	}
-	s.m[k] = now
+	e := s.m[k]
+	if now.Sub(e.at) >= memoTTL {
+		e.steps = nil
+	}
+	s.m[k] = memoEntry{at: now, steps: history(e.steps, []string{step})}
 	if s.added++; s.added%4096 == 0 { // drop what expired, now and then
-		for key, at := range s.m {
-			if now.Sub(at) >= memoTTL {
+		for key, e := range s.m {
+			if now.Sub(e.at) >= memoTTL {
 				delete(s.m, key)
 			}
 		}
 	}
 }
 
-func (s *memo) has(k string, now time.Time) bool {
+// steps are the steps remembered for k, oldest first.
+func (s *memo) steps(k string, now time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	at, ok := s.m[k]
-	return ok && now.Sub(at) < memoTTL
+	e, ok := s.m[k]
+	if !ok || now.Sub(e.at) >= memoTTL {
+		return nil
+	}
+	return slices.Clone(e.steps)
 }
+
+func (s *memo) has(k string, now time.Time) bool { return len(s.steps(k, now)) > 0 }

@@ -157,7 +157,6 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 		return w.settle(soft, hard, r, *stop)
 	case cl.Kind == OK:
 		w.stepDone(r, "reset")
-		w.sent.add(w.memoKey(r, r.job.Username), w.cfg.Now())
 		return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reset", Attempts: r.attempts})
 	case cannotBeReset(cl) && r.opt.reinvite:
 		if r.user == nil || r.user.Status != "FORCE_CHANGE_PASSWORD" {
@@ -184,7 +183,6 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 		if o, ok := w.step(soft, hard, r, w.disableOp(), "disabled"); !ok {
 			return w.settle(soft, hard, r, o)
 		}
-		w.disabled.add(w.memoKey(r, r.job.Username), w.cfg.Now())
 		o := w.decide(r, cl)
 		o.Remediation = "disabled"
 		return w.settle(soft, hard, r, o)
@@ -246,9 +244,6 @@ func (w *Worker) settle(soft, hard context.Context, r *run, o outcome) outcome {
 	so, ok := w.step(hard, hard, r, w.signOutOp(), "signed_out")
 	switch {
 	case ok:
-		if dead {
-			w.secured.add(w.memoKey(r, r.job.Username), w.cfg.Now())
-		}
 		return r.finish(o)
 	case so.Action == Release || so.Action == Abandon || ending:
 		return so
@@ -256,47 +251,34 @@ func (w *Worker) settle(soft, hard context.Context, r *run, o outcome) outcome {
 	return r.finish(o) // held: its next delivery signs out again
 }
 
-// securedAlready reports whether r's user's password was killed and the
-// sessions ended after it, by this process in this campaign or by an
-// earlier delivery whose signed copy says so.
-func (w *Worker) securedAlready(r *run) bool {
-	return w.secured.has(w.memoKey(r, r.job.Username), w.cfg.Now()) || secured(r.trusted)
+// known are the steps done for r's user in this campaign: as a signed
+// copy says, then as this process remembers.
+func (w *Worker) known(r *run) []string {
+	return append(slices.Clone(r.trusted), w.done.steps(w.memoKey(r, r.job.Username), w.cfg.Now())...)
 }
 
-// killedAlready reports whether r's user's password was killed for this
-// campaign (by this process, or as a signed copy says) and only the
-// sign-out after it is owed.
+// securedAlready reports whether r's user's password was killed and the
+// sessions ended after it, in this campaign.
+func (w *Worker) securedAlready(r *run) bool { return secured(w.known(r)) }
+
+// killedAlready reports whether r's user's password died in this
+// campaign (killed, reset, re-invited, disabled): only the sign-out after
+// it may be owed.
 func (w *Worker) killedAlready(r *run) bool {
-	key := w.memoKey(r, r.job.Username)
-	if w.killed.has(key, w.cfg.Now()) || w.sent.has(key, w.cfg.Now()) || w.invited.has(key, w.cfg.Now()) {
-		return true
-	}
-	for _, s := range r.trusted {
-		if slices.Contains(killing, s) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(w.known(r), func(s string) bool { return slices.Contains(killing, s) })
 }
 
 // codeSent reports whether this campaign already sent r's user a code or
-// an invitation (this process remembers, or a signed copy says), and the
-// outcome label for it.
+// an invitation, and the outcome label for it.
 func (w *Worker) codeSent(r *run) (string, bool) {
-	for i := len(r.trusted) - 1; i >= 0; i-- {
-		switch r.trusted[i] {
+	known := w.known(r)
+	for i := len(known) - 1; i >= 0; i-- {
+		switch known[i] {
 		case "reset":
 			return "reset", true
 		case "reinvited":
 			return "reinvited", true
 		}
-	}
-	key := w.memoKey(r, r.job.Username)
-	switch {
-	case w.sent.has(key, w.cfg.Now()):
-		return "reset", true
-	case w.invited.has(key, w.cfg.Now()):
-		return "reinvited", true
 	}
 	return "", false
 }
@@ -341,7 +323,6 @@ func (w *Worker) kill(soft, hard context.Context, r *run) (dead bool, stop *outc
 		return false, nil
 	}
 	w.stepDone(r, "password_killed")
-	w.killed.add(w.memoKey(r, r.job.Username), w.cfg.Now())
 	return true, nil
 }
 
@@ -398,8 +379,7 @@ func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
 		return w.settle(soft, hard, r, w.decide(r, cl))
 	}
 	w.stepDone(r, "reinvited")
-	w.reinvited.add(key, w.cfg.Now())
-	w.invited.add(w.memoKey(r, r.job.Username), w.cfg.Now())
+	w.reinvited.add(key, "reinvited", w.cfg.Now())
 	return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts})
 }
 
@@ -426,11 +406,12 @@ func (w *Worker) invitedSince(soft, hard context.Context, r *run, before time.Ti
 // The last is an inference (a user disabled by hand before the campaign
 // and redelivered looks the same): the record's resetq.error says so.
 func (w *Worker) disabledByCampaign(soft, hard context.Context, r *run) (bool, string) {
-	if w.disabled.has(w.memoKey(r, r.job.Username), w.cfg.Now()) || slices.Contains(r.trusted, "disabled") {
+	known := w.known(r)
+	if slices.Contains(known, "disabled") {
 		return true, ""
 	}
-	if r.m.ReceiveCount < 2 || w.foreignDisabled.has(w.memoKey(r, r.job.Username), w.cfg.Now()) {
-		w.foreignDisabled.add(w.memoKey(r, r.job.Username), w.cfg.Now())
+	if r.m.ReceiveCount < 2 || slices.Contains(known, "found_disabled") {
+		w.done.add(w.memoKey(r, r.job.Username), "found_disabled", w.cfg.Now())
 		return false, ""
 	}
 	u := w.readUser(soft, hard, r)
@@ -459,8 +440,11 @@ func (w *Worker) step(soft, hard context.Context, r *run, o op, name string) (ou
 	return outcome{}, true
 }
 
+// stepDone records a step done for r's job: in its outcome, in this
+// process's memory of the campaign, and in resetq_steps_total.
 func (w *Worker) stepDone(r *run, step string) {
 	r.done = append(r.done, step)
+	w.done.add(w.memoKey(r, r.job.Username), step, w.cfg.Now())
 	w.m.Steps.WithLabelValues(step).Inc()
 }
 

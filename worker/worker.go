@@ -224,13 +224,11 @@ type Worker struct {
 	// their jobs also wait on the Region's email circuit.
 	emailPools poolSet
 	// What this process did for users, by campaign and user (memoKey):
-	// reinvited (by the name the pool stores), killed (the password),
-	// secured (the password killed and the sessions ended after it: a
-	// held job's next delivery here makes no call), disabled.
-	// sent and invited (by the job's name): a code or an invitation went.
-	// foreignDisabled: found disabled on a first delivery, so not by this
-	// campaign.
-	reinvited, killed, secured, disabled, sent, invited, foreignDisabled memo
+	// done, the steps by the job's name (with "found_disabled" for a user
+	// a first delivery found disabled, so not by this campaign);
+	// reinvited, by the name the pool stores (Bob and bob are one user
+	// only in a case-insensitive pool).
+	done, reinvited memo
 }
 
 // progressAttrs are a job's progress attributes (see job.StateOf).
