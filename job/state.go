@@ -83,17 +83,7 @@ func (s State) Attributes(key []byte, m Message) map[string]string {
 		out[AttrSteps] = strings.Join(s.Steps, ",")
 	}
 	if key != nil {
-		// Signed as the attributes will read back (the time at whole seconds).
-		s.DeferredSince = claimedState(Message{ID: s.JobID, Attributes: stringAttrs(out)}).DeferredSince
-		out[AttrStateSignature] = hex.EncodeToString(stateMAC(key, m, s))
-	}
-	return out
-}
-
-func stringAttrs(m map[string]string) map[string]Attribute {
-	out := make(map[string]Attribute, len(m))
-	for k, v := range m {
-		out[k] = Attribute{DataType: "String", StringValue: v}
+		out[AttrStateSignature] = hex.EncodeToString(stateMAC(key, m, s)) // stateMAC signs the time as written: whole seconds
 	}
 	return out
 }

@@ -27,6 +27,7 @@ type outcome struct {
 	AlreadyReset  bool          // Delete: the user was RESET_REQUIRED; no call was made
 	Steps         []string      // the steps done: signed_out, reset, reinvited, disabled
 	Remediation   string        // DeadLetter: what was done for the user instead ("disabled")
+	JobID         string        // the job's ID (job.State), for the copy and the record
 	// Delayed: the job leaves without its code sent because the code
 	// must wait (an open circuit, the daily email limit, a retry after a
 	// failure or the per-user attempt limit), not because the user cannot
@@ -278,7 +279,7 @@ func (w *Worker) requeue(ctx context.Context, jl *slog.Logger, m job.Message, o 
 	if len(w.cfg.SigningKeys) > 0 {
 		key = w.cfg.SigningKeys[0]
 	}
-	st := job.State{JobID: w.jobID(m), Attempts: o.Attempts, DeferredSince: o.DeferredSince, Steps: o.Steps}
+	st := job.State{JobID: o.JobID, Attempts: o.Attempts, DeferredSince: o.DeferredSince, Steps: o.Steps}
 	attrs := st.Attributes(key, m)
 	out := job.Outgoing{Body: m.Body, Delay: delay, Attributes: withAttributes(without(m.Attributes, progressAttrs...), attrs)}
 	if err := w.send(ctx, w.cfg.Requeue, out); err != nil {
@@ -302,7 +303,7 @@ func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m job.Message,
 		job.AttrError:    sqsText(o.Detail),
 		job.AttrAttempts: strconv.Itoa(o.Attempts),
 		job.AttrFailedAt: w.cfg.Now().UTC().Format(time.RFC3339),
-		job.AttrJobID:    w.jobID(m),
+		job.AttrJobID:    o.JobID,
 	}
 	if len(o.Steps) > 0 {
 		record[job.AttrSteps] = strings.Join(o.Steps, ",")
@@ -325,7 +326,7 @@ func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m job.Message,
 			"reason", o.Reason, "error", err, "retry_in", delay, "receive_count", m.ReceiveCount)
 		if m.ReceiveCount >= deadLetterAlarm {
 			jl.Error("a job has failed to reach the DLQ many times: fix the DLQ (permissions, KMS key, size) or it is lost when the source queue's retention ends",
-				"reason", o.Reason, "job_id", w.jobID(m), "receive_count", m.ReceiveCount)
+				"reason", o.Reason, "job_id", o.JobID, "receive_count", m.ReceiveCount)
 		}
 		w.hide(m, delay)
 		return false

@@ -17,6 +17,13 @@ func (w *Worker) process(soft, hard context.Context, m job.Message, jl *slog.Log
 		return outcome{Action: Forget}, jl
 	}
 	state, verified := job.StateOf(w.cfg.SigningKeys, m)
+	o, jl := w.decideJob(soft, hard, m, state, verified, jl)
+	o.JobID = state.JobID
+	return o, jl
+}
+
+// decideJob is process's part after the job's state is read.
+func (w *Worker) decideJob(soft, hard context.Context, m job.Message, state job.State, verified bool, jl *slog.Logger) (outcome, *slog.Logger) {
 	job, o, ok := w.admit(m, state.Attempts)
 	if !ok {
 		return o, jl

@@ -234,12 +234,6 @@ type Worker struct {
 // progressAttrs are a job's progress attributes (see job.StateOf).
 var progressAttrs = []string{job.AttrJobID, job.AttrAttempts, job.AttrDeferredSince, job.AttrSteps, job.AttrStateSignature}
 
-// jobID is m's job ID, as far as it can be trusted (see job.StateOf).
-func (w *Worker) jobID(m job.Message) string {
-	s, _ := job.StateOf(w.cfg.SigningKeys, m)
-	return s.JobID
-}
-
 // New checks cfg and returns a Worker with cfg's defaults filled in.
 func New(cfg Config) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
