@@ -45,7 +45,10 @@ func BenchmarkRun100k(b *testing.B) {
 	file := sb.String()
 	for b.Loop() {
 		api := &slowSQS{latency: benchLatency}
-		r := New(Config{Queue: queue.NewBatchSender(api, "http://q"), QueueURL: "http://q", Campaign: "c", Builder: Builder{Pool: pool}, Concurrency: 8})
+		r, err := New(Config{Queue: queue.NewBatchSender(api, "http://q"), QueueURL: "http://q", Campaign: "c", Builder: Builder{Pool: pool}, Concurrency: 8})
+		if err != nil {
+			b.Fatal(err)
+		}
 		s, err := r.Run(context.Background(), func(_ context.Context, fn func(Input) error) error {
 			return ReadFile(strings.NewReader(file), Lines, "", fn)
 		})

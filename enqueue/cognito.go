@@ -1,6 +1,7 @@
 package enqueue
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -8,7 +9,6 @@ import (
 
 	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/internal/retry"
-	"github.com/resetq/resetq/internal/valutil"
 )
 
 // UserPager reads one page of a pool's usernames; cognito.Lister is one.
@@ -48,11 +48,11 @@ type ListError struct{ Err error }
 func (e *ListError) Error() string { return e.Err.Error() }
 func (e *ListError) Unwrap() error { return e.Err }
 
-// withDefaults returns l with its unset (zero or negative) Retries and
-// Backoff set to their defaults.
+// withDefaults returns l with its zero Retries and Backoff set to their
+// defaults.
 func (l Listing) withDefaults() Listing {
-	l.Retries = valutil.PositiveOrDefault(l.Retries, 5)
-	l.Backoff = valutil.PositiveOrDefault(l.Backoff, 200*time.Millisecond)
+	l.Retries = cmp.Or(l.Retries, DefaultRetries)
+	l.Backoff = cmp.Or(l.Backoff, DefaultBackoff)
 	return l
 }
 

@@ -11,6 +11,7 @@
 package enqueue
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,7 +21,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/resetq/resetq/internal/valutil"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/queue"
 )
@@ -145,17 +145,34 @@ type Runner struct {
 	rejectErr    error
 }
 
-// New returns a Runner for cfg.
-func New(cfg Config) *Runner {
-	return &Runner{cfg: cfg.withDefaults(), start: time.Now()}
+// Defaults of Config's and Listing's zero fields.
+const (
+	DefaultConcurrency = 8
+	DefaultRetries     = 5
+	DefaultBackoff     = 200 * time.Millisecond
+)
+
+// New returns a Runner for cfg, or cfg's error.
+func New(cfg Config) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Runner{cfg: cfg.withDefaults(), start: time.Now()}, nil
 }
 
-// withDefaults returns c with its unset (zero or negative) fields set to
-// their defaults.
+// Validate checks c; it fills in nothing (see withDefaults).
+func (c Config) Validate() error {
+	if c.Concurrency < 0 || c.Retries < 0 || c.Backoff < 0 {
+		return fmt.Errorf("enqueue: Concurrency (%d), Retries (%d) and Backoff (%v) must not be negative", c.Concurrency, c.Retries, c.Backoff)
+	}
+	return nil
+}
+
+// withDefaults returns c with its zero fields set to their defaults.
 func (c Config) withDefaults() Config {
-	c.Concurrency = valutil.PositiveOrDefault(c.Concurrency, 8)
-	c.Retries = valutil.PositiveOrDefault(c.Retries, 5)
-	c.Backoff = valutil.PositiveOrDefault(c.Backoff, 200*time.Millisecond)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.Retries = cmp.Or(c.Retries, DefaultRetries)
+	c.Backoff = cmp.Or(c.Backoff, DefaultBackoff)
 	if c.Fatal == nil {
 		c.Fatal = func(error) bool { return false }
 	}

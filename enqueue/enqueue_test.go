@@ -87,7 +87,11 @@ func newRunner(api queue.BatchAPI, mod func(*Config)) *Runner {
 	if mod != nil {
 		mod(&cfg)
 	}
-	return New(cfg)
+	r, err := New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return r
 }
 
 func TestRunBatchesDedupeInvalid(t *testing.T) {

@@ -1,11 +1,11 @@
 package ratelimit
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"strconv"
@@ -13,8 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/resetq/resetq/internal/retry"
-	"github.com/resetq/resetq/internal/valutil"
+	"github.com/resetq/resetq/clock"
 )
 
 // gcraScript is GCRA (the generic cell rate algorithm) with a burst of 1,
@@ -105,8 +104,8 @@ type FleetConfig struct {
 	// OnFallback, if not nil, hears true when the replica switches to its
 	// local share and false when Redis answers again.
 	OnFallback func(on bool)
-	// Now is the clock for RetryInterval. Default time.Now.
-	Now func() time.Time
+	// Clock gives the time and the waits. Default clock.Real.
+	Clock clock.Clock
 }
 
 // Fleet paces one replica of a fleet that shares Cognito's quota. The
@@ -147,37 +146,62 @@ type fleetRegion struct {
 	heardAt   time.Time // this replica's clock then
 }
 
-// NewFleet checks cfg and returns a Fleet. It does not dial: Redis is
-// first asked on the first Wait. Close releases its connections.
-func NewFleet(cfg FleetConfig) (*Fleet, error) {
+// Defaults of FleetConfig's zero fields.
+const (
+	DefaultFleetSize     = 1
+	DefaultKeyPrefix     = "resetq"
+	DefaultRedisTimeout  = 500 * time.Millisecond
+	DefaultRetryInterval = 3 * time.Second
+)
+
+// Validate checks cfg; it fills in nothing (see withDefaults).
+func (cfg FleetConfig) Validate() error {
+	pc := cfg.Pace
+	pc.Ceiling = cfg.Rate
 	switch {
 	case cfg.Redis.Addr == "":
-		return nil, errors.New("fleet limiter: no Redis address")
+		return errors.New("fleet limiter: no Redis address")
 	case !(cfg.Rate > 0) || cfg.Rate > 1e6:
-		return nil, fmt.Errorf("fleet limiter: rate must be a positive number up to 1e6, got %v", cfg.Rate)
+		return fmt.Errorf("fleet limiter: rate must be a positive number up to 1e6, got %v", cfg.Rate)
 	case cfg.FleetSize < 0:
-		return nil, fmt.Errorf("fleet limiter: fleet size must be at least 1, got %d", cfg.FleetSize)
+		return fmt.Errorf("fleet limiter: fleet size must be at least 1, got %d", cfg.FleetSize)
+	case cfg.Timeout < 0, cfg.RetryInterval < 0:
+		return errors.New("fleet limiter: Timeout and RetryInterval must not be negative")
 	}
-	cfg.FleetSize = valutil.PositiveOrDefault(cfg.FleetSize, 1)
-	cfg.KeyPrefix = valutil.ValOrDefault(cfg.KeyPrefix, "resetq")
-	cfg.Timeout = valutil.PositiveOrDefault(cfg.Timeout, 500*time.Millisecond)
-	cfg.RetryInterval = valutil.PositiveOrDefault(cfg.RetryInterval, 3*time.Second)
-	cfg.Logger = valutil.ValOrDefault(cfg.Logger, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := pc.Validate(); err != nil {
+		return fmt.Errorf("fleet limiter: %w", err)
+	}
+	return nil
+}
+
+// withDefaults returns cfg with its zero fields set to their defaults.
+func (cfg FleetConfig) withDefaults() FleetConfig {
+	cfg.FleetSize = cmp.Or(cfg.FleetSize, DefaultFleetSize)
+	cfg.KeyPrefix = cmp.Or(cfg.KeyPrefix, DefaultKeyPrefix)
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultRedisTimeout)
+	cfg.RetryInterval = cmp.Or(cfg.RetryInterval, DefaultRetryInterval)
+	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
+	cfg.Clock = cmp.Or[clock.Clock](cfg.Clock, clock.Real{})
 	if cfg.OnFallback == nil {
 		cfg.OnFallback = func(bool) {}
 	}
 	if cfg.OnRate == nil {
 		cfg.OnRate = func(string, float64) {}
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	return cfg
+}
+
+// NewFleet checks cfg and returns a Fleet. It does not dial: Redis is
+// first asked on the first Wait. Close releases its connections.
+func NewFleet(cfg FleetConfig) (*Fleet, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	pc := cfg.Pace
 	pc.Ceiling = cfg.Rate
-	pc, err := pc.withDefaults()
-	if err != nil {
-		return nil, fmt.Errorf("fleet limiter: %w", err)
-	}
+	pc.Clock = cmp.Or(pc.Clock, cfg.Clock)
+	pc = pc.withDefaults()
 	share := cfg.Rate / float64(cfg.FleetSize)
 	scale := share / cfg.Rate
 	lc := pc
@@ -270,7 +294,7 @@ func (f *Fleet) Wait(ctx context.Context, region string) error {
 		return f.local.Wait(ctx, region)
 	}
 	f.answered()
-	return retry.Sleep(ctx, wait)
+	return clock.Sleep(ctx, f.fc.Clock, wait)
 }
 
 // Throttled cuts region's fleet-wide rate after a TooManyRequestsException,
@@ -283,7 +307,7 @@ func (f *Fleet) Throttled(region string) {
 	}
 	r := f.region(region)
 	r.count(true)
-	if r.cutJustNow(f.pc.CutInterval / 2) {
+	if r.cutJustNow(f.fc.Clock.Now(), f.pc.CutInterval/2) {
 		return // the throttles of one full window: the fleet has cut for them
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*f.fc.Timeout)
@@ -305,11 +329,11 @@ func (f *Fleet) Succeeded(region string) {
 }
 
 // cutJustNow reports whether the fleet's last cut is under d old on
-// Redis's clock, as far as this replica can tell without asking.
-func (r *fleetRegion) cutJustNow(d time.Duration) bool {
+// Redis's clock at this replica's now, as far as it can tell without asking.
+func (r *fleetRegion) cutJustNow(now time.Time, d time.Duration) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	age := r.redisNow.Add(time.Since(r.heardAt)).Sub(r.pace.CutAt)
+	age := r.redisNow.Add(now.Sub(r.heardAt)).Sub(r.pace.CutAt)
 	return r.pace.Cut && !r.heardAt.IsZero() && age >= 0 && age < d
 }
 
@@ -340,7 +364,7 @@ func (f *Fleet) shouldAsk() bool {
 	if !f.fallback {
 		return true
 	}
-	now := f.fc.Now()
+	now := f.fc.Clock.Now()
 	if now.Before(f.nextTry) {
 		return false
 	}
@@ -352,7 +376,7 @@ func (f *Fleet) shouldAsk() bool {
 func (f *Fleet) failed(err error) {
 	f.mu.Lock()
 	was := f.fallback
-	f.fallback, f.nextTry = true, f.fc.Now().Add(f.fc.RetryInterval)
+	f.fallback, f.nextTry = true, f.fc.Clock.Now().Add(f.fc.RetryInterval)
 	f.mu.Unlock()
 	if !was {
 		f.reportRates(true)
@@ -461,7 +485,7 @@ func (f *Fleet) heardPace(r *fleetRegion, p pace, now time.Time) {
 		r.calls, r.throttled = 0, 0
 	}
 	r.pace, r.rate, r.heard = p, rate, true
-	r.redisNow, r.heardAt = now, time.Now()
+	r.redisNow, r.heardAt = now, f.fc.Clock.Now()
 	r.mu.Unlock()
 	if changed {
 		f.fc.OnRate(r.name, rate)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/resetq/resetq/clock/clocktest"
 	"io"
 	"log/slog"
 	"math"
@@ -202,7 +203,7 @@ func TestFleetFallbackAndRecovery(t *testing.T) {
 	var fb fallbackLog
 	f := newTestFleet(t, FleetConfig{
 		Redis: redisAddr(t, srv.URL), Rate: 40, FleetSize: 4, RetryInterval: time.Minute,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnFallback: fb.record, Now: clk.Now,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnFallback: fb.record, Clock: clocktest.Func(clk.Now),
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -276,7 +277,7 @@ func TestFleetDeadRedisFromStart(t *testing.T) {
 	var fb fallbackLog
 	var logs syncBuffer
 	clk := &syncClock{t: time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC)}
-	f := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: addr}, Rate: 100, FleetSize: 2, Now: clk.Now,
+	f := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: addr}, Rate: 100, FleetSize: 2, Clock: clocktest.Func(clk.Now),
 		OnFallback: fb.record, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -5,14 +5,15 @@
 package ratelimit
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
 
-	"github.com/resetq/resetq/internal/retry"
-	"github.com/resetq/resetq/internal/valutil"
+	"github.com/resetq/resetq/clock"
 	"golang.org/x/time/rate"
 )
 
@@ -56,38 +57,56 @@ type Config struct {
 	// throttled, judged each minute from the category's usage (Observe;
 	// 0: off).
 	HarmBudget float64
-	// Now is the clock. Default time.Now.
-	Now func() time.Time
+	// Clock gives the time and the waits. Default clock.Real.
+	Clock clock.Clock
 }
 
-func (c Config) withDefaults() (Config, error) {
+// Defaults of Config's zero fields that do not depend on Ceiling.
+const (
+	DefaultDecrease        = 0.97
+	DefaultCutInterval     = time.Second
+	DefaultPlateau         = 0.9
+	DefaultPlateauIncrease = 0.003
+	DefaultHeadroom        = 2.0
+	DefaultSharedRecovery  = 2 * time.Minute
+)
+
+// Validate checks c; it fills in nothing (see withDefaults).
+func (c Config) Validate() error {
 	if !(c.Ceiling > 0) || math.IsInf(c.Ceiling, 1) {
-		return c, fmt.Errorf("rate ceiling must be a positive number, got %v", c.Ceiling)
+		return fmt.Errorf("rate ceiling must be a positive number, got %v", c.Ceiling)
 	}
-	c.Floor = min(valutil.PositiveOrDefault(c.Floor, max(0.5, c.Ceiling*0.05)), c.Ceiling)
-	if c.Decrease <= 0 || c.Decrease >= 1 {
-		c.Decrease = 0.97
+	for _, v := range []float64{c.Floor, c.Increase, c.PlateauIncrease, c.SharedBelow, c.Headroom, c.SharedMargin,
+		c.Start, c.StartIncrease, c.ThrottleTarget, c.Quota, c.HarmBudget} {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("rate limiter: a setting is negative or not a number: %v", v)
+		}
 	}
-	c.Increase = valutil.PositiveOrDefault(c.Increase, c.Ceiling*0.05)
-	c.CutInterval = valutil.PositiveOrDefault(c.CutInterval, time.Second)
-	if c.Plateau <= 0 || c.Plateau >= 1 {
-		c.Plateau = 0.9
+	if c.Decrease < 0 || c.Decrease >= 1 || c.Plateau < 0 || c.Plateau >= 1 {
+		return fmt.Errorf("rate limiter: Decrease (%v) and Plateau (%v) must be in [0, 1)", c.Decrease, c.Plateau)
 	}
-	c.PlateauIncrease = valutil.PositiveOrDefault(c.PlateauIncrease, 0.003)
-	c.Headroom = valutil.PositiveOrDefault(c.Headroom, 2)
-	c.SharedRecovery = valutil.PositiveOrDefault(c.SharedRecovery, 2*time.Minute)
-	c.SharedMargin = valutil.PositiveOrDefault(c.SharedMargin, 0.75*c.Headroom)
-	if c.Start <= 0 || c.Start > c.Ceiling {
-		c.Start = c.Ceiling
+	if c.CutInterval < 0 || c.SharedRecovery < 0 {
+		return errors.New("rate limiter: CutInterval and SharedRecovery must not be negative")
 	}
-	c.StartIncrease = valutil.PositiveOrDefault(c.StartIncrease, c.Increase)
-	c.ThrottleTarget = max(c.ThrottleTarget, 0)
-	c.Quota = valutil.PositiveOrDefault(c.Quota, c.Ceiling)
-	c.HarmBudget = max(c.HarmBudget, 0)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	return c, nil
+	return nil
+}
+
+// withDefaults returns c with its zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	c.Floor = min(cmp.Or(c.Floor, max(0.5, c.Ceiling*0.05)), c.Ceiling)
+	c.Decrease = cmp.Or(c.Decrease, DefaultDecrease)
+	c.Increase = cmp.Or(c.Increase, c.Ceiling*0.05)
+	c.CutInterval = cmp.Or(c.CutInterval, DefaultCutInterval)
+	c.Plateau = cmp.Or(c.Plateau, DefaultPlateau)
+	c.PlateauIncrease = cmp.Or(c.PlateauIncrease, DefaultPlateauIncrease)
+	c.Headroom = cmp.Or(c.Headroom, DefaultHeadroom)
+	c.SharedRecovery = cmp.Or(c.SharedRecovery, DefaultSharedRecovery)
+	c.SharedMargin = cmp.Or(c.SharedMargin, 0.75*c.Headroom)
+	c.Start = min(cmp.Or(c.Start, c.Ceiling), c.Ceiling)
+	c.StartIncrease = cmp.Or(c.StartIncrease, c.Increase)
+	c.Quota = cmp.Or(c.Quota, c.Ceiling)
+	c.Clock = cmp.Or[clock.Clock](c.Clock, clock.Real{})
+	return c
 }
 
 // Limiter paces calls to one Region. The zero value is not usable; use New.
@@ -115,24 +134,24 @@ type Limiter struct {
 
 // New returns a Limiter at its ceiling.
 func New(cfg Config) (*Limiter, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	return &Limiter{cfg: cfg, bucket: rate.NewLimiter(rate.Limit(cfg.Ceiling), 1), limit: cfg.Ceiling}, nil
 }
 
 // Wait blocks until a call may go, or ctx ends.
 func (l *Limiter) Wait(ctx context.Context) error {
-	now := l.cfg.Now()
+	now := l.cfg.Clock.Now()
 	l.mu.Lock()
 	l.update(now)
 	r := l.bucket.ReserveN(now, 1)
 	at := now.Add(r.DelayFrom(now))
 	l.called(at)
 	l.mu.Unlock()
-	if err := retry.Sleep(ctx, r.DelayFrom(now)); err != nil {
-		r.CancelAt(l.cfg.Now())
+	if err := clock.Sleep(ctx, l.cfg.Clock, r.DelayFrom(now)); err != nil {
+		r.CancelAt(l.cfg.Clock.Now())
 		l.mu.Lock()
 		if o := l.ownSlot(at); o != nil && o.calls > 0 {
 			o.calls-- // the call never went
@@ -159,7 +178,7 @@ func (l *Limiter) Allow(now time.Time) bool {
 func (l *Limiter) Limit() float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	limit, _ := l.update(l.cfg.Now())
+	limit, _ := l.update(l.cfg.Clock.Now())
 	return limit
 }
 
@@ -169,7 +188,7 @@ func (l *Limiter) Limit() float64 {
 func (l *Limiter) Throttled() (float64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.cfg.Now()
+	now := l.cfg.Clock.Now()
 	l.update(now)
 	l.calls++
 	l.throttled++
@@ -196,7 +215,7 @@ func (l *Limiter) Throttled() (float64, bool) {
 func (l *Limiter) Succeeded() (float64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.cfg.Now()
+	now := l.cfg.Clock.Now()
 	l.calls++
 	l.heard(now)
 	l.oks = append(l.oks, now)
@@ -257,7 +276,7 @@ type Regions struct {
 // called with a Region's rate whenever it is created or changes (for the
 // resetq_ratelimit_limit gauge).
 func NewRegions(cfg Config, onChange func(region string, limit float64)) (*Regions, error) {
-	if _, err := cfg.withDefaults(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if onChange == nil {

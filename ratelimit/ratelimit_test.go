@@ -2,25 +2,26 @@ package ratelimit
 
 import (
 	"context"
+	"github.com/resetq/resetq/clock/clocktest"
 	"math"
 	"strings"
 	"testing"
 	"time"
 )
 
-type clock struct{ t time.Time }
+type manualClock struct{ t time.Time }
 
-func (c *clock) Now() time.Time          { return c.t }
-func (c *clock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+func (c *manualClock) Now() time.Time          { return c.t }
+func (c *manualClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
 func TestLimiterAdapts(t *testing.T) {
 	t.Parallel()
-	c := &clock{t: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)}
+	c := &manualClock{t: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)}
 	// SharedRecovery 128 s and SharedMargin 1: of 2 calls/s of headroom, 1
 	// comes back at 1/128 per second, a step exact in binary.
-	l, err := New(Config{Ceiling: 20, SharedBelow: 19, SharedRecovery: 128 * time.Second, SharedMargin: 1, Now: c.Now})
+	l, err := New(Config{Ceiling: 20, SharedBelow: 19, SharedRecovery: 128 * time.Second, SharedMargin: 1, Clock: clocktest.Func(c.Now)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +94,8 @@ func TestLimiterAdapts(t *testing.T) {
 
 func TestLimiterFloor(t *testing.T) {
 	t.Parallel()
-	c := &clock{t: time.Unix(0, 0)}
-	l, _ := New(Config{Ceiling: 24, Now: c.Now})
+	c := &manualClock{t: time.Unix(0, 0)}
+	l, _ := New(Config{Ceiling: 24, Clock: clocktest.Func(c.Now)})
 	for range 50 {
 		c.Advance(2 * time.Second)
 		l.Throttled()
@@ -102,7 +103,7 @@ func TestLimiterFloor(t *testing.T) {
 	if got := l.Limit(); !near(got, 1.2) { // 5% of 24
 		t.Fatalf("limit after many throttles %v, want the floor 1.2", got)
 	}
-	low, _ := New(Config{Ceiling: 2, Now: c.Now})
+	low, _ := New(Config{Ceiling: 2, Clock: clocktest.Func(c.Now)})
 	for range 20 {
 		c.Advance(2 * time.Second)
 		low.Throttled()
@@ -126,9 +127,9 @@ func TestConfigErrors(t *testing.T) {
 
 func TestRegionsAreIndependent(t *testing.T) {
 	t.Parallel()
-	c := &clock{t: time.Unix(0, 0)}
+	c := &manualClock{t: time.Unix(0, 0)}
 	seen := map[string]float64{}
-	r, err := NewRegions(Config{Ceiling: 10, Now: c.Now}, func(region string, limit float64) { seen[region] = limit })
+	r, err := NewRegions(Config{Ceiling: 10, Clock: clocktest.Func(c.Now)}, func(region string, limit float64) { seen[region] = limit })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func TestCutGain(t *testing.T) {
 		{"the start is not a cut", 0.001, pace{CutAt: cut.CutAt, To: 10, Gain: 0.5}, 100, 50, 0.5},
 		{"not shared (nobody else in the quota): left as it was", 0.001, cut, 1000, 10, 0.5},
 	} {
-		c, _ := Config{Ceiling: 20, SharedBelow: 19, ThrottleTarget: tt.target}.withDefaults()
+		c := Config{Ceiling: 20, SharedBelow: 19, ThrottleTarget: tt.target}.withDefaults()
 		found := 12.0 // under SharedBelow: real users have the rest
 		if strings.HasPrefix(tt.name, "not shared") {
 			found = 19.5
@@ -198,7 +199,7 @@ func TestCutGain(t *testing.T) {
 	}
 	// The gain scales the probe near the quota found: at half speed it
 	// climbs 0.3% × 12 / 2 per second.
-	c, _ := Config{Ceiling: 20}.withDefaults()
+	c := Config{Ceiling: 20}.withDefaults()
 	p := pace{CutAt: now, Cut: true, To: 11.7, From: 12, Gain: 0.5}
 	if got := c.rateAt(p, now.Add(10*time.Second)); !near(got, 11.7+10*0.003*12/2) {
 		t.Errorf("rate 10 s after a cut at gain 0.5: %v", got)
@@ -209,8 +210,8 @@ func TestCutGain(t *testing.T) {
 // climbs at StartIncrease to the ceiling.
 func TestLimiterStart(t *testing.T) {
 	t.Parallel()
-	c := &clock{t: time.Unix(0, 0)}
-	l, _ := New(Config{Ceiling: 20, Start: 10, StartIncrease: 1, Now: c.Now})
+	c := &manualClock{t: time.Unix(0, 0)}
+	l, _ := New(Config{Ceiling: 20, Start: 10, StartIncrease: 1, Clock: clocktest.Func(c.Now)})
 	c.Advance(time.Hour) // the ramp starts at the first call, not at New
 	if got := l.Limit(); got != 10 {
 		t.Fatalf("first limit %v, want the start 10", got)

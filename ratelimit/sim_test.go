@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"github.com/resetq/resetq/clock/clocktest"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func simulate(cfg Config, seed uint64, quota int, background func(time.Duration)
 	rng := rand.New(rand.NewPCG(1, seed))
 	start := time.Unix(0, 0)
 	now := start
-	cfg.Now = func() time.Time { return now }
+	cfg.Clock = clocktest.Func(func() time.Time { return now })
 	l, err := New(cfg)
 	if err != nil {
 		panic(err)

@@ -146,7 +146,7 @@ func (l *Limiter) Observe(minutes []Usage) {
 	if l.cfg.HarmBudget <= 0 {
 		return
 	}
-	now := l.cfg.Now()
+	now := l.cfg.Clock.Now()
 	early := l.firstCall.IsZero() || now.Sub(l.firstCall) < time.Minute
 	if !l.informed && !l.p.Cut && early {
 		busiest, fresh := 0.0, false
@@ -223,7 +223,7 @@ func (l *Limiter) ownSlot(at time.Time) *ownMinute {
 func (l *Limiter) Cap() float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.judged(l.cfg.Now()) {
+	if !l.judged(l.cfg.Clock.Now()) {
 		return 0
 	}
 	return l.cap.Cap

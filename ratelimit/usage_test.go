@@ -2,16 +2,14 @@ package ratelimit
 
 import (
 	"context"
+	"github.com/resetq/resetq/clock/clocktest"
 	"math"
 	"testing"
 	"time"
 )
 
 func TestStartFrom(t *testing.T) {
-	c, err := Config{Ceiling: 30, Start: 22.5}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := Config{Ceiling: 30, Start: 22.5}.withDefaults()
 	now := time.Unix(1_000_000, 0)
 	tests := []struct {
 		name   string
@@ -37,10 +35,7 @@ func TestStartFrom(t *testing.T) {
 }
 
 func TestCapAfter(t *testing.T) {
-	c, err := Config{Ceiling: 30, HarmBudget: 0.005}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := Config{Ceiling: 30, HarmBudget: 0.005}.withDefaults()
 	minute := time.Unix(1_000_020, 0)
 	now := minute.Add(3 * time.Minute)
 	cut := minute.Add(-time.Minute) // before the minute: not stale
@@ -84,7 +79,7 @@ func TestCapAfter(t *testing.T) {
 // probes once a minute has been judged.
 func TestObserve(t *testing.T) {
 	now := time.Unix(1_000_020, 0) // 20 s into a minute
-	l, err := New(Config{Ceiling: 30, Start: 22.5, HarmBudget: 0.005, ThrottleTarget: 0.001, Now: func() time.Time { return now }})
+	l, err := New(Config{Ceiling: 30, Start: 22.5, HarmBudget: 0.005, ThrottleTarget: 0.001, Clock: clocktest.Func(func() time.Time { return now })})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +154,7 @@ func TestObserveEdges(t *testing.T) {
 	m0 := start.Truncate(time.Minute)
 	users := []Usage{{Minute: m0.Add(-2 * time.Minute), Calls: 600}}
 	newLimiter := func(budget float64, now *time.Time) *Limiter {
-		l, err := New(Config{Ceiling: 30, Start: 22.5, HarmBudget: budget, Now: func() time.Time { return *now }})
+		l, err := New(Config{Ceiling: 30, Start: 22.5, HarmBudget: budget, Clock: clocktest.Func(func() time.Time { return *now })})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"github.com/resetq/resetq/clock/clocktest"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ func simulateWorld(cfg Config, w worldSim) []worldCounts {
 	rng := rand.New(rand.NewPCG(2, w.seed))
 	start := time.Unix(1_000_000, 0)
 	now := start
-	cfg.Now = func() time.Time { return now }
+	cfg.Clock = clocktest.Func(func() time.Time { return now })
 	l, err := New(cfg)
 	if err != nil {
 		panic(err)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"github.com/resetq/resetq/clock"
 	"sync"
 	"time"
 )
@@ -17,6 +18,7 @@ const maxFlushes = 4
 // linger, or at close. With linger 0 it sends whatever is queued at once.
 type batcher struct {
 	ctx    context.Context
+	clock  clock.Clock
 	linger time.Duration
 	flush  func(context.Context, []string)
 
@@ -26,8 +28,8 @@ type batcher struct {
 	slots   chan struct{}
 }
 
-func newBatcher(ctx context.Context, linger time.Duration, flush func(context.Context, []string)) *batcher {
-	b := &batcher{ctx: ctx, linger: linger, flush: flush,
+func newBatcher(ctx context.Context, c clock.Clock, linger time.Duration, flush func(context.Context, []string)) *batcher {
+	b := &batcher{ctx: ctx, clock: c, linger: linger, flush: flush,
 		in: make(chan string, 4*batchSize), done: make(chan struct{}), slots: make(chan struct{}, maxFlushes)}
 	go b.run()
 	return b
@@ -46,7 +48,8 @@ func (b *batcher) run() {
 	defer close(b.done)
 	defer b.flushes.Wait()
 	var pending []string
-	var timer <-chan time.Time
+	var timer clock.Timer
+	var due <-chan time.Time // timer's, while a batch lingers
 	send := func() {
 		for len(pending) > 0 {
 			n := min(batchSize, len(pending))
@@ -58,7 +61,10 @@ func (b *batcher) run() {
 				b.flush(b.ctx, batch)
 			})
 		}
-		pending, timer = nil, nil
+		if timer != nil {
+			timer.Stop()
+		}
+		pending, timer, due = nil, nil, nil
 	}
 	for {
 		select {
@@ -75,9 +81,10 @@ func (b *batcher) run() {
 			case len(pending) >= batchSize || b.linger == 0:
 				send()
 			case timer == nil:
-				timer = time.After(b.linger)
+				timer = b.clock.NewTimer(b.linger)
+				due = timer.C()
 			}
-		case <-timer:
+		case <-due:
 			send()
 		}
 	}

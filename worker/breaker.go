@@ -1,11 +1,11 @@
 package worker
 
 import (
+	"cmp"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/resetq/resetq/internal/valutil"
 	"github.com/resetq/resetq/job"
 )
 
@@ -26,14 +26,22 @@ type BreakerConfig struct {
 	EmailProbe time.Duration
 }
 
+// Defaults of BreakerConfig's zero fields.
+const (
+	DefaultCircuitThreshold = 8
+	DefaultCircuitCooldown  = 30 * time.Second
+	DefaultMaxCooldown      = 10 * time.Minute
+	DefaultMaxDeferral      = 24 * time.Hour
+	DefaultEmailProbe       = 10 * time.Minute
+)
+
 // WithDefaults returns c with its zero fields set to their defaults.
 func (c BreakerConfig) WithDefaults() BreakerConfig {
-	c.Threshold = valutil.ValOrDefault(c.Threshold, 8)
-	c.Cooldown = valutil.ValOrDefault(c.Cooldown, 30*time.Second)
-	c.MaxCooldown = valutil.ValOrDefault(c.MaxCooldown, max(10*time.Minute, c.Cooldown))
-	c.MaxDeferral = valutil.ValOrDefault(c.MaxDeferral, 24*time.Hour)
-	c.EmailProbe = valutil.ValOrDefault(c.EmailProbe, 10*time.Minute)
-	c.MaxCooldown = max(c.MaxCooldown, c.Cooldown)
+	c.Threshold = cmp.Or(c.Threshold, DefaultCircuitThreshold)
+	c.Cooldown = cmp.Or(c.Cooldown, DefaultCircuitCooldown)
+	c.MaxCooldown = max(cmp.Or(c.MaxCooldown, DefaultMaxCooldown), c.Cooldown)
+	c.MaxDeferral = cmp.Or(c.MaxDeferral, DefaultMaxDeferral)
+	c.EmailProbe = cmp.Or(c.EmailProbe, DefaultEmailProbe)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"github.com/resetq/resetq/clock/clocktest"
 	"context"
 	"fmt"
 	"strings"
@@ -297,7 +298,7 @@ func poolBundle(p *fakePool) *bundle {
 	b.cfg.Concurrency = 1
 	b.cfg.Policy.MaxAttempts = 4
 	b.cfg.Breaker = BreakerConfig{Cooldown: 3 * time.Second, MaxCooldown: 3 * time.Second, EmailProbe: 3 * time.Second}
-	b.cfg.Now = func() time.Time { b.clock.Advance(time.Second); return b.clock.Now() }
+	b.cfg.Clock = clocktest.Func(func() time.Time { b.clock.Advance(time.Second); return b.clock.Now() })
 	return b
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/resetq/resetq/clock/clocktest"
 	"runtime"
 	"sync"
 	"testing"
@@ -334,7 +335,7 @@ func newBundle(reset func(ctx context.Context, job job.Job) error) *bundle {
 		Remedies: b.rem, SignOutPacer: newFakePacer(), ReinvitePacer: newFakePacer(),
 		Concurrency: 4, Policy: Policy{MaxAttempts: 3},
 		ExitWhenIdle: time.Millisecond, ShutdownTimeout: 5 * time.Second,
-		DeleteLinger: time.Millisecond, Now: b.clock.Now, Rand: func() float64 { return 0.5 },
+		DeleteLinger: time.Millisecond, Clock: clocktest.Func(b.clock.Now), Rand: func() float64 { return 0.5 },
 	}
 	return b
 }
@@ -383,3 +384,4 @@ func jobBody(pool, user string) string {
 func codeErr(code, msg string) error {
 	return awserr.From(&smithy.GenericAPIError{Code: code, Message: msg})
 }
+

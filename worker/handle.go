@@ -169,27 +169,27 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		if soft.Err() != nil {
 			return stop(released())
 		}
-		if ref, refused := w.breaker.peek(w.cfg.Now(), keys...); refused {
-			return stop(deferral(ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
+		if ref, refused := w.breaker.peek(w.cfg.Clock.Now(), keys...); refused {
+			return stop(deferral(ref, r.since, w.cfg.Clock.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
 		}
-		waitStart := w.cfg.Now()
+		waitStart := w.cfg.Clock.Now()
 		if err := o.pacer.Wait(soft, region); err != nil {
 			return stop(released())
 		}
-		w.m.RateLimitWait.Observe(w.cfg.Now().Sub(waitStart).Seconds())
+		w.m.RateLimitWait.Observe(w.cfg.Clock.Now().Sub(waitStart).Seconds())
 		if w.held.lost(r.m.ReceiptHandle) {
 			return stop(outcome{Action: Abandon, Label: "expired"})
 		}
 		// Checked again after the wait: a circuit may have opened during
 		// it, and the daily email limit may have come to hold the pool.
 		keys = w.keys(r.job, o)
-		p, ref := w.breaker.admit(w.cfg.Now(), keys...)
+		p, ref := w.breaker.admit(w.cfg.Clock.Now(), keys...)
 		if ref != nil {
-			return stop(deferral(*ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
+			return stop(deferral(*ref, r.since, w.cfg.Clock.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
 		}
 
 		callCtx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
-		callStart := w.cfg.Now()
+		callStart := w.cfg.Clock.Now()
 		err := o.call(callCtx, r.job)
 		cancel()
 		cl := Classify(err)
@@ -197,7 +197,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 			cl = Class{Kind: Canceled, Code: "canceled", Message: err.Error()}
 		}
 		if o.name == opReset {
-			w.m.CognitoDuration.Observe(w.cfg.Now().Sub(callStart).Seconds())
+			w.m.CognitoDuration.Observe(w.cfg.Clock.Now().Sub(callStart).Seconds())
 			w.m.CognitoRequests.WithLabelValues(MetricCode(cl)).Inc()
 		} else {
 			w.m.CognitoCalls.WithLabelValues(o.name, MetricCode(cl)).Inc()
@@ -215,7 +215,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 					"region", region, "pool", r.job.UserPoolID)
 			}
 		}
-		w.breaker.record(w.cfg.Now(), p, cl, keys, failed)
+		w.breaker.record(w.cfg.Clock.Now(), p, cl, keys, failed)
 		switch cl.Kind {
 		case Throttle:
 			o.pacer.Throttled(region)
@@ -302,7 +302,7 @@ func (w *Worker) deadLetter(ctx context.Context, jl *slog.Logger, m job.Message,
 		job.AttrReason:   o.Reason,
 		job.AttrError:    sqsText(o.Detail),
 		job.AttrAttempts: strconv.Itoa(o.Attempts),
-		job.AttrFailedAt: w.cfg.Now().UTC().Format(time.RFC3339),
+		job.AttrFailedAt: w.cfg.Clock.Now().UTC().Format(time.RFC3339),
 		job.AttrJobID:    o.JobID,
 	}
 	if len(o.Steps) > 0 {
@@ -352,7 +352,7 @@ func userKey(j job.Job) string { return j.UserPoolID + "\x00" + strings.ToLower(
 // extended) until its delete or release is settled.
 func (w *Worker) finish(m job.Message) {
 	if w.inflight.Add(-1) == 0 {
-		w.lastIdle.Store(w.cfg.Now().UnixNano())
+		w.lastIdle.Store(w.cfg.Clock.Now().UnixNano())
 	}
 	w.m.Inflight.Dec()
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"github.com/resetq/resetq/clock"
 	"slices"
 	"strings"
 	"sync"
@@ -28,7 +29,7 @@ func TestExtendedWhileDeletePending(t *testing.T) {
 		b.q.mu.Unlock()
 		return nil
 	})
-	b.cfg.Now = time.Now
+	b.cfg.Clock = clock.Real{}
 	b.cfg.Visibility = 60 * time.Millisecond
 	b.q.deleteFail = func(_ string, try int) error {
 		if try < 3 {
@@ -55,7 +56,7 @@ func TestLapsedVisibilityMakesNoCall(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int64
 	b := newBundle(func(context.Context, job.Job) error { calls.Add(1); return nil })
-	b.cfg.Now = time.Now
+	b.cfg.Clock = clock.Real{}
 	b.cfg.Visibility = 60 * time.Millisecond
 	b.cfg.ExitWhenIdle = 0
 	b.q.changeFail = func(string) error { return errors.New("ReceiptHandleIsInvalid") }

@@ -141,8 +141,8 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 	if label, sent := w.codeSent(r); sent {
 		return w.settle(soft, hard, r, outcome{Action: Delete, Label: label, AlreadyReset: true, Attempts: r.attempts})
 	}
-	if ref, refused := w.breaker.peek(w.cfg.Now(), w.keys(r.job, w.resetOp())...); refused {
-		return w.settle(soft, hard, r, deferral(ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
+	if ref, refused := w.breaker.peek(w.cfg.Clock.Now(), w.keys(r.job, w.resetOp())...); refused {
+		return w.settle(soft, hard, r, deferral(ref, r.since, w.cfg.Clock.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
 	}
 	if w.checkFirst(r) {
 		w.readUser(soft, hard, r)
@@ -261,7 +261,7 @@ func (w *Worker) settle(soft, hard context.Context, r *run, o outcome) outcome {
 // known are the steps done for r's user in this campaign: as a signed
 // copy says, then as this process remembers.
 func (w *Worker) known(r *run) []string {
-	return append(slices.Clone(r.trusted), w.done.steps(w.memoKey(r, r.job.Username), w.cfg.Now())...)
+	return append(slices.Clone(r.trusted), w.done.steps(w.memoKey(r, r.job.Username), w.cfg.Clock.Now())...)
 }
 
 // securedAlready reports whether r's user's password was killed and the
@@ -361,7 +361,7 @@ func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
 	// stores (Bob and bob are one user only in a case-insensitive pool), so
 	// a second job of the user here sends no second invitation.
 	key := w.memoKey(r, r.user.Username)
-	if w.reinvited.has(key, w.cfg.Now()) {
+	if w.reinvited.has(key, w.cfg.Clock.Now()) {
 		return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts, AlreadyReset: true})
 	}
 	before := r.user.LastModified
@@ -386,7 +386,7 @@ func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
 		return w.settle(soft, hard, r, w.decide(r, cl))
 	}
 	w.stepDone(r, "reinvited")
-	w.reinvited.add(key, "reinvited", w.cfg.Now())
+	w.reinvited.add(key, "reinvited", w.cfg.Clock.Now())
 	return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts})
 }
 
@@ -418,7 +418,7 @@ func (w *Worker) disabledByCampaign(soft, hard context.Context, r *run) (bool, s
 		return true, ""
 	}
 	if r.m.ReceiveCount < 2 || slices.Contains(known, "found_disabled") {
-		w.done.add(w.memoKey(r, r.job.Username), "found_disabled", w.cfg.Now())
+		w.done.add(w.memoKey(r, r.job.Username), "found_disabled", w.cfg.Clock.Now())
 		return false, ""
 	}
 	u := w.readUser(soft, hard, r)
@@ -451,7 +451,7 @@ func (w *Worker) step(soft, hard context.Context, r *run, o op, name string) (ou
 // process's memory of the campaign, and in resetq_steps_total.
 func (w *Worker) stepDone(r *run, step string) {
 	r.done = append(r.done, step)
-	w.done.add(w.memoKey(r, r.job.Username), step, w.cfg.Now())
+	w.done.add(w.memoKey(r, r.job.Username), step, w.cfg.Clock.Now())
 	w.m.Steps.WithLabelValues(step).Inc()
 }
 
@@ -472,12 +472,12 @@ func (w *Worker) decideFor(r *run, cl Class, o op) outcome {
 		return outcome{Action: Retry, Label: "retried", Delay: d.Delay, Attempts: r.attempts, Detail: cl.Code + ": " + cl.Message, Delayed: true}
 	case Defer:
 		keys := w.keys(r.job, o)
-		ref, refused := w.breaker.peek(w.cfg.Now(), keys...)
+		ref, refused := w.breaker.peek(w.cfg.Clock.Now(), keys...)
 		if !refused { // closed again meanwhile by another call's success
 			ref = refusal{wait: time.Second}
 		}
 		ref.reason, ref.detail, ref.forever = cl.Code, cl.Message, cl.Scope == ScopeEmail
-		return deferral(ref, r.since, w.cfg.Now(), r.attempts, w.cfg.Breaker.MaxDeferral)
+		return deferral(ref, r.since, w.cfg.Clock.Now(), r.attempts, w.cfg.Breaker.MaxDeferral)
 	case DeadLetter:
 		o := deadLetter(d.Reason, cl.Message, r.attempts)
 		if d.Reason == job.ReasonAttemptsExhausted {

@@ -7,6 +7,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,8 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/resetq/resetq/clock"
 	"github.com/resetq/resetq/internal/retry"
-	"github.com/resetq/resetq/internal/valutil"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 )
@@ -145,8 +146,8 @@ type Config struct {
 	LogUsernames    bool          // log usernames in plain text instead of hashed
 	UsernameKey     []byte        // key of the usernames' hash in logs; empty: an unkeyed SHA-256
 
-	Now  func() time.Time // default time.Now
-	Rand func() float64   // jitter draws in [0,1); default math/rand
+	Clock clock.Clock    // Now, timers and tickers; default clock.Real
+	Rand  func() float64 // jitter draws in [0,1); default math/rand
 }
 
 // Validate checks required fields; it fills in nothing (see WithDefaults).
@@ -170,27 +171,35 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// Defaults of Config's zero fields (the flags of resetq work use them too).
+const (
+	DefaultConcurrency     = 16
+	DefaultMaxAttempts     = 8
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultWaitTime        = 20 * time.Second
+	DefaultPollTimeout     = 10 * time.Second
+	DefaultVisibility      = 60 * time.Second
+	DefaultCallTimeout     = 10 * time.Second
+	DefaultDeleteLinger    = time.Second
+)
+
 // WithDefaults returns c with its zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
-	c.Concurrency = valutil.ValOrDefault(c.Concurrency, 16)
-	c.Policy.MaxAttempts = valutil.ValOrDefault(c.Policy.MaxAttempts, 8)
-	c.Policy.Transient.Base = valutil.ValOrDefault(c.Policy.Transient.Base, 2*time.Second)
-	c.Policy.Transient.Max = valutil.ValOrDefault(c.Policy.Transient.Max, 5*time.Minute)
-	c.Policy.Limit.Base = valutil.ValOrDefault(c.Policy.Limit.Base, time.Minute)
-	c.Policy.Limit.Max = valutil.ValOrDefault(c.Policy.Limit.Max, maxDelay)
-	c.ShutdownTimeout = valutil.ValOrDefault(c.ShutdownTimeout, 30*time.Second)
-	c.WaitTime = valutil.ValOrDefault(c.WaitTime, 20*time.Second)
-	c.PollTimeout = valutil.ValOrDefault(c.PollTimeout, 10*time.Second)
-	c.Visibility = valutil.ValOrDefault(c.Visibility, 60*time.Second)
-	c.CallTimeout = valutil.ValOrDefault(c.CallTimeout, 10*time.Second)
-	c.DeleteLinger = valutil.ValOrDefault(c.DeleteLinger, time.Second)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.Policy.MaxAttempts = cmp.Or(c.Policy.MaxAttempts, DefaultMaxAttempts)
+	c.Policy.Transient.Base = cmp.Or(c.Policy.Transient.Base, 2*time.Second)
+	c.Policy.Transient.Max = cmp.Or(c.Policy.Transient.Max, 5*time.Minute)
+	c.Policy.Limit.Base = cmp.Or(c.Policy.Limit.Base, time.Minute)
+	c.Policy.Limit.Max = cmp.Or(c.Policy.Limit.Max, maxDelay)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.WaitTime = cmp.Or(c.WaitTime, DefaultWaitTime)
+	c.PollTimeout = cmp.Or(c.PollTimeout, DefaultPollTimeout)
+	c.Visibility = cmp.Or(c.Visibility, DefaultVisibility)
+	c.CallTimeout = cmp.Or(c.CallTimeout, DefaultCallTimeout)
+	c.DeleteLinger = cmp.Or(c.DeleteLinger, DefaultDeleteLinger)
 	c.Breaker = c.Breaker.WithDefaults()
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
+	c.Clock = cmp.Or[clock.Clock](c.Clock, clock.Real{})
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
@@ -255,7 +264,7 @@ func (w *Worker) Ready() error {
 		return errors.New("the source queue does not answer")
 	}
 	var regions []string
-	for _, k := range w.breaker.OpenKeys(w.cfg.Now()) {
+	for _, k := range w.breaker.OpenKeys(w.cfg.Clock.Now()) {
 		if !strings.Contains(k, ":") { // a Region's, not a pool's or the email limit's
 			regions = append(regions, k)
 		}
@@ -306,14 +315,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancelHard()
 	stopTimer := context.AfterFunc(ctx, func() {
 		w.log.Info("shutting down: receiving stopped, waiting for calls under way", "timeout", w.cfg.ShutdownTimeout)
-		time.AfterFunc(w.cfg.ShutdownTimeout-cleanup, cancelHard)
+		w.cfg.Clock.AfterFunc(w.cfg.ShutdownTimeout-cleanup, cancelHard)
 	})
 	defer stopTimer()
 
 	flushCtx := context.WithoutCancel(ctx)
-	w.deletes = newBatcher(flushCtx, w.cfg.DeleteLinger, w.flushDeletes)
-	w.urgent = newBatcher(flushCtx, 0, w.flushDeletes)
-	w.releases = newBatcher(flushCtx, 0, w.flushReleases)
+	w.deletes = newBatcher(flushCtx, w.cfg.Clock, w.cfg.DeleteLinger, w.flushDeletes)
+	w.urgent = newBatcher(flushCtx, w.cfg.Clock, 0, w.flushDeletes)
+	w.releases = newBatcher(flushCtx, w.cfg.Clock, 0, w.flushReleases)
 
 	jobs := make(chan job.Message) // unbuffered: the receiver holds at most one batch
 	var handlers sync.WaitGroup
@@ -340,9 +349,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.releases.close()
 		close(done)
 	}()
+	giveUp := w.cfg.Clock.NewTimer(cleanup + w.cfg.ShutdownTimeout)
+	defer giveUp.Stop()
 	select {
 	case <-done:
-	case <-time.After(cleanup + w.cfg.ShutdownTimeout): // only if SQS hangs past every call timeout
+	case <-giveUp.C(): // only if SQS hangs past every call timeout
 		w.log.Error("final deletes did not finish; their messages will be delivered again")
 	}
 	stopExtend()
@@ -365,7 +376,7 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- job.Message)
 	drainedOnce := false
 	failures := 0
 	for ctx.Err() == nil {
-		pollStart := w.cfg.Now()
+		pollStart := w.cfg.Clock.Now()
 		pollWait := wait
 		if !idleSince.IsZero() { // wait no longer than the idle time left
 			left := w.cfg.ExitWhenIdle - pollStart.Sub(idleSince)
@@ -374,7 +385,7 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- job.Message)
 		msgs, err := w.poll(ctx, hard, pollWait)
 		if ctx.Err() != nil {
 			for _, m := range msgs {
-				w.held.add(m.ReceiptHandle, w.cfg.Now().Add(w.cfg.Visibility))
+				w.held.add(m.ReceiptHandle, w.cfg.Clock.Now().Add(w.cfg.Visibility))
 				w.releases.add(m.ReceiptHandle)
 				w.m.Jobs.WithLabelValues("released").Inc()
 			}
@@ -385,7 +396,7 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- job.Message)
 			w.sqsOK.Store(false)
 			delay := retry.Curve{Base: time.Second, Max: 30 * time.Second}.Delay(failures, w.cfg.Rand())
 			w.log.Error("receive failed; retrying", "error", err, "failures", failures, "retry_in", delay)
-			retry.Sleep(ctx, delay)
+			clock.Sleep(ctx, w.cfg.Clock, delay)
 			continue
 		}
 		if failures > 0 {
@@ -393,7 +404,7 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- job.Message)
 		}
 		failures = 0
 		w.sqsOK.Store(true)
-		now := w.cfg.Now()
+		now := w.cfg.Clock.Now()
 		if len(msgs) > 0 || w.inflight.Load() > 0 {
 			idleSince, drainedOnce = time.Time{}, false
 		} else if w.cfg.ExitWhenIdle > 0 {
@@ -444,7 +455,7 @@ func (w *Worker) poll(ctx, hard context.Context, wait time.Duration) ([]job.Mess
 	pollCtx, cancel := context.WithTimeout(hard, wait+w.cfg.PollTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() {
-		t := time.AfterFunc(pollGrace, cancel)
+		t := w.cfg.Clock.AfterFunc(pollGrace, cancel)
 		context.AfterFunc(pollCtx, func() { t.Stop() })
 	})
 	defer stop()
@@ -496,7 +507,7 @@ func (w *Worker) flushDeletes(ctx context.Context, receipts []string) {
 	failed := w.retryBatch(ctx, "delete", receipts, func(ctx context.Context, r []string) (map[string]error, error) {
 		return w.cfg.Source.Delete(ctx, r)
 	})
-	w.ended.deleted(receipts, failed, w.cfg.Now())
+	w.ended.deleted(receipts, failed, w.cfg.Clock.Now())
 	w.held.remove(receipts...)
 }
 
@@ -535,7 +546,7 @@ func (w *Worker) retryBatch(ctx context.Context, op string, receipts []string, c
 			return receipts
 		}
 		w.log.Warn(op+" failed; retrying", "messages", len(receipts), "error", err)
-		retry.Sleep(ctx, retry.Curve{Base: 200 * time.Millisecond, Max: 2 * time.Second}.Delay(try, w.cfg.Rand()))
+		clock.Sleep(ctx, w.cfg.Clock, retry.Curve{Base: 200 * time.Millisecond, Max: 2 * time.Second}.Delay(try, w.cfg.Rand()))
 	}
 	return nil
 }
@@ -543,15 +554,15 @@ func (w *Worker) retryBatch(ctx context.Context, op string, receipts []string, c
 // extendLoop keeps held messages invisible while they wait for the limiter
 // or a call, so a slow Region does not cause duplicate deliveries.
 func (w *Worker) extendLoop(ctx context.Context) {
-	t := time.NewTicker(w.cfg.Visibility / 6)
+	t := w.cfg.Clock.NewTicker(w.cfg.Visibility / 6)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
-		now := w.cfg.Now()
+		now := w.cfg.Clock.Now()
 		due := w.held.due(now.Add(w.cfg.Visibility / 2))
 		for len(due) > 0 {
 			n := min(len(due), 10)

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"github.com/resetq/resetq/clock"
 	"slices"
 	"strings"
 	"sync"
@@ -394,7 +395,7 @@ func TestVisibilityExtended(t *testing.T) {
 	b := newBundle(func(context.Context, job.Job) error { return nil })
 	b.q.extended = make(chan string, 1)
 	b.cfg.Visibility = 60 * time.Millisecond
-	b.cfg.Now = time.Now // the extension schedule runs on real time
+	b.cfg.Clock = clock.Real{} // the extension schedule runs on real time
 	b.pacer.wait = func(ctx context.Context, _ string) error {
 		select {
 		case <-release:
@@ -480,7 +481,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal("ExitWhenIdle without Depth accepted")
 	}
 	d := Config{}.WithDefaults()
-	if d.Concurrency != 16 || d.Policy.MaxAttempts != 8 || d.Breaker.Threshold != 8 || d.Now == nil || d.Rand == nil || d.Logger == nil {
+	if d.Concurrency != 16 || d.Policy.MaxAttempts != 8 || d.Breaker.Threshold != 8 || d.Clock == nil || d.Rand == nil || d.Logger == nil {
 		t.Fatalf("WithDefaults left zero fields: %+v", d)
 	}
 	if d := (Config{Concurrency: 3}).WithDefaults(); d.Concurrency != 3 {

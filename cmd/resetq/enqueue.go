@@ -268,7 +268,10 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if rejects != nil {
 		cfg.Rejects = rejects
 	}
-	runner := enqueue.New(cfg)
+	runner, err := enqueue.New(cfg)
+	if err != nil {
+		return err
+	}
 
 	stopProgress := showProgress(stderr, &stderrMu, tty, f.progress, func() string { return progressLine(runner.Progress(), total) })
 	summary, runErr := runner.Run(ctx, src)
