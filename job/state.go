@@ -21,8 +21,17 @@ type State struct {
 	Steps         []string  // steps done, in order: reset, password_killed, signed_out, reinvited, disabled
 }
 
+// The steps a job records (resetq.steps), each once it is done.
+const (
+	StepReset          = "reset"           // AdminResetUserPassword: the code went
+	StepPasswordKilled = "password_killed" // AdminSetUserPassword with a password nobody knows
+	StepSignedOut      = "signed_out"      // AdminUserGlobalSignOut
+	StepReinvited      = "reinvited"       // AdminCreateUser RESEND: a new invitation went
+	StepDisabled       = "disabled"        // AdminDisableUser
+)
+
 // Steps a job can record.
-var knownSteps = []string{"reset", "password_killed", "signed_out", "reinvited", "disabled"}
+var knownSteps = []string{StepReset, StepPasswordKilled, StepSignedOut, StepReinvited, StepDisabled}
 
 // StateOf reads m's progress. Anyone who can write to the queue can write
 // these attributes, and SQS's own move task copies them, so with signing

@@ -1,9 +1,9 @@
 package worker
 
 import (
-	"github.com/resetq/resetq/clock/clocktest"
 	"context"
 	"fmt"
+	"github.com/resetq/resetq/clock/clocktest"
 	"strings"
 	"sync"
 	"testing"

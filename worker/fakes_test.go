@@ -384,4 +384,3 @@ func jobBody(pool, user string) string {
 func codeErr(code, msg string) error {
 	return awserr.From(&smithy.GenericAPIError{Code: code, Message: msg})
 }
-

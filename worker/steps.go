@@ -109,7 +109,7 @@ func history(prior, done []string) []string {
 }
 
 // killing are the steps after which the user's old password no longer works.
-var killing = []string{"reset", "password_killed", "reinvited", "disabled"}
+var killing = []string{job.StepReset, job.StepPasswordKilled, job.StepReinvited, job.StepDisabled}
 
 // secured reports whether steps end with the password dead and the
 // sessions ended after it: a sign-out after the last step that killed a
@@ -120,7 +120,7 @@ func secured(steps []string) bool {
 		switch {
 		case slices.Contains(killing, s):
 			lastKill = i
-		case s == "signed_out":
+		case s == job.StepSignedOut:
 			lastSignOut = i
 		}
 	}
@@ -163,7 +163,7 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 	case stop != nil:
 		return w.settle(soft, hard, r, *stop)
 	case cl.Kind == OK:
-		w.stepDone(r, "reset")
+		w.stepDone(r, job.StepReset)
 		return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reset", Attempts: r.attempts})
 	case cannotBeReset(cl) && r.opt.reinvite:
 		if r.user == nil || r.user.Status != "FORCE_CHANGE_PASSWORD" {
@@ -187,7 +187,7 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 				Message: "the user became CONFIRMED after the reset was refused for its state: to be reset (" + cl.Message + ")"}))
 		}
 	case unreachable(cl) && r.opt.disable:
-		if o, ok := w.step(soft, hard, r, w.disableOp(), "disabled"); !ok {
+		if o, ok := w.step(soft, hard, r, w.disableOp(), job.StepDisabled); !ok {
 			return w.settle(soft, hard, r, o)
 		}
 		o := w.decide(r, cl)
@@ -248,7 +248,7 @@ func (w *Worker) settle(soft, hard context.Context, r *run, o outcome) outcome {
 	if !r.opt.signOut || !(dead || ending) || !userExists(o) || secured(r.done) {
 		return r.finish(o)
 	}
-	so, ok := w.step(hard, hard, r, w.signOutOp(), "signed_out")
+	so, ok := w.step(hard, hard, r, w.signOutOp(), job.StepSignedOut)
 	switch {
 	case ok:
 		return r.finish(o)
@@ -281,10 +281,8 @@ func (w *Worker) codeSent(r *run) (string, bool) {
 	known := w.known(r)
 	for i := len(known) - 1; i >= 0; i-- {
 		switch known[i] {
-		case "reset":
-			return "reset", true
-		case "reinvited":
-			return "reinvited", true
+		case job.StepReset, job.StepReinvited:
+			return known[i], true
 		}
 	}
 	return "", false
@@ -329,7 +327,7 @@ func (w *Worker) kill(soft, hard context.Context, r *run) (dead bool, stop *outc
 			"pool", r.job.UserPoolID, "user", w.user(r.job.Username), "code", cl.Code, "error", sqsText(cl.Message))
 		return false, nil
 	}
-	w.stepDone(r, "password_killed")
+	w.stepDone(r, job.StepPasswordKilled)
 	return true, nil
 }
 
@@ -385,8 +383,8 @@ func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
 	default:
 		return w.settle(soft, hard, r, w.decide(r, cl))
 	}
-	w.stepDone(r, "reinvited")
-	w.reinvited.add(key, "reinvited", w.cfg.Clock.Now())
+	w.stepDone(r, job.StepReinvited)
+	w.reinvited.add(key, job.StepReinvited, w.cfg.Clock.Now())
 	return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts})
 }
 
@@ -414,7 +412,7 @@ func (w *Worker) invitedSince(soft, hard context.Context, r *run, before time.Ti
 // and redelivered looks the same): the record's resetq.error says so.
 func (w *Worker) disabledByCampaign(soft, hard context.Context, r *run) (bool, string) {
 	known := w.known(r)
-	if slices.Contains(known, "disabled") {
+	if slices.Contains(known, job.StepDisabled) {
 		return true, ""
 	}
 	if r.m.ReceiveCount < 2 || slices.Contains(known, "found_disabled") {

@@ -386,8 +386,7 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- job.Message)
 		if ctx.Err() != nil {
 			for _, m := range msgs {
 				w.held.add(m.ReceiptHandle, w.cfg.Clock.Now().Add(w.cfg.Visibility))
-				w.releases.add(m.ReceiptHandle)
-				w.m.Jobs.WithLabelValues("released").Inc()
+				w.apply(hard, w.log.With("message_id", m.ID), m, released())
 			}
 			break
 		}
@@ -438,8 +437,7 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- job.Message)
 			case <-ctx.Done():
 				for _, rest := range msgs[i:] {
 					w.finish(rest)
-					w.releases.add(rest.ReceiptHandle)
-					w.m.Jobs.WithLabelValues("released").Inc()
+					w.apply(hard, w.log.With("message_id", rest.ID), rest, released())
 				}
 				return nil
 			}
@@ -478,77 +476,6 @@ func (w *Worker) queueDrained(ctx context.Context) bool {
 		return false
 	}
 	return true
-}
-
-// hide keeps a message invisible for d; used when it could not be forwarded.
-func (w *Worker) hide(m job.Message, d time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.CallTimeout)
-	defer cancel()
-	if _, err := w.cfg.Source.ChangeVisibility(ctx, []string{m.ReceiptHandle}, d); err != nil {
-		w.log.Warn("change visibility failed", "message_id", m.ID, "error", err)
-	}
-	w.held.remove(m.ReceiptHandle)
-}
-
-// deleteEnded deletes m, whose job has ended (reset, sent back or
-// dead-lettered): at once when urgent, else in a batch. If the delete
-// fails, m's ID is remembered, so that when SQS delivers m again this
-// process deletes it instead of running the job a second time.
-func (w *Worker) deleteEnded(m job.Message, urgent bool) {
-	w.ended.deleting(m.ReceiptHandle, m.ID)
-	if urgent {
-		w.urgent.add(m.ReceiptHandle)
-	} else {
-		w.deletes.add(m.ReceiptHandle)
-	}
-}
-
-func (w *Worker) flushDeletes(ctx context.Context, receipts []string) {
-	failed := w.retryBatch(ctx, "delete", receipts, func(ctx context.Context, r []string) (map[string]error, error) {
-		return w.cfg.Source.Delete(ctx, r)
-	})
-	w.ended.deleted(receipts, failed, w.cfg.Clock.Now())
-	w.held.remove(receipts...)
-}
-
-func (w *Worker) flushReleases(ctx context.Context, receipts []string) {
-	_ = w.retryBatch(ctx, "release", receipts, func(ctx context.Context, r []string) (map[string]error, error) {
-		return w.cfg.Source.ChangeVisibility(ctx, r, 0)
-	})
-	w.held.remove(receipts...)
-}
-
-// retryBatch runs a batch call and retries the entries that failed, a few
-// times. What still fails is logged and returned: a message not deleted is
-// delivered again; one not released comes back when its visibility
-// timeout ends.
-func (w *Worker) retryBatch(ctx context.Context, op string, receipts []string, call func(context.Context, []string) (map[string]error, error)) []string {
-	const tries = 3
-	for try := 1; len(receipts) > 0; try++ {
-		callCtx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
-		failed, err := call(callCtx, receipts)
-		cancel()
-		if err == nil && len(failed) == 0 {
-			return nil
-		}
-		if err == nil {
-			next := receipts[:0:0]
-			for _, r := range receipts {
-				if failed[r] != nil {
-					next = append(next, r)
-				}
-			}
-			receipts = next
-			err = errors.Join(values(failed)...)
-		}
-		if try == tries {
-			w.log.Error(op+" failed", "messages", len(receipts), "error", err)
-			return receipts
-		}
-		w.log.Warn(op+" failed; retrying", "messages", len(receipts), "error", err)
-		clock.Sleep(ctx, w.cfg.Clock, retry.Curve{Base: 200 * time.Millisecond, Max: 2 * time.Second}.Delay(try, w.cfg.Rand()))
-	}
-	return nil
 }
 
 // extendLoop keeps held messages invisible while they wait for the limiter
