@@ -1,10 +1,8 @@
 package enqueue
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -12,14 +10,6 @@ import (
 
 	"github.com/resetq/resetq/job"
 )
-
-// body is a job message body: exactly AdminResetUserPassword's request
-// fields, as job.ParseJob wants them.
-type body struct {
-	UserPoolID     string            `json:"UserPoolId"`
-	Username       string            `json:"Username"`
-	ClientMetadata map[string]string `json:"ClientMetadata,omitempty"`
-}
 
 // Builder turns inputs into validated job bodies.
 type Builder struct {
@@ -35,7 +25,7 @@ func (b Builder) Build(in Input) (string, job.Job, error) {
 	if in.Err != nil {
 		return "", job.Job{}, in.Err
 	}
-	var j body
+	j := job.Job{UserPoolID: b.Pool, Username: in.Username, ClientMetadata: merge(b.Metadata, nil)}
 	if in.Job != nil {
 		given, err := job.ParseJob(in.Job)
 		if err != nil {
@@ -44,22 +34,13 @@ func (b Builder) Build(in Input) (string, job.Job, error) {
 		if b.Pool != "" && given.UserPoolID != b.Pool {
 			return "", job.Job{}, fmt.Errorf("UserPoolId %q is not --pool %q", given.UserPoolID, b.Pool)
 		}
-		j = body{UserPoolID: given.UserPoolID, Username: given.Username, ClientMetadata: merge(b.Metadata, given.ClientMetadata)}
-	} else {
-		j = body{UserPoolID: b.Pool, Username: in.Username, ClientMetadata: merge(b.Metadata, nil)}
+		j = job.Job{UserPoolID: given.UserPoolID, Username: given.Username, ClientMetadata: merge(b.Metadata, given.ClientMetadata)}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(j); err != nil {
-		return "", job.Job{}, err
-	}
-	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	parsed, err := job.ParseJob(raw)
+	raw, err := j.Encode()
 	if err != nil {
 		return "", job.Job{}, err
 	}
-	return string(raw), parsed, nil
+	return raw, j, nil
 }
 
 // merge is base with over's keys on top, or nil when both are empty.

@@ -100,6 +100,40 @@ func ParseJob(body []byte) (Job, error) {
 	return j, j.Validate()
 }
 
+// Encode returns j as a message body: AdminResetUserPassword's request
+// JSON, which ParseJob reads back as j. An invalid j is an error.
+func (j Job) Encode() (string, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // "<" stays "<": the body reads as written
+	if err := enc.Encode(body{UserPoolID: j.UserPoolID, Username: j.Username, ClientMetadata: j.ClientMetadata}); err != nil {
+		return "", fmt.Errorf("encode job: %w", err)
+	}
+	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if _, err := ParseJob(raw); err != nil { // the worker's own check, size included
+		return "", err
+	}
+	return string(raw), nil
+}
+
+// body is the wire form of a Job: the API's field names.
+type body struct {
+	UserPoolID     string            `json:"UserPoolId"`
+	Username       string            `json:"Username"`
+	ClientMetadata map[string]string `json:"ClientMetadata,omitempty"`
+}
+
+// MustBody is the message body of the job for pool and username; it
+// panics on an invalid job. For tools and tests that build jobs from
+// known-good values (regexp.MustCompile's convention).
+func MustBody(pool, username string) string {
+	b, err := Job{UserPoolID: pool, Username: username}.Encode()
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
 // Validate checks the field constraints of the API.
 func (j Job) Validate() error {
 	if err := ValidatePoolID(j.UserPoolID); err != nil {

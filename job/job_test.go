@@ -1,6 +1,7 @@
 package job_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -164,4 +165,29 @@ func TestPoisonBodies(t *testing.T) {
 		}
 	}
 	t.Logf("%d poison bodies rejected", len(jobtest.PoisonBodies()))
+}
+
+func TestEncodeReadsBackAsTheJob(t *testing.T) {
+	for _, j := range []job.Job{
+		{UserPoolID: "us-east-1_Ab", Username: "alice"},
+		{UserPoolID: "eu-west-1_Ab", Username: `q"<&>\zoë`, ClientMetadata: map[string]string{"campaign": "x<y"}},
+		{UserPoolID: "us-east-1_Ab", Username: strings.Repeat("é", 128)},
+	} {
+		body, err := j.Encode()
+		if err != nil {
+			t.Fatalf("%+v: %v", j, err)
+		}
+		if strings.Contains(body, `\u003c`) {
+			t.Errorf("%s: HTML-escaped", body)
+		}
+		got, err := job.ParseJob([]byte(body))
+		if err != nil || !reflect.DeepEqual(got, j) {
+			t.Errorf("%s read back as %+v, %v", body, got, err)
+		}
+	}
+	for _, bad := range []job.Job{{UserPoolID: "pool", Username: "a"}, {UserPoolID: "us-east-1_Ab"}, {UserPoolID: "us-east-1_Ab", Username: strings.Repeat("a", 129)}} {
+		if body, err := bad.Encode(); err == nil {
+			t.Errorf("%+v encoded as %s", bad, body)
+		}
+	}
 }

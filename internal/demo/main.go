@@ -348,7 +348,7 @@ func createFixtures(ctx context.Context, motoURL string) ([]*demoJob, error) {
 
 // jobBody is exactly the AdminResetUserPassword request JSON.
 func jobBody(poolID, user string) string {
-	return `{"UserPoolId":"` + poolID + `","Username":"` + user + `"}`
+	return job.MustBody(poolID, user)
 }
 
 // enqueue sends the jobs in batches of 10 and checks every entry.

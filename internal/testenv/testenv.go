@@ -405,9 +405,8 @@ func Eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	}
 }
 
-func Job(pool, user string) string {
-	return fmt.Sprintf(`{"UserPoolId":%q,"Username":%q}`, pool, user)
-}
+// Job is the message body of a job for user in pool.
+func Job(pool, user string) string { return job.MustBody(pool, user) }
 
 func (p *Proc) Signal(t *testing.T, sig syscall.Signal) {
 	if err := p.Cmd.Process.Signal(sig); err != nil {

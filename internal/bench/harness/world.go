@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/resetq/resetq/job"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,5 +194,5 @@ func (w *world) sqsCalls() int {
 func username(i int) string { return fmt.Sprintf("user%06d", i) }
 
 func jobBody(user string) string {
-	return `{"UserPoolId":"` + pool + `","Username":"` + user + `"}`
+	return job.MustBody(pool, user)
 }
