@@ -1,12 +1,11 @@
 // Package awscheck reads the capacity around a campaign from the AWS APIs
 // besides Cognito: the SES send quota, the SNS SMS spend limit, Service
 // Quotas, and Cognito's usage metrics in CloudWatch. It implements the
-// small interfaces of ops.
+// small interfaces of preflight (the capacity checks) and usagemetrics.Reader.
 package awscheck
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -19,10 +18,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/ses"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/awserr"
+	"github.com/resetq/resetq/usagemetrics"
 )
 
 // Client reads in any Region, with SDK clients made on first use. It is
@@ -37,12 +36,7 @@ type Client struct {
 	cw  map[string]*cloudwatch.Client
 }
 
-var (
-	_ ops.SendQuotaReader = (*Client)(nil)
-	_ ops.SMSLimitReader  = (*Client)(nil)
-	_ ops.QuotaReader     = (*Client)(nil)
-	_ ops.UsageReader     = (*Client)(nil)
-)
+var _ usagemetrics.Reader = (*Client)(nil)
 
 // New returns a Client built on cfg (config.LoadDefaultConfig; the
 // AWS_ENDPOINT_URL_* variables apply).
@@ -63,16 +57,18 @@ func lazy[T any](mu *sync.Mutex, m map[string]*T, region string, mk func() *T) *
 	return c
 }
 
-// SendQuota reads the SES account's sending limits (GetSendQuota).
-func (c *Client) SendQuota(ctx context.Context, region string) (ops.SendQuota, error) {
+// SendQuota reads the SES account's sending limits (GetSendQuota): the
+// emails it may send in 24 hours, per second, and has sent in the last 24
+// hours.
+func (c *Client) SendQuota(ctx context.Context, region string) (max24h, maxRate, sent24h float64, err error) {
 	cl := lazy(&c.mu, c.ses, region, func() *ses.Client {
 		return ses.NewFromConfig(c.cfg, func(o *ses.Options) { o.Region = region })
 	})
 	out, err := cl.GetSendQuota(ctx, &ses.GetSendQuotaInput{})
 	if err != nil {
-		return ops.SendQuota{}, classify("ses:GetSendQuota", err)
+		return 0, 0, 0, classify("ses:GetSendQuota", err)
 	}
-	return ops.SendQuota{Max24h: out.Max24HourSend, MaxRate: out.MaxSendRate, Sent24h: out.SentLast24Hours}, nil
+	return out.Max24HourSend, out.MaxSendRate, out.SentLast24Hours, nil
 }
 
 // MonthlySpendLimit reads the account's SMS spend limit in USD
@@ -97,7 +93,7 @@ func (c *Client) MonthlySpendLimit(ctx context.Context, region string) (usd floa
 }
 
 // ServiceQuota reads a quota's applied value (GetServiceQuota); an
-// unknown quota or service is ops.ErrNoData.
+// unknown quota or service is awserr.ErrNoData.
 func (c *Client) ServiceQuota(ctx context.Context, region, service, code string) (float64, error) {
 	cl := lazy(&c.mu, c.sq, region, func() *servicequotas.Client {
 		return servicequotas.NewFromConfig(c.cfg, func(o *servicequotas.Options) { o.Region = region })
@@ -107,14 +103,14 @@ func (c *Client) ServiceQuota(ctx context.Context, region, service, code string)
 		return 0, classify("servicequotas:GetServiceQuota", err)
 	}
 	if out.Quota == nil || out.Quota.Value == nil {
-		return 0, fmt.Errorf("servicequotas:GetServiceQuota %s %s: %w", service, code, ops.ErrNoData)
+		return 0, fmt.Errorf("servicequotas:GetServiceQuota %s %s: %w", service, code, awserr.ErrNoData)
 	}
 	return *out.Quota.Value, nil
 }
 
 // Usage reads a Cognito usage metric of a quota category (AWS/Usage,
 // statistic Sum) per period between start and end, oldest first.
-func (c *Client) Usage(ctx context.Context, region string, q ops.UsageQuery) ([]ops.UsagePoint, error) {
+func (c *Client) Usage(ctx context.Context, region string, q usagemetrics.Query) ([]usagemetrics.Point, error) {
 	cl := lazy(&c.mu, c.cw, region, func() *cloudwatch.Client {
 		return NewCloudWatch(c.cfg, region)
 	})
@@ -123,8 +119,8 @@ func (c *Client) Usage(ctx context.Context, region string, q ops.UsageQuery) ([]
 		MetricDataQueries: []cwtypes.MetricDataQuery{{
 			Id: aws.String("m"),
 			MetricStat: &cwtypes.MetricStat{
-				Metric: &cwtypes.Metric{Namespace: aws.String(ops.UsageNamespace), MetricName: aws.String(q.Metric), Dimensions: []cwtypes.Dimension{
-					{Name: aws.String("Service"), Value: aws.String(ops.UsageService)},
+				Metric: &cwtypes.Metric{Namespace: aws.String(usagemetrics.Namespace), MetricName: aws.String(q.Metric), Dimensions: []cwtypes.Dimension{
+					{Name: aws.String("Service"), Value: aws.String(usagemetrics.Service)},
 					{Name: aws.String("Type"), Value: aws.String("API")},
 					{Name: aws.String("Resource"), Value: aws.String(q.Category)},
 					{Name: aws.String("Class"), Value: aws.String("None")},
@@ -134,7 +130,7 @@ func (c *Client) Usage(ctx context.Context, region string, q ops.UsageQuery) ([]
 			},
 		}},
 	}
-	var points []ops.UsagePoint
+	var points []usagemetrics.Point
 	p := cloudwatch.NewGetMetricDataPaginator(cl, in)
 	for p.HasMorePages() {
 		out, err := p.NextPage(ctx)
@@ -143,7 +139,7 @@ func (c *Client) Usage(ctx context.Context, region string, q ops.UsageQuery) ([]
 		}
 		for _, r := range out.MetricDataResults {
 			for i := range min(len(r.Timestamps), len(r.Values)) {
-				points = append(points, ops.UsagePoint{At: r.Timestamps[i], Value: r.Values[i]})
+				points = append(points, usagemetrics.Point{At: r.Timestamps[i], Value: r.Values[i]})
 			}
 		}
 	}
@@ -161,17 +157,14 @@ func NewCloudWatch(cfg aws.Config, region string) *cloudwatch.Client {
 	})
 }
 
-// classify wraps err: ops.ErrAccessDenied naming action for a missing
-// permission, ops.ErrNoData for an unknown resource.
+// classify wraps err: an *awserr.DeniedError naming action for a missing
+// permission, awserr.ErrNoData for an unknown resource.
 func classify(action string, err error) error {
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode() {
-		case "AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation":
-			return &ops.DeniedError{Action: action, Err: err}
-		case "NoSuchResourceException", "ResourceNotFoundException":
-			return fmt.Errorf("%s: %w: %v", action, ops.ErrNoData, err)
-		}
+	switch code := awserr.Code(awserr.From(err)); {
+	case awserr.Denied(code):
+		return &awserr.DeniedError{Action: action, Err: err}
+	case code == "NoSuchResourceException" || code == "ResourceNotFoundException":
+		return fmt.Errorf("%s: %w: %v", action, awserr.ErrNoData, err)
 	}
 	return fmt.Errorf("%s: %w", action, err)
 }

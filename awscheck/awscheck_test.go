@@ -15,9 +15,11 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/moto/mototest"
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/preflight"
+	"github.com/resetq/resetq/usagemetrics"
 )
 
 func TestMain(m *testing.M) { mototest.Main(m) }
@@ -34,9 +36,9 @@ func motoConfig(t *testing.T) aws.Config {
 // TestSendQuota: moto answers a sandbox account's quota.
 func TestSendQuota(t *testing.T) {
 	t.Parallel()
-	q, err := New(motoConfig(t)).SendQuota(t.Context(), "us-east-1")
-	if err != nil || q.Max24h != 200 || q.MaxRate != 1 {
-		t.Fatalf("%+v %v", q, err)
+	max24h, maxRate, _, err := New(motoConfig(t)).SendQuota(t.Context(), "us-east-1")
+	if err != nil || max24h != 200 || maxRate != 1 {
+		t.Fatalf("%v a day, %v/s, %v", max24h, maxRate, err)
 	}
 }
 
@@ -70,7 +72,7 @@ func TestUsage(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Minute)
 	PublishUsage(t, cfg, category, "CallCount", map[time.Time]float64{now.Add(-3 * time.Minute): 120, now.Add(-2 * time.Minute): 900})
 	PublishUsage(t, cfg, category+"x", "CallCount", map[time.Time]float64{now.Add(-2 * time.Minute): 5000})
-	pts, err := New(cfg).Usage(t.Context(), "us-east-1", ops.UsageQuery{Category: category, Metric: "CallCount",
+	pts, err := New(cfg).Usage(t.Context(), "us-east-1", usagemetrics.Query{Category: category, Metric: "CallCount",
 		Start: now.Add(-time.Hour), End: now, Period: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -87,13 +89,13 @@ func PublishUsage(t *testing.T, cfg aws.Config, category, metric string, values 
 	for at, v := range values {
 		data = append(data, cwtypes.MetricDatum{MetricName: aws.String(metric), Timestamp: aws.Time(at), Value: aws.Float64(v),
 			Dimensions: []cwtypes.Dimension{
-				{Name: aws.String("Service"), Value: aws.String(ops.UsageService)},
+				{Name: aws.String("Service"), Value: aws.String(usagemetrics.Service)},
 				{Name: aws.String("Type"), Value: aws.String("API")},
 				{Name: aws.String("Resource"), Value: aws.String(category)},
 				{Name: aws.String("Class"), Value: aws.String("None")},
 			}})
 	}
-	if _, err := NewCloudWatch(cfg, cfg.Region).PutMetricData(context.Background(), &cw.PutMetricDataInput{Namespace: aws.String(ops.UsageNamespace), MetricData: data}); err != nil {
+	if _, err := NewCloudWatch(cfg, cfg.Region).PutMetricData(context.Background(), &cw.PutMetricDataInput{Namespace: aws.String(usagemetrics.Namespace), MetricData: data}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -140,15 +142,15 @@ func TestServiceQuota(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			v, err := New(sqServer(t, tt.status, tt.body)).ServiceQuota(t.Context(), "eu-west-1", ops.QuotaService, ops.RecoveryQuotaCode)
-			var denied *ops.DeniedError
+			v, err := New(sqServer(t, tt.status, tt.body)).ServiceQuota(t.Context(), "eu-west-1", preflight.QuotaService, preflight.RecoveryQuotaCode)
+			var denied *awserr.DeniedError
 			switch {
 			case tt.denied != "":
 				if !errors.As(err, &denied) || denied.Action != tt.denied {
 					t.Fatalf("err %v, want denied %s", err, tt.denied)
 				}
 			case tt.noData:
-				if !errors.Is(err, ops.ErrNoData) {
+				if !errors.Is(err, awserr.ErrNoData) {
 					t.Fatalf("err %v, want ErrNoData", err)
 				}
 			case err != nil || v != tt.want:

@@ -1,8 +1,10 @@
 // Package awserr is how resetq's adapters (cognito, queue, awscheck) hand
 // an AWS service's answer to the rest of resetq, which reads no SDK or
 // smithy type: an error with the service's code and message, or
-// ErrCredentials when no call could be signed. Adapters make them with
-// From; everyone else reads them with Code, As and errors.Is.
+// ErrCredentials when no call could be signed; and what an answer means
+// where a caller acts on it (ErrNoData, ErrUserNotFound, DeniedError, ...).
+// Adapters make them with From; everyone else reads them with Code, As
+// and errors.Is.
 package awserr
 
 import (

@@ -11,7 +11,7 @@ import (
 
 	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/job"
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/userpool"
 )
 
 // PageSize is the most users ListUsers and ListUsersInGroup return a page.
@@ -110,15 +110,15 @@ func caseSensitive(ctx context.Context, api poolDescriber, pool string) (bool, e
 }
 
 // Describe reads what preflight's checks need from DescribeUserPool.
-func (p *Pools) Describe(ctx context.Context, id string) (ops.Pool, error) {
+func (p *Pools) Describe(ctx context.Context, id string) (userpool.Pool, error) {
 	out, err := p.client(id).DescribeUserPool(ctx, &cip.DescribeUserPoolInput{UserPoolId: aws.String(id)})
 	if err != nil {
 		if e, ok := awserr.As(awserr.From(err)); ok {
-			return ops.Pool{}, fmt.Errorf("DescribeUserPool: %s: %s", e.Code, e.Message)
+			return userpool.Pool{}, fmt.Errorf("DescribeUserPool: %s: %s", e.Code, e.Message)
 		}
-		return ops.Pool{}, fmt.Errorf("DescribeUserPool: %w", err)
+		return userpool.Pool{}, fmt.Errorf("DescribeUserPool: %w", err)
 	}
-	pool := ops.Pool{ID: id}
+	pool := userpool.Pool{ID: id}
 	up := out.UserPool
 	if up == nil {
 		return pool, errors.New("DescribeUserPool returned no pool")

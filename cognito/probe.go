@@ -4,30 +4,28 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"math/big"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
-	"github.com/aws/smithy-go"
 
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/awserr"
+	"github.com/resetq/resetq/userpool"
 )
-
-var _ ops.Prober = (*Pools)(nil)
 
 // ProbeUserPrefix starts the username of every probe call; 16 random hex
 // digits follow, so no probe names a user that exists.
 const ProbeUserPrefix = "resetq-preflight-"
 
-// Probe makes one call of operation (an ops.Op* name) on pool for a user
-// that cannot exist, to learn whether the credentials may make it; nothing
-// changes in the pool (AdminCreateUser is asked to RESEND, which creates no
-// user). The answer is translated: ops.ErrUserNotFound (permitted), an
-// *ops.DeniedError, ops.ErrPoolNotFound, ops.ErrPasswordRefused, or another
-// *ops.CallError, after the SDK's default retries.
+// Probe makes one call of operation (a userpool.Op* name) on pool for a
+// user that cannot exist, to learn whether the credentials may make it;
+// nothing changes in the pool (AdminCreateUser is asked to RESEND, which
+// creates no user). It is preflight's Prober. The answer is translated,
+// after the SDK's default retries: awserr.ErrUserNotFound (permitted), an
+// *awserr.DeniedError, awserr.ErrPoolNotFound, awserr.ErrPasswordRefused,
+// or another service error (awserr.Code), each reading "Code: Message".
 func (p *Pools) Probe(ctx context.Context, pool, operation string) error {
 	user, err := probeUsername()
 	if err != nil {
@@ -50,21 +48,21 @@ func probe(ctx context.Context, api probeAPI, pool, operation, user string) erro
 	id, name := aws.String(pool), aws.String(user)
 	var err error
 	switch operation {
-	case ops.OpResetPassword:
+	case userpool.OpResetPassword:
 		_, err = api.AdminResetUserPassword(ctx, &cip.AdminResetUserPasswordInput{UserPoolId: id, Username: name})
-	case ops.OpGetUser:
+	case userpool.OpGetUser:
 		_, err = api.AdminGetUser(ctx, &cip.AdminGetUserInput{UserPoolId: id, Username: name})
-	case ops.OpSetPassword:
+	case userpool.OpSetPassword:
 		pw, perr := RandomPassword()
 		if perr != nil {
 			return perr
 		}
 		_, err = api.AdminSetUserPassword(ctx, &cip.AdminSetUserPasswordInput{UserPoolId: id, Username: name, Password: aws.String(pw), Permanent: true})
-	case ops.OpGlobalSignOut:
+	case userpool.OpGlobalSignOut:
 		_, err = api.AdminUserGlobalSignOut(ctx, &cip.AdminUserGlobalSignOutInput{UserPoolId: id, Username: name})
-	case ops.OpCreateUser:
+	case userpool.OpCreateUser:
 		_, err = api.AdminCreateUser(ctx, &cip.AdminCreateUserInput{UserPoolId: id, Username: name, MessageAction: types.MessageActionTypeResend})
-	case ops.OpDisableUser:
+	case userpool.OpDisableUser:
 		_, err = api.AdminDisableUser(ctx, &cip.AdminDisableUserInput{UserPoolId: id, Username: name})
 	default:
 		return fmt.Errorf("no probe for operation %q", operation)
@@ -72,24 +70,41 @@ func probe(ctx context.Context, api probeAPI, pool, operation, user string) erro
 	return err
 }
 
-// probeError translates a probe's error into the ops error values.
+// probeError translates a probe's error into awserr's values.
 func probeError(operation string, err error) error {
-	var apiErr smithy.APIError
-	if err == nil || !errors.As(err, &apiErr) {
+	e, ok := awserr.As(awserr.From(err))
+	if !ok {
 		return err
 	}
-	ce := &ops.CallError{Code: apiErr.ErrorCode(), Message: apiErr.ErrorMessage()}
-	switch ce.Code {
-	case "AccessDeniedException", "AccessDenied", "UnauthorizedOperation":
-		return &ops.DeniedError{Action: "cognito-idp:" + operation, Err: ce}
-	case "UserNotFoundException":
-		ce.Kind = ops.ErrUserNotFound
-	case "ResourceNotFoundException":
-		ce.Kind = ops.ErrPoolNotFound
-	case "InvalidPasswordException":
-		ce.Kind = ops.ErrPasswordRefused
+	a := &probeAnswer{aws: e}
+	switch {
+	case awserr.Denied(e.Code):
+		return &awserr.DeniedError{Action: "cognito-idp:" + operation, Err: a}
+	case e.Code == "UserNotFoundException":
+		a.kind = awserr.ErrUserNotFound
+	case e.Code == "ResourceNotFoundException":
+		a.kind = awserr.ErrPoolNotFound
+	case e.Code == "InvalidPasswordException":
+		a.kind = awserr.ErrPasswordRefused
 	}
-	return ce
+	return a
+}
+
+// probeAnswer is a probe's AWS error, short as preflight shows it ("Code:
+// Message"): the service's answer, and what it means when resetq knows
+// (kind).
+type probeAnswer struct {
+	aws  *awserr.Error
+	kind error
+}
+
+func (a *probeAnswer) Error() string { return a.aws.Code + ": " + a.aws.Message }
+
+func (a *probeAnswer) Unwrap() []error {
+	if a.kind == nil {
+		return []error{a.aws}
+	}
+	return []error{a.kind, a.aws}
 }
 
 func probeUsername() (string, error) {

@@ -9,11 +9,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/moto/mototest"
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/userpool"
 )
 
 // userCount is the number of users in pool.
@@ -33,12 +34,12 @@ func TestProbeMoto(t *testing.T) {
 	t.Parallel()
 	pool, cfg := newPool(t, "eu-west-1", map[string]moto.UserState{"alice": moto.Confirmed, "bob": moto.Unconfirmed})
 	p := cognito.NewPools(config(t, mototest.Shared(t).URL, "us-east-1"))
-	for _, op := range ops.IncidentCalls() {
-		if err := p.Probe(t.Context(), pool, op); !errors.Is(err, ops.ErrUserNotFound) {
-			t.Errorf("%s: %v, want ops.ErrUserNotFound", op, err)
+	for _, op := range userpool.IncidentCalls() {
+		if err := p.Probe(t.Context(), pool, op); !errors.Is(err, awserr.ErrUserNotFound) {
+			t.Errorf("%s: %v, want awserr.ErrUserNotFound", op, err)
 		}
-		if err := p.Probe(t.Context(), "eu-west-1_doesNotExist0", op); !errors.Is(err, ops.ErrPoolNotFound) {
-			t.Errorf("%s on a missing pool: %v, want ops.ErrPoolNotFound", op, err)
+		if err := p.Probe(t.Context(), "eu-west-1_doesNotExist0", op); !errors.Is(err, awserr.ErrPoolNotFound) {
+			t.Errorf("%s on a missing pool: %v, want awserr.ErrPoolNotFound", op, err)
 		}
 	}
 	if n := userCount(t, cfg, pool); n != 2 {
@@ -62,14 +63,14 @@ func TestProbeAnswers(t *testing.T) {
 		check    func(error) bool
 		calls    int // requests the proxy saw (the SDK's retries)
 	}{
-		{ops.OpGlobalSignOut, "AccessDeniedException", func(err error) bool {
-			var d *ops.DeniedError
+		{userpool.OpGlobalSignOut, "AccessDeniedException", func(err error) bool {
+			var d *awserr.DeniedError
 			return errors.As(err, &d) && d.Action == "cognito-idp:AdminUserGlobalSignOut" && strings.Contains(d.Err.Error(), "AccessDeniedException: injected")
 		}, 1},
-		{ops.OpSetPassword, "InvalidPasswordException", func(err error) bool { return errors.Is(err, ops.ErrPasswordRefused) }, 1},
-		{ops.OpCreateUser, "TooManyRequestsException", func(err error) bool {
-			var ce *ops.CallError
-			return errors.As(err, &ce) && ce.Code == "TooManyRequestsException" && ce.Kind == nil
+		{userpool.OpSetPassword, "InvalidPasswordException", func(err error) bool { return errors.Is(err, awserr.ErrPasswordRefused) }, 1},
+		{userpool.OpCreateUser, "TooManyRequestsException", func(err error) bool {
+			return awserr.Code(err) == "TooManyRequestsException" && strings.HasPrefix(err.Error(), "TooManyRequestsException: ") &&
+				!errors.Is(err, awserr.ErrUserNotFound) && !errors.Is(err, awserr.ErrPoolNotFound) && !errors.Is(err, awserr.ErrPasswordRefused)
 		}, 3},
 	} {
 		t.Run(tt.op, func(t *testing.T) {
@@ -92,12 +93,12 @@ func TestProbeUsername(t *testing.T) {
 	pool, _ := newPool(t, "us-east-1", nil)
 	proxy := startProxy(t)
 	for range 2 {
-		proxy.AddFault(awsproxy.Fault{Operation: ops.OpGetUser, BodyContains: `"Username":"` + cognito.ProbeUserPrefix, ErrorCode: "UserNotFoundException", Count: 1})
-		if err := cognito.NewPools(config(t, proxy.URL, "us-east-1")).Probe(t.Context(), pool, ops.OpGetUser); !errors.Is(err, ops.ErrUserNotFound) {
+		proxy.AddFault(awsproxy.Fault{Operation: userpool.OpGetUser, BodyContains: `"Username":"` + cognito.ProbeUserPrefix, ErrorCode: "UserNotFoundException", Count: 1})
+		if err := cognito.NewPools(config(t, proxy.URL, "us-east-1")).Probe(t.Context(), pool, userpool.OpGetUser); !errors.Is(err, awserr.ErrUserNotFound) {
 			t.Fatal(err)
 		}
 	}
-	if n := proxy.Stats().Faulted[ops.OpGetUser]; n != 2 {
+	if n := proxy.Stats().Faulted[userpool.OpGetUser]; n != 2 {
 		t.Fatalf("%d probes named a %s user, want 2", n, cognito.ProbeUserPrefix)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/job"
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/userpool"
 )
 
 // Users reads users' state (AdminGetUser, ListUsers, ListUsersInGroup) in
@@ -21,11 +21,6 @@ import (
 type Users struct {
 	clients *regionClients
 }
-
-var (
-	_ ops.UserGetter = (*Users)(nil)
-	_ ops.UserPager  = (*Users)(nil)
-)
 
 // NewUsers returns a Users built on cfg. Its SDK clients retry a throttled
 // or failed read up to 10 times with backoff: the caller paces the calls
@@ -45,22 +40,22 @@ func (u *Users) client(pool string) *cip.Client {
 
 // GetUser reads one user with AdminGetUser; found is false when Cognito
 // answers UserNotFoundException.
-func (u *Users) GetUser(ctx context.Context, pool, username string) (ops.User, bool, error) {
+func (u *Users) GetUser(ctx context.Context, pool, username string) (userpool.User, bool, error) {
 	out, err := u.client(pool).AdminGetUser(ctx, &cip.AdminGetUserInput{UserPoolId: aws.String(pool), Username: aws.String(username)})
 	var nf *types.UserNotFoundException
 	switch {
 	case errors.As(err, &nf):
-		return ops.User{}, false, nil
+		return userpool.User{}, false, nil
 	case err != nil:
-		return ops.User{}, false, fmt.Errorf("admin-get-user: %w", awserr.From(err))
+		return userpool.User{}, false, fmt.Errorf("admin-get-user: %w", awserr.From(err))
 	}
-	return ops.User{Username: aws.ToString(out.Username), Status: string(out.UserStatus), Enabled: out.Enabled,
+	return userpool.User{Username: aws.ToString(out.Username), Status: string(out.UserStatus), Enabled: out.Enabled,
 		LastModified: aws.ToTime(out.UserLastModifiedDate)}, true, nil
 }
 
 // UsersPage reads one page of 60 users: ListUsersInGroup when group is set,
 // else ListUsers with filter.
-func (u *Users) UsersPage(ctx context.Context, pool, filter, group, token string) ([]ops.User, string, error) {
+func (u *Users) UsersPage(ctx context.Context, pool, filter, group, token string) ([]userpool.User, string, error) {
 	page, next, err := listPage(ctx, u.client(pool), pool, filter, group, token)
 	switch {
 	case err != nil && group != "":
@@ -71,10 +66,10 @@ func (u *Users) UsersPage(ctx context.Context, pool, filter, group, token string
 	return users(page), next, nil
 }
 
-func users(in []types.UserType) []ops.User {
-	out := make([]ops.User, len(in))
+func users(in []types.UserType) []userpool.User {
+	out := make([]userpool.User, len(in))
 	for i, t := range in {
-		out[i] = ops.User{Username: aws.ToString(t.Username), Status: string(t.UserStatus), Enabled: t.Enabled,
+		out[i] = userpool.User{Username: aws.ToString(t.Username), Status: string(t.UserStatus), Enabled: t.Enabled,
 			LastModified: aws.ToTime(t.UserLastModifiedDate)}
 	}
 	return out

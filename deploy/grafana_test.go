@@ -15,8 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resetq/resetq/metrics"
-	"github.com/resetq/resetq/ops"
-	"github.com/resetq/resetq/usagewatch"
+	"github.com/resetq/resetq/usagemetrics"
 )
 
 const dashboardFile = "grafana/resetq.json"
@@ -166,9 +165,9 @@ func exportedMetrics(t *testing.T) (series, families map[string]bool) {
 			t.Fatalf("metrics.Metrics.%s: no label count works", v.Type().Field(i).Name)
 		}
 	}
-	// The usage gauges are usagewatch's, set once CloudWatch answers: a
+	// The usage gauges are usagemetrics', set once CloudWatch answers: a
 	// reader that answers one minute makes them show.
-	usage := usagewatch.New(usagewatch.Config{Reader: oneMinute{}}, reg)
+	usage := usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: oneMinute{}}, reg)
 	usage.Add("us-east-1")
 	usage.Poll(context.Background(), time.Unix(600, 0))
 	fams, err := reg.Gather()
@@ -197,8 +196,8 @@ func exportedMetrics(t *testing.T) (series, families map[string]bool) {
 // oneMinute is a usage reader with one minute of data.
 type oneMinute struct{}
 
-func (oneMinute) Usage(_ context.Context, _ string, q ops.UsageQuery) ([]ops.UsagePoint, error) {
-	return []ops.UsagePoint{{At: q.Start, Value: 1}}, nil
+func (oneMinute) Usage(_ context.Context, _ string, q usagemetrics.Query) ([]usagemetrics.Point, error) {
+	return []usagemetrics.Point{{At: q.Start, Value: 1}}, nil
 }
 
 var (

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/userpool"
 )
 
 // accountWide are the actions that take no resource ARN: only they may be
@@ -50,7 +50,7 @@ func TestIAMOperatorPolicyGrantsReportAndPreflight(t *testing.T) {
 
 // TestIAMOperatorPolicyReadOnly: iam/operator-policy.json grants reads only
 // (Get*, List*, Describe*, AdminGetUser), so none of the write calls that
-// preflight's call probes make (ops.IncidentCalls); iam/README.md says
+// preflight's call probes make (userpool.IncidentCalls); iam/README.md says
 // where those come from instead: the worker's role, or --probe-calls=false.
 func TestIAMOperatorPolicyReadOnly(t *testing.T) {
 	granted := accountWideGrants(t, "iam/operator-policy.json")
@@ -61,7 +61,7 @@ func TestIAMOperatorPolicyReadOnly(t *testing.T) {
 		}
 	}
 	probed := 0
-	for _, op := range ops.IncidentCalls() {
+	for _, op := range userpool.IncidentCalls() {
 		if a := "cognito-idp:" + op; !granted[a] {
 			probed++
 		} else if !read.MatchString(a) {
@@ -69,7 +69,7 @@ func TestIAMOperatorPolicyReadOnly(t *testing.T) {
 		}
 	}
 	if probed == 0 {
-		t.Fatalf("ops.IncidentCalls() %v: every probed call is a read?", ops.IncidentCalls())
+		t.Fatalf("userpool.IncidentCalls() %v: every probed call is a read?", userpool.IncidentCalls())
 	}
 	readme := readFile(t, "iam/README.md")
 	for _, want := range []string{"--probe-calls=false", "worker's role", "operator-policy.json"} {

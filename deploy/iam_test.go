@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/resetq/resetq/ops"
 	"github.com/resetq/resetq/queue"
+	"github.com/resetq/resetq/userpool"
 )
 
 // policyGrants reads an IAM policy file: its allowed actions, each with the
@@ -169,7 +169,7 @@ func TestIncidentPolicyGrantsEachOption(t *testing.T) {
 // incidentCallOptions is each incident option of `resetq work` as the
 // ops package's campaign options, which say the calls it makes (and which
 // preflight and `resetq work --incident` probe).
-var incidentCallOptions = map[string]ops.CallOptions{
+var incidentCallOptions = map[string]userpool.CallOptions{
 	"--kill-password":       {KillPassword: true},
 	"--global-sign-out":     {SignOut: true},
 	"--reinvite":            {Reinvite: true},
@@ -177,10 +177,10 @@ var incidentCallOptions = map[string]ops.CallOptions{
 }
 
 // TestIncidentPolicyMatchesCampaignCalls checks incidentActions against the
-// code's own list of calls (ops.CampaignCalls, what preflight and `resetq
+// code's own list of calls (userpool.CampaignCalls, what preflight and `resetq
 // work --incident` probe at start): each option adds, beyond what
 // worker-policy.json grants, exactly its action; and every call of an
-// incident (ops.IncidentCalls) is granted by worker-policy.json or
+// incident (userpool.IncidentCalls) is granted by worker-policy.json or
 // worker-incident-policy.json, so the start-up probes of a worker with both
 // pass.
 func TestIncidentPolicyMatchesCampaignCalls(t *testing.T) {
@@ -192,7 +192,7 @@ func TestIncidentPolicyMatchesCampaignCalls(t *testing.T) {
 	}
 	for opt, o := range incidentCallOptions {
 		var extra []string
-		for _, c := range ops.CampaignCalls(o) {
+		for _, c := range userpool.CampaignCalls(o) {
 			if a := "cognito-idp:" + c; !hasKey(base, a) {
 				extra = append(extra, a)
 			}
@@ -202,7 +202,7 @@ func TestIncidentPolicyMatchesCampaignCalls(t *testing.T) {
 		}
 	}
 	var all []string
-	for _, c := range ops.IncidentCalls() {
+	for _, c := range userpool.IncidentCalls() {
 		a := "cognito-idp:" + c
 		all = append(all, a)
 		if !hasKey(base, a) && !hasKey(incident, a) {
@@ -211,7 +211,7 @@ func TestIncidentPolicyMatchesCampaignCalls(t *testing.T) {
 	}
 	for _, ia := range incidentActions {
 		if !slices.Contains(all, ia.action) {
-			t.Errorf("worker-incident-policy.json grants %s, which an incident (ops.IncidentCalls: %v) never makes", ia.action, all)
+			t.Errorf("worker-incident-policy.json grants %s, which an incident (userpool.IncidentCalls: %v) never makes", ia.action, all)
 		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/dlq"
 	"github.com/resetq/resetq/queue"
 )
 
@@ -96,7 +96,7 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 			"message the DLQ counts. Exit 1 when any matching message was not moved, or the pass\n" +
 			"could not read every message."
 	}
-	fs.DurationVar(&f.visibility, "visibility", 60*time.Second, "how long a message read is hidden at first; the pass renews it until it ends (a killed pass leaves messages hidden this long, or as long as it had run)")
+	fs.DurationVar(&f.visibility, "visibility", dlq.DefaultVisibility, "how long a message read is hidden at first; the pass renews it until it ends (a killed pass leaves messages hidden this long, or as long as it had run)")
 	f.output = outputFlag(fs)
 	setUsage(fs, "Usage: "+usageLine+"\n\n"+about+"\n")
 	if err := parseFlags(fs, args); err != nil {
@@ -142,23 +142,23 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 			return err
 		}
 	}
-	dlq := queue.New(client, dlqURL, nil)
-	if _, err := dlq.Settings(ctx); err != nil {
+	dead := queue.New(client, dlqURL, nil)
+	if _, err := dead.Settings(ctx); err != nil {
 		return startupError("read the dead-letter queue", err)
 	}
-	scan := ops.ScanConfig{Visibility: f.visibility, Wait: time.Second}
-	filter := ops.Filter{Reason: f.reason, Campaign: f.campaign}
+	scan := dlq.ScanConfig{Visibility: f.visibility, Wait: time.Second}
+	filter := dlq.Filter{Reason: f.reason, Campaign: f.campaign}
 
 	switch cmd {
 	case "summary":
 		scan.Limit = f.limit
-		s, err := ops.Summarize(ctx, dlq, scan)
+		s, err := dlq.Summarize(ctx, dead, scan)
 		if err != nil {
 			return err
 		}
 		if err := writeResult(stdout, *f.output, struct {
 			DLQURL string `json:"dlq_url"`
-			ops.Summary
+			dlq.Summary
 			Note string `json:"note"`
 		}{dlqURL, s, summaryNote(s)}, func(w io.Writer) error { return printSummary(w, dlqURL, s) }); err != nil {
 			return err
@@ -167,24 +167,24 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 
 	case "list":
 		scan.Limit = 10000
-		jobs, sc, err := ops.List(ctx, dlq, scan, filter, f.limit)
+		jobs, sc, err := dlq.List(ctx, dead, scan, filter, f.limit)
 		if err != nil {
 			return err
 		}
 		if jobs == nil {
-			jobs = []ops.Job{}
+			jobs = []dlq.Job{}
 		}
 		if err := writeResult(stdout, *f.output, struct {
 			DLQURL string `json:"dlq_url"`
-			ops.Scan
-			Jobs []ops.Job `json:"jobs"`
+			dlq.Scan
+			Jobs []dlq.Job `json:"jobs"`
 		}{dlqURL, sc, jobs}, func(w io.Writer) error { return printJobs(w, jobs, sc) }); err != nil {
 			return err
 		}
 		return unreadError(sc)
 
 	default: // redrive
-		cfg := ops.RedriveConfig{Scan: scan, Filter: filter, Max: f.limit}
+		cfg := dlq.RedriveConfig{Scan: scan, Filter: filter, Max: f.limit}
 		if f.maxRate > 0 {
 			cfg.Limiter = rate.NewLimiter(rate.Limit(f.maxRate), 1)
 			// The pass renews what it holds before each move, when it
@@ -193,11 +193,11 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 				cfg.Scan.Visibility = min(need, 12*time.Hour).Round(time.Second)
 			}
 		}
-		res, err := ops.Redrive(ctx, dlq, source, cfg)
+		res, err := dlq.Redrive(ctx, dead, source, cfg)
 		if perr := writeResult(stdout, *f.output, struct {
 			DLQURL   string `json:"dlq_url"`
 			QueueURL string `json:"queue_url"`
-			ops.RedriveResult
+			dlq.RedriveResult
 		}{dlqURL, f.queueURL, res}, func(w io.Writer) error { return printRedrive(w, dlqURL, f.queueURL, res) }); perr != nil && err == nil {
 			err = perr
 		}
@@ -211,7 +211,7 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 	}
 }
 
-func printSummary(w io.Writer, dlqURL string, s ops.Summary) error {
+func printSummary(w io.Writer, dlqURL string, s dlq.Summary) error {
 	fmt.Fprintf(w, "dead-letter queue %s: %d jobs in %d messages\n\n", dlqURL, s.Total, s.Read)
 	if len(s.Counts) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -228,7 +228,7 @@ func printSummary(w io.Writer, dlqURL string, s ops.Summary) error {
 	return err
 }
 
-func printJobs(w io.Writer, jobs []ops.Job, sc ops.Scan) error {
+func printJobs(w io.Writer, jobs []dlq.Job, sc dlq.Scan) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MESSAGE ID\tPOOL\tUSERNAME\tREASON\tREMEDIATION\tSTEPS\tATTEMPTS\tFAILED AT\tRECORDS\tCAMPAIGN\tERROR")
 	for _, j := range jobs {
@@ -249,7 +249,7 @@ func printJobs(w io.Writer, jobs []ops.Job, sc ops.Scan) error {
 	return unreadLine(w, sc)
 }
 
-func printRedrive(w io.Writer, dlqURL, queueURL string, res ops.RedriveResult) error {
+func printRedrive(w io.Writer, dlqURL, queueURL string, res dlq.RedriveResult) error {
 	for _, fl := range res.Failures {
 		fmt.Fprintf(w, "failed  %s  %s\n", cell(fl.MessageID), cell(fl.Error))
 	}
@@ -261,7 +261,7 @@ func printRedrive(w io.Writer, dlqURL, queueURL string, res ops.RedriveResult) e
 	return unreadLine(w, res.Scan)
 }
 
-func summaryNote(s ops.Summary) string {
+func summaryNote(s dlq.Summary) string {
 	dups := ""
 	if s.Duplicates > 0 {
 		dups = fmt.Sprintf(" %d messages were further records of a job already counted (dead-lettered again before their delete).", s.Duplicates)
@@ -277,7 +277,7 @@ func summaryNote(s ops.Summary) string {
 
 // unreadLine says, when the pass could not read every message, how many
 // it missed and what to do.
-func unreadLine(w io.Writer, sc ops.Scan) error {
+func unreadLine(w io.Writer, sc dlq.Scan) error {
 	if sc.Unread == 0 {
 		return nil
 	}
@@ -286,7 +286,7 @@ func unreadLine(w io.Writer, sc ops.Scan) error {
 }
 
 // unreadError is an error (exit 1) when the pass could not read every message.
-func unreadError(sc ops.Scan) error {
+func unreadError(sc dlq.Scan) error {
 	if sc.Unread > 0 {
 		return fmt.Errorf("incomplete: the DLQ still counts %d messages this pass could not read", sc.Unread)
 	}

@@ -7,22 +7,23 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/resetq/resetq/cognito"
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/preflight"
+	"github.com/resetq/resetq/userpool"
 )
 
 // checkPermissions proves, with awsCfg's credentials, that each of calls
-// (ops.Op* names, e.g. from ops.CampaignCalls) is permitted on each pool:
+// (userpool.Op* names, e.g. from userpool.CampaignCalls) is permitted on each pool:
 // one call per pool and operation, for a user that cannot exist. It
 // returns one check per call made; the error is ctx's when it ends.
-func checkPermissions(ctx context.Context, awsCfg aws.Config, pools []string, calls []string) ([]ops.Check, error) {
-	return ops.CheckCalls(ctx, cognito.NewPools(awsCfg), pools, calls)
+func checkPermissions(ctx context.Context, awsCfg aws.Config, pools []string, calls []string) ([]preflight.Check, error) {
+	return preflight.CheckCalls(ctx, cognito.NewPools(awsCfg), pools, calls)
 }
 
 // callOptions is the calls resetq work makes with these values of its
 // --status-check, --global-sign-out, --kill-password, --reinvite and
 // --unreachable.
-func callOptions(statusCheck string, globalSignOut, killPassword, reinvite bool, unreachable string) ops.CallOptions {
-	return ops.CallOptions{
+func callOptions(statusCheck string, globalSignOut, killPassword, reinvite bool, unreachable string) userpool.CallOptions {
+	return userpool.CallOptions{
 		StatusCheck:  statusCheck != "off",
 		SignOut:      globalSignOut,
 		KillPassword: killPassword,
@@ -60,7 +61,7 @@ func (f *callFlags) validate() error {
 // calls lists the campaign's calls: every incident call with --incident.
 func (f *callFlags) calls() []string {
 	if f.incident {
-		return ops.IncidentCalls()
+		return userpool.IncidentCalls()
 	}
-	return ops.CampaignCalls(callOptions(f.statusCheck, f.signOut, f.killPassword, f.reinvite, f.unreachable))
+	return userpool.CampaignCalls(callOptions(f.statusCheck, f.signOut, f.killPassword, f.reinvite, f.unreachable))
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/userpool"
 )
 
 // TestCallFlags: resetq work's flags name the calls preflight probes.
@@ -17,13 +17,13 @@ func TestCallFlags(t *testing.T) {
 		flags callFlags
 		want  []string
 	}{
-		{callFlags{statusCheck: "all", unreachable: "dead-letter"}, []string{ops.OpResetPassword, ops.OpGetUser}},
-		{callFlags{statusCheck: "redelivered", unreachable: "dead-letter"}, []string{ops.OpResetPassword, ops.OpGetUser}},
-		{callFlags{statusCheck: "off", unreachable: "dead-letter"}, []string{ops.OpResetPassword}},
+		{callFlags{statusCheck: "all", unreachable: "dead-letter"}, []string{userpool.OpResetPassword, userpool.OpGetUser}},
+		{callFlags{statusCheck: "redelivered", unreachable: "dead-letter"}, []string{userpool.OpResetPassword, userpool.OpGetUser}},
+		{callFlags{statusCheck: "off", unreachable: "dead-letter"}, []string{userpool.OpResetPassword}},
 		{callFlags{statusCheck: "off", signOut: true, killPassword: true, unreachable: "disable"},
-			[]string{ops.OpResetPassword, ops.OpSetPassword, ops.OpGlobalSignOut, ops.OpDisableUser}},
-		{callFlags{statusCheck: "off", reinvite: true, unreachable: "dead-letter"}, []string{ops.OpResetPassword, ops.OpGetUser, ops.OpCreateUser}},
-		{callFlags{incident: true, statusCheck: "off", unreachable: "dead-letter"}, ops.IncidentCalls()},
+			[]string{userpool.OpResetPassword, userpool.OpSetPassword, userpool.OpGlobalSignOut, userpool.OpDisableUser}},
+		{callFlags{statusCheck: "off", reinvite: true, unreachable: "dead-letter"}, []string{userpool.OpResetPassword, userpool.OpGetUser, userpool.OpCreateUser}},
+		{callFlags{incident: true, statusCheck: "off", unreachable: "dead-letter"}, userpool.IncidentCalls()},
 	} {
 		if got := tt.flags.calls(); !slices.Equal(got, tt.want) {
 			t.Errorf("%+v: %v, want %v", tt.flags, got, tt.want)

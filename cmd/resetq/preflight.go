@@ -16,8 +16,9 @@ import (
 	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/job"
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/preflight"
 	"github.com/resetq/resetq/queue"
+	"github.com/resetq/resetq/userpool"
 )
 
 // poolsFlag is a repeatable --pool (also comma-separated, for the env twin).
@@ -87,7 +88,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var capacity bool
 	var window time.Duration
 	fs.BoolVar(&capacity, "capacity", true, "also check capacity: SES send quota, SNS SMS spend limit, the recovery quota (Service Quotas) and real users' use of it (CloudWatch)")
-	fs.DurationVar(&window, "usage-window", 7*24*time.Hour, "how far back real users' use of the recovery quota is read (per minute)")
+	fs.DurationVar(&window, "usage-window", preflight.DefaultUsageWindow, "how far back real users' use of the recovery quota is read (per minute)")
 	var calls callFlags
 	calls.register(fs)
 	var probeCalls bool
@@ -137,8 +138,8 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 
 	describer := cognito.NewPools(cfg)
-	var checks []ops.Check
-	var described []ops.Pool
+	var checks []preflight.Check
+	var described []userpool.Pool
 	seen := map[string]bool{}
 	for _, id := range pools {
 		if seen[id] {
@@ -147,12 +148,12 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		seen[id] = true
 		p, err := describer.Describe(ctx, id)
 		if err != nil {
-			checks = append(checks, ops.Check{Level: ops.Blocking, Subject: id, Name: "describe pool", Message: err.Error()})
+			checks = append(checks, preflight.Check{Level: preflight.Blocking, Subject: id, Name: "describe pool", Message: err.Error()})
 			continue
 		}
 		described = append(described, p)
-		checks = append(checks, ops.CheckPool(p, users, calls.incident)...)
-		checks = append(checks, ops.CheckSignIn(p))
+		checks = append(checks, preflight.CheckPool(p, users, calls.incident)...)
+		checks = append(checks, preflight.CheckSignIn(p))
 	}
 	if probeCalls {
 		probed, err := checkPermissions(ctx, cfg, pools, calls.calls())
@@ -161,26 +162,26 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		checks = append(checks, probed...)
 	}
-	checks = append(checks, ops.CheckTokens(slices.Contains(calls.calls(), ops.OpGlobalSignOut)))
+	checks = append(checks, preflight.CheckTokens(slices.Contains(calls.calls(), userpool.OpGlobalSignOut)))
 	if capacity && len(described) > 0 {
 		readers := awscheck.New(cfg)
-		c := ops.Capacity{SES: readers, SMS: readers, Quota: readers, Usage: readers, Window: window}
+		c := preflight.Capacity{SES: readers, SMS: readers, Quota: readers, Usage: readers, Window: window}
 		checks = append(checks, c.Check(ctx, described, users, rateFlag, time.Now())...)
 	}
 	if queueURL != "" {
 		qi, err := describeQueue(ctx, sqsClient, queueURL)
 		if err != nil {
-			checks = append(checks, ops.Check{Level: ops.Blocking, Subject: queueURL, Name: "read queue", Message: err.Error()})
+			checks = append(checks, preflight.Check{Level: preflight.Blocking, Subject: queueURL, Name: "read queue", Message: err.Error()})
 		} else {
-			checks = append(checks, ops.CheckQueue(qi)...)
+			checks = append(checks, preflight.CheckQueue(qi)...)
 		}
 	}
-	checks = append(checks, ops.CheckRate(users, rateFlag)...)
+	checks = append(checks, preflight.CheckRate(users, rateFlag)...)
 
-	blocked := ops.Blocked(checks)
+	blocked := preflight.Blocked(checks)
 	if err := writeResult(stdout, *output, struct {
-		Checks  []ops.Check `json:"checks"`
-		Blocked bool        `json:"blocked"`
+		Checks  []preflight.Check `json:"checks"`
+		Blocked bool              `json:"blocked"`
 	}{checks, blocked}, func(w io.Writer) error {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, c := range checks {
@@ -197,8 +198,8 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 // describeQueue reads the source queue's settings and its DLQ's retention.
-func describeQueue(ctx context.Context, client queue.Client, url string) (ops.QueueInfo, error) {
-	qi := ops.QueueInfo{URL: url}
+func describeQueue(ctx context.Context, client queue.Client, url string) (preflight.QueueInfo, error) {
+	qi := preflight.QueueInfo{URL: url}
 	src := queue.New(client, url, nil)
 	s, err := src.Settings(ctx)
 	if err != nil {

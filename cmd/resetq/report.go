@@ -20,7 +20,7 @@ import (
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/enqueue"
 	"github.com/resetq/resetq/job"
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/report"
 )
 
 type reportFlags struct {
@@ -47,7 +47,7 @@ func (f *reportFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.out, "out", "", "write one line per user to FILE: CSV (.csv) or JSON lines (.jsonl, .ndjson, .json): username, status, enabled, last_modified, category, pool")
 	fs.Float64Var(&f.getRate, "get-rate", 60, "AdminGetUser calls per second (--from); the UserRead quota is 120/s per account and Region, shared with resetq work's status checks and your applications")
 	fs.Float64Var(&f.listRate, "list-rate", 25, "ListUsers/ListUsersInGroup calls per second (--all-users, --group); the UserList quota is 30/s, shared")
-	fs.IntVar(&f.concurrency, "concurrency", 8, "AdminGetUser calls in flight at once (--from)")
+	fs.IntVar(&f.concurrency, "concurrency", report.DefaultConcurrency, "AdminGetUser calls in flight at once (--from)")
 	fs.DurationVar(&f.progress, "progress-interval", 0, "when stderr is not a terminal, a progress line this often (0: none)")
 	f.output = outputFlag(fs)
 }
@@ -74,7 +74,7 @@ func (f *reportFlags) validate() (time.Time, enqueue.Format, error) {
 		return since, format, usagef("--pool is required (except with --from FILE --format jsonl)")
 	case f.filter != "" && !f.allUsers:
 		return since, format, usagef("--filter goes with --all-users")
-	case f.out != "" && ops.RecordFormat(f.out) == "":
+	case f.out != "" && report.RecordFormat(f.out) == "":
 		return since, format, usagef("--out %q: the name must end in .csv or .jsonl", f.out)
 	case !(f.getRate > 0) || math.IsInf(f.getRate, 0):
 		return since, format, usagef("--get-rate must be positive, got %v", f.getRate)
@@ -165,14 +165,14 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
-	var rw *ops.RecordWriter
+	var rw *report.RecordWriter
 	var outFile *os.File
 	if f.out != "" {
 		if outFile, err = os.Create(f.out); err != nil {
 			return usagef("--out: %v", err)
 		}
 		defer outFile.Close()
-		if rw, err = ops.NewRecordWriter(outFile, ops.RecordFormat(f.out)); err != nil {
+		if rw, err = report.NewRecordWriter(outFile, report.RecordFormat(f.out)); err != nil {
 			return err
 		}
 	}
@@ -184,8 +184,8 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		clearLine = "\r\033[K"
 	}
 	invalidShown := 0
-	cfg := ops.ReportConfig{Since: since, Concurrency: f.concurrency,
-		OnInvalid: func(it ops.ReportItem) {
+	cfg := report.Config{Since: since, Concurrency: f.concurrency,
+		OnInvalid: func(it report.Item) {
 			mu.Lock()
 			defer mu.Unlock()
 			if invalidShown++; invalidShown <= 100 {
@@ -196,18 +196,21 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.Write = rw.Write
 	}
 	users := cognito.NewUsers(awsCfg)
-	var summary ops.ReportSummary
+	var summary report.Summary
 	var runErr error
 	if f.from != "" {
 		cfg.Pacer = rate.NewLimiter(rate.Limit(f.getRate), 1)
 		sensitive := caseSensitive(awsCfg, stderr, &mu, clearLine, "reported")
 		cfg.Fold = func(ctx context.Context, pool string) bool { return !sensitive(ctx, pool) }
-		r := ops.NewReporter(cfg)
+		r, err := report.New(cfg)
+		if err != nil {
+			return err
+		}
 		stop := reportProgress(stderr, &mu, r, total, tty, f.progress)
 		builder := enqueue.Builder{Pool: f.pool}
-		summary, runErr = r.Get(ctx, users, func(ctx context.Context, fn func(ops.ReportItem) error) error {
+		summary, runErr = r.Get(ctx, users, func(ctx context.Context, fn func(report.Item) error) error {
 			return enqueue.ReadFile(in, format, f.column, func(it enqueue.Input) error {
-				ri := ops.ReportItem{Line: it.Line, Err: it.Err}
+				ri := report.Item{Line: it.Line, Err: it.Err}
 				if ri.Err == nil {
 					_, job, err := builder.Build(it)
 					ri.Pool, ri.Username, ri.Err = job.UserPoolID, job.Username, err
@@ -218,7 +221,10 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		stop()
 	} else {
 		cfg.Pacer = rate.NewLimiter(rate.Limit(f.listRate), 1)
-		r := ops.NewReporter(cfg)
+		r, err := report.New(cfg)
+		if err != nil {
+			return err
+		}
 		stop := reportProgress(stderr, &mu, r, 0, tty, f.progress)
 		summary, runErr = r.List(ctx, users, f.pool, f.filter, f.group)
 		stop()
@@ -263,11 +269,11 @@ func isReadConfigError(err error) bool {
 	return false
 }
 
-func writeReportSummary(w io.Writer, s ops.ReportSummary, outFile string) error {
+func writeReportSummary(w io.Writer, s report.Summary, outFile string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "since:\t%s\n", s.Since.Format(time.RFC3339))
 	fmt.Fprintf(tw, "users:\t%d\n", s.Users)
-	keys := slices.Clone(ops.Categories)
+	keys := slices.Clone(report.Categories)
 	var other []string
 	for k := range s.Counts {
 		if !slices.Contains(keys, k) {
@@ -300,7 +306,7 @@ func writeReportSummary(w io.Writer, s ops.ReportSummary, outFile string) error 
 }
 
 // reportProgress shows how many users are reported until stop is called.
-func reportProgress(w io.Writer, mu *sync.Mutex, r *ops.Reporter, total int, tty bool, interval time.Duration) (stop func()) {
+func reportProgress(w io.Writer, mu *sync.Mutex, r *report.Reporter, total int, tty bool, interval time.Duration) (stop func()) {
 	start := time.Now()
 	return showProgress(w, mu, tty, interval, func() string {
 		n := r.Progress()

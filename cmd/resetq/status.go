@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/awscheck"
-	"github.com/resetq/resetq/ops"
 	"github.com/resetq/resetq/queue"
+	"github.com/resetq/resetq/status"
 )
 
 // statusWindow is how many samples the drain rate of --watch looks back on.
@@ -27,15 +27,15 @@ type statusFlags struct {
 
 // statusResult is one sample as --output json prints it.
 type statusResult struct {
-	Time     time.Time   `json:"time"`
-	QueueURL string      `json:"queue_url"`
-	Visible  int64       `json:"visible"`
-	InFlight int64       `json:"in_flight"`
-	Delayed  int64       `json:"delayed"`
-	DLQURL   string      `json:"dlq_url,omitempty"`
-	DLQ      *int64      `json:"dlq,omitempty"` // visible + in flight + delayed in the DLQ
-	Drain    *ops.Drain  `json:"drain,omitempty"`
-	Usage    []ops.Usage `json:"usage,omitempty"` // everyone's calls and throttles of the recovery category, per Region
+	Time     time.Time      `json:"time"`
+	QueueURL string         `json:"queue_url"`
+	Visible  int64          `json:"visible"`
+	InFlight int64          `json:"in_flight"`
+	Delayed  int64          `json:"delayed"`
+	DLQURL   string         `json:"dlq_url,omitempty"`
+	DLQ      *int64         `json:"dlq,omitempty"` // visible + in flight + delayed in the DLQ
+	Drain    *status.Drain  `json:"drain,omitempty"`
+	Usage    []status.Usage `json:"usage,omitempty"` // everyone's calls and throttles of the recovery category, per Region
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -88,7 +88,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else if usageRegions[0] == "none" {
 		usageRegions = nil
 	}
-	usage := &ops.UsageStatus{Reader: awscheck.New(awsCfg)}
+	usage := &status.UsageCache{Reader: awscheck.New(awsCfg)}
 	source := queue.New(client, f.queueURL, nil)
 	settings, err := readSource(ctx, source)
 	if err != nil {
@@ -103,7 +103,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		dlq = queue.New(client, dlqURL, nil)
 	}
 
-	var samples []ops.Sample
+	var samples []status.Sample
 	printed := map[string]string{} // the usage line last printed per Region, with --watch
 	for n := 1; ; n++ {
 		r, err := statusSample(ctx, source, dlq)
@@ -117,11 +117,11 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		if f.watch {
-			samples = append(samples, ops.Sample{At: r.Time, Backlog: r.Visible + r.InFlight + r.Delayed})
+			samples = append(samples, status.Sample{At: r.Time, Backlog: r.Visible + r.InFlight + r.Delayed})
 			if len(samples) > statusWindow {
 				samples = samples[len(samples)-statusWindow:]
 			}
-			d := ops.DrainRate(samples)
+			d := status.DrainRate(samples)
 			r.Drain = &d
 		}
 		r.Usage = usage.Read(ctx, usageRegions, r.Time)
@@ -220,15 +220,15 @@ func printStatus(w io.Writer, format string, watch bool, r statusResult, printed
 	})
 }
 
-func drainText(d ops.Drain) string {
+func drainText(d status.Drain) string {
 	switch d.State {
-	case ops.DrainEmpty:
+	case status.DrainEmpty:
 		return "empty"
-	case ops.DrainDraining:
+	case status.DrainDraining:
 		return fmt.Sprintf("draining %.1f/s  eta %s", d.PerSecond, d.ETAText)
-	case ops.DrainGrowing:
+	case status.DrainGrowing:
 		return fmt.Sprintf("growing %.1f/s  eta none", -d.PerSecond)
-	case ops.DrainStalled:
+	case status.DrainStalled:
 		return "stalled  eta none"
 	}
 	return "rate: need another sample"

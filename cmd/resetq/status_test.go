@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/awserr"
+	"github.com/resetq/resetq/dlq"
+	"github.com/resetq/resetq/status"
+	"github.com/resetq/resetq/usagemetrics"
 )
 
 // TestOpsUsage: flag mistakes of status, dlq and preflight exit 2 before
@@ -95,10 +98,10 @@ func TestCell(t *testing.T) {
 // reason or error cannot add rows or columns to summary and list.
 func TestDLQTablesEscape(t *testing.T) {
 	const forged = "c\nFORGED  1  invalid_job\tx"
-	jobs := []ops.Job{{MessageID: "m1", JobID: "m1", Records: 1, Pool: "us-east-1_a\nb", Username: "eve\n m9  us-east-1_x  admin",
+	jobs := []dlq.Job{{MessageID: "m1", JobID: "m1", Records: 1, Pool: "us-east-1_a\nb", Username: "eve\n m9  us-east-1_x  admin",
 		Campaign: forged, Reason: "r\tr", Error: "e\r\ne", Body: "x\ny"}}
 	var out bytes.Buffer
-	if err := printJobs(&out, jobs, ops.Scan{Read: 1}); err != nil {
+	if err := printJobs(&out, jobs, dlq.Scan{Read: 1}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -106,7 +109,7 @@ func TestDLQTablesEscape(t *testing.T) {
 		t.Fatalf("list: %d lines:\n%s", len(lines), out.String())
 	}
 	out.Reset()
-	s := ops.Summary{Total: 1, Counts: []ops.Count{{Reason: "r\nFORGED", Campaign: forged, Jobs: 1, Messages: 1}}, Scan: ops.Scan{Read: 1}}
+	s := dlq.Summary{Total: 1, Counts: []dlq.Count{{Reason: "r\nFORGED", Campaign: forged, Jobs: 1, Messages: 1}}, Scan: dlq.Scan{Read: 1}}
 	if err := printSummary(&out, "http://q", s); err != nil {
 		t.Fatal(err)
 	}
@@ -119,9 +122,9 @@ func TestDLQTablesEscape(t *testing.T) {
 // a Region's figures change.
 func TestPrintStatusUsage(t *testing.T) {
 	m := time.Date(2026, 11, 29, 12, 6, 0, 0, time.UTC)
-	ok := ops.LatestUsage("us-east-1", ops.RecoveryCategory, []ops.UsagePoint{{At: m, Value: 1200}}, []ops.UsagePoint{{At: m, Value: 7}}, nil)
-	denied := ops.LatestUsage("eu-west-1", ops.RecoveryCategory, nil, nil, &ops.DeniedError{Action: "cloudwatch:GetMetricData", Err: errors.New("no")})
-	r := statusResult{Time: m.Add(5 * time.Minute), QueueURL: "q", Visible: 3, Usage: []ops.Usage{ok, denied}}
+	ok := status.LatestUsage("us-east-1", usagemetrics.RecoveryCategory, []usagemetrics.Minute{{At: m, Calls: 1200, Throttles: 7}}, nil)
+	denied := status.LatestUsage("eu-west-1", usagemetrics.RecoveryCategory, nil, &awserr.DeniedError{Action: "cloudwatch:GetMetricData", Err: errors.New("no")})
+	r := statusResult{Time: m.Add(5 * time.Minute), QueueURL: "q", Visible: 3, Usage: []status.Usage{ok, denied}}
 
 	var out bytes.Buffer
 	if err := printStatus(&out, "text", false, r, nil); err != nil {
@@ -154,7 +157,7 @@ func TestPrintStatusUsage(t *testing.T) {
 	}
 
 	printed := map[string]string{}
-	d := ops.DrainRate(nil)
+	d := status.DrainRate(nil)
 	r.Drain = &d
 	out.Reset()
 	for range 2 {
@@ -165,7 +168,7 @@ func TestPrintStatusUsage(t *testing.T) {
 	if n := strings.Count(out.String(), "usage us-east-1"); n != 1 {
 		t.Fatalf("%d usage lines of us-east-1 for two unchanged samples:\n%s", n, out.String())
 	}
-	r.Usage[0] = ops.LatestUsage("us-east-1", ops.RecoveryCategory, []ops.UsagePoint{{At: m.Add(time.Minute), Value: 1800}}, nil, nil)
+	r.Usage[0] = status.LatestUsage("us-east-1", usagemetrics.RecoveryCategory, []usagemetrics.Minute{{At: m.Add(time.Minute), Calls: 1800}}, nil)
 	if err := printStatus(&out, "text", true, r, printed); err != nil {
 		t.Fatal(err)
 	}

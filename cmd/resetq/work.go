@@ -22,10 +22,11 @@ import (
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/preflight"
 	"github.com/resetq/resetq/queue"
 	"github.com/resetq/resetq/ratelimit"
-	"github.com/resetq/resetq/usagewatch"
+	"github.com/resetq/resetq/usagemetrics"
+	"github.com/resetq/resetq/userpool"
 	"github.com/resetq/resetq/worker"
 )
 
@@ -268,11 +269,11 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		cfg.ThrottleTarget, cfg.Start, cfg.HarmBudget = f.harmBudget/5, 0.75*f.rate, f.harmBudget
 		m.HarmBudget.Set(f.harmBudget)
 	}
-	var usage *usagewatch.Watcher
+	var usage *usagemetrics.Watcher
 	var pacer worker.Pacer
 	if f.usageMetrics {
-		usage = usagewatch.New(usagewatch.Config{Reader: awscheck.New(awsCfg), Interval: f.usageInterval, Log: log.With("component", "usage"),
-			OnRead: func(region string, minutes []usagewatch.Minute) { observeUsage(pacer, m, region, minutes) }}, reg)
+		usage = usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: awscheck.New(awsCfg), Interval: f.usageInterval, Log: log.With("component", "usage"),
+			OnRead: func(region string, minutes []usagemetrics.Minute) { observeUsage(pacer, m, region, minutes) }}, reg)
 	}
 	onRate := func(region string, limit float64) {
 		if usage != nil {
@@ -392,21 +393,21 @@ func provePermissions(ctx context.Context, awsCfg aws.Config, allowed map[string
 		pools = append(pools, p)
 	}
 	sort.Strings(pools)
-	checks, err := checkPermissions(ctx, awsCfg, pools, ops.IncidentCalls())
+	checks, err := checkPermissions(ctx, awsCfg, pools, userpool.IncidentCalls())
 	if err != nil {
 		return err
 	}
 	for _, c := range checks {
 		lvl := slog.LevelInfo
 		switch c.Level {
-		case ops.Warning:
+		case preflight.Warning:
 			lvl = slog.LevelWarn
-		case ops.Blocking:
+		case preflight.Blocking:
 			lvl = slog.LevelError
 		}
 		log.Log(ctx, lvl, "permission check", "pool", c.Subject, "check", c.Name, "result", string(c.Level), "message", c.Message)
 	}
-	if ops.Blocked(checks) {
+	if preflight.Blocked(checks) {
 		return startupError("prove the incident calls' permissions", errors.New("a call the campaign must make is denied (see the log); grant it, then start again"))
 	}
 	return nil
@@ -503,7 +504,7 @@ func (f *workFlags) parseRedisURL() (ratelimit.RedisAddr, error) {
 // observeUsage gives a replica's own limiter the category's usage minutes:
 // where to start, and what real users lose. A fleet's replicas are not
 // given them: each would count the others' calls as real users'.
-func observeUsage(p worker.Pacer, m *metrics.Metrics, region string, minutes []usagewatch.Minute) {
+func observeUsage(p worker.Pacer, m *metrics.Metrics, region string, minutes []usagemetrics.Minute) {
 	local, ok := p.(*ratelimit.Regions)
 	if !ok {
 		return

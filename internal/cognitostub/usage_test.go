@@ -18,7 +18,7 @@ import (
 
 	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/internal/world"
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/usagemetrics"
 )
 
 // clock is a settable clock, safe to read from the server's goroutines.
@@ -58,7 +58,7 @@ type minute struct {
 	value float64
 }
 
-func points(pts []ops.UsagePoint) []minute {
+func points(pts []usagemetrics.Point) []minute {
 	var out []minute
 	for _, p := range pts {
 		out = append(out, minute{p.At.UTC().Format("15:04"), p.Value})
@@ -132,7 +132,7 @@ func TestSDKUsage(t *testing.T) {
 	usage := awscheck.New(awsConfig(t, srv.URL))
 	read := func(metric string, start, end time.Time) []minute {
 		t.Helper()
-		pts, err := usage.Usage(ctx, "us-east-1", ops.UsageQuery{Category: ops.RecoveryCategory, Metric: metric,
+		pts, err := usage.Usage(ctx, "us-east-1", usagemetrics.Query{Category: usagemetrics.RecoveryCategory, Metric: metric,
 			Start: start, End: end, Period: time.Minute})
 		if err != nil {
 			t.Fatalf("%s: %v", metric, err)
@@ -179,7 +179,7 @@ func TestUsageDelay(t *testing.T) {
 		want int
 	}{{"12:00:59", 0}, {"12:03:59", 0}, {"12:04:00", 1}} {
 		clk.Set(at(tt.now))
-		pts, err := usage.Usage(context.Background(), "us-east-1", ops.UsageQuery{Category: ops.RecoveryCategory,
+		pts, err := usage.Usage(context.Background(), "us-east-1", usagemetrics.Query{Category: usagemetrics.RecoveryCategory,
 			Metric: "CallCount", Start: at("11:50:00"), End: at("12:10:00"), Period: time.Minute})
 		if err != nil {
 			t.Fatal(err)

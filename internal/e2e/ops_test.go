@@ -18,10 +18,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/resetq/resetq/dlq"
 	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/testenv"
 	"github.com/resetq/resetq/job"
-	"github.com/resetq/resetq/ops"
 )
 
 // opsRun runs the built resetq with args and returns stdout, stderr and the exit code.
@@ -430,7 +430,7 @@ func TestOpsDLQRedriveLongPass(t *testing.T) {
 		if i%8 == 2 && i < 320 {
 			r.reason = match
 		} else {
-			left[ops.ReasonOf(job.Message{Attributes: map[string]job.Attribute{"resetq.reason": {StringValue: r.reason}}})]++
+			left[dlq.ReasonOf(job.Message{Attributes: map[string]job.Attribute{"resetq.reason": {StringValue: r.reason}}})]++
 		}
 		recs = append(recs, r)
 	}

@@ -23,7 +23,9 @@ import (
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/testenv"
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/preflight"
+	"github.com/resetq/resetq/usagemetrics"
+	"github.com/resetq/resetq/userpool"
 )
 
 // TestPreflightCapacity: preflight reads SES (moto's account is in the
@@ -65,13 +67,13 @@ func TestPreflightCapacity(t *testing.T) {
 	for i, v := range []float64{60, 600, 120} { // peak: 600 a minute, 10/s
 		data = append(data, cwtypes.MetricDatum{MetricName: aws.String("CallCount"), Timestamp: aws.Time(now.Add(time.Duration(i-30) * time.Minute)), Value: aws.Float64(v),
 			Dimensions: []cwtypes.Dimension{
-				{Name: aws.String("Service"), Value: aws.String(ops.UsageService)},
+				{Name: aws.String("Service"), Value: aws.String(usagemetrics.Service)},
 				{Name: aws.String("Type"), Value: aws.String("API")},
-				{Name: aws.String("Resource"), Value: aws.String(ops.RecoveryCategory)},
+				{Name: aws.String("Resource"), Value: aws.String(usagemetrics.RecoveryCategory)},
 				{Name: aws.String("Class"), Value: aws.String("None")},
 			}})
 	}
-	if _, err := awscheck.NewCloudWatch(cfg, region).PutMetricData(ctx, &cw.PutMetricDataInput{Namespace: aws.String(ops.UsageNamespace), MetricData: data}); err != nil {
+	if _, err := awscheck.NewCloudWatch(cfg, region).PutMetricData(ctx, &cw.PutMetricDataInput{Namespace: aws.String(usagemetrics.Namespace), MetricData: data}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -128,19 +130,19 @@ func preflightRun(t *testing.T, e *testenv.Env, env []string, args ...string) (s
 // preflightResult is preflight's JSON output, checks keyed by subject and name.
 type preflightResult struct {
 	Blocked bool
-	Checks  map[string]ops.Check
+	Checks  map[string]preflight.Check
 }
 
 func preflightJSON(t *testing.T, stdout, stderr string) preflightResult {
 	t.Helper()
 	var r struct {
 		Blocked bool
-		Checks  []ops.Check
+		Checks  []preflight.Check
 	}
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 		t.Fatalf("%v\n%s\n%s", err, stdout, stderr)
 	}
-	out := preflightResult{Blocked: r.Blocked, Checks: map[string]ops.Check{}}
+	out := preflightResult{Blocked: r.Blocked, Checks: map[string]preflight.Check{}}
 	for _, c := range r.Checks {
 		out.Checks[c.Subject+" "+c.Name] = c
 	}
@@ -182,16 +184,16 @@ func TestPreflightIncidentProbes(t *testing.T) {
 	if code != 0 || r.Blocked {
 		t.Fatalf("exit %d, want 0\n%s", code, out)
 	}
-	for _, op := range ops.IncidentCalls() {
+	for _, op := range userpool.IncidentCalls() {
 		c := r.Checks[pool+" call "+op]
-		if c.Level != ops.OK || !strings.Contains(c.Message, "cognito-idp:"+op+" permitted") {
+		if c.Level != preflight.OK || !strings.Contains(c.Message, "cognito-idp:"+op+" permitted") {
 			t.Errorf("%s: %+v", op, c)
 		}
 		if n := forwarded()[op]; n != 1 {
 			t.Errorf("%s reached Cognito %d times, want once", op, n)
 		}
 	}
-	if c := r.Checks["campaign issued tokens"]; c.Level != ops.OK || !strings.Contains(c.Message, "1 h by default") {
+	if c := r.Checks["campaign issued tokens"]; c.Level != preflight.OK || !strings.Contains(c.Message, "1 h by default") {
 		t.Errorf("issued tokens: %+v", c)
 	}
 	if after := poolUsers(t, e.East, pool); !maps.Equal(after, before) {
@@ -199,7 +201,7 @@ func TestPreflightIncidentProbes(t *testing.T) {
 	}
 
 	// The proxy denies the sign-out as IAM would: blocking, in text too.
-	e.Proxy.AddFault(awsproxy.Fault{Operation: ops.OpGlobalSignOut, ErrorCode: "AccessDeniedException",
+	e.Proxy.AddFault(awsproxy.Fault{Operation: userpool.OpGlobalSignOut, ErrorCode: "AccessDeniedException",
 		Message: "User: arn:aws:sts::123456789012:assumed-role/resetq-worker/i-0 is not authorized to perform: cognito-idp:AdminUserGlobalSignOut on resource: arn:aws:cognito-idp:us-east-1:123456789012:userpool/" + pool})
 	stdout, stderr, code := preflightRun(t, e, nil, "preflight", "--pool", pool, "--capacity=false", "--incident")
 	want := "cognito-idp:AdminUserGlobalSignOut is denied on " + pool + " to these credentials (AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/resetq-worker/i-0 is not authorized"
@@ -213,7 +215,7 @@ func TestPreflightIncidentProbes(t *testing.T) {
 		t.Fatalf("exit %d, sign-out line %q, want blocking with %q\n%s\n%s", code, line, want, stdout, stderr)
 	}
 	r, code, out = run("--global-sign-out", "--status-check", "off")
-	if c := r.Checks[pool+" call "+ops.OpGlobalSignOut]; code != 1 || c.Level != ops.Blocking {
+	if c := r.Checks[pool+" call "+userpool.OpGlobalSignOut]; code != 1 || c.Level != preflight.Blocking {
 		t.Errorf("--global-sign-out: exit %d, %+v\n%s", code, c, out)
 	}
 
@@ -223,7 +225,7 @@ func TestPreflightIncidentProbes(t *testing.T) {
 		args []string
 		made []string
 	}{
-		{[]string{"--status-check", "off"}, []string{ops.OpResetPassword}},
+		{[]string{"--status-check", "off"}, []string{userpool.OpResetPassword}},
 		{[]string{"--incident", "--probe-calls=false"}, nil},
 	} {
 		calls := forwarded()
@@ -232,7 +234,7 @@ func TestPreflightIncidentProbes(t *testing.T) {
 			t.Errorf("%v: exit %d\n%s", tt.args, code, out)
 		}
 		now := forwarded()
-		for _, op := range ops.IncidentCalls() {
+		for _, op := range userpool.IncidentCalls() {
 			want := 0
 			if slices.Contains(tt.made, op) {
 				want = 1
@@ -290,7 +292,7 @@ func TestPreflightIncidentPool(t *testing.T) {
 
 	// Not an incident: the same email sender is a warning again.
 	stdout, stderr, code = preflightRun(t, e, nil, "preflight", "--pool", plain, "--capacity=false", "--probe-calls=false", "--users", "200", "--output", "json")
-	if r := preflightJSON(t, stdout, stderr); code != 0 || r.Checks[plain+" email sender"].Level != ops.Warning {
+	if r := preflightJSON(t, stdout, stderr); code != 0 || r.Checks[plain+" email sender"].Level != preflight.Warning {
 		t.Errorf("rotation: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }

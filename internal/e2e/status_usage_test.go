@@ -13,7 +13,7 @@ import (
 
 	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/internal/testenv"
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/usagemetrics"
 )
 
 // TestStatusUsage: resetq status prints the latest minute of a series
@@ -34,13 +34,13 @@ func TestStatusUsage(t *testing.T) {
 	}{{5, "CallCount", 900}, {5, "ThrottleCount", 2}, {4, "CallCount", 1500}, {4, "ThrottleCount", 42}} {
 		data = append(data, cwtypes.MetricDatum{MetricName: aws.String(p.metric), Timestamp: aws.Time(now.Add(-p.ago * time.Minute)), Value: aws.Float64(p.v),
 			Dimensions: []cwtypes.Dimension{
-				{Name: aws.String("Service"), Value: aws.String(ops.UsageService)},
+				{Name: aws.String("Service"), Value: aws.String(usagemetrics.Service)},
 				{Name: aws.String("Type"), Value: aws.String("API")},
-				{Name: aws.String("Resource"), Value: aws.String(ops.RecoveryCategory)},
+				{Name: aws.String("Resource"), Value: aws.String(usagemetrics.RecoveryCategory)},
 				{Name: aws.String("Class"), Value: aws.String("None")},
 			}})
 	}
-	if _, err := awscheck.NewCloudWatch(e.East, region).PutMetricData(context.Background(), &cw.PutMetricDataInput{Namespace: aws.String(ops.UsageNamespace), MetricData: data}); err != nil {
+	if _, err := awscheck.NewCloudWatch(e.East, region).PutMetricData(context.Background(), &cw.PutMetricDataInput{Namespace: aws.String(usagemetrics.Namespace), MetricData: data}); err != nil {
 		t.Fatal(err)
 	}
 	minute := now.Add(-4 * time.Minute)
@@ -69,7 +69,7 @@ func TestStatusUsage(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); code != 0 || err != nil || len(r.Usage) != 1 {
 		t.Fatalf("exit %d %v\n%s\n%s", code, err, out, errOut)
 	}
-	if u := r.Usage[0]; u.Region != region || u.Category != ops.RecoveryCategory || u.Whose != "everyone" || u.State != "ok" ||
+	if u := r.Usage[0]; u.Region != region || u.Category != usagemetrics.RecoveryCategory || u.Whose != "everyone" || u.State != "ok" ||
 		!u.Minute.Equal(minute) || u.Calls != 1500 || u.Throttles != 42 {
 		t.Fatalf("%+v", u)
 	}

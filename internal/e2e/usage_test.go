@@ -18,7 +18,7 @@ import (
 	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/testenv"
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/usagemetrics"
 )
 
 // TestWorkUsageGauges: resetq work reads the Region of its jobs' pool in
@@ -43,11 +43,11 @@ func TestWorkUsageGauges(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Minute)
 	publish := func(at time.Time, metric string, v float64) {
 		t.Helper()
-		if _, err := awscheck.NewCloudWatch(cfg, region).PutMetricData(ctx, &cw.PutMetricDataInput{Namespace: aws.String(ops.UsageNamespace),
+		if _, err := awscheck.NewCloudWatch(cfg, region).PutMetricData(ctx, &cw.PutMetricDataInput{Namespace: aws.String(usagemetrics.Namespace),
 			MetricData: []cwtypes.MetricDatum{{MetricName: aws.String(metric), Timestamp: aws.Time(at), Value: aws.Float64(v), Dimensions: []cwtypes.Dimension{
-				{Name: aws.String("Service"), Value: aws.String(ops.UsageService)},
+				{Name: aws.String("Service"), Value: aws.String(usagemetrics.Service)},
 				{Name: aws.String("Type"), Value: aws.String("API")},
-				{Name: aws.String("Resource"), Value: aws.String(ops.RecoveryCategory)},
+				{Name: aws.String("Resource"), Value: aws.String(usagemetrics.RecoveryCategory)},
 				{Name: aws.String("Class"), Value: aws.String("None")},
 			}}}}); err != nil {
 			t.Fatal(err)

@@ -1,8 +1,7 @@
-// Package ops holds the logic of the operator's commands (status, dlq,
-// preflight) as plain functions over small interfaces, so that it can be
-// tested without AWS: drain rate and ETA from queue samples, reading a DLQ
-// without consuming it, redrive, and the preflight checks.
-package ops
+// Package status is what resetq status shows of a campaign: the drain rate
+// and ETA from samples of the queue's backlog, and the latest minute of
+// Cognito's usage metrics per Region.
+package status
 
 import (
 	"math"

@@ -1,4 +1,4 @@
-package ops
+package report
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/resetq/resetq/userpool"
 )
 
 var since = time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
@@ -22,21 +24,21 @@ func TestCategorize(t *testing.T) {
 	before, at, after := since.Add(-time.Second), since, since.Add(time.Hour)
 	tests := []struct {
 		name string
-		user *User
+		user *userpool.User
 		want string
 	}{
 		{"missing", nil, CategoryNotFound},
-		{"reset, code not used", &User{Status: "RESET_REQUIRED", Enabled: true, LastModified: after}, CategoryPending},
-		{"reset before the campaign, still pending", &User{Status: "RESET_REQUIRED", Enabled: true, LastModified: before}, CategoryPending},
-		{"new password after the start", &User{Status: "CONFIRMED", Enabled: true, LastModified: after}, CategoryCompleted},
-		{"new password at the very start", &User{Status: "CONFIRMED", Enabled: true, LastModified: at}, CategoryCompleted},
-		{"not touched since before the start", &User{Status: "CONFIRMED", Enabled: true, LastModified: before}, CategoryNotReset},
-		{"never signed in", &User{Status: "FORCE_CHANGE_PASSWORD", Enabled: true, LastModified: after}, CategoryForceChange},
-		{"disabled and confirmed", &User{Status: "CONFIRMED", Enabled: false, LastModified: after}, CategoryDisabled},
-		{"disabled and pending", &User{Status: "RESET_REQUIRED", Enabled: false}, CategoryDisabled},
-		{"other status by name", &User{Status: "UNCONFIRMED", Enabled: true}, "unconfirmed"},
-		{"external provider", &User{Status: "EXTERNAL_PROVIDER", Enabled: true}, "external_provider"},
-		{"no status", &User{Enabled: true}, "unknown"},
+		{"reset, code not used", &userpool.User{Status: "RESET_REQUIRED", Enabled: true, LastModified: after}, CategoryPending},
+		{"reset before the campaign, still pending", &userpool.User{Status: "RESET_REQUIRED", Enabled: true, LastModified: before}, CategoryPending},
+		{"new password after the start", &userpool.User{Status: "CONFIRMED", Enabled: true, LastModified: after}, CategoryCompleted},
+		{"new password at the very start", &userpool.User{Status: "CONFIRMED", Enabled: true, LastModified: at}, CategoryCompleted},
+		{"not touched since before the start", &userpool.User{Status: "CONFIRMED", Enabled: true, LastModified: before}, CategoryNotReset},
+		{"never signed in", &userpool.User{Status: "FORCE_CHANGE_PASSWORD", Enabled: true, LastModified: after}, CategoryForceChange},
+		{"disabled and confirmed", &userpool.User{Status: "CONFIRMED", Enabled: false, LastModified: after}, CategoryDisabled},
+		{"disabled and pending", &userpool.User{Status: "RESET_REQUIRED", Enabled: false}, CategoryDisabled},
+		{"other status by name", &userpool.User{Status: "UNCONFIRMED", Enabled: true}, "unconfirmed"},
+		{"external provider", &userpool.User{Status: "EXTERNAL_PROVIDER", Enabled: true}, "external_provider"},
+		{"no status", &userpool.User{Enabled: true}, "unknown"},
 	}
 	for _, tt := range tests {
 		if got := Categorize(tt.user, since); got != tt.want {
@@ -50,29 +52,29 @@ func TestCategorize(t *testing.T) {
 // the name the user was created with.
 type fakeUsers struct {
 	fold  bool
-	users []User
+	users []userpool.User
 	fail  map[string]error
 
 	mu    sync.Mutex
 	calls int
 }
 
-func (f *fakeUsers) GetUser(_ context.Context, pool, name string) (User, bool, error) {
+func (f *fakeUsers) GetUser(_ context.Context, pool, name string) (userpool.User, bool, error) {
 	f.mu.Lock()
 	f.calls++
 	f.mu.Unlock()
 	if err := f.fail[name]; err != nil {
-		return User{}, false, err
+		return userpool.User{}, false, err
 	}
 	for _, u := range f.users {
 		if u.Username == name || f.fold && strings.EqualFold(u.Username, name) {
 			return u, true, nil
 		}
 	}
-	return User{}, false, nil
+	return userpool.User{}, false, nil
 }
 
-func (f *fakeUsers) UsersPage(_ context.Context, pool, filter, group, token string) ([]User, string, error) {
+func (f *fakeUsers) UsersPage(_ context.Context, pool, filter, group, token string) ([]userpool.User, string, error) {
 	i := 0
 	if token != "" {
 		fmt.Sscan(token, &i)
@@ -91,10 +93,10 @@ type noPace struct{}
 
 func (noPace) Wait(ctx context.Context) error { return ctx.Err() }
 
-func items(pool string, names ...string) func(context.Context, func(ReportItem) error) error {
-	return func(_ context.Context, fn func(ReportItem) error) error {
+func items(pool string, names ...string) func(context.Context, func(Item) error) error {
+	return func(_ context.Context, fn func(Item) error) error {
 		for i, n := range names {
-			it := ReportItem{Line: i + 1, Pool: pool, Username: n}
+			it := Item{Line: i + 1, Pool: pool, Username: n}
 			if n == "" {
 				it.Err = errors.New("empty username")
 			}
@@ -106,8 +108,8 @@ func items(pool string, names ...string) func(context.Context, func(ReportItem) 
 	}
 }
 
-func campaignUsers() []User {
-	return []User{
+func campaignUsers() []userpool.User {
+	return []userpool.User{
 		{Username: "Alice", Status: "CONFIRMED", Enabled: true, LastModified: since.Add(time.Hour)},
 		{Username: "bob", Status: "RESET_REQUIRED", Enabled: true, LastModified: since.Add(time.Minute)},
 		{Username: "carol", Status: "CONFIRMED", Enabled: true, LastModified: since.Add(-time.Hour)},
@@ -148,9 +150,9 @@ func TestReportGet(t *testing.T) {
 				t.Fatal(err)
 			}
 			var invalid []int
-			r := NewReporter(ReportConfig{Since: since, Write: rw.Write, Pacer: noPace{}, Concurrency: 3,
+			r := mustNew(t, Config{Since: since, Write: rw.Write, Pacer: noPace{}, Concurrency: 3,
 				Fold:      func(context.Context, string) bool { return tt.fold },
-				OnInvalid: func(it ReportItem) { invalid = append(invalid, it.Line) }})
+				OnInvalid: func(it Item) { invalid = append(invalid, it.Line) }})
 			s, err := r.Get(context.Background(), api, items("p", tt.names...))
 			if err != nil {
 				t.Fatal(err)
@@ -184,7 +186,7 @@ func TestReportGetFailure(t *testing.T) {
 	boom := errors.New("boom")
 	api := &fakeUsers{users: campaignUsers(), fail: map[string]error{"carol": boom}}
 	var got []string
-	r := NewReporter(ReportConfig{Since: since, Pacer: noPace{}, Concurrency: 1,
+	r := mustNew(t, Config{Since: since, Pacer: noPace{}, Concurrency: 1,
 		Write: func(rec Record) error { got = append(got, rec.Username); return nil }})
 	_, err := r.Get(context.Background(), api, items("p", "Alice", "bob", "carol", "dan", "erin"))
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), `line 3: read user "carol"`) {
@@ -197,15 +199,15 @@ func TestReportGetFailure(t *testing.T) {
 
 func TestReportList(t *testing.T) {
 	t.Parallel()
-	var users []User
+	var users []userpool.User
 	for i := range 150 {
-		users = append(users, User{Username: fmt.Sprintf("u%03d", i), Status: "RESET_REQUIRED", Enabled: true})
+		users = append(users, userpool.User{Username: fmt.Sprintf("u%03d", i), Status: "RESET_REQUIRED", Enabled: true})
 	}
 	users[7].Status, users[7].LastModified = "CONFIRMED", since
 	users[99].Status = "ARCHIVED"
 	var buf bytes.Buffer
 	rw, _ := NewRecordWriter(&buf, "jsonl")
-	r := NewReporter(ReportConfig{Since: since, Write: rw.Write, Pacer: noPace{}})
+	r := mustNew(t, Config{Since: since, Write: rw.Write, Pacer: noPace{}})
 	s, err := r.List(context.Background(), &fakeUsers{users: users}, "p", "", "")
 	if err != nil {
 		t.Fatal(err)
@@ -235,8 +237,8 @@ func TestReportMemory(t *testing.T) {
 		t.Skip("a million users")
 	}
 	const n = 1_000_000
-	u := User{Username: "x", Status: "CONFIRMED", Enabled: true, LastModified: since}
-	api := getterFunc(func(_ context.Context, _, name string) (User, bool, error) {
+	u := userpool.User{Username: "x", Status: "CONFIRMED", Enabled: true, LastModified: since}
+	api := getterFunc(func(_ context.Context, _, name string) (userpool.User, bool, error) {
 		v := u
 		v.Username = name
 		return v, true, nil
@@ -252,10 +254,10 @@ func TestReportMemory(t *testing.T) {
 		}
 		return rw.Write(rec)
 	}
-	r := NewReporter(ReportConfig{Since: since, Write: write, Pacer: noPace{}, Concurrency: 8})
-	src := func(_ context.Context, fn func(ReportItem) error) error {
+	r := mustNew(t, Config{Since: since, Write: write, Pacer: noPace{}, Concurrency: 8})
+	src := func(_ context.Context, fn func(Item) error) error {
 		for i := range n {
-			if err := fn(ReportItem{Line: i + 1, Pool: "us-east-1_a", Username: fmt.Sprintf("user-%07d@example.com", i)}); err != nil {
+			if err := fn(Item{Line: i + 1, Pool: "us-east-1_a", Username: fmt.Sprintf("user-%07d@example.com", i)}); err != nil {
 				return err
 			}
 		}
@@ -272,12 +274,31 @@ func TestReportMemory(t *testing.T) {
 	}
 }
 
-type getterFunc func(context.Context, string, string) (User, bool, error)
+type getterFunc func(context.Context, string, string) (userpool.User, bool, error)
 
-func (f getterFunc) GetUser(ctx context.Context, pool, name string) (User, bool, error) {
+func (f getterFunc) GetUser(ctx context.Context, pool, name string) (userpool.User, bool, error) {
 	return f(ctx, pool, name)
 }
 
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func mustNew(t *testing.T, cfg Config) *Reporter {
+	t.Helper()
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestNewRefusesNegativeConcurrency(t *testing.T) {
+	t.Parallel()
+	if _, err := New(Config{Concurrency: -1}); err == nil {
+		t.Error("Concurrency -1 taken")
+	}
+	if r := mustNew(t, Config{}); r.cfg.Concurrency != DefaultConcurrency {
+		t.Errorf("Concurrency %d, want the default %d", r.cfg.Concurrency, DefaultConcurrency)
+	}
+}

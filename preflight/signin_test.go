@@ -1,8 +1,10 @@
-package ops
+package preflight
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/resetq/resetq/userpool"
 )
 
 func TestCheckSignIn(t *testing.T) {
@@ -23,7 +25,7 @@ func TestCheckSignIn(t *testing.T) {
 			[]string{"(EMAIL_OTP, SMS_OTP;", "reads the user's email (EMAIL_OTP) or who reads the user's text messages (SMS_OTP)"}, nil},
 		{"a factor not known yet", []string{FactorPassword, "FACE"}, Warning, []string{"holds the factor FACE"}, nil},
 	} {
-		c := CheckSignIn(Pool{ID: id, FirstAuthFactors: tt.factors})
+		c := CheckSignIn(userpool.Pool{ID: id, FirstAuthFactors: tt.factors})
 		if c.Level != tt.level || c.Subject != id || c.Name != "sign-in factors" {
 			t.Errorf("%s: %+v, want level %s", tt.name, c, tt.level)
 		}

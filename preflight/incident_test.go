@@ -1,19 +1,21 @@
-package ops
+package preflight
 
 import (
 	"testing"
+
+	"github.com/resetq/resetq/userpool"
 )
 
 // TestCheckPoolIncidentEmail: in an incident, Cognito's default email for
 // more than a day's 50 users is blocking, said in days; otherwise what it
 // was.
 func TestCheckPoolIncidentEmail(t *testing.T) {
-	defaultEmail := Pool{ID: "us-east-1_a", Recovery: []string{RecoveryEmail}}
-	ses := Pool{ID: "us-east-1_a", Recovery: []string{RecoveryEmail}, EmailSendingAccount: "DEVELOPER"}
-	phone := Pool{ID: "us-east-1_a", Recovery: []string{RecoveryPhone}, SMSCallerARN: "arn:aws:iam::1:role/sms"}
+	defaultEmail := userpool.Pool{ID: "us-east-1_a", Recovery: []string{RecoveryEmail}}
+	ses := userpool.Pool{ID: "us-east-1_a", Recovery: []string{RecoveryEmail}, EmailSendingAccount: "DEVELOPER"}
+	phone := userpool.Pool{ID: "us-east-1_a", Recovery: []string{RecoveryPhone}, SMSCallerARN: "arn:aws:iam::1:role/sms"}
 	for _, tt := range []struct {
 		name     string
-		pool     Pool
+		pool     userpool.Pool
 		users    int
 		incident bool
 		level    Level // of "email sender"; "" when absent
@@ -50,7 +52,7 @@ func TestCheckPoolIncidentEmail(t *testing.T) {
 	}
 }
 
-func withSender(p Pool, account string) Pool {
+func withSender(p userpool.Pool, account string) userpool.Pool {
 	p.EmailSendingAccount = account
 	return p
 }

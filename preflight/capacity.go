@@ -1,6 +1,7 @@
-package ops
+package preflight
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,15 +9,16 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/resetq/resetq/awserr"
+	"github.com/resetq/resetq/usagemetrics"
+	"github.com/resetq/resetq/userpool"
 )
 
-// Cognito's usage metrics and quota codes.
+// Quotas and prices the capacity checks use.
 const (
-	UsageNamespace     = "AWS/Usage"
-	UsageService       = "Cognito User Pools"
-	RecoveryCategory   = "UserAccountRecovery"
 	QuotaService       = "cognito-idp"
-	RecoveryQuotaCode  = "L-7D6E8ED3"
+	RecoveryQuotaCode  = "L-7D6E8ED3" // the UserAccountRecovery quota in Service Quotas
 	SESSandboxPerDay   = 200
 	SESSandboxRate     = 1
 	SMSDefaultSpendUSD = 1.0
@@ -25,27 +27,16 @@ const (
 	SMSPriceUSD = 0.00645
 )
 
-// ErrNoData is a reading that has nothing to say (an unknown quota, no
-// metric data).
-var ErrNoData = errors.New("no data")
-
-// DeniedError is a call the credentials may not make.
-type DeniedError struct {
-	Action string // the IAM action, e.g. ses:GetSendQuota
-	Err    error
-}
-
-func (e *DeniedError) Error() string { return e.Action + ": access denied: " + e.Err.Error() }
-func (e *DeniedError) Unwrap() error { return e.Err }
-
 // SendQuota is an SES account's sending limits in a Region.
 type SendQuota struct {
 	Max24h, MaxRate, Sent24h float64
 }
 
-// SendQuotaReader reads the SES send quota (GetSendQuota).
+// SendQuotaReader reads the SES send quota (GetSendQuota): the emails the
+// account may send in 24 hours, per second, and has sent in the last 24
+// hours.
 type SendQuotaReader interface {
-	SendQuota(ctx context.Context, region string) (SendQuota, error)
+	SendQuota(ctx context.Context, region string) (max24h, maxRate, sent24h float64, err error)
 }
 
 // SMSLimitReader reads the SNS monthly SMS spend limit in USD; set is false
@@ -59,24 +50,9 @@ type QuotaReader interface {
 	ServiceQuota(ctx context.Context, region, service, code string) (float64, error)
 }
 
-// UsageQuery asks for a usage metric of a quota category.
-type UsageQuery struct {
-	Category   string // e.g. UserAccountRecovery
-	Metric     string // CallCount or ThrottleCount
-	Start, End time.Time
-	Period     time.Duration
-}
-
-// UsagePoint is one period's sum of a usage metric.
-type UsagePoint struct {
-	At    time.Time
-	Value float64
-}
-
-// UsageReader reads Cognito's usage metrics (CloudWatch AWS/Usage).
-type UsageReader interface {
-	Usage(ctx context.Context, region string, q UsageQuery) ([]UsagePoint, error)
-}
+// DefaultUsageWindow is how far back the capacity checks read real users'
+// use of the recovery quota.
+const DefaultUsageWindow = 7 * 24 * time.Hour
 
 // Capacity reads what preflight's capacity checks need. A nil reader
 // skips its checks.
@@ -84,20 +60,28 @@ type Capacity struct {
 	SES   SendQuotaReader
 	SMS   SMSLimitReader
 	Quota QuotaReader
-	Usage UsageReader
-	// Window is how far back real users' use is read (default 7 days).
+	Usage usagemetrics.Reader
+	// Window is how far back real users' use is read (default
+	// DefaultUsageWindow).
 	Window time.Duration
+}
+
+func (c Capacity) withDefaults() Capacity {
+	c.Window = cmp.Or(c.Window, DefaultUsageWindow)
+	return c
 }
 
 // Check runs the capacity checks of pools for a campaign of users resets
 // at rate per second per Region, at now.
-func (c Capacity) Check(ctx context.Context, pools []Pool, users int, rate float64, now time.Time) []Check {
+func (c Capacity) Check(ctx context.Context, pools []userpool.Pool, users int, rate float64, now time.Time) []Check {
+	c = c.withDefaults()
 	var out []Check
 	var regions []string
 	for _, p := range pools {
 		if c.SES != nil && slices.Contains(p.Recovery, RecoveryEmail) && p.EmailSendingAccount == "DEVELOPER" {
 			region := arnRegion(p.EmailSourceARN, p.Region())
-			q, err := c.SES.SendQuota(ctx, region)
+			max24h, maxRate, sent24h, err := c.SES.SendQuota(ctx, region)
+			q := SendQuota{Max24h: max24h, MaxRate: maxRate, Sent24h: sent24h}
 			out = append(out, CheckSES(p.ID, region, q, err, users, rate)...)
 		}
 		if c.SMS != nil && slices.Contains(p.Recovery, RecoveryPhone) {
@@ -108,12 +92,8 @@ func (c Capacity) Check(ctx context.Context, pools []Pool, users int, rate float
 			regions = append(regions, p.Region())
 		}
 	}
-	window := c.Window
-	if window <= 0 {
-		window = 7 * 24 * time.Hour
-	}
 	for _, region := range regions {
-		quota, qerr := float64(RecoveryQuota), error(ErrNoData)
+		quota, qerr := float64(RecoveryQuota), error(awserr.ErrNoData)
 		if c.Quota != nil {
 			var v float64
 			if v, qerr = c.Quota.ServiceQuota(ctx, region, QuotaService, RecoveryQuotaCode); qerr == nil {
@@ -122,18 +102,11 @@ func (c Capacity) Check(ctx context.Context, pools []Pool, users int, rate float
 		}
 		out = append(out, CheckQuota(region, quota, qerr, rate))
 		if c.Usage != nil {
-			pts, err := c.Usage.Usage(ctx, region, UsageQuery{Category: RecoveryCategory, Metric: "CallCount",
-				Start: now.Add(-window).Truncate(time.Minute), End: now.Truncate(time.Minute), Period: time.Minute})
+			pts, err := c.Usage.Usage(ctx, region, usagemetrics.NewQuery(usagemetrics.RecoveryCategory, usagemetrics.CallCount, c.Window, now))
 			out = append(out, CheckUsage(region, pts, err, quota, rate))
 		}
 	}
 	return out
-}
-
-// Region is the pool's Region, the prefix of its ID.
-func (p Pool) Region() string {
-	region, _, _ := strings.Cut(p.ID, "_")
-	return region
 }
 
 // arnRegion is the Region of an ARN, else fallback.
@@ -147,7 +120,7 @@ func arnRegion(arn, fallback string) string {
 // unreadable is the check of a reading that failed: a warning that names
 // the IAM action when permission was denied.
 func unreadable(subject, name string, err error) Check {
-	var denied *DeniedError
+	var denied *awserr.DeniedError
 	if errors.As(err, &denied) {
 		return Check{Level: Warning, Subject: subject, Name: name,
 			Message: fmt.Sprintf("not checked: permission %s is missing (grant it to check)", denied.Action)}
@@ -214,7 +187,7 @@ func CheckQuota(region string, quota float64, err error, rate float64) Check {
 	src := "Service Quotas"
 	if err != nil {
 		src = fmt.Sprintf("the documented default (Service Quotas did not say: %v)", err)
-		var denied *DeniedError
+		var denied *awserr.DeniedError
 		if errors.As(err, &denied) {
 			src = fmt.Sprintf("the documented default (permission %s is missing)", denied.Action)
 		}
@@ -226,7 +199,7 @@ func CheckQuota(region string, quota float64, err error, rate float64) Check {
 	}
 	c.Level, c.Message = OK, fmt.Sprintf("UserAccountRecovery quota %g/s, from %s", quota, src)
 	if err != nil {
-		var denied *DeniedError
+		var denied *awserr.DeniedError
 		if errors.As(err, &denied) {
 			c.Level = Warning
 		}
@@ -243,15 +216,15 @@ func RecommendedRate(quota, peak float64) float64 {
 
 // CheckUsage grades a campaign's rate against real users' peak use of the
 // recovery category: points are per-minute CallCount sums.
-func CheckUsage(region string, points []UsagePoint, err error, quota, rate float64) Check {
+func CheckUsage(region string, points []usagemetrics.Point, err error, quota, rate float64) Check {
 	const name = "real users' use"
-	if errors.Is(err, ErrNoData) {
+	if errors.Is(err, awserr.ErrNoData) {
 		err = nil
 	}
 	if err != nil {
 		return unreadable(region, name, err)
 	}
-	var peak UsagePoint
+	var peak usagemetrics.Point
 	for _, p := range points {
 		if p.Value > peak.Value {
 			peak = p

@@ -1,4 +1,9 @@
-package ops
+// Package preflight holds resetq preflight's checks, each a finding with a
+// level (ok, warning, blocking): the pools' recovery, email and SMS
+// settings and sign-in factors, the queue and its DLQ, the campaign's rate,
+// the capacity around it (SES, SNS, Service Quotas, real users' use), and
+// probes that prove each Cognito call permitted.
+package preflight
 
 import (
 	"fmt"
@@ -6,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/resetq/resetq/userpool"
 )
 
 // Level is how serious a preflight finding is.
@@ -42,22 +49,9 @@ const (
 	RecoveryAdminOnly = "admin_only"
 )
 
-// Pool is what preflight needs from DescribeUserPool.
-type Pool struct {
-	ID                  string
-	Recovery            []string // AccountRecoverySetting mechanisms, by priority
-	EmailSendingAccount string   // COGNITO_DEFAULT, DEVELOPER, or "" (unset: COGNITO_DEFAULT)
-	EmailSourceARN      string
-	SMSCallerARN        string // SmsConfiguration.SnsCallerArn
-	CustomMessageLambda string // LambdaConfig.CustomMessage
-	// FirstAuthFactors is Policies.SignInPolicy.AllowedFirstAuthFactors
-	// (PASSWORD, EMAIL_OTP, SMS_OTP, WEB_AUTHN); empty: password only.
-	FirstAuthFactors []string
-}
-
 // CheckPool checks one pool for a campaign of users resets (0: unknown);
 // incident is true for an incident campaign, which must not take days.
-func CheckPool(p Pool, users int, incident bool) []Check {
+func CheckPool(p userpool.Pool, users int, incident bool) []Check {
 	c := func(l Level, name, format string, a ...any) Check {
 		return Check{Level: l, Subject: p.ID, Name: name, Message: fmt.Sprintf(format, a...)}
 	}
@@ -90,7 +84,7 @@ func CheckPool(p Pool, users int, incident bool) []Check {
 
 // emailSender judges the pool's email sender for users resets: Cognito's
 // default sender takes a day per 50 users, which an incident cannot wait.
-func emailSender(p Pool, users int, incident bool) Check {
+func emailSender(p userpool.Pool, users int, incident bool) Check {
 	c := Check{Level: Warning, Subject: p.ID, Name: "email sender"}
 	if p.EmailSendingAccount != "" && p.EmailSendingAccount != "COGNITO_DEFAULT" {
 		c.Level, c.Message = OK, fmt.Sprintf("codes are sent through Amazon SES (%s)", p.EmailSendingAccount)

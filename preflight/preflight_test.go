@@ -1,9 +1,11 @@
-package ops
+package preflight
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resetq/resetq/userpool"
 )
 
 // levels maps check names to levels.
@@ -18,27 +20,27 @@ func levels(checks []Check) map[string]Level {
 func TestCheckPool(t *testing.T) {
 	tests := []struct {
 		name  string
-		pool  Pool
+		pool  userpool.Pool
 		users int
 		want  map[string]Level // checks that must be present with this level
 		none  []string         // checks that must be absent
 		text  string           // substring of some message
 	}{
-		{"no recovery", Pool{ID: "us-east-1_a"}, 0,
+		{"no recovery", userpool.Pool{ID: "us-east-1_a"}, 0,
 			map[string]Level{"account recovery": Blocking}, []string{"email sender", "sms role"}, "AccountRecoverySetting"},
-		{"admin only", Pool{ID: "us-east-1_a", Recovery: []string{RecoveryAdminOnly}}, 0,
+		{"admin only", userpool.Pool{ID: "us-east-1_a", Recovery: []string{RecoveryAdminOnly}}, 0,
 			map[string]Level{"account recovery": Blocking}, nil, "admin_only"},
-		{"email default, users known", Pool{ID: "us-east-1_a", Recovery: []string{RecoveryEmail}, EmailSendingAccount: "COGNITO_DEFAULT"}, 1001,
+		{"email default, users known", userpool.Pool{ID: "us-east-1_a", Recovery: []string{RecoveryEmail}, EmailSendingAccount: "COGNITO_DEFAULT"}, 1001,
 			map[string]Level{"account recovery": OK, "email sender": Warning}, []string{"sms role"}, "1001 users would take 21 day(s)"},
-		{"email unset is default", Pool{ID: "us-east-1_a", Recovery: []string{RecoveryEmail}}, 0,
+		{"email unset is default", userpool.Pool{ID: "us-east-1_a", Recovery: []string{RecoveryEmail}}, 0,
 			map[string]Level{"email sender": Warning}, nil, "at most 50 emails a day"},
-		{"email through SES", Pool{ID: "us-east-1_a", Recovery: []string{RecoveryEmail}, EmailSendingAccount: "DEVELOPER"}, 100000,
+		{"email through SES", userpool.Pool{ID: "us-east-1_a", Recovery: []string{RecoveryEmail}, EmailSendingAccount: "DEVELOPER"}, 100000,
 			map[string]Level{"email sender": OK}, nil, "SES"},
-		{"phone without role", Pool{ID: "us-east-1_a", Recovery: []string{RecoveryPhone, RecoveryEmail}, EmailSendingAccount: "DEVELOPER"}, 0,
+		{"phone without role", userpool.Pool{ID: "us-east-1_a", Recovery: []string{RecoveryPhone, RecoveryEmail}, EmailSendingAccount: "DEVELOPER"}, 0,
 			map[string]Level{"sms role": Blocking, "email sender": OK}, nil, "SnsCallerArn"},
-		{"phone with role", Pool{ID: "us-east-1_a", Recovery: []string{RecoveryPhone}, SMSCallerARN: "arn:aws:iam::1:role/sms"}, 0,
+		{"phone with role", userpool.Pool{ID: "us-east-1_a", Recovery: []string{RecoveryPhone}, SMSCallerARN: "arn:aws:iam::1:role/sms"}, 0,
 			map[string]Level{"sms role": OK}, []string{"email sender"}, "role/sms"},
-		{"custom message lambda", Pool{ID: "us-east-1_a", Recovery: []string{RecoveryPhone}, SMSCallerARN: "r", CustomMessageLambda: "arn:aws:lambda:x"}, 0,
+		{"custom message lambda", userpool.Pool{ID: "us-east-1_a", Recovery: []string{RecoveryPhone}, SMSCallerARN: "r", CustomMessageLambda: "arn:aws:lambda:x"}, 0,
 			map[string]Level{"custom message trigger": OK}, nil, "receives each job's ClientMetadata"},
 	}
 	for _, tt := range tests {

@@ -1,4 +1,4 @@
-package usagewatch
+package usagemetrics
 
 import (
 	"bytes"
@@ -13,18 +13,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/resetq/resetq/ops"
+	"github.com/resetq/resetq/awserr"
 )
 
 // fakeUsage answers from series per Region and metric, or an error.
 type fakeUsage struct {
 	mu      sync.Mutex
-	series  map[string][]ops.UsagePoint // region/metric
-	err     map[string]error            // region
-	queries []ops.UsageQuery
+	series  map[string][]Point // region/metric
+	err     map[string]error   // region
+	queries []Query
 }
 
-func (f *fakeUsage) Usage(_ context.Context, region string, q ops.UsageQuery) ([]ops.UsagePoint, error) {
+func (f *fakeUsage) Usage(_ context.Context, region string, q Query) ([]Point, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queries = append(f.queries, q)
@@ -39,16 +39,16 @@ func TestPoll(t *testing.T) {
 	now := time.Date(2026, 11, 29, 12, 10, 30, 0, time.UTC)
 	m := now.Truncate(time.Minute)
 	f := &fakeUsage{
-		series: map[string][]ops.UsagePoint{
+		series: map[string][]Point{
 			"eu-west-1/CallCount":     {{At: m.Add(-5 * time.Minute), Value: 900}, {At: m.Add(-4 * time.Minute), Value: 1500}},
 			"eu-west-1/ThrottleCount": {{At: m.Add(-4 * time.Minute), Value: 42}},
 			"us-east-1/CallCount":     {{At: m.Add(-3 * time.Minute), Value: 60}},
 		},
-		err: map[string]error{"ap-south-1": &ops.DeniedError{Action: "cloudwatch:GetMetricData", Err: errors.New("no")}},
+		err: map[string]error{"ap-south-1": &awserr.DeniedError{Action: "cloudwatch:GetMetricData", Err: errors.New("no")}},
 	}
 	var logs bytes.Buffer
 	reg := prometheus.NewPedanticRegistry()
-	w := New(Config{Reader: f, Log: slog.New(slog.NewTextHandler(&logs, nil))}, reg)
+	w := NewWatcher(WatcherConfig{Reader: f, Log: slog.New(slog.NewTextHandler(&logs, nil))}, reg)
 	for _, r := range []string{"eu-west-1", "us-east-1", "ap-south-1", "sa-east-1", "eu-west-1"} {
 		w.Add(r)
 	}
@@ -66,11 +66,11 @@ resetq_usage_throttles_per_minute{category="UserAccountRecovery",region="us-east
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "resetq_usage_calls_per_minute", "resetq_usage_throttles_per_minute"); err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(w.at.WithLabelValues("eu-west-1", ops.RecoveryCategory)); got != float64(m.Add(-4*time.Minute).Unix()) {
+	if got := testutil.ToFloat64(w.at.WithLabelValues("eu-west-1", RecoveryCategory)); got != float64(m.Add(-4*time.Minute).Unix()) {
 		t.Fatalf("minute %v", got)
 	}
 	q := f.queries[0]
-	if q.Category != ops.RecoveryCategory || q.Period != time.Minute || !q.End.Equal(m) || q.End.Sub(q.Start) != 15*time.Minute {
+	if q.Category != RecoveryCategory || q.Period != time.Minute || !q.End.Equal(m) || q.End.Sub(q.Start) != 15*time.Minute {
 		t.Fatalf("query %+v", q)
 	}
 	if !strings.Contains(logs.String(), "action=cloudwatch:GetMetricData") || !strings.Contains(logs.String(), "no usage data in CloudWatch yet") {
@@ -102,13 +102,13 @@ func TestOnRead(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 29, 12, 10, 30, 0, time.UTC)
 	m := now.Truncate(time.Minute)
-	f := &fakeUsage{series: map[string][]ops.UsagePoint{
+	f := &fakeUsage{series: map[string][]Point{
 		"eu-west-1/CallCount":     {{At: m.Add(-5 * time.Minute), Value: 900}, {At: m.Add(-4 * time.Minute), Value: 1500}, {At: m.Add(-3 * time.Minute), Value: 700}},
 		"eu-west-1/ThrottleCount": {{At: m.Add(-4 * time.Minute), Value: 42}},
 	}}
 	var got []Minute
 	var region string
-	w := New(Config{Reader: f, OnRead: func(r string, ms []Minute) { region, got = r, ms }}, prometheus.NewRegistry())
+	w := NewWatcher(WatcherConfig{Reader: f, OnRead: func(r string, ms []Minute) { region, got = r, ms }}, prometheus.NewRegistry())
 	w.Add("eu-west-1")
 	w.Poll(context.Background(), now)
 	want := []Minute{{At: m.Add(-5 * time.Minute), Calls: 900}, {At: m.Add(-4 * time.Minute), Calls: 1500, Throttles: 42}, {At: m.Add(-3 * time.Minute), Calls: 700}}
@@ -127,12 +127,12 @@ func TestOnRead(t *testing.T) {
 func TestAddReadsAtOnce(t *testing.T) {
 	t.Parallel()
 	m := time.Now().Truncate(time.Minute)
-	f := &fakeUsage{series: map[string][]ops.UsagePoint{
+	f := &fakeUsage{series: map[string][]Point{
 		"eu-west-1/CallCount": {{At: m.Add(-3 * time.Minute), Value: 60}},
 		"us-east-1/CallCount": {{At: m.Add(-3 * time.Minute), Value: 60}},
 	}}
 	read := make(chan string, 4)
-	w := New(Config{Reader: f, Interval: time.Hour, OnRead: func(r string, _ []Minute) { read <- r }}, prometheus.NewRegistry())
+	w := NewWatcher(WatcherConfig{Reader: f, Interval: time.Hour, OnRead: func(r string, _ []Minute) { read <- r }}, prometheus.NewRegistry())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w.Add("eu-west-1")

@@ -1,6 +1,10 @@
-package ops
+// Package report tells, for resetq report, where each user of a campaign
+// stands in Cognito: every user of a listing (Reporter.List) or each user
+// a file names (Reporter.Get), one record each and a tally by category.
+package report
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -14,10 +18,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/resetq/resetq/internal/valutil"
+	"github.com/resetq/resetq/userpool"
 )
 
-// Report categories of a user, from Cognito's state.
+// Categories of a user, from Cognito's state.
 const (
 	CategoryPending     = "pending"               // RESET_REQUIRED: the code is out, not used yet
 	CategoryCompleted   = "completed"             // CONFIRMED, last modified at or after since
@@ -31,17 +35,9 @@ const (
 // statuses are counted by their name in lower case.
 var Categories = []string{CategoryCompleted, CategoryPending, CategoryNotReset, CategoryForceChange, CategoryDisabled, CategoryNotFound}
 
-// User is a user's state as Cognito reports it (AdminGetUser, ListUsers).
-type User struct {
-	Username     string
-	Status       string // UserStatus, e.g. CONFIRMED
-	Enabled      bool
-	LastModified time.Time // UserLastModifiedDate
-}
-
 // Categorize is the report category of u (nil: not found) for a campaign
 // that started at since.
-func Categorize(u *User, since time.Time) string {
+func Categorize(u *userpool.User, since time.Time) string {
 	switch {
 	case u == nil:
 		return CategoryNotFound
@@ -75,7 +71,7 @@ type Record struct {
 }
 
 // NewRecord is the record of u (nil: not found, under name) in pool.
-func NewRecord(pool, name string, u *User, since time.Time) Record {
+func NewRecord(pool, name string, u *userpool.User, since time.Time) Record {
 	r := Record{Username: name, Pool: pool, Category: Categorize(u, since)}
 	if u != nil {
 		enabled, modified := u.Enabled, u.LastModified.UTC()
@@ -165,13 +161,13 @@ func (t *Tally) Add(c string) {
 // UserGetter reads one user (AdminGetUser); found is false for a user that
 // does not exist.
 type UserGetter interface {
-	GetUser(ctx context.Context, pool, username string) (u User, found bool, err error)
+	GetUser(ctx context.Context, pool, username string) (u userpool.User, found bool, err error)
 }
 
 // UserPager reads one page of a user listing (ListUsers, or
 // ListUsersInGroup when group is set); next is "" after the last page.
 type UserPager interface {
-	UsersPage(ctx context.Context, pool, filter, group, token string) (users []User, next string, err error)
+	UsersPage(ctx context.Context, pool, filter, group, token string) (users []userpool.User, next string, err error)
 }
 
 // Pacer paces calls; *rate.Limiter is one.
@@ -179,33 +175,34 @@ type Pacer interface {
 	Wait(ctx context.Context) error
 }
 
-// ReportItem is one user named by a source: a pool and a username, or why
+// Item is one user named by a source: a pool and a username, or why
 // the input line is invalid.
-type ReportItem struct {
+type Item struct {
 	Line     int
 	Pool     string
 	Username string
 	Err      error
 }
 
-// ReportConfig sets up a report run.
-type ReportConfig struct {
+// Config sets up a report run.
+type Config struct {
 	Since time.Time
 	// Write receives every record, in the order of the source.
 	Write func(Record) error
 	// Pacer paces every Cognito call.
 	Pacer Pacer
-	// Concurrency is how many AdminGetUser calls are in flight (default 8).
+	// Concurrency is how many AdminGetUser calls are in flight (default
+	// DefaultConcurrency).
 	Concurrency int
 	// Fold reports whether usernames of pool are not case-sensitive; names
 	// that differ only in case are then one user, reported once.
 	Fold func(ctx context.Context, pool string) bool
 	// OnInvalid is called for every invalid input line.
-	OnInvalid func(ReportItem)
+	OnInvalid func(Item)
 }
 
-// ReportSummary is the outcome of a report.
-type ReportSummary struct {
+// Summary is the outcome of a report.
+type Summary struct {
 	Tally
 	Since      time.Time `json:"since"`
 	Source     string    `json:"source"` // "list" (ListUsers pages) or "get" (AdminGetUser per user)
@@ -218,26 +215,43 @@ type ReportSummary struct {
 // Reporter runs one report and counts as it goes; Progress is safe to call
 // from another goroutine.
 type Reporter struct {
-	cfg   ReportConfig
+	cfg   Config
 	done  atomic.Int64
 	calls atomic.Int64
 }
 
-// NewReporter returns a Reporter for cfg.
-func NewReporter(cfg ReportConfig) *Reporter { return &Reporter{cfg: cfg.withDefaults()} }
+// DefaultConcurrency is how many AdminGetUser calls a report has in
+// flight.
+const DefaultConcurrency = 8
 
-func (c ReportConfig) withDefaults() ReportConfig {
-	c.Concurrency = valutil.PositiveOrDefault(c.Concurrency, 8)
+// New returns a Reporter for cfg, or why cfg does not Validate.
+func New(cfg Config) (*Reporter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Reporter{cfg: cfg.withDefaults()}, nil
+}
+
+func (c Config) withDefaults() Config {
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
 	return c
+}
+
+// Validate reports a negative Concurrency (zero is the default).
+func (c Config) Validate() error {
+	if c.Concurrency < 0 {
+		return fmt.Errorf("report: negative concurrency %d", c.Concurrency)
+	}
+	return nil
 }
 
 // Progress is the number of users reported so far.
 func (r *Reporter) Progress() int64 { return r.done.Load() }
 
 // List reports every user of a listing, one UserPager page at a time.
-func (r *Reporter) List(ctx context.Context, api UserPager, pool, filter, group string) (ReportSummary, error) {
+func (r *Reporter) List(ctx context.Context, api UserPager, pool, filter, group string) (Summary, error) {
 	start := time.Now()
-	s := ReportSummary{Tally: NewTally(), Since: r.cfg.Since, Source: "list"}
+	s := Summary{Tally: NewTally(), Since: r.cfg.Since, Source: "list"}
 	token := ""
 	for {
 		if err := r.cfg.Pacer.Wait(ctx); err != nil {
@@ -261,7 +275,7 @@ func (r *Reporter) List(ctx context.Context, api UserPager, pool, filter, group 
 }
 
 type slot struct {
-	item ReportItem
+	item Item
 	rec  Record
 	err  error
 	done chan struct{}
@@ -270,9 +284,9 @@ type slot struct {
 // Get reports every user that src names, with one AdminGetUser each, up to
 // Concurrency at once; records come out in the order of src. A user named
 // twice is reported once.
-func (r *Reporter) Get(ctx context.Context, api UserGetter, src func(context.Context, func(ReportItem) error) error) (ReportSummary, error) {
+func (r *Reporter) Get(ctx context.Context, api UserGetter, src func(context.Context, func(Item) error) error) (Summary, error) {
 	start := time.Now()
-	s := ReportSummary{Tally: NewTally(), Since: r.cfg.Since, Source: "get"}
+	s := Summary{Tally: NewTally(), Since: r.cfg.Since, Source: "get"}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -294,7 +308,7 @@ func (r *Reporter) Get(ctx context.Context, api UserGetter, src func(context.Con
 		defer close(work)
 		seen := newNameSet()
 		folds := map[string]bool{}
-		srcErr = src(ctx, func(it ReportItem) error {
+		srcErr = src(ctx, func(it Item) error {
 			sl := &slot{item: it, done: make(chan struct{})}
 			if it.Err == nil {
 				fold, ok := folds[it.Pool]
@@ -358,7 +372,7 @@ func (r *Reporter) Get(ctx context.Context, api UserGetter, src func(context.Con
 	return r.finish(s, start), runErr
 }
 
-func (r *Reporter) get(ctx context.Context, api UserGetter, it ReportItem) (Record, error) {
+func (r *Reporter) get(ctx context.Context, api UserGetter, it Item) (Record, error) {
 	if err := r.cfg.Pacer.Wait(ctx); err != nil {
 		return Record{}, err
 	}
@@ -373,7 +387,7 @@ func (r *Reporter) get(ctx context.Context, api UserGetter, it ReportItem) (Reco
 	return NewRecord(it.Pool, it.Username, &u, r.cfg.Since), nil
 }
 
-func (r *Reporter) emit(s *ReportSummary, rec Record) error {
+func (r *Reporter) emit(s *Summary, rec Record) error {
 	if r.cfg.Write != nil {
 		if err := r.cfg.Write(rec); err != nil {
 			return fmt.Errorf("write the report: %w", err)
@@ -384,7 +398,7 @@ func (r *Reporter) emit(s *ReportSummary, rec Record) error {
 	return nil
 }
 
-func (r *Reporter) finish(s ReportSummary, start time.Time) ReportSummary {
+func (r *Reporter) finish(s Summary, start time.Time) Summary {
 	s.Calls = r.calls.Load()
 	s.Elapsed = time.Since(start).Seconds()
 	return s

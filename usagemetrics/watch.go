@@ -1,11 +1,7 @@
-// Package usagewatch exports what Cognito's usage metrics say of a quota
-// category while resetq works: every call and every throttle of the
-// category in the Region, real users' and resetq's alike, per minute.
-// The dashboard subtracts resetq's own counts to show real users' calls
-// and real users' throttles.
-package usagewatch
+package usagemetrics
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -14,20 +10,21 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/resetq/resetq/ops"
 )
 
-// Config sets up a Watcher.
-type Config struct {
+// DefaultInterval is how often a Watcher reads each Region.
+const DefaultInterval = time.Minute
+
+// WatcherConfig sets up a Watcher.
+type WatcherConfig struct {
 	// Reader reads the usage metrics (awscheck.Client).
-	Reader ops.UsageReader
-	// Category is the quota category (default UserAccountRecovery).
+	Reader Reader
+	// Category is the quota category (default RecoveryCategory).
 	Category string
-	// Interval is how often each Region is read (default 60s).
+	// Interval is how often each Region is read (default DefaultInterval).
 	Interval time.Duration
 	// Lookback is how far back a reading looks for the latest minute with
-	// data (default 15m: the metrics arrive a few minutes late).
+	// data (default DefaultLookback).
 	Lookback time.Duration
 	// Log receives one warning per Region when reading fails.
 	Log *slog.Logger
@@ -36,16 +33,33 @@ type Config struct {
 	OnRead func(region string, minutes []Minute)
 }
 
-// Minute is one minute of the category's usage in a Region.
-type Minute struct {
-	At               time.Time // the minute's start
-	Calls, Throttles float64
+func (c WatcherConfig) withDefaults() WatcherConfig {
+	c.Category = cmp.Or(c.Category, RecoveryCategory)
+	c.Interval = cmp.Or(c.Interval, DefaultInterval)
+	c.Lookback = cmp.Or(c.Lookback, DefaultLookback)
+	c.Log = cmp.Or(c.Log, slog.New(slog.DiscardHandler))
+	return c
 }
 
-// Watcher reads each Region it is given and sets its gauges. Add is safe
-// for concurrent use.
+// Validate reports a WatcherConfig that cannot work: no Reader, or a negative
+// Interval or Lookback (zero is the default).
+func (c WatcherConfig) Validate() error {
+	switch {
+	case c.Reader == nil:
+		return errors.New("usage watcher: no Reader")
+	case c.Interval < 0:
+		return errors.New("usage watcher: negative Interval")
+	case c.Lookback < 0:
+		return errors.New("usage watcher: negative Lookback")
+	}
+	return nil
+}
+
+// Watcher reads each Region it is given and sets its gauges: the latest
+// minute's calls and throttles, everyone's. The dashboard subtracts
+// resetq's own counts to show real users'. Add is safe for concurrent use.
 type Watcher struct {
-	cfg                  Config
+	cfg                  WatcherConfig
 	calls, throttles, at *prometheus.GaugeVec
 
 	mu      sync.Mutex
@@ -58,20 +72,14 @@ type regionState struct {
 	warned bool // a failure was logged; the next success clears it
 }
 
-// New returns a Watcher whose gauges are registered on reg.
-func New(cfg Config, reg prometheus.Registerer) *Watcher {
-	if cfg.Category == "" {
-		cfg.Category = ops.RecoveryCategory
+// NewWatcher returns a Watcher whose gauges are registered on reg. It
+// panics when cfg does not Validate, as it does when the gauges are
+// registered twice.
+func NewWatcher(cfg WatcherConfig, reg prometheus.Registerer) *Watcher {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
 	}
-	if cfg.Interval <= 0 {
-		cfg.Interval = time.Minute
-	}
-	if cfg.Lookback <= 0 {
-		cfg.Lookback = 15 * time.Minute
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
+	cfg = cfg.withDefaults()
 	labels := []string{"region", "category"}
 	w := &Watcher{cfg: cfg, regions: map[string]*regionState{}, added: make(chan struct{}, 1),
 		calls: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resetq_usage_calls_per_minute",
@@ -131,33 +139,13 @@ func (w *Watcher) Poll(ctx context.Context, now time.Time) {
 }
 
 func (w *Watcher) poll(ctx context.Context, region string, now time.Time) {
-	q := ops.UsageQuery{Category: w.cfg.Category, Start: now.Add(-w.cfg.Lookback).Truncate(time.Minute),
-		End: now.Truncate(time.Minute), Period: time.Minute}
-	q.Metric = "CallCount"
-	calls, err := w.cfg.Reader.Usage(ctx, region, q)
-	var throttles []ops.UsagePoint
-	if err == nil && len(calls) > 0 {
-		q.Metric = "ThrottleCount"
-		throttles, err = w.cfg.Reader.Usage(ctx, region, q)
-	}
+	minutes, err := Read(ctx, w.cfg.Reader, region, w.cfg.Category, w.cfg.Lookback, now)
 	if ctx.Err() != nil {
 		return
-	}
-	if err == nil && len(calls) == 0 {
-		err = ops.ErrNoData
 	}
 	if err != nil {
 		w.fail(region, err)
 		return
-	}
-	// No ThrottleCount point for a minute: nothing was throttled.
-	thr := map[int64]float64{}
-	for _, p := range throttles {
-		thr[p.At.Unix()] = p.Value
-	}
-	minutes := make([]Minute, len(calls))
-	for i, p := range calls {
-		minutes[i] = Minute{At: p.At, Calls: p.Value, Throttles: thr[p.At.Unix()]}
 	}
 	last := minutes[len(minutes)-1]
 	w.mu.Lock()
@@ -177,19 +165,18 @@ func (w *Watcher) fail(region string, err error) {
 	for _, g := range []*prometheus.GaugeVec{w.calls, w.throttles, w.at} {
 		g.DeleteLabelValues(region, w.cfg.Category)
 	}
-	var denied *ops.DeniedError
+	state, action := State(err)
 	w.mu.Lock()
 	st := w.regions[region]
 	warn := !st.warned
 	st.warned = true
-	isDenied := errors.As(err, &denied)
-	st.denied = isDenied
+	st.denied = state == StateDenied
 	w.mu.Unlock()
 	switch {
 	case !warn:
-	case isDenied:
-		w.cfg.Log.Warn("real users' usage not read: permission missing; the usage gauges stay absent", "region", region, "action", denied.Action)
-	case errors.Is(err, ops.ErrNoData):
+	case state == StateDenied:
+		w.cfg.Log.Warn("real users' usage not read: permission missing; the usage gauges stay absent", "region", region, "action", action)
+	case state == StateNoData:
 		w.cfg.Log.Warn("no usage data in CloudWatch yet; the usage gauges stay absent until some comes", "region", region, "category", w.cfg.Category)
 	default:
 		w.cfg.Log.Warn("reading usage metrics failed; the usage gauges stay absent until a reading succeeds", "region", region, "error", err)

@@ -1,8 +1,10 @@
-package ops
+package preflight
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/resetq/resetq/userpool"
 )
 
 // First sign-in factors of a pool's sign-in policy (AuthFactorType).
@@ -22,7 +24,7 @@ var factorHolders = map[string]string{
 
 // CheckSignIn says which of the pool's first sign-in factors a reset leaves
 // open: every factor but the password.
-func CheckSignIn(p Pool) Check {
+func CheckSignIn(p userpool.Pool) Check {
 	c := Check{Level: OK, Subject: p.ID, Name: "sign-in factors"}
 	var others, holders []string
 	for _, f := range p.FirstAuthFactors {

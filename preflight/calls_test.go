@@ -1,4 +1,4 @@
-package ops
+package preflight
 
 import (
 	"context"
@@ -6,30 +6,20 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/resetq/resetq/awserr"
+	"github.com/resetq/resetq/userpool"
 )
 
-func TestCampaignCalls(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		o    CallOptions
-		want []string
-	}{
-		{"rotation, status check off", CallOptions{}, []string{OpResetPassword}},
-		{"rotation", CallOptions{StatusCheck: true}, []string{OpResetPassword, OpGetUser}},
-		{"reinvite reads the status even without the check", CallOptions{Reinvite: true}, []string{OpResetPassword, OpGetUser, OpCreateUser}},
-		{"sign-out", CallOptions{StatusCheck: true, SignOut: true}, []string{OpResetPassword, OpGetUser, OpGlobalSignOut}},
-		{"kill password", CallOptions{KillPassword: true}, []string{OpResetPassword, OpSetPassword}},
-		{"disable", CallOptions{Disable: true}, []string{OpResetPassword, OpDisableUser}},
-		{"incident", IncidentOptions(), []string{OpResetPassword, OpGetUser, OpSetPassword, OpGlobalSignOut, OpCreateUser, OpDisableUser}},
-	} {
-		if got := CampaignCalls(tt.o); !slices.Equal(got, tt.want) {
-			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
-		}
-	}
-	if got := IncidentCalls(); len(got) != 6 {
-		t.Errorf("IncidentCalls() = %v, want the 6 operations", got)
-	}
+// answer is an AWS error as the cognito adapter hands a probe's over: its
+// text "Code: Message", wrapping what it means (kind) when resetq knows.
+type answer struct {
+	text string
+	kind error
 }
+
+func (a answer) Error() string { return a.text }
+func (a answer) Unwrap() error { return a.kind }
 
 func TestCheckCall(t *testing.T) {
 	const pool = "eu-west-1_AbC123"
@@ -40,18 +30,18 @@ func TestCheckCall(t *testing.T) {
 		level Level
 		text  []string // substrings of the message
 	}{
-		{"user not found: permitted", OpGlobalSignOut, &CallError{Code: "UserNotFoundException", Message: "User does not exist.", Kind: ErrUserNotFound},
+		{"user not found: permitted", userpool.OpGlobalSignOut, answer{"UserNotFoundException: User does not exist.", awserr.ErrUserNotFound},
 			OK, []string{"cognito-idp:AdminUserGlobalSignOut permitted"}},
-		{"success: permitted", OpGetUser, nil, OK, []string{"cognito-idp:AdminGetUser permitted"}},
-		{"denied", OpGlobalSignOut, &DeniedError{Action: "cognito-idp:AdminUserGlobalSignOut", Err: &CallError{Code: "AccessDeniedException", Message: "not authorized"}},
+		{"success: permitted", userpool.OpGetUser, nil, OK, []string{"cognito-idp:AdminGetUser permitted"}},
+		{"denied", userpool.OpGlobalSignOut, &awserr.DeniedError{Action: "cognito-idp:AdminUserGlobalSignOut", Err: answer{"AccessDeniedException: not authorized", nil}},
 			Blocking, []string{"cognito-idp:AdminUserGlobalSignOut is denied on " + pool, "AccessDeniedException: not authorized", "grant it"}},
-		{"pool missing", OpResetPassword, &CallError{Code: "ResourceNotFoundException", Message: "User pool does not exist.", Kind: ErrPoolNotFound},
+		{"pool missing", userpool.OpResetPassword, answer{"ResourceNotFoundException: User pool does not exist.", awserr.ErrPoolNotFound},
 			Blocking, []string{"the user pool " + pool + " does not exist", "ResourceNotFoundException"}},
-		{"password refused", OpSetPassword, &CallError{Code: "InvalidPasswordException", Message: "too short", Kind: ErrPasswordRefused},
+		{"password refused", userpool.OpSetPassword, answer{"InvalidPasswordException: too short", awserr.ErrPasswordRefused},
 			Warning, []string{"cognito-idp:AdminSetUserPassword permitted, but the pool's password policy", "InvalidPasswordException: too short"}},
-		{"throttled", OpCreateUser, &CallError{Code: "TooManyRequestsException", Message: "Rate exceeded"},
+		{"throttled", userpool.OpCreateUser, answer{"TooManyRequestsException: Rate exceeded", nil},
 			Warning, []string{"cognito-idp:AdminCreateUser not proven", "TooManyRequestsException: Rate exceeded", "after the SDK's retries"}},
-		{"network", OpDisableUser, errors.New("dial tcp: connection refused"),
+		{"network", userpool.OpDisableUser, errors.New("dial tcp: connection refused"),
 			Warning, []string{"cognito-idp:AdminDisableUser not proven", "connection refused"}},
 	} {
 		c := CheckCall(pool, tt.op, tt.err)
@@ -82,17 +72,17 @@ func (f *fakeProber) Probe(_ context.Context, pool, op string) error {
 }
 
 func TestCheckCalls(t *testing.T) {
-	notFound := &CallError{Code: "UserNotFoundException", Kind: ErrUserNotFound}
+	notFound := answer{"UserNotFoundException: ", awserr.ErrUserNotFound}
 	f := &fakeProber{answer: func(pool, op string) error {
 		switch {
 		case pool == "us-east-1_gone":
-			return &CallError{Code: "ResourceNotFoundException", Kind: ErrPoolNotFound}
-		case op == OpGlobalSignOut:
-			return &DeniedError{Action: "cognito-idp:" + op, Err: errors.New("AccessDeniedException: no")}
+			return answer{"ResourceNotFoundException: ", awserr.ErrPoolNotFound}
+		case op == userpool.OpGlobalSignOut:
+			return &awserr.DeniedError{Action: "cognito-idp:" + op, Err: errors.New("AccessDeniedException: no")}
 		}
 		return notFound
 	}}
-	calls := []string{OpResetPassword, OpGlobalSignOut}
+	calls := []string{userpool.OpResetPassword, userpool.OpGlobalSignOut}
 	checks, err := CheckCalls(t.Context(), f, []string{"us-east-1_a", "us-east-1_gone", "us-east-1_a"}, calls)
 	if err != nil {
 		t.Fatal(err)
