@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/awserr"
-	"github.com/resetq/resetq/internal/retry"
+	"github.com/resetq/resetq/retry"
 )
 
 // UserPager reads one page of a pool's usernames; cognito.Lister is one.

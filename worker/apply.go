@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/clock"
-	"github.com/resetq/resetq/internal/retry"
 	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/retry"
 )
 
 // apply carries out o for m: the one place that sends, deletes, counts and

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/awserr"
-	"github.com/resetq/resetq/internal/retry"
 	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/retry"
 )
 
 // Kind is what an AdminResetUserPassword result means for the job.

@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/aws/smithy-go"
 	"github.com/resetq/resetq/awserr"
-	"github.com/resetq/resetq/internal/retry"
 	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/retry"
 )
 
 // apiErr is a Cognito error answer as the SDK returns it, wrapped as the

@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/clock"
-	"github.com/resetq/resetq/internal/retry"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
+	"github.com/resetq/resetq/retry"
 )
 
 // Source is the queue jobs come from.

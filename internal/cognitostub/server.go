@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/resetq/resetq/internal/retry"
 	"github.com/resetq/resetq/internal/world"
+	"github.com/resetq/resetq/retry"
 )
 
 // RunBackground sends perSecond background calls per second into the

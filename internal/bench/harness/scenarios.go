@@ -12,7 +12,7 @@ import (
 
 	"github.com/resetq/resetq/internal/cognitostub"
 	"github.com/resetq/resetq/internal/redisserver"
-	"github.com/resetq/resetq/internal/retry"
+	"github.com/resetq/resetq/retry"
 )
 
 // Contenders.
