@@ -1,0 +1,127 @@
+package ledger_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/resetq/resetq/ledger"
+)
+
+const lease = time.Minute
+
+func key(campaign, user string) ledger.Key {
+	return ledger.Key{Campaign: campaign, Pool: "us-east-1_Claims", User: user, Fold: true}
+}
+
+func claim(t *testing.T, l *ledger.Ledger, k ledger.Key, holder string, now time.Time) ledger.Claim {
+	t.Helper()
+	c, err := l.Claim(t.Context(), k, holder, lease, now)
+	if err != nil {
+		t.Fatalf("Claim(%s, %s, %s): %v", k.User, holder, now.Sub(t0), err)
+	}
+	return c
+}
+
+func wantClaim(t *testing.T, step string, got, want ledger.Claim) {
+	t.Helper()
+	if got.Held != want.Held || got.Holder != want.Holder || !got.Until.Equal(want.Until) || got.Done != want.Done || got.Outcome != want.Outcome {
+		t.Fatalf("%s: claim %+v, want %+v", step, got, want)
+	}
+}
+
+// TestClaimLifecycle follows one user's claim through a fleet: the first
+// holder wins and renews, another waits for the lease, takes over a
+// dead holder's claim after it, and nobody claims a done user.
+func TestClaimLifecycle(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	k := key("c1", "Alice")
+
+	wantClaim(t, "first claim", claim(t, b.l, k, "w1", at(0)), ledger.Claim{Held: true, Holder: "w1", Until: at(lease)})
+	wantClaim(t, "another holder, in the lease", claim(t, b.l, k, "w2", at(30*time.Second)), ledger.Claim{Holder: "w1", Until: at(lease)})
+	wantClaim(t, "the same holder renews", claim(t, b.l, k, "w1", at(40*time.Second)), ledger.Claim{Held: true, Holder: "w1", Until: at(40*time.Second + lease)})
+	wantClaim(t, "the folded name is the same user", claim(t, b.l, key("c1", "ALICE"), "w2", at(90*time.Second)), ledger.Claim{Holder: "w1", Until: at(40*time.Second + lease)})
+	// w1 died: at the end of its lease w2 takes over.
+	wantClaim(t, "takeover at the lease's end", claim(t, b.l, k, "w2", at(40*time.Second+lease)), ledger.Claim{Held: true, Holder: "w2", Until: at(40*time.Second + 2*lease)})
+	wantClaim(t, "the old holder comes back", claim(t, b.l, k, "w1", at(2*lease)), ledger.Claim{Holder: "w2", Until: at(40*time.Second + 2*lease)})
+
+	if err := b.l.Record(t.Context(), k, ledger.StepReset, at(2*lease), ""); err != nil {
+		t.Fatal(err)
+	}
+	wantClaim(t, "a done user", claim(t, b.l, k, "w3", at(3*lease)), ledger.Claim{Done: true, Outcome: ledger.StepReset})
+	wantClaim(t, "a done user, its last holder", claim(t, b.l, k, "w2", at(3*lease)), ledger.Claim{Done: true, Outcome: ledger.StepReset})
+}
+
+func TestClaimRelease(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	k := key("c1", "bob")
+	claim(t, b.l, k, "w1", at(0))
+	if err := b.l.Release(t.Context(), k, "w2", at(time.Second)); err != nil {
+		t.Fatalf("release by another holder: %v", err)
+	}
+	wantClaim(t, "not released by another", claim(t, b.l, k, "w2", at(2*time.Second)), ledger.Claim{Holder: "w1", Until: at(lease)})
+	if err := b.l.Release(t.Context(), k, "w1", at(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	wantClaim(t, "after the release", claim(t, b.l, k, "w2", at(4*time.Second)), ledger.Claim{Held: true, Holder: "w2", Until: at(4*time.Second + lease)})
+	if err := b.l.Release(t.Context(), key("c1", "nobody"), "w1", at(0)); err != nil {
+		t.Fatalf("release of a user never claimed: %v", err)
+	}
+}
+
+// TestClaimAfterDeadLetter: a dead letter ends the job and its claim, but
+// not the user: a redriven job claims again.
+func TestClaimAfterDeadLetter(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	k := key("c1", "carol")
+	claim(t, b.l, k, "w1", at(0))
+	if err := b.l.Record(t.Context(), k, ledger.StepDeadLettered, at(time.Second), "attempts_exhausted"); err != nil {
+		t.Fatal(err)
+	}
+	wantClaim(t, "a dead-lettered user, redriven", claim(t, b.l, k, "w2", at(2*time.Second)), ledger.Claim{Held: true, Holder: "w2", Until: at(2*time.Second + lease)})
+}
+
+// TestClaimRace: of 20 workers claiming one user at once, one wins and
+// the others are told who.
+func TestClaimRace(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	k := key("c1", "dave")
+	const n = 20
+	claims := make([]ledger.Claim, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			claims[i], errs[i] = b.l.Claim(t.Context(), k, fmt.Sprintf("w%d", i), lease, at(0))
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := ""
+	for i, c := range claims {
+		if errs[i] != nil {
+			t.Fatalf("claimer %d: %v", i, errs[i])
+		}
+		if c.Held {
+			if winner != "" {
+				t.Fatalf("%s and %s both hold the claim", winner, c.Holder)
+			}
+			winner = c.Holder
+		}
+	}
+	if winner == "" {
+		t.Fatal("no claimer won")
+	}
+	for i, c := range claims {
+		if !c.Held && (c.Holder != winner || !c.Until.Equal(at(lease))) {
+			t.Errorf("claimer %d was told %+v, want holder %s until %s", i, c, winner, at(lease))
+		}
+	}
+}
