@@ -9,23 +9,8 @@ import (
 
 	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/usagemetrics"
+	"github.com/resetq/resetq/usagemetrics/usagemetricstest"
 )
-
-// fakeUsage answers from series per "region/metric", or an error per Region,
-// and counts its calls.
-type fakeUsage struct {
-	series  map[string][]usagemetrics.Point
-	err     map[string]error
-	queries []usagemetrics.Query
-}
-
-func (f *fakeUsage) Usage(_ context.Context, region string, q usagemetrics.Query) ([]usagemetrics.Point, error) {
-	f.queries = append(f.queries, q)
-	if err := f.err[region]; err != nil {
-		return nil, err
-	}
-	return f.series[region+"/"+q.Metric], nil
-}
 
 // TestLatestUsage: the decision and the line each state prints.
 func TestLatestUsage(t *testing.T) {
@@ -65,13 +50,10 @@ func TestUsageCache(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 29, 12, 10, 30, 0, time.UTC)
 	m := now.Truncate(time.Minute)
-	f := &fakeUsage{
-		series: map[string][]usagemetrics.Point{
-			"us-east-1/CallCount":     {{At: m.Add(-4 * time.Minute), Value: 1200}},
-			"us-east-1/ThrottleCount": {{At: m.Add(-4 * time.Minute), Value: 7}},
-		},
-		err: map[string]error{"ap-south-1": &awserr.DeniedError{Action: "cloudwatch:GetMetricData", Err: errors.New("no")}},
-	}
+	f := usagemetricstest.New(map[string][]usagemetrics.Point{
+		"us-east-1/CallCount":     {{At: m.Add(-4 * time.Minute), Value: 1200}},
+		"us-east-1/ThrottleCount": {{At: m.Add(-4 * time.Minute), Value: 7}},
+	}, map[string]error{"ap-south-1": &awserr.DeniedError{Action: "cloudwatch:GetMetricData", Err: errors.New("no")}})
 	s := &UsageCache{Reader: f}
 	regions := []string{"us-east-1", "ap-south-1", "sa-east-1"}
 	got := s.Read(context.Background(), regions, now)
@@ -79,23 +61,23 @@ func TestUsageCache(t *testing.T) {
 		got[1].State != usagemetrics.StateDenied || got[1].Action != "cloudwatch:GetMetricData" || got[2].State != usagemetrics.StateNoData {
 		t.Fatalf("%+v", got)
 	}
-	q := f.queries[0]
+	q := f.Queries()[0]
 	if q.Category != usagemetrics.RecoveryCategory || q.Metric != "CallCount" || q.Period != time.Minute || !q.End.Equal(m) || q.End.Sub(q.Start) != 15*time.Minute {
 		t.Fatalf("query %+v", q)
 	}
-	if n := len(f.queries); n != 2+1+1 {
+	if n := len(f.Queries()); n != 2+1+1 {
 		t.Fatalf("%d queries in the first round", n)
 	}
 
-	f.queries = nil
+	n := len(f.Queries())
 	s.Read(context.Background(), regions, now.Add(30*time.Second)) // under a minute: nothing read
-	if len(f.queries) != 0 {
-		t.Fatalf("read again within the minute: %+v", f.queries)
+	if q := f.Queries()[n:]; len(q) != 0 {
+		t.Fatalf("read again within the minute: %+v", q)
 	}
-	f.series["us-east-1/CallCount"] = append(f.series["us-east-1/CallCount"], usagemetrics.Point{At: m.Add(-3 * time.Minute), Value: 1800})
+	f.Set("us-east-1/CallCount", []usagemetrics.Point{{At: m.Add(-4 * time.Minute), Value: 1200}, {At: m.Add(-3 * time.Minute), Value: 1800}})
 	got = s.Read(context.Background(), regions, now.Add(time.Minute))
-	if len(f.queries) != 2+1 { // us-east-1 both metrics, sa-east-1 calls; the denied Region not again
-		t.Fatalf("%d queries a minute later", len(f.queries))
+	if q := f.Queries()[n:]; len(q) != 2+1 { // us-east-1 both metrics, sa-east-1 calls; the denied Region not again
+		t.Fatalf("%d queries a minute later", len(q))
 	}
 	if *got[0].Calls != 1800 || *got[0].Throttles != 0 || got[1].State != usagemetrics.StateDenied {
 		t.Fatalf("%+v", got)

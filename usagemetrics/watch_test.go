@@ -1,12 +1,12 @@
-package usagemetrics
+package usagemetrics_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,41 +14,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/resetq/resetq/awserr"
+	"github.com/resetq/resetq/usagemetrics"
+	"github.com/resetq/resetq/usagemetrics/usagemetricstest"
 )
-
-// fakeUsage answers from series per Region and metric, or an error.
-type fakeUsage struct {
-	mu      sync.Mutex
-	series  map[string][]Point // region/metric
-	err     map[string]error   // region
-	queries []Query
-}
-
-func (f *fakeUsage) Usage(_ context.Context, region string, q Query) ([]Point, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.queries = append(f.queries, q)
-	if err := f.err[region]; err != nil {
-		return nil, err
-	}
-	return f.series[region+"/"+q.Metric], nil
-}
 
 func TestPoll(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 29, 12, 10, 30, 0, time.UTC)
 	m := now.Truncate(time.Minute)
-	f := &fakeUsage{
-		series: map[string][]Point{
-			"eu-west-1/CallCount":     {{At: m.Add(-5 * time.Minute), Value: 900}, {At: m.Add(-4 * time.Minute), Value: 1500}},
-			"eu-west-1/ThrottleCount": {{At: m.Add(-4 * time.Minute), Value: 42}},
-			"us-east-1/CallCount":     {{At: m.Add(-3 * time.Minute), Value: 60}},
-		},
-		err: map[string]error{"ap-south-1": &awserr.DeniedError{Action: "cloudwatch:GetMetricData", Err: errors.New("no")}},
-	}
+	f := usagemetricstest.New(map[string][]usagemetrics.Point{
+		"eu-west-1/CallCount":     {{At: m.Add(-5 * time.Minute), Value: 900}, {At: m.Add(-4 * time.Minute), Value: 1500}},
+		"eu-west-1/ThrottleCount": {{At: m.Add(-4 * time.Minute), Value: 42}},
+		"us-east-1/CallCount":     {{At: m.Add(-3 * time.Minute), Value: 60}},
+	}, map[string]error{"ap-south-1": &awserr.DeniedError{Action: "cloudwatch:GetMetricData", Err: errors.New("no")}})
 	var logs bytes.Buffer
 	reg := prometheus.NewPedanticRegistry()
-	w := NewWatcher(WatcherConfig{Reader: f, Log: slog.New(slog.NewTextHandler(&logs, nil))}, reg)
+	w := usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: f, Log: slog.New(slog.NewTextHandler(&logs, nil))}, reg)
 	for _, r := range []string{"eu-west-1", "us-east-1", "ap-south-1", "sa-east-1", "eu-west-1"} {
 		w.Add(r)
 	}
@@ -63,14 +44,16 @@ resetq_usage_calls_per_minute{category="UserAccountRecovery",region="us-east-1"}
 resetq_usage_throttles_per_minute{category="UserAccountRecovery",region="eu-west-1"} 42
 resetq_usage_throttles_per_minute{category="UserAccountRecovery",region="us-east-1"} 0
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "resetq_usage_calls_per_minute", "resetq_usage_throttles_per_minute"); err != nil {
+	want += fmt.Sprintf(`# HELP resetq_usage_minute_timestamp_seconds Start of the minute the usage gauges are for, in Unix seconds.
+# TYPE resetq_usage_minute_timestamp_seconds gauge
+resetq_usage_minute_timestamp_seconds{category="UserAccountRecovery",region="eu-west-1"} %d
+resetq_usage_minute_timestamp_seconds{category="UserAccountRecovery",region="us-east-1"} %d
+`, m.Add(-4*time.Minute).Unix(), m.Add(-3*time.Minute).Unix())
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "resetq_usage_calls_per_minute", "resetq_usage_throttles_per_minute", "resetq_usage_minute_timestamp_seconds"); err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(w.at.WithLabelValues("eu-west-1", RecoveryCategory)); got != float64(m.Add(-4*time.Minute).Unix()) {
-		t.Fatalf("minute %v", got)
-	}
-	q := f.queries[0]
-	if q.Category != RecoveryCategory || q.Period != time.Minute || !q.End.Equal(m) || q.End.Sub(q.Start) != 15*time.Minute {
+	q := f.Queries()[0]
+	if q.Category != usagemetrics.RecoveryCategory || q.Period != time.Minute || !q.End.Equal(m) || q.End.Sub(q.Start) != 15*time.Minute {
 		t.Fatalf("query %+v", q)
 	}
 	if !strings.Contains(logs.String(), "action=cloudwatch:GetMetricData") || !strings.Contains(logs.String(), "no usage data in CloudWatch yet") {
@@ -79,19 +62,17 @@ resetq_usage_throttles_per_minute{category="UserAccountRecovery",region="us-east
 
 	// Second round: the denied Region is not read again, nothing is
 	// logged again, and a Region whose data went away loses its gauges.
-	f.mu.Lock()
-	f.series["us-east-1/CallCount"] = nil
-	n := len(f.queries)
-	f.mu.Unlock()
+	f.Set("us-east-1/CallCount", nil)
+	n := len(f.Queries())
 	logs.Reset()
 	w.Poll(context.Background(), now.Add(time.Minute))
-	if c := testutil.CollectAndCount(w.calls); c != 1 {
+	if c, err := testutil.GatherAndCount(reg, "resetq_usage_calls_per_minute"); err != nil || c != 1 {
 		t.Fatalf("%d call gauges, want eu-west-1's only", c)
 	}
 	if strings.Contains(logs.String(), "ap-south-1") || strings.Contains(logs.String(), "sa-east-1") {
 		t.Fatalf("warned twice:\n%s", logs.String())
 	}
-	if got := len(f.queries) - n; got != 2+1+1 { // eu-west-1 both metrics, us-east-1 and sa-east-1 calls only
+	if got := len(f.Queries()) - n; got != 2+1+1 { // eu-west-1 both metrics, us-east-1 and sa-east-1 calls only
 		t.Fatalf("%d queries in the second round", got)
 	}
 }
@@ -102,16 +83,16 @@ func TestOnRead(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 29, 12, 10, 30, 0, time.UTC)
 	m := now.Truncate(time.Minute)
-	f := &fakeUsage{series: map[string][]Point{
+	f := usagemetricstest.New(map[string][]usagemetrics.Point{
 		"eu-west-1/CallCount":     {{At: m.Add(-5 * time.Minute), Value: 900}, {At: m.Add(-4 * time.Minute), Value: 1500}, {At: m.Add(-3 * time.Minute), Value: 700}},
 		"eu-west-1/ThrottleCount": {{At: m.Add(-4 * time.Minute), Value: 42}},
-	}}
-	var got []Minute
+	}, nil)
+	var got []usagemetrics.Minute
 	var region string
-	w := NewWatcher(WatcherConfig{Reader: f, OnRead: func(r string, ms []Minute) { region, got = r, ms }}, prometheus.NewRegistry())
+	w := usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: f, OnRead: func(r string, ms []usagemetrics.Minute) { region, got = r, ms }}, prometheus.NewRegistry())
 	w.Add("eu-west-1")
 	w.Poll(context.Background(), now)
-	want := []Minute{{At: m.Add(-5 * time.Minute), Calls: 900}, {At: m.Add(-4 * time.Minute), Calls: 1500, Throttles: 42}, {At: m.Add(-3 * time.Minute), Calls: 700}}
+	want := []usagemetrics.Minute{{At: m.Add(-5 * time.Minute), Calls: 900}, {At: m.Add(-4 * time.Minute), Calls: 1500, Throttles: 42}, {At: m.Add(-3 * time.Minute), Calls: 700}}
 	if region != "eu-west-1" || len(got) != len(want) {
 		t.Fatalf("OnRead(%q, %v), want eu-west-1's %v", region, got, want)
 	}
@@ -127,12 +108,12 @@ func TestOnRead(t *testing.T) {
 func TestAddReadsAtOnce(t *testing.T) {
 	t.Parallel()
 	m := time.Now().Truncate(time.Minute)
-	f := &fakeUsage{series: map[string][]Point{
+	f := usagemetricstest.New(map[string][]usagemetrics.Point{
 		"eu-west-1/CallCount": {{At: m.Add(-3 * time.Minute), Value: 60}},
 		"us-east-1/CallCount": {{At: m.Add(-3 * time.Minute), Value: 60}},
-	}}
+	}, nil)
 	read := make(chan string, 4)
-	w := NewWatcher(WatcherConfig{Reader: f, Interval: time.Hour, OnRead: func(r string, _ []Minute) { read <- r }}, prometheus.NewRegistry())
+	w := usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: f, Interval: time.Hour, OnRead: func(r string, _ []usagemetrics.Minute) { read <- r }}, prometheus.NewRegistry())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w.Add("eu-west-1")
