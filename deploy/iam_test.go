@@ -167,7 +167,7 @@ func TestIncidentPolicyGrantsEachOption(t *testing.T) {
 }
 
 // incidentCallOptions is each incident option of `resetq work` as the
-// ops package's campaign options, which say the calls it makes (and which
+// userpool's campaign options, which say the calls it makes (and which
 // preflight and `resetq work --incident` probe).
 var incidentCallOptions = map[string]userpool.CallOptions{
 	"--kill-password":       {KillPassword: true},

@@ -20,7 +20,7 @@ import (
 // TestReport: a campaign in moto, reported from a file (AdminGetUser) and
 // from the whole pool (ListUsers), with exact counts and the per-user file.
 // moto 5.2.1 keeps UserLastModifiedDate when a password is set or reset
-// (ops' unit tests cover that rule against a fake), so here a user who
+// (report's unit tests cover that rule against a fake), so here a user who
 // set a new password after the reset is not_reset unless something else
 // moved the date: "done" also changed an attribute, which moto does date.
 func TestReport(t *testing.T) {
