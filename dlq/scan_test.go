@@ -92,3 +92,25 @@ func TestScanSurvivesLostHiding(t *testing.T) {
 		t.Fatalf("%+v; %d visible", s, q.visible())
 	}
 }
+
+// TestScanConfigDefaults: zero is the default, a negative value is refused
+// before anything is read.
+func TestScanConfigDefaults(t *testing.T) {
+	t.Parallel()
+	c := ScanConfig{}.withDefaults()
+	if c.Visibility != DefaultVisibility || c.IdleReceives != DefaultIdleReceives || c.Settle != DefaultSettle || c.Now == nil {
+		t.Errorf("defaults %+v", c)
+	}
+	for _, bad := range []ScanConfig{{Visibility: -time.Second}, {IdleReceives: -1}, {Settle: -time.Minute}} {
+		q := newFake(sample()...)
+		if _, err := Peek(t.Context(), q, bad, func(job.Message) bool { return true }); err == nil {
+			t.Errorf("%+v: Peek took it", bad)
+		}
+		if _, err := Redrive(t.Context(), q, &fakeSender{}, RedriveConfig{Scan: bad}); err == nil {
+			t.Errorf("%+v: Redrive took it", bad)
+		}
+		if q.visible() != len(sample()) {
+			t.Errorf("%+v: messages read", bad)
+		}
+	}
+}
