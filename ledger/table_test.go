@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/ledger"
 	"github.com/resetq/resetq/retry"
 )
@@ -105,5 +106,38 @@ func TestEnsureForeignTable(t *testing.T) {
 	l, _ := ledger.New(api, ledger.Config{Table: table})
 	if err := l.Ensure(t.Context()); err == nil {
 		t.Fatal("Ensure accepted a table with other keys")
+	}
+}
+
+// TestEnsureLostRaceOverHTTP: a process that finds no table, then loses
+// the race to create it (moto answers ResourceInUseException), waits for
+// the winner's table and leaves its TTL alone.
+func TestEnsureLostRaceOverHTTP(t *testing.T) {
+	t.Parallel()
+	l, proxy := faulty(t)
+	winner := client(t, endpoint(t), 0)
+	w, _ := ledger.New(winner, ledger.Config{Table: l.Table()})
+	if err := w.Ensure(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The loser's first look came before the winner's table.
+	proxy.AddFault(awsproxy.Fault{Operation: "DescribeTable", ErrorCode: "ResourceNotFoundException", Count: 1})
+	var mu sync.Mutex
+	calls := map[string][]int{}
+	proxy.SetObserver(func(c awsproxy.Call) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[c.Operation] = append(calls[c.Operation], c.Status)
+	})
+	if err := l.Ensure(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := calls["CreateTable"]; len(got) != 1 || got[0] != 400 {
+		t.Errorf("CreateTable answered %v, want one 400 (ResourceInUseException)", got)
+	}
+	if got := calls["UpdateTimeToLive"]; len(got) != 0 {
+		t.Errorf("the loser set the TTL: %v", got)
 	}
 }
