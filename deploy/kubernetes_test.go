@@ -16,8 +16,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/resetq/resetq/internal/testenv"
 )
 
 // k8sObject is one rendered manifest, decoded from JSON.
@@ -142,29 +140,6 @@ func labelsMatch(sel, labels map[string]string) bool {
 	return len(sel) > 0
 }
 
-var workFlagSet struct {
-	once  sync.Once
-	flags map[string]bool
-}
-
-// workEnvNames is the RESETQ_* twin of every flag of `resetq work`, read from
-// the built binary's help.
-func workEnvNames(t *testing.T) map[string]bool {
-	t.Helper()
-	bin := testenv.Binary(t)
-	workFlagSet.once.Do(func() {
-		out, _ := exec.Command(bin, "work", "--help").CombinedOutput()
-		workFlagSet.flags = map[string]bool{}
-		for _, m := range regexp.MustCompile(`(?m)^\s+-([a-z][a-z0-9-]*)`).FindAllStringSubmatch(string(out), -1) {
-			workFlagSet.flags["RESETQ_"+strings.ToUpper(strings.ReplaceAll(m[1], "-", "_"))] = true
-		}
-	})
-	if !workFlagSet.flags["RESETQ_QUEUE_URL"] || !workFlagSet.flags["RESETQ_SHUTDOWN_TIMEOUT"] {
-		t.Fatalf("could not read the flags of `resetq work --help`: %v", slices.Sorted(maps.Keys(workFlagSet.flags)))
-	}
-	return workFlagSet.flags
-}
-
 // TestKustomizeRenders: the base and every overlay build with kubectl's
 // kustomize, alone and with the signed or the incident component.
 func TestKustomizeRenders(t *testing.T) {
@@ -274,7 +249,8 @@ func checkPod(t *testing.T, objs []k8sObject, o k8sObject) (workers int) {
 
 func checkWorker(t *testing.T, objs []k8sObject, o k8sObject, pod, c any, name string) {
 	t.Helper()
-	flags := workEnvNames(t)
+	help := commandHelp(t, "work")
+	twins := envNames(help)
 	env := map[string]string{}
 	for _, ef := range klist(c, "envFrom") {
 		cmName := kstr(ef, "configMapRef", "name")
@@ -289,7 +265,7 @@ func checkWorker(t *testing.T, objs []k8sObject, o k8sObject, pod, c any, name s
 		env[kstr(e, "name")] = kstr(e, "value")
 	}
 	for k := range env {
-		if strings.HasPrefix(k, "RESETQ_") && !flags[k] {
+		if strings.HasPrefix(k, "RESETQ_") && !twins[k] {
 			t.Errorf("%s: sets %s, which is not a flag of `resetq work`", name, k)
 		}
 	}
@@ -301,7 +277,7 @@ func checkWorker(t *testing.T, objs []k8sObject, o k8sObject, pod, c any, name s
 		if !strings.HasPrefix(a, "-") {
 			continue
 		}
-		if !flags["RESETQ_"+strings.ToUpper(strings.ReplaceAll(f, "-", "_"))] {
+		if _, ok := help[f]; !ok {
 			t.Errorf("%s: argument %s is not a flag of `resetq work`", name, a)
 		}
 		if !hasV && i+1 < len(al) {
@@ -314,7 +290,7 @@ func checkWorker(t *testing.T, objs []k8sObject, o k8sObject, pod, c any, name s
 		if v, ok := args[flag]; ok {
 			return v
 		}
-		return env["RESETQ_"+strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))]
+		return env[help[flag].Env]
 	}
 	if setting("log-format") != "json" {
 		t.Errorf("%s: log format %q, want json", name, setting("log-format"))
@@ -440,15 +416,14 @@ func TestKEDAOverlay(t *testing.T) {
 	// Each replica paces each call on its own: N replicas make N times each
 	// rate, which must stay within what one worker makes by default (the
 	// flag's default in `resetq work --help`, a share of the call's quota).
-	help := workHelp(t)
+	help := commandHelp(t, "work")
 	for _, name := range []string{"RESETQ_RATE", "RESETQ_SIGN_OUT_RATE", "RESETQ_REINVITE_RATE", "RESETQ_STATUS_CHECK_RATE"} {
-		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "RESETQ_"), "_", "-"))
-		m := regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(flag) + ` float\n(?:\s{4,}.*\n)*?\s{4,}.*\(default ([0-9.]+)\)\n`).FindStringSubmatch(help)
-		if m == nil {
-			t.Errorf("no default of --%s in `resetq work --help`", flag)
+		flag, f, ok := flagOf(help, name)
+		def, err := strconv.ParseFloat(f.Default, 64)
+		if !ok || f.Type != "float" || err != nil {
+			t.Errorf("no float flag with a default and the variable %s in `resetq work --help` (%s: %+v)", name, flag, f)
 			continue
 		}
-		def, _ := strconv.ParseFloat(m[1], 64)
 		rate, err := strconv.ParseFloat(env[name], 64)
 		if err != nil {
 			t.Errorf("%s %q: %v (unset, each of %v replicas would make the default %v: %v in all)", name, env[name], err, maxR, def, maxR*def)
@@ -494,43 +469,23 @@ func TestRotationOverlay(t *testing.T) {
 	checkEnqueue(t, c, "the CronJob")
 }
 
-var enqueueHelpOut struct {
-	once sync.Once
-	help []byte
-}
-
-// enqueueHelp is the built binary's `resetq enqueue --help`.
-func enqueueHelp(t *testing.T) []byte {
-	t.Helper()
-	bin := testenv.Binary(t)
-	enqueueHelpOut.once.Do(func() {
-		enqueueHelpOut.help, _ = exec.Command(bin, "enqueue", "--help").CombinedOutput()
-	})
-	return enqueueHelpOut.help
-}
-
 // checkEnqueue: every flag a container running `resetq enqueue` passes, and
 // every RESETQ_* variable it sets, is a flag of `resetq enqueue --help`.
 func checkEnqueue(t *testing.T, c any, name string) {
 	t.Helper()
-	help := enqueueHelp(t)
-	if !bytes.Contains(help, []byte("-queue-url")) {
-		t.Fatalf("could not read the flags of `resetq enqueue --help`: %q", help)
-	}
-	isFlag := func(f string) bool {
-		return regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(f) + `(\s|$)`).Match(help)
-	}
+	help := commandHelp(t, "enqueue")
+	twins := envNames(help)
 	for _, a := range klist(c, "args")[1:] {
 		s, _ := a.(string)
 		if f, ok := strings.CutPrefix(s, "--"); ok {
-			if f, _, _ = strings.Cut(f, "="); !isFlag(f) {
+			if f, _, _ = strings.Cut(f, "="); help[f].Env == "" {
 				t.Errorf("%s passes %s, which `resetq enqueue --help` does not list", name, s)
 			}
 		}
 	}
 	for _, e := range klist(c, "env") {
-		if v, ok := strings.CutPrefix(kstr(e, "name"), "RESETQ_"); ok && !isFlag(strings.ToLower(strings.ReplaceAll(v, "_", "-"))) {
-			t.Errorf("%s sets %s, which is not a flag of `resetq enqueue`", name, kstr(e, "name"))
+		if v := kstr(e, "name"); strings.HasPrefix(v, "RESETQ_") && !twins[v] {
+			t.Errorf("%s sets %s, which is not the variable of a flag of `resetq enqueue`", name, v)
 		}
 	}
 }
@@ -917,25 +872,21 @@ var incidentExpands = []string{"RESETQ_KILL_PASSWORD", "RESETQ_GLOBAL_SIGN_OUT",
 // workers: resetq itself accepts what they set.)
 func TestIncidentMode(t *testing.T) {
 	t.Parallel()
-	help := workHelp(t)
-	usageOf := func(flag string) string {
-		return regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(flag) + `( \w+)?\n(?:\s{4,}.*\n)*`).FindString(help)
-	}
+	help := commandHelp(t, "work")
 	for name, value := range incidentSettings {
-		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "RESETQ_"), "_", "-"))
-		usage := usageOf(flag)
+		flag, f, ok := flagOf(help, name)
 		switch {
-		case usage == "":
-			t.Errorf("%s: `resetq work --help` has no flag --%s", name, flag)
-		case value != "true" && !strings.Contains(usage, value):
-			t.Errorf("%s=%s: the usage of --%s does not name %q:\n%s", name, value, flag, value, usage)
+		case !ok:
+			t.Errorf("%s: `resetq work --help` has no flag with this variable", name)
+		case value != "true" && !strings.Contains(f.Usage, value):
+			t.Errorf("%s=%s: the usage of --%s does not name %q:\n%s", name, value, flag, value, f.Usage)
 		}
 	}
-	incidentUsage := strings.Join(strings.Fields(usageOf("incident")), " ")
+	incidentUsage := help["incident"].Usage
 	for _, name := range incidentExpands {
-		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "RESETQ_"), "_", "-"))
-		if usageOf(flag) == "" || !strings.Contains(incidentUsage, "--"+flag) {
-			t.Errorf("--%s: not a flag of `resetq work`, or --incident's usage does not say it turns it on: %s", flag, incidentUsage)
+		flag, _, ok := flagOf(help, name)
+		if !ok || !strings.Contains(incidentUsage, "--"+flag) {
+			t.Errorf("%s: not the variable of a flag of `resetq work`, or --incident's usage does not say it turns --%s on: %s", name, flag, incidentUsage)
 		}
 	}
 	var with []string
@@ -995,16 +946,6 @@ func TestIncidentMode(t *testing.T) {
 			t.Errorf("%s/kustomization.yaml does not name %s: say which permissions incident mode needs", incidentComponent, want)
 		}
 	}
-}
-
-// workHelp is the built binary's `resetq work --help`.
-func workHelp(t *testing.T) string {
-	t.Helper()
-	out, _ := exec.Command(testenv.Binary(t), "work", "--help").CombinedOutput()
-	if !bytes.Contains(out, []byte("-queue-url")) {
-		t.Fatalf("could not read `resetq work --help`: %s", out)
-	}
-	return string(out)
 }
 
 // The ElastiCache component (a fleet sharing one limit in Redis), the
@@ -1083,13 +1024,13 @@ func redisURLFrom(t *testing.T, objs []k8sObject, c any, name string) (secret, k
 // resetq-redis-ca's ca.pem, mounted read-only.
 func TestElastiCacheFleet(t *testing.T) {
 	t.Parallel()
-	help := workHelp(t)
-	flagDefault := func(flag string) float64 {
-		m := regexp.MustCompile(`(?m)^\s+-` + regexp.QuoteMeta(flag) + ` (?:float|int)\n(?:\s{4,}.*\n)*?\s{4,}.*\(default ([0-9.]+)\)\n`).FindStringSubmatch(help)
-		if m == nil {
-			t.Fatalf("no default of --%s in `resetq work --help`", flag)
+	help := commandHelp(t, "work")
+	flagDefault := func(env string) float64 {
+		_, f, _ := flagOf(help, env)
+		v, err := strconv.ParseFloat(f.Default, 64)
+		if (f.Type != "float" && f.Type != "int") || err != nil {
+			t.Fatalf("no numeric default of %s's flag in `resetq work --help`: %+v", env, f)
 		}
-		v, _ := strconv.ParseFloat(m[1], 64)
 		return v
 	}
 	objs := kustomize(t, "kubernetes/overlays/elasticache")
@@ -1114,8 +1055,7 @@ func TestElastiCacheFleet(t *testing.T) {
 		t.Errorf("maxSurge %v: a rollout would run more replicas than RESETQ_FLEET_SIZE", s)
 	}
 	for name, perReplica := range map[string]bool{"RESETQ_RATE": false, "RESETQ_STATUS_CHECK_RATE": true, "RESETQ_SIGN_OUT_RATE": true, "RESETQ_REINVITE_RATE": true} {
-		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "RESETQ_"), "_", "-"))
-		def := flagDefault(flag)
+		def := flagDefault(name)
 		rate, err := strconv.ParseFloat(env[name], 64)
 		if err != nil {
 			rate = def

@@ -21,7 +21,8 @@ import (
 )
 
 type enqueueFlags struct {
-	queueURL, pool       string
+	queueURL             string
+	pools                listFlag
 	from, format, column string
 	allUsers             bool
 	filter, group        string
@@ -39,7 +40,7 @@ type enqueueFlags struct {
 
 func (f *enqueueFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.queueURL, "queue-url", "", "URL of the SQS queue of reset jobs (required)")
-	fs.StringVar(&f.pool, "pool", "", "user pool ID, e.g. eu-west-1_AbC123 (required, except with --format jsonl, where jobs name their pool; if given there, every job must name it)")
+	poolFlag(fs, &f.pools, "of the user pool, e.g. eu-west-1_AbC123; one pool a run (required, except with --format jsonl, where jobs name their pool; if given there, every job must name it)")
 	fs.StringVar(&f.from, "from", "", "source: read jobs from FILE (- for standard input)")
 	fs.StringVar(&f.format, "format", "lines", "format of --from: lines (one username a line), csv (a header, then records) or jsonl (one job object a line)")
 	fs.StringVar(&f.column, "column", "username", "CSV column of the usernames")
@@ -48,7 +49,7 @@ func (f *enqueueFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.group, "group", "", "source: the users of this group of --pool (ListUsersInGroup)")
 	fs.StringVar(&f.metadata, "client-metadata", "", "k=v,k2=v2: ClientMetadata added to every job (a JSONL job's own keys win)")
 	fs.StringVar(&f.campaign, "campaign", "", "campaign ID, the resetq.campaign attribute of every message (default: generated, c-<UTC time>-<random>, and printed)")
-	fs.IntVar(&f.concurrency, "concurrency", 8, "SendMessageBatch calls in flight at once")
+	fs.IntVar(&f.concurrency, "concurrency", 8, "SendMessageBatch calls in flight at once (up to 10 jobs a call)")
 	fs.IntVar(&f.retries, "retries", 5, "times a failed entry or call is tried again, with backoff, before the job is rejected")
 	fs.Float64Var(&f.listRate, "list-rate", 25, "ListUsers/ListUsersInGroup calls per second; the UserList quota is 30/s per account and Region, shared")
 	fs.StringVar(&f.rejects, "rejects", "", `write jobs that could not be enqueued to this file, one a line: {"line":N,"job":{...},"error":"..."}`)
@@ -56,7 +57,7 @@ func (f *enqueueFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.globalSignOut, "global-sign-out", false, "ask for every job's user's sessions to be ended once the password is dead (the resetq.global-sign-out attribute, covered by the signature); --incident asks for it and more")
 	fs.BoolVar(&f.incident, "incident", false, "an incident: ask for everything it needs for every job's user (the resetq.incident attribute, covered by the signature): the password killed at once when the code must wait, the sessions ended after it, a new invitation for users who never signed in, and users who cannot get a code disabled; any resetq work honours it, whatever its flags. Use with --signing-key-file")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "read, validate and count, send nothing; with --output text the jobs that would be sent are printed, one JSON a line, and the summary goes to stderr")
-	fs.DurationVar(&f.progress, "progress-interval", 5*time.Second, "when stderr is not a terminal, a progress line this often (0: none)")
+	fs.DurationVar(&f.progress, "progress-interval", defaultProgressInterval, "when stderr is not a terminal, a progress line this often (0: none)")
 	f.output = outputFlag(fs)
 }
 
@@ -75,7 +76,7 @@ func (f *enqueueFlags) validate() error {
 		return usagef("give exactly one source: --from FILE, --all-users or --group NAME")
 	case err != nil:
 		return usageError{err}
-	case f.pool == "" && !(f.from != "" && format == enqueue.JSONL):
+	case len(f.pools) == 0 && !(f.from != "" && format == enqueue.JSONL):
 		return usagef("--pool is required (except with --from FILE --format jsonl)")
 	case f.filter != "" && !f.allUsers:
 		return usagef("--filter goes with --all-users")
@@ -90,10 +91,8 @@ func (f *enqueueFlags) validate() error {
 	case f.progress < 0:
 		return usagef("--progress-interval must not be negative")
 	}
-	if f.pool != "" {
-		if err := job.ValidatePoolID(f.pool); err != nil {
-			return usagef("--pool %q is not a user pool ID of the form <region>_<id>", f.pool)
-		}
+	if err := checkPools(f.pools, 1, "give one (enqueue each pool on its own)"); err != nil {
+		return err
 	}
 	if f.campaign != "" {
 		if err := enqueue.CheckCampaign(f.campaign); err != nil {
@@ -208,10 +207,10 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return usageError{err}
 		}
-		region := job.Job{UserPoolID: f.pool}.Region()
+		region := job.Job{UserPoolID: f.pools.one()}.Region()
 		// throttles come to the Listing, which waits and asks again
 		lister := cognito.Lister{API: cognito.NewListClient(awsCfg, region)}
-		src = enqueue.Listing{API: lister, Pacer: limiter, Pool: f.pool, Filter: f.filter, Group: f.group}.List
+		src = enqueue.Listing{API: lister, Pacer: limiter, Pool: f.pools.one(), Filter: f.filter, Group: f.group}.List
 	}
 
 	// The queue must exist and be readable (sqs:GetQueueAttributes is in
@@ -244,7 +243,7 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	invalidShown := 0
 	cfg := enqueue.Config{
 		Queue: queue.NewBatchSender(sqsClient, f.queueURL), QueueURL: f.queueURL, Campaign: campaign, SigningKey: signingKey, GlobalSignOut: f.globalSignOut, Incident: f.incident,
-		Builder:     enqueue.Builder{Pool: f.pool, Metadata: meta},
+		Builder:     enqueue.Builder{Pool: f.pools.one(), Metadata: meta},
 		Concurrency: f.concurrency, Retries: f.retries, DryRun: f.dryRun,
 		Fatal: isConfigError,
 		OnInvalid: func(inv enqueue.Invalid) {
@@ -361,6 +360,9 @@ func caseSensitive(awsCfg aws.Config, w io.Writer, mu *sync.Mutex, clearLine, do
 		return sensitive
 	}
 }
+
+// defaultProgressInterval is --progress-interval's default, enqueue's and report's.
+const defaultProgressInterval = 5 * time.Second
 
 // showProgress prints line() on w every interval until the returned func
 // is called: an updating line on a terminal (every 200ms), else a line

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,24 +14,10 @@ import (
 
 	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/cognito"
-	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/preflight"
 	"github.com/resetq/resetq/queue"
 	"github.com/resetq/resetq/userpool"
 )
-
-// poolsFlag is a repeatable --pool (also comma-separated, for the env twin).
-type poolsFlag []string
-
-func (p *poolsFlag) String() string { return strings.Join(*p, ",") }
-func (p *poolsFlag) Set(v string) error {
-	for _, id := range strings.Split(v, ",") {
-		if id = strings.TrimSpace(id); id != "" {
-			*p = append(*p, id)
-		}
-	}
-	return nil
-}
 
 const preflightHelp = `Usage: resetq preflight --pool ID [--pool ID ...] [--queue-url URL] [--users N] [--rate R]
                         [--incident | --global-sign-out --reinvite --kill-password
@@ -76,12 +61,12 @@ A reading that is not permitted is a warning naming the IAM action.
 `
 
 func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var pools poolsFlag
+	var pools listFlag
 	var queueURL string
 	var users int
 	var rateFlag float64
 	fs := newFlagSet("resetq preflight", stderr)
-	fs.Var(&pools, "pool", "`ID` of a user pool of the campaign (required; repeatable, or comma-separated)")
+	poolFlag(fs, &pools, "of each user pool of the campaign (required; repeatable, or comma-separated)")
 	fs.StringVar(&queueURL, "queue-url", "", "URL of the SQS queue of reset jobs (optional: checks its RedrivePolicy, visibility and retention)")
 	fs.IntVar(&users, "users", 0, "number of users in the campaign (optional: for the email quota and the expected duration)")
 	fs.Float64Var(&rateFlag, "rate", 24, "the --rate resetq work will run with (calls per second per Region)")
@@ -111,10 +96,8 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := calls.validate(); err != nil {
 		return err
 	}
-	for _, id := range pools {
-		if err := job.ValidatePoolID(id); err != nil {
-			return usagef("--pool %q is not a user pool ID of the form <region>_<id>", id)
-		}
+	if err := checkPools(pools, 0, ""); err != nil {
+		return err
 	}
 	if err := checkOutput(*output); err != nil {
 		return err

@@ -19,24 +19,24 @@ import (
 	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/enqueue"
-	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/report"
 )
 
 type reportFlags struct {
-	pool, from, format, column string
-	allUsers                   bool
-	filter, group              string
-	since                      string
-	out                        string
-	getRate, listRate          float64
-	concurrency                int
-	progress                   time.Duration
-	output                     *string
+	pools                listFlag
+	from, format, column string
+	allUsers             bool
+	filter, group        string
+	since                string
+	records              string
+	getRate, listRate    float64
+	concurrency          int
+	progress             time.Duration
+	output               *string
 }
 
 func (f *reportFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.pool, "pool", "", "user pool ID, e.g. eu-west-1_AbC123 (required, except with --format jsonl, where jobs name their pool)")
+	poolFlag(fs, &f.pools, "of the user pool, e.g. eu-west-1_AbC123; one pool a run (required, except with --format jsonl, where jobs name their pool)")
 	fs.StringVar(&f.from, "from", "", "source: the users of FILE (- for standard input), as resetq enqueue reads it; one AdminGetUser a user")
 	fs.StringVar(&f.format, "format", "lines", "format of --from: lines, csv or jsonl (as resetq enqueue)")
 	fs.StringVar(&f.column, "column", "username", "CSV column of the usernames")
@@ -44,11 +44,11 @@ func (f *reportFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.filter, "filter", "", `with --all-users: a ListUsers filter, e.g. 'cognito:user_status = "RESET_REQUIRED"' (Cognito's syntax, passed as is)`)
 	fs.StringVar(&f.group, "group", "", "source: the users of this group of --pool (ListUsersInGroup, 60 users a call)")
 	fs.StringVar(&f.since, "since", "", "the campaign's start, RFC 3339 (required): a CONFIRMED user last modified at or after it has completed the reset")
-	fs.StringVar(&f.out, "out", "", "write one line per user to FILE: CSV (.csv) or JSON lines (.jsonl, .ndjson, .json): username, status, enabled, last_modified, category, pool")
+	fs.StringVar(&f.records, "records", "", "write one record per user to `FILE`: CSV (.csv) or JSON lines (.jsonl, .ndjson, .json): username, status, enabled, last_modified, category, pool (--output is the summary's format)")
 	fs.Float64Var(&f.getRate, "get-rate", 60, "AdminGetUser calls per second (--from); the UserRead quota is 120/s per account and Region, shared with resetq work's status checks and your applications")
 	fs.Float64Var(&f.listRate, "list-rate", 25, "ListUsers/ListUsersInGroup calls per second (--all-users, --group); the UserList quota is 30/s, shared")
-	fs.IntVar(&f.concurrency, "concurrency", report.DefaultConcurrency, "AdminGetUser calls in flight at once (--from)")
-	fs.DurationVar(&f.progress, "progress-interval", 0, "when stderr is not a terminal, a progress line this often (0: none)")
+	fs.IntVar(&f.concurrency, "concurrency", report.DefaultConcurrency, "AdminGetUser calls in flight at once (--from; a listing reads its pages one after another)")
+	fs.DurationVar(&f.progress, "progress-interval", defaultProgressInterval, "when stderr is not a terminal, a progress line this often (0: none)")
 	f.output = outputFlag(fs)
 }
 
@@ -70,12 +70,12 @@ func (f *reportFlags) validate() (time.Time, enqueue.Format, error) {
 		return since, format, usagef("--since is required: the campaign's start, e.g. 2026-11-29T08:00:00Z")
 	case serr != nil:
 		return since, format, usagef("--since %q: want RFC 3339, e.g. 2026-11-29T08:00:00Z", f.since)
-	case f.pool == "" && !(f.from != "" && format == enqueue.JSONL):
+	case len(f.pools) == 0 && !(f.from != "" && format == enqueue.JSONL):
 		return since, format, usagef("--pool is required (except with --from FILE --format jsonl)")
 	case f.filter != "" && !f.allUsers:
 		return since, format, usagef("--filter goes with --all-users")
-	case f.out != "" && report.RecordFormat(f.out) == "":
-		return since, format, usagef("--out %q: the name must end in .csv or .jsonl", f.out)
+	case f.records != "" && report.RecordFormat(f.records) == "":
+		return since, format, usagef("--records %q: the name must end in .csv or .jsonl", f.records)
 	case !(f.getRate > 0) || math.IsInf(f.getRate, 0):
 		return since, format, usagef("--get-rate must be positive, got %v", f.getRate)
 	case !(f.listRate > 0) || math.IsInf(f.listRate, 0):
@@ -85,15 +85,13 @@ func (f *reportFlags) validate() (time.Time, enqueue.Format, error) {
 	case f.progress < 0:
 		return since, format, usagef("--progress-interval must not be negative")
 	}
-	if f.pool != "" {
-		if err := job.ValidatePoolID(f.pool); err != nil {
-			return since, format, usagef("--pool %q is not a user pool ID of the form <region>_<id>", f.pool)
-		}
+	if err := checkPools(f.pools, 1, "give one (report each pool on its own)"); err != nil {
+		return since, format, err
 	}
 	return since, format, checkOutput(*f.output)
 }
 
-const reportHelp = `Usage: resetq report --since TIME [--pool ID] SOURCE [--out FILE] [flags]
+const reportHelp = `Usage: resetq report --since TIME [--pool ID] SOURCE [--records FILE] [flags]
 
 Report a campaign from Cognito's own state: for each user of SOURCE, its
 status, whether it is enabled, when it was last modified, and a category:
@@ -125,8 +123,9 @@ SOURCE is one of (as resetq enqueue):
 
 Memory stays bounded: records are written as they come, in the order of the
 source (with --from, about 16 bytes a user are kept to skip duplicates).
---output json prints {"counts": {...}, "users": N, ...}. A progress line is
-shown on a terminal.
+--output json prints {"counts": {...}, "users": N, ...}; --records FILE has
+one record per user. A progress line is shown on a terminal, and every
+--progress-interval elsewhere.
 Exit codes: 0 every user reported; 1 a runtime failure, or invalid input
 lines (the report covers the rest); 2 bad usage (flags, an unreadable file,
 no such pool or group, no permission).
@@ -167,12 +166,12 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	var rw *report.RecordWriter
 	var outFile *os.File
-	if f.out != "" {
-		if outFile, err = os.Create(f.out); err != nil {
-			return usagef("--out: %v", err)
+	if f.records != "" {
+		if outFile, err = os.Create(f.records); err != nil {
+			return usagef("--records: %v", err)
 		}
 		defer outFile.Close()
-		if rw, err = report.NewRecordWriter(outFile, report.RecordFormat(f.out)); err != nil {
+		if rw, err = report.NewRecordWriter(outFile, report.RecordFormat(f.records)); err != nil {
 			return err
 		}
 	}
@@ -207,7 +206,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		stop := reportProgress(stderr, &mu, r, total, tty, f.progress)
-		builder := enqueue.Builder{Pool: f.pool}
+		builder := enqueue.Builder{Pool: f.pools.one()}
 		summary, runErr = r.Get(ctx, users, func(ctx context.Context, fn func(report.Item) error) error {
 			return enqueue.ReadFile(in, format, f.column, func(it enqueue.Input) error {
 				ri := report.Item{Line: it.Line, Err: it.Err}
@@ -226,15 +225,15 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		stop := reportProgress(stderr, &mu, r, 0, tty, f.progress)
-		summary, runErr = r.List(ctx, users, f.pool, f.filter, f.group)
+		summary, runErr = r.List(ctx, users, f.pools.one(), f.filter, f.group)
 		stop()
 	}
 	if rw != nil {
 		if err := rw.Flush(); err != nil && runErr == nil {
-			runErr = fmt.Errorf("write --out: %w", err)
+			runErr = fmt.Errorf("write --records: %w", err)
 		}
 		if err := outFile.Close(); err != nil && runErr == nil {
-			runErr = fmt.Errorf("write --out: %w", err)
+			runErr = fmt.Errorf("write --records: %w", err)
 		}
 	}
 	var colErr *enqueue.MissingColumnError
@@ -243,7 +242,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError{runErr}
 	}
 	if err := writeResult(stdout, *f.output, summary, func(w io.Writer) error {
-		return writeReportSummary(w, summary, f.out)
+		return writeReportSummary(w, summary, f.records)
 	}); err != nil {
 		return err
 	}

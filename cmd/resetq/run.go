@@ -46,7 +46,10 @@ Commands:
 
 "resetq <command> --help" describes a command's flags.
 
-Every flag has an environment twin: --queue-url is RESETQ_QUEUE_URL.
+Every flag has an environment twin, named in the help: --queue-url is
+RESETQ_QUEUE_URL on every command; a flag whose meaning is the command's own
+has a variable of its own (--concurrency of enqueue: RESETQ_ENQUEUE_CONCURRENCY).
+The command line wins over the environment.
 Exit codes: 0 done, 1 runtime failure, 2 bad usage or configuration.
 `
 
@@ -134,29 +137,14 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 // setUsage makes --help print help, then every flag with its environment twin.
 func setUsage(fs *flag.FlagSet, help string) {
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), help+"\nFlags (each also RESETQ_<FLAG>):\n\n")
-		visibleFlags(fs).PrintDefaults()
+		fmt.Fprint(fs.Output(), help+"\nFlags:\n")
+		printFlags(fs.Output(), fs)
 	}
 }
 
 // deprecatedPrefix starts the usage of a flag kept only for old command
 // lines: it works, warns when set, and is not shown in the help.
 const deprecatedPrefix = "deprecated: "
-
-// visibleFlags is fs without its deprecated flags, for the help: the same
-// values and defaults, printed in the flag package's own format.
-func visibleFlags(fs *flag.FlagSet) *flag.FlagSet {
-	v := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
-	v.SetOutput(fs.Output())
-	fs.VisitAll(func(f *flag.Flag) {
-		if strings.HasPrefix(f.Usage, deprecatedPrefix) {
-			return
-		}
-		v.Var(f.Value, f.Name, f.Usage)
-		v.Lookup(f.Name).DefValue = f.DefValue // not a value the environment set
-	})
-	return v
-}
 
 // warnDeprecated writes one line for each deprecated flag that was set.
 func warnDeprecated(fs *flag.FlagSet, w io.Writer) {
@@ -167,11 +155,14 @@ func warnDeprecated(fs *flag.FlagSet, w io.Writer) {
 	})
 }
 
-// parseFlags applies RESETQ_* environment twins, then the command line, so a
-// flag given on the command line wins over its environment variable. A
+// parseFlags parses the command line, then sets each flag not given there
+// from its RESETQ_* environment twin, so the command line wins (a
+// repeatable flag too: its values are not added to the variable's). A
 // RESETQ_* variable that is no command's twin is refused: a misspelt
 // setting (RESETQ_GLOBALSIGNOUT) must not leave a campaign without it.
+// Old flag names (renames) work, each with one line on stderr.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	addRenamed(fs)
 	if c, ok := fs.Output().(*flagCollector); ok {
 		c.add(fs)
 		return flag.ErrHelp
@@ -179,25 +170,20 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := checkEnvNames(fs, os.Environ()); err != nil {
 		return err
 	}
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envName(f.Name)
-		if v, ok := os.LookupEnv(name); ok && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = usagef("%s=%q: %v", name, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return envErr
-	}
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected arguments: %v", fs.Args())
 	}
+	notes, err := applyEnv(fs, os.LookupEnv)
+	if err != nil {
+		return err
+	}
 	warnDeprecated(fs, fs.Output())
+	for _, n := range notes {
+		fmt.Fprintln(fs.Output(), n)
+	}
 	return nil
 }
 
@@ -253,15 +239,16 @@ func serviceLink(name string) bool {
 
 // checkEnvNames refuses every RESETQ_* variable of environ that is neither
 // the twin of a flag of some command (one ConfigMap serves several
-// commands: RESETQ_USERS of preflight is fine for work) nor in harnessVars.
+// commands: RESETQ_USERS of preflight is fine for work), nor an old name
+// still read, nor in harnessVars. The likely meant name is a current one.
 func checkEnvNames(fs *flag.FlagSet, environ []string) error {
-	var own []string
-	fs.VisitAll(func(f *flag.Flag) { own = append(own, envName(f.Name)) })
+	own, ownOld := twins(fs)
 	all := allTwins()
 	var errs []error
 	for _, kv := range slices.Sorted(slices.Values(environ)) {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, envPrefix) || slices.Contains(all, name) || slices.Contains(own, name) || slices.Contains(harnessVars, name) || serviceLink(name) {
+		if !strings.HasPrefix(name, envPrefix) || slices.Contains(all, name) || slices.Contains(own, name) ||
+			slices.Contains(ownOld, name) || slices.Contains(allOldTwins(), name) || slices.Contains(harnessVars, name) || serviceLink(name) {
 			continue
 		}
 		errs = append(errs, unknownEnvError(name, own, all, fs.Name()))
@@ -282,23 +269,30 @@ func joinLine(errs []error) error {
 }
 
 // flagCollector is the stderr of a dry run of a command: parseFlags, seeing
-// it as a flag set's output, records the set's flags and stops the command
-// there, before it reads the environment or does anything.
+// it as a flag set's output, records the set and stops the command there,
+// before it reads the environment or does anything.
 type flagCollector struct {
-	sets map[string][]string // flag set name ("resetq dlq list") -> its flags
+	sets map[string]*flag.FlagSet // flag set name ("resetq dlq list") -> the set
 }
 
 func (c *flagCollector) Write(p []byte) (int, error) { return len(p), nil }
 
-func (c *flagCollector) add(fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) { c.sets[fs.Name()] = append(c.sets[fs.Name()], f.Name) })
+func (c *flagCollector) add(fs *flag.FlagSet) { c.sets[fs.Name()] = fs }
+
+// collectFlags is the flags the help shows of every command and subcommand.
+func collectFlags() map[string][]string {
+	names := map[string][]string{}
+	for name, fs := range collectSets() {
+		names[name] = visibleFlags(fs)
+	}
+	return names
 }
 
-// collectFlags runs every command and subcommand up to its flag parsing,
-// with a flagCollector for stderr, and returns the flags each registered.
-// The commands' own registration code is the only list of flags.
-func collectFlags() map[string][]string {
-	c := &flagCollector{sets: map[string][]string{}}
+// collectSets runs every command and subcommand up to its flag parsing,
+// with a flagCollector for stderr, and returns the flag set of each. The
+// commands' own registration code is the only list of flags.
+func collectSets() map[string]*flag.FlagSet {
+	c := &flagCollector{sets: map[string]*flag.FlagSet{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // nothing should run past parseFlags; if something did, it is cancelled
 	for _, cmd := range commands() {
@@ -313,22 +307,34 @@ func collectFlags() map[string][]string {
 }
 
 var (
-	twinsOnce sync.Once
-	twins     []string
+	twinsOnce           sync.Once
+	allTwin, allOldTwin []string
 )
 
 // allTwins is the environment twin of every flag of every command, sorted.
 func allTwins() []string {
-	twinsOnce.Do(func() {
-		seen := map[string]bool{}
-		for _, flags := range collectFlags() {
-			for _, f := range flags {
-				seen[envName(f)] = true
-			}
+	twinsOnce.Do(collectTwins)
+	return allTwin
+}
+
+// allOldTwins are the old variables still read, sorted.
+func allOldTwins() []string {
+	twinsOnce.Do(collectTwins)
+	return allOldTwin
+}
+
+func collectTwins() {
+	current, old := map[string]bool{}, map[string]bool{}
+	for _, fs := range collectSets() {
+		c, o := twins(fs)
+		for _, n := range c {
+			current[n] = true
 		}
-		twins = slices.Sorted(maps.Keys(seen))
-	})
-	return twins
+		for _, n := range o {
+			old[n] = true
+		}
+	}
+	allTwin, allOldTwin = slices.Sorted(maps.Keys(current)), slices.Sorted(maps.Keys(old))
 }
 
 func envName(flagName string) string {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRegionOfQueueURL(t *testing.T) {
@@ -179,16 +180,17 @@ func TestHelp(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"work", "--help"}, "-global-sign-out"},
-		{[]string{"work", "-h"}, "-allowed-pools"},
-		{[]string{"enqueue", "-help"}, "-dry-run"},
-		{[]string{"dlq", "redrive", "--help"}, "-max-rate"},
-		{[]string{"report", "--help"}, "-since"},
+		{[]string{"work", "--help"}, "\n  --global-sign-out\n"},
+		{[]string{"work", "-h"}, "\n  --pool ID\n"},
+		{[]string{"enqueue", "-help"}, "\n  --dry-run\n"},
+		{[]string{"enqueue", "--help"}, "(default 8, env RESETQ_ENQUEUE_CONCURRENCY)"},
+		{[]string{"dlq", "redrive", "--help"}, "\n  --max-rate float\n"},
+		{[]string{"report", "--help"}, "\n  --since string\n"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
 		code := Run(context.Background(), tt.args, &out, &errOut)
-		if code != exitOK || !strings.Contains(errOut.String(), "Flags (each also RESETQ_<FLAG>):") || !strings.Contains(errOut.String(), tt.want) {
+		if code != exitOK || !strings.Contains(errOut.String(), "\nFlags:\n") || !strings.Contains(errOut.String(), tt.want) {
 			t.Errorf("Run(%q) = %d, stderr %q; want %d and the help with %s", tt.args, code, errOut.String(), exitOK, tt.want)
 		}
 	}
@@ -340,12 +342,165 @@ func TestDeprecatedFlags(t *testing.T) {
 	if code := Run(context.Background(), []string{"work", "--help"}, &out, &errOut); code != exitOK || strings.Contains(errOut.String(), "redelivery-check") {
 		t.Fatalf("work --help = %d, and shows the deprecated --redelivery-check:\n%s", code, errOut.String())
 	}
-	if !strings.Contains(errOut.String(), "(default 24)") {
+	if !strings.Contains(errOut.String(), "(default 24, env RESETQ_RATE)") {
 		t.Fatalf("the help lost the flags' defaults:\n%s", errOut.String())
 	}
 	errOut.Reset()
 	code := Run(context.Background(), []string{"work", "--redelivery-check=false"}, &out, &errOut)
 	if code != exitUsage || !strings.Contains(errOut.String(), "--redelivery-check is deprecated: false is --status-check=off") {
 		t.Fatalf("work --redelivery-check=false = %d, stderr %q: want the deprecation line (then the missing --queue-url)", code, errOut.String())
+	}
+}
+
+// TestHelpFormat: each flag is --name TYPE (a bool has none), then its
+// usage wrapped and indented, ending with its default and variable.
+func TestHelpFormat(t *testing.T) {
+	t.Parallel()
+	fs := flag.NewFlagSet("resetq enqueue", flag.ContinueOnError)
+	fs.Bool("dry-run", false, "send nothing")
+	fs.Bool("usage-metrics", true, "read the usage")
+	fs.Int("concurrency", 8, "SendMessageBatch calls in flight at once")
+	fs.String("log-format", "json", "log format: json or text")
+	fs.Duration("progress-interval", 5*time.Second, "a progress line this often (0: none)")
+	fs.String("records", "", "write one record per user to `FILE`: "+strings.Repeat("word ", 14)+"end")
+	fs.Bool("old", false, deprecatedPrefix+"use --dry-run")
+	var b bytes.Buffer
+	printFlags(&b, fs)
+	want := `  --concurrency int
+      SendMessageBatch calls in flight at once
+      (default 8, env RESETQ_ENQUEUE_CONCURRENCY)
+  --dry-run
+      send nothing (env RESETQ_DRY_RUN)
+  --log-format string
+      log format: json or text (default "json", env RESETQ_LOG_FORMAT)
+  --progress-interval duration
+      a progress line this often (0: none)
+      (default 5s, env RESETQ_PROGRESS_INTERVAL)
+  --records FILE
+      write one record per user to FILE: word word word word word word word word
+      word word word word word word end (env RESETQ_RECORDS)
+  --usage-metrics
+      read the usage (default true, env RESETQ_USAGE_METRICS)
+`
+	if b.String() != want {
+		t.Errorf("help:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// TestRenames: each old flag name and each old variable still sets the
+// flag, with one deprecation line on stderr; a new name given too wins,
+// and then the old variable says nothing; the help shows no old name.
+func TestRenames(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string // the command, then its flags
+		env        []string // NAME=value
+		flag, want string   // the flag's value after parsing
+		line       string   // the deprecation line, "" for none
+	}{
+		{"old flag", []string{"work", "--allowed-pools", "us-east-1_A,us-east-1_B"}, nil, "pool", "us-east-1_A,us-east-1_B",
+			"resetq work: --allowed-pools is deprecated: use --pool"},
+		{"old variable", []string{"work"}, []string{"RESETQ_ALLOWED_POOLS=us-east-1_A"}, "pool", "us-east-1_A",
+			"resetq work: RESETQ_ALLOWED_POOLS is deprecated: use RESETQ_POOL"},
+		{"new variable wins", []string{"work"}, []string{"RESETQ_ALLOWED_POOLS=us-east-1_A", "RESETQ_POOL=us-east-1_B"}, "pool", "us-east-1_B", ""},
+		{"old flag wins over the variable", []string{"work", "--allowed-pools", "us-east-1_A"}, []string{"RESETQ_POOL=us-east-1_B"}, "pool", "us-east-1_A",
+			"resetq work: --allowed-pools is deprecated: use --pool"},
+		{"old report flag", []string{"report", "--out", "r.csv"}, nil, "records", "r.csv",
+			"resetq report: --out is deprecated: use --records"},
+		{"old report variable", []string{"report"}, []string{"RESETQ_OUT=r.jsonl"}, "records", "r.jsonl",
+			"resetq report: RESETQ_OUT is deprecated: use RESETQ_RECORDS"},
+		{"shared concurrency, enqueue", []string{"enqueue"}, []string{"RESETQ_CONCURRENCY=3"}, "concurrency", "3",
+			"resetq enqueue: RESETQ_CONCURRENCY is deprecated here: use RESETQ_ENQUEUE_CONCURRENCY (each command's --concurrency has a variable of its own)"},
+		{"own concurrency wins", []string{"enqueue"}, []string{"RESETQ_CONCURRENCY=3", "RESETQ_ENQUEUE_CONCURRENCY=4"}, "concurrency", "4", ""},
+		{"shared concurrency, report", []string{"report"}, []string{"RESETQ_CONCURRENCY=3"}, "concurrency", "3",
+			"resetq report: RESETQ_CONCURRENCY is deprecated here: use RESETQ_REPORT_CONCURRENCY (each command's --concurrency has a variable of its own)"},
+		{"work keeps RESETQ_CONCURRENCY", []string{"work"}, []string{"RESETQ_CONCURRENCY=3", "RESETQ_ENQUEUE_CONCURRENCY=4"}, "concurrency", "3", ""},
+		{"shared limit, summary", []string{"dlq", "summary"}, []string{"RESETQ_LIMIT=7"}, "limit", "7",
+			"resetq dlq summary: RESETQ_LIMIT is deprecated here: use RESETQ_DLQ_SUMMARY_LIMIT (each command's --limit has a variable of its own)"},
+		{"shared limit, list", []string{"dlq", "list"}, []string{"RESETQ_LIMIT=7"}, "limit", "7",
+			"resetq dlq list: RESETQ_LIMIT is deprecated here: use RESETQ_DLQ_LIST_LIMIT (each command's --limit has a variable of its own)"},
+		{"shared limit, redrive", []string{"dlq", "redrive"}, []string{"RESETQ_LIMIT=7"}, "limit", "7",
+			"resetq dlq redrive: RESETQ_LIMIT is deprecated here: use RESETQ_DLQ_REDRIVE_LIMIT (each command's --limit has a variable of its own)"},
+		{"command line wins over a list's variable", []string{"preflight", "--pool", "us-east-1_B"}, []string{"RESETQ_POOL=us-east-1_A"}, "pool", "us-east-1_B", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, kv := range tt.env {
+				k, v, _ := strings.Cut(kv, "=")
+				t.Setenv(k, v)
+			}
+			set, args := "resetq "+tt.args[0], tt.args[1:]
+			if tt.args[0] == "dlq" {
+				set, args = set+" "+tt.args[1], tt.args[2:]
+			}
+			fs := collectSets()[set]
+			var errOut bytes.Buffer
+			fs.SetOutput(&errOut)
+			if err := parseFlags(fs, args); err != nil {
+				t.Fatalf("parse %v with %v: %v", tt.args, tt.env, err)
+			}
+			if got := fs.Lookup(tt.flag).Value.String(); got != tt.want {
+				t.Errorf("--%s = %q, want %q", tt.flag, got, tt.want)
+			}
+			want := ""
+			if tt.line != "" {
+				want = tt.line + "\n"
+			}
+			if errOut.String() != want {
+				t.Errorf("stderr %q, want %q", errOut.String(), want)
+			}
+		})
+	}
+	for _, r := range renames {
+		var out, errOut bytes.Buffer
+		args := append(strings.Fields(strings.TrimPrefix(r.set, "resetq ")), "--help")
+		if code := Run(context.Background(), args, &out, &errOut); code != exitOK || strings.Contains(errOut.String(), "--"+r.old+" ") || strings.Contains(errOut.String(), "--"+r.old+"\n") {
+			t.Errorf("%v = %d, and shows the old --%s:\n%s", args, code, r.old, errOut.String())
+		}
+	}
+}
+
+// TestRenameTables: renames and ownTwins name real flags of real commands,
+// and every old variable is still accepted by every command.
+func TestRenameTables(t *testing.T) {
+	t.Parallel()
+	sets := collectSets()
+	for _, r := range renames {
+		if fs := sets[r.set]; fs == nil || fs.Lookup(r.new) == nil || fs.Lookup(r.old) == nil || slices.Contains(visibleFlags(fs), r.old) {
+			t.Errorf("rename %+v: no such command or flag, or the old name is shown", r)
+		}
+	}
+	for _, o := range ownTwins {
+		if fs := sets[o.set]; fs == nil || fs.Lookup(o.flag) == nil {
+			t.Errorf("own twin %+v: no such command or flag", o)
+		}
+		if !slices.Contains(allTwins(), o.env) || !slices.Contains(allOldTwins(), envName(o.flag)) {
+			t.Errorf("own twin %+v: %s not a twin, or %s not still read", o, o.env, envName(o.flag))
+		}
+	}
+}
+
+// TestSharedTwinsShareDefaults: a variable that several commands read has
+// one meaning, so one default; a flag whose default differs per command
+// has a variable of its own per command (ownTwins).
+func TestSharedTwinsShareDefaults(t *testing.T) {
+	t.Parallel()
+	defaults := map[string]map[string][]string{} // variable -> default -> commands
+	for name, fs := range collectSets() {
+		fs.VisitAll(func(f *flag.Flag) {
+			if _, old := newName(fs, f.Name); old {
+				return
+			}
+			v := twin(fs, f.Name)
+			if defaults[v] == nil {
+				defaults[v] = map[string][]string{}
+			}
+			defaults[v][f.DefValue] = append(defaults[v][f.DefValue], name)
+		})
+	}
+	for v, by := range defaults {
+		if len(by) > 1 {
+			t.Errorf("%s has a default per command: %v", v, by)
+		}
 	}
 }

@@ -22,7 +22,7 @@ type statusFlags struct {
 	interval         time.Duration
 	count            int
 	output           *string
-	usageRegions     poolsFlag // Regions, or "none"
+	usageRegions     listFlag // Regions, or "none"
 }
 
 // statusResult is one sample as --output json prints it.

@@ -59,8 +59,8 @@ func TestOpsUsage(t *testing.T) {
 	}
 }
 
-func TestPoolsFlag(t *testing.T) {
-	var p poolsFlag
+func TestListFlag(t *testing.T) {
+	var p listFlag
 	for _, v := range []string{"us-east-1_a", "eu-west-1_b, eu-west-1_c", ""} {
 		if err := p.Set(v); err != nil {
 			t.Fatal(err)

@@ -56,7 +56,7 @@ type workFlags struct {
 	emailLimitProbe           time.Duration
 	usageMetrics              bool
 	usageInterval             time.Duration
-	allowedPools              string
+	pools                     listFlag
 	allowAnyPool              bool
 	signingKeyFile            string
 	redisURL, redisKeyPrefix  string
@@ -70,7 +70,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.queueURL, "queue-url", "", "URL of the SQS queue of reset jobs (required)")
 	fs.StringVar(&f.dlqURL, "dlq-url", "", "URL of the dead-letter queue (default: the DLQ of the queue's RedrivePolicy)")
 	fs.Float64Var(&f.rate, "rate", 24, "AdminResetUserPassword calls per second per Region; the quota is 30/s shared with real users' ForgotPassword")
-	fs.IntVar(&f.concurrency, "concurrency", 16, "jobs in flight at once")
+	fs.IntVar(&f.concurrency, "concurrency", 16, "jobs in flight at once, each through its Cognito calls one after another (--rate and the other rates pace the calls)")
 	fs.IntVar(&f.maxAttempts, "max-attempts", 8, "transient failures of a job before it is dead-lettered as attempts_exhausted")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", ":9464", "address for /metrics, /healthz and /readyz (empty: off)")
 	fs.DurationVar(&f.exitWhenIdle, "exit-when-idle", 0, "exit 0 once the queue has been empty with nothing in flight for this long (0: run until stopped)")
@@ -80,7 +80,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logUsernames, "log-usernames", "hashed", "usernames in logs: hashed (a SHA-256 prefix, or keyed with --username-hash-key-file) or plain")
 	fs.StringVar(&f.usernameKeyFile, "username-hash-key-file", "", "file whose first key line keys the usernames' hash in logs (HMAC-SHA256): without it the hash is unkeyed, and anyone with a list of usernames can tell whose lines are whose")
-	fs.StringVar(&f.allowedPools, "allowed-pools", "", "comma-separated user pool IDs this worker may reset; jobs for other pools are dead-lettered as pool_not_allowed (required unless --allow-any-pool)")
+	poolFlag(fs, &f.pools, "of each user pool this worker may reset (repeatable, or comma-separated); jobs for other pools are dead-lettered as pool_not_allowed (required unless --allow-any-pool)")
 	fs.BoolVar(&f.allowAnyPool, "allow-any-pool", false, "reset users of any pool a job names (an explicit choice: anyone who can write to the queue can then reset users of any pool the credentials reach)")
 	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "file of HMAC keys, one a line: accept only jobs whose resetq.signature attribute was made with one of them; others are dead-lettered as bad_signature (see the README's recipe)")
 	fs.StringVar(&f.redisURL, "redis-url", "", "redis://[[user]:password@]host:port[/db], or rediss:// for TLS: share one limit of --rate per Region with every replica using this Redis (empty: each replica paces up to --rate on its own)")
@@ -93,7 +93,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.harmBudget, "harm-budget", 0.005, "the share of real users' calls in the quota (forgot password, confirm) a campaign may cost by throttling them: with --usage-metrics, what real users lose each minute (ThrottleCount less resetq's own) caps the rate, and their busiest recent minute sets the start; until a minute is judged, resetq keeps its own throttled share under a fifth of it and starts at three quarters of --rate (0: off)")
 	fs.Float64Var(&f.statusCheckRate, "status-check-rate", 50, "AdminGetUser calls per second per Region for --status-check (their quota, UserRead, is 120/s shared with the pool's other readers; keep it above --rate)")
 	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "deprecated: false is --status-check=off")
-	fs.BoolVar(&f.incident, "incident", false, "an incident: turns on --global-sign-out, --kill-password, --reinvite and --unreachable disable (logged at start), and proves at start that each call is permitted in each --allowed-pools pool; use with --signing-key-file. A job can ask for the same with the resetq.incident attribute (resetq enqueue --incident)")
+	fs.BoolVar(&f.incident, "incident", false, "an incident: turns on --global-sign-out, --kill-password, --reinvite and --unreachable disable (logged at start), and proves at start that each call is permitted in each --pool pool; use with --signing-key-file. A job can ask for the same with the resetq.incident attribute (resetq enqueue --incident)")
 	fs.BoolVar(&f.killPassword, "kill-password", false, "when a job's code cannot go now (Cognito's daily email limit, an open circuit, a retry, the per-user attempt limit), kill the old password at once: AdminSetUserPassword with a random password nobody learns (same quota as the reset, no message sent), then the sign-out; the code follows when it can")
 	fs.BoolVar(&f.globalSignOut, "global-sign-out", false, "end every job's user's sessions (AdminUserGlobalSignOut: refresh tokens stop working) once the password is dead (after the reset, the kill, the re-invitation or the disable), and at the job's end; a job can ask for it alone with the resetq.global-sign-out attribute (resetq enqueue --global-sign-out)")
 	fs.Float64Var(&f.signOutRate, "sign-out-rate", 20, "AdminUserGlobalSignOut and AdminDisableUser calls per second per Region (their quota category, UserUpdate, is 25/s shared with the app's profile updates); adaptive on throttles")
@@ -140,10 +140,10 @@ func (f *workFlags) validate() error {
 		return usagef("--status-check-rate must be positive, got %v", f.statusCheckRate)
 	case f.logUsernames != "hashed" && f.logUsernames != "plain":
 		return usagef("--log-usernames %q: want hashed or plain", f.logUsernames)
-	case f.allowedPools == "" && !f.allowAnyPool:
-		return usagef("set --allowed-pools (the pools this worker may reset), or --allow-any-pool to accept jobs for any pool")
-	case f.allowedPools != "" && f.allowAnyPool:
-		return usagef("--allowed-pools and --allow-any-pool contradict each other: choose one")
+	case len(f.pools) == 0 && !f.allowAnyPool:
+		return usagef("set --pool (the pools this worker may reset), or --allow-any-pool to accept jobs for any pool")
+	case len(f.pools) > 0 && f.allowAnyPool:
+		return usagef("--pool and --allow-any-pool contradict each other: choose one")
 	case f.fleetSize < 1:
 		return usagef("--fleet-size must be at least 1, got %d", f.fleetSize)
 	case f.fleetSize > 1 && f.redisURL == "":
@@ -154,7 +154,7 @@ func (f *workFlags) validate() error {
 	if err := f.validateRedis(); err != nil {
 		return err
 	}
-	if _, err := parsePools(f.allowedPools); err != nil {
+	if err := checkPools(f.pools, 0, ""); err != nil {
 		return err
 	}
 	if err := checkQueueURLs(f.queueURL, f.dlqURL); err != nil {
@@ -167,7 +167,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var f workFlags
 	fs := newFlagSet("resetq work", stderr)
 	f.register(fs)
-	setUsage(fs, "Usage: resetq work --queue-url URL (--allowed-pools IDS | --allow-any-pool) [flags]\n\n"+
+	setUsage(fs, "Usage: resetq work --queue-url URL (--pool ID [--pool ID ...] | --allow-any-pool) [flags]\n\n"+
 		"Consume AdminResetUserPassword jobs from an SQS queue. Each job ends with the user\n"+
 		"reset or in the dead-letter queue with a reason.\n")
 	if err := parseFlags(fs, args); err != nil {
@@ -190,7 +190,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			log.Error("INCIDENT MODE WITHOUT SIGNED JOBS: anyone who can write to the queue can reset, disable or sign out users of the allowed pools, and the jobs' progress cannot be verified, so a held job's kill is repeated by each replica; set --signing-key-file (see the README's recipe)")
 		}
 	}
-	allowed, _ := parsePools(f.allowedPools) // checked by validate
+	allowed := poolSet(f.pools)
 	if f.allowAnyPool {
 		log.Warn("--allow-any-pool: jobs for any user pool the credentials reach will be reset")
 	}
@@ -451,21 +451,16 @@ func metricsMux(reg *prometheus.Registry, w *worker.Worker) *http.ServeMux {
 	return mux
 }
 
-// parsePools parses --allowed-pools: nil for "", else the set of pool IDs,
-// each checked as a job's UserPoolId would be.
-func parsePools(list string) (map[string]bool, error) {
-	if list == "" {
-		return nil, nil
+// poolSet is --pool as a set: nil for none (--allow-any-pool).
+func poolSet(pools []string) map[string]bool {
+	if len(pools) == 0 {
+		return nil
 	}
-	pools := map[string]bool{}
-	for _, p := range strings.Split(list, ",") {
-		p = strings.TrimSpace(p)
-		if err := job.ValidatePoolID(p); err != nil {
-			return nil, usagef("--allowed-pools: %v", err)
-		}
-		pools[p] = true
+	set := map[string]bool{}
+	for _, p := range pools {
+		set[p] = true
 	}
-	return pools, nil
+	return set
 }
 
 // validateRedis checks --redis-url and the flags that go with it.

@@ -119,7 +119,7 @@ func missingFlags(help string, flags ...string) string {
 	var missing []string
 	for _, f := range flags {
 		if !strings.Contains(help, "  "+f+" ") && !strings.Contains(help, "  "+f+"\n") {
-			missing = append(missing, "--"+strings.TrimPrefix(f, "-"))
+			missing = append(missing, f)
 		}
 	}
 	if len(missing) == 0 {

@@ -56,7 +56,7 @@ func newWorld(ctx context.Context, root string, latency time.Duration) (*world, 
 		return nil, fmt.Errorf("build resetq: %v\n%s", err, out)
 	}
 	help, _ := exec.CommandContext(ctx, w.bin, "work", "--help").CombinedOutput()
-	w.redisMissing = missingFlags(string(help), "-redis-url", "-fleet-size")
+	w.redisMissing = missingFlags(string(help), "--redis-url", "--fleet-size")
 	if w.fauxqs, err = fauxqs.Start(ctx); err != nil {
 		w.close()
 		return nil, err
