@@ -191,7 +191,7 @@ func emailLimitPart(ctx context.Context, in leakInput) error {
 	if err != nil {
 		return err
 	}
-	args := []string{"work", "--incident", "--signing-key-file", keyFile, "--queue-url", queueURL, "--allowed-pools", lp.id,
+	args := []string{"work", "--incident", "--signing-key-file", keyFile, "--queue-url", queueURL, "--pool", lp.id,
 		"--email-limit-probe", emailProbe.String(), "--exit-when-idle", idleExit.String(),
 		"--log-format", "text", "--metrics-addr", metricsAddr}
 	runCtx, cancel := context.WithTimeout(ctx, in.timeout)

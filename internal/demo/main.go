@@ -406,7 +406,7 @@ func runWorker(ctx context.Context, bin, queueURL, motoURL, proxyURL string, log
 		pools = append(pools, p.poolID)
 	}
 	args := []string{"work", "--queue-url", queueURL, "--exit-when-idle", idleExit.String(),
-		"--allowed-pools", strings.Join(pools, ","), "--global-sign-out", "--reinvite", "--unreachable", "disable",
+		"--pool", strings.Join(pools, ","), "--global-sign-out", "--reinvite", "--unreachable", "disable",
 		"--log-format", "text", "--metrics-addr", metricsAddr}
 	runCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()

@@ -8,7 +8,7 @@ import (
 	"github.com/resetq/resetq/internal/testenv"
 )
 
-// TestWorkAllowedPools: with --allowed-pools, a job naming another pool
+// TestWorkAllowedPools: with --pool, a job naming another pool
 // (a real pool with a real, resettable user) is dead-lettered as
 // pool_not_allowed and never reaches Cognito.
 func TestWorkAllowedPools(t *testing.T) {
@@ -18,7 +18,7 @@ func TestWorkAllowedPools(t *testing.T) {
 	other := e.Pool(e.East, map[string]moto.UserState{"bob": moto.Confirmed})
 	e.Send("allowed", testenv.Job(allowed, "alice"), testenv.Job(other, "bob"))
 
-	p := e.Start("--exit-when-idle", "2s", "--allowed-pools", allowed, "--allow-any-pool=false")
+	p := e.Start("--exit-when-idle", "2s", "--pool", allowed, "--allow-any-pool=false")
 	if code := p.Wait(t, time.Minute); code != 0 {
 		t.Fatalf("exit %d", code)
 	}

@@ -119,7 +119,7 @@ func TestIncidentProvesPermissionsFirst(t *testing.T) {
 	e.Send("prove", jobs...)
 	deny := e.Proxy.AddFault(awsproxy.Fault{Operation: "AdminUserGlobalSignOut", ErrorCode: "AccessDeniedException",
 		Message: "User: arn:aws:sts::123456789012:assumed-role/resetq/w is not authorized to perform: cognito-idp:AdminUserGlobalSignOut"})
-	p := e.Start("--incident", "--allow-any-pool=false", "--allowed-pools", pool, "--exit-when-idle", "3s")
+	p := e.Start("--incident", "--allow-any-pool=false", "--pool", pool, "--exit-when-idle", "3s")
 	if code := p.Wait(t, time.Minute); code != 1 {
 		t.Fatalf("exit code %d with the sign-out denied, want 1", code)
 	}
@@ -131,7 +131,7 @@ func TestIncidentProvesPermissionsFirst(t *testing.T) {
 		t.Errorf("%d jobs visible after the refused start, want all %d untouched", visible, len(jobs))
 	}
 	e.Proxy.RemoveFault(deny)
-	p = e.Start("--incident", "--allow-any-pool=false", "--allowed-pools", pool, "--exit-when-idle", "3s")
+	p = e.Start("--incident", "--allow-any-pool=false", "--pool", pool, "--exit-when-idle", "3s")
 	if code := p.Wait(t, time.Minute); code != 0 {
 		t.Fatalf("exit code %d with every call permitted", code)
 	}

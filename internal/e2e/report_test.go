@@ -62,7 +62,7 @@ func TestReport(t *testing.T) {
 	want := map[string]int{"completed": 1, "not_reset": 2, "pending": 2, "disabled": 1, "force_change_password": 1, "not_found": 1}
 
 	out := filepath.Join(dir, "report.csv")
-	stdout, stderr, code := opsRun(t, e, "report", "--pool", pool, "--from", list, "--since", since.Format(time.RFC3339), "--out", out, "--output", "json")
+	stdout, stderr, code := opsRun(t, e, "report", "--pool", pool, "--from", list, "--since", since.Format(time.RFC3339), "--records", out, "--output", "json")
 	var got struct {
 		Counts     map[string]int
 		Users      int
@@ -95,7 +95,7 @@ func TestReport(t *testing.T) {
 
 	// The whole pool, by ListUsers pages: the same users but ghost.
 	out = filepath.Join(dir, "report.jsonl")
-	stdout, stderr, code = opsRun(t, e, "report", "--pool", pool, "--all-users", "--since", since.Format(time.RFC3339), "--out", out, "--output", "json")
+	stdout, stderr, code = opsRun(t, e, "report", "--pool", pool, "--all-users", "--since", since.Format(time.RFC3339), "--records", out, "--output", "json")
 	got.Counts = nil
 	if err := json.Unmarshal([]byte(stdout), &got); code != 0 || err != nil {
 		t.Fatalf("exit %d %v\n%s\n%s", code, err, stdout, stderr)
@@ -113,7 +113,7 @@ func TestReport(t *testing.T) {
 	for _, args := range [][]string{
 		{"report", "--pool", pool, "--all-users"},
 		{"report", "--pool", pool, "--all-users", "--since", "yesterday"},
-		{"report", "--pool", pool, "--all-users", "--since", since.Format(time.RFC3339), "--out", filepath.Join(dir, "r.txt")},
+		{"report", "--pool", pool, "--all-users", "--since", since.Format(time.RFC3339), "--records", filepath.Join(dir, "r.txt")},
 		{"report", "--pool", "us-east-1_nosuchpool", "--all-users", "--since", since.Format(time.RFC3339)},
 		{"report", "--pool", pool, "--from", filepath.Join(dir, "missing"), "--since", since.Format(time.RFC3339)},
 	} {

@@ -58,7 +58,7 @@ func TestWorkUsageGauges(t *testing.T) {
 
 	addr := testenv.FreeAddr(t)
 	cmd := exec.Command(testenv.Binary(t), "work", "--log-format", "text", "--metrics-addr", addr, "--queue-url", e.QueueURL,
-		"--allowed-pools", pool, "--usage-interval", "1s")
+		"--pool", pool, "--usage-interval", "1s")
 	cmd.Env = e.ChildEnv("AWS_ENDPOINT_URL_CLOUDWATCH=" + e.Moto.URL)
 	var logs opsBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

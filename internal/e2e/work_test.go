@@ -349,9 +349,9 @@ func TestWorkUsage(t *testing.T) {
 		{"no DLQ", []string{"work", "--queue-url", plainURL}, nil, "no dead-letter queue"},
 		{"missing queue", []string{"work", "--queue-url", e.Moto.URL + "/123456789012/nope"}, nil, "read the source queue"},
 		{"DLQ is the source", []string{"work", "--queue-url", e.QueueURL, "--dlq-url", e.QueueURL}, nil, "dead-letter queue is the source queue"},
-		{"no pool choice", []string{"work", "--queue-url", e.QueueURL}, []string{"RESETQ_ALLOW_ANY_POOL=false"}, "set --allowed-pools"},
-		{"bad allowed pool", []string{"work", "--queue-url", e.QueueURL, "--allowed-pools", "us-east-1_A,nope"}, []string{"RESETQ_ALLOW_ANY_POOL=false"}, "--allowed-pools"},
-		{"both pool choices", []string{"work", "--queue-url", e.QueueURL, "--allowed-pools", "us-east-1_A"}, nil, "contradict"},
+		{"no pool choice", []string{"work", "--queue-url", e.QueueURL}, []string{"RESETQ_ALLOW_ANY_POOL=false"}, "set --pool"},
+		{"bad allowed pool", []string{"work", "--queue-url", e.QueueURL, "--pool", "us-east-1_A,nope"}, []string{"RESETQ_ALLOW_ANY_POOL=false"}, "--pool"},
+		{"both pool choices", []string{"work", "--queue-url", e.QueueURL, "--pool", "us-east-1_A"}, nil, "contradict"},
 		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
 	}
 	for _, tt := range tests {
