@@ -49,9 +49,9 @@ func (f *enqueueFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.group, "group", "", "source: the users of this group of --pool (ListUsersInGroup)")
 	fs.StringVar(&f.metadata, "client-metadata", "", "k=v,k2=v2: ClientMetadata added to every job (a JSONL job's own keys win)")
 	fs.StringVar(&f.campaign, "campaign", "", "campaign ID, the resetq.campaign attribute of every message (default: generated, c-<UTC time>-<random>, and printed)")
-	fs.IntVar(&f.concurrency, "concurrency", 8, "SendMessageBatch calls in flight at once (up to 10 jobs a call)")
-	fs.IntVar(&f.retries, "retries", 5, "times a failed entry or call is tried again, with backoff, before the job is rejected")
-	fs.Float64Var(&f.listRate, "list-rate", 25, "ListUsers/ListUsersInGroup calls per second; the UserList quota is 30/s per account and Region, shared")
+	fs.IntVar(&f.concurrency, "concurrency", enqueue.DefaultConcurrency, "SendMessageBatch calls in flight at once (up to 10 jobs a call)")
+	fs.IntVar(&f.retries, "retries", enqueue.DefaultRetries, "times a failed entry or call is tried again, with backoff, before the job is rejected")
+	fs.Float64Var(&f.listRate, "list-rate", defaultListRate, "ListUsers/ListUsersInGroup calls per second; the UserList quota is 30/s per account and Region, shared")
 	fs.StringVar(&f.rejects, "rejects", "", `write jobs that could not be enqueued to this file, one a line: {"line":N,"job":{...},"error":"..."}`)
 	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "sign every job (resetq.signature attribute) with the first key of this file, for workers run with --signing-key-file")
 	fs.BoolVar(&f.globalSignOut, "global-sign-out", false, "ask for every job's user's sessions to be ended once the password is dead (the resetq.global-sign-out attribute, covered by the signature); --incident asks for it and more")
@@ -361,8 +361,11 @@ func caseSensitive(awsCfg aws.Config, w io.Writer, mu *sync.Mutex, clearLine, do
 	}
 }
 
-// defaultProgressInterval is --progress-interval's default, enqueue's and report's.
-const defaultProgressInterval = 5 * time.Second
+// Defaults of flags enqueue and report share.
+const (
+	defaultProgressInterval = 5 * time.Second // --progress-interval
+	defaultListRate         = 25              // --list-rate: ListUsers calls/s, under UserList's 30/s
+)
 
 // showProgress prints line() on w every interval until the returned func
 // is called: an updating line on a terminal (every 200ms), else a line

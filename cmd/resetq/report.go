@@ -46,7 +46,7 @@ func (f *reportFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.since, "since", "", "the campaign's start, RFC 3339 (required): a CONFIRMED user last modified at or after it has completed the reset")
 	fs.StringVar(&f.records, "records", "", "write one record per user to `FILE`: CSV (.csv) or JSON lines (.jsonl, .ndjson, .json): username, status, enabled, last_modified, category, pool (--output is the summary's format)")
 	fs.Float64Var(&f.getRate, "get-rate", 60, "AdminGetUser calls per second (--from); the UserRead quota is 120/s per account and Region, shared with resetq work's status checks and your applications")
-	fs.Float64Var(&f.listRate, "list-rate", 25, "ListUsers/ListUsersInGroup calls per second (--all-users, --group); the UserList quota is 30/s, shared")
+	fs.Float64Var(&f.listRate, "list-rate", defaultListRate, "ListUsers/ListUsersInGroup calls per second (--all-users, --group); the UserList quota is 30/s, shared")
 	fs.IntVar(&f.concurrency, "concurrency", report.DefaultConcurrency, "AdminGetUser calls in flight at once (--from; a listing reads its pages one after another)")
 	fs.DurationVar(&f.progress, "progress-interval", defaultProgressInterval, "when stderr is not a terminal, a progress line this often (0: none)")
 	f.output = outputFlag(fs)

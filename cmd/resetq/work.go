@@ -33,6 +33,10 @@ import (
 // cognitoQuota is the UserAccountRecovery quota per account per Region.
 const cognitoQuota = 30
 
+// defaultRate is --rate's default, resetq work's and preflight's (which
+// checks the rate the worker will run with): 80% of cognitoQuota.
+const defaultRate = 24
+
 type workFlags struct {
 	queueURL, dlqURL          string
 	rate                      float64
@@ -69,13 +73,13 @@ type workFlags struct {
 func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.queueURL, "queue-url", "", "URL of the SQS queue of reset jobs (required)")
 	fs.StringVar(&f.dlqURL, "dlq-url", "", "URL of the dead-letter queue (default: the DLQ of the queue's RedrivePolicy)")
-	fs.Float64Var(&f.rate, "rate", 24, "AdminResetUserPassword calls per second per Region; the quota is 30/s shared with real users' ForgotPassword")
-	fs.IntVar(&f.concurrency, "concurrency", 16, "jobs in flight at once, each through its Cognito calls one after another (--rate and the other rates pace the calls)")
-	fs.IntVar(&f.maxAttempts, "max-attempts", 8, "transient failures of a job before it is dead-lettered as attempts_exhausted")
+	fs.Float64Var(&f.rate, "rate", defaultRate, "AdminResetUserPassword calls per second per Region; the quota is 30/s shared with real users' ForgotPassword")
+	fs.IntVar(&f.concurrency, "concurrency", worker.DefaultConcurrency, "jobs in flight at once, each through its Cognito calls one after another (--rate and the other rates pace the calls)")
+	fs.IntVar(&f.maxAttempts, "max-attempts", worker.DefaultMaxAttempts, "transient failures of a job before it is dead-lettered as attempts_exhausted")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", ":9464", "address for /metrics, /healthz and /readyz (empty: off)")
 	fs.DurationVar(&f.exitWhenIdle, "exit-when-idle", 0, "exit 0 once the queue has been empty with nothing in flight for this long (0: run until stopped)")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, time to finish calls under way before exiting")
-	fs.DurationVar(&f.circuitCooldown, "circuit-cooldown", 30*time.Second, "first wait before probing a Region whose circuit opened; doubles per failed probe, up to 10m")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", worker.DefaultShutdownTimeout, "on SIGTERM/SIGINT, time to finish calls under way before exiting")
+	fs.DurationVar(&f.circuitCooldown, "circuit-cooldown", worker.DefaultCircuitCooldown, "first wait before probing a Region whose circuit opened; doubles per failed probe, up to 10m")
 	fs.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logUsernames, "log-usernames", "hashed", "usernames in logs: hashed (a SHA-256 prefix, or keyed with --username-hash-key-file) or plain")
@@ -87,8 +91,8 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.redisCAFile, "redis-ca-file", "", "with a rediss:// --redis-url, PEM file of the CA that signed Redis's certificate (default: the system's roots)")
 	fs.BoolVar(&f.redisCluster, "redis-cluster", false, "with --redis-url, Redis is a Redis Cluster (ElastiCache or MemoryDB with cluster mode, ElastiCache Serverless): the URL names any node; keys are PREFIX:{REGION}:ratelimit, :pace and :calls")
 	fs.StringVar(&f.redisSentinelMaster, "redis-sentinel-master", "", "with --redis-url, reach Redis through Redis Sentinel: the URL's hosts are Sentinels (host:port,host:port; port 26379 by default) and this is the name they know the primary by")
-	fs.IntVar(&f.fleetSize, "fleet-size", 1, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this")
-	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", "resetq", "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:REGION, PREFIX:pace:REGION and PREFIX:calls:REGION (PREFIX:{REGION}:ratelimit and so on with --redis-cluster)")
+	fs.IntVar(&f.fleetSize, "fleet-size", ratelimit.DefaultFleetSize, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this")
+	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", ratelimit.DefaultKeyPrefix, "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:REGION, PREFIX:pace:REGION and PREFIX:calls:REGION (PREFIX:{REGION}:ratelimit and so on with --redis-cluster)")
 	fs.StringVar(&f.statusCheck, "status-check", "all", "before a reset, ask Cognito (AdminGetUser) whether the user is already RESET_REQUIRED, and if so count the job done without a second code: all (every job: a user named twice gets one code), redelivered (only jobs delivered again or sent back after a failed call), or off")
 	fs.Float64Var(&f.harmBudget, "harm-budget", 0.005, "the share of real users' calls in the quota (forgot password, confirm) a campaign may cost by throttling them: with --usage-metrics, what real users lose each minute (ThrottleCount less resetq's own) caps the rate, and their busiest recent minute sets the start; until a minute is judged, resetq keeps its own throttled share under a fifth of it and starts at three quarters of --rate (0: off)")
 	fs.Float64Var(&f.statusCheckRate, "status-check-rate", 50, "AdminGetUser calls per second per Region for --status-check (their quota, UserRead, is 120/s shared with the pool's other readers; keep it above --rate)")
@@ -101,9 +105,9 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.reinviteRate, "reinvite-rate", 20, "AdminCreateUser calls per second per Region for --reinvite (quota category UserCreation, 50/s shared with sign-ups)")
 	fs.StringVar(&f.unreachable, "unreachable", "dead-letter", "users Cognito cannot send a code to (no verified email or phone): dead-letter (their password keeps working), or disable (AdminDisableUser, after the sign-out if asked; the job is still dead-lettered, with resetq.remediation=disabled)")
 	fs.BoolVar(&f.usageMetrics, "usage-metrics", true, "read Cognito's usage metrics of UserAccountRecovery (CloudWatch AWS/Usage CallCount and ThrottleCount) in each Region the worker works in, and export them (resetq_usage_*): real users' calls and throttles beside resetq's; needs cloudwatch:GetMetricData, and without it one warning, no gauges")
-	fs.DurationVar(&f.usageInterval, "usage-interval", time.Minute, "how often --usage-metrics reads each Region (one GetMetricData call for the calls, one for the throttles)")
-	fs.DurationVar(&f.emailLimitProbe, "email-limit-probe", 10*time.Minute, "after Cognito's daily email limit (default email: 50 a day), how often one reset probes whether it lifted; the jobs meanwhile wait on the queue")
-	fs.DurationVar(&f.maxDeferral, "max-deferral", 24*time.Hour, "a job deferred this long by an open circuit (a misconfigured pool, bad credentials) is dead-lettered with the error that keeps the circuit open, for a redrive after the fix")
+	fs.DurationVar(&f.usageInterval, "usage-interval", usagemetrics.DefaultInterval, "how often --usage-metrics reads each Region (one GetMetricData call for the calls, one for the throttles)")
+	fs.DurationVar(&f.emailLimitProbe, "email-limit-probe", worker.DefaultEmailProbe, "after Cognito's daily email limit (default email: 50 a day), how often one reset probes whether it lifted; the jobs meanwhile wait on the queue")
+	fs.DurationVar(&f.maxDeferral, "max-deferral", worker.DefaultMaxDeferral, "a job deferred this long by an open circuit (a misconfigured pool, bad credentials) is dead-lettered with the error that keeps the circuit open, for a redrive after the fix")
 }
 
 func (f *workFlags) validate() error {
