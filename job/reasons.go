@@ -9,4 +9,5 @@ const (
 	ReasonPoolNotAllowed    = "pool_not_allowed"   // its pool is not in --allowed-pools
 	ReasonBadSignature      = "bad_signature"      // unsigned, or signed with no known key, or changed since
 	ReasonCircuitOpen       = "circuit_open"       // deferred past --max-deferral by a circuit whose error has no code of its own
+	ReasonLedgerUnavailable = "ledger_unavailable" // deferred past --max-deferral: the ledger could not be reached to claim the user
 )

@@ -30,8 +30,8 @@ const (
 	StepDisabled       = "disabled"        // AdminDisableUser
 )
 
-// Steps a job can record.
-var knownSteps = []string{StepReset, StepPasswordKilled, StepSignedOut, StepReinvited, StepDisabled}
+// Steps are the steps a job can record.
+var Steps = []string{StepReset, StepPasswordKilled, StepSignedOut, StepReinvited, StepDisabled}
 
 // StateOf reads m's progress. Anyone who can write to the queue can write
 // these attributes, and SQS's own move task copies them, so with signing
@@ -73,7 +73,7 @@ func claimedState(m Message) State {
 	}
 	if v := m.Attributes[AttrSteps].StringValue; v != "" {
 		for _, step := range strings.Split(v, ",") {
-			if slices.Contains(knownSteps, step) {
+			if slices.Contains(Steps, step) {
 				s.Steps = append(s.Steps, step)
 			}
 		}

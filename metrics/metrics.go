@@ -34,6 +34,8 @@ type Metrics struct {
 	Steps              *prometheus.CounterVec // step
 	CognitoCalls       *prometheus.CounterVec // operation, code
 	DeadLetterFailures prometheus.Counter     //
+	LedgerCalls        *prometheus.CounterVec // call, result
+	LedgerCircuitOpen  prometheus.Gauge       //
 
 	// RateLimitFallback is 1 while a fleet replica paces at its local share
 	// because Redis fails; one gauge, as all Regions share the connection.
@@ -135,6 +137,14 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "resetq_dead_letter_failures_total",
 			Help: "Dead-letter sends that failed even cut to the essentials; each job stays in the source queue and is tried again later.",
 		}),
+		LedgerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resetq_ledger_calls_total",
+			Help: "Calls to the campaign ledger (--ledger-table), by call (claim, record) and result: ok, done (the user was done already: no second code), held_elsewhere (another job holds the user), error.",
+		}, []string{"call", "result"}),
+		LedgerCircuitOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "resetq_ledger_circuit_open",
+			Help: "1 while the campaign ledger cannot be reached: jobs wait on the queue and no code goes without a claim; else 0.",
+		}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resetq_build_info",
 			Help: "Always 1; the labels say which build is running.",
@@ -143,7 +153,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	reg.MustRegister(m.Jobs, m.DeadLetters, m.CognitoRequests, m.CognitoDuration, m.Throttles,
 		m.RateLimitWait, m.RateLimit, m.Inflight, m.QueueMessages, m.CircuitOpen,
 		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks, m.RateLimitFallback, m.HarmBudget, m.RateCap,
-		m.PoolCircuitsOpen, m.DeadLetterFailures, m.EmailLimit, m.Steps, m.CognitoCalls,
+		m.PoolCircuitsOpen, m.DeadLetterFailures, m.EmailLimit, m.Steps, m.CognitoCalls, m.LedgerCalls, m.LedgerCircuitOpen,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	for _, o := range []string{"reset", "reinvited", "dead_lettered", "retried", "deferred", "released", "expired"} {

@@ -48,6 +48,7 @@ func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m job.Message, o ou
 			return
 		}
 		w.m.DeadLetters.WithLabelValues(o.Reason).Inc()
+		w.record(ctx, o.User, StepDeadLettered, o.Reason)
 	}
 	w.m.Jobs.WithLabelValues(o.Label).Inc()
 }

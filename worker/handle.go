@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/userpool"
 )
 
 // handle takes one message to its outcome. soft ends at shutdown; hard ends
@@ -21,7 +22,7 @@ func (w *Worker) handle(soft, hard context.Context, m job.Message) {
 // Cognito's default email, the Region's daily email limit.
 func (w *Worker) keys(job job.Job, o op) []string {
 	pool := poolKey(job.UserPoolID)
-	if o.name != opReset {
+	if o.name != userpool.OpResetPassword {
 		pool += ":" + o.name
 	}
 	keys := []string{job.Region(), pool}
@@ -62,9 +63,6 @@ func (w *Worker) checkFirst(r *run) bool {
 	return w.cfg.Statuses != nil && !w.cfg.StatusesForReinviteOnly && (w.cfg.CheckEveryJob || r.again())
 }
 
-// opReset is the reset's operation name.
-const opReset = "AdminResetUserPassword"
-
 // op is one Cognito call a job's step makes, paced by its own limiter.
 type op struct {
 	name   string // the API operation, for metrics and logs
@@ -77,23 +75,23 @@ type op struct {
 }
 
 func (w *Worker) resetOp() op {
-	return op{name: opReset, pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword, emails: true, recovery: true}
+	return op{name: userpool.OpResetPassword, pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword, emails: true, recovery: true}
 }
 func (w *Worker) signOutOp() op {
-	return op{name: "AdminUserGlobalSignOut", pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.GlobalSignOut}
+	return op{name: userpool.OpGlobalSignOut, pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.GlobalSignOut}
 }
 func (w *Worker) disableOp() op {
-	return op{name: "AdminDisableUser", pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.DisableUser}
+	return op{name: userpool.OpDisableUser, pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.DisableUser}
 }
 func (w *Worker) reinviteOp() op {
-	return op{name: "AdminCreateUser", pacer: w.cfg.ReinvitePacer, call: w.cfg.Remedies.Reinvite, emails: true}
+	return op{name: userpool.OpCreateUser, pacer: w.cfg.ReinvitePacer, call: w.cfg.Remedies.Reinvite, emails: true}
 }
 
 // killOp sets a random password nobody learns (AdminSetUserPassword): in
 // the reset's quota (UserAccountRecovery), so paced with the resets, and
 // no message is sent, so the daily email limit does not hold it.
 func (w *Worker) killOp(permanent bool) op {
-	return op{name: "AdminSetUserPassword", pacer: w.cfg.Pacer, recovery: true, call: func(ctx context.Context, j job.Job) error {
+	return op{name: userpool.OpSetPassword, pacer: w.cfg.Pacer, recovery: true, call: func(ctx context.Context, j job.Job) error {
 		return w.cfg.Remedies.KillPassword(ctx, j, permanent)
 	}}
 }
@@ -137,7 +135,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		if err != nil && hard.Err() != nil {
 			cl = Class{Kind: Canceled, Code: "canceled", Message: err.Error()}
 		}
-		if o.name == opReset {
+		if o.name == userpool.OpResetPassword {
 			w.m.CognitoDuration.Observe(w.cfg.Clock.Now().Sub(callStart).Seconds())
 			w.m.CognitoRequests.WithLabelValues(MetricCode(cl)).Inc()
 		} else {

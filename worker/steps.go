@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/userpool"
 )
 
 // process decides the outcome of m: the checks before any call, then the
@@ -36,11 +37,13 @@ func (w *Worker) decideJob(soft, hard context.Context, m job.Message, state job.
 		return released(), jl
 	}
 	defer unlock()
-	r := run{m: m, job: job, opt: w.options(m), attempts: state.Attempts, since: state.DeferredSince, prior: state.Steps}
+	r := run{m: m, jobID: state.JobID, job: job, opt: w.options(m), attempts: state.Attempts, since: state.DeferredSince, prior: state.Steps}
 	if verified {
 		r.trusted = state.Steps
 	}
-	return w.steps(soft, hard, &r), jl
+	o = w.steps(soft, hard, &r)
+	o.User = w.ledgerUser(&r)
+	return o, jl
 }
 
 // options are what a job asks for beyond the reset: the worker's own
@@ -70,6 +73,7 @@ func (w *Worker) options(m job.Message) options {
 // run is one job's progress through its steps.
 type run struct {
 	m        job.Message
+	jobID    string // the job's ID (job.State): the ledger's claim holder
 	job      job.Job
 	opt      options
 	attempts int
@@ -155,6 +159,9 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 			return w.reinvite(soft, hard, r)
 		}
 	}
+	if stop := w.claim(hard, r); stop != nil {
+		return w.settle(soft, hard, r, *stop)
+	}
 	cl, stop := w.callOp(soft, hard, r, w.resetOp())
 	if answerLost(cl) {
 		r.user = nil // the reset may have gone: what was read is stale
@@ -163,7 +170,7 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 	case stop != nil:
 		return w.settle(soft, hard, r, *stop)
 	case cl.Kind == OK:
-		w.stepDone(r, job.StepReset)
+		w.stepDone(hard, r, job.StepReset)
 		return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reset", Attempts: r.attempts})
 	case cannotBeReset(cl) && r.opt.reinvite:
 		if r.user == nil || r.user.Status != "FORCE_CHANGE_PASSWORD" {
@@ -313,7 +320,7 @@ func (w *Worker) kill(soft, hard context.Context, r *run) (dead bool, stop *outc
 	cl, stop := w.callOp(soft, hard, r, w.killOp(permanent))
 	switch {
 	case stop != nil && stop.Action != Release && stop.Action != Abandon:
-		w.m.CognitoCalls.WithLabelValues("AdminSetUserPassword", "circuit_open").Inc()
+		w.m.CognitoCalls.WithLabelValues(userpool.OpSetPassword, "circuit_open").Inc()
 		w.log.Error("killing the password was refused by an open circuit: the old one works until the code goes out or a later delivery kills it",
 			"pool", r.job.UserPoolID, "user", w.user(r.job.Username), "why", sqsText(stop.Detail))
 		return false, nil
@@ -327,7 +334,7 @@ func (w *Worker) kill(soft, hard context.Context, r *run) (dead bool, stop *outc
 			"pool", r.job.UserPoolID, "user", w.user(r.job.Username), "code", cl.Code, "error", sqsText(cl.Message))
 		return false, nil
 	}
-	w.stepDone(r, job.StepPasswordKilled)
+	w.stepDone(hard, r, job.StepPasswordKilled)
 	return true, nil
 }
 
@@ -362,6 +369,9 @@ func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
 	if w.reinvited.has(key, w.cfg.Clock.Now()) {
 		return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts, AlreadyReset: true})
 	}
+	if stop := w.claim(hard, r); stop != nil {
+		return w.settle(soft, hard, r, *stop)
+	}
 	before := r.user.LastModified
 	cl, stop := w.callOp(soft, hard, r, w.reinviteOp())
 	switch {
@@ -383,7 +393,7 @@ func (w *Worker) reinvite(soft, hard context.Context, r *run) outcome {
 	default:
 		return w.settle(soft, hard, r, w.decide(r, cl))
 	}
-	w.stepDone(r, job.StepReinvited)
+	w.stepDone(hard, r, job.StepReinvited)
 	w.reinvited.add(key, job.StepReinvited, w.cfg.Clock.Now())
 	return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reinvited", Attempts: r.attempts})
 }
@@ -441,14 +451,16 @@ func (w *Worker) step(soft, hard context.Context, r *run, o op, name string) (ou
 	case cl.Kind != OK:
 		return r.finish(w.decideFor(r, cl, o)), false
 	}
-	w.stepDone(r, name)
+	w.stepDone(hard, r, name)
 	return outcome{}, true
 }
 
 // stepDone records a step done for r's job: in its outcome, in this
-// process's memory of the campaign, and in resetq_steps_total.
-func (w *Worker) stepDone(r *run, step string) {
+// process's memory of the campaign, in the ledger, and in
+// resetq_steps_total.
+func (w *Worker) stepDone(hard context.Context, r *run, step string) {
 	r.done = append(r.done, step)
+	w.record(hard, w.ledgerUser(r), step, "")
 	w.done.add(w.memoKey(r, r.job.Username), step, w.cfg.Clock.Now())
 	w.m.Steps.WithLabelValues(step).Inc()
 }

@@ -122,6 +122,11 @@ type Config struct {
 	// pool_not_allowed and never reaches Cognito. Being able to write to
 	// the queue must not be enough to reset users of any pool.
 	AllowedPools map[string]bool
+	// Ledger, when not nil, is the campaign's record outside this process:
+	// a job claims its user there before a code or an invitation goes (so
+	// one job in a whole fleet sends it), and records each step. While it
+	// cannot be reached, jobs wait behind its circuit.
+	Ledger Ledger
 	// SigningKeys, when not nil, makes the worker accept only jobs signed
 	// with one of these keys (see AttrSignature): an unsigned or forged
 	// job is dead-lettered as bad_signature before it is even decoded.
@@ -288,6 +293,14 @@ func (w *Worker) circuitChanged(key string, open bool, reason string) {
 	case isEmail:
 		w.m.EmailLimit.WithLabelValues(region).Set(0)
 		w.log.Info("daily email limit lifted: resets go on", "region", region)
+	case key == ledgerKey:
+		if open {
+			w.m.LedgerCircuitOpen.Set(1)
+			w.log.Error("the ledger cannot be reached: jobs wait, no code goes without a claim", "reason", reason)
+		} else {
+			w.m.LedgerCircuitOpen.Set(0)
+			w.log.Info("the ledger answers again")
+		}
 	case isPool && open:
 		w.m.PoolCircuitsOpen.Inc()
 		w.log.Warn("circuit open: calls for the pool stop until a probe succeeds", "pool", pool, "reason", reason)

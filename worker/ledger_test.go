@@ -1,0 +1,226 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/resetq/resetq/clock/clocktest"
+	"github.com/resetq/resetq/job"
+)
+
+// fakeLedger is a campaign ledger in memory: claims with a lease, steps,
+// and the outcome that makes a user done, compared case-insensitively.
+type fakeLedger struct {
+	mu    sync.Mutex
+	rows  map[string]*fakeRow
+	fail  error // every call fails with it, if not nil
+	lease time.Duration
+}
+
+type fakeRow struct {
+	holder  string
+	until   time.Time
+	outcome string
+	steps   []string
+	reasons []string
+}
+
+func newFakeLedger() *fakeLedger { return &fakeLedger{rows: map[string]*fakeRow{}, lease: time.Minute} }
+
+func (l *fakeLedger) row(u LedgerUser) *fakeRow {
+	k := u.Campaign + "/" + u.Pool + "/" + strings.ToLower(u.Username)
+	if l.rows[k] == nil {
+		l.rows[k] = &fakeRow{}
+	}
+	return l.rows[k]
+}
+
+func (l *fakeLedger) Claim(_ context.Context, u LedgerUser, holder string, now time.Time) (Claim, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail != nil {
+		return Claim{}, l.fail
+	}
+	r := l.row(u)
+	switch {
+	case r.outcome != "" && r.outcome != StepDeadLettered:
+		return Claim{Done: true, Outcome: r.outcome}, nil
+	case r.holder != "" && r.holder != holder && now.Before(r.until):
+		return Claim{Holder: r.holder, Until: r.until}, nil
+	}
+	r.holder, r.until = holder, now.Add(l.lease)
+	return Claim{Held: true, Holder: holder, Until: r.until}, nil
+}
+
+func (l *fakeLedger) Record(_ context.Context, u LedgerUser, step, detail string, _ time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail != nil {
+		return l.fail
+	}
+	r := l.row(u)
+	r.steps = append(r.steps, step)
+	switch step {
+	case job.StepReset, job.StepReinvited, job.StepDisabled:
+		if r.outcome == "" || r.outcome == StepDeadLettered {
+			r.outcome, r.holder = step, ""
+		}
+	case StepDeadLettered:
+		r.reasons = append(r.reasons, detail)
+		if r.outcome == "" {
+			r.outcome, r.holder = step, ""
+		}
+	}
+	return nil
+}
+
+func (l *fakeLedger) get(u LedgerUser) fakeRow {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return *l.row(u)
+}
+
+// TestLedgerOneCodeAcrossReplicas: two workers (two replicas, each with
+// its own copy of the same user's job, no status check) share one ledger:
+// the user's code goes once, and the other job ends without a call.
+func TestLedgerOneCodeAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	led := newFakeLedger()
+	var resets atomic.Int64
+	start := make(chan struct{})
+	reset := func(context.Context, job.Job) error {
+		<-start // both replicas are past their claims, or one waits on the other's
+		resets.Add(1)
+		return nil
+	}
+	a, b := newBundle(reset), newBundle(reset)
+	b.q.seq = 100 // SQS message IDs are unique across queues
+	for _, x := range []*bundle{a, b} {
+		x.cfg.Ledger = led
+		x.q.push(jobBody(pool, "Alice"), campaignAttrs("c1"))
+	}
+	var wg sync.WaitGroup
+	for _, x := range []*bundle{a, b} {
+		wg.Go(func() { x.run(t) })
+	}
+	close(start)
+	wg.Wait()
+	if n := resets.Load(); n != 1 {
+		t.Fatalf("%d resets for one user across two replicas, want 1", n)
+	}
+	row := led.get(LedgerUser{Campaign: "c1", Pool: pool, Username: "alice"})
+	if row.outcome != job.StepReset || !slices.Equal(row.steps, []string{job.StepReset}) {
+		t.Fatalf("ledger row %+v, want the reset recorded once", row)
+	}
+	if got := a.jobs("reset") + b.jobs("reset"); got != 2 {
+		t.Fatalf("%v jobs counted reset, want both (one reset, one found done)", got)
+	}
+}
+
+// TestLedgerUnreachableNoCodeWithoutClaim: while the ledger cannot be
+// reached, no code goes: the job waits behind the ledger's circuit, and is
+// dead-lettered as ledger_unavailable after --max-deferral.
+func TestLedgerUnreachableNoCodeWithoutClaim(t *testing.T) {
+	t.Parallel()
+	led := newFakeLedger()
+	led.fail = errors.New("dial tcp: connection refused")
+	var resets atomic.Int64
+	b := newBundle(func(context.Context, job.Job) error { resets.Add(1); return nil })
+	b.cfg.Ledger = led
+	b.cfg.Breaker = BreakerConfig{Cooldown: 3 * time.Second, MaxCooldown: 3 * time.Second, MaxDeferral: time.Minute}
+	b.cfg.Clock = clocktest.Func(func() time.Time { b.clock.Advance(time.Second); return b.clock.Now() })
+	b.q.push(jobBody(pool, "bob"), campaignAttrs("c1"))
+	b.run(t)
+	if n := resets.Load(); n != 0 {
+		t.Fatalf("%d resets without a claim", n)
+	}
+	dl := b.dlq.all()
+	if len(dl) != 1 || dl[0].Attributes[job.AttrReason].StringValue != job.ReasonLedgerUnavailable {
+		t.Fatalf("dead letters %v, want one ledger_unavailable", dl)
+	}
+	if b.jobs("deferred") == 0 {
+		t.Fatal("the job never waited for the ledger")
+	}
+	if v := testutil.ToFloat64(b.m.LedgerCircuitOpen); v != 1 {
+		t.Fatalf("resetq_ledger_circuit_open %v, want 1", v)
+	}
+}
+
+// TestLedgerRecordsSteps: each step is recorded; a dead letter with its
+// reason; a user another job holds waits without a call or a kill.
+func TestLedgerRecordsSteps(t *testing.T) {
+	t.Parallel()
+	led := newFakeLedger()
+	b := newBundle(func(_ context.Context, j job.Job) error {
+		if j.Username == "ghost" {
+			return codeErr("UserNotFoundException", "User does not exist.")
+		}
+		return nil
+	})
+	b.cfg.Ledger = led
+	b.cfg.GlobalSignOut = true
+	b.q.push(jobBody(pool, "carol"), campaignAttrs("c1"))
+	b.q.push(jobBody(pool, "ghost"), campaignAttrs("c1"))
+	b.run(t)
+	carol := led.get(LedgerUser{Campaign: "c1", Pool: pool, Username: "carol"})
+	if !slices.Equal(carol.steps, []string{job.StepReset, job.StepSignedOut}) {
+		t.Errorf("carol's steps %v, want reset then signed_out", carol.steps)
+	}
+	ghost := led.get(LedgerUser{Campaign: "c1", Pool: pool, Username: "ghost"})
+	if ghost.outcome != StepDeadLettered || !slices.Equal(ghost.reasons, []string{"UserNotFoundException"}) {
+		t.Errorf("ghost's row %+v, want dead-lettered as UserNotFoundException", ghost)
+	}
+}
+
+// TestLedgerHeldElsewhereWaits: a user another job holds (a live claim)
+// gets no call from this job, which looks again later: here the holder
+// finishes meanwhile, and the job ends as done.
+func TestLedgerHeldElsewhereWaits(t *testing.T) {
+	t.Parallel()
+	led := newFakeLedger()
+	u := LedgerUser{Campaign: "c1", Pool: pool, Username: "dave"}
+	if c, _ := led.Claim(context.Background(), u, "other-job", time.Now().Add(time.Hour)); !c.Held {
+		t.Fatal("setup: claim refused")
+	}
+	var calls atomic.Int64
+	b := newBundle(func(context.Context, job.Job) error { calls.Add(1); return nil })
+	b.cfg.Ledger = led
+	b.cfg.KillPassword, b.cfg.Statuses, b.cfg.StatusPacer = true, statusFunc(func(context.Context, job.Job) (string, error) { return "CONFIRMED", nil }), newFakePacer()
+	b.q.park = func(job.Outgoing) bool { return true }
+	b.cfg.ExitWhenIdle = 0 // the copy waits parked, out of the queue's depth
+	b.q.push(jobBody(pool, "dave"), campaignAttrs("c1"))
+	_, cancel, done := b.start(t)
+	b.q.waitFor(t, "the job sent back", func() bool {
+		b.q.mu.Lock()
+		defer b.q.mu.Unlock()
+		return len(b.q.parked) == 1
+	})
+	if calls.Load() != 0 || len(b.rem.all()) != 0 {
+		t.Fatalf("%d resets and calls %v while another job held the user", calls.Load(), b.rem.all())
+	}
+	if b.jobs("claimed_elsewhere") != 1 {
+		t.Fatalf("claimed_elsewhere %v, want 1", b.jobs("claimed_elsewhere"))
+	}
+	if err := led.Record(context.Background(), u, job.StepReset, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	b.q.unpark()
+	b.q.waitFor(t, "the copy done", func() bool { return b.jobs("reset") == 1 })
+	cancel()
+	<-done
+	if calls.Load() != 0 {
+		t.Fatalf("%d resets after the holder finished, want 0", calls.Load())
+	}
+}
+
+func campaignAttrs(campaign string) map[string]job.Attribute {
+	return map[string]job.Attribute{job.AttrCampaign: {DataType: "String", StringValue: campaign}}
+}
