@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resetq/resetq/internal/moto/mototest"
 	"github.com/resetq/resetq/ledger"
 )
 
@@ -90,8 +91,42 @@ func TestClaimAfterDeadLetter(t *testing.T) {
 func TestClaimRace(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
-	k := key("c1", "dave")
-	const n = 20
+	winner, claims := race(t, b.l, key("c1", "dave"), 20)
+	if winner == "" {
+		t.Fatal("no claimer won")
+	}
+	for i, c := range claims {
+		if !c.Held && (c.Holder != winner || !c.Until.Equal(at(lease))) {
+			t.Errorf("claimer %d was told %+v, want holder %s until %s", i, c, winner, at(lease))
+		}
+	}
+}
+
+// TestClaimRaceUnserialized: moto's conditional writes are not atomic
+// under concurrent requests (two claimers can both pass the check), as a
+// fleet of replicas against moto meets them; the read that confirms a
+// claim still lets one claimer alone go on.
+func TestClaimRaceUnserialized(t *testing.T) {
+	t.Parallel()
+	api := client(t, mototest.Shared(t).URL, 0)
+	l, err := ledger.New(api, ledger.Config{Table: tableName(t), Backoff: fastBackoff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Ensure(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 10 {
+		if winner, _ := race(t, l, key("c1", fmt.Sprintf("erin%d", round)), 20); winner == "" {
+			t.Fatalf("round %d: no claimer won", round)
+		}
+	}
+}
+
+// race has n claimers claim k at once and returns the one winner (failing
+// the test if two won) and what each was told.
+func race(t *testing.T, l *ledger.Ledger, k ledger.Key, n int) (string, []ledger.Claim) {
+	t.Helper()
 	claims := make([]ledger.Claim, n)
 	errs := make([]error, n)
 	start := make(chan struct{})
@@ -99,7 +134,7 @@ func TestClaimRace(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			claims[i], errs[i] = b.l.Claim(t.Context(), k, fmt.Sprintf("w%d", i), lease, at(0))
+			claims[i], errs[i] = l.Claim(t.Context(), k, fmt.Sprintf("w%d", i), lease, at(0))
 		})
 	}
 	close(start)
@@ -111,17 +146,10 @@ func TestClaimRace(t *testing.T) {
 		}
 		if c.Held {
 			if winner != "" {
-				t.Fatalf("%s and %s both hold the claim", winner, c.Holder)
+				t.Fatalf("%s: %s and %s both hold the claim", k.User, winner, c.Holder)
 			}
 			winner = c.Holder
 		}
 	}
-	if winner == "" {
-		t.Fatal("no claimer won")
-	}
-	for i, c := range claims {
-		if !c.Held && (c.Holder != winner || !c.Until.Equal(at(lease))) {
-			t.Errorf("claimer %d was told %+v, want holder %s until %s", i, c, winner, at(lease))
-		}
-	}
+	return winner, claims
 }

@@ -222,7 +222,7 @@ func (l *Ledger) Claim(ctx context.Context, k Key, holder string, lease time.Dur
 		return err
 	})
 	if err == nil {
-		return Claim{Held: true, Holder: holder, Until: until.UTC()}, nil
+		return l.confirm(ctx, k, holder, until)
 	}
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
@@ -236,6 +236,23 @@ func (l *Ledger) Claim(ctx context.Context, k Key, holder string, lease time.Dur
 	}
 	r := decodeRow(item)
 	return Claim{Holder: r.Holder, Until: r.LeaseUntil, Done: r.Outcome.Done(), Outcome: doneOutcome(r.Outcome)}, nil
+}
+
+// confirm reads back a claim just granted: DynamoDB's conditional writes
+// are atomic, an emulator's may not be (moto checks and writes in two
+// steps, so two concurrent claimers can both pass the check). The claim
+// holds only if a strongly consistent read names holder; it costs one
+// read unit a claim.
+func (l *Ledger) confirm(ctx context.Context, k Key, holder string, until time.Time) (Claim, error) {
+	item, err := l.getRow(ctx, k)
+	if err != nil {
+		return Claim{}, err
+	}
+	r := decodeRow(item)
+	if r.Holder != holder || r.Outcome.Done() {
+		return Claim{Holder: r.Holder, Until: r.LeaseUntil, Done: r.Outcome.Done(), Outcome: doneOutcome(r.Outcome)}, nil
+	}
+	return Claim{Held: true, Holder: holder, Until: until.UTC()}, nil
 }
 
 func doneOutcome(s Step) Step {

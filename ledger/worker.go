@@ -1,0 +1,85 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/resetq/resetq/worker"
+)
+
+// DefaultLease is how long a worker's claim holds a user: longer than a
+// job's pacing wait, its call and its record, so no other job sends a code
+// meanwhile; a claim whose holder died ends with it.
+const DefaultLease = 5 * time.Minute
+
+// ForWorker is the ledger as the worker uses it (worker.Ledger): claims
+// with Lease, and usernames compared as each pool compares them.
+type ForWorker struct {
+	Ledger *Ledger
+	Lease  time.Duration // default DefaultLease
+	// CaseSensitive reports whether a pool's usernames are case-sensitive
+	// (cognito.Pools.CaseSensitive, DescribeUserPool). Required: a claim
+	// waits until it answers, since a name compared the wrong way makes
+	// two users one (one left without a code) or one user two (two codes).
+	CaseSensitive func(ctx context.Context, pool string) (bool, error)
+
+	mu   sync.Mutex
+	fold map[string]bool // by pool, once known
+}
+
+var _ worker.Ledger = (*ForWorker)(nil)
+
+// Claim claims u for holder (see Ledger.Claim).
+func (f *ForWorker) Claim(ctx context.Context, u worker.LedgerUser, holder string, now time.Time) (worker.Claim, error) {
+	lease := f.Lease
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	k, err := f.key(ctx, u)
+	if err != nil {
+		return worker.Claim{}, err
+	}
+	c, err := f.Ledger.Claim(ctx, k, holder, lease, now)
+	if err != nil {
+		return worker.Claim{}, err
+	}
+	return worker.Claim{Held: c.Held, Holder: c.Holder, Until: c.Until, Done: c.Done, Outcome: string(c.Outcome)}, nil
+}
+
+// Record records a step done for u (see Ledger.Record).
+func (f *ForWorker) Record(ctx context.Context, u worker.LedgerUser, step, detail string, now time.Time) error {
+	k, err := f.key(ctx, u)
+	if err != nil {
+		return err
+	}
+	return f.Ledger.Record(ctx, k, Step(step), now, detail)
+}
+
+func (f *ForWorker) key(ctx context.Context, u worker.LedgerUser) (Key, error) {
+	fold, err := f.folds(ctx, u.Pool)
+	return Key{Campaign: u.Campaign, Pool: u.Pool, User: u.Username, Fold: fold}, err
+}
+
+// folds reports whether pool compares usernames case-insensitively, asked
+// once per pool; a failed question is asked again next time.
+func (f *ForWorker) folds(ctx context.Context, pool string) (bool, error) {
+	f.mu.Lock()
+	fold, known := f.fold[pool]
+	f.mu.Unlock()
+	if known {
+		return fold, nil
+	}
+	sensitive, err := f.CaseSensitive(ctx, pool)
+	if err != nil {
+		return false, fmt.Errorf("ledger: whether pool %s compares usernames in any case: %w", pool, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fold == nil {
+		f.fold = map[string]bool{}
+	}
+	f.fold[pool] = !sensitive
+	return !sensitive, nil
+}
