@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/resetq/resetq/clock"
@@ -127,3 +128,7 @@ func (l *Ledger) Table() string { return l.cfg.Table }
 func (l *Ledger) backoff(ctx context.Context, attempt int) error {
 	return clock.Sleep(ctx, l.cfg.Clock, l.cfg.Backoff.Delay(attempt, l.cfg.Rand()))
 }
+
+// NewClient is the DynamoDB client of the SDK configuration cfg (its
+// Region, or AWS_ENDPOINT_URL_DYNAMODB's endpoint).
+func NewClient(cfg aws.Config) *dynamodb.Client { return dynamodb.NewFromConfig(cfg) }
