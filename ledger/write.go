@@ -111,6 +111,15 @@ func (l *Ledger) Enqueued(ctx context.Context, keys []Key, now time.Time) (int, 
 			uniq = append(uniq, k)
 		}
 	}
+	campaigns := map[string]bool{}
+	for _, k := range uniq {
+		if !campaigns[k.Campaign] {
+			campaigns[k.Campaign] = true
+			if err := l.noteCampaign(ctx, k.Campaign, now); err != nil {
+				return 0, err
+			}
+		}
+	}
 	chunks := (len(uniq) + enqueueChunk - 1) / enqueueChunk
 	var added atomic.Int64
 	err := parallel(ctx, chunks, l.cfg.Concurrency, func(ctx context.Context, i int) error {
