@@ -78,6 +78,10 @@ type Config struct {
 	// usernames that differ only in case are one user, sent once as first
 	// named. Nil: every pool's usernames are case-sensitive.
 	CaseSensitive func(ctx context.Context, pool string) bool
+	// OnSent, when set, is called with the jobs of each SendMessageBatch
+	// call that SQS accepted (the campaign ledger records them); its first
+	// error fails the run once the sends end.
+	OnSent func(ctx context.Context, sent []Sent) error
 	// Fatal reports whether a failed SendMessageBatch call means no call
 	// can succeed (no such queue, access denied): the run then stops, and
 	// everything not yet enqueued is rejected.
@@ -143,6 +147,7 @@ type Runner struct {
 	invalidLines []Invalid
 	rejects      []Reject
 	rejectErr    error
+	onSentErr    error
 }
 
 // Defaults of Config's and Listing's zero fields.
@@ -191,6 +196,13 @@ func (r *Runner) Progress() Progress {
 type entry struct {
 	line int
 	body string
+	sent Sent
+}
+
+// Sent is a job SQS accepted (see Config.OnSent).
+type Sent struct {
+	Job  job.Job
+	Fold bool // its pool compares usernames in any case
 }
 
 // Source produces the inputs of a run: ReadFile or Listing.List, bound to
@@ -262,7 +274,7 @@ func (r *Runner) Run(ctx context.Context, src Source) (Summary, error) {
 				return err
 			}
 		}
-		batch = append(batch, entry{line: in.Line, body: body})
+		batch = append(batch, entry{line: in.Line, body: body, sent: Sent{Job: job, Fold: f}})
 		batchBytes += len(body)
 		if len(batch) == BatchSize {
 			return flush()
@@ -289,6 +301,9 @@ func (r *Runner) Run(ctx context.Context, src Source) (Summary, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.onSentErr != nil {
+		return s, fmt.Errorf("record the enqueued jobs: %w", r.onSentErr)
+	}
 	if r.rejectErr != nil {
 		return s, fmt.Errorf("write the rejects: %w", r.rejectErr)
 	}
@@ -385,10 +400,12 @@ func (r *Runner) send(ctx context.Context, cancel context.CancelCauseFunc, pendi
 		}
 		var still []entry
 		var stillErrs []string
+		var sent []Sent
 		for i, e := range pending {
 			res := results[i]
 			if res.Sent {
 				r.enqueued.Add(1)
+				sent = append(sent, e.sent)
 				continue
 			}
 			msg := "no result for the entry"
@@ -402,6 +419,7 @@ func (r *Runner) send(ctx context.Context, cancel context.CancelCauseFunc, pendi
 			still = append(still, e)
 			stillErrs = append(stillErrs, msg)
 		}
+		r.noteSent(ctx, sent)
 		pending, errs = still, stillErrs
 		if len(pending) == 0 {
 			return
@@ -439,4 +457,18 @@ func (r *Runner) attributes(body string) map[string]job.Attribute {
 		attrs[job.AttrSignature] = job.Attribute{DataType: "String", StringValue: job.SignMessage(r.cfg.SigningKey, attrs, body)}
 	}
 	return attrs
+}
+
+// noteSent hands the jobs SQS accepted to OnSent; its first error is kept.
+func (r *Runner) noteSent(ctx context.Context, sent []Sent) {
+	if r.cfg.OnSent == nil || len(sent) == 0 {
+		return
+	}
+	if err := r.cfg.OnSent(context.WithoutCancel(ctx), sent); err != nil {
+		r.mu.Lock()
+		if r.onSentErr == nil {
+			r.onSentErr = err
+		}
+		r.mu.Unlock()
+	}
 }

@@ -306,3 +306,41 @@ func TestRunGlobalSignOut(t *testing.T) {
 		}
 	}
 }
+
+// TestRunOnSent: OnSent hears exactly the jobs SQS accepted, with the
+// pool's case folding; its error fails the run after the sends.
+func TestRunOnSent(t *testing.T) {
+	api := &fakeSQS{fail: func(body string, _ int) *sqstypes.BatchResultErrorEntry {
+		if strings.Contains(body, `"bad"`) {
+			return &sqstypes.BatchResultErrorEntry{Code: aws.String("InvalidParameterValue"), Message: aws.String("no"), SenderFault: true}
+		}
+		return nil
+	}}
+	var mu sync.Mutex
+	var got []string
+	r := newRunner(api, func(c *Config) {
+		c.CaseSensitive = func(context.Context, string) bool { return false }
+		c.OnSent = func(_ context.Context, sent []Sent) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, s := range sent {
+				got = append(got, fmt.Sprintf("%s/%v", s.Job.Username, s.Fold))
+			}
+			return nil
+		}
+	})
+	if _, err := r.Run(context.Background(), users("a", "bad", "b")); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a/true", "b/true"}) {
+		t.Fatalf("OnSent heard %v, want a and b, folded", got)
+	}
+	r = newRunner(&fakeSQS{}, func(c *Config) {
+		c.OnSent = func(context.Context, []Sent) error { return errors.New("ledger down") }
+	})
+	s, err := r.Run(context.Background(), users("a"))
+	if err == nil || !strings.Contains(err.Error(), "ledger down") || s.Enqueued != 1 {
+		t.Fatalf("Run = %+v, %v; want the job sent and the ledger's error", s, err)
+	}
+}

@@ -36,6 +36,7 @@ type Metrics struct {
 	DeadLetterFailures prometheus.Counter     //
 	LedgerCalls        *prometheus.CounterVec // call, result
 	LedgerCircuitOpen  prometheus.Gauge       //
+	CampaignUsers      *prometheus.GaugeVec   // campaign, state
 
 	// RateLimitFallback is 1 while a fleet replica paces at its local share
 	// because Redis fails; one gauge, as all Regions share the connection.
@@ -145,6 +146,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "resetq_ledger_circuit_open",
 			Help: "1 while the campaign ledger cannot be reached: jobs wait on the queue and no code goes without a claim; else 0.",
 		}),
+		CampaignUsers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resetq_campaign_users",
+			Help: "With --ledger-table, the ledger's counts of each campaign this worker has worked on, refreshed every minute, by state: enqueued, reset, reinvited, disabled, dead_lettered, left (enqueued and not yet reset, re-invited, disabled or dead-lettered), across every replica.",
+		}, []string{"campaign", "state"}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resetq_build_info",
 			Help: "Always 1; the labels say which build is running.",
@@ -153,7 +158,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	reg.MustRegister(m.Jobs, m.DeadLetters, m.CognitoRequests, m.CognitoDuration, m.Throttles,
 		m.RateLimitWait, m.RateLimit, m.Inflight, m.QueueMessages, m.CircuitOpen,
 		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks, m.RateLimitFallback, m.HarmBudget, m.RateCap,
-		m.PoolCircuitsOpen, m.DeadLetterFailures, m.EmailLimit, m.Steps, m.CognitoCalls, m.LedgerCalls, m.LedgerCircuitOpen,
+		m.PoolCircuitsOpen, m.DeadLetterFailures, m.EmailLimit, m.Steps, m.CognitoCalls, m.LedgerCalls, m.LedgerCircuitOpen, m.CampaignUsers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	for _, o := range []string{"reset", "reinvited", "dead_lettered", "retried", "deferred", "released", "expired"} {

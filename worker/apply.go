@@ -50,7 +50,7 @@ func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m job.Message, o ou
 		w.m.DeadLetters.WithLabelValues(o.Reason).Inc()
 		w.record(ctx, o.User, StepDeadLettered, o.Reason)
 	}
-	w.m.Jobs.WithLabelValues(o.Label).Inc()
+	w.count(o.Label)
 }
 
 // requeue sends a copy of the job back to the queue, delayed, then deletes

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"slices"
@@ -30,6 +31,7 @@ func (w *Worker) decideJob(soft, hard context.Context, m job.Message, state job.
 		return o, jl
 	}
 	jl = jl.With("pool", job.UserPoolID, "user", w.user(job.Username))
+	w.noteCampaign(cmp.Or(m.Campaign(), NoCampaign))
 	// Two jobs of one user in this process run one after the other, so the
 	// second one's status check sees the first one's reset.
 	unlock, err := w.users.lock(soft, userKey(job))

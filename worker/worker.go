@@ -243,6 +243,9 @@ type Worker struct {
 	// reinvited, by the name the pool stores (Bob and bob are one user
 	// only in a case-insensitive pool).
 	done, reinvited memo
+	campaigns       sync.Map // the campaigns of the jobs admitted here (at most maxCampaigns)
+	nCampaigns      atomic.Int64
+	tally           sync.Map // outcome label -> *atomic.Int64: this process's jobs by outcome
 }
 
 // progressAttrs are a job's progress attributes (see job.StateOf).
@@ -531,4 +534,37 @@ func values(m map[string]error) []error {
 		out = append(out, e)
 	}
 	return out
+}
+
+// Campaigns are the campaigns of the jobs this worker has admitted.
+func (w *Worker) Campaigns() []string {
+	var out []string
+	w.campaigns.Range(func(k, _ any) bool { out = append(out, k.(string)); return true })
+	sort.Strings(out)
+	return out
+}
+
+// maxCampaigns bounds the campaigns a worker follows (their progress is a
+// metric label): whoever can write to the queue can name campaigns.
+const maxCampaigns = 20
+
+func (w *Worker) noteCampaign(c string) {
+	if _, known := w.campaigns.Load(c); !known && w.nCampaigns.Add(1) <= maxCampaigns {
+		w.campaigns.Store(c, true)
+	}
+}
+
+// Tally is this process's jobs so far by outcome (resetq_jobs_total's
+// labels).
+func (w *Worker) Tally() map[string]int64 {
+	out := map[string]int64{}
+	w.tally.Range(func(k, v any) bool { out[k.(string)] = v.(*atomic.Int64).Load(); return true })
+	return out
+}
+
+// count adds a job to the tally of its outcome.
+func (w *Worker) count(label string) {
+	n, _ := w.tally.LoadOrStore(label, new(atomic.Int64))
+	n.(*atomic.Int64).Add(1)
+	w.m.Jobs.WithLabelValues(label).Inc()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/enqueue"
 	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/ledger"
 	"github.com/resetq/resetq/queue"
 	"github.com/resetq/resetq/ratelimit"
 )
@@ -36,6 +37,7 @@ type enqueueFlags struct {
 	dryRun               bool
 	output               *string
 	progress             time.Duration
+	ledgerTable          string
 }
 
 func (f *enqueueFlags) register(fs *flag.FlagSet) {
@@ -58,6 +60,7 @@ func (f *enqueueFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.incident, "incident", false, "an incident: ask for everything it needs for every job's user (the resetq.incident attribute, covered by the signature): the password killed at once when the code must wait, the sessions ended after it, a new invitation for users who never signed in, and users who cannot get a code disabled; any resetq work honours it, whatever its flags. Use with --signing-key-file")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "read, validate and count, send nothing; with --output text the jobs that would be sent are printed, one JSON a line, and the summary goes to stderr")
 	fs.DurationVar(&f.progress, "progress-interval", defaultProgressInterval, "when stderr is not a terminal, a progress line this often (0: none)")
+	ledgerFlag(fs, &f.ledgerTable, "record each user enqueued, per campaign and pool, for resetq status and report (created when missing)")
 	f.output = outputFlag(fs)
 }
 
@@ -258,8 +261,22 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		},
 	}
-	if f.from != "" { // a listing names each user once
+	if f.from != "" || f.ledgerTable != "" { // a listing names each user once; the ledger compares names as the pool does
 		cfg.CaseSensitive = caseSensitive(awsCfg, stderr, &stderrMu, clearLine, "enqueued")
+	}
+	if f.ledgerTable != "" && !f.dryRun {
+		l, err := openLedger(ctx, awsCfg, f.ledgerTable, true)
+		if err != nil {
+			return err
+		}
+		cfg.OnSent = func(ctx context.Context, sent []enqueue.Sent) error {
+			keys := make([]ledger.Key, len(sent))
+			for i, s := range sent {
+				keys[i] = ledger.Key{Campaign: campaign, Pool: s.Job.UserPoolID, User: s.Job.Username, Fold: s.Fold}
+			}
+			_, err := l.Enqueued(ctx, keys, time.Now())
+			return err
+		}
 	}
 	if f.dryRun && textOut {
 		cfg.DryRunOut = stdout

@@ -9,6 +9,7 @@ import (
 
 	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/ledger"
+	"github.com/resetq/resetq/status"
 )
 
 // ledgerFlag registers --ledger-table, the campaign ledger's DynamoDB table.
@@ -35,4 +36,13 @@ func openLedger(ctx context.Context, cfg aws.Config, table string, writer bool) 
 		return nil, err
 	}
 	return l, nil
+}
+
+// campaignCounts are the ledger's counts of a campaign as status shows them.
+func campaignCounts(p ledger.Progress) map[string]status.Counts {
+	out := make(map[string]status.Counts, len(p))
+	for pool, c := range p {
+		out[pool] = status.Counts{Enqueued: c.Enqueued, Reset: c.Reset, Reinvited: c.Reinvited, Disabled: c.Disabled, DeadLettered: c.DeadLettered}
+	}
+	return out
 }

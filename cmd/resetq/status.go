@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/resetq/resetq/ledger"
 	"io"
 	"regexp"
 	"time"
@@ -23,19 +25,22 @@ type statusFlags struct {
 	count            int
 	output           *string
 	usageRegions     listFlag // Regions, or "none"
+	ledgerTable      string
+	campaign         string
 }
 
 // statusResult is one sample as --output json prints it.
 type statusResult struct {
-	Time     time.Time      `json:"time"`
-	QueueURL string         `json:"queue_url"`
-	Visible  int64          `json:"visible"`
-	InFlight int64          `json:"in_flight"`
-	Delayed  int64          `json:"delayed"`
-	DLQURL   string         `json:"dlq_url,omitempty"`
-	DLQ      *int64         `json:"dlq,omitempty"` // visible + in flight + delayed in the DLQ
-	Drain    *status.Drain  `json:"drain,omitempty"`
-	Usage    []status.Usage `json:"usage,omitempty"` // everyone's calls and throttles of the recovery category, per Region
+	Time     time.Time        `json:"time"`
+	QueueURL string           `json:"queue_url"`
+	Visible  int64            `json:"visible"`
+	InFlight int64            `json:"in_flight"`
+	Delayed  int64            `json:"delayed"`
+	DLQURL   string           `json:"dlq_url,omitempty"`
+	DLQ      *int64           `json:"dlq,omitempty"` // visible + in flight + delayed in the DLQ
+	Drain    *status.Drain    `json:"drain,omitempty"`
+	Usage    []status.Usage   `json:"usage,omitempty"`    // everyone's calls and throttles of the recovery category, per Region
+	Campaign *status.Campaign `json:"campaign,omitempty"` // with --ledger-table: the campaign's users, per pool and in all
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,8 +52,10 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&f.interval, "interval", 5*time.Second, "time between samples with --watch")
 	fs.IntVar(&f.count, "count", 0, "with --watch, stop after this many samples (0: until interrupted)")
 	fs.Var(&f.usageRegions, "usage-region", "`REGION` whose Cognito UserAccountRecovery calls and throttles to show, everyone's, from CloudWatch AWS/Usage (repeatable, or comma-separated; default: the queue's Region; none: off); needs cloudwatch:GetMetricData")
+	ledgerFlag(fs, &f.ledgerTable, "show the campaign's users from the ledger: enqueued, done by outcome, dead-lettered by reason, left, per pool and in all, the share ended and (with --watch) an ETA; --queue-url is then optional")
+	fs.StringVar(&f.campaign, "campaign", "", "with --ledger-table, the campaign to show (default: the one enqueued last)")
 	f.output = outputFlag(fs)
-	setUsage(fs, "Usage: resetq status --queue-url URL [--dlq-url URL] [--usage-region R,...|none] [--watch [--interval 5s] [--count N]] [--output text|json]\n\n"+
+	setUsage(fs, "Usage: resetq status --queue-url URL [--dlq-url URL] [--usage-region R,...|none] [--ledger-table TABLE [--campaign ID]] [--watch [--interval 5s] [--count N]] [--output text|json]\n\n"+
 		"Show the campaign's queue: jobs visible, in flight and delayed (approximate counts from\n"+
 		"GetQueueAttributes) and the DLQ depth. With --watch, one line per sample with the drain\n"+
 		"rate over the last minute or so and an ETA (JSON: one object per line).\n\n"+
@@ -60,8 +67,10 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	switch {
-	case f.queueURL == "":
-		return usagef("--queue-url is required")
+	case f.queueURL == "" && f.ledgerTable == "":
+		return usagef("--queue-url is required (or --ledger-table)")
+	case f.campaign != "" && f.ledgerTable == "":
+		return usagef("--campaign goes with --ledger-table")
 	case f.interval <= 0:
 		return usagef("--interval must be positive")
 	case f.count < 0:
@@ -78,35 +87,50 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := checkUsageRegions(f.usageRegions); err != nil {
 		return err
 	}
-	awsCfg, client, err := loadAWS(ctx, f.queueURL)
-	if err != nil {
-		return err
+	var awsCfg aws.Config
+	var source, dlq *queue.Queue
+	var err error
+	if f.queueURL == "" {
+		if awsCfg, err = loadConfig(ctx); err != nil {
+			return err
+		}
+	} else {
+		var client queue.Client
+		if awsCfg, client, err = loadAWS(ctx, f.queueURL); err != nil {
+			return err
+		}
+		source = queue.New(client, f.queueURL, nil)
+		settings, err := readSource(ctx, source)
+		if err != nil {
+			return err
+		}
+		dlqURL, err := resolveDLQ(ctx, source, settings, f.dlqURL, false)
+		if err != nil {
+			return err
+		}
+		if dlqURL != "" {
+			dlq = queue.New(client, dlqURL, nil)
+		}
 	}
 	usageRegions := []string(f.usageRegions)
-	if len(usageRegions) == 0 {
+	if len(usageRegions) == 0 && source != nil {
 		usageRegions = []string{regionOfQueueURL(f.queueURL, awsCfg.Region)}
-	} else if usageRegions[0] == "none" {
+	} else if len(usageRegions) > 0 && usageRegions[0] == "none" {
 		usageRegions = nil
 	}
 	usage := &status.UsageCache{Reader: awscheck.New(awsCfg)}
-	source := queue.New(client, f.queueURL, nil)
-	settings, err := readSource(ctx, source)
+	camp, err := openCampaign(ctx, awsCfg, f.ledgerTable, f.campaign)
 	if err != nil {
 		return err
-	}
-	dlqURL, err := resolveDLQ(ctx, source, settings, f.dlqURL, false)
-	if err != nil {
-		return err
-	}
-	var dlq *queue.Queue
-	if dlqURL != "" {
-		dlq = queue.New(client, dlqURL, nil)
 	}
 
 	var samples []status.Sample
 	printed := map[string]string{} // the usage line last printed per Region, with --watch
 	for n := 1; ; n++ {
 		r, err := statusSample(ctx, source, dlq)
+		if err == nil && camp != nil {
+			r.Campaign, err = camp.sample(ctx, r.Time)
+		}
 		if err != nil {
 			if f.watch && ctx.Err() != nil {
 				return nil
@@ -116,7 +140,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			return err
 		}
-		if f.watch {
+		if f.watch && source != nil {
 			samples = append(samples, status.Sample{At: r.Time, Backlog: r.Visible + r.InFlight + r.Delayed})
 			if len(samples) > statusWindow {
 				samples = samples[len(samples)-statusWindow:]
@@ -140,6 +164,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func statusSample(ctx context.Context, source, dlq *queue.Queue) (statusResult, error) {
+	if source == nil { // the ledger's campaign alone
+		return statusResult{Time: time.Now().UTC()}, nil
+	}
 	r := statusResult{QueueURL: source.URL()}
 	d, err := source.Depth(ctx)
 	if err != nil {
@@ -181,6 +208,18 @@ func printStatus(w io.Writer, format string, watch bool, r statusResult, printed
 		return json.NewEncoder(w).Encode(r) // one object per line
 	}
 	return writeResult(w, format, r, func(w io.Writer) error {
+		if r.Campaign != nil {
+			prefix := ""
+			if watch {
+				prefix = r.Time.Format(time.TimeOnly) + "  "
+			}
+			if _, err := fmt.Fprint(w, prefix+r.Campaign.Text()); err != nil {
+				return err
+			}
+		}
+		if r.QueueURL == "" {
+			return nil
+		}
 		if watch {
 			line := fmt.Sprintf("%s  visible %d  in flight %d  delayed %d", r.Time.Format(time.TimeOnly), r.Visible, r.InFlight, r.Delayed)
 			if r.DLQ != nil {
@@ -265,4 +304,46 @@ func resolveDLQ(ctx context.Context, source *queue.Queue, s queue.Settings, flag
 		return "", usagef("the dead-letter queue is the source queue (%s): failed jobs would come straight back", url)
 	}
 	return url, nil
+}
+
+// campaignStatus reads a campaign's progress from the ledger, keeping the
+// samples of what is left for the ETA.
+type campaignStatus struct {
+	l    *ledger.Ledger
+	name string
+	left status.LeftSamples
+}
+
+// openCampaign opens the ledger's campaign name, or the one enqueued last;
+// nil without a table.
+func openCampaign(ctx context.Context, awsCfg aws.Config, table, name string) (*campaignStatus, error) {
+	if table == "" {
+		return nil, nil
+	}
+	l, err := openLedger(ctx, awsCfg, table, false)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		cs, err := l.Campaigns(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(cs) == 0 {
+			return nil, usagef("--ledger-table %s: no campaign enqueued yet; name one with --campaign", table)
+		}
+		name = cs[0].Name
+	}
+	return &campaignStatus{l: l, name: name, left: status.LeftSamples{Window: 15 * time.Minute}}, nil
+}
+
+func (c *campaignStatus) sample(ctx context.Context, now time.Time) (*status.Campaign, error) {
+	p, err := c.l.Progress(ctx, c.name)
+	if err != nil {
+		return nil, err
+	}
+	counts := campaignCounts(p)
+	total := status.NewCampaign(c.name, counts, nil).Total
+	out := status.NewCampaign(c.name, counts, c.left.Add(now, total.Left))
+	return &out, nil
 }

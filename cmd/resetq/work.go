@@ -21,6 +21,7 @@ import (
 	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/ledger"
 	"github.com/resetq/resetq/metrics"
 	"github.com/resetq/resetq/preflight"
 	"github.com/resetq/resetq/queue"
@@ -68,6 +69,7 @@ type workFlags struct {
 	redisCluster              bool
 	redisSentinelMaster       string
 	fleetSize                 int
+	ledgerTable               string
 }
 
 func (f *workFlags) register(fs *flag.FlagSet) {
@@ -107,6 +109,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.usageMetrics, "usage-metrics", true, "read Cognito's usage metrics of UserAccountRecovery (CloudWatch AWS/Usage CallCount and ThrottleCount) in each Region the worker works in, and export them (resetq_usage_*): real users' calls and throttles beside resetq's; needs cloudwatch:GetMetricData, and without it one warning, no gauges")
 	fs.DurationVar(&f.usageInterval, "usage-interval", usagemetrics.DefaultInterval, "how often --usage-metrics reads each Region (one GetMetricData call for the calls, one for the throttles)")
 	fs.DurationVar(&f.emailLimitProbe, "email-limit-probe", worker.DefaultEmailProbe, "after Cognito's daily email limit (default email: 50 a day), how often one reset probes whether it lifted; the jobs meanwhile wait on the queue")
+	ledgerFlag(fs, &f.ledgerTable, "claim each user there before a code or an invitation goes, so that one job in a whole fleet sends it, and record each step (created when missing); a minute's progress of each campaign in the logs and in resetq_campaign_users")
 	fs.DurationVar(&f.maxDeferral, "max-deferral", worker.DefaultMaxDeferral, "a job deferred this long by an open circuit (a misconfigured pool, bad credentials) is dead-lettered with the error that keeps the circuit open, for a redrive after the fix")
 }
 
@@ -318,7 +321,17 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	var led *ledger.Ledger
+	var workLedger worker.Ledger
+	if f.ledgerTable != "" {
+		if led, err = openLedger(ctx, awsCfg, f.ledgerTable, true); err != nil {
+			return err
+		}
+		workLedger = &ledger.ForWorker{Ledger: led, CaseSensitive: cognito.NewPools(awsCfg).CaseSensitive}
+		log.Info("claiming users in the campaign ledger", "table", f.ledgerTable)
+	}
 	w, err := worker.New(worker.Config{
+		Ledger:                  workLedger,
 		Source:                  source,
 		Requeue:                 source,
 		DeadLetters:             dlq,
@@ -375,12 +388,11 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		"concurrency", f.concurrency, "max_attempts", f.maxAttempts, "exit_when_idle", f.exitWhenIdle,
 		"incident", f.incident, "global_sign_out", f.globalSignOut, "kill_password", f.killPassword, "reinvite", f.reinvite, "unreachable", f.unreachable,
 		"max_receive_count", settings.MaxReceiveCount, "version", version())
+	go progressLoop(bg, w, led, m, log)
 	start := time.Now()
-	if err := w.Run(ctx); err != nil {
-		return err
-	}
-	log.Info("worker stopped", "elapsed", time.Since(start).Round(time.Millisecond))
-	return nil
+	err = w.Run(ctx)
+	logTally(log, "worker stopped", w.Tally(), time.Since(start))
+	return err
 }
 
 // provePermissions makes each incident call once in each allowed pool,
