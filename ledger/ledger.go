@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -105,8 +106,9 @@ func (c Config) withDefaults() Config {
 
 // Ledger is one campaign table. It is safe for concurrent use.
 type Ledger struct {
-	api API
-	cfg Config
+	api   API
+	cfg   Config
+	noted sync.Map // campaigns this process put in the index
 }
 
 // New returns the ledger in cfg.Table, reached through api. Call Ensure

@@ -111,13 +111,12 @@ func (l *Ledger) Enqueued(ctx context.Context, keys []Key, now time.Time) (int, 
 			uniq = append(uniq, k)
 		}
 	}
-	campaigns := map[string]bool{}
 	for _, k := range uniq {
-		if !campaigns[k.Campaign] {
-			campaigns[k.Campaign] = true
+		if _, noted := l.noted.Load(k.Campaign); !noted {
 			if err := l.noteCampaign(ctx, k.Campaign, now); err != nil {
 				return 0, err
 			}
+			l.noted.Store(k.Campaign, true)
 		}
 	}
 	chunks := (len(uniq) + enqueueChunk - 1) / enqueueChunk
