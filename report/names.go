@@ -19,6 +19,21 @@ func newNameSet() *nameSet {
 // add adds name of pool and reports whether it was new; with fold, names
 // are compared lower-cased.
 func (s *nameSet) add(pool, name string, fold bool) bool {
+	k := s.key(pool, name, fold)
+	if _, ok := s.seen[k]; ok {
+		return false
+	}
+	s.seen[k] = struct{}{}
+	return true
+}
+
+// has reports whether name of pool was added, compared as add compares it.
+func (s *nameSet) has(pool, name string, fold bool) bool {
+	_, ok := s.seen[s.key(pool, name, fold)]
+	return ok
+}
+
+func (s *nameSet) key(pool, name string, fold bool) uint64 {
 	if fold {
 		name = strings.ToLower(name)
 	}
@@ -27,10 +42,5 @@ func (s *nameSet) add(pool, name string, fold bool) bool {
 	h.WriteString(pool)
 	h.WriteByte(0)
 	h.WriteString(name)
-	k := h.Sum64()
-	if _, ok := s.seen[k]; ok {
-		return false
-	}
-	s.seen[k] = struct{}{}
-	return true
+	return h.Sum64()
 }

@@ -145,7 +145,7 @@ func TestReportGet(t *testing.T) {
 			t.Parallel()
 			api := &fakeUsers{fold: tt.fold, users: campaignUsers()}
 			var buf bytes.Buffer
-			rw, err := NewRecordWriter(&buf, "csv")
+			rw, err := NewRecordWriter(&buf, "csv", false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,7 +206,7 @@ func TestReportList(t *testing.T) {
 	users[7].Status, users[7].LastModified = "CONFIRMED", since
 	users[99].Status = "ARCHIVED"
 	var buf bytes.Buffer
-	rw, _ := NewRecordWriter(&buf, "jsonl")
+	rw, _ := NewRecordWriter(&buf, "jsonl", false)
 	r := mustNew(t, Config{Since: since, Write: rw.Write, Pacer: noPace{}})
 	s, err := r.List(context.Background(), &fakeUsers{users: users}, "p", "", "")
 	if err != nil {
@@ -243,7 +243,7 @@ func TestReportMemory(t *testing.T) {
 		v.Username = name
 		return v, true, nil
 	})
-	rw, _ := NewRecordWriter(discard{}, "csv")
+	rw, _ := NewRecordWriter(discard{}, "csv", false)
 	var peak uint64
 	written := 0
 	write := func(rec Record) error { // samples the heap every 50,000 records
