@@ -41,9 +41,10 @@ type Claim struct {
 // cannot be reached, jobs wait, and nothing is reset without a claim.
 const ledgerKey = "ledger:"
 
-// claimWait is how long a job waits before it looks again at a user
-// another job holds.
-const claimWait = 30 * time.Second
+// claimWait is the longest a job waits before it looks again at a user
+// another job holds: the holder's record usually comes within seconds,
+// its lease (the longest wait) only if it died.
+const claimWait = 15 * time.Second
 
 // claim takes r's user in the ledger before a code or an invitation goes.
 // It returns nil when the call may go (claimed, or no ledger); else the
@@ -88,7 +89,7 @@ func (w *Worker) claim(hard context.Context, r *run) *outcome {
 		// Another job of the user holds it: its code may be on its way.
 		// This one looks again once the claim may have ended; it kills no
 		// password meanwhile (the holder's call may be the reset).
-		wait := min(maxDelay, max(claimWait, c.Until.Sub(now)+time.Second))
+		wait := min(claimWait, max(time.Second, c.Until.Sub(now)+time.Second))
 		o = outcome{Action: Retry, Label: "claimed_elsewhere", Delay: wait, Attempts: r.attempts,
 			Detail: "the ledger says another job holds the user until " + c.Until.UTC().Format(time.RFC3339)}
 	}
