@@ -49,7 +49,7 @@ func (f *reportFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.group, "group", "", "source: the users of this group of --pool (ListUsersInGroup, 60 users a call)")
 	fs.StringVar(&f.since, "since", "", "without --ledger-table, the campaign's start, RFC 3339 (required): a CONFIRMED user last modified at or after it counts as completed (an estimate)")
 	ledgerFlag(fs, &f.ledgerTable, "report --campaign from what it did, as evidence, instead of estimating by --since (reads only: DescribeTable, Query)")
-	fs.StringVar(&f.campaign, "campaign", "", "with --ledger-table, the campaign ID (the resetq.campaign attribute of its jobs, as resetq enqueue printed it)")
+	fs.StringVar(&f.campaign, "campaign", "", "with --ledger-table, the campaign to report (default: the one enqueued last), as resetq enqueue printed it")
 	fs.StringVar(&f.records, "records", "", "write one record per user to `FILE` (mode 0600; a previous one is replaced only once the report is complete): CSV (.csv) or JSON lines (.jsonl, .ndjson, .json): username, status, enabled, last_modified, category, pool, and with --ledger-table detail, reason and each step's time (--output is the summary's format)")
 	fs.Float64Var(&f.getRate, "get-rate", 60, "AdminGetUser calls per second (--from); the UserRead quota is 120/s per account and Region, shared with resetq work's status checks and your applications")
 	fs.Float64Var(&f.listRate, "list-rate", defaultListRate, "ListUsers/ListUsersInGroup calls per second (--all-users, --group); the UserList quota is 30/s, shared")
@@ -73,10 +73,8 @@ func (f *reportFlags) validate() (time.Time, enqueue.Format, error) {
 		return since, format, usagef("give exactly one source: --from FILE, --all-users or --group NAME (or, with --ledger-table, none: the campaign's users)")
 	case ferr != nil:
 		return since, format, usageError{ferr}
-	case ledgerMode && f.campaign == "":
-		return since, format, usagef("--ledger-table needs --campaign: the campaign ID resetq enqueue printed")
 	case !ledgerMode && f.campaign != "":
-		return since, format, usagef("--campaign goes with --ledger-table (the ledger knows the campaigns; Cognito does not)")
+		return since, format, usagef("--campaign goes with --ledger-table")
 	case ledgerMode && f.since != "":
 		return since, format, usagef("--since goes without --ledger-table: the ledger says what the campaign did, whatever the dates say")
 	case !ledgerMode && f.since == "":
@@ -100,7 +98,7 @@ func (f *reportFlags) validate() (time.Time, enqueue.Format, error) {
 	case f.progress < 0:
 		return since, format, usagef("--progress-interval must not be negative")
 	}
-	if ledgerMode {
+	if f.campaign != "" {
 		if err := enqueue.CheckCampaign(f.campaign); err != nil {
 			return since, format, usageError{err}
 		}
@@ -111,14 +109,14 @@ func (f *reportFlags) validate() (time.Time, enqueue.Format, error) {
 	return since, format, checkOutput(*f.output)
 }
 
-const reportHelp = `Usage: resetq report --ledger-table TABLE --campaign ID [--pool ID] [SOURCE] [flags]
+const reportHelp = `Usage: resetq report --ledger-table TABLE [--campaign ID] [--pool ID] [SOURCE] [flags]
        resetq report --since TIME [--pool ID] SOURCE [flags]
 
 Report a campaign: for each user, its status in Cognito, whether it is
 enabled, when it was last modified, and a category.
 
-With the campaign's ledger (--ledger-table, --campaign), the report is
-evidence. Its users are the campaign's rows in the ledger (of --pool only,
+With the campaign's ledger (--ledger-table; --campaign, by default the
+one enqueued last), the report is evidence. Its users are the campaign's rows in the ledger (of --pool only,
 if given) and, with a SOURCE, the users of it that have no row. Each is
 read with AdminGetUser (--get-rate); the category says what the campaign
 did and where the user stands now, the detail column why:
@@ -234,6 +232,12 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if run.ledger, err = openLedger(ctx, run.awsCfg, f.ledgerTable, false); err != nil {
 			return err
 		}
+		if f.campaign == "" {
+			if f.campaign, err = lastCampaign(ctx, run.ledger); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "campaign %s (the one enqueued last)\n", cell(f.campaign))
+		}
 	}
 
 	var out *report.File
@@ -282,6 +286,22 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("%d invalid input lines not reported", summary.Invalid)
 	}
 	return nil
+}
+
+// lastCampaign is the campaign enqueued last in l.
+func lastCampaign(ctx context.Context, l *ledger.Ledger) (string, error) {
+	cs, err := l.Campaigns(ctx)
+	var denied *awserr.DeniedError
+	switch {
+	case errors.As(err, &denied):
+		return "", usageError{err}
+	case err != nil:
+		return "", err
+	}
+	if len(cs) == 0 {
+		return "", usagef("--ledger-table %s: no campaign enqueued yet; name one with --campaign", l.Table())
+	}
+	return cs[0].Name, nil
 }
 
 // noRows is the usage error of a campaign the ledger has no row of: a
@@ -408,7 +428,7 @@ func writeReportSummary(w io.Writer, res reportResult, outFile string) error {
 		keys = slices.Clone(report.CampaignCategories)
 		fmt.Fprintf(tw, "basis:\tledger %s, campaign %s: what the campaign did, and each user's state now\n", cell(res.Table), cell(s.Campaign))
 	} else {
-		fmt.Fprintf(tw, "basis:\testimate: CONFIRMED and last modified since --since counts as completed, whoever changed the user (--ledger-table and --campaign give evidence)\n")
+		fmt.Fprintf(tw, "basis:\testimate: CONFIRMED and last modified since --since counts as completed, whoever changed the user (--ledger-table gives evidence)\n")
 		fmt.Fprintf(tw, "since:\t%s\n", s.Since.Format(time.RFC3339))
 	}
 	fmt.Fprintf(tw, "users:\t%d\n", s.Users)

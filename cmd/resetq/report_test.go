@@ -38,7 +38,6 @@ func TestReportUsage(t *testing.T) {
 		{[]string{"--pool", pool, "--from", "users.csv", "--since", since, "--out", "users.csv"}, 2, "is the --from file"},
 		{[]string{"--pool", pool, "--all-users"}, 2, "--since is required"},
 		{[]string{"--pool", pool}, 2, "give exactly one source"},
-		{[]string{"--ledger-table", "resetq-ledger"}, 2, "--ledger-table needs --campaign"},
 		{[]string{"--pool", pool, "--all-users", "--since", since, "--campaign", "c-1"}, 2, "--campaign goes with --ledger-table"},
 		{[]string{"--ledger-table", "resetq-ledger", "--campaign", "c-1", "--since", since}, 2, "--since goes without --ledger-table"},
 		{[]string{"--ledger-table", "resetq-ledger", "--campaign", "c-1", "--all-users"}, 2, "--pool is required"},
@@ -46,7 +45,7 @@ func TestReportUsage(t *testing.T) {
 		{[]string{"--ledger-table", "resetq-ledger", "--campaign", "c\x01", "--pool", pool}, 2, "control character"},
 		{[]string{"--ledger-table", "resetq-ledger", "--campaign", "c-1", "--pool", pool, "--pool", "us-east-1_def"}, 2, "give one"},
 		{[]string{"--help"}, 0, "reinvited_signed_in"},
-		{[]string{"--help"}, 0, "--campaign ID"},
+		{[]string{"--help"}, 0, "[--campaign ID]"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
