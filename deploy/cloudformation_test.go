@@ -70,6 +70,7 @@ func TestCloudFormationTemplateText(t *testing.T) {
 
 	outputs := topLevelBlocks(t, tmpl, "Outputs")
 	checkRedisCache(t, tmpl, params, resources, outputs)
+	checkLedger(t, tmpl, params, resources, outputs)
 
 	// Each incident option has its policy's output, which the READMEs name
 	// (the operator attaches them by it; all of them for --incident).
@@ -192,6 +193,46 @@ func checkRedisCache(t *testing.T, tmpl string, params, resources, outputs map[s
 	}
 }
 
+// checkLedger: the ledger is off by default; with Ledger=create the stack
+// makes a table with what moto's model of it ignores (TTL on expires_at,
+// point-in-time recovery, SSE) and keeps it when the stack goes; the
+// ledger policies and outputs exist with any ledger, made here or not, and
+// the READMEs name the policies' outputs.
+func checkLedger(t *testing.T, tmpl string, params, resources, outputs map[string]string) {
+	t.Helper()
+	if p := params["Ledger"]; !strings.Contains(p, "Default: none") || !strings.Contains(p, "AllowedValues: [none, create, existing]") {
+		t.Errorf("Ledger is not none, create or existing, none by default:\n%s", p)
+	}
+	for _, want := range []string{"WithLedger: !Not [!Equals [!Ref Ledger, none]]", "CreateLedger: !Equals [!Ref Ledger, create]"} {
+		if !strings.Contains(tmpl, want) {
+			t.Errorf("no condition %q", want)
+		}
+	}
+	table := resources["LedgerTable"]
+	for _, want := range []string{"Type: AWS::DynamoDB::Table", "Condition: CreateLedger", "DeletionPolicy: Retain", "UpdateReplacePolicy: Retain",
+		"TableName: !Ref LedgerTableName", "BillingMode: PAY_PER_REQUEST", "TimeToLiveSpecification:\n        AttributeName: expires_at\n        Enabled: true",
+		"PointInTimeRecoverySpecification:\n        PointInTimeRecoveryEnabled: true", "DeletionProtectionEnabled: true", "SSESpecification:\n        SSEEnabled: true"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("LedgerTable lacks %q:\n%s", want, table)
+		}
+	}
+	for name, block := range resources {
+		if strings.HasPrefix(name, "Ledger") && name != "LedgerTable" && !strings.Contains(block, "Condition: WithLedger") {
+			t.Errorf("%s is made without a ledger", name)
+		}
+	}
+	for out := range ledgerPolicies {
+		if o := outputs[out]; !strings.Contains(o, "Condition: WithLedger") {
+			t.Errorf("output %s: want it under WithLedger:\n%s", out, o)
+		}
+		for _, f := range []string{"README.md", "iam/README.md"} {
+			if !strings.Contains(readFile(t, f), out) {
+				t.Errorf("%s does not name %s", f, out)
+			}
+		}
+	}
+}
+
 // topLevelBlocks splits a top-level section of the template (two-space
 // indented keys) into the text of each key.
 func topLevelBlocks(t *testing.T, tmpl, section string) map[string]string {
@@ -233,7 +274,13 @@ func TestCloudFormationStackRunsWorker(t *testing.T) {
 	poolARN := "arn:aws:cognito-idp:us-east-1:123456789012:userpool/" + pool
 
 	m := &motoCLI{t: t, e: e}
-	out := m.createStack("ParameterKey=UserPoolArns,ParameterValue=" + poolARN)
+	ledgerTable := "resetq-cfn-ledger-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	out := m.createStack("ParameterKey=UserPoolArns,ParameterValue="+poolARN,
+		"ParameterKey=Ledger,ParameterValue=create", "ParameterKey=LedgerTableName,ParameterValue="+ledgerTable)
+	if out["LedgerTable"] != ledgerTable {
+		t.Errorf("output LedgerTable %q, want %s", out["LedgerTable"], ledgerTable)
+	}
+	checkLedgerTable(t, m, ledgerTable, out["LedgerTableArn"])
 	if _, ok := out["QueueKeyPolicyArn"]; ok {
 		t.Error("QueueKeyPolicyArn output without KmsKeyArn")
 	}
@@ -273,9 +320,11 @@ func TestCloudFormationStackRunsWorker(t *testing.T) {
 
 	// The managed policies grant what deploy/iam/*.json grant, on the stack's
 	// queues and the given pools.
-	kinds := map[string]string{out["QueueArn"]: "queue", out["DeadLetterQueueArn"]: "dlq", poolARN: "pools", "*": "all"}
+	kinds := map[string]string{out["QueueArn"]: "queue", out["DeadLetterQueueArn"]: "dlq", poolARN: "pools", "*": "all", out["LedgerTableArn"]: "ledger"}
 	for policyOutput, file := range map[string]string{"WorkerPolicyArn": "iam/worker-policy.json", "ProducerPolicyArn": "iam/producer-policy.json",
-		"WorkerUsagePolicyArn": "iam/worker-usage-policy.json", "OperatorPolicyArn": "iam/operator-policy.json"} {
+		"WorkerUsagePolicyArn": "iam/worker-usage-policy.json", "OperatorPolicyArn": "iam/operator-policy.json",
+		"LedgerWorkerPolicyArn": "iam/ledger-worker-policy.json", "LedgerProducerPolicyArn": "iam/ledger-producer-policy.json",
+		"LedgerOperatorPolicyArn": "iam/ledger-operator-policy.json"} {
 		got := grants(t, m.policyDocument(out[policyOutput]), func(r string) string {
 			if k, ok := kinds[r]; ok {
 				return k
@@ -296,6 +345,8 @@ func TestCloudFormationStackRunsWorker(t *testing.T) {
 				return "queue"
 			case strings.Contains(r, ":userpool/"):
 				return "pools"
+			case strings.HasSuffix(r, ":table/${LedgerTable}"):
+				return "ledger"
 			}
 			return "unexpected resource " + r
 		})
@@ -480,6 +531,111 @@ func TestCloudFormationStackKMS(t *testing.T) {
 	})
 	if want := []string{"kms:Decrypt on key", "kms:GenerateDataKey on key"}; !slices.Equal(got, want) {
 		t.Errorf("QueueKeyPolicy grants %v, want %v", got, want)
+	}
+	// Without Ledger (none, the default): no table, no ledger policy.
+	for k := range out {
+		if strings.HasPrefix(k, "Ledger") {
+			t.Errorf("output %s without Ledger", k)
+		}
+	}
+}
+
+// TestCloudFormationStackLedgerExisting: with Ledger=existing the stack
+// makes no table and grants the ledger's actions on the named one, the
+// same as with create: only the table's origin differs.
+func TestCloudFormationStackLedgerExisting(t *testing.T) {
+	t.Parallel()
+	needCLI(t, "aws", "pip install awscli")
+	e := testenv.New(t, "cfnledger")
+	m := &motoCLI{t: t, e: e}
+	table := "resetq-existing-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	poolARN := "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_x"
+	out := m.createStack("ParameterKey=UserPoolArns,ParameterValue="+poolARN,
+		"ParameterKey=Ledger,ParameterValue=existing", "ParameterKey=LedgerTableName,ParameterValue="+table)
+	arn := "arn:aws:dynamodb:us-east-1:123456789012:table/" + table
+	if out["LedgerTable"] != table || out["LedgerTableArn"] != arn {
+		t.Errorf("outputs LedgerTable %q, LedgerTableArn %q; want %s, %s", out["LedgerTable"], out["LedgerTableArn"], table, arn)
+	}
+	var tables struct{ TableNames []string }
+	if err := json.Unmarshal(m.run("dynamodb", "list-tables"), &tables); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(tables.TableNames, table) {
+		t.Errorf("Ledger=existing made the table %s", table)
+	}
+	for p, file := range ledgerPolicies {
+		got := grants(t, m.policyDocument(out[p]), func(r string) string {
+			switch r {
+			case arn:
+				return "ledger"
+			case poolARN:
+				return "pools"
+			}
+			return "unexpected resource " + r
+		})
+		if want := grants(t, []byte(readFile(t, file)), ledgerKind); !slices.Equal(got, want) {
+			t.Errorf("%s grants %v, %s %v", p, got, file, want)
+		}
+	}
+}
+
+// ledgerPolicies is the stack output of each ledger policy, and its file.
+var ledgerPolicies = map[string]string{
+	"LedgerWorkerPolicyArn":   "iam/ledger-worker-policy.json",
+	"LedgerProducerPolicyArn": "iam/ledger-producer-policy.json",
+	"LedgerOperatorPolicyArn": "iam/ledger-operator-policy.json",
+}
+
+// ledgerKind names the resources of the ledger policies' files.
+func ledgerKind(r string) string {
+	switch {
+	case strings.HasSuffix(r, ":table/${LedgerTable}"):
+		return "ledger"
+	case strings.Contains(r, ":userpool/"):
+		return "pools"
+	}
+	return "unexpected resource " + r
+}
+
+// checkLedgerTable: the table the stack made is the ledger's
+// (docs/ledger.md: pk HASH and sk RANGE, both strings; on-demand) with
+// deletion protection, and the output's ARN is its ARN. moto's
+// CloudFormation model ignores TTL, point-in-time recovery and SSE:
+// TestCloudFormationTemplateText checks those in the template.
+func checkLedgerTable(t *testing.T, m *motoCLI, table, arn string) {
+	t.Helper()
+	var d struct {
+		Table struct {
+			TableArn                  string
+			KeySchema                 []struct{ AttributeName, KeyType string }
+			AttributeDefinitions      []struct{ AttributeName, AttributeType string }
+			BillingModeSummary        struct{ BillingMode string }
+			DeletionProtectionEnabled bool
+		}
+	}
+	if err := json.Unmarshal(m.run("dynamodb", "describe-table", "--table-name", table), &d); err != nil {
+		t.Fatal(err)
+	}
+	tab := d.Table
+	var keys []string
+	for _, k := range tab.KeySchema {
+		for _, a := range tab.AttributeDefinitions {
+			if a.AttributeName == k.AttributeName {
+				keys = append(keys, k.AttributeName+" "+k.KeyType+" "+a.AttributeType)
+			}
+		}
+	}
+	if want := []string{"pk HASH S", "sk RANGE S"}; !slices.Equal(keys, want) {
+		t.Errorf("ledger table keys %v, want %v", keys, want)
+	}
+	if tab.TableArn != arn {
+		t.Errorf("ledger table ARN %s, output LedgerTableArn %s", tab.TableArn, arn)
+	}
+	if tab.BillingModeSummary.BillingMode != "PAY_PER_REQUEST" {
+		t.Errorf("ledger table billing %q, want PAY_PER_REQUEST", tab.BillingModeSummary.BillingMode)
+	}
+	if !tab.DeletionProtectionEnabled {
+		t.Error("ledger table without deletion protection")
 	}
 }
 

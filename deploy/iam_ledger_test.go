@@ -1,0 +1,123 @@
+package deploy
+
+import (
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/resetq/resetq/ledger"
+)
+
+// ledgerUse is what one role does with the ledger: the policy file it gets,
+// and the ledger's methods its commands call.
+type ledgerUse struct {
+	file    string
+	methods []string
+}
+
+// ledgerUses is each role's use of the ledger (docs/ledger.md, "IAM"):
+// the worker ensures the table, claims, records and reads the counts (its
+// progress line and gauges); enqueue ensures the table and records the
+// users it enqueued; status and report (the operator's) read. The table is
+// made by the kit or exists, so no role creates it: CreateTable and
+// UpdateTimeToLive are iam/ledger-create-policy.json's alone.
+var ledgerUses = map[string]ledgerUse{
+	"worker":   {"iam/ledger-worker-policy.json", []string{"Ensure", "Claim", "Record", "Progress"}},
+	"producer": {"iam/ledger-producer-policy.json", []string{"Ensure", "Enqueued"}},
+	"operator": {"iam/ledger-operator-policy.json", []string{"Ensure", "Rows", "Progress", "Campaigns"}},
+}
+
+// caseSensitiveCall is the Cognito action behind ledger.ForWorker's
+// CaseSensitive (cognito.Pools.CaseSensitive): the worker compares a
+// pool's usernames as the pool does.
+const caseSensitiveCall = "cognito-idp:DescribeUserPool"
+
+// TestLedgerPoliciesGrantEachUse: each ledger policy grants, on the table
+// only, exactly the actions ledger.IAMActionsByMethod gives the methods its
+// role calls, none of the create actions; the worker's adds DescribeUserPool
+// on the pools (cognito/pools.go's CaseSensitive calls it); the create
+// policy is ledger.IAMCreateActions; the roles' own policies grant no
+// DynamoDB action, so a deployment without a ledger has none.
+func TestLedgerPoliciesGrantEachUse(t *testing.T) {
+	t.Parallel()
+	for role, use := range ledgerUses {
+		var want []string
+		for _, m := range use.methods {
+			actions, ok := ledger.IAMActionsByMethod[m]
+			if !ok {
+				t.Fatalf("%s: ledger.IAMActionsByMethod has no method %s", role, m)
+			}
+			for _, a := range actions {
+				want = append(want, a+" on ledger")
+			}
+		}
+		if role == "worker" {
+			want = append(want, caseSensitiveCall+" on pools")
+		}
+		want = slices.Compact(sorted(want))
+		got := grants(t, []byte(readFile(t, use.file)), ledgerKind)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s grants\n  %v\nthe %s's use of the ledger (%v) needs\n  %v", use.file, got, role, use.methods, want)
+		}
+		for a := range policyGrants(t, use.file) {
+			if slices.Contains(ledger.IAMCreateActions, a) {
+				t.Errorf("%s grants %s: the table is the kit's, or exists", use.file, a)
+			}
+		}
+	}
+	var create []string
+	for _, a := range ledger.IAMCreateActions {
+		create = append(create, a+" on ledger")
+	}
+	if got := grants(t, []byte(readFile(t, "iam/ledger-create-policy.json")), ledgerKind); !slices.Equal(got, sorted(create)) {
+		t.Errorf("iam/ledger-create-policy.json grants %v, want ledger.IAMCreateActions on the table: %v", got, sorted(create))
+	}
+
+	src := readFile(t, "../cognito/pools.go")
+	// CaseSensitive and the helper it may hand the call to.
+	fn := strings.Join(regexp.MustCompile(`(?s)\nfunc (?:\([^)]*\) )?(?i:caseSensitive)\(.*?\n}\n`).FindAllString(src, -1), "")
+	if !strings.Contains(fn, "."+strings.TrimPrefix(caseSensitiveCall, "cognito-idp:")+"(ctx") {
+		t.Errorf("cognito/pools.go: CaseSensitive no longer calls %s:\n%s", caseSensitiveCall, fn)
+	}
+
+	for _, f := range []string{"iam/worker-policy.json", "iam/producer-policy.json", "iam/operator-policy.json", "iam/worker-usage-policy.json", "iam/worker-incident-policy.json"} {
+		if strings.Contains(readFile(t, f), `"dynamodb:`) {
+			t.Errorf("%s grants a DynamoDB action: the ledger's actions belong in iam/ledger-*-policy.json", f)
+		}
+	}
+}
+
+// TestLedgerIAMDocumented: docs/ledger.md's IAM table lists exactly
+// ledger.IAMActions, and iam/README.md names each ledger policy file with
+// its statements.
+func TestLedgerIAMDocumented(t *testing.T) {
+	t.Parallel()
+	doc := readFile(t, "../docs/ledger.md")
+	rows := regexp.MustCompile("(?m)^\\| `(dynamodb:[A-Za-z]+)` \\|").FindAllStringSubmatch(doc, -1)
+	var listed []string
+	for _, r := range rows {
+		listed = append(listed, r[1])
+	}
+	if got, want := sorted(listed), sorted(ledger.IAMActions); !slices.Equal(got, want) {
+		t.Errorf("docs/ledger.md's IAM table lists %v, ledger.IAMActions is %v", got, want)
+	}
+	readme := readFile(t, "iam/README.md")
+	files := []string{"iam/ledger-create-policy.json"}
+	for _, use := range ledgerUses {
+		files = append(files, use.file)
+	}
+	for _, f := range files {
+		if !strings.Contains(readme, "`"+strings.TrimPrefix(f, "iam/")+"`") {
+			t.Errorf("iam/README.md does not name %s", f)
+		}
+		for _, sid := range slices.Compact(slices.Sorted(maps.Values(policyGrants(t, f)))) {
+			if !strings.Contains(readme, "`"+sid+"`") {
+				t.Errorf("iam/README.md does not name %s's statement %s", f, sid)
+			}
+		}
+	}
+}
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
