@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/resetq/resetq/clock"
 	"math/rand/v2"
 	"time"
 
@@ -117,5 +118,5 @@ func (l Listing) List(ctx context.Context, fn func(Input) error) error {
 // pause waits before try n+1: base doubled per failure up to 5s, with
 // jitter of up to a half; it returns ctx's error if ctx ends first.
 func pause(ctx context.Context, base time.Duration, failures int) error {
-	return retry.Sleep(ctx, retry.Curve{Base: base, Max: 5 * time.Second}.Delay(failures, rand.Float64()))
+	return clock.Sleep(ctx, clock.Real{}, retry.Curve{Base: base, Max: 5 * time.Second}.Delay(failures, rand.Float64()))
 }

@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"context"
+	"github.com/resetq/resetq/clock"
 	"runtime"
 	"time"
 
@@ -194,8 +195,8 @@ type DepthReader interface {
 // PollQueues sets resetq_queue_messages from each queue (keyed by the
 // queue label, e.g. "source" and "dlq") every interval until ctx ends.
 // onErr, if not nil, hears about failed reads.
-func (m *Metrics) PollQueues(ctx context.Context, interval time.Duration, queues map[string]DepthReader, onErr func(queue string, err error)) {
-	t := time.NewTicker(interval)
+func (m *Metrics) PollQueues(ctx context.Context, clk clock.Clock, interval time.Duration, queues map[string]DepthReader, onErr func(queue string, err error)) {
+	t := clk.NewTicker(interval)
 	defer t.Stop()
 	for {
 		for name, q := range queues {
@@ -213,7 +214,7 @@ func (m *Metrics) PollQueues(ctx context.Context, interval time.Duration, queues
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }

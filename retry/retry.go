@@ -1,9 +1,8 @@
 // Package retry has the waits between tries: an exponential backoff curve,
-// pure (the caller draws the jitter), and a sleep that ends with its context.
+// pure (the caller draws the jitter); clock.Sleep waits them out.
 package retry
 
 import (
-	"context"
 	"time"
 )
 
@@ -32,16 +31,4 @@ func (b Curve) Delay(attempt int, r float64) time.Duration {
 		r = 0.999999
 	}
 	return d/2 + time.Duration(r*float64(d/2))
-}
-
-// Sleep waits for d, or until ctx ends and returns its error.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

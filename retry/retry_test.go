@@ -1,8 +1,6 @@
 package retry
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 )
@@ -44,14 +42,3 @@ func TestCurve(t *testing.T) {
 	}
 }
 
-func TestSleep(t *testing.T) {
-	t.Parallel()
-	if err := Sleep(context.Background(), time.Millisecond); err != nil {
-		t.Fatalf("Sleep = %v, want nil", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Sleep after cancel = %v, want context.Canceled", err)
-	}
-}

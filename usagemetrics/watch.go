@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"github.com/resetq/resetq/clock"
 	"log/slog"
 	"sort"
 	"sync"
@@ -31,6 +32,8 @@ type WatcherConfig struct {
 	// OnRead, if not nil, receives each Region's minutes with data after
 	// each reading, oldest first (the limiter's outside signal).
 	OnRead func(region string, minutes []Minute)
+	// Clock gives the time and the ticker (default clock.Real).
+	Clock clock.Clock
 }
 
 func (c WatcherConfig) withDefaults() WatcherConfig {
@@ -38,6 +41,7 @@ func (c WatcherConfig) withDefaults() WatcherConfig {
 	c.Interval = cmp.Or(c.Interval, DefaultInterval)
 	c.Lookback = cmp.Or(c.Lookback, DefaultLookback)
 	c.Log = cmp.Or(c.Log, slog.New(slog.DiscardHandler))
+	c.Clock = cmp.Or[clock.Clock](c.Clock, clock.Real{})
 	return c
 }
 
@@ -109,14 +113,14 @@ func (w *Watcher) Add(region string) {
 // Run reads every Region each Interval, and a Region just added at once,
 // until ctx ends.
 func (w *Watcher) Run(ctx context.Context) {
-	t := time.NewTicker(w.cfg.Interval)
+	t := w.cfg.Clock.NewTicker(w.cfg.Interval)
 	defer t.Stop()
 	for {
-		w.Poll(ctx, time.Now())
+		w.Poll(ctx, w.cfg.Clock.Now())
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		case <-w.added:
 		}
 	}

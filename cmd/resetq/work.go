@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/resetq/resetq/clock"
 	"io"
 	"log/slog"
 	"net"
@@ -381,7 +382,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if usage != nil {
 		go usage.Run(bg)
 	}
-	go m.PollQueues(bg, 15*time.Second, map[string]metrics.DepthReader{"source": source, "dlq": dlq},
+	go m.PollQueues(bg, clock.Real{}, 15*time.Second, map[string]metrics.DepthReader{"source": source, "dlq": dlq},
 		func(q string, err error) { log.Warn("reading queue depth failed", "queue", q, "error", err) })
 
 	log.Info("worker starting", "queue_url", f.queueURL, "dlq_url", dlqURL, "rate", f.rate,

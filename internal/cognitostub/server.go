@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/resetq/resetq/clock"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/resetq/resetq/internal/world"
-	"github.com/resetq/resetq/retry"
 )
 
 // RunBackground sends perSecond background calls per second into the
@@ -65,7 +65,9 @@ func (s *Stub) RunUsers(ctx context.Context, u world.Users) {
 }
 
 // sleep waits d or until ctx is done, and reports whether it waited d.
-func sleep(ctx context.Context, d time.Duration) bool { return retry.Sleep(ctx, d) == nil }
+func sleep(ctx context.Context, d time.Duration) bool {
+	return clock.Sleep(ctx, clock.Real{}, d) == nil
+}
 
 // Server is a Stub served on a free 127.0.0.1 port.
 type Server struct {

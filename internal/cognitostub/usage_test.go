@@ -21,19 +21,19 @@ import (
 	"github.com/resetq/resetq/usagemetrics"
 )
 
-// clock is a settable clock, safe to read from the server's goroutines.
-type clock struct {
+// testClock is a settable clock, safe to read from the server's goroutines.
+type testClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *clock) Now() time.Time {
+func (c *testClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *clock) Set(t time.Time) {
+func (c *testClock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = t
@@ -92,7 +92,7 @@ func equal(a, b []minute) bool {
 // no point for a minute without any.
 func TestSDKUsage(t *testing.T) {
 	t.Parallel()
-	clk := &clock{now: at("12:00:05")}
+	clk := &testClock{now: at("12:00:05")}
 	srv := start(t, Config{Quota: 2, Now: clk.Now})
 	ctx := context.Background()
 
@@ -170,7 +170,7 @@ func TestSDKUsage(t *testing.T) {
 // TestUsageDelay: a minute shows UsageDelay after it ends.
 func TestUsageDelay(t *testing.T) {
 	t.Parallel()
-	clk := &clock{now: at("12:00:05")}
+	clk := &testClock{now: at("12:00:05")}
 	srv := start(t, Config{UsageDelay: 3 * time.Minute, Now: clk.Now})
 	srv.Admit(Background)
 	usage := awscheck.New(awsConfig(t, srv.URL))
@@ -195,7 +195,7 @@ func TestUsageDelay(t *testing.T) {
 // not serve is an error.
 func TestGetMetricDataQueries(t *testing.T) {
 	t.Parallel()
-	clk := &clock{}
+	clk := &testClock{}
 	srv := start(t, Config{Now: clk.Now})
 	for _, hhmm := range []string{"12:00:10", "12:01:10", "12:01:20", "12:05:10"} {
 		clk.Set(at(hhmm))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/resetq/resetq/clock"
 	"os"
 	"slices"
 	"strconv"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/resetq/resetq/internal/cognitostub"
 	"github.com/resetq/resetq/internal/redisserver"
-	"github.com/resetq/resetq/retry"
 )
 
 // Contenders.
@@ -126,7 +126,7 @@ func (h *harness) settle(ctx context.Context) {
 }
 
 // sleep waits d, or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) { _ = retry.Sleep(ctx, d) }
+func sleep(ctx context.Context, d time.Duration) { _ = clock.Sleep(ctx, clock.Real{}, d) }
 
 // measure resets the stand-in's counters, runs body (which returns when
 // its contender started), and fills r from the stand-in's counts.
