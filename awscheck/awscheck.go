@@ -38,8 +38,8 @@ type Client struct {
 
 var _ usagemetrics.Reader = (*Client)(nil)
 
-// New returns a Client built on cfg (config.LoadDefaultConfig; the
-// AWS_ENDPOINT_URL_* variables apply).
+// New returns a Client built on cfg (the SDK configuration resetq loads
+// once; the AWS_ENDPOINT_URL_* variables apply).
 func New(cfg aws.Config) *Client {
 	return &Client{cfg: cfg, ses: map[string]*ses.Client{}, sns: map[string]*sns.Client{},
 		sq: map[string]*servicequotas.Client{}, cw: map[string]*cloudwatch.Client{}}

@@ -57,8 +57,8 @@ var (
 	_ worker.StatusReader = (*Client)(nil)
 )
 
-// New returns a Client built on cfg (from config.LoadDefaultConfig, so
-// credentials, profiles and AWS_ENDPOINT_URL[_COGNITO_IDENTITY_PROVIDER]
+// New returns a Client built on cfg (the SDK configuration resetq loads
+// once, so credentials, profiles and AWS_ENDPOINT_URL[_COGNITO_IDENTITY_PROVIDER]
 // apply). The SDK's own retries are off: the worker paces and retries
 // itself.
 func New(cfg aws.Config) *Client {
