@@ -54,12 +54,12 @@ func TestCategorizeCampaign(t *testing.T) {
 		{"reset, now another status", trail("a", "", "reset"), user("FORCE_CHANGE_PASSWORD", true, after), "force_change_password", "reset; FORCE_CHANGE_PASSWORD now"},
 		{"re-invited, not signed in", trail("a", "", "reinvited"), user("FORCE_CHANGE_PASSWORD", true, after), CategoryReinvited, "re-invited, not signed in yet"},
 		{"re-invited, signed in since", trail("a", "", "reinvited"), user("CONFIRMED", true, after), CategoryReinvitedSignedIn, "re-invited, signed in since"},
-		{"disabled by the campaign", trail("a", "NoVerifiedContact", "disabled", "dead_lettered"), user("CONFIRMED", false, after), CategoryDisabled, "disabled by the campaign (dead-lettered: NoVerifiedContact)"},
+		{"disabled by the campaign", trail("a", "InvalidParameterException", "disabled", "dead_lettered"), user("CONFIRMED", false, after), CategoryDisabled, "disabled by the campaign (dead-lettered: InvalidParameterException)"},
 		{"disabled by the campaign, enabled again", trail("a", "", "disabled"), user("CONFIRMED", true, after), CategoryDisabled, "disabled by the campaign; enabled again since"},
 		{"disabled before the campaign, dead-lettered", trail("a", "NotAuthorizedException", "dead_lettered"), user("CONFIRMED", false, before), CategoryDisabledBefore, "disabled, not by the campaign; dead-lettered: NotAuthorizedException"},
 		{"disabled, no outcome yet", trail("a", ""), user("CONFIRMED", false, before), CategoryDisabledBefore, "disabled, not by the campaign"},
-		{"dead-lettered, untouched", trail("a", "NoVerifiedContact", "dead_lettered"), user("CONFIRMED", true, before), CategoryDeadLettered, "dead-lettered: NoVerifiedContact"},
-		{"attacker edit: dead-lettered, CONFIRMED and modified after the start", trail("a", "NoVerifiedContact", "dead_lettered"), user("CONFIRMED", true, after), CategoryDeadLettered, "dead-lettered: NoVerifiedContact"},
+		{"dead-lettered, untouched", trail("a", "InvalidParameterException", "dead_lettered"), user("CONFIRMED", true, before), CategoryDeadLettered, "dead-lettered: InvalidParameterException"},
+		{"attacker edit: dead-lettered, CONFIRMED and modified after the start", trail("a", "InvalidParameterException", "dead_lettered"), user("CONFIRMED", true, after), CategoryDeadLettered, "dead-lettered: InvalidParameterException"},
 		{"dead-lettered, killed and signed out first", trail("a", "attempts_exhausted", "password_killed", "signed_out", "dead_lettered"), user("CONFIRMED", true, after), CategoryDeadLettered, "dead-lettered: attempts_exhausted"},
 		{"enqueued, no outcome", trail("a", ""), user("CONFIRMED", true, after), CategoryEnqueued, "enqueued, no outcome yet"},
 		{"enqueued, signed out only", trail("a", "", "signed_out"), user("CONFIRMED", true, after), CategoryEnqueued, "enqueued, no outcome yet"},
@@ -132,7 +132,7 @@ func TestCampaign(t *testing.T) {
 		{Username: "mallory", Status: "CONFIRMED", Enabled: true, LastModified: after},
 		{Username: "walt", Status: "CONFIRMED", Enabled: true, LastModified: after},
 	}}
-	rows := rowsOf(trail("Alice", "", "reset"), trail("bob", "", "reset"), trail("mallory", "NoVerifiedContact", "dead_lettered"))
+	rows := rowsOf(trail("Alice", "", "reset"), trail("bob", "", "reset"), trail("mallory", "InvalidParameterException", "dead_lettered"))
 	var buf bytes.Buffer
 	rw, err := NewRecordWriter(&buf, "csv", true)
 	if err != nil {
@@ -167,7 +167,7 @@ func TestCampaign(t *testing.T) {
 	wantRows := [][]string{
 		{"Alice", "completed", "reset, a new password since", "", "2026-11-29T08:00:00Z", "2026-11-29T08:01:00Z", ""},
 		{"bob", "pending", "reset, code not used yet", "", "2026-11-29T08:00:00Z", "2026-11-29T08:01:00Z", ""},
-		{"mallory", "dead_lettered", "dead-lettered: NoVerifiedContact", "NoVerifiedContact", "2026-11-29T08:00:00Z", "", "2026-11-29T08:01:00Z"},
+		{"mallory", "dead_lettered", "dead-lettered: InvalidParameterException", "InvalidParameterException", "2026-11-29T08:00:00Z", "", "2026-11-29T08:01:00Z"},
 		{"walt", "not_enqueued", "never enqueued in the campaign", "", "", "", ""},
 		{"ghost", "not_found", "never enqueued; no such user", "", "", "", ""},
 	}
@@ -226,13 +226,13 @@ func TestCampaignLedgerFailure(t *testing.T) {
 // the enqueue and each step's time; an estimate's has none of them.
 func TestCampaignRecordJSON(t *testing.T) {
 	t.Parallel()
-	rec := NewCampaignRecord("p", "mallory", trail("mallory", "NoVerifiedContact", "dead_lettered"), user("CONFIRMED", true, since.Add(time.Hour)))
+	rec := NewCampaignRecord("p", "mallory", trail("mallory", "InvalidParameterException", "dead_lettered"), user("CONFIRMED", true, since.Add(time.Hour)))
 	b, err := json.Marshal(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := `{"username":"u","status":"CONFIRMED","enabled":true,"last_modified":"2026-11-29T09:00:00Z","category":"dead_lettered","pool":"p",` +
-		`"detail":"dead-lettered: NoVerifiedContact","reason":"NoVerifiedContact","enqueued_at":"2026-11-29T08:00:00Z","steps":{"dead_lettered":"2026-11-29T08:01:00Z"}}`
+		`"detail":"dead-lettered: InvalidParameterException","reason":"InvalidParameterException","enqueued_at":"2026-11-29T08:00:00Z","steps":{"dead_lettered":"2026-11-29T08:01:00Z"}}`
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
 	}
