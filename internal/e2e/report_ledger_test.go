@@ -199,6 +199,15 @@ func TestReportLedger(t *testing.T) {
 	if done := byUser["done1"]; done[col["reset_at"]] == "" || done[col["enqueued_at"]] == "" {
 		t.Errorf("done1 without its times: %q", done)
 	}
+	// A listing beside the ledger: the pool's users come with their state;
+	// "ghost" has a row and is not in the pool.
+	out, stderr, code = opsRun(t, e, "report", "--ledger-table", table, "--campaign", campaign, "--pool", pool, "--all-users", "--output", "json")
+	got.Counts = nil
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil || got.Users != 11 || got.LedgerRows != 10 ||
+		got.SourceInLedger != 9 || !sameCounts(got.Counts, want) {
+		t.Errorf("with --all-users: exit %d %v %+v\n%s", code, err, got, stderr)
+	}
+
 	// Without a source, the campaign enqueued last, in text: the ledger's
 	// rows only.
 	out, stderr, code = opsRun(t, e, "report", "--ledger-table", table)
