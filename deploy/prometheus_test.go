@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/internal/awsproxy"
+	"github.com/resetq/resetq/internal/localserver/localservertest"
 	"github.com/resetq/resetq/internal/testenv"
 )
 
@@ -300,20 +301,7 @@ scrape_configs:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", log.String())
-		}
-	})
+	done := localservertest.StopAtCleanup(t, cmd, 15*time.Second, "prometheus", &log)
 	base := "http://" + addr
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
 	"github.com/resetq/resetq/awscheck"
+	"github.com/resetq/resetq/internal/localserver/localservertest"
 	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/testenv"
 	"github.com/resetq/resetq/usagemetrics"
@@ -65,19 +65,7 @@ func TestWorkUsageGauges(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("resetq log:\n%s", logs.String())
-		}
-	})
+	localservertest.StopAtCleanup(t, cmd, 30*time.Second, "resetq", &logs)
 	e.Send("usage", bodies...) // the Region's first job starts its readings
 
 	labels := `{category="UserAccountRecovery",region="` + region + `"}`
