@@ -109,17 +109,19 @@ func (f *reportFlags) validate() (time.Time, enqueue.Format, error) {
 	return since, format, checkOutput(*f.output)
 }
 
-const reportHelp = `Usage: resetq report --ledger-table TABLE [--campaign ID] [--pool ID] [SOURCE] [flags]
+const reportHelp = `Usage: resetq report --ledger-table TABLE [--campaign ID] [--pool ID] [SOURCE]
+                     [flags]
        resetq report --since TIME [--pool ID] SOURCE [flags]
 
 Report a campaign: for each user, its status in Cognito, whether it is
 enabled, when it was last modified, and a category.
 
 With the campaign's ledger (--ledger-table; --campaign, by default the
-one enqueued last), the report is evidence. Its users are the campaign's rows in the ledger (of --pool only,
-if given) and, with a SOURCE, the users of it that have no row. Each is
-read with AdminGetUser (--get-rate); the category says what the campaign
-did and where the user stands now, the detail column why:
+one enqueued last), the report is evidence. Its users are the campaign's
+rows in the ledger (of --pool only, if given) and, with a SOURCE, the
+users of it that have no row. Each is read with AdminGetUser (--get-rate);
+the category says what the campaign did and where the user stands now,
+the detail column why:
   completed            the campaign reset the user, and it is CONFIRMED now:
                        leaving RESET_REQUIRED takes the code
   pending              the campaign reset the user, RESET_REQUIRED: code not
