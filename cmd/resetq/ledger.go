@@ -46,3 +46,19 @@ func campaignCounts(p ledger.Progress) map[string]status.Counts {
 	}
 	return out
 }
+
+// lastCampaign is the campaign enqueued last in l.
+func lastCampaign(ctx context.Context, l *ledger.Ledger) (string, error) {
+	cs, err := l.Campaigns(ctx)
+	var denied *awserr.DeniedError
+	switch {
+	case errors.As(err, &denied):
+		return "", usageError{err}
+	case err != nil:
+		return "", err
+	}
+	if len(cs) == 0 {
+		return "", usagef("--ledger-table %s: no campaign enqueued yet; name one with --campaign", l.Table())
+	}
+	return cs[0].Name, nil
+}

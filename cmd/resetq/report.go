@@ -290,22 +290,6 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// lastCampaign is the campaign enqueued last in l.
-func lastCampaign(ctx context.Context, l *ledger.Ledger) (string, error) {
-	cs, err := l.Campaigns(ctx)
-	var denied *awserr.DeniedError
-	switch {
-	case errors.As(err, &denied):
-		return "", usageError{err}
-	case err != nil:
-		return "", err
-	}
-	if len(cs) == 0 {
-		return "", usagef("--ledger-table %s: no campaign enqueued yet; name one with --campaign", l.Table())
-	}
-	return cs[0].Name, nil
-}
-
 // noRows is the usage error of a campaign the ledger has no row of: a
 // mistyped ID, most likely, whose report would say nothing.
 func (run *reportRun) noRows() error {

@@ -325,14 +325,9 @@ func openCampaign(ctx context.Context, awsCfg aws.Config, table, name string) (*
 		return nil, err
 	}
 	if name == "" {
-		cs, err := l.Campaigns(ctx)
-		if err != nil {
+		if name, err = lastCampaign(ctx, l); err != nil {
 			return nil, err
 		}
-		if len(cs) == 0 {
-			return nil, usagef("--ledger-table %s: no campaign enqueued yet; name one with --campaign", table)
-		}
-		name = cs[0].Name
 	}
 	return &campaignStatus{l: l, name: name, left: status.LeftSamples{Window: 15 * time.Minute}}, nil
 }
