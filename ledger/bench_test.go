@@ -60,7 +60,9 @@ var benchLatency = dynamostub.Config{Latency: 5 * time.Millisecond, TransactLate
 // claimedRow is a row as the confirming GetItem reads it after a claim.
 func claimedRow() map[string]types.AttributeValue {
 	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
-	n := func(v int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+	n := func(v int64) types.AttributeValue {
+		return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+	}
 	return map[string]types.AttributeValue{
 		"pk": s("bench#r07"), "sk": s(benchPool + "#user0000001"), "campaign": s(benchCampaign), "pool": s(benchPool),
 		"user": s("user0000001"), "username": s("user0000001"), "updated_at": n(t0.UnixMilli()),
