@@ -42,6 +42,10 @@ type Job struct {
 	Steps       string `json:"steps,omitempty"`
 	Remediation string `json:"remediation,omitempty"`
 	Body        string `json:"body,omitempty"` // only when it is not a valid job
+	// Ledger is the user's outcome in the campaign ledger now (reset,
+	// reinvited, disabled, dead_lettered; "none": no outcome yet), when
+	// the command was given one.
+	Ledger string `json:"ledger,omitempty"`
 }
 
 // JobOf describes m. A body that is not a job still has its pool and
@@ -95,6 +99,9 @@ func ReasonOf(m job.Message) string {
 type Filter struct {
 	Reason   string // a resetq.reason, or ReasonNone for messages without one
 	Campaign string
+	// Skip, when set, leaves the jobs it says true for out (a redrive
+	// leaves in the DLQ the jobs whose user the ledger says is done).
+	Skip func(job.Message) bool
 }
 
 // Match reports whether m passes the filter.
@@ -109,7 +116,10 @@ func (f Filter) Match(m job.Message) bool {
 			return false
 		}
 	}
-	return f.Campaign == "" || m.Attributes[job.AttrCampaign].StringValue == f.Campaign
+	if f.Campaign != "" && m.Attributes[job.AttrCampaign].StringValue != f.Campaign {
+		return false
+	}
+	return f.Skip == nil || !f.Skip(m)
 }
 
 // Count is one line of a DLQ summary.

@@ -57,6 +57,15 @@ func (f *ForWorker) Record(ctx context.Context, u worker.LedgerUser, step, detai
 	return f.Ledger.Record(ctx, k, Step(step), now, detail)
 }
 
+// Row reads u's row (see Ledger.Get).
+func (f *ForWorker) Row(ctx context.Context, u worker.LedgerUser) (Row, bool, error) {
+	k, err := f.key(ctx, u)
+	if err != nil {
+		return Row{}, false, err
+	}
+	return f.Ledger.Get(ctx, k)
+}
+
 func (f *ForWorker) key(ctx context.Context, u worker.LedgerUser) (Key, error) {
 	fold, err := f.folds(ctx, u.Pool)
 	return Key{Campaign: u.Campaign, Pool: u.Pool, User: u.Username, Fold: fold}, err

@@ -393,6 +393,18 @@ func (l *Ledger) readState(ctx context.Context, k Key) (state, error) {
 	return state{Outcome: Step(getS(item, attrOutcome)), Reason: getS(item, attrReason)}, nil
 }
 
+// Get reads k's row, consistently; found is false when the user has none.
+func (l *Ledger) Get(ctx context.Context, k Key) (r Row, found bool, err error) {
+	if err := k.Validate(); err != nil {
+		return Row{}, false, err
+	}
+	item, err := l.getRow(ctx, k)
+	if err != nil || len(item) == 0 {
+		return Row{}, false, err
+	}
+	return decodeRow(item), true, nil
+}
+
 func (l *Ledger) getRow(ctx context.Context, k Key) (map[string]types.AttributeValue, error) {
 	var out *dynamodb.GetItemOutput
 	err := l.try(ctx, func(ctx context.Context) error {

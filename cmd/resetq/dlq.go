@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -10,8 +11,12 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/dlq"
+	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/ledger"
 	"github.com/resetq/resetq/queue"
+	"github.com/resetq/resetq/worker"
 )
 
 const dlqUsage = `Usage: resetq dlq <summary|list|redrive> [flags]
@@ -53,6 +58,7 @@ type dlqFlags struct {
 	maxRate          float64
 	visibility       time.Duration
 	output           *string
+	ledgerTable      string
 }
 
 func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
@@ -96,6 +102,12 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 			"message the DLQ counts. Exit 1 when any matching message was not moved, or the pass\n" +
 			"could not read every message."
 	}
+	switch cmd {
+	case "list":
+		ledgerFlag(fs, &f.ledgerTable, "show each job's user's outcome in the campaign ledger now (a duplicate's user may be done by another job)")
+	case "redrive":
+		ledgerFlag(fs, &f.ledgerTable, "leave in the DLQ the jobs whose user the campaign ledger says is done (reset, re-invited or disabled by another job): counted skipped")
+	}
 	fs.DurationVar(&f.visibility, "visibility", dlq.DefaultVisibility, "how long a message read is hidden at first; the pass renews it until it ends (a killed pass leaves messages hidden this long, or as long as it had run)")
 	f.output = outputFlag(fs)
 	setUsage(fs, "Usage: "+usageLine+"\n\n"+about+"\n")
@@ -126,9 +138,17 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 	if anyURL == "" {
 		anyURL = f.dlqURL
 	}
-	_, client, err := loadAWS(ctx, anyURL)
+	awsCfg, client, err := loadAWS(ctx, anyURL)
 	if err != nil {
 		return err
+	}
+	var led *ledger.ForWorker
+	if f.ledgerTable != "" {
+		l, err := openLedger(ctx, awsCfg, f.ledgerTable, false)
+		if err != nil {
+			return err
+		}
+		led = &ledger.ForWorker{Ledger: l, CaseSensitive: cognito.NewPools(awsCfg).CaseSensitive}
 	}
 	dlqURL := f.dlqURL
 	var source *queue.Queue
@@ -148,6 +168,12 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 	}
 	scan := dlq.ScanConfig{Visibility: f.visibility, Wait: time.Second}
 	filter := dlq.Filter{Reason: f.reason, Campaign: f.campaign}
+	if led != nil && cmd == "redrive" {
+		filter.Skip = func(m job.Message) bool {
+			r, found, err := ledgerRow(ctx, led, dlq.JobOf(m))
+			return err == nil && found && r.Done() // in doubt, redriven: the worker's claim still refuses a second code
+		}
+	}
 
 	switch cmd {
 	case "summary":
@@ -173,6 +199,11 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 		}
 		if jobs == nil {
 			jobs = []dlq.Job{}
+		}
+		if led != nil {
+			for i := range jobs {
+				jobs[i].Ledger = ledgerOutcome(ctx, led, jobs[i])
+			}
 		}
 		if err := writeResult(stdout, *f.output, struct {
 			DLQURL string `json:"dlq_url"`
@@ -230,14 +261,23 @@ func printSummary(w io.Writer, dlqURL string, s dlq.Summary) error {
 
 func printJobs(w io.Writer, jobs []dlq.Job, sc dlq.Scan) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MESSAGE ID\tPOOL\tUSERNAME\tREASON\tREMEDIATION\tSTEPS\tATTEMPTS\tFAILED AT\tRECORDS\tCAMPAIGN\tERROR")
+	ledgerCol := len(jobs) > 0 && jobs[0].Ledger != ""
+	head := "MESSAGE ID\tPOOL\tUSERNAME\tREASON\tREMEDIATION\tSTEPS\tATTEMPTS\tFAILED AT\tRECORDS\tCAMPAIGN\t"
+	if ledgerCol {
+		head += "LEDGER\t"
+	}
+	fmt.Fprintln(tw, head+"ERROR")
 	for _, j := range jobs {
 		errText := cell(j.Error)
 		if j.Body != "" {
 			errText += " (body: " + cell(j.Body) + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", cell(j.MessageID), orDash(cell(j.Pool)), orDash(cell(j.Username)),
-			cell(j.Reason), orDash(cell(j.Remediation)), orDash(cell(j.Steps)), orDash(cell(j.Attempts)), orDash(cell(j.FailedAt)), j.Records, orDash(cell(j.Campaign)), orDash(errText))
+		row := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t", cell(j.MessageID), orDash(cell(j.Pool)), orDash(cell(j.Username)),
+			cell(j.Reason), orDash(cell(j.Remediation)), orDash(cell(j.Steps)), orDash(cell(j.Attempts)), orDash(cell(j.FailedAt)), j.Records, orDash(cell(j.Campaign)))
+		if ledgerCol {
+			row += cell(j.Ledger) + "\t"
+		}
+		fmt.Fprintln(tw, row+orDash(errText))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -298,4 +338,28 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// ledgerRow reads the ledger's row of j's user (its campaign, or "none").
+func ledgerRow(ctx context.Context, led *ledger.ForWorker, j dlq.Job) (ledger.Row, bool, error) {
+	if j.Pool == "" || j.Username == "" {
+		return ledger.Row{}, false, nil
+	}
+	return led.Row(ctx, worker.LedgerUser{Campaign: cmp.Or(j.Campaign, worker.NoCampaign), Pool: j.Pool, Username: j.Username})
+}
+
+// ledgerOutcome is j's user's outcome in the ledger for dlq list: the
+// outcome, "none" (enqueued, no outcome), "no_row", or "unknown" (the
+// read failed).
+func ledgerOutcome(ctx context.Context, led *ledger.ForWorker, j dlq.Job) string {
+	r, found, err := ledgerRow(ctx, led, j)
+	switch {
+	case err != nil:
+		return "unknown"
+	case !found:
+		return "no_row"
+	case r.Outcome == "":
+		return "none"
+	}
+	return string(r.Outcome)
 }

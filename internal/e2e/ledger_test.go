@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/testenv"
+	"github.com/resetq/resetq/ledger"
 )
 
 // TestLedgerFleetOneCodePerUser: three replicas without Redis, each
@@ -89,5 +92,52 @@ func TestLedgerEnqueueStatus(t *testing.T) {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Fatalf("status after the work lacks %q: exit %d:\n%s%s", want, code, out, stderr)
 		}
+	}
+}
+
+// TestLedgerDLQ: dlq list shows each dead-lettered job's user's outcome in
+// the ledger now, and dlq redrive leaves in the DLQ the jobs whose user
+// another job finished (a duplicate), moving the others.
+func TestLedgerDLQ(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "ledgerdlq")
+	ctx := context.Background()
+	table := "ledger-dlq-" + fmt.Sprint(time.Now().UnixNano())
+	const campaign = "c-dlq"
+	pool := e.Pool(e.East, map[string]moto.UserState{"done-elsewhere": moto.Confirmed, "still-to-do": moto.Confirmed})
+	l, err := ledger.New(ledger.NewClient(e.East), ledger.Config{Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := ledger.Key{Campaign: campaign, Pool: pool, User: "done-elsewhere"}
+	if err := l.Record(ctx, done, ledger.StepReset, time.Now(), ""); err != nil {
+		t.Fatal(err)
+	}
+	opsSendDLQ(t, e, testenv.Job(pool, "done-elsewhere"), "InternalErrorException", campaign)
+	opsSendDLQ(t, e, testenv.Job(pool, "still-to-do"), "InternalErrorException", campaign)
+	out, stderr, code := opsRun(t, e, "dlq", "list", "--queue-url", e.QueueURL, "--ledger-table", table, "--output", "json")
+	if code != 0 {
+		t.Fatalf("dlq list: exit %d: %s", code, stderr)
+	}
+	var list struct {
+		Jobs []struct{ Username, Ledger string }
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, j := range list.Jobs {
+		got[j.Username] = j.Ledger
+	}
+	if got["done-elsewhere"] != "reset" || got["still-to-do"] != "no_row" {
+		t.Fatalf("dlq list's ledger column: %v (%s)", got, out)
+	}
+	out, stderr, code = opsRun(t, e, "dlq", "redrive", "--queue-url", e.QueueURL, "--ledger-table", table, "--output", "json")
+	var res struct{ Moved, Skipped int }
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.Moved != 1 || res.Skipped != 1 {
+		t.Fatalf("dlq redrive: exit %d, %+v: %s%s", code, res, out, stderr)
 	}
 }
