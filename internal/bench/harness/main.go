@@ -6,7 +6,9 @@
 // real users' pattern of internal/world, beside the real users alone and
 // the constant rate the simulation finds best for -harm-budget; resetq
 // reads the stand-in's usage metrics there, as it reads CloudWatch's on
-// AWS. It prints Markdown tables, one row per scenario × contender, and
+// AWS. Scenario 6 runs one campaign at Q=30/s without and with
+// --ledger-table, the ledger in internal/bench/dynamostub answering at
+// DynamoDB's latency, and compares the rates. It prints Markdown tables, one row per scenario × contender, and
 // writes every figure to a JSON file.
 //
 //	go run ./internal/bench/harness -profile quick -json bench-quick.json
@@ -16,7 +18,8 @@
 //
 // It lives beside the enqueue benchmark under internal/ (like
 // internal/demo) because it is a development tool, not something resetq
-// ships: a main package with no tests, so `go test ./...` never runs it.
+// ships: a main package whose tests check only the plumbing of its
+// scenarios (ledger_test.go), so `go test ./...` never runs a scenario.
 package main
 
 import (
@@ -32,6 +35,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,7 +46,7 @@ import (
 func main() {
 	prof := flag.String("profile", "quick", "quick (under a minute, for CI) or full (the issue's numbers, for docs/benchmarks.md)")
 	jsonPath := flag.String("json", "", "write every figure to this JSON file")
-	only := flag.String("scenarios", "", "comma-separated scenarios to run (default: the profile's, 1-5 in full, 1-4 in quick; 5, pacing in the world, is 12 rows of quota model × real users, about 30 min in full)")
+	only := flag.String("scenarios", "", "comma-separated scenarios to run (default: the profile's, 1-6 in full, 1-4 and 6 in quick; 5, pacing in the world, is 12 rows of quota model × real users, about 30 min in full; 6, the ledger at the quota, about 7 min in full)")
 	latency := flag.Duration("latency", 0, "the stand-in's answer latency")
 	contenders := flag.String("contenders", "", "in scenarios 1, 2 and 5, run only these comma-separated contenders (naive, sdk-adaptive, per-second, resetq; default all)")
 	resetqArgs := flag.String("resetq-args", "", "more space-separated flags for every resetq work run, e.g. '--status-check=redelivered' for an A/B")
@@ -50,6 +54,8 @@ func main() {
 	patterns := flag.String("patterns", "", "in scenario 5, run only these comma-separated real users' patterns ("+strings.Join(rw.Patterns(), ", ")+"; default all)")
 	worldJobs := flag.Int("world-jobs", 0, "in scenario 5, resetq's jobs in each row (default: the profile's, 1,000 in full, 200 in quick: it reads usage every 5 s)")
 	worldBaseJobs := flag.Int("world-baseline-jobs", 0, "in scenario 5, each baseline's jobs in each row (default: the profile's, 200 in full, 60 in quick)")
+	ledgerConc := flag.String("ledger-concurrency", "", "in scenario 6, the comma-separated --concurrency values, a pair of runs (without and with --ledger-table, DynamoDB at 5 ms, 10 ms a transaction) each (default: the profile's: in full 16 and 1, and 1 at twice the latency; 16 in quick)")
+	ledgerJobs := flag.Int("ledger-jobs", 0, "in scenario 6, the jobs of each run (default: the profile's, 3,000 in full, 60 in quick)")
 	harmBudget := flag.Float64("harm-budget", 0.005, "in scenario 5, the share of real users' calls resetq may cost (the verdict and the frontier)")
 	flag.Parse()
 	p, ok := profiles[*prof]
@@ -80,6 +86,20 @@ func main() {
 	}
 	if *worldBaseJobs > 0 {
 		p.worldBaseJobs = *worldBaseJobs
+	}
+	if *ledgerJobs > 0 {
+		p.ledgerJobs = *ledgerJobs
+	}
+	if *ledgerConc != "" {
+		p.ledgerRuns = nil
+		for _, s := range strings.Split(*ledgerConc, ",") {
+			c, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || c < 1 {
+				fmt.Fprintf(os.Stderr, "-ledger-concurrency: %q is not a concurrency of 1 or more\n", s)
+				os.Exit(2)
+			}
+			p.ledgerRuns = append(p.ledgerRuns, ledgerRun{concurrency: c, latency: ledgerLatency})
+		}
 	}
 	scenarios := p.scenarios
 	if *only != "" {
@@ -174,7 +194,7 @@ func run(ctx context.Context, p profile, jsonPath string, only []string, latency
 	for _, sc := range []struct {
 		id  string
 		run func(context.Context)
-	}{{"1", h.alone}, {"2", h.shared}, {"3", h.fleet}, {"4", h.efficiency}, {"5", h.pacing}} {
+	}{{"1", h.alone}, {"2", h.shared}, {"3", h.fleet}, {"4", h.efficiency}, {"5", h.pacing}, {"6", h.ledger}} {
 		if slices.Contains(only, sc.id) && ctx.Err() == nil {
 			sc.run(ctx)
 		}

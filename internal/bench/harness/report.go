@@ -63,8 +63,16 @@ type row struct {
 	OfFrontier    float64 `json:"of_frontier,omitempty"`    // Rate / FrontierRate
 	SimHarm       float64 `json:"simulated_harm,omitempty"` // the same run, simulated (alone and constant rows)
 	HarmBudget    float64 `json:"harm_budget,omitempty"`
-	usersSpan     float64 // seconds over which BackgroundCalls were counted
-	lossy         bool    // a throttled call is not retried: not every job's user is reset
+	// Scenario 6 only.
+	LedgerTable    string         `json:"ledger_table,omitempty"`
+	LedgerCalls    map[string]int `json:"ledger_calls,omitempty"` // DynamoDB calls by operation
+	LedgerPerReset float64        `json:"ledger_calls_per_reset,omitempty"`
+	LedgerPeak     int            `json:"ledger_peak_in_flight,omitempty"` // most DynamoDB calls at once
+	LedgerItems    int            `json:"ledger_items,omitempty"`          // rows and counter items after the run
+	OfNoLedger     float64        `json:"rate_of_no_ledger,omitempty"`     // Rate / the rate of the run without the ledger
+
+	usersSpan float64 // seconds over which BackgroundCalls were counted
+	lossy     bool    // a throttled call is not retried: not every job's user is reset
 
 	Target string `json:"target"` // met, missed: ..., n/a, error, not run
 	Error  string `json:"error,omitempty"`
@@ -255,6 +263,9 @@ func cost(r *row) string {
 	s := fmt.Sprintf("CPU %.2f s/10k, %.3f SQS req/reset, RSS %s", r.CPUPer10k, r.SQSPerReset, mib(r.PeakRSSKiB))
 	if r.RSSGrowth != nil {
 		s += fmt.Sprintf(" (%+.1f%% over the smaller queue)", 100**r.RSSGrowth)
+	}
+	if r.LedgerTable != "" {
+		s += ledgerCost(r)
 	}
 	return s
 }

@@ -67,13 +67,7 @@ func (w *world) runOne(ctx context.Context, q queues, rp replica, log string, id
 	args := append([]string{"work", "--queue-url", q.url, "--dlq-url", q.dlq, "--allow-any-pool",
 		"--exit-when-idle", idle.String(), "--metrics-addr", "127.0.0.1:0", "--usage-metrics=false"}, extra...)
 	cmd := exec.CommandContext(ctx, w.bin, args...)
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir,
-		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL_SQS=" + w.proxy.URL,
-		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + w.stub.URL,
-		"AWS_ENDPOINT_URL_CLOUDWATCH=" + w.stub.URL,
-	}
+	cmd.Env = w.processEnv()
 	f, err := os.Create(log)
 	if err != nil {
 		return proc{err: err}
@@ -100,6 +94,20 @@ func (w *world) runOne(ctx context.Context, q queues, rp replica, log string, id
 		p.err = fmt.Errorf("killed after %v: %v", timeout, p.err)
 	}
 	return p
+}
+
+// processEnv is a resetq process's environment: the SDK's standard
+// variables with the stand-ins' endpoints, then w.env (the last of a name
+// wins, as exec.Cmd takes it).
+func (w *world) processEnv() []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir,
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_ENDPOINT_URL_SQS=" + w.proxy.URL,
+		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + w.stub.URL,
+		"AWS_ENDPOINT_URL_CLOUDWATCH=" + w.stub.URL,
+	}
+	return append(env, w.env...)
 }
 
 // tail is the end of a file, on one line.

@@ -50,6 +50,8 @@ type profile struct {
 	stepCycle     bool          // scenario 5: the step pattern's alone and constant runs last a whole cycle at least
 	models        []string      // scenario 5 runs only these quota models (nil: all)
 	patterns      []string      // scenario 5 runs only these real users' patterns (nil: all)
+	ledgerJobs    int           // scenario 6: jobs in each run
+	ledgerRuns    []ledgerRun   // scenario 6: each with the ledger, after one without at its concurrency
 }
 
 // contendersToRun returns the contenders of scenarios 1, 2 and 5 to run.
@@ -62,19 +64,21 @@ func (p profile) contendersToRun() []string {
 }
 
 var profiles = map[string]profile{
-	"full": {name: "full", scenarios: []string{"1", "2", "3", "4", "5"},
+	"full": {name: "full", scenarios: []string{"1", "2", "3", "4", "5", "6"},
 		aloneJobs: 3000, sharedJobs: 2000, harmBaseline: 10 * time.Second, fleetJobs: 3000,
 		effJobs: 50_000, rssSmall: 1000, rssLarge: 100_000, idle: 2 * time.Second, unlimitedRate: 100_000, settle: true,
 		worldJobs: 1000, worldBaseJobs: 200, worldAlone: 10 * time.Second, constantFor: 20 * time.Second, frontierSim: 600 * time.Second,
-		stepCycle: true},
-	// quick is a smoke test for CI: scenarios 1 to 4 (5 when asked for)
+		stepCycle: true, ledgerJobs: 3000,
+		ledgerRuns: []ledgerRun{{16, ledgerLatency, false}, {1, ledgerLatency, false}, {1, ledgerSlow, true}}},
+	// quick is a smoke test for CI: scenarios 1 to 4 and 6 (5 when asked for)
 	// with every contender, but so few jobs that start-up and ramp-up
 	// weigh on the figures; and no wait between contenders, to stay under
 	// a minute.
-	"quick": {name: "quick", scenarios: []string{"1", "2", "3", "4"},
+	"quick": {name: "quick", scenarios: []string{"1", "2", "3", "4", "6"},
 		aloneJobs: 80, sharedJobs: 50, harmBaseline: time.Second, fleetJobs: 75,
 		effJobs: 1000, rssSmall: 1000, rssLarge: 5000, idle: time.Second, unlimitedRate: 100_000,
-		worldJobs: 200, worldBaseJobs: 60, worldAlone: 2 * time.Second, constantFor: 3 * time.Second, frontierSim: 120 * time.Second},
+		worldJobs: 200, worldBaseJobs: 60, worldAlone: 2 * time.Second, constantFor: 3 * time.Second, frontierSim: 120 * time.Second,
+		ledgerJobs: 60, ledgerRuns: []ledgerRun{{16, ledgerLatency, false}}},
 }
 
 // The scenarios' quotas and loads.

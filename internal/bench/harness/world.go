@@ -37,6 +37,9 @@ type world struct {
 	sqs    *sqs.Client // straight to fauxqs: enqueueing is not counted
 	cfg    aws.Config  // static credentials, us-east-1
 	seq    atomic.Int64
+	// env is more variables for every resetq process (a scenario's
+	// endpoints); one named above replaces it.
+	env []string
 	// redisFlags is "" when `resetq work` has --redis-url and --fleet-size,
 	// else why the Redis row cannot run.
 	redisMissing string
