@@ -73,8 +73,10 @@ func TestClaimRelease(t *testing.T) {
 	}
 }
 
-// TestClaimAfterDeadLetter: a dead letter ends the job and its claim, but
-// not the user: a redriven job claims again.
+// TestClaimAfterDeadLetter: a dead letter ends the job, but not the user:
+// a redriven job claims again once the holder released its claim (or its
+// lease ended); a record never ends another holder's claim. A disabled
+// user is claimable too (enabled again, the user needs the code).
 func TestClaimAfterDeadLetter(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)
@@ -83,7 +85,21 @@ func TestClaimAfterDeadLetter(t *testing.T) {
 	if err := b.l.Record(t.Context(), k, ledger.StepDeadLettered, at(time.Second), "attempts_exhausted"); err != nil {
 		t.Fatal(err)
 	}
-	wantClaim(t, "a dead-lettered user, redriven", claim(t, b.l, k, "w2", at(2*time.Second)), ledger.Claim{Held: true, Holder: "w2", Until: at(2*time.Second + lease)})
+	wantClaim(t, "w1's claim outlives another job's dead letter", claim(t, b.l, k, "w2", at(2*time.Second)), ledger.Claim{Holder: "w1", Until: at(lease)})
+	if err := b.l.Release(t.Context(), k, "w1", at(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	wantClaim(t, "a dead-lettered user, redriven", claim(t, b.l, k, "w2", at(4*time.Second)), ledger.Claim{Held: true, Holder: "w2", Until: at(4*time.Second + lease)})
+
+	d := key("c1", "dan")
+	if err := b.l.Record(t.Context(), d, ledger.StepDisabled, at(0), ""); err != nil {
+		t.Fatal(err)
+	}
+	wantClaim(t, "a disabled user", claim(t, b.l, d, "w3", at(time.Second)), ledger.Claim{Held: true, Holder: "w3", Until: at(time.Second + lease)})
+	if err := b.l.Record(t.Context(), d, ledger.StepReset, at(2*time.Second), ""); err != nil {
+		t.Fatal(err)
+	}
+	wantClaim(t, "reset after the disable", claim(t, b.l, d, "w4", at(3*time.Second)), ledger.Claim{Done: true, Outcome: ledger.StepReset})
 }
 
 // TestClaimRace: of 20 workers claiming one user at once, one wins and

@@ -23,5 +23,6 @@ var (
 		"Rows":      {iamQuery},
 		"Progress":  {iamBatchGet},
 		"Campaigns": {iamQuery},
+		"Get":       {iamGetItem},
 	}
 )

@@ -105,12 +105,14 @@ func (s Step) Valid() bool {
 }
 
 // Outcome reports whether s ends a job: the row's outcome, counted.
-func (s Step) Outcome() bool { return s.Done() || s == StepDeadLettered }
+func (s Step) Outcome() bool { return s.Done() || s == StepDisabled || s == StepDeadLettered }
 
 // Done reports whether s finishes the user for the campaign: no claim is
-// granted after it. A dead letter is an outcome but not done: a redriven
-// job may claim the user again.
-func (s Step) Done() bool { return s == StepReset || s == StepReinvited || s == StepDisabled }
+// granted after it, and no later outcome replaces it. A dead letter and a
+// disable are outcomes but not done: a redriven job may claim the user
+// again (a disabled user may have been enabled again since, and then needs
+// the code the disable stood in for).
+func (s Step) Done() bool { return s == StepReset || s == StepReinvited }
 
 // attr is the row attribute holding the step's first time.
 func (s Step) attr() string { return string(s) + "_at" }

@@ -86,7 +86,7 @@ func TestSteps(t *testing.T) {
 		{StepPasswordKilled, true, false, false},
 		{StepReset, true, true, true},
 		{StepReinvited, true, true, true},
-		{StepDisabled, true, true, true},
+		{StepDisabled, true, true, false}, // enabled again, the user needs the code: claimable
 		{StepDeadLettered, true, true, false},
 		{"enqueued", false, false, false},
 		{"", false, false, false},

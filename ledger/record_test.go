@@ -75,9 +75,9 @@ func TestEnqueueAgainKeepsSteps(t *testing.T) {
 	a := got[pool+"/alice"]
 	want := map[ledger.Step]time.Time{ledger.StepPasswordKilled: at(2 * time.Minute), ledger.StepSignedOut: at(3 * time.Minute), ledger.StepReset: at(4 * time.Minute)}
 	if !a.EnqueuedAt.Equal(at(0)) || a.Username != "Alice" || a.Campaign != "c1" || a.Pool != pool ||
-		a.Outcome != ledger.StepReset || !a.OutcomeAt.Equal(at(4*time.Minute)) || a.Holder != "" || !a.LeaseUntil.IsZero() ||
+		a.Outcome != ledger.StepReset || !a.OutcomeAt.Equal(at(4*time.Minute)) || a.Holder != "w1" ||
 		!a.ClaimedAt.Equal(at(time.Minute)) || !maps.EqualFunc(a.Steps, want, time.Time.Equal) {
-		t.Errorf("alice's row %+v; want enqueued at +0, steps %v, outcome reset at +4m, claim released", a, want)
+		t.Errorf("alice's row %+v; want enqueued at +0, steps %v, outcome reset at +4m, w1's claim left (a record ends no claim)", a, want)
 	}
 	if bb := got[pool+"/bob"]; bb.Outcome != ledger.StepDeadLettered || bb.Reason != "UserNotFoundException" || !bb.Steps[ledger.StepDeadLettered].Equal(at(4*time.Minute)) || bb.Done() {
 		t.Errorf("bob's row %+v; want dead-lettered UserNotFoundException at +4m", bb)

@@ -2,10 +2,12 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/worker"
 )
 
@@ -43,7 +45,7 @@ func (f *ForWorker) Claim(ctx context.Context, u worker.LedgerUser, holder strin
 	}
 	c, err := f.Ledger.Claim(ctx, k, holder, lease, now)
 	if err != nil {
-		return worker.Claim{}, err
+		return worker.Claim{}, forWorker(err)
 	}
 	return worker.Claim{Held: c.Held, Holder: c.Holder, Until: c.Until, Done: c.Done, Outcome: string(c.Outcome)}, nil
 }
@@ -54,7 +56,27 @@ func (f *ForWorker) Record(ctx context.Context, u worker.LedgerUser, step, detai
 	if err != nil {
 		return err
 	}
-	return f.Ledger.Record(ctx, k, Step(step), now, detail)
+	return forWorker(f.Ledger.Record(ctx, k, Step(step), now, detail))
+}
+
+// Release gives up holder's claim on u (see Ledger.Release).
+func (f *ForWorker) Release(ctx context.Context, u worker.LedgerUser, holder string, now time.Time) error {
+	k, err := f.key(ctx, u)
+	if err != nil {
+		return err
+	}
+	return forWorker(f.Ledger.Release(ctx, k, holder, now))
+}
+
+// forWorker marks the errors that are the ledger's, not a job's
+// (worker.ErrLedgerUnavailable): the worker then waits behind the
+// ledger's circuit instead of failing the job.
+func forWorker(err error) error {
+	var denied *awserr.DeniedError
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrThrottled) || errors.Is(err, ErrNoTable) || errors.As(err, &denied) {
+		return fmt.Errorf("%w: %w", worker.ErrLedgerUnavailable, err)
+	}
+	return err
 }
 
 // Row reads u's row (see Ledger.Get).

@@ -221,8 +221,8 @@ func (l *Ledger) Claim(ctx context.Context, k Key, holder string, lease time.Dur
 	u.set(attrLease, millis(until))
 	u.set(attrClaimed, millis(now))
 	out, h, lu := u.n(attrOutcome), u.n(attrHolder), u.n(attrLease)
-	u.cond = fmt.Sprintf("(attribute_not_exists(%s) OR %s = %s) AND (attribute_not_exists(%s) OR %s = %s OR %s <= %s)",
-		out, out, u.v(str(string(StepDeadLettered))), h, h, u.v(str(holder)), lu, u.v(millis(now)))
+	u.cond = fmt.Sprintf("(attribute_not_exists(%s) OR %s = %s OR %s = %s) AND (attribute_not_exists(%s) OR %s = %s OR %s <= %s)",
+		out, out, u.v(str(string(StepDeadLettered))), out, u.v(str(string(StepDisabled))), h, h, u.v(str(holder)), lu, u.v(millis(now)))
 	in := l.updateItem(rowKey(k), u)
 	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
 	err := l.try(ctx, func(ctx context.Context) error {
@@ -242,8 +242,15 @@ func (l *Ledger) Claim(ctx context.Context, k Key, holder string, lease time.Dur
 			return Claim{}, err
 		}
 	}
-	r := decodeRow(item)
-	return Claim{Holder: r.Holder, Until: r.LeaseUntil, Done: r.Outcome.Done(), Outcome: doneOutcome(r.Outcome)}, nil
+	return refused(decodeRow(item)), nil
+}
+
+// refused is the answer to a claim r's row refuses: done, or held.
+func refused(r Row) Claim {
+	if r.Outcome.Done() {
+		return Claim{Done: true, Outcome: r.Outcome}
+	}
+	return Claim{Holder: r.Holder, Until: r.LeaseUntil}
 }
 
 // confirm reads back a claim just granted: DynamoDB's conditional writes
@@ -258,16 +265,9 @@ func (l *Ledger) confirm(ctx context.Context, k Key, holder string, until time.T
 	}
 	r := decodeRow(item)
 	if r.Holder != holder || r.Outcome.Done() {
-		return Claim{Holder: r.Holder, Until: r.LeaseUntil, Done: r.Outcome.Done(), Outcome: doneOutcome(r.Outcome)}, nil
+		return refused(r), nil
 	}
 	return Claim{Held: true, Holder: holder, Until: until.UTC()}, nil
-}
-
-func doneOutcome(s Step) Step {
-	if s.Done() {
-		return s
-	}
-	return ""
 }
 
 // Release gives up holder's claim on the user (a job sent back without an
@@ -296,9 +296,10 @@ func (l *Ledger) Release(ctx context.Context, k Key, holder string, now time.Tim
 // detail is its reason (a code such as UserNotFoundException: it names a
 // counter, so it must come from a small set). A step keeps its first time.
 //
-// An outcome (reset, re-invited, disabled, dead-lettered) releases the
-// claim and moves the counters, in one transaction with the row. The
-// first done outcome is final; a dead letter gives way to a done outcome
+// An outcome (reset, re-invited, disabled, dead-lettered) moves the
+// counters, in one transaction with the row; it leaves the claim alone
+// (a job's record must not end another job's claim: the holder releases
+// its own, see Release). The first done outcome is final; a dead letter gives way to a done outcome
 // or to a later dead letter with another reason, which then counts instead.
 func (l *Ledger) Record(ctx context.Context, k Key, step Step, now time.Time, detail string) error {
 	if err := k.Validate(); err != nil {
@@ -333,15 +334,11 @@ func (l *Ledger) Record(ctx context.Context, k Key, step Step, now time.Time, de
 	return &kindError{ErrThrottled, fmt.Errorf("ledger table %s: the outcome of %s/%s kept changing under %s", l.cfg.Table, k.Pool, k.User, step)}
 }
 
-// recordStep writes step's first time without changing the outcome; an
-// outcome step also releases the claim, and a dead letter's reason is kept
-// when the user is done (a done user's outcome does not change).
+// recordStep writes step's first time without changing the outcome; a
+// dead letter's reason is kept when the user is done (a done user's outcome does not change).
 func (l *Ledger) recordStep(ctx context.Context, k Key, step Step, now time.Time, cur state, detail string) error {
 	u := l.rowUpdate(k, now)
 	u.setFirst(step.attr(), millis(now))
-	if step.Outcome() {
-		u.del(attrHolder, attrLease)
-	}
 	if step == StepDeadLettered && cur.Outcome.Done() {
 		u.set(attrReason, str(detail))
 	}
@@ -365,10 +362,11 @@ func (l *Ledger) changeOutcome(ctx context.Context, k Key, step Step, now time.T
 	if next.Outcome == StepDeadLettered {
 		row.set(attrReason, str(next.Reason))
 	}
-	row.del(attrHolder, attrLease)
 	out := row.n(attrOutcome)
 	if cur.Outcome == "" {
 		row.cond = "attribute_not_exists(" + out + ")"
+	} else if cur.Reason == "" { // a disable: no reason written
+		row.cond = out + " = " + row.v(str(string(cur.Outcome))) + " AND attribute_not_exists(" + row.n(attrReason) + ")"
 	} else {
 		row.cond = out + " = " + row.v(str(string(cur.Outcome))) + " AND " + row.n(attrReason) + " = " + row.v(str(cur.Reason))
 	}

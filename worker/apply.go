@@ -43,12 +43,14 @@ func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m job.Message, o ou
 		if !w.requeue(ctx, jl, m, o) {
 			return
 		}
+		w.release(ctx, o.User, o.Holder)
 	case DeadLetter:
 		if !w.deadLetter(ctx, jl, m, o) {
 			return
 		}
 		w.m.DeadLetters.WithLabelValues(o.Reason).Inc()
 		w.record(ctx, o.User, StepDeadLettered, o.Reason)
+		w.release(ctx, o.User, o.Holder)
 	}
 	w.count(o.Label)
 }

@@ -119,6 +119,11 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		if w.held.lost(r.m.ReceiptHandle) {
 			return stop(outcome{Action: Abandon, Label: "expired"})
 		}
+		if o.emails && w.renewDue(r) {
+			if st := w.claim(hard, r); st != nil {
+				return stop(*st)
+			}
+		}
 		// Checked again after the wait: a circuit may have opened during
 		// it, and the daily email limit may have come to hold the pool.
 		keys = w.keys(r.job, o)

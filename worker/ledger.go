@@ -1,8 +1,8 @@
 package worker
 
 import (
-	"cmp"
 	"context"
+	"errors"
 	"time"
 
 	"github.com/resetq/resetq/job"
@@ -11,15 +11,23 @@ import (
 // Ledger is the campaign's record outside this process (the ledger
 // package, in DynamoDB): the claim a job takes before its user's code or
 // invitation goes, so that one job in a whole fleet sends it, and the
-// steps done, with their times.
+// steps done, with their times. Only jobs of a named campaign use it.
 type Ledger interface {
 	// Claim claims u for holder, or says who holds u until when, or that
 	// u is done for the campaign (and by which step).
 	Claim(ctx context.Context, u LedgerUser, holder string, now time.Time) (Claim, error)
+	// Release gives up holder's claim on u, if holder still has it.
+	Release(ctx context.Context, u LedgerUser, holder string, now time.Time) error
 	// Record records a step done for u (a job.Step* name, or
-	// StepDeadLettered with the reason as detail).
+	// StepDeadLettered with the reason as detail). It ends no claim.
 	Record(ctx context.Context, u LedgerUser, step, detail string, now time.Time) error
 }
+
+// ErrLedgerUnavailable marks a ledger error that is the ledger's, not the
+// job's (unreachable, throttled past its retries, access denied, no
+// table): it opens the ledger's circuit. Any other error fails the job's
+// claim alone.
+var ErrLedgerUnavailable = errors.New("the campaign ledger cannot be used")
 
 // StepDeadLettered is the ledger's step for a job sent to the DLQ.
 const StepDeadLettered = "dead_lettered"
@@ -32,13 +40,13 @@ type LedgerUser struct{ Campaign, Pool, Username string }
 type Claim struct {
 	Held    bool      // the caller holds the claim now
 	Holder  string    // else: who does
-	Until   time.Time // and until when
+	Until   time.Time // the end of the holder's lease
 	Done    bool      // the user is done for the campaign: no claim is granted
-	Outcome string    // the step that made it done (reset, reinvited, disabled)
+	Outcome string    // the step that made it done (reset, reinvited)
 }
 
 // ledgerKey is the breaker key of the ledger's circuit: while the ledger
-// cannot be reached, jobs wait, and nothing is reset without a claim.
+// cannot be used, jobs wait, and nothing is reset without a claim.
 const ledgerKey = "ledger:"
 
 // claimWait is the longest a job waits before it looks again at a user
@@ -46,13 +54,40 @@ const ledgerKey = "ledger:"
 // its lease (the longest wait) only if it died.
 const claimWait = 15 * time.Second
 
+// usesLedger reports whether r's job goes through the ledger: a ledger is
+// set and the job names its campaign. A job sent by hand without one
+// would share one campaign with every other such job, for the rows'
+// whole retention: a user reset once would never be reset again.
+func (w *Worker) usesLedger(r *run) bool { return w.cfg.Ledger != nil && r.m.Campaign() != "" }
+
+// holder is r's name in the ledger's claims: the job and the message. A
+// message SQS delivers again (after a crash) re-claims at once; a
+// sent-back copy and its original, should the original's delete fail,
+// never hold the claim together.
+func (r *run) holder() string { return r.jobID + "/" + r.m.ID }
+
+// claimFor asks the ledger for r's user's claim; a granted one is noted
+// in r.
+func (w *Worker) claimFor(hard context.Context, r *run) (Claim, error) {
+	ctx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
+	defer cancel()
+	now := w.cfg.Clock.Now()
+	c, err := w.cfg.Ledger.Claim(ctx, w.ledgerUser(r), r.holder(), now)
+	w.m.LedgerCalls.WithLabelValues("claim", ledgerResult(err, c)).Inc()
+	if err == nil && c.Held {
+		r.held, r.claimedAt, r.claimUntil = true, now, c.Until
+	}
+	return c, err
+}
+
 // claim takes r's user in the ledger before a code or an invitation goes.
 // It returns nil when the call may go (claimed, or no ledger); else the
 // job's outcome: done already (the sign-out owed follows), held by another
-// job (sent back to look again once the claim may have ended), or the
-// ledger unreachable (deferred behind its circuit).
+// job (sent back to look again soon, no password killed meanwhile), the
+// ledger unusable (deferred behind its circuit), or the claim failed for
+// this job alone (retried).
 func (w *Worker) claim(hard context.Context, r *run) *outcome {
-	if w.cfg.Ledger == nil {
+	if !w.usesLedger(r) {
 		return nil
 	}
 	now := w.cfg.Clock.Now()
@@ -61,34 +96,39 @@ func (w *Worker) claim(hard context.Context, r *run) *outcome {
 		o := deferral(*ref, r.since, now, r.attempts, w.cfg.Breaker.MaxDeferral)
 		return &o
 	}
-	ctx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
-	c, err := w.cfg.Ledger.Claim(ctx, w.ledgerUser(r), r.jobID, now)
-	cancel()
-	cl := Class{Kind: OK}
-	if err != nil {
-		cl = Class{Kind: Systemic, Code: job.ReasonLedgerUnavailable, Message: err.Error()}
-	}
+	c, err := w.claimFor(hard, r)
 	now = w.cfg.Clock.Now()
-	w.breaker.record(now, p, cl, []string{ledgerKey}, ledgerKey)
-	w.m.LedgerCalls.WithLabelValues("claim", ledgerResult(err, c)).Inc()
 	var o outcome
 	switch {
-	case err != nil:
-		w.log.Warn("the ledger cannot be reached: the job waits, no code goes without a claim", "error", err)
+	case err != nil && hard.Err() != nil:
+		w.breaker.record(now, p, Class{Kind: Canceled}, []string{ledgerKey}, ledgerKey)
+		o = released()
+	case errors.Is(err, ErrLedgerUnavailable):
+		cl := Class{Kind: Systemic, Code: job.ReasonLedgerUnavailable, Message: err.Error()}
+		w.breaker.record(now, p, cl, []string{ledgerKey}, ledgerKey)
+		w.log.Warn("the ledger cannot be used: the job waits, no code goes without a claim", "error", err)
 		ref, refused := w.breaker.peek(now, ledgerKey)
 		if !refused {
 			ref = refusal{wait: time.Second}
 		}
 		ref.reason, ref.detail = cl.Code, cl.Message
 		o = deferral(ref, r.since, now, r.attempts, w.cfg.Breaker.MaxDeferral)
+	case err != nil:
+		// The ledger answered; this job's claim failed (its pool cannot be
+		// described, a key the table refuses): the job alone is retried.
+		w.breaker.record(now, p, Class{Kind: OK}, []string{ledgerKey}, ledgerKey)
+		o = w.decide(r, Class{Kind: Transient, Code: "ledger_claim_failed", Message: err.Error()})
 	case c.Held:
+		w.breaker.record(now, p, Class{Kind: OK}, []string{ledgerKey}, ledgerKey)
 		return nil
 	case c.Done:
-		o = outcome{Action: Delete, Label: cmp.Or(c.Outcome, job.StepReset), AlreadyReset: true, Attempts: r.attempts}
+		w.breaker.record(now, p, Class{Kind: OK}, []string{ledgerKey}, ledgerKey)
+		o = outcome{Action: Delete, Label: c.Outcome, AlreadyReset: true, Attempts: r.attempts}
 	default:
 		// Another job of the user holds it: its code may be on its way.
-		// This one looks again once the claim may have ended; it kills no
-		// password meanwhile (the holder's call may be the reset).
+		// This one looks again soon; it kills no password meanwhile (the
+		// holder's call may be the reset).
+		w.breaker.record(now, p, Class{Kind: OK}, []string{ledgerKey}, ledgerKey)
 		wait := min(claimWait, max(time.Second, c.Until.Sub(now)+time.Second))
 		o = outcome{Action: Retry, Label: "claimed_elsewhere", Delay: wait, Attempts: r.attempts,
 			Detail: "the ledger says another job holds the user until " + c.Until.UTC().Format(time.RFC3339)}
@@ -96,11 +136,48 @@ func (w *Worker) claim(hard context.Context, r *run) *outcome {
 	return &o
 }
 
-// record writes a step done for r's user to the ledger. A failed write is
-// logged and counted: the step happened, and the claim (until its lease
-// ends) and the status check keep a second code from going.
+// renewDue reports whether r's claim, about to be used for a call that
+// sends a code, is past half its lease (a long wait in the pacer): it is
+// then renewed first, so a duplicate cannot have taken it over.
+func (w *Worker) renewDue(r *run) bool {
+	return r.held && w.cfg.Clock.Now().Sub(r.claimedAt) > r.claimUntil.Sub(r.claimedAt)/2
+}
+
+// mayKill reports whether r's job may kill its user's password: with a
+// ledger, not when the ledger says the user is done or another job holds
+// it (its reset may be landing: a kill after it would undo the code). In
+// doubt (the ledger does not answer) the password dies.
+func (w *Worker) mayKill(hard context.Context, r *run) bool {
+	if !w.usesLedger(r) || r.held {
+		return true
+	}
+	c, err := w.claimFor(hard, r)
+	if err == nil && !c.Held {
+		w.log.Info("no password kill: the ledger says the user is done or another job holds it",
+			"pool", r.job.UserPoolID, "user", w.user(r.job.Username), "done", c.Done)
+		return false
+	}
+	return true
+}
+
+// foundReset records in the ledger a user the status check found
+// RESET_REQUIRED, when this job holds (or now takes) the claim: an
+// earlier delivery's reset whose record was lost, or a user reset before
+// the campaign. Either way the old password is dead and the user done.
+func (w *Worker) foundReset(hard context.Context, r *run) {
+	if !w.usesLedger(r) {
+		return
+	}
+	if c, err := w.claimFor(hard, r); err == nil && c.Held {
+		w.record(hard, w.ledgerUser(r), job.StepReset, "")
+	}
+}
+
+// record writes a step done for u to the ledger. A failed write is logged
+// and counted: the step happened, and the claim (until its lease ends)
+// and the status check keep a second code from going.
 func (w *Worker) record(hard context.Context, u LedgerUser, step, detail string) {
-	if w.cfg.Ledger == nil || u.Username == "" {
+	if w.cfg.Ledger == nil || u.Campaign == "" || u.Username == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
@@ -112,14 +189,26 @@ func (w *Worker) record(hard context.Context, u LedgerUser, step, detail string)
 	}
 }
 
-// ledgerUser is r's user in the ledger; a job sent without a campaign
-// (by hand, not by resetq enqueue) counts in the campaign "none".
-func (w *Worker) ledgerUser(r *run) LedgerUser {
-	return LedgerUser{Campaign: cmp.Or(r.m.Campaign(), NoCampaign), Pool: r.job.UserPoolID, Username: r.job.Username}
+// release gives up the claim a job held when it left without its user
+// done (sent back, dead-lettered), so its copy or another job need not
+// wait for the lease.
+func (w *Worker) release(ctx context.Context, u LedgerUser, holder string) {
+	if w.cfg.Ledger == nil || holder == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	err := w.cfg.Ledger.Release(ctx, u, holder, w.cfg.Clock.Now())
+	cancel()
+	w.m.LedgerCalls.WithLabelValues("release", ledgerResult(err, Claim{Held: true})).Inc()
+	if err != nil {
+		w.log.Warn("releasing the ledger's claim failed: other jobs of the user wait for its lease", "pool", u.Pool, "user", w.user(u.Username), "error", err)
+	}
 }
 
-// NoCampaign is the ledger's campaign of jobs sent without one.
-const NoCampaign = "none"
+// ledgerUser is r's user in the ledger.
+func (w *Worker) ledgerUser(r *run) LedgerUser {
+	return LedgerUser{Campaign: r.m.Campaign(), Pool: r.job.UserPoolID, Username: r.job.Username}
+}
 
 // ledgerResult is resetq_ledger_calls_total's result label.
 func ledgerResult(err error, c Claim) string {

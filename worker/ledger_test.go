@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -51,13 +52,22 @@ func (l *fakeLedger) Claim(_ context.Context, u LedgerUser, holder string, now t
 	}
 	r := l.row(u)
 	switch {
-	case r.outcome != "" && r.outcome != StepDeadLettered:
+	case r.outcome == job.StepReset || r.outcome == job.StepReinvited:
 		return Claim{Done: true, Outcome: r.outcome}, nil
 	case r.holder != "" && r.holder != holder && now.Before(r.until):
 		return Claim{Holder: r.holder, Until: r.until}, nil
 	}
 	r.holder, r.until = holder, now.Add(l.lease)
 	return Claim{Held: true, Holder: holder, Until: r.until}, nil
+}
+
+func (l *fakeLedger) Release(_ context.Context, u LedgerUser, holder string, _ time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := l.row(u); r.holder == holder {
+		r.holder = ""
+	}
+	return nil
 }
 
 func (l *fakeLedger) Record(_ context.Context, u LedgerUser, step, detail string, _ time.Time) error {
@@ -68,15 +78,16 @@ func (l *fakeLedger) Record(_ context.Context, u LedgerUser, step, detail string
 	}
 	r := l.row(u)
 	r.steps = append(r.steps, step)
+	done := r.outcome == job.StepReset || r.outcome == job.StepReinvited
 	switch step {
 	case job.StepReset, job.StepReinvited, job.StepDisabled:
-		if r.outcome == "" || r.outcome == StepDeadLettered {
-			r.outcome, r.holder = step, ""
+		if !done {
+			r.outcome = step
 		}
 	case StepDeadLettered:
 		r.reasons = append(r.reasons, detail)
 		if r.outcome == "" {
-			r.outcome, r.holder = step, ""
+			r.outcome = step
 		}
 	}
 	return nil
@@ -131,7 +142,7 @@ func TestLedgerOneCodeAcrossReplicas(t *testing.T) {
 func TestLedgerUnreachableNoCodeWithoutClaim(t *testing.T) {
 	t.Parallel()
 	led := newFakeLedger()
-	led.fail = errors.New("dial tcp: connection refused")
+	led.fail = fmt.Errorf("%w: dial tcp: connection refused", ErrLedgerUnavailable)
 	var resets atomic.Int64
 	b := newBundle(func(context.Context, job.Job) error { resets.Add(1); return nil })
 	b.cfg.Ledger = led
@@ -223,4 +234,86 @@ func TestLedgerHeldElsewhereWaits(t *testing.T) {
 
 func campaignAttrs(campaign string) map[string]job.Attribute {
 	return map[string]job.Attribute{job.AttrCampaign: {DataType: "String", StringValue: campaign}}
+}
+
+// TestLedgerJobErrorStaysWithTheJob: a claim that fails for one job (its
+// pool cannot be described) retries that job alone; the ledger's circuit
+// stays closed and other pools' jobs go on. A job without a campaign does
+// not use the ledger at all (a hand-sent job would share one campaign with
+// every other for the rows' retention).
+func TestLedgerJobErrorStaysWithTheJob(t *testing.T) {
+	t.Parallel()
+	led := &poolFailLedger{fakeLedger: newFakeLedger(), badPool: "us-east-1_Bogus"}
+	var resets atomic.Int64
+	b := newBundle(func(context.Context, job.Job) error { resets.Add(1); return nil })
+	b.cfg.Ledger = led
+	b.q.push(jobBody("us-east-1_Bogus", "x"), campaignAttrs("c1"))
+	for i := range 5 {
+		b.q.push(jobBody(pool, fmt.Sprintf("good%d", i)), campaignAttrs("c1"))
+	}
+	b.q.push(jobBody(pool, "handsent"), nil)
+	b.run(t)
+	if n := resets.Load(); n != 6 {
+		t.Fatalf("%d resets, want the 5 good jobs' and the hand-sent one's", n)
+	}
+	if v := testutil.ToFloat64(b.m.LedgerCircuitOpen); v != 0 {
+		t.Fatal("one job's failed claim opened the ledger's circuit")
+	}
+	dl := b.dlq.all()
+	if len(dl) != 1 || dl[0].Attributes[job.AttrReason].StringValue != job.ReasonAttemptsExhausted {
+		t.Fatalf("dead letters %v, want the bogus pool's job, attempts_exhausted", dl)
+	}
+	if r := led.get(LedgerUser{Pool: pool, Username: "handsent"}); len(r.steps) != 0 {
+		t.Fatalf("a job without a campaign went to the ledger: %+v", r)
+	}
+}
+
+// poolFailLedger fails every call for one pool, as ForWorker does when it
+// cannot describe the pool.
+type poolFailLedger struct {
+	*fakeLedger
+	badPool string
+}
+
+func (l *poolFailLedger) Claim(ctx context.Context, u LedgerUser, holder string, now time.Time) (Claim, error) {
+	if u.Pool == l.badPool {
+		return Claim{}, errors.New("DescribeUserPool: ResourceNotFoundException")
+	}
+	return l.fakeLedger.Claim(ctx, u, holder, now)
+}
+
+// TestLedgerClaimRenewedAfterALongWait: a job whose pacing wait outlasts
+// half its lease renews its claim before the call; here a duplicate took
+// the claim over meanwhile (the lease ended), so this job sends no code.
+func TestLedgerClaimRenewedAfterALongWait(t *testing.T) {
+	t.Parallel()
+	led := newFakeLedger()
+	u := LedgerUser{Campaign: "c1", Pool: pool, Username: "erin"}
+	var resets atomic.Int64
+	b := newBundle(func(context.Context, job.Job) error { resets.Add(1); return nil })
+	b.cfg.Ledger = led
+	b.cfg.ExitWhenIdle = 0
+	var once sync.Once
+	b.pacer.wait = func(ctx context.Context, _ string) error {
+		once.Do(func() {
+			b.clock.Advance(2 * led.lease) // a throttled Region: the wait outlasts the lease
+			if c, _ := led.Claim(ctx, u, "duplicate", b.clock.Now()); !c.Held {
+				t.Error("the duplicate could not take the expired claim")
+			}
+		})
+		return ctx.Err()
+	}
+	b.q.park = func(job.Outgoing) bool { return true }
+	b.q.push(jobBody(pool, "erin"), campaignAttrs("c1"))
+	_, cancel, done := b.start(t)
+	b.q.waitFor(t, "the job sent back", func() bool {
+		b.q.mu.Lock()
+		defer b.q.mu.Unlock()
+		return len(b.q.parked) == 1
+	})
+	cancel()
+	<-done
+	if n := resets.Load(); n != 0 || b.jobs("claimed_elsewhere") != 1 {
+		t.Fatalf("%d resets, %v claimed_elsewhere: the job called after its claim was taken over", n, b.jobs("claimed_elsewhere"))
+	}
 }

@@ -30,6 +30,7 @@ type outcome struct {
 	Remediation   string        // DeadLetter: what was done for the user instead ("disabled")
 	JobID         string        // the job's ID (job.State), for the copy and the record
 	User          LedgerUser    // the job's user, once the job is admitted: for the ledger's record
+	Holder        string        // the ledger's claim the job holds at its end, released unless the user is done
 	// Delayed: the job leaves without its code sent because the code
 	// must wait (an open circuit, the daily email limit, a retry after a
 	// failure or the per-user attempt limit), not because the user cannot

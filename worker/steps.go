@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"cmp"
 	"context"
 	"log/slog"
 	"slices"
@@ -31,7 +30,9 @@ func (w *Worker) decideJob(soft, hard context.Context, m job.Message, state job.
 		return o, jl
 	}
 	jl = jl.With("pool", job.UserPoolID, "user", w.user(job.Username))
-	w.noteCampaign(cmp.Or(m.Campaign(), NoCampaign))
+	if c := m.Campaign(); c != "" {
+		w.noteCampaign(c)
+	}
 	// Two jobs of one user in this process run one after the other, so the
 	// second one's status check sees the first one's reset.
 	unlock, err := w.users.lock(soft, userKey(job))
@@ -45,6 +46,9 @@ func (w *Worker) decideJob(soft, hard context.Context, m job.Message, state job.
 	}
 	o = w.steps(soft, hard, &r)
 	o.User = w.ledgerUser(&r)
+	if r.held {
+		o.Holder = r.holder()
+	}
 	return o, jl
 }
 
@@ -75,7 +79,7 @@ func (w *Worker) options(m job.Message) options {
 // run is one job's progress through its steps.
 type run struct {
 	m        job.Message
-	jobID    string // the job's ID (job.State): the ledger's claim holder
+	jobID    string // the job's ID (job.State): with the message's, the ledger's claim holder
 	job      job.Job
 	opt      options
 	attempts int
@@ -84,6 +88,9 @@ type run struct {
 	trusted  []string  // the same, when a worker's state signature vouches for them
 	done     []string  // steps done in this delivery, in order
 	user     *User     // the user as last read (AdminGetUser); nil: not read, or the read failed
+
+	held                  bool      // this job holds its user's claim in the ledger
+	claimedAt, claimUntil time.Time // when it claimed last, and the lease's end
 }
 
 // again reports whether the job ran before: delivered again, or a copy.
@@ -155,6 +162,7 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 	}
 	switch r.status() {
 	case "RESET_REQUIRED":
+		w.foundReset(hard, r)
 		return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reset", AlreadyReset: true, Attempts: r.attempts})
 	case "FORCE_CHANGE_PASSWORD":
 		if r.opt.reinvite {
@@ -187,6 +195,7 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 			return w.settle(soft, hard, r, w.decide(r, Class{Kind: Transient, Code: "status_unknown",
 				Message: "the reset was refused for the user's state, and reading the state failed: " + cl.Message}))
 		case "RESET_REQUIRED":
+			w.foundReset(hard, r)
 			return w.settle(soft, hard, r, outcome{Action: Delete, Label: "reset", AlreadyReset: true, Attempts: r.attempts})
 		case "CONFIRMED":
 			// Someone (perhaps the attacker, answering the invitation's
@@ -318,6 +327,9 @@ func (w *Worker) kill(soft, hard context.Context, r *run) (dead bool, stop *outc
 	permanent, needed, already := killMode(r.user)
 	if !needed {
 		return already, nil
+	}
+	if !w.mayKill(hard, r) {
+		return false, nil
 	}
 	cl, stop := w.callOp(soft, hard, r, w.killOp(permanent))
 	switch {

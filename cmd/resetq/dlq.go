@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -340,12 +339,12 @@ func orDash(s string) string {
 	return s
 }
 
-// ledgerRow reads the ledger's row of j's user (its campaign, or "none").
+// ledgerRow reads the ledger's row of j's user in j's campaign.
 func ledgerRow(ctx context.Context, led *ledger.ForWorker, j dlq.Job) (ledger.Row, bool, error) {
-	if j.Pool == "" || j.Username == "" {
+	if j.Pool == "" || j.Username == "" || j.Campaign == "" { // a job without a campaign is not in the ledger
 		return ledger.Row{}, false, nil
 	}
-	return led.Row(ctx, worker.LedgerUser{Campaign: cmp.Or(j.Campaign, worker.NoCampaign), Pool: j.Pool, Username: j.Username})
+	return led.Row(ctx, worker.LedgerUser{Campaign: j.Campaign, Pool: j.Pool, Username: j.Username})
 }
 
 // ledgerOutcome is j's user's outcome in the ledger for dlq list: the
