@@ -37,14 +37,15 @@ test: tools ## every test: unit, worker, adapters against moto, end to end (the 
 BENCH_JSON ?= bench-results.json
 
 .PHONY: bench
-bench: ## benchmarks with figures for docs/benchmarks.md: the harness against the baselines (full profile, scenarios 1-5, about 45 min: 15 for 1-4, 30 for 5, pacing in the world; writes bench-results.json), then the enqueue benchmarks (installs fauxqs from npm into .cache/ on first use)
+bench: ## benchmarks with figures for docs/benchmarks.md: the harness against the baselines (full profile, scenarios 1-6, about 55 min: 15 for 1-4, 30 for 5, pacing in the world, 10 for 6, the ledger at the quota; writes bench-results.json), then the enqueue benchmarks (installs fauxqs from npm into .cache/ on first use) and the ledger's cost per job (about 2 min, moto's rows skipped without moto_server)
 	$(GO) run ./internal/bench/harness -profile full -json $(BENCH_JSON)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./internal/bench
 	$(GO) test -run '^$$' -bench . -benchmem ./enqueue
+	$(GO) test -run '^$$' -bench '^BenchmarkLedger' -benchmem -timeout 20m ./ledger
 	$(GO) test -count=1 -run '^(TestSimulatedQuota|TestWorld)$$' -v ./ratelimit | grep -E 'rate|frontier|ok'
 
 .PHONY: bench-quick
-bench-quick: ## the benchmark harness, quick profile (under a minute, a smoke test fit for CI): writes bench-quick.json
+bench-quick: ## the benchmark harness, quick profile (about a minute, a smoke test fit for CI; scenario 6 runs 60 jobs without and with the ledger): writes bench-quick.json
 	$(GO) run ./internal/bench/harness -profile quick -json bench-quick.json
 
 CHAOS_REPORT ?= docs/reliability.json
