@@ -106,7 +106,7 @@ func (j Job) Encode() (string, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false) // "<" stays "<": the body reads as written
-	if err := enc.Encode(body{UserPoolID: j.UserPoolID, Username: j.Username, ClientMetadata: j.ClientMetadata}); err != nil {
+	if err := enc.Encode(body(j)); err != nil {
 		return "", fmt.Errorf("encode job: %w", err)
 	}
 	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
