@@ -106,6 +106,8 @@ func TestIAMActionsByMethod(t *testing.T) {
 	})
 	check("Record an outcome after a dead letter", by["Record"], func() error { return l.Record(ctx, alice, ledger.StepReset, at(4*time.Minute), "") })
 	check("Claim of a done user", by["Claim"], func() error { _, err := l.Claim(ctx, alice, "w3", lease, at(5*time.Minute)); return err })
+	check("Get", by["Get"], func() error { _, _, err := ro.Get(ctx, alice); return err })
+	check("Get of a user not enqueued", by["Get"], func() error { _, _, err := ro.Get(ctx, key("iam", "carol")); return err })
 	check("Rows", by["Rows"], func() error { return ro.Rows(ctx, "iam", func(ledger.Row) error { return nil }) })
 	check("Progress", by["Progress"], func() error { _, err := ro.Progress(ctx, "iam"); return err })
 	check("Campaigns", by["Campaigns"], func() error { _, err := ro.Campaigns(ctx); return err })
