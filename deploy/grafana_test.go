@@ -43,6 +43,7 @@ type dashboard struct {
 		Type        string `json:"type"`
 		Title       string `json:"title"`
 		Description string `json:"description"`
+		TimeFrom    string `json:"timeFrom"`
 		Datasource  struct {
 			UID string `json:"uid"`
 		} `json:"datasource"`
