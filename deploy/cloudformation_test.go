@@ -17,6 +17,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/resetq/resetq/internal/testenv"
+	"github.com/resetq/resetq/ledger"
 )
 
 const cfnTemplate = "cloudformation/resetq.yaml"
@@ -257,10 +258,12 @@ func topLevelBlocks(t *testing.T, tmpl, section string) map[string]string {
 	return out
 }
 
-// TestCloudFormationStackRunsWorker creates the stack in moto, checks the
-// queues and policies it made (the incident options' policies too), then runs the real worker on the stack's
-// queue: confirmed users end RESET_REQUIRED, and a job for a missing user
-// lands in the stack's DLQ, found through the RedrivePolicy (no --dlq-url).
+// TestCloudFormationStackRunsWorker creates the stack in moto, with the
+// ledger's table, checks the queues, the table and the policies it made (the
+// incident options' and the ledger's too), then runs the real worker on the
+// stack's queue and table: confirmed users end RESET_REQUIRED, and a job for
+// a missing user lands in the stack's DLQ, found through the RedrivePolicy
+// (no --dlq-url); the ledger counts both.
 //
 // The stack is created with CreateAlarms=false: moto (5.2) has no
 // CloudFormation model for AWS::CloudWatch::Alarm, skips such resources with
@@ -387,11 +390,28 @@ func TestCloudFormationStackRunsWorker(t *testing.T) {
 	stackQ := *e
 	stackQ.QueueURL, stackQ.DLQURL = out["QueueUrl"], out["DeadLetterQueueUrl"]
 	stackQ.Send("cfn", append(bodies, testenv.Job(pool, "ghost"))...)
-	p := e.Start("--queue-url", out["QueueUrl"], "--exit-when-idle", "2s") // the flag wins over RESETQ_QUEUE_URL
+	p := e.Start("--queue-url", out["QueueUrl"], "--exit-when-idle", "2s", // the flag wins over RESETQ_QUEUE_URL
+		"--ledger-table", out["LedgerTable"])
 	if code := p.Wait(t, 2*time.Minute); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
 	e.ExpectStatus(e.East, pool, "RESET_REQUIRED", users...)
+	// The stack's table is the ledger's: the worker used it as it is, and
+	// recorded each user's outcome there.
+	l, err := ledger.New(ledger.NewClient(e.East), ledger.Config{Table: out["LedgerTable"], ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Ensure(t.Context()); err != nil {
+		t.Fatalf("the stack's ledger table: %v", err)
+	}
+	prog, err := l.Progress(t.Context(), "cfn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := prog.Total(); c.Reset != int64(len(users)) || c.DeadLetteredTotal() != 1 {
+		t.Errorf("the stack's ledger counts %+v for campaign cfn, want %d reset and 1 dead-lettered", c, len(users))
+	}
 	dl := stackQ.DrainDLQ()
 	if len(dl) != 1 || !strings.Contains(dl[0].Body, `"ghost"`) || dl[0].Attrs["resetq.reason"] != "UserNotFoundException" {
 		t.Errorf("stack DLQ holds %+v, want the ghost job with reason UserNotFoundException", dl)
