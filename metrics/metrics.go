@@ -141,7 +141,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}),
 		LedgerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_ledger_calls_total",
-			Help: "Calls to the campaign ledger (--ledger-table), by call (claim, record) and result: ok, done (the user was done already: no second code), held_elsewhere (another job holds the user), error.",
+			Help: "Calls to the campaign ledger (--ledger-table), by call (claim, record, release) and result: ok, done (the user was done already: no second code), held_elsewhere (another job holds the user), error.",
 		}, []string{"call", "result"}),
 		LedgerCircuitOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "resetq_ledger_circuit_open",
