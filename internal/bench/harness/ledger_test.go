@@ -14,6 +14,7 @@ import (
 	"github.com/resetq/resetq/internal/awsproxy"
 	"github.com/resetq/resetq/internal/bench/dynamostub"
 	"github.com/resetq/resetq/internal/cognitostub"
+	"github.com/resetq/resetq/job"
 )
 
 // These tests check scenario 6's plumbing, not its figures: the harness's
@@ -127,5 +128,20 @@ func TestProfilesRunLedger(t *testing.T) {
 				t.Errorf("profile %s: run %+v needs a concurrency and a latency", name, r)
 			}
 		}
+	}
+}
+
+// TestJobAttributes: scenario 6's jobs carry a campaign (the worker keeps
+// jobs without one out of the ledger); the other scenarios' carry none.
+func TestJobAttributes(t *testing.T) {
+	t.Parallel()
+	w := &world{}
+	if got := w.jobAttributes(); got != nil {
+		t.Errorf("no campaign: attributes %v, want none", got)
+	}
+	w.campaign = ledgerCampaign
+	got := w.jobAttributes()[job.AttrCampaign]
+	if aws.ToString(got.StringValue) != ledgerCampaign || aws.ToString(got.DataType) != "String" {
+		t.Errorf("campaign attribute %+v, want String %q", got, ledgerCampaign)
 	}
 }

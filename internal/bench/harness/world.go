@@ -37,6 +37,9 @@ type world struct {
 	sqs    *sqs.Client // straight to fauxqs: enqueueing is not counted
 	cfg    aws.Config  // static credentials, us-east-1
 	seq    atomic.Int64
+	// campaign is the resetq.campaign attribute of the jobs newQueues
+	// enqueues ("": none).
+	campaign string
 	// env is more variables for every resetq process (a scenario's
 	// endpoints); one named above replaces it.
 	env []string
@@ -128,8 +131,9 @@ func (w *world) enqueue(ctx context.Context, queueURL string, n int) error {
 				var entries []sqstypes.SendMessageBatchRequestEntry
 				for i := first; i < min(first+10, n); i++ {
 					entries = append(entries, sqstypes.SendMessageBatchRequestEntry{
-						Id:          aws.String(strconv.Itoa(i - first)),
-						MessageBody: aws.String(jobBody(username(i))),
+						Id:                aws.String(strconv.Itoa(i - first)),
+						MessageBody:       aws.String(jobBody(username(i))),
+						MessageAttributes: w.jobAttributes(),
 					})
 				}
 				out, err := w.sqs.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &queueURL, Entries: entries})
@@ -192,6 +196,17 @@ func (w *world) sqsCalls() int {
 		total += n
 	}
 	return total
+}
+
+// jobAttributes are the message attributes of every job: the campaign's,
+// if any.
+func (w *world) jobAttributes() map[string]sqstypes.MessageAttributeValue {
+	if w.campaign == "" {
+		return nil
+	}
+	return map[string]sqstypes.MessageAttributeValue{
+		job.AttrCampaign: {DataType: aws.String("String"), StringValue: aws.String(w.campaign)},
+	}
 }
 
 func username(i int) string { return fmt.Sprintf("user%06d", i) }
