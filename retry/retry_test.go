@@ -41,4 +41,3 @@ func TestCurve(t *testing.T) {
 		}
 	}
 }
-
