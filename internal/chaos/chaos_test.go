@@ -15,6 +15,10 @@ func TestChaos(t *testing.T) {
 		"faults":           faultsOnBothProxies,
 		"sqs_outage_reset": func(t *testing.T) { sqsOutage(t, "reset", seedFor(t, 3)) },
 		"sqs_outage_hang":  func(t *testing.T) { sqsOutage(t, "hang", seedFor(t, 4)) },
+		// The campaign ledger (DynamoDB, --ledger-table).
+		"ledger_kill":             ledgerKill,
+		"ledger_outage_5xx":       func(t *testing.T) { ledgerOutage(t, "5xx", seedFor(t, 6)) },
+		"ledger_outage_throttled": func(t *testing.T) { ledgerOutage(t, "throttled", seedFor(t, 7)) },
 		// Two duplicates the suite found, each made happen once, on purpose.
 		"lost_answer":   lostAnswer,
 		"failed_delete": failedDelete,

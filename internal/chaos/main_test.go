@@ -22,11 +22,22 @@ type profile struct {
 	KillUpTo   int    `json:"kill_up_to"`  // the last kill comes before this % of the jobs are reset
 	FaultJobs  int    `json:"fault_jobs"`  // jobs of the faults campaign (plus a few for unknown users)
 	OutageJobs int    `json:"outage_jobs"` // jobs of the SQS outage campaign
+	// The campaign ledger (DynamoDB) scenarios.
+	LedgerKillJobs      int `json:"ledger_kill_jobs"`      // users of the kill campaign (a quarter of them with a second job)
+	LedgerKillRounds    int `json:"ledger_kill_rounds"`    // rounds of two kills: resets held after their claims; a reset answered, not recorded
+	LedgerKillHeld      int `json:"ledger_kill_held"`      // resets held (claimed, no code gone) before the first kill of a round
+	LedgerOutageJobs    int `json:"ledger_outage_jobs"`    // jobs of each ledger outage campaign
+	LedgerOutageSeconds int `json:"ledger_outage_seconds"` // how long the ledger cannot be reached
+	// LedgerClaimAnswersLost: claims that take effect, their answers lost,
+	// as the 5xx ledger outage begins (each job's copy waits for the lease).
+	LedgerClaimAnswersLost int `json:"ledger_claim_answers_lost"`
 }
 
 var (
-	quick = profile{Name: "quick", KillJobs: 60, Kills: 2, KillUpTo: 50, FaultJobs: 60, OutageJobs: 40}
-	full  = profile{Name: "full", KillJobs: 400, Kills: 8, KillUpTo: 85, FaultJobs: 250, OutageJobs: 200}
+	quick = profile{Name: "quick", KillJobs: 60, Kills: 2, KillUpTo: 50, FaultJobs: 60, OutageJobs: 40,
+		LedgerKillJobs: 24, LedgerKillRounds: 1, LedgerKillHeld: 4, LedgerOutageJobs: 30, LedgerOutageSeconds: 10, LedgerClaimAnswersLost: 0}
+	full = profile{Name: "full", KillJobs: 400, Kills: 8, KillUpTo: 85, FaultJobs: 250, OutageJobs: 200,
+		LedgerKillJobs: 120, LedgerKillRounds: 3, LedgerKillHeld: 8, LedgerOutageJobs: 150, LedgerOutageSeconds: 30, LedgerClaimAnswersLost: 2}
 )
 
 // prof is the profile of this run, from RESETQ_CHAOS ("full" or quick).

@@ -1,0 +1,416 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/resetq/resetq/internal/awsproxy"
+	"github.com/resetq/resetq/internal/testenv"
+	qjob "github.com/resetq/resetq/job"
+	ddbledger "github.com/resetq/resetq/ledger"
+)
+
+// ledgerKill: a campaign with --ledger-table, and workers killed with
+// SIGKILL after their claims, in two places each round: while their resets
+// are held by the Cognito proxy (claimed, no code gone), and right after
+// Cognito answered a reset, before the worker heard (the code gone, not
+// recorded). A quarter of the users have a second job (another message,
+// another job ID) at the queue's end. The claim's holder is the job's ID
+// and its message's, which a message SQS delivers again keeps: the
+// redelivery claims again at once, without waiting for the dead holder's
+// lease (ledger.DefaultLease, 5 min); it resets a user whose code was held,
+// and records the reset of one whose code went (its status check finds the
+// user RESET_REQUIRED). The second jobs meet the dead holders' claims and
+// are sent back until the redelivery ends the user. A second job whose user
+// no redelivery ever ends would wait out the lease: the ledger's own tests
+// take a claim over at its lease's end (TestClaim), with no 5-minute wait.
+// Every user must be reset exactly once (resets answered 200 per user),
+// every reset must follow a claim granted to its user, nothing lost, each
+// dead claim taken over by its own job's redelivery and never by another
+// job, and every reset recorded in the ledger.
+func ledgerKill(t *testing.T) {
+	start := time.Now()
+	seed := seedFor(t, 5)
+	rep := &scenarioReport{Seed: seed, Faults: map[string]int{}, Notes: map[string]any{}}
+	defer record(t, "ledger_kill", rep, start)
+
+	e := testenv.New(t, "ledgerkill")
+	tl := &timeline{}
+	lp := startLedgerProxy(t, e, tl)
+	le := lp.env(e)
+	var killOnReset atomic.Pointer[func(awsproxy.Call)]
+	rc := watchResets(e.Proxy, tl.cognito, func(c awsproxy.Call) {
+		if c.Operation == "AdminResetUserPassword" && c.Status == http.StatusOK {
+			if f := killOnReset.Swap(nil); f != nil {
+				(*f)(c)
+			}
+		}
+	})
+	pool, users, bodies := e.ConfirmedUsers(e.East, "lk", prof.LedgerKillJobs)
+	secondJobs := bodies[:len(bodies)/4]
+	campaign, table := "chaos-ledger-kill", tableFor("ledger-kill")
+	e.Send(campaign, append(slices.Clone(bodies), secondJobs...)...)
+	args := []string{"--ledger-table", table, "--exit-when-idle", "3s", "--rate", "20", "--concurrency", "8"}
+
+	dead := map[string]grant{} // user -> the claim a killed worker left, and when
+	leave := func(at time.Time) {
+		for u, h := range tl.heldNow() {
+			if dead[u].holder != h { // a claim left by an earlier kill keeps its time
+				dead[u] = grant{holder: h, at: at}
+			}
+		}
+	}
+	var (
+		mu              sync.Mutex
+		codeNotRecorded []string // users whose reset a kill cut off before the worker heard
+	)
+	for round := range prof.LedgerKillRounds {
+		// Claimed, the code held: every reset waits in the Cognito proxy.
+		okBefore := rc.OK()
+		hold := e.Proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", Delay: time.Hour})
+		p := le.Start(args...)
+		rep.Workers++
+		testenv.Eventually(t, 2*time.Minute, fmt.Sprintf("round %d: %d resets held after their claims", round+1, prof.LedgerKillHeld), func() bool {
+			return e.Proxy.Affected(hold) >= prof.LedgerKillHeld || !p.Running()
+		})
+		if !p.Running() {
+			t.Fatalf("round %d: the worker exited (code %d) before its resets were held", round+1, p.Wait(t, time.Second))
+		}
+		p.Kill(t)
+		leave(time.Now())
+		e.Proxy.RemoveFault(hold)
+		rep.Kills++
+		rep.Faults["cognito_reset_held"] += e.Proxy.Affected(hold)
+		if rc.OK() != okBefore {
+			t.Errorf("round %d: %d resets answered while every reset was held", round+1, rc.OK()-okBefore)
+		}
+		t.Logf("round %d: SIGKILL with %d resets held, %d users claimed by dead workers", round+1, e.Proxy.Affected(hold), len(dead))
+
+		// The code gone, not recorded: killed as Cognito answers a reset.
+		p = le.Start(args...)
+		rep.Workers++
+		kill := func(c awsproxy.Call) {
+			var req struct{ UserPoolId, Username string }
+			_ = json.Unmarshal(c.Body, &req)
+			mu.Lock()
+			codeNotRecorded = append(codeNotRecorded, req.UserPoolId+"/"+req.Username)
+			mu.Unlock()
+			_ = p.Cmd.Process.Signal(syscall.SIGKILL)
+		}
+		killOnReset.Store(&kill)
+		testenv.Eventually(t, 2*time.Minute, fmt.Sprintf("round %d: the kill as a reset is answered", round+1), func() bool { return !p.Running() })
+		if killOnReset.Load() != nil {
+			t.Fatalf("round %d: the worker exited (code %d) before a reset", round+1, p.Wait(t, time.Second))
+		}
+		p.Wait(t, time.Minute)
+		leave(time.Now())
+		rep.Kills++
+		mu.Lock()
+		t.Logf("round %d: SIGKILL as the reset of %s was answered", round+1, codeNotRecorded[len(codeNotRecorded)-1])
+		mu.Unlock()
+	}
+
+	last := le.Start(args...)
+	rep.Workers++
+	if code := last.Wait(t, 5*time.Minute); code != 0 {
+		t.Fatalf("the last worker exited %d", code)
+	}
+	l := checkLedger(t, e, jobsOf(e.East, pool, users, "reset"), rc)
+	rep.fill(l)
+	if l.Duplicates != 0 {
+		t.Errorf("%d second codes after kills between claim and reset: %v", l.Duplicates, l.DuplicateUsers)
+	}
+	if l.DuplicateDeadLetters != 0 {
+		t.Errorf("%d jobs dead-lettered twice", l.DuplicateDeadLetters)
+	}
+	a := tl.audit()
+	if len(a.Unclaimed) > 0 {
+		t.Errorf("%d resets went without a claim granted to their user: %v", len(a.Unclaimed), a.Unclaimed)
+	}
+
+	// Each dead claim: taken over by its own job's redelivery (the same
+	// holder, at once), or (a worker that records nothing for a user its
+	// status check finds reset) left to its lease with its code gone; never
+	// granted to another job within the lease.
+	mu.Lock()
+	defer mu.Unlock()
+	var takeover []float64
+	byStatusCheck, waited := 0, 0
+	for u, d := range dead {
+		next, ok := firstGrantAfter(a.Grants[u], d.at)
+		switch {
+		case !ok && slices.Contains(codeNotRecorded, u):
+			byStatusCheck++
+		case !ok:
+			t.Errorf("%s: the claim of dead job %s was never taken over, and its code did not go before the kill", u, d.holder)
+		case next.holder != d.holder && next.at.Sub(d.at) < ddbledger.DefaultLease:
+			t.Errorf("%s: claimed by job %s %v after job %s died holding it, within the lease", u, next.holder, next.at.Sub(d.at), d.holder)
+		default:
+			takeover = append(takeover, next.at.Sub(d.at).Seconds())
+		}
+		waited += refusedBetween(tl.events(), u, d.holder, d.at)
+	}
+	if waited == 0 {
+		t.Error("no second job met a dead worker's claim: the scenario tested less than it claims")
+	}
+	rows := ledgerRows(t, e, table, campaign)
+	var unrecorded []string
+	for _, u := range users {
+		if r := rows[pool+"/"+u]; r.Outcome != ddbledger.StepReset {
+			unrecorded = append(unrecorded, fmt.Sprintf("%s (outcome %q, holder %q)", u, r.Outcome, r.Holder))
+		}
+	}
+	if len(unrecorded) > 0 {
+		t.Errorf("ledger: %d users reset in Cognito whose row records no reset (a redelivery that finds its user RESET_REQUIRED records it): %v", len(unrecorded), unrecorded)
+	}
+	rep.Notes["messages"] = len(bodies) + len(secondJobs)
+	rep.Notes["second_jobs"] = len(secondJobs)
+	rep.Notes["claims_left_by_kills"] = len(dead)
+	rep.Notes["taken_over_by_redelivery"] = len(takeover)
+	rep.Notes["takeover_seconds_max"] = round1(slices.Max(append(takeover, 0)))
+	rep.Notes["lease_seconds"] = ddbledger.DefaultLease.Seconds()
+	rep.Notes["ended_by_status_check"] = byStatusCheck
+	rep.Notes["second_jobs_refused_by_dead_claims"] = waited
+	rep.Notes["claims"] = map[string]int{"calls": a.Claims, "granted": a.Granted, "refused": a.Refused, "failed": a.Failed}
+	rep.Notes["resets_without_claim"] = len(a.Unclaimed)
+	rep.Notes["rows_without_reset"] = len(unrecorded)
+	t.Logf("claims: %+v; %d dead claims: %d taken over by their redelivery (at most %.1f s after the kill, lease %v), %d users found reset by the status check; %d refusals of second jobs meanwhile",
+		rep.Notes["claims"], len(dead), len(takeover), rep.Notes["takeover_seconds_max"], ddbledger.DefaultLease, byStatusCheck, waited)
+}
+
+// firstGrantAfter is the first of gs (in order) after at.
+func firstGrantAfter(gs []grant, at time.Time) (grant, bool) {
+	for _, g := range gs {
+		if g.at.After(at) {
+			return g, true
+		}
+	}
+	return grant{}, false
+}
+
+// refusedBetween counts the claims of u by other holders than holder that
+// were refused after at, until holder claimed u again.
+func refusedBetween(evs []event, u, holder string, at time.Time) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.user != u || ev.call != "claim" || !ev.at.After(at) {
+			continue
+		}
+		if ev.holder == holder {
+			return n
+		}
+		if ev.code == "ConditionalCheckFailedException" {
+			n++
+		}
+	}
+	return n
+}
+
+// ledgerOutage: mid-campaign the ledger cannot be reached, in one of two
+// ways: "5xx" (every call has its connection reset or gets a 500) or
+// "throttled" (every call gets ProvisionedThroughputExceededException, and
+// the worker runs with a --max-deferral shorter than the outage). The
+// ledger's circuit opens (resetq_ledger_circuit_open 1), jobs are sent
+// back, no reset goes for a user whose claim failed (the proxies'
+// timeline: each reset follows a claim granted to its user), and once the
+// ledger answers the same process finishes: every job reset, or
+// (throttled) dead-lettered with a reason; nothing lost, no user reset
+// twice. The outage begins between two ledger calls, not between a claim
+// the table granted and the read that confirms it (ledgerProxy.startOutage),
+// except on purpose: in the full profile the 5xx outage begins with claims
+// that take effect and whose answers are lost, so the job does not know it
+// holds its user and its sent-back copy (another message, so another
+// holder) waits for the claim's lease; the figures say how long. They also
+// count the rows whose outcome the ledger missed (rows_behind): a reset or
+// a dead letter whose record failed during the outage.
+func ledgerOutage(t *testing.T, mode string, seed uint64) {
+	start := time.Now()
+	name := "ledger_outage_" + mode
+	rep := &scenarioReport{Seed: seed, Faults: map[string]int{}, Notes: map[string]any{}}
+	defer record(t, name, rep, start)
+
+	e := testenv.New(t, "ledgerout")
+	tl := &timeline{}
+	lp := startLedgerProxy(t, e, tl, awsproxy.WithSeed(seed))
+	le := lp.env(e)
+	rc := watchResets(e.Proxy, tl.cognito)
+	pool, users, bodies := e.ConfirmedUsers(e.East, "lo", prof.LedgerOutageJobs)
+	campaign, table := "chaos-"+name, tableFor(name)
+	e.Send(campaign, bodies...)
+	jobs := jobsOf(e.East, pool, users, "reset")
+	outage := time.Duration(prof.LedgerOutageSeconds) * time.Second
+	args := []string{"--ledger-table", table, "--rate", "8", "--exit-when-idle", "3s", "--circuit-cooldown", "2s"}
+	type kind struct {
+		name  string
+		fault awsproxy.Fault
+	}
+	var kinds []kind
+	switch mode {
+	case "5xx":
+		if n := prof.LedgerClaimAnswersLost; n > 0 {
+			kinds = append(kinds, kind{"ledger_claim_answer_lost", awsproxy.Fault{Operation: "UpdateItem", BodyContains: "claimed_at", Count: n, DropResponse: true}})
+		}
+		kinds = append(kinds,
+			kind{"ledger_connection_reset", awsproxy.Fault{Share: 0.5, ResetConnection: true}},
+			kind{"ledger_5xx", awsproxy.Fault{ErrorCode: "InternalServerError", Status: http.StatusInternalServerError}})
+	case "throttled":
+		args = append(args, "--max-deferral", (outage / 2).String())
+		for i := range jobs {
+			// circuit_open: the ledger's circuit keeps no reason of its
+			// own (the worker's breaker stores MetricCode's "other"), so
+			// a job the open circuit refused, not one whose own claim
+			// failed, is dead-lettered as circuit_open. Counted by reason
+			// in the figures.
+			jobs[i].also = []string{qjob.ReasonLedgerUnavailable, qjob.ReasonCircuitOpen}
+		}
+		kinds = []kind{{"ledger_throttled", awsproxy.Fault{ErrorCode: "ProvisionedThroughputExceededException", Status: http.StatusBadRequest,
+			Message: "The level of configured provisioned throughput for the table was exceeded."}}}
+	default:
+		t.Fatalf("unknown mode %q", mode)
+	}
+
+	p := le.Start(args...)
+	rep.Workers++
+	testenv.Eventually(t, 2*time.Minute, "a few resets before the outage", func() bool { return rc.OK() >= 5 || !p.Running() })
+	if v := p.Metric(t, "resetq_ledger_circuit_open"); v != 0 {
+		t.Errorf("resetq_ledger_circuit_open = %v before the outage, want 0", v)
+	}
+	faults := make([]awsproxy.Fault, len(kinds))
+	for i, k := range kinds {
+		faults[i] = k.fault
+	}
+	ids := lp.startOutage(faults...)
+	from := time.Now()
+	deferred := `resetq_jobs_total{outcome="deferred"}`
+	testenv.Eventually(t, 2*time.Minute, "resetq_ledger_circuit_open 1 while the ledger cannot be reached", func() bool {
+		return p.Metric(t, "resetq_ledger_circuit_open") == 1 || !p.Running()
+	})
+	// The outage lasts from the circuit's opening: a throttled claim
+	// keeps trying (the ledger's tries and the SDK's) for up to the call
+	// timeout first.
+	opened := time.Now()
+	testenv.Eventually(t, 3*time.Minute, fmt.Sprintf("an outage of %v with jobs sent back", outage), func() bool {
+		return time.Since(opened) >= outage && p.Metric(t, deferred) > 0 || !p.Running()
+	})
+	if !p.Running() {
+		t.Fatalf("resetq exited (code %d) during the ledger outage; it must wait it out", p.Wait(t, time.Second))
+	}
+	if v := p.Metric(t, "resetq_ledger_circuit_open"); v != 1 {
+		t.Errorf("resetq_ledger_circuit_open = %v at the end of the outage, want 1", v)
+	}
+	sentBack := p.Metric(t, deferred)
+	if v := p.Metric(t, `resetq_ledger_calls_total{call="claim",result="error"}`); v <= 0 {
+		t.Errorf("resetq_ledger_calls_total{call=\"claim\",result=\"error\"} = %v after the outage, want claims failed", v)
+	}
+	for _, id := range ids {
+		lp.RemoveFault(id)
+	}
+	to := time.Now()
+	for i, k := range kinds {
+		rep.Faults[k.name] = lp.Affected(ids[i])
+	}
+	testenv.Eventually(t, 3*time.Minute, "resetq_ledger_circuit_open 0 once the ledger answers again", func() bool {
+		return p.Metric(t, "resetq_ledger_circuit_open") == 0 || !p.Running()
+	})
+	if code := p.Wait(t, 5*time.Minute); code != 0 {
+		t.Fatalf("resetq exited %d after the ledger outage, want 0 once the campaign is done", code)
+	}
+
+	l := checkLedger(t, e, jobs, rc)
+	rep.fill(l)
+	if l.Duplicates != 0 {
+		t.Errorf("%d users got a second code after the ledger outage: %v", l.Duplicates, l.DuplicateUsers)
+	}
+	if l.DuplicateDeadLetters != 0 {
+		t.Errorf("%d jobs dead-lettered twice", l.DuplicateDeadLetters)
+	}
+	byReason := map[string]int{}
+	for _, d := range e.PeekDLQ() {
+		byReason[d.Attrs["resetq.reason"]]++
+	}
+	if mode == "throttled" && l.DeadLettered == 0 {
+		t.Errorf("no job dead-lettered although the outage outlasted --max-deferral %v", outage/2)
+	}
+	if n := byReason[qjob.ReasonCircuitOpen]; n > 0 {
+		t.Logf("%d jobs dead-lettered by the ledger's circuit as %s, not %s", n, qjob.ReasonCircuitOpen, qjob.ReasonLedgerUnavailable)
+	}
+	a := tl.audit()
+	if len(a.Unclaimed) > 0 {
+		t.Errorf("%d resets went without a claim granted to their user: %v", len(a.Unclaimed), a.Unclaimed)
+	}
+	if a.Failed == 0 {
+		t.Error("no claim failed: the outage tested nothing")
+	}
+	var waits []float64
+	for _, w := range a.OwnWaits {
+		waits = append(waits, w.Seconds())
+		if w > ddbledger.DefaultLease+time.Minute {
+			t.Errorf("a job waited %v for its user, held by a claim of its own earlier message: longer than the lease", w)
+		}
+	}
+	rows := ledgerRows(t, e, table, campaign)
+	behind := 0
+	for _, j := range jobs {
+		r := rows[j.key()]
+		want := ddbledger.StepReset
+		if e.Status(e.East, pool, j.user) != "RESET_REQUIRED" {
+			want = ddbledger.StepDeadLettered
+		}
+		if r.Outcome != want {
+			behind++
+			t.Logf("ledger: %s ended %s, its row records %q (holder %q)", j.key(), want, r.Outcome, r.Holder)
+		}
+	}
+	calls := tl.ledgerCalls(from, to)
+	rep.Notes["outage_seconds"] = round1(to.Sub(from).Seconds())
+	rep.Notes["seconds_to_circuit_open"] = round1(opened.Sub(from).Seconds())
+	rep.Notes["jobs_sent_back_during_outage"] = sentBack
+	rep.Notes["ledger_calls_during_outage"] = calls
+	rep.Notes["resets_during_outage"] = tl.resetsBetween(from, to)
+	rep.Notes["claims"] = map[string]int{"calls": a.Claims, "granted": a.Granted, "refused": a.Refused, "failed": a.Failed}
+	rep.Notes["resets_without_claim"] = len(a.Unclaimed)
+	rep.Notes["copies_refused_by_own_claim"] = a.OwnRefusals
+	rep.Notes["own_claim_wait_seconds_max"] = round1(slices.Max(append(waits, 0)))
+	rep.Notes["rows_behind"] = behind
+	if len(byReason) > 0 {
+		rep.Notes["dead_letters_by_reason"] = byReason
+	}
+	t.Logf("%s outage of %v: %v jobs sent back, ledger calls %v, %d resets during it (each after a granted claim), claims %+v; %d rows whose outcome the ledger missed",
+		mode, to.Sub(from).Round(time.Millisecond), sentBack, calls, rep.Notes["resets_during_outage"], rep.Notes["claims"], behind)
+}
+
+// ledgerRows reads a campaign's rows straight from moto, by pool/user.
+func ledgerRows(t *testing.T, e *testenv.Env, table, campaign string) map[string]ddbledger.Row {
+	t.Helper()
+	l, err := ddbledger.New(dynamodb.NewFromConfig(e.East), ddbledger.Config{Table: table, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]ddbledger.Row{}
+	if err := l.Rows(context.Background(), campaign, func(r ddbledger.Row) error {
+		rows[r.Pool+"/"+r.User] = r // Rows calls one at a time
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// tableFor is a ledger table of the scenario's own.
+func tableFor(scenario string) string {
+	return "chaos-" + scenario + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+}
+
+func round1(v float64) float64 { return math.Round(v*10) / 10 }
