@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,8 +27,8 @@ import (
 // SIGKILL after their claims, in two places each round: while their resets
 // are held by the Cognito proxy (claimed, no code gone), and right after
 // Cognito answered a reset, before the worker heard (the code gone, not
-// recorded). A quarter of the users have a second job (another message,
-// another job ID) at the queue's end. The claim's holder is the job's ID
+// recorded). Each user a killed worker holds gets a second job (another
+// message, another job ID) right after the kill. The claim's holder is the job's ID
 // and its message's, which a message SQS delivers again keeps: the
 // redelivery claims again at once, without waiting for the dead holder's
 // lease (ledger.DefaultLease, 5 min); it resets a user whose code was held,
@@ -59,24 +60,35 @@ func ledgerKill(t *testing.T) {
 		}
 	})
 	pool, users, bodies := e.ConfirmedUsers(e.East, "lk", prof.LedgerKillJobs)
-	secondJobs := bodies[:len(bodies)/4]
 	campaign, table := "chaos-ledger-kill", tableFor("ledger-kill")
-	e.Send(campaign, append(slices.Clone(bodies), secondJobs...)...)
 	args := []string{"--ledger-table", table, "--exit-when-idle", "3s", "--rate", "20", "--concurrency", "8"}
+	// The jobs go in parts, one per round and the rest at the end, so that
+	// a round's second jobs come right after its kill, not behind the
+	// whole campaign, and meet the dead claims before the redeliveries.
+	part := prof.LedgerKillHeld + 12
+	if prof.LedgerKillRounds*part >= len(bodies) {
+		t.Fatalf("%d users are too few for %d rounds of %d", len(bodies), prof.LedgerKillRounds, part)
+	}
+	rest := bodies
 
 	dead := map[string]grant{} // user -> the claim a killed worker left, and when
-	leave := func(at time.Time) {
+	leave := func(at time.Time) (left []string) {
 		for u, h := range tl.heldNow() {
 			if dead[u].holder != h { // a claim left by an earlier kill keeps its time
 				dead[u] = grant{holder: h, at: at}
+				left = append(left, u)
 			}
 		}
+		return left
 	}
+	var secondJobs int
 	var (
 		mu              sync.Mutex
 		codeNotRecorded []string // users whose reset a kill cut off before the worker heard
 	)
 	for round := range prof.LedgerKillRounds {
+		e.Send(campaign, rest[:part]...)
+		rest = rest[part:]
 		// Claimed, the code held: every reset waits in the Cognito proxy.
 		okBefore := rc.OK()
 		hold := e.Proxy.AddFault(awsproxy.Fault{Operation: "AdminResetUserPassword", Delay: time.Hour})
@@ -89,8 +101,17 @@ func ledgerKill(t *testing.T) {
 			t.Fatalf("round %d: the worker exited (code %d) before its resets were held", round+1, p.Wait(t, time.Second))
 		}
 		p.Kill(t)
-		leave(time.Now())
+		left := leave(time.Now())
 		e.Proxy.RemoveFault(hold)
+		// A second job (another message, another job ID) of each user
+		// the dead worker holds.
+		var seconds []string
+		for _, u := range left {
+			_, user, _ := strings.Cut(u, "/")
+			seconds = append(seconds, testenv.Job(pool, user))
+		}
+		e.Send(campaign, seconds...)
+		secondJobs += len(seconds)
 		rep.Kills++
 		rep.Faults["cognito_reset_held"] += e.Proxy.Affected(hold)
 		if rc.OK() != okBefore {
@@ -122,6 +143,7 @@ func ledgerKill(t *testing.T) {
 		mu.Unlock()
 	}
 
+	e.Send(campaign, rest...)
 	last := le.Start(args...)
 	rep.Workers++
 	if code := last.Wait(t, 5*time.Minute); code != 0 {
@@ -175,8 +197,8 @@ func ledgerKill(t *testing.T) {
 	if len(unrecorded) > 0 {
 		t.Errorf("ledger: %d users reset in Cognito whose row records no reset (a redelivery that finds its user RESET_REQUIRED records it): %v", len(unrecorded), unrecorded)
 	}
-	rep.Notes["messages"] = len(bodies) + len(secondJobs)
-	rep.Notes["second_jobs"] = len(secondJobs)
+	rep.Notes["messages"] = len(bodies) + secondJobs
+	rep.Notes["second_jobs"] = secondJobs
 	rep.Notes["claims_left_by_kills"] = len(dead)
 	rep.Notes["taken_over_by_redelivery"] = len(takeover)
 	rep.Notes["takeover_seconds_max"] = round1(slices.Max(append(takeover, 0)))
