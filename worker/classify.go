@@ -204,7 +204,7 @@ func MetricCode(c Class) string {
 		return c.Code
 	}
 	switch c.Code {
-	case "ok", "timeout", "network", "credentials", "canceled", "unknown", CodeEmailLimit:
+	case "ok", "timeout", "network", "credentials", "canceled", "unknown", CodeEmailLimit, job.ReasonLedgerUnavailable:
 		return c.Code
 	}
 	return "other"

@@ -86,6 +86,11 @@ func TestMetricCodeIsBounded(t *testing.T) {
 	if got := MetricCode(Classify(apiErr("UserNotFoundException", "x"))); got != "UserNotFoundException" {
 		t.Fatalf("known code label = %q", got)
 	}
+	// The ledger's circuit keeps its reason: jobs it holds past
+	// --max-deferral are dead-lettered as ledger_unavailable, not circuit_open.
+	if got := MetricCode(Class{Kind: Systemic, Code: job.ReasonLedgerUnavailable}); got != job.ReasonLedgerUnavailable {
+		t.Fatalf("the ledger's label = %q", got)
+	}
 }
 
 func TestDecide(t *testing.T) {
