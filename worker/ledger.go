@@ -5,7 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/resetq/resetq/clock"
 	"github.com/resetq/resetq/job"
+	"github.com/resetq/resetq/retry"
 )
 
 // Ledger is the campaign's record outside this process (the ledger
@@ -185,7 +187,63 @@ func (w *Worker) record(hard context.Context, u LedgerUser, step, detail string)
 	cancel()
 	w.m.LedgerCalls.WithLabelValues("record", ledgerResult(err, Claim{Held: true})).Inc()
 	if err != nil {
-		w.log.Warn("recording a step in the ledger failed", "step", step, "pool", u.Pool, "user", w.user(u.Username), "error", err)
+		w.log.Warn("recording a step in the ledger failed; tried again in the background", "step", step, "pool", u.Pool, "user", w.user(u.Username), "error", err)
+		w.retryRecord(pendingRecord{u: u, step: step, detail: detail, at: w.cfg.Clock.Now()})
+	}
+}
+
+// pendingRecord is a step the ledger refused, to be recorded again with
+// the time it happened.
+type pendingRecord struct {
+	u            LedgerUser
+	step, detail string
+	at           time.Time
+	tries        int
+}
+
+// maxPendingRecords bounds the records kept for a retry (a long outage of
+// a big campaign): past it a record is dropped, logged as an error.
+const maxPendingRecords = 10000
+
+// retryRecord keeps r for recordRetrier; a full queue drops it.
+func (w *Worker) retryRecord(r pendingRecord) {
+	select {
+	case w.pendingRecords <- r:
+	default:
+		w.log.Error("too many ledger records wait for a retry: this one is dropped (the row keeps no outcome: status counts the user left)",
+			"step", r.step, "pool", r.u.Pool, "user", w.user(r.u.Username))
+	}
+}
+
+// recordRetrier records again, oldest first, the steps the ledger refused,
+// each after a backoff, until ctx ends: a reset whose record failed in an
+// outage would otherwise leave its row without an outcome (status counts
+// the user left, and once the claim's lease ends only the status check
+// guards the user from a second code). What is left at the end is logged.
+func (w *Worker) recordRetrier(ctx context.Context) {
+	curve := retry.Curve{Base: time.Second, Max: time.Minute}
+	for {
+		var r pendingRecord
+		select {
+		case <-ctx.Done():
+			if n := len(w.pendingRecords); n > 0 {
+				w.log.Error("ledger records not made at shutdown: their rows keep no outcome", "records", n)
+			}
+			return
+		case r = <-w.pendingRecords:
+		}
+		r.tries++
+		if clock.Sleep(ctx, w.cfg.Clock, curve.Delay(r.tries, w.cfg.Rand())) != nil {
+			w.retryRecord(r)
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+		err := w.cfg.Ledger.Record(rctx, r.u, r.step, r.detail, r.at)
+		cancel()
+		w.m.LedgerCalls.WithLabelValues("record", ledgerResult(err, Claim{Held: true})).Inc()
+		if err != nil {
+			w.retryRecord(r)
+		}
 	}
 }
 

@@ -317,3 +317,49 @@ func TestLedgerClaimRenewedAfterALongWait(t *testing.T) {
 		t.Fatalf("%d resets, %v claimed_elsewhere: the job called after its claim was taken over", n, b.jobs("claimed_elsewhere"))
 	}
 }
+
+// TestLedgerRecordRetried: a record the ledger refuses (an outage) is made
+// again in the background, with the time the step happened: the row gets
+// its outcome once the ledger answers.
+func TestLedgerRecordRetried(t *testing.T) {
+	t.Parallel()
+	led := &flakyRecordLedger{fakeLedger: newFakeLedger(), failures: 2, made: make(chan string, 10)}
+	b := newBundle(func(context.Context, job.Job) error { return nil })
+	b.cfg.Ledger = led
+	b.cfg.ExitWhenIdle = 0
+	b.q.push(jobBody(pool, "gina"), campaignAttrs("c1"))
+	_, cancel, done := b.start(t)
+	defer func() { cancel(); <-done }()
+	select {
+	case step := <-led.made:
+		if step != job.StepReset {
+			t.Fatalf("recorded %s, want reset", step)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the reset was never recorded")
+	}
+	if r := led.get(LedgerUser{Campaign: "c1", Pool: pool, Username: "gina"}); r.outcome != job.StepReset {
+		t.Fatalf("row %+v, want the reset's outcome", r)
+	}
+}
+
+// flakyRecordLedger refuses its first failures records; made hears each
+// record made.
+type flakyRecordLedger struct {
+	*fakeLedger
+	failures int
+	made     chan string
+}
+
+func (l *flakyRecordLedger) Record(ctx context.Context, u LedgerUser, step, detail string, now time.Time) error {
+	l.mu.Lock()
+	fail := l.failures > 0
+	l.failures--
+	l.mu.Unlock()
+	if fail {
+		return fmt.Errorf("%w: throttled", ErrLedgerUnavailable)
+	}
+	err := l.fakeLedger.Record(ctx, u, step, detail, now)
+	l.made <- step
+	return err
+}

@@ -245,7 +245,8 @@ type Worker struct {
 	done, reinvited memo
 	campaigns       sync.Map // the campaigns of the jobs admitted here (at most maxCampaigns)
 	nCampaigns      atomic.Int64
-	tally           sync.Map // outcome label -> *atomic.Int64: this process's jobs by outcome
+	pendingRecords  chan pendingRecord // ledger records to make again (recordRetrier)
+	tally           sync.Map           // outcome label -> *atomic.Int64: this process's jobs by outcome
 }
 
 // progressAttrs are a job's progress attributes (see job.StateOf).
@@ -259,7 +260,7 @@ func New(cfg Config) (*Worker, error) {
 	cfg = cfg.WithDefaults()
 	w := &Worker{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, held: heldSet{m: map[string]*heldMsg{}},
 		ended: endedSet{deletes: map[string]string{}, failed: map[string]time.Time{}},
-		users: userLocks{m: map[string]chan struct{}{}}}
+		users: userLocks{m: map[string]chan struct{}{}}, pendingRecords: make(chan pendingRecord, maxPendingRecords)}
 	w.breaker = newBreaker(cfg.Breaker, w.circuitChanged)
 	w.sqsOK.Store(true)
 	return w, nil
@@ -352,6 +353,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	extendCtx, stopExtend := context.WithCancel(hard)
 	var extender sync.WaitGroup
 	extender.Go(func() { w.extendLoop(extendCtx) })
+	if w.cfg.Ledger != nil {
+		extender.Go(func() { w.recordRetrier(extendCtx) })
+	}
 
 	err := w.receiveLoop(ctx, hard, jobs)
 	close(jobs)
