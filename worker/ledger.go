@@ -76,8 +76,11 @@ func (w *Worker) claimFor(hard context.Context, r *run) (Claim, error) {
 	now := w.cfg.Clock.Now()
 	c, err := w.cfg.Ledger.Claim(ctx, w.ledgerUser(r), r.holder(), now)
 	w.m.LedgerCalls.WithLabelValues("claim", ledgerResult(err, c)).Inc()
-	if err == nil && c.Held {
+	switch {
+	case err == nil && c.Held:
 		r.held, r.claimedAt, r.claimUntil = true, now, c.Until
+	case err != nil:
+		r.mayHold = true // the answer may be lost with the claim granted: released at the job's end
 	}
 	return c, err
 }

@@ -46,7 +46,7 @@ func (w *Worker) decideJob(soft, hard context.Context, m job.Message, state job.
 	}
 	o = w.steps(soft, hard, &r)
 	o.User = w.ledgerUser(&r)
-	if r.held {
+	if r.held || r.mayHold {
 		o.Holder = r.holder()
 	}
 	return o, jl
@@ -90,6 +90,7 @@ type run struct {
 	user     *User     // the user as last read (AdminGetUser); nil: not read, or the read failed
 
 	held                  bool      // this job holds its user's claim in the ledger
+	mayHold               bool      // a claim's answer was lost: it may hold it
 	claimedAt, claimUntil time.Time // when it claimed last, and the lease's end
 }
 
