@@ -42,8 +42,11 @@ type ledgerProxy struct {
 	other  *awsproxy.Proxy
 	serial sync.Mutex
 	// confirming are the users whose claim the table granted and whose
-	// confirming read has not come yet (guarded by serial).
+	// confirming read has not come yet; outage, the faults startOutage
+	// waits to install, and their ids once installed (guarded by serial).
 	confirming map[string]bool
+	outage     []awsproxy.Fault
+	installed  chan []int
 }
 
 // startLedgerProxy serves a ledgerProxy in front of e's moto until the test
@@ -108,29 +111,46 @@ func (lp *ledgerProxy) forward(a *heldAnswer, r *http.Request, op string, body [
 	case ev.call == "read":
 		delete(lp.confirming, ev.user)
 	}
+	if lp.outage != nil && len(lp.confirming) == 0 {
+		lp.install()
+	}
+}
+
+// install adds the waiting outage's faults; the caller holds serial.
+func (lp *ledgerProxy) install() {
+	ids := make([]int, len(lp.outage))
+	for i, f := range lp.outage {
+		ids[i] = lp.AddFault(f)
+	}
+	lp.outage = nil
+	lp.installed <- ids
 }
 
 // startOutage installs faults between two DynamoDB calls, and not between
-// a claim the table granted and the read that confirms it (unless that
-// read has not come within a few seconds): an outage starting there
-// leaves a claim its job does not know it holds, which a scenario makes
-// happen on purpose (a claim's answer lost), not by the luck of timing.
-// It returns the faults' ids.
+// a claim the table granted and the read that confirms it (unless no such
+// moment comes within a few seconds): an outage starting there leaves a
+// claim its job does not know it holds, which a scenario makes happen on
+// purpose (a claim's answer lost), not by the luck of timing. It returns
+// the faults' ids.
 func (lp *ledgerProxy) startOutage(faults ...awsproxy.Fault) []int {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		lp.serial.Lock()
-		if len(lp.confirming) == 0 || time.Now().After(deadline) {
-			ids := make([]int, len(faults))
-			for i, f := range faults {
-				ids[i] = lp.AddFault(f)
-			}
-			lp.serial.Unlock()
-			return ids
-		}
-		lp.serial.Unlock()
-		time.Sleep(5 * time.Millisecond) // the next call, not the system's pace
+	lp.serial.Lock()
+	lp.outage, lp.installed = faults, make(chan []int, 1)
+	if len(lp.confirming) == 0 {
+		lp.install()
 	}
+	installed := lp.installed
+	lp.serial.Unlock()
+	select {
+	case ids := <-installed:
+		return ids
+	case <-time.After(5 * time.Second):
+	}
+	lp.serial.Lock()
+	if lp.outage != nil {
+		lp.install()
+	}
+	lp.serial.Unlock()
+	return <-installed
 }
 
 // heldAnswer keeps the proxy's answer until the call is logged. A hijacked
@@ -454,6 +474,19 @@ func (tl *timeline) heldNow() map[string]string {
 		}
 	}
 	return out
+}
+
+// refusedBy counts the claims refused because one of holders held the user.
+func (tl *timeline) refusedBy(holders map[string]bool) int {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	n := 0
+	for _, ev := range tl.ev {
+		if ev.call == "claim" && ev.code == "ConditionalCheckFailedException" && holders[ev.heldBy] {
+			n++
+		}
+	}
+	return n
 }
 
 // ledgerCalls counts the DynamoDB calls between from and to, by result:

@@ -27,20 +27,20 @@ import (
 // SIGKILL after their claims, in two places each round: while their resets
 // are held by the Cognito proxy (claimed, no code gone), and right after
 // Cognito answered a reset, before the worker heard (the code gone, not
-// recorded). Each user a killed worker holds gets a second job (another
-// message, another job ID) right after the kill. The claim's holder is the job's ID
-// and its message's, which a message SQS delivers again keeps: the
-// redelivery claims again at once, without waiting for the dead holder's
-// lease (ledger.DefaultLease, 5 min); it resets a user whose code was held,
-// and records the reset of one whose code went (its status check finds the
-// user RESET_REQUIRED). The second jobs meet the dead holders' claims and
-// are sent back until the redelivery ends the user. A second job whose user
-// no redelivery ever ends would wait out the lease: the ledger's own tests
-// take a claim over at its lease's end (TestClaim), with no 5-minute wait.
-// Every user must be reset exactly once (resets answered 200 per user),
-// every reset must follow a claim granted to its user, nothing lost, each
-// dead claim taken over by its own job's redelivery and never by another
-// job, and every reset recorded in the ledger.
+// recorded), once a second job (another message, another job ID, sent for
+// each user the first kill left claimed) has met a dead claim. The claim's
+// holder is the job's ID and its message's, which a message SQS delivers
+// again keeps: the redelivery claims again at once, without waiting for the
+// dead holder's lease (ledger.DefaultLease, 5 min); it resets a user whose
+// code was held, and records the reset of one whose code went (its status
+// check finds the user RESET_REQUIRED). The second jobs meet the dead
+// holders' claims and are sent back until the redelivery ends the user. A
+// second job whose user no redelivery ever ends would wait out the lease:
+// the ledger's own tests take a claim over at its lease's end (TestClaim),
+// with no 5-minute wait. Every user must be reset exactly once (resets
+// answered 200 per user), every reset must follow a claim granted to its
+// user, nothing lost, each dead claim taken over by its own job's
+// redelivery and never by another job, and every reset recorded.
 func ledgerKill(t *testing.T) {
 	start := time.Now()
 	seed := seedFor(t, 5)
@@ -51,12 +51,13 @@ func ledgerKill(t *testing.T) {
 	tl := &timeline{}
 	lp := startLedgerProxy(t, e, tl)
 	le := lp.env(e)
-	var killOnReset atomic.Pointer[func(awsproxy.Call)]
+	var killOnReset atomic.Pointer[killer]
 	rc := watchResets(e.Proxy, tl.cognito, func(c awsproxy.Call) {
-		if c.Operation == "AdminResetUserPassword" && c.Status == http.StatusOK {
-			if f := killOnReset.Swap(nil); f != nil {
-				(*f)(c)
-			}
+		if c.Operation != "AdminResetUserPassword" || c.Status != http.StatusOK {
+			return
+		}
+		if k := killOnReset.Load(); k != nil && k.ready() && killOnReset.CompareAndSwap(k, nil) {
+			k.kill(c)
 		}
 	})
 	pool, users, bodies := e.ConfirmedUsers(e.East, "lk", prof.LedgerKillJobs)
@@ -103,12 +104,17 @@ func ledgerKill(t *testing.T) {
 		p.Kill(t)
 		left := leave(time.Now())
 		e.Proxy.RemoveFault(hold)
-		// A second job (another message, another job ID) of each user
-		// the dead worker holds.
+		// A second job (another message, another job ID) of each user the
+		// dead worker holds, first in line for the next worker. A killed
+		// worker's long poll still takes what reaches moto until it ends
+		// (--exit-when-idle caps it at 3 s): the jobs go after that.
+		time.Sleep(deadPoll)
 		var seconds []string
+		deadHolders := map[string]bool{}
 		for _, u := range left {
 			_, user, _ := strings.Cut(u, "/")
 			seconds = append(seconds, testenv.Job(pool, user))
+			deadHolders[dead[u].holder] = true
 		}
 		e.Send(campaign, seconds...)
 		secondJobs += len(seconds)
@@ -119,18 +125,21 @@ func ledgerKill(t *testing.T) {
 		}
 		t.Logf("round %d: SIGKILL with %d resets held, %d users claimed by dead workers", round+1, e.Proxy.Affected(hold), len(dead))
 
-		// The code gone, not recorded: killed as Cognito answers a reset.
+		// The code gone, not recorded: killed as Cognito answers a reset,
+		// once a second job has met a dead claim.
 		p = le.Start(args...)
 		rep.Workers++
-		kill := func(c awsproxy.Call) {
-			var req struct{ UserPoolId, Username string }
-			_ = json.Unmarshal(c.Body, &req)
-			mu.Lock()
-			codeNotRecorded = append(codeNotRecorded, req.UserPoolId+"/"+req.Username)
-			mu.Unlock()
-			_ = p.Cmd.Process.Signal(syscall.SIGKILL)
-		}
-		killOnReset.Store(&kill)
+		killOnReset.Store(&killer{
+			ready: func() bool { return tl.refusedBy(deadHolders) > 0 },
+			kill: func(c awsproxy.Call) {
+				var req struct{ UserPoolId, Username string }
+				_ = json.Unmarshal(c.Body, &req)
+				mu.Lock()
+				codeNotRecorded = append(codeNotRecorded, req.UserPoolId+"/"+req.Username)
+				mu.Unlock()
+				_ = p.Cmd.Process.Signal(syscall.SIGKILL)
+			},
+		})
 		testenv.Eventually(t, 2*time.Minute, fmt.Sprintf("round %d: the kill as a reset is answered", round+1), func() bool { return !p.Running() })
 		if killOnReset.Load() != nil {
 			t.Fatalf("round %d: the worker exited (code %d) before a reset", round+1, p.Wait(t, time.Second))
@@ -138,6 +147,7 @@ func ledgerKill(t *testing.T) {
 		p.Wait(t, time.Minute)
 		leave(time.Now())
 		rep.Kills++
+		time.Sleep(deadPoll)
 		mu.Lock()
 		t.Logf("round %d: SIGKILL as the reset of %s was answered", round+1, codeNotRecorded[len(codeNotRecorded)-1])
 		mu.Unlock()
@@ -163,17 +173,17 @@ func ledgerKill(t *testing.T) {
 	}
 
 	// Each dead claim: taken over by its own job's redelivery (the same
-	// holder, at once), or (a worker that records nothing for a user its
-	// status check finds reset) left to its lease with its code gone; never
+	// holder, at once), or, when the user's code went before the kill (the
+	// reset that triggered it, or another the dying worker had under way,
+	// recorded or not), its user found reset by the status check; never
 	// granted to another job within the lease.
-	mu.Lock()
-	defer mu.Unlock()
 	var takeover []float64
 	byStatusCheck, waited := 0, 0
+	evs := tl.events()
 	for u, d := range dead {
 		next, ok := firstGrantAfter(a.Grants[u], d.at)
 		switch {
-		case !ok && slices.Contains(codeNotRecorded, u):
+		case !ok && resetBefore(evs, u, d.at):
 			byStatusCheck++
 		case !ok:
 			t.Errorf("%s: the claim of dead job %s was never taken over, and its code did not go before the kill", u, d.holder)
@@ -182,7 +192,7 @@ func ledgerKill(t *testing.T) {
 		default:
 			takeover = append(takeover, next.at.Sub(d.at).Seconds())
 		}
-		waited += refusedBetween(tl.events(), u, d.holder, d.at)
+		waited += refusedBetween(evs, u, d.holder, d.at)
 	}
 	if waited == 0 {
 		t.Error("no second job met a dead worker's claim: the scenario tested less than it claims")
@@ -210,6 +220,27 @@ func ledgerKill(t *testing.T) {
 	rep.Notes["rows_without_reset"] = len(unrecorded)
 	t.Logf("claims: %+v; %d dead claims: %d taken over by their redelivery (at most %.1f s after the kill, lease %v), %d users found reset by the status check; %d refusals of second jobs meanwhile",
 		rep.Notes["claims"], len(dead), len(takeover), rep.Notes["takeover_seconds_max"], ddbledger.DefaultLease, byStatusCheck, waited)
+}
+
+// deadPoll is how long a killed worker's last long poll may still take
+// messages: --exit-when-idle 3s caps the poll's wait at 3 s.
+const deadPoll = 4 * time.Second
+
+// killer kills a worker as Cognito answers a reset, once ready.
+type killer struct {
+	ready func() bool
+	kill  func(awsproxy.Call)
+}
+
+// resetBefore reports whether a reset of u reached Cognito before at
+// (answered or not: it may have taken effect).
+func resetBefore(evs []event, u string, at time.Time) bool {
+	for _, ev := range evs {
+		if ev.call == "reset" && ev.user == u && ev.at.Before(at) && (ev.status == http.StatusOK || ev.status == 0) {
+			return true
+		}
+	}
+	return false
 }
 
 // firstGrantAfter is the first of gs (in order) after at.
@@ -273,7 +304,8 @@ func ledgerOutage(t *testing.T, mode string, seed uint64) {
 	e.Send(campaign, bodies...)
 	jobs := jobsOf(e.East, pool, users, "reset")
 	outage := time.Duration(prof.LedgerOutageSeconds) * time.Second
-	args := []string{"--ledger-table", table, "--rate", "8", "--exit-when-idle", "3s", "--circuit-cooldown", "2s"}
+	// Paced so that jobs are still to be claimed when the outage begins.
+	args := []string{"--ledger-table", table, "--rate", "5", "--concurrency", "8", "--exit-when-idle", "3s", "--circuit-cooldown", "2s"}
 	type kind struct {
 		name  string
 		fault awsproxy.Fault
