@@ -24,6 +24,14 @@ func TestChaos(t *testing.T) {
 		"failed_delete": failedDelete,
 		"hung_send":     hungSend,
 	}
+	if prof.Name != full.Name {
+		// Its --max-deferral is shorter than the outage, so how soon the
+		// worker runs out of jobs (and exits) depends on the circuit's
+		// doubling cooldowns against the machine's load: beside the eight
+		// other scenarios of make test on 2 CPUs it ran out before the
+		// outage ended. make chaos runs it.
+		delete(scenarios, "ledger_outage_throttled")
+	}
 	var wg sync.WaitGroup
 	for name, run := range scenarios {
 		wg.Go(func() { t.Run(name, run) })
