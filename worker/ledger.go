@@ -191,9 +191,15 @@ func (w *Worker) record(hard context.Context, u LedgerUser, step, detail string)
 	w.m.LedgerCalls.WithLabelValues("record", ledgerResult(err, Claim{Held: true})).Inc()
 	if err != nil {
 		w.log.Warn("recording a step in the ledger failed; tried again in the background", "step", step, "pool", u.Pool, "user", w.user(u.Username), "error", err)
-		w.retryRecord(pendingRecord{u: u, step: step, detail: detail, at: w.cfg.Clock.Now()})
+		if w.retryRecord(pendingRecord{u: u, step: step, detail: detail, at: w.cfg.Clock.Now()}) {
+			w.pendingN.Add(1)
+		}
 	}
 }
+
+// recordsWait is how long past --exit-when-idle an idle worker waits for
+// the ledger records still to make before it exits.
+const recordsWait = 5 * time.Minute
 
 // pendingRecord is a step the ledger refused, to be recorded again with
 // the time it happened.
@@ -201,20 +207,22 @@ type pendingRecord struct {
 	u            LedgerUser
 	step, detail string
 	at           time.Time
-	tries        int
 }
 
 // maxPendingRecords bounds the records kept for a retry (a long outage of
 // a big campaign): past it a record is dropped, logged as an error.
 const maxPendingRecords = 10000
 
-// retryRecord keeps r for recordRetrier; a full queue drops it.
-func (w *Worker) retryRecord(r pendingRecord) {
+// retryRecord keeps r for recordRetrier, or reports that a full queue
+// dropped it.
+func (w *Worker) retryRecord(r pendingRecord) bool {
 	select {
 	case w.pendingRecords <- r:
+		return true
 	default:
 		w.log.Error("too many ledger records wait for a retry: this one is dropped (the row keeps no outcome: status counts the user left)",
 			"step", r.step, "pool", r.u.Pool, "user", w.user(r.u.Username))
+		return false
 	}
 }
 
@@ -225,18 +233,18 @@ func (w *Worker) retryRecord(r pendingRecord) {
 // guards the user from a second code). What is left at the end is logged.
 func (w *Worker) recordRetrier(ctx context.Context) {
 	curve := retry.Curve{Base: time.Second, Max: time.Minute}
+	failures := 0 // in a row: once the ledger answers, the rest go at once
 	for {
 		var r pendingRecord
 		select {
 		case <-ctx.Done():
-			if n := len(w.pendingRecords); n > 0 {
+			if n := w.pendingN.Load(); n > 0 {
 				w.log.Error("ledger records not made at shutdown: their rows keep no outcome", "records", n)
 			}
 			return
 		case r = <-w.pendingRecords:
 		}
-		r.tries++
-		if clock.Sleep(ctx, w.cfg.Clock, curve.Delay(r.tries, w.cfg.Rand())) != nil {
+		if failures > 0 && clock.Sleep(ctx, w.cfg.Clock, curve.Delay(failures, w.cfg.Rand())) != nil {
 			w.retryRecord(r)
 			continue
 		}
@@ -244,8 +252,15 @@ func (w *Worker) recordRetrier(ctx context.Context) {
 		err := w.cfg.Ledger.Record(rctx, r.u, r.step, r.detail, r.at)
 		cancel()
 		w.m.LedgerCalls.WithLabelValues("record", ledgerResult(err, Claim{Held: true})).Inc()
-		if err != nil {
-			w.retryRecord(r)
+		switch {
+		case err == nil:
+			failures = 0
+			w.pendingN.Add(-1)
+		case w.retryRecord(r):
+			failures++
+		default:
+			failures++
+			w.pendingN.Add(-1)
 		}
 	}
 }

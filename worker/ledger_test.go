@@ -363,3 +363,18 @@ func (l *flakyRecordLedger) Record(ctx context.Context, u LedgerUser, step, deta
 	l.made <- step
 	return err
 }
+
+// TestLedgerIdleExitWaitsForRecords: a worker that runs out of jobs
+// (--exit-when-idle) waits for the ledger records still to make before it
+// exits, so a reset's outcome is not lost with the process.
+func TestLedgerIdleExitWaitsForRecords(t *testing.T) {
+	t.Parallel()
+	led := &flakyRecordLedger{fakeLedger: newFakeLedger(), failures: 2, made: make(chan string, 10)}
+	b := newBundle(func(context.Context, job.Job) error { return nil })
+	b.cfg.Ledger = led
+	b.q.push(jobBody(pool, "hank"), campaignAttrs("c1"))
+	b.run(t)
+	if r := led.get(LedgerUser{Campaign: "c1", Pool: pool, Username: "hank"}); r.outcome != job.StepReset {
+		t.Fatalf("the worker exited with the reset unrecorded: %+v", r)
+	}
+}

@@ -246,6 +246,7 @@ type Worker struct {
 	campaigns       sync.Map // the campaigns of the jobs admitted here (at most maxCampaigns)
 	nCampaigns      atomic.Int64
 	pendingRecords  chan pendingRecord // ledger records to make again (recordRetrier)
+	pendingN        atomic.Int64       // of which not yet made
 	tally           sync.Map           // outcome label -> *atomic.Int64: this process's jobs by outcome
 }
 
@@ -435,7 +436,10 @@ func (w *Worker) receiveLoop(ctx, hard context.Context, jobs chan<- job.Message)
 					idleSince = last
 				}
 			}
-			if now.Sub(idleSince) >= w.cfg.ExitWhenIdle && w.queueDrained(ctx) {
+			// Ledger records still to make hold the exit, for a while: a
+			// reset whose record is lost leaves its user pending for ever.
+			recordsDue := w.pendingN.Load() > 0 && now.Sub(idleSince) < w.cfg.ExitWhenIdle+recordsWait
+			if now.Sub(idleSince) >= w.cfg.ExitWhenIdle && !recordsDue && w.queueDrained(ctx) {
 				// SQS's counts are approximate, and a delayed message can
 				// turn visible between the empty poll and the count: exit
 				// only when one more poll after a drained count is empty too.
