@@ -51,7 +51,7 @@ bench-quick: ## the benchmark harness, quick profile (about a minute, a smoke te
 CHAOS_REPORT ?= docs/reliability.json
 
 .PHONY: chaos
-chaos: tools ## the fault suite, full profile (SIGKILLs, faults on SQS and Cognito, an SQS outage): writes docs/reliability.json, prints the figures
+chaos: tools ## the fault suite, full profile (SIGKILLs, faults on SQS, Cognito and the ledger, SQS and ledger outages): writes docs/reliability.json, prints the figures
 	$(GO) test -race -c -o bin/chaos.test ./internal/chaos
 	cd internal/chaos && RESETQ_CHAOS=full RESETQ_CHAOS_REPORT=$(CURDIR)/$(CHAOS_REPORT) $(CURDIR)/bin/chaos.test -test.count=1 -test.timeout 40m
 
