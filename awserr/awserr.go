@@ -42,7 +42,8 @@ type apiError interface {
 	ErrorMessage() string
 }
 
-// From is err as resetq reads it: a service's answer becomes *Error, a
+// From is err as resetq reads it: a role that could not be assumed stays
+// *RoleError, a service's answer becomes *Error, a
 // signing failure (the SDK's "failed to sign request", or credentials
 // that do not load: "get identity:") Is ErrCredentials; anything else (a
 // network error, a timeout, a cancelled context) is returned as it is.
@@ -50,6 +51,10 @@ type apiError interface {
 func From(err error) error {
 	if err == nil {
 		return nil
+	}
+	var role *RoleError
+	if errors.As(err, &role) { // before the STS answer inside it
+		return &RoleError{Role: role.Role, Denied: role.Denied, Err: err}
 	}
 	var api apiError
 	if errors.As(err, &api) {

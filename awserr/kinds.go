@@ -36,3 +36,18 @@ func Denied(code string) bool {
 	}
 	return false
 }
+
+// RoleError is a call made with a role's credentials (resetq's
+// --pool-roles) that could not get them: sts:AssumeRole failed.
+type RoleError struct {
+	Role string // the role's ARN
+	// Denied: STS refused (the role's trust policy, the ExternalId, the
+	// caller's sts:AssumeRole permission, no such role); no retry helps
+	// until someone fixes it. Else STS failed (throttled, a fault, the
+	// network) and a retry may.
+	Denied bool
+	Err    error
+}
+
+func (e *RoleError) Error() string { return "assume role " + e.Role + ": " + e.Err.Error() }
+func (e *RoleError) Unwrap() error { return e.Err }

@@ -10,4 +10,5 @@ const (
 	ReasonBadSignature      = "bad_signature"      // unsigned, or signed with no known key, or changed since
 	ReasonCircuitOpen       = "circuit_open"       // deferred past --max-deferral by a circuit whose error has no code of its own
 	ReasonLedgerUnavailable = "ledger_unavailable" // deferred past --max-deferral: the ledger could not be reached to claim the user
+	ReasonAssumeRoleDenied  = "assume_role_denied" // deferred past --max-deferral: the pool's role (--pool-roles) could not be assumed
 )
