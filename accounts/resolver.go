@@ -101,6 +101,9 @@ func (r *Resolver) DefaultAccount() string {
 	return r.defaultAccount
 }
 
+// Accounts lists the accounts of the roles file, sorted.
+func (r *Resolver) Accounts() []string { return slices.Sorted(maps.Keys(r.byAccount)) }
+
 // Roles is the roles file's pools and their roles.
 func (r *Resolver) Roles() Roles { return r.roles }
 

@@ -20,14 +20,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 
+	"github.com/resetq/resetq/accounts"
 	"github.com/resetq/resetq/awserr"
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/usagemetrics"
 )
 
-// Client reads in any Region, with SDK clients made on first use. It is
-// safe for concurrent use.
+// Client reads in any account and Region, with SDK clients made on first
+// use. Its methods take a scope: a Region, or a job.Scope key
+// ("ACCOUNT/REGION") for an account reached through a role
+// (accounts.Resolver.ScopeReach). It is safe for concurrent use.
 type Client struct {
-	cfg aws.Config
+	reach *accounts.Resolver
 
 	mu  sync.Mutex
 	ses map[string]*ses.Client
@@ -39,30 +43,37 @@ type Client struct {
 var _ usagemetrics.Reader = (*Client)(nil)
 
 // New returns a Client built on cfg (the SDK configuration resetq loads
-// once; the AWS_ENDPOINT_URL_* variables apply).
-func New(cfg aws.Config) *Client {
-	return &Client{cfg: cfg, ses: map[string]*ses.Client{}, sns: map[string]*sns.Client{},
+// once; the AWS_ENDPOINT_URL_* variables apply), for cfg's account.
+func New(cfg aws.Config) *Client { return NewWith(accounts.New(cfg, nil)) }
+
+// NewWith returns a Client that reaches each account as reach says.
+func NewWith(reach *accounts.Resolver) *Client {
+	return &Client{reach: reach, ses: map[string]*ses.Client{}, sns: map[string]*sns.Client{},
 		sq: map[string]*servicequotas.Client{}, cw: map[string]*cloudwatch.Client{}}
 }
 
-// lazy returns m[region], made with mk on first use.
-func lazy[T any](mu *sync.Mutex, m map[string]*T, region string, mk func() *T) *T {
-	mu.Lock()
-	defer mu.Unlock()
-	c := m[region]
-	if c == nil {
-		c = mk()
-		m[region] = c
+// lazy returns the client of scope in m, made with mk from the scope's
+// credentials and Region on first use.
+func lazy[T any](c *Client, m map[string]*T, scope string, mk func(cfg aws.Config, region string) *T) *T {
+	reach := c.reach.ScopeReach(scope)
+	region := job.ParseScope(scope).Region
+	key := reach.Key + "|" + region
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl := m[key]
+	if cl == nil {
+		cl = mk(reach.Config, region)
+		m[key] = cl
 	}
-	return c
+	return cl
 }
 
 // SendQuota reads the SES account's sending limits (GetSendQuota): the
 // emails it may send in 24 hours, per second, and has sent in the last 24
 // hours.
-func (c *Client) SendQuota(ctx context.Context, region string) (max24h, maxRate, sent24h float64, err error) {
-	cl := lazy(&c.mu, c.ses, region, func() *ses.Client {
-		return ses.NewFromConfig(c.cfg, func(o *ses.Options) { o.Region = region })
+func (c *Client) SendQuota(ctx context.Context, scope string) (max24h, maxRate, sent24h float64, err error) {
+	cl := lazy(c, c.ses, scope, func(cfg aws.Config, region string) *ses.Client {
+		return ses.NewFromConfig(cfg, func(o *ses.Options) { o.Region = region })
 	})
 	out, err := cl.GetSendQuota(ctx, &ses.GetSendQuotaInput{})
 	if err != nil {
@@ -73,9 +84,9 @@ func (c *Client) SendQuota(ctx context.Context, region string) (max24h, maxRate,
 
 // MonthlySpendLimit reads the account's SMS spend limit in USD
 // (GetSMSAttributes); set is false when the account has none set.
-func (c *Client) MonthlySpendLimit(ctx context.Context, region string) (usd float64, set bool, err error) {
-	cl := lazy(&c.mu, c.sns, region, func() *sns.Client {
-		return sns.NewFromConfig(c.cfg, func(o *sns.Options) { o.Region = region })
+func (c *Client) MonthlySpendLimit(ctx context.Context, scope string) (usd float64, set bool, err error) {
+	cl := lazy(c, c.sns, scope, func(cfg aws.Config, region string) *sns.Client {
+		return sns.NewFromConfig(cfg, func(o *sns.Options) { o.Region = region })
 	})
 	out, err := cl.GetSMSAttributes(ctx, &sns.GetSMSAttributesInput{Attributes: []string{"MonthlySpendLimit"}})
 	if err != nil {
@@ -94,9 +105,9 @@ func (c *Client) MonthlySpendLimit(ctx context.Context, region string) (usd floa
 
 // ServiceQuota reads a quota's applied value (GetServiceQuota); an
 // unknown quota or service is awserr.ErrNoData.
-func (c *Client) ServiceQuota(ctx context.Context, region, service, code string) (float64, error) {
-	cl := lazy(&c.mu, c.sq, region, func() *servicequotas.Client {
-		return servicequotas.NewFromConfig(c.cfg, func(o *servicequotas.Options) { o.Region = region })
+func (c *Client) ServiceQuota(ctx context.Context, scope, service, code string) (float64, error) {
+	cl := lazy(c, c.sq, scope, func(cfg aws.Config, region string) *servicequotas.Client {
+		return servicequotas.NewFromConfig(cfg, func(o *servicequotas.Options) { o.Region = region })
 	})
 	out, err := cl.GetServiceQuota(ctx, &servicequotas.GetServiceQuotaInput{ServiceCode: aws.String(service), QuotaCode: aws.String(code)})
 	if err != nil {
@@ -110,10 +121,8 @@ func (c *Client) ServiceQuota(ctx context.Context, region, service, code string)
 
 // Usage reads a Cognito usage metric of a quota category (AWS/Usage,
 // statistic Sum) per period between start and end, oldest first.
-func (c *Client) Usage(ctx context.Context, region string, q usagemetrics.Query) ([]usagemetrics.Point, error) {
-	cl := lazy(&c.mu, c.cw, region, func() *cloudwatch.Client {
-		return NewCloudWatch(c.cfg, region)
-	})
+func (c *Client) Usage(ctx context.Context, scope string, q usagemetrics.Query) ([]usagemetrics.Point, error) {
+	cl := lazy(c, c.cw, scope, NewCloudWatch)
 	in := &cloudwatch.GetMetricDataInput{
 		StartTime: aws.Time(q.Start), EndTime: aws.Time(q.End), ScanBy: cwtypes.ScanByTimestampAscending,
 		MetricDataQueries: []cwtypes.MetricDataQuery{{

@@ -1,5 +1,6 @@
 // Package cognito calls AdminResetUserPassword in the Region of each job's
-// user pool, with one SDK client per Region.
+// user pool, with its account's credentials (accounts.Resolver): one SDK
+// client per credentials and Region.
 package cognito
 
 import (
@@ -12,6 +13,7 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 
+	"github.com/resetq/resetq/accounts"
 	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/worker"
@@ -22,32 +24,38 @@ type Client struct {
 	clients *regionClients
 }
 
-// regionClients makes one SDK client per Region, on first use, with the
-// given retryer (nil: the SDK's default). It is safe for concurrent use.
+// regionClients makes one SDK client per credentials and Region, on first
+// use, with the given retryer (nil: the SDK's default). It is safe for
+// concurrent use.
 type regionClients struct {
-	cfg     aws.Config
+	reach   *accounts.Resolver
 	retryer func() aws.Retryer
 
 	mu sync.Mutex
 	m  map[string]*cip.Client
 }
 
-func newRegionClients(cfg aws.Config, retryer func() aws.Retryer) *regionClients {
-	return &regionClients{cfg: cfg, retryer: retryer, m: map[string]*cip.Client{}}
+func newRegionClients(reach *accounts.Resolver, retryer func() aws.Retryer) *regionClients {
+	return &regionClients{reach: reach, retryer: retryer, m: map[string]*cip.Client{}}
 }
 
-func (r *regionClients) get(region string) *cip.Client {
+// get is the client for pool's calls for the campaign in ctx (its role
+// session's name, job.WithCampaign).
+func (r *regionClients) get(ctx context.Context, pool string) *cip.Client {
+	reach := r.reach.Pool(pool, job.CampaignOf(ctx))
+	region := job.Job{UserPoolID: pool}.Region()
+	key := reach.Key + "|" + region
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cl := r.m[region]
+	cl := r.m[key]
 	if cl == nil {
-		cl = cip.NewFromConfig(r.cfg, func(o *cip.Options) {
+		cl = cip.NewFromConfig(reach.Config, func(o *cip.Options) {
 			o.Region = region
 			if r.retryer != nil {
 				o.Retryer = r.retryer()
 			}
 		})
-		r.m[region] = cl
+		r.m[key] = cl
 	}
 	return cl
 }
@@ -59,19 +67,24 @@ var (
 
 // New returns a Client built on cfg (the SDK configuration resetq loads
 // once, so credentials, profiles and AWS_ENDPOINT_URL[_COGNITO_IDENTITY_PROVIDER]
-// apply). The SDK's own retries are off: the worker paces and retries
-// itself.
-func New(cfg aws.Config) *Client {
-	return &Client{clients: newRegionClients(cfg, func() aws.Retryer { return aws.NopRetryer{} })}
+// apply), for pools in cfg's account.
+func New(cfg aws.Config) *Client { return NewWith(accounts.New(cfg, nil)) }
+
+// NewWith returns a Client that reaches each pool as reach says. The SDK's
+// own retries are off: the worker paces and retries itself.
+func NewWith(reach *accounts.Resolver) *Client {
+	return &Client{clients: newRegionClients(reach, func() aws.Retryer { return aws.NopRetryer{} })}
 }
 
-func (c *Client) client(region string) *cip.Client { return c.clients.get(region) }
+func (c *Client) client(ctx context.Context, pool string) *cip.Client {
+	return c.clients.get(ctx, pool)
+}
 
 // ResetUserPassword calls AdminResetUserPassword for the job in the Region
 // of its pool.
 func (c *Client) ResetUserPassword(ctx context.Context, job job.Job) error {
 	region := job.Region()
-	_, err := c.client(region).AdminResetUserPassword(ctx, &cip.AdminResetUserPasswordInput{
+	_, err := c.client(ctx, job.UserPoolID).AdminResetUserPassword(ctx, &cip.AdminResetUserPasswordInput{
 		UserPoolId:     aws.String(job.UserPoolID),
 		Username:       aws.String(job.Username),
 		ClientMetadata: job.ClientMetadata,
@@ -87,7 +100,7 @@ func (c *Client) ResetUserPassword(ctx context.Context, job job.Job) error {
 // and has a verified email or phone, and when Cognito last changed it.
 func (c *Client) ReadUser(ctx context.Context, job job.Job) (worker.User, error) {
 	region := job.Region()
-	out, err := c.client(region).AdminGetUser(ctx, &cip.AdminGetUserInput{
+	out, err := c.client(ctx, job.UserPoolID).AdminGetUser(ctx, &cip.AdminGetUserInput{
 		UserPoolId: aws.String(job.UserPoolID),
 		Username:   aws.String(job.Username),
 	})
@@ -121,7 +134,7 @@ func (c *Client) KillPassword(ctx context.Context, job job.Job, permanent bool) 
 		if pw, err = randomPassword(n); err != nil {
 			return err
 		}
-		_, err = c.client(region).AdminSetUserPassword(ctx, &cip.AdminSetUserPasswordInput{
+		_, err = c.client(ctx, job.UserPoolID).AdminSetUserPassword(ctx, &cip.AdminSetUserPasswordInput{
 			UserPoolId: aws.String(job.UserPoolID),
 			Username:   aws.String(job.Username),
 			Password:   aws.String(pw),
@@ -144,7 +157,7 @@ var _ worker.Remediator = (*Client)(nil)
 // then refuses the user's refresh tokens.
 func (c *Client) GlobalSignOut(ctx context.Context, job job.Job) error {
 	region := job.Region()
-	_, err := c.client(region).AdminUserGlobalSignOut(ctx, &cip.AdminUserGlobalSignOutInput{
+	_, err := c.client(ctx, job.UserPoolID).AdminUserGlobalSignOut(ctx, &cip.AdminUserGlobalSignOutInput{
 		UserPoolId: aws.String(job.UserPoolID),
 		Username:   aws.String(job.Username),
 	})
@@ -159,7 +172,7 @@ func (c *Client) GlobalSignOut(ctx context.Context, job job.Job) error {
 // stops working.
 func (c *Client) Reinvite(ctx context.Context, job job.Job) error {
 	region := job.Region()
-	_, err := c.client(region).AdminCreateUser(ctx, &cip.AdminCreateUserInput{
+	_, err := c.client(ctx, job.UserPoolID).AdminCreateUser(ctx, &cip.AdminCreateUserInput{
 		UserPoolId:     aws.String(job.UserPoolID),
 		Username:       aws.String(job.Username),
 		MessageAction:  types.MessageActionTypeResend,
@@ -175,7 +188,7 @@ func (c *Client) Reinvite(ctx context.Context, job job.Job) error {
 // working until AdminEnableUser.
 func (c *Client) DisableUser(ctx context.Context, job job.Job) error {
 	region := job.Region()
-	_, err := c.client(region).AdminDisableUser(ctx, &cip.AdminDisableUserInput{
+	_, err := c.client(ctx, job.UserPoolID).AdminDisableUser(ctx, &cip.AdminDisableUserInput{
 		UserPoolId: aws.String(job.UserPoolID),
 		Username:   aws.String(job.Username),
 	})

@@ -9,8 +9,8 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 
+	"github.com/resetq/resetq/accounts"
 	"github.com/resetq/resetq/awserr"
-	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/userpool"
 )
 
@@ -77,12 +77,15 @@ type Pools struct {
 	clients *regionClients
 }
 
-// NewPools returns a Pools built on cfg.
-func NewPools(cfg aws.Config) *Pools { return &Pools{clients: newRegionClients(cfg, nil)} }
+// NewPools returns a Pools built on cfg, for pools in cfg's account.
+func NewPools(cfg aws.Config) *Pools { return NewPoolsWith(accounts.New(cfg, nil)) }
 
-func (p *Pools) client(pool string) *cip.Client {
-	return p.clients.get(job.Job{UserPoolID: pool}.Region())
+// NewPoolsWith returns a Pools that reaches each pool as reach says.
+func NewPoolsWith(reach *accounts.Resolver) *Pools {
+	return &Pools{clients: newRegionClients(reach, nil)}
 }
+
+func (p *Pools) client(ctx context.Context, pool string) *cip.Client { return p.clients.get(ctx, pool) }
 
 // poolDescriber is the part of the Cognito client that describes a pool.
 type poolDescriber interface {
@@ -95,7 +98,7 @@ type poolDescriber interface {
 // when it is not given) has case-sensitive usernames. On an error it
 // returns true, with the error.
 func (p *Pools) CaseSensitive(ctx context.Context, pool string) (bool, error) {
-	return caseSensitive(ctx, p.client(pool), pool)
+	return caseSensitive(ctx, p.client(ctx, pool), pool)
 }
 
 func caseSensitive(ctx context.Context, api poolDescriber, pool string) (bool, error) {
@@ -111,7 +114,7 @@ func caseSensitive(ctx context.Context, api poolDescriber, pool string) (bool, e
 
 // Describe reads what preflight's checks need from DescribeUserPool.
 func (p *Pools) Describe(ctx context.Context, id string) (userpool.Pool, error) {
-	out, err := p.client(id).DescribeUserPool(ctx, &cip.DescribeUserPoolInput{UserPoolId: aws.String(id)})
+	out, err := p.client(ctx, id).DescribeUserPool(ctx, &cip.DescribeUserPoolInput{UserPoolId: aws.String(id)})
 	if err != nil {
 		if e, ok := awserr.As(awserr.From(err)); ok {
 			return userpool.Pool{}, fmt.Errorf("DescribeUserPool: %s: %s", e.Code, e.Message)
@@ -123,6 +126,7 @@ func (p *Pools) Describe(ctx context.Context, id string) (userpool.Pool, error) 
 	if up == nil {
 		return pool, errors.New("DescribeUserPool returned no pool")
 	}
+	pool.EstimatedUsers = int(up.EstimatedNumberOfUsers)
 	if up.AccountRecoverySetting != nil {
 		for _, m := range up.AccountRecoverySetting.RecoveryMechanisms {
 			pool.Recovery = append(pool.Recovery, string(m.Name))

@@ -31,7 +31,7 @@ func (p *Pools) Probe(ctx context.Context, pool, operation string) error {
 	if err != nil {
 		return err
 	}
-	return probeError(operation, probe(ctx, p.client(pool), pool, operation, user))
+	return probeError(operation, probe(ctx, p.client(ctx, pool), pool, operation, user))
 }
 
 // probeAPI is the part of the Cognito client that a probe calls.

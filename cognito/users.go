@@ -11,8 +11,8 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 
+	"github.com/resetq/resetq/accounts"
 	"github.com/resetq/resetq/awserr"
-	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/userpool"
 )
 
@@ -25,8 +25,11 @@ type Users struct {
 // NewUsers returns a Users built on cfg. Its SDK clients retry a throttled
 // or failed read up to 10 times with backoff: the caller paces the calls
 // under the read quotas, and a report only reads.
-func NewUsers(cfg aws.Config) *Users {
-	return &Users{clients: newRegionClients(cfg, func() aws.Retryer {
+func NewUsers(cfg aws.Config) *Users { return NewUsersWith(accounts.New(cfg, nil)) }
+
+// NewUsersWith is NewUsers reaching each pool as reach says.
+func NewUsersWith(reach *accounts.Resolver) *Users {
+	return &Users{clients: newRegionClients(reach, func() aws.Retryer {
 		return retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = 10
 			so.RateLimiter = awsratelimit.None // the caller paces; no client-side retry quota
@@ -34,14 +37,12 @@ func NewUsers(cfg aws.Config) *Users {
 	})}
 }
 
-func (u *Users) client(pool string) *cip.Client {
-	return u.clients.get(job.Job{UserPoolID: pool}.Region())
-}
+func (u *Users) client(ctx context.Context, pool string) *cip.Client { return u.clients.get(ctx, pool) }
 
 // GetUser reads one user with AdminGetUser; found is false when Cognito
 // answers UserNotFoundException.
 func (u *Users) GetUser(ctx context.Context, pool, username string) (userpool.User, bool, error) {
-	out, err := u.client(pool).AdminGetUser(ctx, &cip.AdminGetUserInput{UserPoolId: aws.String(pool), Username: aws.String(username)})
+	out, err := u.client(ctx, pool).AdminGetUser(ctx, &cip.AdminGetUserInput{UserPoolId: aws.String(pool), Username: aws.String(username)})
 	var nf *types.UserNotFoundException
 	switch {
 	case errors.As(err, &nf):
@@ -56,7 +57,7 @@ func (u *Users) GetUser(ctx context.Context, pool, username string) (userpool.Us
 // UsersPage reads one page of 60 users: ListUsersInGroup when group is set,
 // else ListUsers with filter.
 func (u *Users) UsersPage(ctx context.Context, pool, filter, group, token string) ([]userpool.User, string, error) {
-	page, next, err := listPage(ctx, u.client(pool), pool, filter, group, token)
+	page, next, err := listPage(ctx, u.client(ctx, pool), pool, filter, group, token)
 	switch {
 	case err != nil && group != "":
 		return nil, "", fmt.Errorf("list-users-in-group: %w", awserr.From(err))

@@ -1,6 +1,9 @@
 package job
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
 
 // Scope is where Cognito counts a quota: one AWS account in one Region.
 // Pacing, circuits, usage metrics and the fleet's Redis keys are per Scope.
@@ -22,4 +25,19 @@ func ParseScope(key string) Scope {
 		return Scope{Account: account, Region: region}
 	}
 	return Scope{Region: key}
+}
+
+type campaignKey struct{}
+
+// WithCampaign is ctx carrying the campaign of the job whose call it is
+// for: the adapters name their role sessions after it (CloudTrail then
+// says which campaign made the call).
+func WithCampaign(ctx context.Context, campaign string) context.Context {
+	return context.WithValue(ctx, campaignKey{}, campaign)
+}
+
+// CampaignOf is the campaign WithCampaign put in ctx, or "".
+func CampaignOf(ctx context.Context) string {
+	c, _ := ctx.Value(campaignKey{}).(string)
+	return c
 }

@@ -71,8 +71,8 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}),
 		Throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_throttles_total",
-			Help: "Calls in the reset's quota (AdminResetUserPassword, and AdminSetUserPassword's kills) answered TooManyRequestsException, by Region.",
-		}, []string{"region"}),
+			Help: "Calls in the reset's quota (AdminResetUserPassword, and AdminSetUserPassword's kills) answered TooManyRequestsException, by account and Region.",
+		}, []string{"account", "region"}),
 		RateLimitWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "resetq_ratelimit_wait_seconds",
 			Help:    "Time a job waited for the Region's rate limiter before its call.",
@@ -80,16 +80,16 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}),
 		RateLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resetq_ratelimit_limit",
-			Help: "Current AdminResetUserPassword rate limit in calls per second, by Region (adaptive, at most --rate).",
-		}, []string{"region"}),
+			Help: "Current AdminResetUserPassword rate limit in calls per second, by account and Region (adaptive, at most --rate).",
+		}, []string{"account", "region"}),
 		HarmBudget: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "resetq_harm_budget",
 			Help: "--harm-budget: the share of real users' calls the campaign may cost by throttling them; resetq keeps its own throttled share under a fifth of it (0: off).",
 		}),
 		RateCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resetq_ratelimit_usage_cap",
-			Help: "Cap on the Region's rate in calls per second from Cognito's usage metrics: what real users lost each minute against --harm-budget (0: none).",
-		}, []string{"region"}),
+			Help: "Cap on the account-Region's rate in calls per second from Cognito's usage metrics: what real users lost each minute against --harm-budget (0: none).",
+		}, []string{"account", "region"}),
 		RateLimitFallback: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "resetq_ratelimit_fallback",
 			Help: "1 while --redis-url is set and Redis fails, so this replica paces at --rate/--fleet-size instead of the fleet-wide limit, else 0.",
@@ -104,8 +104,8 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}, []string{"queue", "state"}),
 		CircuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resetq_circuit_open",
-			Help: "1 while the Region's circuit breaker stops calls to Cognito after a systemic error, else 0.",
-		}, []string{"region"}),
+			Help: "1 while the account-Region's circuit breaker stops calls to Cognito after a systemic error (a role that cannot be assumed among them), else 0.",
+		}, []string{"account", "region"}),
 		SQSRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_sqs_requests_total",
 			Help: "SQS API calls, by operation and result (ok, error).",
@@ -125,8 +125,8 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		}),
 		EmailLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resetq_email_limit_reached",
-			Help: "1 while Cognito's daily email limit (default email: 50 a day per account and Region) holds the Region's default-email pools' jobs on the queue, else 0.",
-		}, []string{"region"}),
+			Help: "1 while Cognito's daily email limit (default email: 50 a day per account and Region) holds the account-Region's default-email pools' jobs on the queue, else 0.",
+		}, []string{"account", "region"}),
 		Steps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_steps_total",
 			Help: "Job steps done, by step: reset, password_killed (AdminSetUserPassword with a random password, while the code waits), signed_out (AdminUserGlobalSignOut, after the password died), reinvited (AdminCreateUser RESEND), disabled (AdminDisableUser).",

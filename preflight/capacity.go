@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/awserr"
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/usagemetrics"
 	"github.com/resetq/resetq/userpool"
 )
@@ -32,22 +33,25 @@ type SendQuota struct {
 	Max24h, MaxRate, Sent24h float64
 }
 
+// The readers take a scope: a Region, or a job.Scope key for an account
+// in a Region.
+
 // SendQuotaReader reads the SES send quota (GetSendQuota): the emails the
 // account may send in 24 hours, per second, and has sent in the last 24
 // hours.
 type SendQuotaReader interface {
-	SendQuota(ctx context.Context, region string) (max24h, maxRate, sent24h float64, err error)
+	SendQuota(ctx context.Context, scope string) (max24h, maxRate, sent24h float64, err error)
 }
 
 // SMSLimitReader reads the SNS monthly SMS spend limit in USD; set is false
 // when none is set (the account default applies).
 type SMSLimitReader interface {
-	MonthlySpendLimit(ctx context.Context, region string) (usd float64, set bool, err error)
+	MonthlySpendLimit(ctx context.Context, scope string) (usd float64, set bool, err error)
 }
 
 // QuotaReader reads a quota's applied value (Service Quotas).
 type QuotaReader interface {
-	ServiceQuota(ctx context.Context, region, service, code string) (float64, error)
+	ServiceQuota(ctx context.Context, scope, service, code string) (float64, error)
 }
 
 // DefaultUsageWindow is how far back the capacity checks read real users'
@@ -64,6 +68,10 @@ type Capacity struct {
 	// Window is how far back real users' use is read (default
 	// DefaultUsageWindow).
 	Window time.Duration
+	// Scope is the account and Region of a pool (accounts.Resolver.Scope):
+	// quotas and real users' use are per account and Region. Nil: every
+	// pool is in one account.
+	Scope func(pool string) job.Scope
 }
 
 func (c Capacity) withDefaults() Capacity {
@@ -72,41 +80,128 @@ func (c Capacity) withDefaults() Capacity {
 }
 
 // Check runs the capacity checks of pools for a campaign of users resets
-// at rate per second per Region, at now.
+// at rate per second per account and Region, at now. The readers are
+// given a job.Scope key ("ACCOUNT/REGION", or the Region alone without
+// Scope). With several account-Regions it adds the campaign's duration,
+// set by the slowest.
 func (c Capacity) Check(ctx context.Context, pools []userpool.Pool, users int, rate float64, now time.Time) []Check {
 	c = c.withDefaults()
+	scopeOf := func(pool string) job.Scope {
+		if c.Scope == nil {
+			return job.Scope{Region: job.Job{UserPoolID: pool}.Region()}
+		}
+		return c.Scope(pool)
+	}
 	var out []Check
-	var regions []string
+	var plans []ScopePlan
+	plan := func(s job.Scope) *ScopePlan {
+		for i := range plans {
+			if plans[i].Scope == s {
+				return &plans[i]
+			}
+		}
+		plans = append(plans, ScopePlan{Scope: s, Rate: rate})
+		return &plans[len(plans)-1]
+	}
 	for _, p := range pools {
+		s := scopeOf(p.ID)
 		if c.SES != nil && slices.Contains(p.Recovery, RecoveryEmail) && p.EmailSendingAccount == "DEVELOPER" {
 			region := arnRegion(p.EmailSourceARN, p.Region())
-			max24h, maxRate, sent24h, err := c.SES.SendQuota(ctx, region)
+			max24h, maxRate, sent24h, err := c.SES.SendQuota(ctx, job.Scope{Account: s.Account, Region: region}.Key())
 			q := SendQuota{Max24h: max24h, MaxRate: maxRate, Sent24h: sent24h}
 			out = append(out, CheckSES(p.ID, region, q, err, users, rate)...)
 		}
 		if c.SMS != nil && slices.Contains(p.Recovery, RecoveryPhone) {
-			usd, set, err := c.SMS.MonthlySpendLimit(ctx, p.Region())
+			usd, set, err := c.SMS.MonthlySpendLimit(ctx, s.Key())
 			out = append(out, CheckSMS(p.ID, usd, set, err, users))
 		}
-		if !slices.Contains(regions, p.Region()) {
-			regions = append(regions, p.Region())
-		}
+		pl := plan(s)
+		pl.Pools = append(pl.Pools, p.ID)
+		pl.Users += p.EstimatedUsers
 	}
-	for _, region := range regions {
+	for i := range plans {
+		pl := &plans[i]
+		key := pl.Scope.Key()
 		quota, qerr := float64(RecoveryQuota), error(awserr.ErrNoData)
 		if c.Quota != nil {
 			var v float64
-			if v, qerr = c.Quota.ServiceQuota(ctx, region, QuotaService, RecoveryQuotaCode); qerr == nil {
+			if v, qerr = c.Quota.ServiceQuota(ctx, key, QuotaService, RecoveryQuotaCode); qerr == nil {
 				quota = v
 			}
 		}
-		out = append(out, CheckQuota(region, quota, qerr, rate))
+		out = append(out, CheckQuota(key, quota, qerr, rate))
+		pl.Rate = min(rate, quota)
 		if c.Usage != nil {
-			pts, err := c.Usage.Usage(ctx, region, usagemetrics.NewQuery(usagemetrics.RecoveryCategory, usagemetrics.CallCount, c.Window, now))
-			out = append(out, CheckUsage(region, pts, err, quota, rate))
+			pts, err := c.Usage.Usage(ctx, key, usagemetrics.NewQuery(usagemetrics.RecoveryCategory, usagemetrics.CallCount, c.Window, now))
+			out = append(out, CheckUsage(key, pts, err, quota, rate))
+			if err == nil || errors.Is(err, awserr.ErrNoData) {
+				pl.Rate = min(rate, RecommendedRate(quota, peakPerSecond(pts)))
+			}
 		}
 	}
+	if len(plans) > 1 {
+		out = append(out, CheckDuration(plans, users))
+	}
 	return out
+}
+
+// ScopePlan is one account-Region of a campaign: its pools, their users
+// (DescribeUserPool's estimate) and the rate the campaign may use there.
+type ScopePlan struct {
+	Scope job.Scope
+	Pools []string
+	Users int
+	Rate  float64
+}
+
+// CheckDuration is the campaign's expected duration over several
+// account-Regions, each paced at its own rate: the slowest one's. users,
+// when above 0, is spread over them as their pools' estimated users are
+// (evenly when there is no estimate).
+func CheckDuration(plans []ScopePlan, users int) Check {
+	total := 0
+	for _, p := range plans {
+		total += p.Users
+	}
+	share := func(p ScopePlan) float64 {
+		switch {
+		case users <= 0:
+			return float64(p.Users)
+		case total > 0:
+			return float64(users) * float64(p.Users) / float64(total)
+		}
+		return float64(users) / float64(len(plans))
+	}
+	var slowest ScopePlan
+	var longest time.Duration
+	var sum float64
+	for _, p := range plans {
+		n := share(p)
+		sum += n
+		if p.Rate <= 0 {
+			continue
+		}
+		if d := time.Duration(n / p.Rate * float64(time.Second)).Round(time.Second); d >= longest {
+			slowest, longest = p, d
+		}
+	}
+	c := Check{Level: OK, Subject: "campaign", Name: "duration"}
+	if sum == 0 {
+		c.Message = fmt.Sprintf("%d account-Regions, each paced at its own rate; give --users for the expected duration (the pools estimate no users)", len(plans))
+		return c
+	}
+	c.Message = fmt.Sprintf("about %.0f users over %d account-Regions, each paced at its own rate: about %v, set by the slowest, %s (%.0f users at %g/s)",
+		sum, len(plans), longest, slowest.Scope.Key(), share(slowest), slowest.Rate)
+	return c
+}
+
+// peakPerSecond is the busiest minute's calls per second.
+func peakPerSecond(points []usagemetrics.Point) float64 {
+	var peak float64
+	for _, p := range points {
+		peak = max(peak, p.Value)
+	}
+	return peak / 60
 }
 
 // arnRegion is the Region of an ARN, else fallback.
@@ -230,7 +325,7 @@ func CheckUsage(region string, points []usagemetrics.Point, err error, quota, ra
 			peak = p
 		}
 	}
-	perSec := peak.Value / 60
+	perSec := peakPerSecond(points)
 	rec := RecommendedRate(quota, perSec)
 	c := Check{Subject: region, Name: name}
 	switch {

@@ -183,7 +183,7 @@ func CheckRate(users int, rate float64) []Check {
 	}
 	if users > 0 {
 		d := ExpectedDuration(users, rate)
-		out = append(out, c(OK, "duration", "%d resets at %g/s take about %v when their pools are in one Region (less when they spread over Regions)", users, rate, d))
+		out = append(out, c(OK, "duration", "%d resets at %g/s take about %v when their pools are in one account and Region (less when they spread over accounts and Regions)", users, rate, d))
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/usagemetrics"
 )
 
@@ -16,6 +17,7 @@ const UsageEveryone = "everyone"
 // Usage is the latest minute CloudWatch has of a quota category's usage in
 // a Region (AWS/Usage CallCount and ThrottleCount, per minute).
 type Usage struct {
+	Account   string     `json:"account,omitempty"` // the account read through a role; "" for the default credentials'
 	Region    string     `json:"region"`
 	Category  string     `json:"category"`
 	Whose     string     `json:"whose"`            // always UsageEveryone: status does not know resetq's own counts
@@ -63,7 +65,8 @@ func (s UsageCache) withDefaults() UsageCache {
 	return s
 }
 
-// Read returns the usage of each of regions, in order, as of now.
+// Read returns the usage of each of regions (Regions, or job.Scope keys),
+// in order, as of now.
 func (s *UsageCache) Read(ctx context.Context, regions []string, now time.Time) []Usage {
 	if s.last == nil {
 		s.last, s.read = map[string]Usage{}, map[string]time.Time{}
@@ -89,9 +92,10 @@ func (s UsageCache) readRegion(ctx context.Context, region string, now time.Time
 }
 
 // LatestUsage is the Usage of the last of minutes (oldest first), or the
-// state err stands for.
-func LatestUsage(region, category string, minutes []usagemetrics.Minute, err error) Usage {
-	u := Usage{Region: region, Category: category, Whose: UsageEveryone}
+// state err stands for. scope is a Region or a job.Scope key.
+func LatestUsage(scope, category string, minutes []usagemetrics.Minute, err error) Usage {
+	sc := job.ParseScope(scope)
+	u := Usage{Account: sc.Account, Region: sc.Region, Category: category, Whose: UsageEveryone}
 	u.State, u.Action = usagemetrics.State(err)
 	switch {
 	case u.State == usagemetrics.StateFailed:
@@ -109,16 +113,18 @@ func LatestUsage(region, category string, minutes []usagemetrics.Minute, err err
 	return u
 }
 
-// Text is u as one line for people, starting with the Region.
+// Text is u as one line for people, starting with the Region (the
+// account and the Region, for an account of --pool-roles).
 func (u Usage) Text() string {
+	where := job.Scope{Account: u.Account, Region: u.Region}.Key()
 	switch u.State {
 	case usagemetrics.StateOK:
 		return fmt.Sprintf("%s  %s %s (everyone's: real users' and every resetq's together) in the minute of %s: %g calls/min, %g throttled/min",
-			u.Region, u.Category, usagemetrics.Namespace, u.Minute.Format("15:04 UTC"), *u.Calls, *u.Throttles)
+			where, u.Category, usagemetrics.Namespace, u.Minute.Format("15:04 UTC"), *u.Calls, *u.Throttles)
 	case usagemetrics.StateDenied:
-		return fmt.Sprintf("%s  %s usage not read: permission %s missing (grant it to see everyone's calls and throttles)", u.Region, u.Category, u.Action)
+		return fmt.Sprintf("%s  %s usage not read: permission %s missing (grant it to see everyone's calls and throttles)", where, u.Category, u.Action)
 	case usagemetrics.StateNoData:
-		return fmt.Sprintf("%s  %s usage: no data in CloudWatch %s over the last minutes (no calls, or not published yet)", u.Region, u.Category, usagemetrics.Namespace)
+		return fmt.Sprintf("%s  %s usage: no data in CloudWatch %s over the last minutes (no calls, or not published yet)", where, u.Category, usagemetrics.Namespace)
 	}
-	return fmt.Sprintf("%s  %s usage not read: %s", u.Region, u.Category, u.Error)
+	return fmt.Sprintf("%s  %s usage not read: %s", where, u.Category, u.Error)
 }

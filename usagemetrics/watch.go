@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"github.com/resetq/resetq/clock"
+	"github.com/resetq/resetq/job"
 	"log/slog"
 	"sort"
 	"sync"
@@ -84,12 +85,12 @@ func NewWatcher(cfg WatcherConfig, reg prometheus.Registerer) *Watcher {
 		panic(err)
 	}
 	cfg = cfg.withDefaults()
-	labels := []string{"region", "category"}
+	labels := []string{"account", "region", "category"}
 	w := &Watcher{cfg: cfg, regions: map[string]*regionState{}, added: make(chan struct{}, 1),
 		calls: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resetq_usage_calls_per_minute",
-			Help: "Calls of the quota category in the Region in the latest minute CloudWatch has (AWS/Usage CallCount): real users' and every resetq's."}, labels),
+			Help: "Calls of the quota category in the account and Region in the latest minute CloudWatch has (AWS/Usage CallCount): real users' and every resetq's."}, labels),
 		throttles: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resetq_usage_throttles_per_minute",
-			Help: "Throttled calls of the quota category in the Region in that minute (AWS/Usage ThrottleCount): real users' and every resetq's."}, labels),
+			Help: "Throttled calls of the quota category in the account and Region in that minute (AWS/Usage ThrottleCount): real users' and every resetq's."}, labels),
 		at: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resetq_usage_minute_timestamp_seconds",
 			Help: "Start of the minute the usage gauges are for, in Unix seconds."}, labels),
 	}
@@ -155,9 +156,10 @@ func (w *Watcher) poll(ctx context.Context, region string, now time.Time) {
 	w.mu.Lock()
 	w.regions[region].warned = false
 	w.mu.Unlock()
-	w.calls.WithLabelValues(region, w.cfg.Category).Set(last.Calls)
-	w.throttles.WithLabelValues(region, w.cfg.Category).Set(last.Throttles)
-	w.at.WithLabelValues(region, w.cfg.Category).Set(float64(last.At.Unix()))
+	s := job.ParseScope(region)
+	w.calls.WithLabelValues(s.Account, s.Region, w.cfg.Category).Set(last.Calls)
+	w.throttles.WithLabelValues(s.Account, s.Region, w.cfg.Category).Set(last.Throttles)
+	w.at.WithLabelValues(s.Account, s.Region, w.cfg.Category).Set(float64(last.At.Unix()))
 	if w.cfg.OnRead != nil {
 		w.cfg.OnRead(region, minutes)
 	}
@@ -166,8 +168,9 @@ func (w *Watcher) poll(ctx context.Context, region string, now time.Time) {
 // fail removes the Region's gauges and warns once until a reading succeeds;
 // a missing permission stops the Region's readings.
 func (w *Watcher) fail(region string, err error) {
+	s := job.ParseScope(region)
 	for _, g := range []*prometheus.GaugeVec{w.calls, w.throttles, w.at} {
-		g.DeleteLabelValues(region, w.cfg.Category)
+		g.DeleteLabelValues(s.Account, s.Region, w.cfg.Category)
 	}
 	state, action := State(err)
 	w.mu.Lock()

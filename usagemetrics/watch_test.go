@@ -35,19 +35,19 @@ func TestPoll(t *testing.T) {
 	}
 	w.Poll(context.Background(), now)
 	want := `
-# HELP resetq_usage_calls_per_minute Calls of the quota category in the Region in the latest minute CloudWatch has (AWS/Usage CallCount): real users' and every resetq's.
+# HELP resetq_usage_calls_per_minute Calls of the quota category in the account and Region in the latest minute CloudWatch has (AWS/Usage CallCount): real users' and every resetq's.
 # TYPE resetq_usage_calls_per_minute gauge
-resetq_usage_calls_per_minute{category="UserAccountRecovery",region="eu-west-1"} 1500
-resetq_usage_calls_per_minute{category="UserAccountRecovery",region="us-east-1"} 60
-# HELP resetq_usage_throttles_per_minute Throttled calls of the quota category in the Region in that minute (AWS/Usage ThrottleCount): real users' and every resetq's.
+resetq_usage_calls_per_minute{account="",category="UserAccountRecovery",region="eu-west-1"} 1500
+resetq_usage_calls_per_minute{account="",category="UserAccountRecovery",region="us-east-1"} 60
+# HELP resetq_usage_throttles_per_minute Throttled calls of the quota category in the account and Region in that minute (AWS/Usage ThrottleCount): real users' and every resetq's.
 # TYPE resetq_usage_throttles_per_minute gauge
-resetq_usage_throttles_per_minute{category="UserAccountRecovery",region="eu-west-1"} 42
-resetq_usage_throttles_per_minute{category="UserAccountRecovery",region="us-east-1"} 0
+resetq_usage_throttles_per_minute{account="",category="UserAccountRecovery",region="eu-west-1"} 42
+resetq_usage_throttles_per_minute{account="",category="UserAccountRecovery",region="us-east-1"} 0
 `
 	want += fmt.Sprintf(`# HELP resetq_usage_minute_timestamp_seconds Start of the minute the usage gauges are for, in Unix seconds.
 # TYPE resetq_usage_minute_timestamp_seconds gauge
-resetq_usage_minute_timestamp_seconds{category="UserAccountRecovery",region="eu-west-1"} %d
-resetq_usage_minute_timestamp_seconds{category="UserAccountRecovery",region="us-east-1"} %d
+resetq_usage_minute_timestamp_seconds{account="",category="UserAccountRecovery",region="eu-west-1"} %d
+resetq_usage_minute_timestamp_seconds{account="",category="UserAccountRecovery",region="us-east-1"} %d
 `, m.Add(-4*time.Minute).Unix(), m.Add(-3*time.Minute).Unix())
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "resetq_usage_calls_per_minute", "resetq_usage_throttles_per_minute", "resetq_usage_minute_timestamp_seconds"); err != nil {
 		t.Fatal(err)

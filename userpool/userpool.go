@@ -28,6 +28,8 @@ type Pool struct {
 	// FirstAuthFactors is Policies.SignInPolicy.AllowedFirstAuthFactors
 	// (PASSWORD, EMAIL_OTP, SMS_OTP, WEB_AUTHN); empty: password only.
 	FirstAuthFactors []string
+	// EstimatedUsers is DescribeUserPool's EstimatedNumberOfUsers.
+	EstimatedUsers int
 }
 
 // Region is the pool's Region, the prefix of its ID.

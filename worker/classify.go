@@ -134,6 +134,16 @@ func Classify(err error) Class {
 		return Class{Kind: OK, Code: "ok"}
 	}
 	msg := err.Error()
+	var role *awserr.RoleError
+	if errors.As(err, &role) {
+		// The pool's role (--pool-roles) could not be assumed: every pool of
+		// the account that goes through the role fails alike, so its
+		// account-Region's circuit opens; the other accounts go on.
+		if role.Denied {
+			return Class{Kind: Systemic, Code: job.ReasonAssumeRoleDenied, Message: "role " + role.Role + " cannot be assumed: " + msg}
+		}
+		return Class{Kind: Transient, Code: CodeAssumeRoleFailed, Message: "role " + role.Role + ": " + msg}
+	}
 	if apiErr, ok := awserr.As(err); ok {
 		code, m := apiErr.Code, apiErr.Message
 		scope := ScopeRegion
@@ -171,6 +181,10 @@ func Classify(err error) Class {
 	return Class{Kind: Transient, Code: "unknown", Message: msg}
 }
 
+// CodeAssumeRoleFailed is the Code of an AssumeRole that STS did not
+// answer (throttled, a fault, the network): retried like a fault.
+const CodeAssumeRoleFailed = "assume_role_failed"
+
 // CodeEmailLimit is the Code of LimitExceededException "Exceeded daily
 // email limit", told apart from the per-user attempt limit.
 const CodeEmailLimit = "DailyEmailLimitExceeded"
@@ -204,7 +218,8 @@ func MetricCode(c Class) string {
 		return c.Code
 	}
 	switch c.Code {
-	case "ok", "timeout", "network", "credentials", "canceled", "unknown", CodeEmailLimit, job.ReasonLedgerUnavailable:
+	case "ok", "timeout", "network", "credentials", "canceled", "unknown", CodeEmailLimit, job.ReasonLedgerUnavailable,
+		job.ReasonAssumeRoleDenied, CodeAssumeRoleFailed:
 		return c.Code
 	}
 	return "other"

@@ -26,6 +26,15 @@ func apiErr(code, msg string) error {
 			Err: &smithy.GenericAPIError{Code: code, Message: msg}}))
 }
 
+// roleErr is a Cognito call whose role's credentials could not be got, as
+// the SDK wraps the provider's error.
+func roleErr(denied bool, stsCode string) error {
+	return fmt.Errorf("admin-reset-user-password in us-east-1: %w", &smithy.OperationError{ServiceID: "Cognito Identity Provider",
+		OperationName: "AdminResetUserPassword", Err: fmt.Errorf("get identity: get credentials: failed to refresh cached credentials, %w",
+			&awserr.RoleError{Role: "arn:aws:iam::222222222222:role/r", Denied: denied,
+				Err: &smithy.OperationError{ServiceID: "STS", OperationName: "AssumeRole", Err: &smithy.GenericAPIError{Code: stsCode}}})})
+}
+
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -64,6 +73,10 @@ func TestClassify(t *testing.T) {
 		{"no credentials", fmt.Errorf("operation error: get identity: get credentials: failed to refresh cached credentials"), Systemic, "credentials"},
 		{"signing error", &v4.SigningError{Err: errors.New("failed to retrieve credentials")}, Systemic, "credentials"},
 		{"anything else", errors.New("boom"), Transient, "unknown"},
+		// A role of --pool-roles that cannot be assumed, inside the SDK's
+		// credential wrapping; the STS answer inside must not read as Cognito's.
+		{"assume role denied", roleErr(true, "AccessDenied"), Systemic, job.ReasonAssumeRoleDenied},
+		{"assume role faulted", roleErr(false, "ServiceUnavailable"), Transient, CodeAssumeRoleFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,19 +17,36 @@ func (w *Worker) handle(soft, hard context.Context, m job.Message) {
 	w.apply(hard, jl, m, o)
 }
 
-// keys are the circuits a job's call goes through: its Region, its pool
-// for that operation, and, for a call that sends an email through
-// Cognito's default email, the Region's daily email limit.
-func (w *Worker) keys(job job.Job, o op) []string {
-	pool := poolKey(job.UserPoolID)
+// keys are the circuits a job's call goes through: its account and
+// Region, its pool for that operation, and, for a call that sends an email
+// through Cognito's default email, the account-Region's daily email limit.
+func (w *Worker) keys(j job.Job, o op) []string {
+	pool := poolKey(j.UserPoolID)
 	if o.name != userpool.OpResetPassword {
 		pool += ":" + o.name
 	}
-	keys := []string{job.Region(), pool}
-	if o.emails && w.emailPools.has(job.UserPoolID) {
-		keys = append(keys, emailKey(job.Region()))
+	scope := w.scope(j)
+	keys := []string{scope, pool}
+	if o.emails && w.emailPools.has(j.UserPoolID) {
+		keys = append(keys, emailKey(scope))
 	}
 	return keys
+}
+
+// scope is the key of the job's quota scope (job.Scope): its pool's account
+// and Region, or its Region without Accounts.
+func (w *Worker) scope(j job.Job) string {
+	s := job.Scope{Region: j.Region()}
+	if w.cfg.Accounts != nil {
+		s.Account = w.cfg.Accounts.Account(j.UserPoolID)
+	}
+	return s.Key()
+}
+
+// scopeLabels are the account and region labels of a scope key.
+func scopeLabels(key string) []string {
+	s := job.ParseScope(key)
+	return []string{s.Account, s.Region}
 }
 
 // admit checks a message before any call: signature, body, pool and
@@ -101,7 +118,7 @@ func (w *Worker) killOp(permanent bool) op {
 // is to be had (a circuit refuses, shutdown, the message's visibility
 // lapsed), the job's outcome.
 func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outcome) {
-	region := r.job.Region()
+	scope := w.scope(r.job)
 	stop := func(out outcome) (Class, *outcome) { return Class{}, &out }
 	for {
 		keys := w.keys(r.job, o)
@@ -112,7 +129,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 			return stop(deferral(ref, r.since, w.cfg.Clock.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
 		}
 		waitStart := w.cfg.Clock.Now()
-		if err := o.pacer.Wait(soft, region); err != nil {
+		if err := o.pacer.Wait(soft, scope); err != nil {
 			return stop(released())
 		}
 		w.m.RateLimitWait.Observe(w.cfg.Clock.Now().Sub(waitStart).Seconds())
@@ -132,7 +149,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 			return stop(deferral(*ref, r.since, w.cfg.Clock.Now(), r.attempts, w.cfg.Breaker.MaxDeferral))
 		}
 
-		callCtx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
+		callCtx, cancel := context.WithTimeout(job.WithCampaign(hard, r.m.Campaign()), w.cfg.CallTimeout)
 		callStart := w.cfg.Clock.Now()
 		err := o.call(callCtx, r.job)
 		cancel()
@@ -146,30 +163,30 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		} else {
 			w.m.CognitoCalls.WithLabelValues(o.name, MetricCode(cl)).Inc()
 		}
-		failed := region
+		failed := scope
 		switch cl.Scope {
 		case ScopePool:
 			failed = keys[1]
 		case ScopeEmail:
-			failed = emailKey(region)
+			failed = emailKey(scope)
 			if w.emailPools.add(r.job.UserPoolID) {
 				w.log.Error("Cognito's daily email limit is reached: Cognito's default email sends 50 codes a day per account and Region. "+
 					"This pool's jobs wait on the queue (no attempt used, nothing dead-lettered) and one probe goes every --email-limit-probe. "+
 					"Configure the pool to send through Amazon SES (EmailSendingAccount=DEVELOPER) to go on",
-					"region", region, "pool", r.job.UserPoolID)
+					"scope", scope, "pool", r.job.UserPoolID)
 			}
 		}
 		w.breaker.record(w.cfg.Clock.Now(), p, cl, keys, failed)
 		switch cl.Kind {
 		case Throttle:
-			o.pacer.Throttled(region)
+			o.pacer.Throttled(scope)
 			if o.recovery {
-				w.m.Throttles.WithLabelValues(region).Inc()
+				w.m.Throttles.WithLabelValues(scopeLabels(scope)...).Inc()
 			}
 		case Canceled:
 			return stop(released())
 		default:
-			o.pacer.Succeeded(region)
+			o.pacer.Succeeded(scope)
 		}
 		if cl.Kind == Throttle {
 			continue

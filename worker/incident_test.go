@@ -193,7 +193,7 @@ func TestDailyEmailLimit(t *testing.T) {
 	if n := limitedCalls.Load(); n > int64(b.cfg.Concurrency) {
 		t.Fatalf("%d calls for the limited pool, want at most the ones in flight (%d)", n, b.cfg.Concurrency)
 	}
-	if got := testutil.ToFloat64(b.m.EmailLimit.WithLabelValues("us-east-1")); got != 1 {
+	if got := testutil.ToFloat64(b.m.EmailLimit.WithLabelValues("", "us-east-1")); got != 1 {
 		t.Fatalf("resetq_email_limit_reached = %v, want 1", got)
 	}
 	if err := w.Ready(); err != nil {
@@ -226,7 +226,7 @@ func TestDailyEmailLimit(t *testing.T) {
 	lifted.Store(true)
 	b.clock.Advance(11 * time.Minute)
 	b.q.waitFor(t, "every job reset once the limit lifted", func() bool { return b.jobs("reset") >= 20 })
-	if got := testutil.ToFloat64(b.m.EmailLimit.WithLabelValues("us-east-1")); got != 0 {
+	if got := testutil.ToFloat64(b.m.EmailLimit.WithLabelValues("", "us-east-1")); got != 0 {
 		t.Fatalf("resetq_email_limit_reached = %v after the limit lifted", got)
 	}
 }

@@ -521,11 +521,11 @@ func (w *Worker) readUser(soft, hard context.Context, r *run) *User {
 	if w.cfg.Statuses == nil {
 		return nil
 	}
-	region := r.job.Region()
-	if err := w.cfg.StatusPacer.Wait(soft, region); err != nil {
+	scope := w.scope(r.job)
+	if err := w.cfg.StatusPacer.Wait(soft, scope); err != nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
+	ctx, cancel := context.WithTimeout(job.WithCampaign(hard, r.m.Campaign()), w.cfg.CallTimeout)
 	u, err := w.cfg.Statuses.ReadUser(ctx, r.job)
 	cancel()
 	result := "not_reset"
@@ -533,14 +533,14 @@ func (w *Worker) readUser(soft, hard context.Context, r *run) *User {
 	case err != nil:
 		result = "error"
 		if Classify(err).Kind == Throttle {
-			w.cfg.StatusPacer.Throttled(region)
+			w.cfg.StatusPacer.Throttled(scope)
 		}
 		w.log.Debug("reading the user failed; going on as if not reset", "error", err)
 	case u.Status == "RESET_REQUIRED":
 		result = "already_reset"
-		w.cfg.StatusPacer.Succeeded(region)
+		w.cfg.StatusPacer.Succeeded(scope)
 	default:
-		w.cfg.StatusPacer.Succeeded(region)
+		w.cfg.StatusPacer.Succeeded(scope)
 	}
 	w.m.RedeliveryChecks.WithLabelValues(result).Inc()
 	if err != nil {

@@ -77,11 +77,18 @@ type StatusReader interface {
 	ReadUser(ctx context.Context, job job.Job) (User, error)
 }
 
-// Pacer paces calls per Region and adapts to throttling.
+// Pacer paces calls per quota scope (a job.Scope's Key: an account and
+// a Region) and adapts to throttling.
 type Pacer interface {
-	Wait(ctx context.Context, region string) error
-	Throttled(region string)
-	Succeeded(region string)
+	Wait(ctx context.Context, scope string) error
+	Throttled(scope string)
+	Succeeded(scope string)
+}
+
+// Accounts says which AWS account a user pool is in (accounts.Resolver),
+// so that pacing and circuits are per account and Region.
+type Accounts interface {
+	Account(pool string) string
 }
 
 // Config holds what a Worker needs. Fields marked required have no default.
@@ -122,6 +129,9 @@ type Config struct {
 	// pool_not_allowed and never reaches Cognito. Being able to write to
 	// the queue must not be enough to reset users of any pool.
 	AllowedPools map[string]bool
+	// Accounts, when not nil, gives each pool's account: each account's
+	// quota is paced, and its circuits kept, apart. Nil: one account.
+	Accounts Accounts
 	// Ledger, when not nil, is the campaign's record outside this process:
 	// a job claims its user there before a code or an invitation goes (so
 	// one job in a whole fleet sends it), and records each step. While it
@@ -275,7 +285,7 @@ func (w *Worker) Ready() error {
 	}
 	var regions []string
 	for _, k := range w.breaker.OpenKeys(w.cfg.Clock.Now()) {
-		if !strings.Contains(k, ":") { // a Region's, not a pool's or the email limit's
+		if !strings.Contains(k, ":") { // an account-Region's, not a pool's or the email limit's
 			regions = append(regions, k)
 		}
 	}
@@ -294,10 +304,10 @@ func (w *Worker) circuitChanged(key string, open bool, reason string) {
 	region, isEmail := strings.CutPrefix(key, "email:")
 	switch {
 	case isEmail && open:
-		w.m.EmailLimit.WithLabelValues(region).Set(1)
+		w.m.EmailLimit.WithLabelValues(scopeLabels(region)...).Set(1)
 	case isEmail:
-		w.m.EmailLimit.WithLabelValues(region).Set(0)
-		w.log.Info("daily email limit lifted: resets go on", "region", region)
+		w.m.EmailLimit.WithLabelValues(scopeLabels(region)...).Set(0)
+		w.log.Info("daily email limit lifted: resets go on", "scope", region)
 	case key == ledgerKey:
 		if open {
 			w.m.LedgerCircuitOpen.Set(1)
@@ -313,11 +323,11 @@ func (w *Worker) circuitChanged(key string, open bool, reason string) {
 		w.m.PoolCircuitsOpen.Dec()
 		w.log.Info("circuit closed", "pool", pool)
 	case open:
-		w.m.CircuitOpen.WithLabelValues(key).Set(1)
-		w.log.Warn("circuit open: calls to the region stop until a probe succeeds", "region", key, "reason", reason)
+		w.m.CircuitOpen.WithLabelValues(scopeLabels(key)...).Set(1)
+		w.log.Warn("circuit open: calls to the account's Region stop until a probe succeeds", "scope", key, "reason", reason)
 	default:
-		w.m.CircuitOpen.WithLabelValues(key).Set(0)
-		w.log.Info("circuit closed", "region", key)
+		w.m.CircuitOpen.WithLabelValues(scopeLabels(key)...).Set(0)
+		w.log.Info("circuit closed", "scope", key)
 	}
 }
 

@@ -58,6 +58,7 @@ type dlqFlags struct {
 	visibility       time.Duration
 	output           *string
 	ledgerTable      string
+	poolRoles        string
 }
 
 func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
@@ -104,8 +105,10 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 	switch cmd {
 	case "list":
 		ledgerFlag(fs, &f.ledgerTable, "show each job's user's outcome in the campaign ledger now (a duplicate's user may be done by another job)")
+		poolRolesFlag(fs, &f.poolRoles)
 	case "redrive":
 		ledgerFlag(fs, &f.ledgerTable, "leave in the DLQ the jobs whose user the campaign ledger says is done (reset, re-invited or disabled by another job): counted skipped")
+		poolRolesFlag(fs, &f.poolRoles)
 	}
 	fs.DurationVar(&f.visibility, "visibility", dlq.DefaultVisibility, "how long a message read is hidden at first; the pass renews it until it ends (a killed pass leaves messages hidden this long, or as long as it had run)")
 	f.output = outputFlag(fs)
@@ -126,6 +129,8 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 		return usagef("--max-rate must be a positive number or 0")
 	case f.visibility < time.Second || f.visibility > 12*time.Hour:
 		return usagef("--visibility must be between 1s and 12h")
+	case f.poolRoles != "" && f.ledgerTable == "":
+		return usagef("--pool-roles goes with --ledger-table: the DLQ tools call a pool only to read it for the ledger")
 	}
 	if err := checkOutput(*f.output); err != nil {
 		return err
@@ -147,7 +152,11 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 		if err != nil {
 			return err
 		}
-		led = &ledger.ForWorker{Ledger: l, CaseSensitive: cognito.NewPools(awsCfg).CaseSensitive}
+		reach, err := openAccounts(ctx, awsCfg, f.poolRoles, false, stderrWarn(stderr))
+		if err != nil {
+			return err
+		}
+		led = &ledger.ForWorker{Ledger: l, CaseSensitive: cognito.NewPoolsWith(reach).CaseSensitive}
 	}
 	dlqURL := f.dlqURL
 	var source *queue.Queue

@@ -11,8 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
+	"github.com/resetq/resetq/accounts"
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/enqueue"
 	"github.com/resetq/resetq/job"
@@ -28,6 +27,7 @@ type enqueueFlags struct {
 	allUsers             bool
 	filter, group        string
 	metadata, campaign   string
+	poolRoles            string
 	concurrency, retries int
 	listRate             float64
 	rejects              string
@@ -61,6 +61,7 @@ func (f *enqueueFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.dryRun, "dry-run", false, "read, validate and count, send nothing; with --output text the jobs that would be sent are printed, one JSON a line, and the summary goes to stderr")
 	fs.DurationVar(&f.progress, "progress-interval", defaultProgressInterval, "when stderr is not a terminal, a progress line this often (0: none)")
 	ledgerFlag(fs, &f.ledgerTable, "record each user enqueued, per campaign and pool, for resetq status and report (created when missing)")
+	poolRolesFlag(fs, &f.poolRoles)
 	f.output = outputFlag(fs)
 }
 
@@ -205,6 +206,11 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	reach, err := openAccounts(ctx, awsCfg, f.poolRoles, false, stderrWarn(stderr))
+	if err != nil {
+		return err
+	}
+	ctx = job.WithCampaign(ctx, campaign) // names the role sessions
 	if f.allUsers || f.group != "" {
 		limiter, err := ratelimit.New(ratelimit.Config{Ceiling: f.listRate})
 		if err != nil {
@@ -212,7 +218,7 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		region := job.Job{UserPoolID: f.pools.one()}.Region()
 		// throttles come to the Listing, which waits and asks again
-		lister := cognito.Lister{API: cognito.NewListClient(awsCfg, region)}
+		lister := cognito.Lister{API: cognito.NewListClient(reach.Pool(f.pools.one(), campaign).Config, region)}
 		src = enqueue.Listing{API: lister, Pacer: limiter, Pool: f.pools.one(), Filter: f.filter, Group: f.group}.List
 	}
 
@@ -262,7 +268,7 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		},
 	}
 	if f.from != "" || f.ledgerTable != "" { // a listing names each user once; the ledger compares names as the pool does
-		cfg.CaseSensitive = caseSensitive(awsCfg, stderr, &stderrMu, clearLine, "enqueued")
+		cfg.CaseSensitive = caseSensitive(reach, stderr, &stderrMu, clearLine, "enqueued")
 	}
 	if f.ledgerTable != "" && !f.dryRun {
 		l, err := openLedger(ctx, awsCfg, f.ledgerTable, true)
@@ -362,8 +368,8 @@ func writeEnqueueSummary(w io.Writer, s enqueue.Summary, rejectsFile string) err
 // caseSensitive asks Cognito whether a pool's usernames are case-sensitive,
 // and says on w what the answer means for the run: names that differ only
 // in case are one user, `done` once ("enqueued", "reported").
-func caseSensitive(awsCfg aws.Config, w io.Writer, mu *sync.Mutex, clearLine, done string) func(context.Context, string) bool {
-	pools := cognito.NewPools(awsCfg)
+func caseSensitive(reach *accounts.Resolver, w io.Writer, mu *sync.Mutex, clearLine, done string) func(context.Context, string) bool {
+	pools := cognito.NewPoolsWith(reach)
 	return func(ctx context.Context, pool string) bool {
 		sensitive, err := pools.CaseSensitive(ctx, pool)
 		mu.Lock()

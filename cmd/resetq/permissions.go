@@ -4,19 +4,18 @@ import (
 	"context"
 	"flag"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-
+	"github.com/resetq/resetq/accounts"
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/preflight"
 	"github.com/resetq/resetq/userpool"
 )
 
-// checkPermissions proves, with awsCfg's credentials, that each of calls
+// checkPermissions proves, with each pool's credentials (reach), that each of calls
 // (userpool.Op* names, e.g. from userpool.CampaignCalls) is permitted on each pool:
 // one call per pool and operation, for a user that cannot exist. It
 // returns one check per call made; the error is ctx's when it ends.
-func checkPermissions(ctx context.Context, awsCfg aws.Config, pools []string, calls []string) ([]preflight.Check, error) {
-	return preflight.CheckCalls(ctx, cognito.NewPools(awsCfg), pools, calls)
+func checkPermissions(ctx context.Context, reach *accounts.Resolver, pools []string, calls []string) ([]preflight.Check, error) {
+	return preflight.CheckCalls(ctx, cognito.NewPoolsWith(reach), pools, calls)
 }
 
 // callOptions is the calls resetq work makes with these values of its

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"text/tabwriter"
@@ -41,7 +42,11 @@ per 50) is blocking. Each pool's sign-in policy is read: a first factor
 other than the password (passkeys, email or SMS codes) is a warning, as
 the reset does not close it.
 
-With --capacity (default), also, per pool and per Region:
+With --pool-roles FILE, the pools it names are checked too, each with its
+role's credentials, and the capacity below is read per account and
+Region, with the campaign's duration set by the slowest of them.
+
+With --capacity (default), also, per pool and per account and Region:
   ses quota, ses rate    pools that send email through SES (DEVELOPER):
                          GetSendQuota in the SES identity's Region: the
                          sandbox (200 a day, 1/s) is blocking; the 24-hour
@@ -66,7 +71,9 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var users int
 	var rateFlag float64
 	fs := newFlagSet("resetq preflight", stderr)
-	poolFlag(fs, &pools, "of each user pool of the campaign (required; repeatable, or comma-separated)")
+	poolFlag(fs, &pools, "of each user pool of the campaign (required unless --pool-roles names them; repeatable, or comma-separated)")
+	var poolRoles string
+	poolRolesFlag(fs, &poolRoles)
 	fs.StringVar(&queueURL, "queue-url", "", "URL of the SQS queue of reset jobs (optional: checks its RedrivePolicy, visibility and retention)")
 	fs.IntVar(&users, "users", 0, "number of users in the campaign (optional: for the email quota and the expected duration)")
 	fs.Float64Var(&rateFlag, "rate", defaultRate, "the --rate resetq work will run with (calls per second per Region)")
@@ -84,7 +91,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	switch {
-	case len(pools) == 0:
+	case len(pools) == 0 && poolRoles == "":
 		return usagef("--pool is required")
 	case users < 0:
 		return usagef("--users must not be negative")
@@ -120,7 +127,16 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 
-	describer := cognito.NewPools(cfg)
+	reach, err := openAccounts(ctx, cfg, poolRoles, false, stderrWarn(stderr))
+	if err != nil {
+		return err
+	}
+	for _, p := range slices.Sorted(maps.Keys(reach.Roles())) {
+		if !slices.Contains(pools, p) {
+			pools = append(pools, p)
+		}
+	}
+	describer := cognito.NewPoolsWith(reach)
 	var checks []preflight.Check
 	var described []userpool.Pool
 	seen := map[string]bool{}
@@ -139,7 +155,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		checks = append(checks, preflight.CheckSignIn(p))
 	}
 	if probeCalls {
-		probed, err := checkPermissions(ctx, cfg, pools, calls.calls())
+		probed, err := checkPermissions(ctx, reach, pools, calls.calls())
 		if err != nil {
 			return err
 		}
@@ -147,8 +163,8 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	checks = append(checks, preflight.CheckTokens(slices.Contains(calls.calls(), userpool.OpGlobalSignOut)))
 	if capacity && len(described) > 0 {
-		readers := awscheck.New(cfg)
-		c := preflight.Capacity{SES: readers, SMS: readers, Quota: readers, Usage: readers, Window: window}
+		readers := awscheck.NewWith(reach)
+		c := preflight.Capacity{SES: readers, SMS: readers, Quota: readers, Usage: readers, Window: window, Scope: reach.Scope}
 		checks = append(checks, c.Check(ctx, described, users, rateFlag, time.Now())...)
 	}
 	if queueURL != "" {

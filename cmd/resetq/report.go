@@ -17,9 +17,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"golang.org/x/time/rate"
 
+	"github.com/resetq/resetq/accounts"
 	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/enqueue"
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/ledger"
 	"github.com/resetq/resetq/report"
 )
@@ -32,6 +34,7 @@ type reportFlags struct {
 	since                string
 	ledgerTable          string
 	campaign             string
+	poolRoles            string
 	records              string
 	getRate, listRate    float64
 	concurrency          int
@@ -49,6 +52,7 @@ func (f *reportFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.group, "group", "", "source: the users of this group of --pool (ListUsersInGroup, 60 users a call)")
 	fs.StringVar(&f.since, "since", "", "without --ledger-table, the campaign's start, RFC 3339 (required): a CONFIRMED user last modified at or after it counts as completed (an estimate)")
 	ledgerFlag(fs, &f.ledgerTable, "report --campaign from what it did, as evidence, instead of estimating by --since (reads only: DescribeTable, Query)")
+	poolRolesFlag(fs, &f.poolRoles)
 	fs.StringVar(&f.campaign, "campaign", "", "with --ledger-table, the campaign to report (default: the one enqueued last), as resetq enqueue printed it")
 	fs.StringVar(&f.records, "records", "", "write one record per user to `FILE` (mode 0600; a previous one is replaced only once the report is complete): CSV (.csv) or JSON lines (.jsonl, .ndjson, .json): username, status, enabled, last_modified, category, pool, and with --ledger-table detail, reason and each step's time (--output is the summary's format)")
 	fs.Float64Var(&f.getRate, "get-rate", 60, "AdminGetUser calls per second (--from); the UserRead quota is 120/s per account and Region, shared with resetq work's status checks and your applications")
@@ -189,7 +193,8 @@ type reportRun struct {
 	in       io.Reader // --from's users
 	total    int       // --from's lines, for the progress line; 0: unknown
 	awsCfg   aws.Config
-	ledger   *ledger.Ledger // nil: an estimate
+	reach    *accounts.Resolver // each pool's credentials (--pool-roles)
+	ledger   *ledger.Ledger     // nil: an estimate
 	stderr   io.Writer
 	mu       sync.Mutex // stderr's lines
 	tty      bool
@@ -228,6 +233,9 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		run.in = file
 	}
 	if run.awsCfg, err = loadConfig(ctx); err != nil {
+		return err
+	}
+	if run.reach, err = openAccounts(ctx, run.awsCfg, f.poolRoles, false, stderrWarn(stderr)); err != nil {
 		return err
 	}
 	if f.ledgerTable != "" {
@@ -318,14 +326,15 @@ func (run *reportRun) report(ctx context.Context, rw *report.RecordWriter) (repo
 	}
 	sourced := f.from != "" || f.allUsers || f.group != ""
 	if f.from != "" || run.ledger != nil && sourced {
-		sensitive := caseSensitive(run.awsCfg, run.stderr, &run.mu, run.clear, "reported")
+		sensitive := caseSensitive(run.reach, run.stderr, &run.mu, run.clear, "reported")
 		cfg.Fold = func(ctx context.Context, pool string) bool { return !sensitive(ctx, pool) }
 	}
 	r, err := report.New(cfg)
 	if err != nil {
 		return report.Summary{}, err
 	}
-	users := cognito.NewUsers(run.awsCfg)
+	users := cognito.NewUsersWith(run.reach)
+	ctx = job.WithCampaign(ctx, f.campaign) // names the role sessions
 	total := run.total
 	if run.ledger != nil {
 		total = 0 // the ledger's rows come first, uncounted

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/ledger"
 	"io"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/resetq/resetq/awscheck"
@@ -25,6 +27,7 @@ type statusFlags struct {
 	count            int
 	output           *string
 	usageRegions     listFlag // Regions, or "none"
+	poolRoles        string
 	ledgerTable      string
 	campaign         string
 }
@@ -51,6 +54,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&f.watch, "watch", false, "sample again every --interval and print the drain rate and an ETA, until interrupted")
 	fs.DurationVar(&f.interval, "interval", 5*time.Second, "time between samples with --watch")
 	fs.IntVar(&f.count, "count", 0, "with --watch, stop after this many samples (0: until interrupted)")
+	poolRolesFlag(fs, &f.poolRoles)
 	fs.Var(&f.usageRegions, "usage-region", "`REGION` whose Cognito UserAccountRecovery calls and throttles to show, everyone's, from CloudWatch AWS/Usage (repeatable, or comma-separated; default: the queue's Region; none: off); needs cloudwatch:GetMetricData")
 	ledgerFlag(fs, &f.ledgerTable, "show the campaign's users from the ledger: enqueued, done by outcome, dead-lettered by reason, left, per pool and in all, the share ended and (with --watch) an ETA; --queue-url is then optional")
 	fs.StringVar(&f.campaign, "campaign", "", "with --ledger-table, the campaign to show (default: the one enqueued last)")
@@ -118,7 +122,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else if len(usageRegions) > 0 && usageRegions[0] == "none" {
 		usageRegions = nil
 	}
-	usage := &status.UsageCache{Reader: awscheck.New(awsCfg)}
+	reach, err := openAccounts(ctx, awsCfg, f.poolRoles, false, stderrWarn(stderr))
+	if err != nil {
+		return err
+	}
+	usageRegions = withAccounts(usageRegions, reach.Accounts())
+	usage := &status.UsageCache{Reader: awscheck.NewWith(reach)}
 	camp, err := openCampaign(ctx, awsCfg, f.ledgerTable, f.campaign)
 	if err != nil {
 		return err
@@ -183,6 +192,18 @@ func statusSample(ctx context.Context, source, dlq *queue.Queue) (statusResult, 
 		r.DLQURL, r.DLQ = dlq.URL(), &n
 	}
 	return r, nil
+}
+
+// withAccounts is each of regions for the default credentials' account,
+// then for each of accounts (those of --pool-roles), as job.Scope keys.
+func withAccounts(regions, accounts []string) []string {
+	out := slices.Clone(regions)
+	for _, a := range accounts {
+		for _, r := range regions {
+			out = append(out, job.Scope{Account: a, Region: r}.Key())
+		}
+	}
+	return out
 }
 
 // checkUsageRegions is a usage error unless regions is empty, "none"

@@ -15,10 +15,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/resetq/resetq/accounts"
 	"github.com/resetq/resetq/awscheck"
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/job"
@@ -71,6 +71,7 @@ type workFlags struct {
 	redisSentinelMaster       string
 	fleetSize                 int
 	ledgerTable               string
+	poolRoles                 string
 }
 
 func (f *workFlags) register(fs *flag.FlagSet) {
@@ -88,6 +89,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logUsernames, "log-usernames", "hashed", "usernames in logs: hashed (a SHA-256 prefix, or keyed with --username-hash-key-file) or plain")
 	fs.StringVar(&f.usernameKeyFile, "username-hash-key-file", "", "file whose first key line keys the usernames' hash in logs (HMAC-SHA256): without it the hash is unkeyed, and anyone with a list of usernames can tell whose lines are whose")
 	poolFlag(fs, &f.pools, "of each user pool this worker may reset (repeatable, or comma-separated); jobs for other pools are dead-lettered as pool_not_allowed (required unless --allow-any-pool)")
+	poolRolesFlag(fs, &f.poolRoles)
 	fs.BoolVar(&f.allowAnyPool, "allow-any-pool", false, "reset users of any pool a job names (an explicit choice: anyone who can write to the queue can then reset users of any pool the credentials reach)")
 	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "file of HMAC keys, one a line: accept only jobs whose resetq.signature attribute was made with one of them; others are dead-lettered as bad_signature (see the README's recipe)")
 	fs.StringVar(&f.redisURL, "redis-url", "", "redis://[[user]:password@]host:port[/db], or rediss:// for TLS: share one limit of --rate per Region with every replica using this Redis (empty: each replica paces up to --rate on its own)")
@@ -148,8 +150,8 @@ func (f *workFlags) validate() error {
 		return usagef("--status-check-rate must be positive, got %v", f.statusCheckRate)
 	case f.logUsernames != "hashed" && f.logUsernames != "plain":
 		return usagef("--log-usernames %q: want hashed or plain", f.logUsernames)
-	case len(f.pools) == 0 && !f.allowAnyPool:
-		return usagef("set --pool (the pools this worker may reset), or --allow-any-pool to accept jobs for any pool")
+	case len(f.pools) == 0 && f.poolRoles == "" && !f.allowAnyPool:
+		return usagef("set --pool (the pools this worker may reset; the pools of --pool-roles are allowed too), or --allow-any-pool to accept jobs for any pool")
 	case len(f.pools) > 0 && f.allowAnyPool:
 		return usagef("--pool and --allow-any-pool contradict each other: choose one")
 	case f.fleetSize < 1:
@@ -232,10 +234,21 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	reach, err := openAccounts(ctx, awsCfg, f.poolRoles, true, log.Warn)
+	if err != nil {
+		return err
+	}
+	if !f.allowAnyPool {
+		allowed = allowedPools(f.pools, reach.Roles())
+	}
+	if len(reach.Roles()) > 0 {
+		log.Info("pools reached through roles: each account's quota is paced apart", "pools", len(reach.Roles()),
+			"accounts", len(reach.Accounts()), "default_account", reach.DefaultAccount())
+	}
 	if f.incident {
 		// A denied sign-out or kill would hold every job of its pool behind
 		// the pool's circuit for up to --max-deferral: prove each call first.
-		if err := provePermissions(ctx, awsCfg, allowed, log); err != nil {
+		if err := provePermissions(ctx, reach, allowed, log); err != nil {
 			return err
 		}
 	}
@@ -280,17 +293,18 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var usage *usagemetrics.Watcher
 	var pacer worker.Pacer
 	if f.usageMetrics {
-		usage = usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: awscheck.New(awsCfg), Interval: f.usageInterval, Log: log.With("component", "usage"),
+		usage = usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: awscheck.NewWith(reach), Interval: f.usageInterval, Log: log.With("component", "usage"),
 			OnRead: func(region string, minutes []usagemetrics.Minute) { observeUsage(pacer, m, region, minutes) }}, reg)
 	}
-	onRate := func(region string, limit float64) {
+	onRate := func(scope string, limit float64) {
 		if usage != nil {
-			usage.Add(region) // read from the Region's first job
+			usage.Add(scope) // read from the account-Region's first job
 		}
-		m.RateLimit.WithLabelValues(region).Set(limit)
-		m.CircuitOpen.WithLabelValues(region) // 0 from the Region's first job: closed is not "no data"
-		m.Throttles.WithLabelValues(region)   // and a counter from 0, so its first increase shows in rate()
-		m.EmailLimit.WithLabelValues(region)  // 0 until Cognito's daily email limit is reached
+		labels := scopeLabels(scope)
+		m.RateLimit.WithLabelValues(labels...).Set(limit)
+		m.CircuitOpen.WithLabelValues(labels...) // 0 from the account-Region's first job: closed is not "no data"
+		m.Throttles.WithLabelValues(labels...)   // and a counter from 0, so its first increase shows in rate()
+		m.EmailLimit.WithLabelValues(labels...)  // 0 until Cognito's daily email limit is reached
 	}
 	pacer, closePacer, err := workPacer(&f, cfg, onRate, m, log)
 	if err != nil {
@@ -301,7 +315,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// not the 30/s reset quota), paced on its own.
 	var statuses worker.StatusReader
 	var statusPacer worker.Pacer
-	cog := cognito.New(awsCfg)
+	cog := cognito.NewWith(reach)
 	if !f.redeliveryCheck {
 		f.statusCheck = "off"
 	}
@@ -328,7 +342,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if led, err = openLedger(ctx, awsCfg, f.ledgerTable, true); err != nil {
 			return err
 		}
-		workLedger = &ledger.ForWorker{Ledger: led, CaseSensitive: cognito.NewPools(awsCfg).CaseSensitive}
+		workLedger = &ledger.ForWorker{Ledger: led, CaseSensitive: cognito.NewPoolsWith(reach).CaseSensitive}
 		log.Info("claiming users in the campaign ledger", "table", f.ledgerTable)
 	}
 	w, err := worker.New(worker.Config{
@@ -353,6 +367,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		Metrics:                 m,
 		Logger:                  log,
 		AllowedPools:            allowed,
+		Accounts:                reach,
 		SigningKeys:             signingKeys,
 		Concurrency:             f.concurrency,
 		Policy:                  worker.Policy{MaxAttempts: f.maxAttempts},
@@ -400,7 +415,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 // for a user that cannot exist (UserNotFoundException: permitted), logs
 // each answer, and fails on a denied one. With --allow-any-pool there are
 // no pools to prove: it says so.
-func provePermissions(ctx context.Context, awsCfg aws.Config, allowed map[string]bool, log *slog.Logger) error {
+func provePermissions(ctx context.Context, reach *accounts.Resolver, allowed map[string]bool, log *slog.Logger) error {
 	if len(allowed) == 0 {
 		log.Warn("--incident with --allow-any-pool: the calls' permissions cannot be proven before the campaign; run resetq preflight --incident --pool ID for each pool")
 		return nil
@@ -410,7 +425,7 @@ func provePermissions(ctx context.Context, awsCfg aws.Config, allowed map[string
 		pools = append(pools, p)
 	}
 	sort.Strings(pools)
-	checks, err := checkPermissions(ctx, awsCfg, pools, userpool.IncidentCalls())
+	checks, err := checkPermissions(ctx, reach, pools, userpool.IncidentCalls())
 	if err != nil {
 		return err
 	}
@@ -469,6 +484,18 @@ func metricsMux(reg *prometheus.Registry, w *worker.Worker) *http.ServeMux {
 }
 
 // poolSet is --pool as a set: nil for none (--allow-any-pool).
+// allowedPools is the pools work may reset: --pool's and --pool-roles'.
+func allowedPools(pools []string, roles accounts.Roles) map[string]bool {
+	set := poolSet(pools)
+	for p := range roles {
+		if set == nil {
+			set = map[string]bool{}
+		}
+		set[p] = true
+	}
+	return set
+}
+
 func poolSet(pools []string) map[string]bool {
 	if len(pools) == 0 {
 		return nil
@@ -526,7 +553,7 @@ func observeUsage(p worker.Pacer, m *metrics.Metrics, region string, minutes []u
 		us[i] = ratelimit.Usage{Minute: u.At, Calls: u.Calls, Throttles: u.Throttles}
 	}
 	local.Observe(region, us)
-	m.RateCap.WithLabelValues(region).Set(local.Get(region).Cap())
+	m.RateCap.WithLabelValues(scopeLabels(region)...).Set(local.Get(region).Cap())
 }
 
 // workPacer is the reset calls' pacer: the local adaptive limiter alone,

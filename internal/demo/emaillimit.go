@@ -451,7 +451,7 @@ func (lp *leakPool) watch(ctx context.Context, t0 time.Time, url string, exited 
 		lastPrinted   time.Time
 		client        = &http.Client{Timeout: time.Second}
 		tick          = time.NewTicker(250 * time.Millisecond)
-		limitGauge    = `resetq_email_limit_reached{region="` + leakRegion + `"}`
+		limitGauge    = `resetq_email_limit_reached{account="` + moto.Account + `",region="` + leakRegion + `"}`
 		workerLiftLog bool
 	)
 	defer tick.Stop()

@@ -63,7 +63,7 @@ func TestIncidentHoldsTheAttackerOut(t *testing.T) {
 			}
 			p := e.Start(args...)
 			testenv.Eventually(t, time.Minute, "the email limit reached", func() bool {
-				return p.Metric(t, `resetq_email_limit_reached{region="us-east-1"}`) == 1
+				return p.Metric(t, `resetq_email_limit_reached{account="`+moto.Account+`",region="us-east-1"}`) == 1
 			})
 			time.Sleep(20 * time.Second) // the attacker's moment: 20 s into the wait
 			in := attack()

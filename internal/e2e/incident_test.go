@@ -167,7 +167,7 @@ func TestDailyEmailLimit(t *testing.T) {
 
 	p := e.Start("--email-limit-probe", "20s", "--concurrency", "4", "--exit-when-idle", "3s")
 	testenv.Eventually(t, time.Minute, "the email limit reached", func() bool {
-		return p.Metric(t, `resetq_email_limit_reached{region="us-east-1"}`) == 1
+		return p.Metric(t, `resetq_email_limit_reached{account="`+moto.Account+`",region="us-east-1"}`) == 1
 	})
 	before := e.Proxy.Stats().Faulted["AdminResetUserPassword"]
 	time.Sleep(time.Minute) // the minute the issue bounds: calls made in it are counted, not awaited

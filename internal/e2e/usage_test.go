@@ -78,7 +78,7 @@ func TestWorkUsageGauges(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, "the gauges of the published minute", want(1200, 7))
 	// The start returns to what real users leave less 1.5/s over 2 minutes.
 	testenv.Eventually(t, 10*time.Second, "a start under the 10/s real users leave, less 1.5", func() bool {
-		limit := scrape(addr)[`resetq_ratelimit_limit{region="`+region+`"}`]
+		limit := scrape(addr)[`resetq_ratelimit_limit{account="`+moto.Account+`",region="`+region+`"}`]
 		return limit > 0 && limit < 8.5
 	})
 	publish(now.Add(-3*time.Minute), "CallCount", 1800) // a newer minute without throttles

@@ -137,8 +137,8 @@ func TestWorkThrottled(t *testing.T) {
 	// Read the worker's own view of the throttling while it runs.
 	var throttles, limit float64
 	testenv.Eventually(t, 2*time.Minute, "resetq_throttles_total to rise", func() bool {
-		throttles = p.Metric(t, `resetq_throttles_total{region="us-east-1"}`)
-		limit = p.Metric(t, `resetq_ratelimit_limit{region="us-east-1"}`)
+		throttles = p.Metric(t, `resetq_throttles_total{account="`+moto.Account+`",region="us-east-1"}`)
+		limit = p.Metric(t, `resetq_ratelimit_limit{account="`+moto.Account+`",region="us-east-1"}`)
 		return throttles > 0
 	})
 	if code := p.Wait(t, 3*time.Minute); code != 0 {
@@ -177,7 +177,7 @@ func TestWorkCircuitBreaker(t *testing.T) {
 
 	p := e.Start("--exit-when-idle", "3s", "--circuit-cooldown", "1s", "--concurrency", "4")
 	testenv.Eventually(t, time.Minute, "the us-east-1 circuit to open", func() bool {
-		return p.Metric(t, `resetq_circuit_open{region="us-east-1"}`) == 1
+		return p.Metric(t, `resetq_circuit_open{account="`+moto.Account+`",region="us-east-1"}`) == 1
 	})
 	resp, err := httpGet("http://" + p.MetricsAddr + "/readyz")
 	if err != nil || resp != 503 {
@@ -242,7 +242,7 @@ func TestWorkBadPoolDoesNotStallItsRegion(t *testing.T) {
 	if took := time.Since(start); took > 15*time.Second {
 		t.Errorf("the good pool took %v: the bad pool held it up", took)
 	}
-	if p.Metric(t, `resetq_circuit_open{region="us-east-1"}`) != 0 {
+	if p.Metric(t, `resetq_circuit_open{account="`+moto.Account+`",region="us-east-1"}`) != 0 {
 		t.Error("a pool-level error opened the Region's circuit")
 	}
 	if code := p.Ready(); code != 200 {

@@ -194,6 +194,10 @@ func (s *Server) Reset(ctx context.Context) error {
 // Region is the Region used by Env.
 const Region = "us-east-1"
 
+// Account is the account of moto's default credentials (what STS
+// GetCallerIdentity answers them); a role's credentials act in the role's.
+const Account = "123456789012"
+
 // Env returns environment variables that point an AWS SDK in a child process
 // at the server with static test credentials. Append it to os.Environ().
 func (s *Server) Env() []string {

@@ -307,6 +307,7 @@ func (e *Env) ChildEnv(extra ...string) []string {
 		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + e.Proxy.URL,
 		"AWS_ENDPOINT_URL_CLOUDWATCH=" + e.Moto.URL, // the usage gauges: never the real AWS from a test
 		"AWS_ENDPOINT_URL_DYNAMODB=" + e.Moto.URL,   // the campaign ledger
+		"AWS_ENDPOINT_URL_STS=" + e.Moto.URL,        // the accounts: GetCallerIdentity, AssumeRole
 	}, extra...)
 }
 
