@@ -94,6 +94,10 @@ type Env struct {
 	SQS      *sqs.Client
 	QueueURL string
 	DLQURL   string
+	// ExtraEnv is added to resetq's environment by Start, after ChildEnv's
+	// (a later variable wins: AWS_ENDPOINT_URL_STS=... to put a proxy in
+	// front of moto's STS).
+	ExtraEnv []string
 	// SQSProxy, once ProxySQS has started it, carries resetq's SQS calls
 	// (ChildEnv points AWS_ENDPOINT_URL_SQS at it); the test's own SQS
 	// client still goes straight to moto.
@@ -327,7 +331,7 @@ func (e *Env) Start(args ...string) *Proc {
 	p := &Proc{MetricsAddr: addr, log: &bytes.Buffer{}, logMu: &sync.Mutex{}, done: make(chan error, 1), exited: make(chan struct{})}
 	p.Cmd = exec.Command(Binary(e.T), append([]string{"work", "--log-format", "text", "--metrics-addr", addr}, args...)...)
 	// Env twins of --queue-url and --allow-any-pool (tests name their own pools).
-	p.Cmd.Env = e.ChildEnv("RESETQ_QUEUE_URL="+e.QueueURL, "RESETQ_ALLOW_ANY_POOL=true")
+	p.Cmd.Env = append(e.ChildEnv("RESETQ_QUEUE_URL="+e.QueueURL, "RESETQ_ALLOW_ANY_POOL=true"), e.ExtraEnv...)
 	pr, pw := io.Pipe()
 	p.Cmd.Stdout, p.Cmd.Stderr = pw, pw
 	if err := p.Cmd.Start(); err != nil {
