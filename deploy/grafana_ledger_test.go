@@ -132,7 +132,7 @@ func TestDashboardCampaign(t *testing.T) {
 			rate += e + "\n"
 		}
 	}
-	for _, want := range []string{"sum by (region) (resetq_ratelimit_usage_cap", `max by (region) (resetq_usage_calls_per_minute{job=~"$job",region=~"$region",category="UserAccountRecovery"}) / 60`, "vector(30)"} {
+	for _, want := range []string{"sum by (account, region) (resetq_ratelimit_usage_cap", `max by (account, region) (resetq_usage_calls_per_minute{job=~"$job",account=~"$account",region=~"$region",category="UserAccountRecovery"}) / 60`, "vector(30)"} {
 		if !strings.Contains(rate, want) {
 			t.Errorf("%s does not show %s beside the quota", ratePanel, want)
 		}

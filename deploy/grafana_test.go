@@ -83,8 +83,8 @@ func dashboardExprs(d dashboard) map[string]string {
 }
 
 // TestDashboardModel: the dashboard parses, has a Prometheus datasource
-// variable that every panel uses and a region variable, and every panel has a
-// title and at least one target with an expression.
+// variable that every panel uses, and account and region variables, and
+// every panel has a title and at least one target with an expression.
 func TestDashboardModel(t *testing.T) {
 	t.Parallel()
 	d := loadDashboard(t)
@@ -98,8 +98,8 @@ func TestDashboardModel(t *testing.T) {
 			t.Errorf("variable datasource: type %q query %v, want a datasource variable of type prometheus", v.Type, v.Query)
 		}
 	}
-	if vars["datasource"] == "" || vars["region"] != "query" {
-		t.Errorf("variables %v: want datasource and a region query variable", vars)
+	if vars["datasource"] == "" || vars["region"] != "query" || vars["account"] != "query" {
+		t.Errorf("variables %v: want datasource, and account and region query variables", vars)
 	}
 	if len(d.Panels) < 10 {
 		t.Errorf("%d panels", len(d.Panels))
@@ -131,7 +131,7 @@ func TestDashboardModel(t *testing.T) {
 	// What an incident lead must see at a glance.
 	all := strings.Join(slices.Collect(maps.Values(dashboardExprs(d))), "\n")
 	for _, want := range []string{"resetq:backlog:messages", "resetq:eta:seconds", `outcome="reset"`, "resetq_ratelimit_limit", "vector(30)",
-		"resetq_dead_letters_total", "resetq:throttles:rate5m", "resetq_cognito_request_duration_seconds_bucket", "resetq_circuit_open", `region=~"$region"`,
+		"resetq_dead_letters_total", "resetq:throttles:rate5m", "resetq_cognito_request_duration_seconds_bucket", "resetq_circuit_open", `account=~"$account",region=~"$region"`,
 		// Incident mode and what stalls a campaign without failing it.
 		"resetq_steps_total", "resetq_cognito_calls_total", "resetq_email_limit_reached", "resetq_pool_circuits_open", "resetq_dead_letter_failures_total",
 		// Real users' share of the quota, from CloudWatch, beside resetq's own.
@@ -148,6 +148,33 @@ func TestDashboardModel(t *testing.T) {
 // names a query can select. families is the metric families' own names, the
 // names prose uses.
 func exportedMetrics(t *testing.T) (series, families map[string]bool) {
+	t.Helper()
+	fams, err := exportedRegistry(t).Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, families := map[string]bool{}, map[string]bool{}
+	for _, f := range fams {
+		families[f.GetName()] = true
+		switch f.GetType().String() {
+		case "HISTOGRAM":
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				names[f.GetName()+s] = true
+			}
+		case "SUMMARY":
+			names[f.GetName()] = true
+			names[f.GetName()+"_sum"] = true
+			names[f.GetName()+"_count"] = true
+		default:
+			names[f.GetName()] = true
+		}
+	}
+	return names, families
+}
+
+// exportedRegistry is a registry with every metric the worker exports, each
+// vector with one child (empty label values), the usage gauges set.
+func exportedRegistry(t *testing.T) *prometheus.Registry {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, "test")
@@ -172,27 +199,7 @@ func exportedMetrics(t *testing.T) (series, families map[string]bool) {
 	usage := usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: oneMinute{}}, reg)
 	usage.Add("us-east-1")
 	usage.Poll(context.Background(), time.Unix(600, 0))
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	names, families := map[string]bool{}, map[string]bool{}
-	for _, f := range fams {
-		families[f.GetName()] = true
-		switch f.GetType().String() {
-		case "HISTOGRAM":
-			for _, s := range []string{"_bucket", "_sum", "_count"} {
-				names[f.GetName()+s] = true
-			}
-		case "SUMMARY":
-			names[f.GetName()] = true
-			names[f.GetName()+"_sum"] = true
-			names[f.GetName()+"_count"] = true
-		default:
-			names[f.GetName()] = true
-		}
-	}
-	return names, families
+	return reg
 }
 
 // oneMinute is a usage reader with one minute of data.
@@ -367,7 +374,7 @@ func TestDashboardFleetLimit(t *testing.T) {
 	}
 	// The rule behind it takes the replicas' limit once, never their sum.
 	shared := ruleExpr(t, readFile(t, rulesFile), "resetq:ratelimit_limit:shared")
-	if regexp.MustCompile(`sum\b[^()]*\(\s*resetq_ratelimit_limit`).MatchString(shared) || !strings.Contains(shared, "max by (namespace, job, region) (resetq_ratelimit_limit") ||
+	if regexp.MustCompile(`sum\b[^()]*\(\s*resetq_ratelimit_limit`).MatchString(shared) || !strings.Contains(shared, "max by (namespace, job, account, region) (resetq_ratelimit_limit") ||
 		!strings.Contains(shared, "resetq_ratelimit_fallback") || !strings.Contains(shared, "resetq:ratelimit_limit:fallback") {
 		t.Errorf("resetq:ratelimit_limit:shared: want the largest replica's limit among those reaching Redis plus the fallback shares, never a sum of resetq_ratelimit_limit:\n%s", shared)
 	}

@@ -63,7 +63,7 @@ func TestPrometheusScrapesLedger(t *testing.T) {
 
 	panel := func(title string, target int) []float64 {
 		t.Helper()
-		vars := strings.NewReplacer("$job", "resetq", "$region", ".*", "$campaign", campaign, "$__range", "10m", "$__rate_interval", "1m")
+		vars := strings.NewReplacer("$job", "resetq", "$account", ".*", "$region", ".*", "$campaign", campaign, "$__range", "10m", "$__rate_interval", "1m")
 		for _, pn := range loadDashboard(t).Panels {
 			if pn.Title == title && target < len(pn.Targets) {
 				return promQueryAll(t, prom, vars.Replace(pn.Targets[target].Expr))

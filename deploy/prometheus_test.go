@@ -245,7 +245,7 @@ func TestPrometheusScrapesWorker(t *testing.T) {
 // show data.
 func checkDashboardQueries(t *testing.T, prom string) {
 	t.Helper()
-	vars := strings.NewReplacer("$job", "resetq", "$region", ".*", "$campaign", ".*", "$__range", "10m", "$__rate_interval", "1m")
+	vars := strings.NewReplacer("$job", "resetq", "$account", ".*", "$region", ".*", "$campaign", ".*", "$__range", "10m", "$__rate_interval", "1m")
 	mustShow := map[string]bool{"Reset": true, "Dead-lettered": true, "Remaining": true, "In the DLQ": true, "Workers up": true,
 		"Reset rate against the limit and the quota": true, "Source queue and DLQ": true, "Outcomes": true, "Dead letters by reason": true,
 		"Cognito calls by result code": true, "Cognito latency": true, "Builds running": true,
