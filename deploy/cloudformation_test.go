@@ -72,6 +72,7 @@ func TestCloudFormationTemplateText(t *testing.T) {
 	outputs := topLevelBlocks(t, tmpl, "Outputs")
 	checkRedisCache(t, tmpl, params, resources, outputs)
 	checkLedger(t, tmpl, params, resources, outputs)
+	checkTargetRoles(t, tmpl, params, resources, outputs)
 
 	// Each incident option has its policy's output, which the READMEs name
 	// (the operator attaches them by it; all of them for --incident).
@@ -455,14 +456,31 @@ func (m *motoCLI) run(args ...string) []byte {
 func (m *motoCLI) createStack(params ...string) map[string]string {
 	m.t.Helper()
 	t := m.t
-	needCLI(t, "aws", "pip install awscli")
 	name := "resetq-cfn-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	tmplPath, err := filepath.Abs(cfnTemplate)
+	out := m.createStackOf(cfnTemplate, name, append([]string{"ParameterKey=QueueName,ParameterValue=" + name,
+		"ParameterKey=CreateAlarms,ParameterValue=false"}, params...)...)
+	for _, k := range []string{"QueueUrl", "QueueArn", "DeadLetterQueueUrl", "DeadLetterQueueArn", "WorkerPolicyArn", "ProducerPolicyArn",
+		"KillPasswordPolicyArn", "GlobalSignOutPolicyArn", "ReinvitePolicyArn", "DisableUnreachablePolicyArn", "WorkerUsagePolicyArn", "OperatorPolicyArn"} {
+		if out[k] == "" {
+			t.Fatalf("no output %s in %v", k, out)
+		}
+	}
+	return out
+}
+
+// createStackOf creates the stack name of the template file with params
+// (--capabilities CAPABILITY_NAMED_IAM: a template may name its roles),
+// waits for CREATE_COMPLETE, deletes it at cleanup, and returns its outputs.
+func (m *motoCLI) createStackOf(template, name string, params ...string) map[string]string {
+	m.t.Helper()
+	t := m.t
+	needCLI(t, "aws", "pip install awscli")
+	tmplPath, err := filepath.Abs(template)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.run(append([]string{"cloudformation", "create-stack", "--stack-name", name, "--template-body", "file://" + tmplPath, "--parameters",
-		"ParameterKey=QueueName,ParameterValue=" + name, "ParameterKey=CreateAlarms,ParameterValue=false"}, params...)...)
+	m.run(append([]string{"cloudformation", "create-stack", "--stack-name", name, "--template-body", "file://" + tmplPath,
+		"--capabilities", "CAPABILITY_NAMED_IAM", "--parameters"}, params...)...)
 	t.Cleanup(func() { m.run("cloudformation", "delete-stack", "--stack-name", name) })
 
 	var stack struct {
@@ -484,12 +502,6 @@ func (m *motoCLI) createStack(params ...string) map[string]string {
 	out := map[string]string{}
 	for _, o := range stack.Stacks[0].Outputs {
 		out[o.OutputKey] = o.OutputValue
-	}
-	for _, k := range []string{"QueueUrl", "QueueArn", "DeadLetterQueueUrl", "DeadLetterQueueArn", "WorkerPolicyArn", "ProducerPolicyArn",
-		"KillPasswordPolicyArn", "GlobalSignOutPolicyArn", "ReinvitePolicyArn", "DisableUnreachablePolicyArn", "WorkerUsagePolicyArn", "OperatorPolicyArn"} {
-		if out[k] == "" {
-			t.Fatalf("no output %s in %v", k, out)
-		}
 	}
 	return out
 }
@@ -552,11 +564,15 @@ func TestCloudFormationStackKMS(t *testing.T) {
 	if want := []string{"kms:Decrypt on key", "kms:GenerateDataKey on key"}; !slices.Equal(got, want) {
 		t.Errorf("QueueKeyPolicy grants %v, want %v", got, want)
 	}
-	// Without Ledger (none, the default): no table, no ledger policy.
+	// Without Ledger (none, the default): no table, no ledger policy; without
+	// TargetRoleArns (empty, the default) no policy to assume roles.
 	for k := range out {
 		if strings.HasPrefix(k, "Ledger") {
 			t.Errorf("output %s without Ledger", k)
 		}
+	}
+	if _, ok := out["AssumeTargetRolesPolicyArn"]; ok {
+		t.Error("AssumeTargetRolesPolicyArn output without TargetRoleArns")
 	}
 }
 

@@ -28,7 +28,8 @@ import (
 // names none, and no AWS variable is set). Values the build cannot hold are
 // stood in for: files (the signing keys, the Redis CA) by temporary files, a
 // Secret's key by a placeholder of the right form, the downward API by
-// plausible values.
+// plausible values; a file of a ConfigMap (the roles file) by a temporary
+// file with the ConfigMap's content.
 func TestContainersAcceptTheirSettings(t *testing.T) {
 	t.Parallel()
 	bin := testenv.Binary(t)
@@ -145,6 +146,17 @@ func podEnvironment(t *testing.T, objs []k8sObject, pod, c any) map[string]strin
 				t.Fatal(err)
 			}
 			env[k] = f
+		}
+	}
+	// The roles file: the content its ConfigMap gives it.
+	if f, ok := env[poolRolesVar]; ok {
+		_, _, data, err := configMapFile(objs, pod, c, f)
+		if err != nil {
+			t.Fatalf("%s=%s: %v", poolRolesVar, f, err)
+		}
+		env[poolRolesVar] = filepath.Join(t.TempDir(), "pool-roles.txt")
+		if err := os.WriteFile(env[poolRolesVar], []byte(data), 0o444); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return env
