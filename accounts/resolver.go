@@ -144,6 +144,15 @@ func (r *Resolver) ScopeReach(key string) Reach {
 	return r.assume(role, s.Region, "")
 }
 
+// Invalidate makes reach's role credentials be assumed again before their
+// next use: for an answer that they expired (a clock running behind STS's
+// by more than RefreshBefore). The default credentials are the SDK's own.
+func (r *Resolver) Invalidate(reach Reach) {
+	if c, ok := reach.Config.Credentials.(*aws.CredentialsCache); ok && reach.Role != "" {
+		c.Invalidate()
+	}
+}
+
 // assume is role's Reach, with one credentials cache per role session.
 func (r *Resolver) assume(role Role, region, campaign string) Reach {
 	r.mu.Lock()

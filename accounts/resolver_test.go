@@ -206,3 +206,24 @@ func TestAssumeRoleErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidate: credentials Cognito said expired are assumed again
+// before the next call, though their expiry time is far.
+func TestInvalidate(t *testing.T) {
+	s := &stubSTS{expiresIn: 2 * time.Hour}
+	r := accounts.New(stubConfig(t, s), accounts.Roles{"us-east-1_P": {ARN: roleB, Account: "222222222222"}})
+	reach := r.Pool("us-east-1_P", "c")
+	for range 2 {
+		if _, err := reach.Config.Credentials.Retrieve(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Invalidate(r.Pool("us-east-1_P", "c"))
+	if _, err := reach.Config.Credentials.Retrieve(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s.calls != 2 {
+		t.Errorf("%d AssumeRole calls, want 2: one, then one after Invalidate", s.calls)
+	}
+	r.Invalidate(r.Pool("us-east-1_other", "c")) // the default credentials: nothing to do
+}

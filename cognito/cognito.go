@@ -39,6 +39,15 @@ func newRegionClients(reach *accounts.Resolver, retryer func() aws.Retryer) *reg
 	return &regionClients{reach: reach, retryer: retryer, m: map[string]*cip.Client{}}
 }
 
+// expired renews pool's role credentials when err says they expired, so
+// the next call (the circuit's probe, a retry) uses new ones.
+func (r *regionClients) expired(ctx context.Context, pool string, err error) {
+	switch awserr.Code(err) {
+	case "ExpiredTokenException", "ExpiredToken":
+		r.reach.Invalidate(r.reach.Pool(pool, job.CampaignOf(ctx)))
+	}
+}
+
 // get is the client for pool's calls for the campaign in ctx (its role
 // session's name, job.WithCampaign).
 func (r *regionClients) get(ctx context.Context, pool string) *cip.Client {
@@ -90,6 +99,7 @@ func (c *Client) ResetUserPassword(ctx context.Context, job job.Job) error {
 		ClientMetadata: job.ClientMetadata,
 	})
 	if err != nil {
+		c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
 		return fmt.Errorf("admin-reset-user-password in %s: %w", region, awserr.From(err))
 	}
 	return nil
@@ -105,6 +115,7 @@ func (c *Client) ReadUser(ctx context.Context, job job.Job) (worker.User, error)
 		Username:   aws.String(job.Username),
 	})
 	if err != nil {
+		c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
 		return worker.User{}, fmt.Errorf("admin-get-user in %s: %w", region, awserr.From(err))
 	}
 	u := worker.User{Username: aws.ToString(out.Username), Status: string(out.UserStatus), Enabled: out.Enabled,
@@ -146,6 +157,7 @@ func (c *Client) KillPassword(ctx context.Context, job job.Job, permanent bool) 
 		}
 	}
 	if err != nil {
+		c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
 		return fmt.Errorf("admin-set-user-password in %s: %w", region, awserr.From(err))
 	}
 	return nil
@@ -162,6 +174,7 @@ func (c *Client) GlobalSignOut(ctx context.Context, job job.Job) error {
 		Username:   aws.String(job.Username),
 	})
 	if err != nil {
+		c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
 		return fmt.Errorf("admin-user-global-sign-out in %s: %w", region, awserr.From(err))
 	}
 	return nil
@@ -179,6 +192,7 @@ func (c *Client) Reinvite(ctx context.Context, job job.Job) error {
 		ClientMetadata: job.ClientMetadata,
 	})
 	if err != nil {
+		c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
 		return fmt.Errorf("admin-create-user (resend) in %s: %w", region, awserr.From(err))
 	}
 	return nil
@@ -193,6 +207,7 @@ func (c *Client) DisableUser(ctx context.Context, job job.Job) error {
 		Username:   aws.String(job.Username),
 	})
 	if err != nil {
+		c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
 		return fmt.Errorf("admin-disable-user in %s: %w", region, awserr.From(err))
 	}
 	return nil

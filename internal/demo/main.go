@@ -8,6 +8,9 @@
 // verified contact are disabled, and every job ended as a reset or
 // re-invited user or as exactly one dead letter with the right reason.
 //
+// Part 3 (accounts.go) is one campaign across two AWS accounts, the
+// second reached through a role (--pool-roles), each paced on its own.
+//
 // Part 2 (emaillimit.go) is an incident whose codes go out through
 // Cognito's default email: the proxy plays its daily limit hitting after a
 // few codes. An attacker signed in with the leaked passwords before the
@@ -253,7 +256,15 @@ func run(ctx context.Context, resetqBin string, workerTimeout time.Duration) err
 
 	// 6. Part 2: the daily email limit mid-campaign, and the attacker
 	// during its wait.
-	return emailLimitPart(ctx, leakInput{bin: bin, motoURL: srv.URL, proxy: proxy, timeout: workerTimeout, start: start})
+	if err := emailLimitPart(ctx, leakInput{bin: bin, motoURL: srv.URL, proxy: proxy, timeout: workerTimeout, start: start}); err != nil {
+		return err
+	}
+	// 7. Part 3: one campaign across two accounts.
+	if err := accountsPart(ctx, bin, srv.URL, workerTimeout); err != nil {
+		return err
+	}
+	fmt.Printf("\ndemo done in %.1fs\n", time.Since(start).Seconds())
+	return nil
 }
 
 // isolateFromShell drops AWS_* and RESETQ_* variables inherited from the
