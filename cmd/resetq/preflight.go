@@ -76,7 +76,7 @@ func runPreflight(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	poolRolesFlag(fs, &poolRoles)
 	fs.StringVar(&queueURL, "queue-url", "", "URL of the SQS queue of reset jobs (optional: checks its RedrivePolicy, visibility and retention)")
 	fs.IntVar(&users, "users", 0, "number of users in the campaign (optional: for the email quota and the expected duration)")
-	fs.Float64Var(&rateFlag, "rate", defaultRate, "the --rate resetq work will run with (calls per second per Region)")
+	fs.Float64Var(&rateFlag, "rate", defaultRate, "the --rate resetq work will run with (calls per second per account and Region)")
 	var capacity bool
 	var window time.Duration
 	fs.BoolVar(&capacity, "capacity", true, "also check capacity: SES send quota, SNS SMS spend limit, the recovery quota (Service Quotas) and real users' use of it (CloudWatch)")
