@@ -20,6 +20,7 @@ import (
 	"github.com/resetq/resetq/accounts"
 	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/testenv"
+	"github.com/resetq/resetq/preflight"
 )
 
 // stsGate is a proxy in front of moto's STS that refuses AssumeRole into
@@ -174,5 +175,70 @@ func TestAccountsOneQueue(t *testing.T) {
 	}
 	if !seen[roleB] || !seen[roleC] || !seen[roleDenied] || seen[roleX] {
 		t.Errorf("roles assumed for the campaign's calls: %v", seen)
+	}
+}
+
+// TestAccountsPreflight: preflight --pool-roles probes the file's pools
+// with their roles and reads capacity per account and Region, with the
+// campaign's duration from the slowest account-Region.
+func TestAccountsPreflight(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "accountspre")
+	cfgB := inAccount(t, e, roleB)
+	poolA := e.Pool(e.East, map[string]moto.UserState{"a1": moto.Confirmed})
+	users := map[string]moto.UserState{}
+	for _, u := range []string{"b1", "b2", "b3"} {
+		users[u] = moto.Confirmed
+	}
+	poolB := e.Pool(cfgB, users)
+	roles := filepath.Join(t.TempDir(), "roles.txt")
+	if err := os.WriteFile(roles, []byte(poolB+" "+roleB+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"AWS_ENDPOINT_URL=" + e.Moto.URL, "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + e.Moto.URL}
+	stdout, stderr, code := preflightRun(t, e, env, "preflight", "--pool", poolA, "--pool-roles", roles, "--users", "4000", "--output", "json")
+	r := preflightJSON(t, stdout, stderr)
+	for _, key := range []string{
+		poolB + " describe pool", // absent: describe failed, and it would be blocking
+		moto.Account + "/us-east-1 recovery quota",
+		"222222222222/us-east-1 recovery quota",
+		"222222222222/us-east-1 real users' use",
+		"campaign duration",
+	} {
+		if _, ok := r.Checks[key]; !ok && key != poolB+" describe pool" {
+			t.Errorf("no check %q (exit %d)\n%s\n%s", key, code, stdout, stderr)
+		} else if ok && key == poolB+" describe pool" {
+			t.Errorf("the role's pool was not described: %+v", r.Checks[key])
+		}
+	}
+	if d := r.Checks["campaign duration"].Message; !strings.Contains(d, "set by the slowest, 222222222222/us-east-1 (3000 users") {
+		t.Errorf("duration: %q, want the slowest to be account 222222222222's 3 of 4 pool users' share", d)
+	}
+	for key, c := range r.Checks {
+		if strings.HasPrefix(key, poolB+" ") && c.Level == preflight.Blocking {
+			t.Errorf("blocking for the role's pool: %s: %s", key, c.Message)
+		}
+	}
+}
+
+// TestAccountsBadRolesFile: a roles file that cannot be read stops each
+// command with exit code 2 and the file's line.
+func TestAccountsBadRolesFile(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, "accountsbad")
+	roles := filepath.Join(t.TempDir(), "roles.txt")
+	if err := os.WriteFile(roles, []byte("# ok\nus-east-1_AbC arn:aws:iam::222222222222:role/r\nus-east-1_Def arn:aws:iam::2222:role/r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"work", "--queue-url", e.QueueURL, "--pool-roles", roles},
+		{"preflight", "--pool-roles", roles},
+		{"enqueue", "--queue-url", e.QueueURL, "--pool", "us-east-1_AbC", "--pool-roles", roles, "--from", roles},
+		{"status", "--queue-url", e.QueueURL, "--pool-roles", roles, "--usage-region", "none"},
+	} {
+		_, stderr, code := preflightRun(t, e, nil, args...)
+		if code != 2 || !strings.Contains(stderr, roles+":3:") {
+			t.Errorf("resetq %s: exit %d, want 2 naming line 3\n%s", args[0], code, stderr)
+		}
 	}
 }
