@@ -46,19 +46,39 @@ type harmCap struct {
 	CutAt time.Time // when the cap was last cut
 }
 
+// lossPerCall bounds the real users' calls one of the limiter's own calls
+// can cost them in a minute: a minute in which they lost more than this
+// many times its calls lost them to their own load (or another caller),
+// and a cut of this limiter would not give them back.
+const lossPerCall = 4
+
+// edgeMemory is how long after a cut the cap climbs slowly near the edge
+// it was cut from; after it the edge is forgotten.
+const edgeMemory = 30 * time.Minute
+
+// recoverySteps bounds the judged minutes without harm that lift a cap
+// from the floor to the ceiling once the edge is forgotten: each lifts it
+// by a Ceiling/recoverySteps at least.
+const recoverySteps = 40
+
 // capAfter is h after a minute of the category's usage u, judged at now,
 // in which the limiter itself made calls calls at rate ours, of which
 // throttled were throttled. What is left after its own is what real users
 // did and lost. The cap moves by 5% of the cap per budget between real
 // users' loss and harmAim of HarmBudget, down at most 10% and up at most
 // 1.5% a minute, and 0.3% from 3% under the edge, where it was last cut
-// from (that rate cost real users too much), to 10% over it. Down, it starts from the
-// minute's rate if that was under the cap; up to the ceiling it is lifted.
-// Only a minute over the budget, with three lost calls at least, cuts
-// (a minute's count is noisy), and not a stale one, one that began before
-// the last cut took effect (the metrics come minutes late). spare
-// says real users lost within the aim; ok is false for a minute that
-// says nothing.
+// from (that rate cost real users too much), to 10% over it, for
+// edgeMemory after the cut; in a minute within the aim, by a
+// Ceiling/recoverySteps at least while it is under half the edge or once
+// the edge is forgotten. Down, it starts from the minute's rate if that was under
+// the cap; up to the ceiling it is lifted. Only a minute over the budget,
+// with three lost calls at least, cuts (a minute's count is noisy), and
+// not a stale one, one that began before the last cut took effect (the
+// metrics come minutes late), nor one in which real users lost more than
+// lossPerCall times the limiter's calls (a quiet minute: a probe, the end
+// of a campaign; cutting the limiter would not help them, and would cut
+// it to the rate of its few calls). spare says real users lost within
+// the aim; ok is false for a minute that says nothing.
 func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, now time.Time) (next harmCap, spare, ok bool) {
 	if c.HarmBudget <= 0 || calls <= 0 {
 		return h, false, false
@@ -70,8 +90,8 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, now
 		over = lost / (c.HarmBudget * users)
 	}
 	step := min(0.015, max(-0.1, 0.05*(harmAim-over)))
-	if step < 0 && (over <= 1 || lost < 3) {
-		step = 0 // within the budget, or a call or two: noise
+	if step < 0 && (over <= 1 || lost < 3 || lost > lossPerCall*calls) {
+		step = 0 // within the budget, a call or two (noise), or not ours to take back
 	}
 	spare = over <= harmAim
 	switch {
@@ -83,10 +103,15 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, now
 		}
 		return harmCap{Cap: max(c.Floor, base*(1+step)), Edge: base, CutAt: now}, spare, true
 	case h.Cap > 0:
-		if h.Cap >= 0.97*h.Edge && h.Cap < 1.1*h.Edge {
-			step = min(step, 0.003)
+		up := h.Cap * step
+		switch {
+		case now.Sub(h.CutAt) < edgeMemory && h.Cap >= 0.97*h.Edge && h.Cap < 1.1*h.Edge:
+			up = h.Cap * min(step, 0.003)
+		case spare && (h.Cap < h.Edge/2 || now.Sub(h.CutAt) >= edgeMemory):
+			// Far under where it harmed, or long after: no reason to creep.
+			up = max(up, c.Ceiling/recoverySteps)
 		}
-		if h.Cap *= 1 + step; h.Cap >= c.Ceiling {
+		if h.Cap += up; h.Cap >= c.Ceiling {
 			h = harmCap{}
 		}
 	}
@@ -147,6 +172,9 @@ func (l *Limiter) Observe(minutes []Usage) {
 		return
 	}
 	now := l.cfg.Clock.Now()
+	if !l.judgedAt.IsZero() && !l.judged(now) {
+		l.cap = harmCap{} // the metrics fell silent: a cap from before does not come back
+	}
 	early := l.firstCall.IsZero() || now.Sub(l.firstCall) < time.Minute
 	if !l.informed && !l.p.Cut && early {
 		busiest, fresh := 0.0, false

@@ -53,9 +53,13 @@ func TestCapAfter(t *testing.T) {
 	}{
 		{"no loss, no cap: none", harmCap{}, u(0), 1084, harmCap{}, true},
 		{"no loss: up 1.5%", capped(18), u(0), 1084, capped(18 * 1.015), true},
+		{"no loss, far under the edge: up a Ceiling/40", capped(10), u(0), 1084, capped(10 + 30.0/recoverySteps), true},
 		{"near the edge: up 0.3%", harmCap{Cap: 18, Edge: 18.5, CutAt: cut}, u(0), 1084, harmCap{Cap: 18 * 1.003, Edge: 18.5, CutAt: cut}, true},
 		{"up to the ceiling: lifted", capped(29.9), u(0), 1084, harmCap{}, true},
 		{"one lost call does not cut", capped(18), u(1), 1084, capped(18 * (1 + 0.05*(harmAim-1/3.0))), true},
+		{"near the edge, long after the cut: the edge forgotten", harmCap{Cap: 18, Edge: 18.5, CutAt: now.Add(-edgeMemory)}, u(0), 1084,
+			harmCap{Cap: 18 + 30.0/recoverySteps, Edge: 18.5, CutAt: now.Add(-edgeMemory)}, true},
+		{"a quiet minute (2 calls of ours, 26 of theirs lost): held", capped(18), Usage{Minute: minute, Calls: 600 + 2, Throttles: 30}, 2, capped(18), true},
 		{"within the budget: held", capped(18), u(3), 1084, capped(18), true},
 		{"one lost call of a few: held", capped(18), Usage{Minute: minute, Calls: 1084 + 60, Throttles: 5}, 1084, capped(18), true},
 		{"over the budget (6 of 600): down from the minute's rate", harmCap{}, u(6), 1084, harmCap{Cap: 18 * (1 - 0.05*(2-harmAim)), Edge: 18, CutAt: now}, true},
@@ -121,6 +125,21 @@ func TestObserve(t *testing.T) {
 	l.Observe([]Usage{{Minute: m0.Add(time.Minute), Calls: float64(calls) + 600, Throttles: 300}})
 	if l.Cap() != before {
 		t.Fatalf("a minute taken twice moved the cap to %v", l.Cap())
+	}
+
+	// The metrics fall silent past usageStale: the cap lapses, and a minute
+	// judged after the pause starts with no cap, not the old one.
+	now = now.Add(usageStale + time.Minute)
+	if l.Cap() != 0 {
+		t.Fatalf("cap %v after the metrics fell silent", l.Cap())
+	}
+	quiet := now.Truncate(time.Minute).Add(-3 * time.Minute)
+	for at := quiet; at.Before(quiet.Add(time.Minute)); at = at.Add(100 * time.Millisecond) {
+		l.Allow(at)
+	}
+	l.Observe([]Usage{{Minute: quiet, Calls: 600 + 600, Throttles: 0}})
+	if !l.judged(now) || l.Cap() != 0 {
+		t.Fatalf("after a pause, a minute within the budget left cap %v (judged %v): the old one came back", l.Cap(), l.judged(now))
 	}
 }
 
