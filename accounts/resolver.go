@@ -83,7 +83,8 @@ func New(base aws.Config, roles Roles) *Resolver {
 func (r *Resolver) LearnDefaultAccount(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, identityTimeout)
 	defer cancel()
-	out, err := r.stsClient(cmp.Or(r.base.Region, "us-east-1")).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	out, err := r.stsClient(cmp.Or(r.base.Region, "us-east-1")).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{},
+		func(o *sts.Options) { o.RetryMaxAttempts = 4 })
 	if err != nil {
 		return fmt.Errorf("sts get-caller-identity: %w", awserr.From(err))
 	}
@@ -114,6 +115,16 @@ func (r *Resolver) Account(pool string) string {
 		return role.Account
 	}
 	return r.DefaultAccount()
+}
+
+// Role is the key of pool's role, "ARN|EXTERNAL_ID", or "" for a pool
+// the default credentials reach: the worker keeps a circuit per role, so
+// a role that cannot be assumed holds its own pools only.
+func (r *Resolver) Role(pool string) string {
+	if role, ok := r.roles[pool]; ok {
+		return role.ARN + "|" + role.ExternalID
+	}
+	return ""
 }
 
 // Scope is where pool's quotas are counted: its account in its Region.
@@ -167,7 +178,7 @@ func (r *Resolver) assume(role Role, region, campaign string) Reach {
 	}
 	if !ok {
 		stsRegion := cmp.Or(r.base.Region, region)
-		p = aws.NewCredentialsCache(roleProvider{role: role.ARN, p: stscreds.NewAssumeRoleProvider(r.stsClientLocked(stsRegion), role.ARN,
+		p = aws.NewCredentialsCache(&roleProvider{role: role.ARN, p: stscreds.NewAssumeRoleProvider(r.stsClientLocked(stsRegion), role.ARN,
 			func(o *stscreds.AssumeRoleOptions) {
 				o.RoleSessionName = session
 				o.Duration = SessionDuration
@@ -218,30 +229,57 @@ func SessionName(campaign string) string {
 	return name[:min(len(name), 64)] // every byte is ASCII now
 }
 
+// DenialMemory is how long a refused AssumeRole is answered from memory:
+// the jobs of a role that cannot be assumed do not each call STS (whose
+// quota the worker's account shares with every other role's renewal).
+const DenialMemory = 30 * time.Second
+
 // roleProvider marks a failed AssumeRole as an *awserr.RoleError, so the
-// worker tells a role it cannot assume from the pool's own errors.
+// worker tells a role it cannot assume from the pool's own errors, and
+// remembers a refusal for DenialMemory.
 type roleProvider struct {
 	role string
 	p    aws.CredentialsProvider
+
+	mu       sync.Mutex
+	denied   *awserr.RoleError
+	deniedAt time.Time
 }
 
-func (p roleProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+func (p *roleProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	p.mu.Lock()
+	if p.denied != nil && time.Since(p.deniedAt) < DenialMemory {
+		err := p.denied
+		p.mu.Unlock()
+		return aws.Credentials{}, err
+	}
+	p.mu.Unlock()
 	c, err := p.p.Retrieve(ctx)
 	if err != nil {
-		return c, &awserr.RoleError{Role: p.role, Denied: refused(err), Err: err}
+		re := &awserr.RoleError{Role: p.role, Denied: refused(err), Err: err}
+		if re.Denied {
+			p.mu.Lock()
+			p.denied, p.deniedAt = re, time.Now()
+			p.mu.Unlock()
+		}
+		return c, re
 	}
 	return c, nil
 }
 
-// refused reports an AssumeRole that STS answered with a refusal (any code
-// but a throttle or a fault); a network error or a timeout is not one.
+// refused reports an AssumeRole that STS answered with a refusal about the
+// role (any code but a throttle, a fault, or one about the caller's own
+// credentials, which every role would get alike); a network error or a
+// timeout is not one.
 func refused(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	switch code := awserr.Code(awserr.From(err)); code {
 	case "", "Throttling", "ThrottlingException", "RequestLimitExceeded", "InternalFailure", "InternalError",
-		"ServiceUnavailable", "IDPCommunicationError":
+		"ServiceUnavailable", "IDPCommunicationError",
+		"InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException", "SignatureDoesNotMatch", "IncompleteSignature",
+		"MissingAuthenticationToken", "UnrecognizedClientException":
 		return false
 	}
 	return true

@@ -227,3 +227,27 @@ func TestInvalidate(t *testing.T) {
 	}
 	r.Invalidate(r.Pool("us-east-1_other", "c")) // the default credentials: nothing to do
 }
+
+// TestDenialRemembered: a refused AssumeRole is answered from memory for
+// DenialMemory, so the jobs of a denied role do not each call STS; a fault
+// is not remembered.
+func TestDenialRemembered(t *testing.T) {
+	for _, tc := range []struct {
+		status    int
+		code      string
+		wantCalls int
+	}{{403, "AccessDenied", 1}, {503, "ServiceUnavailable", 3}, {403, "InvalidClientTokenId", 3}} {
+		s := &stubSTS{status: tc.status, code: tc.code}
+		r := accounts.New(stubConfig(t, s), accounts.Roles{"us-east-1_P": {ARN: roleC, Account: "333333333333"}})
+		for range 3 {
+			_, err := r.Pool("us-east-1_P", "").Config.Credentials.Retrieve(t.Context())
+			var re *awserr.RoleError
+			if !errors.As(err, &re) {
+				t.Fatalf("%s: %v", tc.code, err)
+			}
+		}
+		if s.calls != tc.wantCalls {
+			t.Errorf("%s: %d AssumeRole calls for 3 retrievals, want %d", tc.code, s.calls, tc.wantCalls)
+		}
+	}
+}

@@ -39,13 +39,20 @@ func newRegionClients(reach *accounts.Resolver, retryer func() aws.Retryer) *reg
 	return &regionClients{reach: reach, retryer: retryer, m: map[string]*cip.Client{}}
 }
 
-// expired renews pool's role credentials when err says they expired, so
-// the next call (the circuit's probe, a retry) uses new ones.
-func (r *regionClients) expired(ctx context.Context, pool string, err error) {
+// expired renews pool's role credentials when err (from awserr.From)
+// says they expired, so the next call uses new ones, and returns err as a
+// passing fault of the role (retried, not a circuit of the account's
+// credentials); any other err as it is.
+func (r *regionClients) expired(ctx context.Context, pool string, err error) error {
 	switch awserr.Code(err) {
 	case "ExpiredTokenException", "ExpiredToken":
-		r.reach.Invalidate(r.reach.Pool(pool, job.CampaignOf(ctx)))
+		reach := r.reach.Pool(pool, job.CampaignOf(ctx))
+		if reach.Role != "" {
+			r.reach.Invalidate(reach)
+			return &awserr.RoleError{Role: reach.Role, Err: err}
+		}
 	}
+	return err
 }
 
 // get is the client for pool's calls for the campaign in ctx (its role
@@ -99,8 +106,8 @@ func (c *Client) ResetUserPassword(ctx context.Context, job job.Job) error {
 		ClientMetadata: job.ClientMetadata,
 	})
 	if err != nil {
-		c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
-		return fmt.Errorf("admin-reset-user-password in %s: %w", region, awserr.From(err))
+		err = c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
+		return fmt.Errorf("admin-reset-user-password in %s: %w", region, err)
 	}
 	return nil
 }
@@ -115,8 +122,8 @@ func (c *Client) ReadUser(ctx context.Context, job job.Job) (worker.User, error)
 		Username:   aws.String(job.Username),
 	})
 	if err != nil {
-		c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
-		return worker.User{}, fmt.Errorf("admin-get-user in %s: %w", region, awserr.From(err))
+		err = c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
+		return worker.User{}, fmt.Errorf("admin-get-user in %s: %w", region, err)
 	}
 	u := worker.User{Username: aws.ToString(out.Username), Status: string(out.UserStatus), Enabled: out.Enabled,
 		LastModified: aws.ToTime(out.UserLastModifiedDate)}
@@ -157,8 +164,8 @@ func (c *Client) KillPassword(ctx context.Context, job job.Job, permanent bool) 
 		}
 	}
 	if err != nil {
-		c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
-		return fmt.Errorf("admin-set-user-password in %s: %w", region, awserr.From(err))
+		err = c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
+		return fmt.Errorf("admin-set-user-password in %s: %w", region, err)
 	}
 	return nil
 }
@@ -174,8 +181,8 @@ func (c *Client) GlobalSignOut(ctx context.Context, job job.Job) error {
 		Username:   aws.String(job.Username),
 	})
 	if err != nil {
-		c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
-		return fmt.Errorf("admin-user-global-sign-out in %s: %w", region, awserr.From(err))
+		err = c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
+		return fmt.Errorf("admin-user-global-sign-out in %s: %w", region, err)
 	}
 	return nil
 }
@@ -192,8 +199,8 @@ func (c *Client) Reinvite(ctx context.Context, job job.Job) error {
 		ClientMetadata: job.ClientMetadata,
 	})
 	if err != nil {
-		c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
-		return fmt.Errorf("admin-create-user (resend) in %s: %w", region, awserr.From(err))
+		err = c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
+		return fmt.Errorf("admin-create-user (resend) in %s: %w", region, err)
 	}
 	return nil
 }
@@ -207,8 +214,8 @@ func (c *Client) DisableUser(ctx context.Context, job job.Job) error {
 		Username:   aws.String(job.Username),
 	})
 	if err != nil {
-		c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
-		return fmt.Errorf("admin-disable-user in %s: %w", region, awserr.From(err))
+		err = c.clients.expired(ctx, job.UserPoolID, awserr.From(err))
+		return fmt.Errorf("admin-disable-user in %s: %w", region, err)
 	}
 	return nil
 }

@@ -100,7 +100,7 @@ func checkEmptyEnvironment(t *testing.T, bin string) {
 
 	// With a Region and credentials but nothing listening: a runtime failure.
 	code, out = run([]string{"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=x",
-		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_SQS=http://127.0.0.1:1"},
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_SQS=http://127.0.0.1:1", "AWS_ENDPOINT_URL_STS=http://127.0.0.1:1"},
 		"work", "--queue-url", "http://127.0.0.1:1/x", "--allow-any-pool", "--metrics-addr", "")
 	if code != 1 && code != 2 {
 		t.Errorf("resetq work on an unreachable queue: exit %d, want 1 or 2:\n%s", code, out)

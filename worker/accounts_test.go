@@ -19,6 +19,14 @@ type accountMap map[string]string
 
 func (a accountMap) Account(pool string) string { return a[pool] }
 
+// Role: the pools of account 222222222222 go through a role.
+func (a accountMap) Role(pool string) string {
+	if a[pool] == "222222222222" {
+		return "arn:aws:iam::222222222222:role/r|"
+	}
+	return ""
+}
+
 // TestAccountsPacedApart: with Accounts, each account's jobs are paced
 // and kept behind circuits under their own account-Region key; a role that
 // cannot be assumed opens its account's circuit only, and its jobs end

@@ -54,6 +54,9 @@ const (
 	// ScopeEmail: Cognito's default email sender's daily limit, per account
 	// and Region, for the pools that send through it.
 	ScopeEmail
+	// ScopeRole: the role of --pool-roles that reaches the pool could not
+	// be assumed: the pools it reaches wait, the account's others go on.
+	ScopeRole
 )
 
 // Class is the classification of one call's result.
@@ -136,13 +139,13 @@ func Classify(err error) Class {
 	msg := err.Error()
 	var role *awserr.RoleError
 	if errors.As(err, &role) {
-		// The pool's role (--pool-roles) could not be assumed: every pool of
-		// the account that goes through the role fails alike, so its
-		// account-Region's circuit opens; the other accounts go on.
+		// The pool's role (--pool-roles) could not be assumed: every pool
+		// the role reaches fails alike, so the role's circuit opens; the
+		// account's other pools and the other accounts go on.
 		if role.Denied {
-			return Class{Kind: Systemic, Code: job.ReasonAssumeRoleDenied, Message: "role " + role.Role + " cannot be assumed: " + msg}
+			return Class{Kind: Systemic, Scope: ScopeRole, Code: job.ReasonAssumeRoleDenied, Message: "role " + role.Role + " cannot be assumed: " + msg}
 		}
-		return Class{Kind: Transient, Code: CodeAssumeRoleFailed, Message: "role " + role.Role + ": " + msg}
+		return Class{Kind: Transient, Scope: ScopeRole, Code: CodeAssumeRoleFailed, Message: "role " + role.Role + ": " + msg}
 	}
 	if apiErr, ok := awserr.As(err); ok {
 		code, m := apiErr.Code, apiErr.Message

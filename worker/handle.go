@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"strings"
 
@@ -27,10 +28,25 @@ func (w *Worker) keys(j job.Job, o op) []string {
 	}
 	scope := w.scope(j)
 	keys := []string{scope, pool}
+	if role := w.roleKey(j); role != "" {
+		keys = append(keys, role)
+	}
 	if o.emails && w.emailPools.has(j.UserPoolID) {
 		keys = append(keys, emailKey(scope))
 	}
 	return keys
+}
+
+// roleKey is the circuit key of the role that reaches the job's pool
+// ("role:SCOPE ROLE"), "" for the default credentials.
+func (w *Worker) roleKey(j job.Job) string {
+	if w.cfg.Accounts == nil {
+		return ""
+	}
+	if role := w.cfg.Accounts.Role(j.UserPoolID); role != "" {
+		return "role:" + w.scope(j) + " " + role
+	}
+	return ""
 }
 
 // scope is the key of the job's quota scope (job.Scope): its pool's account
@@ -167,6 +183,8 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		switch cl.Scope {
 		case ScopePool:
 			failed = keys[1]
+		case ScopeRole:
+			failed = cmp.Or(w.roleKey(r.job), scope)
 		case ScopeEmail:
 			failed = emailKey(scope)
 			if w.emailPools.add(r.job.UserPoolID) {

@@ -85,10 +85,13 @@ type Pacer interface {
 	Succeeded(scope string)
 }
 
-// Accounts says which AWS account a user pool is in (accounts.Resolver),
-// so that pacing and circuits are per account and Region.
+// Accounts says which AWS account a user pool is in and which role
+// reaches it (accounts.Resolver), so that pacing and circuits are per
+// account and Region, and a role that cannot be assumed holds its own
+// pools only.
 type Accounts interface {
 	Account(pool string) string
+	Role(pool string) string // "" for the default credentials
 }
 
 // Config holds what a Worker needs. Fields marked required have no default.
@@ -302,7 +305,15 @@ func (w *Worker) Ready() error {
 func (w *Worker) circuitChanged(key string, open bool, reason string) {
 	pool, isPool := strings.CutPrefix(key, "pool:")
 	region, isEmail := strings.CutPrefix(key, "email:")
+	roleScope, isRole := strings.CutPrefix(key, "role:")
+	roleScope, role, _ := strings.Cut(roleScope, " ")
 	switch {
+	case isRole && open:
+		w.m.CircuitOpen.WithLabelValues(scopeLabels(roleScope)...).Set(1)
+		w.log.Error("the pools' role cannot be assumed: their jobs wait, the account's other pools go on", "scope", roleScope, "role", role, "reason", reason)
+	case isRole:
+		w.m.CircuitOpen.WithLabelValues(scopeLabels(roleScope)...).Set(0)
+		w.log.Info("the pools' role is assumed again", "scope", roleScope, "role", role)
 	case isEmail && open:
 		w.m.EmailLimit.WithLabelValues(scopeLabels(region)...).Set(1)
 	case isEmail:

@@ -9,8 +9,10 @@ import (
 	"github.com/resetq/resetq/clock"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -151,7 +153,7 @@ func (f *workFlags) validate() error {
 	case f.logUsernames != "hashed" && f.logUsernames != "plain":
 		return usagef("--log-usernames %q: want hashed or plain", f.logUsernames)
 	case len(f.pools) == 0 && f.poolRoles == "" && !f.allowAnyPool:
-		return usagef("set --pool (the pools this worker may reset; the pools of --pool-roles are allowed too), or --allow-any-pool to accept jobs for any pool")
+		return usagef("set --pool (the pools this worker may reset; without it, the pools of --pool-roles), or --allow-any-pool to accept jobs for any pool")
 	case len(f.pools) > 0 && f.allowAnyPool:
 		return usagef("--pool and --allow-any-pool contradict each other: choose one")
 	case f.fleetSize < 1:
@@ -238,8 +240,14 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if !f.allowAnyPool {
-		allowed = allowedPools(f.pools, reach.Roles())
+	if reach.DefaultAccount() == "" && (f.redisURL != "" || f.poolRoles != "") {
+		// Keyed by Region alone, this replica's default-credential pools
+		// would have a limiter (and Redis keys) apart from the other
+		// replicas' and from a role in the same account: twice the rate.
+		return errors.New("the default credentials' account could not be read (sts:GetCallerIdentity): with --redis-url or --pool-roles the account keys the limits; start again when STS answers")
+	}
+	if !f.allowAnyPool && len(f.pools) == 0 {
+		allowed = poolSet(slices.Sorted(maps.Keys(reach.Roles()))) // the file names the campaign's pools
 	}
 	if len(reach.Roles()) > 0 {
 		log.Info("pools reached through roles: each account's quota is paced apart", "pools", len(reach.Roles()),
@@ -439,7 +447,19 @@ func provePermissions(ctx context.Context, reach *accounts.Resolver, allowed map
 		}
 		log.Log(ctx, lvl, "permission check", "pool", c.Subject, "check", c.Name, "result", string(c.Level), "message", c.Message)
 	}
-	if preflight.Blocked(checks) {
+	// A pool reached through a role is another account's: its denial holds
+	// its own jobs (behind its circuits) and must not stop every account's
+	// campaign, nor let one tenant keep the fleet from starting.
+	var own []preflight.Check
+	for _, c := range checks {
+		if reach.Role(c.Subject) == "" {
+			own = append(own, c)
+		} else if c.Level == preflight.Blocking {
+			log.Error("a pool reached through --pool-roles refuses an incident call: its jobs will wait behind its circuit, then be dead-lettered; the other pools go on",
+				"pool", c.Subject, "check", c.Name)
+		}
+	}
+	if preflight.Blocked(own) {
 		return startupError("prove the incident calls' permissions", errors.New("a call the campaign must make is denied (see the log); grant it, then start again"))
 	}
 	return nil
@@ -484,18 +504,6 @@ func metricsMux(reg *prometheus.Registry, w *worker.Worker) *http.ServeMux {
 }
 
 // poolSet is --pool as a set: nil for none (--allow-any-pool).
-// allowedPools is the pools work may reset: --pool's and --pool-roles'.
-func allowedPools(pools []string, roles accounts.Roles) map[string]bool {
-	set := poolSet(pools)
-	for p := range roles {
-		if set == nil {
-			set = map[string]bool{}
-		}
-		set[p] = true
-	}
-	return set
-}
-
 func poolSet(pools []string) map[string]bool {
 	if len(pools) == 0 {
 		return nil

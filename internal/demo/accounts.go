@@ -118,7 +118,7 @@ func accountsPart(ctx context.Context, bin, motoURL string, timeout time.Duratio
 		return fmt.Errorf("create worker log file: %w", err)
 	}
 	defer logFile.Close()
-	args := []string{"work", "--queue-url", queueURL, "--pool", accts[0].pool, "--pool-roles", rolesFile,
+	args := []string{"work", "--queue-url", queueURL, "--pool", accts[0].pool + "," + accts[1].pool, "--pool-roles", rolesFile,
 		"--rate", fmt.Sprint(accountRate), "--exit-when-idle", idleExit.String(), "--log-format", "text", "--metrics-addr", metricsAddr}
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
