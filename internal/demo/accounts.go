@@ -119,7 +119,11 @@ func accountsPart(ctx context.Context, bin, motoURL string, timeout time.Duratio
 	}
 	defer logFile.Close()
 	args := []string{"work", "--queue-url", queueURL, "--pool", accts[0].pool + "," + accts[1].pool, "--pool-roles", rolesFile,
-		"--rate", fmt.Sprint(accountRate), "--exit-when-idle", idleExit.String(), "--log-format", "text", "--metrics-addr", metricsAddr}
+		"--rate", fmt.Sprint(accountRate), "--exit-when-idle", idleExit.String(), "--log-format", "text", "--metrics-addr", metricsAddr,
+		// No real users here: without the harm budget's cautious start
+		// (three quarters of --rate, then climbing) each account runs at
+		// --rate from its first call, which is what this part compares.
+		"--harm-budget", "0"}
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// Cognito straight to moto: resetq's own limiters are what pace here.
