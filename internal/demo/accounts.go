@@ -103,7 +103,7 @@ func accountsPart(ctx context.Context, bin, motoURL string, timeout time.Duratio
 		}
 		args := []string{"enqueue", "--queue-url", queueURL, "--pool", a.pool, "--pool-roles", rolesFile,
 			"--from", usersFile, "--campaign", campaign, "--output", "json", "--progress-interval", "0"}
-		if err := enqueueCount(ctx, bin, args, motoURL, accountUsers); err != nil {
+		if err := enqueueCount(ctx, bin, args, motoURL, motoURL, accountUsers); err != nil {
 			return err
 		}
 		fmt.Printf("enqueued      %d jobs of account %s: %s %s\n", accountUsers, a.account, bin, strings.Join(args, " "))
@@ -197,9 +197,10 @@ func accountsPart(ctx context.Context, bin, motoURL string, timeout time.Duratio
 	return nil
 }
 
-// enqueueCount runs resetq enqueue and checks that it put want jobs on the queue.
-func enqueueCount(ctx context.Context, bin string, args []string, motoURL string, want int) error {
-	cmd := resetqCmd(ctx, bin, args, motoURL, motoURL)
+// enqueueCount runs resetq enqueue (--output json; Cognito at cognitoURL)
+// and checks that it put want jobs on the queue.
+func enqueueCount(ctx context.Context, bin string, args []string, motoURL, cognitoURL string, want int) error {
+	cmd := resetqCmd(ctx, bin, args, motoURL, cognitoURL)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
