@@ -210,7 +210,10 @@ func TestPrometheusScrapesWorker(t *testing.T) {
 	check(`sum(resetq_cognito_requests_total{code="TooManyRequestsException"})`, throttled)
 	check(`sum(resetq_throttles_total)`, throttled)
 	// The recording rules ran on real scrapes.
-	for _, query := range []string{`max_over_time(resetq:resets:rate1m[5m])`, `max_over_time(resetq:drain:rate5m[5m])`, `max_over_time(resetq:eta:seconds[5m])`} {
+	// resetq:quota_calls:rate5m: the calls shared among the account-Regions
+	// by the limiter's labels, as the worker exports them.
+	for _, query := range []string{`max_over_time(resetq:resets:rate1m[5m])`, `max_over_time(resetq:drain:rate5m[5m])`, `max_over_time(resetq:eta:seconds[5m])`,
+		`max_over_time(resetq:quota_calls:rate5m{region="us-east-1"}[5m])`} {
 		if got, ok := q(query); !ok || !(got > 0) {
 			t.Errorf("%s = %v (present %v), want > 0", query, got, ok)
 		}
