@@ -413,6 +413,24 @@ func TestDashboardHarmBudget(t *testing.T) {
 	t.Error("no panel draws the throttled share beside resetq_harm_budget / 5")
 }
 
+// TestDashboardRealUsersBudget: one panel draws real users' lost share
+// (resetq:real_user_throttled_share:rate5m, what ResetqRealUsersThrottled
+// watches) beside the harm budget itself, resetq_harm_budget.
+func TestDashboardRealUsersBudget(t *testing.T) {
+	t.Parallel()
+	for _, p := range loadDashboard(t).Panels {
+		var share, budget bool
+		for _, tg := range p.Targets {
+			share = share || strings.Contains(tg.Expr, "resetq:real_user_throttled_share:rate5m")
+			budget = budget || regexp.MustCompile(`^max\(resetq_harm_budget\{[^}]*\}\) > 0 or vector\(0\.005\)$`).MatchString(tg.Expr)
+		}
+		if share && budget {
+			return
+		}
+	}
+	t.Error("no panel draws resetq:real_user_throttled_share:rate5m beside resetq_harm_budget (0.005 when 0)")
+}
+
 // TestDashboardNamesEveryStep: the panel of resetq_steps_total names every
 // step the worker records (worker/*.go: stepDone and step calls), and the
 // panel of resetq_cognito_calls_total every operation it counts there (the
