@@ -14,6 +14,13 @@
 // world.Users (SetUsers), which hear of every successful reset. Calls and
 // throttles are counted per source.
 //
+// As in Cognito, the quota is per account and Region: each scope
+// ("ACCOUNT/REGION", ScopeStats) has a window of its own. A call's Region
+// is its SigV4 credential scope's, and its account the one its access key
+// belongs to (AccountOf): a key the stand-in's STS issued says it, any
+// other key (the benchmark's "test") is DefaultAccount's. A call without a
+// signature, and the background load, are in DefaultScope.
+//
 // Answers:
 //   - AdminResetUserPassword: 200 {} when admitted; over quota, HTTP 400
 //     with x-amzn-ErrorType TooManyRequestsException, which the SDK turns
@@ -22,6 +29,10 @@
 //   - AdminGetUser: UserStatus RESET_REQUIRED if the user was reset,
 //     else CONFIRMED (resetq's redelivery check calls it). It is not a
 //     password operation and does not use the quota.
+//   - AdminUserGlobalSignOut: 200 {}, counted (resetq's incident mode
+//     signs every user out); not in the quota.
+//   - DescribeUserPool: the pool, its usernames case-insensitive (the
+//     campaign ledger asks); not in the quota.
 //   - anything else: HTTP 400 UnknownOperationException.
 //
 // On the same server it also answers CloudWatch's GetMetricData (the AWS
@@ -35,7 +46,13 @@
 // not, and ThrottleCount those throttled. A minute is published once it
 // has ended and Config.UsageDelay has passed; a minute without a call (or,
 // for ThrottleCount, without a throttle) has no point, as in CloudWatch.
-// SeedUsage puts a simulated history before the first call served.
+// SeedUsage puts a simulated history before the first call served. The
+// usage record is one for all scopes.
+//
+// It also answers STS (the Query protocol, AWS_ENDPOINT_URL_STS):
+// AssumeRole into a role ARN of any account, with credentials whose access
+// key names that account, and GetCallerIdentity, the account of the
+// caller's access key (sts.go).
 //
 // There are no users to create: every username exists and is CONFIRMED
 // until reset. Usernames are per pool.
@@ -117,8 +134,14 @@ type Stats struct {
 	// Users is the distinct users reset; Duplicates is Resets - Users.
 	Users      int `json:"users"`
 	Duplicates int `json:"duplicates"`
-	// GetUser counts AdminGetUser calls.
-	GetUser int `json:"get_user"`
+	// GetUser counts AdminGetUser calls, SignOuts AdminUserGlobalSignOut
+	// calls.
+	GetUser  int `json:"get_user"`
+	SignOuts int `json:"sign_outs"`
+	// AssumeRoles and Identities count STS's AssumeRole and
+	// GetCallerIdentity calls.
+	AssumeRoles int `json:"assume_roles"`
+	Identities  int `json:"caller_identities"`
 	// UsageReads counts GetMetricData calls, and UsagePoints the
 	// datapoints they returned.
 	UsageReads  int `json:"usage_reads"`
@@ -137,15 +160,19 @@ type Stub struct {
 	usageDelay time.Duration
 
 	mu       sync.Mutex
-	quota    world.Quota // nil: unlimited
-	admitted []time.Time // calls admitted under a quota in the last second, oldest first
 	users    world.Users // told of each successful reset (nil: none)
 	counts   [2]Counts
 	resets   map[string]int // pool + "/" + username -> successful resets
 	getUser  int
+	signOuts int
 	first    time.Time
 	last     time.Time
 	total    int
+	// scopes are each account-Region's window and counts; newQuota makes
+	// a scope's quota (nil: unlimited).
+	scopes   map[string]*scope
+	newQuota func() world.Quota
+	sts      stsState
 	// usage is CallCount and ThrottleCount per Unix minute: every call
 	// of the category, worker's and background's, and the seeded history.
 	usage       map[int64]*Counts
@@ -157,7 +184,7 @@ type Stub struct {
 // a Burst below 0 (check with world.NewQuota first).
 func New(cfg Config) *Stub {
 	s := &Stub{now: cfg.Now, wait: sleep, latency: cfg.Latency, usageDelay: cfg.UsageDelay,
-		resets: map[string]int{}, usage: map[int64]*Counts{}}
+		resets: map[string]int{}, usage: map[int64]*Counts{}, scopes: map[string]*scope{}}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -174,13 +201,17 @@ func New(cfg Config) *Stub {
 }
 
 // SetQuota changes the quota to a sliding window of perSecond (0:
-// unlimited). Calls already admitted keep counting until their second is
-// over; calls admitted while the quota was unlimited are not recorded.
+// unlimited) in every scope. Calls already admitted keep counting until
+// their second is over; calls admitted while the quota was unlimited are
+// not recorded.
 func (s *Stub) SetQuota(perSecond int) {
 	if perSecond <= 0 {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.quota = nil
+		s.newQuota = nil
+		for _, sc := range s.scopes {
+			sc.quota = nil
+		}
 		return
 	}
 	if err := s.SetQuotaModel(world.Sliding, float64(perSecond), 0); err != nil {
@@ -188,35 +219,30 @@ func (s *Stub) SetQuota(perSecond int) {
 	}
 }
 
-// SetQuotaModel changes the quota to a new one of model (world.NewQuota's
-// arguments). The calls admitted under a quota in the last second are
-// counted into it again, in order, as they would be for Cognito.
+// SetQuotaModel changes the quota of every scope to a new one of model
+// (world.NewQuota's arguments). The calls admitted under a quota in the
+// last second are counted into it again, in order, as they would be for
+// Cognito.
 func (s *Stub) SetQuotaModel(model string, perSecond float64, burst int) error {
-	q, err := world.NewQuota(model, perSecond, burst)
-	if err != nil {
+	if _, err := world.NewQuota(model, perSecond, burst); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.trim(s.now())
-	for _, t := range s.admitted {
-		q.Admit(t)
+	s.newQuota = func() world.Quota {
+		q, _ := world.NewQuota(model, perSecond, burst) // valid: checked above
+		return q
 	}
-	s.quota = q
+	now := s.now()
+	for _, sc := range s.scopes {
+		q := s.newQuota()
+		sc.trim(now)
+		for _, t := range sc.admitted {
+			q.Admit(t)
+		}
+		sc.quota = q
+	}
 	return nil
-}
-
-// trim drops the admitted calls older than a window before now.
-func (s *Stub) trim(now time.Time) {
-	cutoff := now.Add(-window)
-	i := 0
-	for i < len(s.admitted) && !s.admitted[i].After(cutoff) {
-		i++
-	}
-	if i > 0 {
-		n := copy(s.admitted, s.admitted[i:])
-		s.admitted = s.admitted[:n]
-	}
 }
 
 // Reset clears the counters and the resets, for the next run. The window
@@ -228,31 +254,42 @@ func (s *Stub) Reset() {
 	defer s.mu.Unlock()
 	s.counts = [2]Counts{}
 	s.resets = map[string]int{}
-	s.getUser, s.total, s.usageReads, s.usagePoints = 0, 0, 0, 0
+	s.getUser, s.signOuts, s.total, s.usageReads, s.usagePoints = 0, 0, 0, 0, 0
+	s.sts.assumed, s.sts.identities = 0, 0
+	for _, sc := range s.scopes {
+		sc.stats = ScopeStats{}
+	}
 	s.first, s.last = time.Time{}, time.Time{}
 }
 
-// Admit records one call from src at the current time and reports whether
-// the quota admitted it.
+// Admit records one call from src in DefaultScope at the current time and
+// reports whether the quota admitted it.
 func (s *Stub) Admit(src Source) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.admit(src, s.now())
+	return s.admit(DefaultScope, src, s.now())
 }
 
-func (s *Stub) admit(src Source, now time.Time) bool {
+func (s *Stub) admit(key string, src Source, now time.Time) bool {
+	sc := s.scope(key)
 	s.counts[src].Calls++
-	ok := s.quota == nil || s.quota.Admit(now)
+	if src == Worker {
+		sc.stats.Calls++
+	}
+	ok := sc.quota == nil || sc.quota.Admit(now)
 	record(s.usage, now, !ok)
 	if !ok {
 		s.counts[src].Throttles++
+		if src == Worker {
+			sc.stats.Throttles++
+		}
 		return false
 	}
-	if s.quota == nil {
+	if sc.quota == nil {
 		return true
 	}
-	s.trim(now)
-	s.admitted = append(s.admitted, now)
+	sc.trim(now)
+	sc.admitted = append(sc.admitted, now)
 	return true
 }
 
@@ -267,6 +304,9 @@ func (s *Stub) Stats() Stats {
 		Users:       len(s.resets),
 		Duplicates:  s.total - len(s.resets),
 		GetUser:     s.getUser,
+		SignOuts:    s.signOuts,
+		AssumeRoles: s.sts.assumed,
+		Identities:  s.sts.identities,
 		UsageReads:  s.usageReads,
 		UsagePoints: s.usagePoints,
 		FirstReset:  s.first,
@@ -293,6 +333,10 @@ func (s *Stub) Resets() map[string]int {
 	return out
 }
 
+// knownOps are the Cognito operations the stand-in answers.
+var knownOps = map[string]bool{"AdminResetUserPassword": true, "AdminGetUser": true,
+	"AdminUserGlobalSignOut": true, "DescribeUserPool": true}
+
 type userRequest struct {
 	UserPoolId string
 	Username   string
@@ -318,12 +362,23 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = json.Unmarshal(body, &req)
 	}
 	switch {
-	case op != "AdminResetUserPassword" && op != "AdminGetUser":
+	case !knownOps[op]:
 		s.answerError(w, r, "UnknownOperationException", "the stand-in does not implement "+op)
 	case err != nil:
 		s.answerError(w, r, "SerializationException", "cannot read the request: "+err.Error())
+	case op == "DescribeUserPool" && req.UserPoolId != "":
+		out, _ := json.Marshal(map[string]any{"UserPool": map[string]any{"Id": req.UserPoolId,
+			"UsernameConfiguration": map[string]any{"CaseSensitive": false}}})
+		s.answer(w, r, http.StatusOK, "", out)
 	case req.UserPoolId == "" || req.Username == "":
 		s.answerError(w, r, "InvalidParameterException", "UserPoolId and Username are required")
+	case op == "AdminUserGlobalSignOut":
+		key := scopeOf(r)
+		s.mu.Lock()
+		s.signOuts++
+		s.scope(key).stats.SignOuts++
+		s.mu.Unlock()
+		s.answer(w, r, http.StatusOK, "", []byte("{}"))
 	case op == "AdminGetUser":
 		s.mu.Lock()
 		s.getUser++
@@ -337,9 +392,10 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"UserAttributes": []any{}})
 		s.answer(w, r, http.StatusOK, "", out)
 	default:
+		key := scopeOf(r)
 		s.mu.Lock()
 		now := s.now()
-		ok := s.admit(Worker, now)
+		ok := s.admit(key, Worker, now)
 		if ok {
 			s.resets[req.UserPoolId+"/"+req.Username]++
 			s.total++
@@ -347,6 +403,12 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				s.first = now
 			}
 			s.last = now
+			st := &s.scope(key).stats
+			st.Resets++
+			if st.FirstReset.IsZero() {
+				st.FirstReset = now
+			}
+			st.LastReset = now
 		}
 		users := s.users
 		s.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/resetq/resetq/internal/world"
@@ -78,6 +79,7 @@ type Server struct {
 
 	srv    *http.Server
 	served chan error
+	conns  atomic.Int64 // connections accepted
 
 	bgMu   sync.Mutex
 	bgStop context.CancelFunc
@@ -91,10 +93,18 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen for cognito stand-in: %w", err)
 	}
 	s := &Server{Stub: New(cfg), URL: "http://" + ln.Addr().String(), served: make(chan error, 1)}
-	s.srv = &http.Server{Handler: s.Stub, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.Stub, ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.conns.Add(1)
+			}
+		}}
 	go func() { s.served <- s.srv.Serve(ln) }()
 	return s, nil
 }
+
+// Conns is the TCP connections the server has accepted since it started.
+func (s *Server) Conns() int64 { return s.conns.Load() }
 
 // SetBackground replaces the background load with perSecond calls per
 // second, evenly spaced (0: none).

@@ -163,7 +163,7 @@ type queryErrorResponse struct {
 }
 
 // serveQuery answers one call of the AWS Query protocol: CloudWatch's
-// GetMetricData, and nothing else.
+// GetMetricData, or STS's AssumeRole and GetCallerIdentity.
 func (s *Stub) serveQuery(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 	if err := r.ParseForm(); err != nil {
@@ -172,6 +172,10 @@ func (s *Stub) serveQuery(w http.ResponseWriter, r *http.Request) {
 	}
 	form := r.PostForm
 	action, version := form.Get("Action"), form.Get("Version")
+	if version == stsVersion {
+		s.serveSTS(w, r, form)
+		return
+	}
 	if action != "GetMetricData" || version != cloudWatchVersion {
 		s.answerQuery(w, http.StatusBadRequest, queryErrorResponse{Code: "InvalidAction",
 			Message: fmt.Sprintf("the stand-in serves CloudWatch's GetMetricData (Version %s) only, not %q version %q", cloudWatchVersion, action, version)})
@@ -266,7 +270,10 @@ func (s *Stub) getMetricData(form url.Values) (getMetricDataResponse, error) {
 
 func (s *Stub) answerQuery(w http.ResponseWriter, status int, v any) {
 	if e, ok := v.(queryErrorResponse); ok {
-		e.XMLNS, e.Type, e.RequestID = cloudWatchXMLNS, "Sender", "cognitostub"
+		if e.XMLNS == "" {
+			e.XMLNS = cloudWatchXMLNS
+		}
+		e.Type, e.RequestID = "Sender", "cognitostub"
 		v = e
 	}
 	body, err := xml.Marshal(v)
