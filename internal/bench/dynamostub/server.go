@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +18,7 @@ type Server struct {
 
 	srv    *http.Server
 	served chan error
+	conns  atomic.Int64 // connections accepted
 }
 
 // Start serves a new Stub configured by cfg until Close.
@@ -26,10 +28,18 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen for dynamodb stand-in: %w", err)
 	}
 	s := &Server{Stub: New(cfg), URL: "http://" + ln.Addr().String(), served: make(chan error, 1)}
-	s.srv = &http.Server{Handler: s.Stub, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.Stub, ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.conns.Add(1)
+			}
+		}}
 	go func() { s.served <- s.srv.Serve(ln) }()
 	return s, nil
 }
+
+// Conns is the TCP connections the server has accepted since it started.
+func (s *Server) Conns() int64 { return s.conns.Load() }
 
 // Close stops the server.
 func (s *Server) Close() error {

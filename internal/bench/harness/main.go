@@ -8,7 +8,10 @@
 // reads the stand-in's usage metrics there, as it reads CloudWatch's on
 // AWS. Scenario 6 runs one campaign at Q=30/s without and with
 // --ledger-table, the ledger in internal/bench/dynamostub answering at
-// DynamoDB's latency, and compares the rates. It prints Markdown tables, one row per scenario × contender, and
+// DynamoDB's latency, and compares the rates. Scenario 7 runs one process
+// over pools in many account-Regions (--pool-roles, the stand-in's STS),
+// each with a quota of its own: 4 as resetq ships, then, with --incident
+// and the ledger, more and more until the rate falls short. It prints Markdown tables, one row per scenario × contender, and
 // writes every figure to a JSON file.
 //
 //	go run ./internal/bench/harness -profile quick -json bench-quick.json
@@ -46,7 +49,7 @@ import (
 func main() {
 	prof := flag.String("profile", "quick", "quick (under a minute, for CI) or full (the issue's numbers, for docs/benchmarks.md)")
 	jsonPath := flag.String("json", "", "write every figure to this JSON file")
-	only := flag.String("scenarios", "", "comma-separated scenarios to run (default: the profile's, 1-6 in full, 1-4 and 6 in quick; 5, pacing in the world, is 12 rows of quota model × real users, about 30 min in full; 6, the ledger at the quota, about 7 min in full)")
+	only := flag.String("scenarios", "", "comma-separated scenarios to run (default: the profile's, 1-7 in full, 1-4, 6 and 7 in quick; 5, pacing in the world, is 12 rows of quota model × real users, about 30 min in full; 6, the ledger at the quota, about 7 min in full; 7, many accounts, about 10 min in full)")
 	latency := flag.Duration("latency", 0, "the stand-in's answer latency")
 	contenders := flag.String("contenders", "", "in scenarios 1, 2 and 5, run only these comma-separated contenders (naive, sdk-adaptive, per-second, resetq; default all)")
 	resetqArgs := flag.String("resetq-args", "", "more space-separated flags for every resetq work run, e.g. '--status-check=redelivered' for an A/B")
@@ -56,6 +59,10 @@ func main() {
 	worldBaseJobs := flag.Int("world-baseline-jobs", 0, "in scenario 5, each baseline's jobs in each row (default: the profile's, 200 in full, 60 in quick)")
 	ledgerConc := flag.String("ledger-concurrency", "", "in scenario 6, the comma-separated --concurrency values, a pair of runs (without and with --ledger-table, DynamoDB at 5 ms, 10 ms a transaction) each (default: the profile's: in full 16 and 1, and 1 at twice the latency; 16 in quick)")
 	ledgerJobs := flag.Int("ledger-jobs", 0, "in scenario 6, the jobs of each run (default: the profile's, 3,000 in full, 60 in quick)")
+	accountsSteps := flag.String("accounts-steps", "", "in scenario 7b, the comma-separated account-Regions of each step with --incident and the ledger, until one falls under 0.95 of the quotas (default: the profile's, 4,8,16,30 in full, 4 in quick; 0: none)")
+	accountsJobs := flag.Int("accounts-jobs", 0, "in scenario 7, the jobs per account-Region of each run (default: the profile's, 1,800 in full (60 s at 30/s), 60 in quick)")
+	accountsShipped := flag.Int("accounts-shipped", -1, "in scenario 7a, the account-Regions of the run as resetq ships (default: the profile's, 4; 0: skip 7a)")
+	keepLogs := flag.String("keep-logs", "", "keep every resetq process's log in this folder (default: only a failed run's tail, in its row)")
 	harmBudget := flag.Float64("harm-budget", 0.005, "in scenario 5, the share of real users' calls resetq may cost (the verdict and the frontier)")
 	flag.Parse()
 	p, ok := profiles[*prof]
@@ -101,6 +108,25 @@ func main() {
 			p.ledgerRuns = append(p.ledgerRuns, ledgerRun{concurrency: c, latency: ledgerLatency})
 		}
 	}
+	if *accountsShipped >= 0 {
+		p.accountsShipped = *accountsShipped
+	}
+	if *accountsJobs > 0 {
+		p.accountsJobs = *accountsJobs
+	}
+	if *accountsSteps != "" {
+		p.accountsSteps = nil
+		for _, s := range strings.Split(*accountsSteps, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 0 {
+				fmt.Fprintf(os.Stderr, "-accounts-steps: %q is not a number of account-Regions\n", s)
+				os.Exit(2)
+			}
+			if n > 0 {
+				p.accountsSteps = append(p.accountsSteps, n)
+			}
+		}
+	}
 	scenarios := p.scenarios
 	if *only != "" {
 		scenarios = strings.Split(*only, ",")
@@ -113,7 +139,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	if err := run(ctx, p, *jsonPath, scenarios, *latency); err != nil {
+	if *keepLogs != "" {
+		if err := os.MkdirAll(*keepLogs, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "-keep-logs:", err)
+			os.Exit(2)
+		}
+	}
+	if err := run(ctx, p, *jsonPath, scenarios, *latency, *keepLogs); err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)
 		os.Exit(1)
 	}
@@ -156,7 +188,7 @@ type machine struct {
 	LoadEnd   string `json:"loadavg_end"`
 }
 
-func run(ctx context.Context, p profile, jsonPath string, only []string, latency time.Duration) error {
+func run(ctx context.Context, p profile, jsonPath string, only []string, latency time.Duration, keepLogs string) error {
 	rep := report{Profile: p.name, Command: "go run ./internal/bench/harness " + strings.Join(os.Args[1:], " "),
 		Started: time.Now().UTC(), LatencyMS: latency.Seconds() * 1000,
 		Machine: machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), Go: runtime.Version(), Fauxqs: fauxqs.Package,
@@ -166,7 +198,7 @@ func run(ctx context.Context, p profile, jsonPath string, only []string, latency
 		return err
 	}
 	rep.Commit = commit(ctx, root)
-	w, err := newWorld(ctx, root, latency)
+	w, err := newWorld(ctx, root, latency, keepLogs)
 	if err != nil {
 		return err
 	}
@@ -194,7 +226,7 @@ func run(ctx context.Context, p profile, jsonPath string, only []string, latency
 	for _, sc := range []struct {
 		id  string
 		run func(context.Context)
-	}{{"1", h.alone}, {"2", h.shared}, {"3", h.fleet}, {"4", h.efficiency}, {"5", h.pacing}, {"6", h.ledger}} {
+	}{{"1", h.alone}, {"2", h.shared}, {"3", h.fleet}, {"4", h.efficiency}, {"5", h.pacing}, {"6", h.ledger}, {"7", h.accounts}} {
 		if slices.Contains(only, sc.id) && ctx.Err() == nil {
 			sc.run(ctx)
 		}

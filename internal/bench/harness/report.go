@@ -71,6 +71,27 @@ type row struct {
 	LedgerItems    int            `json:"ledger_items,omitempty"`          // rows and counter items after the run
 	OfNoLedger     float64        `json:"rate_of_no_ledger,omitempty"`     // Rate / the rate of the run without the ledger
 
+	// Scenario 7 only.
+	Scopes          int           `json:"account_regions,omitempty"`
+	ScopeFigures    []scopeFigure `json:"per_account_region,omitempty"`
+	LowestShare     float64       `json:"lowest_account_region_share,omitempty"`
+	LowestScope     string        `json:"lowest_account_region,omitempty"`
+	WorstThrottled  float64       `json:"worst_account_region_throttled,omitempty"`
+	WorstScope      string        `json:"worst_account_region,omitempty"`
+	SignOuts        int           `json:"sign_outs,omitempty"`
+	AssumeRoles     int           `json:"sts_assume_role_calls,omitempty"`
+	Identities      int           `json:"sts_get_caller_identity_calls,omitempty"`
+	CPUPerJobMS     float64       `json:"resetq_cpu_ms_per_job,omitempty"`
+	ProcessSeconds  float64       `json:"resetq_seconds,omitempty"`       // from resetq's start to its exit
+	ResetqCPUShare  float64       `json:"resetq_cpus,omitempty"`          // resetq's CPU time / ProcessSeconds
+	HarnessCPUShare float64       `json:"harness_cpus,omitempty"`         // the harness's (in-process stand-ins, SQS proxy) / ProcessSeconds
+	FauxqsCPUShare  float64       `json:"fauxqs_cpus,omitempty"`          // fauxqs's / ProcessSeconds
+	MachineBusy     float64       `json:"machine_busy_share,omitempty"`   // of all CPUs, every process on the machine
+	OthersCPUs      float64       `json:"others_cpus"`                    // MachineBusy × CPUs less resetq's, the harness's and fauxqs's: other processes on the machine
+	CognitoConns    int64         `json:"cognito_connections,omitempty"`  // TCP connections the Cognito (and STS) stand-in accepted
+	DynamoConns     int64         `json:"dynamodb_connections,omitempty"` // and the DynamoDB stand-in
+	showScopes      bool          // print a line per account-Region under the row
+
 	usersSpan float64 // seconds over which BackgroundCalls were counted
 	lossy     bool    // a throttled call is not retried: not every job's user is reset
 
@@ -164,10 +185,16 @@ const tableHeader = "| scenario | contender | jobs | resets (dup) | rate/s | of 
 const worldHeader = "| model | real users | contender | jobs | rate/s | of leftover | of frontier | throttled | real users/s | real users throttled | simulated | verdict |\n" +
 	"|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 
+const accountsHeader = "| scenario | contender | account-Regions | jobs | resets (dup) | rate/s | of N × Q | lowest account-Region | throttled (worst account-Region) | wall (ideal) | resetq CPU | harness, fauxqs, others; machine | connections; STS | target |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+
 // header is the table header r belongs under.
 func (r *row) header() string {
-	if r.Model != "" {
+	switch {
+	case r.Model != "":
 		return worldHeader
+	case r.Scopes > 0:
+		return accountsHeader
 	}
 	return tableHeader
 }
@@ -176,6 +203,9 @@ func (r *row) header() string {
 func (r *row) markdown() string {
 	if r.Model != "" {
 		return r.worldMarkdown()
+	}
+	if r.Scopes > 0 {
+		return r.accountsMarkdown()
 	}
 	dash := "–"
 	cell := func(ok bool, s string) string {
@@ -282,4 +312,67 @@ func verdict(r *row) string {
 		return "error: " + e
 	}
 	return r.Target
+}
+
+// accountsMarkdown is one row of scenario 7's table, and with showScopes
+// a line for each account-Region under it.
+func (r *row) accountsMarkdown() string {
+	dash := "–"
+	cell := func(ok bool, s string) string {
+		if !ok {
+			return dash
+		}
+		return s
+	}
+	worked := r.Resets > 0
+	share := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+	c := []string{
+		r.Scenario,
+		r.Contender,
+		strconv.Itoa(r.Scopes),
+		thousands(r.Jobs),
+		cell(worked, fmt.Sprintf("%s (%d)", thousands(r.Resets), r.Duplicates)),
+		cell(r.Rate > 0, strconv.FormatFloat(r.Rate, 'f', 1, 64)),
+		cell(r.RateShare > 0, share(r.RateShare)),
+		cell(r.LowestScope != "", share(r.LowestShare)+" ("+r.LowestScope+")"),
+		cell(r.Calls > 0, fmt.Sprintf("%s (%d of %d; %s in %s)", pct(r.Throttled), r.Throttles, r.Calls, pct(r.WorstThrottled), r.WorstScope)),
+		cell(worked, wall(r)),
+		cell(r.CPUPerJobMS > 0, fmt.Sprintf("%.2f ms/job, %.2f CPUs", r.CPUPerJobMS, r.ResetqCPUShare)),
+		cell(r.ProcessSeconds > 0, fmt.Sprintf("%.2f, %.2f, %.2f CPUs; %.0f%% busy", r.HarnessCPUShare, r.FauxqsCPUShare, r.OthersCPUs, 100*r.MachineBusy)),
+		cell(r.ProcessSeconds > 0, connections(r)),
+		verdict(r),
+	}
+	out := markdownRow(c)
+	if !r.showScopes {
+		return out
+	}
+	for _, f := range r.ScopeFigures {
+		by := "default credentials"
+		if f.Role != "" {
+			by = "role"
+		}
+		out += markdownRow([]string{r.Scenario, "↳ " + f.key() + " (" + by + ")", "1", thousands(f.Jobs),
+			thousands(f.Resets), cell(f.Rate > 0, strconv.FormatFloat(f.Rate, 'f', 1, 64)),
+			cell(f.Share > 0, share(f.Share)), dash, cell(f.Calls > 0, fmt.Sprintf("%s (%d of %d)", pct(f.Throttled), f.Throttles, f.Calls)),
+			dash, dash, dash, dash, f.Target})
+	}
+	return out
+}
+
+// connections is the TCP connections resetq opened to the stand-ins
+// (accepted by them) and its STS calls.
+func connections(r *row) string {
+	s := fmt.Sprintf("Cognito %d", r.CognitoConns)
+	if r.LedgerTable != "" {
+		s += fmt.Sprintf(", DynamoDB %d", r.DynamoConns)
+	}
+	return s + fmt.Sprintf("; %d AssumeRole, %d GetCallerIdentity", r.AssumeRoles, r.Identities)
+}
+
+// markdownRow is cells as a table row, "|" escaped.
+func markdownRow(c []string) string {
+	for i := range c {
+		c[i] = strings.ReplaceAll(c[i], "|", "\\|")
+	}
+	return "| " + strings.Join(c, " | ") + " |\n"
 }

@@ -38,8 +38,12 @@ func (w *world) runReplicas(ctx context.Context, q queues, plan []replica, idle,
 	out := make([]proc, len(plan))
 	logs := make([]string, len(plan))
 	var wg sync.WaitGroup
+	dir := w.dir
+	if w.keepLogs != "" {
+		dir = w.keepLogs
+	}
 	for i, rp := range plan {
-		logs[i] = filepath.Join(w.dir, "resetq-"+strconv.FormatInt(id, 10)+"-"+strconv.Itoa(i)+".log")
+		logs[i] = filepath.Join(dir, "resetq-"+strconv.FormatInt(id, 10)+"-"+strconv.Itoa(i)+".log")
 		wg.Go(func() { out[i] = w.runOne(ctx, q, rp, logs[i], idle, timeout, extra) })
 	}
 	wg.Wait()
@@ -48,7 +52,7 @@ func (w *world) runReplicas(ctx context.Context, q queues, plan []replica, idle,
 			out[i].err = fmt.Errorf("resetq %d: %w; log: %s", i, out[i].err, tail(logs[i], 600))
 		}
 	}
-	if out[0].err == nil {
+	if out[0].err == nil && w.keepLogs == "" {
 		for _, l := range logs {
 			os.Remove(l)
 		}
@@ -98,7 +102,9 @@ func (w *world) runOne(ctx context.Context, q queues, rp replica, log string, id
 
 // processEnv is a resetq process's environment: the SDK's standard
 // variables with the stand-ins' endpoints, then w.env (the last of a name
-// wins, as exec.Cmd takes it).
+// wins, as exec.Cmd takes it). STS is the Cognito stand-in's: the binary's
+// GetCallerIdentity (the default credentials' account, DefaultAccount) and
+// AssumeRole (--pool-roles) never reach AWS.
 func (w *world) processEnv() []string {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir,
@@ -106,6 +112,7 @@ func (w *world) processEnv() []string {
 		"AWS_ENDPOINT_URL_SQS=" + w.proxy.URL,
 		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + w.stub.URL,
 		"AWS_ENDPOINT_URL_CLOUDWATCH=" + w.stub.URL,
+		"AWS_ENDPOINT_URL_STS=" + w.stub.URL,
 	}
 	return append(env, w.env...)
 }

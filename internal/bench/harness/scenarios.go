@@ -27,31 +27,34 @@ var baselines = []string{contNaive, contAdaptive, contPerSecond}
 
 // profile sizes the scenarios.
 type profile struct {
-	name          string
-	scenarios     []string      // run by default (-scenarios)
-	aloneJobs     int           // scenario 1
-	sharedJobs    int           // scenario 2
-	harmBaseline  time.Duration // scenario 2: the background measured alone
-	fleetJobs     int           // scenario 3
-	effJobs       int           // scenario 4
-	rssSmall      int           // scenario 4: queued jobs for the RSS comparison
-	rssLarge      int
-	idle          time.Duration // --exit-when-idle
-	unlimitedRate float64       // --rate when the quota is unlimited
-	contenders    []string      // scenarios 1, 2 and 5 run only these (nil: all)
-	resetqArgs    []string      // more flags for every resetq run (-resetq-args)
-	settle        bool          // wait one quota window before each contender
-	worldJobs     int           // scenario 5: resetq's jobs in each row
-	worldBaseJobs int           // scenario 5: each baseline's jobs in each row
-	worldAlone    time.Duration // scenario 5: the real users alone
-	constantFor   time.Duration // scenario 5: the constant rate at the frontier
-	frontierSim   time.Duration // scenario 5: the simulated run that finds the frontier
-	harmBudget    float64       // scenario 5: real users' throttled share allowed (-harm-budget)
-	stepCycle     bool          // scenario 5: the step pattern's alone and constant runs last a whole cycle at least
-	models        []string      // scenario 5 runs only these quota models (nil: all)
-	patterns      []string      // scenario 5 runs only these real users' patterns (nil: all)
-	ledgerJobs    int           // scenario 6: jobs in each run
-	ledgerRuns    []ledgerRun   // scenario 6: each with the ledger, after one without at its concurrency
+	name            string
+	scenarios       []string      // run by default (-scenarios)
+	aloneJobs       int           // scenario 1
+	sharedJobs      int           // scenario 2
+	harmBaseline    time.Duration // scenario 2: the background measured alone
+	fleetJobs       int           // scenario 3
+	effJobs         int           // scenario 4
+	rssSmall        int           // scenario 4: queued jobs for the RSS comparison
+	rssLarge        int
+	idle            time.Duration // --exit-when-idle
+	unlimitedRate   float64       // --rate when the quota is unlimited
+	contenders      []string      // scenarios 1, 2 and 5 run only these (nil: all)
+	resetqArgs      []string      // more flags for every resetq run (-resetq-args)
+	settle          bool          // wait one quota window before each contender
+	worldJobs       int           // scenario 5: resetq's jobs in each row
+	worldBaseJobs   int           // scenario 5: each baseline's jobs in each row
+	worldAlone      time.Duration // scenario 5: the real users alone
+	constantFor     time.Duration // scenario 5: the constant rate at the frontier
+	frontierSim     time.Duration // scenario 5: the simulated run that finds the frontier
+	harmBudget      float64       // scenario 5: real users' throttled share allowed (-harm-budget)
+	stepCycle       bool          // scenario 5: the step pattern's alone and constant runs last a whole cycle at least
+	models          []string      // scenario 5 runs only these quota models (nil: all)
+	patterns        []string      // scenario 5 runs only these real users' patterns (nil: all)
+	ledgerJobs      int           // scenario 6: jobs in each run
+	ledgerRuns      []ledgerRun   // scenario 6: each with the ledger, after one without at its concurrency
+	accountsShipped int           // scenario 7a: account-Regions, resetq as it ships
+	accountsJobs    int           // scenario 7: jobs per account-Region in each run
+	accountsSteps   []int         // scenario 7b: account-Regions of each step, with --incident and the ledger (nil: none)
 }
 
 // contendersToRun returns the contenders of scenarios 1, 2 and 5 to run.
@@ -64,21 +67,23 @@ func (p profile) contendersToRun() []string {
 }
 
 var profiles = map[string]profile{
-	"full": {name: "full", scenarios: []string{"1", "2", "3", "4", "5", "6"},
+	"full": {name: "full", scenarios: []string{"1", "2", "3", "4", "5", "6", "7"},
 		aloneJobs: 3000, sharedJobs: 2000, harmBaseline: 10 * time.Second, fleetJobs: 3000,
 		effJobs: 50_000, rssSmall: 1000, rssLarge: 100_000, idle: 2 * time.Second, unlimitedRate: 100_000, settle: true,
 		worldJobs: 1000, worldBaseJobs: 200, worldAlone: 10 * time.Second, constantFor: 20 * time.Second, frontierSim: 600 * time.Second,
 		stepCycle: true, ledgerJobs: 3000,
-		ledgerRuns: []ledgerRun{{16, ledgerLatency, false}, {1, ledgerLatency, false}, {1, ledgerSlow, true}}},
-	// quick is a smoke test for CI: scenarios 1 to 4 and 6 (5 when asked for)
+		ledgerRuns:      []ledgerRun{{16, ledgerLatency, false}, {1, ledgerLatency, false}, {1, ledgerSlow, true}},
+		accountsShipped: 4, accountsJobs: 1800, accountsSteps: []int{4, 8, 16, 30}},
+	// quick is a smoke test for CI: scenarios 1 to 4, 6 and 7 (5 when asked for)
 	// with every contender, but so few jobs that start-up and ramp-up
 	// weigh on the figures; and no wait between contenders, to stay under
 	// a minute.
-	"quick": {name: "quick", scenarios: []string{"1", "2", "3", "4", "6"},
+	"quick": {name: "quick", scenarios: []string{"1", "2", "3", "4", "6", "7"},
 		aloneJobs: 80, sharedJobs: 50, harmBaseline: time.Second, fleetJobs: 75,
 		effJobs: 1000, rssSmall: 1000, rssLarge: 5000, idle: time.Second, unlimitedRate: 100_000,
 		worldJobs: 200, worldBaseJobs: 60, worldAlone: 2 * time.Second, constantFor: 3 * time.Second, frontierSim: 120 * time.Second,
-		ledgerJobs: 60, ledgerRuns: []ledgerRun{{16, ledgerLatency, false}}},
+		ledgerJobs: 60, ledgerRuns: []ledgerRun{{16, ledgerLatency, false}},
+		accountsShipped: 4, accountsJobs: 60, accountsSteps: []int{4}},
 }
 
 // The scenarios' quotas and loads.
@@ -99,6 +104,10 @@ type harness struct {
 	say   func(string) // prints a note between tables
 	notes []string     // what say printed, for the report
 	last  time.Time    // when the last row was added
+	// around, when set, is called as a run's resetq processes start, and
+	// what it returns as the last of them exits: scenario 7 measures the
+	// machine in between.
+	around func() func()
 }
 
 // note prints s between tables and keeps it for the report.
@@ -212,7 +221,14 @@ func (h *harness) runReplicas(ctx context.Context, r *row, plan []replica, args 
 	}
 	h.measure(ctx, r, func() (time.Time, error) {
 		sqsBefore = h.w.sqsCalls()
+		var done func()
+		if h.around != nil {
+			done = h.around()
+		}
 		procs = h.w.runReplicas(ctx, q, plan, h.p.idle, timeout(r.Jobs, avail), args...)
+		if done != nil {
+			done()
+		}
 		start := procs[0].start
 		var errs []string
 		for _, p := range procs {

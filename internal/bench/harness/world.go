@@ -40,16 +40,22 @@ type world struct {
 	// campaign is the resetq.campaign attribute of the jobs newQueues
 	// enqueues ("": none).
 	campaign string
+	// body is the i-th job's body (nil: jobBody(username(i)), in pool).
+	body func(i int) string
 	// env is more variables for every resetq process (a scenario's
 	// endpoints); one named above replaces it.
 	env []string
+	// keepLogs is a folder to keep every resetq process's log in ("":
+	// logs go with the temporary folder, kept only for a failed run's
+	// error).
+	keepLogs string
 	// redisFlags is "" when `resetq work` has --redis-url and --fleet-size,
 	// else why the Redis row cannot run.
 	redisMissing string
 }
 
-func newWorld(ctx context.Context, root string, latency time.Duration) (*world, error) {
-	w := &world{}
+func newWorld(ctx context.Context, root string, latency time.Duration, keepLogs string) (*world, error) {
+	w := &world{keepLogs: keepLogs}
 	var err error
 	if w.dir, err = os.MkdirTemp("", "resetq-bench-"); err != nil {
 		return nil, err
@@ -132,7 +138,7 @@ func (w *world) enqueue(ctx context.Context, queueURL string, n int) error {
 				for i := first; i < min(first+10, n); i++ {
 					entries = append(entries, sqstypes.SendMessageBatchRequestEntry{
 						Id:                aws.String(strconv.Itoa(i - first)),
-						MessageBody:       aws.String(jobBody(username(i))),
+						MessageBody:       aws.String(w.jobBody(i)),
 						MessageAttributes: w.jobAttributes(),
 					})
 				}
@@ -207,6 +213,14 @@ func (w *world) jobAttributes() map[string]sqstypes.MessageAttributeValue {
 	return map[string]sqstypes.MessageAttributeValue{
 		job.AttrCampaign: {DataType: aws.String("String"), StringValue: aws.String(w.campaign)},
 	}
+}
+
+// jobBody is the i-th job's body.
+func (w *world) jobBody(i int) string {
+	if w.body != nil {
+		return w.body(i)
+	}
+	return jobBody(username(i))
 }
 
 func username(i int) string { return fmt.Sprintf("user%06d", i) }
