@@ -68,7 +68,7 @@ func TestWorkUsageGauges(t *testing.T) {
 	localservertest.StopAtCleanup(t, cmd, 30*time.Second, "resetq", &logs)
 	e.Send("usage", bodies...) // the Region's first job starts its readings
 
-	labels := `{category="UserAccountRecovery",region="` + region + `"}`
+	labels := `{account="` + moto.Account + `",category="UserAccountRecovery",region="` + region + `"}`
 	want := func(calls, throttles float64) func() bool {
 		return func() bool {
 			m := scrape(addr)
