@@ -11,7 +11,7 @@ import (
 // accountMetrics are the worker's metrics kept per AWS account and Region:
 // Cognito's quotas, its daily email limit, and so resetq's pacing, circuits
 // and usage readings, are an account's in a Region (--pool-roles).
-var accountMetrics = []string{"resetq_throttles_total", "resetq_ratelimit_limit", "resetq_ratelimit_usage_cap", "resetq_circuit_open",
+var accountMetrics = []string{"resetq_throttles_total", "resetq_quota_calls_total", "resetq_ratelimit_limit", "resetq_ratelimit_usage_cap", "resetq_circuit_open",
 	"resetq_email_limit_reached", "resetq_usage_calls_per_minute", "resetq_usage_throttles_per_minute", "resetq_usage_minute_timestamp_seconds"}
 
 var groupingRE = regexp.MustCompile(`\b(by|on|without|ignoring)\s*\(([^)]*)\)`)

@@ -19,12 +19,13 @@ type Metrics struct {
 	DeadLetters     *prometheus.CounterVec   // reason
 	CognitoRequests *prometheus.CounterVec   // code
 	CognitoDuration prometheus.Histogram     //
-	Throttles       *prometheus.CounterVec   // region
+	Throttles       *prometheus.CounterVec   // account, region
+	QuotaCalls      *prometheus.CounterVec   // account, region
 	RateLimitWait   prometheus.Histogram     //
-	RateLimit       *prometheus.GaugeVec     // region
+	RateLimit       *prometheus.GaugeVec     // account, region
 	Inflight        prometheus.Gauge         //
 	QueueMessages   *prometheus.GaugeVec     // queue, state
-	CircuitOpen     *prometheus.GaugeVec     // region
+	CircuitOpen     *prometheus.GaugeVec     // account, region
 	SQSRequests     *prometheus.CounterVec   // operation, result
 	SQSDuration     *prometheus.HistogramVec // operation
 	BuildInfo       *prometheus.GaugeVec     // version, goversion
@@ -72,6 +73,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		Throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_throttles_total",
 			Help: "Calls in the reset's quota (AdminResetUserPassword, and AdminSetUserPassword's kills) answered TooManyRequestsException, by account and Region.",
+		}, []string{"account", "region"}),
+		QuotaCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resetq_quota_calls_total",
+			Help: "Calls made in the reset's quota (AdminResetUserPassword, and AdminSetUserPassword's kills), throttled ones included, by account and Region: resetq's own share of Cognito's UserAccountRecovery CallCount.",
 		}, []string{"account", "region"}),
 		RateLimitWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "resetq_ratelimit_wait_seconds",
@@ -156,7 +161,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Help: "Always 1; the labels say which build is running.",
 		}, []string{"version", "goversion"}),
 	}
-	reg.MustRegister(m.Jobs, m.DeadLetters, m.CognitoRequests, m.CognitoDuration, m.Throttles,
+	reg.MustRegister(m.Jobs, m.DeadLetters, m.CognitoRequests, m.CognitoDuration, m.Throttles, m.QuotaCalls,
 		m.RateLimitWait, m.RateLimit, m.Inflight, m.QueueMessages, m.CircuitOpen,
 		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks, m.RateLimitFallback, m.HarmBudget, m.RateCap,
 		m.PoolCircuitsOpen, m.DeadLetterFailures, m.EmailLimit, m.Steps, m.CognitoCalls, m.LedgerCalls, m.LedgerCircuitOpen, m.CampaignUsers,

@@ -84,6 +84,9 @@ func TestAccountsPacedApart(t *testing.T) {
 	if got := testutil.ToFloat64(b.m.CircuitOpen.WithLabelValues("222222222222", "us-east-1")); got != 1 {
 		t.Errorf("resetq_circuit_open of account B = %v, want 1", got)
 	}
+	if got := testutil.ToFloat64(b.m.QuotaCalls.WithLabelValues("111111111111", "us-east-1")); got != 5 {
+		t.Errorf("resetq_quota_calls_total of account A = %v, want its 5 resets", got)
+	}
 	if got := testutil.ToFloat64(b.m.CircuitOpen.WithLabelValues("111111111111", "us-east-1")); got != 0 {
 		t.Errorf("resetq_circuit_open of account A = %v, want 0", got)
 	}

@@ -173,6 +173,9 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		if err != nil && hard.Err() != nil {
 			cl = Class{Kind: Canceled, Code: "canceled", Message: err.Error()}
 		}
+		if o.recovery && cl.Scope != ScopeRole && cl.Code != "credentials" { // those never reached Cognito
+			w.m.QuotaCalls.WithLabelValues(scopeLabels(scope)...).Inc()
+		}
 		if o.name == userpool.OpResetPassword {
 			w.m.CognitoDuration.Observe(w.cfg.Clock.Now().Sub(callStart).Seconds())
 			w.m.CognitoRequests.WithLabelValues(MetricCode(cl)).Inc()

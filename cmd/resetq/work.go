@@ -312,7 +312,8 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		m.RateLimit.WithLabelValues(labels...).Set(limit)
 		m.CircuitOpen.WithLabelValues(labels...) // 0 from the account-Region's first job: closed is not "no data"
 		m.Throttles.WithLabelValues(labels...)   // and a counter from 0, so its first increase shows in rate()
-		m.EmailLimit.WithLabelValues(labels...)  // 0 until Cognito's daily email limit is reached
+		m.QuotaCalls.WithLabelValues(labels...)
+		m.EmailLimit.WithLabelValues(labels...) // 0 until Cognito's daily email limit is reached
 	}
 	pacer, closePacer, err := workPacer(&f, cfg, onRate, m, log)
 	if err != nil {
