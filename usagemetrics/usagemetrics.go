@@ -18,6 +18,9 @@ const (
 	Namespace        = "AWS/Usage"
 	Service          = "Cognito User Pools"
 	RecoveryCategory = "UserAccountRecovery" // AdminResetUserPassword and ForgotPassword share it
+	UpdateCategory   = "UserUpdate"          // AdminUserGlobalSignOut, AdminDisableUser, and apps' profile updates
+	ReadCategory     = "UserRead"            // AdminGetUser (the status check), and apps' reads
+	CreationCategory = "UserCreation"        // AdminCreateUser (re-invitations), and sign-ups
 	CallCount        = "CallCount"
 	ThrottleCount    = "ThrottleCount"
 )

@@ -21,8 +21,9 @@ const DefaultInterval = time.Minute
 type WatcherConfig struct {
 	// Reader reads the usage metrics (awscheck.Client).
 	Reader Reader
-	// Category is the quota category (default RecoveryCategory).
-	Category string
+	// Categories are the quota categories read in each Region (default
+	// RecoveryCategory alone).
+	Categories []string
 	// Interval is how often each Region is read (default DefaultInterval).
 	Interval time.Duration
 	// Lookback is how far back a reading looks for the latest minute with
@@ -30,15 +31,18 @@ type WatcherConfig struct {
 	Lookback time.Duration
 	// Log receives one warning per Region when reading fails.
 	Log *slog.Logger
-	// OnRead, if not nil, receives each Region's minutes with data after
-	// each reading, oldest first (the limiter's outside signal).
-	OnRead func(region string, minutes []Minute)
+	// OnRead, if not nil, receives each Region's minutes of each category
+	// with data after each reading, oldest first (the limiters' outside
+	// signal).
+	OnRead func(region, category string, minutes []Minute)
 	// Clock gives the time and the ticker (default clock.Real).
 	Clock clock.Clock
 }
 
 func (c WatcherConfig) withDefaults() WatcherConfig {
-	c.Category = cmp.Or(c.Category, RecoveryCategory)
+	if len(c.Categories) == 0 {
+		c.Categories = []string{RecoveryCategory}
+	}
 	c.Interval = cmp.Or(c.Interval, DefaultInterval)
 	c.Lookback = cmp.Or(c.Lookback, DefaultLookback)
 	c.Log = cmp.Or(c.Log, slog.New(slog.DiscardHandler))
@@ -68,9 +72,12 @@ type Watcher struct {
 	calls, throttles, at *prometheus.GaugeVec
 
 	mu      sync.Mutex
-	regions map[string]*regionState
+	regions map[watchKey]*regionState
 	added   chan struct{} // a Region was added: read it now
 }
+
+// watchKey is one category in one Region (or job.Scope key).
+type watchKey struct{ region, category string }
 
 type regionState struct {
 	denied bool // a missing permission: not read again
@@ -86,7 +93,7 @@ func NewWatcher(cfg WatcherConfig, reg prometheus.Registerer) *Watcher {
 	}
 	cfg = cfg.withDefaults()
 	labels := []string{"account", "region", "category"}
-	w := &Watcher{cfg: cfg, regions: map[string]*regionState{}, added: make(chan struct{}, 1),
+	w := &Watcher{cfg: cfg, regions: map[watchKey]*regionState{}, added: make(chan struct{}, 1),
 		calls: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resetq_usage_calls_per_minute",
 			Help: "Calls of the quota category in the account and Region in the latest minute CloudWatch has (AWS/Usage CallCount): real users' and every resetq's."}, labels),
 		throttles: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "resetq_usage_throttles_per_minute",
@@ -98,15 +105,19 @@ func NewWatcher(cfg WatcherConfig, reg prometheus.Registerer) *Watcher {
 	return w
 }
 
-// Add makes Run read region at once, and every Interval after.
+// Add makes Run read each category of region at once, and every Interval
+// after.
 func (w *Watcher) Add(region string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.regions[region] == nil {
-		w.regions[region] = &regionState{}
-		select {
-		case w.added <- struct{}{}:
-		default:
+	for _, c := range w.cfg.Categories {
+		k := watchKey{region, c}
+		if w.regions[k] == nil {
+			w.regions[k] = &regionState{}
+			select {
+			case w.added <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
@@ -127,54 +138,57 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
-// Poll reads every Region once, as of now.
+// Poll reads every category of every Region once, as of now.
 func (w *Watcher) Poll(ctx context.Context, now time.Time) {
 	w.mu.Lock()
-	var regions []string
-	for r, st := range w.regions {
+	var keys []watchKey
+	for k, st := range w.regions {
 		if !st.denied {
-			regions = append(regions, r)
+			keys = append(keys, k)
 		}
 	}
 	w.mu.Unlock()
-	sort.Strings(regions)
-	for _, r := range regions {
-		w.poll(ctx, r, now)
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].region < keys[j].region || keys[i].region == keys[j].region && keys[i].category < keys[j].category
+	})
+	for _, k := range keys {
+		w.poll(ctx, k, now)
 	}
 }
 
-func (w *Watcher) poll(ctx context.Context, region string, now time.Time) {
-	minutes, err := Read(ctx, w.cfg.Reader, region, w.cfg.Category, w.cfg.Lookback, now)
+func (w *Watcher) poll(ctx context.Context, k watchKey, now time.Time) {
+	minutes, err := Read(ctx, w.cfg.Reader, k.region, k.category, w.cfg.Lookback, now)
 	if ctx.Err() != nil {
 		return
 	}
 	if err != nil {
-		w.fail(region, err)
+		w.fail(k, err)
 		return
 	}
 	last := minutes[len(minutes)-1]
 	w.mu.Lock()
-	w.regions[region].warned = false
+	w.regions[k].warned = false
 	w.mu.Unlock()
-	s := job.ParseScope(region)
-	w.calls.WithLabelValues(s.Account, s.Region, w.cfg.Category).Set(last.Calls)
-	w.throttles.WithLabelValues(s.Account, s.Region, w.cfg.Category).Set(last.Throttles)
-	w.at.WithLabelValues(s.Account, s.Region, w.cfg.Category).Set(float64(last.At.Unix()))
+	s := job.ParseScope(k.region)
+	w.calls.WithLabelValues(s.Account, s.Region, k.category).Set(last.Calls)
+	w.throttles.WithLabelValues(s.Account, s.Region, k.category).Set(last.Throttles)
+	w.at.WithLabelValues(s.Account, s.Region, k.category).Set(float64(last.At.Unix()))
 	if w.cfg.OnRead != nil {
-		w.cfg.OnRead(region, minutes)
+		w.cfg.OnRead(k.region, k.category, minutes)
 	}
 }
 
-// fail removes the Region's gauges and warns once until a reading succeeds;
-// a missing permission stops the Region's readings.
-func (w *Watcher) fail(region string, err error) {
+// fail removes the category's gauges in the Region and warns once until a
+// reading succeeds; a missing permission stops its readings.
+func (w *Watcher) fail(k watchKey, err error) {
+	region := k.region
 	s := job.ParseScope(region)
 	for _, g := range []*prometheus.GaugeVec{w.calls, w.throttles, w.at} {
-		g.DeleteLabelValues(s.Account, s.Region, w.cfg.Category)
+		g.DeleteLabelValues(s.Account, s.Region, k.category)
 	}
 	state, action := State(err)
 	w.mu.Lock()
-	st := w.regions[region]
+	st := w.regions[k]
 	warn := !st.warned
 	st.warned = true
 	st.denied = state == StateDenied
@@ -184,7 +198,7 @@ func (w *Watcher) fail(region string, err error) {
 	case state == StateDenied:
 		w.cfg.Log.Warn("real users' usage not read: permission missing; the usage gauges stay absent", "region", region, "action", action)
 	case state == StateNoData:
-		w.cfg.Log.Warn("no usage data in CloudWatch yet; the usage gauges stay absent until some comes", "region", region, "category", w.cfg.Category)
+		w.cfg.Log.Warn("no usage data in CloudWatch yet; the usage gauges stay absent until some comes", "region", region, "category", k.category)
 	default:
 		w.cfg.Log.Warn("reading usage metrics failed; the usage gauges stay absent until a reading succeeds", "region", region, "error", err)
 	}

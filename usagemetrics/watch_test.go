@@ -89,7 +89,7 @@ func TestOnRead(t *testing.T) {
 	}, nil)
 	var got []usagemetrics.Minute
 	var region string
-	w := usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: f, OnRead: func(r string, ms []usagemetrics.Minute) { region, got = r, ms }}, prometheus.NewRegistry())
+	w := usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: f, OnRead: func(r, _ string, ms []usagemetrics.Minute) { region, got = r, ms }}, prometheus.NewRegistry())
 	w.Add("eu-west-1")
 	w.Poll(context.Background(), now)
 	want := []usagemetrics.Minute{{At: m.Add(-5 * time.Minute), Calls: 900}, {At: m.Add(-4 * time.Minute), Calls: 1500, Throttles: 42}, {At: m.Add(-3 * time.Minute), Calls: 700}}
@@ -113,7 +113,7 @@ func TestAddReadsAtOnce(t *testing.T) {
 		"us-east-1/CallCount": {{At: m.Add(-3 * time.Minute), Value: 60}},
 	}, nil)
 	read := make(chan string, 4)
-	w := usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: f, Interval: time.Hour, OnRead: func(r string, _ []usagemetrics.Minute) { read <- r }}, prometheus.NewRegistry())
+	w := usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: f, Interval: time.Hour, OnRead: func(r, _ string, _ []usagemetrics.Minute) { read <- r }}, prometheus.NewRegistry())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w.Add("eu-west-1")
@@ -135,4 +135,33 @@ func TestAddReadsAtOnce(t *testing.T) {
 	wait("eu-west-1")
 	w.Add("us-east-1") // after Run's first round
 	wait("us-east-1")
+}
+
+// TestCategories: each category is read in each Region added, its gauges
+// labelled by category, and each reading handed over with its category.
+func TestCategories(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 29, 12, 10, 30, 0, time.UTC)
+	m := now.Truncate(time.Minute)
+	f := usagemetricstest.New(map[string][]usagemetrics.Point{
+		"222222222222/eu-west-1/CallCount":            {{At: m.Add(-3 * time.Minute), Value: 1500}},
+		"222222222222/eu-west-1/UserUpdate/CallCount": {{At: m.Add(-3 * time.Minute), Value: 600}},
+		"222222222222/eu-west-1/UserRead/CallCount":   {{At: m.Add(-3 * time.Minute), Value: 2400}},
+	}, nil)
+	got := map[string]float64{}
+	reg := prometheus.NewPedanticRegistry()
+	w := usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: f,
+		Categories: []string{usagemetrics.RecoveryCategory, usagemetrics.UpdateCategory, usagemetrics.ReadCategory},
+		OnRead:     func(_, c string, ms []usagemetrics.Minute) { got[c] = ms[len(ms)-1].Calls }}, reg)
+	w.Add("222222222222/eu-west-1")
+	w.Poll(context.Background(), now)
+	want := map[string]float64{usagemetrics.RecoveryCategory: 1500, usagemetrics.UpdateCategory: 600, usagemetrics.ReadCategory: 2400}
+	for c, v := range want {
+		if got[c] != v {
+			t.Errorf("OnRead of %s: %v calls, want %v", c, got[c], v)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "resetq_usage_calls_per_minute"); err != nil || n != 3 {
+		t.Errorf("%d call gauges (%v), want one per category", n, err)
+	}
 }

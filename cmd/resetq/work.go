@@ -298,11 +298,42 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		cfg.ThrottleTarget, cfg.Start, cfg.HarmBudget = f.harmBudget/5, 0.75*f.rate, f.harmBudget
 		m.HarmBudget.Set(f.harmBudget)
 	}
+	// The calls beside the reset have quotas of their own, each paced
+	// apart under the same harm budget: the status check's reads
+	// (UserRead), the sign-outs and disables (UserUpdate, shared with the
+	// apps' profile updates), the re-invitations (UserCreation).
+	statusPacer, err := ratelimit.NewRegions(categoryPace(f.statusCheckRate, userReadQuota, f.harmBudget), nil)
+	if err != nil {
+		return usageError{err}
+	}
+	signOutPacer, err := ratelimit.NewRegions(categoryPace(f.signOutRate, userUpdateQuota, f.harmBudget), nil)
+	if err != nil {
+		return usageError{err}
+	}
+	reinvitePacer, err := ratelimit.NewRegions(categoryPace(f.reinviteRate, userCreationQuota, f.harmBudget), nil)
+	if err != nil {
+		return usageError{err}
+	}
 	var usage *usagemetrics.Watcher
 	var pacer worker.Pacer
 	if f.usageMetrics {
 		usage = usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: awscheck.NewWith(reach), Interval: f.usageInterval, Log: log.With("component", "usage"),
-			OnRead: func(region string, minutes []usagemetrics.Minute) { observeUsage(pacer, m, region, minutes) }}, reg)
+			Categories: f.categories(),
+			OnRead: func(scope, category string, minutes []usagemetrics.Minute) {
+				switch {
+				case category != usagemetrics.RecoveryCategory && f.redisURL != "":
+					// Paced per replica: the other replicas' calls would read
+					// as real users' (the reset's pace is the fleet's, in Redis).
+				case category == usagemetrics.RecoveryCategory:
+					observeUsage(pacer, m, scope, minutes)
+				case category == usagemetrics.ReadCategory:
+					observeUsage(statusPacer, nil, scope, minutes)
+				case category == usagemetrics.UpdateCategory:
+					observeUsage(signOutPacer, nil, scope, minutes)
+				case category == usagemetrics.CreationCategory:
+					observeUsage(reinvitePacer, nil, scope, minutes)
+				}
+			}}, reg)
 	}
 	onRate := func(scope string, limit float64) {
 		if usage != nil {
@@ -323,7 +354,6 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// The status check reads users (AdminGetUser, in the UserRead quota,
 	// not the 30/s reset quota), paced on its own.
 	var statuses worker.StatusReader
-	var statusPacer worker.Pacer
 	cog := cognito.NewWith(reach)
 	if !f.redeliveryCheck {
 		f.statusCheck = "off"
@@ -332,19 +362,6 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// kill need the user's state, and a job may ask for them itself
 	// (resetq.incident).
 	statuses = cog
-	if statusPacer, err = ratelimit.NewRegions(ratelimit.Config{Ceiling: f.statusCheckRate}, nil); err != nil {
-		return err
-	}
-	// Sign-outs and disables (UserUpdate) and re-invitations (UserCreation)
-	// have quotas of their own, each paced apart.
-	signOutPacer, err := ratelimit.NewRegions(ratelimit.Config{Ceiling: f.signOutRate}, nil)
-	if err != nil {
-		return usageError{err}
-	}
-	reinvitePacer, err := ratelimit.NewRegions(ratelimit.Config{Ceiling: f.reinviteRate}, nil)
-	if err != nil {
-		return usageError{err}
-	}
 	var led *ledger.Ledger
 	var workLedger worker.Ledger
 	if f.ledgerTable != "" {
@@ -562,7 +579,47 @@ func observeUsage(p worker.Pacer, m *metrics.Metrics, region string, minutes []u
 		us[i] = ratelimit.Usage{Minute: u.At, Calls: u.Calls, Throttles: u.Throttles}
 	}
 	local.Observe(region, us)
-	m.RateCap.WithLabelValues(scopeLabels(region)...).Set(local.Get(region).Cap())
+	if m != nil {
+		m.RateCap.WithLabelValues(scopeLabels(region)...).Set(local.Get(region).Cap())
+	}
+}
+
+// The quotas of the categories of the calls beside the reset, per account
+// and Region (docs: Cognito's quotas; shared with the apps' own calls).
+const (
+	userReadQuota     = 120
+	userUpdateQuota   = 25
+	userCreationQuota = 50
+)
+
+// categoryPace is the pacing of a category's calls at rate per second,
+// whose quota is quota: adaptive, and with a harm budget under the same
+// budget as the reset (a cautious start, its own throttled share under a
+// fifth of it, the category's usage minutes capping it).
+func categoryPace(rate, quota, harmBudget float64) ratelimit.Config {
+	c := ratelimit.Config{Ceiling: rate, SharedBelow: 0.95 * rate, Quota: max(rate, quota)}
+	if harmBudget > 0 {
+		c.ThrottleTarget, c.Start, c.HarmBudget = harmBudget/5, 0.75*rate, harmBudget
+	}
+	return c
+}
+
+// categories are the quota categories whose usage the worker reads: the
+// reset's always; the reads' when users are read (the status check, and
+// the incident's steps); the sign-outs' and the re-invitations' when the
+// flags make them.
+func (f *workFlags) categories() []string {
+	c := []string{usagemetrics.RecoveryCategory}
+	if f.statusCheck != "off" || f.reinvite || f.killPassword {
+		c = append(c, usagemetrics.ReadCategory)
+	}
+	if f.globalSignOut || f.unreachable == "disable" {
+		c = append(c, usagemetrics.UpdateCategory)
+	}
+	if f.reinvite {
+		c = append(c, usagemetrics.CreationCategory)
+	}
+	return c
 }
 
 // workPacer is the reset calls' pacer: the local adaptive limiter alone,

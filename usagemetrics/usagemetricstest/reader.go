@@ -9,8 +9,9 @@ import (
 )
 
 // Reader answers each query from its series of "region/metric" (e.g.
-// "us-east-1/CallCount"), or with its error for the Region, and records
-// the queries. It is safe for concurrent use.
+// "us-east-1/CallCount") for the recovery category, "region/category/metric"
+// for any category, or with its error for the Region, and records the
+// queries. It is safe for concurrent use.
 type Reader struct {
 	mu      sync.Mutex
 	series  map[string][]usagemetrics.Point
@@ -36,6 +37,9 @@ func (r *Reader) Usage(_ context.Context, region string, q usagemetrics.Query) (
 	r.queries = append(r.queries, q)
 	if err := r.errs[region]; err != nil {
 		return nil, err
+	}
+	if pts, ok := r.series[region+"/"+q.Category+"/"+q.Metric]; ok || q.Category != usagemetrics.RecoveryCategory {
+		return pts, nil
 	}
 	return r.series[region+"/"+q.Metric], nil
 }
