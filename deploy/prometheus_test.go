@@ -209,9 +209,16 @@ func TestPrometheusScrapesWorker(t *testing.T) {
 	throttled := p.Metric(t, `resetq_cognito_requests_total{code="TooManyRequestsException"}`)
 	check(`sum(resetq_cognito_requests_total{code="TooManyRequestsException"})`, throttled)
 	check(`sum(resetq_throttles_total)`, throttled)
+	// resetq_quota_calls_total counts every reset call by account and Region
+	// (no kill in this campaign), throttled ones and the ghosts' included.
+	if calls, ok := q(`sum(resetq_cognito_requests_total)`); !ok || !(calls > 0) {
+		t.Errorf("sum(resetq_cognito_requests_total) = %v (present %v), want > 0", calls, ok)
+	} else {
+		check(`sum(resetq_quota_calls_total{region="us-east-1"})`, calls)
+	}
 	// The recording rules ran on real scrapes.
-	// resetq:quota_calls:rate5m: the calls shared among the account-Regions
-	// by the limiter's labels, as the worker exports them.
+	// resetq:quota_calls:rate5m: the calls per account-Region, with the
+	// labels the worker exports.
 	for _, query := range []string{`max_over_time(resetq:resets:rate1m[5m])`, `max_over_time(resetq:drain:rate5m[5m])`, `max_over_time(resetq:eta:seconds[5m])`,
 		`max_over_time(resetq:quota_calls:rate5m{region="us-east-1"}[5m])`} {
 		if got, ok := q(query); !ok || !(got > 0) {
