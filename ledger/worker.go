@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/awserr"
+	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/worker"
 )
 
@@ -89,7 +90,8 @@ func (f *ForWorker) Row(ctx context.Context, u worker.LedgerUser) (Row, bool, er
 }
 
 func (f *ForWorker) key(ctx context.Context, u worker.LedgerUser) (Key, error) {
-	fold, err := f.folds(ctx, u.Pool)
+	// The campaign names the role session of a pool in another account.
+	fold, err := f.folds(job.WithCampaign(ctx, u.Campaign), u.Pool)
 	return Key{Campaign: u.Campaign, Pool: u.Pool, User: u.Username, Fold: fold}, err
 }
 

@@ -3,20 +3,32 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"regexp"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/resetq/resetq/awserr"
 	"github.com/resetq/resetq/queue"
 )
 
+// idleConnsPerHost is how many idle connections each AWS endpoint keeps
+// open: the SDK's default, 10, is under the calls in flight of a campaign
+// (--concurrency 16 and more, each call with a ledger write beside it), so
+// connections were closed and opened again by the thousand (a TLS
+// handshake each on AWS; docs/benchmarks.md, scenario 7).
+const idleConnsPerHost = 256
+
 // loadConfig loads the SDK's standard configuration chain (environment,
 // profiles, SSO, IRSA, the instance role; AWS_ENDPOINT_URL_*): the one
 // place resetq loads it.
 func loadConfig(ctx context.Context) (aws.Config, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConnsPerHost = idleConnsPerHost
+		t.MaxIdleConns = 4 * idleConnsPerHost
+	})))
 	if err != nil {
 		return cfg, usagef("load AWS configuration: %v", err)
 	}
