@@ -148,12 +148,16 @@ func accountsPart(ctx context.Context, bin, motoURL string, timeout time.Duratio
 		}
 		return fmt.Errorf("part 3: worker failed: %s", exitText(err))
 	}
-	busy, err := workSpan(logFile.Name())
+	spans, err := workSpans(logFile.Name())
 	if err != nil {
 		return err
 	}
-	fmt.Printf("worker        exited 0 after %.1fs; its first to last reset took %.1fs: %d users at --rate %g per account (one limiter for both: at least %.1fs)\n",
-		wall.Seconds(), busy.Seconds(), 2*accountUsers, accountRate, float64(2*accountUsers-1)/accountRate)
+	fmt.Printf("worker        exited 0 after %.1fs; first to last reset %.1fs in all: %d users at --rate %g per account (one limiter for both: at least %.1fs)\n",
+		wall.Seconds(), spans[""].Seconds(), 2*accountUsers, accountRate, float64(2*accountUsers-1)/accountRate)
+	for _, a := range accts {
+		fmt.Printf("              account %s: first to last reset %.1fs for its %d users (at --rate %g: at least %.1fs)\n",
+			a.account, spans[a.pool].Seconds(), accountUsers, accountRate, float64(accountUsers-1)/accountRate)
+	}
 	for _, a := range accts {
 		fmt.Printf("              resetq_ratelimit_limit{account=%q,region=%q} %g\n", a.account, moto.Region, limits.get(a.account))
 	}
@@ -255,14 +259,16 @@ func (l *limitWatch) get(account string) float64 {
 	return l.seen[account]
 }
 
-// workSpan is the time from the first to the last "job done" line of a
-// worker's text log.
-func workSpan(logPath string) (time.Duration, error) {
+// workSpans is the time from the first to the last "job done" line of a
+// worker's text log, per pool and ("") in all. The queue hands out the
+// jobs roughly in the order they were sent, one pool's after the other's,
+// so the pools' spans overlap only in part.
+func workSpans(logPath string) (map[string]time.Duration, error) {
 	data, err := os.ReadFile(logPath)
 	if err != nil {
-		return 0, fmt.Errorf("read the worker log: %w", err)
+		return nil, fmt.Errorf("read the worker log: %w", err)
 	}
-	var first, last time.Time
+	first, last := map[string]time.Time{}, map[string]time.Time{}
 	for _, line := range strings.Split(string(data), "\n") {
 		if !strings.Contains(line, `msg="job done"`) {
 			continue
@@ -272,10 +278,20 @@ func workSpan(logPath string) (time.Duration, error) {
 		if err != nil {
 			continue
 		}
-		if first.IsZero() {
-			first = at
+		pool := ""
+		if _, rest, ok := strings.Cut(line, " pool="); ok {
+			pool, _, _ = strings.Cut(rest, " ")
 		}
-		last = at
+		for _, k := range []string{"", pool} {
+			if first[k].IsZero() {
+				first[k] = at
+			}
+			last[k] = at
+		}
 	}
-	return last.Sub(first), nil
+	spans := map[string]time.Duration{}
+	for k := range first {
+		spans[k] = last[k].Sub(first[k])
+	}
+	return spans, nil
 }
