@@ -307,6 +307,7 @@ func (w *Worker) circuitChanged(key string, open bool, reason string) {
 	region, isEmail := strings.CutPrefix(key, "email:")
 	roleScope, isRole := strings.CutPrefix(key, "role:")
 	roleScope, role, _ := strings.Cut(roleScope, " ")
+	role, _, _ = strings.Cut(role, "|") // the ARN; the external ID stays out of the logs
 	switch {
 	case isRole && open:
 		w.m.CircuitOpen.WithLabelValues(scopeLabels(roleScope)...).Set(1)
