@@ -39,6 +39,12 @@ type Metrics struct {
 	LedgerCalls        *prometheus.CounterVec // call, result
 	LedgerCircuitOpen  prometheus.Gauge       //
 	CampaignUsers      *prometheus.GaugeVec   // campaign, state
+	// Per quota category (UserAccountRecovery, UserRead, UserUpdate,
+	// UserCreation), account and Region.
+	CategoryCalls     *prometheus.CounterVec // account, region, category
+	CategoryThrottles *prometheus.CounterVec // account, region, category
+	CategoryLimit     *prometheus.GaugeVec   // account, region, category
+	CategoryCap       *prometheus.GaugeVec   // account, region, category
 
 	// RateLimitFallback is 1 while a fleet replica paces at its local share
 	// because Redis fails; one gauge, as all Regions share the connection.
@@ -152,6 +158,22 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "resetq_ledger_circuit_open",
 			Help: "1 while the campaign ledger cannot be reached: jobs wait on the queue and no code goes without a claim; else 0.",
 		}),
+		CategoryCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resetq_category_calls_total",
+			Help: "resetq's calls that reached Cognito, throttled ones included, by account, Region and quota category (UserAccountRecovery: resets and kills; UserRead: status checks; UserUpdate: sign-outs and disables; UserCreation: re-invitations): its own share of the category's AWS/Usage CallCount.",
+		}, []string{"account", "region", "category"}),
+		CategoryThrottles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resetq_category_throttles_total",
+			Help: "resetq's calls answered TooManyRequestsException, by account, Region and quota category: its own share of the category's AWS/Usage ThrottleCount.",
+		}, []string{"account", "region", "category"}),
+		CategoryLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resetq_category_rate_limit",
+			Help: "Current rate limit of the category's calls in calls per second, by account, Region and quota category (adaptive; at most --rate, --status-check-rate, --sign-out-rate or --reinvite-rate).",
+		}, []string{"account", "region", "category"}),
+		CategoryCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resetq_category_usage_cap",
+			Help: "Cap on the category's rate from its usage metrics against --harm-budget, by account, Region and quota category (0: none).",
+		}, []string{"account", "region", "category"}),
 		CampaignUsers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resetq_campaign_users",
 			Help: "With --ledger-table, the ledger's counts of each campaign this worker has worked on, refreshed every minute, by state: enqueued, reset, reinvited, disabled, dead_lettered, left (enqueued and not yet reset, re-invited, disabled or dead-lettered), across every replica.",
@@ -165,6 +187,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		m.RateLimitWait, m.RateLimit, m.Inflight, m.QueueMessages, m.CircuitOpen,
 		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks, m.RateLimitFallback, m.HarmBudget, m.RateCap,
 		m.PoolCircuitsOpen, m.DeadLetterFailures, m.EmailLimit, m.Steps, m.CognitoCalls, m.LedgerCalls, m.LedgerCircuitOpen, m.CampaignUsers,
+		m.CategoryCalls, m.CategoryThrottles, m.CategoryLimit, m.CategoryCap,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	for _, o := range []string{"reset", "reinvited", "dead_lettered", "retried", "deferred", "released", "expired"} {

@@ -11,16 +11,17 @@ import (
 	"time"
 
 	"github.com/resetq/resetq/awserr"
+	"github.com/resetq/resetq/userpool"
 )
 
 // Cognito's usage metrics.
 const (
 	Namespace        = "AWS/Usage"
 	Service          = "Cognito User Pools"
-	RecoveryCategory = "UserAccountRecovery" // AdminResetUserPassword and ForgotPassword share it
-	UpdateCategory   = "UserUpdate"          // AdminUserGlobalSignOut, AdminDisableUser, and apps' profile updates
-	ReadCategory     = "UserRead"            // AdminGetUser (the status check), and apps' reads
-	CreationCategory = "UserCreation"        // AdminCreateUser (re-invitations), and sign-ups
+	RecoveryCategory = userpool.CategoryRecovery // AdminResetUserPassword and ForgotPassword share it
+	UpdateCategory   = userpool.CategoryUpdate   // AdminUserGlobalSignOut, AdminDisableUser, and apps' profile updates
+	ReadCategory     = userpool.CategoryRead     // AdminGetUser (the status check), and apps' reads
+	CreationCategory = userpool.CategoryCreation // AdminCreateUser (re-invitations), and sign-ups
 	CallCount        = "CallCount"
 	ThrottleCount    = "ThrottleCount"
 )

@@ -1,5 +1,14 @@
 package userpool
 
+// The quota categories of the calls a campaign makes: Cognito counts each
+// per account and Region, shared with the apps' own calls of it.
+const (
+	CategoryRecovery = "UserAccountRecovery" // AdminResetUserPassword, AdminSetUserPassword; ForgotPassword, ConfirmForgotPassword
+	CategoryRead     = "UserRead"            // AdminGetUser
+	CategoryUpdate   = "UserUpdate"          // AdminUserGlobalSignOut, AdminDisableUser; profile updates
+	CategoryCreation = "UserCreation"        // AdminCreateUser; sign-ups
+)
+
 // The Cognito operations a campaign makes, by their API names.
 const (
 	OpResetPassword = "AdminResetUserPassword"

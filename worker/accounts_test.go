@@ -87,6 +87,12 @@ func TestAccountsPacedApart(t *testing.T) {
 	if got := testutil.ToFloat64(b.m.QuotaCalls.WithLabelValues("111111111111", "us-east-1")); got != 5 {
 		t.Errorf("resetq_quota_calls_total of account A = %v, want its 5 resets", got)
 	}
+	if got := testutil.ToFloat64(b.m.CategoryCalls.WithLabelValues("111111111111", "us-east-1", "UserAccountRecovery")); got != 5 {
+		t.Errorf("resetq_category_calls_total of account A = %v, want its 5 resets", got)
+	}
+	if got := testutil.ToFloat64(b.m.CategoryCalls.WithLabelValues("222222222222", "us-east-1", "UserAccountRecovery")); got != 0 {
+		t.Errorf("resetq_category_calls_total of account B = %v, want 0: its role was never assumed, no call reached Cognito", got)
+	}
 	if got := testutil.ToFloat64(b.m.CircuitOpen.WithLabelValues("111111111111", "us-east-1")); got != 0 {
 		t.Errorf("resetq_circuit_open of account A = %v, want 0", got)
 	}

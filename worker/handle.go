@@ -59,6 +59,16 @@ func (w *Worker) scope(j job.Job) string {
 	return s.Key()
 }
 
+// countCall counts a call that reached Cognito in its category, and its
+// throttle.
+func (w *Worker) countCall(scope, category string, cl Class) {
+	labels := append(scopeLabels(scope), category)
+	w.m.CategoryCalls.WithLabelValues(labels...).Inc()
+	if cl.Kind == Throttle {
+		w.m.CategoryThrottles.WithLabelValues(labels...).Inc()
+	}
+}
+
 // scopeLabels are the account and region labels of a scope key.
 func scopeLabels(key string) []string {
 	s := job.ParseScope(key)
@@ -105,26 +115,28 @@ type op struct {
 	// recovery: in the reset's quota (UserAccountRecovery), shared with real
 	// users: its throttles count in resetq_throttles_total.
 	recovery bool
+	category string // its quota category (userpool.Category*)
 }
 
 func (w *Worker) resetOp() op {
-	return op{name: userpool.OpResetPassword, pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword, emails: true, recovery: true}
+	return op{name: userpool.OpResetPassword, pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword, emails: true, recovery: true,
+		category: userpool.CategoryRecovery}
 }
 func (w *Worker) signOutOp() op {
-	return op{name: userpool.OpGlobalSignOut, pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.GlobalSignOut}
+	return op{name: userpool.OpGlobalSignOut, pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.GlobalSignOut, category: userpool.CategoryUpdate}
 }
 func (w *Worker) disableOp() op {
-	return op{name: userpool.OpDisableUser, pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.DisableUser}
+	return op{name: userpool.OpDisableUser, pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.DisableUser, category: userpool.CategoryUpdate}
 }
 func (w *Worker) reinviteOp() op {
-	return op{name: userpool.OpCreateUser, pacer: w.cfg.ReinvitePacer, call: w.cfg.Remedies.Reinvite, emails: true}
+	return op{name: userpool.OpCreateUser, pacer: w.cfg.ReinvitePacer, call: w.cfg.Remedies.Reinvite, emails: true, category: userpool.CategoryCreation}
 }
 
 // killOp sets a random password nobody learns (AdminSetUserPassword): in
 // the reset's quota (UserAccountRecovery), so paced with the resets, and
 // no message is sent, so the daily email limit does not hold it.
 func (w *Worker) killOp(permanent bool) op {
-	return op{name: userpool.OpSetPassword, pacer: w.cfg.Pacer, recovery: true, call: func(ctx context.Context, j job.Job) error {
+	return op{name: userpool.OpSetPassword, pacer: w.cfg.Pacer, recovery: true, category: userpool.CategoryRecovery, call: func(ctx context.Context, j job.Job) error {
 		return w.cfg.Remedies.KillPassword(ctx, j, permanent)
 	}}
 }
@@ -173,8 +185,11 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 		if err != nil && hard.Err() != nil {
 			cl = Class{Kind: Canceled, Code: "canceled", Message: err.Error()}
 		}
-		if o.recovery && cl.Scope != ScopeRole && cl.Code != "credentials" { // those never reached Cognito
-			w.m.QuotaCalls.WithLabelValues(scopeLabels(scope)...).Inc()
+		if cl.Scope != ScopeRole && cl.Code != "credentials" { // those never reached Cognito
+			w.countCall(scope, o.category, cl)
+			if o.recovery {
+				w.m.QuotaCalls.WithLabelValues(scopeLabels(scope)...).Inc()
+			}
 		}
 		if o.name == userpool.OpResetPassword {
 			w.m.CognitoDuration.Observe(w.cfg.Clock.Now().Sub(callStart).Seconds())

@@ -44,6 +44,12 @@ func TestGlobalSignOut(t *testing.T) {
 	if want := []string{"reset:bob", "signout:bob"}; !slices.Equal(order, want) {
 		t.Fatalf("with GlobalSignOut: calls %v, want %v", order, want)
 	}
+	// Each call counts in its own quota category (no Accounts: account "").
+	for category, want := range map[string]float64{"UserAccountRecovery": 1, "UserUpdate": 1} {
+		if got := testutil.ToFloat64(b.m.CategoryCalls.WithLabelValues("", "us-east-1", category)); got != want {
+			t.Errorf("resetq_category_calls_total{category=%q} = %v, want %v", category, got, want)
+		}
+	}
 }
 
 // TestSignOutFailures: a sign-out that fails after the reset sends the

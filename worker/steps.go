@@ -528,6 +528,9 @@ func (w *Worker) readUser(soft, hard context.Context, r *run) *User {
 	ctx, cancel := context.WithTimeout(job.WithCampaign(hard, r.m.Campaign()), w.cfg.CallTimeout)
 	u, err := w.cfg.Statuses.ReadUser(ctx, r.job)
 	cancel()
+	if cl := Classify(err); cl.Kind != Canceled && cl.Scope != ScopeRole && cl.Code != "credentials" {
+		w.countCall(scope, userpool.CategoryRead, cl)
+	}
 	result := "not_reset"
 	switch {
 	case err != nil:

@@ -302,15 +302,20 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// apart under the same harm budget: the status check's reads
 	// (UserRead), the sign-outs and disables (UserUpdate, shared with the
 	// apps' profile updates), the re-invitations (UserCreation).
-	statusPacer, err := ratelimit.NewRegions(categoryPace(f.statusCheckRate, userReadQuota, f.harmBudget), nil)
+	categoryRate := func(category string) func(scope string, limit float64) {
+		return func(scope string, limit float64) {
+			m.CategoryLimit.WithLabelValues(append(scopeLabels(scope), category)...).Set(limit)
+		}
+	}
+	statusPacer, err := ratelimit.NewRegions(categoryPace(f.statusCheckRate, userReadQuota, f.harmBudget), categoryRate(usagemetrics.ReadCategory))
 	if err != nil {
 		return usageError{err}
 	}
-	signOutPacer, err := ratelimit.NewRegions(categoryPace(f.signOutRate, userUpdateQuota, f.harmBudget), nil)
+	signOutPacer, err := ratelimit.NewRegions(categoryPace(f.signOutRate, userUpdateQuota, f.harmBudget), categoryRate(usagemetrics.UpdateCategory))
 	if err != nil {
 		return usageError{err}
 	}
-	reinvitePacer, err := ratelimit.NewRegions(categoryPace(f.reinviteRate, userCreationQuota, f.harmBudget), nil)
+	reinvitePacer, err := ratelimit.NewRegions(categoryPace(f.reinviteRate, userCreationQuota, f.harmBudget), categoryRate(usagemetrics.CreationCategory))
 	if err != nil {
 		return usageError{err}
 	}
@@ -325,13 +330,13 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 					// Paced per replica: the other replicas' calls would read
 					// as real users' (the reset's pace is the fleet's, in Redis).
 				case category == usagemetrics.RecoveryCategory:
-					observeUsage(pacer, m, scope, minutes)
+					observeUsage(pacer, m, scope, category, minutes)
 				case category == usagemetrics.ReadCategory:
-					observeUsage(statusPacer, nil, scope, minutes)
+					observeUsage(statusPacer, m, scope, category, minutes)
 				case category == usagemetrics.UpdateCategory:
-					observeUsage(signOutPacer, nil, scope, minutes)
+					observeUsage(signOutPacer, m, scope, category, minutes)
 				case category == usagemetrics.CreationCategory:
-					observeUsage(reinvitePacer, nil, scope, minutes)
+					observeUsage(reinvitePacer, m, scope, category, minutes)
 				}
 			}}, reg)
 	}
@@ -345,6 +350,11 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		m.Throttles.WithLabelValues(labels...)   // and a counter from 0, so its first increase shows in rate()
 		m.QuotaCalls.WithLabelValues(labels...)
 		m.EmailLimit.WithLabelValues(labels...) // 0 until Cognito's daily email limit is reached
+		m.CategoryLimit.WithLabelValues(append(labels, usagemetrics.RecoveryCategory)...).Set(limit)
+		for _, c := range f.categories() {
+			m.CategoryCalls.WithLabelValues(append(labels, c)...)
+			m.CategoryThrottles.WithLabelValues(append(labels, c)...)
+		}
 	}
 	pacer, closePacer, err := workPacer(&f, cfg, onRate, m, log)
 	if err != nil {
@@ -569,7 +579,7 @@ func (f *workFlags) parseRedisURL() (ratelimit.RedisAddr, error) {
 // observeUsage gives a replica's own limiter the category's usage minutes:
 // where to start, and what real users lose. A fleet's replicas are not
 // given them: each would count the others' calls as real users'.
-func observeUsage(p worker.Pacer, m *metrics.Metrics, region string, minutes []usagemetrics.Minute) {
+func observeUsage(p worker.Pacer, m *metrics.Metrics, region, category string, minutes []usagemetrics.Minute) {
 	local, ok := p.(*ratelimit.Regions)
 	if !ok {
 		return
@@ -579,9 +589,11 @@ func observeUsage(p worker.Pacer, m *metrics.Metrics, region string, minutes []u
 		us[i] = ratelimit.Usage{Minute: u.At, Calls: u.Calls, Throttles: u.Throttles}
 	}
 	local.Observe(region, us)
-	if m != nil {
-		m.RateCap.WithLabelValues(scopeLabels(region)...).Set(local.Get(region).Cap())
+	limit := local.Get(region).Cap()
+	if category == usagemetrics.RecoveryCategory {
+		m.RateCap.WithLabelValues(scopeLabels(region)...).Set(limit)
 	}
+	m.CategoryCap.WithLabelValues(append(scopeLabels(region), category)...).Set(limit)
 }
 
 // The quotas of the categories of the calls beside the reset, per account
