@@ -41,13 +41,14 @@ func TestWorkUsageGauges(t *testing.T) {
 	}
 	pool, _, bodies := e.ConfirmedUsers(cfg, "usage", 1)
 	now := time.Now().UTC().Truncate(time.Minute)
+	category := usagemetrics.RecoveryCategory
 	publish := func(at time.Time, metric string, v float64) {
 		t.Helper()
 		if _, err := awscheck.NewCloudWatch(cfg, region).PutMetricData(ctx, &cw.PutMetricDataInput{Namespace: aws.String(usagemetrics.Namespace),
 			MetricData: []cwtypes.MetricDatum{{MetricName: aws.String(metric), Timestamp: aws.Time(at), Value: aws.Float64(v), Dimensions: []cwtypes.Dimension{
 				{Name: aws.String("Service"), Value: aws.String(usagemetrics.Service)},
 				{Name: aws.String("Type"), Value: aws.String("API")},
-				{Name: aws.String("Resource"), Value: aws.String(usagemetrics.RecoveryCategory)},
+				{Name: aws.String("Resource"), Value: aws.String(category)},
 				{Name: aws.String("Class"), Value: aws.String("None")},
 			}}}}); err != nil {
 			t.Fatal(err)
@@ -55,6 +56,10 @@ func TestWorkUsageGauges(t *testing.T) {
 	}
 	publish(now.Add(-4*time.Minute), "CallCount", 1200)
 	publish(now.Add(-4*time.Minute), "ThrottleCount", 7)
+	// The status check's reads (on by default) are in UserRead: read too.
+	category = usagemetrics.ReadCategory
+	publish(now.Add(-4*time.Minute), "CallCount", 4800)
+	category = usagemetrics.RecoveryCategory
 
 	addr := testenv.FreeAddr(t)
 	cmd := exec.Command(testenv.Binary(t), "work", "--log-format", "text", "--metrics-addr", addr, "--queue-url", e.QueueURL,
@@ -76,6 +81,9 @@ func TestWorkUsageGauges(t *testing.T) {
 		}
 	}
 	testenv.Eventually(t, 60*time.Second, "the gauges of the published minute", want(1200, 7))
+	testenv.Eventually(t, 30*time.Second, "the UserRead gauge", func() bool {
+		return scrape(addr)[`resetq_usage_calls_per_minute{account="`+moto.Account+`",category="UserRead",region="`+region+`"}`] == 4800
+	})
 	// The start returns to what real users leave less 1.5/s over 2 minutes.
 	testenv.Eventually(t, 10*time.Second, "a start under the 10/s real users leave, less 1.5", func() bool {
 		limit := scrape(addr)[`resetq_ratelimit_limit{account="`+moto.Account+`",region="`+region+`"}`]
