@@ -44,7 +44,11 @@ type dashboard struct {
 		Title       string `json:"title"`
 		Description string `json:"description"`
 		TimeFrom    string `json:"timeFrom"`
-		Datasource  struct {
+		Repeat      string `json:"repeat"`
+		GridPos     struct {
+			Y int `json:"y"`
+		} `json:"gridPos"`
+		Datasource struct {
 			UID string `json:"uid"`
 		} `json:"datasource"`
 		Targets []struct {
@@ -113,6 +117,13 @@ func TestDashboardModel(t *testing.T) {
 			t.Errorf("panel id %d used twice", p.ID)
 		}
 		ids[p.ID] = true
+		if p.Type == "row" {
+			// A row groups the panels below it and queries nothing.
+			if len(p.Targets) != 0 {
+				t.Errorf("row %q has targets", p.Title)
+			}
+			continue
+		}
 		if len(p.Targets) == 0 {
 			t.Errorf("panel %q has no target", p.Title)
 		}
@@ -459,6 +470,61 @@ func TestDashboardNamesEveryStep(t *testing.T) {
 		// The reset has its own panels; AdminGetUser counts in resetq_redelivery_checks_total.
 		if c != userpool.OpResetPassword && c != userpool.OpGetUser && !strings.Contains(callPanel, c) {
 			t.Errorf("the panel of resetq_cognito_calls_total does not name %s: %s", c, callPanel)
+		}
+	}
+}
+
+// TestDashboardQuotaCategories: a "Quota categories" row, repeated per value
+// of a category variable (the categories resetq counts calls in), holds
+// panels of resetq's calls and throttles per category, its limiter's rate
+// and usage cap, Cognito's usage gauges of the category and real users'
+// lost share in it beside the harm budget, each filtered by $category.
+func TestDashboardQuotaCategories(t *testing.T) {
+	t.Parallel()
+	d := loadDashboard(t)
+	var def string
+	for _, v := range d.Templating.List {
+		if v.Name == "category" {
+			def = v.Definition
+		}
+	}
+	if !regexp.MustCompile(`^label_values\(resetq_category_calls_total(\{[^}]*\})?, category\)$`).MatchString(def) {
+		t.Errorf("variable category: definition %q, want label_values(resetq_category_calls_total, category)", def)
+	}
+	rowY := -1
+	for _, p := range d.Panels {
+		if p.Type == "row" && strings.HasPrefix(p.Title, "Quota categories") {
+			rowY = p.GridPos.Y
+			if p.Repeat != "category" {
+				t.Errorf("row %q repeats %q, want category", p.Title, p.Repeat)
+			}
+		}
+	}
+	if rowY < 0 {
+		t.Fatal("no row \"Quota categories\"")
+	}
+	// The row holds the panels below it, up to the next row.
+	all := map[string]bool{}
+	for _, p := range d.Panels {
+		if p.Type == "row" || p.GridPos.Y <= rowY {
+			continue
+		}
+		if p.Description == "" {
+			t.Errorf("panel %q has no description", p.Title)
+		}
+		for _, tg := range p.Targets {
+			if !strings.Contains(tg.Expr, `category=~"$category"`) && !strings.Contains(tg.Expr, "resetq_harm_budget") {
+				t.Errorf("panel %q: %s is not filtered by $category", p.Title, tg.Expr)
+			}
+			for _, m := range metricRefRE.FindAllString(tg.Expr, -1) {
+				all[m] = true
+			}
+		}
+	}
+	for _, want := range []string{"resetq_category_calls_total", "resetq_category_throttles_total", "resetq_category_rate_limit", "resetq_category_usage_cap",
+		"resetq_usage_calls_per_minute", "resetq_usage_throttles_per_minute", "resetq:category_real_user_throttled_share:rate5m", "resetq_harm_budget"} {
+		if !all[want] {
+			t.Errorf("the Quota categories row does not use %s (uses %v)", want, slices.Sorted(maps.Keys(all)))
 		}
 	}
 }
