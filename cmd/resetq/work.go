@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -340,18 +341,28 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 				}
 			}}, reg)
 	}
+	categories := f.categories()
+	var seenMu sync.Mutex
+	seen := map[string]bool{} // account-Regions whose series are made
 	onRate := func(scope string, limit float64) {
-		if usage != nil {
-			usage.Add(scope) // read from the account-Region's first job
-		}
 		labels := scopeLabels(scope)
 		m.RateLimit.WithLabelValues(labels...).Set(limit)
-		m.CircuitOpen.WithLabelValues(labels...) // 0 from the account-Region's first job: closed is not "no data"
-		m.Throttles.WithLabelValues(labels...)   // and a counter from 0, so its first increase shows in rate()
+		m.CategoryLimit.WithLabelValues(append(labels, usagemetrics.RecoveryCategory)...).Set(limit)
+		seenMu.Lock()
+		first := !seen[scope]
+		seen[scope] = true
+		seenMu.Unlock()
+		if !first { // the rest once, at the account-Region's first job
+			return
+		}
+		if usage != nil {
+			usage.Add(scope) // read from the first job on
+		}
+		m.CircuitOpen.WithLabelValues(labels...) // 0 from the first job: closed is not "no data"
+		m.Throttles.WithLabelValues(labels...)   // and counters from 0, so their first increase shows in rate()
 		m.QuotaCalls.WithLabelValues(labels...)
 		m.EmailLimit.WithLabelValues(labels...) // 0 until Cognito's daily email limit is reached
-		m.CategoryLimit.WithLabelValues(append(labels, usagemetrics.RecoveryCategory)...).Set(limit)
-		for _, c := range f.categories() {
+		for _, c := range categories {
 			m.CategoryCalls.WithLabelValues(append(labels, c)...)
 			m.CategoryThrottles.WithLabelValues(append(labels, c)...)
 		}
