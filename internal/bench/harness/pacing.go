@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 
+	"github.com/resetq/resetq/internal/cognitostub"
 	rw "github.com/resetq/resetq/internal/world" // the real world; world is the harness's
 )
 
@@ -47,18 +48,27 @@ func (h *harness) pacing(ctx context.Context) {
 	defer h.w.stub.SetQuota(0)
 	defer h.w.stub.SetUsers(nil)
 	h.note(usageNote)
-	n := 0
 	for _, model := range rw.Models() {
 		for _, pattern := range rw.Patterns() {
-			n++ // each pair keeps its seed whatever else runs
 			if ctx.Err() != nil {
 				return
 			}
 			if (h.p.models == nil || slices.Contains(h.p.models, model)) && (h.p.patterns == nil || slices.Contains(h.p.patterns, pattern)) {
-				h.pacingRow(ctx, model, pattern, uint64(n))
+				h.pacingRow(ctx, model, pattern, worldSeed(model, pattern))
 			}
 		}
 	}
+}
+
+// worldSeed is the seed of a quota model × real users' pattern: its place
+// in rw.Models × rw.Patterns, from 1, so that each pair keeps its real
+// users and its frontier whatever else runs, in scenarios 5 and 8.
+func worldSeed(model, pattern string) uint64 {
+	m, p := slices.Index(rw.Models(), model), slices.Index(rw.Patterns(), pattern)
+	if m < 0 || p < 0 {
+		panic("unknown model or pattern: " + model + " × " + pattern) // the names are world's own
+	}
+	return uint64(m*len(rw.Patterns()) + p + 1)
 }
 
 func (h *harness) pacingRow(ctx context.Context, model, pattern string, seed uint64) {
@@ -69,9 +79,10 @@ func (h *harness) pacingRow(ctx context.Context, model, pattern string, seed uin
 		aloneFor, constantFor = max(aloneFor, 3*rw.StepPhase), max(constantFor, 3*rw.StepPhase)
 	}
 	front, frontHarm := rw.Frontier(model, worldQuota, worldBurst, pattern, worldUsers, h.p.harmBudget, h.p.frontierSim, seed)
+	users := usersRate(pattern)
 	base := func(contender string) *row {
 		return &row{Scenario: scenario, Model: model, Pattern: pattern, Contender: contender, Quota: worldQuota,
-			Background: worldUsers, Available: worldQuota - worldUsers, HarmBudget: h.p.harmBudget,
+			Background: users, Available: worldQuota - users, HarmBudget: h.p.harmBudget,
 			FrontierRate: front, FrontierHarm: frontHarm}
 	}
 
@@ -126,6 +137,16 @@ func (h *harness) pacingRow(ctx context.Context, model, pattern string, seed uin
 	h.add(c)
 }
 
+// usersRate is the real users' rate a row of pattern sets: worldUsers,
+// or 0 for the campaign's own users, whose calls follow its resets (the
+// row's UsersRate and BackgroundCalls measure them, as for every pattern).
+func usersRate(pattern string) float64 {
+	if pattern == rw.Confirm {
+		return 0
+	}
+	return worldUsers
+}
+
 // simulatedHarm is the real users' throttled share in rw.Seeds simulated
 // runs like the stand-in's: a constant rate (0: none) for d.
 func simulatedHarm(model, pattern string, rate float64, d time.Duration, seed uint64) float64 {
@@ -155,8 +176,18 @@ func simulatedHarm(model, pattern string, rate float64, d time.Duration, seed ui
 // the bench cannot wait minutes per row. From now on, the calls the
 // stand-in serves are counted on top.
 func (h *harness) startWorld(ctx context.Context, model, pattern string, seed uint64, measured bool) {
-	h.w.stub.SetUsers(nil)
-	if err := h.w.stub.SetQuotaModel(model, worldQuota, worldBurst); err != nil {
+	prepareStub(h.w.stub, model, pattern, seed)
+	if !measured || !h.p.settle {
+		sleep(ctx, window)
+	}
+}
+
+// prepareStub gives stub a fresh quota of model, a usage record holding
+// the usageHistory before now of real users of pattern alone, and those
+// real users from now on (startWorld).
+func prepareStub(stub *cognitostub.Server, model, pattern string, seed uint64) {
+	stub.SetUsers(nil)
+	if err := stub.SetQuotaModel(model, worldQuota, worldBurst); err != nil {
 		panic(err) // the models are world's own
 	}
 	now := time.Now()
@@ -168,15 +199,12 @@ func (h *harness) startWorld(ctx context.Context, model, pattern string, seed ui
 	if err != nil {
 		panic(err) // the patterns are world's own
 	}
-	h.w.stub.SeedUsage(past, pastUsers, now)
+	stub.SeedUsage(past, pastUsers, now)
 	u, err := rw.NewUsers(pattern, worldUsers, now, seed)
 	if err != nil {
 		panic(err)
 	}
-	h.w.stub.SetUsers(u)
-	if !measured || !h.p.settle {
-		sleep(ctx, window)
-	}
+	stub.SetUsers(u)
 }
 
 // judgePacing fills the shares of the leftover and of the frontier, and

@@ -36,7 +36,12 @@ type world struct {
 	stub   *cognitostub.Server
 	sqs    *sqs.Client // straight to fauxqs: enqueueing is not counted
 	cfg    aws.Config  // static credentials, us-east-1
-	seq    atomic.Int64
+	// seq numbers queues, tables and logs; shared by the worlds withStub
+	// makes, whose runs share the folder and fauxqs.
+	seq *atomic.Int64
+	// latency is the stand-in's answer latency (-latency), for the
+	// stand-ins withStub's callers start.
+	latency time.Duration
 	// campaign is the resetq.campaign attribute of the jobs newQueues
 	// enqueues ("": none).
 	campaign string
@@ -49,13 +54,13 @@ type world struct {
 	// logs go with the temporary folder, kept only for a failed run's
 	// error).
 	keepLogs string
-	// redisFlags is "" when `resetq work` has --redis-url and --fleet-size,
+	// redisMissing is "" when `resetq work` has --redis-url and --fleet-size,
 	// else why the Redis row cannot run.
 	redisMissing string
 }
 
 func newWorld(ctx context.Context, root string, latency time.Duration, keepLogs string) (*world, error) {
-	w := &world{keepLogs: keepLogs}
+	w := &world{keepLogs: keepLogs, seq: new(atomic.Int64), latency: latency}
 	var err error
 	if w.dir, err = os.MkdirTemp("", "resetq-bench-"); err != nil {
 		return nil, err
@@ -88,6 +93,16 @@ func newWorld(ctx context.Context, root string, latency time.Duration, keepLogs 
 	}
 	w.sqs = sqs.NewFromConfig(w.cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(w.fauxqs.URL) })
 	return w, nil
+}
+
+// withStub is a world like w, but for stub instead of w's stand-in: its
+// runs share w's binary, folder, fauxqs and SQS proxy, and their own
+// stand-in lets runs go on at once, each in its own quota (scenario 8).
+// It has no campaign, job bodies or environment of its own; closing stub
+// is the caller's.
+func (w *world) withStub(stub *cognitostub.Server) *world {
+	return &world{dir: w.dir, bin: w.bin, fauxqs: w.fauxqs, proxy: w.proxy, stub: stub, sqs: w.sqs, cfg: w.cfg,
+		seq: w.seq, latency: w.latency, keepLogs: w.keepLogs, redisMissing: w.redisMissing}
 }
 
 func (w *world) close() {
