@@ -11,8 +11,11 @@
 // DynamoDB's latency, and compares the rates. Scenario 7 runs one process
 // over pools in many account-Regions (--pool-roles, the stand-in's STS),
 // each with a quota of its own: 4 as resetq ships, then, with --incident
-// and the ledger, more and more until the rate falls short. It prints Markdown tables, one row per scenario × contender, and
-// writes every figure to a JSON file.
+// and the ledger, more and more until the rate falls short. Scenario 8
+// runs long campaigns (11 minutes in full), each in a world of its own and
+// all at once, including one restarted halfway and a fleet of 3, judged
+// over the whole campaign. It prints Markdown tables, one row per scenario
+// × contender, and writes every figure to a JSON file.
 //
 //	go run ./internal/bench/harness -profile quick -json bench-quick.json
 //
@@ -49,7 +52,7 @@ import (
 func main() {
 	prof := flag.String("profile", "quick", "quick (under a minute, for CI) or full (the issue's numbers, for docs/benchmarks.md)")
 	jsonPath := flag.String("json", "", "write every figure to this JSON file")
-	only := flag.String("scenarios", "", "comma-separated scenarios to run (default: the profile's, 1-7 in full, 1-4, 6 and 7 in quick; 5, pacing in the world, is 12 rows of quota model × real users, about 30 min in full; 6, the ledger at the quota, about 7 min in full; 7, many accounts, about 10 min in full)")
+	only := flag.String("scenarios", "", "comma-separated scenarios to run (default: the profile's, 1-8 in full, 1-4 and 6-8 in quick; 5, pacing in the world, is 12 rows of quota model × real users, about 30 min in full; 6, the ledger at the quota, about 7 min in full; 7, many accounts, about 10 min in full; 8, long campaigns at once, about 12 min in full)")
 	latency := flag.Duration("latency", 0, "the stand-in's answer latency")
 	contenders := flag.String("contenders", "", "in scenarios 1, 2 and 5, run only these comma-separated contenders (naive, sdk-adaptive, per-second, resetq; default all)")
 	resetqArgs := flag.String("resetq-args", "", "more space-separated flags for every resetq work run, e.g. '--status-check=redelivered' for an A/B")
@@ -63,7 +66,8 @@ func main() {
 	accountsJobs := flag.Int("accounts-jobs", 0, "in scenario 7, the jobs per account-Region of each run (default: the profile's, 1,800 in full (60 s at 30/s), 60 in quick)")
 	accountsShipped := flag.Int("accounts-shipped", -1, "in scenario 7a, the account-Regions of the run as resetq ships (default: the profile's, 4; 0: skip 7a)")
 	keepLogs := flag.String("keep-logs", "", "keep every resetq process's log in this folder (default: only a failed run's tail, in its row)")
-	harmBudget := flag.Float64("harm-budget", 0.005, "in scenario 5, the share of real users' calls resetq may cost (the verdict and the frontier)")
+	harmBudget := flag.Float64("harm-budget", 0.005, "in scenarios 5 and 8, the share of real users' calls resetq may cost (the verdict and the frontier)")
+	longFor := flag.Duration("long-for", 0, "in scenario 8, each campaign's length, from its start to its SIGTERM (default: the profile's, 11m in full, 20s in quick)")
 	flag.Parse()
 	p, ok := profiles[*prof]
 	if !ok {
@@ -93,6 +97,13 @@ func main() {
 	}
 	if *worldBaseJobs > 0 {
 		p.worldBaseJobs = *worldBaseJobs
+	}
+	if *longFor > 0 {
+		if *longFor < 2*p.longSplit {
+			fmt.Fprintf(os.Stderr, "-long-for %v: want at least %v, twice the start judged apart\n", *longFor, 2*p.longSplit)
+			os.Exit(2)
+		}
+		p.longFor = *longFor
 	}
 	if *ledgerJobs > 0 {
 		p.ledgerJobs = *ledgerJobs
@@ -226,7 +237,8 @@ func run(ctx context.Context, p profile, jsonPath string, only []string, latency
 	for _, sc := range []struct {
 		id  string
 		run func(context.Context)
-	}{{"1", h.alone}, {"2", h.shared}, {"3", h.fleet}, {"4", h.efficiency}, {"5", h.pacing}, {"6", h.ledger}, {"7", h.accounts}} {
+	}{{"1", h.alone}, {"2", h.shared}, {"3", h.fleet}, {"4", h.efficiency}, {"5", h.pacing}, {"6", h.ledger}, {"7", h.accounts},
+		{"8", h.long}} {
 		if slices.Contains(only, sc.id) && ctx.Err() == nil {
 			sc.run(ctx)
 		}

@@ -92,8 +92,20 @@ type row struct {
 	DynamoConns     int64         `json:"dynamodb_connections,omitempty"` // and the DynamoDB stand-in
 	showScopes      bool          // print a line per account-Region under the row
 
+	// Scenario 8 only.
+	Processes    int        `json:"processes,omitempty"`      // resetq processes in the campaign, one after another or at once
+	CampaignFor  float64    `json:"campaign_for_s,omitempty"` // seconds from the start to the SIGTERM that ends it
+	SplitSeconds int        `json:"split_s,omitempty"`        // where Start ends and Rest begins
+	Start        harmSpan   `json:"start"`                    // the campaign's first SplitSeconds
+	Rest         harmSpan   `json:"rest"`                     // and the rest, to the last reset
+	Minutes      []harmSpan `json:"minutes,omitempty"`        // each minute from the start
+	long         bool
+
 	usersSpan float64 // seconds over which BackgroundCalls were counted
 	lossy     bool    // a throttled call is not retried: not every job's user is reset
+	// unfinished: the run is stopped at a set time, before the queue
+	// drains (scenario 8): jobs left on the queue are no error.
+	unfinished bool
 
 	Target string `json:"target"` // met, missed: ..., n/a, error, not run
 	Error  string `json:"error,omitempty"`
@@ -191,6 +203,8 @@ const accountsHeader = "| scenario | contender | account-Regions | jobs | resets
 // header is the table header r belongs under.
 func (r *row) header() string {
 	switch {
+	case r.long:
+		return longHeader(r.SplitSeconds)
 	case r.Model != "":
 		return worldHeader
 	case r.Scopes > 0:
@@ -201,6 +215,9 @@ func (r *row) header() string {
 
 // markdown is one table row.
 func (r *row) markdown() string {
+	if r.long {
+		return r.longMarkdown()
+	}
 	if r.Model != "" {
 		return r.worldMarkdown()
 	}
