@@ -23,12 +23,23 @@ import (
 // further ahead than ARGV[2], or Redis's clock behind the last booking,
 // means the clock stepped back: the script starts again from now. It also
 // adds the successes the caller reports (ARGV[3]) to the fleet's per
-// second (for the quota found at a cut) and returns the fleet's pace.
+// second (for the quota found at a cut), counts the call in its slot's
+// minute, adds what the caller carries to the minutes it names, and
+// returns the fleet's pace and what the usage metrics told the fleet.
 //
-// KEYS: the TAT, the pace, the call counts. ARGV: the emission interval
-// and the longest wait, in microseconds, and the caller's successes since
-// its last booking. It returns the microseconds until the caller's slot,
-// Redis's time in microseconds, and the pace ("" if none yet).
+// A minute's counts live in the call counts' hash at its index in a ring
+// of fleetMinutes (fields m, c, t, f and l with the index: the minute, the
+// calls, the throttles, the first and the last call in microseconds), so
+// the hash holds the last fleetMinutes minutes and no more; a carried
+// minute older than the one its index holds is dropped.
+//
+// KEYS: the TAT, the pace, the call counts, the usage state. ARGV: the
+// emission interval and the longest wait, in microseconds, the caller's
+// successes since its last booking, fleetMinutes, then per minute it
+// carries: the Unix minute, calls, throttles, first and last call
+// (microseconds, 0: none). It returns the microseconds until the caller's
+// slot, Redis's time in microseconds, the pace and the usage state (each
+// "" if none yet).
 const gcraScript = `
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
@@ -49,9 +60,31 @@ end
 if now - last > 1000000 or now < last then since = now end
 redis.call('HSET', KEYS[3], 'sec', string.format('%d', sec), 'n', n + tonumber(ARGV[3]), 'prev', prev,
   'last', string.format('%d', now), 'since', string.format('%d', since))
+local function count(m, calls, throttles, first, last)
+  local i = string.format('%d', m % tonumber(ARGV[4]))
+  local v = redis.call('HMGET', KEYS[3], 'm' .. i, 'c' .. i, 't' .. i, 'f' .. i, 'l' .. i)
+  local f, l = first, last
+  if (tonumber(v[1]) or 0) > m then return end -- older than the ring: gone
+  if tonumber(v[1]) == m then
+    calls, throttles = calls + (tonumber(v[2]) or 0), throttles + (tonumber(v[3]) or 0)
+    local f0, l0 = tonumber(v[4]) or 0, tonumber(v[5]) or 0
+    if f0 > 0 and (f == 0 or f0 < f) then f = f0 end
+    if l0 > l then l = l0 end
+  end
+  redis.call('HSET', KEYS[3], 'm' .. i, string.format('%d', m), 'c' .. i, string.format('%d', calls),
+    't' .. i, string.format('%d', throttles), 'f' .. i, string.format('%d', f), 'l' .. i, string.format('%d', l))
+end
+count(math.floor(slot / 60000000), 1, 0, slot, slot)
+for j = 5, #ARGV - 4, 5 do
+  count(tonumber(ARGV[j]), tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4]))
+end
 redis.call('PEXPIRE', KEYS[3], 3600000)
-return {slot - now, now, redis.call('GET', KEYS[2]) or ''}
+return {slot - now, now, redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[4]) or ''}
 `
+
+// fleetMinutes is how many minutes of the fleet's calls Redis keeps: more
+// than the usage metrics look back.
+const fleetMinutes = 40
 
 // gcra runs gcraScript by EVALSHA, and EVAL when Redis has not cached it.
 var gcra = redis.NewScript(gcraScript)
@@ -111,7 +144,9 @@ type FleetConfig struct {
 // Fleet paces one replica of a fleet that shares Cognito's quota. The
 // fleet's rate and its GCRA slots live in Redis: a call takes the next
 // slot of its Region, and a throttle cuts the fleet's rate once, for every
-// replica (see gcraScript and Config). While Redis cannot be reached the
+// replica (see gcraScript and Config). Its calls and throttles per minute
+// live there too, so the category's usage minutes (Observe) cap the
+// fleet's rate as they cap a Limiter's. While Redis cannot be reached the
 // replica paces on its own at Rate/FleetSize with a local adaptive limiter,
 // and tries Redis again at most every RetryInterval. Fleet is safe for
 // concurrent use.
@@ -132,18 +167,21 @@ type Fleet struct {
 // fleetRegion is one Region's state in a Fleet.
 type fleetRegion struct {
 	name string
-	keys []string      // TAT, pace, call counts
+	keys []string      // TAT, pace, call counts, usage state
 	turn chan struct{} // one caller per Region asks Redis at a time
 
 	mu        sync.Mutex
-	pace      pace      // the fleet's, as Redis last said
-	rate      float64   // the fleet's rate at the last answer
-	calls     int       // this replica's answers since the pace's cut
-	throttled int       // of which throttles
-	oks       int       // successes not yet reported to Redis
-	heard     bool      // a pace was heard and reported to OnRate
-	redisNow  time.Time // Redis's clock at the last answer
-	heardAt   time.Time // this replica's clock then
+	pace      pace       // the fleet's, as Redis last said
+	rate      float64    // the fleet's rate at the last answer
+	calls     int        // this replica's answers since the pace's cut
+	throttled int        // of which throttles
+	oks       int        // successes not yet reported to Redis
+	heard     bool       // a pace was heard and reported to OnRate
+	redisNow  time.Time  // Redis's clock at the last answer
+	heardAt   time.Time  // this replica's clock then
+	usage     usageState // what the usage metrics told the fleet, as Redis last said
+	usageRaw  string     // usage as Redis encoded it
+	carried   []carried  // counts not yet in Redis, oldest minute first
 }
 
 // Defaults of FleetConfig's zero fields.
@@ -253,7 +291,7 @@ func (f *Fleet) region(name string) *fleetRegion {
 	if r == nil {
 		r = &fleetRegion{
 			name: name,
-			keys: []string{f.key(name, "ratelimit"), f.key(name, "pace"), f.key(name, "calls")},
+			keys: []string{f.key(name, "ratelimit"), f.key(name, "pace"), f.key(name, "calls"), f.key(name, "usage")},
 			turn: make(chan struct{}, 1),
 			pace: f.pc.start(time.Time{}),
 			rate: f.fc.Rate,
@@ -283,7 +321,7 @@ func (f *Fleet) Wait(ctx context.Context, region string) error {
 	}
 	defer func() { <-r.turn }()
 	if !f.shouldAsk() {
-		return f.local.Wait(ctx, region)
+		return f.localWait(ctx, r)
 	}
 	wait, err := f.reserve(ctx, r)
 	if err != nil {
@@ -291,22 +329,46 @@ func (f *Fleet) Wait(ctx context.Context, region string) error {
 			return ctx.Err()
 		}
 		f.failed(err)
-		return f.local.Wait(ctx, region)
+		return f.localWait(ctx, r)
 	}
 	f.answered()
-	return clock.Sleep(ctx, f.fc.Clock, wait)
+	r.mu.Lock()
+	slot := r.redisTime(f.fc.Clock.Now()).Add(wait)
+	r.mu.Unlock()
+	if err := clock.Sleep(ctx, f.fc.Clock, wait); err != nil {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.carryAll([]carried{{minute: unixMinute(slot), calls: -1}}) // the call never went
+		return err
+	}
+	return nil
+}
+
+// localWait waits for a call at the local share, and counts the call for
+// the fleet's minutes (with the next booking).
+func (f *Fleet) localWait(ctx context.Context, r *fleetRegion) error {
+	if err := f.local.Wait(ctx, r.name); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.carry(r.redisTime(f.fc.Clock.Now()), true)
+	return nil
 }
 
 // Throttled cuts region's fleet-wide rate after a TooManyRequestsException,
 // once for the whole fleet per CutInterval; while Redis is down, this
 // replica's share.
 func (f *Fleet) Throttled(region string) {
+	r := f.region(region)
 	if f.inFallback() {
+		r.mu.Lock()
+		r.carry(r.redisTime(f.fc.Clock.Now()), false)
+		r.mu.Unlock()
 		f.local.Throttled(region)
 		return
 	}
-	r := f.region(region)
-	r.count(true)
+	r.count(true, f.fc.Clock.Now())
 	if r.cutJustNow(f.fc.Clock.Now(), f.pc.CutInterval/2) {
 		return // the throttles of one full window: the fleet has cut for them
 	}
@@ -325,7 +387,7 @@ func (f *Fleet) Succeeded(region string) {
 		f.local.Succeeded(region)
 		return
 	}
-	f.region(region).count(false)
+	f.region(region).count(false, f.fc.Clock.Now())
 }
 
 // cutJustNow reports whether the fleet's last cut is under d old on
@@ -333,17 +395,28 @@ func (f *Fleet) Succeeded(region string) {
 func (r *fleetRegion) cutJustNow(now time.Time, d time.Duration) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	age := r.redisNow.Add(now.Sub(r.heardAt)).Sub(r.pace.CutAt)
+	age := r.redisTime(now).Sub(r.pace.CutAt)
 	return r.pace.Cut && !r.heardAt.IsZero() && age >= 0 && age < d
 }
 
-// count notes an answer for the throttled share since the fleet's cut.
-func (r *fleetRegion) count(throttled bool) {
+// redisTime is Redis's clock at this replica's now, as far as it can tell
+// without asking (now itself before Redis first answered). r.mu is held.
+func (r *fleetRegion) redisTime(now time.Time) time.Time {
+	if r.heardAt.IsZero() {
+		return now
+	}
+	return r.redisNow.Add(now.Sub(r.heardAt))
+}
+
+// count notes an answer for the throttled share since the fleet's cut,
+// and a throttle for the fleet's minutes.
+func (r *fleetRegion) count(throttled bool, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
 	if throttled {
 		r.throttled++
+		r.carry(r.redisTime(now), false)
 	} else {
 		r.oks++
 	}
@@ -425,13 +498,19 @@ func (f *Fleet) reportRates(fallback bool) {
 func (f *Fleet) reserve(ctx context.Context, r *fleetRegion) (time.Duration, error) {
 	r.mu.Lock()
 	interval := math.Ceil(1e6 / r.rate)
-	oks := r.oks
-	r.oks = 0
+	oks, carried := r.oks, r.carried
+	r.oks, r.carried = 0, nil
 	r.mu.Unlock()
-	v, err := gcra.Run(ctx, f.client, r.keys, int64(interval), f.maxWait, oks).Result()
+	args := make([]any, 0, 4+5*len(carried))
+	args = append(args, int64(interval), f.maxWait, oks, fleetMinutes)
+	for _, c := range carried {
+		args = append(args, c.minute, c.calls, c.throttled, c.first, c.last)
+	}
+	v, err := gcra.Run(ctx, f.client, r.keys, args...).Result()
 	if err != nil {
 		r.mu.Lock()
 		r.oks += oks // not counted: tell the next booking
+		r.carryAll(carried)
 		r.mu.Unlock()
 	}
 	if err != nil && ctx.Err() != nil {
@@ -440,8 +519,11 @@ func (f *Fleet) reserve(ctx context.Context, r *fleetRegion) (time.Duration, err
 	if err != nil {
 		return 0, fmt.Errorf("redis %s: %w", f.fc.Redis, err)
 	}
-	wait, now, p, err := parseReply(v, f.maxWait)
+	wait, now, p, u, err := parseReply(v, f.maxWait)
 	if err != nil {
+		return 0, err
+	}
+	if err := f.heardUsage(r, u); err != nil {
 		return 0, err
 	}
 	if p == "" {
@@ -463,23 +545,35 @@ func (f *Fleet) reserve(ctx context.Context, r *fleetRegion) (time.Duration, err
 	return wait, nil
 }
 
-// parseReply checks the GCRA script's answer.
-func parseReply(reply any, maxWait int64) (time.Duration, time.Time, string, error) {
-	if v, ok := reply.([]any); ok && len(v) == 3 {
+// parseReply checks the GCRA script's answer: the wait, Redis's time, the
+// pace and the usage state.
+func parseReply(reply any, maxWait int64) (time.Duration, time.Time, string, string, error) {
+	if v, ok := reply.([]any); ok && len(v) == 4 {
 		wait, ok1 := v[0].(int64)
 		now, ok2 := v[1].(int64)
 		p, ok3 := v[2].(string)
-		if ok1 && ok2 && ok3 && wait >= 0 && wait <= maxWait {
-			return time.Duration(wait) * time.Microsecond, time.UnixMicro(now), p, nil
+		u, ok4 := v[3].(string)
+		if ok1 && ok2 && ok3 && ok4 && wait >= 0 && wait <= maxWait {
+			return time.Duration(wait) * time.Microsecond, time.UnixMicro(now), p, u, nil
 		}
 	}
-	return 0, time.Time{}, "", fmt.Errorf("redis: rate limit script answered %v, want the wait (0 to %d µs), the time and the pace", reply, maxWait)
+	return 0, time.Time{}, "", "", fmt.Errorf("redis: rate limit script answered %v, want the wait (0 to %d µs), the time, the pace and the usage state", reply, maxWait)
+}
+
+// limit is the fleet's rate at now on Redis's clock: its pace's, under
+// the cap of the usage metrics while they judge minutes.
+func (f *Fleet) limit(p pace, u usageState, now time.Time) float64 {
+	rate := f.pc.rateAt(p, now)
+	if u.Cap.Cap > 0 && u.judged(f.fc.Clock.Now()) {
+		rate = min(rate, u.Cap.Cap)
+	}
+	return rate
 }
 
 // heardPace notes the fleet's pace as Redis said it at now.
 func (f *Fleet) heardPace(r *fleetRegion, p pace, now time.Time) {
-	rate := f.pc.rateAt(p, now)
 	r.mu.Lock()
+	rate := f.limit(p, r.usage, now)
 	changed := rate != r.rate || !r.heard
 	if p.CutAt != r.pace.CutAt {
 		r.calls, r.throttled = 0, 0
@@ -538,9 +632,16 @@ func (f *Fleet) cutTx(ctx context.Context, tx *redis.Tx, r *fleetRegion) error {
 	}
 	found, busy := fleetCalls(c, now)
 	r.mu.Lock()
-	calls, throttled := r.calls, r.throttled
+	calls, throttled, u := r.calls, r.throttled, r.usage
 	r.mu.Unlock()
-	np, ok := f.pc.cut(p, now, found, busy, calls, throttled)
+	cfg := f.pc
+	if u.judged(f.fc.Clock.Now()) {
+		cfg.ThrottleTarget = 0 // the cap holds real users' loss
+		if u.Spare >= spareMinutes {
+			cfg.SharedBelow = 0 // no headroom needed: a plain cut
+		}
+	}
+	np, ok := cfg.cut(p, now, found, busy, calls, throttled)
 	if ok {
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, r.keys[1], np.String(), paceTTL)

@@ -331,14 +331,23 @@ func TestFleetACLUser(t *testing.T) {
 	if err := adminClient(t, srv.URL).Do(ctx, append([]any{"ACL", "SETUSER", "worker"}, workerACL...)...).Err(); err != nil {
 		t.Fatal(err)
 	}
-	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, "redis://worker:s3cret@"+srv.Addr), KeyPrefix: "test", Rate: 100})
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, "redis://worker:s3cret@"+srv.Addr), KeyPrefix: "test", Rate: 100,
+		Pace: Config{HarmBudget: 0.005}})
 	if err := f.Wait(ctx, "us-east-1"); err != nil {
 		t.Fatal(err)
+	}
+	// The usage minutes: read and written with the same commands.
+	f.Observe("us-east-1", []Usage{{Minute: time.Now().Truncate(time.Minute).Add(-3 * time.Minute), Calls: 600}})
+	if f.inFallback() {
+		t.Error("the ACL user's Observe failed")
+	}
+	if n, err := adminClient(t, srv.URL).Exists(ctx, "test:usage:us-east-1").Result(); err != nil || n != 1 {
+		t.Errorf("EXISTS test:usage:us-east-1 = %v, %v: the usage state was not written", n, err)
 	}
 	if _, err := f.reserve(ctx, f.region("eu-west-1")); err != nil {
 		t.Errorf("the ACL user: %v", err)
 	}
-	if _, err := f.reserve(ctx, &fleetRegion{keys: []string{"other:ratelimit:r", "other:pace:r", "other:calls:r"}, rate: 100}); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+	if _, err := f.reserve(ctx, &fleetRegion{keys: []string{"other:ratelimit:r", "other:pace:r", "other:calls:r", "other:usage:r"}, rate: 100}); err == nil || !strings.Contains(err.Error(), "NOPERM") {
 		t.Errorf("a key outside ~test:*: %v, want NOPERM", err)
 	}
 	wrong := newTestFleet(t, FleetConfig{Redis: redisAddr(t, "redis://worker:wr0ng@"+srv.Addr), Rate: 100})
@@ -413,8 +422,10 @@ func TestFleetCluster(t *testing.T) {
 	const rate = 20.0
 	var fb fallbackLog
 	pacers := []*Fleet{
-		newTestFleet(t, FleetConfig{Redis: redisAddr(t, c.Nodes[0].URL), Cluster: true, KeyPrefix: "test", Rate: rate, OnFallback: fb.record}),
-		newTestFleet(t, FleetConfig{Redis: redisAddr(t, c.Nodes[2].URL), Cluster: true, KeyPrefix: "test", Rate: rate, OnFallback: fb.record}),
+		newTestFleet(t, FleetConfig{Redis: redisAddr(t, c.Nodes[0].URL), Cluster: true, KeyPrefix: "test", Rate: rate, OnFallback: fb.record,
+			Pace: Config{HarmBudget: 0.005}}),
+		newTestFleet(t, FleetConfig{Redis: redisAddr(t, c.Nodes[2].URL), Cluster: true, KeyPrefix: "test", Rate: rate, OnFallback: fb.record,
+			Pace: Config{HarmBudget: 0.005}}),
 	}
 	if k := pacers[0].Key("us-east-1"); k != "test:{us-east-1}:ratelimit" {
 		t.Errorf("key %q, want test:{us-east-1}:ratelimit", k)
@@ -446,6 +457,10 @@ func TestFleetCluster(t *testing.T) {
 	// The Region's last slot before the run was booked up to an interval ahead.
 	if limit := int64(rate*elapsed) + 1; n > limit || n == 0 {
 		t.Errorf("%d calls admitted in %.2fs through the cluster, want 1 to rate*seconds+1 = %d", n, elapsed, limit)
+	}
+	// The usage minutes' transaction runs on the node of the Region's slot.
+	for _, r := range regions {
+		pacers[1].Observe(r, []Usage{{Minute: time.Now().Truncate(time.Minute).Add(-3 * time.Minute), Calls: 600}})
 	}
 	if got := fb.get(); len(got) != 0 {
 		t.Errorf("OnFallback calls %v with the cluster up", got)

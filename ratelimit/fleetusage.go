@@ -1,0 +1,364 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// usageState is what a category's usage minutes have told a limiter: the
+// cap on its rate, the newest minute taken, when a minute was last judged,
+// how many judged minutes in a row real users lost little in, and whether
+// they set the start.
+type usageState struct {
+	Cap      harmCap
+	Seen     time.Time
+	JudgedAt time.Time
+	Spare    int
+	Informed bool
+}
+
+// judged reports whether the usage metrics judged a minute lately.
+func (s usageState) judged(now time.Time) bool {
+	return !s.JudgedAt.IsZero() && now.Sub(s.JudgedAt) < usageStale
+}
+
+// observe is s after the category's usage minutes, oldest first, read at
+// now, own giving the limiter's own calls in each minute: each settled
+// minute in which it called moves the cap (capAfter, from the rate of the
+// minute's busy part); a cap whose metrics fell silent lapses first.
+// judged says a minute was judged: real users' loss is known.
+func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) (next usageState, judged bool) {
+	if !s.JudgedAt.IsZero() && !s.judged(now) {
+		s.Cap = harmCap{} // the metrics fell silent: a cap from before does not come back
+	}
+	for _, u := range minutes {
+		if !u.Minute.After(s.Seen) || now.Sub(u.Minute.Add(time.Minute)) < usageSettle {
+			continue
+		}
+		s.Seen = u.Minute
+		o := own(u.Minute)
+		if o.calls == 0 {
+			continue
+		}
+		h, spare, ok := c.capAfter(s.Cap, u, o.calls, o.throttled, busyRate(u, o), now)
+		if !ok {
+			continue
+		}
+		run := s.Spare
+		s.Cap, s.JudgedAt, s.Spare, judged = h, now, 0, true
+		if spare {
+			s.Spare = min(run+1, spareMinutes)
+		}
+	}
+	return s, judged
+}
+
+// busyRate is the limiter's calls per second in the busy part of u's
+// minute, o: the first minute, or one the calls stopped in, is partial.
+func busyRate(u Usage, o ownMinute) float64 {
+	from, end := u.Minute, u.Minute.Add(time.Minute)
+	if o.first.After(from) {
+		from = o.first
+	}
+	if o.last.Add(time.Second).Before(end) {
+		end = o.last.Add(time.Second)
+	}
+	return o.calls / max(end.Sub(from).Seconds(), 1)
+}
+
+// busiestUsers is real users' calls per second in their busiest minute of
+// the last usageFresh, the category's calls less own's; ok is false
+// without such a minute.
+func busiestUsers(minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) (users float64, ok bool) {
+	busiest := 0.0
+	for _, u := range minutes {
+		if now.Sub(u.Minute) <= usageFresh {
+			busiest, ok = max(busiest, u.Calls-own(u.Minute).calls), true
+		}
+	}
+	return busiest / 60, ok
+}
+
+// String encodes s for Redis: cap, edge, cut, seen, judged (microseconds,
+// 0: never), spare, informed.
+func (s usageState) String() string {
+	return fmt.Sprintf("%g %g %d %d %d %d %d", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed))
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us)
+}
+
+// parseUsageState decodes usageState.String; "" is the zero state.
+func parseUsageState(s string) (usageState, error) {
+	if s == "" {
+		return usageState{}, nil
+	}
+	f := strings.Fields(s)
+	if len(f) != 7 {
+		return usageState{}, fmt.Errorf("usage state %q: want 7 fields", s)
+	}
+	var n [5]int64
+	for i, v := range []string{f[2], f[3], f[4], f[5], f[6]} {
+		var err error
+		if n[i], err = strconv.ParseInt(v, 10, 64); err != nil || n[i] < 0 {
+			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
+		}
+	}
+	limit, err1 := strconv.ParseFloat(f[0], 64)
+	edge, err2 := strconv.ParseFloat(f[1], 64)
+	if err1 != nil || err2 != nil || !(limit >= 0) || !(edge >= 0) || n[3] > spareMinutes || n[4] > 1 {
+		return usageState{}, fmt.Errorf("usage state %q: bad field", s)
+	}
+	return usageState{Cap: harmCap{Cap: limit, Edge: edge, CutAt: fromMicros(n[0])}, Seen: fromMicros(n[1]),
+		JudgedAt: fromMicros(n[2]), Spare: int(n[3]), Informed: n[4] == 1}, nil
+}
+
+// carried is a replica's calls and throttles in one minute that Redis has
+// not counted yet: throttles, and calls made at the local share, go with
+// the next booking.
+type carried struct {
+	minute           int64 // Unix minutes
+	calls, throttled int64
+	first, last      int64 // the first and last call, microseconds on Redis's clock (0: none)
+}
+
+// carry notes a call (or a throttle) at at on Redis's clock for the next
+// booking to count. r.mu is held.
+func (r *fleetRegion) carry(at time.Time, call bool) {
+	c := carried{minute: at.Unix() / 60, throttled: 1}
+	if call {
+		us := at.UnixMicro()
+		c = carried{minute: c.minute, calls: 1, first: us, last: us}
+	}
+	r.carryAll([]carried{c})
+}
+
+// carryAll adds cs to what the next booking carries, keeping the last
+// fleetMinutes minutes (Redis keeps no more). r.mu is held.
+func (r *fleetRegion) carryAll(cs []carried) {
+next:
+	for _, c := range cs {
+		for i := range r.carried {
+			if o := &r.carried[i]; o.minute == c.minute {
+				o.calls, o.throttled = o.calls+c.calls, o.throttled+c.throttled
+				if c.first > 0 && (o.first == 0 || c.first < o.first) {
+					o.first = c.first
+				}
+				o.last = max(o.last, c.last)
+				continue next
+			}
+		}
+		r.carried = append(r.carried, c)
+	}
+	if n := len(r.carried); n > fleetMinutes {
+		r.carried = r.carried[n-fleetMinutes:]
+	}
+}
+
+// minuteFields are the fields of the call counts' hash that hold minute
+// m's counts (see gcraScript).
+func minuteFields(m int64) []string {
+	i := strconv.FormatInt(m%fleetMinutes, 10)
+	return []string{"m" + i, "c" + i, "t" + i, "f" + i, "l" + i}
+}
+
+// fleetMinute reads minute m's counts from the values of minuteFields(m):
+// zero if the ring's slot holds another minute.
+func fleetMinute(m int64, v []any) ownMinute {
+	num := func(i int) int64 {
+		if s, ok := v[i].(string); ok {
+			n, _ := strconv.ParseInt(s, 10, 64)
+			return n
+		}
+		return 0
+	}
+	if len(v) != 5 || num(0) != m {
+		return ownMinute{}
+	}
+	return ownMinute{minute: m, calls: float64(num(1)), throttled: float64(num(2)), first: fromMicros(num(3)), last: fromMicros(num(4))}
+}
+
+// Observe takes the category's usage minutes in scope, oldest first, as
+// Limiter.Observe does, with the whole fleet's calls and throttles in
+// Redis as its own. With a HarmBudget, a reading with a fresh minute
+// before the fleet's first cut, and before its first minute of calls is
+// over, sets where the fleet starts; each settled minute in which the
+// fleet called moves the fleet's cap. The usage state lives in Redis: the
+// first replica to read a minute judges it for the fleet, and every
+// replica paces under the one cap. While Redis is down it does nothing.
+func (f *Fleet) Observe(scope string, minutes []Usage) {
+	if f.pc.HarmBudget <= 0 || len(minutes) == 0 || f.inFallback() {
+		return
+	}
+	r := f.region(scope)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*f.fc.Timeout)
+	defer cancel()
+	var err error
+	for range 3 {
+		err = f.client.Watch(ctx, func(tx *redis.Tx) error { return f.observeTx(ctx, tx, r, minutes) }, r.keys[1], r.keys[3])
+		if !errors.Is(err, redis.TxFailedErr) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, redis.TxFailedErr):
+		// Other replicas judged the minutes meanwhile: the next booking hears it.
+	case err != nil:
+		f.failed(fmt.Errorf("redis %s: usage of %s: %w", f.fc.Redis, scope, err))
+	}
+}
+
+func (f *Fleet) observeTx(ctx context.Context, tx *redis.Tx, r *fleetRegion, minutes []Usage) error {
+	now := f.fc.Clock.Now()
+	redisNow, err := tx.Time(ctx).Result()
+	if err != nil {
+		return err
+	}
+	redisNow = redisNow.Truncate(time.Microsecond)
+	raw, err := getOrEmpty(ctx, tx, r.keys[3])
+	if err != nil {
+		return err
+	}
+	s, err := parseUsageState(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", r.keys[3], err)
+	}
+	praw, err := getOrEmpty(ctx, tx, r.keys[1])
+	if err != nil {
+		return err
+	}
+	var p pace
+	if praw != "" {
+		if p, err = parsePace(praw); err != nil {
+			return fmt.Errorf("%s: %w", r.keys[1], err)
+		}
+	}
+	var fields []string
+	for _, u := range minutes {
+		fields = append(fields, minuteFields(unixMinute(u.Minute))...)
+	}
+	v, err := tx.HMGet(ctx, r.keys[2], fields...).Result()
+	if err != nil {
+		return err
+	}
+	if len(v) != len(fields) {
+		return fmt.Errorf("%s: %d values for %d fields", r.keys[2], len(v), len(fields))
+	}
+	own := f.fleetOwn(r, minutes, v)
+
+	next, np, setPace := s, p, false
+	// The start: before the fleet's first call, or within its first
+	// minute of calls and before its first cut.
+	if praw == "" || !s.Informed && !p.Cut && redisNow.Sub(p.CutAt) < time.Minute {
+		if users, ok := busiestUsers(minutes, own, now); ok {
+			next.Informed, np, setPace = true, f.pc.startFrom(redisNow, users), true
+		}
+	}
+	next, judged := f.pc.observe(next, minutes, own, now)
+	if judged && (praw != "" || setPace) && np.gain() != 1 {
+		// Real users' loss is known: the cap holds it, and the fleet's own
+		// throttles need not slow its probes.
+		np.Gain, setPace = 1, true
+	}
+	if next.String() != s.String() || setPace {
+		_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Set(ctx, r.keys[3], next.String(), paceTTL)
+			if setPace {
+				pipe.Set(ctx, r.keys[1], np.String(), paceTTL)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.usage, r.usageRaw = next, next.String()
+	r.mu.Unlock()
+	if praw != "" || setPace {
+		f.heardPace(r, np, redisNow)
+	}
+	return nil
+}
+
+// fleetOwn gives the fleet's calls in each of minutes from v, the values
+// of their minuteFields in Redis, with this replica's not yet carried.
+func (f *Fleet) fleetOwn(r *fleetRegion, minutes []Usage, v []any) func(time.Time) ownMinute {
+	r.mu.Lock()
+	pending := append([]carried(nil), r.carried...)
+	r.mu.Unlock()
+	byMinute := map[int64]ownMinute{}
+	for i, u := range minutes {
+		m := unixMinute(u.Minute)
+		o := fleetMinute(m, v[5*i:5*i+5])
+		for _, c := range pending {
+			if c.minute != m {
+				continue
+			}
+			o.minute, o.calls, o.throttled = m, o.calls+float64(c.calls), o.throttled+float64(c.throttled)
+			if c.first > 0 && (o.first.IsZero() || time.UnixMicro(c.first).Before(o.first)) {
+				o.first = time.UnixMicro(c.first)
+			}
+			if c.last > 0 && time.UnixMicro(c.last).After(o.last) {
+				o.last = time.UnixMicro(c.last)
+			}
+		}
+		byMinute[m] = o
+	}
+	return func(t time.Time) ownMinute { return byMinute[unixMinute(t)] }
+}
+
+func unixMinute(t time.Time) int64 { return t.Unix() / 60 }
+
+// getOrEmpty is key's value, "" if it has none.
+func getOrEmpty(ctx context.Context, tx *redis.Tx, key string) (string, error) {
+	s, err := tx.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return s, err
+}
+
+// heardUsage notes the usage state as the script returned it.
+func (f *Fleet) heardUsage(r *fleetRegion, raw string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if raw == r.usageRaw {
+		return nil
+	}
+	u, err := parseUsageState(raw)
+	if err != nil {
+		return fmt.Errorf("redis: %s: %w", r.keys[3], err)
+	}
+	r.usage, r.usageRaw = u, raw
+	return nil
+}
+
+// Cap is scope's cap from the usage metrics as the fleet last said (0:
+// none, or the metrics fell silent).
+func (f *Fleet) Cap(scope string) float64 {
+	r := f.region(scope)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.usage.judged(f.fc.Clock.Now()) {
+		return 0
+	}
+	return r.usage.Cap.Cap
+}

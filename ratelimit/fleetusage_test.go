@@ -1,0 +1,433 @@
+package ratelimit
+
+import (
+	"context"
+	"math"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resetq/resetq/clock/clocktest"
+)
+
+// harmPace is the fleet's Config in these tests: --rate 30, the quota 30
+// shared with real users, a harm budget of 0.5%.
+var harmPace = Config{Start: 22.5, SharedBelow: 28.5, ThrottleTarget: 0.001, HarmBudget: 0.005}
+
+// harmFleet is a replica of a fleet at 30/s under harmPace, on clk.
+func harmFleet(t *testing.T, url, prefix string, clk *syncClock) *Fleet {
+	t.Helper()
+	return newTestFleet(t, FleetConfig{Redis: redisAddr(t, url), KeyPrefix: prefix, Rate: 30, FleetSize: 2, Pace: harmPace,
+		Clock: clocktest.Func(clk.Now)})
+}
+
+// redisMinute is Redis's clock, and the start of its minute.
+func redisMinute(t *testing.T, c *redis.Client) (time.Time, time.Time) {
+	t.Helper()
+	now, err := c.Time(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now, now.Truncate(time.Minute)
+}
+
+// carryMinute has f count calls calls and throttled throttles of its own
+// in minute m, run from the minute's start for busy, with its next
+// booking, as a replica that paced at its local share carries them: a
+// past minute, which the usage metrics can judge now.
+func carryMinute(t *testing.T, f *Fleet, scope string, m time.Time, calls, throttled int64, busy time.Duration) {
+	t.Helper()
+	r := f.region(scope)
+	r.mu.Lock()
+	c := carried{minute: unixMinute(m), calls: calls, throttled: throttled}
+	if calls > 0 {
+		c.first, c.last = m.UnixMicro(), m.Add(busy).UnixMicro()
+	}
+	r.carryAll([]carried{c})
+	r.mu.Unlock()
+	if _, err := f.reserve(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readMinute is the fleet's counts of minute m in Redis.
+func readMinute(t *testing.T, c *redis.Client, f *Fleet, scope string, m time.Time) ownMinute {
+	t.Helper()
+	v, err := c.HMGet(context.Background(), f.region(scope).keys[2], minuteFields(unixMinute(m))...).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fleetMinute(unixMinute(m), v)
+}
+
+// storedPace is the fleet's pace in Redis.
+func storedPace(t *testing.T, c *redis.Client, key string) pace {
+	t.Helper()
+	s, err := c.Get(context.Background(), key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parsePace(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// setOldPace gives the fleet a pace that started an hour ago: at its
+// ceiling, and past the first minute in which usage may set the start.
+func setOldPace(t *testing.T, c *redis.Client, f *Fleet, scope string, gain float64) {
+	t.Helper()
+	now, _ := redisMinute(t, c)
+	p := pace{CutAt: now.Add(-time.Hour).Truncate(time.Microsecond), To: 22.5, Gain: gain}
+	if err := c.Set(context.Background(), f.region(scope).keys[1], p.String(), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFleetMinuteCounts: two replicas' calls and throttles add up in
+// Redis, in the minute of each call's slot, with the first and last call
+// on Redis's clock; a carried minute is added to the one it names, and a
+// minute older than the ring holds does not overwrite a newer one.
+func TestFleetMinuteCounts(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	c := adminClient(t, srv.URL)
+	clk := &syncClock{t: time.Now()}
+	a, b := harmFleet(t, srv.URL, "test", clk), harmFleet(t, srv.URL, "test", clk)
+	ctx := context.Background()
+	const scope = "111122223333/eu-west-1"
+	before, m0 := redisMinute(t, c)
+	for range 5 {
+		if _, err := a.reserve(ctx, a.region(scope)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 7 {
+		if _, err := b.reserve(ctx, b.region(scope)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Throttled(scope)
+	a.Throttled(scope)
+	b.Throttled(scope)
+	for _, f := range []*Fleet{a, b} { // the throttles go with the next booking
+		if _, err := f.reserve(ctx, f.region(scope)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, _ := redisMinute(t, c)
+	var calls, throttled float64
+	first, last := time.Time{}, time.Time{}
+	for _, m := range []time.Time{m0, m0.Add(time.Minute)} { // the calls may cross a minute's end
+		o := readMinute(t, c, a, scope, m)
+		calls, throttled = calls+o.calls, throttled+o.throttled
+		if o.calls > 0 && (first.IsZero() || o.first.Before(first)) {
+			first = o.first
+		}
+		if o.last.After(last) {
+			last = o.last
+		}
+	}
+	if calls != 14 || throttled != 3 {
+		t.Errorf("the fleet's minutes hold %v calls and %v throttles, want the 14 and 3 of both replicas", calls, throttled)
+	}
+	// The calls are at their slots: one interval (1/30 s, longer after
+	// the throttles' cut) apart from the first call, the last booked
+	// ahead of Redis's clock by at most the longest wait.
+	latest := after.Add(time.Duration(a.maxWait) * time.Microsecond)
+	if first.Before(before) || last.After(latest) || last.Sub(first) < 13*time.Second/30 {
+		t.Errorf("first call %v, last %v: want them between %v and %v, 13 intervals apart at least", first, last, before, latest)
+	}
+
+	old := m0.Add(-5 * time.Minute)
+	carryMinute(t, a, scope, old, 100, 4, 30*time.Second)
+	carryMinute(t, b, scope, old, 50, 1, 40*time.Second)
+	if o := readMinute(t, c, a, scope, old); o.calls != 150 || o.throttled != 5 || !o.first.Equal(old) || !o.last.Equal(old.Add(40*time.Second)) {
+		t.Errorf("a carried minute: %+v, want both replicas' 150 calls and 5 throttles from its start for 40 s", o)
+	}
+	carryMinute(t, a, scope, old.Add(-fleetMinutes*time.Minute), 1000, 0, time.Second) // the same slot of the ring
+	if o := readMinute(t, c, a, scope, old); o.calls != 150 {
+		t.Errorf("a minute %d minutes older overwrote the newer one: %+v", fleetMinutes, o)
+	}
+}
+
+// TestFleetObserveOneCap: two replicas read the same usage minutes. Each
+// subtracts the fleet's calls and throttles, not only its own: a minute in
+// which the other replica's throttles would read as real users' losses
+// cuts nothing. A minute in which real users lost 5% of their calls cuts
+// the fleet's cap once, from the fleet's rate in it, whichever replica
+// reads it first; both pace under that cap, their slots one capped
+// interval apart, and the pace's probes are no longer slowed.
+func TestFleetObserveOneCap(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	c := adminClient(t, srv.URL)
+	now, m0 := redisMinute(t, c)
+	clk := &syncClock{t: now} // the replicas' clocks agree with Redis's
+	a, b := harmFleet(t, srv.URL, "test", clk), harmFleet(t, srv.URL, "test", clk)
+	const scope = "111122223333/us-east-1"
+	setOldPace(t, c, a, scope, 0.25)
+	m1, m2 := m0.Add(-6*time.Minute), m0.Add(-5*time.Minute)
+	// Minute 1: each replica 600 calls; b throttled 20 times, a once; real
+	// users made 600 calls and lost 2 (within the budget).
+	carryMinute(t, a, scope, m1, 600, 1, 59*time.Second)
+	carryMinute(t, b, scope, m1, 600, 20, 59*time.Second)
+	// Minute 2: each 600 calls at 10/s, the fleet's 20/s; real users lost
+	// 30 of their 600.
+	carryMinute(t, a, scope, m2, 600, 0, 59*time.Second)
+	carryMinute(t, b, scope, m2, 600, 0, 59*time.Second)
+	minutes := []Usage{{Minute: m1, Calls: 1800, Throttles: 23}, {Minute: m2, Calls: 1800, Throttles: 30}}
+
+	a.Observe(scope, minutes[:1])
+	if got := a.Cap(scope); got != 0 {
+		t.Fatalf("cap %v after a minute in which real users lost 2 of 600: b's throttles were taken for theirs", got)
+	}
+	if a.region(scope).usage.JudgedAt.IsZero() {
+		t.Fatal("the first minute was not judged")
+	}
+	a.Observe(scope, minutes)
+	want := 20 * 0.9
+	if got := a.Cap(scope); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("cap %v, want 0.9 x the fleet's 20/s in the minute", got)
+	}
+	b.Observe(scope, minutes)
+	if got := b.Cap(scope); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("the other replica's cap %v, want the fleet's %v, cut once", got, want)
+	}
+	if p := storedPace(t, c, a.region(scope).keys[1]); p.gain() != 1 {
+		t.Errorf("pace %+v: a judged minute leaves the fleet's probes slowed", p)
+	}
+	ctx := context.Background()
+	for _, f := range []*Fleet{a, b} {
+		if _, err := f.reserve(ctx, f.region(scope)); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Rate(scope); math.Abs(got-want) > 1e-9 {
+			t.Errorf("rate %v, want the cap %v (the pace alone is at 30)", got, want)
+		}
+	}
+	// The next slots are one capped interval apart.
+	var waits []time.Duration
+	for range 4 {
+		w, err := a.reserve(ctx, a.region(scope))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, w)
+	}
+	interval := time.Duration(math.Ceil(1e6/want)) * time.Microsecond
+	for k := 1; k < len(waits); k++ {
+		if d := waits[k] - waits[k-1]; d < interval-15*time.Millisecond || d > interval {
+			t.Errorf("slots %v apart, want the capped interval %v (less the time an ask takes)", d, interval)
+		}
+	}
+
+	// The metrics fall silent: the cap lapses on every replica.
+	clk.Advance(usageStale)
+	if _, err := b.reserve(ctx, b.region(scope)); err != nil {
+		t.Fatal(err)
+	}
+	if a.Cap(scope) != 0 || b.Rate(scope) != 30 {
+		t.Errorf("after %v without a judged minute: cap %v, rate %v; want none and the pace's 30", usageStale, a.Cap(scope), b.Rate(scope))
+	}
+}
+
+// TestFleetRestartReadsPredecessor: a replica restarted within a minute of
+// the fleet's first call finds its predecessor's calls and throttles in
+// Redis. It neither takes them for real users' calls (the start is from
+// the 10/s real users made, not the floor 30/s would give) nor their
+// throttles for real users' losses (no cut).
+func TestFleetRestartReadsPredecessor(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	c := adminClient(t, srv.URL)
+	now, m0 := redisMinute(t, c)
+	clk := &syncClock{t: now}
+	const scope = "111122223333/ap-south-1"
+	old := harmFleet(t, srv.URL, "test", clk)
+	m := m0.Add(-3 * time.Minute)
+	carryMinute(t, old, scope, m, 1200, 20, 59*time.Second) // its 20/s, 20 of them throttled
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	restarted := harmFleet(t, srv.URL, "test", clk)
+	restarted.Observe(scope, []Usage{{Minute: m, Calls: 1200 + 600, Throttles: 20 + 1}})
+	p := storedPace(t, c, restarted.region(scope).keys[1])
+	if w := restarted.pc.startFrom(p.CutAt, 10); !p.Cut || math.Abs(p.To-w.To) > 1e-9 {
+		t.Errorf("pace %+v after the restart, want the start from real users' 10/s (%v/s); from 30/s it would be the floor", p, w.To)
+	}
+	u := restarted.region(scope).usage
+	if u.JudgedAt.IsZero() || restarted.Cap(scope) != 0 {
+		t.Errorf("usage %+v, cap %v: want the minute judged, and no cut (real users lost 1 of 600)", u, restarted.Cap(scope))
+	}
+}
+
+// TestFleetObserveStart: usage read before the fleet's first call sets
+// its first pace, which every replica's first booking takes; read after
+// the fleet's first minute of calls, it leaves the pace alone.
+func TestFleetObserveStart(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	c := adminClient(t, srv.URL)
+	now, m0 := redisMinute(t, c)
+	clk := &syncClock{t: now}
+	a, b := harmFleet(t, srv.URL, "test", clk), harmFleet(t, srv.URL, "test", clk)
+	const scope = "111122223333/eu-north-1"
+	users := []Usage{{Minute: m0.Add(-3 * time.Minute), Calls: 300}, {Minute: m0.Add(-2 * time.Minute), Calls: 600}}
+	a.Observe(scope, users)
+	if _, err := b.reserve(context.Background(), b.region(scope)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := b.Rate(scope), 20-2.5*math.Sqrt(10); math.Abs(got-want) > 0.01 {
+		t.Errorf("the other replica's first rate %v, want the start from real users' busiest 10/s, %v", got, want)
+	}
+
+	late := "111122223333/eu-south-1"
+	setOldPace(t, c, a, late, 0)
+	a.Observe(late, users)
+	if p := storedPace(t, c, a.region(late).keys[1]); p.Cut || p.To != 22.5 {
+		t.Errorf("pace %+v: a reading an hour after the first call set the start", p)
+	}
+}
+
+// TestFleetSpareMinutesPlainCut: after three judged minutes in which real
+// users lost little, a throttle cuts the fleet's pace without headroom; a
+// fleet without them leaves real users headroom.
+func TestFleetSpareMinutesPlainCut(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	c := adminClient(t, srv.URL)
+	now, m0 := redisMinute(t, c)
+	clk := &syncClock{t: now}
+	f := harmFleet(t, srv.URL, "test", clk)
+	ctx := context.Background()
+	cutAfter := func(scope string, spare int) pace {
+		t.Helper()
+		setOldPace(t, c, f, scope, 1)
+		var minutes []Usage
+		for i := range spare {
+			m := m0.Add(time.Duration(i-6) * time.Minute)
+			carryMinute(t, f, scope, m, 600, 0, 59*time.Second)
+			minutes = append(minutes, Usage{Minute: m, Calls: 1200})
+		}
+		f.Observe(scope, minutes)
+		for range 10 {
+			if _, err := f.reserve(ctx, f.region(scope)); err != nil {
+				t.Fatal(err)
+			}
+			f.Succeeded(scope)
+		}
+		if _, err := f.reserve(ctx, f.region(scope)); err != nil { // reports the successes
+			t.Fatal(err)
+		}
+		f.Throttled(scope)
+		return storedPace(t, c, f.region(scope).keys[1])
+	}
+	if p := cutAfter("111122223333/us-west-1", spareMinutes); !p.Cut || p.Shared {
+		t.Errorf("pace %+v after %d spare minutes, want a plain cut", p, spareMinutes)
+	}
+	if p := cutAfter("111122223333/us-west-2", 0); !p.Cut || !p.Shared {
+		t.Errorf("pace %+v without judged minutes, want a cut that leaves real users headroom", p)
+	}
+}
+
+// TestFleetObserveRedisDown: usage read while Redis cannot be reached
+// switches the replica to its local share, as a booking would, and
+// returns.
+func TestFleetObserveRedisDown(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var fb fallbackLog
+	f := newTestFleet(t, FleetConfig{Redis: RedisAddr{Addr: addr}, Rate: 30, Pace: harmPace, OnFallback: fb.record})
+	now := time.Now().Truncate(time.Minute)
+	f.Observe("us-east-1", []Usage{{Minute: now.Add(-3 * time.Minute), Calls: 600}})
+	if got := fb.get(); len(got) != 1 || !got[0] {
+		t.Errorf("OnFallback calls %v, want [true]", got)
+	}
+	if f.Cap("us-east-1") != 0 {
+		t.Error("a cap without Redis")
+	}
+}
+
+// TestUsageStateString: a usage state goes through Redis unchanged, and a
+// bad one is refused.
+func TestUsageStateString(t *testing.T) {
+	t.Parallel()
+	at := func(us int64) time.Time { return time.UnixMicro(us) }
+	for _, s := range []usageState{
+		{},
+		{Cap: harmCap{Cap: 17.123456789, Edge: 19.5, CutAt: at(1764460800123456)}, Seen: at(1764460740000000), JudgedAt: at(1764460800123456), Spare: 2, Informed: true},
+	} {
+		got, err := parseUsageState(s.String())
+		if err != nil || got.String() != s.String() || got.Cap.Cap != s.Cap.Cap || got.Seen.IsZero() != s.Seen.IsZero() {
+			t.Errorf("parseUsageState(%q) = %+v, %v; want %+v", s.String(), got, err, s)
+		}
+	}
+	if s, err := parseUsageState(""); err != nil || !s.JudgedAt.IsZero() || s.Cap.Cap != 0 {
+		t.Errorf(`parseUsageState("") = %+v, %v; want the zero state`, s, err)
+	}
+	for _, bad := range []string{"1 2 3", "x 0 0 0 0 0 0", "1 2 3 4 5 6 2", "1 2 3 4 5 4 0", "-1 0 0 0 0 0 0", "NaN 0 0 0 0 0 0", "1 2 -3 4 5 0 0"} {
+		if _, err := parseUsageState(bad); err == nil {
+			t.Errorf("parseUsageState(%q) accepted", bad)
+		}
+	}
+}
+
+// TestBusyRate: a minute's rate is over the part of it the calls ran in.
+func TestBusyRate(t *testing.T) {
+	t.Parallel()
+	m := time.Unix(1_000_020, 0).Truncate(time.Minute)
+	for _, tt := range []struct {
+		name        string
+		first, last time.Duration
+		want        float64
+	}{
+		{"the whole minute", 0, 59 * time.Second, 10},
+		{"from mid-minute", 30 * time.Second, 59 * time.Second, 20},
+		{"stopped after 9 s", 0, 9 * time.Second, 60},
+		{"one instant: a second at least", 10 * time.Second, 10 * time.Second, 600},
+	} {
+		o := ownMinute{minute: unixMinute(m), calls: 600, first: m.Add(tt.first), last: m.Add(tt.last)}
+		if got := busyRate(Usage{Minute: m}, o); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("%s: %v/s, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestFleetWaitCanceledIsNoCall: a Wait whose context ends before its
+// slot made no call, so the fleet's minutes do not count it.
+func TestFleetWaitCanceledIsNoCall(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	c := adminClient(t, srv.URL)
+	f := newTestFleet(t, FleetConfig{Redis: redisAddr(t, srv.URL), KeyPrefix: "test", Rate: 0.1}) // one call per 10 s
+	ctx := context.Background()
+	_, m0 := redisMinute(t, c)
+	if err := f.Wait(ctx, "us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := f.Wait(short, "us-east-1"); err == nil {
+		t.Fatal("a second call within 10 s at 0.1/s went")
+	}
+	if _, err := f.reserve(ctx, f.region("us-east-1")); err != nil { // carries the correction
+		t.Fatal(err)
+	}
+	calls := 0.0
+	for m := m0; !m.After(m0.Add(time.Minute)); m = m.Add(time.Minute) { // the slots are 10 s apart
+		calls += readMinute(t, c, f, "us-east-1", m).calls
+	}
+	if calls != 2 {
+		t.Errorf("the fleet's minutes count %v calls, want 2: the first, and the booking that carried the correction", calls)
+	}
+}
