@@ -266,3 +266,7 @@ func (r *Regions) Observe(region string, minutes []Usage) {
 		r.onChange(region, after)
 	}
 }
+
+// Cap is region's cap from the usage metrics (0: none, or the metrics
+// fell silent).
+func (r *Regions) Cap(region string) float64 { return r.Get(region).Cap() }
