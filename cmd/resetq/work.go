@@ -95,12 +95,12 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	poolRolesFlag(fs, &f.poolRoles)
 	fs.BoolVar(&f.allowAnyPool, "allow-any-pool", false, "reset users of any pool a job names (an explicit choice: anyone who can write to the queue can then reset users of any pool the credentials reach)")
 	fs.StringVar(&f.signingKeyFile, "signing-key-file", "", "file of HMAC keys, one a line: accept only jobs whose resetq.signature attribute was made with one of them; others are dead-lettered as bad_signature (see the README's recipe)")
-	fs.StringVar(&f.redisURL, "redis-url", "", "redis://[[user]:password@]host:port[/db], or rediss:// for TLS: share one limit of --rate per account and Region with every replica using this Redis (empty: each replica paces up to --rate on its own)")
+	fs.StringVar(&f.redisURL, "redis-url", "", "redis://[[user]:password@]host:port[/db], or rediss:// for TLS: share one limit of --rate per account and Region with every replica using this Redis, and one of each other call's rate (--status-check-rate, --sign-out-rate, --reinvite-rate), with the fleet's calls per minute for the usage metrics (empty: each replica paces up to each rate on its own)")
 	fs.StringVar(&f.redisCAFile, "redis-ca-file", "", "with a rediss:// --redis-url, PEM file of the CA that signed Redis's certificate (default: the system's roots)")
-	fs.BoolVar(&f.redisCluster, "redis-cluster", false, "with --redis-url, Redis is a Redis Cluster (ElastiCache or MemoryDB with cluster mode, ElastiCache Serverless): the URL names any node; keys are PREFIX:{SCOPE}:ratelimit, :pace and :calls (SCOPE: ACCOUNT/REGION)")
+	fs.BoolVar(&f.redisCluster, "redis-cluster", false, "with --redis-url, Redis is a Redis Cluster (ElastiCache or MemoryDB with cluster mode, ElastiCache Serverless): the URL names any node; keys are PREFIX:{SCOPE}:ratelimit, :pace, :calls and :usage (SCOPE: ACCOUNT/REGION)")
 	fs.StringVar(&f.redisSentinelMaster, "redis-sentinel-master", "", "with --redis-url, reach Redis through Redis Sentinel: the URL's hosts are Sentinels (host:port,host:port; port 26379 by default) and this is the name they know the primary by")
-	fs.IntVar(&f.fleetSize, "fleet-size", ratelimit.DefaultFleetSize, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate divided by this")
-	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", ratelimit.DefaultKeyPrefix, "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:SCOPE, PREFIX:pace:SCOPE and PREFIX:calls:SCOPE, SCOPE being ACCOUNT/REGION (PREFIX:{SCOPE}:ratelimit and so on with --redis-cluster)")
+	fs.IntVar(&f.fleetSize, "fleet-size", ratelimit.DefaultFleetSize, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate (and each other call's rate) divided by this")
+	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", ratelimit.DefaultKeyPrefix, "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:SCOPE, PREFIX:pace:SCOPE, PREFIX:calls:SCOPE and PREFIX:usage:SCOPE, SCOPE being ACCOUNT/REGION (PREFIX:{SCOPE}:ratelimit and so on with --redis-cluster); the other calls' under PREFIX:CATEGORY (PREFIX:UserRead:ratelimit:SCOPE and so on)")
 	fs.StringVar(&f.statusCheck, "status-check", "all", "before a reset, ask Cognito (AdminGetUser) whether the user is already RESET_REQUIRED, and if so count the job done without a second code: all (every job: a user named twice gets one code), redelivered (only jobs delivered again or sent back after a failed call), or off")
 	fs.Float64Var(&f.harmBudget, "harm-budget", 0.005, "the share of real users' calls in the quota (forgot password, confirm) a campaign may cost by throttling them: with --usage-metrics, what real users lose each minute (ThrottleCount less resetq's own) caps the rate, and their busiest recent minute sets the start; until a minute is judged, resetq keeps its own throttled share under a fifth of it and starts at three quarters of --rate (0: off)")
 	fs.Float64Var(&f.statusCheckRate, "status-check-rate", 50, "AdminGetUser calls per second per account and Region for --status-check (their quota, UserRead, is 120/s shared with the pool's other readers; keep it above --rate)")
@@ -308,35 +308,41 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			m.CategoryLimit.WithLabelValues(append(scopeLabels(scope), category)...).Set(limit)
 		}
 	}
-	statusPacer, err := ratelimit.NewRegions(categoryPace(f.statusCheckRate, userReadQuota, f.harmBudget), categoryRate(usagemetrics.ReadCategory))
+	// With --redis-url each is a fleet's, as the reset's: its own keys,
+	// the flag's rate for the whole fleet.
+	fallbacks := &fallbackGauge{gauge: m.RateLimitFallback}
+	statusPacer, closeStatus, err := newPacer(&f, usagemetrics.ReadCategory, categoryPace(f.statusCheckRate, userReadQuota, f.harmBudget),
+		categoryRate(usagemetrics.ReadCategory), fallbacks, log)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	signOutPacer, err := ratelimit.NewRegions(categoryPace(f.signOutRate, userUpdateQuota, f.harmBudget), categoryRate(usagemetrics.UpdateCategory))
+	defer closeStatus()
+	signOutPacer, closeSignOut, err := newPacer(&f, usagemetrics.UpdateCategory, categoryPace(f.signOutRate, userUpdateQuota, f.harmBudget),
+		categoryRate(usagemetrics.UpdateCategory), fallbacks, log)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	reinvitePacer, err := ratelimit.NewRegions(categoryPace(f.reinviteRate, userCreationQuota, f.harmBudget), categoryRate(usagemetrics.CreationCategory))
+	defer closeSignOut()
+	reinvitePacer, closeReinvite, err := newPacer(&f, usagemetrics.CreationCategory, categoryPace(f.reinviteRate, userCreationQuota, f.harmBudget),
+		categoryRate(usagemetrics.CreationCategory), fallbacks, log)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
+	defer closeReinvite()
 	var usage *usagemetrics.Watcher
-	var pacer worker.Pacer
+	var pacer scopePacer
 	if f.usageMetrics {
 		usage = usagemetrics.NewWatcher(usagemetrics.WatcherConfig{Reader: awscheck.NewWith(reach), Interval: f.usageInterval, Log: log.With("component", "usage"),
 			Categories: f.categories(),
 			OnRead: func(scope, category string, minutes []usagemetrics.Minute) {
-				switch {
-				case category != usagemetrics.RecoveryCategory && f.redisURL != "":
-					// Paced per replica: the other replicas' calls would read
-					// as real users' (the reset's pace is the fleet's, in Redis).
-				case category == usagemetrics.RecoveryCategory:
+				switch category {
+				case usagemetrics.RecoveryCategory:
 					observeUsage(pacer, m, scope, category, minutes)
-				case category == usagemetrics.ReadCategory:
+				case usagemetrics.ReadCategory:
 					observeUsage(statusPacer, m, scope, category, minutes)
-				case category == usagemetrics.UpdateCategory:
+				case usagemetrics.UpdateCategory:
 					observeUsage(signOutPacer, m, scope, category, minutes)
-				case category == usagemetrics.CreationCategory:
+				case usagemetrics.CreationCategory:
 					observeUsage(reinvitePacer, m, scope, category, minutes)
 				}
 			}}, reg)
@@ -367,9 +373,9 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			m.CategoryThrottles.WithLabelValues(append(labels, c)...)
 		}
 	}
-	pacer, closePacer, err := workPacer(&f, cfg, onRate, m, log)
+	pacer, closePacer, err := newPacer(&f, usagemetrics.RecoveryCategory, cfg, onRate, fallbacks, log)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	defer closePacer()
 	// The status check reads users (AdminGetUser, in the UserRead quota,
@@ -587,24 +593,34 @@ func (f *workFlags) parseRedisURL() (ratelimit.RedisAddr, error) {
 	return ratelimit.ParseRedisURL(f.redisURL)
 }
 
-// observeUsage gives a replica's own limiter the category's usage minutes:
-// where to start, and what real users lose. A fleet's replicas are not
-// given them: each would count the others' calls as real users'.
-func observeUsage(p worker.Pacer, m *metrics.Metrics, region, category string, minutes []usagemetrics.Minute) {
-	local, ok := p.(*ratelimit.Regions)
-	if !ok {
-		return
-	}
+// scopePacer paces one quota category's calls per account and Region,
+// and takes the category's usage minutes there: a replica's own limiters
+// (ratelimit.Regions) or a fleet's in Redis (ratelimit.Fleet).
+type scopePacer interface {
+	worker.Pacer
+	Observe(scope string, minutes []ratelimit.Usage)
+	Cap(scope string) float64
+}
+
+var (
+	_ scopePacer = (*ratelimit.Regions)(nil)
+	_ scopePacer = (*ratelimit.Fleet)(nil)
+)
+
+// observeUsage gives a category's pacer its usage minutes: where to start,
+// and what real users lose. A fleet's pacer subtracts the whole fleet's
+// calls, counted in Redis.
+func observeUsage(p scopePacer, m *metrics.Metrics, scope, category string, minutes []usagemetrics.Minute) {
 	us := make([]ratelimit.Usage, len(minutes))
 	for i, u := range minutes {
 		us[i] = ratelimit.Usage{Minute: u.At, Calls: u.Calls, Throttles: u.Throttles}
 	}
-	local.Observe(region, us)
-	limit := local.Get(region).Cap()
+	p.Observe(scope, us)
+	limit := p.Cap(scope)
 	if category == usagemetrics.RecoveryCategory {
-		m.RateCap.WithLabelValues(scopeLabels(region)...).Set(limit)
+		m.RateCap.WithLabelValues(scopeLabels(scope)...).Set(limit)
 	}
-	m.CategoryCap.WithLabelValues(append(scopeLabels(region), category)...).Set(limit)
+	m.CategoryCap.WithLabelValues(append(scopeLabels(scope), category)...).Set(limit)
 }
 
 // The quotas of the categories of the calls beside the reset, per account
@@ -645,45 +661,70 @@ func (f *workFlags) categories() []string {
 	return c
 }
 
-// workPacer is the reset calls' pacer: the local adaptive limiter alone,
-// or with --redis-url the fleet-wide limit in Redis behind it. It logs
-// which.
-func workPacer(f *workFlags, cfg ratelimit.Config, onRate func(string, float64), m *metrics.Metrics, log *slog.Logger) (worker.Pacer, func(), error) {
+// newPacer is a quota category's pacer at cfg.Ceiling: the local adaptive
+// limiters alone, or with --redis-url the fleet-wide limit in Redis behind
+// them, on keys of the category's own (the reset's keep --redis-key-prefix,
+// the others' add ":" and the category). It logs which.
+func newPacer(f *workFlags, category string, cfg ratelimit.Config, onRate func(string, float64), fallbacks *fallbackGauge, log *slog.Logger) (scopePacer, func(), error) {
 	if f.redisURL == "" {
 		local, err := ratelimit.NewRegions(cfg, onRate)
 		if err != nil {
 			return nil, nil, usageError{err}
 		}
-		log.Info("pacing on this replica alone", "rate", f.rate)
+		if category == usagemetrics.RecoveryCategory {
+			log.Info("pacing on this replica alone", "rate", f.rate)
+		}
 		return local, func() {}, nil
 	}
 	addr, err := f.parseRedisURL() // checked by validate
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, usageError{err}
 	}
 	var roots *x509.CertPool
 	if f.redisCAFile != "" {
 		if roots, err = ratelimit.LoadRedisCA(f.redisCAFile); err != nil {
-			return nil, nil, err
+			return nil, nil, usageError{err}
 		}
+	}
+	prefix := f.redisKeyPrefix
+	if category != usagemetrics.RecoveryCategory {
+		prefix += ":" + category
 	}
 	fleet, err := ratelimit.NewFleet(ratelimit.FleetConfig{
 		Redis: addr, Cluster: f.redisCluster, SentinelMaster: f.redisSentinelMaster, RootCAs: roots,
-		KeyPrefix: f.redisKeyPrefix, Rate: f.rate, FleetSize: f.fleetSize, Pace: cfg, OnRate: onRate,
-		Logger: log.With("component", "ratelimit"),
-		OnFallback: func(on bool) {
-			if on {
-				m.RateLimitFallback.Set(1)
-			} else {
-				m.RateLimitFallback.Set(0)
-			}
-		},
+		KeyPrefix: prefix, Rate: cfg.Ceiling, FleetSize: f.fleetSize, Pace: cfg, OnRate: onRate,
+		Logger:     log.With("component", "ratelimit", "category", category),
+		OnFallback: func(on bool) { fallbacks.set(category, on) },
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, usageError{err}
 	}
-	log.Info("pacing by a fleet-wide limit in Redis", "redis", addr.String(), "cluster", f.redisCluster,
-		"sentinel_master", f.redisSentinelMaster, "rate", f.rate,
-		"key", fleet.Key("REGION"), "fleet_size", f.fleetSize, "fallback_share", fleet.Share())
+	log.Info("pacing by a fleet-wide limit in Redis", "category", category, "redis", addr.String(), "cluster", f.redisCluster,
+		"sentinel_master", f.redisSentinelMaster, "rate", cfg.Ceiling,
+		"key", fleet.Key("SCOPE"), "fleet_size", f.fleetSize, "fallback_share", fleet.Share())
 	return fleet, func() { fleet.Close() }, nil
+}
+
+// fallbackGauge sets resetq_ratelimit_fallback over the fleets of every
+// category: 1 while any of them paces at its local share.
+type fallbackGauge struct {
+	gauge prometheus.Gauge
+	mu    sync.Mutex
+	on    map[string]bool
+}
+
+func (g *fallbackGauge) set(category string, on bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.on == nil {
+		g.on = map[string]bool{}
+	}
+	g.on[category] = on
+	v := 0.0
+	for _, on := range g.on {
+		if on {
+			v = 1
+		}
+	}
+	g.gauge.Set(v)
 }

@@ -9,16 +9,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/redisserver"
 	"github.com/resetq/resetq/internal/redisserver/redistest"
 	"github.com/resetq/resetq/internal/testenv"
+	"github.com/resetq/resetq/usagemetrics"
 )
 
 // TestFleetSharedQuota: two workers sharing one Redis limit of --rate
 // equal to the proxy's AdminResetUserPassword quota finish a campaign with
 // every user reset and nothing dead-lettered; together they stay at the
 // quota, so few calls are throttled (without Redis each would pace at the
-// quota on its own: twice what it allows).
+// quota on its own: twice what it allows). The fleet's minutes in Redis
+// count both workers' reset calls, and the status checks (UserRead) are
+// paced by a fleet of their own, on keys beside the reset's.
 func TestFleetSharedQuota(t *testing.T) {
 	t.Parallel()
 	redistest.Need(t)
@@ -67,6 +73,26 @@ func TestFleetSharedQuota(t *testing.T) {
 	if throttled > len(users)/4 {
 		t.Errorf("the proxy throttled %d calls for %d users: the workers did not share the quota", throttled, len(users))
 	}
+	ctx := context.Background()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	scope := moto.Account + "/us-east-1"
+	counts, err := admin.HGetAll(ctx, "resetq:calls:"+scope).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	booked := 0
+	for field, v := range counts {
+		if n, err := strconv.Atoi(v); err == nil && strings.HasPrefix(field, "c") {
+			booked += n
+		}
+	}
+	if booked != throttled+forwarded {
+		t.Errorf("the fleet's minutes in Redis count %d reset calls, want the %d that reached Cognito (%v)", booked, throttled+forwarded, counts)
+	}
+	if n, err := admin.Exists(ctx, "resetq:UserRead:pace:"+scope, "resetq:UserRead:calls:"+scope).Result(); err != nil || n != 2 {
+		t.Errorf("EXISTS the status checks' pace and counts = %v, %v: they were not paced by a fleet", n, err)
+	}
 	t.Logf("two workers at a shared %d/s against a quota of %d/s: %d calls throttled, %d forwarded", quota, quota, throttled, forwarded)
 }
 
@@ -91,12 +117,21 @@ func TestFleetRedisDown(t *testing.T) {
 	if dl := e.DrainDLQ(); len(dl) != 0 {
 		t.Fatalf("%d jobs dead-lettered (first: %v)", len(dl), dl[0].Attrs)
 	}
-	logs := p.Logs()
-	if n := strings.Count(logs, "redis unreachable, pacing at local share"); n != 1 {
-		t.Errorf("%d fallback warnings, want exactly 1 (one per switch)", n)
+	// One warning per switch of each category's fleet: the reset's, and
+	// the status checks' (on by default).
+	warned := map[string]int{}
+	for _, line := range strings.Split(p.Logs(), "\n") {
+		if strings.Contains(line, "redis unreachable, pacing at local share") {
+			_, category, _ := strings.Cut(line, "category=")
+			category, _, _ = strings.Cut(category, " ")
+			warned[category]++
+			if category == usagemetrics.RecoveryCategory && !strings.Contains(line, "share=5") {
+				t.Errorf("the reset's fallback warning does not give the local share 10/2 = 5: %s", line)
+			}
+		}
 	}
-	if !strings.Contains(logs, "share=5") {
-		t.Error("the fallback warning does not give the local share 10/2 = 5")
+	if warned[usagemetrics.RecoveryCategory] != 1 || warned[usagemetrics.ReadCategory] != 1 || len(warned) != 2 {
+		t.Errorf("fallback warnings by category %v, want exactly one for the reset and one for the status checks", warned)
 	}
 }
 
