@@ -37,7 +37,7 @@ test: tools ## every test: unit, worker, adapters against moto, end to end (the 
 BENCH_JSON ?= bench-results.json
 
 .PHONY: bench
-bench: ## benchmarks with figures for docs/benchmarks.md: the harness against the baselines (full profile, scenarios 1-7, about 60 min: 15 for 1-4, 30 for 5, pacing in the world, 10 for 6, the ledger at the quota, 5 for 7, pools in many account-Regions; writes bench-results.json), then the enqueue benchmarks (installs fauxqs from npm into .cache/ on first use) and the ledger's cost per job (about 2 min, moto's rows skipped without moto_server)
+bench: ## benchmarks with figures for docs/benchmarks.md: the harness against the baselines (full profile, scenarios 1-8, about 72 min: 15 for 1-4, 30 for 5, pacing in the world, 10 for 6, the ledger at the quota, 5 for 7, pools in many account-Regions, 12 for 8, eight 11-minute campaigns at once; writes bench-results.json), then the enqueue benchmarks (installs fauxqs from npm into .cache/ on first use) and the ledger's cost per job (about 2 min, moto's rows skipped without moto_server)
 	$(GO) run ./internal/bench/harness -profile full -json $(BENCH_JSON)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./internal/bench
 	$(GO) test -run '^$$' -bench . -benchmem ./enqueue
@@ -45,7 +45,7 @@ bench: ## benchmarks with figures for docs/benchmarks.md: the harness against th
 	$(GO) test -count=1 -run '^(TestSimulatedQuota|TestWorld)$$' -v ./ratelimit | grep -E 'rate|frontier|ok'
 
 .PHONY: bench-quick
-bench-quick: ## the benchmark harness, quick profile (about a minute and a half, a smoke test fit for CI; scenario 6 runs 60 jobs without and with the ledger, 7 60 jobs in each of 4 account-Regions twice): writes bench-quick.json
+bench-quick: ## the benchmark harness, quick profile (about two minutes, a smoke test fit for CI; scenario 6 runs 60 jobs without and with the ledger, 7 60 jobs in each of 4 account-Regions twice, 8 its eight campaigns for 20 s at once): writes bench-quick.json
 	$(GO) run ./internal/bench/harness -profile quick -json bench-quick.json
 
 CHAOS_REPORT ?= docs/reliability.json
