@@ -130,6 +130,7 @@ type Limiter struct {
 	judgedAt  time.Time             // usage last judged a minute of calls
 	firstCall time.Time             // the limiter's first call
 	spare     int                   // judged minutes in a row real users lost little in
+	users     userModel             // real users' calls, from the usage metrics
 }
 
 // New returns a Limiter at its ceiling.
@@ -253,6 +254,9 @@ func (l *Limiter) update(now time.Time) (float64, bool) {
 	limit := l.cfg.rateAt(l.p, now)
 	if l.cap.Cap > 0 && l.judged(now) {
 		limit = min(limit, l.cap.Cap)
+	}
+	if room, ok := l.users.room(l.cfg, now); ok {
+		limit = min(limit, max(room, l.cfg.Floor))
 	}
 	changed := limit != l.limit
 	if changed {

@@ -35,6 +35,56 @@ func (c Config) startFrom(now time.Time, users float64) pace {
 	return pace{CutAt: now, Cut: true, To: to, From: max(left, to), Shared: true}
 }
 
+// userModel is what the usage metrics tell of real users' calls: in the
+// latest minute read, and the share of the limiter's own successful calls
+// that its users answer with calls of theirs into the same quota (returns:
+// the reset users' ConfirmForgotPassword), learned from the minutes it
+// called in against real users' calls before its first.
+type userModel struct {
+	known    bool      // a reading told real users' calls
+	users    float64   // real users' calls per second in the latest minute read, returns included
+	own      float64   // the limiter's successes per second in it
+	readAt   time.Time // when it was read
+	base     float64   // real users' calls per second in their busiest minute before the first call
+	num, den float64   // real users' calls over base, and the limiter's successes, in the minutes judged
+}
+
+// share is the share of the limiter's successes its users return, once
+// the minutes judged held a minute's worth of them at one a second.
+func (m userModel) share() float64 {
+	if m.den < 60 {
+		return 0
+	}
+	return min(1, max(0, m.num/m.den))
+}
+
+// room is the highest rate that leaves real users their calls at now,
+// false when the usage metrics have not told or fell silent: the quota less real
+// users' calls in the latest minute and less the returns of the limiter's
+// calls above its rate then (with returns at s of r,
+// r <= Quota - users - s*(r - own)), less SharedMargin once the returns
+// are learned: a window full to the quota on average throttles real users
+// at every jitter.
+func (m userModel) room(c Config, now time.Time) (float64, bool) {
+	if !m.known || c.HarmBudget <= 0 || now.Sub(m.readAt) >= usageStale {
+		return 0, false
+	}
+	s := m.share()
+	room := (c.Quota - m.users + s*m.own) / (1 + s)
+	if m.den >= 60 {
+		room -= c.SharedMargin / 2
+	}
+	return room, true
+}
+
+// learn takes a judged minute in which real users made users calls and
+// the limiter oks successful ones, read at now.
+func (m *userModel) learn(users, oks float64, now time.Time) {
+	m.users, m.own, m.readAt = users/60, oks/60, now
+	m.num += max(0, users-60*m.base)
+	m.den += oks
+}
+
 // harmAim is the share of HarmBudget the cap aims at: a minute's count is
 // noisy, and the budget holds on average only if the aim is under it.
 const harmAim = 0.6
@@ -176,17 +226,20 @@ func (l *Limiter) Observe(minutes []Usage) {
 		l.cap = harmCap{} // the metrics fell silent: a cap from before does not come back
 	}
 	early := l.firstCall.IsZero() || now.Sub(l.firstCall) < time.Minute
-	if !l.informed && !l.p.Cut && early {
-		busiest, fresh := 0.0, false
-		for _, u := range minutes {
-			if now.Sub(u.Minute) <= usageFresh {
-				busiest, fresh = max(busiest, u.Calls-l.ownIn(u.Minute).calls), true
-			}
+	busiest, fresh := 0.0, false
+	for _, u := range minutes {
+		if now.Sub(u.Minute) <= usageFresh && (l.firstCall.IsZero() || u.Minute.Add(time.Minute).Before(l.firstCall)) {
+			busiest, fresh = max(busiest, u.Calls-l.ownIn(u.Minute).calls), true
 		}
-		if fresh {
-			l.informed = true
-			l.p = l.cfg.startFrom(now, busiest/60)
-		}
+	}
+	if !l.informed && !l.p.Cut && early && fresh {
+		l.informed = true
+		l.p = l.cfg.startFrom(now, busiest/60)
+	}
+	if !l.users.known && len(minutes) > 0 {
+		// Real users' calls before the limiter's first: none in a minute
+		// without a datapoint.
+		l.users = userModel{known: true, users: busiest / 60, base: busiest / 60, readAt: now}
 	}
 	for _, u := range minutes {
 		end := u.Minute.Add(time.Minute)
@@ -208,6 +261,9 @@ func (l *Limiter) Observe(minutes []Usage) {
 			end = o.last.Add(time.Second)
 		}
 		busy := end.Sub(from).Seconds()
+		if l.users.known {
+			l.users.learn(max(0, u.Calls-o.calls), o.calls-o.throttled, now)
+		}
 		var spare, ok bool
 		run := l.spare
 		if l.cap, spare, ok = l.cfg.capAfter(l.cap, u, o.calls, o.throttled, o.calls/max(busy, 1), now); ok {

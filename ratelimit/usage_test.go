@@ -195,7 +195,7 @@ func TestObserveEdges(t *testing.T) {
 			t.Fatalf("limit %v from a 20-minute-old minute, want the plain start 22.5", got)
 		}
 	})
-	t.Run("a reading after the first minute of calls: no start", func(t *testing.T) {
+	t.Run("a reading after the first minute of calls: no start, but the room real users leave", func(t *testing.T) {
 		now := start
 		l := newLimiter(0.005, &now)
 		for end := start.Add(90 * time.Second); now.Before(end); now = now.Add(10 * time.Millisecond) {
@@ -203,8 +203,8 @@ func TestObserveEdges(t *testing.T) {
 		}
 		before := l.Limit()
 		l.Observe(users)
-		if got := l.Limit(); got != before {
-			t.Fatalf("limit %v after a late first reading, want it left at %v", got, before)
+		if got, want := l.Limit(), min(before, 30-10); got != want {
+			t.Fatalf("limit %v after a late first reading (10/s of real users), want %v: the pace left at %v, under the room", got, want, before)
 		}
 	})
 	t.Run("calls that stop mid-minute: the cap from their rate", func(t *testing.T) {
@@ -229,4 +229,68 @@ func TestObserveEdges(t *testing.T) {
 			t.Fatalf("cap %v after %v without a judged minute, want none", got, usageStale)
 		}
 	})
+}
+
+// TestUserRoom: the room real users leave, and the returns learned from
+// the minutes: a table of what the usage minutes said.
+func TestUserRoom(t *testing.T) {
+	c := Config{Ceiling: 30, HarmBudget: 0.005}.withDefaults() // SharedMargin 1.5
+	now := time.Unix(1_000_000, 0)
+	tests := []struct {
+		name    string
+		base    float64      // real users' calls a second before the first call
+		minutes [][2]float64 // each judged minute: real users' calls, own successes
+		at      time.Duration
+		want    float64 // 0: no room known
+	}{
+		{"nothing read", -1, nil, 0, 0},
+		{"read before any call: what real users leave", 10, nil, 0, 20},
+		{"they take it all: none left", 31, nil, 0, -1},
+		{"a minute at the base: nothing returns", 10, [][2]float64{{600, 1080}}, 0, 20 - 0.75},
+		// 900 real calls against a base of 600: 300 of 1,200 own successes
+		// came back (a quarter); the room leaves the returns of a faster rate.
+		{"a quarter returns", 10, [][2]float64{{900, 1200}}, 0, (30-15+0.25*20)/1.25 - 0.75},
+		{"returns learned over minutes", 0, [][2]float64{{300, 600}, {900, 1200}}, 0, (30-15+(1200.0/1800)*20)/(1+1200.0/1800) - 0.75},
+		{"under a minute's successes: not learned yet", 0, [][2]float64{{30, 59}}, 0, 30 - 0.5},
+		{"silent for usageStale: forgotten", 10, nil, usageStale, 0},
+	}
+	for _, tt := range tests {
+		var m userModel
+		if tt.base >= 0 {
+			m = userModel{known: true, users: tt.base, base: tt.base, readAt: now}
+		}
+		for _, mm := range tt.minutes {
+			m.learn(mm[0], mm[1], now)
+		}
+		got, ok := m.room(c, now.Add(tt.at))
+		switch {
+		case tt.want == 0 && ok:
+			t.Errorf("%s: room %.3f, want none", tt.name, got)
+		case tt.want < 0 && (!ok || got > 0):
+			t.Errorf("%s: room %.3f (%v), want under 0", tt.name, got, ok)
+		case tt.want > 0 && (!ok || math.Abs(got-tt.want) > 1e-9):
+			t.Errorf("%s: room %.3f (%v), want %.3f", tt.name, got, ok, tt.want)
+		}
+	}
+}
+
+// TestRoomCapsRate: a limiter told that real users take 25 of a quota of
+// 30 does not climb past the 5 they leave, whatever its pace says, and a
+// throttle-free limiter told nothing climbs to its ceiling.
+func TestRoomCapsRate(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	clk := clocktest.Func(func() time.Time { return now })
+	l, err := New(Config{Ceiling: 30, HarmBudget: 0.005, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Observe([]Usage{{Minute: now.Add(-3 * time.Minute).Truncate(time.Minute), Calls: 25 * 60}})
+	now = now.Add(5 * time.Minute) // the pace alone would be back at the ceiling
+	if got := l.Limit(); got > 5 {
+		t.Errorf("real users take 25/s of 30: rate %.2f, want at most 5", got)
+	}
+	quiet, _ := New(Config{Ceiling: 30, HarmBudget: 0.005, Clock: clk})
+	if got := quiet.Limit(); got != 30 {
+		t.Errorf("told nothing: rate %.2f, want the ceiling 30", got)
+	}
 }
