@@ -563,11 +563,7 @@ func parseReply(reply any, maxWait int64) (time.Duration, time.Time, string, str
 // limit is the fleet's rate at now on Redis's clock: its pace's, under
 // the cap of the usage metrics while they judge minutes.
 func (f *Fleet) limit(p pace, u usageState, now time.Time) float64 {
-	rate := f.pc.rateAt(p, now)
-	if u.Cap.Cap > 0 && u.judged(f.fc.Clock.Now()) {
-		rate = min(rate, u.Cap.Cap)
-	}
-	return rate
+	return f.pc.limited(f.pc.rateAt(p, now), u, f.fc.Clock.Now())
 }
 
 // heardPace notes the fleet's pace as Redis said it at now.
@@ -634,14 +630,7 @@ func (f *Fleet) cutTx(ctx context.Context, tx *redis.Tx, r *fleetRegion) error {
 	r.mu.Lock()
 	calls, throttled, u := r.calls, r.throttled, r.usage
 	r.mu.Unlock()
-	cfg := f.pc
-	if u.judged(f.fc.Clock.Now()) {
-		cfg.ThrottleTarget = 0 // the cap holds real users' loss
-		if u.Spare >= spareMinutes {
-			cfg.SharedBelow = 0 // no headroom needed: a plain cut
-		}
-	}
-	np, ok := cfg.cut(p, now, found, busy, calls, throttled)
+	np, ok := f.pc.judgedBy(u, f.fc.Clock.Now()).cut(p, now, found, busy, calls, throttled)
 	if ok {
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, r.keys[1], np.String(), paceTTL)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -11,84 +12,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// usageState is what a category's usage minutes have told a limiter: the
-// cap on its rate, the newest minute taken, when a minute was last judged,
-// how many judged minutes in a row real users lost little in, and whether
-// they set the start.
-type usageState struct {
-	Cap      harmCap
-	Seen     time.Time
-	JudgedAt time.Time
-	Spare    int
-	Informed bool
-}
-
-// judged reports whether the usage metrics judged a minute lately.
-func (s usageState) judged(now time.Time) bool {
-	return !s.JudgedAt.IsZero() && now.Sub(s.JudgedAt) < usageStale
-}
-
-// observe is s after the category's usage minutes, oldest first, read at
-// now, own giving the limiter's own calls in each minute: each settled
-// minute in which it called moves the cap (capAfter, from the rate of the
-// minute's busy part); a cap whose metrics fell silent lapses first.
-// judged says a minute was judged: real users' loss is known.
-func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) (next usageState, judged bool) {
-	if !s.JudgedAt.IsZero() && !s.judged(now) {
-		s.Cap = harmCap{} // the metrics fell silent: a cap from before does not come back
-	}
-	for _, u := range minutes {
-		if !u.Minute.After(s.Seen) || now.Sub(u.Minute.Add(time.Minute)) < usageSettle {
-			continue
-		}
-		s.Seen = u.Minute
-		o := own(u.Minute)
-		if o.calls == 0 {
-			continue
-		}
-		h, spare, ok := c.capAfter(s.Cap, u, o.calls, o.throttled, busyRate(u, o), now)
-		if !ok {
-			continue
-		}
-		run := s.Spare
-		s.Cap, s.JudgedAt, s.Spare, judged = h, now, 0, true
-		if spare {
-			s.Spare = min(run+1, spareMinutes)
-		}
-	}
-	return s, judged
-}
-
-// busyRate is the limiter's calls per second in the busy part of u's
-// minute, o: the first minute, or one the calls stopped in, is partial.
-func busyRate(u Usage, o ownMinute) float64 {
-	from, end := u.Minute, u.Minute.Add(time.Minute)
-	if o.first.After(from) {
-		from = o.first
-	}
-	if o.last.Add(time.Second).Before(end) {
-		end = o.last.Add(time.Second)
-	}
-	return o.calls / max(end.Sub(from).Seconds(), 1)
-}
-
-// busiestUsers is real users' calls per second in their busiest minute of
-// the last usageFresh, the category's calls less own's; ok is false
-// without such a minute.
-func busiestUsers(minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) (users float64, ok bool) {
-	busiest := 0.0
-	for _, u := range minutes {
-		if now.Sub(u.Minute) <= usageFresh {
-			busiest, ok = max(busiest, u.Calls-own(u.Minute).calls), true
-		}
-	}
-	return busiest / 60, ok
-}
-
 // String encodes s for Redis: cap, edge, cut, seen, judged (microseconds,
-// 0: never), spare, informed.
+// 0: never), spare, informed; then real users' model: known, users, own,
+// read (microseconds), base, returned, successes.
 func (s usageState) String() string {
-	return fmt.Sprintf("%g %g %d %d %d %d %d", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed))
+	m := s.Users
+	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),
+		b2i(m.known), m.users, m.own, micros(m.readAt), m.base, m.num, m.den)
 }
 
 func micros(t time.Time) int64 {
@@ -111,23 +41,29 @@ func parseUsageState(s string) (usageState, error) {
 		return usageState{}, nil
 	}
 	f := strings.Fields(s)
-	if len(f) != 7 {
-		return usageState{}, fmt.Errorf("usage state %q: want 7 fields", s)
+	if len(f) != 14 {
+		return usageState{}, fmt.Errorf("usage state %q: want 14 fields", s)
 	}
-	var n [5]int64
-	for i, v := range []string{f[2], f[3], f[4], f[5], f[6]} {
+	var n [7]int64
+	for i, v := range []string{f[2], f[3], f[4], f[5], f[6], f[7], f[10]} {
 		var err error
 		if n[i], err = strconv.ParseInt(v, 10, 64); err != nil || n[i] < 0 {
 			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
 		}
 	}
-	limit, err1 := strconv.ParseFloat(f[0], 64)
-	edge, err2 := strconv.ParseFloat(f[1], 64)
-	if err1 != nil || err2 != nil || !(limit >= 0) || !(edge >= 0) || n[3] > spareMinutes || n[4] > 1 {
+	var x [7]float64
+	for i, v := range []string{f[0], f[1], f[8], f[9], f[11], f[12], f[13]} {
+		var err error
+		if x[i], err = strconv.ParseFloat(v, 64); err != nil || !(x[i] >= 0) || math.IsInf(x[i], 0) {
+			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
+		}
+	}
+	if n[3] > spareMinutes || n[4] > 1 || n[5] > 1 {
 		return usageState{}, fmt.Errorf("usage state %q: bad field", s)
 	}
-	return usageState{Cap: harmCap{Cap: limit, Edge: edge, CutAt: fromMicros(n[0])}, Seen: fromMicros(n[1]),
-		JudgedAt: fromMicros(n[2]), Spare: int(n[3]), Informed: n[4] == 1}, nil
+	return usageState{Cap: harmCap{Cap: x[0], Edge: x[1], CutAt: fromMicros(n[0])}, Seen: fromMicros(n[1]),
+		JudgedAt: fromMicros(n[2]), Spare: int(n[3]), Informed: n[4] == 1,
+		Users: userModel{known: n[5] == 1, users: x[2], own: x[3], readAt: fromMicros(n[6]), base: x[4], num: x[5], den: x[6]}}, nil
 }
 
 // carried is a replica's calls and throttles in one minute that Redis has

@@ -124,13 +124,8 @@ type Limiter struct {
 	busySince time.Time   // start of the current run of calls (no gap over a second)
 
 	own       [ownMinutes]ownMinute // own calls by minute, for Observe
-	cap       harmCap               // from the usage metrics
-	seen      time.Time             // the newest usage minute taken
-	informed  bool                  // usage has set the start
-	judgedAt  time.Time             // usage last judged a minute of calls
+	usage     usageState            // what the usage metrics told
 	firstCall time.Time             // the limiter's first call
-	spare     int                   // judged minutes in a row real users lost little in
-	users     userModel             // real users' calls, from the usage metrics
 }
 
 // New returns a Limiter at its ceiling.
@@ -199,12 +194,7 @@ func (l *Limiter) Throttled() (float64, bool) {
 	}
 	busy := l.heard(now)
 	cfg := l.cfg
-	if l.judged(now) {
-		cfg.ThrottleTarget = 0 // the cap holds real users' loss
-	}
-	if l.spare >= spareMinutes && l.judged(now) {
-		cfg.SharedBelow = 0 // no headroom needed: a plain cut
-	}
+	cfg = cfg.judgedBy(l.usage, now)
 	if p, ok := cfg.cut(l.p, now, float64(l.recentOKs(now)), busy, l.calls, l.throttled); ok {
 		l.p, l.calls, l.throttled = p, 0, 0
 	}
@@ -251,13 +241,7 @@ func (l *Limiter) update(now time.Time) (float64, bool) {
 	if l.p.CutAt.IsZero() {
 		l.p = l.cfg.start(now)
 	}
-	limit := l.cfg.rateAt(l.p, now)
-	if l.cap.Cap > 0 && l.judged(now) {
-		limit = min(limit, l.cap.Cap)
-	}
-	if room, ok := l.users.room(l.cfg, now); ok {
-		limit = min(limit, max(room, l.cfg.Floor))
-	}
+	limit := l.cfg.limited(l.cfg.rateAt(l.p, now), l.usage, now)
 	changed := limit != l.limit
 	if changed {
 		l.limit = limit

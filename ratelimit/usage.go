@@ -211,10 +211,130 @@ const usageSettle = 2 * time.Minute
 // and what they told of the limiter's own throttles are dropped.
 const usageStale = 10 * time.Minute
 
+// usageState is what a category's usage minutes have told a limiter: the
+// cap on its rate, the newest minute taken, when a minute was last judged,
+// how many judged minutes in a row real users lost little in, whether
+// they set the start, and what they told of real users' calls.
+type usageState struct {
+	Cap      harmCap
+	Seen     time.Time
+	JudgedAt time.Time
+	Spare    int
+	Informed bool
+	Users    userModel
+}
+
+// judged reports whether the usage metrics judged a minute lately.
+func (s usageState) judged(now time.Time) bool {
+	return !s.JudgedAt.IsZero() && now.Sub(s.JudgedAt) < usageStale
+}
+
+// observe is s after the category's usage minutes, oldest first, read at
+// now, own giving the limiter's own calls in each minute: each settled
+// minute in which it called moves the cap (capAfter, from the rate of the
+// minute's busy part); a cap whose metrics fell silent lapses first.
+// judged says a minute was judged: real users' loss is known.
+func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) (next usageState, judged bool) {
+	if !s.JudgedAt.IsZero() && !s.judged(now) {
+		s.Cap = harmCap{} // the metrics fell silent: a cap from before does not come back
+	}
+	if users, ok := busiestUsers(minutes, own, now); !s.Users.known && len(minutes) > 0 {
+		// Real users' calls before any judged minute: none in a minute
+		// without a datapoint, or in a reading of old minutes only.
+		if !ok {
+			users = 0
+		}
+		s.Users = userModel{known: true, users: users, base: users, readAt: now}
+	}
+	for _, u := range minutes {
+		if !u.Minute.After(s.Seen) || now.Sub(u.Minute.Add(time.Minute)) < usageSettle {
+			continue
+		}
+		s.Seen = u.Minute
+		o := own(u.Minute)
+		if o.calls == 0 {
+			continue
+		}
+		h, spare, ok := c.capAfter(s.Cap, u, o.calls, o.throttled, busyRate(u, o), now)
+		if !ok {
+			continue
+		}
+		s.Users.learn(max(0, u.Calls-o.calls), o.calls-o.throttled, now)
+		run := s.Spare
+		s.Cap, s.JudgedAt, s.Spare, judged = h, now, 0, true
+		if spare {
+			s.Spare = min(run+1, spareMinutes)
+		}
+	}
+	return s, judged
+}
+
+// busyRate is the limiter's calls per second in the busy part of u's
+// minute, o: the first minute, or one the calls stopped in, is partial.
+func busyRate(u Usage, o ownMinute) float64 {
+	from, end := u.Minute, u.Minute.Add(time.Minute)
+	if o.first.After(from) {
+		from = o.first
+	}
+	if o.last.Add(time.Second).Before(end) {
+		end = o.last.Add(time.Second)
+	}
+	return o.calls / max(end.Sub(from).Seconds(), 1)
+}
+
+// busiestUsers is real users' calls per second in their busiest minute of
+// the last usageFresh, the category's calls less own's; ok is false
+// without such a minute.
+func busiestUsers(minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) (users float64, ok bool) {
+	busiest := 0.0
+	for _, u := range minutes {
+		if now.Sub(u.Minute) <= usageFresh {
+			busiest, ok = max(busiest, u.Calls-own(u.Minute).calls), true
+		}
+	}
+	return busiest / 60, ok
+}
+
+// cap is the cap the usage metrics put on the rate at now (0: none, or
+// the metrics fell silent).
+func (s usageState) cap(now time.Time) float64 {
+	if !s.judged(now) {
+		return 0
+	}
+	return s.Cap.Cap
+}
+
+// limited is rate under what the usage metrics told at now: the cap, and
+// the room real users leave.
+func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
+	if limit := s.cap(now); limit > 0 {
+		rate = min(rate, limit)
+	}
+	if room, ok := s.Users.room(c, now); ok {
+		rate = min(rate, max(room, c.Floor))
+	}
+	return rate
+}
+
+// judgedBy is c for a cut at now: while the usage metrics judge minutes
+// the cap holds real users' loss, so the limiter's own throttles need not
+// slow its probes, and after spareMinutes spare ones its cuts leave real
+// users no headroom.
+func (c Config) judgedBy(s usageState, now time.Time) Config {
+	if s.judged(now) {
+		c.ThrottleTarget = 0
+		if s.Spare >= spareMinutes {
+			c.SharedBelow = 0
+		}
+	}
+	return c
+}
+
 // Observe takes the category's usage minutes in the limiter's Region,
 // oldest first. With a HarmBudget, a reading with a fresh minute before
 // any cut, and before the limiter's first minute of calls is over, sets
-// where it starts; each settled minute in which it called moves its cap.
+// where it starts; each settled minute in which it called moves its cap
+// and tells the room real users leave (Config.observe).
 func (l *Limiter) Observe(minutes []Usage) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -222,66 +342,20 @@ func (l *Limiter) Observe(minutes []Usage) {
 		return
 	}
 	now := l.cfg.Clock.Now()
-	if !l.judgedAt.IsZero() && !l.judged(now) {
-		l.cap = harmCap{} // the metrics fell silent: a cap from before does not come back
-	}
 	early := l.firstCall.IsZero() || now.Sub(l.firstCall) < time.Minute
-	busiest, fresh := 0.0, false
-	for _, u := range minutes {
-		if now.Sub(u.Minute) <= usageFresh && (l.firstCall.IsZero() || u.Minute.Add(time.Minute).Before(l.firstCall)) {
-			busiest, fresh = max(busiest, u.Calls-l.ownIn(u.Minute).calls), true
+	if !l.usage.Informed && !l.p.Cut && early {
+		if users, ok := busiestUsers(minutes, l.ownIn, now); ok {
+			l.usage.Informed = true
+			l.p = l.cfg.startFrom(now, users)
 		}
 	}
-	if !l.informed && !l.p.Cut && early && fresh {
-		l.informed = true
-		l.p = l.cfg.startFrom(now, busiest/60)
-	}
-	if !l.users.known && len(minutes) > 0 {
-		// Real users' calls before the limiter's first: none in a minute
-		// without a datapoint.
-		l.users = userModel{known: true, users: busiest / 60, base: busiest / 60, readAt: now}
-	}
-	for _, u := range minutes {
-		end := u.Minute.Add(time.Minute)
-		if !u.Minute.After(l.seen) || now.Sub(end) < usageSettle {
-			continue
-		}
-		l.seen = u.Minute
-		o := l.ownIn(u.Minute)
-		if o.calls == 0 {
-			continue
-		}
-		// The rate of the minute's busy part: the first minute, or one
-		// the calls stopped in, is partial.
-		from := u.Minute
-		if o.first.After(from) {
-			from = o.first
-		}
-		if o.last.Add(time.Second).Before(end) {
-			end = o.last.Add(time.Second)
-		}
-		busy := end.Sub(from).Seconds()
-		if l.users.known {
-			l.users.learn(max(0, u.Calls-o.calls), o.calls-o.throttled, now)
-		}
-		var spare, ok bool
-		run := l.spare
-		if l.cap, spare, ok = l.cfg.capAfter(l.cap, u, o.calls, o.throttled, o.calls/max(busy, 1), now); ok {
-			// Real users' loss is known: the cap holds it, and the
-			// limiter's own throttles need not slow its probes, nor,
-			// while real users lose little, leave them headroom.
-			l.judgedAt, l.p.Gain = now, 0
-			if l.spare = 0; spare {
-				l.spare = min(run+1, spareMinutes)
-			}
-		}
+	var judged bool
+	if l.usage, judged = l.cfg.observe(l.usage, minutes, l.ownIn, now); judged {
+		// Real users' loss is known: the cap holds it, and the limiter's
+		// own throttles need not slow its probes.
+		l.p.Gain = 0
 	}
 	l.update(now)
-}
-
-// judged reports whether the usage metrics judged a minute lately.
-func (l *Limiter) judged(now time.Time) bool {
-	return !l.judgedAt.IsZero() && now.Sub(l.judgedAt) < usageStale
 }
 
 // ownIn is the limiter's own calls in the minute starting at m (zero if
@@ -307,10 +381,7 @@ func (l *Limiter) ownSlot(at time.Time) *ownMinute {
 func (l *Limiter) Cap() float64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.judged(l.cfg.Clock.Now()) {
-		return 0
-	}
-	return l.cap.Cap
+	return l.usage.cap(l.cfg.Clock.Now())
 }
 
 // Observe passes region's usage minutes to its Limiter.

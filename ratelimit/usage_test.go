@@ -109,7 +109,7 @@ func TestObserve(t *testing.T) {
 	rate := float64(calls) / 60
 	minute := []Usage{{Minute: m0.Add(time.Minute), Calls: float64(calls) + 600, Throttles: 30}}
 	l.Observe(minute) // just ended: CloudWatch may still be filling it
-	if l.Cap() != 0 || l.judged(now) {
+	if l.Cap() != 0 || l.usage.judged(now) {
 		t.Fatalf("a minute that ended just now was judged: cap %v", l.Cap())
 	}
 	now = now.Add(usageSettle)
@@ -117,7 +117,7 @@ func TestObserve(t *testing.T) {
 	if got := l.Cap(); math.Abs(got-0.9*rate) > 1e-9 || l.Limit() > got {
 		t.Fatalf("cap %v (limit %v), want 0.9 x the minute's %v/s", got, l.Limit(), rate)
 	}
-	if !l.judged(now) {
+	if !l.usage.judged(now) {
 		t.Fatal("a minute with calls was not judged")
 	}
 	// The same minute again changes nothing.
@@ -138,8 +138,8 @@ func TestObserve(t *testing.T) {
 		l.Allow(at)
 	}
 	l.Observe([]Usage{{Minute: quiet, Calls: 600 + 600, Throttles: 0}})
-	if !l.judged(now) || l.Cap() != 0 {
-		t.Fatalf("after a pause, a minute within the budget left cap %v (judged %v): the old one came back", l.Cap(), l.judged(now))
+	if !l.usage.judged(now) || l.Cap() != 0 {
+		t.Fatalf("after a pause, a minute within the budget left cap %v (judged %v): the old one came back", l.Cap(), l.usage.judged(now))
 	}
 }
 

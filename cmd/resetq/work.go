@@ -288,17 +288,9 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			"max_receive_count", settings.MaxReceiveCount)
 	}
 
-	// A throttle that finds well under --rate got through means real users
-	// share the quota: the limiter leaves them headroom (ratelimit.Config).
 	// With Redis the fleet's rate adapts as one, to the same settings.
-	cfg := ratelimit.Config{Ceiling: f.rate, SharedBelow: 0.95 * f.rate, Quota: max(f.rate, cognitoQuota)}
-	if f.harmBudget > 0 {
-		// Real users lose about 1 to 4 calls for each of resetq's own
-		// throttles (docs/pacing.md); the usage metrics, when read, say
-		// what they lost.
-		cfg.ThrottleTarget, cfg.Start, cfg.HarmBudget = f.harmBudget/5, 0.75*f.rate, f.harmBudget
-		m.HarmBudget.Set(f.harmBudget)
-	}
+	cfg := categoryPace(f.rate, cognitoQuota, f.harmBudget)
+	m.HarmBudget.Set(f.harmBudget)
 	// The calls beside the reset have quotas of their own, each paced
 	// apart under the same harm budget: the status check's reads
 	// (UserRead), the sign-outs and disables (UserUpdate, shared with the
@@ -632,13 +624,20 @@ const (
 )
 
 // categoryPace is the pacing of a category's calls at rate per second,
-// whose quota is quota: adaptive, and with a harm budget under the same
-// budget as the reset (a cautious start, its own throttled share under a
-// fifth of it, the category's usage minutes capping it).
+// whose quota is quota, the reset's included. A throttle that finds well
+// under the rate got through means real users share the quota: the
+// limiter leaves them headroom. With a harm budget: a cautious start, its
+// own throttled share under a fifth of the budget (real users lose about
+// 1 to 4 calls for each of resetq's own throttles, docs/pacing.md), and
+// the category's usage minutes capping it and saying the room real users
+// leave.
 func categoryPace(rate, quota, harmBudget float64) ratelimit.Config {
 	c := ratelimit.Config{Ceiling: rate, SharedBelow: 0.95 * rate, Quota: max(rate, quota)}
 	if harmBudget > 0 {
-		c.ThrottleTarget, c.Start, c.HarmBudget = harmBudget/5, 0.75*rate, harmBudget
+		// Without a reading of real users' calls: half the rate, back to
+		// it over 100 s, so that the returns of the first calls (the
+		// reset users' confirmations) are heard before the quota is full.
+		c.ThrottleTarget, c.Start, c.StartIncrease, c.HarmBudget = harmBudget/5, 0.5*rate, 0.005*rate, harmBudget
 	}
 	return c
 }
