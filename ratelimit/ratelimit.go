@@ -126,6 +126,7 @@ type Limiter struct {
 	own       [ownMinutes]ownMinute // own calls by minute, for Observe
 	usage     usageState            // what the usage metrics told
 	firstCall time.Time             // the limiter's first call
+	others    map[int64]ownMinute   // other resetq processes' calls by Unix minute (CallRecord)
 }
 
 // New returns a Limiter at its ceiling.
@@ -256,8 +257,10 @@ type Regions struct {
 	cfg      Config
 	onChange func(region string, limit float64)
 
-	mu       sync.Mutex
-	limiters map[string]*Limiter
+	mu          sync.Mutex
+	limiters    map[string]*Limiter
+	record      *CallRecord // nil: none
+	onRecordErr func(error)
 }
 
 // NewRegions checks cfg and returns an empty set. onChange, if not nil, is

@@ -359,12 +359,29 @@ func (l *Limiter) Observe(minutes []Usage) {
 }
 
 // ownIn is the limiter's own calls in the minute starting at m (zero if
-// forgotten).
+// forgotten), with those other resetq processes recorded.
 func (l *Limiter) ownIn(m time.Time) ownMinute {
-	if o := l.ownSlot(m); o != nil {
-		return *o
+	var o ownMinute
+	if s := l.ownSlot(m); s != nil {
+		o = *s
 	}
-	return ownMinute{}
+	if other, ok := l.others[m.Unix()/60]; ok {
+		o = addMinutes(o, other)
+	}
+	return o
+}
+
+// ownMinutes are the minutes the limiter remembers calls in.
+func (l *Limiter) ownMinutes() []ownMinute {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ms []ownMinute
+	for _, o := range l.own {
+		if o.calls > 0 || o.throttled > 0 {
+			ms = append(ms, o)
+		}
+	}
+	return ms
 }
 
 // ownSlot is the minute of at in l.own, nil if forgotten.
@@ -384,14 +401,57 @@ func (l *Limiter) Cap() float64 {
 	return l.usage.cap(l.cfg.Clock.Now())
 }
 
-// Observe passes region's usage minutes to its Limiter.
+// Observe passes region's usage minutes to its Limiter, with the calls
+// the other resetq processes on the machine recorded (KeepRecord) as its
+// own; then records this process's.
 func (r *Regions) Observe(region string, minutes []Usage) {
 	l := r.Get(region)
+	r.mu.Lock()
+	rec, onErr := r.record, r.onRecordErr
+	r.mu.Unlock()
+	if rec != nil {
+		others, err := rec.others(l.cfg.Clock.Now())
+		if err != nil {
+			onErr(err)
+		}
+		l.mu.Lock()
+		l.others = others[region]
+		l.mu.Unlock()
+	}
 	before := l.Limit()
 	l.Observe(minutes)
 	if after := l.Limit(); after != before {
 		r.onChange(region, after)
 	}
+	if err := r.SaveRecord(); err != nil {
+		onErr(err)
+	}
+}
+
+// KeepRecord makes r record its calls in rec, and take the calls other
+// processes recorded there for its own when it reads the usage minutes
+// (a restart does not read its predecessor's calls as real users').
+// onErr hears each failure to read or write it.
+func (r *Regions) KeepRecord(rec *CallRecord, onErr func(error)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.record, r.onRecordErr = rec, onErr
+}
+
+// SaveRecord writes every scope's calls to the record, if r keeps one: at
+// each reading of the usage minutes, and at exit.
+func (r *Regions) SaveRecord() error {
+	r.mu.Lock()
+	rec := r.record
+	byScope := map[string][]ownMinute{}
+	for scope, l := range r.limiters {
+		byScope[scope] = l.ownMinutes()
+	}
+	r.mu.Unlock()
+	if rec == nil {
+		return nil
+	}
+	return rec.save(byScope)
 }
 
 // Cap is region's cap from the usage metrics (0: none, or the metrics

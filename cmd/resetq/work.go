@@ -12,6 +12,8 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -65,6 +67,7 @@ type workFlags struct {
 	emailLimitProbe           time.Duration
 	usageMetrics              bool
 	usageInterval             time.Duration
+	stateDir                  string
 	pools                     listFlag
 	allowAnyPool              bool
 	signingKeyFile            string
@@ -102,7 +105,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.fleetSize, "fleet-size", ratelimit.DefaultFleetSize, "with --redis-url, the number of replicas: while Redis is unreachable each paces at --rate (and each other call's rate) divided by this")
 	fs.StringVar(&f.redisKeyPrefix, "redis-key-prefix", ratelimit.DefaultKeyPrefix, "with --redis-url, the start of the Redis keys: PREFIX:ratelimit:SCOPE, PREFIX:pace:SCOPE, PREFIX:calls:SCOPE and PREFIX:usage:SCOPE, SCOPE being ACCOUNT/REGION (PREFIX:{SCOPE}:ratelimit and so on with --redis-cluster); the other calls' under PREFIX:CATEGORY (PREFIX:UserRead:ratelimit:SCOPE and so on)")
 	fs.StringVar(&f.statusCheck, "status-check", "all", "before a reset, ask Cognito (AdminGetUser) whether the user is already RESET_REQUIRED, and if so count the job done without a second code: all (every job: a user named twice gets one code), redelivered (only jobs delivered again or sent back after a failed call), or off")
-	fs.Float64Var(&f.harmBudget, "harm-budget", 0.005, "the share of real users' calls in the quota (forgot password, confirm) a campaign may cost by throttling them: with --usage-metrics, what real users lose each minute (ThrottleCount less resetq's own) caps the rate, and their busiest recent minute sets the start; until a minute is judged, resetq keeps its own throttled share under a fifth of it and starts at three quarters of --rate (0: off)")
+	fs.Float64Var(&f.harmBudget, "harm-budget", 0.005, "the share of real users' calls in the quota (forgot password, confirm) a campaign may cost by throttling them: with --usage-metrics, what real users lose each minute (ThrottleCount less resetq's own) caps the rate, and their busiest recent minute sets the start; until a minute is judged, resetq keeps its own throttled share under a fifth of it and starts at half of --rate (0: off)")
 	fs.Float64Var(&f.statusCheckRate, "status-check-rate", 50, "AdminGetUser calls per second per account and Region for --status-check (their quota, UserRead, is 120/s shared with the pool's other readers; keep it above --rate)")
 	fs.BoolVar(&f.redeliveryCheck, "redelivery-check", true, "deprecated: false is --status-check=off")
 	fs.BoolVar(&f.incident, "incident", false, "an incident: turns on --global-sign-out, --kill-password, --reinvite and --unreachable disable (logged at start), and proves at start that each call is permitted in each --pool pool; use with --signing-key-file. A job can ask for the same with the resetq.incident attribute (resetq enqueue --incident)")
@@ -113,6 +116,7 @@ func (f *workFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.reinviteRate, "reinvite-rate", 20, "AdminCreateUser calls per second per account and Region for --reinvite (quota category UserCreation, 50/s shared with sign-ups)")
 	fs.StringVar(&f.unreachable, "unreachable", "dead-letter", "users Cognito cannot send a code to (no verified email or phone): dead-letter (their password keeps working), or disable (AdminDisableUser, after the sign-out if asked; the job is still dead-lettered, with resetq.remediation=disabled)")
 	fs.BoolVar(&f.usageMetrics, "usage-metrics", true, "read Cognito's usage metrics of UserAccountRecovery (CloudWatch AWS/Usage CallCount and ThrottleCount) in each Region the worker works in, and export them (resetq_usage_*): real users' calls and throttles beside resetq's; needs cloudwatch:GetMetricData, and without it one warning, no gauges")
+	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "folder where a worker without Redis records its calls per minute (a few KB), so that one restarted on this machine within 10 minutes, or another beside it, does not take them for real users' when it reads the usage metrics (empty: off; in a container, a volume that outlives the container, e.g. an emptyDir)")
 	fs.DurationVar(&f.usageInterval, "usage-interval", usagemetrics.DefaultInterval, "how often --usage-metrics reads each Region (one GetMetricData call for the calls, one for the throttles)")
 	fs.DurationVar(&f.emailLimitProbe, "email-limit-probe", worker.DefaultEmailProbe, "after Cognito's daily email limit (default email: 50 a day), how often one reset probes whether it lifted; the jobs meanwhile wait on the queue")
 	ledgerFlag(fs, &f.ledgerTable, "claim each user there before a code or an invitation goes, so that one job in a whole fleet sends it, and record each step (created when missing); a minute's progress of each campaign in the logs and in resetq_campaign_users")
@@ -673,7 +677,7 @@ func newPacer(f *workFlags, category string, cfg ratelimit.Config, onRate func(s
 		if category == usagemetrics.RecoveryCategory {
 			log.Info("pacing on this replica alone", "rate", f.rate)
 		}
-		return local, func() {}, nil
+		return local, keepCallRecord(f, category, local, log), nil
 	}
 	addr, err := f.parseRedisURL() // checked by validate
 	if err != nil {
@@ -702,6 +706,41 @@ func newPacer(f *workFlags, category string, cfg ratelimit.Config, onRate func(s
 		"sentinel_master", f.redisSentinelMaster, "rate", cfg.Ceiling,
 		"key", fleet.Key("SCOPE"), "fleet_size", f.fleetSize, "fallback_share", fleet.Share())
 	return fleet, func() { fleet.Close() }, nil
+}
+
+// keepCallRecord makes a replica's own limiters record their calls per
+// minute in --state-dir, where the next process on the machine finds them
+// (docs/pacing.md, "Restarts"), and returns what saves it at exit. A
+// folder that cannot be written is a warning: the worker runs without.
+func keepCallRecord(f *workFlags, category string, local *ratelimit.Regions, log *slog.Logger) func() {
+	if f.stateDir == "" || f.harmBudget <= 0 || !f.usageMetrics {
+		return func() {}
+	}
+	warn := func(err error) {
+		log.Warn("cannot keep the record of this process's calls: a worker restarted here within 10 minutes will take them for real users' and start low", "category", category, "state_dir", f.stateDir, "error", err)
+	}
+	rec, err := ratelimit.NewCallRecord(f.stateDir, category)
+	if err != nil {
+		warn(err)
+		return func() {}
+	}
+	var once sync.Once
+	local.KeepRecord(rec, func(err error) { once.Do(func() { warn(err) }) })
+	return func() {
+		if err := local.SaveRecord(); err != nil {
+			once.Do(func() { warn(err) })
+		}
+	}
+}
+
+// defaultStateDir is where --state-dir points by default: resetq in the
+// user's cache folder ("" when there is none).
+func defaultStateDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "resetq")
 }
 
 // fallbackGauge sets resetq_ratelimit_fallback over the fleets of every

@@ -4,6 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,5 +120,40 @@ func TestFallbackGauge(t *testing.T) {
 		if got := testutil.ToFloat64(m.RateLimitFallback); got != step.want {
 			t.Fatalf("after %s %v: gauge %v, want %v", step.category, step.on, got, step.want)
 		}
+	}
+}
+
+// TestKeepCallRecord: a replica without Redis records its calls in
+// --state-dir at each usage reading and at exit; a folder it cannot make
+// is one warning, and the worker runs on.
+func TestKeepCallRecord(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	f := workFlags{stateDir: dir, harmBudget: 0.005, usageMetrics: true, rate: 10}
+	local, err := ratelimit.NewRegions(categoryPace(10, 30, 0.005), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := keepCallRecord(&f, usagemetrics.RecoveryCategory, local, slog.New(slog.DiscardHandler))
+	if err := local.Wait(context.Background(), "111/us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	save()
+	files, _ := filepath.Glob(filepath.Join(dir, usagemetrics.RecoveryCategory+"-*.json"))
+	if len(files) != 1 {
+		t.Fatalf("files %v after the exit's save, want one", files)
+	}
+	if b, _ := os.ReadFile(files[0]); !strings.Contains(string(b), `"111/us-east-1":[{"minute"`) || !strings.Contains(string(b), `"calls":1`) {
+		t.Errorf("the record holds %s, want the call in 111/us-east-1", b)
+	}
+
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	f.stateDir = filepath.Join(blocker, "state") // under a file: cannot be made
+	keepCallRecord(&f, usagemetrics.RecoveryCategory, local, slog.New(slog.NewTextHandler(&logs, nil)))()
+	if got := strings.Count(logs.String(), "cannot keep the record"); got != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", got, logs.String())
 	}
 }

@@ -42,9 +42,20 @@ func (w *world) runReplicas(ctx context.Context, q queues, plan []replica, idle,
 	if w.keepLogs != "" {
 		dir = w.keepLogs
 	}
+	// The run's replicas share a --state-dir (their record of calls per
+	// minute: a replica that restarts finds its predecessor's); no other
+	// run's calls are in it.
+	state, err := os.MkdirTemp(w.dir, "state-")
+	if err != nil {
+		for i := range out {
+			out[i].err = err
+		}
+		return out
+	}
+	defer os.RemoveAll(state)
 	for i, rp := range plan {
 		logs[i] = filepath.Join(dir, "resetq-"+strconv.FormatInt(id, 10)+"-"+strconv.Itoa(i)+".log")
-		wg.Go(func() { out[i] = w.runOne(ctx, q, rp, logs[i], idle, timeout, extra) })
+		wg.Go(func() { out[i] = w.runOne(ctx, q, rp, logs[i], state, idle, timeout, extra) })
 	}
 	wg.Wait()
 	for i := range out {
@@ -61,7 +72,7 @@ func (w *world) runReplicas(ctx context.Context, q queues, plan []replica, idle,
 }
 
 // runOne runs one process of runReplicas.
-func (w *world) runOne(ctx context.Context, q queues, rp replica, log string, idle, timeout time.Duration, extra []string) proc {
+func (w *world) runOne(ctx context.Context, q queues, rp replica, log, state string, idle, timeout time.Duration, extra []string) proc {
 	sleep(ctx, rp.start)
 	if ctx.Err() != nil {
 		return proc{err: ctx.Err()}
@@ -71,7 +82,7 @@ func (w *world) runOne(ctx context.Context, q queues, rp replica, log string, id
 	args := append([]string{"work", "--queue-url", q.url, "--dlq-url", q.dlq, "--allow-any-pool",
 		"--exit-when-idle", idle.String(), "--metrics-addr", "127.0.0.1:0", "--usage-metrics=false"}, extra...)
 	cmd := exec.CommandContext(ctx, w.bin, args...)
-	cmd.Env = w.processEnv()
+	cmd.Env = append(w.processEnv(), "RESETQ_STATE_DIR="+state)
 	f, err := os.Create(log)
 	if err != nil {
 		return proc{err: err}

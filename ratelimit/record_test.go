@@ -1,0 +1,112 @@
+package ratelimit
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/resetq/resetq/clock/clocktest"
+)
+
+// TestCallRecordOthers: a process reads the others' recorded calls, summed
+// by scope and minute, never its own, and drops what is too old to matter.
+func TestCallRecordOthers(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Unix(1_000_000*60, 0)
+	m := now.Unix()/60 - 3
+	a, err := NewCallRecord(dir, "UserAccountRecovery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewCallRecord(dir, "UserAccountRecovery")
+	c, _ := NewCallRecord(dir, "UserAccountRecovery")
+	read, _ := NewCallRecord(dir, "UserRead") // another category: not counted
+	one := func(calls float64) map[string][]ownMinute {
+		return map[string][]ownMinute{"111/us-east-1": {{minute: m, calls: calls, throttled: 1, first: time.Unix(m*60+5, 0), last: time.Unix(m*60+50, 0)}}}
+	}
+	for _, w := range []struct {
+		r     *CallRecord
+		calls float64
+	}{{a, 600}, {b, 300}, {c, 100}, {read, 5000}} {
+		if err := w.r.save(one(w.calls)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.others(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := got["111/us-east-1"][m]
+	if o.calls != 900 || o.throttled != 2 || !o.first.Equal(time.Unix(m*60+5, 0)) || !o.last.Equal(time.Unix(m*60+50, 0)) {
+		t.Errorf("c reads %+v, want a's and b's: 900 calls, 2 throttled, from :05 to :50", o)
+	}
+	// A file untouched for longer than the usage minutes matter is removed.
+	old := now.Add(-(ownMinutes + 1) * time.Minute)
+	if err := os.Chtimes(a.path(a.id), old, old); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = c.others(now)
+	if o := got["111/us-east-1"][m]; o.calls != 300 {
+		t.Errorf("with a's file stale, c reads %v calls, want b's 300", o.calls)
+	}
+	if _, err := os.Stat(a.path(a.id)); !os.IsNotExist(err) {
+		t.Errorf("the stale file is still there: %v", err)
+	}
+	// A file that is not a record is skipped, not an error.
+	if err := os.WriteFile(filepath.Join(dir, "UserAccountRecovery-junk.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = c.others(now); err != nil || got["111/us-east-1"][m].calls != 300 {
+		t.Errorf("with a junk file: %v, %v", got, err)
+	}
+}
+
+// TestRestartReadsRecord: a worker restarted mid-campaign takes its
+// predecessor's recorded calls for resetq's, not real users': it starts
+// from what the real users (10/s) leave, not from the floor. Without the
+// record it would start at the floor.
+func TestRestartReadsRecord(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		dir := t.TempDir()
+		start := time.Unix(1_000_000*60, 0)
+		now := start
+		cfg := Config{Ceiling: 30, HarmBudget: 0.005, Clock: clocktest.Func(func() time.Time { return now })}
+		first, _ := NewRegions(cfg, nil)
+		second, _ := NewRegions(cfg, nil)
+		if keep {
+			rec1, _ := NewCallRecord(dir, "UserAccountRecovery")
+			rec2, _ := NewCallRecord(dir, "UserAccountRecovery")
+			first.KeepRecord(rec1, func(err error) { t.Error(err) })
+			second.KeepRecord(rec2, func(err error) { t.Error(err) })
+		}
+		const scope = "111/us-east-1"
+		// The first process calls at 20/s for 3 minutes, beside real users
+		// at 10/s, and stops (its record saved at exit).
+		var minutes []Usage
+		l := first.Get(scope)
+		for ; now.Before(start.Add(3 * time.Minute)); now = now.Add(50 * time.Millisecond) {
+			if l.Allow(now) {
+				l.Succeeded()
+			}
+		}
+		if err := first.SaveRecord(); err != nil {
+			t.Fatal(err)
+		}
+		for m := range 3 {
+			at := start.Add(time.Duration(m) * time.Minute)
+			minutes = append(minutes, Usage{Minute: at, Calls: l.ownIn(at).calls + 600})
+		}
+		// The second starts at once and reads the minutes before its first call.
+		second.Observe(scope, minutes)
+		got := second.Get(scope).Limit()
+		want := 30 - 10 - startBursts*math.Sqrt(10) // what real users leave, less their bursts
+		if keep && math.Abs(got-want) > 0.5 {
+			t.Errorf("with the record: restarted at %.2f/s, want about %.2f (real users 10/s)", got, want)
+		}
+		if !keep && got > 2 {
+			t.Errorf("without the record: restarted at %.2f/s; the test no longer shows what the record is for", got)
+		}
+	}
+}
