@@ -26,7 +26,8 @@ import (
 // each container must get past all of that and stop only at the first thing
 // that needs AWS: "no AWS Region" (the queue URL is swapped for one that
 // names none, and no AWS variable is set). Values the build cannot hold are
-// stood in for: files (the signing keys, the Redis CA) by temporary files, a
+// stood in for: files (the signing keys, the Redis CA) by temporary files, the
+// state folder (the emptyDir) by an empty temporary folder, a
 // Secret's key by a placeholder of the right form, the downward API by
 // plausible values; a file of a ConfigMap (the roles file) by a temporary
 // file with the ConfigMap's content.
@@ -147,6 +148,10 @@ func podEnvironment(t *testing.T, objs []k8sObject, pod, c any) map[string]strin
 			}
 			env[k] = f
 		}
+	}
+	// The state folder: an empty, writable folder, as the emptyDir is.
+	if _, ok := env[stateDirVar]; ok {
+		env[stateDirVar] = t.TempDir()
 	}
 	// The roles file: the content its ConfigMap gives it.
 	if f, ok := env[poolRolesVar]; ok {
