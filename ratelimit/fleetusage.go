@@ -14,11 +14,11 @@ import (
 
 // String encodes s for Redis: cap, edge, cut, seen, judged (microseconds,
 // 0: never), spare, informed; then real users' model: known, users, own,
-// read (microseconds), base, returned, successes.
+// read (microseconds), base, returned, successes, base known.
 func (s usageState) String() string {
 	m := s.Users
-	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),
-		b2i(m.known), m.users, m.own, micros(m.readAt), m.base, m.num, m.den)
+	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g %d", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),
+		b2i(m.known), m.users, m.own, micros(m.readAt), m.base, m.num, m.den, b2i(m.baseKnown))
 }
 
 func micros(t time.Time) int64 {
@@ -41,11 +41,11 @@ func parseUsageState(s string) (usageState, error) {
 		return usageState{}, nil
 	}
 	f := strings.Fields(s)
-	if len(f) != 14 {
-		return usageState{}, fmt.Errorf("usage state %q: want 14 fields", s)
+	if len(f) != 15 {
+		return usageState{}, fmt.Errorf("usage state %q: want 15 fields", s)
 	}
-	var n [7]int64
-	for i, v := range []string{f[2], f[3], f[4], f[5], f[6], f[7], f[10]} {
+	var n [8]int64
+	for i, v := range []string{f[2], f[3], f[4], f[5], f[6], f[7], f[10], f[14]} {
 		var err error
 		if n[i], err = strconv.ParseInt(v, 10, 64); err != nil || n[i] < 0 {
 			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
@@ -58,12 +58,12 @@ func parseUsageState(s string) (usageState, error) {
 			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
 		}
 	}
-	if n[3] > spareMinutes || n[4] > 1 || n[5] > 1 {
+	if n[3] > spareMinutes || n[4] > 1 || n[5] > 1 || n[7] > 1 {
 		return usageState{}, fmt.Errorf("usage state %q: bad field", s)
 	}
 	return usageState{Cap: harmCap{Cap: x[0], Edge: x[1], CutAt: fromMicros(n[0])}, Seen: fromMicros(n[1]),
 		JudgedAt: fromMicros(n[2]), Spare: int(n[3]), Informed: n[4] == 1,
-		Users: userModel{known: n[5] == 1, users: x[2], own: x[3], readAt: fromMicros(n[6]), base: x[4], num: x[5], den: x[6]}}, nil
+		Users: userModel{known: n[5] == 1, users: x[2], own: x[3], readAt: fromMicros(n[6]), base: x[4], num: x[5], den: x[6], baseKnown: n[7] == 1}}, nil
 }
 
 // carried is a replica's calls and throttles in one minute that Redis has
@@ -208,10 +208,9 @@ func (f *Fleet) observeTx(ctx context.Context, tx *redis.Tx, r *fleetRegion, min
 		}
 	}
 	next, judged := f.pc.observe(next, minutes, own, now)
-	if judged && (praw != "" || setPace) && np.gain() != 1 {
-		// Real users' loss is known: the cap holds it, and the fleet's own
-		// throttles need not slow its probes.
-		np.Gain, setPace = 1, true
+	if g := gainJudged(np.gain(), next); judged && (praw != "" || setPace) && g != np.gain() {
+		// Real users' loss is known: it sets how fast the fleet probes.
+		np.Gain, setPace = g, true
 	}
 	if next.String() != s.String() || setPace {
 		_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {

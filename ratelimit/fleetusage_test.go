@@ -160,7 +160,8 @@ func TestFleetMinuteCounts(t *testing.T) {
 // cuts nothing. A minute in which real users lost 5% of their calls cuts
 // the fleet's cap once, from the fleet's rate in it, whichever replica
 // reads it first; both pace under that cap, their slots one capped
-// interval apart, and the pace's probes are no longer slowed.
+// interval apart. The probes' gain moves with real users' loss: kept by
+// minutes over the aim, doubled by a spare one.
 func TestFleetObserveOneCap(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t)
@@ -197,8 +198,8 @@ func TestFleetObserveOneCap(t *testing.T) {
 	if got := b.Cap(scope); math.Abs(got-want) > 1e-9 {
 		t.Fatalf("the other replica's cap %v, want the fleet's %v, cut once", got, want)
 	}
-	if p := storedPace(t, c, a.region(scope).keys[1]); p.gain() != 1 {
-		t.Errorf("pace %+v: a judged minute leaves the fleet's probes slowed", p)
+	if p := storedPace(t, c, a.region(scope).keys[1]); p.gain() != 0.25 {
+		t.Errorf("pace %+v: minutes over the aim changed the fleet's probes' gain from 0.25", p)
 	}
 	ctx := context.Background()
 	for _, f := range []*Fleet{a, b} {
@@ -232,6 +233,14 @@ func TestFleetObserveOneCap(t *testing.T) {
 	}
 	if a.Cap(scope) != 0 || b.Rate(scope) != 30 {
 		t.Errorf("after %v without a judged minute: cap %v, rate %v; want none and the pace's 30", usageStale, a.Cap(scope), b.Rate(scope))
+	}
+	// Minute 3: real users lost nothing: the probes go twice as fast.
+	m3 := m0.Add(-4 * time.Minute)
+	carryMinute(t, a, scope, m3, 600, 0, 59*time.Second)
+	carryMinute(t, b, scope, m3, 600, 0, 59*time.Second)
+	b.Observe(scope, append(minutes, Usage{Minute: m3, Calls: 1800}))
+	if p := storedPace(t, c, a.region(scope).keys[1]); p.gain() != 0.5 {
+		t.Errorf("pace %+v: a spare minute left the fleet's probes' gain at %v, want 0.5", p, p.gain())
 	}
 }
 

@@ -237,27 +237,31 @@ func TestUserRoom(t *testing.T) {
 	c := Config{Ceiling: 30, HarmBudget: 0.005}.withDefaults() // SharedMargin 1.5
 	now := time.Unix(1_000_000, 0)
 	tests := []struct {
-		name    string
-		base    float64      // real users' calls a second before the first call
-		minutes [][2]float64 // each judged minute: real users' calls, own successes
-		at      time.Duration
-		want    float64 // 0: no room known
+		name        string
+		base        float64      // real users' calls a second before the first call
+		minutes     [][2]float64 // each judged minute: real users' calls, own successes
+		at          time.Duration
+		midCampaign bool    // the first reading held no minute of real users alone
+		want        float64 // 0: no room known
 	}{
-		{"nothing read", -1, nil, 0, 0},
-		{"read before any call: what real users leave", 10, nil, 0, 20},
-		{"they take it all: none left", 31, nil, 0, -1},
-		{"a minute at the base: nothing returns", 10, [][2]float64{{600, 1080}}, 0, 20 - 0.75},
+		{"nothing read", -1, nil, 0, false, 0},
+		{"read before any call: what real users leave", 10, nil, 0, false, 20},
+		{"they take it all: none left", 31, nil, 0, false, -1},
+		{"a minute at the base: nothing returns", 10, [][2]float64{{600, 1080}}, 0, false, 20 - 0.75},
 		// 900 real calls against a base of 600: 300 of 1,200 own successes
 		// came back (a quarter); the room leaves the returns of a faster rate.
-		{"a quarter returns", 10, [][2]float64{{900, 1200}}, 0, (30-15+0.25*20)/1.25 - 0.75},
-		{"returns learned over minutes", 0, [][2]float64{{300, 600}, {900, 1200}}, 0, (30-15+(1200.0/1800)*20)/(1+1200.0/1800) - 0.75},
-		{"under a minute's successes: not learned yet", 0, [][2]float64{{30, 59}}, 0, 30 - 0.5},
-		{"silent for usageStale: forgotten", 10, nil, usageStale, 0},
+		{"a quarter returns", 10, [][2]float64{{900, 1200}}, 0, false, (30-15+0.25*20)/1.25 - 0.75},
+		{"returns learned over minutes", 0, [][2]float64{{300, 600}, {900, 1200}}, 0, false, (30-15+(1200.0/1800)*20)/(1+1200.0/1800) - 0.75},
+		{"under a minute's successes: not learned yet", 0, [][2]float64{{30, 59}}, 0, false, 30 - 0.5},
+		{"silent for usageStale: forgotten", 10, nil, usageStale, false, 0},
+		// Read first mid-campaign: 900 calls might be real users' or
+		// returns; none is learned, and the room counts them all.
+		{"no minute of real users alone: no returns learned", 10, [][2]float64{{900, 1200}}, 0, true, 30 - 15},
 	}
 	for _, tt := range tests {
 		var m userModel
 		if tt.base >= 0 {
-			m = userModel{known: true, users: tt.base, base: tt.base, readAt: now}
+			m = userModel{known: true, users: tt.base, base: tt.base, baseKnown: !tt.midCampaign, readAt: now}
 		}
 		for _, mm := range tt.minutes {
 			m.learn(mm[0], mm[1], now)
