@@ -187,7 +187,7 @@ func TestWorld(t *testing.T) {
 		{world.Sliding, world.Poisson, worldBounds{0.01, 0.9}, worldBounds{budget, 0.84}},
 		{world.Sliding, world.Step, worldBounds{0.025, 0.9}, worldBounds{0.0075, 0.9}}, // steps of 20/s for 10 s inside minutes that average 10/s: the minutes cannot show them
 		{world.Sliding, world.Confirm, worldBounds{0.009, 0.9}, worldBounds{0.006, 0.9}},
-		{world.Second, world.Even, worldBounds{budget, 0.87}, met}, // the room real users leave, less a margin, from the first reading
+		{world.Second, world.Even, worldBounds{budget, 0.87}, met},                          // the room real users leave, less a margin, from the first reading
 		{world.Second, world.Poisson, worldBounds{budget, 0.87}, worldBounds{budget, 0.83}}, // the probes' gain climbs back only with spare minutes
 		{world.Second, world.Step, met, met},
 		{world.Second, world.Confirm, worldBounds{0.007, 0.9}, met},
