@@ -31,7 +31,7 @@ demo: build tools ## run a whole campaign on local emulators (no AWS account) an
 .PHONY: test
 test: tools ## every test: unit, worker, adapters against moto, end to end (the built binary), a short fuzz
 	$(GO) test -race -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -run '^(TestSimulated.*|TestWorld)$$' ./ratelimit
+	$(GO) test -count=1 -run '^(TestSimulated.*|TestWorld.*)$$' ./ratelimit
 	$(MAKE) --no-print-directory fuzz FUZZ_PARSE=100000x FUZZ_HANDLE=3000x
 
 BENCH_JSON ?= bench-results.json
@@ -42,7 +42,7 @@ bench: ## benchmarks with figures for docs/benchmarks.md: the harness against th
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./internal/bench
 	$(GO) test -run '^$$' -bench . -benchmem ./enqueue
 	$(GO) test -run '^$$' -bench '^BenchmarkLedger' -benchmem -timeout 20m ./ledger
-	$(GO) test -count=1 -run '^(TestSimulatedQuota|TestWorld)$$' -v ./ratelimit | grep -E 'rate|frontier|ok'
+	$(GO) test -count=1 -run '^(TestSimulatedQuota|TestWorld.*)$$' -v ./ratelimit | grep -E 'rate|frontier|ok'
 
 .PHONY: bench-quick
 bench-quick: ## the benchmark harness, quick profile (about two minutes, a smoke test fit for CI; scenario 6 runs 60 jobs without and with the ledger, 7 60 jobs in each of 4 account-Regions twice, 8 its eight campaigns for 20 s at once): writes bench-quick.json
