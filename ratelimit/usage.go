@@ -254,7 +254,7 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 		s.Users = userModel{known: true, users: users, readAt: now}
 		s.Users.base, s.Users.baseKnown = busiestUsers(quiet(minutes, own), own, now)
 	}
-	for _, u := range minutes {
+	for i, u := range minutes {
 		if !u.Minute.After(s.Seen) || now.Sub(u.Minute.Add(time.Minute)) < usageSettle {
 			continue
 		}
@@ -263,7 +263,8 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 		if o.calls == 0 {
 			continue
 		}
-		h, spare, ok := c.capAfter(s.Cap, u, o.calls, o.throttled, busyRate(u, o), now)
+		pu, pcalls, pthrottled, pbusy := pool(minutes[:i+1], own, s.Cap.CutAt)
+		h, spare, ok := c.capAfter(s.Cap, pu, pcalls, pthrottled, pcalls/max(pbusy, 1), now)
 		if !ok {
 			continue
 		}
@@ -277,9 +278,10 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 	return s, judged
 }
 
-// busyRate is the limiter's calls per second in the busy part of u's
-// minute, o: the first minute, or one the calls stopped in, is partial.
-func busyRate(u Usage, o ownMinute) float64 {
+// busySeconds is how long the busy part of u's minute was, o being the
+// limiter's calls in it: the first minute, or one the calls stopped in,
+// is partial.
+func busySeconds(u Usage, o ownMinute) float64 {
 	from, end := u.Minute, u.Minute.Add(time.Minute)
 	if o.first.After(from) {
 		from = o.first
@@ -287,7 +289,39 @@ func busyRate(u Usage, o ownMinute) float64 {
 	if o.last.Add(time.Second).Before(end) {
 		end = o.last.Add(time.Second)
 	}
-	return o.calls / max(end.Sub(from).Seconds(), 1)
+	return max(end.Sub(from).Seconds(), 0)
+}
+
+// poolUsers is how many real users' calls a judgement needs: under it a
+// minute is judged with the minutes before it (up to poolMinutes), since a
+// loss of one or two calls in a few hundred says nothing. At the budget of
+// 0.5%, 600 calls allow 3 lost.
+const (
+	poolUsers   = 600
+	poolMinutes = 5
+)
+
+// pool is the newest of minutes (the one judged) with the minutes before
+// it in which the limiter called, back until real users made poolUsers
+// calls, at most poolMinutes minutes, none begun before since (the last
+// cut: the minutes before it ran at another rate): their usage summed, the
+// limiter's calls and throttles in them, and their busy seconds.
+func pool(minutes []Usage, own func(time.Time) ownMinute, since time.Time) (u Usage, calls, throttled, busy float64) {
+	newest := minutes[len(minutes)-1]
+	u.Minute = newest.Minute
+	for i, n := len(minutes)-1, 0; i >= 0 && n < poolMinutes; i-- {
+		m := minutes[i]
+		o := own(m.Minute)
+		if i < len(minutes)-1 && (o.calls == 0 || m.Minute.Before(since) || newest.Minute.Sub(m.Minute) >= poolMinutes*time.Minute) {
+			break
+		}
+		u.Calls, u.Throttles = u.Calls+m.Calls, u.Throttles+m.Throttles
+		calls, throttled, busy, n = calls+o.calls, throttled+o.throttled, busy+busySeconds(m, o), n+1
+		if u.Calls-calls >= poolUsers {
+			break
+		}
+	}
+	return u, calls, throttled, busy
 }
 
 // quiet are the minutes in which the limiter made no call.
