@@ -60,7 +60,7 @@ func TestStateDir(t *testing.T) {
 	pod := kget(podTemplate(knamed(objs, "Deployment", "resetq")), "spec")
 	c := klist(pod, "containers")[0]
 	dir := containerEnv(objs, c)[stateDirVar]
-	for _, d := range []string{"", "/home/nonroot/.cache/resetq", dir + "/sub"} {
+	for _, d := range []string{"", "/tmp/resetq-65532", path.Dir(dir) + "-beside", path.Dir(dir)} {
 		if checkStateDir(pod, c, d) == "" {
 			t.Errorf("checkStateDir takes %s=%q for the base's worker", stateDirVar, d)
 		}
@@ -70,7 +70,7 @@ func TestStateDir(t *testing.T) {
 	var mounts []any
 	for _, m := range klist(c, "volumeMounts") {
 		m = maps.Clone(m.(map[string]any))
-		if kstr(m, "mountPath") == dir {
+		if strings.HasPrefix(dir, kstr(m, "mountPath")+"/") {
 			m.(map[string]any)["readOnly"] = true
 		}
 		mounts = append(mounts, m)
@@ -88,16 +88,19 @@ func TestStateDir(t *testing.T) {
 // pod ("" if nothing).
 func checkStateDir(pod, c any, dir string) string {
 	if !strings.HasPrefix(dir, "/") || path.Clean(dir) != dir {
-		return "is " + strconv.Quote(dir) + ", want the clean absolute path of the emptyDir's mount (the default, the user's cache folder, is on the read-only root filesystem)"
+		return "is " + strconv.Quote(dir) + ", want the clean absolute path of a folder in the emptyDir's mount (the default, /tmp/resetq-UID, is on the read-only root filesystem)"
 	}
+	// A folder inside the mount, not the mount itself: an emptyDir's root
+	// belongs to root, and resetq takes only a folder of its own user
+	// (it makes this one, 0700).
 	var mount any
 	for _, m := range klist(c, "volumeMounts") {
-		if path.Clean(kstr(m, "mountPath")) == dir {
+		if strings.HasPrefix(dir, path.Clean(kstr(m, "mountPath"))+"/") {
 			mount = m
 		}
 	}
 	if mount == nil {
-		return dir + " is no volume mount's path"
+		return dir + " is in no volume mount (want a folder inside the emptyDir's mount, not its root)"
 	}
 	if kget(mount, "readOnly") == true {
 		return "the mount " + dir + " is readOnly"

@@ -32,12 +32,17 @@ type recordMinute struct {
 }
 
 // NewCallRecord makes dir (mode 0700) and returns the record of this
-// process's calls in category.
+// process's calls in category. The folder must be this user's own and
+// private: another user who could write there could make the worker take
+// real users' calls for its own (and run over them) or the reverse.
 func NewCallRecord(dir, category string) (*CallRecord, error) {
 	if dir == "" || category == "" || strings.ContainsAny(category, `/\-`) {
 		return nil, fmt.Errorf("call record: need a folder and a category without '/', '\\' or '-', got %q, %q", dir, category)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("call record: %w", err)
+	}
+	if err := private(dir); err != nil {
 		return nil, fmt.Errorf("call record: %w", err)
 	}
 	var b [8]byte
@@ -96,8 +101,8 @@ func (r *CallRecord) others(now time.Time) (map[string]map[int64]ownMinute, erro
 		if name == r.path(r.id) {
 			continue
 		}
-		info, err := os.Stat(name)
-		if err != nil {
+		info, err := os.Lstat(name)
+		if err != nil || !info.Mode().IsRegular() || info.Size() > maxRecordFile || !ours(info) {
 			continue
 		}
 		if info.ModTime().Before(oldest) {
@@ -127,6 +132,10 @@ func (r *CallRecord) others(now time.Time) (map[string]map[int64]ownMinute, erro
 	}
 	return all, nil
 }
+
+// maxRecordFile bounds a record file: a process's minutes of a few
+// hundred account-Regions.
+const maxRecordFile = 4 << 20
 
 // addMinutes is the calls of a and b, two callers' counts of one minute.
 func addMinutes(a, b ownMinute) ownMinute {

@@ -110,3 +110,52 @@ func TestRestartReadsRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestCallRecordPrivate: the folder is made private (0700), a link is not
+// followed, and (as root, as CI runs) a folder or file of another user is
+// refused or skipped: whoever can write there decides which calls the
+// worker takes for its own.
+func TestCallRecordPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewCallRecord(dir, "UserAccountRecovery"); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := os.Stat(dir); info.Mode().Perm() != 0o700 {
+		t.Errorf("mode %v, want 0700", info.Mode().Perm())
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewCallRecord(link, "UserAccountRecovery"); err == nil {
+		t.Error("a link to a folder was taken")
+	}
+	if os.Getuid() != 0 {
+		t.Skip("other users' folders and files: only root can make them (CI runs as root)")
+	}
+	theirs := filepath.Join(t.TempDir(), "theirs")
+	if err := os.Mkdir(theirs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(theirs, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewCallRecord(theirs, "UserAccountRecovery"); err == nil {
+		t.Error("another user's folder was taken")
+	}
+	a, _ := NewCallRecord(dir, "UserAccountRecovery")
+	b, _ := NewCallRecord(dir, "UserAccountRecovery")
+	m := time.Now().Unix() / 60
+	if err := a.save(map[string][]ownMinute{"s": {{minute: m, calls: 100}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(a.path(a.id), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.others(time.Now()); got["s"][m].calls != 0 {
+		t.Errorf("another user's file was read: %v calls", got["s"][m].calls)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -733,14 +734,12 @@ func keepCallRecord(f *workFlags, category string, local *ratelimit.Regions, log
 	}
 }
 
-// defaultStateDir is where --state-dir points by default: resetq in the
-// user's cache folder ("" when there is none).
+// defaultStateDir is where --state-dir points by default: resetq-UID in
+// the temporary folder, which every process of the user on the machine
+// finds whatever its HOME (made private, 0700, and refused if another user
+// owns it).
 func defaultStateDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(dir, "resetq")
+	return filepath.Join(os.TempDir(), "resetq-"+strconv.Itoa(os.Getuid()))
 }
 
 // fallbackGauge sets resetq_ratelimit_fallback over the fleets of every
