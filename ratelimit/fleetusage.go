@@ -172,10 +172,7 @@ func (f *Fleet) observeTx(ctx context.Context, tx *redis.Tx, r *fleetRegion, min
 	if err != nil {
 		return err
 	}
-	s, err := parseUsageState(raw)
-	if err != nil {
-		return fmt.Errorf("%s: %w", r.keys[3], err)
-	}
+	s := f.usageFrom(r, raw, now)
 	praw, err := getOrEmpty(ctx, tx, r.keys[1])
 	if err != nil {
 		return err
@@ -278,12 +275,26 @@ func (f *Fleet) heardUsage(r *fleetRegion, raw string) error {
 	if raw == r.usageRaw {
 		return nil
 	}
-	u, err := parseUsageState(raw)
-	if err != nil {
-		return fmt.Errorf("redis: %s: %w", r.keys[3], err)
-	}
-	r.usage, r.usageRaw = u, raw
+	r.usage, r.usageRaw = f.usageFrom(r, raw, f.fc.Clock.Now()), raw
 	return nil
+}
+
+// usageFrom is the usage state raw encodes, or none, logged, if it does
+// not parse or is not one resetq could have written at now (anyone who
+// can write to Redis could otherwise hold the fleet at any rate, or
+// unpaced: a cap under the floor books slots further apart than a fleet
+// can explain, and the script starts them all from now). The next
+// judged minute writes a good one.
+func (f *Fleet) usageFrom(r *fleetRegion, raw string, now time.Time) usageState {
+	u, err := parseUsageState(raw)
+	if err == nil && !f.pc.plausible(u, now) {
+		err = fmt.Errorf("usage state %q is not one resetq writes", raw)
+	}
+	if err != nil {
+		f.fc.Logger.Warn("ignoring the fleet's usage state in Redis", "key", r.keys[3], "error", err)
+		return usageState{}
+	}
+	return u
 }
 
 // Cap is scope's cap from the usage metrics as the fleet last said (0:

@@ -266,7 +266,7 @@ func TestFleetRestartReadsPredecessor(t *testing.T) {
 	restarted := harmFleet(t, srv.URL, "test", clk)
 	restarted.Observe(scope, []Usage{{Minute: m, Calls: 1200 + 600, Throttles: 20 + 1}})
 	p := storedPace(t, c, restarted.region(scope).keys[1])
-	if w := restarted.pc.startFrom(p.CutAt, 10); !p.Cut || math.Abs(p.To-w.To) > 1e-9 {
+	if w := restarted.pc.startFrom(p.CutAt, 599.0/60); !p.Cut || math.Abs(p.To-w.To) > 1e-9 { // their 600 less the one throttled: what the quota served them
 		t.Errorf("pace %+v after the restart, want the start from real users' 10/s (%v/s); from 30/s it would be the floor", p, w.To)
 	}
 	u := restarted.region(scope).usage
@@ -438,5 +438,53 @@ func TestFleetWaitCanceledIsNoCall(t *testing.T) {
 	}
 	if calls != 2 {
 		t.Errorf("the fleet's minutes count %v calls, want 2: the first, and the booking that carried the correction", calls)
+	}
+}
+
+// TestFleetForgedUsageState: a usage state in Redis that resetq could not
+// have written (a cap under the floor, times in the future, real users at
+// a million a second) is ignored, not obeyed: the fleet paces by its pace,
+// stays on Redis (no fallback), and its next judged minute writes a good
+// state over it.
+func TestFleetForgedUsageState(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	c := adminClient(t, srv.URL)
+	now, m0 := redisMinute(t, c)
+	clk := &syncClock{t: now}
+	const scope = "111122223333/eu-west-1"
+	f := harmFleet(t, srv.URL, "test", clk)
+	setOldPace(t, c, f, scope, 1) // an hour old: at the ceiling
+	future := now.Add(100 * 365 * 24 * time.Hour)
+	forged := []usageState{
+		{Cap: harmCap{Cap: 0.05, CutAt: now}, JudgedAt: now},
+		{Cap: harmCap{Cap: 10, CutAt: future}, Seen: future, JudgedAt: future},
+		{Users: userModel{known: true, users: 1e6, readAt: now}},
+	}
+	ctx := context.Background()
+	for _, s := range forged {
+		if err := c.Set(ctx, f.region(scope).keys[3], s.String(), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.reserve(ctx, f.region(scope)); err != nil {
+			t.Fatalf("forged %q: %v", s.String(), err)
+		}
+		if got := f.Rate(scope); got != 30 {
+			t.Errorf("forged %q: rate %v, want the pace's 30", s.String(), got)
+		}
+		if f.inFallback() {
+			t.Errorf("forged %q: the fleet fell back to its local share", s.String())
+		}
+	}
+	// A judged minute replaces the forged state with one resetq writes.
+	m := m0.Add(-4 * time.Minute)
+	carryMinute(t, f, scope, m, 600, 0, 59*time.Second)
+	f.Observe(scope, []Usage{{Minute: m, Calls: 1200}})
+	raw, err := c.Get(ctx, f.region(scope).keys[3]).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := parseUsageState(raw); err != nil || !f.pc.plausible(s, clk.Now()) || s.Seen.IsZero() {
+		t.Errorf("after a judged minute Redis holds %q (%v), want a state resetq wrote", raw, err)
 	}
 }

@@ -122,8 +122,9 @@ func (r *CallRecord) others(now time.Time) (map[string]map[int64]ownMinute, erro
 				all[scope] = map[int64]ownMinute{}
 			}
 			for _, m := range ms {
-				if time.Unix(m.Minute*60, 0).Before(oldest) || !(m.Calls >= 0) || !(m.Throttled >= 0) {
-					continue
+				if time.Unix(m.Minute*60, 0).Before(oldest) || !(m.Calls >= 0 && m.Calls <= maxRecordCalls) ||
+					!(m.Throttled >= 0 && m.Throttled <= m.Calls) {
+					continue // not a minute a worker records
 				}
 				all[scope][m.Minute] = addMinutes(all[scope][m.Minute], ownMinute{minute: m.Minute, calls: m.Calls,
 					throttled: m.Throttled, first: fromMicros(m.First), last: fromMicros(m.Last)})
@@ -136,6 +137,10 @@ func (r *CallRecord) others(now time.Time) (map[string]map[int64]ownMinute, erro
 // maxRecordFile bounds a record file: a process's minutes of a few
 // hundred account-Regions.
 const maxRecordFile = 4 << 20
+
+// maxRecordCalls bounds a minute's calls in a record: a worker paces far
+// under 10,000 calls a second.
+const maxRecordCalls = 600_000
 
 // addMinutes is the calls of a and b, two callers' counts of one minute.
 func addMinutes(a, b ownMinute) ownMinute {

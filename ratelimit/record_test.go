@@ -54,6 +54,17 @@ func TestCallRecordOthers(t *testing.T) {
 	if _, err := os.Stat(a.path(a.id)); !os.IsNotExist(err) {
 		t.Errorf("the stale file is still there: %v", err)
 	}
+	// Minutes no worker records are skipped: more calls than a worker
+	// makes (their sum would overflow to +Inf, the rate to NaN: unpaced),
+	// more throttles than calls.
+	if err := a.save(map[string][]ownMinute{"111/us-east-1": {{minute: m, calls: 1e308}, {minute: m, calls: 1e308}, {minute: m, calls: 10, throttled: 11}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = c.others(now)
+	if o := got["111/us-east-1"][m]; o.calls != 300 {
+		t.Errorf("with forged minutes, c reads %v calls, want b's 300", o.calls)
+	}
+	os.Remove(a.path(a.id))
 	// A file that is not a record is skipped, not an error.
 	if err := os.WriteFile(filepath.Join(dir, "UserAccountRecovery-junk.json"), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)

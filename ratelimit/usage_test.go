@@ -4,6 +4,7 @@ import (
 	"context"
 	"github.com/resetq/resetq/clock/clocktest"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -68,9 +69,13 @@ func TestCapAfter(t *testing.T) {
 		{"stale: no cut", harmCap{Cap: 15, Edge: 25, CutAt: minute.Add(time.Second)}, u(30), 1084, harmCap{Cap: 15, Edge: 25, CutAt: minute.Add(time.Second)}, true},
 		{"we did not call: nothing", capped(15), u(30), 0, capped(15), false},
 		{"nobody else: nobody lost, up", capped(15), Usage{Minute: minute, Calls: 1084, Throttles: 4}, 1084, capped(15 * 1.015), true},
+		// A window under half full: the losses were someone's burst, not
+		// this limiter's doing (or an attacker's ForgotPassword flood).
+		{"far over, but the quota half empty: held", capped(20), u(30), 1084, capped(20), true},
 	}
 	for _, tt := range tests {
-		got, _, ok := c.capAfter(tt.h, tt.u, tt.calls, 4, 18, now)
+		full := !strings.Contains(tt.name, "half empty")
+		got, _, ok := c.capAfter(tt.h, tt.u, tt.calls, 4, 18, full, now)
 		if math.Abs(got.Cap-tt.want.Cap) > 1e-9 || got.Edge != tt.want.Edge || !got.CutAt.Equal(tt.want.CutAt) || ok != tt.wantOK {
 			t.Errorf("%s: %+v, %v; want %+v, %v", tt.name, got, ok, tt.want, tt.wantOK)
 		}

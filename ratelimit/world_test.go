@@ -190,7 +190,7 @@ func TestWorld(t *testing.T) {
 		{world.Sliding, world.Step, worldBounds{0.025, 0.9}, worldBounds{0.0075, 0.9}}, // steps of 20/s for 10 s inside minutes that average 10/s: the minutes cannot show them
 		{world.Sliding, world.Confirm, worldBounds{0.009, 0.9}, worldBounds{0.006, 0.9}},
 		{world.Second, world.Even, worldBounds{budget, 0.87}, met},                          // the room real users leave, less a margin, from the first reading
-		{world.Second, world.Poisson, worldBounds{budget, 0.87}, worldBounds{budget, 0.83}}, // the probes' gain climbs back only with spare minutes
+		{world.Second, world.Poisson, worldBounds{budget, 0.87}, worldBounds{budget, 0.81}}, // the probes' gain climbs back only with spare minutes
 		{world.Second, world.Step, met, met},
 		{world.Second, world.Confirm, worldBounds{0.007, 0.9}, met},
 		{world.Bucket, world.Even, worldBounds{0.007, 0.9}, met},
@@ -234,7 +234,7 @@ func (r worldRun) add(o worldRun, n int) worldRun {
 // with real users at 10/s even or Poisson, the campaign's own
 // confirmations alone, and both together. Real users' throttled share
 // stays within the budget and the rate at 0.88 of the frontier or more
-// (0.9 is the aim; two seeds' figures move by about 0.02), except where a
+// (0.9 is the aim; the figures of 4 seeds move by about 0.02), except where a
 // row says by how much it misses. The rows run at once.
 func TestWorldWholeCampaign(t *testing.T) {
 	skipUnderRace(t)
@@ -268,7 +268,7 @@ func TestWorldWholeCampaign(t *testing.T) {
 		{world.Sliding, world.Poisson, met, 120, 60, 50},
 		{world.Second, world.Even, met, 120, 60, 50},
 	}
-	const seeds = 2
+	const seeds = 4
 	type result struct {
 		frontier float64
 		r        worldRun
