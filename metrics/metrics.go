@@ -45,6 +45,7 @@ type Metrics struct {
 	CategoryThrottles *prometheus.CounterVec // account, region, category
 	CategoryLimit     *prometheus.GaugeVec   // account, region, category
 	CategoryCap       *prometheus.GaugeVec   // account, region, category
+	CategoryRoom      *prometheus.GaugeVec   // account, region, category
 
 	// RateLimitFallback is 1 while a fleet replica paces at its local share
 	// because Redis fails; one gauge, as all Regions share the connection.
@@ -174,6 +175,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "resetq_category_usage_cap",
 			Help: "Cap on the category's rate from its usage metrics against --harm-budget, by account, Region and quota category (0: none).",
 		}, []string{"account", "region", "category"}),
+		CategoryRoom: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "resetq_category_room",
+			Help: "The most the category's rate may be given real users' calls the quota served in the latest judged usage minute (and the campaign's own users' returns), by account, Region and quota category (-1: not known; at or under the floor, the rate sits at the floor: real users, or someone, fill the quota).",
+		}, []string{"account", "region", "category"}),
 		CampaignUsers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "resetq_campaign_users",
 			Help: "With --ledger-table, the ledger's counts of each campaign this worker has worked on, refreshed every minute, by state: enqueued, reset, reinvited, disabled, dead_lettered, left (enqueued and not yet reset, re-invited, disabled or dead-lettered), across every replica.",
@@ -187,7 +192,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		m.RateLimitWait, m.RateLimit, m.Inflight, m.QueueMessages, m.CircuitOpen,
 		m.SQSRequests, m.SQSDuration, m.BuildInfo, m.RedeliveryChecks, m.RateLimitFallback, m.HarmBudget, m.RateCap,
 		m.PoolCircuitsOpen, m.DeadLetterFailures, m.EmailLimit, m.Steps, m.CognitoCalls, m.LedgerCalls, m.LedgerCircuitOpen, m.CampaignUsers,
-		m.CategoryCalls, m.CategoryThrottles, m.CategoryLimit, m.CategoryCap,
+		m.CategoryCalls, m.CategoryThrottles, m.CategoryLimit, m.CategoryCap, m.CategoryRoom,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	for _, o := range []string{"reset", "reinvited", "dead_lettered", "retried", "deferred", "released", "expired"} {

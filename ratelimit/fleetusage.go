@@ -308,3 +308,13 @@ func (f *Fleet) Cap(scope string) float64 {
 	}
 	return r.usage.Cap.Cap
 }
+
+// Room is the room real users leave scope's fleet as the fleet last said
+// (userModel.room), false when the usage metrics have not told it or fell
+// silent.
+func (f *Fleet) Room(scope string) (float64, bool) {
+	r := f.region(scope)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.usage.Users.room(f.pc, f.fc.Clock.Now())
+}

@@ -562,6 +562,18 @@ func (r *Regions) SaveRecord() error {
 // fell silent).
 func (r *Regions) Cap(region string) float64 { return r.Get(region).Cap() }
 
+// Room is region's room real users leave (userModel.room), false when the
+// usage metrics have not told it or fell silent.
+func (r *Regions) Room(region string) (float64, bool) { return r.Get(region).Room() }
+
+// Room is the room real users leave the limiter (userModel.room), false
+// when the usage metrics have not told it or fell silent.
+func (l *Limiter) Room() (float64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.usage.Users.room(l.cfg, l.cfg.Clock.Now())
+}
+
 // gainJudged is a probe's gain after judged minutes: real users' loss is
 // known, and says how fast the limiter may probe. A minute in which they
 // lost little (spare) doubles it, up to 1; any other keeps it (a minute

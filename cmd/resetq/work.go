@@ -597,6 +597,7 @@ type scopePacer interface {
 	worker.Pacer
 	Observe(scope string, minutes []ratelimit.Usage)
 	Cap(scope string) float64
+	Room(scope string) (float64, bool)
 }
 
 var (
@@ -618,6 +619,11 @@ func observeUsage(p scopePacer, m *metrics.Metrics, scope, category string, minu
 		m.RateCap.WithLabelValues(scopeLabels(scope)...).Set(limit)
 	}
 	m.CategoryCap.WithLabelValues(append(scopeLabels(scope), category)...).Set(limit)
+	room, ok := p.Room(scope)
+	if !ok {
+		room = -1
+	}
+	m.CategoryRoom.WithLabelValues(append(scopeLabels(scope), category)...).Set(room)
 }
 
 // The quotas of the categories of the calls beside the reset, per account
