@@ -719,15 +719,7 @@ func TestFleetOneThrottleOneCut(t *testing.T) {
 	wg.Wait()
 	stored := func() pace {
 		t.Helper()
-		s, err := adminClient(t, srv.URL).Get(ctx, "test:pace:"+region).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := parsePace(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return storedPace(t, adminClient(t, srv.URL), "test:pace:"+region)
 	}
 	p := stored()
 	if !p.Cut || p.To < 0.97*30 || p.To > 0.97*40 {
