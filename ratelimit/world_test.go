@@ -185,9 +185,9 @@ func TestWorld(t *testing.T) {
 		model, pattern string
 		first, long    worldBounds // minutes 0-10 and 5-20; the first minutes miss where real users burst: the usage metrics have not come yet
 	}{
-		{world.Sliding, world.Even, worldBounds{0.009, 0.9}, worldBounds{0.0085, 0.9}},    // misses: even users lose at the edge, which resetq does not see
+		{world.Sliding, world.Even, worldBounds{0.009, 0.9}, worldBounds{0.0085, 0.9}}, // misses: even users lose at the edge, which resetq does not see
 		{world.Sliding, world.Poisson, worldBounds{0.01, 0.9}, worldBounds{budget, 0.88}}, // 0.90: a minute's losses, judged 3 minutes late, move the cap by chance
-		{world.Sliding, world.Step, worldBounds{0.025, 0.9}, worldBounds{0.0075, 0.9}},    // steps of 20/s for 10 s inside minutes that average 10/s: the minutes cannot show them
+		{world.Sliding, world.Step, worldBounds{0.025, 0.9}, worldBounds{0.0075, 0.9}}, // steps of 20/s for 10 s inside minutes that average 10/s: the minutes cannot show them
 		{world.Sliding, world.Confirm, worldBounds{0.009, 0.9}, met},
 		{world.Second, world.Even, worldBounds{budget, 0.87}, met},                          // the room real users leave, less a margin, from the first reading
 		{world.Second, world.Poisson, worldBounds{budget, 0.87}, worldBounds{budget, 0.85}}, // 0.87: each of resetq's own throttles (a burst of Poisson users in a calendar second) cuts 3%
