@@ -58,13 +58,11 @@ func parseUsageState(s string) (usageState, error) {
 			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
 		}
 	}
-	// Spare up to 3: resetq before 2026-12-05 counted three spare minutes,
-	// and its replicas' state must not read as forged in a rolling upgrade.
-	if n[3] > 3 || n[4] > 1 || n[5] > 1 || n[7] > 1 {
+	if n[3] > spareMinutes || n[4] > 1 || n[5] > 1 || n[7] > 1 {
 		return usageState{}, fmt.Errorf("usage state %q: bad field", s)
 	}
 	return usageState{Cap: harmCap{Cap: x[0], Edge: x[1], CutAt: fromMicros(n[0])}, Seen: fromMicros(n[1]),
-		JudgedAt: fromMicros(n[2]), Spare: min(int(n[3]), spareMinutes), Informed: n[4] == 1,
+		JudgedAt: fromMicros(n[2]), Spare: int(n[3]), Informed: n[4] == 1,
 		Users: userModel{known: n[5] == 1, users: x[2], own: x[3], readAt: fromMicros(n[6]), base: x[4], num: x[5], den: x[6], baseKnown: n[7] == 1}}, nil
 }
 
@@ -206,8 +204,8 @@ func (f *Fleet) observeTx(ctx context.Context, tx *redis.Tx, r *fleetRegion, min
 			next.Informed, np, setPace = true, f.pc.startFrom(redisNow, users), true
 		}
 	}
-	next, judged, calm := f.pc.observe(next, minutes, own, now)
-	if g := gainJudged(np.gain(), calm); judged && (praw != "" || setPace) && g != np.gain() {
+	next, judged := f.pc.observe(next, minutes, own, now)
+	if g := gainJudged(np.gain(), next); judged && (praw != "" || setPace) && g != np.gain() {
 		// Real users' loss is known: it sets how fast the fleet probes.
 		np.Gain, setPace = g, true
 	}

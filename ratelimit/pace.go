@@ -39,10 +39,6 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 	if p.From > 0 {
 		g := p.gain()
 		slow := min(c.Increase, c.PlateauIncrease*p.From*g)
-		past := c.Increase
-		if c.probe > 0 {
-			slow, past = min(slow, c.probe), min(past, c.probe)
-		}
 		lo := c.Plateau * p.From
 		if p.Shared {
 			lo = min(lo, p.To)
@@ -51,7 +47,7 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 		if back := p.From - c.SharedMargin; p.Shared && back > p.To {
 			segs = append(segs, segment{back, min(slow, (back-p.To)/c.SharedRecovery.Seconds())})
 		}
-		segs = append(segs, segment{(2 - c.Plateau) * p.From, slow}, segment{c.Ceiling, past})
+		segs = append(segs, segment{(2 - c.Plateau) * p.From, slow}, segment{c.Ceiling, c.Increase})
 	}
 	for _, s := range segs {
 		if r >= s.to || s.slope <= 0 {

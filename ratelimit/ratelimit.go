@@ -59,10 +59,6 @@ type Config struct {
 	HarmBudget float64
 	// Clock gives the time and the waits. Default clock.Real.
 	Clock clock.Clock
-
-	// probe, if not 0, bounds the climb per second from Plateau times the
-	// quota found on (judgedBy).
-	probe float64
 }
 
 // Defaults of Config's zero fields that do not depend on Ceiling.
@@ -246,7 +242,7 @@ func (l *Limiter) update(now time.Time) (float64, bool) {
 	if l.p.CutAt.IsZero() {
 		l.p = l.cfg.start(now)
 	}
-	limit := l.cfg.limited(l.cfg.judgedBy(l.usage, now).rateAt(l.p, now), l.usage, now)
+	limit := l.cfg.limited(l.cfg.rateAt(l.p, now), l.usage, now)
 	changed := limit != l.limit
 	if changed {
 		l.limit = limit

@@ -99,15 +99,6 @@ func (m *userModel) learn(users, oks float64, now time.Time) {
 // noisy, and the budget holds on average only if the aim is under it.
 const harmAim = 0.6
 
-// spareAim is the share of HarmBudget under which a judged minute is
-// spare: real users lost little, so the limiter's cuts leave them no
-// headroom. At 0.8, of 600 real calls a minute 2 lost is spare; at
-// harmAim only 1 was, and Poisson real users, who lose 1 to 3 calls a
-// minute near the frontier, held the pace under it (0.85 of the frontier
-// in the calendar second over 11 minutes). The cap, and the probes' gain
-// (gainJudged), still go by harmAim.
-const spareAim = 0.8
-
 // harmCap is the cap the usage metrics put on a limiter's rate.
 type harmCap struct {
 	Cap   float64   // 0: none
@@ -124,13 +115,6 @@ const lossPerCall = 4
 // edgeMemory is how long after a cut the cap climbs slowly near the edge
 // it was cut from; after it the edge is forgotten.
 const edgeMemory = 30 * time.Minute
-
-// edgeOver is how far over the budget a minute must be for its cut to
-// mark the edge (and the slow climb near it): twice the budget is seldom
-// chance; a minute just over it often is (4 lost of 600 where 2.4 are
-// the aim), and an edge from it held the cap 3% under a rate that was
-// fine for the next 30 minutes.
-const edgeOver = 2.0
 
 // recoverySteps bounds the judged minutes without harm that lift a cap
 // from the floor to the ceiling once the edge is forgotten: each lifts it
@@ -153,15 +137,15 @@ const recoverySteps = 40
 // metrics come minutes late), nor one in which real users lost more than
 // lossPerCall times the limiter's calls (a quiet minute: a probe, the end
 // of a campaign; cutting the limiter would not help them, and would cut
-// it to the rate of its few calls). over is real users' loss as a share
-// of the budget; ok is false for a minute that says nothing.
-func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, full bool, now time.Time) (next harmCap, over float64, ok bool) {
+// it to the rate of its few calls). spare says real users lost within
+// the aim; ok is false for a minute that says nothing.
+func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, full bool, now time.Time) (next harmCap, spare, ok bool) {
 	if c.HarmBudget <= 0 || calls <= 0 {
-		return h, 0, false
+		return h, false, false
 	}
 	users := max(0, u.Calls-calls)
 	lost := max(0, u.Throttles-throttled)
-	// over stays 0 when nobody else called: nobody lost.
+	over := 0.0 // nobody else called: nobody lost
 	if users > 0 {
 		over = lost / (c.HarmBudget * users)
 	}
@@ -169,6 +153,7 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 	if step < 0 && (over <= 1 || lost < 3 || lost > lossPerCall*calls || !full) {
 		step = 0 // within the budget, a call or two (noise), or not ours to take back
 	}
+	spare = over <= harmAim
 	switch {
 	case step < 0 && u.Minute.Before(h.CutAt):
 	case step < 0:
@@ -176,20 +161,13 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 		if h.Cap > 0 {
 			base = min(h.Cap, ours)
 		}
-		edge := base
-		if over < edgeOver {
-			edge = 0 // often chance: no edge of its own
-			if now.Sub(h.CutAt) < edgeMemory {
-				edge = h.Edge // nor does it forget one found lately
-			}
-		}
-		return harmCap{Cap: max(c.Floor, base*(1+step)), Edge: edge, CutAt: now}, over, true
+		return harmCap{Cap: max(c.Floor, base*(1+step)), Edge: base, CutAt: now}, spare, true
 	case h.Cap > 0:
 		up := h.Cap * step
 		switch {
 		case now.Sub(h.CutAt) < edgeMemory && h.Cap >= 0.97*h.Edge && h.Cap < 1.1*h.Edge:
 			up = h.Cap * min(step, 0.003)
-		case over <= harmAim && (h.Cap < h.Edge/2 || now.Sub(h.CutAt) >= edgeMemory):
+		case spare && (h.Cap < h.Edge/2 || now.Sub(h.CutAt) >= edgeMemory):
 			// Far under where it harmed, or long after: no reason to creep.
 			up = max(up, c.Ceiling/recoverySteps)
 		}
@@ -197,14 +175,12 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 			h = harmCap{}
 		}
 	}
-	return h, over, true
+	return h, spare, true
 }
 
 // spareMinutes is how many judged minutes in a row real users must lose
-// little in before the limiter's cuts leave them no headroom. One: with
-// Poisson real users, whose minutes sit near the aim, three in a row came
-// seldom, and each of the limiter's own throttles then cut 2 calls/s.
-const spareMinutes = 1
+// little in before the limiter's cuts leave them no headroom.
+const spareMinutes = 3
 
 // ownMinutes is how many minutes of its own calls a limiter remembers:
 // more than usage metrics arrive late.
@@ -267,9 +243,8 @@ func (s usageState) judged(now time.Time) bool {
 // now, own giving the limiter's own calls in each minute: each settled
 // minute in which it called moves the cap (capAfter, from the rate of the
 // minute's busy part); a cap whose metrics fell silent lapses first.
-// judged says a minute was judged, and calm that the newest one judged
-// lost real users at most harmAim of the budget.
-func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) (next usageState, judged, calm bool) {
+// judged says a minute was judged: real users' loss is known.
+func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) (next usageState, judged bool) {
 	if !s.JudgedAt.IsZero() && !s.judged(now) {
 		s.Cap = harmCap{} // the metrics fell silent: a cap from before does not come back
 	}
@@ -296,18 +271,18 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 		// calls served spread over the minutes, its own over their busy part.
 		oks := pcalls - pthrottled
 		full := served(pu, ownMinute{calls: pcalls, throttled: pthrottled})/(60*float64(n))+oks/max(pbusy, 1) >= fullShare*c.Quota
-		h, over, ok := c.capAfter(s.Cap, pu, pcalls, pthrottled, pcalls/max(pbusy, 1), full, now)
+		h, spare, ok := c.capAfter(s.Cap, pu, pcalls, pthrottled, pcalls/max(pbusy, 1), full, now)
 		if !ok {
 			continue
 		}
 		s.Users.learn(served(u, o), o.calls-o.throttled, now)
 		run := s.Spare
-		s.Cap, s.JudgedAt, s.Spare, judged, calm = h, now, 0, true, over <= harmAim
-		if over <= spareAim {
+		s.Cap, s.JudgedAt, s.Spare, judged = h, now, 0, true
+		if spare {
 			s.Spare = min(run+1, spareMinutes)
 		}
 	}
-	return s, judged, calm
+	return s, judged
 }
 
 // busySeconds is how long the busy part of u's minute was, o being the
@@ -447,25 +422,13 @@ func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 	return min(rate, c.Ceiling)
 }
 
-// judgedBy is c for the pace and its cuts at now: while the usage metrics
-// judge minutes the cap holds real users' loss, so the limiter's own
-// throttles need not slow its probes, and after spareMinutes spare ones
-// its cuts leave real users no headroom. Nor does it probe fast near and
-// past the rate it found: from Plateau times the quota found on, the
-// probe climbs at most a quarter of PlateauIncrease x Ceiling a second
-// (1.35 calls/s a minute at 30/s), since a minute is judged some 3
-// minutes after it ends, and the fast climb (5% of Ceiling a second) went
-// far past the frontier before the first minute of it was judged (sliding
-// window, the campaign's own confirmations: 1 to 2% lost for 3 minutes).
-// The climb back to Plateau times the quota found, and from a cut that
-// found none (a second of throttles: anyone can call ForgotPassword),
-// stays fast. The slope is the pace's whole climb since its cut, so the
-// rate steps down when the first minute is judged (or up when the minutes
-// fall silent) if the pace was past Plateau times the quota found then.
+// judgedBy is c for a cut at now: while the usage metrics judge minutes
+// the cap holds real users' loss, so the limiter's own throttles need not
+// slow its probes, and after spareMinutes spare ones its cuts leave real
+// users no headroom.
 func (c Config) judgedBy(s usageState, now time.Time) Config {
 	if s.judged(now) {
 		c.ThrottleTarget = 0
-		c.probe = c.PlateauIncrease * c.Ceiling / 4
 		if s.Spare >= spareMinutes {
 			c.SharedBelow = 0
 		}
@@ -492,9 +455,9 @@ func (l *Limiter) Observe(minutes []Usage) {
 			l.p = l.cfg.startFrom(now, users)
 		}
 	}
-	var judged, calm bool
-	if l.usage, judged, calm = l.cfg.observe(l.usage, minutes, l.ownIn, now); judged {
-		l.p.Gain = gainJudged(l.p.gain(), calm)
+	var judged bool
+	if l.usage, judged = l.cfg.observe(l.usage, minutes, l.ownIn, now); judged {
+		l.p.Gain = gainJudged(l.p.gain(), l.usage)
 	}
 	l.update(now)
 }
@@ -612,22 +575,19 @@ func (l *Limiter) Room() (float64, bool) {
 }
 
 // gainJudged is a probe's gain after judged minutes: real users' loss is
-// known, and says how fast the limiter may probe. A newest minute in
-// which they lost within the aim (calm: at most harmAim of the budget)
-// doubles it, up to 1; any other keeps it (a minute over the budget cuts
-// the cap instead). Doubled at spareAim, the probes took the campaign's
-// own confirmations in a sliding window to 0.61% lost over 11 minutes in
-// the bench, against 0.42%. The limiter's own throttles no
+// known, and says how fast the limiter may probe. A minute in which they
+// lost little (spare) doubles it, up to 1; any other keeps it (a minute
+// over the budget cuts the cap instead). The limiter's own throttles no
 // longer lower it (Config.judgedBy). Back to 1 at once, as it was, the
 // probes of the first judged minutes took real users' calls in the
 // sliding window: 0.65% of them over 12 minutes with the campaign's own
 // confirmations, 0.37% now (4 seeds). Raised by the square root of 2 at
 // every minute that did not cut, sliding x Poisson with the confirmations
 // lost 0.63% instead of 0.50%, for no gain of rate. Someone who keeps real
-// users' loss over the aim minute after minute holds the gain where it
-// is: the probes slow, not the cuts nor the rate found.
-func gainJudged(g float64, calm bool) float64 {
-	if calm {
+// users' loss a little over the aim minute after minute holds the gain
+// where it is: the probes slow, not the cuts nor the rate found.
+func gainJudged(g float64, s usageState) float64 {
+	if s.Spare > 0 {
 		return min(maxGain, 2*g)
 	}
 	return g

@@ -186,11 +186,11 @@ func TestWorld(t *testing.T) {
 		first, long    worldBounds // minutes 0-10 and 5-20; the first minutes miss where real users burst: the usage metrics have not come yet
 	}{
 		{world.Sliding, world.Even, worldBounds{0.009, 0.9}, worldBounds{0.0085, 0.9}}, // misses: even users lose at the edge, which resetq does not see
-		{world.Sliding, world.Poisson, worldBounds{0.01, 0.9}, worldBounds{budget, 0.88}}, // 0.90: a minute's losses, judged 3 minutes late, move the cap by chance
+		{world.Sliding, world.Poisson, worldBounds{0.01, 0.9}, worldBounds{budget, 0.84}},
 		{world.Sliding, world.Step, worldBounds{0.025, 0.9}, worldBounds{0.0075, 0.9}}, // steps of 20/s for 10 s inside minutes that average 10/s: the minutes cannot show them
-		{world.Sliding, world.Confirm, worldBounds{0.009, 0.9}, met},
+		{world.Sliding, world.Confirm, worldBounds{0.009, 0.9}, worldBounds{0.006, 0.9}},
 		{world.Second, world.Even, worldBounds{budget, 0.87}, met},                          // the room real users leave, less a margin, from the first reading
-		{world.Second, world.Poisson, worldBounds{budget, 0.87}, worldBounds{budget, 0.85}}, // 0.87: each of resetq's own throttles (a burst of Poisson users in a calendar second) cuts 3%
+		{world.Second, world.Poisson, worldBounds{budget, 0.87}, worldBounds{budget, 0.81}}, // the probes' gain climbs back only with spare minutes
 		{world.Second, world.Step, met, met},
 		{world.Second, world.Confirm, worldBounds{0.007, 0.9}, met},
 		{world.Bucket, world.Even, worldBounds{0.007, 0.9}, met},
@@ -263,7 +263,7 @@ func TestWorldWholeCampaign(t *testing.T) {
 		// --sign-out-rate 20, the apps' profile updates at 5/s) and the
 		// status checks' UserRead (120/s, --status-check-rate 50, the
 		// pool's readers at 60/s).
-		{world.Sliding, world.Poisson, met, 25, 5, 20}, // 300 real calls a minute: judged two minutes at a time (pool)
+		{world.Sliding, world.Poisson, worldBounds{0.0085, 0.88}, 25, 5, 20}, // misses: 300 real calls a minute, whose losses of 1 or 2 read as noise, and the cap climbs into the edge late in the campaign
 		{world.Bucket, world.Even, met, 25, 5, 20},
 		{world.Sliding, world.Poisson, met, 120, 60, 50},
 		{world.Second, world.Even, met, 120, 60, 50},
