@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/resetq/resetq/clock/clocktest"
+	"github.com/resetq/resetq/internal/redisserver"
 )
 
 // harmPace is the fleet's Config in these tests: --rate 30, the quota 30
@@ -31,6 +32,17 @@ func redisMinute(t *testing.T, c *redis.Client) (time.Time, time.Time) {
 		t.Fatal(err)
 	}
 	return now, now.Truncate(time.Minute)
+}
+
+// harmRedis starts a Redis for a fleet test: it, an admin client on it,
+// Redis's time and its minute, and a clock for the replicas that agrees
+// with Redis's.
+func harmRedis(t *testing.T) (srv *redisserver.Server, c *redis.Client, now, m0 time.Time, clk *syncClock) {
+	t.Helper()
+	srv = startRedis(t)
+	c = adminClient(t, srv.URL)
+	now, m0 = redisMinute(t, c)
+	return srv, c, now, m0, &syncClock{t: now}
 }
 
 // carryMinute has f count calls calls and throttled throttles of its own
@@ -164,10 +176,7 @@ func TestFleetMinuteCounts(t *testing.T) {
 // minutes over the aim, doubled by a spare one.
 func TestFleetObserveOneCap(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
-	c := adminClient(t, srv.URL)
-	now, m0 := redisMinute(t, c)
-	clk := &syncClock{t: now} // the replicas' clocks agree with Redis's
+	srv, c, _, m0, clk := harmRedis(t)
 	a, b := harmFleet(t, srv.URL, "test", clk), harmFleet(t, srv.URL, "test", clk)
 	const scope = "111122223333/us-east-1"
 	setOldPace(t, c, a, scope, 0.25)
@@ -251,10 +260,7 @@ func TestFleetObserveOneCap(t *testing.T) {
 // throttles for real users' losses (no cut).
 func TestFleetRestartReadsPredecessor(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
-	c := adminClient(t, srv.URL)
-	now, m0 := redisMinute(t, c)
-	clk := &syncClock{t: now}
+	srv, c, _, m0, clk := harmRedis(t)
 	const scope = "111122223333/ap-south-1"
 	old := harmFleet(t, srv.URL, "test", clk)
 	m := m0.Add(-3 * time.Minute)
@@ -280,10 +286,7 @@ func TestFleetRestartReadsPredecessor(t *testing.T) {
 // the fleet's first minute of calls, it leaves the pace alone.
 func TestFleetObserveStart(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
-	c := adminClient(t, srv.URL)
-	now, m0 := redisMinute(t, c)
-	clk := &syncClock{t: now}
+	srv, c, _, m0, clk := harmRedis(t)
 	a, b := harmFleet(t, srv.URL, "test", clk), harmFleet(t, srv.URL, "test", clk)
 	const scope = "111122223333/eu-north-1"
 	users := []Usage{{Minute: m0.Add(-3 * time.Minute), Calls: 300}, {Minute: m0.Add(-2 * time.Minute), Calls: 600}}
@@ -308,10 +311,7 @@ func TestFleetObserveStart(t *testing.T) {
 // fleet without them leaves real users headroom.
 func TestFleetSpareMinutesPlainCut(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
-	c := adminClient(t, srv.URL)
-	now, m0 := redisMinute(t, c)
-	clk := &syncClock{t: now}
+	srv, c, _, m0, clk := harmRedis(t)
 	f := harmFleet(t, srv.URL, "test", clk)
 	ctx := context.Background()
 	cutAfter := func(scope string, spare int) pace {
@@ -448,10 +448,7 @@ func TestFleetWaitCanceledIsNoCall(t *testing.T) {
 // state over it.
 func TestFleetForgedUsageState(t *testing.T) {
 	t.Parallel()
-	srv := startRedis(t)
-	c := adminClient(t, srv.URL)
-	now, m0 := redisMinute(t, c)
-	clk := &syncClock{t: now}
+	srv, c, now, m0, clk := harmRedis(t)
 	const scope = "111122223333/eu-west-1"
 	f := harmFleet(t, srv.URL, "test", clk)
 	setOldPace(t, c, f, scope, 1) // an hour old: at the ceiling
