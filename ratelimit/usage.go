@@ -263,7 +263,7 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 		}
 		s.Seen = u.Minute
 		o := own(u.Minute)
-		if o.calls == 0 {
+		if o.calls == 0 || !counted(u) {
 			continue
 		}
 		pu, pcalls, pthrottled, pbusy, n := pool(minutes[:i+1], own, s.Cap.CutAt)
@@ -283,6 +283,13 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 		}
 	}
 	return s, judged
+}
+
+// counted reports whether u's counts are counts: finite, not negative.
+// CloudWatch sends no other, but a NaN would make the cap NaN, which
+// reads as none.
+func counted(u Usage) bool {
+	return u.Calls >= 0 && u.Throttles >= 0 && !math.IsInf(u.Calls, 0) && !math.IsInf(u.Throttles, 0)
 }
 
 // busySeconds is how long the busy part of u's minute was, o being the

@@ -212,6 +212,25 @@ func TestObserveEdges(t *testing.T) {
 			t.Fatalf("limit %v after a late first reading (10/s of real users), want %v: the pace left at %v, under the room", got, want, before)
 		}
 	})
+	t.Run("a minute whose counts are not numbers says nothing", func(t *testing.T) {
+		now := m0.Add(time.Minute)
+		l := newLimiter(0.005, &now)
+		for end := now.Add(time.Minute); now.Before(end); now = now.Add(10 * time.Millisecond) {
+			l.Allow(now)
+		}
+		now = m0.Add(2*time.Minute + usageSettle)
+		for _, bad := range []Usage{
+			{Minute: m0.Add(time.Minute), Calls: 2000, Throttles: math.NaN()},
+			{Minute: m0.Add(time.Minute), Calls: math.Inf(1), Throttles: 30},
+			{Minute: m0.Add(time.Minute), Calls: 2000, Throttles: -30},
+		} {
+			l.usage = usageState{Cap: harmCap{Cap: 12, Edge: 14, CutAt: m0}, JudgedAt: now}
+			l.Observe([]Usage{bad})
+			if got := l.Cap(); got != 12 || l.usage.JudgedAt != now {
+				t.Fatalf("%+v: cap %v (judged at %v), want 12 as it was, nothing judged", bad, got, l.usage.JudgedAt)
+			}
+		}
+	})
 	t.Run("calls that stop mid-minute: the cap from their rate", func(t *testing.T) {
 		now := m0.Add(time.Minute)
 		l := newLimiter(0.005, &now)
