@@ -140,6 +140,7 @@ func fleetMinute(m int64, v []any) ownMinute {
 // first replica to read a minute judges it for the fleet, and every
 // replica paces under the one cap. While Redis is down it does nothing.
 func (f *Fleet) Observe(scope string, minutes []Usage) {
+	minutes = counted(minutes)
 	if f.pc.HarmBudget <= 0 || len(minutes) == 0 || f.inFallback() {
 		return
 	}

@@ -263,7 +263,7 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 		}
 		s.Seen = u.Minute
 		o := own(u.Minute)
-		if o.calls == 0 || !counted(u) {
+		if o.calls == 0 {
 			continue
 		}
 		pu, pcalls, pthrottled, pbusy, n := pool(minutes[:i+1], own, s.Cap.CutAt)
@@ -285,11 +285,19 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 	return s, judged
 }
 
-// counted reports whether u's counts are counts: finite, not negative.
-// CloudWatch sends no other, but a NaN would make the cap NaN, which
-// reads as none.
-func counted(u Usage) bool {
-	return u.Calls >= 0 && u.Throttles >= 0 && !math.IsInf(u.Calls, 0) && !math.IsInf(u.Throttles, 0)
+// counted is minutes without those whose counts are not counts (not
+// finite, or negative): CloudWatch sends none, but one NaN, judged or
+// pooled with the minute judged, would make the cap NaN, which reads as
+// none. Limiter.Observe and Fleet.Observe take only these.
+func counted(minutes []Usage) []Usage {
+	ok := func(v float64) bool { return v >= 0 && !math.IsInf(v, 0) }
+	out := minutes[:0:0]
+	for _, u := range minutes {
+		if ok(u.Calls) && ok(u.Throttles) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // busySeconds is how long the busy part of u's minute was, o being the
@@ -454,6 +462,7 @@ func (l *Limiter) Observe(minutes []Usage) {
 	if l.cfg.HarmBudget <= 0 {
 		return
 	}
+	minutes = counted(minutes)
 	now := l.cfg.Clock.Now()
 	early := l.firstCall.IsZero() || now.Sub(l.firstCall) < time.Minute
 	if !l.usage.Informed && !l.p.Cut && early {

@@ -215,7 +215,7 @@ func TestObserveEdges(t *testing.T) {
 	t.Run("a minute whose counts are not numbers says nothing", func(t *testing.T) {
 		now := m0.Add(time.Minute)
 		l := newLimiter(0.005, &now)
-		for end := now.Add(time.Minute); now.Before(end); now = now.Add(10 * time.Millisecond) {
+		for end := now.Add(2 * time.Minute); now.Before(end); now = now.Add(10 * time.Millisecond) {
 			l.Allow(now)
 		}
 		now = m0.Add(2*time.Minute + usageSettle)
@@ -229,6 +229,15 @@ func TestObserveEdges(t *testing.T) {
 			if got := l.Cap(); got != 12 || l.usage.JudgedAt != now {
 				t.Fatalf("%+v: cap %v (judged at %v), want 12 as it was, nothing judged", bad, got, l.usage.JudgedAt)
 			}
+		}
+		// Nor as a minute pooled under a good one: 300 real calls in the
+		// next minute are judged with the minute before, but not this one.
+		now = m0.Add(3*time.Minute + usageSettle)
+		l.usage = usageState{Cap: harmCap{Cap: 12, Edge: 14, CutAt: m0}, JudgedAt: now}
+		next := m0.Add(2 * time.Minute)
+		l.Observe([]Usage{{Minute: m0.Add(time.Minute), Calls: 2000, Throttles: math.NaN()}, {Minute: next, Calls: l.ownIn(next).calls + 300}})
+		if got := l.Cap(); !(got >= 12) || math.IsInf(got, 0) {
+			t.Fatalf("cap %v after a good minute pooled over a NaN one, want 12 or over", got)
 		}
 	})
 	t.Run("calls that stop mid-minute: the cap from their rate", func(t *testing.T) {
@@ -320,5 +329,20 @@ func TestRoomCapsRate(t *testing.T) {
 	quiet, _ := New(Config{Ceiling: 30, HarmBudget: 0.005, Clock: clk})
 	if got := quiet.Limit(); got != 30 {
 		t.Errorf("told nothing: rate %.2f, want the ceiling 30", got)
+	}
+}
+
+// TestCounted: what Limiter.Observe and Fleet.Observe keep of a reading.
+func TestCounted(t *testing.T) {
+	m := time.Unix(1_000_020, 0).Truncate(time.Minute)
+	good := []Usage{{Minute: m, Calls: 600, Throttles: 3}, {Minute: m.Add(time.Minute)}}
+	in := append([]Usage{
+		{Minute: m, Calls: math.NaN()}, {Minute: m, Calls: 600, Throttles: math.Inf(1)}, {Minute: m, Calls: -1},
+	}, good...)
+	if got := counted(in); len(got) != 2 || got[0] != good[0] || got[1] != good[1] {
+		t.Fatalf("counted kept %+v, want %+v", got, good)
+	}
+	if in[3] != good[0] {
+		t.Fatal("counted wrote over its input")
 	}
 }
