@@ -227,6 +227,7 @@ func (h *harness) longRow(ctx context.Context, c longCase) *row {
 	}
 	defer stub.Close()
 	sub := &harness{w: h.w.withStub(stub), p: h.p}
+	sub.w.gauges = true
 	sub.startWorld(ctx, c.model, c.pattern, seed, true)
 	sub.runReplicas(ctx, r, plan, c.args(redisURL)...)
 	r.SQSRequests, r.SQSPerReset = 0, 0 // the proxy counts every row's

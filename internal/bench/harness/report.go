@@ -52,6 +52,9 @@ type row struct {
 	// Timeline is the stand-in's counts second by second (from samples
 	// every 100 ms, so a second's edges are ±100 ms).
 	Timeline []second `json:"timeline,omitempty"`
+	// Gauges is each resetq process's pacing gauges second by second
+	// (scenario 8): its rate, the usage minutes' cap and real users' room.
+	Gauges []gauge `json:"gauges,omitempty"`
 
 	// Scenario 5 only.
 	Model         string  `json:"quota_model,omitempty"`

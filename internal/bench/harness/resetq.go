@@ -20,6 +20,7 @@ type proc struct {
 	cpu        time.Duration // user + system
 	maxRSSKiB  int64
 	err        error
+	gauges     []gauge // its pacing gauges every second, with world.gauges
 }
 
 // replica is when one resetq process of a run starts and, if stop > 0,
@@ -99,7 +100,18 @@ func (w *world) runOne(ctx context.Context, q queues, rp replica, log, state str
 		t := time.AfterFunc(rp.stop-rp.start, func() { cmd.Process.Signal(syscall.SIGTERM) })
 		defer t.Stop()
 	}
+	var watched chan []gauge
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if w.gauges {
+		watched = make(chan []gauge, 1)
+		go func() { watched <- watchGauges(watchCtx, log) }()
+	}
 	p.err = cmd.Wait()
+	if watched != nil {
+		stopWatch()
+		p.gauges = <-watched
+	}
 	p.end = time.Now()
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		p.cpu = time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))

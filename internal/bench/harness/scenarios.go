@@ -243,6 +243,12 @@ func (h *harness) runReplicas(ctx context.Context, r *row, plan []replica, args 
 				start = p.start
 			}
 		}
+		for i, p := range procs {
+			for _, g := range p.gauges {
+				g.T, g.Process = g.at.Sub(start).Seconds(), i
+				r.Gauges = append(r.Gauges, g)
+			}
+		}
 		if len(errs) > 0 {
 			return start, fmt.Errorf("%s", strings.Join(errs, "; "))
 		}

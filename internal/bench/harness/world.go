@@ -54,6 +54,9 @@ type world struct {
 	// logs go with the temporary folder, kept only for a failed run's
 	// error).
 	keepLogs string
+	// gauges: each resetq process's pacing gauges are read every second
+	// (row.Gauges).
+	gauges bool
 	// redisMissing is "" when `resetq work` has --redis-url and --fleet-size,
 	// else why the Redis row cannot run.
 	redisMissing string
