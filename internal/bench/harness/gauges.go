@@ -6,10 +6,11 @@ import (
 	"net/http"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/resetq/resetq/clock"
 )
 
@@ -30,30 +31,52 @@ type gauge struct {
 // ("serving metrics", text or JSON).
 var metricsAddr = regexp.MustCompile(`serving metrics.*?addr"?[=:]"?([0-9.]+:[0-9]+)`)
 
-// parseGauges reads the reset's pacing gauges from a /metrics page; ok is
-// false without resetq_ratelimit_limit.
+// parseGauges reads the reset's pacing gauges from a /metrics page (the
+// Prometheus text format); ok is false without resetq_ratelimit_limit.
 func parseGauges(page string) (g gauge, ok bool) {
 	g.Room = -1
-	for line := range strings.Lines(page) {
-		name, rest, found := strings.Cut(strings.TrimSpace(line), "{")
-		if !found {
-			continue
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(page))
+	if err != nil {
+		return g, false
+	}
+	// first is the family's first gauge whose labels hold want's (name, value).
+	first := func(family string, want ...string) (float64, bool) {
+		for _, m := range families[family].GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if len(want) > 0 && labels[want[0]] != want[1] {
+				continue
+			}
+			switch {
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue(), true
+			case m.Untyped != nil: // a page without # TYPE lines
+				return m.GetUntyped().GetValue(), true
+			}
 		}
-		labels, value, found := strings.Cut(rest, "} ")
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if !found || err != nil {
-			continue
-		}
-		switch {
-		case name == "resetq_ratelimit_limit":
-			g.Limit, ok = v, true
-		case name == "resetq_ratelimit_usage_cap":
-			g.Cap = v
-		case name == "resetq_category_room" && strings.Contains(labels, `category="UserAccountRecovery"`):
-			g.Room = v
-		}
+		return 0, false
+	}
+	g.Limit, ok = first("resetq_ratelimit_limit")
+	g.Cap, _ = first("resetq_ratelimit_usage_cap")
+	if room, known := first("resetq_category_room", "category", "UserAccountRecovery"); known {
+		g.Room = room
 	}
 	return g, ok
+}
+
+// startGauges reads a process's gauges every second (watchGauges) until
+// the function it returns is called, which returns them.
+func startGauges(ctx context.Context, log string) func() []gauge {
+	ctx, stop := context.WithCancel(ctx)
+	out := make(chan []gauge, 1)
+	go func() { out <- watchGauges(ctx, log) }()
+	return func() []gauge {
+		stop()
+		return <-out
+	}
 }
 
 // watchGauges reads the process's gauges every second, once its log

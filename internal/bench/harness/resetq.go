@@ -100,17 +100,13 @@ func (w *world) runOne(ctx context.Context, q queues, rp replica, log, state str
 		t := time.AfterFunc(rp.stop-rp.start, func() { cmd.Process.Signal(syscall.SIGTERM) })
 		defer t.Stop()
 	}
-	var watched chan []gauge
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
+	var gauges func() []gauge
 	if w.gauges {
-		watched = make(chan []gauge, 1)
-		go func() { watched <- watchGauges(watchCtx, log) }()
+		gauges = startGauges(ctx, log)
 	}
 	p.err = cmd.Wait()
-	if watched != nil {
-		stopWatch()
-		p.gauges = <-watched
+	if gauges != nil {
+		p.gauges = gauges()
 	}
 	p.end = time.Now()
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
