@@ -221,11 +221,12 @@ func printHelp(fs *flag.FlagSet) {
 }
 
 // harnessVars are the RESETQ_* variables that are no flag's twin and still
-// not a mistake: the fault suite's settings (internal/chaos, make chaos).
-// A shell that replays a chaos seed also runs the tests that run resetq,
-// which reads none of them. The only such list; a test keeps it in step
-// with the variables the repository reads.
-var harnessVars = []string{"RESETQ_CHAOS", "RESETQ_CHAOS_REPORT", "RESETQ_CHAOS_SEED"}
+// not a mistake: the fault suite's settings (internal/chaos, make chaos)
+// and the pacing simulation's (ratelimit/world_test.go). A shell that
+// replays a chaos seed also runs the tests that run resetq, which reads
+// none of them. The only such list; a test keeps it in step with the
+// variables the repository reads.
+var harnessVars = []string{"RESETQ_CHAOS", "RESETQ_CHAOS_REPORT", "RESETQ_CHAOS_SEED", "RESETQ_SIM_JITTER"}
 
 // serviceLink reports a variable Kubernetes sets in every pod of a
 // namespace with a Service named resetq (service links): RESETQ_SERVICE_HOST,
