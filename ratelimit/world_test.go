@@ -200,12 +200,13 @@ func TestWorld(t *testing.T) {
 		{world.Bucket, world.Confirm, worldBounds{0.009, 0.9}, met},
 	}
 	const seeds = 2 // one run's figures move with the seed
+	jitter := simJitter(t)
 	for _, tt := range tests {
 		f, _ := world.Frontier(tt.model, quota, 0, tt.pattern, users, budget, 300*time.Second, 1)
 		var first, long worldRun
 		for seed := uint64(1); seed <= seeds; seed++ {
 			m := simulateWorld(workConfig(quota), worldSim{model: tt.model, pattern: tt.pattern, quota: quota, users: users,
-				latency: 20 * time.Millisecond, jitter: simJitter(), history: 3 * time.Minute,
+				latency: 20 * time.Millisecond, jitter: jitter, history: 3 * time.Minute,
 				length: worldLength, usageDelay: worldUsageDelay, seed: seed})
 			first, long = first.add(span(m, 0, 10), seeds), long.add(span(m, 5, 20), seeds)
 		}
@@ -270,6 +271,7 @@ func TestWorldWholeCampaign(t *testing.T) {
 		{world.Second, world.Even, met, 120, 60, 50},
 	}
 	const seeds = 4
+	jitter := simJitter(t)
 	type result struct {
 		frontier float64
 		r        worldRun
@@ -286,7 +288,7 @@ func TestWorldWholeCampaign(t *testing.T) {
 			var whole worldRun
 			for seed := uint64(1); seed <= seeds; seed++ {
 				m := simulateWorld(cfg, worldSim{model: tt.model, pattern: tt.pattern, quota: q, users: u,
-					latency: 20 * time.Millisecond, jitter: simJitter(), history: 3 * time.Minute,
+					latency: 20 * time.Millisecond, jitter: jitter, history: 3 * time.Minute,
 					length: 12 * time.Minute, usageDelay: 90 * time.Second, seed: seed})
 				whole = whole.add(span(m, 0, len(m)), seeds)
 			}
@@ -310,11 +312,18 @@ func TestWorldWholeCampaign(t *testing.T) {
 // The bench's calls arrive much less evenly (16 workers on 2 loaded CPUs:
 // at 12.5/s its per-second counts spread with a standard deviation of
 // 1.26): with 400ms the shipped limiter's Poisson rows here come to the
-// bench's figures (docs/benchmarks.md, "Tried on 2026-12-05, fourth
-// session").
-func simJitter() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("RESETQ_SIM_JITTER")); err == nil && d >= 0 {
-		return d
+// bench's figures (docs/benchmarks.md, "Tried on 2026-12-05 (fourth
+// session)"). A value that is not a duration fails the test: silently
+// read as 5 ms, it would pass for a jittered run.
+func simJitter(t *testing.T) time.Duration {
+	t.Helper()
+	v := os.Getenv("RESETQ_SIM_JITTER")
+	if v == "" {
+		return 5 * time.Millisecond
 	}
-	return 5 * time.Millisecond
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		t.Fatalf("RESETQ_SIM_JITTER=%q: want a duration of 0 or more, such as 400ms", v)
+	}
+	return d
 }
