@@ -630,7 +630,7 @@ func (f *Fleet) cutTx(ctx context.Context, tx *redis.Tx, r *fleetRegion) error {
 	r.mu.Lock()
 	calls, throttled, u := r.calls, r.throttled, r.usage
 	r.mu.Unlock()
-	np, ok := f.pc.judgedBy(u, f.fc.Clock.Now()).cut(p, now, found, busy, calls, throttled)
+	np, ok := f.pc.judgedBy(u, f.fc.Clock.Now()).cut(p, now, f.limit(p, u, now), found, busy, calls, throttled)
 	if ok {
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, r.keys[1], np.String(), paceTTL)

@@ -903,3 +903,48 @@ func TestFleetThrottleAfterCutStaysLocal(t *testing.T) {
 		t.Errorf("counted %d answers, %d throttled since the cut; want the second throttle counted", r.calls, r.throttled)
 	}
 }
+
+// TestFleetLateReportsFindNoQuota: successes reported late (a replica's
+// next booking carries them into the current second) can count more
+// calls in the last second than the fleet's rate. That is no quota found
+// over the rate: the cut is from the rate, or the pace would climb fast
+// to 0.9 times the count.
+func TestFleetLateReportsFindNoQuota(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	cfg := FleetConfig{Redis: redisAddr(t, srv.URL), KeyPrefix: "test", Rate: 100, FleetSize: 2}
+	f := newTestFleet(t, cfg)
+	ctx := context.Background()
+	const region = "ap-south-1"
+	admin := adminClient(t, srv.URL)
+	now, err := admin.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fleet paces at 20/s after a plain cut that found 20.
+	p := pace{CutAt: now.Add(-time.Second).Truncate(time.Microsecond), Cut: true, To: 20, From: 20, Gain: 1}
+	if err := admin.Set(ctx, "test:pace:"+region, p.String(), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // calls for over a second, so the cut measures a quota
+		if i == 2 {
+			for range 60 {
+				f.Succeeded(region) // reported with the next booking, in its second
+			}
+		}
+		if _, err := f.reserve(ctx, f.region(region)); err != nil {
+			t.Fatal(err)
+		}
+		if i < 2 {
+			time.Sleep(600 * time.Millisecond)
+		}
+	}
+	f.Throttled(region)
+	got := storedPace(t, admin, "test:pace:"+region)
+	if !got.Cut || got.CutAt.Equal(p.CutAt) {
+		t.Fatalf("pace %+v after the throttle, want a cut", got)
+	}
+	if got.From > 21 || got.To > 0.97*21 {
+		t.Errorf("pace %+v: 60 successes reported at once read as a quota of 60 at a rate of about 20", got)
+	}
+}

@@ -72,11 +72,12 @@ func (p pace) gain() float64 {
 // Bounds of pace.Gain.
 const minGain, maxGain = 1.0 / 64, 1
 
-// cut is p after a throttle at now, when found calls got through in the
+// cut is p after a throttle at now, when calls ran at ran a second (the
+// pace's rate under the cap and the room) and found got through in the
 // last second, calls had run for busy without a gap, and of the calls
 // answered since the last cut, throttled were throttled. It is p itself
 // within CutInterval of the last cut.
-func (c Config) cut(p pace, now time.Time, found float64, busy time.Duration, calls, throttled int) (pace, bool) {
+func (c Config) cut(p pace, now time.Time, ran, found float64, busy time.Duration, calls, throttled int) (pace, bool) {
 	if d := now.Sub(p.CutAt); p.Cut && d >= 0 && d < c.CutInterval {
 		return p, false
 	}
@@ -84,13 +85,17 @@ func (c Config) cut(p pace, now time.Time, found float64, busy time.Duration, ca
 	// Below the quota found last time the headroom is already left: a
 	// throttle there takes the plain cut.
 	returning := p.Shared && limit < p.From
-	m := min(limit, found)
+	// More than the rate got through: the calls bunched on their way
+	// (busy CPUs, a network, a fleet's late reports), which finds no
+	// quota over the rate. Taken for one, a plain cut's fast climb to
+	// Plateau times it went straight back over where it was throttled.
+	m := min(limit, ran, found)
 	to := c.Decrease * m
 	shared := found < c.SharedBelow
 	if shared && !returning {
 		to = min(to, max(m-c.Headroom, 0.8*m))
 	}
-	from := found
+	from := m
 	if busy < time.Second {
 		from = 0 // found is only part of the quota: climb fast
 	}

@@ -196,7 +196,7 @@ func (l *Limiter) Throttled() (float64, bool) {
 	busy := l.heard(now)
 	cfg := l.cfg
 	cfg = cfg.judgedBy(l.usage, now)
-	if p, ok := cfg.cut(l.p, now, float64(l.recentOKs(now)), busy, l.calls, l.throttled); ok {
+	if p, ok := cfg.cut(l.p, now, l.limit, float64(l.recentOKs(now)), busy, l.calls, l.throttled); ok {
 		l.p, l.calls, l.throttled = p, 0, 0
 	}
 	return l.update(now)
