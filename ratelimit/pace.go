@@ -45,7 +45,9 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 		}
 		segs = append(buf[:0], segment{lo, c.Increase})
 		if back := p.From - c.SharedMargin; p.Shared && back > p.To {
-			segs = append(segs, segment{back, min(slow, (back-p.To)/c.SharedRecovery.Seconds())})
+			// Back from the headroom over SharedRecovery: the gain is
+			// the probes' speed past it, not this.
+			segs = append(segs, segment{back, (back - p.To) / c.SharedRecovery.Seconds()})
 		}
 		segs = append(segs, segment{(2 - c.Plateau) * p.From, slow}, segment{c.Ceiling, c.Increase})
 	}

@@ -205,6 +205,19 @@ func TestCutGain(t *testing.T) {
 	if got := c.rateAt(p, now.Add(10*time.Second)); !near(got, 11.7+10*0.003*12/2) {
 		t.Errorf("rate 10 s after a cut at gain 0.5: %v", got)
 	}
+	// It does not slow the way back from a shared cut's headroom to
+	// SharedMargin (1.5/s) under the quota found: that takes
+	// SharedRecovery (2 minutes) at any gain. At the least gain the way
+	// back from 10 to 11.5 had taken 41 minutes.
+	p = pace{CutAt: now, Cut: true, To: 10, From: 13, Shared: true, Gain: minGain}
+	for _, w := range []struct {
+		after time.Duration
+		want  float64
+	}{{time.Minute, 10.75}, {2 * time.Minute, 11.5}, {2*time.Minute + 10*time.Second, 11.5 + 10*0.003*13*minGain}} {
+		if got := c.rateAt(p, now.Add(w.after)); !near(got, w.want) {
+			t.Errorf("rate %v after a shared cut at the least gain: %v, want %v", w.after, got, w.want)
+		}
+	}
 }
 
 // TestLimiterStart: with Start, the first call goes at Start and the rate
