@@ -208,7 +208,7 @@ func TestObserveEdges(t *testing.T) {
 		}
 		before := l.Limit()
 		l.Observe(users)
-		if got, want := l.Limit(), min(before, 30-10); got != want {
+		if got, want := l.Limit(), min(before, 30-10-1.5); got != want {
 			t.Fatalf("limit %v after a late first reading (10/s of real users), want %v: the pace left at %v, under the room", got, want, before)
 		}
 	})
@@ -278,18 +278,18 @@ func TestUserRoom(t *testing.T) {
 		want        float64 // 0: no room known
 	}{
 		{"nothing read", -1, nil, 0, false, 0},
-		{"read before any call: what real users leave", 10, nil, 0, false, 20},
+		{"read before any call: what real users leave, less the margin", 10, nil, 0, false, 20 - 1.5},
 		{"they take it all: none left", 31, nil, 0, false, -1},
-		{"a minute at the base: nothing returns", 10, [][2]float64{{600, 1080}}, 0, false, 20 - 0.75},
+		{"a minute at the base: nothing returns", 10, [][2]float64{{600, 1080}}, 0, false, 20 - 1.5},
 		// 900 real calls against a base of 600: 300 of 1,200 own successes
 		// came back (a quarter); the room leaves the returns of a faster rate.
-		{"a quarter returns", 10, [][2]float64{{900, 1200}}, 0, false, (30-15+0.25*20)/1.25 - 0.75},
-		{"returns learned over minutes", 0, [][2]float64{{300, 600}, {900, 1200}}, 0, false, (30-15+(1200.0/1800)*20)/(1+1200.0/1800) - 0.75},
-		{"under a minute's successes: not learned yet", 0, [][2]float64{{30, 59}}, 0, false, 30 - 0.5},
+		{"a quarter returns", 10, [][2]float64{{900, 1200}}, 0, false, (30-15+0.25*20)/1.25 - 1.5},
+		{"returns learned over minutes", 0, [][2]float64{{300, 600}, {900, 1200}}, 0, false, (30-15+(1200.0/1800)*20)/(1+1200.0/1800) - 1.5},
+		{"under a minute's successes: not learned yet", 0, [][2]float64{{30, 59}}, 0, false, 30 - 0.5 - 1.5},
 		{"silent for usageStale: forgotten", 10, nil, usageStale, false, 0},
 		// Read first mid-campaign: 900 calls might be real users' or
 		// returns; none is learned, and the room counts them all.
-		{"no minute of real users alone: no returns learned", 10, [][2]float64{{900, 1200}}, 0, true, 30 - 15},
+		{"no minute of real users alone: no returns learned", 10, [][2]float64{{900, 1200}}, 0, true, 30 - 15 - 1.5},
 	}
 	for _, tt := range tests {
 		var m userModel

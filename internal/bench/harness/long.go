@@ -42,8 +42,10 @@ type longCase struct {
 }
 
 // longCases are scenario 8's rows: sliding × Poisson, second × Poisson,
-// bucket × step, every model × the campaign's own confirmations, and
-// sliding × Poisson restarted halfway and as a fleet of 3.
+// bucket × step, every model × the campaign's own confirmations,
+// sliding × Poisson restarted halfway and as a fleet of 3, and sliding ×
+// even (even real users lose the races at a full window while resetq is
+// not throttled: only the room's margin and the usage minutes hold it).
 func longCases() []longCase {
 	return []longCase{
 		{model: rw.Sliding, pattern: rw.Poisson},
@@ -54,6 +56,7 @@ func longCases() []longCase {
 		{model: rw.Bucket, pattern: rw.Confirm},
 		{model: rw.Sliding, pattern: rw.Poisson, restart: true},
 		{model: rw.Sliding, pattern: rw.Poisson, fleet: longFleet},
+		{model: rw.Sliding, pattern: rw.Even},
 	}
 }
 

@@ -18,7 +18,8 @@ import (
 // These tests check scenario 8's plumbing, not its figures: the harness's
 // scenarios run only from `make bench` and `make bench-quick`.
 
-// TestLongCases: the rows issue 25 asks for, each once.
+// TestLongCases: the rows issue 25 asks for, each once, and sliding ×
+// even (the holdout's even real users, where resetq hears no throttle).
 func TestLongCases(t *testing.T) {
 	t.Parallel()
 	var got []string
@@ -36,7 +37,7 @@ func TestLongCases(t *testing.T) {
 			got = append(got, c.model+"×"+c.pattern)
 		}
 	}
-	want := []string{"sliding×poisson", "second×poisson", "bucket×step", "sliding×confirm", "second×confirm", "bucket×confirm"}
+	want := []string{"sliding×poisson", "second×poisson", "bucket×step", "sliding×confirm", "second×confirm", "bucket×confirm", "sliding×even"}
 	if !slices.Equal(got, want) || restarts != 1 || fleets != 1 {
 		t.Errorf("rows %v, %d restarted, %d fleets; want %v, one restarted, one fleet", got, restarts, fleets, want)
 	}
