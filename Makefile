@@ -45,7 +45,7 @@ bench: ## benchmarks with figures for docs/benchmarks.md: the harness against th
 	$(GO) test -count=1 -run '^(TestSimulatedQuota|TestWorld.*)$$' -v ./ratelimit | grep -E 'rate|frontier|ok'
 
 .PHONY: bench-quick
-bench-quick: ## the benchmark harness, quick profile (about two minutes, a smoke test fit for CI; scenario 6 runs 60 jobs without and with the ledger, 7 60 jobs in each of 4 account-Regions twice, 8 its eight campaigns for 20 s at once): writes bench-quick.json
+bench-quick: ## the benchmark harness, quick profile (about two minutes, a smoke test fit for CI; scenario 6 runs 60 jobs without and with the ledger, 7 60 jobs in each of 4 account-Regions twice, 8 its nine campaigns for 20 s at once): writes bench-quick.json
 	$(GO) run ./internal/bench/harness -profile quick -json bench-quick.json
 
 CHAOS_REPORT ?= docs/reliability.json
