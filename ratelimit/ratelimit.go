@@ -190,10 +190,14 @@ func (l *Limiter) Throttled() (float64, bool) {
 	l.calls++
 	l.throttled++
 	l.ownAt(now).throttled++
-	if l.p.Cut && now.Sub(l.p.CutAt) < l.cfg.CutInterval {
-		return l.update(now)
+	if d := now.Sub(l.usage.Cap.OwnAt); l.p.Cut && now.Sub(l.p.CutAt) < l.cfg.CutInterval || d >= 0 && d < l.cfg.CutInterval {
+		return l.update(now) // one burst's throttles: cut for already
 	}
 	busy := l.heard(now)
+	if h, ok := l.cfg.capThrottled(l.usage, l.limit, now); ok {
+		l.usage.Cap = h
+		return l.update(now)
+	}
 	cfg := l.cfg
 	cfg = cfg.judgedBy(l.usage, now)
 	if p, ok := cfg.cut(l.p, now, l.limit, float64(l.recentOKs(now)), busy, l.calls, l.throttled); ok {
