@@ -596,7 +596,7 @@ func (f *Fleet) startPace(ctx context.Context, r *fleetRegion, now time.Time) {
 func (f *Fleet) cut(ctx context.Context, r *fleetRegion) error {
 	var err error
 	for range 3 {
-		if err = f.client.Watch(ctx, func(tx *redis.Tx) error { return f.cutTx(ctx, tx, r) }, r.keys[1], r.keys[3]); !errors.Is(err, redis.TxFailedErr) {
+		if err = f.client.Watch(ctx, func(tx *redis.Tx) error { return f.cutTx(ctx, tx, r) }, r.keys[1]); !errors.Is(err, redis.TxFailedErr) {
 			break
 		}
 	}
@@ -622,39 +622,15 @@ func (f *Fleet) cutTx(ctx context.Context, tx *redis.Tx, r *fleetRegion) error {
 			return err
 		}
 	}
-	raw, err := getOrEmpty(ctx, tx, r.keys[3])
-	if err != nil {
-		return err
-	}
-	local := f.fc.Clock.Now()
-	u := f.usageFrom(r, raw, local)
-	limit := f.limit(p, u, now)
-	if d := local.Sub(u.Cap.OwnAt); d >= 0 && d < f.pc.CutInterval {
-		return nil // one burst's throttles: the cap was cut for them
-	}
-	if h, ok := f.pc.capThrottled(u, limit, local); ok {
-		u.Cap = h
-		if _, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-			pipe.Set(ctx, r.keys[3], u.String(), paceTTL)
-			return nil
-		}); err != nil {
-			return err
-		}
-		r.mu.Lock()
-		r.usage, r.usageRaw = u, u.String()
-		r.mu.Unlock()
-		f.heardPace(r, p, now)
-		return nil
-	}
 	c, err := tx.HMGet(ctx, r.keys[2], "sec", "n", "prev", "last", "since").Result()
 	if err != nil {
 		return err
 	}
 	found, busy := fleetCalls(c, now)
 	r.mu.Lock()
-	calls, throttled := r.calls, r.throttled
+	calls, throttled, u := r.calls, r.throttled, r.usage
 	r.mu.Unlock()
-	np, ok := f.pc.judgedBy(u, local).cut(p, now, limit, found, busy, calls, throttled)
+	np, ok := f.pc.judgedBy(u, f.fc.Clock.Now()).cut(p, now, f.limit(p, u, now), found, busy, calls, throttled)
 	if ok {
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, r.keys[1], np.String(), paceTTL)

@@ -14,12 +14,11 @@ import (
 
 // String encodes s for Redis: cap, edge, cut, seen, judged (microseconds,
 // 0: never), spare, informed; then real users' model: known, users, own,
-// read (microseconds), base, returned, successes, base known; last, when
-// a throttle of the fleet's own last cut the cap (microseconds, 0: never).
+// read (microseconds), base, returned, successes, base known.
 func (s usageState) String() string {
 	m := s.Users
-	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g %d %d", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),
-		b2i(m.known), m.users, m.own, micros(m.readAt), m.base, m.num, m.den, b2i(m.baseKnown), micros(s.Cap.OwnAt))
+	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g %d", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),
+		b2i(m.known), m.users, m.own, micros(m.readAt), m.base, m.num, m.den, b2i(m.baseKnown))
 }
 
 func micros(t time.Time) int64 {
@@ -42,14 +41,11 @@ func parseUsageState(s string) (usageState, error) {
 		return usageState{}, nil
 	}
 	f := strings.Fields(s)
-	if len(f) == 15 {
-		f = append(f, "0") // written before the 16th field: no throttle of the fleet's own has cut the cap
+	if len(f) != 15 {
+		return usageState{}, fmt.Errorf("usage state %q: want 15 fields", s)
 	}
-	if len(f) != 16 {
-		return usageState{}, fmt.Errorf("usage state %q: want 16 fields", s)
-	}
-	var n [9]int64
-	for i, v := range []string{f[2], f[3], f[4], f[5], f[6], f[7], f[10], f[14], f[15]} {
+	var n [8]int64
+	for i, v := range []string{f[2], f[3], f[4], f[5], f[6], f[7], f[10], f[14]} {
 		var err error
 		if n[i], err = strconv.ParseInt(v, 10, 64); err != nil || n[i] < 0 {
 			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
@@ -65,7 +61,7 @@ func parseUsageState(s string) (usageState, error) {
 	if n[3] > spareMinutes || n[4] > 1 || n[5] > 1 || n[7] > 1 {
 		return usageState{}, fmt.Errorf("usage state %q: bad field", s)
 	}
-	return usageState{Cap: harmCap{Cap: x[0], Edge: x[1], CutAt: fromMicros(n[0]), OwnAt: fromMicros(n[8])}, Seen: fromMicros(n[1]),
+	return usageState{Cap: harmCap{Cap: x[0], Edge: x[1], CutAt: fromMicros(n[0])}, Seen: fromMicros(n[1]),
 		JudgedAt: fromMicros(n[2]), Spare: int(n[3]), Informed: n[4] == 1,
 		Users: userModel{known: n[5] == 1, users: x[2], own: x[3], readAt: fromMicros(n[6]), base: x[4], num: x[5], den: x[6], baseKnown: n[7] == 1}}, nil
 }

@@ -375,17 +375,11 @@ func TestUsageStateString(t *testing.T) {
 	for _, s := range []usageState{
 		{},
 		{Cap: harmCap{Cap: 17.123456789, Edge: 19.5, CutAt: at(1764460800123456)}, Seen: at(1764460740000000), JudgedAt: at(1764460800123456), Spare: 2, Informed: true},
-		{Cap: harmCap{Cap: 17, Edge: 17.5, CutAt: at(1764460800123456), OwnAt: at(1764460900654321)}, JudgedAt: at(1764460900654321)},
 	} {
 		got, err := parseUsageState(s.String())
-		if err != nil || got.String() != s.String() || got.Cap != s.Cap || got.Seen.IsZero() != s.Seen.IsZero() {
+		if err != nil || got.String() != s.String() || got.Cap.Cap != s.Cap.Cap || got.Seen.IsZero() != s.Seen.IsZero() {
 			t.Errorf("parseUsageState(%q) = %+v, %v; want %+v", s.String(), got, err, s)
 		}
-	}
-	// A state written before the last field (resetq before the cap took
-	// throttles of its own): read with none.
-	if s, err := parseUsageState("17 17.5 1764460800123456 0 1764460800123456 0 0 0 0 0 0 0 0 0 0"); err != nil || s.Cap.Cap != 17 || !s.Cap.OwnAt.IsZero() {
-		t.Errorf("a 15-field state: %+v, %v; want the cap 17, no own cut", s, err)
 	}
 	if s, err := parseUsageState(""); err != nil || !s.JudgedAt.IsZero() || s.Cap.Cap != 0 {
 		t.Errorf(`parseUsageState("") = %+v, %v; want the zero state`, s, err)
@@ -489,70 +483,5 @@ func TestFleetForgedUsageState(t *testing.T) {
 	}
 	if s, err := parseUsageState(raw); err != nil || !f.pc.plausible(s, clk.Now()) || s.Seen.IsZero() {
 		t.Errorf("after a judged minute Redis holds %q (%v), want a state resetq wrote", raw, err)
-	}
-}
-
-// TestFleetThrottledAtTheCap: as a Limiter's (TestThrottledAtTheCap), a
-// throttle while the fleet's calls ran at the cap of judged minutes cuts
-// the cap in Redis for the whole fleet, not the pace; the rest of its
-// burst is absorbed; the next, within ownCapEvery, cuts the pace.
-func TestFleetThrottledAtTheCap(t *testing.T) {
-	t.Parallel()
-	srv, c, now, _, clk := harmRedis(t)
-	const scope = "111122223333/ap-south-1"
-	f := harmFleet(t, srv.URL, "test", clk)
-	other := harmFleet(t, srv.URL, "test", clk)
-	setOldPace(t, c, f, scope, 1) // an hour old: at the ceiling
-	key := f.region(scope).keys[3]
-	ctx := context.Background()
-	s := usageState{Cap: harmCap{Cap: 12, Edge: 13, CutAt: now.Add(-5 * time.Minute)}, JudgedAt: now.Add(-time.Minute)}
-	if err := c.Set(ctx, key, s.String(), 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range []*Fleet{f, other} {
-		if _, err := r.reserve(ctx, r.region(scope)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := f.Rate(scope); got != 12 {
-		t.Fatalf("rate %v, want the cap's 12", got)
-	}
-	before := storedPace(t, c, f.region(scope).keys[1])
-	stored := func() usageState {
-		t.Helper()
-		raw, err := c.Get(ctx, key).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, err := parseUsageState(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
-	f.Throttled(scope)
-	if u := stored(); math.Abs(u.Cap.Cap-12*capNear) > 1e-9 || u.Cap.Edge != 12 || !u.Cap.OwnAt.Equal(clk.Now()) {
-		t.Fatalf("cap in Redis %+v after a throttle at it, want %v under an edge at 12, marked now", u.Cap, 12*capNear)
-	}
-	if p := storedPace(t, c, f.region(scope).keys[1]); p != before {
-		t.Fatalf("pace %+v after a throttle at the cap, want it as it was (%+v)", p, before)
-	}
-	if got := f.Rate(scope); math.Abs(got-12*capNear) > 1e-9 {
-		t.Fatalf("rate %v, want the cut cap's %v", got, 12*capNear)
-	}
-	other.Throttled(scope) // the same burst, another replica
-	if u := stored(); math.Abs(u.Cap.Cap-12*capNear) > 1e-9 || storedPace(t, c, f.region(scope).keys[1]) != before {
-		t.Fatalf("after the burst's second throttle: cap %+v, pace %+v; want both as they were", u.Cap, storedPace(t, c, f.region(scope).keys[1]))
-	}
-	clk.Advance(2 * time.Second)
-	if _, err := other.reserve(ctx, other.region(scope)); err != nil {
-		t.Fatal(err)
-	}
-	other.Throttled(scope)
-	if p := storedPace(t, c, f.region(scope).keys[1]); !p.Cut || !p.Shared {
-		t.Fatalf("pace %+v after a throttle at the cap 2 s later, want the pace's shared cut", p)
-	}
-	if u := stored(); math.Abs(u.Cap.Cap-12*capNear) > 1e-9 {
-		t.Fatalf("cap %+v: want it cut once", u.Cap)
 	}
 }

@@ -190,11 +190,11 @@ func (l *Limiter) Throttled() (float64, bool) {
 	l.calls++
 	l.throttled++
 	l.ownAt(now).throttled++
-	if d := now.Sub(l.usage.Cap.OwnAt); l.p.Cut && now.Sub(l.p.CutAt) < l.cfg.CutInterval || d >= 0 && d < l.cfg.CutInterval {
+	if d := now.Sub(l.usage.Cap.OwnAt); l.p.Cut && now.Sub(l.p.CutAt) < l.cfg.CutInterval || !l.usage.Cap.OwnAt.IsZero() && d >= 0 && d < l.cfg.CutInterval {
 		return l.update(now) // one burst's throttles: cut for already
 	}
 	busy := l.heard(now)
-	if h, ok := l.cfg.capThrottled(l.usage, l.limit, now); ok {
+	if h, ok := l.cfg.capThrottled(l.usage, l.limit, float64(l.recentOKs(now)), now); ok {
 		l.usage.Cap = h
 		return l.update(now)
 	}

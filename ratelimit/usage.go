@@ -103,17 +103,9 @@ const harmAim = 0.6
 // harmCap is the cap the usage metrics put on a limiter's rate.
 type harmCap struct {
 	Cap   float64   // 0: none
-	Edge  float64   // where it was last cut from (capAfter, capThrottled)
-	CutAt time.Time // when a minute over the budget last cut it
-	OwnAt time.Time // when a throttle of the limiter's own at the cap last cut it
-}
-
-// edgeAt is when the edge was set.
-func (h harmCap) edgeAt() time.Time {
-	if h.OwnAt.After(h.CutAt) {
-		return h.OwnAt
-	}
-	return h.CutAt
+	Edge  float64   // the rate of the last minute that cut the cap
+	CutAt time.Time // when a minute last cut the cap
+	OwnAt time.Time // when a throttle of the limiter's own last cut it (capThrottled)
 }
 
 // capNear: calls at this share of the cap or more ran at the cap.
@@ -125,22 +117,26 @@ const capNear = 0.97
 // calls throttles the limiter many times; the minutes judge the rest.
 const ownCapEvery = 10 * time.Minute
 
-// capThrottled is s's cap after a throttle of the limiter's own at now
-// while its calls ran at limit. Where minutes are judged and the calls ran
-// at the cap, the cap has reached where the quota is full: the first such
-// throttle in ownCapEvery takes the cap capNear under it and marks an edge
-// there, which it climbs back to slowly (capAfter), and the pace is not
-// cut. Before, the pace's headroom (a fifth of the rate, minutes back)
-// answered a single throttle that real users, judged minute by minute,
-// had not paid for. ok is false for every other throttle: the pace takes
-// it (Config.cut).
-func (c Config) capThrottled(s usageState, limit float64, now time.Time) (next harmCap, ok bool) {
+// capThrottled is s's cap after a throttle of the limiter's own at now,
+// when its calls ran at limit and found got through in the last second.
+// Where minutes are judged and the calls ran at the cap, the cap has
+// reached where the quota is full: the first such throttle in ownCapEvery
+// takes the cap capNear under it, and the pace is not cut. The cap then
+// climbs back as the minutes say (capAfter); the edge and its memory are
+// the minutes' alone, so throttles every ownCapEvery (anyone's bursts)
+// cannot hold the cap from the climb that bounds its recovery. Before,
+// the pace's headroom (a fifth of the rate, minutes back) answered a
+// single throttle that real users, judged minute by minute, had not paid
+// for. ok is false for every other throttle: the pace takes it
+// (Config.cut).
+func (c Config) capThrottled(s usageState, limit, found float64, now time.Time) (next harmCap, ok bool) {
 	h := s.Cap
 	capped := s.cap(now)
-	if capped <= 0 || limit < capNear*capped || !h.OwnAt.IsZero() && now.Sub(h.OwnAt) < ownCapEvery {
+	if capped <= 0 || min(limit, found) < capNear*capped || !h.OwnAt.IsZero() && now.Sub(h.OwnAt) < ownCapEvery {
 		return h, false
 	}
-	return harmCap{Cap: max(c.Floor, capNear*capped), Edge: capped, CutAt: h.CutAt, OwnAt: now}, true
+	h.Cap, h.OwnAt = max(c.Floor, capNear*capped), now
+	return h, true
 }
 
 // lossPerCall bounds the real users' calls one of the limiter's own calls
@@ -199,14 +195,12 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 			base = min(h.Cap, ours)
 		}
 		return harmCap{Cap: max(c.Floor, base*(1+step)), Edge: base, CutAt: now, OwnAt: h.OwnAt}, spare, true
-	case h.Cap > 0 && ours < capNear*h.Cap:
-		// The calls ran under the cap: the minute says nothing of it.
 	case h.Cap > 0:
 		up := h.Cap * step
 		switch {
-		case now.Sub(h.edgeAt()) < edgeMemory && h.Cap >= capNear*h.Edge*(1-1e-9) && h.Cap < 1.1*h.Edge:
+		case now.Sub(h.CutAt) < edgeMemory && h.Cap >= 0.97*h.Edge && h.Cap < 1.1*h.Edge:
 			up = h.Cap * min(step, 0.003)
-		case spare && (h.Cap < h.Edge/2 || now.Sub(h.edgeAt()) >= edgeMemory):
+		case spare && (h.Cap < h.Edge/2 || now.Sub(h.CutAt) >= edgeMemory):
 			// Far under where it harmed, or long after: no reason to creep.
 			up = max(up, c.Ceiling/recoverySteps)
 		}
@@ -441,7 +435,7 @@ const clockSkew = 5 * time.Minute
 // and the ceiling, real users' calls and the limiter's within ten times
 // the quota a second.
 func (c Config) plausible(s usageState, now time.Time) bool {
-	for _, t := range []time.Time{s.Cap.CutAt, s.Cap.OwnAt, s.Seen, s.JudgedAt, s.Users.readAt} {
+	for _, t := range []time.Time{s.Cap.CutAt, s.Seen, s.JudgedAt, s.Users.readAt} {
 		if t.After(now.Add(clockSkew)) {
 			return false
 		}

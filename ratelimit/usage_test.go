@@ -1,7 +1,6 @@
 package ratelimit
 
 import (
-	"cmp"
 	"context"
 	"github.com/resetq/resetq/clock/clocktest"
 	"math"
@@ -52,43 +51,32 @@ func TestCapAfter(t *testing.T) {
 		calls  float64
 		want   harmCap
 		wantOK bool
-		ours   float64 // the minute's rate (0: 18)
 	}{
-		{"no loss, no cap: none", harmCap{}, u(0), 1084, harmCap{}, true, 0},
-		{"no loss: up 1.5%", capped(18), u(0), 1084, capped(18 * 1.015), true, 0},
-		{"no loss, far under the edge: up a Ceiling/40", capped(10), u(0), 1084, capped(10 + 30.0/recoverySteps), true, 0},
-		{"near the edge: up 0.3%", harmCap{Cap: 18, Edge: 18.5, CutAt: cut}, u(0), 1084, harmCap{Cap: 18 * 1.003, Edge: 18.5, CutAt: cut}, true, 0},
-		{"up to the ceiling: lifted", capped(29.9), u(0), 1084, harmCap{}, true, 29.9},
-		// A minute well under the cap says nothing of a faster one: the
-		// pace or the room held the calls there.
-		{"the calls ran under the cap: held", capped(19), u(0), 1084, capped(19), true, 0},
-		{"the calls ran at 0.97 of the cap: up", capped(18.5), u(0), 1084, capped(18.5 * 1.015), true, 0},
-		// An edge a throttle of the limiter's own set (capThrottled) long
-		// after the last cut: remembered from then.
-		{"near an edge of an own throttle: up 0.3%", harmCap{Cap: 18, Edge: 18.5, CutAt: now.Add(-edgeMemory), OwnAt: now.Add(-time.Minute)}, u(0), 1084,
-			harmCap{Cap: 18 * 1.003, Edge: 18.5, CutAt: now.Add(-edgeMemory), OwnAt: now.Add(-time.Minute)}, true, 0},
-		{"over the budget after an own throttle's cut: down, the own cut remembered", harmCap{Cap: 20, Edge: 20.6, CutAt: cut, OwnAt: cut}, u(30), 1084,
-			harmCap{Cap: 18 * 0.9, Edge: 18, CutAt: now, OwnAt: cut}, true, 0},
-		{"one lost call does not cut", capped(18), u(1), 1084, capped(18 * (1 + 0.05*(harmAim-1/3.0))), true, 0},
+		{"no loss, no cap: none", harmCap{}, u(0), 1084, harmCap{}, true},
+		{"no loss: up 1.5%", capped(18), u(0), 1084, capped(18 * 1.015), true},
+		{"no loss, far under the edge: up a Ceiling/40", capped(10), u(0), 1084, capped(10 + 30.0/recoverySteps), true},
+		{"near the edge: up 0.3%", harmCap{Cap: 18, Edge: 18.5, CutAt: cut}, u(0), 1084, harmCap{Cap: 18 * 1.003, Edge: 18.5, CutAt: cut}, true},
+		{"up to the ceiling: lifted", capped(29.9), u(0), 1084, harmCap{}, true},
+		{"one lost call does not cut", capped(18), u(1), 1084, capped(18 * (1 + 0.05*(harmAim-1/3.0))), true},
 		{"near the edge, long after the cut: the edge forgotten", harmCap{Cap: 18, Edge: 18.5, CutAt: now.Add(-edgeMemory)}, u(0), 1084,
-			harmCap{Cap: 18 + 30.0/recoverySteps, Edge: 18.5, CutAt: now.Add(-edgeMemory)}, true, 0},
-		{"a quiet minute (2 calls of ours, 26 of theirs lost): held", capped(18), Usage{Minute: minute, Calls: 600 + 2, Throttles: 30}, 2, capped(18), true, 0},
-		{"within the budget: held", capped(18), u(3), 1084, capped(18), true, 0},
-		{"one lost call of a few: held", capped(18), Usage{Minute: minute, Calls: 1084 + 60, Throttles: 5}, 1084, capped(18), true, 0},
-		{"over the budget (6 of 600): down from the minute's rate", harmCap{}, u(6), 1084, harmCap{Cap: 18 * (1 - 0.05*(2-harmAim)), Edge: 18, CutAt: now}, true, 0},
-		{"far over: down 10% at most", capped(20), u(30), 1084, harmCap{Cap: 18 * 0.9, Edge: 18, CutAt: now}, true, 0},
-		{"under the minute's rate: from the cap", capped(15), u(30), 1084, harmCap{Cap: 15 * 0.9, Edge: 15, CutAt: now}, true, 0},
-		{"stale: no cut", harmCap{Cap: 15, Edge: 25, CutAt: minute.Add(time.Second)}, u(30), 1084, harmCap{Cap: 15, Edge: 25, CutAt: minute.Add(time.Second)}, true, 0},
-		{"we did not call: nothing", capped(15), u(30), 0, capped(15), false, 0},
-		{"nobody else: nobody lost, up", capped(15), Usage{Minute: minute, Calls: 1084, Throttles: 4}, 1084, capped(15 * 1.015), true, 0},
+			harmCap{Cap: 18 + 30.0/recoverySteps, Edge: 18.5, CutAt: now.Add(-edgeMemory)}, true},
+		{"a quiet minute (2 calls of ours, 26 of theirs lost): held", capped(18), Usage{Minute: minute, Calls: 600 + 2, Throttles: 30}, 2, capped(18), true},
+		{"within the budget: held", capped(18), u(3), 1084, capped(18), true},
+		{"one lost call of a few: held", capped(18), Usage{Minute: minute, Calls: 1084 + 60, Throttles: 5}, 1084, capped(18), true},
+		{"over the budget (6 of 600): down from the minute's rate", harmCap{}, u(6), 1084, harmCap{Cap: 18 * (1 - 0.05*(2-harmAim)), Edge: 18, CutAt: now}, true},
+		{"far over: down 10% at most", capped(20), u(30), 1084, harmCap{Cap: 18 * 0.9, Edge: 18, CutAt: now}, true},
+		{"under the minute's rate: from the cap", capped(15), u(30), 1084, harmCap{Cap: 15 * 0.9, Edge: 15, CutAt: now}, true},
+		{"stale: no cut", harmCap{Cap: 15, Edge: 25, CutAt: minute.Add(time.Second)}, u(30), 1084, harmCap{Cap: 15, Edge: 25, CutAt: minute.Add(time.Second)}, true},
+		{"we did not call: nothing", capped(15), u(30), 0, capped(15), false},
+		{"nobody else: nobody lost, up", capped(15), Usage{Minute: minute, Calls: 1084, Throttles: 4}, 1084, capped(15 * 1.015), true},
 		// A window under half full: the losses were someone's burst, not
 		// this limiter's doing (or an attacker's ForgotPassword flood).
-		{"far over, but the quota half empty: held", capped(20), u(30), 1084, capped(20), true, 0},
+		{"far over, but the quota half empty: held", capped(20), u(30), 1084, capped(20), true},
 	}
 	for _, tt := range tests {
 		full := !strings.Contains(tt.name, "half empty")
-		got, _, ok := c.capAfter(tt.h, tt.u, tt.calls, 4, cmp.Or(tt.ours, 18), full, now)
-		if math.Abs(got.Cap-tt.want.Cap) > 1e-9 || got.Edge != tt.want.Edge || !got.CutAt.Equal(tt.want.CutAt) || !got.OwnAt.Equal(tt.want.OwnAt) || ok != tt.wantOK {
+		got, _, ok := c.capAfter(tt.h, tt.u, tt.calls, 4, 18, full, now)
+		if math.Abs(got.Cap-tt.want.Cap) > 1e-9 || got.Edge != tt.want.Edge || !got.CutAt.Equal(tt.want.CutAt) || ok != tt.wantOK {
 			t.Errorf("%s: %+v, %v; want %+v, %v", tt.name, got, ok, tt.want, tt.wantOK)
 		}
 	}
@@ -360,10 +348,11 @@ func TestCounted(t *testing.T) {
 }
 
 // TestThrottledAtTheCap: a throttle of the limiter's own while its calls
-// ran at the cap of judged minutes cuts the cap capNear under it and marks
-// an edge there, leaving the pace (and its headroom) alone; the rest of
-// its burst is absorbed; another within ownCapEvery, a throttle under the
-// cap, and one after the metrics fell silent take the pace's cut.
+// ran at the cap of judged minutes cuts the cap capNear under it, leaving
+// the pace (and its headroom) and the minutes' edge alone; the rest of its
+// burst is absorbed; another within ownCapEvery, a throttle under the cap
+// or when few calls got through, and one after the metrics fell silent
+// take the pace's cut.
 func TestThrottledAtTheCap(t *testing.T) {
 	t0 := time.Unix(1_000_020, 0)
 	setup := func(capped float64) (*Limiter, *time.Time) {
@@ -385,12 +374,14 @@ func TestThrottledAtTheCap(t *testing.T) {
 	}
 
 	l, now := setup(12)
+	tick(l, now, 2*time.Second)
+	t1 := *now
 	before := l.p
 	if got, _ := l.Throttled(); math.Abs(got-12*capNear) > 1e-9 || l.p != before {
 		t.Fatalf("at the cap of 12: rate %v, pace %+v; want %v, the pace as it was", got, l.p, 12*capNear)
 	}
-	if h := l.usage.Cap; h.Edge != 12 || !h.OwnAt.Equal(t0) || !h.CutAt.Equal(t0.Add(-5*time.Minute)) {
-		t.Fatalf("cap after the throttle %+v: want the edge at 12, marked now, the minutes' cut kept", h)
+	if h := l.usage.Cap; h.Edge != 13 || !h.OwnAt.Equal(t1) || !h.CutAt.Equal(t0.Add(-5*time.Minute)) {
+		t.Fatalf("cap after the throttle %+v: want the own cut marked now, the minutes' edge and cut kept", h)
 	}
 	*now = now.Add(300 * time.Millisecond)
 	if got, _ := l.Throttled(); math.Abs(got-12*capNear) > 1e-9 || l.p != before {
@@ -403,7 +394,7 @@ func TestThrottledAtTheCap(t *testing.T) {
 	if l.usage.Cap.Cap != 12*capNear {
 		t.Fatalf("cap %v, want it cut once: %v", l.usage.Cap.Cap, 12*capNear)
 	}
-	*now = t0.Add(ownCapEvery)
+	*now = t1.Add(ownCapEvery)
 	l.p = pace{CutAt: now.Add(-10 * time.Second), Cut: true, To: 14, From: 14, Shared: true, Gain: 1}
 	l.usage.JudgedAt = *now
 	tick(l, now, 2*time.Second)
@@ -416,6 +407,15 @@ func TestThrottledAtTheCap(t *testing.T) {
 	tick(l, now, 2*time.Second)
 	if got, _ := l.Throttled(); got >= 14 || !l.p.CutAt.Equal(*now) || l.usage.Cap.Cap != 20 || !l.usage.Cap.OwnAt.IsZero() {
 		t.Fatalf("under the cap: rate %v, pace %+v, cap %+v; want the pace cut, the cap as it was", got, l.p, l.usage.Cap)
+	}
+	// Calls that ran under the cap (the queue trickles): the cap says
+	// nothing of them, and the pace takes the throttle.
+	l, now = setup(12)
+	for end := now.Add(2 * time.Second); now.Before(end); *now = now.Add(200 * time.Millisecond) {
+		l.Succeeded()
+	}
+	if l.Throttled(); !l.p.CutAt.Equal(*now) || l.usage.Cap.Cap != 12 {
+		t.Fatalf("5 calls a second under a cap of 12: pace %+v, cap %+v; want the pace cut, the cap as it was", l.p, l.usage.Cap)
 	}
 	// Metrics fallen silent: no cap to cut.
 	l, now = setup(12)
