@@ -106,6 +106,9 @@ type harmCap struct {
 	Edge  float64   // the rate of the last minute that cut the cap
 	CutAt time.Time // when a minute last cut the cap
 	OwnAt time.Time // when a throttle of the limiter's own last cut it (capThrottled)
+	// OwnFrom is the cap that cut took it from, until it is back there
+	// (0: none).
+	OwnFrom float64
 }
 
 // capNear: calls at this share of the cap or more ran at the cap.
@@ -121,21 +124,24 @@ const ownCapEvery = 10 * time.Minute
 // when its calls ran at limit and found got through in the last second.
 // Where minutes are judged and the calls ran at the cap, the cap has
 // reached where the quota is full: the first such throttle in ownCapEvery
-// takes the cap capNear under it, and the pace is not cut. The cap then
-// climbs back as the minutes say (capAfter); the edge and its memory are
-// the minutes' alone, so throttles every ownCapEvery (anyone's bursts)
-// cannot hold the cap from the climb that bounds its recovery. Before,
-// the pace's headroom (a fifth of the rate, minutes back) answered a
-// single throttle that real users, judged minute by minute, had not paid
-// for. ok is false for every other throttle: the pace takes it
-// (Config.cut).
+// takes the cap capNear under it, and the pace is not cut. The cap climbs
+// back to where it was at 1.5% a minute in the minutes that do not cut it
+// (capAfter), and takes no other such cut until it is back: a dip, not a
+// ratchet, whatever anyone's bursts do. The edge and its memory are the
+// minutes' alone. Only while the pace's cuts take the headroom (fewer
+// than spareMinutes spare minutes in a row): there the headroom (a fifth
+// of the rate, minutes back) answered a single throttle that real users,
+// judged minute by minute, had not paid for; after them the pace's plain
+// cut is the cheaper. ok is false for every other throttle: the pace
+// takes it (Config.cut).
 func (c Config) capThrottled(s usageState, limit, found float64, now time.Time) (next harmCap, ok bool) {
 	h := s.Cap
 	capped := s.cap(now)
-	if capped <= 0 || min(limit, found) < capNear*capped || !h.OwnAt.IsZero() && now.Sub(h.OwnAt) < ownCapEvery {
+	if capped <= 0 || min(limit, found) < capNear*capped || h.OwnFrom > 0 || s.Spare >= spareMinutes ||
+		!h.OwnAt.IsZero() && now.Sub(h.OwnAt) < ownCapEvery {
 		return h, false
 	}
-	h.Cap, h.OwnAt = max(c.Floor, capNear*capped), now
+	h.Cap, h.OwnAt, h.OwnFrom = max(c.Floor, capNear*capped), now, capped
 	return h, true
 }
 
@@ -192,7 +198,7 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 	case step < 0:
 		base := ours
 		if h.Cap > 0 {
-			base = min(h.Cap, ours)
+			base = min(max(h.Cap, h.OwnFrom), ours) // an own throttle's dip is not a cut
 		}
 		return harmCap{Cap: max(c.Floor, base*(1+step)), Edge: base, CutAt: now, OwnAt: h.OwnAt}, spare, true
 	case h.Cap > 0:
@@ -204,7 +210,14 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 			// Far under where it harmed, or long after: no reason to creep.
 			up = max(up, c.Ceiling/recoverySteps)
 		}
-		if h.Cap += up; h.Cap >= c.Ceiling {
+		if h.OwnFrom > 0 {
+			// Back from an own throttle's dip (capThrottled).
+			up = max(up, min(h.OwnFrom-h.Cap, 0.015*h.Cap))
+		}
+		if h.Cap += up; h.Cap >= h.OwnFrom {
+			h.OwnFrom = 0
+		}
+		if h.Cap >= c.Ceiling {
 			h = harmCap{}
 		}
 	}

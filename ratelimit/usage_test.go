@@ -72,11 +72,18 @@ func TestCapAfter(t *testing.T) {
 		// A window under half full: the losses were someone's burst, not
 		// this limiter's doing (or an attacker's ForgotPassword flood).
 		{"far over, but the quota half empty: held", capped(20), u(30), 1084, capped(20), true},
+		// An own throttle's dip (capThrottled) climbs back in any minute
+		// that does not cut, and is no cut itself.
+		{"an own throttle's dip, held: back up 1.5%", harmCap{Cap: 11.64, Edge: 25, CutAt: cut, OwnFrom: 12}, u(3), 1084,
+			harmCap{Cap: 11.64 * 1.015, Edge: 25, CutAt: cut, OwnFrom: 12}, true},
+		{"an own throttle's dip, back", harmCap{Cap: 11.9, Edge: 25, CutAt: cut, OwnFrom: 12}, u(3), 1084, capped(12), true},
+		{"over the budget after an own throttle's dip: down from the cap before it", harmCap{Cap: 11.64, Edge: 25, CutAt: cut, OwnFrom: 12}, u(30), 1084,
+			harmCap{Cap: 12 * 0.9, Edge: 12, CutAt: now}, true},
 	}
 	for _, tt := range tests {
 		full := !strings.Contains(tt.name, "half empty")
 		got, _, ok := c.capAfter(tt.h, tt.u, tt.calls, 4, 18, full, now)
-		if math.Abs(got.Cap-tt.want.Cap) > 1e-9 || got.Edge != tt.want.Edge || !got.CutAt.Equal(tt.want.CutAt) || ok != tt.wantOK {
+		if math.Abs(got.Cap-tt.want.Cap) > 1e-9 || got.Edge != tt.want.Edge || !got.CutAt.Equal(tt.want.CutAt) || got.OwnFrom != tt.want.OwnFrom || ok != tt.wantOK {
 			t.Errorf("%s: %+v, %v; want %+v, %v", tt.name, got, ok, tt.want, tt.wantOK)
 		}
 	}
@@ -394,17 +401,36 @@ func TestThrottledAtTheCap(t *testing.T) {
 	if l.usage.Cap.Cap != 12*capNear {
 		t.Fatalf("cap %v, want it cut once: %v", l.usage.Cap.Cap, 12*capNear)
 	}
+	// After ownCapEvery, not yet back where it was: the pace's cut.
 	*now = t1.Add(ownCapEvery)
 	l.p = pace{CutAt: now.Add(-10 * time.Second), Cut: true, To: 14, From: 14, Shared: true, Gain: 1}
 	l.usage.JudgedAt = *now
 	tick(l, now, 2*time.Second)
-	if got, _ := l.Throttled(); math.Abs(got-12*capNear*capNear) > 1e-9 || !l.usage.Cap.OwnAt.Equal(*now) {
-		t.Fatalf("at the cap after %v: rate %v, cap %+v; want it cut again", ownCapEvery, got, l.usage.Cap)
+	if l.Throttled(); !l.p.CutAt.Equal(*now) || l.usage.Cap.Cap != 12*capNear {
+		t.Fatalf("at the cap after %v, not back: pace %+v, cap %+v; want the pace cut, the cap as it was", ownCapEvery, l.p, l.usage.Cap)
+	}
+	// Back (the minutes climbed it): the next cuts the cap again.
+	*now = now.Add(5 * time.Second)
+	l.p = pace{CutAt: now.Add(-10 * time.Second), Cut: true, To: 14, From: 14, Shared: true, Gain: 1}
+	l.usage.Cap.Cap, l.usage.Cap.OwnFrom = 12, 0
+	tick(l, now, 2*time.Second)
+	if got, _ := l.Throttled(); math.Abs(got-12*capNear) > 1e-9 || !l.usage.Cap.OwnAt.Equal(*now) || l.usage.Cap.OwnFrom != 12 {
+		t.Fatalf("at the cap, back: rate %v, cap %+v; want it cut again", got, l.usage.Cap)
+	}
+	// After spareMinutes spare minutes the pace's cut is plain, and takes it.
+	l, now = setup(12)
+	l.usage.Spare = spareMinutes
+	tick(l, now, 2*time.Second)
+	if l.Throttled(); !l.p.CutAt.Equal(*now) || l.p.Shared || l.usage.Cap.Cap != 12 {
+		t.Fatalf("at the cap after %d spare minutes: pace %+v, cap %+v; want the pace's plain cut", spareMinutes, l.p, l.usage.Cap)
 	}
 
-	// Under the cap, the pace sets the rate and takes the throttle.
+	// Under the cap, the pace sets the rate and takes the throttle, even
+	// with more calls than the cap got through (bunched answers).
 	l, now = setup(20)
-	tick(l, now, 2*time.Second)
+	for end := now.Add(2 * time.Second); now.Before(end); *now = now.Add(40 * time.Millisecond) {
+		l.Succeeded()
+	}
 	if got, _ := l.Throttled(); got >= 14 || !l.p.CutAt.Equal(*now) || l.usage.Cap.Cap != 20 || !l.usage.Cap.OwnAt.IsZero() {
 		t.Fatalf("under the cap: rate %v, pace %+v, cap %+v; want the pace cut, the cap as it was", got, l.p, l.usage.Cap)
 	}
