@@ -202,17 +202,22 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 		}
 		return harmCap{Cap: max(c.Floor, base*(1+step)), Edge: base, CutAt: now, OwnAt: h.OwnAt}, spare, true
 	case h.Cap > 0:
-		up := h.Cap * step
-		switch {
-		case now.Sub(h.CutAt) < edgeMemory && h.Cap >= 0.97*h.Edge && h.Cap < 1.1*h.Edge:
-			up = h.Cap * min(step, 0.003)
-		case spare && (h.Cap < h.Edge/2 || now.Sub(h.CutAt) >= edgeMemory):
-			// Far under where it harmed, or long after: no reason to creep.
-			up = max(up, c.Ceiling/recoverySteps)
+		climb := func(x float64) float64 {
+			switch {
+			case now.Sub(h.CutAt) < edgeMemory && x >= 0.97*h.Edge && x < 1.1*h.Edge:
+				return x * min(step, 0.003)
+			case spare && (x < h.Edge/2 || now.Sub(h.CutAt) >= edgeMemory):
+				// Far under where it harmed, or long after: no reason to creep.
+				return max(x*step, c.Ceiling/recoverySteps)
+			}
+			return x * step
 		}
+		up := climb(h.Cap)
 		if h.OwnFrom > 0 {
-			// Back from an own throttle's dip (capThrottled).
-			up = max(up, min(h.OwnFrom-h.Cap, 0.015*h.Cap))
+			// Back from an own throttle's dip (capThrottled) at 1.5% a
+			// minute at least, never past where the cap would be without it.
+			h.OwnFrom += climb(h.OwnFrom)
+			up = min(max(up, 0.015*h.Cap), h.OwnFrom-h.Cap)
 		}
 		if h.Cap += up; h.Cap >= h.OwnFrom {
 			h.OwnFrom = 0

@@ -77,13 +77,19 @@ func TestCapAfter(t *testing.T) {
 		{"an own throttle's dip, held: back up 1.5%", harmCap{Cap: 11.64, Edge: 25, CutAt: cut, OwnFrom: 12}, u(3), 1084,
 			harmCap{Cap: 11.64 * 1.015, Edge: 25, CutAt: cut, OwnFrom: 12}, true},
 		{"an own throttle's dip, back", harmCap{Cap: 11.9, Edge: 25, CutAt: cut, OwnFrom: 12}, u(3), 1084, capped(12), true},
-		{"over the budget after an own throttle's dip: down from the cap before it", harmCap{Cap: 11.64, Edge: 25, CutAt: cut, OwnFrom: 12}, u(30), 1084,
-			harmCap{Cap: 12 * 0.9, Edge: 12, CutAt: now}, true},
+		{"over the budget after an own throttle's dip: down from the cap before it", harmCap{Cap: 11.64, Edge: 25, CutAt: cut, OwnAt: cut, OwnFrom: 12}, u(30), 1084,
+			harmCap{Cap: 12 * 0.9, Edge: 12, CutAt: now, OwnAt: cut}, true},
+		// Near the edge the cap before the dip would climb 0.3%: the dip,
+		// under the edge's band, climbs 1.5%, but never past that.
+		{"a dip near the edge: up 1.5%, the cap before it 0.3%", harmCap{Cap: 11.3, Edge: 12, CutAt: cut, OwnFrom: 11.65}, u(0), 1084,
+			harmCap{Cap: 11.3 * 1.015, Edge: 12, CutAt: cut, OwnFrom: 11.65 * 1.003}, true},
+		{"a dip near the edge, back: where the cap before it got to", harmCap{Cap: 11.62, Edge: 12, CutAt: cut, OwnFrom: 11.65}, u(0), 1084,
+			harmCap{Cap: 11.65 * 1.003, Edge: 12, CutAt: cut}, true},
 	}
 	for _, tt := range tests {
 		full := !strings.Contains(tt.name, "half empty")
 		got, _, ok := c.capAfter(tt.h, tt.u, tt.calls, 4, 18, full, now)
-		if math.Abs(got.Cap-tt.want.Cap) > 1e-9 || got.Edge != tt.want.Edge || !got.CutAt.Equal(tt.want.CutAt) || got.OwnFrom != tt.want.OwnFrom || ok != tt.wantOK {
+		if math.Abs(got.Cap-tt.want.Cap) > 1e-9 || got.Edge != tt.want.Edge || !got.CutAt.Equal(tt.want.CutAt) || !got.OwnAt.Equal(tt.want.OwnAt) || math.Abs(got.OwnFrom-tt.want.OwnFrom) > 1e-9 || ok != tt.wantOK {
 			t.Errorf("%s: %+v, %v; want %+v, %v", tt.name, got, ok, tt.want, tt.wantOK)
 		}
 	}
