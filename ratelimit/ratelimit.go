@@ -190,17 +190,20 @@ func (l *Limiter) Throttled() (float64, bool) {
 	l.calls++
 	l.throttled++
 	l.ownAt(now).throttled++
-	if d := now.Sub(l.usage.Cap.OwnAt); l.p.Cut && now.Sub(l.p.CutAt) < l.cfg.CutInterval || !l.usage.Cap.OwnAt.IsZero() && d >= 0 && d < l.cfg.CutInterval {
+	paceCut := l.p.Cut && now.Sub(l.p.CutAt) < l.cfg.CutInterval
+	d := now.Sub(l.usage.Cap.OwnAt)
+	capDipped := !l.usage.Cap.OwnAt.IsZero() && d >= 0 && d < l.cfg.CutInterval
+	if paceCut || capDipped {
 		return l.update(now) // one burst's throttles: cut for already
 	}
 	busy := l.heard(now)
-	if h, ok := l.cfg.capThrottled(l.usage, l.limit, float64(l.recentOKs(now)), now); ok {
+	found := float64(l.recentOKs(now))
+	if h, ok := l.cfg.capThrottled(l.usage, l.limit, found, now); ok {
 		l.usage.Cap = h
 		return l.update(now)
 	}
-	cfg := l.cfg
-	cfg = cfg.judgedBy(l.usage, now)
-	if p, ok := cfg.cut(l.p, now, l.limit, float64(l.recentOKs(now)), busy, l.calls, l.throttled); ok {
+	cfg := l.cfg.judgedBy(l.usage, now)
+	if p, ok := cfg.cut(l.p, now, l.limit, found, busy, l.calls, l.throttled); ok {
 		l.p, l.calls, l.throttled = p, 0, 0
 	}
 	return l.update(now)

@@ -114,9 +114,8 @@ type harmCap struct {
 // capNear: calls at this share of the cap or more ran at the cap.
 const capNear = 0.97
 
-// ownCapEvery is the least time between two cuts of the cap for
-// throttles of the limiter's own (capThrottled): about the time the cap
-// takes to climb back to the edge such a cut marks. A burst of anyone's
+// ownCapEvery is the least time between two dips of the cap for
+// throttles of the limiter's own (capThrottled): a burst of anyone's
 // calls throttles the limiter many times; the minutes judge the rest.
 const ownCapEvery = 10 * time.Minute
 
@@ -124,16 +123,15 @@ const ownCapEvery = 10 * time.Minute
 // when its calls ran at limit and found got through in the last second.
 // Where minutes are judged and the calls ran at the cap, the cap has
 // reached where the quota is full: the first such throttle in ownCapEvery
-// takes the cap capNear under it, and the pace is not cut. The cap climbs
-// back to where it was at 1.5% a minute in the minutes that do not cut it
-// (capAfter), and takes no other such cut until it is back: a dip, not a
+// dips the cap capNear under it, and the pace is not cut. The cap climbs
+// back in the minutes that do not cut it, never past where it would have
+// been (capAfter), and takes no other dip until it is back: a dip, not a
 // ratchet, whatever anyone's bursts do. The edge and its memory are the
-// minutes' alone. Only while the pace's cuts take the headroom (fewer
-// than spareMinutes spare minutes in a row): there the headroom (a fifth
-// of the rate, minutes back) answered a single throttle that real users,
-// judged minute by minute, had not paid for; after them the pace's plain
-// cut is the cheaper. ok is false for every other throttle: the pace
-// takes it (Config.cut).
+// minutes' alone. Only before spareMinutes spare minutes in a row, while
+// the pace's cuts take the headroom (a fifth of the rate, minutes back)
+// for a single throttle that real users, judged minute by minute, had not
+// paid for; after them the pace's plain cut is the cheaper. ok is false
+// for every other throttle: the pace takes it (Config.cut).
 func (c Config) capThrottled(s usageState, limit, found float64, now time.Time) (next harmCap, ok bool) {
 	h := s.Cap
 	capped := s.cap(now)
