@@ -198,7 +198,7 @@ func (l *Limiter) Throttled() (float64, bool) {
 	}
 	busy := l.heard(now)
 	found := float64(l.recentOKs(now))
-	if h, ok := l.cfg.capThrottled(l.usage, l.limit, found, now); ok {
+	if h, ok := l.cfg.capThrottled(l.usage, l.limit, l.ranAt(now, found), now); ok {
 		l.usage.Cap = h
 		return l.update(now)
 	}
@@ -241,6 +241,22 @@ func (l *Limiter) recentOKs(now time.Time) int {
 	}
 	l.oks = l.oks[i:]
 	return len(l.oks)
+}
+
+// ranAt is the rate the limiter's calls ran at when a throttle came at
+// now, with found successes in the last second: their count over the span
+// from the oldest of them, at most found+1 (the throttled call ran too:
+// with evenly spaced calls one fewer got through than ran, which a count
+// alone would take for a rate a call a second lower). 0 without one.
+func (l *Limiter) ranAt(now time.Time, found float64) float64 {
+	if len(l.oks) == 0 {
+		return 0
+	}
+	span := now.Sub(l.oks[0]).Seconds()
+	if span <= 0 {
+		return found + 1
+	}
+	return min(found+1, found/span)
 }
 
 // update sets the bucket to the pace's rate at now. It returns the rate

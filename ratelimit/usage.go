@@ -120,7 +120,9 @@ const capNear = 0.97
 const ownCapEvery = 10 * time.Minute
 
 // capThrottled is s's cap after a throttle of the limiter's own at now,
-// when its calls ran at limit and found got through in the last second.
+// when its rate was limit and its calls ran at ran a second (Limiter.ranAt:
+// the last second's successes over their span, the throttled call
+// included).
 // Where minutes are judged and the calls ran at the cap, the cap has
 // reached where the quota is full: the first such throttle in ownCapEvery
 // dips the cap capNear under it, and the pace is not cut. The cap climbs
@@ -132,10 +134,10 @@ const ownCapEvery = 10 * time.Minute
 // for a single throttle that real users, judged minute by minute, had not
 // paid for; after them the pace's plain cut is the cheaper. ok is false
 // for every other throttle: the pace takes it (Config.cut).
-func (c Config) capThrottled(s usageState, limit, found float64, now time.Time) (next harmCap, ok bool) {
+func (c Config) capThrottled(s usageState, limit, ran float64, now time.Time) (next harmCap, ok bool) {
 	h := s.Cap
 	capped := s.cap(now)
-	if capped <= 0 || min(limit, found) < capNear*capped || h.OwnFrom > 0 || s.Spare >= spareMinutes ||
+	if capped <= 0 || min(limit, ran) < capNear*capped || h.OwnFrom > 0 || s.Spare >= spareMinutes ||
 		!h.OwnAt.IsZero() && now.Sub(h.OwnAt) < ownCapEvery {
 		return h, false
 	}

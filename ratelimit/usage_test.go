@@ -457,3 +457,48 @@ func TestThrottledAtTheCap(t *testing.T) {
 		t.Fatalf("metrics silent: pace %+v, cap %+v; want the pace cut", l.p, l.usage.Cap)
 	}
 }
+
+// TestThrottledAtTheCapEvenCalls holds the dip's gate to the rate the
+// calls ran at, evenly spaced as the limiter sends them: the throttled call
+// took one of the last second's slots, so one fewer got through than ran.
+// A gate on the count alone never dipped at a cap of 12 or 12.5; one on
+// the count plus one dipped for calls trickling a call a second under.
+func TestThrottledAtTheCapEvenCalls(t *testing.T) {
+	t0 := time.Unix(1_000_020, 0)
+	for _, tt := range []struct {
+		name            string
+		ceiling, capped float64
+		every           time.Duration // between the successes (0: none)
+		dip             bool
+	}{
+		{"11.9/s at a cap of 12", 30, 12, 84 * time.Millisecond, true},
+		{"12.5/s at a cap of 12.5", 30, 12.5, 80 * time.Millisecond, true},
+		{"11.1/s under a cap of 12", 30, 12, 90 * time.Millisecond, false},
+		{"10/s under a cap of 12", 30, 12, 100 * time.Millisecond, false},
+		{"1.1/s under a cap of 2", 30, 2, 900 * time.Millisecond, false},
+		{"no success, a cap of 1 at the floor", 20, 1, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			now := t0
+			l, err := New(Config{Ceiling: tt.ceiling, SharedBelow: 0.95 * tt.ceiling, HarmBudget: 0.005, Clock: clocktest.Func(func() time.Time { return now })})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.p = pace{CutAt: now.Add(-10 * time.Second), Cut: true, To: 14, From: 14, Shared: true, Gain: 1}
+			l.usage = usageState{Cap: harmCap{Cap: tt.capped, Edge: 13, CutAt: now.Add(-5 * time.Minute)}, JudgedAt: now.Add(-time.Minute)}
+			l.Limit()
+			for end := now.Add(4 * time.Second); tt.every > 0 && now.Before(end); now = now.Add(tt.every) {
+				l.Succeeded()
+			}
+			found := l.recentOKs(now)
+			got, _ := l.Throttled()
+			dipped := l.usage.Cap.OwnAt.Equal(now) && l.usage.Cap.OwnFrom == tt.capped && !l.p.CutAt.Equal(now)
+			if dipped != tt.dip || tt.dip && math.Abs(got-tt.capped*capNear) > 1e-9 {
+				t.Fatalf("%d got through in the last second: rate %v, pace %+v, cap %+v; want dipped %v", found, got, l.p, l.usage.Cap, tt.dip)
+			}
+			if !tt.dip && (!l.p.CutAt.Equal(now) || l.usage.Cap.Cap != tt.capped) {
+				t.Fatalf("rate %v, pace %+v, cap %+v; want the pace cut, the cap as it was", got, l.p, l.usage.Cap)
+			}
+		})
+	}
+}
