@@ -198,7 +198,7 @@ func (l *Limiter) Throttled() (float64, bool) {
 	}
 	busy := l.heard(now)
 	found := float64(l.recentOKs(now))
-	if h, ok := l.cfg.capThrottled(l.usage, l.limit, l.ranAt(now, found), now); ok {
+	if h, ok := l.cfg.capThrottled(l.usage, l.limit, l.ranAt(), now); ok {
 		l.usage.Cap = h
 		return l.update(now)
 	}
@@ -243,20 +243,24 @@ func (l *Limiter) recentOKs(now time.Time) int {
 	return len(l.oks)
 }
 
-// ranAt is the rate the limiter's calls ran at when a throttle came at
-// now, with found successes in the last second: their count over the span
-// from the oldest of them, at most found+1 (the throttled call ran too:
-// with evenly spaced calls one fewer got through than ran, which a count
-// alone would take for a rate a call a second lower). 0 without one.
-func (l *Limiter) ranAt(now time.Time, found float64) float64 {
-	if len(l.oks) == 0 {
-		return 0
+// ranAt is the rate the limiter's calls ran at when a throttle came, from
+// the successes of the last second (recentOKs first): their spacing, at
+// most one more than their count (the throttled call ran too: with evenly
+// spaced calls one fewer got through than ran, which their count alone
+// would take for a rate a call a second lower). The spacing, not the span
+// to the throttle: a throttle's answer may come at any time after the last
+// success, and one that comes early made a span to it read calls trickling
+// under the cap as calls at it. Their count with fewer than two.
+func (l *Limiter) ranAt() float64 {
+	n := len(l.oks)
+	if n < 2 {
+		return float64(n)
 	}
-	span := now.Sub(l.oks[0]).Seconds()
+	span := l.oks[n-1].Sub(l.oks[0]).Seconds()
 	if span <= 0 {
-		return found + 1
+		return float64(n + 1)
 	}
-	return min(found+1, found/span)
+	return min(float64(n+1), float64(n-1)/span)
 }
 
 // update sets the bucket to the pace's rate at now. It returns the rate

@@ -121,8 +121,8 @@ const ownCapEvery = 10 * time.Minute
 
 // capThrottled is s's cap after a throttle of the limiter's own at now,
 // when its rate was limit and its calls ran at ran a second (Limiter.ranAt:
-// the last second's successes over their span, the throttled call
-// included).
+// from the spacing of the last second's successes, at most their count
+// plus one, the throttled call included).
 // Where minutes are judged and the calls ran at the cap, the cap has
 // reached where the quota is full: the first such throttle in ownCapEvery
 // dips the cap capNear under it, and the pace is not cut. The cap climbs

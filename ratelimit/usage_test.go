@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"cmp"
 	"context"
 	"github.com/resetq/resetq/clock/clocktest"
 	"math"
@@ -459,24 +460,32 @@ func TestThrottledAtTheCap(t *testing.T) {
 }
 
 // TestThrottledAtTheCapEvenCalls holds the dip's gate to the rate the
-// calls ran at, evenly spaced as the limiter sends them: the throttled call
-// took one of the last second's slots, so one fewer got through than ran.
-// A gate on the count alone never dipped at a cap of 12 or 12.5; one on
-// the count plus one dipped for calls trickling a call a second under.
+// calls ran at, evenly spaced as the limiter sends them, whenever the
+// throttle's answer comes: the throttled call took one of the last
+// second's slots, so one fewer got through than ran. A gate on the count
+// alone never dipped at a cap of 12 or 12.5; one on the count plus one, or
+// on the span from the oldest success to the throttle, dipped for calls
+// trickling under the cap.
 func TestThrottledAtTheCapEvenCalls(t *testing.T) {
 	t0 := time.Unix(1_000_020, 0)
 	for _, tt := range []struct {
 		name            string
 		ceiling, capped float64
 		every           time.Duration // between the successes (0: none)
+		n               int           // successes (0: for 4 s)
+		late            time.Duration // the throttle after the last success (0: every)
 		dip             bool
 	}{
-		{"11.9/s at a cap of 12", 30, 12, 84 * time.Millisecond, true},
-		{"12.5/s at a cap of 12.5", 30, 12.5, 80 * time.Millisecond, true},
-		{"11.1/s under a cap of 12", 30, 12, 90 * time.Millisecond, false},
-		{"10/s under a cap of 12", 30, 12, 100 * time.Millisecond, false},
-		{"1.1/s under a cap of 2", 30, 2, 900 * time.Millisecond, false},
-		{"no success, a cap of 1 at the floor", 20, 1, 0, false},
+		{"11.9/s at a cap of 12", 30, 12, 84 * time.Millisecond, 0, 0, true},
+		{"11.9/s at a cap of 12, the throttle 10 ms after a success", 30, 12, 84 * time.Millisecond, 0, 10 * time.Millisecond, true},
+		{"12.5/s at a cap of 12.5", 30, 12.5, 80 * time.Millisecond, 0, 0, true},
+		{"11.1/s under a cap of 12", 30, 12, 90 * time.Millisecond, 0, 0, false},
+		{"11/s under a cap of 12, the throttle 10 ms after a success", 30, 12, 91 * time.Millisecond, 0, 10 * time.Millisecond, false},
+		{"10/s under a cap of 12", 30, 12, 100 * time.Millisecond, 0, 0, false},
+		{"12 answers bunched in 110 ms at a cap of 12", 30, 12, 10 * time.Millisecond, 12, 0, true},
+		{"6 answers bunched in 50 ms under a cap of 12", 30, 12, 10 * time.Millisecond, 6, 0, false},
+		{"1/s under a cap of 2, the throttle 10 ms after a success", 30, 2, time.Second, 0, 10 * time.Millisecond, false},
+		{"no success, a cap of 1 at the floor", 20, 1, 0, 0, 0, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			now := t0
@@ -487,8 +496,18 @@ func TestThrottledAtTheCapEvenCalls(t *testing.T) {
 			l.p = pace{CutAt: now.Add(-10 * time.Second), Cut: true, To: 14, From: 14, Shared: true, Gain: 1}
 			l.usage = usageState{Cap: harmCap{Cap: tt.capped, Edge: 13, CutAt: now.Add(-5 * time.Minute)}, JudgedAt: now.Add(-time.Minute)}
 			l.Limit()
-			for end := now.Add(4 * time.Second); tt.every > 0 && now.Before(end); now = now.Add(tt.every) {
-				l.Succeeded()
+			if tt.every > 0 {
+				n := tt.n
+				if n == 0 {
+					n = int(4 * time.Second / tt.every)
+				}
+				for i := range n {
+					if i > 0 {
+						now = now.Add(tt.every)
+					}
+					l.Succeeded()
+				}
+				now = now.Add(cmp.Or(tt.late, tt.every))
 			}
 			found := l.recentOKs(now)
 			got, _ := l.Throttled()
