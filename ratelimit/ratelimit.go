@@ -198,7 +198,7 @@ func (l *Limiter) Throttled() (float64, bool) {
 	}
 	busy := l.heard(now)
 	found := float64(l.recentOKs(now))
-	if h, ok := l.cfg.capThrottled(l.usage, l.limit, l.ranAt(), now); ok {
+	if h, ok := l.cfg.capThrottled(l.usage, l.limit, l.ranAt(now), now); ok {
 		l.usage.Cap = h
 		return l.update(now)
 	}
@@ -243,16 +243,16 @@ func (l *Limiter) recentOKs(now time.Time) int {
 	return len(l.oks)
 }
 
-// ranAt is the rate the limiter's calls ran at when a throttle came, from
-// the successes of the last second (recentOKs first): their spacing, at
+// ranAt is the rate the limiter's calls ran at when a throttle came at
+// now, from the successes of the last second: their spacing, at
 // most one more than their count (the throttled call ran too: with evenly
 // spaced calls one fewer got through than ran, which their count alone
 // would take for a rate a call a second lower). The spacing, not the span
 // to the throttle: a throttle's answer may come at any time after the last
 // success, and one that comes early made a span to it read calls trickling
 // under the cap as calls at it. Their count with fewer than two.
-func (l *Limiter) ranAt() float64 {
-	n := len(l.oks)
+func (l *Limiter) ranAt(now time.Time) float64 {
+	n := l.recentOKs(now)
 	if n < 2 {
 		return float64(n)
 	}
