@@ -43,6 +43,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/resetq/resetq/internal/fauxqs"
@@ -74,7 +75,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "-profile %q: want quick or full\n", *prof)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *contenders != "" {
 		for _, c := range strings.Split(*contenders, ",") {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/resetq/resetq/internal/localserver"
 )
 
 // proc is one finished resetq process.
@@ -90,7 +92,10 @@ func (w *world) runOne(ctx context.Context, q queues, rp replica, log, state str
 	}
 	cmd.Stdout, cmd.Stderr = f, f
 	p := proc{start: time.Now()}
-	err = cmd.Start()
+	// In its own process group, and on Linux killed with the harness's
+	// thread: a killed harness had left its resetq processes polling a
+	// dead queue for hours.
+	running, err := localserver.Start(cmd)
 	f.Close()
 	if err != nil {
 		p.err = err
@@ -104,7 +109,8 @@ func (w *world) runOne(ctx context.Context, q queues, rp replica, log, state str
 	if w.gauges {
 		gauges = startGauges(ctx, log)
 	}
-	p.err = cmd.Wait()
+	<-running.Exited()
+	p.err = running.Err()
 	if gauges != nil {
 		p.gauges = gauges()
 	}
