@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -45,7 +46,7 @@ type userModel struct {
 	users     float64   // real users' calls per second in the latest minute read, returns included
 	own       float64   // the limiter's successes per second in it
 	readAt    time.Time // when it was read
-	base      float64   // real users' calls per second in their busiest minute without the limiter's calls
+	base      float64   // real users' calls per second in their usual minute without the limiter's calls (usualUsers)
 	baseKnown bool      // there was such a minute: returns can be told from real users' own calls
 	num, den  float64   // real users' calls over base, and the limiter's successes, in the minutes judged
 }
@@ -306,7 +307,7 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 		// without its returns.
 		users, _ := busiestUsers(minutes, own, now)
 		s.Users = userModel{known: true, users: users, readAt: now}
-		s.Users.base, s.Users.baseKnown = busiestUsers(quiet(minutes, own), own, now)
+		s.Users.base, s.Users.baseKnown = usualUsers(quiet(minutes, own), own, now)
 	}
 	for i, u := range minutes {
 		if !u.Minute.After(s.Seen) || now.Sub(u.Minute.Add(time.Minute)) < usageSettle {
@@ -430,6 +431,28 @@ func busiestUsers(minutes []Usage, own func(minute time.Time) ownMinute, now tim
 		}
 	}
 	return busiest / 60, ok
+}
+
+// usualUsers is real users' calls per second in their usual minute of the
+// last usageFresh, the upper median of the category's calls served less
+// own's (of two minutes, the busier: the first may be partial); ok is
+// false without such a minute. The base returns are told from: the
+// busiest minute, the base before, hid a tenth of the campaign's users
+// coming back as real users' own noise (Poisson users at 10/s vary by
+// 40 to 80 calls a minute), and one minute of anyone's ForgotPassword
+// flood before the campaign hid all of them.
+func usualUsers(minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) (users float64, ok bool) {
+	var v []float64
+	for _, u := range minutes {
+		if now.Sub(u.Minute) <= usageFresh {
+			v = append(v, served(u, own(u.Minute)))
+		}
+	}
+	if len(v) == 0 {
+		return 0, false
+	}
+	slices.Sort(v)
+	return v[len(v)/2] / 60, true
 }
 
 // served is real users' calls in u's minute that the quota served (own's

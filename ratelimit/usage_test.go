@@ -5,6 +5,7 @@ import (
 	"context"
 	"github.com/resetq/resetq/clock/clocktest"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -519,5 +520,45 @@ func TestThrottledAtTheCapEvenCalls(t *testing.T) {
 				t.Fatalf("rate %v, pace %+v, cap %+v; want the pace cut, the cap as it was", got, l.p, l.usage.Cap)
 			}
 		})
+	}
+}
+
+// TestReturnsBase: the share of the campaign's users who come back is
+// told against real users' usual minute before the campaign, so neither
+// their noise nor one minute of anyone's flood hides it.
+func TestReturnsBase(t *testing.T) {
+	now := time.Unix(1_000_000, 0).Truncate(time.Minute)
+	noisy := []float64{560, 640, 590, 610, 700, 550, 620, 600, 580, 650} // Poisson users at 10/s, busiest 700
+	tests := []struct {
+		name   string
+		before []float64 // real users' served calls in the minutes before the campaign
+		back   float64   // share of the campaign's 780 successes a minute that come back
+		during []float64 // real users' own calls in the campaign's minutes
+	}{
+		{"noisy users, a tenth come back", noisy, 0.1, []float64{620, 585, 640, 575, 600, 610}},
+		{"noisy users, none come back", noisy, 0, []float64{620, 585, 640, 575, 600, 610}},
+		{"a flood minute before, a tenth come back", append(slices.Clone(noisy[:9]), 1800), 0.1, []float64{620, 585, 640, 575, 600, 610}},
+		{"even users, a fifth come back", []float64{600, 600, 600, 600, 600}, 0.2, []float64{600, 600, 600, 600, 600, 600}},
+	}
+	for _, tt := range tests {
+		var minutes []Usage
+		for i, c := range tt.before {
+			minutes = append(minutes, Usage{Minute: now.Add(time.Duration(i-len(tt.before)) * time.Minute), Calls: c})
+		}
+		base, ok := usualUsers(minutes, func(time.Time) ownMinute { return ownMinute{} }, now)
+		if !ok {
+			t.Fatalf("%s: no base", tt.name)
+		}
+		m := userModel{known: true, baseKnown: true, base: base}
+		for _, u := range tt.during {
+			m.learn(u+tt.back*780, 780, now)
+		}
+		// Noise of real users' own calls reads as a few returns, never as fewer.
+		if got := m.share(); got < tt.back-0.02 || got > tt.back+0.04 {
+			t.Errorf("%s: base %.2f/s, share %.3f, want about %.2f", tt.name, base, got, tt.back)
+		}
+	}
+	if _, ok := usualUsers(nil, nil, now); ok {
+		t.Error("no minute: want no base")
 	}
 }
