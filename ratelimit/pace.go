@@ -50,6 +50,9 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 			segs = append(segs, segment{back, (back - p.To) / c.SharedRecovery.Seconds()})
 		}
 		segs = append(segs, segment{(2 - c.Plateau) * p.From, slow}, segment{c.Ceiling, c.Increase})
+		if c.Cautious {
+			segs[len(segs)-1].slope = slow
+		}
 	}
 	for _, s := range segs {
 		if r >= s.to || s.slope <= 0 {

@@ -57,6 +57,13 @@ type Config struct {
 	// throttled, judged each minute from the category's usage (Observe;
 	// 0: off).
 	HarmBudget float64
+	// Cautious: the calls are owed no speed, only HarmBudget (the quota
+	// categories beside the reset's). An informed start leaves real users
+	// cautiousBursts standard deviations instead of startBursts; past
+	// 2-Plateau times the quota found at the last cut the climb stays at
+	// the plateau's speed instead of Increase; and the cuts leave real
+	// users headroom after spare minutes too (judgedBy).
+	Cautious bool
 	// Clock gives the time and the waits. Default clock.Real.
 	Clock clock.Clock
 }

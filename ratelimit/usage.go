@@ -19,6 +19,9 @@ type Usage struct {
 // bursts, not their average.
 const startBursts = 2.5
 
+// cautiousBursts is startBursts for calls owed no speed (Config.Cautious).
+const cautiousBursts = 4
+
 // usageFresh is how old a minute may be and still tell where to start.
 const usageFresh = 10 * time.Minute
 
@@ -31,8 +34,11 @@ func (c Config) startFrom(now time.Time, users float64) pace {
 	if users <= 0 {
 		return pace{CutAt: now, To: c.Ceiling}
 	}
-	left := c.Quota - users
-	to := min(c.Ceiling, max(c.Floor, left-startBursts*math.Sqrt(users)))
+	left, bursts := c.Quota-users, startBursts
+	if c.Cautious {
+		bursts = cautiousBursts
+	}
+	to := min(c.Ceiling, max(c.Floor, left-bursts*math.Sqrt(users)))
 	return pace{CutAt: now, Cut: true, To: to, From: max(left, to), Shared: true}
 }
 
@@ -514,11 +520,13 @@ func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 // judgedBy is c for a cut at now: while the usage metrics judge minutes
 // the cap holds real users' loss, so the limiter's own throttles need not
 // slow its probes, and after spareMinutes spare ones its cuts leave real
-// users no headroom.
+// users no headroom, unless the calls are owed no speed (Cautious): the
+// minutes judge a rate 3 minutes late or more, and the plain cuts' probes
+// had by then climbed far past what real users could bear.
 func (c Config) judgedBy(s usageState, now time.Time) Config {
 	if s.judged(now) {
 		c.ThrottleTarget = 0
-		if s.Spare >= spareMinutes {
+		if s.Spare >= spareMinutes && !c.Cautious {
 			c.SharedBelow = 0
 		}
 	}

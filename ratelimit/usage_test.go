@@ -562,3 +562,32 @@ func TestReturnsBase(t *testing.T) {
 		t.Error("no minute: want no base")
 	}
 }
+
+// TestCautious: calls owed no speed (the categories beside the reset's)
+// start further under what real users leave, probe past the quota found
+// at the plateau's speed, and keep real users' headroom after spare
+// minutes; the reset's pacing does none of these.
+func TestCautious(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	for _, cautious := range []bool{false, true} {
+		c := Config{Ceiling: 30, Quota: 30, SharedBelow: 28.5, Cautious: cautious}.withDefaults()
+		bursts, slope := startBursts, c.Increase // 1.5/s a second past 1.1 x found
+		if cautious {
+			bursts, slope = cautiousBursts, c.PlateauIncrease*10 // 0.03/s a second
+		}
+		if p := c.startFrom(now, 10); math.Abs(p.To-(20-bursts*math.Sqrt(10))) > 1e-9 {
+			t.Errorf("cautious %v: start %.3f, want %.3f", cautious, p.To, 20-bursts*math.Sqrt(10))
+		}
+		// A plain cut that found 10/s: 1.1 x it after the plateau's 2/0.03 s
+		// from 9.7 to 11 (its slow climb from 0.9 x found), then 10 s more.
+		p := pace{CutAt: now, Cut: true, To: 9.7, From: 10, Gain: 1}
+		at := now.Add(time.Duration((11 - 9.7) / (c.PlateauIncrease * 10) * float64(time.Second)))
+		if got, want := c.rateAt(p, at.Add(10*time.Second)), 11+10*slope; math.Abs(got-want) > 1e-6 {
+			t.Errorf("cautious %v: 10 s past 1.1 x found, rate %.3f, want %.3f", cautious, got, want)
+		}
+		s := usageState{JudgedAt: now, Spare: spareMinutes}
+		if got := c.judgedBy(s, now).SharedBelow; (got > 0) != cautious {
+			t.Errorf("cautious %v: after %d spare minutes SharedBelow %v", cautious, spareMinutes, got)
+		}
+	}
+}

@@ -242,33 +242,37 @@ func TestWorldWholeCampaign(t *testing.T) {
 	skipUnderRace(t)
 	const quota, users, budget = 30.0, 10.0, 0.005
 	met := worldBounds{budget, 0.88}
+	offFloor := worldBounds{budget, 0.8} // owed no speed: only off the floor
 	tests := []struct {
 		model, pattern string
 		b              worldBounds
 		quota, users   float64 // 0: the reset's 30, 10/s of real users
 		ceiling        float64 // 0: the quota
+		cautious       bool    // Config.Cautious
 	}{
-		{world.Sliding, world.Even, met, 0, 0, 0},
-		{world.Sliding, world.Poisson, met, 0, 0, 0},
-		{world.Sliding, world.Confirm, met, 0, 0, 0},
-		{world.Sliding, world.Poisson + "+" + world.Confirm, worldBounds{0.0065, 0.88}, 0, 0, 0}, // misses in its first 3 minutes (1.3%): Poisson users and the returns together leave a frontier of 6.8/s
-		{world.Second, world.Even, met, 0, 0, 0},
-		{world.Second, world.Poisson, met, 0, 0, 0},
-		{world.Second, world.Confirm, met, 0, 0, 0},
-		{world.Second, world.Poisson + "+" + world.Confirm, met, 0, 0, 0},
-		{world.Bucket, world.Even, met, 0, 0, 0},
-		{world.Bucket, world.Poisson, met, 0, 0, 0},
-		{world.Bucket, world.Confirm, met, 0, 0, 0},
-		{world.Bucket, world.Poisson + "+" + world.Confirm, met, 0, 0, 0},
+		{world.Sliding, world.Even, met, 0, 0, 0, false},
+		{world.Sliding, world.Poisson, met, 0, 0, 0, false},
+		{world.Sliding, world.Confirm, met, 0, 0, 0, false},
+		{world.Sliding, world.Poisson + "+" + world.Confirm, worldBounds{0.0065, 0.88}, 0, 0, 0, false}, // misses in its first 3 minutes (1.3%): Poisson users and the returns together leave a frontier of 6.8/s
+		{world.Second, world.Even, met, 0, 0, 0, false},
+		{world.Second, world.Poisson, met, 0, 0, 0, false},
+		{world.Second, world.Confirm, met, 0, 0, 0, false},
+		{world.Second, world.Poisson + "+" + world.Confirm, met, 0, 0, 0, false},
+		{world.Bucket, world.Even, met, 0, 0, 0, false},
+		{world.Bucket, world.Poisson, met, 0, 0, 0, false},
+		{world.Bucket, world.Confirm, met, 0, 0, 0, false},
+		{world.Bucket, world.Poisson + "+" + world.Confirm, met, 0, 0, 0, false},
 		// The other categories the campaign calls, paced by the same code
-		// (resetq work's categoryPace): the sign-outs' UserUpdate (25/s,
-		// --sign-out-rate 20, the apps' profile updates at 5/s) and the
-		// status checks' UserRead (120/s, --status-check-rate 50, the
-		// pool's readers at 60/s).
-		{world.Sliding, world.Poisson, worldBounds{0.0085, 0.88}, 25, 5, 20}, // misses: 300 real calls a minute, whose losses of 1 or 2 read as noise, and the cap climbs into the edge late in the campaign
-		{world.Bucket, world.Even, met, 25, 5, 20},
-		{world.Sliding, world.Poisson, met, 120, 60, 50},
-		{world.Second, world.Even, met, 120, 60, 50},
+		// (resetq work's categoryPace) but owed no speed (Cautious): the
+		// sign-outs' UserUpdate (25/s, --sign-out-rate 20, the apps'
+		// profile updates at 5/s) and the status checks' UserRead (120/s,
+		// --status-check-rate 50, the pool's readers at 60/s). Paced as
+		// the reset is, the first lost 0.56% (docs/benchmarks.md); their
+		// share bound only keeps them off the floor.
+		{world.Sliding, world.Poisson, offFloor, 25, 5, 20, true},
+		{world.Bucket, world.Even, offFloor, 25, 5, 20, true},
+		{world.Sliding, world.Poisson, offFloor, 120, 60, 50, true},
+		{world.Second, world.Even, offFloor, 120, 60, 50, true},
 	}
 	const seeds = 4
 	jitter := simJitter(t)
@@ -284,7 +288,7 @@ func TestWorldWholeCampaign(t *testing.T) {
 			f, _ := world.Frontier(tt.model, q, 0, tt.pattern, u, budget, 300*time.Second, 1)
 			f = min(f, ceiling) // a rate under the quota: the frontier resetq may reach
 			cfg := workConfig(ceiling)
-			cfg.Quota = q
+			cfg.Quota, cfg.Cautious = q, tt.cautious
 			var whole worldRun
 			for seed := uint64(1); seed <= seeds; seed++ {
 				m := simulateWorld(cfg, worldSim{model: tt.model, pattern: tt.pattern, quota: q, users: u,

@@ -294,7 +294,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 
 	// With Redis the fleet's rate adapts as one, to the same settings.
-	cfg := categoryPace(f.rate, cognitoQuota, f.harmBudget)
+	cfg := categoryPace(f.rate, cognitoQuota, f.harmBudget, true)
 	m.HarmBudget.Set(f.harmBudget)
 	// The calls beside the reset have quotas of their own, each paced
 	// apart under the same harm budget: the status check's reads
@@ -308,19 +308,19 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// With --redis-url each is a fleet's, as the reset's: its own keys,
 	// the flag's rate for the whole fleet.
 	fallbacks := &fallbackGauge{gauge: m.RateLimitFallback}
-	statusPacer, closeStatus, err := newPacer(&f, usagemetrics.ReadCategory, categoryPace(f.statusCheckRate, userReadQuota, f.harmBudget),
+	statusPacer, closeStatus, err := newPacer(&f, usagemetrics.ReadCategory, categoryPace(f.statusCheckRate, userReadQuota, f.harmBudget, false),
 		categoryRate(usagemetrics.ReadCategory), fallbacks, log)
 	if err != nil {
 		return err
 	}
 	defer closeStatus()
-	signOutPacer, closeSignOut, err := newPacer(&f, usagemetrics.UpdateCategory, categoryPace(f.signOutRate, userUpdateQuota, f.harmBudget),
+	signOutPacer, closeSignOut, err := newPacer(&f, usagemetrics.UpdateCategory, categoryPace(f.signOutRate, userUpdateQuota, f.harmBudget, false),
 		categoryRate(usagemetrics.UpdateCategory), fallbacks, log)
 	if err != nil {
 		return err
 	}
 	defer closeSignOut()
-	reinvitePacer, closeReinvite, err := newPacer(&f, usagemetrics.CreationCategory, categoryPace(f.reinviteRate, userCreationQuota, f.harmBudget),
+	reinvitePacer, closeReinvite, err := newPacer(&f, usagemetrics.CreationCategory, categoryPace(f.reinviteRate, userCreationQuota, f.harmBudget, false),
 		categoryRate(usagemetrics.CreationCategory), fallbacks, log)
 	if err != nil {
 		return err
@@ -641,9 +641,10 @@ const (
 // own throttled share under a fifth of the budget (real users lose about
 // 1 to 4 calls for each of resetq's own throttles, docs/pacing.md), and
 // the category's usage minutes capping it and saying the room real users
-// leave.
-func categoryPace(rate, quota, harmBudget float64) ratelimit.Config {
-	c := ratelimit.Config{Ceiling: rate, SharedBelow: 0.95 * rate, Quota: max(rate, quota)}
+// leave. Only the reset is owed speed (0.9 of what the budget allows):
+// the categories beside it pace for the budget alone (Config.Cautious).
+func categoryPace(rate, quota, harmBudget float64, owedSpeed bool) ratelimit.Config {
+	c := ratelimit.Config{Ceiling: rate, SharedBelow: 0.95 * rate, Quota: max(rate, quota), Cautious: !owedSpeed}
 	if harmBudget > 0 {
 		// Without a reading of real users' calls: half the rate, back to
 		// it over 100 s, so that the returns of the first calls (the
