@@ -49,9 +49,16 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 			// the probes' speed past it, not this.
 			segs = append(segs, segment{back, (back - p.To) / c.SharedRecovery.Seconds()})
 		}
-		segs = append(segs, segment{(2 - c.Plateau) * p.From, slow}, segment{c.Ceiling, c.Increase})
+		segs = append(segs, segment{(2 - c.Plateau) * p.From, slow})
 		if c.Cautious {
-			segs[len(segs)-1].slope = slow
+			// Owed no speed: past the quota found, fast only to half
+			// the ceiling (a cut that found a burst's few calls climbs
+			// back), then at the plateau's speed of the higher of the
+			// two, whatever the gain.
+			half := c.Ceiling / 2
+			segs = append(segs, segment{half, c.Increase}, segment{c.Ceiling, min(c.Increase, c.PlateauIncrease*max(p.From, half))})
+		} else {
+			segs = append(segs, segment{c.Ceiling, c.Increase})
 		}
 	}
 	for _, s := range segs {

@@ -60,9 +60,10 @@ type Config struct {
 	// Cautious: the calls are owed no speed, only HarmBudget (the quota
 	// categories beside the reset's). An informed start leaves real users
 	// cautiousBursts standard deviations instead of startBursts; past
-	// 2-Plateau times the quota found at the last cut the climb stays at
-	// the plateau's speed instead of Increase; and the cuts leave real
-	// users headroom after spare minutes too (judgedBy).
+	// 2-Plateau times the quota found the climb is Increase only up to
+	// half the ceiling, then PlateauIncrease times the higher of the two
+	// (whatever the gain); and the cuts leave real users headroom after
+	// spare minutes too (judgedBy).
 	Cautious bool
 	// Clock gives the time and the waits. Default clock.Real.
 	Clock clock.Clock

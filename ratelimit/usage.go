@@ -139,7 +139,8 @@ const ownCapEvery = 10 * time.Minute
 // minutes' alone. Only before spareMinutes spare minutes in a row, while
 // the pace's cuts take the headroom (a fifth of the rate, minutes back)
 // for a single throttle that real users, judged minute by minute, had not
-// paid for; after them the pace's plain cut is the cheaper. ok is false
+// paid for; after them the pace's plain cut is the cheaper (for calls owed
+// speed: a Cautious limiter's cuts keep the headroom, judgedBy). ok is false
 // for every other throttle: the pace takes it (Config.cut).
 func (c Config) capThrottled(s usageState, limit, ran float64, now time.Time) (next harmCap, ok bool) {
 	h := s.Cap

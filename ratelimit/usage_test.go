@@ -565,29 +565,58 @@ func TestReturnsBase(t *testing.T) {
 
 // TestCautious: calls owed no speed (the categories beside the reset's)
 // start further under what real users leave, probe past the quota found
-// at the plateau's speed, and keep real users' headroom after spare
-// minutes; the reset's pacing does none of these.
+// fast only to half the ceiling and then at the plateau's speed, and keep
+// real users' headroom after spare minutes; the reset's pacing does none
+// of these.
 func TestCautious(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	for _, cautious := range []bool{false, true} {
-		c := Config{Ceiling: 30, Quota: 30, SharedBelow: 28.5, Cautious: cautious}.withDefaults()
-		bursts, slope := startBursts, c.Increase // 1.5/s a second past 1.1 x found
+		c := Config{Ceiling: 30, Quota: 30, SharedBelow: 28.5, Cautious: cautious}.withDefaults() // Increase 1.5/s a second
+		bursts := startBursts
 		if cautious {
-			bursts, slope = cautiousBursts, c.PlateauIncrease*10 // 0.03/s a second
+			bursts = cautiousBursts
 		}
 		if p := c.startFrom(now, 10); math.Abs(p.To-(20-bursts*math.Sqrt(10))) > 1e-9 {
 			t.Errorf("cautious %v: start %.3f, want %.3f", cautious, p.To, 20-bursts*math.Sqrt(10))
 		}
-		// A plain cut that found 10/s: 1.1 x it after the plateau's 2/0.03 s
-		// from 9.7 to 11 (its slow climb from 0.9 x found), then 10 s more.
-		p := pace{CutAt: now, Cut: true, To: 9.7, From: 10, Gain: 1}
-		at := now.Add(time.Duration((11 - 9.7) / (c.PlateauIncrease * 10) * float64(time.Second)))
-		if got, want := c.rateAt(p, at.Add(10*time.Second)), 11+10*slope; math.Abs(got-want) > 1e-6 {
-			t.Errorf("cautious %v: 10 s past 1.1 x found, rate %.3f, want %.3f", cautious, got, want)
+		// A plain cut that found from/s, its rate 10 s after the plateau's
+		// slow climb (0.3% of it a second, gain 1) reached 1.1 x it.
+		for _, tt := range []struct{ from, want, cautiousWant float64 }{
+			// A burst's few calls found: fast back to half the ceiling,
+			// then 0.3% of that a second.
+			{2, 2.2 + 10*1.5, 15 + (10-(15-2.2)/1.5)*0.003*15},
+			// A quota found over half the ceiling: 0.3% of it a second.
+			{20, 30, 22 + 10*0.003*20}, // 22 + 10 x 1.5, over the ceiling
+		} {
+			p := pace{CutAt: now, Cut: true, To: 0.97 * tt.from, From: tt.from, Gain: 1}
+			plateau := (1.1 - 0.97) / 0.003 // seconds, whatever was found
+			at := now.Add(time.Duration(plateau * float64(time.Second)))
+			want := tt.want
+			if cautious {
+				want = tt.cautiousWant
+			}
+			if got := c.rateAt(p, at.Add(10*time.Second)); math.Abs(got-want) > 1e-6 {
+				t.Errorf("cautious %v, %v/s found: 10 s past 1.1 x it, rate %.3f, want %.3f", cautious, tt.from, got, want)
+			}
 		}
 		s := usageState{JudgedAt: now, Spare: spareMinutes}
 		if got := c.judgedBy(s, now).SharedBelow; (got > 0) != cautious {
 			t.Errorf("cautious %v: after %d spare minutes SharedBelow %v", cautious, spareMinutes, got)
 		}
+	}
+}
+
+// TestObserveBase: the first reading takes real users' usual quiet minute
+// for the base the returns are told from, not one flood minute.
+func TestObserveBase(t *testing.T) {
+	c := Config{Ceiling: 30, HarmBudget: 0.005}.withDefaults()
+	now := time.Unix(1_000_000, 0).Truncate(time.Minute)
+	var minutes []Usage
+	for i, calls := range []float64{600, 610, 1800, 590, 605} {
+		minutes = append(minutes, Usage{Minute: now.Add(time.Duration(i-6) * time.Minute), Calls: calls})
+	}
+	s, _ := c.observe(usageState{}, minutes, func(time.Time) ownMinute { return ownMinute{} }, now)
+	if !s.Users.baseKnown || s.Users.base != 605.0/60 {
+		t.Errorf("base %.2f/s (known %v), want the upper median, 605 calls a minute", s.Users.base, s.Users.baseKnown)
 	}
 }
