@@ -431,35 +431,39 @@ func quiet(minutes []Usage, own func(minute time.Time) ownMinute) []Usage {
 // the last usageFresh, the category's calls served less own's; ok is false
 // without such a minute.
 func busiestUsers(minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) (users float64, ok bool) {
-	busiest := 0.0
-	for _, u := range minutes {
-		if now.Sub(u.Minute) <= usageFresh {
-			busiest, ok = max(busiest, served(u, own(u.Minute))), true
-		}
+	v := freshServed(minutes, own, now)
+	if len(v) == 0 {
+		return 0, false
 	}
-	return busiest / 60, ok
+	return slices.Max(v) / 60, true
 }
 
-// usualUsers is real users' calls per second in their usual minute of the
-// last usageFresh, the upper median of the category's calls served less
-// own's (of two minutes, the busier: the first may be partial); ok is
-// false without such a minute. The base returns are told from: the
-// busiest minute, the base before, hid a tenth of the campaign's users
-// coming back as real users' own noise (Poisson users at 10/s vary by
-// 40 to 80 calls a minute), and one minute of anyone's ForgotPassword
-// flood before the campaign hid all of them.
+// usualUsers is as busiestUsers for their usual minute: the upper median
+// (of two minutes, the busier: the first may be partial). It is the base
+// the campaign's returns are told from. The busiest minute, the base
+// before, hid a tenth of the campaign's users coming back as real users'
+// own noise (Poisson users at 10/s vary by 40 to 80 calls a minute), and
+// one minute of anyone's ForgotPassword flood before the campaign hid all
+// of them.
 func usualUsers(minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) (users float64, ok bool) {
+	v := freshServed(minutes, own, now)
+	if len(v) == 0 {
+		return 0, false
+	}
+	slices.Sort(v)
+	return v[len(v)/2] / 60, true
+}
+
+// freshServed is real users' served calls (served) in each of minutes of
+// the last usageFresh.
+func freshServed(minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) []float64 {
 	var v []float64
 	for _, u := range minutes {
 		if now.Sub(u.Minute) <= usageFresh {
 			v = append(v, served(u, own(u.Minute)))
 		}
 	}
-	if len(v) == 0 {
-		return 0, false
-	}
-	slices.Sort(v)
-	return v[len(v)/2] / 60, true
+	return v
 }
 
 // served is real users' calls in u's minute that the quota served (own's
