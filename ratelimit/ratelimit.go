@@ -277,7 +277,7 @@ func (l *Limiter) update(now time.Time) (float64, bool) {
 	if l.p.CutAt.IsZero() {
 		l.p = l.cfg.start(now)
 	}
-	limit := l.cfg.limited(l.cfg.rateAt(l.p, now), l.usage, now)
+	limit := l.cfg.limited(l.cfg.judgedBy(l.usage, now).rateAt(l.p, now), l.usage, now)
 	changed := limit != l.limit
 	if changed {
 		l.limit = limit

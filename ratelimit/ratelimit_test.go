@@ -275,3 +275,67 @@ func TestCutBunched(t *testing.T) {
 		}
 	}
 }
+
+// TestGainQuiet: a stretch without a throttle raises the probes' gain as
+// a throttle at its end would have (gainAt): it doubles for every 4,000
+// calls at the pace's rate (a target of 0.1%), or every 5 minutes if that
+// comes first, so the probe that bursts had slowed to 1/64 comes back to
+// the ceiling in minutes, not hours. Till the first such stretch ends, and
+// without a target, nothing changes.
+func TestGainQuiet(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	p := pace{CutAt: now, Cut: true, To: 9.7, From: 10, Gain: minGain}
+	every := 300.0 // seconds: 4,000 calls at 9.7/s take longer
+	on := Config{Ceiling: 30, ThrottleTarget: 0.001}.withDefaults()
+	off := Config{Ceiling: 30}.withDefaults()
+	at := func(c Config, s float64) float64 { return c.rateAt(p, now.Add(time.Duration(s*float64(time.Second)))) }
+	slow := 0.003 * 10 * minGain // a second, at the least gain
+	for _, s := range []float64{60, every - 1} {
+		if got, want := at(on, s), 9.7+s*slow; !near(got, want) {
+			t.Errorf("%.0f s after the cut: %v, want %v as at the least gain", s, got, want)
+		}
+	}
+	if got, want := at(on, every+100), 9.7+every*slow+100*2*slow; !near(got, want) {
+		t.Errorf("100 s into the first doubling: %v, want %v", got, want)
+	}
+	if got := at(on, 25*60); got != 30 {
+		t.Errorf("25 minutes after the cut, nobody throttling: %v, want the ceiling 30", got)
+	}
+	if got := at(off, 25*60); got >= 11 {
+		t.Errorf("without a target the gain stays: %v after 25 minutes, want under 1.1 × 10", got)
+	}
+	// At 19.4/s, 4,000 calls come first: 206 s.
+	fast, first, slow2 := pace{CutAt: now, Cut: true, To: 19.4, From: 20, Gain: minGain}, 4/(0.001*19.4), 0.003*20*minGain
+	if got, want := on.rateAt(fast, now.Add(300*time.Second)), 19.4+first*slow2+(300-first)*2*slow2; !near(got, want) {
+		t.Errorf("300 s after a cut at 19.4/s: %v, want %v", got, want)
+	}
+	// The rate never falls and never jumps.
+	prev := at(on, 0)
+	for s := 1.0; s <= 40*60; s++ {
+		r := at(on, s)
+		if r < prev-1e-9 || r > prev+on.Increase+1e-9 {
+			t.Fatalf("%v s: %v after %v", s, r, prev)
+		}
+		prev = r
+	}
+	// A throttle after the stretch keeps the gain the stretch raised it to
+	// (1/64 × 2^2 at 10 minutes), no higher for the quiet it already
+	// counted; before the first step it is the cut's as it was.
+	for _, tt := range []struct {
+		after            time.Duration
+		calls, throttled int
+		want             float64
+	}{
+		{10 * time.Minute, 6000, 1, minGain * 4},
+		{10 * time.Minute, 6000, 60, minGain * 4 / 2},
+		{2 * time.Minute, 1200, 1, minGain * math.Sqrt(1.2)},
+	} {
+		c := Config{Ceiling: 30, SharedBelow: 29, ThrottleTarget: 0.001}.withDefaults()
+		when := now.Add(tt.after)
+		got, ok := c.cut(p, when, c.rateAt(p, when), 9, 10*time.Second, tt.calls, tt.throttled)
+		if !ok || !near(got.Gain, tt.want) {
+			t.Errorf("a throttle %v after the cut, %d of %d calls: gain %v, want %v", tt.after, tt.throttled, tt.calls, got.Gain, tt.want)
+		}
+	}
+}
