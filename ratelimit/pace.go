@@ -104,11 +104,14 @@ const (
 // without a throttle raises it as a throttle at its end would have: it
 // doubles for every gainDoublings/ThrottleTarget calls at p.To, the least
 // rate since the cut (4,000 calls at a target of 0.1%: 400 s at 10/s), or
-// every gainQuiet if that comes first. The pace's gain is set at cuts
-// alone, so without this resetq's own throttles in a few bursts took the
-// gain to 1/64, and with nobody there to throttle it again the probe
-// climbed from 0.9 to 1.1 times the quota found for over an hour (found
-// 10/s: 15/s after 1 h 31 min).
+// every gainQuiet if that comes first, counted from the cut or from the
+// last judged minute (Config.quietFrom), whichever is later: while minutes
+// were judged spare ones raised it, and a quiet counted from a cut long
+// before would send the rate at once to the ceiling when the metrics fall
+// silent. The pace's gain is set at cuts alone, so without this resetq's
+// own throttles in a few bursts took the gain to 1/64, and with nobody
+// there to throttle it again the probe climbed from 0.9 to 1.1 times the
+// quota found for over an hour (found 10/s: 15/s after 1 h 31 min).
 func (c Config) gainAt(p pace, t float64) (g, until float64) {
 	g = p.gain()
 	if c.ThrottleTarget <= 0 || !p.Cut || g >= maxGain {
@@ -118,14 +121,21 @@ func (c Config) gainAt(p pace, t float64) (g, until float64) {
 	if !(every > 0) {
 		return g, math.Inf(1)
 	}
-	k := math.Floor(t / every)
-	if (k+1)*every <= t {
+	from := 0.0 // the quiet counts from the cut, or from the last judged minute
+	if !c.quietFrom.IsZero() {
+		from = max(0, c.quietFrom.Sub(p.CutAt).Seconds())
+	}
+	if t < from {
+		return g, from
+	}
+	k := math.Floor((t - from) / every)
+	if from+(k+1)*every <= t {
 		k++ // t on a boundary, as rateAt steps to it
 	}
 	if g*math.Exp2(k) >= maxGain {
 		return maxGain, math.Inf(1)
 	}
-	return g * math.Exp2(k), (k + 1) * every
+	return g * math.Exp2(k), from + (k+1)*every
 }
 
 func (p pace) gain() float64 {

@@ -67,6 +67,10 @@ type Config struct {
 	Cautious bool
 	// Clock gives the time and the waits. Default clock.Real.
 	Clock clock.Clock
+
+	// quietFrom is when the usage metrics last judged a minute, while
+	// none has been lately (judgedBy): a quiet stretch counts from it.
+	quietFrom time.Time
 }
 
 // Defaults of Config's zero fields that do not depend on Ceiling.

@@ -310,6 +310,15 @@ func TestGainQuiet(t *testing.T) {
 	if got, want := on.rateAt(fast, now.Add(300*time.Second)), 19.4+first*slow2+(300-first)*2*slow2; !near(got, want) {
 		t.Errorf("300 s after a cut at 19.4/s: %v, want %v", got, want)
 	}
+	// Metrics that fall silent 10 minutes after the cut (the last minute
+	// judged then, none since): the quiet counts from that minute, so at
+	// 20 minutes, when the minutes lapse, the rate is where one doubling
+	// since then puts it, not at the ceiling, where the quiet since the
+	// cut would have sent it at once.
+	lapse := on.judgedBy(usageState{JudgedAt: now.Add(10 * time.Minute)}, now.Add(20*time.Minute))
+	if got, want := lapse.rateAt(p, now.Add(20*time.Minute)), 9.7+900*slow+300*2*slow; !near(got, want) {
+		t.Errorf("at the lapse of minutes judged till 10 minutes after the cut: %v, want %v", got, want)
+	}
 	// The rate never falls and never jumps.
 	prev := at(on, 0)
 	for s := 1.0; s <= 40*60; s++ {

@@ -535,6 +535,8 @@ func (c Config) judgedBy(s usageState, now time.Time) Config {
 		if s.Spare >= spareMinutes && !c.Cautious {
 			c.SharedBelow = 0
 		}
+	} else {
+		c.quietFrom = s.JudgedAt
 	}
 	return c
 }
