@@ -30,112 +30,48 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 	if e <= 0 {
 		return min(r, c.Ceiling)
 	}
-	// A segment climbs to its end at slope a second; a probe's segment
-	// (gained) at the plateau's speed times the gain at the time.
-	type segment struct {
-		to, slope float64
-		gained    bool
-	}
+	type segment struct{ to, slope float64 }
 	var buf [5]segment // rateAt runs on every call: no allocation
-	segs := append(buf[:0], segment{c.Ceiling, c.Increase, false})
+	segs := append(buf[:0], segment{c.Ceiling, c.Increase})
 	if !p.Cut {
-		segs = append(buf[:0], segment{c.Ceiling, c.StartIncrease, false})
+		segs = append(buf[:0], segment{c.Ceiling, c.StartIncrease})
 	}
 	if p.From > 0 {
+		g := p.gain()
+		slow := min(c.Increase, c.PlateauIncrease*p.From*g)
 		lo := c.Plateau * p.From
 		if p.Shared {
 			lo = min(lo, p.To)
 		}
-		segs = append(buf[:0], segment{lo, c.Increase, false})
+		segs = append(buf[:0], segment{lo, c.Increase})
 		if back := p.From - c.SharedMargin; p.Shared && back > p.To {
 			// Back from the headroom over SharedRecovery: the gain is
 			// the probes' speed past it, not this.
-			segs = append(segs, segment{back, (back - p.To) / c.SharedRecovery.Seconds(), false})
+			segs = append(segs, segment{back, (back - p.To) / c.SharedRecovery.Seconds()})
 		}
-		segs = append(segs, segment{(2 - c.Plateau) * p.From, 0, true})
+		segs = append(segs, segment{(2 - c.Plateau) * p.From, slow})
 		if c.Cautious {
 			// Owed no speed: past the quota found, fast only to half
 			// the ceiling (a cut that found a burst's few calls climbs
 			// back), then at the plateau's speed of the higher of the
 			// two, whatever the gain.
 			half := c.Ceiling / 2
-			segs = append(segs, segment{half, c.Increase, false}, segment{c.Ceiling, min(c.Increase, c.PlateauIncrease*max(p.From, half)), false})
+			segs = append(segs, segment{half, c.Increase}, segment{c.Ceiling, min(c.Increase, c.PlateauIncrease*max(p.From, half))})
 		} else {
-			segs = append(segs, segment{c.Ceiling, c.Increase, false})
+			segs = append(segs, segment{c.Ceiling, c.Increase})
 		}
 	}
-	t := 0.0 // seconds since the cut at r
 	for _, s := range segs {
-		for r < s.to && e > 0 {
-			slope, d, next := s.slope, e, math.Inf(1)
-			if s.gained {
-				var g float64
-				g, next = c.gainAt(p, t)
-				slope = min(c.Increase, c.PlateauIncrease*p.From*g)
-				d = min(d, next-t)
-			}
-			if slope <= 0 {
-				break
-			}
-			if need := (s.to - r) / slope; d >= need {
-				r, e, t = s.to, e-need, t+need
-				continue
-			}
-			r, e, t = r+slope*d, e-d, min(t+d, next) // next: the gain's next step
+		if r >= s.to || s.slope <= 0 {
+			continue
 		}
+		need := (s.to - r) / s.slope
+		if e <= need {
+			return min(r+s.slope*e, c.Ceiling)
+		}
+		r, e = s.to, e-need
 	}
 	return min(r, c.Ceiling)
-}
-
-// gainDoublings is how many calls of the limiter's own since a cut, each
-// untroubled by a throttle, double the probes' gain: a throttle after
-// that many, ThrottleTarget/4 of them throttled, would double it at its
-// cut (Config.cut). gainQuiet is the longest a doubling waits: at a few
-// calls a second, 4,000 calls take most of an hour, and one throttle of
-// the limiter's own in gainQuiet costs real users a few calls at most.
-const (
-	gainDoublings = 4
-	gainQuiet     = 5 * time.Minute
-)
-
-// gainAt is p's gain for the probes t seconds after its cut, and until when
-// (seconds after the cut) it holds. Under a ThrottleTarget (no minute
-// judged: Config.judgedBy; after one, spare minutes raise it) a stretch
-// without a throttle raises it as a throttle at its end would have: it
-// doubles for every gainDoublings/ThrottleTarget calls at p.To, the least
-// rate since the cut (4,000 calls at a target of 0.1%: 400 s at 10/s), or
-// every gainQuiet if that comes first, counted from the cut or from the
-// last judged minute (Config.quietFrom), whichever is later: while minutes
-// were judged spare ones raised it, and a quiet counted from a cut long
-// before would send the rate at once to the ceiling when the metrics fall
-// silent. The pace's gain is set at cuts alone, so without this resetq's
-// own throttles in a few bursts took the gain to 1/64, and with nobody
-// there to throttle it again the probe climbed from 0.9 to 1.1 times the
-// quota found for over an hour (found 10/s: 15/s after 1 h 31 min).
-func (c Config) gainAt(p pace, t float64) (g, until float64) {
-	g = p.gain()
-	if c.ThrottleTarget <= 0 || !p.Cut || g >= maxGain {
-		return g, math.Inf(1)
-	}
-	every := min(gainDoublings/(c.ThrottleTarget*max(p.To, c.Floor)), gainQuiet.Seconds())
-	if !(every > 0) {
-		return g, math.Inf(1)
-	}
-	from := 0.0 // the quiet counts from the cut, or from the last judged minute
-	if !c.quietFrom.IsZero() {
-		from = max(0, c.quietFrom.Sub(p.CutAt).Seconds())
-	}
-	if t < from {
-		return g, from
-	}
-	k := math.Floor((t - from) / every)
-	if from+(k+1)*every <= t {
-		k++ // t on a boundary, as rateAt steps to it
-	}
-	if g*math.Exp2(k) >= maxGain {
-		return maxGain, math.Inf(1)
-	}
-	return g * math.Exp2(k), from + (k+1)*every
 }
 
 func (p pace) gain() float64 {
@@ -175,17 +111,11 @@ func (c Config) cut(p pace, now time.Time, ran, found float64, busy time.Duratio
 	if busy < time.Second {
 		from = 0 // found is only part of the quota: climb fast
 	}
-	g, _ := c.gainAt(p, now.Sub(p.CutAt).Seconds())
+	g := p.gain()
 	if shared && c.ThrottleTarget > 0 && p.Cut && calls > 0 {
 		// Throttled more often than the target: probe more slowly.
-		// A gain the quiet since the cut has raised (gainAt) rises no
-		// more for it.
 		share := float64(throttled) / float64(calls)
-		f := math.Sqrt(min(4, max(0.25, c.ThrottleTarget/share)))
-		if g > p.gain() {
-			f = min(f, 1)
-		}
-		g = min(maxGain, max(minGain, g*f))
+		g = min(maxGain, max(minGain, g*math.Sqrt(min(4, max(0.25, c.ThrottleTarget/share)))))
 	}
 	return pace{CutAt: now, Cut: true, To: max(c.Floor, to), From: from, Shared: shared, Gain: g}, true
 }

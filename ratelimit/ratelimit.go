@@ -67,10 +67,6 @@ type Config struct {
 	Cautious bool
 	// Clock gives the time and the waits. Default clock.Real.
 	Clock clock.Clock
-
-	// quietFrom is when the usage metrics last judged a minute, while
-	// none has been lately (judgedBy): a quiet stretch counts from it.
-	quietFrom time.Time
 }
 
 // Defaults of Config's zero fields that do not depend on Ceiling.
@@ -281,7 +277,7 @@ func (l *Limiter) update(now time.Time) (float64, bool) {
 	if l.p.CutAt.IsZero() {
 		l.p = l.cfg.start(now)
 	}
-	limit := l.cfg.limited(l.cfg.judgedBy(l.usage, now).rateAt(l.p, now), l.usage, now)
+	limit := l.cfg.limited(l.cfg.rateAt(l.p, now), l.usage, now)
 	changed := limit != l.limit
 	if changed {
 		l.limit = limit

@@ -522,10 +522,9 @@ func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 	return min(rate, c.Ceiling)
 }
 
-// judgedBy is c for a cut, or a pace's rate, at now: while the usage
-// metrics judge minutes the cap holds real users' loss, so the limiter's
-// own throttles need not slow its probes (nor a quiet stretch speed them:
-// gainAt), and after spareMinutes spare ones its cuts leave real
+// judgedBy is c for a cut at now: while the usage metrics judge minutes
+// the cap holds real users' loss, so the limiter's own throttles need not
+// slow its probes, and after spareMinutes spare ones its cuts leave real
 // users no headroom, unless the calls are owed no speed (Cautious): the
 // minutes judge a rate 3 minutes late or more, and the plain cuts' probes
 // had by then climbed far past what real users could bear.
@@ -535,8 +534,6 @@ func (c Config) judgedBy(s usageState, now time.Time) Config {
 		if s.Spare >= spareMinutes && !c.Cautious {
 			c.SharedBelow = 0
 		}
-	} else {
-		c.quietFrom = s.JudgedAt
 	}
 	return c
 }
