@@ -34,6 +34,7 @@ const region = "us-east-1"
 // (source with a RedrivePolicy, and its DLQ) named after the test.
 type env struct {
 	srv    *moto.Server
+	cfg    aws.Config
 	client *sqs.Client
 	name   string
 	url    string // source queue
@@ -59,7 +60,7 @@ func newEnvWith(t *testing.T, maxReceiveCount int, visibility time.Duration) *en
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, client: sqs.NewFromConfig(cfg), name: name, url: url, dlqURL: dlqURL}
+	return &env{srv: srv, cfg: cfg, client: sqs.NewFromConfig(cfg), name: name, url: url, dlqURL: dlqURL}
 }
 
 // queueSeq numbers the queues of this process: with -count=N a test runs
@@ -79,14 +80,37 @@ func uniqueName(t *testing.T) string {
 
 func (e *env) queue() *queue.Queue { return queue.New(e.client, e.url, nil) }
 
-// sendN sends n messages with bodies prefix-0 ... prefix-(n-1).
-func sendN(t *testing.T, q *queue.Queue, prefix string, n int) []string {
+// sendN sends n messages with bodies prefix-0 ... prefix-(n-1), each
+// exactly once. SQS is at-least-once: the SDK resends a SendMessage whose
+// response was lost (moto under a parallel test load has done so once), and
+// the queue then holds a duplicate that breaks the exact counts these tests
+// check. So sendN sends without the SDK's retries and, after a failed send,
+// reads the queue's depth (exact on moto) to learn whether the message got in
+// before it sends again.
+func (e *env) sendN(t *testing.T, prefix string, n int) []string {
 	t.Helper()
+	client := sqs.NewFromConfig(e.cfg, func(o *sqs.Options) { o.RetryMaxAttempts = 1 })
+	q := queue.New(client, e.url, nil)
 	bodies := make([]string, n)
 	for i := range n {
 		bodies[i] = fmt.Sprintf("%s-%d", prefix, i)
-		if err := q.Send(t.Context(), job.Outgoing{Body: bodies[i]}); err != nil {
-			t.Fatalf("send %d: %v", i, err)
+		for try := 1; ; try++ {
+			err := q.Send(t.Context(), job.Outgoing{Body: bodies[i]})
+			if err == nil {
+				break
+			}
+			d, derr := q.Depth(t.Context())
+			if derr != nil {
+				t.Fatalf("send %d: %v; then depth: %v", i, err, derr)
+			}
+			if d.Visible+d.InFlight+d.Delayed == int64(i+1) {
+				t.Logf("send %d: %v, but moto has it: not sent again", i, err)
+				break
+			}
+			if try == 3 {
+				t.Fatalf("send %d: %v (try %d)", i, err, try)
+			}
+			t.Logf("send %d: %v; sending again", i, err)
 		}
 	}
 	return bodies
@@ -105,9 +129,19 @@ func receiveAll(t *testing.T, q *queue.Queue, n int) []job.Message {
 		got = append(got, msgs...)
 	}
 	if len(got) != n {
-		t.Fatalf("received %d messages, want %d", len(got), n)
+		t.Fatalf("received %d messages, want %d: %s", len(got), n, describe(got))
 	}
 	return got
+}
+
+// describe names each message by body, ID and receive count, so that a
+// failure tells a duplicated send (one body, two IDs) from a redelivery.
+func describe(msgs []job.Message) string {
+	parts := make([]string, len(msgs))
+	for i, m := range msgs {
+		parts[i] = fmt.Sprintf("%s (id %s, received %d)", m.Body, m.ID, m.ReceiveCount)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func receipts(msgs []job.Message) []string {
@@ -255,7 +289,7 @@ func TestReceiveAtMostMax(t *testing.T) {
 	e := newEnv(t)
 	q := e.queue()
 	ctx := t.Context()
-	sent := sendN(t, q, "m", 15)
+	sent := e.sendN(t, "m", 15)
 
 	first, err := q.Receive(ctx, 10, time.Second, 30*time.Second)
 	if err != nil {
@@ -291,7 +325,7 @@ func TestDeleteBatch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	q := e.queue()
-	sendN(t, q, "d", 10)
+	e.sendN(t, "d", 10)
 	msgs := receiveAll(t, q, 10)
 	assertDepth(t, q, metrics.Depth{InFlight: 10})
 
@@ -306,7 +340,7 @@ func TestDeleteBogusReceipt(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	q := e.queue()
-	sendN(t, q, "d", 3)
+	e.sendN(t, "d", 3)
 	msgs := receiveAll(t, q, 3)
 
 	const bogus = "bogus-receipt-handle"
@@ -329,7 +363,7 @@ func TestChangeVisibility(t *testing.T) {
 	e := newEnv(t)
 	q := e.queue()
 	ctx := t.Context()
-	sendN(t, q, "v", 3)
+	e.sendN(t, "v", 3)
 	msgs := receiveAll(t, q, 3)
 	assertDepth(t, q, metrics.Depth{InFlight: 3})
 	// Nothing is visible while they are held.
