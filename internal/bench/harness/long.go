@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -265,6 +266,143 @@ func minutesTable(rows []*row) string {
 		b.WriteString(markdownRow(c))
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// rowSpread is one of scenario 8's rows (model × pattern, contender) over
+// the runs. Over the runs measured (no error, run, with a frontier): the
+// median share of the frontier (of an even number of runs, the mean of
+// the two middle ones), the lowest and highest, and real users' highest
+// throttled share; over every run, how many met the row's target.
+type rowSpread struct {
+	name                    string
+	runs                    []*row // by run from 1, nil where the run has no such row
+	median, lowest, highest float64
+	harm                    float64
+	measured, met           int
+}
+
+// longSummary is scenario 8 over its runs: each row's spread, and each
+// run's rows met of its rows.
+type longSummary struct {
+	rows      []rowSpread
+	met, of   []int // by run from 1
+	runsTotal int
+}
+
+// summarizeLong groups scenario 8's rows by row, in their first run's
+// order, over runs 1 to the highest run (a row of run 0 is run 1's).
+func summarizeLong(rows []*row) longSummary {
+	var s longSummary
+	for _, r := range rows {
+		s.runsTotal = max(s.runsTotal, r.Run, 1)
+	}
+	s.met, s.of = make([]int, s.runsTotal), make([]int, s.runsTotal)
+	at := map[string]int{}
+	for _, r := range rows {
+		run := max(r.Run, 1) - 1
+		name := r.Model + " × " + r.Pattern + ", " + r.Contender
+		i, ok := at[name]
+		if !ok {
+			i, at[name] = len(s.rows), len(s.rows)
+			s.rows = append(s.rows, rowSpread{name: name, runs: make([]*row, s.runsTotal)})
+		}
+		s.rows[i].runs[run] = r
+		s.of[run]++
+		if r.Target == "met" {
+			s.met[run]++
+			s.rows[i].met++
+		}
+	}
+	for i := range s.rows {
+		s.rows[i].spread()
+	}
+	return s
+}
+
+// spread fills the median, lowest and highest share of the frontier and
+// the highest harm from the runs measured.
+func (sp *rowSpread) spread() {
+	var shares []float64
+	for _, r := range sp.runs {
+		if inSpread(r) {
+			shares = append(shares, r.OfFrontier)
+			sp.harm = max(sp.harm, r.BackgroundThrottled)
+		}
+	}
+	sp.measured = len(shares)
+	if len(shares) == 0 {
+		return
+	}
+	slices.Sort(shares)
+	sp.lowest, sp.highest = shares[0], shares[len(shares)-1]
+	sp.median = median(shares)
+}
+
+// inSpread says whether r ran and has figures to compare (nil: no such row).
+func inSpread(r *row) bool {
+	return r != nil && r.Error == "" && r.NotRun == "" && r.FrontierRate > 0
+}
+
+// median is the middle of sorted, or the mean of its two middle values
+// when their number is even (0 when empty).
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	switch {
+	case n == 0:
+		return 0
+	case n%2 == 1:
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+// spreadTable is a Markdown table of scenario 8's rows over the runs, and
+// a line of the rows met in each run.
+func spreadTable(rows []*row) string {
+	s := summarizeLong(rows)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Scenario 8 over %d runs: each run's share of the frontier / real users' throttled share; over the runs "+
+		"measured, the median share (of an even number of runs, the mean of the two middle ones), its lowest–highest and "+
+		"the highest harm; and the runs that met the row (harm within the budget, 0.9 of the frontier at least)\n\n| row |",
+		s.runsTotal)
+	for k := range s.runsTotal {
+		fmt.Fprintf(&b, " run %d |", k+1)
+	}
+	b.WriteString(" median | min–max | highest harm | met |\n|---|" + strings.Repeat("---|", s.runsTotal+4) + "\n")
+	for _, sp := range s.rows {
+		c := []string{sp.name}
+		for _, r := range sp.runs {
+			c = append(c, runCell(r))
+		}
+		if sp.measured > 0 {
+			c = append(c, fmt.Sprintf("%.3f", sp.median), fmt.Sprintf("%.3f–%.3f", sp.lowest, sp.highest), pct(sp.harm))
+		} else {
+			c = append(c, "–", "–", "–")
+		}
+		c = append(c, fmt.Sprintf("%d of %d", sp.met, s.runsTotal))
+		b.WriteString(markdownRow(c))
+	}
+	met := make([]string, s.runsTotal)
+	for k := range met {
+		met[k] = fmt.Sprintf("%d of %d", s.met[k], s.of[k])
+	}
+	b.WriteString("\nRows met, run by run: " + strings.Join(met, ", "))
+	return b.String()
+}
+
+// runCell is one run of a row in spreadTable.
+func runCell(r *row) string {
+	switch {
+	case r == nil:
+		return "–"
+	case r.NotRun != "":
+		return "not run"
+	case r.Error != "":
+		return "error"
+	case r.FrontierRate <= 0:
+		return "no frontier"
+	}
+	return fmt.Sprintf("%.3f / %s", r.OfFrontier, pct(r.BackgroundThrottled))
 }
 
 // spanLabel names the span of a campaign from from to to seconds (to < 0:

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -211,5 +212,108 @@ func TestLongRedis(t *testing.T) {
 	}
 	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || line != "+PONG\r\n" {
 		t.Errorf("PING: %q, %v", line, err)
+	}
+}
+
+// TestSummarizeLong: each row's median share of the frontier (of an even
+// number of runs, the mean of the two middle ones), its lowest and
+// highest, the highest harm and the runs met, over the runs measured; and
+// the rows met in each run.
+func TestSummarizeLong(t *testing.T) {
+	t.Parallel()
+	type run struct {
+		share, harm float64
+		target      string // "error" and "not run": the row's Error or NotRun set
+	}
+	met := func(share, harm float64) run { return run{share, harm, "met"} }
+	missed := func(share, harm float64) run { return run{share, harm, "missed: rate"} }
+	for _, c := range []struct {
+		name                          string
+		runs                          []run // of the sliding × poisson row, run 1 first
+		median, lowest, highest, harm float64
+		measured, met                 int
+	}{
+		{name: "one run", runs: []run{met(0.93, 0.003)},
+			median: 0.93, lowest: 0.93, highest: 0.93, harm: 0.003, measured: 1, met: 1},
+		{name: "odd: the middle one", runs: []run{met(0.95, 0.002), missed(0.88, 0.001), met(0.92, 0.004)},
+			median: 0.92, lowest: 0.88, highest: 0.95, harm: 0.004, measured: 3, met: 2},
+		{name: "even: the mean of the two middle ones", runs: []run{met(0.90, 0.003), met(0.96, 0.001), missed(0.86, 0.002), met(0.94, 0.0045)},
+			median: 0.92, lowest: 0.86, highest: 0.96, harm: 0.0045, measured: 4, met: 3},
+		{name: "two runs", runs: []run{missed(0.85, 0.007), met(0.95, 0.002)},
+			median: 0.90, lowest: 0.85, highest: 0.95, harm: 0.007, measured: 2, met: 1},
+		{name: "an error and a row not run are left out", runs: []run{met(0.91, 0.002), {0.99, 0.05, "error"}, {0, 0, "not run"}, missed(0.97, 0.006)},
+			median: 0.94, lowest: 0.91, highest: 0.97, harm: 0.006, measured: 2, met: 1},
+		{name: "none measured", runs: []run{{0.99, 0.05, "error"}, {0, 0, "not run"}}},
+	} {
+		var rows []*row
+		wantMet := make([]int, len(c.runs))
+		for k, r := range c.runs {
+			sliding := &row{Run: k + 1, Model: rw.Sliding, Pattern: rw.Poisson, Contender: contResetq, FrontierRate: 20,
+				OfFrontier: r.share, BackgroundThrottled: r.harm, Target: r.target}
+			switch r.target {
+			case "error":
+				sliding.Error = "exit status 1"
+			case "not run":
+				sliding.NotRun = "no redis-server"
+			case "met":
+				wantMet[k]++
+			}
+			// A second row, met in odd runs only, so the rows met differ run by run.
+			second := &row{Run: k + 1, Model: rw.Second, Pattern: rw.Poisson, Contender: contResetq, FrontierRate: 20,
+				OfFrontier: 0.9, Target: "missed: rate"}
+			if k%2 == 0 {
+				second.Target = "met"
+				wantMet[k]++
+			}
+			rows = append(rows, sliding, second)
+		}
+		s := summarizeLong(rows)
+		if s.runsTotal != len(c.runs) || len(s.rows) != 2 || s.rows[0].name != "sliding × poisson, resetq" {
+			t.Fatalf("%s: %d runs, rows %+v", c.name, s.runsTotal, s.rows)
+		}
+		sp := s.rows[0]
+		near := func(got, want float64) bool { return math.Abs(got-want) < 1e-9 }
+		if !near(sp.median, c.median) || !near(sp.lowest, c.lowest) || !near(sp.highest, c.highest) || !near(sp.harm, c.harm) ||
+			sp.measured != c.measured || sp.met != c.met {
+			t.Errorf("%s: median %v, %v–%v, harm %v, %d measured, %d met; want %v, %v–%v, %v, %d, %d", c.name, sp.median,
+				sp.lowest, sp.highest, sp.harm, sp.measured, sp.met, c.median, c.lowest, c.highest, c.harm, c.measured, c.met)
+		}
+		if !slices.Equal(s.met, wantMet) || slices.ContainsFunc(s.of, func(n int) bool { return n != 2 }) {
+			t.Errorf("%s: met %v of %v by run, want %v of 2 each", c.name, s.met, s.of, wantMet)
+		}
+	}
+}
+
+// TestSummarizeLongOneRun: rows of a single run without a run number are
+// run 1's.
+func TestSummarizeLongOneRun(t *testing.T) {
+	t.Parallel()
+	s := summarizeLong([]*row{{Model: rw.Bucket, Pattern: rw.Step, Contender: contResetq, FrontierRate: 20, OfFrontier: 0.91, Target: "met"}})
+	if s.runsTotal != 1 || len(s.rows) != 1 || s.rows[0].median != 0.91 || s.rows[0].met != 1 || !slices.Equal(s.met, []int{1}) {
+		t.Errorf("%+v", s)
+	}
+}
+
+// TestSpreadTable: a line per row with each run's share and harm, then
+// the median, min–max, highest harm and runs met; and the rows met by run.
+func TestSpreadTable(t *testing.T) {
+	t.Parallel()
+	fleet := longCase{model: rw.Sliding, pattern: rw.Poisson, fleet: longFleet}.contender()
+	rows := []*row{
+		{Run: 1, Model: rw.Sliding, Pattern: rw.Poisson, Contender: contResetq, FrontierRate: 20, OfFrontier: 0.9, BackgroundThrottled: 0.0029, Target: "met"},
+		{Run: 1, Model: rw.Sliding, Pattern: rw.Poisson, Contender: fleet, NotRun: "no redis-server", Target: "not run"},
+		{Run: 2, Model: rw.Sliding, Pattern: rw.Poisson, Contender: contResetq, FrontierRate: 20, OfFrontier: 0.94, BackgroundThrottled: 0.0061, Target: "missed: real users throttled"},
+		{Run: 2, Model: rw.Sliding, Pattern: rw.Poisson, Contender: fleet, FrontierRate: 20, OfFrontier: 0.88, BackgroundThrottled: 0.001, Target: "missed: rate"},
+	}
+	got := spreadTable(rows)
+	for _, want := range []string{
+		"| row | run 1 | run 2 | median | min–max | highest harm | met |\n|---|---|---|---|---|---|---|\n",
+		"| sliding × poisson, resetq | 0.900 / 0.29% | 0.940 / 0.61% | 0.920 | 0.900–0.940 | 0.61% | 1 of 2 |\n",
+		"| sliding × poisson, resetq ×3, Redis | not run | 0.880 / 0.10% | 0.880 | 0.880–0.880 | 0.10% | 0 of 2 |\n",
+		"\nRows met, run by run: 1 of 2, 0 of 2",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("spreadTable lacks %q:\n%s", want, got)
+		}
 	}
 }

@@ -102,6 +102,7 @@ type row struct {
 	Start        harmSpan   `json:"start"`                    // the campaign's first SplitSeconds
 	Rest         harmSpan   `json:"rest"`                     // and the rest, to the last reset
 	Minutes      []harmSpan `json:"minutes,omitempty"`        // each minute from the start
+	Run          int        `json:"run,omitempty"`            // of -long-runs, from 1
 	long         bool
 
 	usersSpan float64 // seconds over which BackgroundCalls were counted
