@@ -176,22 +176,44 @@ func (r *row) longFigures(split int) {
 	r.usersSpan = float64(n)
 }
 
-// long is scenario 8: the rows of longCases at once, each in its own world.
+// long is scenario 8: the rows of longCases at once, each in its own world,
+// the profile's longRuns times one after another, with each row's spread
+// over the runs after the last.
 func (h *harness) long(ctx context.Context) {
-	d := h.p.longFor
-	h.note(fmt.Sprintf("Scenario 8: %d campaigns at once, each in a world of its own (a Cognito stand-in, a queue of Q × %v "+
+	d, runs := h.p.longFor, max(h.p.longRuns, 1)
+	intro := fmt.Sprintf("Scenario 8: %d campaigns at once, each in a world of its own (a Cognito stand-in, a queue of Q × %v "+
 		"jobs on the shared fauxqs), each stopped (SIGTERM) %v after its start and judged over the whole of it, the start "+
 		"included. Q=%d, real users at %d/s (confirm: the campaign's own users, whose calls follow its resets); resetq "+
 		"--rate %d --usage-metrics=true --usage-interval %v, the rest as it ships; the stand-ins publish each usage "+
 		"minute %v after it ends, with %v of the real users alone before the start (none for confirm). The SQS "+
 		"requests per reset are left out: the rows share one proxy.",
-		len(longCases()), d, d, worldQuota, worldUsers, worldRate, usageInterval, longUsageDelay, usageHistory))
+		len(longCases()), d, d, worldQuota, worldUsers, worldRate, usageInterval, longUsageDelay, usageHistory)
+	if runs > 1 {
+		intro += fmt.Sprintf(" %d runs of them one after another, the same seeds in each; each row says its run.", runs)
+	}
+	h.note(intro)
+	var all []*row
+	for run := 1; run <= runs && ctx.Err() == nil; run++ {
+		all = append(all, h.longRun(ctx, run, runs)...)
+	}
+	if runs > 1 {
+		h.say(spreadTable(all))
+	}
+}
+
+// longRun is one run of scenario 8, run of runs: every row at once.
+func (h *harness) longRun(ctx context.Context, run, runs int) []*row {
+	of := ""
+	if runs > 1 {
+		of = fmt.Sprintf(", run %d of %d", run, runs)
+		h.say("Scenario 8" + of)
+	}
 	use := beginMachineUse()
 	cases := longCases()
 	rows := make([]*row, len(cases))
 	var wg sync.WaitGroup
 	for i, c := range cases {
-		wg.Go(func() { rows[i] = h.longRow(ctx, c) })
+		wg.Go(func() { rows[i] = h.longRow(ctx, c, run) })
 	}
 	wg.Wait()
 	var resetqCPU float64
@@ -200,11 +222,13 @@ func (h *harness) long(ctx context.Context) {
 		h.add(r)
 	}
 	h.say(minutesTable(rows))
-	h.note("Scenario 8's machine: " + use.end(resetqCPU))
+	h.note("Scenario 8's machine" + of + ": " + use.end(resetqCPU))
+	return rows
 }
 
-// longRow runs one campaign of scenario 8 in a world of its own.
-func (h *harness) longRow(ctx context.Context, c longCase) *row {
+// longRow runs one campaign of scenario 8 in a world of its own, in run
+// run (from 1).
+func (h *harness) longRow(ctx context.Context, c longCase, run int) *row {
 	d := h.p.longFor
 	seed := worldSeed(c.model, c.pattern)
 	front, frontHarm := rw.Frontier(c.model, worldQuota, worldBurst, c.pattern, worldUsers, h.p.harmBudget, h.p.frontierSim, seed)
@@ -213,7 +237,7 @@ func (h *harness) longRow(ctx context.Context, c longCase) *row {
 	r := &row{Scenario: "8 long", Model: c.model, Pattern: c.pattern, Contender: c.contender(), Quota: worldQuota,
 		Background: users, Available: worldQuota - users, HarmBudget: h.p.harmBudget, FrontierRate: front,
 		FrontierHarm: frontHarm, Jobs: int(worldQuota * d.Seconds()), Processes: len(plan), CampaignFor: d.Seconds(),
-		long: true, unfinished: true}
+		Run: run, long: true, unfinished: true}
 	if c.fleet > 0 && h.w.redisMissing != "" {
 		r.NotRun, r.Target = h.w.redisMissing, "not run"
 		return r

@@ -14,7 +14,8 @@
 // and the ledger, more and more until the rate falls short. Scenario 8
 // runs long campaigns (11 minutes in full), each in a world of its own and
 // all at once, including one restarted halfway and a fleet of 3, judged
-// over the whole campaign. It prints Markdown tables, one row per scenario
+// over the whole campaign; -long-runs N runs them N times one after
+// another and prints each row's spread over the runs. It prints Markdown tables, one row per scenario
 // × contender, and writes every figure to a JSON file.
 //
 //	go run ./internal/bench/harness -profile quick -json bench-quick.json
@@ -69,6 +70,7 @@ func main() {
 	keepLogs := flag.String("keep-logs", "", "keep every resetq process's log in this folder (default: only a failed run's tail, in its row)")
 	harmBudget := flag.Float64("harm-budget", 0.005, "in scenarios 5 and 8, the share of real users' calls resetq may cost (the verdict and the frontier)")
 	longFor := flag.Duration("long-for", 0, "in scenario 8, each campaign's length, from its start to its SIGTERM (default: the profile's, 11m in full, 20s in quick)")
+	longRuns := flag.Int("long-runs", 1, "in scenario 8, run its campaigns this many times one after another (the same seeds), keep every run's rows and print each row's spread over the runs: about 12 min a run in full, half a minute in quick")
 	flag.Parse()
 	p, ok := profiles[*prof]
 	if !ok {
@@ -106,6 +108,11 @@ func main() {
 		}
 		p.longFor = *longFor
 	}
+	if *longRuns < 1 {
+		fmt.Fprintf(os.Stderr, "-long-runs %d: want 1 or more\n", *longRuns)
+		os.Exit(2)
+	}
+	p.longRuns = *longRuns
 	if *ledgerJobs > 0 {
 		p.ledgerJobs = *ledgerJobs
 	}

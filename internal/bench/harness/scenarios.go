@@ -57,6 +57,7 @@ type profile struct {
 	accountsSteps   []int         // scenario 7b: account-Regions of each step, with --incident and the ledger (nil: none)
 	longFor         time.Duration // scenario 8: each campaign, from its start to its SIGTERM
 	longSplit       time.Duration // scenario 8: the campaign's start, judged apart from the rest as well
+	longRuns        int           // scenario 8: runs of every campaign, one after another (-long-runs; 0: one)
 }
 
 // contendersToRun returns the contenders of scenarios 1, 2 and 5 to run.
