@@ -37,7 +37,7 @@ test: tools ## every test: unit, worker, adapters against moto, end to end (the 
 BENCH_JSON ?= bench-results.json
 
 .PHONY: bench
-bench: ## benchmarks with figures for docs/benchmarks.md: the harness against the baselines (full profile, scenarios 1-8, about 72 min: 15 for 1-4, 30 for 5, pacing in the world, 10 for 6, the ledger at the quota, 5 for 7, pools in many account-Regions, 12 for 8, eight 11-minute campaigns at once; writes bench-results.json), then the enqueue benchmarks (installs fauxqs from npm into .cache/ on first use) and the ledger's cost per job (about 2 min, moto's rows skipped without moto_server)
+bench: ## benchmarks with figures for docs/benchmarks.md: the harness against the baselines (full profile, scenarios 1-8, about 72 min: 15 for 1-4, 30 for 5, pacing in the world, 10 for 6, the ledger at the quota, 5 for 7, pools in many account-Regions, 12 for 8, nine 11-minute campaigns at once; writes bench-results.json), then the enqueue benchmarks (installs fauxqs from npm into .cache/ on first use) and the ledger's cost per job (about 2 min, moto's rows skipped without moto_server)
 	$(GO) run ./internal/bench/harness -profile full -json $(BENCH_JSON)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./internal/bench
 	$(GO) test -run '^$$' -bench . -benchmem ./enqueue

@@ -15,8 +15,9 @@
 // runs long campaigns (11 minutes in full), each in a world of its own and
 // all at once, including one restarted halfway and a fleet of 3, judged
 // over the whole campaign; -long-runs N runs them N times one after
-// another and prints each row's spread over the runs. It prints Markdown tables, one row per scenario
-// × contender, and writes every figure to a JSON file.
+// another and prints each row's spread over the runs. It prints Markdown
+// tables, one row per scenario × contender, and writes every figure to a
+// JSON file.
 //
 //	go run ./internal/bench/harness -profile quick -json bench-quick.json
 //
