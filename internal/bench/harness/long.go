@@ -278,7 +278,7 @@ func minutesTable(rows []*row) string {
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---|", n) + "\n")
 	for _, r := range rows {
-		c := []string{r.Model + " × " + r.Pattern + ", " + r.Contender}
+		c := []string{r.longName()}
 		for m := range n {
 			if m >= len(r.Minutes) {
 				c = append(c, "–")
@@ -291,6 +291,9 @@ func minutesTable(rows []*row) string {
 	}
 	return strings.TrimSuffix(b.String(), "\n")
 }
+
+// longName names one of scenario 8's rows: model × pattern, contender.
+func (r *row) longName() string { return r.Model + " × " + r.Pattern + ", " + r.Contender }
 
 // rowSpread is one of scenario 8's rows (model × pattern, contender) over
 // the runs. Over the runs measured (no error, run, with a frontier): the
@@ -324,7 +327,7 @@ func summarizeLong(rows []*row) longSummary {
 	at := map[string]int{}
 	for _, r := range rows {
 		run := max(r.Run, 1) - 1
-		name := r.Model + " × " + r.Pattern + ", " + r.Contender
+		name := r.longName()
 		i, ok := at[name]
 		if !ok {
 			i, at[name] = len(s.rows), len(s.rows)
