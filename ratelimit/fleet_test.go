@@ -752,7 +752,15 @@ func TestPaceString(t *testing.T) {
 	if err != nil || got != p {
 		t.Fatalf("parsePace(%q) = %+v, %v; want %+v", p.String(), got, err, p)
 	}
-	for _, bad := range []string{"", "1 1 2 3 0", "1 2 2 3 0 1", "x 1 2 3 0 1", "1 1 -2 3 0 1", "1 1 NaN 3 0 1", "1 1 2 3 0 0", "1 1 2 3 0 1.5"} {
+	// Another version's: a newer one's extra fields are ignored; before
+	// the gain (5 fields) it is 1.
+	if got, err := parsePace(p.String() + " 7 later"); err != nil || got != p {
+		t.Errorf("parsePace(%q) = %+v, %v; want %+v", p.String()+" 7 later", got, err, p)
+	}
+	if got, err := parsePace("1764460800123456 1 18.25 20.5 1"); err != nil || got.gain() != 1 || got.To != 18.25 || !got.Shared {
+		t.Errorf("parsePace of a 5-field pace = %+v, %v; want gain 1, to 18.25, shared", got, err)
+	}
+	for _, bad := range []string{"", "1 1 2 3", "1 2 2 3 0 1", "x 1 2 3 0 1", "1 1 -2 3 0 1", "1 1 NaN 3 0 1", "1 1 2 3 0 0", "1 1 2 3 0 1.5"} {
 		if _, err := parsePace(bad); err == nil {
 			t.Errorf("parsePace(%q) accepted", bad)
 		}

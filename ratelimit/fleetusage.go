@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,7 +13,8 @@ import (
 
 // String encodes s for Redis: cap, edge, cut, seen, judged (microseconds,
 // 0: never), spare, informed; then real users' model: known, users, own,
-// read (microseconds), base, returned, successes, base known.
+// read (microseconds), base, returned, successes, base known. Fields are
+// only ever appended (stateFields): replicas of other versions read it.
 func (s usageState) String() string {
 	m := s.Users
 	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g %d", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),
@@ -35,14 +35,16 @@ func fromMicros(us int64) time.Time {
 	return time.UnixMicro(us)
 }
 
-// parseUsageState decodes usageState.String; "" is the zero state.
+// parseUsageState decodes usageState.String, and the states of other
+// versions (stateFields): before real users' model (7 fields) it is
+// unknown; "" is the zero state.
 func parseUsageState(s string) (usageState, error) {
 	if s == "" {
 		return usageState{}, nil
 	}
-	f := strings.Fields(s)
-	if len(f) != 15 {
-		return usageState{}, fmt.Errorf("usage state %q: want 15 fields", s)
+	f, err := stateFields(s, 15, "0", "0", "0", "0", "0", "0", "0", "0")
+	if err != nil {
+		return usageState{}, fmt.Errorf("usage state %q: %w", s, err)
 	}
 	var n [8]int64
 	for i, v := range []string{f[2], f[3], f[4], f[5], f[6], f[7], f[10], f[14]} {

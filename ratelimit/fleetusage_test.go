@@ -2,8 +2,10 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -381,6 +383,23 @@ func TestUsageStateString(t *testing.T) {
 			t.Errorf("parseUsageState(%q) = %+v, %v; want %+v", s.String(), got, err, s)
 		}
 	}
+	// Another version's: a newer one's extra fields are ignored; an older
+	// one's lack real users' model (before it, 7 fields) or whether their
+	// usual minute is known (14).
+	full := usageState{Cap: harmCap{Cap: 17.5, Edge: 19.5, CutAt: at(1764460800123456)}, Seen: at(1764460740000000), JudgedAt: at(1764460800123456), Spare: 1, Informed: true,
+		Users: userModel{known: true, users: 9.5, own: 12, readAt: at(1764460800123456), base: 600, num: 30, den: 600, baseKnown: true}}
+	if got, err := parseUsageState(full.String() + " 1 2.5 later"); err != nil || got.String() != full.String() {
+		t.Errorf("a newer state: %+v, %v; want %+v", got, err, full)
+	}
+	f := strings.Fields(full.String())
+	for n, want := range map[int]usageState{
+		7:  {Cap: full.Cap, Seen: full.Seen, JudgedAt: full.JudgedAt, Spare: 1, Informed: true},
+		14: {Cap: full.Cap, Seen: full.Seen, JudgedAt: full.JudgedAt, Spare: 1, Informed: true, Users: userModel{known: true, users: 9.5, own: 12, readAt: full.Users.readAt, base: 600, num: 30, den: 600}},
+	} {
+		if got, err := parseUsageState(strings.Join(f[:n], " ")); err != nil || got.String() != want.String() {
+			t.Errorf("a %d-field state: %+v, %v; want %+v", n, got, err, want)
+		}
+	}
 	if s, err := parseUsageState(""); err != nil || !s.JudgedAt.IsZero() || s.Cap.Cap != 0 {
 		t.Errorf(`parseUsageState("") = %+v, %v; want the zero state`, s, err)
 	}
@@ -483,5 +502,76 @@ func TestFleetForgedUsageState(t *testing.T) {
 	}
 	if s, err := parseUsageState(raw); err != nil || !f.pc.plausible(s, clk.Now()) || s.Seen.IsZero() {
 		t.Errorf("after a judged minute Redis holds %q (%v), want a state resetq wrote", raw, err)
+	}
+}
+
+// TestStateFormatsOnlyGrow pins what a fleet keeps in Redis. Replicas of
+// two versions share it during a rolling update (stateFields): a change
+// that fails here must append fields, never reorder, drop or redefine
+// them, and give the new ones a default that means what this version does.
+func TestStateFormatsOnlyGrow(t *testing.T) {
+	t.Parallel()
+	at := func(us int64) time.Time { return time.UnixMicro(us) }
+	p := pace{CutAt: at(1764460800123456), Cut: true, To: 18.25, From: 20.5, Shared: true, Gain: 0.25}
+	if got, want := p.String(), "1764460800123456 1 18.25 20.5 1 0.25"; got != want {
+		t.Errorf("pace %q, want %q", got, want)
+	}
+	u := usageState{Cap: harmCap{Cap: 17.5, Edge: 19.5, CutAt: at(1764460800123456)}, Seen: at(1764460740000000), JudgedAt: at(1764460800123457), Spare: 2, Informed: true,
+		Users: userModel{known: true, users: 9.5, own: 12.25, readAt: at(1764460800123458), base: 600, num: 30, den: 601, baseKnown: true}}
+	if got, want := u.String(), "17.5 19.5 1764460800123456 1764460740000000 1764460800123457 2 1 1 9.5 12.25 1764460800123458 600 30 601 1"; got != want {
+		t.Errorf("usage state %q, want %q", got, want)
+	}
+}
+
+// TestFleetMixedVersions: during a rolling update a replica reads what
+// a replica of another version wrote: a newer one's pace and usage state,
+// with fields it does not know, and an older one's, without the later
+// ones. It paces under that state's cap, cuts that pace, and judges the
+// next minute from that cap, neither falling back to its local share nor
+// writing a state without a cap over the fleet's.
+func TestFleetMixedVersions(t *testing.T) {
+	t.Parallel()
+	srv, c, now, m0, clk := harmRedis(t)
+	ctx := context.Background()
+	m := m0.Add(-4 * time.Minute)
+	s := usageState{Cap: harmCap{Cap: 12, Edge: 12.5, CutAt: m.Add(-5 * time.Minute)}, Seen: m.Add(-time.Minute), JudgedAt: now, Informed: true}
+	p := pace{CutAt: now.Add(-time.Hour).Truncate(time.Microsecond), To: 22.5, Gain: 1}
+	for i, v := range []struct{ name, pace, usage string }{
+		{"newer", p.String() + " 1 later", s.String() + " 0.5 7 later"},
+		{"older", strings.Join(strings.Fields(p.String())[:5], " "), strings.Join(strings.Fields(s.String())[:7], " ")},
+	} {
+		scope := fmt.Sprintf("11112222333%d/eu-west-1", i)
+		f := harmFleet(t, srv.URL, "test", clk)
+		r := f.region(scope)
+		if err := c.Set(ctx, r.keys[1], v.pace, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Set(ctx, r.keys[3], v.usage, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.reserve(ctx, r); err != nil {
+			t.Fatalf("%s replica's state: %v", v.name, err)
+		}
+		if got := f.Rate(scope); got != 12 {
+			t.Errorf("%s replica's state: rate %v, want its cap 12 (the pace alone is at 30)", v.name, got)
+		}
+		f.Throttled(scope)
+		if f.inFallback() {
+			t.Fatalf("%s replica's state: the fleet fell back to its local share", v.name)
+		}
+		if got := storedPace(t, c, r.keys[1]); !got.Cut {
+			t.Errorf("%s replica's pace %+v after a throttle, want it cut", v.name, got)
+		}
+		// A minute in which real users lost nothing: the cap climbs from 12.
+		carryMinute(t, f, scope, m, 600, 0, 59*time.Second)
+		f.Observe(scope, []Usage{{Minute: m, Calls: 1200}})
+		raw, err := c.Get(ctx, r.keys[3]).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := parseUsageState(raw)
+		if err != nil || got.Cap.Cap < 12 || got.Cap.Cap > 12*1.015 || !got.Seen.Equal(m) {
+			t.Errorf("%s replica's state, then a judged minute: Redis holds %q (%v), want the cap 12 climbed at most 1.5%%", v.name, raw, err)
+		}
 	}
 }

@@ -121,6 +121,8 @@ func (c Config) cut(p pace, now time.Time, ran, found float64, busy time.Duratio
 }
 
 // String encodes p for Redis: microseconds, cut, to, from, shared, gain.
+// Fields are only ever appended (stateFields): replicas of other versions
+// read it.
 func (p pace) String() string {
 	return fmt.Sprintf("%d %d %g %g %d %g", p.CutAt.UnixMicro(), b2i(p.Cut), p.To, p.From, b2i(p.Shared), p.gain())
 }
@@ -132,11 +134,12 @@ func b2i(b bool) int {
 	return 0
 }
 
-// parsePace decodes pace.String.
+// parsePace decodes pace.String, and the paces of other versions
+// (stateFields): before the gain (5 fields) it is 1.
 func parsePace(s string) (pace, error) {
-	f := strings.Fields(s)
-	if len(f) != 6 {
-		return pace{}, fmt.Errorf("pace %q: want 6 fields", s)
+	f, err := stateFields(s, 6, "1")
+	if err != nil {
+		return pace{}, fmt.Errorf("pace %q: %w", s, err)
 	}
 	g, err := strconv.ParseFloat(f[5], 64)
 	if err != nil || !(g >= minGain && g <= maxGain) {
@@ -150,4 +153,29 @@ func parsePace(s string) (pace, error) {
 		return pace{}, fmt.Errorf("pace %q: bad field", s)
 	}
 	return pace{CutAt: time.UnixMicro(at), Cut: f[1] == "1", To: to, From: from, Shared: f[4] == "1", Gain: g}, nil
+}
+
+// stateFields splits a state a fleet keeps in Redis (the pace, the usage
+// state) into the known fields this version reads: the fixed ones, then
+// the later ones, whose defaults are given for a state written before
+// them.
+//
+// A fleet's replicas run different versions for as long as a rolling
+// update takes, and read and write the same keys, so these states only
+// grow: a new field is appended, with a default that means what the
+// versions before it did, and no field changes its meaning. A reader
+// takes the fields it knows and ignores the rest: a replica older than
+// the writer follows the newer one's cap and pace (refusing them, it
+// would pace with no cap, and write a state of its own over the fleet's),
+// and a newer one reads an older one's state with its later fields'
+// defaults.
+func stateFields(s string, known int, defaults ...string) ([]string, error) {
+	f := strings.Fields(s)
+	if fixed := known - len(defaults); len(f) < fixed {
+		return nil, fmt.Errorf("want %d fields or more", fixed)
+	}
+	if len(f) > known {
+		return f[:known], nil
+	}
+	return append(f, defaults[len(defaults)-(known-len(f)):]...), nil
 }
