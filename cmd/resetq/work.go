@@ -1,12 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/resetq/resetq/clock"
 	"io"
 	"log/slog"
 	"maps"
@@ -26,6 +26,7 @@ import (
 
 	"github.com/resetq/resetq/accounts"
 	"github.com/resetq/resetq/awscheck"
+	"github.com/resetq/resetq/clock"
 	"github.com/resetq/resetq/cognito"
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/ledger"
@@ -685,7 +686,7 @@ func newPacer(f *workFlags, category string, cfg ratelimit.Config, onRate func(s
 		if category == usagemetrics.RecoveryCategory {
 			log.Info("pacing on this replica alone", "rate", f.rate)
 		}
-		return local, keepCallRecord(f, category, local, log), nil
+		return local, keepCallRecord(f, category, local, cmp.Or[clock.Clock](cfg.Clock, clock.Real{}), log), nil
 	}
 	addr, err := f.parseRedisURL() // checked by validate
 	if err != nil {
@@ -718,9 +719,12 @@ func newPacer(f *workFlags, category string, cfg ratelimit.Config, onRate func(s
 
 // keepCallRecord makes a replica's own limiters record their calls per
 // minute in --state-dir, where the next process on the machine finds them
-// (docs/pacing.md, "Restarts"), and returns what saves it at exit. A
+// (docs/pacing.md, "Restarts"): every recordEvery on clk, at each usage
+// reading, and at exit, by the function it returns. A process killed
+// without its exit (SIGKILL, the OOM killer, a lost node) leaves its
+// successor at most recordEvery of its calls to take for real users'. A
 // folder that cannot be written is a warning: the worker runs without.
-func keepCallRecord(f *workFlags, category string, local *ratelimit.Regions, log *slog.Logger) func() {
+func keepCallRecord(f *workFlags, category string, local *ratelimit.Regions, clk clock.Clock, log *slog.Logger) func() {
 	if f.stateDir == "" || f.harmBudget <= 0 || !f.usageMetrics {
 		return func() {}
 	}
@@ -733,13 +737,36 @@ func keepCallRecord(f *workFlags, category string, local *ratelimit.Regions, log
 		return func() {}
 	}
 	var once sync.Once
-	local.KeepRecord(rec, func(err error) { once.Do(func() { warn(err) }) })
-	return func() {
+	save := func() {
 		if err := local.SaveRecord(); err != nil {
 			once.Do(func() { warn(err) })
 		}
 	}
+	local.KeepRecord(rec, func(err error) { once.Do(func() { warn(err) }) })
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	tick := clk.NewTicker(recordEvery)
+	go func() {
+		defer close(stopped)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C():
+				save()
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-stopped
+		save()
+	}
 }
+
+// recordEvery is how often a worker without Redis writes its record of
+// calls (keepCallRecord): a small file, replaced at once.
+const recordEvery = 5 * time.Second
 
 // defaultStateDir is where --state-dir points by default: resetq-UID in
 // the temporary folder, which every process of the user on the machine

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/resetq/resetq/clock/clocktest"
 	"github.com/resetq/resetq/internal/redisserver"
 	"github.com/resetq/resetq/internal/redisserver/redistest"
 	"github.com/resetq/resetq/metrics"
@@ -130,8 +132,9 @@ func TestFallbackGauge(t *testing.T) {
 }
 
 // TestKeepCallRecord: a replica without Redis records its calls in
-// --state-dir at each usage reading and at exit; a folder it cannot make
-// is one warning, and the worker runs on.
+// --state-dir every recordEvery (a process killed without its exit leaves
+// them to its successor), at each usage reading and at exit; a folder it
+// cannot make is one warning, and the worker runs on.
 func TestKeepCallRecord(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	f := workFlags{stateDir: dir, harmBudget: 0.005, usageMetrics: true, rate: 10}
@@ -139,17 +142,39 @@ func TestKeepCallRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	save := keepCallRecord(&f, usagemetrics.RecoveryCategory, local, slog.New(slog.DiscardHandler))
+	clk := clocktest.New(time.Now())
+	save := keepCallRecord(&f, usagemetrics.RecoveryCategory, local, clk, slog.New(slog.DiscardHandler))
 	if err := local.Wait(context.Background(), "111/us-east-1"); err != nil {
 		t.Fatal(err)
 	}
-	save()
-	files, _ := filepath.Glob(filepath.Join(dir, usagemetrics.RecoveryCategory+"-*.json"))
-	if len(files) != 1 {
-		t.Fatalf("files %v after the exit's save, want one", files)
+	record := func() string {
+		files, _ := filepath.Glob(filepath.Join(dir, usagemetrics.RecoveryCategory+"-*.json"))
+		if len(files) != 1 {
+			return fmt.Sprint(files)
+		}
+		b, _ := os.ReadFile(files[0])
+		return string(b)
 	}
-	if b, _ := os.ReadFile(files[0]); !strings.Contains(string(b), `"111/us-east-1":[{"minute"`) || !strings.Contains(string(b), `"calls":1`) {
-		t.Errorf("the record holds %s, want the call in 111/us-east-1", b)
+	holdsCall := func(s string) bool {
+		return strings.Contains(s, `"111/us-east-1":[{"minute"`) && strings.Contains(s, `"calls":1`)
+	}
+	clk.Advance(recordEvery - time.Millisecond)
+	if got := record(); holdsCall(got) {
+		t.Fatalf("the record holds the call before recordEvery: %s", got)
+	}
+	clk.Advance(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); !holdsCall(record()) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // the save runs on the ticker's goroutine
+	}
+	if got := record(); !holdsCall(got) {
+		t.Fatalf("after recordEvery, without an exit, the record holds %s; want the call in 111/us-east-1", got)
+	}
+	save()
+	if got := record(); !holdsCall(got) {
+		t.Errorf("after the exit's save the record holds %s, want the call in 111/us-east-1", got)
+	}
+	if n := clk.Waiters(); n != 0 {
+		t.Errorf("%d tickers left after the exit, want none", n)
 	}
 
 	blocker := filepath.Join(t.TempDir(), "file")
@@ -158,7 +183,7 @@ func TestKeepCallRecord(t *testing.T) {
 	}
 	var logs strings.Builder
 	f.stateDir = filepath.Join(blocker, "state") // under a file: cannot be made
-	keepCallRecord(&f, usagemetrics.RecoveryCategory, local, slog.New(slog.NewTextHandler(&logs, nil)))()
+	keepCallRecord(&f, usagemetrics.RecoveryCategory, local, clk, slog.New(slog.NewTextHandler(&logs, nil)))()
 	if got := strings.Count(logs.String(), "cannot keep the record"); got != 1 {
 		t.Errorf("%d warnings, want 1:\n%s", got, logs.String())
 	}
