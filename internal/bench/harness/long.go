@@ -39,6 +39,7 @@ const (
 type longCase struct {
 	model, pattern string
 	restart        bool // SIGTERM at half the campaign, then a new process on the same queue
+	kill           bool // the restart's first process gets SIGKILL instead: a crash
 	fleet          int  // replicas sharing one limit in Redis (0: one process)
 }
 
@@ -64,6 +65,8 @@ func longCases() []longCase {
 // contender names the row's resetq processes.
 func (c longCase) contender() string {
 	switch {
+	case c.restart && c.kill:
+		return "resetq, SIGKILL at half, a new process " + longRestartGap.String() + " later"
 	case c.restart:
 		return "resetq, SIGTERM at half, a new process " + longRestartGap.String() + " later"
 	case c.fleet > 0:
@@ -77,7 +80,7 @@ func (c longCase) contender() string {
 func (c longCase) plan(d time.Duration) []replica {
 	switch {
 	case c.restart:
-		return []replica{{stop: d / 2}, {start: d/2 + longRestartGap, stop: d}}
+		return []replica{{stop: d / 2, kill: c.kill}, {start: d/2 + longRestartGap, stop: d}}
 	case c.fleet > 0:
 		p := make([]replica, c.fleet)
 		for i := range p {
@@ -210,6 +213,9 @@ func (h *harness) longRun(ctx context.Context, run, runs int) []*row {
 	}
 	use := beginMachineUse()
 	cases := longCases()
+	for i := range cases {
+		cases[i].kill = cases[i].restart && h.p.longKill
+	}
 	rows := make([]*row, len(cases))
 	var wg sync.WaitGroup
 	for i, c := range cases {

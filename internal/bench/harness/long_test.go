@@ -57,6 +57,12 @@ func TestLongPlan(t *testing.T) {
 	if len(p) != 2 || p[0].start != 0 || p[0].stop != d/2 || p[1].start <= d/2 || p[1].stop != d {
 		t.Errorf("restart: %v, want one stopped at %v and one started after it, stopped at %v", p, d/2, d)
 	}
+	if p[0].kill || p[1].kill {
+		t.Errorf("restart: %v, want SIGTERM", p)
+	}
+	if p := (longCase{restart: true, kill: true}).plan(d); len(p) != 2 || !p[0].kill || p[1].kill {
+		t.Errorf("restart with -long-restart-kill: %v, want the first process killed, the second stopped", p)
+	}
 	if p := (longCase{fleet: 3}).plan(d); !slices.Equal(p, []replica{{stop: d}, {stop: d}, {stop: d}}) {
 		t.Errorf("fleet: %v", p)
 	}

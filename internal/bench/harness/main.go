@@ -71,6 +71,7 @@ func main() {
 	keepLogs := flag.String("keep-logs", "", "keep every resetq process's log in this folder (default: only a failed run's tail, in its row)")
 	harmBudget := flag.Float64("harm-budget", 0.005, "in scenarios 5 and 8, the share of real users' calls resetq may cost (the verdict and the frontier)")
 	longFor := flag.Duration("long-for", 0, "in scenario 8, each campaign's length, from its start to its SIGTERM (default: the profile's, 11m in full, 20s in quick)")
+	longKill := flag.Bool("long-restart-kill", false, "in scenario 8, stop the restart row's first process with SIGKILL (a crash, no exit) instead of SIGTERM")
 	longRuns := flag.Int("long-runs", 1, "in scenario 8, run its campaigns this many times one after another (the same seeds), keep every run's rows and print each row's spread over the runs: about 12 min a run in full, half a minute in quick")
 	flag.Parse()
 	p, ok := profiles[*prof]
@@ -114,6 +115,7 @@ func main() {
 		os.Exit(2)
 	}
 	p.longRuns = *longRuns
+	p.longKill = *longKill
 	if *ledgerJobs > 0 {
 		p.ledgerJobs = *ledgerJobs
 	}

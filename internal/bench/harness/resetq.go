@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,9 +27,12 @@ type proc struct {
 }
 
 // replica is when one resetq process of a run starts and, if stop > 0,
-// when it is sent SIGTERM (a replica removed mid-run), both from the
-// run's start.
-type replica struct{ start, stop time.Duration }
+// when it is sent SIGTERM (a replica removed mid-run), or SIGKILL if kill
+// (a crash: no exit), both from the run's start.
+type replica struct {
+	start, stop time.Duration
+	kill        bool
+}
 
 // runReplicas runs resetq work processes on q, each started and stopped
 // as plan says, until each exits (the queue drained, --exit-when-idle) or
@@ -101,8 +105,16 @@ func (w *world) runOne(ctx context.Context, q queues, rp replica, log, state str
 		p.err = err
 		return p
 	}
+	var killed atomic.Bool
 	if rp.stop > 0 {
-		t := time.AfterFunc(rp.stop-rp.start, func() { cmd.Process.Signal(syscall.SIGTERM) })
+		sig := syscall.SIGTERM
+		if rp.kill {
+			sig = syscall.SIGKILL
+		}
+		t := time.AfterFunc(rp.stop-rp.start, func() {
+			killed.Store(rp.kill)
+			cmd.Process.Signal(sig)
+		})
 		defer t.Stop()
 	}
 	var gauges func() []gauge
@@ -111,6 +123,9 @@ func (w *world) runOne(ctx context.Context, q queues, rp replica, log, state str
 	}
 	<-running.Exited()
 	p.err = running.Err()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); killed.Load() && ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+		p.err = nil // the crash the plan asked for
+	}
 	if gauges != nil {
 		p.gauges = gauges()
 	}
