@@ -14,7 +14,9 @@ import (
 // String encodes s for Redis: cap, edge, cut, seen, judged (microseconds,
 // 0: never), spare, informed; then real users' model: known, users, own,
 // read (microseconds), base, returned, successes, base known. Fields are
-// only ever appended (stateFields): replicas of other versions read it.
+// only ever appended (stateFields): replicas of other versions read it. A
+// 16th was a time (the own cut's, written from 268a82c to 0ac0b3f): a
+// field there must read a time, or 0, as harmlessly.
 func (s usageState) String() string {
 	m := s.Users
 	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g %d", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -385,7 +386,8 @@ func TestUsageStateString(t *testing.T) {
 	}
 	// Another version's: a newer one's extra fields are ignored; an older
 	// one's lack real users' model (before it, 7 fields) or whether their
-	// usual minute is known (14).
+	// usual minute is known (14; its base was their busiest minute then,
+	// which learns a smaller share of returns: the cautious side).
 	full := usageState{Cap: harmCap{Cap: 17.5, Edge: 19.5, CutAt: at(1764460800123456)}, Seen: at(1764460740000000), JudgedAt: at(1764460800123456), Spare: 1, Informed: true,
 		Users: userModel{known: true, users: 9.5, own: 12, readAt: at(1764460800123456), base: 600, num: 30, den: 600, baseKnown: true}}
 	if got, err := parseUsageState(full.String() + " 1 2.5 later"); err != nil || got.String() != full.String() {
@@ -520,6 +522,32 @@ func TestStateFormatsOnlyGrow(t *testing.T) {
 		Users: userModel{known: true, users: 9.5, own: 12.25, readAt: at(1764460800123458), base: 600, num: 30, den: 601, baseKnown: true}}
 	if got, want := u.String(), "17.5 19.5 1764460800123456 1764460740000000 1764460800123457 2 1 1 9.5 12.25 1764460800123458 600 30 601 1"; got != want {
 		t.Errorf("usage state %q, want %q", got, want)
+	}
+}
+
+// TestStateFields: the known fields of a longer state, a shorter one's
+// with the defaults of its missing later fields (the last ones given),
+// and too few refused.
+func TestStateFields(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		want []string
+	}{
+		{"a b", []string{"a", "b", "x", "y", "z"}},
+		{"a b c d", []string{"a", "b", "c", "d", "z"}},
+		{"a b c d e", []string{"a", "b", "c", "d", "e"}},
+		{" a\tb c d e f g ", []string{"a", "b", "c", "d", "e"}},
+	} {
+		got, err := stateFields(tt.in, 5, "x", "y", "z")
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("stateFields(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "a", "   "} {
+		if got, err := stateFields(bad, 5, "x", "y", "z"); err == nil {
+			t.Errorf("stateFields(%q) = %q, want an error: fewer than the 2 fixed fields", bad, got)
+		}
 	}
 }
 

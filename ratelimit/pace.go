@@ -162,13 +162,14 @@ func parsePace(s string) (pace, error) {
 //
 // A fleet's replicas run different versions for as long as a rolling
 // update takes, and read and write the same keys, so these states only
-// grow: a new field is appended, with a default that means what the
-// versions before it did, and no field changes its meaning. A reader
-// takes the fields it knows and ignores the rest: a replica older than
-// the writer follows the newer one's cap and pace (refusing them, it
-// would pace with no cap, and write a state of its own over the fleet's),
-// and a newer one reads an older one's state with its later fields'
-// defaults.
+// grow: a new field is appended and no field changes its meaning. A new
+// field's default must mean what the versions before it did and be the
+// cautious value: an older replica keeps writing states without it while
+// both run. A reader takes the fields it knows and ignores the rest: a
+// replica older than the writer follows the newer one's cap and pace
+// (refusing them, it would pace with no cap, and write a state of its own
+// over the fleet's), and a newer one reads an older one's state with its
+// later fields' defaults.
 func stateFields(s string, known int, defaults ...string) ([]string, error) {
 	f := strings.Fields(s)
 	if fixed := known - len(defaults); len(f) < fixed {
