@@ -18,14 +18,15 @@ type ledgerUse struct {
 }
 
 // ledgerUses is each role's use of the ledger (docs/ledger.md, "IAM"):
-// the worker ensures the table, claims, records, releases and reads the
-// counts (its progress line and gauges); enqueue ensures the table and
+// the worker ensures the table, claims, records, releases, reads the
+// counts (its progress line and gauges) and keeps and reads the workers'
+// records of their calls; enqueue ensures the table and
 // records the users it enqueued; status and report (the operator's) read.
 // The table is made by the kit or exists, so no role creates it:
 // CreateTable and UpdateTimeToLive are iam/ledger-create-policy.json's
 // alone.
 var ledgerUses = map[string]ledgerUse{
-	"worker":   {"iam/ledger-worker-policy.json", []string{"Ensure", "Claim", "Record", "Release", "Progress"}},
+	"worker":   {"iam/ledger-worker-policy.json", []string{"Ensure", "Claim", "Record", "Release", "Progress", "CallRecords.Save", "CallRecords.Load"}},
 	"producer": {"iam/ledger-producer-policy.json", []string{"Ensure", "Enqueued"}},
 	"operator": {"iam/ledger-operator-policy.json", []string{"Ensure", "Rows", "Progress", "Campaigns"}},
 }

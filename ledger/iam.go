@@ -24,5 +24,8 @@ var (
 		"Progress":  {iamBatchGet},
 		"Campaigns": {iamQuery},
 		"Get":       {iamGetItem},
+		// A worker's record of its calls (CallRecords), beside its claims.
+		"CallRecords.Save": {iamUpdateItem},
+		"CallRecords.Load": {iamQuery},
 	}
 )

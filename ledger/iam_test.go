@@ -111,6 +111,9 @@ func TestIAMActionsByMethod(t *testing.T) {
 	check("Rows", by["Rows"], func() error { return ro.Rows(ctx, "iam", func(ledger.Row) error { return nil }) })
 	check("Progress", by["Progress"], func() error { _, err := ro.Progress(ctx, "iam"); return err })
 	check("Campaigns", by["Campaigns"], func() error { _, err := ro.Campaigns(ctx); return err })
+	calls := l.CallRecords("UserAccountRecovery")
+	check("CallRecords.Save", by["CallRecords.Save"], func() error { return calls.Save("w1", []byte("{}"), at(6*time.Minute), true) })
+	check("CallRecords.Load", by["CallRecords.Load"], func() error { _, err := calls.Load("w2", at(0), at(7*time.Minute)); return err })
 }
 
 // recorder is a DynamoDB client that notes the IAM action of each call.

@@ -1,9 +1,12 @@
 package ratelimit
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"time"
+
+	"github.com/resetq/resetq/clock"
 )
 
 // Usage is one minute of the quota category's calls in a Region as
@@ -630,14 +633,15 @@ func (r *Regions) Observe(region string, minutes []Usage) {
 	if after := l.Limit(); after != before {
 		r.onChange(region, after)
 	}
-	if err := r.SaveRecord(); err != nil {
+	if err := r.SaveRecord(false); err != nil {
 		onErr(err)
 	}
 }
 
 // KeepRecord makes r record its calls in rec, and take the calls other
 // processes recorded there for its own when it reads the usage minutes
-// (a restart does not read its predecessor's calls as real users').
+// (a restart does not read its predecessor's calls as real users', nor
+// two workers sharing a record each other's).
 // onErr hears each failure to read or write it.
 func (r *Regions) KeepRecord(rec *CallRecord, onErr func(error)) {
 	r.mu.Lock()
@@ -645,9 +649,9 @@ func (r *Regions) KeepRecord(rec *CallRecord, onErr func(error)) {
 	r.record, r.onRecordErr = rec, onErr
 }
 
-// SaveRecord writes every scope's calls to the record, if r keeps one: at
-// each reading of the usage minutes, and at exit.
-func (r *Regions) SaveRecord() error {
+// SaveRecord writes every scope's calls to the record, if r keeps one:
+// now and then, at each reading of the usage minutes, and at exit (last).
+func (r *Regions) SaveRecord(last bool) error {
 	r.mu.Lock()
 	rec := r.record
 	byScope := map[string][]ownMinute{}
@@ -658,7 +662,7 @@ func (r *Regions) SaveRecord() error {
 	if rec == nil {
 		return nil
 	}
-	return rec.save(byScope)
+	return rec.save(byScope, cmp.Or[clock.Clock](r.cfg.Clock, clock.Real{}).Now(), last)
 }
 
 // Cap is region's cap from the usage metrics (0: none, or the metrics

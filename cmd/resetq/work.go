@@ -294,6 +294,15 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			"max_receive_count", settings.MaxReceiveCount)
 	}
 
+	var led *ledger.Ledger
+	var workLedger worker.Ledger
+	if f.ledgerTable != "" {
+		if led, err = openLedger(ctx, awsCfg, f.ledgerTable, true); err != nil {
+			return err
+		}
+		workLedger = &ledger.ForWorker{Ledger: led, CaseSensitive: cognito.NewPoolsWith(reach).CaseSensitive}
+		log.Info("claiming users in the campaign ledger", "table", f.ledgerTable)
+	}
 	// With Redis the fleet's rate adapts as one, to the same settings.
 	cfg := categoryPace(f.rate, cognitoQuota, f.harmBudget, true)
 	m.HarmBudget.Set(f.harmBudget)
@@ -310,19 +319,19 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// the flag's rate for the whole fleet.
 	fallbacks := &fallbackGauge{gauge: m.RateLimitFallback}
 	statusPacer, closeStatus, err := newPacer(&f, usagemetrics.ReadCategory, categoryPace(f.statusCheckRate, userReadQuota, f.harmBudget, false),
-		categoryRate(usagemetrics.ReadCategory), fallbacks, log)
+		categoryRate(usagemetrics.ReadCategory), fallbacks, led, log)
 	if err != nil {
 		return err
 	}
 	defer closeStatus()
 	signOutPacer, closeSignOut, err := newPacer(&f, usagemetrics.UpdateCategory, categoryPace(f.signOutRate, userUpdateQuota, f.harmBudget, false),
-		categoryRate(usagemetrics.UpdateCategory), fallbacks, log)
+		categoryRate(usagemetrics.UpdateCategory), fallbacks, led, log)
 	if err != nil {
 		return err
 	}
 	defer closeSignOut()
 	reinvitePacer, closeReinvite, err := newPacer(&f, usagemetrics.CreationCategory, categoryPace(f.reinviteRate, userCreationQuota, f.harmBudget, false),
-		categoryRate(usagemetrics.CreationCategory), fallbacks, log)
+		categoryRate(usagemetrics.CreationCategory), fallbacks, led, log)
 	if err != nil {
 		return err
 	}
@@ -371,7 +380,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			m.CategoryThrottles.WithLabelValues(append(labels, c)...)
 		}
 	}
-	pacer, closePacer, err := newPacer(&f, usagemetrics.RecoveryCategory, cfg, onRate, fallbacks, log)
+	pacer, closePacer, err := newPacer(&f, usagemetrics.RecoveryCategory, cfg, onRate, fallbacks, led, log)
 	if err != nil {
 		return err
 	}
@@ -387,15 +396,6 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// kill need the user's state, and a job may ask for them itself
 	// (resetq.incident).
 	statuses = cog
-	var led *ledger.Ledger
-	var workLedger worker.Ledger
-	if f.ledgerTable != "" {
-		if led, err = openLedger(ctx, awsCfg, f.ledgerTable, true); err != nil {
-			return err
-		}
-		workLedger = &ledger.ForWorker{Ledger: led, CaseSensitive: cognito.NewPoolsWith(reach).CaseSensitive}
-		log.Info("claiming users in the campaign ledger", "table", f.ledgerTable)
-	}
 	w, err := worker.New(worker.Config{
 		Ledger:                  workLedger,
 		Source:                  source,
@@ -677,7 +677,7 @@ func (f *workFlags) categories() []string {
 // limiters alone, or with --redis-url the fleet-wide limit in Redis behind
 // them, on keys of the category's own (the reset's keep --redis-key-prefix,
 // the others' add ":" and the category). It logs which.
-func newPacer(f *workFlags, category string, cfg ratelimit.Config, onRate func(string, float64), fallbacks *fallbackGauge, log *slog.Logger) (scopePacer, func(), error) {
+func newPacer(f *workFlags, category string, cfg ratelimit.Config, onRate func(string, float64), fallbacks *fallbackGauge, led *ledger.Ledger, log *slog.Logger) (scopePacer, func(), error) {
 	if f.redisURL == "" {
 		local, err := ratelimit.NewRegions(cfg, onRate)
 		if err != nil {
@@ -686,7 +686,11 @@ func newPacer(f *workFlags, category string, cfg ratelimit.Config, onRate func(s
 		if category == usagemetrics.RecoveryCategory {
 			log.Info("pacing on this replica alone", "rate", f.rate)
 		}
-		return local, keepCallRecord(f, category, local, cmp.Or[clock.Clock](cfg.Clock, clock.Real{}), log), nil
+		var shared ratelimit.RecordStore
+		if led != nil {
+			shared = led.CallRecords(category)
+		}
+		return local, keepCallRecord(f, category, local, shared, cmp.Or[clock.Clock](cfg.Clock, clock.Real{}), log), nil
 	}
 	addr, err := f.parseRedisURL() // checked by validate
 	if err != nil {
@@ -718,27 +722,43 @@ func newPacer(f *workFlags, category string, cfg ratelimit.Config, onRate func(s
 }
 
 // keepCallRecord makes a replica's own limiters record their calls per
-// minute in --state-dir, where the next process on the machine finds them
-// (docs/pacing.md, "Restarts"): every recordEvery on clk, at each usage
-// reading, and at exit, by the function it returns. A process killed
-// without its exit (SIGKILL, the OOM killer, a lost node) leaves its
-// successor at most recordEvery of its calls to take for real users'. A
-// folder that cannot be written is a warning: the worker runs without.
-func keepCallRecord(f *workFlags, category string, local *ratelimit.Regions, clk clock.Clock, log *slog.Logger) func() {
-	if f.stateDir == "" || f.harmBudget <= 0 || !f.usageMetrics {
+// minute where the next process finds them (docs/pacing.md, "Restarts"):
+// in --state-dir, for one on this machine, and in shared (the ledger's
+// table; nil: none), for one anywhere. It writes the record every
+// recordEvery on clk, at each usage reading, and at exit, by the function
+// it returns. A process killed without its exit (SIGKILL, the OOM killer,
+// a lost node) leaves its successor at most recordEvery of its calls to
+// take for real users'. A folder that cannot be written, or a ledger that
+// refuses, is a warning: the worker runs on.
+func keepCallRecord(f *workFlags, category string, local *ratelimit.Regions, shared ratelimit.RecordStore, clk clock.Clock, log *slog.Logger) func() {
+	if f.harmBudget <= 0 || !f.usageMetrics {
 		return func() {}
 	}
 	warn := func(err error) {
-		log.Warn("cannot keep the record of this process's calls: a worker restarted here within 10 minutes will take them for real users' and start low", "category", category, "state_dir", f.stateDir, "error", err)
+		log.Warn("cannot keep the record of this process's calls: a worker restarted within 10 minutes will take them for real users' and start low", "category", category, "state_dir", f.stateDir, "error", err)
 	}
-	rec, err := ratelimit.NewCallRecord(f.stateDir, category)
+	var stores []ratelimit.RecordStore
+	if f.stateDir != "" {
+		if s, err := ratelimit.Folder(f.stateDir, category); err != nil {
+			warn(err)
+		} else {
+			stores = append(stores, s)
+		}
+	}
+	if shared != nil {
+		stores = append(stores, shared)
+	}
+	if len(stores) == 0 {
+		return func() {}
+	}
+	rec, err := ratelimit.NewCallRecord(stores...)
 	if err != nil {
 		warn(err)
 		return func() {}
 	}
 	var once sync.Once
-	save := func() {
-		if err := local.SaveRecord(); err != nil {
+	save := func(last bool) {
+		if err := local.SaveRecord(last); err != nil {
 			once.Do(func() { warn(err) })
 		}
 	}
@@ -753,14 +773,14 @@ func keepCallRecord(f *workFlags, category string, local *ratelimit.Regions, clk
 			case <-stop:
 				return
 			case <-tick.C():
-				save()
+				save(false)
 			}
 		}
 	}()
 	return func() {
 		close(stop)
 		<-stopped
-		save()
+		save(true)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,12 +44,12 @@ func TestCategoryFleets(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	const budget = 0.005
 	reset, closeReset, err := newPacer(f, usagemetrics.RecoveryCategory,
-		ratelimit.Config{Ceiling: f.rate, Start: 0.75 * f.rate, HarmBudget: budget, Quota: cognitoQuota}, nil, fallbacks, log)
+		ratelimit.Config{Ceiling: f.rate, Start: 0.75 * f.rate, HarmBudget: budget, Quota: cognitoQuota}, nil, fallbacks, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closeReset()
-	reads, closeReads, err := newPacer(f, usagemetrics.ReadCategory, categoryPace(50, userReadQuota, budget, false), nil, fallbacks, log)
+	reads, closeReads, err := newPacer(f, usagemetrics.ReadCategory, categoryPace(50, userReadQuota, budget, false), nil, fallbacks, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestKeepCallRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := clocktest.New(time.Now())
-	save := keepCallRecord(&f, usagemetrics.RecoveryCategory, local, clk, slog.New(slog.DiscardHandler))
+	save := keepCallRecord(&f, usagemetrics.RecoveryCategory, local, nil, clk, slog.New(slog.DiscardHandler))
 	if err := local.Wait(context.Background(), "111/us-east-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -183,8 +184,33 @@ func TestKeepCallRecord(t *testing.T) {
 	}
 	var logs strings.Builder
 	f.stateDir = filepath.Join(blocker, "state") // under a file: cannot be made
-	keepCallRecord(&f, usagemetrics.RecoveryCategory, local, clk, slog.New(slog.NewTextHandler(&logs, nil)))()
+	keepCallRecord(&f, usagemetrics.RecoveryCategory, local, nil, clk, slog.New(slog.NewTextHandler(&logs, nil)))()
 	if got := strings.Count(logs.String(), "cannot keep the record"); got != 1 {
 		t.Errorf("%d warnings, want 1:\n%s", got, logs.String())
 	}
+
+	// With the ledger's table (here a store in memory) and no folder, the
+	// record is kept there, for a successor on any machine.
+	shared := &sharedStore{}
+	f.stateDir = ""
+	keepCallRecord(&f, usagemetrics.RecoveryCategory, local, shared, clk, slog.New(slog.DiscardHandler))()
+	if got := string(shared.saved); !holdsCall(got) {
+		t.Errorf("the shared store holds %s, want the call in 111/us-east-1", got)
+	}
 }
+
+// sharedStore is a ratelimit.RecordStore in memory that keeps the last
+// record saved.
+type sharedStore struct {
+	mu    sync.Mutex
+	saved []byte
+}
+
+func (s *sharedStore) Save(_ string, b []byte, _ time.Time, _ bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saved = append([]byte(nil), b...)
+	return nil
+}
+
+func (s *sharedStore) Load(string, time.Time, time.Time) (map[string][]byte, error) { return nil, nil }
