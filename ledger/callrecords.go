@@ -84,9 +84,8 @@ func (c *CallRecords) Load(id string, since, now time.Time) (map[string][]byte, 
 	in := &dynamodb.QueryInput{
 		TableName:                 &c.l.cfg.Table,
 		KeyConditionExpression:    aws.String("#pk = :pk"),
-		FilterExpression:          aws.String("#w >= :since"),
-		ExpressionAttributeNames:  map[string]string{"#pk": attrPK, "#w": attrWrittenAt},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(c.pk()), ":since": millis(since)},
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(c.pk())},
 	}
 	out := map[string][]byte{}
 	for {
@@ -102,8 +101,11 @@ func (c *CallRecords) Load(id string, since, now time.Time) (map[string][]byte, 
 		for _, item := range page.Items {
 			sk := getS(item, attrSK)
 			last, _ := item[attrLast].(*types.AttributeValueMemberBOOL)
-			stopped := last != nil && last.Value || getTime(item, attrWrittenAt).Before(now.Add(-callsRunning))
-			if sk != id && sk != "" && stopped {
+			written := getTime(item, attrWrittenAt)
+			stopped := last != nil && last.Value || written.Before(now.Add(-callsRunning))
+			// Older records wait for DynamoDB's TTL to remove them (within
+			// days): a filter would read them all the same.
+			if sk != id && sk != "" && stopped && !written.Before(since) {
 				out[sk] = []byte(getS(item, attrRecord))
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resetq/resetq/internal/bench/dynamostub"
 	"github.com/resetq/resetq/internal/cognitostub"
 	"github.com/resetq/resetq/internal/redisserver"
 	rw "github.com/resetq/resetq/internal/world" // the real world; world is the harness's
@@ -40,6 +41,7 @@ type longCase struct {
 	model, pattern string
 	restart        bool // SIGTERM at half the campaign, then a new process on the same queue
 	kill           bool // the restart's first process gets SIGKILL instead: a crash
+	elsewhere      bool // the restart's processes have no --state-dir, but a ledger (another machine)
 	fleet          int  // replicas sharing one limit in Redis (0: one process)
 }
 
@@ -65,10 +67,15 @@ func longCases() []longCase {
 // contender names the row's resetq processes.
 func (c longCase) contender() string {
 	switch {
-	case c.restart && c.kill:
-		return "resetq, SIGKILL at half, a new process " + longRestartGap.String() + " later"
 	case c.restart:
-		return "resetq, SIGTERM at half, a new process " + longRestartGap.String() + " later"
+		sig, where := "SIGTERM", ""
+		if c.kill {
+			sig = "SIGKILL"
+		}
+		if c.elsewhere {
+			where = " elsewhere (no --state-dir, --ledger-table)"
+		}
+		return "resetq, " + sig + " at half, a new process " + longRestartGap.String() + " later" + where
 	case c.fleet > 0:
 		return fmt.Sprintf("resetq ×%d, Redis", c.fleet)
 	}
@@ -215,6 +222,7 @@ func (h *harness) longRun(ctx context.Context, run, runs int) []*row {
 	cases := longCases()
 	for i := range cases {
 		cases[i].kill = cases[i].restart && h.p.longKill
+		cases[i].elsewhere = cases[i].restart && h.p.longElsewhere
 	}
 	rows := make([]*row, len(cases))
 	var wg sync.WaitGroup
@@ -262,8 +270,28 @@ func (h *harness) longRow(ctx context.Context, c longCase, run int) *row {
 	defer stub.Close()
 	sub := &harness{w: h.w.withStub(stub), p: h.p}
 	sub.w.gauges = true
+	args := c.args(redisURL)
+	if c.elsewhere {
+		// Each process as on a machine of its own: no folder for its record
+		// of calls, the ledger's table (in dynamostub) for it instead; the
+		// front answers the ledger's DescribeUserPool.
+		dyn, err := dynamostub.Start(ledgerLatency)
+		if err != nil {
+			r.Error, r.Target = err.Error(), "error"
+			return r
+		}
+		defer dyn.Close()
+		front, err := startPoolFront(stub.URL)
+		if err != nil {
+			r.Error, r.Target = err.Error(), "error"
+			return r
+		}
+		defer front.Close()
+		sub.w.env = []string{"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + front.url, "AWS_ENDPOINT_URL_DYNAMODB=" + dyn.URL}
+		args = append(args, "--state-dir=", "--ledger-table", "resetq-long-restart")
+	}
 	sub.startWorld(ctx, c.model, c.pattern, seed, true)
-	sub.runReplicas(ctx, r, plan, c.args(redisURL)...)
+	sub.runReplicas(ctx, r, plan, args...)
 	r.SQSRequests, r.SQSPerReset = 0, 0 // the proxy counts every row's
 	r.longFigures(int(h.p.longSplit.Seconds()))
 	h.judgePacing(r)

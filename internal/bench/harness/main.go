@@ -72,6 +72,7 @@ func main() {
 	harmBudget := flag.Float64("harm-budget", 0.005, "in scenarios 5 and 8, the share of real users' calls resetq may cost (the verdict and the frontier)")
 	longFor := flag.Duration("long-for", 0, "in scenario 8, each campaign's length, from its start to its SIGTERM (default: the profile's, 11m in full, 20s in quick)")
 	longKill := flag.Bool("long-restart-kill", false, "in scenario 8, stop the restart row's first process with SIGKILL (a crash, no exit) instead of SIGTERM")
+	longElsewhere := flag.Bool("long-restart-elsewhere", false, "in scenario 8, run the restart row's processes as on two machines: without --state-dir, with --ledger-table (in dynamostub), where the second finds the first's record of calls")
 	longRuns := flag.Int("long-runs", 1, "in scenario 8, run its campaigns this many times one after another (the same seeds), keep every run's rows and print each row's spread over the runs: about 12 min a run in full, half a minute in quick")
 	flag.Parse()
 	p, ok := profiles[*prof]
@@ -116,6 +117,7 @@ func main() {
 	}
 	p.longRuns = *longRuns
 	p.longKill = *longKill
+	p.longElsewhere = *longElsewhere
 	if *ledgerJobs > 0 {
 		p.ledgerJobs = *ledgerJobs
 	}
