@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"maps"
 	"regexp"
 	"slices"
@@ -123,3 +124,40 @@ func TestLedgerIAMDocumented(t *testing.T) {
 }
 
 func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+// TestLedgerWorkerQueriesOnlyCallRecords: the worker's Query (the workers'
+// records of their calls, ledger.CallRecords) is granted on the "#calls:"
+// partition keys only, in the JSON policy and in the stack, so a worker
+// cannot list the campaigns' rows (pools and usernames).
+func TestLedgerWorkerQueriesOnlyCallRecords(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Statement []struct {
+			Action    []string
+			Condition map[string]map[string][]string
+		}
+	}
+	if err := json.Unmarshal([]byte(readFile(t, "iam/ledger-worker-policy.json")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	queries := 0
+	for _, st := range doc.Statement {
+		if !slices.Contains(st.Action, "dynamodb:Query") {
+			continue
+		}
+		queries++
+		if got := st.Condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]; len(st.Action) != 1 || !slices.Equal(got, []string{"#calls:*"}) {
+			t.Errorf("iam/ledger-worker-policy.json grants %v with the leading keys %q, want Query alone on \"#calls:*\"", st.Action, got)
+		}
+	}
+	if queries != 1 {
+		t.Errorf("iam/ledger-worker-policy.json: %d statements grant dynamodb:Query, want 1", queries)
+	}
+	stack := readFile(t, "cloudformation/resetq.yaml")
+	want := "- Sid: LedgerReadsTheWorkersRecordsOfCalls\n            Effect: Allow\n            Action:\n              - dynamodb:Query\n"
+	cond := "            Condition:\n              ForAllValues:StringLike:\n                dynamodb:LeadingKeys:\n                  - \"#calls:*\"\n"
+	i := strings.Index(stack, want)
+	if i < 0 || !strings.HasPrefix(stack[i+len(want):][strings.Index(stack[i+len(want):], "\n")+1:], cond) {
+		t.Errorf("cloudformation/resetq.yaml: want the statement %q with the condition %q right after its Resource", want, cond)
+	}
+}

@@ -296,6 +296,10 @@ type Regions struct {
 	limiters    map[string]*Limiter
 	record      *CallRecord // nil: none
 	onRecordErr func(error)
+
+	othersMu   sync.Mutex // one reading of the records at a time (othersAt)
+	others     map[string]map[int64]ownMinute
+	othersRead time.Time
 }
 
 // NewRegions checks cfg and returns an empty set. onChange, if not nil, is

@@ -612,18 +612,13 @@ func (l *Limiter) Cap() float64 {
 }
 
 // Observe passes region's usage minutes to its Limiter, with the calls
-// the other resetq processes on the machine recorded (KeepRecord) as its
-// own; then records this process's.
+// the other resetq processes recorded (KeepRecord) as its own. The records
+// are read once for all regions read within othersFresh (a reading of
+// every account-Region), and this process's is written by the caller of
+// SaveRecord.
 func (r *Regions) Observe(region string, minutes []Usage) {
 	l := r.Get(region)
-	r.mu.Lock()
-	rec, onErr := r.record, r.onRecordErr
-	r.mu.Unlock()
-	if rec != nil {
-		others, err := rec.others(l.cfg.Clock.Now())
-		if err != nil {
-			onErr(err)
-		}
+	if others, ok := r.othersAt(l.cfg.Clock.Now()); ok {
 		l.mu.Lock()
 		l.others = others[region]
 		l.mu.Unlock()
@@ -633,9 +628,32 @@ func (r *Regions) Observe(region string, minutes []Usage) {
 	if after := l.Limit(); after != before {
 		r.onChange(region, after)
 	}
-	if err := r.SaveRecord(false); err != nil {
-		onErr(err)
+}
+
+// othersFresh is how long one reading of the other processes' records
+// serves Observe.
+const othersFresh = 5 * time.Second
+
+// othersAt is the other processes' recorded calls by scope at now, read
+// again only once the last reading is othersFresh old; false when r keeps
+// no record.
+func (r *Regions) othersAt(now time.Time) (map[string]map[int64]ownMinute, bool) {
+	r.othersMu.Lock()
+	defer r.othersMu.Unlock()
+	r.mu.Lock()
+	rec, onErr := r.record, r.onRecordErr
+	r.mu.Unlock()
+	if rec == nil {
+		return nil, false
 	}
+	if r.othersRead.IsZero() || now.Sub(r.othersRead) >= othersFresh || now.Before(r.othersRead) {
+		others, err := rec.others(now)
+		if err != nil {
+			onErr(err)
+		}
+		r.others, r.othersRead = others, now
+	}
+	return r.others, true
 }
 
 // KeepRecord makes r record its calls in rec, and take the calls other

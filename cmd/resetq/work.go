@@ -303,6 +303,12 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 		workLedger = &ledger.ForWorker{Ledger: led, CaseSensitive: cognito.NewPoolsWith(reach).CaseSensitive}
 		log.Info("claiming users in the campaign ledger", "table", f.ledgerTable)
 	}
+	// Without Redis each category's record of this process's calls goes to
+	// the ledger too, where a successor on another machine finds it.
+	var records func(string) ratelimit.RecordStore
+	if led != nil {
+		records = func(category string) ratelimit.RecordStore { return led.CallRecords(category) }
+	}
 	// With Redis the fleet's rate adapts as one, to the same settings.
 	cfg := categoryPace(f.rate, cognitoQuota, f.harmBudget, true)
 	m.HarmBudget.Set(f.harmBudget)
@@ -318,20 +324,20 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// With --redis-url each is a fleet's, as the reset's: its own keys,
 	// the flag's rate for the whole fleet.
 	fallbacks := &fallbackGauge{gauge: m.RateLimitFallback}
-	statusPacer, closeStatus, err := newPacer(&f, usagemetrics.ReadCategory, categoryPace(f.statusCheckRate, userReadQuota, f.harmBudget, false),
-		categoryRate(usagemetrics.ReadCategory), fallbacks, led, log)
+	statusPacer, closeStatus, err := newPacer(ctx, &f, usagemetrics.ReadCategory, categoryPace(f.statusCheckRate, userReadQuota, f.harmBudget, false),
+		categoryRate(usagemetrics.ReadCategory), fallbacks, records, log)
 	if err != nil {
 		return err
 	}
 	defer closeStatus()
-	signOutPacer, closeSignOut, err := newPacer(&f, usagemetrics.UpdateCategory, categoryPace(f.signOutRate, userUpdateQuota, f.harmBudget, false),
-		categoryRate(usagemetrics.UpdateCategory), fallbacks, led, log)
+	signOutPacer, closeSignOut, err := newPacer(ctx, &f, usagemetrics.UpdateCategory, categoryPace(f.signOutRate, userUpdateQuota, f.harmBudget, false),
+		categoryRate(usagemetrics.UpdateCategory), fallbacks, records, log)
 	if err != nil {
 		return err
 	}
 	defer closeSignOut()
-	reinvitePacer, closeReinvite, err := newPacer(&f, usagemetrics.CreationCategory, categoryPace(f.reinviteRate, userCreationQuota, f.harmBudget, false),
-		categoryRate(usagemetrics.CreationCategory), fallbacks, led, log)
+	reinvitePacer, closeReinvite, err := newPacer(ctx, &f, usagemetrics.CreationCategory, categoryPace(f.reinviteRate, userCreationQuota, f.harmBudget, false),
+		categoryRate(usagemetrics.CreationCategory), fallbacks, records, log)
 	if err != nil {
 		return err
 	}
@@ -380,7 +386,7 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 			m.CategoryThrottles.WithLabelValues(append(labels, c)...)
 		}
 	}
-	pacer, closePacer, err := newPacer(&f, usagemetrics.RecoveryCategory, cfg, onRate, fallbacks, led, log)
+	pacer, closePacer, err := newPacer(ctx, &f, usagemetrics.RecoveryCategory, cfg, onRate, fallbacks, records, log)
 	if err != nil {
 		return err
 	}
@@ -674,10 +680,11 @@ func (f *workFlags) categories() []string {
 }
 
 // newPacer is a quota category's pacer at cfg.Ceiling: the local adaptive
-// limiters alone, or with --redis-url the fleet-wide limit in Redis behind
-// them, on keys of the category's own (the reset's keep --redis-key-prefix,
-// the others' add ":" and the category). It logs which.
-func newPacer(f *workFlags, category string, cfg ratelimit.Config, onRate func(string, float64), fallbacks *fallbackGauge, led *ledger.Ledger, log *slog.Logger) (scopePacer, func(), error) {
+// limiters alone (their record of calls also in records(category), if
+// records is not nil), or with --redis-url the fleet-wide limit in Redis
+// behind them, on keys of the category's own (the reset's keep
+// --redis-key-prefix, the others' add ":" and the category). It logs which.
+func newPacer(ctx context.Context, f *workFlags, category string, cfg ratelimit.Config, onRate func(string, float64), fallbacks *fallbackGauge, records func(category string) ratelimit.RecordStore, log *slog.Logger) (scopePacer, func(), error) {
 	if f.redisURL == "" {
 		local, err := ratelimit.NewRegions(cfg, onRate)
 		if err != nil {
@@ -687,10 +694,10 @@ func newPacer(f *workFlags, category string, cfg ratelimit.Config, onRate func(s
 			log.Info("pacing on this replica alone", "rate", f.rate)
 		}
 		var shared ratelimit.RecordStore
-		if led != nil {
-			shared = led.CallRecords(category)
+		if records != nil {
+			shared = records(category)
 		}
-		return local, keepCallRecord(f, category, local, shared, cmp.Or[clock.Clock](cfg.Clock, clock.Real{}), log), nil
+		return local, keepCallRecord(ctx, f, category, local, shared, cmp.Or[clock.Clock](cfg.Clock, clock.Real{}), log), nil
 	}
 	addr, err := f.parseRedisURL() // checked by validate
 	if err != nil {
@@ -725,17 +732,20 @@ func newPacer(f *workFlags, category string, cfg ratelimit.Config, onRate func(s
 // minute where the next process finds them (docs/pacing.md, "Restarts"):
 // in --state-dir, for one on this machine, and in shared (the ledger's
 // table; nil: none), for one anywhere. It writes the record every
-// recordEvery on clk, at each usage reading, and at exit, by the function
-// it returns. A process killed without its exit (SIGKILL, the OOM killer,
-// a lost node) leaves its successor at most recordEvery of its calls to
-// take for real users'. A folder that cannot be written, or a ledger that
-// refuses, is a warning: the worker runs on.
-func keepCallRecord(f *workFlags, category string, local *ratelimit.Regions, shared ratelimit.RecordStore, clk clock.Clock, log *slog.Logger) func() {
+// recordEvery on clk, and at exit by the function it returns. From the
+// moment ctx ends (SIGTERM: the worker stops taking jobs) each record says
+// it is the process's last, so that a successor started while this one
+// finishes its jobs (a rolling update) takes its calls for resetq's at
+// once. A process killed without its exit (SIGKILL, the OOM killer, a lost
+// node) leaves its successor at most recordEvery of its calls to take for
+// real users'. A folder that cannot be written, or a ledger that refuses,
+// is a warning: the worker runs on.
+func keepCallRecord(ctx context.Context, f *workFlags, category string, local *ratelimit.Regions, shared ratelimit.RecordStore, clk clock.Clock, log *slog.Logger) func() {
 	if f.harmBudget <= 0 || !f.usageMetrics {
 		return func() {}
 	}
 	warn := func(err error) {
-		log.Warn("cannot keep the record of this process's calls: a worker restarted within 10 minutes will take them for real users' and start low", "category", category, "state_dir", f.stateDir, "error", err)
+		log.Warn("cannot keep the record of this process's calls: a worker restarted within 10 minutes will take them for real users' and start low", "category", category, "state_dir", f.stateDir, "ledger", shared != nil, "error", err)
 	}
 	var stores []ratelimit.RecordStore
 	if f.stateDir != "" {
@@ -768,12 +778,16 @@ func keepCallRecord(f *workFlags, category string, local *ratelimit.Regions, sha
 	go func() {
 		defer close(stopped)
 		defer tick.Stop()
+		done, last := ctx.Done(), false
 		for {
 			select {
 			case <-stop:
 				return
+			case <-done:
+				done, last = nil, true
+				save(true)
 			case <-tick.C():
-				save(false)
+				save(last)
 			}
 		}
 	}()

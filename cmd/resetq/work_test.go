@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,13 +44,13 @@ func TestCategoryFleets(t *testing.T) {
 	fallbacks := &fallbackGauge{gauge: m.RateLimitFallback}
 	log := slog.New(slog.DiscardHandler)
 	const budget = 0.005
-	reset, closeReset, err := newPacer(f, usagemetrics.RecoveryCategory,
+	reset, closeReset, err := newPacer(context.Background(), f, usagemetrics.RecoveryCategory,
 		ratelimit.Config{Ceiling: f.rate, Start: 0.75 * f.rate, HarmBudget: budget, Quota: cognitoQuota}, nil, fallbacks, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer closeReset()
-	reads, closeReads, err := newPacer(f, usagemetrics.ReadCategory, categoryPace(50, userReadQuota, budget, false), nil, fallbacks, nil, log)
+	reads, closeReads, err := newPacer(context.Background(), f, usagemetrics.ReadCategory, categoryPace(50, userReadQuota, budget, false), nil, fallbacks, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func TestKeepCallRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := clocktest.New(time.Now())
-	save := keepCallRecord(&f, usagemetrics.RecoveryCategory, local, nil, clk, slog.New(slog.DiscardHandler))
+	save := keepCallRecord(context.Background(), &f, usagemetrics.RecoveryCategory, local, nil, clk, slog.New(slog.DiscardHandler))
 	if err := local.Wait(context.Background(), "111/us-east-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestKeepCallRecord(t *testing.T) {
 	}
 	var logs strings.Builder
 	f.stateDir = filepath.Join(blocker, "state") // under a file: cannot be made
-	keepCallRecord(&f, usagemetrics.RecoveryCategory, local, nil, clk, slog.New(slog.NewTextHandler(&logs, nil)))()
+	keepCallRecord(context.Background(), &f, usagemetrics.RecoveryCategory, local, nil, clk, slog.New(slog.NewTextHandler(&logs, nil)))()
 	if got := strings.Count(logs.String(), "cannot keep the record"); got != 1 {
 		t.Errorf("%d warnings, want 1:\n%s", got, logs.String())
 	}
@@ -193,24 +194,74 @@ func TestKeepCallRecord(t *testing.T) {
 	// record is kept there, for a successor on any machine.
 	shared := &sharedStore{}
 	f.stateDir = ""
-	keepCallRecord(&f, usagemetrics.RecoveryCategory, local, shared, clk, slog.New(slog.DiscardHandler))()
+	keepCallRecord(context.Background(), &f, usagemetrics.RecoveryCategory, local, shared, clk, slog.New(slog.DiscardHandler))()
 	if got := string(shared.saved); !holdsCall(got) {
 		t.Errorf("the shared store holds %s, want the call in 111/us-east-1", got)
 	}
 }
 
 // sharedStore is a ratelimit.RecordStore in memory that keeps the last
-// record saved.
+// record saved and whether each save said it was the last.
 type sharedStore struct {
 	mu    sync.Mutex
 	saved []byte
+	lasts []bool
 }
 
-func (s *sharedStore) Save(_ string, b []byte, _ time.Time, _ bool) error {
+func (s *sharedStore) Save(_ string, b []byte, _ time.Time, last bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.saved = append([]byte(nil), b...)
+	s.lasts = append(s.lasts, last)
 	return nil
+}
+
+func (s *sharedStore) saves() []bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.lasts)
+}
+
+// TestCallRecordLast: the record says it is the process's last from the
+// moment the worker stops taking jobs (SIGTERM ends ctx: a successor
+// started meanwhile takes these calls for resetq's), and at exit; before,
+// it does not (a worker running elsewhere is not a stopped one). Each
+// category's record goes to its own place in the ledger.
+func TestCallRecordLast(t *testing.T) {
+	f := workFlags{harmBudget: 0.005, usageMetrics: true, rate: 10}
+	var asked []string
+	shared := &sharedStore{}
+	records := func(category string) ratelimit.RecordStore {
+		asked = append(asked, category)
+		return shared
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pacer, closePacer, err := newPacer(ctx, &f, usagemetrics.ReadCategory, categoryPace(50, userReadQuota, 0.005, false), nil,
+		&fallbackGauge{gauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "x"})}, records, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(asked, []string{usagemetrics.ReadCategory}) {
+		t.Fatalf("the ledger was asked for the records of %v, want %s's", asked, usagemetrics.ReadCategory)
+	}
+	if err := pacer.Wait(context.Background(), "111/us-east-1"); err != nil {
+		t.Fatal(err)
+	}
+	local := pacer.(*ratelimit.Regions)
+	if err := local.SaveRecord(false); err != nil { // as the ticker does
+		t.Fatal(err)
+	}
+	cancel() // SIGTERM
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if s := shared.saves(); len(s) > 1 {
+			break
+		}
+	}
+	closePacer()
+	if got := shared.saves(); len(got) != 3 || got[0] || !got[1] || !got[2] {
+		t.Errorf("saves said last %v, want false while running, then true at SIGTERM and at exit", got)
+	}
 }
 
 func (s *sharedStore) Load(string, time.Time, time.Time) (map[string][]byte, error) { return nil, nil }
