@@ -161,3 +161,31 @@ func TestLedgerWorkerQueriesOnlyCallRecords(t *testing.T) {
 		t.Errorf("cloudformation/resetq.yaml: want the statement %q with the condition %q right after its Resource", want, cond)
 	}
 }
+
+// TestLedgerProducerWritesNoCallRecords: the producer's writes are kept
+// off the "#calls:" partition keys, in the JSON policy and in the stack: a
+// record of calls there is what a worker takes for resetq's own, and a
+// forged one would hide real users' calls from it (docs/ledger.md).
+func TestLedgerProducerWritesNoCallRecords(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Statement []struct {
+			Action    []string
+			Condition map[string]map[string][]string
+		}
+	}
+	if err := json.Unmarshal([]byte(readFile(t, "iam/ledger-producer-policy.json")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range doc.Statement {
+		if got := st.Condition["ForAllValues:StringNotLike"]["dynamodb:LeadingKeys"]; slices.Contains(st.Action, "dynamodb:UpdateItem") && !slices.Equal(got, []string{"#calls:*"}) {
+			t.Errorf("iam/ledger-producer-policy.json grants %v off the leading keys %q, want off \"#calls:*\"", st.Action, got)
+		}
+	}
+	stack := readFile(t, "cloudformation/resetq.yaml")
+	i := strings.Index(stack, "- Sid: LedgerRecordEnqueuedUsers\n")
+	cond := "            Condition:\n              ForAllValues:StringNotLike:\n                dynamodb:LeadingKeys:\n                  - \"#calls:*\"\n"
+	if i < 0 || !strings.Contains(stack[i:min(len(stack), i+800)], cond) {
+		t.Errorf("cloudformation/resetq.yaml: want LedgerRecordEnqueuedUsers with the condition %q", cond)
+	}
+}
