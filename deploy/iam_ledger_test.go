@@ -131,34 +131,22 @@ func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }
 // cannot list the campaigns' rows (pools and usernames).
 func TestLedgerWorkerQueriesOnlyCallRecords(t *testing.T) {
 	t.Parallel()
-	var doc struct {
-		Statement []struct {
-			Action    []string
-			Condition map[string]map[string][]string
-		}
-	}
-	if err := json.Unmarshal([]byte(readFile(t, "iam/ledger-worker-policy.json")), &doc); err != nil {
-		t.Fatal(err)
-	}
 	queries := 0
-	for _, st := range doc.Statement {
-		if !slices.Contains(st.Action, "dynamodb:Query") {
+	for _, st := range leadingKeys(t, "iam/ledger-worker-policy.json") {
+		if !slices.Contains(st.actions, "dynamodb:Query") {
 			continue
 		}
 		queries++
-		if got := st.Condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]; len(st.Action) != 1 || !slices.Equal(got, []string{"#calls:*"}) {
-			t.Errorf("iam/ledger-worker-policy.json grants %v with the leading keys %q, want Query alone on \"#calls:*\"", st.Action, got)
+		if got := st.keys["ForAllValues:StringLike"]; len(st.actions) != 1 || !slices.Equal(got, []string{"#calls:*"}) {
+			t.Errorf("iam/ledger-worker-policy.json grants %v with the leading keys %q, want Query alone on \"#calls:*\"", st.actions, got)
 		}
 	}
 	if queries != 1 {
 		t.Errorf("iam/ledger-worker-policy.json: %d statements grant dynamodb:Query, want 1", queries)
 	}
-	stack := readFile(t, "cloudformation/resetq.yaml")
-	want := "- Sid: LedgerReadsTheWorkersRecordsOfCalls\n            Effect: Allow\n            Action:\n              - dynamodb:Query\n"
-	cond := "            Condition:\n              ForAllValues:StringLike:\n                dynamodb:LeadingKeys:\n                  - \"#calls:*\"\n"
-	i := strings.Index(stack, want)
-	if i < 0 || !strings.HasPrefix(stack[i+len(want):][strings.Index(stack[i+len(want):], "\n")+1:], cond) {
-		t.Errorf("cloudformation/resetq.yaml: want the statement %q with the condition %q right after its Resource", want, cond)
+	if block := stackStatement(t, "LedgerReadsTheWorkersRecordsOfCalls"); !strings.Contains(block, "- dynamodb:Query\n") ||
+		strings.Count(block, "- dynamodb:") != 1 || !strings.Contains(block, callsCondition("ForAllValues:StringLike")) {
+		t.Errorf("cloudformation/resetq.yaml: LedgerReadsTheWorkersRecordsOfCalls is\n%s\nwant Query alone, on \"#calls:*\"", block)
 	}
 }
 
@@ -168,24 +156,65 @@ func TestLedgerWorkerQueriesOnlyCallRecords(t *testing.T) {
 // forged one would hide real users' calls from it (docs/ledger.md).
 func TestLedgerProducerWritesNoCallRecords(t *testing.T) {
 	t.Parallel()
+	for _, st := range leadingKeys(t, "iam/ledger-producer-policy.json") {
+		if got := st.keys["ForAllValues:StringNotLike"]; slices.Contains(st.actions, "dynamodb:UpdateItem") && !slices.Equal(got, []string{"#calls:*"}) {
+			t.Errorf("iam/ledger-producer-policy.json grants %v off the leading keys %q, want off \"#calls:*\"", st.actions, got)
+		}
+	}
+	if block := stackStatement(t, "LedgerRecordEnqueuedUsers"); !strings.Contains(block, callsCondition("ForAllValues:StringNotLike")) {
+		t.Errorf("cloudformation/resetq.yaml: LedgerRecordEnqueuedUsers is\n%s\nwant it off \"#calls:*\"", block)
+	}
+}
+
+// keyedStatement is a policy statement's actions and, by condition
+// operator, the dynamodb:LeadingKeys it names.
+type keyedStatement struct {
+	actions []string
+	keys    map[string][]string
+}
+
+// leadingKeys reads the statements of the policy file.
+func leadingKeys(t *testing.T, file string) []keyedStatement {
+	t.Helper()
 	var doc struct {
 		Statement []struct {
 			Action    []string
 			Condition map[string]map[string][]string
 		}
 	}
-	if err := json.Unmarshal([]byte(readFile(t, "iam/ledger-producer-policy.json")), &doc); err != nil {
+	if err := json.Unmarshal([]byte(readFile(t, file)), &doc); err != nil {
 		t.Fatal(err)
 	}
+	var out []keyedStatement
 	for _, st := range doc.Statement {
-		if got := st.Condition["ForAllValues:StringNotLike"]["dynamodb:LeadingKeys"]; slices.Contains(st.Action, "dynamodb:UpdateItem") && !slices.Equal(got, []string{"#calls:*"}) {
-			t.Errorf("iam/ledger-producer-policy.json grants %v off the leading keys %q, want off \"#calls:*\"", st.Action, got)
+		keys := map[string][]string{}
+		for op, c := range st.Condition {
+			keys[op] = c["dynamodb:LeadingKeys"]
 		}
+		out = append(out, keyedStatement{st.Action, keys})
 	}
+	return out
+}
+
+// stackStatement is the stack's policy statement sid, up to the next
+// statement or the end of its policy ("" if none).
+func stackStatement(t *testing.T, sid string) string {
+	t.Helper()
 	stack := readFile(t, "cloudformation/resetq.yaml")
-	i := strings.Index(stack, "- Sid: LedgerRecordEnqueuedUsers\n")
-	cond := "            Condition:\n              ForAllValues:StringNotLike:\n                dynamodb:LeadingKeys:\n                  - \"#calls:*\"\n"
-	if i < 0 || !strings.Contains(stack[i:min(len(stack), i+800)], cond) {
-		t.Errorf("cloudformation/resetq.yaml: want LedgerRecordEnqueuedUsers with the condition %q", cond)
+	head := "- Sid: " + sid + "\n"
+	i := strings.Index(stack, head)
+	if i < 0 {
+		return ""
 	}
+	block := stack[i+len(head):]
+	if j := regexp.MustCompile(`\n\s*- Sid: |\n  \S`).FindStringIndex(block); j != nil {
+		block = block[:j[0]+1]
+	}
+	return block
+}
+
+// callsCondition is the stack's YAML of a condition op on the "#calls:"
+// partition keys.
+func callsCondition(op string) string {
+	return "            Condition:\n              " + op + ":\n                dynamodb:LeadingKeys:\n                  - \"#calls:*\"\n"
 }

@@ -1,12 +1,9 @@
 package ratelimit
 
 import (
-	"cmp"
 	"math"
 	"slices"
 	"time"
-
-	"github.com/resetq/resetq/clock"
 )
 
 // Usage is one minute of the quota category's calls in a Region as
@@ -667,8 +664,8 @@ func (r *Regions) KeepRecord(rec *CallRecord, onErr func(error)) {
 	r.record, r.onRecordErr = rec, onErr
 }
 
-// SaveRecord writes every scope's calls to the record, if r keeps one:
-// now and then, at each reading of the usage minutes, and at exit (last).
+// SaveRecord writes every scope's calls to the record, if r keeps one: as
+// the worker's ticker says, and from its stop on with last.
 func (r *Regions) SaveRecord(last bool) error {
 	r.mu.Lock()
 	rec := r.record
@@ -680,7 +677,7 @@ func (r *Regions) SaveRecord(last bool) error {
 	if rec == nil {
 		return nil
 	}
-	return rec.save(byScope, cmp.Or[clock.Clock](r.cfg.Clock, clock.Real{}).Now(), last)
+	return rec.save(byScope, r.cfg.withDefaults().Clock.Now(), last)
 }
 
 // Cap is region's cap from the usage metrics (0: none, or the metrics
