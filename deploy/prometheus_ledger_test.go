@@ -47,7 +47,7 @@ func TestPrometheusScrapesLedger(t *testing.T) {
 	e.Send(campaign, bodies...)
 	start := time.Now()
 	p := e.Start("--ledger-table", table)
-	prom := startPrometheus(t, p.MetricsAddr)
+	prom := startPrometheus(t, p.MetricsAddr())
 	eventually := func(what, query string, want float64) {
 		t.Helper()
 		var got float64

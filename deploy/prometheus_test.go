@@ -121,7 +121,7 @@ func TestWorkerMetricsLint(t *testing.T) {
 	testenv.Eventually(t, time.Minute, "the campaign to finish", func() bool {
 		return p.Metric(t, `resetq_jobs_total{outcome="reset"}`) == 6 && p.Metric(t, `resetq_jobs_total{outcome="dead_lettered"}`) == 1
 	})
-	scrape := httpGet(t, "http://"+p.MetricsAddr+"/metrics")
+	scrape := httpGet(t, "http://"+p.MetricsAddr()+"/metrics")
 	for _, want := range []string{"resetq_dead_letters_total{", "resetq_cognito_requests_total{", "resetq_ratelimit_limit{", "resetq_queue_messages{", "resetq_cognito_request_duration_seconds_bucket{"} {
 		if !strings.Contains(scrape, want) {
 			t.Errorf("the scrape has no %s sample", want)
@@ -163,7 +163,7 @@ func TestPrometheusScrapesWorker(t *testing.T) {
 	// sees the whole backlog and the ETA has something to divide.
 	start := time.Now()
 	p := e.Start("--rate", "8")
-	prom := startPrometheus(t, p.MetricsAddr)
+	prom := startPrometheus(t, p.MetricsAddr())
 	t.Logf("prometheus ready after %v", time.Since(start).Round(time.Millisecond))
 
 	q := func(query string) (float64, bool) { return promQuery(t, prom, query) }
@@ -305,9 +305,25 @@ scrape_configs:
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The port is picked here and bound by Prometheus: another process
+	// can take it in between, so a server that exits on it is started
+	// again on another port.
+	for attempt := 1; ; attempt++ {
+		base, ok := runPrometheus(t, cfgFile, filepath.Join(dir, fmt.Sprint("data", attempt)), attempt == 3)
+		if ok {
+			return base
+		}
+	}
+}
+
+// runPrometheus starts one Prometheus server and returns its base URL once
+// /-/ready answers, or false when it exited because its port was taken
+// (and last is false).
+func runPrometheus(t *testing.T, cfgFile, data string, last bool) (string, bool) {
+	t.Helper()
 	addr := testenv.FreeAddr(t)
 	var log bytes.Buffer
-	cmd := exec.Command("prometheus", "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+	cmd := exec.Command("prometheus", "--config.file="+cfgFile, "--storage.tsdb.path="+data,
 		"--web.listen-address="+addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -319,13 +335,17 @@ scrape_configs:
 	for {
 		select {
 		case <-done:
+			if !last && strings.Contains(log.String(), "address already in use") {
+				t.Logf("prometheus: %s taken, another port", addr)
+				return "", false
+			}
 			t.Fatalf("prometheus exited: %s", log.String())
 		default:
 		}
 		if resp, err := http.Get(base + "/-/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return base
+				return base, true
 			}
 		}
 		if time.Now().After(deadline) {

@@ -109,17 +109,13 @@ func accountsPart(ctx context.Context, bin, motoURL string, timeout time.Duratio
 		fmt.Printf("enqueued      %d jobs of account %s: %s %s\n", accountUsers, a.account, bin, strings.Join(args, " "))
 	}
 
-	metricsAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
 	logFile, err := os.CreateTemp("", "resetq-demo-accounts-*.log")
 	if err != nil {
 		return fmt.Errorf("create worker log file: %w", err)
 	}
 	defer logFile.Close()
 	args := []string{"work", "--queue-url", queueURL, "--pool", accts[0].pool + "," + accts[1].pool, "--pool-roles", rolesFile,
-		"--rate", fmt.Sprint(accountRate), "--exit-when-idle", idleExit.String(), "--log-format", "text", "--metrics-addr", metricsAddr,
+		"--rate", fmt.Sprint(accountRate), "--exit-when-idle", idleExit.String(), "--log-format", "text", "--metrics-addr", "127.0.0.1:0",
 		// No real users here: without the harm budget's cautious start
 		// (three quarters of --rate, then climbing) each account runs at
 		// --rate from its first call, which is what this part compares.
@@ -137,7 +133,7 @@ func accountsPart(ctx context.Context, bin, motoURL string, timeout time.Duratio
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { limits.follow(done, "http://"+metricsAddr+"/metrics") })
+	wg.Go(func() { limits.follow(done, metricsURL(logFile.Name())) })
 	err = cmd.Wait()
 	wall := time.Since(t0)
 	close(done)
@@ -229,12 +225,12 @@ type limitWatch struct {
 	seen map[string]float64
 }
 
-func (l *limitWatch) follow(done <-chan struct{}, url string) {
+func (l *limitWatch) follow(done <-chan struct{}, url func() string) {
 	client := &http.Client{Timeout: time.Second}
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if m, err := scrape(client, url); err == nil {
+		if m, err := scrape(client, url()); err == nil {
 			l.mu.Lock()
 			for series, v := range m {
 				if rest, ok := strings.CutPrefix(series, `resetq_ratelimit_limit{account="`); ok {

@@ -186,13 +186,9 @@ func emailLimitPart(ctx context.Context, in leakInput) error {
 		return fmt.Errorf("create worker log file: %w", err)
 	}
 	defer logFile.Close()
-	metricsAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
 	args := []string{"work", "--incident", "--signing-key-file", keyFile, "--queue-url", queueURL, "--pool", lp.id,
 		"--email-limit-probe", emailProbe.String(), "--exit-when-idle", idleExit.String(),
-		"--log-format", "text", "--metrics-addr", metricsAddr}
+		"--log-format", "text", "--metrics-addr", "127.0.0.1:0"}
 	runCtx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
 	cmd := resetqCmd(runCtx, in.bin, args, in.motoURL, in.proxy.URL)
@@ -207,7 +203,7 @@ func emailLimitPart(ctx context.Context, in leakInput) error {
 	go func() { exited <- cmd.Wait() }()
 
 	var problems []string
-	during, waitErr, err := lp.watch(runCtx, t0, "http://"+metricsAddr+"/metrics", exited, func() { in.proxy.RemoveFault(limit) })
+	during, waitErr, err := lp.watch(runCtx, t0, metricsURL(logFile.Name()), exited, func() { in.proxy.RemoveFault(limit) })
 	if err != nil {
 		cancel()
 		<-exited
@@ -429,7 +425,7 @@ func enqueueSigned(ctx context.Context, in leakInput, lp *leakPool, queueURL, ke
 // during the wait (nil if the wait never came) and the worker's exit
 // error; err is an attack that could not be made, or ctx's end before
 // the worker exited.
-func (lp *leakPool) watch(ctx context.Context, t0 time.Time, url string, exited <-chan error, lift func()) (during *attempt, exit, err error) {
+func (lp *leakPool) watch(ctx context.Context, t0 time.Time, url func() string, exited <-chan error, lift func()) (during *attempt, exit, err error) {
 	var (
 		limitAt       time.Time
 		lifted        bool
@@ -448,7 +444,7 @@ func (lp *leakPool) watch(ctx context.Context, t0 time.Time, url string, exited 
 			return during, exit, nil
 		case <-tick.C:
 		}
-		m, err := scrape(client, url)
+		m, err := scrape(client, url())
 		if err != nil {
 			continue // not serving yet, or already gone
 		}

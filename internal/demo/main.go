@@ -33,7 +33,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -51,6 +50,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/resetq/resetq/internal/awsproxy"
+	"github.com/resetq/resetq/internal/localserver"
 	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/job"
 )
@@ -408,17 +408,13 @@ func enqueue(ctx context.Context, client *sqs.Client, queueURL, campaign string,
 // idleExit), printing progress from its /metrics every 2 s. It returns the
 // worker's wall time and fails unless the worker exits 0.
 func runWorker(ctx context.Context, bin, queueURL, motoURL, proxyURL string, logFile *os.File, limit time.Duration) (time.Duration, error) {
-	metricsAddr, err := freeAddr()
-	if err != nil {
-		return 0, err
-	}
 	var pools []string
 	for _, p := range plans {
 		pools = append(pools, p.poolID)
 	}
 	args := []string{"work", "--queue-url", queueURL, "--exit-when-idle", idleExit.String(),
 		"--pool", strings.Join(pools, ","), "--global-sign-out", "--reinvite", "--unreachable", "disable",
-		"--log-format", "text", "--metrics-addr", metricsAddr}
+		"--log-format", "text", "--metrics-addr", "127.0.0.1:0"}
 	runCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	cmd := resetqCmd(runCtx, bin, args, motoURL, proxyURL)
@@ -432,8 +428,8 @@ func runWorker(ctx context.Context, bin, queueURL, motoURL, proxyURL string, log
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { ticker(done, t0, "http://"+metricsAddr+"/metrics") })
-	err = cmd.Wait()
+	wg.Go(func() { ticker(done, t0, metricsURL(logFile.Name())) })
+	err := cmd.Wait()
 	wall := time.Since(t0)
 	close(done)
 	wg.Wait()
@@ -486,7 +482,7 @@ func exitText(err error) string {
 }
 
 // ticker prints one progress line from the worker's metrics every 2 s.
-func ticker(done <-chan struct{}, t0 time.Time, url string) {
+func ticker(done <-chan struct{}, t0 time.Time, url func() string) {
 	client := &http.Client{Timeout: time.Second}
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
@@ -496,7 +492,7 @@ func ticker(done <-chan struct{}, t0 time.Time, url string) {
 			return
 		case <-tick.C:
 		}
-		m, err := scrape(client, url)
+		m, err := scrape(client, url())
 		if err != nil {
 			continue // not serving yet, or already gone
 		}
@@ -543,13 +539,22 @@ func scrape(client *http.Client, url string) (map[string]float64, error) {
 	return m, sc.Err()
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port for metrics: %w", err)
+// metricsURL returns a function that gives the /metrics URL of the worker
+// writing log, once it has said where it serves them, and "" until then.
+// The worker binds --metrics-addr 127.0.0.1:0, a port the kernel picks:
+// a port picked here could be taken before the worker binds it.
+func metricsURL(log string) func() string {
+	var url string
+	return func() string {
+		if url == "" {
+			if b, err := os.ReadFile(log); err == nil {
+				if addr, ok := localserver.MetricsAddr(b); ok {
+					url = "http://" + addr + "/metrics"
+				}
+			}
+		}
+		return url
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // parallel calls fn(i) for i in [0,n) on at most workers goroutines and

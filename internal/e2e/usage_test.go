@@ -15,6 +15,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
 	"github.com/resetq/resetq/awscheck"
+	"github.com/resetq/resetq/internal/localserver"
 	"github.com/resetq/resetq/internal/localserver/localservertest"
 	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/testenv"
@@ -61,8 +62,7 @@ func TestWorkUsageGauges(t *testing.T) {
 	publish(now.Add(-4*time.Minute), "CallCount", 4800)
 	category = usagemetrics.RecoveryCategory
 
-	addr := testenv.FreeAddr(t)
-	cmd := exec.Command(testenv.Binary(t), "work", "--log-format", "text", "--metrics-addr", addr, "--queue-url", e.QueueURL,
+	cmd := exec.Command(testenv.Binary(t), "work", "--log-format", "text", "--metrics-addr", "127.0.0.1:0", "--queue-url", e.QueueURL,
 		"--pool", pool, "--usage-interval", "1s")
 	cmd.Env = e.ChildEnv("AWS_ENDPOINT_URL_CLOUDWATCH=" + e.Moto.URL)
 	var logs opsBuffer
@@ -72,6 +72,12 @@ func TestWorkUsageGauges(t *testing.T) {
 	}
 	localservertest.StopAtCleanup(t, cmd, 30*time.Second, "resetq", &logs)
 	e.Send("usage", bodies...) // the Region's first job starts its readings
+	var addr string
+	testenv.Eventually(t, time.Minute, "resetq to say where it serves /metrics", func() bool {
+		a, ok := localserver.MetricsAddr([]byte(logs.String()))
+		addr = a
+		return ok
+	})
 
 	labels := `{account="` + moto.Account + `",category="UserAccountRecovery",region="` + region + `"}`
 	want := func(calls, throttles float64) func() bool {

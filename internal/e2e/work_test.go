@@ -179,7 +179,7 @@ func TestWorkCircuitBreaker(t *testing.T) {
 	testenv.Eventually(t, time.Minute, "the us-east-1 circuit to open", func() bool {
 		return p.Metric(t, `resetq_circuit_open{account="`+moto.Account+`",region="us-east-1"}`) == 1
 	})
-	resp, err := httpGet("http://" + p.MetricsAddr + "/readyz")
+	resp, err := httpGet("http://" + p.MetricsAddr() + "/readyz")
 	if err != nil || resp != 503 {
 		t.Errorf("/readyz = %d %v with an open circuit, want 503", resp, err)
 	}

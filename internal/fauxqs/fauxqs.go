@@ -73,6 +73,26 @@ func Start(ctx context.Context) (*Server, error) {
 	if err := os.WriteFile(script, []byte(server), 0o644); err != nil {
 		return nil, err
 	}
+	// The port is picked here and bound by node: another process can take
+	// it in between, and node then exits; start again on another port.
+	var err error
+	for range 3 {
+		var s *Server
+		if s, err = start(script); err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errExited) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// errExited marks a server that exited before it answered, e.g. because
+// its port was taken.
+var errExited = errors.New("fauxqs exited before it answered")
+
+func start(script string) (*Server, error) {
 	port, err := localserver.FreePort()
 	if err != nil {
 		return nil, err
@@ -87,6 +107,11 @@ func Start(ctx context.Context) (*Server, error) {
 	s := &Server{URL: "http://127.0.0.1:" + strconv.Itoa(port), proc: proc}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		select {
+		case <-proc.Exited():
+			return nil, fmt.Errorf("%w on port %d: %v", errExited, port, proc.Err())
+		default:
+		}
 		resp, err := http.Get(s.URL + "/")
 		if err == nil {
 			resp.Body.Close()

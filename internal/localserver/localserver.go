@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 )
@@ -102,4 +103,19 @@ func LogTail(path string) string {
 		b = b[len(b)-tailBytes:]
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// servingMetrics matches the line where `resetq work` says where it serves
+// /metrics ("serving metrics", text or JSON log).
+var servingMetrics = regexp.MustCompile(`serving metrics.*?addr"?[=:]"?([0-9.]+:[0-9]+)`)
+
+// MetricsAddr finds in a resetq log where it serves /metrics. Started with
+// --metrics-addr 127.0.0.1:0, resetq binds a port the kernel picks and logs
+// it: unlike FreePort, nothing can take the port between picking and binding.
+func MetricsAddr(log []byte) (string, bool) {
+	m := servingMetrics.FindSubmatch(log)
+	if m == nil {
+		return "", false
+	}
+	return string(m[1]), true
 }

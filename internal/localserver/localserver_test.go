@@ -72,3 +72,20 @@ func TestLogTail(t *testing.T) {
 		t.Errorf("tail of %d bytes ending %q", len(got), got[len(got)-5:])
 	}
 }
+
+// TestMetricsAddr: where resetq serves /metrics, from its log in text or
+// JSON.
+func TestMetricsAddr(t *testing.T) {
+	for _, line := range []string{
+		`time=2026-12-05T12:00:00Z level=INFO msg="serving metrics" addr=127.0.0.1:40123`,
+		`{"time":"2026-12-05T12:00:00Z","level":"INFO","msg":"serving metrics","addr":"127.0.0.1:40123"}`,
+	} {
+		addr, ok := MetricsAddr([]byte("worker starting\n" + line + "\n"))
+		if !ok || addr != "127.0.0.1:40123" {
+			t.Errorf("%s: found %q (%v), want 127.0.0.1:40123", line, addr, ok)
+		}
+	}
+	if addr, ok := MetricsAddr([]byte("worker starting\n")); ok {
+		t.Errorf("a log without the line: found %q", addr)
+	}
+}

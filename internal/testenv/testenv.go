@@ -28,6 +28,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/resetq/resetq/internal/awsproxy"
+	"github.com/resetq/resetq/internal/localserver"
 	"github.com/resetq/resetq/internal/moto"
 	"github.com/resetq/resetq/internal/moto/mototest"
 	"github.com/resetq/resetq/job"
@@ -290,12 +291,11 @@ func (e *Env) Depth() (visible, inflight, delayed int) {
 
 // proc is a running resetq.
 type Proc struct {
-	Cmd         *exec.Cmd
-	MetricsAddr string
-	log         *bytes.Buffer
-	logMu       *sync.Mutex
-	done        chan error
-	exited      chan struct{}
+	Cmd    *exec.Cmd
+	log    *bytes.Buffer
+	logMu  *sync.Mutex
+	done   chan error
+	exited chan struct{}
 }
 
 // childEnv is the environment of resetq: only the SDK's standard variables.
@@ -324,12 +324,14 @@ func FreeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// start runs `resetq work` with args after the queue flags.
+// start runs `resetq work` with args after the queue flags. It serves
+// /metrics on a port the kernel picks when resetq binds it (a port picked
+// here and bound there could be taken in between by any other test's
+// connection): MetricsAddr reads it from the log.
 func (e *Env) Start(args ...string) *Proc {
 	e.T.Helper()
-	addr := FreeAddr(e.T)
-	p := &Proc{MetricsAddr: addr, log: &bytes.Buffer{}, logMu: &sync.Mutex{}, done: make(chan error, 1), exited: make(chan struct{})}
-	p.Cmd = exec.Command(Binary(e.T), append([]string{"work", "--log-format", "text", "--metrics-addr", addr}, args...)...)
+	p := &Proc{log: &bytes.Buffer{}, logMu: &sync.Mutex{}, done: make(chan error, 1), exited: make(chan struct{})}
+	p.Cmd = exec.Command(Binary(e.T), append([]string{"work", "--log-format", "text", "--metrics-addr", "127.0.0.1:0"}, args...)...)
 	// Env twins of --queue-url and --allow-any-pool (tests name their own pools).
 	p.Cmd.Env = append(e.ChildEnv("RESETQ_QUEUE_URL="+e.QueueURL, "RESETQ_ALLOW_ANY_POOL=true"), e.ExtraEnv...)
 	pr, pw := io.Pipe()
@@ -357,6 +359,26 @@ func (e *Env) Start(args ...string) *Proc {
 	return p
 }
 
+// MetricsAddr is where the process serves /metrics, from its log; it waits
+// up to a minute for the line and is empty if the process exits first.
+func (p *Proc) MetricsAddr() string {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if addr, ok := localserver.MetricsAddr([]byte(p.Logs())); ok {
+			return addr
+		}
+		select {
+		case <-p.exited:
+			addr, _ := localserver.MetricsAddr([]byte(p.Logs()))
+			return addr
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return ""
+		}
+	}
+}
+
 func (p *Proc) Logs() string {
 	p.logMu.Lock()
 	defer p.logMu.Unlock()
@@ -379,7 +401,7 @@ func (p *Proc) Wait(t *testing.T, within time.Duration) int {
 // It returns -1 when the endpoint does not answer yet.
 func (p *Proc) Metric(t *testing.T, sample string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + p.MetricsAddr + "/metrics")
+	resp, err := http.Get("http://" + p.MetricsAddr() + "/metrics")
 	if err != nil {
 		return -1
 	}
@@ -443,7 +465,7 @@ func (p *Proc) Kill(t *testing.T) {
 
 // Ready is the status code of /readyz, or 0 when it does not answer.
 func (p *Proc) Ready() int {
-	resp, err := http.Get("http://" + p.MetricsAddr + "/readyz")
+	resp, err := http.Get("http://" + p.MetricsAddr() + "/readyz")
 	if err != nil {
 		return 0
 	}

@@ -5,13 +5,13 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/resetq/resetq/clock"
+	"github.com/resetq/resetq/internal/localserver"
 )
 
 // gauge is one reading of a resetq process's pacing gauges for the
@@ -26,10 +26,6 @@ type gauge struct {
 	Cap     float64 `json:"cap"`   // resetq_ratelimit_usage_cap (0: none)
 	Room    float64 `json:"room"`  // resetq_category_room of UserAccountRecovery (-1: not known)
 }
-
-// metricsAddr finds where a resetq process serves /metrics in its log
-// ("serving metrics", text or JSON).
-var metricsAddr = regexp.MustCompile(`serving metrics.*?addr"?[=:]"?([0-9.]+:[0-9]+)`)
 
 // parseGauges reads the reset's pacing gauges from a /metrics page (the
 // Prometheus text format); ok is false without resetq_ratelimit_limit.
@@ -85,9 +81,7 @@ func watchGauges(ctx context.Context, log string) []gauge {
 	var addr string
 	for addr == "" {
 		if b, err := os.ReadFile(log); err == nil {
-			if m := metricsAddr.FindSubmatch(b); m != nil {
-				addr = string(m[1])
-			}
+			addr, _ = localserver.MetricsAddr(b)
 		}
 		if addr == "" && clock.Sleep(ctx, clock.Real{}, 100*time.Millisecond) != nil {
 			return nil

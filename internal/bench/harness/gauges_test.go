@@ -21,17 +21,3 @@ resetq_ratelimit_wait_seconds_bucket{le="0.001"} 3
 		t.Errorf("a page without the reset's rate: %+v (%v), want none and room -1 (not known)", g, ok)
 	}
 }
-
-// TestMetricsAddr: where resetq serves /metrics, from its log in text or
-// JSON.
-func TestMetricsAddr(t *testing.T) {
-	for _, line := range []string{
-		`time=2026-12-05T12:00:00Z level=INFO msg="serving metrics" addr=127.0.0.1:40123`,
-		`{"time":"2026-12-05T12:00:00Z","level":"INFO","msg":"serving metrics","addr":"127.0.0.1:40123"}`,
-	} {
-		m := metricsAddr.FindStringSubmatch("worker starting\n" + line + "\n")
-		if m == nil || m[1] != "127.0.0.1:40123" {
-			t.Errorf("%s: found %q, want 127.0.0.1:40123", line, m)
-		}
-	}
-}
