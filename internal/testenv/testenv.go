@@ -12,6 +12,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -309,10 +312,48 @@ func (e *Env) ChildEnv(extra ...string) []string {
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_ENDPOINT_URL_SQS=" + sqsURL,
 		"AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER=" + e.Proxy.URL,
-		"AWS_ENDPOINT_URL_CLOUDWATCH=" + e.Moto.URL, // the usage gauges: never the real AWS from a test
-		"AWS_ENDPOINT_URL_DYNAMODB=" + e.Moto.URL,   // the campaign ledger
-		"AWS_ENDPOINT_URL_STS=" + e.Moto.URL,        // the accounts: GetCallerIdentity, AssumeRole
+		"AWS_ENDPOINT_URL_CLOUDWATCH=" + e.Moto.URL,                    // the usage gauges: never the real AWS from a test
+		"AWS_ENDPOINT_URL_DYNAMODB=" + serialDynamoDB(e.T, e.Moto.URL), // the campaign ledger
+		"AWS_ENDPOINT_URL_STS=" + e.Moto.URL,                           // the accounts: GetCallerIdentity, AssumeRole
 	}, extra...)
+}
+
+// serial holds the one-call-at-a-time proxies in front of moto's DynamoDB,
+// one per moto URL for the test binary. moto serves each request on a
+// thread of its own without a lock (docs/ledger.md, "Testing against
+// moto"): two transactions adding to one counter item can lose an ADD (a
+// worker's six resets counted five), and a transaction that fails restores
+// the table as it was when it began. DynamoDB serializes an item's writes
+// and isolates transactions; one call at a time gives the tests that, while
+// resetq's callers still race.
+var serial struct {
+	mu      sync.Mutex
+	proxies map[string]string // moto URL -> proxy URL
+}
+
+func serialDynamoDB(t *testing.T, target string) string {
+	t.Helper()
+	serial.mu.Lock()
+	defer serial.mu.Unlock()
+	if u, ok := serial.proxies[target]; ok {
+		return u
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	var one sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		one.Lock()
+		defer one.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	if serial.proxies == nil {
+		serial.proxies = map[string]string{}
+	}
+	serial.proxies[target] = srv.URL // open until the test binary exits
+	return srv.URL
 }
 
 func FreeAddr(t *testing.T) string {
