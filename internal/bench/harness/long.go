@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +64,54 @@ func longCases() []longCase {
 		{model: rw.Sliding, pattern: rw.Poisson, fleet: longFleet},
 		{model: rw.Sliding, pattern: rw.Even},
 	}
+}
+
+// name is the row's name for -long-rows: model/pattern, with /restart or
+// /fleet.
+func (c longCase) name() string {
+	n := c.model + "/" + c.pattern
+	switch {
+	case c.restart:
+		n += "/restart"
+	case c.fleet > 0:
+		n += "/fleet"
+	}
+	return n
+}
+
+// selectLong is the cases named in names, in cases' order (names nil: all).
+func selectLong(cases []longCase, names []string) ([]longCase, error) {
+	if names == nil {
+		return cases, nil
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		if n = strings.TrimSpace(n); n != "" { // "a,b," names two
+			want[n] = true
+		}
+	}
+	if len(want) == 0 {
+		return nil, errors.New("no row named")
+	}
+	var out []longCase
+	for _, c := range cases {
+		if want[c.name()] {
+			out = append(out, c)
+			delete(want, c.name())
+		}
+	}
+	if len(want) > 0 {
+		var all, unknown []string
+		for _, c := range cases {
+			all = append(all, c.name())
+		}
+		for n := range want {
+			unknown = append(unknown, n)
+		}
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("no row named %s (the rows: %s)", strings.Join(unknown, ", "), strings.Join(all, ", "))
+	}
+	return out, nil
 }
 
 // contender names the row's resetq processes.
@@ -197,7 +247,7 @@ func (h *harness) long(ctx context.Context) {
 		"--rate %d --usage-metrics=true --usage-interval %v, the rest as it ships; the stand-ins publish each usage "+
 		"minute %v after it ends, with %v of the real users alone before the start (none for confirm). The SQS "+
 		"requests per reset are left out: the rows share one proxy.",
-		len(longCases()), d, d, worldQuota, worldUsers, worldRate, usageInterval, longUsageDelay, usageHistory)
+		len(h.longCases()), d, d, worldQuota, worldUsers, worldRate, usageInterval, longUsageDelay, usageHistory)
 	if runs > 1 {
 		intro += fmt.Sprintf(" %d runs of them one after another, the same seeds in each; each row says its run.", runs)
 	}
@@ -211,6 +261,12 @@ func (h *harness) long(ctx context.Context) {
 	}
 }
 
+// longCases are the rows of scenario 8 this run runs (-long-rows).
+func (h *harness) longCases() []longCase {
+	cases, _ := selectLong(longCases(), h.p.longRows) // checked with the flags
+	return cases
+}
+
 // longRun is one run of scenario 8, run of runs: every row at once.
 func (h *harness) longRun(ctx context.Context, run, runs int) []*row {
 	of := ""
@@ -219,7 +275,7 @@ func (h *harness) longRun(ctx context.Context, run, runs int) []*row {
 		h.say("Scenario 8" + of)
 	}
 	use := beginMachineUse()
-	cases := longCases()
+	cases := h.longCases()
 	for i := range cases {
 		cases[i].kill = cases[i].restart && h.p.longKill
 		cases[i].elsewhere = cases[i].restart && h.p.longElsewhere

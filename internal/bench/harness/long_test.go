@@ -44,6 +44,36 @@ func TestLongCases(t *testing.T) {
 	}
 }
 
+// TestSelectLong: -long-rows keeps the named rows in scenario 8's order,
+// every row has a name of its own, and a name no row has is refused.
+func TestSelectLong(t *testing.T) {
+	t.Parallel()
+	all := longCases()
+	names := map[string]bool{}
+	for _, c := range all {
+		if names[c.name()] {
+			t.Errorf("two rows named %s", c.name())
+		}
+		names[c.name()] = true
+	}
+	if got, err := selectLong(all, nil); err != nil || len(got) != len(all) {
+		t.Errorf("no names: %d rows (%v), want all %d", len(got), err, len(all))
+	}
+	got, err := selectLong(all, []string{"sliding/poisson/restart", " second/poisson"})
+	if err != nil || len(got) != 2 || got[0].name() != "second/poisson" || !got[1].restart {
+		t.Errorf("two names: %+v (%v), want second/poisson then the restart row", got, err)
+	}
+	if got, err := selectLong(all, []string{"bucket/step", ""}); err != nil || len(got) != 1 {
+		t.Errorf("a trailing comma: %d rows (%v), want bucket/step alone", len(got), err)
+	}
+	if _, err := selectLong(all, []string{" "}); err == nil {
+		t.Error("no name at all: accepted, want refused")
+	}
+	if _, err := selectLong(all, []string{"second/poisson", "second/step"}); err == nil || !strings.Contains(err.Error(), "second/step") {
+		t.Errorf("an unknown name: %v, want it refused by name", err)
+	}
+}
+
 // TestLongPlan: a campaign of d ends with a SIGTERM at d to every process;
 // the restart row's first process gets its SIGTERM at d/2 and the second
 // starts after it; a fleet's replicas run at once.

@@ -73,6 +73,7 @@ func main() {
 	longFor := flag.Duration("long-for", 0, "in scenario 8, each campaign's length, from its start to its SIGTERM (default: the profile's, 11m in full, 20s in quick)")
 	longKill := flag.Bool("long-restart-kill", false, "in scenario 8, stop the restart row's first process with SIGKILL (a crash, no exit) instead of SIGTERM")
 	longElsewhere := flag.Bool("long-restart-elsewhere", false, "in scenario 8, run the restart row's processes as on two machines: without --state-dir, with --ledger-table (in dynamostub), where the second finds the first's record of calls")
+	longRows := flag.String("long-rows", "", "in scenario 8, only these rows, comma-separated, named model/pattern with /restart or /fleet for those two (e.g. second/poisson,sliding/poisson/restart): fewer campaigns at once share the machine's CPUs with fewer others (default: all)")
 	longRuns := flag.Int("long-runs", 1, "in scenario 8, run its campaigns this many times one after another (the same seeds), keep every run's rows and print each row's spread over the runs: about 12 min a run in full, half a minute in quick")
 	flag.Parse()
 	p, ok := profiles[*prof]
@@ -116,6 +117,13 @@ func main() {
 		os.Exit(2)
 	}
 	p.longRuns = *longRuns
+	if *longRows != "" {
+		p.longRows = strings.Split(*longRows, ",")
+		if _, err := selectLong(longCases(), p.longRows); err != nil {
+			fmt.Fprintf(os.Stderr, "-long-rows: %v\n", err)
+			os.Exit(2)
+		}
+	}
 	p.longKill = *longKill
 	p.longElsewhere = *longElsewhere
 	if *ledgerJobs > 0 {

@@ -60,6 +60,7 @@ type profile struct {
 	longRuns        int           // scenario 8: runs of every campaign, one after another (-long-runs; 0: one)
 	longKill        bool          // scenario 8: the restart row's first process gets SIGKILL, not SIGTERM (-long-restart-kill)
 	longElsewhere   bool          // scenario 8: the restart row's processes as on two machines: no --state-dir, a ledger (-long-restart-elsewhere)
+	longRows        []string      // scenario 8: the names (longCase.name) of the rows to run (-long-rows; nil: all)
 }
 
 // contendersToRun returns the contenders of scenarios 1, 2 and 5 to run.
