@@ -285,6 +285,9 @@ func checkDashboardQueries(t *testing.T, prom string) {
 // URL once /-/ready answers; the test's cleanup stops it.
 func startPrometheus(t *testing.T, target string) string {
 	t.Helper()
+	if target == "" {
+		t.Fatal("resetq never said where it serves /metrics (no \"serving metrics\" line in its log)")
+	}
 	rules, err := filepath.Abs(rulesFile)
 	if err != nil {
 		t.Fatal(err)

@@ -294,11 +294,14 @@ func (e *Env) Depth() (visible, inflight, delayed int) {
 
 // proc is a running resetq.
 type Proc struct {
-	Cmd    *exec.Cmd
-	log    *bytes.Buffer
-	logMu  *sync.Mutex
-	done   chan error
-	exited chan struct{}
+	Cmd     *exec.Cmd
+	log     *bytes.Buffer
+	logMu   *sync.Mutex // guards log and addr
+	addr    string      // where it serves /metrics, once read from the log
+	started time.Time
+	done    chan error
+	exited  chan struct{}
+	logged  chan struct{} // closed once all of its output is in log
 }
 
 // childEnv is the environment of resetq: only the SDK's standard variables.
@@ -343,6 +346,9 @@ func serialDynamoDB(t *testing.T, target string) string {
 		t.Fatal(err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	// A connection moto (or a fault proxy behind this one) broke is broken
+	// for resetq too, as a network error and not a 502: abort the answer.
+	rp.ErrorHandler = func(http.ResponseWriter, *http.Request, error) { panic(http.ErrAbortHandler) }
 	var one sync.Mutex
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		one.Lock()
@@ -371,7 +377,7 @@ func FreeAddr(t *testing.T) string {
 // connection): MetricsAddr reads it from the log.
 func (e *Env) Start(args ...string) *Proc {
 	e.T.Helper()
-	p := &Proc{log: &bytes.Buffer{}, logMu: &sync.Mutex{}, done: make(chan error, 1), exited: make(chan struct{})}
+	p := &Proc{log: &bytes.Buffer{}, logMu: &sync.Mutex{}, started: time.Now(), done: make(chan error, 1), exited: make(chan struct{}), logged: make(chan struct{})}
 	p.Cmd = exec.Command(Binary(e.T), append([]string{"work", "--log-format", "text", "--metrics-addr", "127.0.0.1:0"}, args...)...)
 	// Env twins of --queue-url and --allow-any-pool (tests name their own pools).
 	p.Cmd.Env = append(e.ChildEnv("RESETQ_QUEUE_URL="+e.QueueURL, "RESETQ_ALLOW_ANY_POOL=true"), e.ExtraEnv...)
@@ -381,12 +387,14 @@ func (e *Env) Start(args ...string) *Proc {
 		e.T.Fatal(err)
 	}
 	go func() {
+		defer close(p.logged)
 		s := bufio.NewScanner(pr)
 		for s.Scan() {
 			p.logMu.Lock()
 			p.log.WriteString(s.Text() + "\n")
 			p.logMu.Unlock()
 		}
+		_, _ = io.Copy(io.Discard, pr) // after a line too long to scan: never block the process's writes
 	}()
 	go func() { err := p.Cmd.Wait(); pw.Close(); close(p.exited); p.done <- err }()
 	e.T.Cleanup(func() {
@@ -401,20 +409,31 @@ func (e *Env) Start(args ...string) *Proc {
 }
 
 // MetricsAddr is where the process serves /metrics, from its log; it waits
-// up to a minute for the line and is empty if the process exits first.
+// for the line until a minute after the start (one deadline for all calls)
+// and is empty if the process exits first or never says.
 func (p *Proc) MetricsAddr() string {
-	deadline := time.Now().Add(time.Minute)
+	p.logMu.Lock()
+	addr := p.addr
+	p.logMu.Unlock()
+	if addr != "" {
+		return addr
+	}
 	for {
-		if addr, ok := localserver.MetricsAddr([]byte(p.Logs())); ok {
+		addr, ok := localserver.MetricsAddr([]byte(p.Logs()))
+		if ok {
+			p.logMu.Lock()
+			p.addr = addr
+			p.logMu.Unlock()
 			return addr
 		}
 		select {
 		case <-p.exited:
+			<-p.logged // the last lines are in the log
 			addr, _ := localserver.MetricsAddr([]byte(p.Logs()))
 			return addr
 		case <-time.After(50 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
+		if time.Since(p.started) > time.Minute {
 			return ""
 		}
 	}
