@@ -73,30 +73,10 @@ func Start(ctx context.Context) (*Server, error) {
 	if err := os.WriteFile(script, []byte(server), 0o644); err != nil {
 		return nil, err
 	}
-	// The port is picked here and bound by node: another process can take
-	// it in between, and node then exits; start again on another port.
-	var err error
-	for range 3 {
-		var s *Server
-		if s, err = start(script); err == nil {
-			return s, nil
-		}
-		if !errors.Is(err, errExited) {
-			return nil, err
-		}
-	}
-	return nil, err
+	return localserver.OnFreePort(ctx, func(port int) (*Server, error) { return start(script, port) })
 }
 
-// errExited marks a server that exited before it answered, e.g. because
-// its port was taken.
-var errExited = errors.New("fauxqs exited before it answered")
-
-func start(script string) (*Server, error) {
-	port, err := localserver.FreePort()
-	if err != nil {
-		return nil, err
-	}
+func start(script string, port int) (*Server, error) {
 	cmd := exec.Command(nodePath(), script)
 	cmd.Dir = Dir()
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port))
@@ -109,7 +89,7 @@ func start(script string) (*Server, error) {
 	for {
 		select {
 		case <-proc.Exited():
-			return nil, fmt.Errorf("%w on port %d: %v", errExited, port, proc.Err())
+			return nil, fmt.Errorf("fauxqs %w on port %d (%v)", localserver.ErrExited, port, proc.Err())
 		default:
 		}
 		resp, err := http.Get(s.URL + "/")

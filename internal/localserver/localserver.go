@@ -11,6 +11,8 @@
 package localserver
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -23,7 +25,7 @@ import (
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 // Another process can take it before the server binds it, so callers retry
-// on another port when the server exits early.
+// on another port when the server exits early (OnFreePort).
 func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -31,6 +33,35 @@ func FreePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// StartAttempts is how many ports OnFreePort tries.
+const StartAttempts = 3
+
+// ErrExited marks a server that exited before it was ready, as one does
+// when another process took its port between FreePort and its bind.
+var ErrExited = errors.New("exited before it was ready")
+
+// OnFreePort calls start with a free port, and again with another while
+// start's error wraps ErrExited and ctx has not ended, StartAttempts times
+// at most. It returns start's last error.
+func OnFreePort[T any](ctx context.Context, start func(port int) (T, error)) (T, error) {
+	var zero T
+	var err error
+	for range StartAttempts {
+		port, perr := FreePort()
+		if perr != nil {
+			return zero, perr
+		}
+		var v T
+		if v, err = start(port); err == nil {
+			return v, nil
+		}
+		if ctx.Err() != nil || !errors.Is(err, ErrExited) {
+			break
+		}
+	}
+	return zero, err
 }
 
 // Process is a server process started by Start.

@@ -1,6 +1,9 @@
 package localserver
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,5 +90,51 @@ func TestMetricsAddr(t *testing.T) {
 	}
 	if addr, ok := MetricsAddr([]byte("worker starting\n")); ok {
 		t.Errorf("a log without the line: found %q", addr)
+	}
+}
+
+// TestOnFreePort: a start that exits early (its port taken) is tried again
+// on another free port, StartAttempts times at most; any other error, or
+// an ended ctx, ends the tries.
+func TestOnFreePort(t *testing.T) {
+	taken := fmt.Errorf("test server %w", ErrExited)
+	bad := errors.New("bad config")
+	for _, tt := range []struct {
+		name      string
+		fails     []error // start's errors, in order, then success
+		cancel    bool
+		wantTries int
+		wantErr   error
+	}{
+		{"first port", nil, false, 1, nil},
+		{"a port taken, then one free", []error{taken}, false, 2, nil},
+		{"every port taken", []error{taken, taken, taken, taken}, false, StartAttempts, ErrExited},
+		{"another error", []error{bad}, false, 1, bad},
+		{"ctx ended", []error{taken}, true, 1, ErrExited},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		if tt.cancel {
+			cancel()
+		}
+		var ports []int
+		got, err := OnFreePort(ctx, func(port int) (int, error) {
+			ports = append(ports, port)
+			if len(ports) <= len(tt.fails) {
+				return port, tt.fails[len(ports)-1]
+			}
+			return port, nil
+		})
+		cancel()
+		if len(ports) != tt.wantTries {
+			t.Errorf("%s: %d tries, want %d", tt.name, len(ports), tt.wantTries)
+		}
+		switch {
+		case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+			t.Errorf("%s: error %v, want %v", tt.name, err, tt.wantErr)
+		case tt.wantErr != nil && got != 0:
+			t.Errorf("%s: %d with the error, want no value", tt.name, got)
+		case tt.wantErr == nil && (err != nil || got <= 0 || got != ports[len(ports)-1]):
+			t.Errorf("%s: %d, %v; want the last port tried (%v)", tt.name, got, err, ports)
+		}
 	}
 }

@@ -39,7 +39,6 @@ const (
 	resetPath     = "/moto-api/reset"
 	readyTimeout  = 30 * time.Second
 	readyInterval = 50 * time.Millisecond
-	startAttempts = 3 // a free port can be taken between probing and binding
 )
 
 // Server is a running moto_server bound to 127.0.0.1 on a free port.
@@ -73,29 +72,10 @@ func Start(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, ErrNotInstalled
 	}
-	var lastErr error
-	for range startAttempts {
-		s, err := start(ctx, bin)
-		if err == nil {
-			return s, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil || !errors.Is(err, errExited) {
-			break
-		}
-	}
-	return nil, lastErr
+	return localserver.OnFreePort(ctx, func(port int) (*Server, error) { return start(ctx, bin, port) })
 }
 
-// errExited marks a server that exited before it became ready, e.g. because
-// its port was taken; Start then retries on another port.
-var errExited = errors.New("moto_server exited before it was ready")
-
-func start(ctx context.Context, bin string) (*Server, error) {
-	port, err := localserver.FreePort()
-	if err != nil {
-		return nil, err
-	}
+func start(ctx context.Context, bin string, port int) (*Server, error) {
 	logFile, err := os.CreateTemp("", "moto-*.log")
 	if err != nil {
 		return nil, fmt.Errorf("create moto log file: %w", err)
@@ -139,7 +119,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-s.proc.Exited():
-			return fmt.Errorf("%w (%v)", errExited, s.proc.Err())
+			return fmt.Errorf("moto_server %w (%v)", localserver.ErrExited, s.proc.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("wait for %s%s: %w", s.URL, readyPath, ctx.Err())
 		case <-tick.C:

@@ -80,24 +80,14 @@ func (s *Sentinel) startOne(ctx context.Context, password string) error {
 		return fmt.Errorf("redisserver: %w", err)
 	}
 	s.dirs = append(s.dirs, dir)
-	var lastErr error
-	for range startAttempts {
-		port, err := localserver.FreePort()
-		if err != nil {
-			return err
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	_, err = localserver.OnFreePort(ctx, func(port int) (struct{}, error) {
 		p, err := s.run(ctx, dir, port, password)
 		if err == nil {
-			s.procs, s.Addrs = append(s.procs, p), append(s.Addrs, addr)
-			return nil
+			s.procs, s.Addrs = append(s.procs, p), append(s.Addrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return lastErr
+		return struct{}{}, err
+	})
+	return err
 }
 
 // run writes a Sentinel's config (it rewrites the file as it learns) and

@@ -35,7 +35,6 @@ var ErrNotInstalled = errors.New(Binary + " not found on PATH; install it with: 
 const (
 	readyTimeout  = 10 * time.Second
 	readyInterval = 20 * time.Millisecond
-	startAttempts = 3 // a free port can be taken between probing and binding
 )
 
 // Server is a redis-server on 127.0.0.1. Its methods are safe for
@@ -83,27 +82,19 @@ func start(ctx context.Context, tf *tlsFiles, args []string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisserver: %w", err)
 	}
-	var lastErr error
-	for range startAttempts {
-		port, err := localserver.FreePort()
-		if err != nil {
-			lastErr = err
-			break
-		}
+	s, err := localserver.OnFreePort(ctx, func(port int) (*Server, error) {
 		s := &Server{bin: bin, port: port, dir: dir, args: args, tls: tf, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 		s.URL = "redis://" + s.Addr
 		if tf != nil {
 			s.URL, s.CAFile = "rediss://"+s.Addr, tf.ca
 		}
-		if lastErr = s.Restart(ctx); lastErr == nil {
-			return s, nil
-		}
-		if ctx.Err() != nil {
-			break
-		}
+		return s, s.Restart(ctx)
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	os.RemoveAll(dir)
-	return nil, lastErr
+	return s, nil
 }
 
 // Restart starts the server again on the same port after Close, empty. It
@@ -173,7 +164,7 @@ func waitReady(ctx context.Context, addr string, tf *tlsFiles, p *localserver.Pr
 		}
 		select {
 		case <-p.Exited():
-			return fmt.Errorf("redis-server exited before it answered PING (%v)", p.Err())
+			return fmt.Errorf("redis-server %w: no answer to PING (%v)", localserver.ErrExited, p.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("wait for redis-server on %s: %w", addr, ctx.Err())
 		case <-tick.C:
