@@ -13,14 +13,14 @@ import (
 
 // String encodes s for Redis: cap, edge, cut, seen, judged (microseconds,
 // 0: never), spare, informed; then real users' model: known, users, own,
-// read (microseconds), base, returned, successes, base known. Fields are
-// only ever appended (stateFields): replicas of other versions read it. A
-// 16th was a time (the own cut's, written from 268a82c to 0ac0b3f): a
-// field there must read a time, or 0, as harmlessly.
+// read (microseconds), base, returned, successes, base known; then 0,
+// within, lost, calls. Fields are only ever appended (stateFields):
+// replicas of other versions read it. The 16th was a time (the own cut's,
+// written from 268a82c to 0ac0b3f): it is written 0 and never read.
 func (s usageState) String() string {
 	m := s.Users
-	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g %d", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),
-		b2i(m.known), m.users, m.own, micros(m.readAt), m.base, m.num, m.den, b2i(m.baseKnown))
+	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g %d 0 %d %g %g", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),
+		b2i(m.known), m.users, m.own, micros(m.readAt), m.base, m.num, m.den, b2i(m.baseKnown), s.Within, s.Lost, s.Calls)
 }
 
 func micros(t time.Time) int64 {
@@ -39,35 +39,37 @@ func fromMicros(us int64) time.Time {
 
 // parseUsageState decodes usageState.String, and the states of other
 // versions (stateFields): before real users' model (7 fields) it is
-// unknown; "" is the zero state.
+// unknown; before within and the losses (16 fields or fewer) no minute
+// was within the budget and none lost; "" is the zero state.
 func parseUsageState(s string) (usageState, error) {
 	if s == "" {
 		return usageState{}, nil
 	}
-	f, err := stateFields(s, 15, "0", "0", "0", "0", "0", "0", "0", "0")
+	f, err := stateFields(s, 19, "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0")
 	if err != nil {
 		return usageState{}, fmt.Errorf("usage state %q: %w", s, err)
 	}
-	var n [8]int64
-	for i, v := range []string{f[2], f[3], f[4], f[5], f[6], f[7], f[10], f[14]} {
+	var n [9]int64
+	for i, v := range []string{f[2], f[3], f[4], f[5], f[6], f[7], f[10], f[14], f[16]} {
 		var err error
 		if n[i], err = strconv.ParseInt(v, 10, 64); err != nil || n[i] < 0 {
 			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
 		}
 	}
-	var x [7]float64
-	for i, v := range []string{f[0], f[1], f[8], f[9], f[11], f[12], f[13]} {
+	var x [9]float64
+	for i, v := range []string{f[0], f[1], f[8], f[9], f[11], f[12], f[13], f[17], f[18]} {
 		var err error
 		if x[i], err = strconv.ParseFloat(v, 64); err != nil || !(x[i] >= 0) || math.IsInf(x[i], 0) {
 			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
 		}
 	}
-	if n[3] > spareMinutes || n[4] > 1 || n[5] > 1 || n[7] > 1 {
+	if n[3] > spareMinutes || n[4] > 1 || n[5] > 1 || n[7] > 1 || n[8] > spareMinutes {
 		return usageState{}, fmt.Errorf("usage state %q: bad field", s)
 	}
 	return usageState{Cap: harmCap{Cap: x[0], Edge: x[1], CutAt: fromMicros(n[0])}, Seen: fromMicros(n[1]),
 		JudgedAt: fromMicros(n[2]), Spare: int(n[3]), Informed: n[4] == 1,
-		Users: userModel{known: n[5] == 1, users: x[2], own: x[3], readAt: fromMicros(n[6]), base: x[4], num: x[5], den: x[6], baseKnown: n[7] == 1}}, nil
+		Users:  userModel{known: n[5] == 1, users: x[2], own: x[3], readAt: fromMicros(n[6]), base: x[4], num: x[5], den: x[6], baseKnown: n[7] == 1},
+		Within: int(n[8]), Lost: x[7], Calls: x[8]}, nil
 }
 
 // carried is a replica's calls and throttles in one minute that Redis has
@@ -201,18 +203,22 @@ func (f *Fleet) observeTx(ctx context.Context, tx *redis.Tx, r *fleetRegion, min
 	}
 	own := f.fleetOwn(r, minutes, v)
 
-	next, np, setPace := s, p, false
+	next, np, setPace, started := s, p, false, false
 	// The start: before the fleet's first call, or within its first
 	// minute of calls and before its first cut.
 	if praw == "" || !s.Informed && !p.Cut && redisNow.Sub(p.CutAt) < time.Minute {
 		if users, ok := busiestUsers(minutes, own, now); ok {
-			next.Informed, np, setPace = true, f.pc.startFrom(redisNow, users), true
+			next.Informed, np, setPace, started = true, f.pc.startFrom(redisNow, users), true, true
 		}
 	}
+	ran := f.pc.rateAt(np, redisNow)
 	next, judged := f.pc.observe(next, minutes, own, now)
 	if g := gainJudged(np.gain(), next); judged && (praw != "" || setPace) && g != np.gain() {
 		// Real users' loss is known: it sets how fast the fleet probes.
 		np.Gain, setPace = g, true
+	}
+	if fp, ok := floored(np, ran, next, redisNow); judged && praw != "" && !started && ok {
+		np, setPace = fp, true
 	}
 	if next.String() != s.String() || setPace {
 		_, err := tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {

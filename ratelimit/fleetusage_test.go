@@ -266,8 +266,9 @@ func TestFleetRestartReadsPredecessor(t *testing.T) {
 	srv, c, _, m0, clk := harmRedis(t)
 	const scope = "111122223333/ap-south-1"
 	old := harmFleet(t, srv.URL, "test", clk)
-	m := m0.Add(-3 * time.Minute)
+	m := m0.Add(-4 * time.Minute)
 	carryMinute(t, old, scope, m, 1200, 20, 59*time.Second) // its 20/s, 20 of them throttled
+	carryMinute(t, old, scope, m.Add(time.Minute), 1200, 20, 59*time.Second)
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +282,15 @@ func TestFleetRestartReadsPredecessor(t *testing.T) {
 	u := restarted.region(scope).usage
 	if u.JudgedAt.IsZero() || restarted.Cap(scope) != 0 {
 		t.Errorf("usage %+v, cap %v: want the minute judged, and no cut (real users lost 1 of 600)", u, restarted.Cap(scope))
+	}
+	// The next reading judges the predecessor's next minute, within the
+	// aim at 20/s: the fleet's pace goes on from there (floored).
+	restarted.Observe(scope, []Usage{{Minute: m, Calls: 1200 + 600, Throttles: 20 + 1}, {Minute: m.Add(time.Minute), Calls: 1200 + 600, Throttles: 20 + 1}})
+	if p := storedPace(t, c, restarted.region(scope).keys[1]); !p.Cut || math.Abs(p.To-20) > 1e-9 || p.From < 20 {
+		t.Errorf("pace %+v after a minute within the aim at 20/s, want it to go on from 20/s", p)
+	}
+	if u := restarted.region(scope).usage; u.Within != 2 || u.Calls != lossMemory*600+600 || u.Lost != lossMemory+1 {
+		t.Errorf("usage %+v after two minutes within the budget, want 2 of them, and real users' 600 calls and 1 lost in each", u)
 	}
 }
 
@@ -378,18 +388,25 @@ func TestUsageStateString(t *testing.T) {
 	for _, s := range []usageState{
 		{},
 		{Cap: harmCap{Cap: 17.123456789, Edge: 19.5, CutAt: at(1764460800123456)}, Seen: at(1764460740000000), JudgedAt: at(1764460800123456), Spare: 2, Informed: true},
+		{JudgedAt: at(1764460800123456), Within: 3, Lost: 4.25, Calls: 1234.5},
 	} {
 		got, err := parseUsageState(s.String())
-		if err != nil || got.String() != s.String() || got.Cap.Cap != s.Cap.Cap || got.Seen.IsZero() != s.Seen.IsZero() {
+		if err != nil || got.String() != s.String() || got.Cap.Cap != s.Cap.Cap || got.Seen.IsZero() != s.Seen.IsZero() || got.Within != s.Within || got.Lost != s.Lost || got.Calls != s.Calls {
 			t.Errorf("parseUsageState(%q) = %+v, %v; want %+v", s.String(), got, err, s)
 		}
 	}
 	// Another version's: a newer one's extra fields are ignored; an older
-	// one's lack real users' model (before it, 7 fields) or whether their
+	// one's lack real users' model (before it, 7 fields), whether their
 	// usual minute is known (14; its base was their busiest minute then,
-	// which learns a smaller share of returns: the cautious side).
+	// which learns a smaller share of returns: the cautious side), or the
+	// minutes within the budget and the losses (15, and 16 with the own
+	// cut's time that 268a82c to 0ac0b3f wrote: none within, none lost,
+	// as those versions judged).
 	full := usageState{Cap: harmCap{Cap: 17.5, Edge: 19.5, CutAt: at(1764460800123456)}, Seen: at(1764460740000000), JudgedAt: at(1764460800123456), Spare: 1, Informed: true,
-		Users: userModel{known: true, users: 9.5, own: 12, readAt: at(1764460800123456), base: 600, num: 30, den: 600, baseKnown: true}}
+		Users:  userModel{known: true, users: 9.5, own: 12, readAt: at(1764460800123456), base: 600, num: 30, den: 600, baseKnown: true},
+		Within: 2, Lost: 3, Calls: 900}
+	users15 := full
+	users15.Within, users15.Lost, users15.Calls = 0, 0, 0
 	if got, err := parseUsageState(full.String() + " 1 2.5 later"); err != nil || got.String() != full.String() {
 		t.Errorf("a newer state: %+v, %v; want %+v", got, err, full)
 	}
@@ -397,15 +414,23 @@ func TestUsageStateString(t *testing.T) {
 	for n, want := range map[int]usageState{
 		7:  {Cap: full.Cap, Seen: full.Seen, JudgedAt: full.JudgedAt, Spare: 1, Informed: true},
 		14: {Cap: full.Cap, Seen: full.Seen, JudgedAt: full.JudgedAt, Spare: 1, Informed: true, Users: userModel{known: true, users: 9.5, own: 12, readAt: full.Users.readAt, base: 600, num: 30, den: 600}},
+		15: users15,
 	} {
 		if got, err := parseUsageState(strings.Join(f[:n], " ")); err != nil || got.String() != want.String() {
 			t.Errorf("a %d-field state: %+v, %v; want %+v", n, got, err, want)
 		}
 	}
+	if got, err := parseUsageState(strings.Join(f[:15], " ") + " 1764460800123456"); err != nil || got.String() != users15.String() {
+		t.Errorf("a 16-field state with the own cut's time: %+v, %v; want %+v", got, err, users15)
+	}
 	if s, err := parseUsageState(""); err != nil || !s.JudgedAt.IsZero() || s.Cap.Cap != 0 {
 		t.Errorf(`parseUsageState("") = %+v, %v; want the zero state`, s, err)
 	}
-	for _, bad := range []string{"1 2 3", "x 0 0 0 0 0 0", "1 2 3 4 5 6 2", "1 2 3 4 5 4 0", "-1 0 0 0 0 0 0", "NaN 0 0 0 0 0 0", "1 2 -3 4 5 0 0"} {
+	within := func(w, lost, calls string) string {
+		return strings.Join(f[:16], " ") + " " + w + " " + lost + " " + calls
+	}
+	for _, bad := range []string{"1 2 3", "x 0 0 0 0 0 0", "1 2 3 4 5 6 2", "1 2 3 4 5 4 0", "-1 0 0 0 0 0 0", "NaN 0 0 0 0 0 0", "1 2 -3 4 5 0 0",
+		within("4", "0", "0"), within("-1", "0", "0"), within("1", "-2", "5"), within("1", "NaN", "5"), within("1", "2", "Inf")} {
 		if _, err := parseUsageState(bad); err == nil {
 			t.Errorf("parseUsageState(%q) accepted", bad)
 		}
@@ -519,8 +544,9 @@ func TestStateFormatsOnlyGrow(t *testing.T) {
 		t.Errorf("pace %q, want %q", got, want)
 	}
 	u := usageState{Cap: harmCap{Cap: 17.5, Edge: 19.5, CutAt: at(1764460800123456)}, Seen: at(1764460740000000), JudgedAt: at(1764460800123457), Spare: 2, Informed: true,
-		Users: userModel{known: true, users: 9.5, own: 12.25, readAt: at(1764460800123458), base: 600, num: 30, den: 601, baseKnown: true}}
-	if got, want := u.String(), "17.5 19.5 1764460800123456 1764460740000000 1764460800123457 2 1 1 9.5 12.25 1764460800123458 600 30 601 1"; got != want {
+		Users:  userModel{known: true, users: 9.5, own: 12.25, readAt: at(1764460800123458), base: 600, num: 30, den: 601, baseKnown: true},
+		Within: 3, Lost: 2.5, Calls: 1800.25}
+	if got, want := u.String(), "17.5 19.5 1764460800123456 1764460740000000 1764460800123457 2 1 1 9.5 12.25 1764460800123458 600 30 601 1 0 3 2.5 1800.25"; got != want {
 		t.Errorf("usage state %q, want %q", got, want)
 	}
 }

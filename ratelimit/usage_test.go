@@ -90,9 +90,15 @@ func TestCapAfter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		full := !strings.Contains(tt.name, "half empty")
-		got, _, ok := c.capAfter(tt.h, tt.u, tt.calls, 4, 18, full, now)
+		got, _, within, ok := c.capAfter(tt.h, tt.u, tt.calls, 4, 18, full, now)
 		if math.Abs(got.Cap-tt.want.Cap) > 1e-9 || got.Edge != tt.want.Edge || !got.CutAt.Equal(tt.want.CutAt) || !got.OwnAt.Equal(tt.want.OwnAt) || math.Abs(got.OwnFrom-tt.want.OwnFrom) > 1e-9 || ok != tt.wantOK {
 			t.Errorf("%s: %+v, %v; want %+v, %v", tt.name, got, ok, tt.want, tt.wantOK)
+		}
+		// Within the budget: every minute that neither cuts nor would but
+		// for being stale.
+		wantWithin := ok && !got.CutAt.Equal(now) && !strings.HasPrefix(tt.name, "stale")
+		if within != wantWithin {
+			t.Errorf("%s: within %v, want %v", tt.name, within, wantWithin)
 		}
 	}
 }
@@ -427,7 +433,7 @@ func TestThrottledAtTheCap(t *testing.T) {
 	}
 	// After spareMinutes spare minutes the pace's cut is plain, and takes it.
 	l, now = setup(12)
-	l.usage.Spare = spareMinutes
+	l.usage.Spare, l.usage.Within = spareMinutes, spareMinutes
 	tick(l, now, 2*time.Second)
 	if l.Throttled(); !l.p.CutAt.Equal(*now) || l.p.Shared || l.usage.Cap.Cap != 12 {
 		t.Fatalf("at the cap after %d spare minutes: pace %+v, cap %+v; want the pace's plain cut", spareMinutes, l.p, l.usage.Cap)
@@ -599,9 +605,13 @@ func TestCautious(t *testing.T) {
 				t.Errorf("cautious %v, %v/s found: 10 s past 1.1 x it, rate %.3f, want %.3f", cautious, tt.from, got, want)
 			}
 		}
-		s := usageState{JudgedAt: now, Spare: spareMinutes}
-		if got := c.judgedBy(s, now).SharedBelow; (got > 0) != cautious {
-			t.Errorf("cautious %v: after %d spare minutes SharedBelow %v", cautious, spareMinutes, got)
+		for within := range spareMinutes + 1 {
+			// Within the budget, not only the aim: minutes that did not
+			// cut the cap.
+			s := usageState{JudgedAt: now, Within: within}
+			if got := c.judgedBy(s, now).SharedBelow; (got > 0) != (cautious || within < spareMinutes) {
+				t.Errorf("cautious %v: after %d minutes within the budget SharedBelow %v", cautious, within, got)
+			}
 		}
 	}
 }
@@ -618,5 +628,102 @@ func TestObserveBase(t *testing.T) {
 	s, _ := c.observe(usageState{}, minutes, func(time.Time) ownMinute { return ownMinute{} }, now)
 	if !s.Users.baseKnown || s.Users.base != 605.0/60 {
 		t.Errorf("base %.2f/s (known %v), want the upper median, 605 calls a minute", s.Users.base, s.Users.baseKnown)
+	}
+}
+
+// TestObserveOverTheCampaign: each judged minute that did not cut the cap
+// counts towards the minutes within the budget, and one that cut it starts
+// them again; real users' calls and losses add up, older minutes weighing
+// less, but not a minute of someone else's losses; the rate of a minute
+// within the aim is kept for the reading (floored).
+func TestObserveOverTheCampaign(t *testing.T) {
+	c := Config{Ceiling: 30, HarmBudget: 0.005}.withDefaults()
+	m0 := time.Unix(1_000_020, 0).Truncate(time.Minute)
+	own := func(m time.Time) ownMinute {
+		return ownMinute{minute: m.Unix() / 60, calls: 600, first: m, last: m.Add(59 * time.Second)}
+	}
+	var s usageState
+	var minutes []Usage
+	judge := func(i int, throttles float64) {
+		t.Helper()
+		minutes = append(minutes, Usage{Minute: m0.Add(time.Duration(i) * time.Minute), Calls: 600 + 1200, Throttles: throttles})
+		var judged bool
+		if s, judged = c.observe(s, minutes, own, m0.Add(time.Duration(i+1)*time.Minute+usageSettle)); !judged {
+			t.Fatalf("minute %d was not judged", i)
+		}
+	}
+	judge(0, 2) // 2 of 1,200: within the aim
+	if s.Within != 1 || s.Lost != 2 || s.Calls != 1200 || s.spareRate != 10 {
+		t.Fatalf("after a minute within the aim: within %d, lost %v of %v, spare rate %v; want 1, 2 of 1200, 10/s", s.Within, s.Lost, s.Calls, s.spareRate)
+	}
+	judge(1, 4.5) // 0.75 of the budget: within it, not the aim
+	if s.Within != 2 || s.spareRate != 0 || s.Cap.Cap != 0 {
+		t.Fatalf("after a minute within the budget: within %d, spare rate %v, cap %v; want 2, 0, none", s.Within, s.spareRate, s.Cap.Cap)
+	}
+	judge(2, 30) // over the budget: cuts the cap
+	if s.Within != 0 || s.Cap.Cap == 0 {
+		t.Fatalf("after a minute over the budget: within %d, cap %v; want 0 and a cap", s.Within, s.Cap.Cap)
+	}
+	wantLost, wantCalls := (lossMemory*2+4.5)*lossMemory+30, (lossMemory*1200+1200)*lossMemory+1200
+	if math.Abs(s.Lost-wantLost) > 1e-9 || math.Abs(s.Calls-wantCalls) > 1e-9 {
+		t.Fatalf("lost %v of %v, want %v of %v", s.Lost, s.Calls, wantLost, wantCalls)
+	}
+	before := s
+	judge(3, 1200+lossPerCall*600+1) // more lost than the limiter's calls could cost: not its own
+	if s.Lost != before.Lost || s.Calls != before.Calls {
+		t.Fatalf("someone else's losses counted: lost %v of %v, want %v of %v", s.Lost, s.Calls, before.Lost, before.Calls)
+	}
+}
+
+// TestLossScale: the budget the minutes are judged by shrinks by twice
+// what real users lost lately over lossScaleFrom of it, down to a quarter.
+func TestLossScale(t *testing.T) {
+	c := Config{Ceiling: 30, HarmBudget: 0.005}.withDefaults()
+	for _, tt := range []struct {
+		lost, calls, want float64
+	}{
+		{0, 0, 1},
+		{100, poolUsers - 1, 1}, // too few calls to say
+		{0, 1000, 1},
+		{lossScaleFrom * 5, 1000, 1},
+		{5, 1000, 1 - 2*(1-lossScaleFrom)}, // the whole budget
+		{4, 1000, 1 - 2*(0.8-lossScaleFrom)},
+		{50, 1000, 0.25},
+	} {
+		if got := c.lossScale(usageState{Lost: tt.lost, Calls: tt.calls}); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("%v lost of %v: scale %v, want %v", tt.lost, tt.calls, got, tt.want)
+		}
+	}
+	c.HarmBudget = 0
+	if got := c.lossScale(usageState{Lost: 50, Calls: 1000}); got != 1 {
+		t.Errorf("without a budget: scale %v, want 1", got)
+	}
+}
+
+// TestFloored: a reading that judged minutes within the aim at a rate the
+// pace is under takes the pace on from that rate, and for the quota found
+// if that was lower; nothing else changes it.
+func TestFloored(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	cut := pace{CutAt: now.Add(-time.Minute), Cut: true, To: 9, From: 11, Shared: true, Gain: 0.5}
+	for _, tt := range []struct {
+		name    string
+		p       pace
+		ran     float64
+		spare   float64
+		want    pace
+		changed bool
+	}{
+		{"no minute within the aim", cut, 9.5, 0, cut, false},
+		{"before any cut", pace{CutAt: now.Add(-time.Minute), To: 9}, 9.5, 12, pace{CutAt: now.Add(-time.Minute), To: 9}, false},
+		{"at the rate, the quota found under it", cut, 12, 12, pace{CutAt: now, Cut: true, To: 12, From: 12, Shared: true, Gain: 0.5}, true},
+		{"over it, the quota found too", pace{CutAt: now.Add(-time.Minute), Cut: true, To: 12, From: 13, Gain: 1}, 12.5, 12, pace{CutAt: now.Add(-time.Minute), Cut: true, To: 12, From: 13, Gain: 1}, false},
+		{"under it", cut, 9.5, 12, pace{CutAt: now, Cut: true, To: 12, From: 12, Shared: true, Gain: 0.5}, true},
+		{"under it, the quota found over it", pace{CutAt: now.Add(-time.Minute), Cut: true, To: 9, From: 14, Gain: 1}, 9.5, 12, pace{CutAt: now, Cut: true, To: 12, From: 14, Gain: 1}, true},
+	} {
+		got, changed := floored(tt.p, tt.ran, usageState{spareRate: tt.spare}, now)
+		if got != tt.want || changed != tt.changed {
+			t.Errorf("%s: %+v, %v; want %+v, %v", tt.name, got, changed, tt.want, tt.changed)
+		}
 	}
 }

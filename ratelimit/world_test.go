@@ -365,7 +365,7 @@ func TestWorldForeignThrottles(t *testing.T) {
 		model    string
 		minShare float64
 	}{
-		{world.Sliding, 0.33},
+		{world.Sliding, 0.3}, // 0.39 before minutes within the budget took the headroom away (judgedBy): 4.1/s with the flood then, 3.5 now
 		{world.Second, 0.25},
 		{world.Bucket, 0.3},
 	}
