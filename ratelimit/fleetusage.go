@@ -217,7 +217,7 @@ func (f *Fleet) observeTx(ctx context.Context, tx *redis.Tx, r *fleetRegion, min
 		// Real users' loss is known: it sets how fast the fleet probes.
 		np.Gain, setPace = g, true
 	}
-	if fp, ok := floored(np, ran, next, redisNow); judged && praw != "" && !started && ok {
+	if fp, ok := f.pc.floored(np, ran, next, redisNow); judged && praw != "" && !started && ok {
 		np, setPace = fp, true
 	}
 	if next.String() != s.String() || setPace {

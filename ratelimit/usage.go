@@ -184,10 +184,11 @@ const recoverySteps = 40
 // metrics come minutes late), nor one in which real users lost more than
 // lossPerCall times the limiter's calls (a quiet minute: a probe, the end
 // of a campaign; cutting the limiter would not help them, and would cut
-// it to the rate of its few calls). spare says real users lost within
-// the aim, within that the minute is none that cuts, or would cut but for
-// being stale; ok is false for a minute that says nothing.
-func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, full bool, now time.Time) (next harmCap, spare, within, ok bool) {
+// it to the rate of its few calls). The budget is HarmBudget times scale
+// (lossScale); spare says real users lost within its aim, within that
+// they lost within it, or lost to others more than this limiter could
+// cost them; ok is false for a minute that says nothing.
+func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, full bool, scale float64, now time.Time) (next harmCap, spare, within, ok bool) {
 	if c.HarmBudget <= 0 || calls <= 0 {
 		return h, false, false, false
 	}
@@ -197,11 +198,12 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 	if users > 0 {
 		over = lost / (c.HarmBudget * users)
 	}
-	step := min(0.015, max(-0.1, 0.05*(harmAim-over)))
-	if step < 0 && (over <= 1 || lost < 3 || lost > lossPerCall*calls || !full) {
+	judged := over / scale // by the budget the minutes are judged by (lossScale)
+	step := min(0.015, max(-0.1, 0.05*(harmAim-judged)))
+	if step < 0 && (judged <= 1 || lost < 3 || lost > lossPerCall*calls || !full) {
 		step = 0 // within the budget, a call or two (noise), or not ours to take back
 	}
-	spare, within = over <= harmAim, step >= 0
+	spare, within = judged <= harmAim, judged <= 1 || lost > lossPerCall*calls
 	switch {
 	case step < 0 && u.Minute.Before(h.CutAt):
 	case step < 0:
@@ -241,6 +243,11 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 // spareMinutes is how many judged minutes in a row real users must lose
 // within the budget in before the limiter's cuts leave them no headroom.
 const spareMinutes = 3
+
+// lossClip is how many harm budgets of real users' calls one minute adds
+// to usageState.Lost at most: a start that cost them 2 to 3% (4 to 6
+// budgets) counts whole.
+const lossClip = 6
 
 // lossMemory weighs each judged minute's losses in usageState.Lost against
 // the next one's: about the last half hour counts.
@@ -329,9 +336,10 @@ type usageState struct {
 	Lost, Calls float64
 	// spareRate is the rate of the limiter's calls in the minutes the
 	// last reading judged, if real users lost within the aim in them
-	// (0: not). It is not kept in Redis: the reading that sets it uses it
-	// (floored).
+	// (0: not), and spareEnd the end of the newest of them. They are not
+	// kept in Redis: the reading that sets them uses them (floored).
 	spareRate float64
+	spareEnd  time.Time
 }
 
 // judged reports whether the usage metrics judged a minute lately.
@@ -346,7 +354,9 @@ func (s usageState) judged(now time.Time) bool {
 // judged says a minute was judged: real users' loss is known.
 func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time) ownMinute, now time.Time) (next usageState, judged bool) {
 	if !s.JudgedAt.IsZero() && !s.judged(now) {
-		s.Cap = harmCap{} // the metrics fell silent: a cap from before does not come back
+		// The metrics fell silent: a cap, and what the minutes told of
+		// real users' losses, from before do not come back.
+		s.Cap, s.Spare, s.Within, s.Lost, s.Calls = harmCap{}, 0, 0, 0, 0
 	}
 	if !s.Users.known && len(minutes) > 0 {
 		// Real users' calls before any judged minute: their busiest
@@ -371,18 +381,18 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 		// calls served spread over the minutes, its own over their busy part.
 		oks := pcalls - pthrottled
 		full := served(pu, ownMinute{calls: pcalls, throttled: pthrottled})/(60*float64(n))+oks/max(pbusy, 1) >= fullShare*c.Quota
-		scaled := c
-		scaled.HarmBudget *= c.lossScale(s)
 		ours := pcalls / max(pbusy, 1)
-		h, spare, within, ok := scaled.capAfter(s.Cap, pu, pcalls, pthrottled, ours, full, now)
+		h, spare, within, ok := c.capAfter(s.Cap, pu, pcalls, pthrottled, ours, full, c.lossScale(s), now)
 		if !ok {
 			continue
 		}
 		s.Users.learn(served(u, o), o.calls-o.throttled, now)
 		if users := max(0, u.Calls-o.calls); full && u.Throttles-o.throttled <= lossPerCall*o.calls {
 			// A minute whose losses could cut the cap: not someone
-			// else's (capAfter).
-			lost := min(max(0, u.Throttles-o.throttled), users)
+			// else's (capAfter). One minute counts lossClip budgets
+			// at most: one burst of anyone's calls does not hold the
+			// budget down for an hour.
+			lost := min(max(0, u.Throttles-o.throttled), lossClip*c.HarmBudget*users)
 			s.Lost, s.Calls = lossMemory*s.Lost+lost, lossMemory*s.Calls+users
 		}
 		run := s.Spare
@@ -392,7 +402,7 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 			s.Within = 0
 		}
 		if spare {
-			s.Spare, s.spareRate = min(run+1, spareMinutes), ours
+			s.Spare, s.spareRate, s.spareEnd = min(run+1, spareMinutes), ours, u.Minute.Add(time.Minute)
 		}
 	}
 	return s, judged
@@ -539,7 +549,8 @@ const clockSkew = 5 * time.Minute
 // plausible reports whether s is a state c's limiter could have reached by
 // now: its times not in the future, a cap of none or between the floor
 // and the ceiling, real users' calls and the limiter's within ten times
-// the quota a second, and real users' lost calls no more than their calls.
+// the quota a second (in the minutes lossMemory weighs too), and what
+// they lost no more than lossClip budgets of it.
 func (c Config) plausible(s usageState, now time.Time) bool {
 	for _, t := range []time.Time{s.Cap.CutAt, s.Seen, s.JudgedAt, s.Users.readAt} {
 		if t.After(now.Add(clockSkew)) {
@@ -550,7 +561,7 @@ func (c Config) plausible(s usageState, now time.Time) bool {
 	m := s.Users
 	return (s.Cap.Cap == 0 || s.Cap.Cap >= c.Floor*(1-1e-9) && s.Cap.Cap <= c.Ceiling) && ok(s.Cap.Edge, 10*c.Ceiling) &&
 		ok(m.users, 10*c.Quota) && ok(m.own, 10*c.Quota) && ok(m.base, 10*c.Quota) && ok(m.num, 1e12) && ok(m.den, 1e12) &&
-		ok(s.Calls, 1e12) && ok(s.Lost, s.Calls)
+		ok(s.Calls, 60*10*c.Quota/(1-lossMemory)) && ok(s.Lost, lossClip*c.HarmBudget*s.Calls*(1+1e-9))
 }
 
 // cap is the cap the usage metrics put on the rate at now (0: none, or
@@ -624,7 +635,7 @@ func (l *Limiter) Observe(minutes []Usage) {
 	if l.usage, judged = l.cfg.observe(l.usage, minutes, l.ownIn, now); judged {
 		l.p.Gain = gainJudged(l.p.gain(), l.usage)
 		if !started {
-			l.p, _ = floored(l.p, ran, l.usage, now)
+			l.p, _ = l.cfg.floored(l.p, ran, l.usage, now)
 		}
 	}
 	l.update(now)
@@ -638,15 +649,17 @@ func (l *Limiter) Observe(minutes []Usage) {
 // throttles, each taken as real users' (with the headroom), had taken it
 // down a step at a time in the calendar second with Poisson users: to 10
 // of a frontier of 14.4, with real users losing nothing, for minutes. Not
-// before a cut, nor in the reading that set the start (a restart's
-// minutes judged are its predecessor's): the start climbs on its own. ok
-// says p changed.
-func floored(p pace, ran float64, s usageState, now time.Time) (next pace, ok bool) {
+// before a cut; not over a plain cut (no headroom: the quota was full)
+// made after the minutes, which is the newer news; not for calls owed no
+// speed (Cautious: their minutes judge a rate too late); nor in the
+// reading that set the start (a restart's minutes judged are its
+// predecessor's): the start climbs on its own. ok says p changed.
+func (c Config) floored(p pace, ran float64, s usageState, now time.Time) (next pace, ok bool) {
 	r := s.spareRate
-	if r <= 0 || !p.Cut || ran >= r && p.From >= r {
+	if r <= 0 || !p.Cut || ran >= r || c.Cautious || !p.Shared && p.CutAt.After(s.spareEnd) {
 		return p, false
 	}
-	p.CutAt, p.To, p.From = now, max(ran, r), max(p.From, r)
+	p.CutAt, p.To, p.From = now, r, max(p.From, r)
 	return p, true
 }
 
