@@ -205,7 +205,7 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 		step = 0 // within the budget, a call or two (noise), or not ours to take back
 	}
 	expect := c.HarmBudget * scale * users // what the budget allows them to lose
-	noise := users >= poolUsers && lost <= expect+withinSigmas*math.Sqrt(expect)
+	noise := full && users >= poolUsers && lost <= expect+withinSigmas*math.Sqrt(expect)
 	spare, within = judged <= harmAim, judged <= 1 || noise || lost > lossPerCall*calls
 	switch {
 	case step < 0 && u.Minute.Before(h.CutAt):
@@ -243,17 +243,23 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 	return h, spare, within, true
 }
 
-// withinSigmas: a judgement of poolUsers real users' calls or more in
-// which they lost no more than this many standard deviations of a Poisson
-// count over what the budget allows them counts within it (capAfter's
-// within): at the budget of 0.5%, 6 lost of 600. Counted over the budget
-// itself, in the calendar second with Poisson users on the long bench,
-// where their loss sits near the budget at the frontier, minutes of 4 to 6
-// lost of 600 brought the headroom back one after another, and each own
-// throttle after them took 2 calls/s for 2 minutes off a rate the minutes
-// had found harmless (0.84 of the frontier, 0.91 without). A loss that
-// stays over the budget is still seen: it lowers the budget the minutes
-// are judged by (lossScale), and with it this bound.
+// withinSigmas: a judgement of poolUsers real users' calls or more, of a
+// quota at least half full, in which they lost no more than this many
+// standard deviations of a Poisson count over what the budget allows them
+// counts within it (capAfter's within), stale or not: at the budget of
+// 0.5%, 6 lost of 600 (2.15 times it), 15 of 1,800 (1.67 times). Counted
+// over the budget itself, in the calendar second with Poisson users on the
+// long bench, where their loss sits near the budget at the frontier,
+// minutes of 4 to 6 lost of 600 brought the headroom back one after
+// another, and each own throttle after them took 2 calls/s for 2 minutes
+// off a rate the minutes had found harmless (0.836 of the frontier; 0.905
+// with this bound, one run each). Losses come in bursts, so the Poisson
+// count is a rough bound; a loss that stays over the budget is still seen:
+// each such minute that is not stale cuts the cap (capAfter), and counts
+// in the sums that lower the budget the minutes are judged by (lossScale),
+// and this bound with it: at 1.5 times the budget (9 lost of 1,200) the
+// headroom is back at the 7th minute after 6 without loss, the 19th after
+// 30.
 const withinSigmas = 2.0
 
 // spareMinutes is how many judged minutes in a row real users must lose
@@ -343,8 +349,8 @@ type usageState struct {
 	Informed bool
 	Users    userModel
 	// Within is how many judged minutes in a row real users lost within
-	// the budget in, or lost more to others (capAfter's within), at most
-	// spareMinutes.
+	// the budget in (or within its noise, withinSigmas), or lost more to
+	// others (capAfter's within), at most spareMinutes.
 	Within int
 	// Lost and Calls weigh real users' lost calls and all their calls in
 	// the judged minutes, each minute's by lossMemory per minute judged
@@ -606,8 +612,8 @@ func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 
 // judgedBy is c for a cut at now: while the usage metrics judge minutes
 // the cap holds real users' loss, so the limiter's own throttles need not
-// slow its probes, and after spareMinutes minutes in a row that did not
-// cut the cap its cuts leave real users no headroom, unless the
+// slow its probes, and after spareMinutes minutes in a row within the
+// budget (capAfter's within) its cuts leave real users no headroom, unless the
 // calls are owed no speed (Cautious): the minutes judge a rate 3 minutes
 // late or more, and the plain cuts' probes had by then climbed far past
 // what real users could bear. Minutes within the aim were asked before:

@@ -115,15 +115,28 @@ func TestCapAfter(t *testing.T) {
 		t.Error("4 lost of 600 at half the budget: within; want not")
 	}
 	// The noise's bound (at the whole budget, 3 allowed: 6.46): 6 lost of
-	// 600 are within, 7 are not; of 6,000 (30 allowed: 40.95), 40 are
-	// within and 41 are not.
+	// 600 are within, 7 are not; of 1,800 (9 allowed: 15), 15 are within
+	// and 16 are not. A stale minute is judged as any other; a half-empty
+	// quota's, or fewer than poolUsers real users' calls, by the budget
+	// itself.
 	for _, tt := range []struct {
 		users, lost float64
+		stale, full bool
 		want        bool
-	}{{600, 6, true}, {600, 7, false}, {6000, 40, true}, {6000, 41, false}} {
+	}{
+		{600, 6, false, true, true}, {600, 7, false, true, false},
+		{1800, 15, false, true, true}, {1800, 16, false, true, false},
+		{600, 6, true, true, true}, {600, 7, true, true, false},
+		{600, 6, false, false, false}, {600, 3, false, false, true},
+		{599, 5, false, true, false}, {599, 2.9, false, true, true},
+	} {
+		h := capped(18)
+		if tt.stale {
+			h.CutAt = minute.Add(time.Second)
+		}
 		m := Usage{Minute: minute, Calls: tt.users + 1084, Throttles: tt.lost + 4}
-		if _, _, within, _ := c.capAfter(capped(18), m, 1084, 4, 18, true, 1, now); within != tt.want {
-			t.Errorf("%v lost of %v: within %v, want %v", tt.lost, tt.users, within, tt.want)
+		if _, _, within, _ := c.capAfter(h, m, 1084, 4, 18, tt.full, 1, now); within != tt.want {
+			t.Errorf("%v lost of %v (stale %v, full %v): within %v, want %v", tt.lost, tt.users, tt.stale, tt.full, within, tt.want)
 		}
 	}
 	if got, spare, within, _ := c.capAfter(capped(18), u(1), 1084, 4, 18, true, 0.5, now); got.Cap != 18 || spare || !within {
@@ -709,6 +722,62 @@ func TestObserveOverTheCampaign(t *testing.T) {
 	// lapses with the cap.
 	if s, _ = c.observe(s, nil, own, m0.Add(6*time.Minute+usageSettle+usageStale)); s.Lost != 0 || s.Calls != 0 || s.Within != 0 || s.Cap.Cap != 0 {
 		t.Fatalf("after the metrics fell silent: lost %v of %v, within %d, cap %v; want none", s.Lost, s.Calls, s.Within, s.Cap.Cap)
+	}
+}
+
+// TestWithinNoise: minutes in which real users lost over the budget but
+// within its noise (withinSigmas) keep the minutes within it, and the
+// limiter's cuts without headroom (judgedBy); a loss that stays there
+// brings the headroom back once the campaign's sums lower the budget
+// (lossScale): 9 lost of 1,200 (1.5 times the budget) after 6 minutes
+// without loss, at the 7th.
+func TestWithinNoise(t *testing.T) {
+	c := Config{Ceiling: 30, HarmBudget: 0.005, SharedBelow: 30}.withDefaults()
+	m0 := time.Unix(1_000_020, 0).Truncate(time.Minute)
+	own := func(m time.Time) ownMinute {
+		return ownMinute{minute: m.Unix() / 60, calls: 600, first: m, last: m.Add(59 * time.Second)}
+	}
+	var s usageState
+	var minutes []Usage
+	judge := func(i int, lost float64) time.Time {
+		t.Helper()
+		minutes = append(minutes, Usage{Minute: m0.Add(time.Duration(i) * time.Minute), Calls: 600 + 1200, Throttles: lost})
+		now := m0.Add(time.Duration(i+1)*time.Minute + usageSettle)
+		var judged bool
+		if s, judged = c.observe(s, minutes, own, now); !judged {
+			t.Fatalf("minute %d was not judged", i)
+		}
+		return now
+	}
+	for i := range 6 {
+		judge(i, 0)
+	}
+	if s.Within != spareMinutes {
+		t.Fatalf("after 6 minutes without loss: within %d, want %d", s.Within, spareMinutes)
+	}
+	for i := 6; i < 12; i++ {
+		now := judge(i, 9)
+		if s.Within != spareMinutes || c.judgedBy(s, now).SharedBelow != 0 {
+			t.Fatalf("minute %d, 9 lost of 1,200 (within the noise): within %d, shared below %v; want %d, no headroom",
+				i, s.Within, c.judgedBy(s, now).SharedBelow, spareMinutes)
+		}
+		if i == 6 && s.Cap.Cap == 0 {
+			t.Fatal("a minute over the budget, within its noise, did not cut the cap")
+		}
+	}
+	now := judge(12, 9)
+	if s.Within != 0 || c.judgedBy(s, now).SharedBelow != 30 {
+		t.Fatalf("the 7th minute of 9 lost of 1,200: within %d, shared below %v (budget scaled by %.2f); want 0 and the headroom back",
+			s.Within, c.judgedBy(s, now).SharedBelow, c.lossScale(s))
+	}
+	// Past the noise the headroom comes back at once.
+	s = usageState{}
+	minutes = nil
+	for i := range 6 {
+		judge(i, 0)
+	}
+	if judge(6, 11); s.Within != 0 {
+		t.Fatalf("11 lost of 1,200 (past the noise's 10.9): within %d, want 0", s.Within)
 	}
 }
 
