@@ -193,8 +193,7 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 	if c.HarmBudget <= 0 || calls <= 0 {
 		return h, false, false, false
 	}
-	users := max(0, u.Calls-calls)
-	lost := max(0, u.Throttles-throttled)
+	users, lost := theirs(u, calls, throttled)
 	over := 0.0 // nobody else called: nobody lost
 	if users > 0 {
 		over = lost / (c.HarmBudget * users)
@@ -241,6 +240,12 @@ func (c Config) capAfter(h harmCap, u Usage, calls, throttled, ours float64, ful
 		}
 	}
 	return h, spare, within, true
+}
+
+// theirs is real users' calls and lost calls in u, what is left of the
+// category's after the limiter's calls calls, throttled of them throttled.
+func theirs(u Usage, calls, throttled float64) (users, lost float64) {
+	return max(0, u.Calls-calls), max(0, u.Throttles-throttled)
 }
 
 // withinSigmas: a judgement of poolUsers real users' calls or more, of a
@@ -409,12 +414,12 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 			continue
 		}
 		s.Users.learn(served(u, o), o.calls-o.throttled, now)
-		if users := max(0, u.Calls-o.calls); full && u.Throttles-o.throttled <= lossPerCall*o.calls {
+		if users, lost := theirs(u, o.calls, o.throttled); full && lost <= lossPerCall*o.calls {
 			// A minute whose losses could cut the cap: not someone
 			// else's (capAfter). One minute counts lossClip budgets
 			// at most: one burst of anyone's calls does not hold the
 			// budget down for an hour.
-			lost := min(max(0, u.Throttles-o.throttled), lossClip*c.HarmBudget*users)
+			lost = min(lost, lossClip*c.HarmBudget*users)
 			s.Lost, s.Calls = lossMemory*s.Lost+lost, lossMemory*s.Calls+users
 		}
 		run := s.Spare
