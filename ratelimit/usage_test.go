@@ -841,3 +841,92 @@ func TestFloored(t *testing.T) {
 		}
 	}
 }
+
+// TestProven: a judged minute in which real users lost within the aim, of
+// a quota at least half full, proves the faster of its rate and its
+// fastest call harmless; other minutes prove nothing. Once spareMinutes
+// minutes within the budget have taken the headroom away, the rate goes
+// at most provenClimb past the fastest rate proven, and not for calls
+// owed no speed, nor once the metrics fall silent.
+func TestProven(t *testing.T) {
+	c := Config{Ceiling: 30, HarmBudget: 0.005, SharedBelow: 28.5}.withDefaults()
+	m0 := time.Unix(1_000_020, 0).Truncate(time.Minute)
+	type minute struct {
+		calls, peak, users, lost float64
+	}
+	var s usageState
+	var minutes []Usage
+	byMinute := map[int64]minute{}
+	own := func(m time.Time) ownMinute {
+		o := byMinute[m.Unix()/60]
+		return ownMinute{minute: m.Unix() / 60, calls: o.calls, first: m, last: m.Add(59 * time.Second), peak: o.peak}
+	}
+	judge := func(i int, o minute) time.Time {
+		t.Helper()
+		u := m0.Add(time.Duration(i) * time.Minute)
+		byMinute[u.Unix()/60] = o
+		minutes = append(minutes, Usage{Minute: u, Calls: o.calls + o.users, Throttles: o.lost})
+		now := u.Add(time.Minute + usageSettle)
+		var judged bool
+		if s, judged = c.observe(s, minutes, own, now); !judged {
+			t.Fatalf("minute %d was not judged", i)
+		}
+		return now
+	}
+	// 600 calls in a minute are 10/s; with 600 of real users they fill the
+	// quota (30/s) two thirds, and real users leave room for 18.5/s.
+	now := judge(0, minute{calls: 600, peak: 12, users: 600})
+	if s.Proven != 12 {
+		t.Fatalf("a minute at 10/s whose fastest call went at 12/s, real users losing nothing: proven %v, want 12", s.Proven)
+	}
+	if got := c.limited(17, s, now); got != 17 {
+		t.Errorf("one minute within the budget, the headroom still there: limit %v, want the pace's 17", got)
+	}
+	judge(1, minute{calls: 600, users: 600})
+	now = judge(2, minute{calls: 660, users: 600})
+	if s.Proven != 12 || s.Within != spareMinutes {
+		t.Fatalf("two more minutes at 10 and 11/s: proven %v, within %d; want the 12 kept and %d", s.Proven, s.Within, spareMinutes)
+	}
+	if got := c.limited(17, s, now); !near(got, 12*(1+provenClimb)) {
+		t.Errorf("the headroom gone: limit %v, want %v over the 12 proven", got, provenClimb)
+	}
+	if got := c.limited(12.5, s, now); got != 12.5 {
+		t.Errorf("a pace under the ceiling: limit %v, want the pace's 12.5", got)
+	}
+	cautious := c
+	cautious.Cautious = true
+	if got := cautious.limited(17, s, now); got != 17 {
+		t.Errorf("calls owed no speed: limit %v, want the pace's 17 (they keep their headroom)", got)
+	}
+	if got := c.limited(17, s, now.Add(usageStale)); got != 17 {
+		t.Errorf("the metrics silent for %v: limit %v, want the pace's 17", usageStale, got)
+	}
+	// 2 lost of 600 is within the budget (3) but over the aim (1.8):
+	// nothing proven, whatever the calls' speed.
+	now = judge(3, minute{calls: 900, peak: 20, users: 600, lost: 2})
+	if s.Proven != 12 || s.Within != spareMinutes {
+		t.Fatalf("a minute at 15/s over the aim: proven %v, within %d; want the 12 kept and %d", s.Proven, s.Within, spareMinutes)
+	}
+	now = judge(4, minute{calls: 780, users: 600})
+	if s.Proven != 13 || !near(c.limited(17, s, now), 13*(1+provenClimb)) {
+		t.Errorf("a minute at 13/s within the aim: proven %v, limit %v; want 13 and %v over it", s.Proven, c.limited(17, s, now), provenClimb)
+	}
+	// A quota less than half full proves nothing: 2 calls/s of ours and
+	// 10/s of real users' are 12 of 30.
+	q := usageState{}
+	s, minutes = q, nil
+	judge(0, minute{calls: 120, peak: 20, users: 600})
+	if s.Proven != 0 {
+		t.Errorf("a minute of a quota 40%% full: proven %v, want none", s.Proven)
+	}
+	// The metrics fall silent: what they proved goes with the cap.
+	s, minutes = q, nil
+	judge(0, minute{calls: 600, users: 600})
+	if s.Proven != 10 {
+		t.Fatalf("proven %v, want 10", s.Proven)
+	}
+	late := m0.Add(time.Minute + usageSettle + usageStale + time.Minute)
+	if s, _ = c.observe(s, nil, own, late); s.Proven != 0 {
+		t.Errorf("after %v of silence: proven %v, want none", usageStale, s.Proven)
+	}
+}
