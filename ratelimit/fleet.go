@@ -31,16 +31,12 @@ import (
 // of fleetMinutes (fields m, c, t, f and l with the index: the minute, the
 // calls, the throttles, the first and the last call in microseconds), so
 // the hash holds the last fleetMinutes minutes and no more; a carried
-// minute older than the one its index holds is dropped. Field p with the
-// index holds "minute:rate", the highest rate a booking in that minute
-// went at (as the caller says it), with its own minute: replicas of
-// versions before it rewrite the ring's other fields and not this one.
+// minute older than the one its index holds is dropped.
 //
 // KEYS: the TAT, the pace, the call counts, the usage state. ARGV: the
 // emission interval and the longest wait, in microseconds, the caller's
-// successes since its last booking, fleetMinutes, the rate the booking
-// counts in its minute (0: none; a replica that has not heard the fleet's
-// pace yet books at its own idea of it), then per minute it carries: the Unix minute, calls, throttles, first and last call
+// successes since its last booking, fleetMinutes, then per minute it
+// carries: the Unix minute, calls, throttles, first and last call
 // (microseconds, 0: none). It returns the microseconds until the caller's
 // slot, Redis's time in microseconds, the pace and the usage state (each
 // "" if none yet).
@@ -64,9 +60,9 @@ end
 if now - last > 1000000 or now < last then since = now end
 redis.call('HSET', KEYS[3], 'sec', string.format('%d', sec), 'n', n + tonumber(ARGV[3]), 'prev', prev,
   'last', string.format('%d', now), 'since', string.format('%d', since))
-local function count(m, calls, throttles, first, last, peak)
+local function count(m, calls, throttles, first, last)
   local i = string.format('%d', m % tonumber(ARGV[4]))
-  local v = redis.call('HMGET', KEYS[3], 'm' .. i, 'c' .. i, 't' .. i, 'f' .. i, 'l' .. i, 'p' .. i)
+  local v = redis.call('HMGET', KEYS[3], 'm' .. i, 'c' .. i, 't' .. i, 'f' .. i, 'l' .. i)
   local f, l = first, last
   if (tonumber(v[1]) or 0) > m then return end -- older than the ring: gone
   if tonumber(v[1]) == m then
@@ -75,15 +71,12 @@ local function count(m, calls, throttles, first, last, peak)
     if f0 > 0 and (f == 0 or f0 < f) then f = f0 end
     if l0 > l then l = l0 end
   end
-  local pm, p0 = string.match(v[6] or '', '^(%d+):(.+)$')
-  if tonumber(pm) == m then peak = math.max(peak, tonumber(p0) or 0) end
   redis.call('HSET', KEYS[3], 'm' .. i, string.format('%d', m), 'c' .. i, string.format('%d', calls),
-    't' .. i, string.format('%d', throttles), 'f' .. i, string.format('%d', f), 'l' .. i, string.format('%d', l),
-    'p' .. i, string.format('%d:%.6g', m, peak))
+    't' .. i, string.format('%d', throttles), 'f' .. i, string.format('%d', f), 'l' .. i, string.format('%d', l))
 end
-count(math.floor(slot / 60000000), 1, 0, slot, slot, tonumber(ARGV[5]))
-for j = 6, #ARGV - 4, 5 do
-  count(tonumber(ARGV[j]), tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4]), 0)
+count(math.floor(slot / 60000000), 1, 0, slot, slot)
+for j = 5, #ARGV - 4, 5 do
+  count(tonumber(ARGV[j]), tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4]))
 end
 redis.call('PEXPIRE', KEYS[3], 3600000)
 return {slot - now, now, redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[4]) or ''}
@@ -505,15 +498,11 @@ func (f *Fleet) reportRates(fallback bool) {
 func (f *Fleet) reserve(ctx context.Context, r *fleetRegion) (time.Duration, error) {
 	r.mu.Lock()
 	interval := math.Ceil(1e6 / r.rate)
-	booked := 0.0 // the rate this booking counts in its minute: none before the replica heard the fleet's
-	if r.heard {
-		booked = 1e6 / interval
-	}
 	oks, carried := r.oks, r.carried
 	r.oks, r.carried = 0, nil
 	r.mu.Unlock()
-	args := make([]any, 0, 5+5*len(carried))
-	args = append(args, int64(interval), f.maxWait, oks, fleetMinutes, strconv.FormatFloat(booked, 'g', 6, 64))
+	args := make([]any, 0, 4+5*len(carried))
+	args = append(args, int64(interval), f.maxWait, oks, fleetMinutes)
 	for _, c := range carried {
 		args = append(args, c.minute, c.calls, c.throttled, c.first, c.last)
 	}

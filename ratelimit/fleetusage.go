@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,8 +19,8 @@ import (
 // written from 268a82c to 0ac0b3f): it is written 0 and never read.
 func (s usageState) String() string {
 	m := s.Users
-	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g %d 0 %d %g %g %g", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),
-		b2i(m.known), m.users, m.own, micros(m.readAt), m.base, m.num, m.den, b2i(m.baseKnown), s.Within, s.Lost, s.Calls, s.Proven)
+	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g %d 0 %d %g %g", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),
+		b2i(m.known), m.users, m.own, micros(m.readAt), m.base, m.num, m.den, b2i(m.baseKnown), s.Within, s.Lost, s.Calls)
 }
 
 func micros(t time.Time) int64 {
@@ -41,14 +40,12 @@ func fromMicros(us int64) time.Time {
 // parseUsageState decodes usageState.String, and the states of other
 // versions (stateFields): before real users' model (7 fields) it is
 // unknown; before within and the losses (16 fields or fewer) no minute
-// was within the budget and none lost; before the proven rate (19 fields
-// or fewer) none was proven, which leaves the pace as those versions did;
-// "" is the zero state.
+// was within the budget and none lost; "" is the zero state.
 func parseUsageState(s string) (usageState, error) {
 	if s == "" {
 		return usageState{}, nil
 	}
-	f, err := stateFields(s, 20, "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0")
+	f, err := stateFields(s, 19, "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0")
 	if err != nil {
 		return usageState{}, fmt.Errorf("usage state %q: %w", s, err)
 	}
@@ -59,8 +56,8 @@ func parseUsageState(s string) (usageState, error) {
 			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
 		}
 	}
-	var x [10]float64
-	for i, v := range []string{f[0], f[1], f[8], f[9], f[11], f[12], f[13], f[17], f[18], f[19]} {
+	var x [9]float64
+	for i, v := range []string{f[0], f[1], f[8], f[9], f[11], f[12], f[13], f[17], f[18]} {
 		var err error
 		if x[i], err = strconv.ParseFloat(v, 64); err != nil || !(x[i] >= 0) || math.IsInf(x[i], 0) {
 			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
@@ -72,7 +69,7 @@ func parseUsageState(s string) (usageState, error) {
 	return usageState{Cap: harmCap{Cap: x[0], Edge: x[1], CutAt: fromMicros(n[0])}, Seen: fromMicros(n[1]),
 		JudgedAt: fromMicros(n[2]), Spare: int(n[3]), Informed: n[4] == 1,
 		Users:  userModel{known: n[5] == 1, users: x[2], own: x[3], readAt: fromMicros(n[6]), base: x[4], num: x[5], den: x[6], baseKnown: n[7] == 1},
-		Within: int(n[8]), Lost: x[7], Calls: x[8], Proven: x[9]}, nil
+		Within: int(n[8]), Lost: x[7], Calls: x[8]}, nil
 }
 
 // carried is a replica's calls and throttles in one minute that Redis has
@@ -121,7 +118,7 @@ next:
 // m's counts (see gcraScript).
 func minuteFields(m int64) []string {
 	i := strconv.FormatInt(m%fleetMinutes, 10)
-	return []string{"m" + i, "c" + i, "t" + i, "f" + i, "l" + i, "p" + i}
+	return []string{"m" + i, "c" + i, "t" + i, "f" + i, "l" + i}
 }
 
 // fleetMinute reads minute m's counts from the values of minuteFields(m):
@@ -134,26 +131,10 @@ func fleetMinute(m int64, v []any) ownMinute {
 		}
 		return 0
 	}
-	if len(v) != 6 || num(0) != m {
+	if len(v) != 5 || num(0) != m {
 		return ownMinute{}
 	}
-	return ownMinute{minute: m, calls: float64(num(1)), throttled: float64(num(2)), first: fromMicros(num(3)), last: fromMicros(num(4)),
-		peak: minutePeak(m, v[5])}
-}
-
-// minutePeak is the rate in v, a minute's "minute:rate" (gcraScript), if
-// it is minute m's and a rate; 0 if not.
-func minutePeak(m int64, v any) float64 {
-	s, _ := v.(string)
-	at, rate, ok := strings.Cut(s, ":")
-	if !ok || at != strconv.FormatInt(m, 10) {
-		return 0
-	}
-	r, err := strconv.ParseFloat(rate, 64)
-	if err != nil || !(r >= 0) || math.IsInf(r, 0) {
-		return 0
-	}
-	return r
+	return ownMinute{minute: m, calls: float64(num(1)), throttled: float64(num(2)), first: fromMicros(num(3)), last: fromMicros(num(4))}
 }
 
 // Observe takes the category's usage minutes in scope, oldest first, as
@@ -269,7 +250,7 @@ func (f *Fleet) fleetOwn(r *fleetRegion, minutes []Usage, v []any) func(time.Tim
 	byMinute := map[int64]ownMinute{}
 	for i, u := range minutes {
 		m := unixMinute(u.Minute)
-		o := fleetMinute(m, v[6*i:6*i+6])
+		o := fleetMinute(m, v[5*i:5*i+5])
 		for _, c := range pending {
 			if c.minute != m {
 				continue

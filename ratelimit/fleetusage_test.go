@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,7 +125,6 @@ func TestFleetMinuteCounts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	booked := max(a.Rate(scope), b.Rate(scope)) // the rate the bookings went at
 	a.Throttled(scope)
 	a.Throttled(scope)
 	b.Throttled(scope)
@@ -151,13 +149,6 @@ func TestFleetMinuteCounts(t *testing.T) {
 	if calls != 14 || throttled != 3 {
 		t.Errorf("the fleet's minutes hold %v calls and %v throttles, want the 14 and 3 of both replicas", calls, throttled)
 	}
-	// Each minute keeps the fastest rate a booking in it went at: the
-	// fleet's before the throttles' cut (1 s over the emission interval,
-	// in whole microseconds), not the ceiling each replica's first booking
-	// goes at before it has heard the fleet's pace.
-	if p := max(readMinute(t, c, a, scope, m0).peak, readMinute(t, c, a, scope, m0.Add(time.Minute)).peak); math.Abs(p-booked) > 0.01 {
-		t.Errorf("the fastest booking went at %v/s, want the fleet's %v/s before the cut", p, booked)
-	}
 	// The calls are at their slots: one interval (1/30 s, longer after
 	// the throttles' cut) apart from the first call, the last booked
 	// ahead of Redis's clock by at most the longest wait.
@@ -167,17 +158,10 @@ func TestFleetMinuteCounts(t *testing.T) {
 	}
 
 	old := m0.Add(-5 * time.Minute)
-	// A rate left in the ring's slot by a minute fleetMinutes earlier (a
-	// replica of an older version rewrites the slot's other fields, not
-	// this one) is not the carried minute's.
-	slot := strconv.FormatInt(unixMinute(old)%fleetMinutes, 10)
-	if err := c.HSet(ctx, a.region(scope).keys[2], "p"+slot, strconv.FormatInt(unixMinute(old)-fleetMinutes, 10)+":99").Err(); err != nil {
-		t.Fatal(err)
-	}
 	carryMinute(t, a, scope, old, 100, 4, 30*time.Second)
 	carryMinute(t, b, scope, old, 50, 1, 40*time.Second)
-	if o := readMinute(t, c, a, scope, old); o.calls != 150 || o.throttled != 5 || !o.first.Equal(old) || !o.last.Equal(old.Add(40*time.Second)) || o.peak != 0 {
-		t.Errorf("a carried minute: %+v, want both replicas' 150 calls and 5 throttles from its start for 40 s, and no rate (no booking in it)", o)
+	if o := readMinute(t, c, a, scope, old); o.calls != 150 || o.throttled != 5 || !o.first.Equal(old) || !o.last.Equal(old.Add(40*time.Second)) {
+		t.Errorf("a carried minute: %+v, want both replicas' 150 calls and 5 throttles from its start for 40 s", o)
 	}
 	carryMinute(t, a, scope, old.Add(-fleetMinutes*time.Minute), 1000, 0, time.Second) // the same slot of the ring
 	if o := readMinute(t, c, a, scope, old); o.calls != 150 {
@@ -335,37 +319,6 @@ func TestFleetObserveStart(t *testing.T) {
 	}
 }
 
-// TestFleetProvenCeiling: after three judged minutes in which real users
-// lost nothing while the fleet called at 10/s, the fleet goes no faster
-// than provenClimb over those 10/s, though its pace is at the ceiling and
-// real users leave it 18.5/s; with two such minutes it goes at the room.
-func TestFleetProvenCeiling(t *testing.T) {
-	t.Parallel()
-	srv, c, _, m0, clk := harmRedis(t)
-	f := harmFleet(t, srv.URL, "test", clk)
-	rateAfter := func(scope string, spare int) float64 {
-		t.Helper()
-		setOldPace(t, c, f, scope, 1)
-		var minutes []Usage
-		for i := range spare {
-			m := m0.Add(time.Duration(i-6) * time.Minute)
-			carryMinute(t, f, scope, m, 600, 0, 59*time.Second)
-			minutes = append(minutes, Usage{Minute: m, Calls: 1200})
-		}
-		f.Observe(scope, minutes)
-		if _, err := f.reserve(context.Background(), f.region(scope)); err != nil { // hears the usage state
-			t.Fatal(err)
-		}
-		return f.Rate(scope)
-	}
-	if got := rateAfter("111122223333/us-west-1", spareMinutes); !near(got, 10*(1+provenClimb)) {
-		t.Errorf("after %d minutes at 10/s without loss: rate %v, want %v", spareMinutes, got, 10*(1+provenClimb))
-	}
-	if got := rateAfter("111122223333/us-west-2", spareMinutes-1); !near(got, 18.5) {
-		t.Errorf("after %d minutes at 10/s without loss: rate %v, want the room's 18.5", spareMinutes-1, got)
-	}
-}
-
 // TestFleetSpareMinutesPlainCut: after three judged minutes in which real
 // users lost little, a throttle cuts the fleet's pace without headroom; a
 // fleet without them leaves real users headroom.
@@ -436,10 +389,9 @@ func TestUsageStateString(t *testing.T) {
 		{},
 		{Cap: harmCap{Cap: 17.123456789, Edge: 19.5, CutAt: at(1764460800123456)}, Seen: at(1764460740000000), JudgedAt: at(1764460800123456), Spare: 2, Informed: true},
 		{JudgedAt: at(1764460800123456), Within: 3, Lost: 4.25, Calls: 1234.5},
-		{JudgedAt: at(1764460800123456), Within: 3, Proven: 12.345},
 	} {
 		got, err := parseUsageState(s.String())
-		if err != nil || got.String() != s.String() || got.Cap.Cap != s.Cap.Cap || got.Seen.IsZero() != s.Seen.IsZero() || got.Within != s.Within || got.Lost != s.Lost || got.Calls != s.Calls || got.Proven != s.Proven {
+		if err != nil || got.String() != s.String() || got.Cap.Cap != s.Cap.Cap || got.Seen.IsZero() != s.Seen.IsZero() || got.Within != s.Within || got.Lost != s.Lost || got.Calls != s.Calls {
 			t.Errorf("parseUsageState(%q) = %+v, %v; want %+v", s.String(), got, err, s)
 		}
 	}
@@ -449,14 +401,11 @@ func TestUsageStateString(t *testing.T) {
 	// which learns a smaller share of returns: the cautious side), or the
 	// minutes within the budget and the losses (15, and 16 with the own
 	// cut's time that 268a82c to 0ac0b3f wrote: none within, none lost,
-	// as those versions judged), or the rate proven harmless (19: none,
-	// so no ceiling, as those versions paced).
+	// as those versions judged).
 	full := usageState{Cap: harmCap{Cap: 17.5, Edge: 19.5, CutAt: at(1764460800123456)}, Seen: at(1764460740000000), JudgedAt: at(1764460800123456), Spare: 1, Informed: true,
 		Users:  userModel{known: true, users: 9.5, own: 12, readAt: at(1764460800123456), base: 600, num: 30, den: 600, baseKnown: true},
-		Within: 2, Lost: 3, Calls: 900, Proven: 11}
+		Within: 2, Lost: 3, Calls: 900}
 	users15 := full
-	users15.Proven = 0
-	within19 := users15
 	users15.Within, users15.Lost, users15.Calls = 0, 0, 0
 	if got, err := parseUsageState(full.String() + " 1 2.5 later"); err != nil || got.String() != full.String() {
 		t.Errorf("a newer state: %+v, %v; want %+v", got, err, full)
@@ -466,7 +415,6 @@ func TestUsageStateString(t *testing.T) {
 		7:  {Cap: full.Cap, Seen: full.Seen, JudgedAt: full.JudgedAt, Spare: 1, Informed: true},
 		14: {Cap: full.Cap, Seen: full.Seen, JudgedAt: full.JudgedAt, Spare: 1, Informed: true, Users: userModel{known: true, users: 9.5, own: 12, readAt: full.Users.readAt, base: 600, num: 30, den: 600}},
 		15: users15,
-		19: within19,
 	} {
 		if got, err := parseUsageState(strings.Join(f[:n], " ")); err != nil || got.String() != want.String() {
 			t.Errorf("a %d-field state: %+v, %v; want %+v", n, got, err, want)
@@ -482,8 +430,7 @@ func TestUsageStateString(t *testing.T) {
 		return strings.Join(f[:16], " ") + " " + w + " " + lost + " " + calls
 	}
 	for _, bad := range []string{"1 2 3", "x 0 0 0 0 0 0", "1 2 3 4 5 6 2", "1 2 3 4 5 4 0", "-1 0 0 0 0 0 0", "NaN 0 0 0 0 0 0", "1 2 -3 4 5 0 0",
-		within("4", "0", "0"), within("-1", "0", "0"), within("1", "-2", "5"), within("1", "NaN", "5"), within("1", "2", "Inf"),
-		strings.Join(f[:19], " ") + " -1", strings.Join(f[:19], " ") + " NaN"} {
+		within("4", "0", "0"), within("-1", "0", "0"), within("1", "-2", "5"), within("1", "NaN", "5"), within("1", "2", "Inf")} {
 		if _, err := parseUsageState(bad); err == nil {
 			t.Errorf("parseUsageState(%q) accepted", bad)
 		}
@@ -556,7 +503,6 @@ func TestFleetForgedUsageState(t *testing.T) {
 		{Cap: harmCap{Cap: 0.05, CutAt: now}, JudgedAt: now},
 		{Cap: harmCap{Cap: 10, CutAt: future}, Seen: future, JudgedAt: future},
 		{Users: userModel{known: true, users: 1e6, readAt: now}},
-		{JudgedAt: now, Within: spareMinutes, Proven: 0.05}, // a ceiling under the floor
 	}
 	ctx := context.Background()
 	for _, s := range forged {
@@ -599,8 +545,8 @@ func TestStateFormatsOnlyGrow(t *testing.T) {
 	}
 	u := usageState{Cap: harmCap{Cap: 17.5, Edge: 19.5, CutAt: at(1764460800123456)}, Seen: at(1764460740000000), JudgedAt: at(1764460800123457), Spare: 2, Informed: true,
 		Users:  userModel{known: true, users: 9.5, own: 12.25, readAt: at(1764460800123458), base: 600, num: 30, den: 601, baseKnown: true},
-		Within: 3, Lost: 2.5, Calls: 1800.25, Proven: 11.75}
-	if got, want := u.String(), "17.5 19.5 1764460800123456 1764460740000000 1764460800123457 2 1 1 9.5 12.25 1764460800123458 600 30 601 1 0 3 2.5 1800.25 11.75"; got != want {
+		Within: 3, Lost: 2.5, Calls: 1800.25}
+	if got, want := u.String(), "17.5 19.5 1764460800123456 1764460740000000 1764460800123457 2 1 1 9.5 12.25 1764460800123458 600 30 601 1 0 3 2.5 1800.25"; got != want {
 		t.Errorf("usage state %q, want %q", got, want)
 	}
 }

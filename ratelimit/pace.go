@@ -81,19 +81,6 @@ func (p pace) gain() float64 {
 	return p.Gain
 }
 
-// headroomShare is the most a shared cut's headroom takes, as a share of
-// what got through: at the reset's usual 10 calls/s with real users in a
-// one-second window, Headroom (2 calls/s) is 20%. At 20% one throttle at
-// the wrong moment (a burst of real users just as the pace passed the
-// quota its last cut found) took the rate from 10 to 8/s, and the climb
-// back, at the probes' low gain after the start's throttles, took the
-// minutes until the usage minutes lifted it: 0.82 to 0.89 of the frontier
-// in the long bench's sliding window with Poisson users, in the runs where
-// that throttle came past the quota found, against 0.91 to 0.95 where it
-// came under it. The usage minutes' ceiling (usageState.Proven) holds the
-// probes that the deeper cut held before (docs/pacing.md).
-const headroomShare = 0.1
-
 // Bounds of pace.Gain.
 const minGain, maxGain = 1.0 / 64, 1
 
@@ -118,7 +105,7 @@ func (c Config) cut(p pace, now time.Time, ran, found float64, busy time.Duratio
 	to := c.Decrease * m
 	shared := found < c.SharedBelow
 	if shared && !returning {
-		to = min(to, max(m-c.Headroom, (1-headroomShare)*m))
+		to = min(to, max(m-c.Headroom, 0.8*m))
 	}
 	from := m
 	if busy < time.Second {

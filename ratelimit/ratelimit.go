@@ -38,8 +38,8 @@ type Config struct {
 	Plateau, PlateauIncrease float64
 	// SharedBelow: a throttle that finds fewer calls than this got through
 	// in the last second means others share the quota (0: never). The cut
-	// then goes Headroom calls/s under what got through (at most 10%
-	// under: headroomShare), and the rate returns to SharedMargin under it over
+	// then goes Headroom calls/s under what got through (at most 20%
+	// under), and the rate returns to SharedMargin under it over
 	// SharedRecovery. Defaults 2 calls/s, 0.75 Headroom and 2 minutes.
 	SharedBelow, Headroom, SharedMargin float64
 	SharedRecovery                      time.Duration

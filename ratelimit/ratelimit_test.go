@@ -20,8 +20,8 @@ func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 func TestLimiterAdapts(t *testing.T) {
 	t.Parallel()
 	c := &manualClock{t: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)}
-	// SharedRecovery 128 s and SharedMargin 1: of 1.8 calls/s of headroom
-	// (10% of 18), 0.8 comes back over 128 s.
+	// SharedRecovery 128 s and SharedMargin 1: of 2 calls/s of headroom, 1
+	// comes back at 1/128 per second, a step exact in binary.
 	l, err := New(Config{Ceiling: 20, SharedBelow: 19, SharedRecovery: 128 * time.Second, SharedMargin: 1, Clock: clocktest.Func(c.Now)})
 	if err != nil {
 		t.Fatal(err)
@@ -57,9 +57,9 @@ func TestLimiterAdapts(t *testing.T) {
 	c.Advance(3 * time.Second)       // a pause; then calls again
 	succeed(5, 500*time.Millisecond) // 5 got through in the first half second
 	l.Throttled()
-	check("a throttle before a full second of calls: cut to what got through less the headroom (2, or 10% of it if less)", 4.5)
+	check("a throttle before a full second of calls: cut to what got through less the headroom (2, or 20% of it if less)", 4)
 	succeed(2, 2*time.Second)
-	check("then recover fast (5% of the ceiling per second): that was no measure of the quota", 6.5)
+	check("then recover fast (5% of the ceiling per second): that was no measure of the quota", 6)
 
 	c.Advance(2 * time.Second)
 	l.Throttled()
@@ -71,7 +71,11 @@ func TestLimiterAdapts(t *testing.T) {
 
 	succeed(10, time.Second) // others take half the quota: 10 of ours got through
 	l.Throttled()
-	check("under 95% of the ceiling got through: real users have the rest; cut 10% under the 10 (the 2 calls/s of headroom are more)", 9)
+	check("under 95% of the ceiling got through: real users have the rest; cut to 2 calls/s under the 10", 8)
+	succeed(64, 64*time.Second)
+	check("back toward 1 call/s under the quota found, slowly: 1 call/s in 128 s", 8.5)
+	succeed(64, 64*time.Second)
+	check("1 call/s under the quota found", 9)
 	succeed(33, 33*time.Second)
 	check("then probing gently up to 1.1 times it (0.03/s)", 9+33*0.03)
 	succeed(40, 40*time.Second)
@@ -80,9 +84,9 @@ func TestLimiterAdapts(t *testing.T) {
 	c.Advance(100 * time.Millisecond)
 	succeed(18, 900*time.Millisecond) // at the ceiling, real users back: 18 of ours got through
 	l.Throttled()
-	check("cut 10% under the 18 (1.8 calls/s, under the 2 of headroom)", 16.2)
+	check("cut to 2 calls/s under the 18", 16)
 	succeed(64, 64*time.Second)
-	check("back toward 1 call/s under the quota found (SharedMargin) over 128 s: half of 0.8 in 64 s", 16.6)
+	check("back toward 1 call/s under the quota found in 128 s: 1/128 per second", 16.5)
 	c.Advance(100 * time.Millisecond)
 	succeed(16, 900*time.Millisecond) // still on the way back: 16 got through
 	l.Throttled()
@@ -256,7 +260,7 @@ func TestCutBunched(t *testing.T) {
 		wantTo, wantFrom float64 // of the rate the calls ran at
 	}{
 		{"plain cut", 0, climbing, 0, 23, 0.97, 1},
-		{"shared cut: 10% of headroom under the rate (2/s is more)", 28.5, climbing, 0, 23, 0.9, 1},
+		{"shared cut: 2/s of headroom under the rate", 28.5, climbing, 0, 23, 1 - 2/18.555, 1},
 		{"the cap holds the pace's 30 at 15", 0, long, 15, 19, 0.97, 1},
 	} {
 		c := Config{Ceiling: 30, SharedBelow: tt.sharedBelow}.withDefaults()

@@ -232,6 +232,5 @@ func addMinutes(a, b ownMinute) ownMinute {
 	if b.last.After(a.last) {
 		a.last = b.last
 	}
-	a.peak = max(a.peak, b.peak)
 	return a
 }

@@ -267,23 +267,6 @@ func theirs(u Usage, calls, throttled float64) (users, lost float64) {
 // 30.
 const withinSigmas = 2.0
 
-// provenClimb is how far past the fastest rate a judged minute found
-// harmless (usageState.Proven) the pace may go once spareMinutes minutes
-// in a row within the budget have taken its cuts' headroom away. The
-// minutes are judged 3 minutes late or more, and the probes climb 18% of
-// the rate a minute at full gain: in the simulation's sliding window with
-// Poisson users they went to 13 to 14.6/s against a frontier of 11.5
-// before the first minute over the budget was judged, where each minute's
-// real users lost 1 to 2%. Each minute judged harmless at the ceiling
-// raises it: the pace climbs as fast as the minutes can follow. The
-// fastest, not the average, rate of a minute, or a minute in which real
-// users came in steps (the pace slow in each, fast between) would hold the
-// pace between the steps to its average (bucket × step: 0.92 → 0.90 of
-// the frontier in the simulation). Only minutes of a quota at least half
-// full count: a quiet minute says nothing of the edge, and a ceiling from
-// it would stick, as the cap cut from a quiet minute once did.
-const provenClimb = 0.1
-
 // spareMinutes is how many judged minutes in a row real users must lose
 // within the budget in before the limiter's cuts leave them no headroom.
 const spareMinutes = 3
@@ -329,7 +312,6 @@ type ownMinute struct {
 	minute           int64 // Unix minutes
 	calls, throttled float64
 	first, last      time.Time // its first and last call
-	peak             float64   // the highest rate a call of it went at (0: not told)
 }
 
 // called counts a call of the limiter's own at at.
@@ -337,7 +319,6 @@ func (l *Limiter) called(at time.Time) {
 	o := l.ownAt(at)
 	o.calls++
 	o.last = at
-	o.peak = max(o.peak, l.limit)
 	if l.firstCall.IsZero() {
 		l.firstCall = at
 	}
@@ -386,11 +367,6 @@ type usageState struct {
 	// kept in Redis: the reading that sets them uses them (floored).
 	spareRate float64
 	spareEnd  time.Time
-	// Proven is the fastest the limiter's calls went in a judged minute
-	// in which the quota was at least half full and real users lost
-	// within the aim (0: none): once the headroom is gone, the pace goes
-	// no faster than provenClimb over it (Config.limited).
-	Proven float64
 }
 
 // judged reports whether the usage metrics judged a minute lately.
@@ -407,7 +383,7 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 	if !s.JudgedAt.IsZero() && !s.judged(now) {
 		// The metrics fell silent: a cap, and what the minutes told of
 		// real users' losses, from before do not come back.
-		s.Cap, s.Spare, s.Within, s.Lost, s.Calls, s.Proven = harmCap{}, 0, 0, 0, 0, 0
+		s.Cap, s.Spare, s.Within, s.Lost, s.Calls = harmCap{}, 0, 0, 0, 0
 	}
 	if !s.Users.known && len(minutes) > 0 {
 		// Real users' calls before any judged minute: their busiest
@@ -454,9 +430,6 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 		}
 		if spare {
 			s.Spare, s.spareRate, s.spareEnd = min(run+1, spareMinutes), ours, u.Minute.Add(time.Minute)
-			if r := max(ours, o.peak); full && r >= c.Floor {
-				s.Proven = max(s.Proven, r)
-			}
 		}
 	}
 	return s, judged
@@ -615,8 +588,7 @@ func (c Config) plausible(s usageState, now time.Time) bool {
 	m := s.Users
 	return (s.Cap.Cap == 0 || s.Cap.Cap >= c.Floor*(1-1e-9) && s.Cap.Cap <= c.Ceiling) && ok(s.Cap.Edge, 10*c.Ceiling) &&
 		ok(m.users, 10*c.Quota) && ok(m.own, 10*c.Quota) && ok(m.base, 10*c.Quota) && ok(m.num, 1e12) && ok(m.den, 1e12) &&
-		ok(s.Calls, 60*10*c.Quota/(1-lossMemory)) && ok(s.Lost, lossClip*c.HarmBudget*s.Calls*(1+1e-9)) &&
-		(s.Proven == 0 || s.Proven >= c.Floor*(1-1e-9) && s.Proven <= 10*c.Ceiling)
+		ok(s.Calls, 60*10*c.Quota/(1-lossMemory)) && ok(s.Lost, lossClip*c.HarmBudget*s.Calls*(1+1e-9))
 }
 
 // cap is the cap the usage metrics put on the rate at now (0: none, or
@@ -628,18 +600,14 @@ func (s usageState) cap(now time.Time) float64 {
 	return s.Cap.Cap
 }
 
-// limited is rate under what the usage metrics told at now: the cap, the
-// room real users leave, and, once the headroom is gone (judgedBy), the
-// fastest rate judged harmless (usageState.Proven) and provenClimb over it.
+// limited is rate under what the usage metrics told at now: the cap, and
+// the room real users leave.
 func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 	if limit := s.cap(now); limit > 0 {
 		rate = min(rate, limit)
 	}
 	if room, ok := s.Users.room(c, now); ok {
 		rate = min(rate, max(room, c.Floor))
-	}
-	if s.Proven > 0 && s.judged(now) && s.Within >= spareMinutes && !c.Cautious {
-		rate = min(rate, (1+provenClimb)*s.Proven)
 	}
 	if !(rate >= c.Floor) { // NaN too: never unlimited
 		return c.Floor
