@@ -46,7 +46,7 @@ func (c Config) startFrom(now time.Time, users float64) pace {
 // latest minute read, and the share of the limiter's own successful calls
 // that its users answer with calls of theirs into the same quota (returns:
 // the reset users' ConfirmForgotPassword), learned from the minutes it
-// called in against real users' calls before its first.
+// called through (wholeMinute) against real users' calls before its first.
 type userModel struct {
 	known     bool      // a reading told real users' calls
 	users     float64   // real users' calls per second in the latest minute read, returns included
@@ -54,7 +54,7 @@ type userModel struct {
 	readAt    time.Time // when it was read
 	base      float64   // real users' calls per second in their usual minute without the limiter's calls (usualUsers)
 	baseKnown bool      // there was such a minute: returns can be told from real users' own calls
-	num, den  float64   // real users' calls over base, and the limiter's successes, in the minutes judged
+	num, den  float64   // real users' calls over base, and the limiter's successes, in the whole minutes judged
 }
 
 // share is the share of the limiter's successes its users return, once
@@ -91,17 +91,28 @@ func (m userModel) room(c Config, now time.Time) (float64, bool) {
 }
 
 // learn takes a judged minute in which real users made users calls and
-// the limiter oks successful ones, read at now.
-func (m *userModel) learn(users, oks float64, now time.Time) {
+// the limiter oks successful ones, read at now; whole says its calls ran
+// through the minute, so that its returns can be told from real users'
+// own calls in it.
+func (m *userModel) learn(users, oks float64, whole bool, now time.Time) {
 	if !(oks >= 0) || math.IsInf(oks, 0) {
 		oks = 0
 	}
 	m.users, m.own, m.readAt = users/60, oks/60, now
-	if m.baseKnown {
+	if m.baseKnown && whole {
 		m.num += max(0, users-60*m.base)
 		m.den += oks
 	}
 }
+
+// wholeMinute is how many seconds the limiter's calls must have run in a
+// minute (busySeconds) for its returns to be told from real users' own
+// calls in it. In the campaign's first minute, begun late, real users'
+// own noise (Poisson users at 10/s vary by 25 calls a minute) over a few
+// hundred successes read as returns: 0.4 of them on the long bench with
+// no returns at all (calendar second, Poisson users), and the room held
+// the rate at 13.3 of a frontier of 14.9 for a minute, in every run.
+const wholeMinute = 50.0
 
 // harmAim is the share of HarmBudget the cap aims at: a minute's count is
 // noisy, and the budget holds on average only if the aim is under it.
@@ -413,7 +424,7 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 		if !ok {
 			continue
 		}
-		s.Users.learn(served(u, o), o.calls-o.throttled, now)
+		s.Users.learn(served(u, o), o.calls-o.throttled, busySeconds(u, o) >= wholeMinute, now)
 		if users, lost := theirs(u, o.calls, o.throttled); full && lost <= lossPerCall*o.calls {
 			// A minute whose losses could cut the cap: not someone
 			// else's (capAfter). One minute counts lossClip budgets

@@ -359,7 +359,7 @@ func TestUserRoom(t *testing.T) {
 			m = userModel{known: true, users: tt.base, base: tt.base, baseKnown: !tt.midCampaign, readAt: now}
 		}
 		for _, mm := range tt.minutes {
-			m.learn(mm[0], mm[1], now)
+			m.learn(mm[0], mm[1], true, now)
 		}
 		got, ok := m.room(c, now.Add(tt.at))
 		switch {
@@ -598,7 +598,7 @@ func TestReturnsBase(t *testing.T) {
 		}
 		m := userModel{known: true, baseKnown: true, base: base}
 		for _, u := range tt.during {
-			m.learn(u+tt.back*780, 780, now)
+			m.learn(u+tt.back*780, 780, true, now)
 		}
 		// Noise of real users' own calls reads as a few returns, never as fewer.
 		if got := m.share(); got < tt.back-0.02 || got > tt.back+0.04 {
@@ -653,6 +653,46 @@ func TestCautious(t *testing.T) {
 			if got := c.judgedBy(s, now).SharedBelow; (got > 0) != (cautious || within < spareMinutes) {
 				t.Errorf("cautious %v: after %d minutes within the budget SharedBelow %v", cautious, within, got)
 			}
+		}
+	}
+}
+
+// TestShareFromWholeMinutes: the share of the limiter's successes its
+// users return is learned from the minutes its calls ran through, not from
+// one it began late in, where real users' own noise over its few calls
+// reads as many returns.
+func TestShareFromWholeMinutes(t *testing.T) {
+	c := Config{Ceiling: 30, Quota: 30, HarmBudget: 0.005}.withDefaults()
+	t0 := time.Unix(1_000_000, 0).Truncate(time.Minute)
+	for _, tt := range []struct {
+		name      string
+		begun     time.Duration // into the minute
+		wantShare float64
+	}{
+		{"calls all minute", 0, 0.5},
+		{"calls from 5 s in", 5 * time.Second, 0.5},
+		{"calls from 30 s in", 30 * time.Second, 0},
+		{"calls from 50 s in", 50 * time.Second, 0},
+	} {
+		// Real users at 10/s before; in the minute, 200 successes of
+		// the limiter's and 100 calls over real users' usual 600.
+		minutes := []Usage{{Minute: t0.Add(-2 * time.Minute), Calls: 600}, {Minute: t0.Add(-time.Minute), Calls: 600}, {Minute: t0, Calls: 900}}
+		mine := ownMinute{minute: t0.Unix() / 60, calls: 200, first: t0.Add(tt.begun), last: t0.Add(59 * time.Second)}
+		own := func(m time.Time) ownMinute {
+			if m.Equal(t0) {
+				return mine
+			}
+			return ownMinute{}
+		}
+		s, judged := c.observe(usageState{}, minutes, own, t0.Add(4*time.Minute))
+		if !judged {
+			t.Fatalf("%s: the minute was not judged", tt.name)
+		}
+		if got := s.Users.share(); math.Abs(got-tt.wantShare) > 1e-9 {
+			t.Errorf("%s: share %.3f, want %.3f", tt.name, got, tt.wantShare)
+		}
+		if s.Users.users != 700.0/60 || s.Users.own != 200.0/60 {
+			t.Errorf("%s: real users %.2f/s, own %.2f/s; the latest minute is taken whole or not", tt.name, s.Users.users, s.Users.own)
 		}
 	}
 }
