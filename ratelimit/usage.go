@@ -628,7 +628,8 @@ func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 
 // judgedBy is c for a cut at now: while the usage metrics judge minutes
 // the cap holds real users' loss, so the limiter's own throttles need not
-// slow its probes, and after spareMinutes minutes in a row within the
+// slow its probes, the cut's pace probes slowly past the highest rate cut
+// from (pace.Ran: the minutes tell when real users left), and after spareMinutes minutes in a row within the
 // budget (capAfter's within) its cuts leave real users no headroom, unless the
 // calls are owed no speed (Cautious): the minutes judge a rate 3 minutes
 // late or more, and the plain cuts' probes had by then climbed far past
@@ -640,6 +641,7 @@ func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 func (c Config) judgedBy(s usageState, now time.Time) Config {
 	if s.judged(now) {
 		c.ThrottleTarget = 0
+		c.slow = true
 		if s.Within >= spareMinutes && !c.Cautious {
 			c.SharedBelow = 0
 		}

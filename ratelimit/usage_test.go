@@ -697,6 +697,73 @@ func TestShareFromWholeMinutes(t *testing.T) {
 	}
 }
 
+// TestJudgedCutProbesSlowly: a cut made while the usage minutes judge
+// keeps the highest rate cut from while they judge; past 1.1 times the quota found the pace
+// climbs fast only back to it, then at the plateau's speed of the higher
+// of it and half the ceiling, so that it is back at the ceiling within
+// 11 minutes whatever it was cut from. A cut without the minutes climbs
+// fast to the ceiling.
+func TestJudgedCutProbesSlowly(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	c := Config{Ceiling: 30, Quota: 30, SharedBelow: 28.5, HarmBudget: 0.005}.withDefaults() // Increase 1.5/s a second
+	last := pace{CutAt: now.Add(-time.Minute), Cut: true, To: 12, From: 12, Gain: 1}
+	for _, tt := range []struct {
+		name    string
+		s       usageState
+		lastRan float64
+		wantRan float64
+	}{
+		{"no minutes", usageState{}, 0, 0},
+		{"minutes judged", usageState{JudgedAt: now.Add(-time.Minute)}, 0, 13},
+		// Cuts inside someone's bursts one after another do not ratchet
+		// it down: the highest rate cut from while the minutes judge.
+		{"minutes judged, cut from 16/s before", usageState{JudgedAt: now.Add(-time.Minute)}, 16, 16},
+		{"minutes judged, cut from 12/s before", usageState{JudgedAt: now.Add(-time.Minute)}, 12, 13},
+		{"minutes silent", usageState{JudgedAt: now.Add(-usageStale)}, 16, 0},
+	} {
+		// The pace's own rate is the ceiling by now; the calls ran at 13/s.
+		last.Ran = tt.lastRan
+		p, ok := c.judgedBy(tt.s, now).cut(last, now, 13, 12.5, 2*time.Second, 100, 1)
+		if !ok || p.Ran != tt.wantRan {
+			t.Errorf("%s: cut %v, rate cut from %v, want %v", tt.name, ok, p.Ran, tt.wantRan)
+		}
+	}
+	// A plain cut to 9.7 that found 10/s: 43.3 s of the plateau (0.03/s)
+	// to 11.
+	plateau := 1.3 / 0.03
+	for _, tt := range []struct {
+		name      string
+		ran       float64
+		after     float64 // seconds past the plateau
+		want      float64
+		wantAfter float64 // without the minutes
+	}{
+		{"cut from 14/s, 2 s on", 14, 2, 14, 14},
+		{"cut from 14/s, 102 s on", 14, 102, 14 + 100*0.003*15, 30},
+		{"cut from 10.5/s, 100 s on", 10.5, 100, 11 + 100*0.003*15, 30},
+		{"cut from 20/s, 100 s on", 20, 100, 11 + 1.5*(20-11)/1.5 + (100-6)*0.003*20, 30},
+	} {
+		p := pace{CutAt: now, Cut: true, To: 9.7, From: 10, Gain: 1, Ran: tt.ran}
+		at := now.Add(time.Duration((plateau + tt.after) * float64(time.Second)))
+		if got := c.rateAt(p, at); math.Abs(got-tt.want) > 1e-6 {
+			t.Errorf("%s: rate %.3f, want %.3f", tt.name, got, tt.want)
+		}
+		p.Ran = 0
+		if got := c.rateAt(p, at); math.Abs(got-tt.wantAfter) > 1e-6 {
+			t.Errorf("%s, without the minutes: rate %.3f, want %.3f", tt.name, got, tt.wantAfter)
+		}
+	}
+	// Cut from 3/s where real users had taken nearly all: back at the
+	// ceiling within 11 minutes.
+	low := pace{CutAt: now, Cut: true, To: 1.94, From: 2, Gain: 1, Ran: 3}
+	if got := c.rateAt(low, now.Add(11*time.Minute)); got != 30 {
+		t.Errorf("cut from 3/s: %.2f/s after 11 minutes, want the ceiling", got)
+	}
+	if got := c.rateAt(low, now.Add(10*time.Minute)); got >= 30 {
+		t.Errorf("cut from 3/s: %.2f/s after 10 minutes, want under the ceiling", got)
+	}
+}
+
 // TestObserveBase: the first reading takes real users' usual quiet minute
 // for the base the returns are told from, not one flood minute.
 func TestObserveBase(t *testing.T) {
