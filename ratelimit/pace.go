@@ -32,7 +32,7 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 		return min(r, c.Ceiling)
 	}
 	type segment struct{ to, slope float64 }
-	var buf [5]segment // rateAt runs on every call: no allocation
+	var buf [6]segment // rateAt runs on every call: no allocation
 	segs := append(buf[:0], segment{c.Ceiling, c.Increase})
 	if !p.Cut {
 		segs = append(buf[:0], segment{c.Ceiling, c.StartIncrease})
@@ -60,13 +60,14 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 			segs = append(segs, segment{half, c.Increase}, segment{c.Ceiling, min(c.Increase, c.PlateauIncrease*max(p.From, half))})
 		} else if p.Ran > 0 {
 			// Cut while the usage minutes judge: fast only back to
-			// the highest rate cut from, then at the plateau's speed of it (of
-			// half the ceiling at least: back from anywhere within 11
-			// minutes). The minutes, not the probes, tell that real
-			// users left: a throttle inside a burst finds less than
-			// the quota leaves on average, and a fast climb past 1.1
-			// times it went on past the frontier.
-			segs = append(segs, segment{p.Ran, c.Increase}, segment{c.Ceiling, min(c.Increase, c.PlateauIncrease*max(p.From, p.Ran, c.Ceiling/2))})
+			// the highest rate cut from, then for slowProbe at the
+			// plateau's speed of it (of half the ceiling at least),
+			// then fast. A throttle inside real users' burst finds
+			// less than the quota leaves on average, and a fast climb
+			// past 1.1 times it went on past the frontier.
+			slope := min(c.Increase, c.PlateauIncrease*max(p.From, p.Ran, c.Ceiling/2))
+			top := max(p.Ran, (2-c.Plateau)*p.From) + slope*slowProbe.Seconds()
+			segs = append(segs, segment{p.Ran, c.Increase}, segment{top, slope}, segment{c.Ceiling, c.Increase})
 		} else {
 			segs = append(segs, segment{c.Ceiling, c.Increase})
 		}
@@ -90,6 +91,15 @@ func (p pace) gain() float64 {
 	}
 	return p.Gain
 }
+
+// slowProbe is how long a pace cut while the usage minutes judge probes
+// slowly past the highest rate cut from (pace.Ran) before it climbs fast:
+// longer than Poisson users' throttles come apart at the frontier (30 to
+// 60 s), short enough that a rate cut inside someone's bursts, while real
+// users leave more, is back within minutes: kept slow to the ceiling, a
+// burst every 4 minutes held a campaign under what real users left for
+// 20 minutes instead of 4.
+const slowProbe = 2 * time.Minute
 
 // Bounds of pace.Gain.
 const minGain, maxGain = 1.0 / 64, 1

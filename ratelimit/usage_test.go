@@ -698,11 +698,11 @@ func TestShareFromWholeMinutes(t *testing.T) {
 }
 
 // TestJudgedCutProbesSlowly: a cut made while the usage minutes judge
-// keeps the highest rate cut from while they judge; past 1.1 times the quota found the pace
-// climbs fast only back to it, then at the plateau's speed of the higher
-// of it and half the ceiling, so that it is back at the ceiling within
-// 11 minutes whatever it was cut from. A cut without the minutes climbs
-// fast to the ceiling.
+// keeps the highest rate cut from while they judge; past 1.1 times the
+// quota found the pace climbs fast only back to it, then for slowProbe at
+// the plateau's speed of the higher of it and half the ceiling, then fast
+// again: back at the ceiling within 3 minutes whatever it was cut from. A
+// cut without the minutes climbs fast to the ceiling.
 func TestJudgedCutProbesSlowly(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	c := Config{Ceiling: 30, Quota: 30, SharedBelow: 28.5, HarmBudget: 0.005}.withDefaults() // Increase 1.5/s a second
@@ -740,6 +740,7 @@ func TestJudgedCutProbesSlowly(t *testing.T) {
 	}{
 		{"cut from 14/s, 2 s on", 14, 2, 14, 14},
 		{"cut from 14/s, 102 s on", 14, 102, 14 + 100*0.003*15, 30},
+		{"cut from 14/s, 125 s on: fast again", 14, 125, 14 + 120*0.003*15 + 3*1.5, 30},
 		{"cut from 10.5/s, 100 s on", 10.5, 100, 11 + 100*0.003*15, 30},
 		{"cut from 20/s, 100 s on", 20, 100, 11 + 1.5*(20-11)/1.5 + (100-6)*0.003*20, 30},
 	} {
@@ -754,13 +755,13 @@ func TestJudgedCutProbesSlowly(t *testing.T) {
 		}
 	}
 	// Cut from 3/s where real users had taken nearly all: back at the
-	// ceiling within 11 minutes.
+	// ceiling within 3 minutes (43 s of the plateau, 2 minutes slow).
 	low := pace{CutAt: now, Cut: true, To: 1.94, From: 2, Gain: 1, Ran: 3}
-	if got := c.rateAt(low, now.Add(11*time.Minute)); got != 30 {
-		t.Errorf("cut from 3/s: %.2f/s after 11 minutes, want the ceiling", got)
+	if got := c.rateAt(low, now.Add(3*time.Minute)); got != 30 {
+		t.Errorf("cut from 3/s: %.2f/s after 3 minutes, want the ceiling", got)
 	}
-	if got := c.rateAt(low, now.Add(10*time.Minute)); got >= 30 {
-		t.Errorf("cut from 3/s: %.2f/s after 10 minutes, want under the ceiling", got)
+	if got := c.rateAt(low, now.Add(150*time.Second)); got >= 30 {
+		t.Errorf("cut from 3/s: %.2f/s after 150 s, want under the ceiling", got)
 	}
 }
 
@@ -915,13 +916,16 @@ func TestLossScale(t *testing.T) {
 
 // TestFloored: a reading that judged minutes within the aim at a rate the
 // pace is under takes the pace on from that rate, and for the quota found
-// if that was lower; nothing else changes it.
+// if that was lower; a cut made before the minutes judged takes its rate
+// then for the highest cut from (pace.Ran), without changing the rate;
+// nothing else changes it.
 func TestFloored(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	minutes := now.Add(-3 * time.Minute) // the end of the minutes judged
 	c := Config{Ceiling: 30}.withDefaults()
 	cut := pace{CutAt: now.Add(-time.Minute), Cut: true, To: 9, From: 11, Shared: true, Gain: 0.5}
 	plain := pace{CutAt: now.Add(-time.Minute), Cut: true, To: 9, From: 9.3, Gain: 1}
+	ran := func(p pace, r float64) pace { p.Ran = r; return p }
 	for _, tt := range []struct {
 		name     string
 		p        pace
@@ -930,21 +934,39 @@ func TestFloored(t *testing.T) {
 		cautious bool
 		want     pace
 	}{
-		{"no minute within the aim", cut, 9.5, 0, false, cut},
+		{"no minute within the aim", cut, 9.5, 0, false, ran(cut, 9.5)},
+		{"no minute within the aim, a rate cut from", ran(cut, 13), 9.5, 0, false, ran(cut, 13)},
 		{"before any cut", pace{CutAt: now.Add(-time.Minute), To: 9}, 9.5, 12, false, pace{CutAt: now.Add(-time.Minute), To: 9}},
-		{"at the rate already", cut, 12, 12, false, cut},
-		{"under it", cut, 9.5, 12, false, pace{CutAt: now, Cut: true, To: 12, From: 12, Shared: true, Gain: 0.5}},
+		{"at the rate already", cut, 12, 12, false, ran(cut, 12)},
+		{"under it", cut, 9.5, 12, false, pace{CutAt: now, Cut: true, To: 12, From: 12, Shared: true, Gain: 0.5, Ran: 12}},
+		{"under it, cut from 13 while minutes judged", ran(cut, 13), 9.5, 12, false, pace{CutAt: now, Cut: true, To: 12, From: 12, Shared: true, Gain: 0.5, Ran: 13}},
 		{"under it, the quota found over it", pace{CutAt: now.Add(-time.Minute), Cut: true, To: 9, From: 14, Shared: true, Gain: 1}, 9.5, 12, false,
-			pace{CutAt: now, Cut: true, To: 12, From: 14, Shared: true, Gain: 1}},
-		{"a plain cut since the minutes: the newer news", plain, 9.5, 12, false, plain},
+			pace{CutAt: now, Cut: true, To: 12, From: 14, Shared: true, Gain: 1, Ran: 12}},
+		{"a plain cut since the minutes: the newer news", plain, 9.5, 12, false, ran(plain, 9.5)},
 		{"a plain cut before the minutes", pace{CutAt: minutes.Add(-time.Second), Cut: true, To: 9, From: 9.3, Gain: 1}, 9.5, 12, false,
-			pace{CutAt: now, Cut: true, To: 12, From: 12, Gain: 1}},
+			pace{CutAt: now, Cut: true, To: 12, From: 12, Gain: 1, Ran: 12}},
 		{"owed no speed", cut, 9.5, 12, true, cut},
 	} {
 		c.Cautious = tt.cautious
 		got, changed := c.floored(tt.p, tt.ran, usageState{spareRate: tt.spare, spareEnd: minutes}, now)
 		if got != tt.want || changed != (got != tt.p) {
 			t.Errorf("%s: %+v, %v; want %+v", tt.name, got, changed, tt.want)
+		}
+	}
+	// The rate cut from set on a cut made before the minutes judged is
+	// the rate then: it does not move the rate, only slows what follows.
+	c.Cautious = false
+	for _, age := range []time.Duration{10 * time.Second, 50 * time.Second, 100 * time.Second} {
+		p := pace{CutAt: now.Add(-age), Cut: true, To: 9, From: 9.3, Gain: 1}
+		r := c.rateAt(p, now)
+		got, changed := c.floored(p, r, usageState{}, now)
+		if !changed || got.Ran != r || math.Abs(c.rateAt(got, now)-r) > 1e-9 {
+			t.Errorf("cut %v before: %+v (%v), rate %.3f; want the rate cut from %.3f, the rate unchanged", age, got, changed, c.rateAt(got, now), r)
+		}
+		for _, later := range []time.Duration{10 * time.Second, 30 * time.Second, 5 * time.Minute} {
+			if a, b := c.rateAt(got, now.Add(later)), c.rateAt(p, now.Add(later)); a > b+1e-9 {
+				t.Errorf("cut %v before: %v later %.3f, over %.3f without the rate cut from", age, later, a, b)
+			}
 		}
 	}
 }
