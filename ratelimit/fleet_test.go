@@ -747,24 +747,20 @@ func TestFleetOneThrottleOneCut(t *testing.T) {
 // refused.
 func TestPaceString(t *testing.T) {
 	t.Parallel()
-	p := pace{CutAt: time.UnixMicro(1764460800123456), Cut: true, To: 18.25, From: 20.5, Shared: true, Gain: 0.25, Ran: 21.125}
+	p := pace{CutAt: time.UnixMicro(1764460800123456), Cut: true, To: 18.25, From: 20.5, Shared: true, Gain: 0.25}
 	got, err := parsePace(p.String())
 	if err != nil || got != p {
 		t.Fatalf("parsePace(%q) = %+v, %v; want %+v", p.String(), got, err, p)
 	}
 	// Another version's: a newer one's extra fields are ignored; before
-	// the gain (5 fields) it is 1, before the rate cut from (6) none.
+	// the gain (5 fields) it is 1.
 	if got, err := parsePace(p.String() + " 7 later"); err != nil || got != p {
 		t.Errorf("parsePace(%q) = %+v, %v; want %+v", p.String()+" 7 later", got, err, p)
 	}
-	if got, err := parsePace("1764460800123456 1 18.25 20.5 1"); err != nil || got.gain() != 1 || got.To != 18.25 || !got.Shared || got.Ran != 0 {
+	if got, err := parsePace("1764460800123456 1 18.25 20.5 1"); err != nil || got.gain() != 1 || got.To != 18.25 || !got.Shared {
 		t.Errorf("parsePace of a 5-field pace = %+v, %v; want gain 1, to 18.25, shared", got, err)
 	}
-	if got, err := parsePace("1764460800123456 1 18.25 20.5 1 0.5"); err != nil || got.gain() != 0.5 || got.Ran != 0 {
-		t.Errorf("parsePace of a 6-field pace = %+v, %v; want gain 0.5, no rate cut from", got, err)
-	}
-	for _, bad := range []string{"", "1 1 2 3", "1 2 2 3 0 1", "x 1 2 3 0 1", "1 1 -2 3 0 1", "1 1 NaN 3 0 1", "1 1 2 3 0 0", "1 1 2 3 0 1.5",
-		"1 1 2 3 0 1 -1", "1 1 2 3 0 1 NaN", "1 1 2 3 0 1 +Inf", "1 1 2 3 0 1 x"} {
+	for _, bad := range []string{"", "1 1 2 3", "1 2 2 3 0 1", "x 1 2 3 0 1", "1 1 -2 3 0 1", "1 1 NaN 3 0 1", "1 1 2 3 0 0", "1 1 2 3 0 1.5"} {
 		if _, err := parsePace(bad); err == nil {
 			t.Errorf("parsePace(%q) accepted", bad)
 		}

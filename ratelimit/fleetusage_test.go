@@ -539,8 +539,8 @@ func TestFleetForgedUsageState(t *testing.T) {
 func TestStateFormatsOnlyGrow(t *testing.T) {
 	t.Parallel()
 	at := func(us int64) time.Time { return time.UnixMicro(us) }
-	p := pace{CutAt: at(1764460800123456), Cut: true, To: 18.25, From: 20.5, Shared: true, Gain: 0.25, Ran: 21.125}
-	if got, want := p.String(), "1764460800123456 1 18.25 20.5 1 0.25 21.125"; got != want {
+	p := pace{CutAt: at(1764460800123456), Cut: true, To: 18.25, From: 20.5, Shared: true, Gain: 0.25}
+	if got, want := p.String(), "1764460800123456 1 18.25 20.5 1 0.25"; got != want {
 		t.Errorf("pace %q, want %q", got, want)
 	}
 	u := usageState{Cap: harmCap{Cap: 17.5, Edge: 19.5, CutAt: at(1764460800123456)}, Seen: at(1764460740000000), JudgedAt: at(1764460800123457), Spare: 2, Informed: true,

@@ -18,7 +18,6 @@ type pace struct {
 	From   float64   // the quota found at the cut (0: none, climb fast)
 	Shared bool      // the cut left real users headroom
 	Gain   float64   // speed of the probes near From (0: 1)
-	Ran    float64   // the highest rate cut from while usage minutes judged (0: not judged at the cut): past it the probes go slowly
 }
 
 // start is the pace before any throttle.
@@ -32,7 +31,7 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 		return min(r, c.Ceiling)
 	}
 	type segment struct{ to, slope float64 }
-	var buf [6]segment // rateAt runs on every call: no allocation
+	var buf [5]segment // rateAt runs on every call: no allocation
 	segs := append(buf[:0], segment{c.Ceiling, c.Increase})
 	if !p.Cut {
 		segs = append(buf[:0], segment{c.Ceiling, c.StartIncrease})
@@ -58,16 +57,6 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 			// two, whatever the gain.
 			half := c.Ceiling / 2
 			segs = append(segs, segment{half, c.Increase}, segment{c.Ceiling, min(c.Increase, c.PlateauIncrease*max(p.From, half))})
-		} else if p.Ran > 0 {
-			// Cut while the usage minutes judge: fast only back to
-			// the highest rate cut from, then for slowProbe at the
-			// plateau's speed of it (of half the ceiling at least),
-			// then fast. A throttle inside real users' burst finds
-			// less than the quota leaves on average, and a fast climb
-			// past 1.1 times it went on past the frontier.
-			slope := min(c.Increase, c.PlateauIncrease*max(p.From, p.Ran, c.Ceiling/2))
-			top := max(p.Ran, (2-c.Plateau)*p.From) + slope*slowProbe.Seconds()
-			segs = append(segs, segment{p.Ran, c.Increase}, segment{top, slope}, segment{c.Ceiling, c.Increase})
 		} else {
 			segs = append(segs, segment{c.Ceiling, c.Increase})
 		}
@@ -92,15 +81,6 @@ func (p pace) gain() float64 {
 	return p.Gain
 }
 
-// slowProbe is how long a pace cut while the usage minutes judge probes
-// slowly past the highest rate cut from (pace.Ran) before it climbs fast:
-// longer than Poisson users' throttles come apart at the frontier (30 to
-// 60 s), short enough that a rate cut inside someone's bursts, while real
-// users leave more, is back within minutes: kept slow to the ceiling, a
-// burst every 4 minutes held a campaign under what real users left for
-// 20 minutes instead of 4.
-const slowProbe = 2 * time.Minute
-
 // Bounds of pace.Gain.
 const minGain, maxGain = 1.0 / 64, 1
 
@@ -108,8 +88,7 @@ const minGain, maxGain = 1.0 / 64, 1
 // pace's rate under the cap and the room) and found got through in the
 // last second, calls had run for busy without a gap, and of the calls
 // answered since the last cut, throttled were throttled. It is p itself
-// within CutInterval of the last cut. A cut c.slow (judgedBy) keeps the
-// rate the calls ran at, or p's, if higher (pace.Ran).
+// within CutInterval of the last cut.
 func (c Config) cut(p pace, now time.Time, ran, found float64, busy time.Duration, calls, throttled int) (pace, bool) {
 	if d := now.Sub(p.CutAt); p.Cut && d >= 0 && d < c.CutInterval {
 		return p, false
@@ -138,22 +117,14 @@ func (c Config) cut(p pace, now time.Time, ran, found float64, busy time.Duratio
 		share := float64(throttled) / float64(calls)
 		g = min(maxGain, max(minGain, g*math.Sqrt(min(4, max(0.25, c.ThrottleTarget/share)))))
 	}
-	var was float64
-	if c.slow {
-		// The highest rate cut from while the minutes judge: cuts
-		// inside someone else's bursts, one after another, do not
-		// ratchet it down.
-		was = max(min(limit, ran), p.Ran)
-	}
-	return pace{CutAt: now, Cut: true, To: max(c.Floor, to), From: from, Shared: shared, Gain: g, Ran: was}, true
+	return pace{CutAt: now, Cut: true, To: max(c.Floor, to), From: from, Shared: shared, Gain: g}, true
 }
 
-// String encodes p for Redis: microseconds, cut, to, from, shared, gain,
-// the rate cut from.
+// String encodes p for Redis: microseconds, cut, to, from, shared, gain.
 // Fields are only ever appended (stateFields): replicas of other versions
 // read it.
 func (p pace) String() string {
-	return fmt.Sprintf("%d %d %g %g %d %g %g", p.CutAt.UnixMicro(), b2i(p.Cut), p.To, p.From, b2i(p.Shared), p.gain(), p.Ran)
+	return fmt.Sprintf("%d %d %g %g %d %g", p.CutAt.UnixMicro(), b2i(p.Cut), p.To, p.From, b2i(p.Shared), p.gain())
 }
 
 func b2i(b bool) int {
@@ -164,10 +135,9 @@ func b2i(b bool) int {
 }
 
 // parsePace decodes pace.String, and the paces of other versions
-// (stateFields): before the gain (5 fields) it is 1; before the rate cut
-// from (6 fields) it is none, as a cut without the usage minutes.
+// (stateFields): before the gain (5 fields) it is 1.
 func parsePace(s string) (pace, error) {
-	f, err := stateFields(s, 7, "1", "0")
+	f, err := stateFields(s, 6, "1")
 	if err != nil {
 		return pace{}, fmt.Errorf("pace %q: %w", s, err)
 	}
@@ -178,12 +148,11 @@ func parsePace(s string) (pace, error) {
 	at, err1 := strconv.ParseInt(f[0], 10, 64)
 	to, err2 := strconv.ParseFloat(f[2], 64)
 	from, err3 := strconv.ParseFloat(f[3], 64)
-	was, err4 := strconv.ParseFloat(f[6], 64)
 	flag := func(s string) bool { return s == "0" || s == "1" }
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || !(to >= 0) || !(from >= 0) || !(was >= 0) || math.IsInf(was, 0) || !flag(f[1]) || !flag(f[4]) {
+	if err1 != nil || err2 != nil || err3 != nil || !(to >= 0) || !(from >= 0) || !flag(f[1]) || !flag(f[4]) {
 		return pace{}, fmt.Errorf("pace %q: bad field", s)
 	}
-	return pace{CutAt: time.UnixMicro(at), Cut: f[1] == "1", To: to, From: from, Shared: f[4] == "1", Gain: g, Ran: was}, nil
+	return pace{CutAt: time.UnixMicro(at), Cut: f[1] == "1", To: to, From: from, Shared: f[4] == "1", Gain: g}, nil
 }
 
 // stateFields splits a state a fleet keeps in Redis (the pace, the usage

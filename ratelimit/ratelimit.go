@@ -67,8 +67,6 @@ type Config struct {
 	Cautious bool
 	// Clock gives the time and the waits. Default clock.Real.
 	Clock clock.Clock
-
-	slow bool // set by judgedBy: a cut's pace keeps the highest rate cut from (pace.Ran)
 }
 
 // Defaults of Config's zero fields that do not depend on Ceiling.

@@ -628,8 +628,7 @@ func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 
 // judgedBy is c for a cut at now: while the usage metrics judge minutes
 // the cap holds real users' loss, so the limiter's own throttles need not
-// slow its probes, the cut's pace probes slowly past the highest rate cut
-// from (pace.Ran: the minutes tell when real users left), and after spareMinutes minutes in a row within the
+// slow its probes, and after spareMinutes minutes in a row within the
 // budget (capAfter's within) its cuts leave real users no headroom, unless the
 // calls are owed no speed (Cautious): the minutes judge a rate 3 minutes
 // late or more, and the plain cuts' probes had by then climbed far past
@@ -641,7 +640,6 @@ func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 func (c Config) judgedBy(s usageState, now time.Time) Config {
 	if s.judged(now) {
 		c.ThrottleTarget = 0
-		c.slow = true
 		if s.Within >= spareMinutes && !c.Cautious {
 			c.SharedBelow = 0
 		}
@@ -693,20 +691,13 @@ func (l *Limiter) Observe(minutes []Usage) {
 // made after the minutes, which is the newer news; not for calls owed no
 // speed (Cautious: their minutes judge a rate too late); nor in the
 // reading that set the start (a restart's minutes judged are its
-// predecessor's): the start climbs on its own. A cut made before any
-// minute was judged takes the rate then for the highest cut from
-// (pace.Ran), as a cut made while they judge would have: on the long bench
-// such a pace, lifted by the first judged reading, climbed fast from 14.3
-// to 18/s in 3 s. ok says p changed.
+// predecessor's): the start climbs on its own. ok says p changed.
 func (c Config) floored(p pace, ran float64, s usageState, now time.Time) (next pace, ok bool) {
-	if p.Cut && p.Ran == 0 && !c.Cautious && ran > 0 {
-		p.Ran, ok = ran, true // the rate at now is the same
-	}
 	r := s.spareRate
 	if r <= 0 || !p.Cut || ran >= r || c.Cautious || !p.Shared && p.CutAt.After(s.spareEnd) {
-		return p, ok
+		return p, false
 	}
-	p.CutAt, p.To, p.From, p.Ran = now, r, max(p.From, r), max(p.Ran, r)
+	p.CutAt, p.To, p.From = now, r, max(p.From, r)
 	return p, true
 }
 

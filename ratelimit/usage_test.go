@@ -697,74 +697,6 @@ func TestShareFromWholeMinutes(t *testing.T) {
 	}
 }
 
-// TestJudgedCutProbesSlowly: a cut made while the usage minutes judge
-// keeps the highest rate cut from while they judge; past 1.1 times the
-// quota found the pace climbs fast only back to it, then for slowProbe at
-// the plateau's speed of the higher of it and half the ceiling, then fast
-// again: back at the ceiling within 3 minutes whatever it was cut from. A
-// cut without the minutes climbs fast to the ceiling.
-func TestJudgedCutProbesSlowly(t *testing.T) {
-	now := time.Unix(1_000_000, 0)
-	c := Config{Ceiling: 30, Quota: 30, SharedBelow: 28.5, HarmBudget: 0.005}.withDefaults() // Increase 1.5/s a second
-	last := pace{CutAt: now.Add(-time.Minute), Cut: true, To: 12, From: 12, Gain: 1}
-	for _, tt := range []struct {
-		name    string
-		s       usageState
-		lastRan float64
-		wantRan float64
-	}{
-		{"no minutes", usageState{}, 0, 0},
-		{"minutes judged", usageState{JudgedAt: now.Add(-time.Minute)}, 0, 13},
-		// Cuts inside someone's bursts one after another do not ratchet
-		// it down: the highest rate cut from while the minutes judge.
-		{"minutes judged, cut from 16/s before", usageState{JudgedAt: now.Add(-time.Minute)}, 16, 16},
-		{"minutes judged, cut from 12/s before", usageState{JudgedAt: now.Add(-time.Minute)}, 12, 13},
-		{"minutes silent", usageState{JudgedAt: now.Add(-usageStale)}, 16, 0},
-	} {
-		// The pace's own rate is the ceiling by now; the calls ran at 13/s.
-		last.Ran = tt.lastRan
-		p, ok := c.judgedBy(tt.s, now).cut(last, now, 13, 12.5, 2*time.Second, 100, 1)
-		if !ok || p.Ran != tt.wantRan {
-			t.Errorf("%s: cut %v, rate cut from %v, want %v", tt.name, ok, p.Ran, tt.wantRan)
-		}
-	}
-	// A plain cut to 9.7 that found 10/s: 43.3 s of the plateau (0.03/s)
-	// to 11.
-	plateau := 1.3 / 0.03
-	for _, tt := range []struct {
-		name      string
-		ran       float64
-		after     float64 // seconds past the plateau
-		want      float64
-		wantAfter float64 // without the minutes
-	}{
-		{"cut from 14/s, 2 s on", 14, 2, 14, 14},
-		{"cut from 14/s, 102 s on", 14, 102, 14 + 100*0.003*15, 30},
-		{"cut from 14/s, 125 s on: fast again", 14, 125, 14 + 120*0.003*15 + 3*1.5, 30},
-		{"cut from 10.5/s, 100 s on", 10.5, 100, 11 + 100*0.003*15, 30},
-		{"cut from 20/s, 100 s on", 20, 100, 11 + 1.5*(20-11)/1.5 + (100-6)*0.003*20, 30},
-	} {
-		p := pace{CutAt: now, Cut: true, To: 9.7, From: 10, Gain: 1, Ran: tt.ran}
-		at := now.Add(time.Duration((plateau + tt.after) * float64(time.Second)))
-		if got := c.rateAt(p, at); math.Abs(got-tt.want) > 1e-6 {
-			t.Errorf("%s: rate %.3f, want %.3f", tt.name, got, tt.want)
-		}
-		p.Ran = 0
-		if got := c.rateAt(p, at); math.Abs(got-tt.wantAfter) > 1e-6 {
-			t.Errorf("%s, without the minutes: rate %.3f, want %.3f", tt.name, got, tt.wantAfter)
-		}
-	}
-	// Cut from 3/s where real users had taken nearly all: back at the
-	// ceiling within 3 minutes (43 s of the plateau, 2 minutes slow).
-	low := pace{CutAt: now, Cut: true, To: 1.94, From: 2, Gain: 1, Ran: 3}
-	if got := c.rateAt(low, now.Add(3*time.Minute)); got != 30 {
-		t.Errorf("cut from 3/s: %.2f/s after 3 minutes, want the ceiling", got)
-	}
-	if got := c.rateAt(low, now.Add(150*time.Second)); got >= 30 {
-		t.Errorf("cut from 3/s: %.2f/s after 150 s, want under the ceiling", got)
-	}
-}
-
 // TestObserveBase: the first reading takes real users' usual quiet minute
 // for the base the returns are told from, not one flood minute.
 func TestObserveBase(t *testing.T) {
@@ -916,16 +848,13 @@ func TestLossScale(t *testing.T) {
 
 // TestFloored: a reading that judged minutes within the aim at a rate the
 // pace is under takes the pace on from that rate, and for the quota found
-// if that was lower; a cut made before the minutes judged takes its rate
-// then for the highest cut from (pace.Ran), without changing the rate;
-// nothing else changes it.
+// if that was lower; nothing else changes it.
 func TestFloored(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	minutes := now.Add(-3 * time.Minute) // the end of the minutes judged
 	c := Config{Ceiling: 30}.withDefaults()
 	cut := pace{CutAt: now.Add(-time.Minute), Cut: true, To: 9, From: 11, Shared: true, Gain: 0.5}
 	plain := pace{CutAt: now.Add(-time.Minute), Cut: true, To: 9, From: 9.3, Gain: 1}
-	ran := func(p pace, r float64) pace { p.Ran = r; return p }
 	for _, tt := range []struct {
 		name     string
 		p        pace
@@ -934,39 +863,21 @@ func TestFloored(t *testing.T) {
 		cautious bool
 		want     pace
 	}{
-		{"no minute within the aim", cut, 9.5, 0, false, ran(cut, 9.5)},
-		{"no minute within the aim, a rate cut from", ran(cut, 13), 9.5, 0, false, ran(cut, 13)},
+		{"no minute within the aim", cut, 9.5, 0, false, cut},
 		{"before any cut", pace{CutAt: now.Add(-time.Minute), To: 9}, 9.5, 12, false, pace{CutAt: now.Add(-time.Minute), To: 9}},
-		{"at the rate already", cut, 12, 12, false, ran(cut, 12)},
-		{"under it", cut, 9.5, 12, false, pace{CutAt: now, Cut: true, To: 12, From: 12, Shared: true, Gain: 0.5, Ran: 12}},
-		{"under it, cut from 13 while minutes judged", ran(cut, 13), 9.5, 12, false, pace{CutAt: now, Cut: true, To: 12, From: 12, Shared: true, Gain: 0.5, Ran: 13}},
+		{"at the rate already", cut, 12, 12, false, cut},
+		{"under it", cut, 9.5, 12, false, pace{CutAt: now, Cut: true, To: 12, From: 12, Shared: true, Gain: 0.5}},
 		{"under it, the quota found over it", pace{CutAt: now.Add(-time.Minute), Cut: true, To: 9, From: 14, Shared: true, Gain: 1}, 9.5, 12, false,
-			pace{CutAt: now, Cut: true, To: 12, From: 14, Shared: true, Gain: 1, Ran: 12}},
-		{"a plain cut since the minutes: the newer news", plain, 9.5, 12, false, ran(plain, 9.5)},
+			pace{CutAt: now, Cut: true, To: 12, From: 14, Shared: true, Gain: 1}},
+		{"a plain cut since the minutes: the newer news", plain, 9.5, 12, false, plain},
 		{"a plain cut before the minutes", pace{CutAt: minutes.Add(-time.Second), Cut: true, To: 9, From: 9.3, Gain: 1}, 9.5, 12, false,
-			pace{CutAt: now, Cut: true, To: 12, From: 12, Gain: 1, Ran: 12}},
+			pace{CutAt: now, Cut: true, To: 12, From: 12, Gain: 1}},
 		{"owed no speed", cut, 9.5, 12, true, cut},
 	} {
 		c.Cautious = tt.cautious
 		got, changed := c.floored(tt.p, tt.ran, usageState{spareRate: tt.spare, spareEnd: minutes}, now)
 		if got != tt.want || changed != (got != tt.p) {
 			t.Errorf("%s: %+v, %v; want %+v", tt.name, got, changed, tt.want)
-		}
-	}
-	// The rate cut from set on a cut made before the minutes judged is
-	// the rate then: it does not move the rate, only slows what follows.
-	c.Cautious = false
-	for _, age := range []time.Duration{10 * time.Second, 50 * time.Second, 100 * time.Second} {
-		p := pace{CutAt: now.Add(-age), Cut: true, To: 9, From: 9.3, Gain: 1}
-		r := c.rateAt(p, now)
-		got, changed := c.floored(p, r, usageState{}, now)
-		if !changed || got.Ran != r || math.Abs(c.rateAt(got, now)-r) > 1e-9 {
-			t.Errorf("cut %v before: %+v (%v), rate %.3f; want the rate cut from %.3f, the rate unchanged", age, got, changed, c.rateAt(got, now), r)
-		}
-		for _, later := range []time.Duration{10 * time.Second, 30 * time.Second, 5 * time.Minute} {
-			if a, b := c.rateAt(got, now.Add(later)), c.rateAt(p, now.Add(later)); a > b+1e-9 {
-				t.Errorf("cut %v before: %v later %.3f, over %.3f without the rate cut from", age, later, a, b)
-			}
 		}
 	}
 }
