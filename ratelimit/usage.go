@@ -109,9 +109,10 @@ func (m *userModel) learn(users, oks float64, whole bool, now time.Time) {
 // minute (busySeconds) for its returns to be told from real users' own
 // calls in it. In the campaign's first minute, begun late, real users'
 // own noise (Poisson users at 10/s vary by 25 calls a minute) over a few
-// hundred successes read as returns: 0.4 of them on the long bench with
-// no returns at all (calendar second, Poisson users), and the room held
-// the rate at 13.3 of a frontier of 14.9 for a minute, in every run.
+// hundred successes read as returns: about 0.4 of them (by the room's
+// formula) on the long bench with no returns at all (calendar second,
+// Poisson users), and the room held the rate at 13.2 to 13.3 of a
+// frontier of 14.9 for a minute, in three of seven runs.
 const wholeMinute = 50.0
 
 // harmAim is the share of HarmBudget the cap aims at: a minute's count is
