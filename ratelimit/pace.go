@@ -65,15 +65,11 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 			segs = append(segs, segment{c.Ceiling, c.Increase})
 		}
 	}
-	if last := segs[len(segs)-1]; p.level >= c.Floor && p.level >= c.Plateau*p.From && !c.Cautious {
+	if last := segs[len(segs)-1]; p.level > 0 && !c.Cautious {
 		// Past what the minutes found harmless, the climb is the
-		// plateau's, fast only to 2-Plateau times it, and at the
-		// ceiling within levelClimb. A level under Plateau times the
-		// quota found (older news than the cut), or under the floor,
-		// says nothing of the quota: the climb is as without it.
+		// plateau's: fast only to 2-Plateau times it.
 		lv := (2 - c.Plateau) * p.level
-		slow := max(c.PlateauIncrease*max(p.From, lv), (c.Ceiling-lv)/levelClimb.Seconds())
-		segs = append(segs[:len(segs)-1], segment{lv, last.slope}, segment{c.Ceiling, min(last.slope, slow)})
+		segs = append(segs[:len(segs)-1], segment{lv, last.slope}, segment{c.Ceiling, min(last.slope, c.PlateauIncrease*max(p.From, lv))})
 	}
 	for _, s := range segs {
 		if r >= s.to || s.slope <= 0 {
@@ -94,10 +90,6 @@ func (p pace) gain() float64 {
 	}
 	return p.Gain
 }
-
-// levelClimb bounds the slow climb past the level (pace.level): from 1.1
-// times it to the ceiling in this long at most, however low it is.
-const levelClimb = 20 * time.Minute
 
 // Bounds of pace.Gain.
 const minGain, maxGain = 1.0 / 64, 1

@@ -447,11 +447,7 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 		}
 		if spare {
 			s.Spare, s.spareRate, s.spareEnd = min(run+1, spareMinutes), ours, u.Minute.Add(time.Minute)
-			if full {
-				// A minute of a quota half empty says nothing of
-				// its edge: a trickle of jobs, say.
-				s.Level = max(s.Level, ours)
-			}
+			s.Level = max(s.Level, ours)
 		}
 		if s.Cap.Cap > 0 {
 			s.Level = min(s.Level, s.Cap.Cap)

@@ -675,8 +675,7 @@ func TestLevel(t *testing.T) {
 		}{
 			{"no level: fast to the ceiling", 0, 11 + 10*1.5},
 			{"a level of 12: fast to 13.2, then 0.3% of it a second", 12, 13.2 + (10-2.2/1.5)*0.003*13.2},
-			{"a level a little under the quota found: past 1.1 x that, 0.3% of 1.1 x the level a second", 9.5, 11 + 10*0.003*10.45},
-			{"a level well under the quota found: as before", 8, 26},
+			{"a level under the quota found: 0.3% of that a second", 8, 11 + 10*0.003*10},
 			{"a level past the ceiling: fast to it", 40, 26},
 		} {
 			want := tt.want
@@ -690,34 +689,11 @@ func TestLevel(t *testing.T) {
 			p.level = 0
 		}
 	}
-	// A level under the floor says nothing either, even over the quota
-	// a cut found.
-	c := Config{Ceiling: 30, HarmBudget: 0.005}.withDefaults()
-	low := pace{CutAt: now, Cut: true, To: 1.2, From: 1.2, Gain: 1}
-	at := now.Add(time.Minute)
-	want := c.rateAt(low, at)
-	if low.level = 0.99 * c.Floor; c.rateAt(low, at) != want || want != 30 {
-		t.Errorf("a level under the floor: rate %.3f, want %.3f, the ceiling", c.rateAt(low, at), want)
-	}
-	// The start climbs the same way once a level is known, and a low
-	// level holds the climb past it levelClimb at most.
-	start := pace{CutAt: now, To: 1.5, level: 2}
-	if got, want := c.rateAt(start, now.Add(10*time.Second)), 2.2+(10-0.7/1.5)*(30-2.2)/levelClimb.Seconds(); math.Abs(got-want) > 1e-6 {
-		t.Errorf("the start with a level of 2: rate %.3f, want %.3f", got, want)
-	}
-	if got := c.rateAt(start, now.Add(levelClimb+time.Second)); got != 30 {
-		t.Errorf("the start with a level of 2, levelClimb on: rate %.3f, want the ceiling", got)
-	}
-	// Only a minute of a quota at least half full lifts the level: one
-	// of a trickle of jobs (1/s) beside real users' 2/s says nothing of
-	// its edge, however harmless.
-	m0 := time.Unix(1_000_020, 0).Truncate(time.Minute)
-	trickle := func(time.Time) ownMinute {
-		return ownMinute{minute: m0.Unix() / 60, calls: 60, first: m0, last: m0.Add(59 * time.Second)}
-	}
-	s, judged := c.observe(usageState{}, []Usage{{Minute: m0, Calls: 180}}, trickle, m0.Add(time.Minute+usageSettle))
-	if !judged || s.spareRate != 1 || s.Level != 0 {
-		t.Errorf("a trickle's minute: judged %v, spare rate %v, level %v; want true, 1/s, none", judged, s.spareRate, s.Level)
+	// The start climbs the same way once a level is known.
+	c := Config{Ceiling: 30}.withDefaults()
+	start := pace{CutAt: now, To: 5, level: 8}
+	if got, want := c.rateAt(start, now.Add(10*time.Second)), 8.8+(10-3.8/1.5)*0.003*8.8; math.Abs(got-want) > 1e-6 {
+		t.Errorf("the start with a level of 8: rate %.3f, want %.3f", got, want)
 	}
 }
 
