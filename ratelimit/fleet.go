@@ -563,8 +563,7 @@ func parseReply(reply any, maxWait int64) (time.Duration, time.Time, string, str
 // limit is the fleet's rate at now on Redis's clock: its pace's, under
 // the cap of the usage metrics while they judge minutes.
 func (f *Fleet) limit(p pace, u usageState, now time.Time) float64 {
-	local := f.fc.Clock.Now()
-	return f.pc.limited(f.pc.rateAt(f.pc.leveled(p, u, local), now), u, local)
+	return f.pc.limited(f.pc.rateAt(p, now), u, f.fc.Clock.Now())
 }
 
 // heardPace notes the fleet's pace as Redis said it at now.
@@ -631,8 +630,7 @@ func (f *Fleet) cutTx(ctx context.Context, tx *redis.Tx, r *fleetRegion) error {
 	r.mu.Lock()
 	calls, throttled, u := r.calls, r.throttled, r.usage
 	r.mu.Unlock()
-	local := f.fc.Clock.Now()
-	np, ok := f.pc.judgedBy(u, local).cut(f.pc.leveled(p, u, local), now, f.limit(p, u, now), found, busy, calls, throttled)
+	np, ok := f.pc.judgedBy(u, f.fc.Clock.Now()).cut(p, now, f.limit(p, u, now), found, busy, calls, throttled)
 	if ok {
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			pipe.Set(ctx, r.keys[1], np.String(), paceTTL)

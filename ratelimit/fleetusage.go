@@ -14,13 +14,13 @@ import (
 // String encodes s for Redis: cap, edge, cut, seen, judged (microseconds,
 // 0: never), spare, informed; then real users' model: known, users, own,
 // read (microseconds), base, returned, successes, base known; then 0,
-// within, lost, calls; then level. Fields are only ever appended (stateFields):
+// within, lost, calls. Fields are only ever appended (stateFields):
 // replicas of other versions read it. The 16th was a time (the own cut's,
 // written from 268a82c to 0ac0b3f): it is written 0 and never read.
 func (s usageState) String() string {
 	m := s.Users
-	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g %d 0 %d %g %g %g", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),
-		b2i(m.known), m.users, m.own, micros(m.readAt), m.base, m.num, m.den, b2i(m.baseKnown), s.Within, s.Lost, s.Calls, s.Level)
+	return fmt.Sprintf("%g %g %d %d %d %d %d %d %g %g %d %g %g %g %d 0 %d %g %g", s.Cap.Cap, s.Cap.Edge, micros(s.Cap.CutAt), micros(s.Seen), micros(s.JudgedAt), s.Spare, b2i(s.Informed),
+		b2i(m.known), m.users, m.own, micros(m.readAt), m.base, m.num, m.den, b2i(m.baseKnown), s.Within, s.Lost, s.Calls)
 }
 
 func micros(t time.Time) int64 {
@@ -40,13 +40,12 @@ func fromMicros(us int64) time.Time {
 // parseUsageState decodes usageState.String, and the states of other
 // versions (stateFields): before real users' model (7 fields) it is
 // unknown; before within and the losses (16 fields or fewer) no minute
-// was within the budget and none lost; before the level (19 fields or
-// fewer) there is none; "" is the zero state.
+// was within the budget and none lost; "" is the zero state.
 func parseUsageState(s string) (usageState, error) {
 	if s == "" {
 		return usageState{}, nil
 	}
-	f, err := stateFields(s, 20, "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0")
+	f, err := stateFields(s, 19, "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0")
 	if err != nil {
 		return usageState{}, fmt.Errorf("usage state %q: %w", s, err)
 	}
@@ -57,8 +56,8 @@ func parseUsageState(s string) (usageState, error) {
 			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
 		}
 	}
-	var x [10]float64
-	for i, v := range []string{f[0], f[1], f[8], f[9], f[11], f[12], f[13], f[17], f[18], f[19]} {
+	var x [9]float64
+	for i, v := range []string{f[0], f[1], f[8], f[9], f[11], f[12], f[13], f[17], f[18]} {
 		var err error
 		if x[i], err = strconv.ParseFloat(v, 64); err != nil || !(x[i] >= 0) || math.IsInf(x[i], 0) {
 			return usageState{}, fmt.Errorf("usage state %q: bad field %q", s, v)
@@ -70,7 +69,7 @@ func parseUsageState(s string) (usageState, error) {
 	return usageState{Cap: harmCap{Cap: x[0], Edge: x[1], CutAt: fromMicros(n[0])}, Seen: fromMicros(n[1]),
 		JudgedAt: fromMicros(n[2]), Spare: int(n[3]), Informed: n[4] == 1,
 		Users:  userModel{known: n[5] == 1, users: x[2], own: x[3], readAt: fromMicros(n[6]), base: x[4], num: x[5], den: x[6], baseKnown: n[7] == 1},
-		Within: int(n[8]), Lost: x[7], Calls: x[8], Level: x[9]}, nil
+		Within: int(n[8]), Lost: x[7], Calls: x[8]}, nil
 }
 
 // carried is a replica's calls and throttles in one minute that Redis has
@@ -212,7 +211,7 @@ func (f *Fleet) observeTx(ctx context.Context, tx *redis.Tx, r *fleetRegion, min
 			next.Informed, np, setPace, started = true, f.pc.startFrom(redisNow, users), true, true
 		}
 	}
-	ran := f.pc.rateAt(f.pc.leveled(np, s, now), redisNow)
+	ran := f.pc.rateAt(np, redisNow)
 	next, judged := f.pc.observe(next, minutes, own, now)
 	if g := gainJudged(np.gain(), next); judged && (praw != "" || setPace) && g != np.gain() {
 		// Real users' loss is known: it sets how fast the fleet probes.

@@ -18,10 +18,6 @@ type pace struct {
 	From   float64   // the quota found at the cut (0: none, climb fast)
 	Shared bool      // the cut left real users headroom
 	Gain   float64   // speed of the probes near From (0: 1)
-	// level is the rate the usage metrics last found harmless
-	// (usageState.level; 0: none). It is not part of the pace kept in
-	// Redis: it comes from the usage state (Config.leveled).
-	level float64
 }
 
 // start is the pace before any throttle.
@@ -35,7 +31,7 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 		return min(r, c.Ceiling)
 	}
 	type segment struct{ to, slope float64 }
-	var buf [6]segment // rateAt runs on every call: no allocation
+	var buf [5]segment // rateAt runs on every call: no allocation
 	segs := append(buf[:0], segment{c.Ceiling, c.Increase})
 	if !p.Cut {
 		segs = append(buf[:0], segment{c.Ceiling, c.StartIncrease})
@@ -64,12 +60,6 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 		} else {
 			segs = append(segs, segment{c.Ceiling, c.Increase})
 		}
-	}
-	if last := segs[len(segs)-1]; p.level > 0 && !c.Cautious {
-		// Past what the minutes found harmless, the climb is the
-		// plateau's: fast only to 2-Plateau times it.
-		lv := (2 - c.Plateau) * p.level
-		segs = append(segs[:len(segs)-1], segment{lv, last.slope}, segment{c.Ceiling, min(last.slope, c.PlateauIncrease*max(p.From, lv))})
 	}
 	for _, s := range segs {
 		if r >= s.to || s.slope <= 0 {

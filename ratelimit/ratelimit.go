@@ -211,7 +211,7 @@ func (l *Limiter) Throttled() (float64, bool) {
 		return l.update(now)
 	}
 	cfg := l.cfg.judgedBy(l.usage, now)
-	if p, ok := cfg.cut(cfg.leveled(l.p, l.usage, now), now, l.limit, found, busy, l.calls, l.throttled); ok {
+	if p, ok := cfg.cut(l.p, now, l.limit, found, busy, l.calls, l.throttled); ok {
 		l.p, l.calls, l.throttled = p, 0, 0
 	}
 	return l.update(now)
@@ -277,7 +277,7 @@ func (l *Limiter) update(now time.Time) (float64, bool) {
 	if l.p.CutAt.IsZero() {
 		l.p = l.cfg.start(now)
 	}
-	limit := l.cfg.limited(l.cfg.rateAt(l.cfg.leveled(l.p, l.usage, now), now), l.usage, now)
+	limit := l.cfg.limited(l.cfg.rateAt(l.p, now), l.usage, now)
 	changed := limit != l.limit
 	if changed {
 		l.limit = limit

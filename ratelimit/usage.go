@@ -373,11 +373,6 @@ type usageState struct {
 	// the judged minutes, each minute's by lossMemory per minute judged
 	// since (lossScale).
 	Lost, Calls float64
-	// Level is the highest rate of the limiter's calls in the judged
-	// minutes real users lost within the aim in (spare), at most the cap
-	// (0: none). Past 2-Plateau times it the pace climbs at the plateau's
-	// speed (Config.leveled).
-	Level float64
 	// spareRate is the rate of the limiter's calls in the minutes the
 	// last reading judged, if real users lost within the aim in them
 	// (0: not), and spareEnd the end of the newest of them. They are not
@@ -400,7 +395,7 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 	if !s.JudgedAt.IsZero() && !s.judged(now) {
 		// The metrics fell silent: a cap, and what the minutes told of
 		// real users' losses, from before do not come back.
-		s.Cap, s.Spare, s.Within, s.Lost, s.Calls, s.Level = harmCap{}, 0, 0, 0, 0, 0
+		s.Cap, s.Spare, s.Within, s.Lost, s.Calls = harmCap{}, 0, 0, 0, 0
 	}
 	if !s.Users.known && len(minutes) > 0 {
 		// Real users' calls before any judged minute: their busiest
@@ -447,38 +442,9 @@ func (c Config) observe(s usageState, minutes []Usage, own func(minute time.Time
 		}
 		if spare {
 			s.Spare, s.spareRate, s.spareEnd = min(run+1, spareMinutes), ours, u.Minute.Add(time.Minute)
-			s.Level = max(s.Level, ours)
-		}
-		if s.Cap.Cap > 0 {
-			s.Level = min(s.Level, s.Cap.Cap)
 		}
 	}
 	return s, judged
-}
-
-// level is the rate the usage metrics found harmless at now (Level; 0:
-// none, or the metrics fell silent).
-func (s usageState) level(now time.Time) float64 {
-	if !s.judged(now) {
-		return 0
-	}
-	return s.Level
-}
-
-// leveled is p with the level s gives at now, for its rate (rateAt) and
-// its cuts. A throttle's cut sets where the pace climbs back from (From),
-// and in the calendar second with Poisson users a second in which they
-// made few calls let 16 to 17 of the limiter's calls through: the plateau
-// around that, and the fast climb past it, went to 16 to 19/s where the
-// minutes had found 13 to 14 harmless (a frontier of 14.4), and real users
-// lost 8 to 16 calls a minute. Past what the minutes found harmless the
-// pace climbs at the plateau's speed, about a fifth of it a minute, and
-// each minute judged harmless at a higher rate lifts the level. Only
-// minutes lift it: a burst of anyone's calls cuts the pace, not the level,
-// and the pace climbs back fast to it. A cap lowers it.
-func (c Config) leveled(p pace, s usageState, now time.Time) pace {
-	p.level = s.level(now)
-	return p
 }
 
 // counted is minutes without those whose counts are not counts (not
@@ -634,7 +600,7 @@ func (c Config) plausible(s usageState, now time.Time) bool {
 	m := s.Users
 	return (s.Cap.Cap == 0 || s.Cap.Cap >= c.Floor*(1-1e-9) && s.Cap.Cap <= c.Ceiling) && ok(s.Cap.Edge, 10*c.Ceiling) &&
 		ok(m.users, 10*c.Quota) && ok(m.own, 10*c.Quota) && ok(m.base, 10*c.Quota) && ok(m.num, 1e12) && ok(m.den, 1e12) &&
-		ok(s.Calls, 60*10*c.Quota/(1-lossMemory)) && ok(s.Lost, lossClip*c.HarmBudget*s.Calls*(1+1e-9)) && ok(s.Level, 10*c.Ceiling)
+		ok(s.Calls, 60*10*c.Quota/(1-lossMemory)) && ok(s.Lost, lossClip*c.HarmBudget*s.Calls*(1+1e-9))
 }
 
 // cap is the cap the usage metrics put on the rate at now (0: none, or
@@ -703,7 +669,7 @@ func (l *Limiter) Observe(minutes []Usage) {
 			l.p = l.cfg.startFrom(now, users)
 		}
 	}
-	ran := l.cfg.rateAt(l.cfg.leveled(l.p, l.usage, now), now)
+	ran := l.cfg.rateAt(l.p, now)
 	var judged bool
 	if l.usage, judged = l.cfg.observe(l.usage, minutes, l.ownIn, now); judged {
 		l.p.Gain = gainJudged(l.p.gain(), l.usage)

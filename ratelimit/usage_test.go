@@ -657,46 +657,6 @@ func TestCautious(t *testing.T) {
 	}
 }
 
-// TestLevel: past 1.1 times the rate the minutes found harmless (the
-// level) the climb is the plateau's, wherever the last cut left the pace;
-// under it, as fast as before; calls owed no speed keep their own climb.
-func TestLevel(t *testing.T) {
-	now := time.Unix(1_000_000, 0)
-	for _, cautious := range []bool{false, true} {
-		c := Config{Ceiling: 30, Cautious: cautious}.withDefaults() // Increase 1.5/s a second, plateau 0.3% a second
-		// A plain cut that found 10/s: the plateau to 11 takes 43.3 s.
-		p := pace{CutAt: now, Cut: true, To: 9.7, From: 10, Gain: 1}
-		plateau := (11 - 9.7) / 0.03 // seconds
-		at := now.Add(time.Duration(plateau * float64(time.Second))).Add(10 * time.Second)
-		for _, tt := range []struct {
-			name  string
-			level float64
-			want  float64 // 10 s past the plateau
-		}{
-			{"no level: fast to the ceiling", 0, 11 + 10*1.5},
-			{"a level of 12: fast to 13.2, then 0.3% of it a second", 12, 13.2 + (10-2.2/1.5)*0.003*13.2},
-			{"a level under the quota found: 0.3% of that a second", 8, 11 + 10*0.003*10},
-			{"a level past the ceiling: fast to it", 40, 26},
-		} {
-			want := tt.want
-			if cautious {
-				want = c.rateAt(p, at) // its own climb, whatever the level
-			}
-			p.level = tt.level
-			if got := c.rateAt(p, at); math.Abs(got-want) > 1e-6 {
-				t.Errorf("cautious %v, %s: rate %.3f, want %.3f", cautious, tt.name, got, want)
-			}
-			p.level = 0
-		}
-	}
-	// The start climbs the same way once a level is known.
-	c := Config{Ceiling: 30}.withDefaults()
-	start := pace{CutAt: now, To: 5, level: 8}
-	if got, want := c.rateAt(start, now.Add(10*time.Second)), 8.8+(10-3.8/1.5)*0.003*8.8; math.Abs(got-want) > 1e-6 {
-		t.Errorf("the start with a level of 8: rate %.3f, want %.3f", got, want)
-	}
-}
-
 // TestShareFromWholeMinutes: the share of the limiter's successes its
 // users return is learned from the minutes its calls ran through, not from
 // one it began late in, where real users' own noise over its few calls
@@ -774,17 +734,16 @@ func TestObserveOverTheCampaign(t *testing.T) {
 		}
 	}
 	judge(0, 2) // 2 of 1,200: within the aim
-	if s.Within != 1 || s.Lost != 2 || s.Calls != 1200 || s.spareRate != 10 || s.Level != 10 {
-		t.Fatalf("after a minute within the aim: within %d, lost %v of %v, spare rate %v, level %v; want 1, 2 of 1200, 10/s, 10/s",
-			s.Within, s.Lost, s.Calls, s.spareRate, s.Level)
+	if s.Within != 1 || s.Lost != 2 || s.Calls != 1200 || s.spareRate != 10 {
+		t.Fatalf("after a minute within the aim: within %d, lost %v of %v, spare rate %v; want 1, 2 of 1200, 10/s", s.Within, s.Lost, s.Calls, s.spareRate)
 	}
 	judge(1, 4.5) // 0.75 of the budget: within it, not the aim
-	if s.Within != 2 || s.spareRate != 0 || s.Cap.Cap != 0 || s.Level != 10 {
-		t.Fatalf("after a minute within the budget: within %d, spare rate %v, cap %v, level %v; want 2, 0, none, 10/s", s.Within, s.spareRate, s.Cap.Cap, s.Level)
+	if s.Within != 2 || s.spareRate != 0 || s.Cap.Cap != 0 {
+		t.Fatalf("after a minute within the budget: within %d, spare rate %v, cap %v; want 2, 0, none", s.Within, s.spareRate, s.Cap.Cap)
 	}
-	judge(2, 30) // over the budget: cuts the cap, and the level with it
-	if s.Within != 0 || s.Cap.Cap == 0 || s.Level != s.Cap.Cap || s.level(m0.Add(3*time.Minute+usageSettle)) != s.Cap.Cap {
-		t.Fatalf("after a minute over the budget: within %d, cap %v, level %v; want 0, a cap, the cap", s.Within, s.Cap.Cap, s.Level)
+	judge(2, 30) // over the budget: cuts the cap
+	if s.Within != 0 || s.Cap.Cap == 0 {
+		t.Fatalf("after a minute over the budget: within %d, cap %v; want 0 and a cap", s.Within, s.Cap.Cap)
 	}
 	wantLost, wantCalls := (lossMemory*2+4.5)*lossMemory+30, (lossMemory*1200+1200)*lossMemory+1200
 	if math.Abs(s.Lost-wantLost) > 1e-9 || math.Abs(s.Calls-wantCalls) > 1e-9 {
@@ -801,12 +760,8 @@ func TestObserveOverTheCampaign(t *testing.T) {
 	}
 	// The metrics fall silent: what they told of real users' losses
 	// lapses with the cap.
-	silent := m0.Add(6*time.Minute + usageSettle + usageStale)
-	if s.level(silent) != 0 {
-		t.Fatalf("the level %v outlived the metrics", s.level(silent))
-	}
-	if s, _ = c.observe(s, nil, own, silent); s.Lost != 0 || s.Calls != 0 || s.Within != 0 || s.Cap.Cap != 0 || s.Level != 0 {
-		t.Fatalf("after the metrics fell silent: lost %v of %v, within %d, cap %v, level %v; want none", s.Lost, s.Calls, s.Within, s.Cap.Cap, s.Level)
+	if s, _ = c.observe(s, nil, own, m0.Add(6*time.Minute+usageSettle+usageStale)); s.Lost != 0 || s.Calls != 0 || s.Within != 0 || s.Cap.Cap != 0 {
+		t.Fatalf("after the metrics fell silent: lost %v of %v, within %d, cap %v; want none", s.Lost, s.Calls, s.Within, s.Cap.Cap)
 	}
 }
 
