@@ -563,7 +563,8 @@ func parseReply(reply any, maxWait int64) (time.Duration, time.Time, string, str
 // limit is the fleet's rate at now on Redis's clock: its pace's, under
 // the cap of the usage metrics while they judge minutes.
 func (f *Fleet) limit(p pace, u usageState, now time.Time) float64 {
-	return f.pc.limited(f.pc.rateAt(p, now), u, f.fc.Clock.Now())
+	local := f.fc.Clock.Now()
+	return f.pc.limited(f.pc.informed(u, local).rateAt(p, now), u, local)
 }
 
 // heardPace notes the fleet's pace as Redis said it at now.

@@ -211,7 +211,7 @@ func (f *Fleet) observeTx(ctx context.Context, tx *redis.Tx, r *fleetRegion, min
 			next.Informed, np, setPace, started = true, f.pc.startFrom(redisNow, users), true, true
 		}
 	}
-	ran := f.pc.rateAt(np, redisNow)
+	ran := f.pc.informed(s, now).rateAt(np, redisNow)
 	next, judged := f.pc.observe(next, minutes, own, now)
 	if g := gainJudged(np.gain(), next); judged && (praw != "" || setPace) && g != np.gain() {
 		// Real users' loss is known: it sets how fast the fleet probes.

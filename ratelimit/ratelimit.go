@@ -67,6 +67,11 @@ type Config struct {
 	Cautious bool
 	// Clock gives the time and the waits. Default clock.Real.
 	Clock clock.Clock
+
+	// knee and countThrottled are set from the usage minutes
+	// (Config.informed, Config.judgedBy), never by the caller.
+	knee           float64
+	countThrottled bool
 }
 
 // Defaults of Config's zero fields that do not depend on Ceiling.
@@ -277,7 +282,7 @@ func (l *Limiter) update(now time.Time) (float64, bool) {
 	if l.p.CutAt.IsZero() {
 		l.p = l.cfg.start(now)
 	}
-	limit := l.cfg.limited(l.cfg.rateAt(l.p, now), l.usage, now)
+	limit := l.cfg.limited(l.cfg.informed(l.usage, now).rateAt(l.p, now), l.usage, now)
 	changed := limit != l.limit
 	if changed {
 		l.limit = limit

@@ -627,7 +627,25 @@ func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 	return min(rate, c.Ceiling)
 }
 
-// judgedBy is c for a cut at now: while the usage metrics judge minutes
+// informed is c with what the usage minutes tell of real users at now:
+// past 2-Plateau times the quota found at the last cut, the pace climbs
+// fast only to the knee, the quota less real users' calls in the latest
+// minute read and startBursts standard deviations of them (where the
+// informed start begins: past it their bursts begin to fill a window a
+// second long), then at the plateau's speed. The fast climb went on to the
+// room, 17 to 18/s where the calendar second's frontier with Poisson users
+// is 14.9: 3 seconds past it cost real users the minute's budget, and the
+// cap that followed held the campaign under the frontier. Nothing
+// changes without a fresh reading (the room's), or for calls owed no
+// speed (Cautious), which climb fast only to half the ceiling.
+func (c Config) informed(s usageState, now time.Time) Config {
+	if _, ok := s.Users.room(c, now); ok && !c.Cautious && s.Users.users > 0 {
+		c.knee = max(c.Floor, c.Quota-s.Users.users-startBursts*math.Sqrt(s.Users.users))
+	}
+	return c
+}
+
+// judgedBy is c for a cut at now (informed): while the usage metrics judge minutes
 // the cap holds real users' loss, so the limiter's own throttles need not
 // slow its probes, and after spareMinutes minutes in a row within the
 // budget (capAfter's within) its cuts leave real users no headroom, unless the
@@ -639,10 +657,11 @@ func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 // back, and each throttle after it took 2 calls/s off a rate the minutes
 // had found harmless (10 of a frontier of 14.4, for minutes).
 func (c Config) judgedBy(s usageState, now time.Time) Config {
+	c = c.informed(s, now)
 	if s.judged(now) {
 		c.ThrottleTarget = 0
 		if s.Within >= spareMinutes && !c.Cautious {
-			c.SharedBelow = 0
+			c.SharedBelow, c.countThrottled = 0, true
 		}
 	}
 	return c
@@ -669,7 +688,7 @@ func (l *Limiter) Observe(minutes []Usage) {
 			l.p = l.cfg.startFrom(now, users)
 		}
 	}
-	ran := l.cfg.rateAt(l.p, now)
+	ran := l.cfg.informed(l.usage, now).rateAt(l.p, now)
 	var judged bool
 	if l.usage, judged = l.cfg.observe(l.usage, minutes, l.ownIn, now); judged {
 		l.p.Gain = gainJudged(l.p.gain(), l.usage)

@@ -881,3 +881,76 @@ func TestFloored(t *testing.T) {
 		}
 	}
 }
+
+// TestKnee: with a fresh reading of real users' calls, the pace's fast
+// climb past the quota found stops where their bursts begin to fill the
+// quota (Config.informed), and the probe goes on at the plateau's speed;
+// without one (stale, none, no budget) or for calls owed no speed, the
+// climb is as before.
+func TestKnee(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	base := Config{Ceiling: 30, Quota: 30, SharedBelow: 28.5, HarmBudget: 0.005}.withDefaults() // Increase 1.5/s a second
+	fresh := usageState{Users: userModel{known: true, users: 10, readAt: now}}
+	knee := 30 - 10 - startBursts*math.Sqrt(10) // 12.09
+	for _, tt := range []struct {
+		name string
+		c    Config
+		s    usageState
+		at   time.Duration // after the reading
+		want float64       // 0: none
+	}{
+		{"fresh reading", base, fresh, time.Minute, knee},
+		{"stale reading", base, fresh, usageStale, 0},
+		{"no reading", base, usageState{}, 0, 0},
+		{"nobody there", base, usageState{Users: userModel{known: true, readAt: now}}, 0, 0},
+		{"no harm budget", func() Config { c := base; c.HarmBudget = 0; return c }(), fresh, 0, 0},
+		{"owed no speed", func() Config { c := base; c.Cautious = true; return c }(), fresh, 0, 0},
+		{"real users fill the quota", base, usageState{Users: userModel{known: true, users: 29, readAt: now}}, 0, base.Floor},
+	} {
+		if got := tt.c.informed(tt.s, now.Add(tt.at)).knee; math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("%s: knee %.3f, want %.3f", tt.name, got, tt.want)
+		}
+	}
+
+	// A plain cut that found from/s: its rate some seconds after.
+	c := base.informed(fresh, now)
+	for _, tt := range []struct {
+		from, after, want, without float64
+	}{
+		// Plateau from 0.97 to 1.1 x 8 at 0.3% of 8 a second (43.3 s),
+		// fast to the knee (2.19 s), then 0.3% of the knee a second.
+		{8, 60, knee + (60-(1.1-0.97)/0.003-(knee-8.8)/1.5)*0.003*knee, 30},
+		// Found over the knee: past 1.1 x 14, 0.3% of 14 a second.
+		{14, 60, 15.4 + (60-(1.1-0.97)/0.003)*0.003*14, 30},
+	} {
+		p := pace{CutAt: now, Cut: true, To: 0.97 * tt.from, From: tt.from, Gain: 1}
+		at := now.Add(time.Duration(tt.after * float64(time.Second)))
+		if got := c.rateAt(p, at); math.Abs(got-tt.want) > 1e-6 {
+			t.Errorf("found %v/s: %v s after the cut, rate %.3f, want %.3f", tt.from, tt.after, got, tt.want)
+		}
+		if got := base.rateAt(p, at); math.Abs(got-tt.without) > 1e-6 {
+			t.Errorf("found %v/s, no reading: %v s after the cut, rate %.3f, want %.3f", tt.from, tt.after, got, tt.without)
+		}
+	}
+}
+
+// TestCutCountsTheThrottledCall: once spareMinutes minutes in a row were
+// within the budget, a plain cut takes the calls that got through in the
+// last second and half the throttled one (throttledCall) for the quota
+// found; before, the headroom under what got through.
+func TestCutCountsTheThrottledCall(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	c := Config{Ceiling: 30, Quota: 30, SharedBelow: 28.5, HarmBudget: 0.005}.withDefaults()
+	p := pace{CutAt: now.Add(-time.Minute), Cut: true, To: 14, From: 14, Gain: 1}
+	for within := range spareMinutes + 1 {
+		s := usageState{JudgedAt: now, Within: within}
+		got, ok := c.judgedBy(s, now).cut(p, now, 15, 13, 10*time.Second, 100, 1)
+		want := 13 - c.Headroom // the headroom under what got through
+		if within >= spareMinutes {
+			want = 0.97 * (13 + throttledCall)
+		}
+		if !ok || math.Abs(got.To-want) > 1e-9 {
+			t.Errorf("%d minutes within: cut to %.3f, want %.3f", within, got.To, want)
+		}
+	}
+}
