@@ -9,8 +9,9 @@ import (
 )
 
 // pace is a limiter's adaptive rate: where the last cut left it, from which
-// the rate climbs back with time alone. Rate is a pure function of a pace
-// and the time, so replicas sharing one pace in Redis agree on the rate.
+// the rate climbs back with time alone. Rate is a pure function of a pace,
+// the time and the usage state (Config.informed), so replicas sharing one
+// pace and one usage state in Redis agree on the rate.
 type pace struct {
 	CutAt  time.Time // the last cut, or the start
 	Cut    bool      // CutAt was a cut, not the start
@@ -59,8 +60,9 @@ func (c Config) rateAt(p pace, now time.Time) float64 {
 			segs = append(segs, segment{half, c.Increase}, segment{c.Ceiling, min(c.Increase, c.PlateauIncrease*max(p.From, half))})
 		} else if c.knee > 0 {
 			// Fast only to where real users' bursts begin to fill the
-			// quota (Config.informed), then the plateau's probe.
-			segs = append(segs, segment{c.knee, c.Increase}, segment{c.Ceiling, min(c.Increase, c.PlateauIncrease*max(p.From, c.knee)*g)})
+			// quota (Config.informed), then the plateau's probe at
+			// any gain, as the cautious climb.
+			segs = append(segs, segment{c.knee, c.Increase}, segment{c.Ceiling, min(c.Increase, c.PlateauIncrease*max(p.From, c.knee))})
 		} else {
 			segs = append(segs, segment{c.Ceiling, c.Increase})
 		}
@@ -85,19 +87,6 @@ func (p pace) gain() float64 {
 	return p.Gain
 }
 
-// throttledCall is how much of the throttled call a plain cut made while
-// the usage minutes find real users' loss within the budget
-// (Config.judgedBy) adds to what got through in the last second for the
-// quota found. The count alone is a whole call under the rate the calls
-// ran at with evenly spaced calls (ranAt), and in the calendar second with
-// Poisson users each cut took 7% off a rate of 14 where the decrease
-// alone takes 3%: the probes and the cuts balanced at 13 to 13.5/s of a
-// frontier of 14.9 on the long bench. With the whole call the cuts
-// balanced over it, at 15 to 16.7/s, until the cap cut three minutes late
-// (0.953 of the frontier, real users losing 0.43%; 0.51% in the calendar
-// second with the campaign's confirmations). Half of it: docs/pacing.md.
-const throttledCall = 0.5
-
 // Bounds of pace.Gain.
 const minGain, maxGain = 1.0 / 64, 1
 
@@ -118,9 +107,6 @@ func (c Config) cut(p pace, now time.Time, ran, found float64, busy time.Duratio
 	// (busy CPUs, a network, a fleet's late reports), which finds no
 	// quota over the rate. Taken for one, a plain cut's fast climb to
 	// Plateau times it went straight back over where it was throttled.
-	if c.countThrottled {
-		found += throttledCall
-	}
 	m := min(limit, ran, found)
 	to := c.Decrease * m
 	shared := found < c.SharedBelow

@@ -68,10 +68,9 @@ type Config struct {
 	// Clock gives the time and the waits. Default clock.Real.
 	Clock clock.Clock
 
-	// knee and countThrottled are set from the usage minutes
-	// (Config.informed, Config.judgedBy), never by the caller.
-	knee           float64
-	countThrottled bool
+	// knee is set from the usage minutes (Config.informed), never by
+	// the caller.
+	knee float64
 }
 
 // Defaults of Config's zero fields that do not depend on Ceiling.

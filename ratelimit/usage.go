@@ -629,20 +629,32 @@ func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 
 // informed is c with what the usage minutes tell of real users at now:
 // past 2-Plateau times the quota found at the last cut, the pace climbs
-// fast only to the knee, the quota less real users' calls in the latest
-// minute read and startBursts standard deviations of them (where the
-// informed start begins: past it their bursts begin to fill a window a
-// second long), then at the plateau's speed. The fast climb went on to the
-// room, 17 to 18/s where the calendar second's frontier with Poisson users
-// is 14.9: 3 seconds past it cost real users the minute's budget, and the
-// cap that followed held the campaign under the frontier. Nothing
-// changes without a fresh reading (the room's), or for calls owed no
-// speed (Cautious), which climb fast only to half the ceiling.
+// fast only to the knee (userModel.knee), then at the plateau's speed.
+// The fast climb went on to the room, 17 to 18/s where the calendar
+// second's frontier with Poisson users is 14.9: 3 seconds past it cost
+// real users the minute's budget, and the cap that followed held the
+// campaign under the frontier. Nothing changes without a fresh reading
+// (the room's), or for calls owed no speed (Cautious), which climb fast
+// only to half the ceiling.
 func (c Config) informed(s usageState, now time.Time) Config {
-	if _, ok := s.Users.room(c, now); ok && !c.Cautious && s.Users.users > 0 {
-		c.knee = max(c.Floor, c.Quota-s.Users.users-startBursts*math.Sqrt(s.Users.users))
+	if _, ok := s.Users.room(c, now); ok && !c.Cautious {
+		c.knee = s.Users.knee(c)
 	}
 	return c
+}
+
+// knee is where the informed start would begin from the latest minute
+// read: the room without its margin, less startBursts standard deviations
+// of real users' own calls (the returns taken out, as the room takes them
+// out of what is left), at least the floor. Past it their bursts begin to
+// fill a window a second long. 0 with nobody there.
+func (m userModel) knee(c Config) float64 {
+	s := m.share()
+	own := max(0, m.users-s*m.own) // real users' own calls, without the returns
+	if own <= 0 {
+		return 0
+	}
+	return max(c.Floor, (c.Quota-m.users+s*m.own-startBursts*math.Sqrt(own))/(1+s))
 }
 
 // judgedBy is c for a cut at now (informed): while the usage metrics judge minutes
@@ -661,7 +673,7 @@ func (c Config) judgedBy(s usageState, now time.Time) Config {
 	if s.judged(now) {
 		c.ThrottleTarget = 0
 		if s.Within >= spareMinutes && !c.Cautious {
-			c.SharedBelow, c.countThrottled = 0, true
+			c.SharedBelow = 0
 		}
 	}
 	return c

@@ -906,6 +906,11 @@ func TestKnee(t *testing.T) {
 		{"no harm budget", func() Config { c := base; c.HarmBudget = 0; return c }(), fresh, 0, 0},
 		{"owed no speed", func() Config { c := base; c.Cautious = true; return c }(), fresh, 0, 0},
 		{"real users fill the quota", base, usageState{Users: userModel{known: true, users: 29, readAt: now}}, 0, base.Floor},
+		// Half the limiter's 13 successes a second come back: 16.5/s in
+		// all, 10 of them real users' own. The returns are taken out as
+		// the room takes them out: (30 - 16.5 + 6.5 - 2.5 sqrt(10)) / 1.5.
+		{"returns", base, usageState{Users: userModel{known: true, users: 16.5, own: 13, readAt: now, num: 390, den: 780}}, 0,
+			(30 - 16.5 + 6.5 - startBursts*math.Sqrt(10)) / 1.5},
 	} {
 		if got := tt.c.informed(tt.s, now.Add(tt.at)).knee; math.Abs(got-tt.want) > 1e-9 {
 			t.Errorf("%s: knee %.3f, want %.3f", tt.name, got, tt.want)
@@ -915,18 +920,21 @@ func TestKnee(t *testing.T) {
 	// A plain cut that found from/s: its rate some seconds after.
 	c := base.informed(fresh, now)
 	for _, tt := range []struct {
-		from, after, want, without float64
+		from, gain, after, want, without float64
 	}{
 		// Plateau from 0.97 to 1.1 x 8 at 0.3% of 8 a second (43.3 s),
 		// fast to the knee (2.19 s), then 0.3% of the knee a second.
-		{8, 60, knee + (60-(1.1-0.97)/0.003-(knee-8.8)/1.5)*0.003*knee, 30},
+		{8, 1, 60, knee + (60-(1.1-0.97)/0.003-(knee-8.8)/1.5)*0.003*knee, 30},
 		// Found over the knee: past 1.1 x 14, 0.3% of 14 a second.
-		{14, 60, 15.4 + (60-(1.1-0.97)/0.003)*0.003*14, 30},
+		{14, 1, 60, 15.4 + (60-(1.1-0.97)/0.003)*0.003*14, 30},
+		// The gain slows the plateau (8 times slower: 346.7 s), not the
+		// climb past the knee.
+		{8, 1.0 / 8, 400, knee + (400-(1.1-0.97)/0.003*8-(knee-8.8)/1.5)*0.003*knee, 30},
 	} {
-		p := pace{CutAt: now, Cut: true, To: 0.97 * tt.from, From: tt.from, Gain: 1}
+		p := pace{CutAt: now, Cut: true, To: 0.97 * tt.from, From: tt.from, Gain: tt.gain}
 		at := now.Add(time.Duration(tt.after * float64(time.Second)))
 		if got := c.rateAt(p, at); math.Abs(got-tt.want) > 1e-6 {
-			t.Errorf("found %v/s: %v s after the cut, rate %.3f, want %.3f", tt.from, tt.after, got, tt.want)
+			t.Errorf("found %v/s, gain %v: %v s after the cut, rate %.3f, want %.3f", tt.from, tt.gain, tt.after, got, tt.want)
 		}
 		if got := base.rateAt(p, at); math.Abs(got-tt.without) > 1e-6 {
 			t.Errorf("found %v/s, no reading: %v s after the cut, rate %.3f, want %.3f", tt.from, tt.after, got, tt.without)
@@ -934,23 +942,28 @@ func TestKnee(t *testing.T) {
 	}
 }
 
-// TestCutCountsTheThrottledCall: once spareMinutes minutes in a row were
-// within the budget, a plain cut takes the calls that got through in the
-// last second and half the throttled one (throttledCall) for the quota
-// found; before, the headroom under what got through.
-func TestCutCountsTheThrottledCall(t *testing.T) {
+// TestKneeWired: a Limiter's rate and a fleet's, for the same pace and
+// usage state, both take the knee.
+func TestKneeWired(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	c := Config{Ceiling: 30, Quota: 30, SharedBelow: 28.5, HarmBudget: 0.005}.withDefaults()
-	p := pace{CutAt: now.Add(-time.Minute), Cut: true, To: 14, From: 14, Gain: 1}
-	for within := range spareMinutes + 1 {
-		s := usageState{JudgedAt: now, Within: within}
-		got, ok := c.judgedBy(s, now).cut(p, now, 15, 13, 10*time.Second, 100, 1)
-		want := 13 - c.Headroom // the headroom under what got through
-		if within >= spareMinutes {
-			want = 0.97 * (13 + throttledCall)
-		}
-		if !ok || math.Abs(got.To-want) > 1e-9 {
-			t.Errorf("%d minutes within: cut to %.3f, want %.3f", within, got.To, want)
-		}
+	clk := clocktest.Func(func() time.Time { return now })
+	cfg := Config{Ceiling: 30, Quota: 30, SharedBelow: 28.5, HarmBudget: 0.005, Clock: clk}
+	l, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pace{CutAt: now.Add(-time.Minute), Cut: true, To: 0.97 * 8, From: 8, Gain: 1}
+	s := usageState{Users: userModel{known: true, users: 10, readAt: now}}
+	knee := 30 - 10 - startBursts*math.Sqrt(10)
+	want := knee + (60-(1.1-0.97)/0.003-(knee-8.8)/1.5)*0.003*knee // as TestKnee
+	l.mu.Lock()
+	l.p, l.usage = p, s
+	l.mu.Unlock()
+	if got := l.Limit(); math.Abs(got-want) > 1e-6 {
+		t.Errorf("limiter: rate %.3f, want %.3f under the knee", got, want)
+	}
+	f := &Fleet{fc: FleetConfig{Clock: clk}, pc: cfg.withDefaults()}
+	if got := f.limit(p, s, now); math.Abs(got-want) > 1e-6 {
+		t.Errorf("fleet: rate %.3f, want %.3f under the knee", got, want)
 	}
 }
