@@ -630,7 +630,7 @@ func (c Config) limited(rate float64, s usageState, now time.Time) float64 {
 // informed is c with what the usage minutes tell of real users at now:
 // past 2-Plateau times the quota found at the last cut, the pace climbs
 // fast only to the knee (userModel.knee), then at the plateau's speed.
-// The fast climb went on to the room, 17 to 18/s where the calendar
+// The fast climb went on to the room, 16.5 to 18.4/s where the calendar
 // second's frontier with Poisson users is 14.9: 3 seconds past it cost
 // real users the minute's budget, and the cap that followed held the
 // campaign under the frontier. Nothing changes without a fresh reading
