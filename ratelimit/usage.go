@@ -84,10 +84,15 @@ func (m userModel) room(c Config, now time.Time) (float64, bool) {
 	if !m.known || c.HarmBudget <= 0 || now.Sub(m.readAt) >= usageStale {
 		return 0, false
 	}
+	return m.left(c) - c.SharedMargin, true
+}
+
+// left is what real users leave of c.Quota in the latest minute read,
+// with the returns of the limiter's calls above its rate then taken out
+// (room, knee).
+func (m userModel) left(c Config) float64 {
 	s := m.share()
-	room := (c.Quota - m.users + s*m.own) / (1 + s)
-	room -= c.SharedMargin
-	return room, true
+	return (c.Quota - m.users + s*m.own) / (1 + s)
 }
 
 // learn takes a judged minute in which real users made users calls and
@@ -654,7 +659,7 @@ func (m userModel) knee(c Config) float64 {
 	if own <= 0 {
 		return 0
 	}
-	return max(c.Floor, (c.Quota-m.users+s*m.own-startBursts*math.Sqrt(own))/(1+s))
+	return max(c.Floor, m.left(c)-startBursts*math.Sqrt(own)/(1+s))
 }
 
 // judgedBy is c for a cut at now (informed): while the usage metrics judge minutes
