@@ -226,7 +226,7 @@ func printHelp(fs *flag.FlagSet) {
 // replays a chaos seed also runs the tests that run resetq, which reads
 // none of them. The only such list; a test keeps it in step with the
 // variables the repository reads.
-var harnessVars = []string{"RESETQ_CHAOS", "RESETQ_CHAOS_REPORT", "RESETQ_CHAOS_SEED", "RESETQ_SIM_JITTER"}
+var harnessVars = []string{"RESETQ_CHAOS", "RESETQ_CHAOS_REPORT", "RESETQ_CHAOS_SEED", "RESETQ_SIM_JITTER", "RESETQ_SIM_ROWS", "RESETQ_SIM_SEEDS"}
 
 // serviceLink reports a variable Kubernetes sets in every pod of a
 // namespace with a Service named resetq (service links): RESETQ_SERVICE_HOST,
