@@ -294,8 +294,12 @@ func TestWorldWholeCampaign(t *testing.T) {
 	seeds := simSeeds(t, 4)
 	rows := simRows(t)
 	jitter := simJitter(t)
-	name := func(model, pattern string, q float64) (string, string) {
-		return model + "/" + pattern, fmt.Sprintf("%s/%s@%.0f", model, pattern, q)
+	name := func(model, pattern string, q float64) (string, string) { // the reset's rows answer to both
+		at := fmt.Sprintf("%s/%s@%.0f", model, pattern, q)
+		if q != quota {
+			return at, at
+		}
+		return model + "/" + pattern, at
 	}
 	if rows != nil {
 		known := map[string]bool{}
@@ -342,7 +346,7 @@ func TestWorldWholeCampaign(t *testing.T) {
 			continue
 		}
 		f, r := results[i].frontier, results[i].r
-		t.Logf("%-8s %-15s Q=%3.0f users %2.0f/s whole campaign: frontier %5.1f/s; limiter %5.1f/s (%.2f of it), own throttled %.2f%%, real users throttled %.2f%%",
+		t.Logf("%-8s %-15s Q=%3.0f users %2.0f/s whole campaign: frontier %5.1f/s; limiter %5.1f/s (%.3f of it), own throttled %.2f%%, real users throttled %.3f%%",
 			tt.model, tt.pattern, cmp.Or(tt.quota, quota), cmp.Or(tt.users, users), f, r.rate, r.rate/f, 100*r.workerThrottled, 100*r.harm)
 		if r.harm > tt.b.maxHarm || r.rate/f < tt.b.minShare {
 			t.Errorf("%s, %s, Q=%.0f, whole campaign: %.2f%% of real users' calls throttled, %.2f of the frontier; want at most %.2f%% and at least %.2f",
@@ -390,8 +394,9 @@ func simSeeds(t *testing.T, n int) uint64 {
 }
 
 // simRows are the rows of TestWorldWholeCampaign to run: RESETQ_SIM_ROWS,
-// comma-separated model/pattern (sliding/poisson+confirm), or
-// model/pattern@quota for the other categories' rows (sliding/poisson@25);
+// comma-separated model/pattern for the reset's rows
+// (sliding/poisson+confirm), model/pattern@quota for the other
+// categories' (sliding/poisson@25);
 // nil (every row) if it is unset. TestWorldWholeCampaign fails on a name
 // that is no row, so a typo cannot pass for a run.
 func simRows(t *testing.T) map[string]bool {
