@@ -357,12 +357,15 @@ func TestWorldWholeCampaign(t *testing.T) {
 
 // simJitter is how late, at most, a worker's call reaches the quota in
 // the simulation: 5 ms, or RESETQ_SIM_JITTER (a Go duration) to explore.
-// The bench's calls arrive much less evenly (16 workers on 2 loaded CPUs:
-// at 12.5/s its per-second counts spread with a standard deviation of
-// 1.26): with 400ms the shipped limiter's Poisson rows here come to the
-// bench's figures (docs/benchmarks.md, "Tried on 2026-12-05 (fourth
-// session)"). A value that is not a duration fails the test: silently
-// read as 5 ms, it would pass for a jittered run.
+// With 400ms the shipped limiter's Poisson rows here come to the bench's
+// figures (docs/benchmarks.md, "Tried on 2026-12-05 (fourth session)"):
+// a calibration, not a measurement. It was fitted to per-second counts
+// of the bench's calls read from a timeline sampled every 100 ms; the
+// bench's real users were later measured on time (99% within 2.5 ms) on
+// a machine far from busy (docs/benchmarks.md, twenty-third session), so
+// what in the bench 400 ms stands for is not known. A value that is not
+// a duration fails the test: silently read as 5 ms, it would pass for a
+// jittered run.
 func simJitter(t *testing.T) time.Duration {
 	t.Helper()
 	v := os.Getenv("RESETQ_SIM_JITTER")

@@ -109,3 +109,48 @@ func TestFrontier(t *testing.T) {
 }
 
 func first(a, _ float64) float64 { return a }
+
+// TestOneRunAtTheFrontier measures what one campaign can show: the
+// frontier is the rate whose real users lose the budget on average, and
+// one 12-minute campaign's loss spreads around its average (losses come in
+// bursts: a busy second loses several calls at once). A worker that knew
+// the frontier and held it exactly, evenly spaced, would lose real users
+// more than the budget in a good share of single runs; at 0.9 of it,
+// almost never. So a limiter judged run by run (the holdout, one
+// make bench) must aim under the frontier, and a miss in one run is not
+// proof of a fault (docs/benchmarks.md, "One run at the frontier").
+func TestOneRunAtTheFrontier(t *testing.T) {
+	t.Parallel()
+	const budget, runs = 0.005, 100
+	for _, tt := range []struct {
+		model       string
+		atFrontier  int // runs of 100 over the budget at the frontier, at least
+		atNinetieth int // at 0.9 of it, at most
+	}{
+		{Sliding, 10, 2},
+		{Second, 5, 2},
+	} {
+		f, _ := Frontier(tt.model, 30, 0, Poisson, 10, budget, 300*time.Second, 1)
+		over := func(share float64) (n int, mean float64) {
+			for seed := uint64(100); seed < 100+runs; seed++ {
+				r, err := Constant(tt.model, 30, 0, Poisson, 10, share*f, 12*time.Minute, seed)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Harm() > budget {
+					n++
+				}
+				mean += r.Harm() / runs
+			}
+			return n, mean
+		}
+		at, atMean := over(1)
+		under, underMean := over(0.9)
+		t.Logf("%s, Poisson users: frontier %.1f/s; 12-minute runs over the budget: %d of %d at it (%.3f%% on average), %d at 0.9 of it (%.3f%%)",
+			tt.model, f, at, runs, 100*atMean, under, 100*underMean)
+		if at < tt.atFrontier || under > tt.atNinetieth {
+			t.Errorf("%s: %d of %d runs at the frontier over the budget (want %d or more), %d at 0.9 of it (want %d or fewer)",
+				tt.model, at, runs, tt.atFrontier, under, tt.atNinetieth)
+		}
+	}
+}
