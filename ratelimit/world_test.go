@@ -252,7 +252,7 @@ func (r worldRun) add(o worldRun, n int) worldRun {
 // with real users at 10/s even or Poisson, the campaign's own
 // confirmations alone, and both together. Real users' throttled share
 // stays within the budget and the rate at 0.88 of the frontier or more
-// (0.9 is the aim; the figures of 4 seeds move by about 0.02), except where a
+// (0.9 is the aim; the figures of 4 seeds move by 0.02 and more), except where a
 // row says by how much it misses. The rows run at once.
 func TestWorldWholeCampaign(t *testing.T) {
 	skipUnderRace(t)
@@ -361,7 +361,7 @@ func TestWorldWholeCampaign(t *testing.T) {
 // figures (docs/benchmarks.md, "Tried on 2026-12-05 (fourth session)"):
 // a calibration, not a measurement. It was fitted to per-second counts
 // of the bench's calls read from a timeline sampled every 100 ms; the
-// bench's real users were later measured on time (99% within 2.5 ms) on
+// bench's real users were later measured on time (99% within 3 ms) on
 // a machine far from busy (docs/benchmarks.md, twenty-third session), so
 // what in the bench 400 ms stands for is not known. A value that is not
 // a duration fails the test: silently read as 5 ms, it would pass for a
@@ -380,9 +380,9 @@ func simJitter(t *testing.T) time.Duration {
 }
 
 // simSeeds is how many seeds each row of TestWorldWholeCampaign averages:
-// n, or RESETQ_SIM_SEEDS to judge a change (the averages of 8 seeds move
-// by 0.02 of the frontier and more for no change at all; 24 rank changes
-// of about 0.01). Anything but a whole number of 1 or more fails the test.
+// n, or RESETQ_SIM_SEEDS to judge a change (for the same code the
+// averages of seeds 1 to 8 and of 1 to 24 differed by 0.02 of the
+// frontier; 24 rank changes of about 0.01). Anything but a whole number of 1 or more fails the test.
 func simSeeds(t *testing.T, n int) uint64 {
 	t.Helper()
 	v := os.Getenv("RESETQ_SIM_SEEDS")

@@ -111,9 +111,10 @@ func TestFrontier(t *testing.T) {
 func first(a, _ float64) float64 { return a }
 
 // TestOneRunAtTheFrontier measures what one campaign can show: the
-// frontier is the rate whose real users lose the budget on average, and
-// one 12-minute campaign's loss spreads around its average (losses come in
-// bursts: a busy second loses several calls at once). A worker that knew
+// frontier is the highest rate whose real users' loss, pooled over Seeds
+// runs of 300 s, is within the budget, and one 12-minute campaign's loss
+// spreads around its average (losses come in bursts: a busy second loses
+// several calls at once). A worker that knew
 // the frontier and held it exactly, evenly spaced, would lose real users
 // more than the budget in a good share of single runs; at 0.9 of it,
 // almost never. So a limiter judged run by run (the holdout, one
