@@ -194,7 +194,7 @@ func cpuNanos() int64 {
 type step func(ctx context.Context, f *ledger.ForWorker, u worker.LedgerUser) error
 
 func claimStep(ctx context.Context, f *ledger.ForWorker, u worker.LedgerUser) error {
-	c, err := f.Claim(ctx, u, benchHolder, t0)
+	c, err := f.Claim(ctx, u, benchHolder, "", t0)
 	if err == nil && !c.Held {
 		err = fmt.Errorf("claim of %s not held: %+v", u.Username, c)
 	}

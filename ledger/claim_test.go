@@ -55,6 +55,35 @@ func TestClaimLifecycle(t *testing.T) {
 	wantClaim(t, "a done user, its last holder", claim(t, b.l, k, "w2", at(3*lease)), ledger.Claim{Done: true, Outcome: ledger.StepReset})
 }
 
+// TestClaimTakeOver: a takeover is granted in the lease only from the
+// holder named (a compare-and-set), never for a done user; the holder
+// taken over from is then refused.
+func TestClaimTakeOver(t *testing.T) {
+	t.Parallel()
+	b := newBench(t)
+	k := key("c1", "carol")
+	takeOver := func(from, holder string, now time.Time) ledger.Claim {
+		t.Helper()
+		c, err := b.l.TakeOver(t.Context(), k, from, holder, lease, now)
+		if err != nil {
+			t.Fatalf("TakeOver(%s, %s): %v", from, holder, err)
+		}
+		return c
+	}
+	claim(t, b.l, k, "w1", at(0))
+	wantClaim(t, "from a holder that does not hold it", takeOver("w9", "w2", at(time.Second)), ledger.Claim{Holder: "w1", Until: at(lease)})
+	wantClaim(t, "from the holder", takeOver("w1", "w2", at(2*time.Second)), ledger.Claim{Held: true, Holder: "w2", Until: at(2*time.Second + lease)})
+	wantClaim(t, "the holder taken over from", claim(t, b.l, k, "w1", at(3*time.Second)), ledger.Claim{Holder: "w2", Until: at(2*time.Second + lease)})
+	wantClaim(t, "from it again, once taken", takeOver("w1", "w3", at(4*time.Second)), ledger.Claim{Holder: "w2", Until: at(2*time.Second + lease)})
+	if _, err := b.l.TakeOver(t.Context(), k, "", "w3", lease, at(5*time.Second)); err == nil {
+		t.Error("a takeover from nobody: no error")
+	}
+	if err := b.l.Record(t.Context(), k, ledger.StepReset, at(6*time.Second), ""); err != nil {
+		t.Fatal(err)
+	}
+	wantClaim(t, "a done user", takeOver("w2", "w4", at(7*time.Second)), ledger.Claim{Done: true, Outcome: ledger.StepReset})
+}
+
 func TestClaimRelease(t *testing.T) {
 	t.Parallel()
 	b := newBench(t)

@@ -18,6 +18,7 @@ var (
 		"Ensure":    {iamDescribe},
 		"Enqueued":  {iamUpdateItem},
 		"Claim":     {iamUpdateItem, iamGetItem},
+		"TakeOver":  {iamUpdateItem, iamGetItem},
 		"Release":   {iamUpdateItem},
 		"Record":    {iamUpdateItem, iamGetItem},
 		"Rows":      {iamQuery},

@@ -34,8 +34,9 @@ type ForWorker struct {
 
 var _ worker.Ledger = (*ForWorker)(nil)
 
-// Claim claims u for holder (see Ledger.Claim).
-func (f *ForWorker) Claim(ctx context.Context, u worker.LedgerUser, holder string, now time.Time) (worker.Claim, error) {
+// Claim claims u for holder, taking it over from from if that is not ""
+// (see Ledger.Claim and Ledger.TakeOver).
+func (f *ForWorker) Claim(ctx context.Context, u worker.LedgerUser, holder, from string, now time.Time) (worker.Claim, error) {
 	lease := f.Lease
 	if lease <= 0 {
 		lease = DefaultLease
@@ -44,7 +45,7 @@ func (f *ForWorker) Claim(ctx context.Context, u worker.LedgerUser, holder strin
 	if err != nil {
 		return worker.Claim{}, err
 	}
-	c, err := f.Ledger.Claim(ctx, k, holder, lease, now)
+	c, err := f.Ledger.claim(ctx, k, holder, from, lease, now)
 	if err != nil {
 		return worker.Claim{}, forWorker(err)
 	}

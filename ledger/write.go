@@ -209,6 +209,21 @@ type Claim struct {
 // A user whose last outcome is a dead letter can be claimed again (a
 // redriven job).
 func (l *Ledger) Claim(ctx context.Context, k Key, holder string, lease time.Duration, now time.Time) (Claim, error) {
+	return l.claim(ctx, k, holder, "", lease, now)
+}
+
+// TakeOver is Claim that is also granted while from holds the user, in
+// its lease: the caller knows from's claim is dead (the worker's later
+// delivery of the same message). It is a compare-and-set on the holder:
+// of two callers taking over from the same holder, one gets the claim.
+func (l *Ledger) TakeOver(ctx context.Context, k Key, from, holder string, lease time.Duration, now time.Time) (Claim, error) {
+	if from == "" {
+		return Claim{}, errors.New("ledger: a takeover needs the holder it takes over from")
+	}
+	return l.claim(ctx, k, holder, from, lease, now)
+}
+
+func (l *Ledger) claim(ctx context.Context, k Key, holder, from string, lease time.Duration, now time.Time) (Claim, error) {
 	if err := k.Validate(); err != nil {
 		return Claim{}, err
 	}
@@ -221,8 +236,12 @@ func (l *Ledger) Claim(ctx context.Context, k Key, holder string, lease time.Dur
 	u.set(attrLease, millis(until))
 	u.set(attrClaimed, millis(now))
 	out, h, lu := u.n(attrOutcome), u.n(attrHolder), u.n(attrLease)
-	u.cond = fmt.Sprintf("(attribute_not_exists(%s) OR %s = %s OR %s = %s) AND (attribute_not_exists(%s) OR %s = %s OR %s <= %s)",
-		out, out, u.v(str(string(StepDeadLettered))), out, u.v(str(string(StepDisabled))), h, h, u.v(str(holder)), lu, u.v(millis(now)))
+	free := fmt.Sprintf("attribute_not_exists(%s) OR %s = %s OR %s <= %s", h, h, u.v(str(holder)), lu, u.v(millis(now)))
+	if from != "" {
+		free += fmt.Sprintf(" OR %s = %s", h, u.v(str(from)))
+	}
+	u.cond = fmt.Sprintf("(attribute_not_exists(%s) OR %s = %s OR %s = %s) AND (%s)",
+		out, out, u.v(str(string(StepDeadLettered))), out, u.v(str(string(StepDisabled))), free)
 	in := l.updateItem(rowKey(k), u)
 	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
 	err := l.try(ctx, func(ctx context.Context) error {

@@ -2,7 +2,11 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/resetq/resetq/clock"
@@ -16,8 +20,9 @@ import (
 // steps done, with their times. Only jobs of a named campaign use it.
 type Ledger interface {
 	// Claim claims u for holder, or says who holds u until when, or that
-	// u is done for the campaign (and by which step).
-	Claim(ctx context.Context, u LedgerUser, holder string, now time.Time) (Claim, error)
+	// u is done for the campaign (and by which step). With from not "",
+	// a claim from holds is taken over as if its lease had ended.
+	Claim(ctx context.Context, u LedgerUser, holder, from string, now time.Time) (Claim, error)
 	// Release gives up holder's claim on u, if holder still has it.
 	Release(ctx context.Context, u LedgerUser, holder string, now time.Time) error
 	// Record records a step done for u (a job.Step* name, or
@@ -62,20 +67,76 @@ const claimWait = 15 * time.Second
 // whole retention: a user reset once would never be reset again.
 func (w *Worker) usesLedger(r *run) bool { return w.cfg.Ledger != nil && r.m.Campaign() != "" }
 
-// holder is r's name in the ledger's claims: the job and the message. A
-// message SQS delivers again (after a crash) re-claims at once; a
-// sent-back copy and its original, should the original's delete fail,
-// never hold the claim together.
-func (r *run) holder() string { return r.jobID + "/" + r.m.ID }
+// holder is r's name in the ledger's claims: this delivery of the job's
+// message (see holderName).
+func (r *run) holder() string {
+	return holderName(r.jobID, r.m.ID, r.m.ReceiveCount, r.m.ReceiptHandle)
+}
 
-// claimFor asks the ledger for r's user's claim; a granted one is noted
-// in r.
+// holderName names one delivery of one message of one job:
+// JOBID/MESSAGEID/RECEIVECOUNT/DIGEST, the digest a hash of the delivery's
+// receipt handle. Two deliveries of one message at once (SQS delivers at
+// least once) are two holders, so one of them sends the code; a sent-back
+// copy and its original, should the original's delete fail, never hold
+// the claim together either.
+func holderName(jobID, messageID string, receiveCount int, receipt string) string {
+	sum := sha256.Sum256([]byte(receipt))
+	return jobID + "/" + messageID + "/" + strconv.Itoa(receiveCount) + "/" + hex.EncodeToString(sum[:6])
+}
+
+// takesOver reports whether holder mine may take over the claim held
+// holds: both are deliveries of one message, held's the earlier (a lower
+// receive count). SQS delivers a message again once the earlier
+// delivery's visibility ended: its worker died, let it go (a shutdown, a
+// failed send-back) or lost it before its call; so the message SQS
+// delivers again after a crash claims at once, not after the lease. A
+// holder of another form (an older resetq's JOBID/MESSAGEID) is waited
+// out.
+func takesOver(held, mine string) bool {
+	hl, hn, ok1 := delivery(held)
+	ml, mn, ok2 := delivery(mine)
+	return ok1 && ok2 && hl == ml && hn < mn
+}
+
+// delivery splits a holderName into its message (JOBID/MESSAGEID) and its
+// receive count.
+func delivery(holder string) (message string, receiveCount int, ok bool) {
+	rest, _, ok := cutLast(holder)
+	if !ok {
+		return "", 0, false
+	}
+	message, count, ok := cutLast(rest)
+	if !ok || !strings.Contains(message, "/") {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(count)
+	return message, n, err == nil
+}
+
+func cutLast(s string) (before, after string, ok bool) {
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+1:], true
+}
+
+// claimFor asks the ledger for r's user's claim, and takes over a claim
+// an earlier delivery of r's message holds (takesOver); a granted one is
+// noted in r.
 func (w *Worker) claimFor(hard context.Context, r *run) (Claim, error) {
 	ctx, cancel := context.WithTimeout(hard, w.cfg.CallTimeout)
 	defer cancel()
 	now := w.cfg.Clock.Now()
-	c, err := w.cfg.Ledger.Claim(ctx, w.ledgerUser(r), r.holder(), now)
+	u, h := w.ledgerUser(r), r.holder()
+	c, err := w.cfg.Ledger.Claim(ctx, u, h, "", now)
 	w.m.LedgerCalls.WithLabelValues("claim", ledgerResult(err, c)).Inc()
+	if err == nil && !c.Held && !c.Done && takesOver(c.Holder, h) {
+		w.log.Info("taking over the claim of an earlier delivery of the message", "pool", u.Pool, "user", w.user(u.Username),
+			"from", c.Holder, "receive_count", r.m.ReceiveCount)
+		c, err = w.cfg.Ledger.Claim(ctx, u, h, c.Holder, now)
+		w.m.LedgerCalls.WithLabelValues("claim", ledgerResult(err, c)).Inc()
+	}
 	switch {
 	case err == nil && c.Held:
 		r.held, r.claimedAt, r.claimUntil = true, now, c.Until

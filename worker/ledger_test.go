@@ -24,6 +24,8 @@ type fakeLedger struct {
 	rows  map[string]*fakeRow
 	fail  error // every call fails with it, if not nil
 	lease time.Duration
+
+	claims atomic.Int64 // Claim calls answered
 }
 
 type fakeRow struct {
@@ -44,9 +46,10 @@ func (l *fakeLedger) row(u LedgerUser) *fakeRow {
 	return l.rows[k]
 }
 
-func (l *fakeLedger) Claim(_ context.Context, u LedgerUser, holder string, now time.Time) (Claim, error) {
+func (l *fakeLedger) Claim(_ context.Context, u LedgerUser, holder, from string, now time.Time) (Claim, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.claims.Add(1)
 	if l.fail != nil {
 		return Claim{}, l.fail
 	}
@@ -54,7 +57,7 @@ func (l *fakeLedger) Claim(_ context.Context, u LedgerUser, holder string, now t
 	switch {
 	case r.outcome == job.StepReset || r.outcome == job.StepReinvited:
 		return Claim{Done: true, Outcome: r.outcome}, nil
-	case r.holder != "" && r.holder != holder && now.Before(r.until):
+	case r.holder != "" && r.holder != holder && r.holder != from && now.Before(r.until):
 		return Claim{Holder: r.holder, Until: r.until}, nil
 	}
 	r.holder, r.until = holder, now.Add(l.lease)
@@ -136,6 +139,128 @@ func TestLedgerOneCodeAcrossReplicas(t *testing.T) {
 	}
 }
 
+// TestLedgerOneMessageTwiceAtOnce: SQS hands one message to two replicas
+// at once (the same message ID and receive count, two receipt handles:
+// it delivers at least once). Both deliveries pass their status checks
+// before either resets; the ledger's claim lets one send the code.
+func TestLedgerOneMessageTwiceAtOnce(t *testing.T) {
+	t.Parallel()
+	led := newFakeLedger()
+	var resets atomic.Int64
+	reset := func(context.Context, job.Job) error {
+		// Both deliveries have asked for the claim before a code goes.
+		for deadline := time.Now().Add(30 * time.Second); led.claims.Load() < 2 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		resets.Add(1)
+		return nil
+	}
+	a, b := newBundle(reset), newBundle(reset)
+	for _, x := range []*bundle{a, b} {
+		x.cfg.Ledger = led
+		x.q.push(jobBody(pool, "Alice"), campaignAttrs("c1")) // m1 in both
+	}
+	b.q.seq = 100 // another receipt handle for the same message
+	var wg sync.WaitGroup
+	for _, x := range []*bundle{a, b} {
+		wg.Go(func() { x.run(t) })
+	}
+	wg.Wait()
+	if n := led.claims.Load(); n < 2 {
+		t.Fatalf("%d claims asked: the deliveries did not meet", n)
+	}
+	if n := resets.Load(); n != 1 {
+		t.Fatalf("%d resets for one message delivered to two replicas at once, want 1", n)
+	}
+	if got := a.jobs("reset") + b.jobs("reset"); got != 2 {
+		t.Fatalf("%v jobs counted reset, want both (one reset, one found done)", got)
+	}
+}
+
+// TestLedgerRedeliveryTakesOverAtOnce: a worker died holding a user's
+// claim; SQS delivers its message again (a higher receive count), and that
+// delivery takes the claim over at once and resets, instead of waiting out
+// the dead claim's lease. A copy of another message of the same job, or a
+// delivery of the same message with the same receive count, is refused.
+func TestLedgerRedeliveryTakesOverAtOnce(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		deadHolder string
+		wantResets int64
+	}{
+		{"earlier delivery of the message", holderName("m1", "m1", 1, "m1#dead"), 1},
+		{"same receive count, another receipt", holderName("m1", "m1", 2, "m1#dead"), 0},
+		{"another message of the job", holderName("m1", "m9", 1, "m9#dead"), 0},
+		{"an older resetq's holder", "m1/m1", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			led := newFakeLedger()
+			u := LedgerUser{Campaign: "c1", Pool: pool, Username: "erin"}
+			if c, _ := led.Claim(context.Background(), u, tc.deadHolder, "", time.Now().Add(time.Hour)); !c.Held {
+				t.Fatal("setup: claim refused")
+			}
+			var calls atomic.Int64
+			b := newBundle(func(context.Context, job.Job) error { calls.Add(1); return nil })
+			b.cfg.Ledger = led
+			b.q.park = func(job.Outgoing) bool { return true }
+			b.cfg.ExitWhenIdle = 0
+			b.q.push(jobBody(pool, "erin"), campaignAttrs("c1"))
+			b.q.mu.Lock()
+			b.q.visible[0].ReceiveCount = 1 // its first delivery was the dead worker's
+			b.q.mu.Unlock()
+			_, cancel, done := b.start(t)
+			b.q.waitFor(t, "the job reset or sent back", func() bool {
+				b.q.mu.Lock()
+				defer b.q.mu.Unlock()
+				return calls.Load() > 0 || len(b.q.parked) == 1
+			})
+			cancel()
+			<-done
+			if n := calls.Load(); n != tc.wantResets {
+				t.Fatalf("%d resets, want %d (dead claim held by %q)", n, tc.wantResets, tc.deadHolder)
+			}
+			if row := led.get(u); tc.wantResets == 1 && row.outcome != job.StepReset {
+				t.Fatalf("ledger row %+v, want the reset recorded", row)
+			}
+		})
+	}
+}
+
+// TestTakesOver: only a later delivery of the same message takes a claim
+// over.
+func TestTakesOver(t *testing.T) {
+	t.Parallel()
+	mine := holderName("job/with/slashes", "msg-1", 3, "r3")
+	for _, tc := range []struct {
+		held string
+		want bool
+	}{
+		{holderName("job/with/slashes", "msg-1", 2, "r2"), true},
+		{holderName("job/with/slashes", "msg-1", 1, "r1"), true},
+		{holderName("job/with/slashes", "msg-1", 3, "r3b"), false}, // the same count: a duplicate at once
+		{holderName("job/with/slashes", "msg-1", 4, "r4"), false},  // a later delivery holds it
+		{holderName("job/with/slashes", "msg-2", 1, "r1"), false},  // another message of the job
+		{holderName("other", "msg-1", 1, "r1"), false},
+		{"job/with/slashes/msg-1", false}, // an older resetq's JOBID/MESSAGEID
+		{"job/with/slashes/msg-1/x/abc", false},
+		{"", false},
+		{"/1/abc", false},
+	} {
+		if got := takesOver(tc.held, mine); got != tc.want {
+			t.Errorf("takesOver(%q, %q) = %v, want %v", tc.held, mine, got, tc.want)
+		}
+	}
+	if takesOver(mine, mine) {
+		t.Error("a holder takes over from itself")
+	}
+	if holderName("j", "m", 1, "a") == holderName("j", "m", 1, "b") {
+		t.Error("two receipt handles, one holder")
+	}
+}
+
 // TestLedgerUnreachableNoCodeWithoutClaim: while the ledger cannot be
 // reached, no code goes: the job waits behind the ledger's circuit, and is
 // dead-lettered as ledger_unavailable after --max-deferral.
@@ -198,7 +323,7 @@ func TestLedgerHeldElsewhereWaits(t *testing.T) {
 	t.Parallel()
 	led := newFakeLedger()
 	u := LedgerUser{Campaign: "c1", Pool: pool, Username: "dave"}
-	if c, _ := led.Claim(context.Background(), u, "other-job", time.Now().Add(time.Hour)); !c.Held {
+	if c, _ := led.Claim(context.Background(), u, "other-job", "", time.Now().Add(time.Hour)); !c.Held {
 		t.Fatal("setup: claim refused")
 	}
 	var calls atomic.Int64
@@ -278,11 +403,11 @@ type poolFailLedger struct {
 	badPool string
 }
 
-func (l *poolFailLedger) Claim(ctx context.Context, u LedgerUser, holder string, now time.Time) (Claim, error) {
+func (l *poolFailLedger) Claim(ctx context.Context, u LedgerUser, holder, from string, now time.Time) (Claim, error) {
 	if u.Pool == l.badPool {
 		return Claim{}, errors.New("DescribeUserPool: ResourceNotFoundException")
 	}
-	return l.fakeLedger.Claim(ctx, u, holder, now)
+	return l.fakeLedger.Claim(ctx, u, holder, from, now)
 }
 
 // TestLedgerClaimRenewedAfterALongWait: a job whose pacing wait outlasts
@@ -300,7 +425,7 @@ func TestLedgerClaimRenewedAfterALongWait(t *testing.T) {
 	b.pacer.wait = func(ctx context.Context, _ string) error {
 		once.Do(func() {
 			b.clock.Advance(2 * led.lease) // a throttled Region: the wait outlasts the lease
-			if c, _ := led.Claim(ctx, u, "duplicate", b.clock.Now()); !c.Held {
+			if c, _ := led.Claim(ctx, u, "duplicate", "", b.clock.Now()); !c.Held {
 				t.Error("the duplicate could not take the expired claim")
 			}
 		})

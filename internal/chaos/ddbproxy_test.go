@@ -448,10 +448,21 @@ func (tl *timeline) audit() claimAudit {
 }
 
 // jobOf is the job of a claim's holder: the worker names a claim by the
-// job's ID and its message's ("JOB/MESSAGE").
+// job's ID, its message's, and the delivery's receive count and receipt
+// digest ("JOB/MESSAGE/COUNT/DIGEST").
 func jobOf(holder string) string {
 	job, _, _ := strings.Cut(holder, "/")
 	return job
+}
+
+// messageOf is the job and message of a claim's holder ("JOB/MESSAGE"):
+// one message's deliveries share it.
+func messageOf(holder string) string {
+	parts := strings.Split(holder, "/")
+	if len(parts) < 4 {
+		return holder
+	}
+	return strings.Join(parts[:len(parts)-2], "/")
 }
 
 // heldNow is, per user, the holder of a granted claim with no outcome

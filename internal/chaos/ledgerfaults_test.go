@@ -29,9 +29,10 @@ import (
 // Cognito answered a reset, before the worker heard (the code gone, not
 // recorded), once a second job (another message, another job ID, sent for
 // each user the first kill left claimed) has met a dead claim. The claim's
-// holder is the job's ID and its message's, which a message SQS delivers
-// again keeps: the redelivery claims again at once, without waiting for the
-// dead holder's lease (ledger.DefaultLease, 5 min); it resets a user whose
+// holder names the job, its message and the delivery; a message SQS
+// delivers again (a higher receive count) takes its dead delivery's claim
+// over at once, without waiting for the dead holder's lease
+// (ledger.DefaultLease, 5 min); it resets a user whose
 // code was held, and records the reset of one whose code went (its status
 // check finds the user RESET_REQUIRED). The second jobs meet the dead
 // holders' claims and are sent back until the redelivery ends the user. A
@@ -39,7 +40,7 @@ import (
 // the ledger's own tests take a claim over at its lease's end (TestClaim),
 // with no 5-minute wait. Every user must be reset exactly once (resets
 // answered 200 per user), every reset must follow a claim granted to its
-// user, nothing lost, each dead claim taken over by its own job's
+// user, nothing lost, each dead claim taken over by its own message's
 // redelivery and never by another job, and every reset recorded.
 func ledgerKill(t *testing.T) {
 	start := time.Now()
@@ -172,8 +173,8 @@ func ledgerKill(t *testing.T) {
 		t.Errorf("%d resets went without a claim granted to their user: %v", len(a.Unclaimed), a.Unclaimed)
 	}
 
-	// Each dead claim: taken over by its own job's redelivery (the same
-	// holder, at once), or, when the user's code went before the kill (the
+	// Each dead claim: taken over by its own message's redelivery (a
+	// holder of the same message, at once), or, when the user's code went before the kill (the
 	// reset that triggered it, or another the dying worker had under way,
 	// recorded or not), its user found reset by the status check; never
 	// granted to another job within the lease.
@@ -187,7 +188,7 @@ func ledgerKill(t *testing.T) {
 			byStatusCheck++
 		case !ok:
 			t.Errorf("%s: the claim of dead job %s was never taken over, and its code did not go before the kill", u, d.holder)
-		case next.holder != d.holder && next.at.Sub(d.at) < ddbledger.DefaultLease:
+		case messageOf(next.holder) != messageOf(d.holder) && next.at.Sub(d.at) < ddbledger.DefaultLease:
 			t.Errorf("%s: claimed by job %s %v after job %s died holding it, within the lease", u, next.holder, next.at.Sub(d.at), d.holder)
 		default:
 			takeover = append(takeover, next.at.Sub(d.at).Seconds())
@@ -253,15 +254,16 @@ func firstGrantAfter(gs []grant, at time.Time) (grant, bool) {
 	return grant{}, false
 }
 
-// refusedBetween counts the claims of u by other holders than holder that
-// were refused after at, until holder claimed u again.
+// refusedBetween counts the claims of u by other messages than holder's
+// that were refused after at, until a delivery of holder's message claimed
+// u again.
 func refusedBetween(evs []event, u, holder string, at time.Time) int {
 	n := 0
 	for _, ev := range evs {
 		if ev.user != u || ev.call != "claim" || !ev.at.After(at) {
 			continue
 		}
-		if ev.holder == holder {
+		if messageOf(ev.holder) == messageOf(holder) {
 			return n
 		}
 		if ev.code == "ConditionalCheckFailedException" {
