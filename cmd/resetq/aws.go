@@ -78,10 +78,19 @@ func regionOfQueueURL(queueURL, fallback string) string {
 // startupError makes a queue that does not exist or may not be read a
 // configuration error (exit 2); anything else is a runtime failure.
 func startupError(what string, err error) error {
-	switch awserr.Code(err) {
-	case "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "AccessDenied", "AccessDeniedException",
-		"InvalidAddress", "InvalidClientTokenId", "UnrecognizedClientException":
+	if startupUsageCode(awserr.Code(err)) {
 		return usagef("%s: %v", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// startupUsageCode reports whether code says the queue does not exist or
+// may not be read: a configuration error.
+func startupUsageCode(code string) bool {
+	switch code {
+	case "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "AccessDenied", "AccessDeniedException",
+		"InvalidAddress", "InvalidClientTokenId", "UnrecognizedClientException":
+		return true
+	}
+	return false
 }

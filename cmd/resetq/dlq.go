@@ -160,19 +160,20 @@ func runDLQCommand(ctx context.Context, cmd string, args []string, stdout, stder
 	}
 	dlqURL := f.dlqURL
 	var source *queue.Queue
+	st := newStartup(stderrWarn(stderr))
 	if f.queueURL != "" {
 		source = queue.New(client, f.queueURL, nil)
-		settings, err := readSource(ctx, source)
+		settings, err := readSource(ctx, st, source)
 		if err != nil {
 			return err
 		}
-		if dlqURL, err = resolveDLQ(ctx, source, settings, f.dlqURL, true); err != nil {
+		if dlqURL, err = resolveDLQ(ctx, st, source, settings, f.dlqURL, true); err != nil {
 			return err
 		}
 	}
 	dead := queue.New(client, dlqURL, nil)
-	if _, err := dead.Settings(ctx); err != nil {
-		return startupError("read the dead-letter queue", err)
+	if _, err := startupRead(ctx, st, "read the dead-letter queue", dead.Settings); err != nil {
+		return err
 	}
 	scan := dlq.ScanConfig{Visibility: f.visibility, Wait: time.Second}
 	filter := dlq.Filter{Reason: f.reason, Campaign: f.campaign}

@@ -104,11 +104,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		source = queue.New(client, f.queueURL, nil)
-		settings, err := readSource(ctx, source)
+		st := newStartup(stderrWarn(stderr))
+		settings, err := readSource(ctx, st, source)
 		if err != nil {
 			return err
 		}
-		dlqURL, err := resolveDLQ(ctx, source, settings, f.dlqURL, false)
+		dlqURL, err := resolveDLQ(ctx, st, source, settings, f.dlqURL, false)
 		if err != nil {
 			return err
 		}
@@ -294,25 +295,25 @@ func drainText(d status.Drain) string {
 	return "rate: need another sample"
 }
 
-// readSource reads the source queue's settings; a queue that does not
-// exist or may not be read is a usage error.
-func readSource(ctx context.Context, source *queue.Queue) (queue.Settings, error) {
-	s, err := source.Settings(ctx)
-	if err != nil {
-		return s, startupError("read the source queue", err)
-	}
-	return s, nil
+// readSource reads the source queue's settings, again while SQS faults
+// (startupRead); a queue that does not exist or may not be read is a
+// usage error.
+func readSource(ctx context.Context, st startup, source *queue.Queue) (queue.Settings, error) {
+	return startupRead(ctx, st, "read the source queue", source.Settings)
 }
 
 // resolveDLQ is flagURL when set, else the DLQ of the RedrivePolicy in s.
 // With required, a queue without either is a usage error; else it is "".
 // A DLQ that is the source queue is a usage error.
-func resolveDLQ(ctx context.Context, source *queue.Queue, s queue.Settings, flagURL string, required bool) (string, error) {
+func resolveDLQ(ctx context.Context, st startup, source *queue.Queue, s queue.Settings, flagURL string, required bool) (string, error) {
 	url := flagURL
 	if url == "" {
 		var err error
-		if url, err = source.DLQURL(ctx, s); err != nil {
-			return "", startupError("find the DLQ of the RedrivePolicy", err)
+		url, err = startupRead(ctx, st, "find the DLQ of the RedrivePolicy", func(ctx context.Context) (string, error) {
+			return source.DLQURL(ctx, s)
+		})
+		if err != nil {
+			return "", err
 		}
 		if url == "" {
 			if required {

@@ -271,20 +271,21 @@ func runWork(ctx context.Context, args []string, _, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, version())
 	source := queue.New(sqsClient, f.queueURL, m)
-	settings, err := readSource(ctx, source)
+	st := newStartup(log.Warn)
+	settings, err := readSource(ctx, st, source)
 	if err != nil {
 		return err
 	}
 	if settings.FIFO {
 		return usagef("%s is a FIFO queue; resetq needs a standard queue (retries are sent back with a per-message delay)", f.queueURL)
 	}
-	dlqURL, err := resolveDLQ(ctx, source, settings, f.dlqURL, true)
+	dlqURL, err := resolveDLQ(ctx, st, source, settings, f.dlqURL, true)
 	if err != nil {
 		return err
 	}
 	dlq := queue.New(sqsClient, dlqURL, m)
-	if _, err := dlq.Settings(ctx); err != nil {
-		return startupError("read the dead-letter queue", err)
+	if _, err := startupRead(ctx, st, "read the dead-letter queue", dlq.Settings); err != nil {
+		return err
 	}
 	if settings.DLQARN == "" {
 		log.Warn("the source queue has no RedrivePolicy: a job whose dead letter cannot be sent (a DLQ that refuses it) stays in the source queue, retried less and less often, and is lost when the queue's retention period ends; watch resetq_dead_letter_failures_total")
