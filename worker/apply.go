@@ -33,6 +33,10 @@ func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m job.Message, o ou
 	case Release:
 		w.releases.add(m.ReceiptHandle)
 		jl.Info("job released", "outcome", o.Label)
+	case Hide:
+		w.hide(m, o.Delay)
+		jl.Info("another delivery of the message holds the job: hidden until its claim ends, nothing else touched",
+			"delay", o.Delay, "receive_count", m.ReceiveCount, "why", sqsText(o.Detail))
 	case Delete:
 		// A re-invitation's delete goes at once: a crash in the linger would
 		// send a second invitation, which no status check can prevent.

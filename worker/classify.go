@@ -252,11 +252,21 @@ const (
 	// Abandon: the message's visibility lapsed before the call (extending
 	// it failed); its next delivery owns the job, so touch nothing.
 	Abandon
+	// Hide: another delivery of the same message (SQS delivers at least
+	// once) holds the user's claim: this one hides the message for Delay,
+	// until that claim's lease ends, and touches nothing else; the holder
+	// owns the job.
+	Hide
 )
 
-var actionNames = [...]string{"delete", "retry_now", "retry", "defer", "dead_letter", "release", "forget", "abandon"}
+var actionNames = [...]string{"delete", "retry_now", "retry", "defer", "dead_letter", "release", "forget", "abandon", "hide"}
 
 func (a Action) String() string { return actionNames[a] }
+
+// leaves reports whether a job with this outcome leaves this process
+// without an end of its own: another delivery owns it (Release, Abandon,
+// Hide), so it owes its user no kill and no sign-out here.
+func (a Action) leaves() bool { return a == Release || a == Abandon || a == Hide }
 
 // Decision is the outcome Decide picks for a job.
 type Decision struct {

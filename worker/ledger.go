@@ -89,13 +89,31 @@ func holderName(jobID, messageID string, receiveCount int, receipt string) strin
 // receive count). SQS delivers a message again once the earlier
 // delivery's visibility ended: its worker died, let it go (a shutdown, a
 // failed send-back) or lost it before its call; so the message SQS
-// delivers again after a crash claims at once, not after the lease. A
-// holder of another form (an older resetq's JOBID/MESSAGEID) is waited
-// out.
+// delivers again after a crash claims at once, not after the lease. So
+// does any delivery over an older resetq's JOBID/MESSAGEID holder, which
+// re-claimed at once itself (a rolling upgrade: an older replica shut
+// down with the job in its pacer).
 func takesOver(held, mine string) bool {
-	hl, hn, ok1 := delivery(held)
-	ml, mn, ok2 := delivery(mine)
-	return ok1 && ok2 && hl == ml && hn < mn
+	ml, mn, ok := delivery(mine)
+	if !ok {
+		return false
+	}
+	if held == ml {
+		return true // an older resetq's JOBID/MESSAGEID: it re-claimed at once too
+	}
+	hl, hn, ok := delivery(held)
+	return ok && hl == ml && hn < mn
+}
+
+// sameMessage reports whether held and mine are deliveries of one
+// message (an older resetq's JOBID/MESSAGEID included).
+func sameMessage(held, mine string) bool {
+	ml, _, ok := delivery(mine)
+	if !ok {
+		return false
+	}
+	hl, _, hok := delivery(held)
+	return held == ml || hok && hl == ml
 }
 
 // delivery splits a holderName into its message (JOBID/MESSAGEID) and its
@@ -190,6 +208,16 @@ func (w *Worker) claim(hard context.Context, r *run) *outcome {
 	case c.Done:
 		w.breaker.record(now, p, Class{Kind: OK}, []string{ledgerKey}, ledgerKey)
 		o = outcome{Action: Delete, Label: c.Outcome, AlreadyReset: true, Attempts: r.attempts}
+	case sameMessage(c.Holder, r.holder()):
+		// Another delivery of this very message holds it (SQS delivers at
+		// least once): it owns the job. Sent back, this one would delete
+		// the message from under it (its visibility then lapses and it
+		// abandons the job: the user waits out the lease, with no kill).
+		// Hidden until the lease ends, the message comes back only if the
+		// holder did not end the job; a later delivery then takes over.
+		w.breaker.record(now, p, Class{Kind: OK}, []string{ledgerKey}, ledgerKey)
+		o = outcome{Action: Hide, Label: "delivered_twice", Delay: min(maxDelay, max(time.Second, c.Until.Sub(now)+time.Second)),
+			Attempts: r.attempts, Detail: "another delivery of the message holds the user until " + c.Until.UTC().Format(time.RFC3339)}
 	default:
 		// Another job of the user holds it: its code may be on its way.
 		// This one looks again soon; it kills no password meanwhile (the

@@ -161,19 +161,42 @@ func TestLedgerOneMessageTwiceAtOnce(t *testing.T) {
 		x.q.push(jobBody(pool, "Alice"), campaignAttrs("c1")) // m1 in both
 	}
 	b.q.seq = 100 // another receipt handle for the same message
-	var wg sync.WaitGroup
-	for _, x := range []*bundle{a, b} {
-		wg.Go(func() { x.run(t) })
+	// The hidden copy stays in its queue (here each replica has its own),
+	// so the workers do not go idle: stopped once both jobs ended.
+	_, cancelA, doneA := a.start(t)
+	_, cancelB, doneB := b.start(t)
+	ended := func() float64 {
+		return a.jobs("reset") + b.jobs("reset") + a.jobs("delivered_twice") + b.jobs("delivered_twice")
 	}
-	wg.Wait()
+	for deadline := time.Now().Add(30 * time.Second); ended() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v jobs ended, want 2", ended())
+		}
+	}
+	cancelA()
+	cancelB()
+	<-doneA
+	<-doneB
 	if n := led.claims.Load(); n < 2 {
 		t.Fatalf("%d claims asked: the deliveries did not meet", n)
 	}
 	if n := resets.Load(); n != 1 {
 		t.Fatalf("%d resets for one message delivered to two replicas at once, want 1", n)
 	}
-	if got := a.jobs("reset") + b.jobs("reset"); got != 2 {
-		t.Fatalf("%v jobs counted reset, want both (one reset, one found done)", got)
+	if got, twice := a.jobs("reset")+b.jobs("reset"), a.jobs("delivered_twice")+b.jobs("delivered_twice"); got != 1 || twice != 1 {
+		t.Fatalf("%v jobs counted reset and %v delivered_twice, want 1 and 1", got, twice)
+	}
+	// The delivery refused hid its copy until the claim's lease ends, and
+	// neither sent it back nor deleted it (that would pull the message
+	// from under the holder).
+	for _, x := range []*bundle{a, b} {
+		if x.jobs("delivered_twice") != 1 {
+			continue
+		}
+		ev := strings.Join(x.q.events, " ")
+		if !strings.Contains(ev, "hide:m1:1m") || strings.Contains(ev, "delete:m1") || len(x.q.sent) != 0 {
+			t.Fatalf("the refused delivery's queue: events %s, sent %d; want m1 hidden for the lease (1m), not deleted, nothing sent", ev, len(x.q.sent))
+		}
 	}
 }
 
@@ -188,11 +211,13 @@ func TestLedgerRedeliveryTakesOverAtOnce(t *testing.T) {
 		name       string
 		deadHolder string
 		wantResets int64
+		want       string // the outcome counted
 	}{
-		{"earlier delivery of the message", holderName("m1", "m1", 1, "m1#dead"), 1},
-		{"same receive count, another receipt", holderName("m1", "m1", 2, "m1#dead"), 0},
-		{"another message of the job", holderName("m1", "m9", 1, "m9#dead"), 0},
-		{"an older resetq's holder", "m1/m1", 0},
+		{"earlier delivery of the message", holderName("m1", "m1", 1, "m1#dead"), 1, "reset"},
+		{"an older resetq's holder of the message", "m1/m1", 1, "reset"},
+		{"same receive count, another receipt", holderName("m1", "m1", 2, "m1#dead"), 0, "delivered_twice"},
+		{"a later delivery of the message", holderName("m1", "m1", 3, "m1#later"), 0, "delivered_twice"},
+		{"another message of the job", holderName("m1", "m9", 1, "m9#dead"), 0, "claimed_elsewhere"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,11 +237,11 @@ func TestLedgerRedeliveryTakesOverAtOnce(t *testing.T) {
 			b.q.visible[0].ReceiveCount = 1 // its first delivery was the dead worker's
 			b.q.mu.Unlock()
 			_, cancel, done := b.start(t)
-			b.q.waitFor(t, "the job reset or sent back", func() bool {
-				b.q.mu.Lock()
-				defer b.q.mu.Unlock()
-				return calls.Load() > 0 || len(b.q.parked) == 1
-			})
+			for deadline := time.Now().Add(30 * time.Second); b.jobs(tc.want) != 1; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("outcome %s never counted (dead claim held by %q)", tc.want, tc.deadHolder)
+				}
+			}
 			cancel()
 			<-done
 			if n := calls.Load(); n != tc.wantResets {
@@ -244,7 +269,8 @@ func TestTakesOver(t *testing.T) {
 		{holderName("job/with/slashes", "msg-1", 4, "r4"), false},  // a later delivery holds it
 		{holderName("job/with/slashes", "msg-2", 1, "r1"), false},  // another message of the job
 		{holderName("other", "msg-1", 1, "r1"), false},
-		{"job/with/slashes/msg-1", false}, // an older resetq's JOBID/MESSAGEID
+		{"job/with/slashes/msg-1", true}, // an older resetq's JOBID/MESSAGEID of the message
+		{"job/with/slashes/msg-2", false},
 		{"job/with/slashes/msg-1/x/abc", false},
 		{"", false},
 		{"/1/abc", false},

@@ -242,7 +242,7 @@ func (w *Worker) steps(soft, hard context.Context, r *run) outcome {
 // shutdown. A sign-out that fails at the job's end replaces o: the job
 // goes on.
 func (w *Worker) settle(soft, hard context.Context, r *run, o outcome) outcome {
-	if o.Action == Release || o.Action == Abandon {
+	if o.Action.leaves() {
 		return r.finish(o)
 	}
 	ending := o.Action == Delete || o.Action == DeadLetter
@@ -258,7 +258,7 @@ func (w *Worker) settle(soft, hard context.Context, r *run, o outcome) outcome {
 			dead = true // only the sign-out after it failed: no second kill
 		case r.opt.kill:
 			d, stop := w.kill(soft, hard, r)
-			if stop != nil && (stop.Action == Release || stop.Action == Abandon || !userExists(*stop)) {
+			if stop != nil && (stop.Action.leaves() || !userExists(*stop)) {
 				return r.finish(*stop)
 			}
 			dead = d
@@ -271,7 +271,7 @@ func (w *Worker) settle(soft, hard context.Context, r *run, o outcome) outcome {
 	switch {
 	case ok:
 		return r.finish(o)
-	case so.Action == Release || so.Action == Abandon || ending:
+	case so.Action.leaves() || ending:
 		return so
 	}
 	return r.finish(o) // held: its next delivery signs out again
@@ -334,7 +334,7 @@ func (w *Worker) kill(soft, hard context.Context, r *run) (dead bool, stop *outc
 	}
 	cl, stop := w.callOp(soft, hard, r, w.killOp(permanent))
 	switch {
-	case stop != nil && stop.Action != Release && stop.Action != Abandon:
+	case stop != nil && !stop.Action.leaves():
 		w.m.CognitoCalls.WithLabelValues(userpool.OpSetPassword, "circuit_open").Inc()
 		w.log.Error("killing the password was refused by an open circuit: the old one works until the code goes out or a later delivery kills it",
 			"pool", r.job.UserPoolID, "user", w.user(r.job.Username), "why", sqsText(stop.Detail))
