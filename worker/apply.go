@@ -30,9 +30,15 @@ func (w *Worker) apply(ctx context.Context, jl *slog.Logger, m job.Message, o ou
 	case Abandon:
 		w.held.remove(m.ReceiptHandle)
 		jl.Warn("visibility of the message lapsed while it waited; left to its next delivery, no call made")
+		if !o.CodeCalled {
+			w.release(ctx, o.User, o.Holder) // its next delivery, or another job, need not wait for the lease
+		}
 	case Release:
 		w.releases.add(m.ReceiptHandle)
 		jl.Info("job released", "outcome", o.Label)
+		if !o.CodeCalled {
+			w.release(ctx, o.User, o.Holder)
+		}
 	case Hide:
 		w.hide(m, o.Delay)
 		jl.Info("another delivery of the message holds the job: hidden until its claim ends, nothing else touched",

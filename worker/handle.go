@@ -179,6 +179,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 
 		callCtx, cancel := context.WithTimeout(job.WithCampaign(hard, r.m.Campaign()), w.cfg.CallTimeout)
 		callStart := w.cfg.Clock.Now()
+		r.codeCalled = r.codeCalled || o.emails
 		err := o.call(callCtx, r.job)
 		cancel()
 		cl := Classify(err)

@@ -216,7 +216,9 @@ func (w *Worker) claim(hard context.Context, r *run) *outcome {
 		// Hidden until the lease ends, the message comes back only if the
 		// holder did not end the job; a later delivery then takes over.
 		w.breaker.record(now, p, Class{Kind: OK}, []string{ledgerKey}, ledgerKey)
-		o = outcome{Action: Hide, Label: "delivered_twice", Delay: min(maxDelay, max(time.Second, c.Until.Sub(now)+time.Second)),
+		// At least the visibility timeout: never shorter than the holder's
+		// own, should the two deliveries share one.
+		o = outcome{Action: Hide, Label: "delivered_twice", Delay: min(maxDelay, max(w.cfg.Visibility, c.Until.Sub(now)+time.Second)),
 			Attempts: r.attempts, Detail: "another delivery of the message holds the user until " + c.Until.UTC().Format(time.RFC3339)}
 	default:
 		// Another job of the user holds it: its code may be on its way.

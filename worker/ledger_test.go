@@ -254,6 +254,65 @@ func TestLedgerRedeliveryTakesOverAtOnce(t *testing.T) {
 	}
 }
 
+// TestLedgerLeavingFreesAnUnusedClaim: a job shut down while it waits in
+// the pacer, after its claim and before its call, frees its claim (its
+// next delivery or another job of the user need not wait for the lease);
+// a job whose call was cut off keeps it (the code may have gone).
+func TestLedgerLeavingFreesAnUnusedClaim(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		inCall   bool // shut down during the call, not in the pacer
+		wantHeld bool
+	}{
+		{"in the pacer", false, false},
+		{"during the call", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			led := newFakeLedger()
+			waiting := make(chan struct{}, 1)
+			block := func(ctx context.Context) error {
+				select {
+				case waiting <- struct{}{}:
+				default:
+				}
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			b := newBundle(func(ctx context.Context, _ job.Job) error {
+				if tc.inCall {
+					return block(ctx)
+				}
+				return nil
+			})
+			if !tc.inCall {
+				b.pacer.wait = func(ctx context.Context, _ string) error { return block(ctx) }
+			}
+			b.cfg.Ledger, b.cfg.ExitWhenIdle, b.cfg.ShutdownTimeout = led, 0, 10*time.Millisecond
+			b.q.push(jobBody(pool, "frank"), campaignAttrs("c1"))
+			_, cancel, done := b.start(t)
+			u := LedgerUser{Campaign: "c1", Pool: pool, Username: "frank"}
+			select {
+			case <-waiting:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the job never reached the pacer or its call")
+			}
+			if led.get(u).holder == "" {
+				t.Fatal("setup: no claim before the wait")
+			}
+			cancel()
+			<-done
+			if b.jobs("released") != 1 {
+				t.Fatalf("released %v, want 1", b.jobs("released"))
+			}
+			if held := led.get(u).holder != ""; held != tc.wantHeld {
+				t.Fatalf("claim held after the shutdown: %v, want %v (row %+v)", held, tc.wantHeld, led.get(u))
+			}
+		})
+	}
+}
+
 // TestTakesOver: only a later delivery of the same message takes a claim
 // over.
 func TestTakesOver(t *testing.T) {

@@ -31,6 +31,12 @@ type outcome struct {
 	JobID         string        // the job's ID (job.State), for the copy and the record
 	User          LedgerUser    // the job's user, once the job is admitted: for the ledger's record
 	Holder        string        // the ledger's claim the job holds at its end, released unless the user is done
+	// CodeCalled: a call that sends a code or an invitation was made in
+	// this delivery (answered or not). A job that leaves without an end
+	// of its own (Release, Abandon) frees its claim only if not: a call
+	// cut off may have sent the code, and the claim keeps a second one
+	// from going until its lease ends.
+	CodeCalled bool
 	// Delayed: the job leaves without its code sent because the code
 	// must wait (an open circuit, the daily email limit, a retry after a
 	// failure or the per-user attempt limit), not because the user cannot

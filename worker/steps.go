@@ -47,7 +47,7 @@ func (w *Worker) decideJob(soft, hard context.Context, m job.Message, state job.
 	o = w.steps(soft, hard, &r)
 	o.User = w.ledgerUser(&r)
 	if r.held || r.mayHold {
-		o.Holder = r.holder()
+		o.Holder, o.CodeCalled = r.holder(), r.codeCalled
 	}
 	return o, jl
 }
@@ -91,6 +91,7 @@ type run struct {
 
 	held                  bool      // this job holds its user's claim in the ledger
 	mayHold               bool      // a claim's answer was lost: it may hold it
+	codeCalled            bool      // a call that sends a code or an invitation went (outcome.CodeCalled)
 	claimedAt, claimUntil time.Time // when it claimed last, and the lease's end
 }
 
