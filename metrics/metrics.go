@@ -62,7 +62,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	m := &Metrics{
 		Jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_jobs_total",
-			Help: "Jobs handled, by outcome: reset, dead_lettered, retried (sent back with a delay after a transient failure), deferred (sent back while the Region's or the pool's circuit is open), released (made visible again at shutdown), expired (its visibility lapsed while it waited, so it was left to its next delivery without a call).",
+			Help: "Jobs handled, by outcome: reset, dead_lettered, retried (sent back with a delay after a transient failure), deferred (sent back while the Region's or the pool's circuit is open), released (made visible again at shutdown), expired (its visibility lapsed while it waited, so it was left to its next delivery without a call), claimed_elsewhere (another job holds its user's ledger claim: sent back to look again), delivered_twice (SQS delivered its message to two workers at once: this copy hid while the other holds the claim).",
 		}, []string{"outcome"}),
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "resetq_dead_letters_total",
@@ -195,7 +195,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		m.CategoryCalls, m.CategoryThrottles, m.CategoryLimit, m.CategoryCap, m.CategoryRoom,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	for _, o := range []string{"reset", "reinvited", "dead_lettered", "retried", "deferred", "released", "expired"} {
+	for _, o := range []string{"reset", "reinvited", "dead_lettered", "retried", "deferred", "released", "expired", "delivered_twice"} {
 		m.Jobs.WithLabelValues(o) // export zeros so rates work from the first scrape
 	}
 	for _, c := range []string{"ok", "TooManyRequestsException"} {
