@@ -224,8 +224,8 @@ func runEnqueue(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	// The queue must exist and be readable (sqs:GetQueueAttributes is in
 	// the producer policy) before anything is read or sent.
-	if _, err := queue.New(sqsClient, f.queueURL, nil).ARN(ctx); err != nil {
-		return startupError("read the queue", err)
+	if _, err := startupRead(ctx, newStartup(stderrWarn(stderr)), "read the queue", queue.New(sqsClient, f.queueURL, nil).ARN); err != nil {
+		return err
 	}
 
 	var rejects *os.File
