@@ -94,15 +94,12 @@ func holderName(jobID, messageID string, receiveCount int, receipt string) strin
 // re-claimed at once itself (a rolling upgrade: an older replica shut
 // down with the job in its pacer).
 func takesOver(held, mine string) bool {
-	ml, mn, ok := delivery(mine)
-	if !ok {
+	if !sameMessage(held, mine) {
 		return false
 	}
-	if held == ml {
-		return true // an older resetq's JOBID/MESSAGEID: it re-claimed at once too
-	}
-	hl, hn, ok := delivery(held)
-	return ok && hl == ml && hn < mn
+	_, hn, newForm := delivery(held)
+	_, mn, _ := delivery(mine)
+	return !newForm || hn < mn // the older form re-claimed at once too
 }
 
 // sameMessage reports whether held and mine are deliveries of one
