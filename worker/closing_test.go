@@ -434,11 +434,11 @@ func TestDisabledMarkSurvives(t *testing.T) {
 }
 
 // redeliverHidden makes a message hidden after a failed forward visible
-// again at once.
+// again at once; an extension (the default visibility) stays one.
 type redeliverHidden struct{ *fakeQueue }
 
 func (r *redeliverHidden) ChangeVisibility(ctx context.Context, receipts []string, timeout time.Duration) (map[string]error, error) {
-	if timeout > 0 {
+	if timeout > 0 && timeout != DefaultVisibility {
 		timeout = 0 // back at once
 	}
 	return r.fakeQueue.ChangeVisibility(ctx, receipts, timeout)

@@ -161,13 +161,13 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 			return stop(released())
 		}
 		w.m.RateLimitWait.Observe(w.cfg.Clock.Now().Sub(waitStart).Seconds())
-		if w.held.lost(r.m.ReceiptHandle) {
-			return stop(outcome{Action: Abandon, Label: "expired"})
-		}
 		if o.emails && w.renewDue(r) {
 			if st := w.claim(hard, r); st != nil {
 				return stop(*st)
 			}
+		}
+		if !w.keepsThrough(hard, r) {
+			return stop(outcome{Action: Abandon, Label: "expired"})
 		}
 		// Checked again after the wait: a circuit may have opened during
 		// it, and the daily email limit may have come to hold the pool.

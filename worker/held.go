@@ -48,12 +48,16 @@ func (h *heldSet) failed(receipt string, now time.Time) bool {
 	return true
 }
 
-// lost reports whether the message's visibility lapsed while held.
-func (h *heldSet) lost(receipt string) bool {
+// until is when the message's visibility ends as far as this worker knows,
+// and false when it lapsed (or the message is not held).
+func (h *heldSet) until(receipt string) (time.Time, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e := h.m[receipt]
-	return e != nil && e.lost
+	if e == nil || e.lost {
+		return time.Time{}, false
+	}
+	return e.until, true
 }
 
 func (h *heldSet) remove(receipts ...string) {

@@ -99,6 +99,71 @@ func TestLapsedVisibilityMakesNoCall(t *testing.T) {
 	}
 }
 
+// TestCallKeepsItsMessage: a job whose message's visibility would end
+// during its call (the extension loop has not extended it: SQS failed, or
+// the loop is late) extends it first and calls only if SQS extends it.
+// Otherwise SQS may hand the message to another worker, whose call would
+// run beside this one: two codes. The extension loop never ticks here (a
+// clock of the test's), so only the check before the call extends.
+func TestCallKeepsItsMessage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		waited  time.Duration // in the pacer, of the 60 s visibility
+		refused bool          // SQS refuses the extension
+		call    bool
+		extends bool // an extension before the call
+	}{
+		{name: "time left for the call", waited: 45 * time.Second, call: true},
+		{name: "the visibility ends during the call: extended", waited: 55 * time.Second, call: true, extends: true},
+		{name: "the visibility ends during the call: SQS refuses", waited: 55 * time.Second, refused: true},
+		{name: "the visibility ended: SQS still extends it", waited: 70 * time.Second, call: true, extends: true},
+		{name: "the visibility ended: SQS refuses", waited: 70 * time.Second, refused: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBundle(nil)
+			b.cfg.Cognito = resetterFunc(func(context.Context, job.Job) error {
+				b.q.mu.Lock()
+				b.q.log("call")
+				b.q.mu.Unlock()
+				return nil
+			})
+			b.cfg.ExitWhenIdle = 0
+			if tt.refused {
+				b.q.changeFail = func(string) error { return errors.New("ReceiptHandleIsInvalid") }
+			}
+			var once sync.Once
+			b.pacer.wait = func(ctx context.Context, _ string) error {
+				once.Do(func() { b.clock.Advance(tt.waited) })
+				return ctx.Err()
+			}
+			b.q.push(jobBody(pool, "alice"), nil)
+			_, cancel, done := b.start(t)
+			want := "expired"
+			if tt.call {
+				want = "reset"
+			}
+			eventually(t, "the job's end", func() bool { return b.jobs(want) == 1 })
+			cancel()
+			<-done
+			_, _, events, _ := b.q.snapshot()
+			call := slices.Index(events, "call")
+			if (call >= 0) != tt.call {
+				t.Fatalf("events %v: a call %v, want %v", events, call >= 0, tt.call)
+			}
+			if !tt.call {
+				return
+			}
+			extended := slices.ContainsFunc(events[:call], func(e string) bool { return strings.HasPrefix(e, "hide:m1:1m0s") })
+			if extended != tt.extends {
+				t.Fatalf("events %v: extended before the call %v, want %v", events, extended, tt.extends)
+			}
+		})
+	}
+}
+
 // TestDeadLetterSendFailureBacksOff: a DLQ that refuses every send neither
 // loses the job nor loops: each failure hides the message for longer, and
 // is counted.

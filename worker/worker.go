@@ -539,23 +539,52 @@ func (w *Worker) extendLoop(ctx context.Context) {
 		due := w.held.due(now.Add(w.cfg.Visibility / 2))
 		for len(due) > 0 {
 			n := min(len(due), 10)
-			batch := due[:n]
+			w.extend(ctx, due[:n], now)
 			due = due[n:]
-			callCtx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
-			failed, err := w.cfg.Source.ChangeVisibility(callCtx, batch, w.cfg.Visibility)
-			cancel()
-			if err != nil {
-				w.log.Warn("extending visibility failed", "messages", len(batch), "error", err)
-			}
-			for _, r := range batch {
-				if err == nil && failed[r] == nil {
-					w.held.extend(r, now.Add(w.cfg.Visibility))
-				} else if w.held.failed(r, now) {
-					w.log.Warn("a held message's visibility lapsed: it may be delivered again; its job makes no call here", "error", errors.Join(err, failed[r]))
-				}
-			}
 		}
 	}
+}
+
+// extend extends the visibility of up to 10 held messages from now, and
+// reports whether all were extended. One whose extension failed past its
+// visibility's end is lost: SQS may deliver it again.
+func (w *Worker) extend(ctx context.Context, receipts []string, now time.Time) bool {
+	callCtx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
+	failed, err := w.cfg.Source.ChangeVisibility(callCtx, receipts, w.cfg.Visibility)
+	cancel()
+	if err != nil {
+		w.log.Warn("extending visibility failed", "messages", len(receipts), "error", err)
+	}
+	all := true
+	for _, r := range receipts {
+		if err == nil && failed[r] == nil {
+			w.held.extend(r, now.Add(w.cfg.Visibility))
+			continue
+		}
+		all = false
+		if w.held.failed(r, now) {
+			w.log.Warn("a held message's visibility lapsed: it may be delivered again; its job makes no call here", "error", errors.Join(err, failed[r]))
+		}
+	}
+	return all
+}
+
+// keepsThrough reports whether r's message stays invisible through a call
+// made now, which CallTimeout bounds, so that no other delivery of it can
+// call at the same time. The extension loop extends a message half its
+// visibility ahead; when it has failed to, as the call's end nears the
+// visibility's end, the message is extended here first, and a message
+// SQS will not extend (or whose visibility lapsed) makes no call.
+func (w *Worker) keepsThrough(ctx context.Context, r *run) bool {
+	until, held := w.held.until(r.m.ReceiptHandle)
+	if !held {
+		return false
+	}
+	now := w.cfg.Clock.Now()
+	if until.Sub(now) > w.cfg.CallTimeout {
+		return true
+	}
+	return w.extend(ctx, []string{r.m.ReceiptHandle}, now)
 }
 
 func values(m map[string]error) []error {
