@@ -434,11 +434,11 @@ func TestDisabledMarkSurvives(t *testing.T) {
 }
 
 // redeliverHidden makes a message hidden after a failed forward visible
-// again at once; an extension (the default visibility) stays one.
+// again at once; an extension (the visibility) stays one.
 type redeliverHidden struct{ *fakeQueue }
 
 func (r *redeliverHidden) ChangeVisibility(ctx context.Context, receipts []string, timeout time.Duration) (map[string]error, error) {
-	if timeout > 0 && timeout != DefaultVisibility {
+	if timeout > 0 && timeout < time.Hour { // not newBundle's visibility
 		timeout = 0 // back at once
 	}
 	return r.fakeQueue.ChangeVisibility(ctx, receipts, timeout)

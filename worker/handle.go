@@ -112,6 +112,12 @@ type op struct {
 	pacer  Pacer
 	call   func(context.Context, job.Job) error
 	emails bool // it sends an email (a code, an invitation), so the daily email limit holds it
+	// alone: it must not run beside another delivery's calls of the job:
+	// it sends a code, or it sets the password (after another delivery's
+	// code, that undoes it). It holds the ledger's claim renewed and its
+	// message kept through the call (keepsThrough). A sign-out or a disable
+	// may run twice at once.
+	alone bool
 	// recovery: in the reset's quota (UserAccountRecovery), shared with real
 	// users: its throttles count in resetq_throttles_total.
 	recovery bool
@@ -119,7 +125,7 @@ type op struct {
 }
 
 func (w *Worker) resetOp() op {
-	return op{name: userpool.OpResetPassword, pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword, emails: true, recovery: true,
+	return op{name: userpool.OpResetPassword, pacer: w.cfg.Pacer, call: w.cfg.Cognito.ResetUserPassword, emails: true, alone: true, recovery: true,
 		category: userpool.CategoryRecovery}
 }
 func (w *Worker) signOutOp() op {
@@ -129,14 +135,14 @@ func (w *Worker) disableOp() op {
 	return op{name: userpool.OpDisableUser, pacer: w.cfg.SignOutPacer, call: w.cfg.Remedies.DisableUser, category: userpool.CategoryUpdate}
 }
 func (w *Worker) reinviteOp() op {
-	return op{name: userpool.OpCreateUser, pacer: w.cfg.ReinvitePacer, call: w.cfg.Remedies.Reinvite, emails: true, category: userpool.CategoryCreation}
+	return op{name: userpool.OpCreateUser, pacer: w.cfg.ReinvitePacer, call: w.cfg.Remedies.Reinvite, emails: true, alone: true, category: userpool.CategoryCreation}
 }
 
 // killOp sets a random password nobody learns (AdminSetUserPassword): in
 // the reset's quota (UserAccountRecovery), so paced with the resets, and
 // no message is sent, so the daily email limit does not hold it.
 func (w *Worker) killOp(permanent bool) op {
-	return op{name: userpool.OpSetPassword, pacer: w.cfg.Pacer, recovery: true, category: userpool.CategoryRecovery, call: func(ctx context.Context, j job.Job) error {
+	return op{name: userpool.OpSetPassword, pacer: w.cfg.Pacer, alone: true, recovery: true, category: userpool.CategoryRecovery, call: func(ctx context.Context, j job.Job) error {
 		return w.cfg.Remedies.KillPassword(ctx, j, permanent)
 	}}
 }
@@ -161,12 +167,15 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 			return stop(released())
 		}
 		w.m.RateLimitWait.Observe(w.cfg.Clock.Now().Sub(waitStart).Seconds())
-		if o.emails && w.renewDue(r) {
+		if o.alone && w.renewDue(r) {
 			if st := w.claim(hard, r); st != nil {
 				return stop(*st)
 			}
 		}
-		if !w.keepsThrough(hard, r) {
+		if o.alone && !w.keepsThrough(hard, r) {
+			if hard.Err() != nil {
+				return stop(released())
+			}
 			return stop(outcome{Action: Abandon, Label: "expired"})
 		}
 		// Checked again after the wait: a circuit may have opened during

@@ -27,12 +27,20 @@ func (h *heldSet) add(receipt string, until time.Time) {
 	h.mu.Unlock()
 }
 
-func (h *heldSet) extend(receipt string, until time.Time) {
+// extend records an extension made at now to until, and reports whether
+// it holds: not if the visibility had ended by now (SQS may have handed the
+// message on; failed then marks it lost) or the message is lost or gone.
+func (h *heldSet) extend(receipt string, now, until time.Time) bool {
 	h.mu.Lock()
-	if e := h.m[receipt]; e != nil && !e.lost {
+	defer h.mu.Unlock()
+	e := h.m[receipt]
+	if e == nil || e.lost || !now.Before(e.until) {
+		return false
+	}
+	if until.After(e.until) {
 		e.until = until
 	}
-	h.mu.Unlock()
+	return true
 }
 
 // failed records a failed extension at now, and reports whether the

@@ -157,7 +157,7 @@ func TestLedgerOneMessageTwiceAtOnce(t *testing.T) {
 	}
 	a, b := newBundle(reset), newBundle(reset)
 	for _, x := range []*bundle{a, b} {
-		x.cfg.Ledger = led
+		x.cfg.Ledger, x.cfg.Visibility = led, DefaultVisibility
 		x.q.push(jobBody(pool, "Alice"), campaignAttrs("c1")) // m1 in both
 	}
 	b.q.seq = 100 // another receipt handle for the same message

@@ -30,7 +30,7 @@ func TestExtendedWhileDeletePending(t *testing.T) {
 		return nil
 	})
 	b.cfg.Clock = clock.Real{}
-	b.cfg.Visibility = 60 * time.Millisecond
+	b.cfg.Visibility, b.cfg.CallTimeout = 60*time.Millisecond, 5*time.Millisecond
 	b.q.deleteFail = func(_ string, try int) error {
 		if try < 3 {
 			return errors.New("InternalError")
@@ -57,7 +57,7 @@ func TestLapsedVisibilityMakesNoCall(t *testing.T) {
 	var calls atomic.Int64
 	b := newBundle(func(context.Context, job.Job) error { calls.Add(1); return nil })
 	b.cfg.Clock = clock.Real{}
-	b.cfg.Visibility = 60 * time.Millisecond
+	b.cfg.Visibility, b.cfg.CallTimeout = 60*time.Millisecond, 5*time.Millisecond
 	b.cfg.ExitWhenIdle = 0
 	b.q.changeFail = func(string) error { return errors.New("ReceiptHandleIsInvalid") }
 	var w atomic.Pointer[Worker]
@@ -99,26 +99,34 @@ func TestLapsedVisibilityMakesNoCall(t *testing.T) {
 	}
 }
 
-// TestCallKeepsItsMessage: a job whose message's visibility would end
-// during its call (the extension loop has not extended it: SQS failed, or
-// the loop is late) extends it first and calls only if SQS extends it.
-// Otherwise SQS may hand the message to another worker, whose call would
-// run beside this one: two codes. The extension loop never ticks here (a
-// clock of the test's), so only the check before the call extends.
+// TestCallKeepsItsMessage: a call that must not run beside another
+// delivery's (a reset, a kill) starts only if its message stays invisible
+// through it and its record (callNeeds: 22 s with a 10 s call timeout).
+// When the extension loop has not extended it that far (SQS failed, or the
+// loop is late), the job extends it first and calls only if SQS extends
+// it; a visibility that has ended makes no call, whatever SQS says (it may
+// have handed the message on, and a second call beside this one would send
+// a second code). A sign-out may run twice: it is not held back. The
+// extension loop never ticks here (the test's clock jumps; the loop's
+// ticker runs on the wall clock's 10 s), so only the check before the call
+// extends.
 func TestCallKeepsItsMessage(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
 		waited  time.Duration // in the pacer, of the 60 s visibility
-		refused bool          // SQS refuses the extension
-		call    bool
-		extends bool // an extension before the call
+		refused bool          // SQS refuses extensions
+		signOut bool          // the wait is the sign-out's, after the reset
+		want    string        // the job's outcome
+		extends bool          // an extension before the call
 	}{
-		{name: "time left for the call", waited: 45 * time.Second, call: true},
-		{name: "the visibility ends during the call: extended", waited: 55 * time.Second, call: true, extends: true},
-		{name: "the visibility ends during the call: SQS refuses", waited: 55 * time.Second, refused: true},
-		{name: "the visibility ended: SQS still extends it", waited: 70 * time.Second, call: true, extends: true},
-		{name: "the visibility ended: SQS refuses", waited: 70 * time.Second, refused: true},
+		{name: "time left for the call", waited: 27 * time.Second, want: "reset"},
+		{name: "just too little time left: extended", waited: 28 * time.Second, want: "reset", extends: true},
+		{name: "the visibility ends during the call: extended", waited: 50 * time.Second, want: "reset", extends: true},
+		{name: "the visibility ends during the call: SQS refuses", waited: 50 * time.Second, refused: true, want: "expired"},
+		{name: "the visibility ended", waited: 70 * time.Second, want: "expired"},
+		{name: "the visibility ended: SQS refuses", waited: 70 * time.Second, refused: true, want: "expired"},
+		{name: "a sign-out may run twice", waited: 50 * time.Second, refused: true, signOut: true, want: "reset"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,30 +138,38 @@ func TestCallKeepsItsMessage(t *testing.T) {
 				b.q.mu.Unlock()
 				return nil
 			})
-			b.cfg.ExitWhenIdle = 0
+			b.cfg.Visibility, b.cfg.ExitWhenIdle = 60*time.Second, 0
 			if tt.refused {
 				b.q.changeFail = func(string) error { return errors.New("ReceiptHandleIsInvalid") }
 			}
 			var once sync.Once
-			b.pacer.wait = func(ctx context.Context, _ string) error {
+			wait := func(ctx context.Context, _ string) error {
 				once.Do(func() { b.clock.Advance(tt.waited) })
 				return ctx.Err()
 			}
+			if tt.signOut {
+				b.cfg.GlobalSignOut = true
+				b.cfg.SignOutPacer.(*fakePacer).wait = wait
+			} else {
+				b.pacer.wait = wait
+			}
 			b.q.push(jobBody(pool, "alice"), nil)
 			_, cancel, done := b.start(t)
-			want := "expired"
-			if tt.call {
-				want = "reset"
-			}
-			eventually(t, "the job's end", func() bool { return b.jobs(want) == 1 })
+			eventually(t, "the job's end", func() bool { return b.jobs("reset")+b.jobs("expired") > 0 })
 			cancel()
 			<-done
 			_, _, events, _ := b.q.snapshot()
-			call := slices.Index(events, "call")
-			if (call >= 0) != tt.call {
-				t.Fatalf("events %v: a call %v, want %v", events, call >= 0, tt.call)
+			if b.jobs(tt.want) != 1 {
+				t.Fatalf("events %v: reset %v, expired %v; want %s", events, b.jobs("reset"), b.jobs("expired"), tt.want)
 			}
-			if !tt.call {
+			if tt.waited > b.cfg.Visibility && slices.ContainsFunc(events, func(e string) bool { return strings.HasPrefix(e, "hide") }) {
+				t.Fatalf("events %v: an extension tried after the visibility ended", events)
+			}
+			call := slices.Index(events, "call")
+			if (call >= 0) != (tt.want == "reset") {
+				t.Fatalf("events %v: a call %v, want %s", events, call >= 0, tt.want)
+			}
+			if call < 0 || tt.signOut {
 				return
 			}
 			extended := slices.ContainsFunc(events[:call], func(e string) bool { return strings.HasPrefix(e, "hide:m1:1m0s") })

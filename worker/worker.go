@@ -536,7 +536,7 @@ func (w *Worker) extendLoop(ctx context.Context) {
 		case <-t.C():
 		}
 		now := w.cfg.Clock.Now()
-		due := w.held.due(now.Add(w.cfg.Visibility / 2))
+		due := w.held.due(now.Add(w.extendAhead()))
 		for len(due) > 0 {
 			n := min(len(due), 10)
 			w.extend(ctx, due[:n], now)
@@ -546,8 +546,10 @@ func (w *Worker) extendLoop(ctx context.Context) {
 }
 
 // extend extends the visibility of up to 10 held messages from now, and
-// reports whether all were extended. One whose extension failed past its
-// visibility's end is lost: SQS may deliver it again.
+// reports whether all were extended. One whose visibility had ended by now
+// is lost whatever SQS answers (SQS may have handed it to another worker,
+// and a late change may be taken), as is one whose extension failed past
+// its visibility's end: SQS may deliver it again.
 func (w *Worker) extend(ctx context.Context, receipts []string, now time.Time) bool {
 	callCtx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
 	failed, err := w.cfg.Source.ChangeVisibility(callCtx, receipts, w.cfg.Visibility)
@@ -557,8 +559,7 @@ func (w *Worker) extend(ctx context.Context, receipts []string, now time.Time) b
 	}
 	all := true
 	for _, r := range receipts {
-		if err == nil && failed[r] == nil {
-			w.held.extend(r, now.Add(w.cfg.Visibility))
+		if err == nil && failed[r] == nil && w.held.extend(r, now, now.Add(w.cfg.Visibility)) {
 			continue
 		}
 		all = false
@@ -569,22 +570,44 @@ func (w *Worker) extend(ctx context.Context, receipts []string, now time.Time) b
 	return all
 }
 
+// callNeeds is how much visibility a call that must not run beside another
+// delivery's (op.alone) needs left when it starts: the call, the ledger's
+// record of it, each bounded by CallTimeout, and slack for pauses between
+// the check and the call (2 s, or a tenth of a short visibility).
+func (w *Worker) callNeeds() time.Duration {
+	return 2*w.cfg.CallTimeout + min(2*time.Second, w.cfg.Visibility/10)
+}
+
+// extendAhead: the extension loop extends the held messages whose
+// visibility ends within it, half the visibility or, so that a call never
+// needs to extend its message itself while the loop works, what a call
+// needs plus two of the loop's ticks.
+func (w *Worker) extendAhead() time.Duration {
+	return max(w.cfg.Visibility/2, w.callNeeds()+w.cfg.Visibility/3)
+}
+
 // keepsThrough reports whether r's message stays invisible through a call
-// made now, which CallTimeout bounds, so that no other delivery of it can
-// call at the same time. The extension loop extends a message half its
-// visibility ahead; when it has failed to, as the call's end nears the
-// visibility's end, the message is extended here first, and a message
-// SQS will not extend (or whose visibility lapsed) makes no call.
+// made now and its record (callNeeds), so that no other delivery of it
+// can call at the same time. When the extension loop has not kept it that
+// far ahead (SQS failed, the loop is late), the job extends it itself,
+// and makes no call if SQS refuses, or if the visibility had already ended
+// (SQS may have handed the message on).
 func (w *Worker) keepsThrough(ctx context.Context, r *run) bool {
 	until, held := w.held.until(r.m.ReceiptHandle)
 	if !held {
 		return false
 	}
 	now := w.cfg.Clock.Now()
-	if until.Sub(now) > w.cfg.CallTimeout {
+	if until.Sub(now) > w.callNeeds()+w.cfg.Visibility/6 {
 		return true
 	}
-	return w.extend(ctx, []string{r.m.ReceiptHandle}, now)
+	if !now.Before(until) {
+		w.held.failed(r.m.ReceiptHandle, now)
+		return false
+	}
+	w.extend(ctx, []string{r.m.ReceiptHandle}, now)
+	until, held = w.held.until(r.m.ReceiptHandle)
+	return held && until.Sub(w.cfg.Clock.Now()) > w.callNeeds()
 }
 
 func values(m map[string]error) []error {
