@@ -27,14 +27,15 @@ func (h *heldSet) add(receipt string, until time.Time) {
 	h.mu.Unlock()
 }
 
-// extend records an extension made at now to until, and reports whether
-// it holds: not if the visibility had ended by now (SQS may have handed the
-// message on; failed then marks it lost) or the message is lost or gone.
-func (h *heldSet) extend(receipt string, now, until time.Time) bool {
+// extend records an extension answered at answered, to until, and reports
+// whether it holds: not if the visibility had ended by the answer (SQS may
+// have handed the message on first; failed then marks it lost) or the
+// message is lost or gone.
+func (h *heldSet) extend(receipt string, answered, until time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e := h.m[receipt]
-	if e == nil || e.lost || !now.Before(e.until) {
+	if e == nil || e.lost || !answered.Before(e.until) {
 		return false
 	}
 	if until.After(e.until) {
@@ -76,7 +77,8 @@ func (h *heldSet) remove(receipts ...string) {
 	h.mu.Unlock()
 }
 
-// due lists the held messages, not lost, whose visibility ends before t.
+// due lists the held messages, not lost, whose visibility ends before t,
+// the soonest first.
 func (h *heldSet) due(t time.Time) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -86,6 +88,7 @@ func (h *heldSet) due(t time.Time) []string {
 			out = append(out, r)
 		}
 	}
+	slices.SortFunc(out, func(a, b string) int { return h.m[a].until.Compare(h.m[b].until) })
 	return out
 }
 

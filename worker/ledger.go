@@ -214,8 +214,8 @@ func (w *Worker) claim(hard context.Context, r *run) *outcome {
 		// holder did not end the job; a later delivery then takes over.
 		w.breaker.record(now, p, Class{Kind: OK}, []string{ledgerKey}, ledgerKey)
 		// At least the visibility timeout: never shorter than the holder's
-		// own, should the two deliveries share one.
-		o = outcome{Action: Hide, Label: "delivered_twice", Delay: min(maxDelay, max(w.cfg.Visibility, c.Until.Sub(now)+time.Second)),
+		// own, should the two deliveries share one (however long it is).
+		o = outcome{Action: Hide, Label: "delivered_twice", Delay: max(w.cfg.Visibility, min(maxDelay, c.Until.Sub(now)+time.Second)),
 			Attempts: r.attempts, Detail: "another delivery of the message holds the user until " + c.Until.UTC().Format(time.RFC3339)}
 	default:
 		// Another job of the user holds it: its code may be on its way.

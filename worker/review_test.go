@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/resetq/resetq/job"
@@ -117,11 +118,14 @@ func TestCallKeepsItsMessage(t *testing.T) {
 		waited  time.Duration // in the pacer, of the 60 s visibility
 		refused bool          // SQS refuses extensions
 		signOut bool          // the wait is the sign-out's, after the reset
+		slow    time.Duration // SQS's answer to an extension comes this late
 		want    string        // the job's outcome
 		extends bool          // an extension before the call
 	}{
-		{name: "time left for the call", waited: 27 * time.Second, want: "reset"},
-		{name: "just too little time left: extended", waited: 28 * time.Second, want: "reset", extends: true},
+		{name: "time left for the call", waited: 37 * time.Second, want: "reset"},
+		{name: "just too little time left: extended", waited: 38 * time.Second, want: "reset", extends: true},
+		{name: "SQS answers before the visibility ends", waited: 55 * time.Second, slow: 4 * time.Second, want: "reset", extends: true},
+		{name: "SQS answers after the visibility ended", waited: 55 * time.Second, slow: 6 * time.Second, want: "expired"},
 		{name: "the visibility ends during the call: extended", waited: 50 * time.Second, want: "reset", extends: true},
 		{name: "the visibility ends during the call: SQS refuses", waited: 50 * time.Second, refused: true, want: "expired"},
 		{name: "the visibility ended", waited: 70 * time.Second, want: "expired"},
@@ -141,6 +145,9 @@ func TestCallKeepsItsMessage(t *testing.T) {
 			b.cfg.Visibility, b.cfg.ExitWhenIdle = 60*time.Second, 0
 			if tt.refused {
 				b.q.changeFail = func(string) error { return errors.New("ReceiptHandleIsInvalid") }
+			}
+			if tt.slow > 0 {
+				b.q.changeFail = func(string) error { b.clock.Advance(tt.slow); return nil }
 			}
 			var once sync.Once
 			wait := func(ctx context.Context, _ string) error {
@@ -177,6 +184,40 @@ func TestCallKeepsItsMessage(t *testing.T) {
 				t.Fatalf("events %v: extended before the call %v, want %v", events, extended, tt.extends)
 			}
 		})
+	}
+}
+
+// TestLoopKeepsCallsFree: while the extension loop works, a message never
+// comes within callNeeds of its visibility's end, so a call never waits on
+// an extension of its own, at any visibility New takes; New refuses one
+// that cannot leave a call what it needs.
+func TestLoopKeepsCallsFree(t *testing.T) {
+	for _, v := range []time.Duration{30 * time.Second, time.Minute, 5 * time.Minute, 12 * time.Hour} {
+		w, err := New(Config{Source: newFakeQueue(), Requeue: newFakeQueue(), DeadLetters: &fakeDLQ{q: newFakeQueue()},
+			Cognito: resetterFunc(nil), Pacer: newFakePacer(), Metrics: metrics.New(prometheus.NewRegistry(), "test"),
+			Remedies: &fakeRemedies{}, SignOutPacer: newFakePacer(), ReinvitePacer: newFakePacer(), Visibility: v})
+		if err != nil {
+			t.Fatalf("visibility %v: %v", v, err)
+		}
+		tick, until := v/6, v // the message just received
+		for now := tick; now <= 3*v; now += tick {
+			if left := until - now; left <= w.cfg.callNeeds() {
+				t.Fatalf("visibility %v: %v left at a tick, a call needs over %v", v, left, w.cfg.callNeeds())
+			}
+			if until-now < w.extendAhead() {
+				until = now + v
+			}
+			// Just before the next tick, the least left.
+			if left := until - (now + tick - time.Millisecond); left <= w.cfg.callNeeds() {
+				t.Fatalf("visibility %v: %v left before a tick, a call needs over %v", v, left, w.cfg.callNeeds())
+			}
+		}
+	}
+	_, err := New(Config{Source: newFakeQueue(), Requeue: newFakeQueue(), DeadLetters: &fakeDLQ{q: newFakeQueue()},
+		Cognito: resetterFunc(nil), Pacer: newFakePacer(), Metrics: metrics.New(prometheus.NewRegistry(), "test"),
+		Remedies: &fakeRemedies{}, SignOutPacer: newFakePacer(), ReinvitePacer: newFakePacer(), Visibility: 25 * time.Second})
+	if err == nil {
+		t.Fatal("New took a visibility of 25 s with calls of up to 10 s: no code call could ever go")
 	}
 }
 

@@ -335,6 +335,12 @@ func (w *Worker) kill(soft, hard context.Context, r *run) (dead bool, stop *outc
 	}
 	cl, stop := w.callOp(soft, hard, r, w.killOp(permanent))
 	switch {
+	case stop != nil && stop.Action != Defer && !stop.Action.leaves():
+		// The claim's renewal before the kill: the user is done, or
+		// another job holds it. The job's claim before its code says so.
+		w.log.Info("no password kill: the ledger says the user is done or another job holds it",
+			"pool", r.job.UserPoolID, "user", w.user(r.job.Username), "outcome", stop.Label)
+		return false, nil
 	case stop != nil && !stop.Action.leaves():
 		w.m.CognitoCalls.WithLabelValues(userpool.OpSetPassword, "circuit_open").Inc()
 		w.log.Error("killing the password was refused by an open circuit: the old one works until the code goes out or a later delivery kills it",

@@ -272,6 +272,10 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
+	if cfg.Visibility*5/6 <= cfg.callNeeds() {
+		return nil, fmt.Errorf("worker: Visibility %v must be over 6/5 of %v (twice CallTimeout %v and slack): a code call needs that much of it left",
+			cfg.Visibility, cfg.callNeeds(), cfg.CallTimeout)
+	}
 	w := &Worker{cfg: cfg, log: cfg.Logger, m: cfg.Metrics, held: heldSet{m: map[string]*heldMsg{}},
 		ended: endedSet{deletes: map[string]string{}, failed: map[string]time.Time{}},
 		users: userLocks{m: map[string]chan struct{}{}}, pendingRecords: make(chan pendingRecord, maxPendingRecords)}
@@ -535,35 +539,36 @@ func (w *Worker) extendLoop(ctx context.Context) {
 			return
 		case <-t.C():
 		}
-		now := w.cfg.Clock.Now()
-		due := w.held.due(now.Add(w.extendAhead()))
+		due := w.held.due(w.cfg.Clock.Now().Add(w.extendAhead()))
 		for len(due) > 0 {
 			n := min(len(due), 10)
-			w.extend(ctx, due[:n], now)
+			w.extend(ctx, due[:n])
 			due = due[n:]
 		}
 	}
 }
 
-// extend extends the visibility of up to 10 held messages from now, and
-// reports whether all were extended. One whose visibility had ended by now
-// is lost whatever SQS answers (SQS may have handed it to another worker,
-// and a late change may be taken), as is one whose extension failed past
-// its visibility's end: SQS may deliver it again.
-func (w *Worker) extend(ctx context.Context, receipts []string, now time.Time) bool {
+// extend extends the visibility of up to 10 held messages, and reports
+// whether all were extended. An extension counts only if its answer came
+// before the visibility's known end: after it, SQS may have handed the
+// message to another worker before it took the change, so the message is
+// lost, as is one whose extension failed past that end.
+func (w *Worker) extend(ctx context.Context, receipts []string) bool {
+	sent := w.cfg.Clock.Now()
 	callCtx, cancel := context.WithTimeout(ctx, w.cfg.CallTimeout)
 	failed, err := w.cfg.Source.ChangeVisibility(callCtx, receipts, w.cfg.Visibility)
 	cancel()
+	answered := w.cfg.Clock.Now()
 	if err != nil {
 		w.log.Warn("extending visibility failed", "messages", len(receipts), "error", err)
 	}
 	all := true
 	for _, r := range receipts {
-		if err == nil && failed[r] == nil && w.held.extend(r, now, now.Add(w.cfg.Visibility)) {
+		if err == nil && failed[r] == nil && w.held.extend(r, answered, sent.Add(w.cfg.Visibility)) {
 			continue
 		}
 		all = false
-		if w.held.failed(r, now) {
+		if w.held.failed(r, answered) {
 			w.log.Warn("a held message's visibility lapsed: it may be delivered again; its job makes no call here", "error", errors.Join(err, failed[r]))
 		}
 	}
@@ -574,40 +579,40 @@ func (w *Worker) extend(ctx context.Context, receipts []string, now time.Time) b
 // delivery's (op.alone) needs left when it starts: the call, the ledger's
 // record of it, each bounded by CallTimeout, and slack for pauses between
 // the check and the call (2 s, or a tenth of a short visibility).
-func (w *Worker) callNeeds() time.Duration {
-	return 2*w.cfg.CallTimeout + min(2*time.Second, w.cfg.Visibility/10)
+func (c Config) callNeeds() time.Duration {
+	return 2*c.CallTimeout + min(2*time.Second, c.Visibility/10)
 }
 
 // extendAhead: the extension loop extends the held messages whose
-// visibility ends within it, half the visibility or, so that a call never
+// visibility ends within it: half the visibility or, so that a call never
 // needs to extend its message itself while the loop works, what a call
 // needs plus two of the loop's ticks.
 func (w *Worker) extendAhead() time.Duration {
-	return max(w.cfg.Visibility/2, w.callNeeds()+w.cfg.Visibility/3)
+	return max(w.cfg.Visibility/2, w.cfg.callNeeds()+w.cfg.Visibility/3)
 }
 
 // keepsThrough reports whether r's message stays invisible through a call
 // made now and its record (callNeeds), so that no other delivery of it
 // can call at the same time. When the extension loop has not kept it that
 // far ahead (SQS failed, the loop is late), the job extends it itself,
-// and makes no call if SQS refuses, or if the visibility had already ended
-// (SQS may have handed the message on).
+// and makes no call if SQS refuses or answers after the visibility's end,
+// or if it had already ended (SQS may have handed the message on).
 func (w *Worker) keepsThrough(ctx context.Context, r *run) bool {
 	until, held := w.held.until(r.m.ReceiptHandle)
 	if !held {
 		return false
 	}
 	now := w.cfg.Clock.Now()
-	if until.Sub(now) > w.callNeeds()+w.cfg.Visibility/6 {
+	if until.Sub(now) > w.cfg.callNeeds() {
 		return true
 	}
 	if !now.Before(until) {
 		w.held.failed(r.m.ReceiptHandle, now)
 		return false
 	}
-	w.extend(ctx, []string{r.m.ReceiptHandle}, now)
+	w.extend(ctx, []string{r.m.ReceiptHandle})
 	until, held = w.held.until(r.m.ReceiptHandle)
-	return held && until.Sub(w.cfg.Clock.Now()) > w.callNeeds()
+	return held && until.Sub(w.cfg.Clock.Now()) > w.cfg.callNeeds()
 }
 
 func values(m map[string]error) []error {
