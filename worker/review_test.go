@@ -11,18 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/resetq/resetq/job"
 	"github.com/resetq/resetq/metrics"
 )
 
-// TestExtendedWhileDeletePending: a reset job's message stays extended
-// while its delete is still under way (failed tries, retried), so SQS does
-// not deliver it again meanwhile.
-func TestExtendedWhileDeletePending(t *testing.T) {
-	t.Parallel()
+// callLogBundle is a bundle whose resets log "call" among the queue's
+// events.
+func callLogBundle() *bundle {
 	b := newBundle(nil)
 	b.cfg.Cognito = resetterFunc(func(context.Context, job.Job) error {
 		b.q.mu.Lock()
@@ -30,6 +27,15 @@ func TestExtendedWhileDeletePending(t *testing.T) {
 		b.q.mu.Unlock()
 		return nil
 	})
+	return b
+}
+
+// TestExtendedWhileDeletePending: a reset job's message stays extended
+// while its delete is still under way (failed tries, retried), so SQS does
+// not deliver it again meanwhile.
+func TestExtendedWhileDeletePending(t *testing.T) {
+	t.Parallel()
+	b := callLogBundle()
 	b.cfg.Clock = clock.Real{}
 	b.cfg.Visibility, b.cfg.CallTimeout = 60*time.Millisecond, 5*time.Millisecond
 	b.q.deleteFail = func(_ string, try int) error {
@@ -135,13 +141,7 @@ func TestCallKeepsItsMessage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := newBundle(nil)
-			b.cfg.Cognito = resetterFunc(func(context.Context, job.Job) error {
-				b.q.mu.Lock()
-				b.q.log("call")
-				b.q.mu.Unlock()
-				return nil
-			})
+			b := callLogBundle()
 			b.cfg.Visibility, b.cfg.ExitWhenIdle = 60*time.Second, 0
 			if tt.refused {
 				b.q.changeFail = func(string) error { return errors.New("ReceiptHandleIsInvalid") }
@@ -193,9 +193,9 @@ func TestCallKeepsItsMessage(t *testing.T) {
 // that cannot leave a call what it needs.
 func TestLoopKeepsCallsFree(t *testing.T) {
 	for _, v := range []time.Duration{30 * time.Second, time.Minute, 5 * time.Minute, 12 * time.Hour} {
-		w, err := New(Config{Source: newFakeQueue(), Requeue: newFakeQueue(), DeadLetters: &fakeDLQ{q: newFakeQueue()},
-			Cognito: resetterFunc(nil), Pacer: newFakePacer(), Metrics: metrics.New(prometheus.NewRegistry(), "test"),
-			Remedies: &fakeRemedies{}, SignOutPacer: newFakePacer(), ReinvitePacer: newFakePacer(), Visibility: v})
+		cfg := newBundle(nil).cfg
+		cfg.Visibility = v
+		w, err := New(cfg)
 		if err != nil {
 			t.Fatalf("visibility %v: %v", v, err)
 		}
@@ -213,10 +213,9 @@ func TestLoopKeepsCallsFree(t *testing.T) {
 			}
 		}
 	}
-	_, err := New(Config{Source: newFakeQueue(), Requeue: newFakeQueue(), DeadLetters: &fakeDLQ{q: newFakeQueue()},
-		Cognito: resetterFunc(nil), Pacer: newFakePacer(), Metrics: metrics.New(prometheus.NewRegistry(), "test"),
-		Remedies: &fakeRemedies{}, SignOutPacer: newFakePacer(), ReinvitePacer: newFakePacer(), Visibility: 25 * time.Second})
-	if err == nil {
+	cfg := newBundle(nil).cfg
+	cfg.Visibility = 25 * time.Second
+	if _, err := New(cfg); err == nil {
 		t.Fatal("New took a visibility of 25 s with calls of up to 10 s: no code call could ever go")
 	}
 }
