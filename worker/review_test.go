@@ -37,7 +37,9 @@ func TestExtendedWhileDeletePending(t *testing.T) {
 	t.Parallel()
 	b := callLogBundle()
 	b.cfg.Clock = clock.Real{}
-	b.cfg.Visibility, b.cfg.CallTimeout = 60*time.Millisecond, 5*time.Millisecond
+	// Long enough that a loaded machine does not let it lapse (its ticks
+	// every 100 ms), short enough to be extended while the delete retries.
+	b.cfg.Visibility, b.cfg.CallTimeout = 600*time.Millisecond, 5*time.Millisecond
 	b.q.deleteFail = func(_ string, try int) error {
 		if try < 3 {
 			return errors.New("InternalError")

@@ -394,8 +394,8 @@ func TestVisibilityExtended(t *testing.T) {
 	release := make(chan struct{})
 	b := newBundle(func(context.Context, job.Job) error { return nil })
 	b.q.extended = make(chan string, 1)
-	b.cfg.Visibility, b.cfg.CallTimeout = 60*time.Millisecond, 5*time.Millisecond
-	b.cfg.Clock = clock.Real{} // the extension schedule runs on real time
+	b.cfg.Visibility, b.cfg.CallTimeout = 600*time.Millisecond, 5*time.Millisecond // a loaded machine does not let it lapse
+	b.cfg.Clock = clock.Real{}                                                     // the extension schedule runs on real time
 	b.pacer.wait = func(ctx context.Context, _ string) error {
 		select {
 		case <-release:
