@@ -94,6 +94,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var awsCfg aws.Config
 	var source, dlq *queue.Queue
 	var err error
+	st := newStartup(stderrWarn(stderr))
 	if f.queueURL == "" {
 		if awsCfg, err = loadConfig(ctx); err != nil {
 			return err
@@ -104,7 +105,6 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		source = queue.New(client, f.queueURL, nil)
-		st := newStartup(stderrWarn(stderr))
 		settings, err := readSource(ctx, st, source)
 		if err != nil {
 			return err
@@ -136,34 +136,54 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	var samples []status.Sample
 	printed := map[string]string{} // the usage line last printed per Region, with --watch
-	for n := 1; ; n++ {
+	sample := func(ctx context.Context) (statusResult, error) {
 		r, err := statusSample(ctx, source, dlq)
 		if err == nil && camp != nil {
 			r.Campaign, err = camp.sample(ctx, r.Time)
 		}
-		if err != nil {
-			if f.watch && ctx.Err() != nil {
+		return r, err
+	}
+	// The first sample waits out SQS's (or the ledger's) faults as the
+	// start-up reads do; with --watch, a later one that fails with a
+	// fault that may pass is skipped with a warning, up to startupTries
+	// in a row.
+	failed := 0
+	for n := 1; ; {
+		var r statusResult
+		var err error
+		if n == 1 {
+			r, err = startupRead(ctx, st, "read the queue", sample)
+		} else {
+			r, err = sample(ctx)
+		}
+		switch {
+		case err != nil && f.watch && ctx.Err() != nil:
+			return nil // interrupted: a normal end of --watch
+		case err != nil && n == 1:
+			return err
+		case err != nil:
+			if failed++; failed >= startupTries || !mayPassAtStartup(err) {
+				return fmt.Errorf("read the queue (%s in a row): %w", tries(failed), err)
+			}
+			st.warn("a sample failed; the next in --interval", "error", err, "failed_in_a_row", failed, "max", startupTries)
+		default:
+			failed = 0
+			if f.watch && source != nil {
+				samples = append(samples, status.Sample{At: r.Time, Backlog: r.Visible + r.InFlight + r.Delayed})
+				if len(samples) > statusWindow {
+					samples = samples[len(samples)-statusWindow:]
+				}
+				d := status.DrainRate(samples)
+				r.Drain = &d
+			}
+			r.Usage = usage.Read(ctx, usageRegions, r.Time)
+			if err := printStatus(stdout, *f.output, f.watch, r, printed); err != nil {
+				return err
+			}
+			if !f.watch || (f.count > 0 && n >= f.count) {
 				return nil
 			}
-			if n == 1 {
-				return startupError("read the queue", err)
-			}
-			return err
-		}
-		if f.watch && source != nil {
-			samples = append(samples, status.Sample{At: r.Time, Backlog: r.Visible + r.InFlight + r.Delayed})
-			if len(samples) > statusWindow {
-				samples = samples[len(samples)-statusWindow:]
-			}
-			d := status.DrainRate(samples)
-			r.Drain = &d
-		}
-		r.Usage = usage.Read(ctx, usageRegions, r.Time)
-		if err := printStatus(stdout, *f.output, f.watch, r, printed); err != nil {
-			return err
-		}
-		if !f.watch || (f.count > 0 && n >= f.count) {
-			return nil
+			n++
 		}
 		select {
 		case <-ctx.Done():
