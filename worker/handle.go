@@ -172,7 +172,7 @@ func (w *Worker) callOp(soft, hard context.Context, r *run, o op) (Class, *outco
 				return stop(*st)
 			}
 		}
-		if o.alone && !w.keepsThrough(hard, r) {
+		if o.alone && !w.keepsThrough(hard, r, w.needs(o)) {
 			if hard.Err() != nil {
 				return stop(released())
 			}

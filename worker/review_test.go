@@ -189,6 +189,33 @@ func TestCallKeepsItsMessage(t *testing.T) {
 	}
 }
 
+// TestAKillNeedsLessThanACode: with 15 s of visibility left and SQS
+// refusing to extend it, a password kill still goes (its call is over in
+// 10 s, before any redelivery; held back, the old password would work
+// until one), while a reset, whose ledger record follows its call, does
+// not.
+func TestAKillNeedsLessThanACode(t *testing.T) {
+	t.Parallel()
+	b := newBundle(nil)
+	b.cfg.Visibility = DefaultVisibility
+	b.q.changeFail = func(string) error { return errors.New("ReceiptHandleIsInvalid") }
+	w, err := New(b.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keeps := func(o op) bool {
+		w.held.add("r1", b.clock.Now().Add(15*time.Second))
+		defer w.held.remove("r1")
+		return w.keepsThrough(t.Context(), &run{m: job.Message{ReceiptHandle: "r1"}}, w.needs(o))
+	}
+	if !keeps(w.killOp(false)) {
+		t.Error("a kill with 15 s left was held back")
+	}
+	if keeps(w.resetOp()) {
+		t.Error("a reset with 15 s left went, its extension refused")
+	}
+}
+
 // TestLoopKeepsCallsFree: while the extension loop works, a message never
 // comes within callNeeds of its visibility's end, so a call never waits on
 // an extension of its own, at any visibility New takes; New refuses one

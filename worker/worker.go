@@ -591,19 +591,30 @@ func (w *Worker) extendAhead() time.Duration {
 	return max(w.cfg.Visibility/2, w.cfg.callNeeds()+w.cfg.Visibility/3)
 }
 
-// keepsThrough reports whether r's message stays invisible through a call
-// made now and its record (callNeeds), so that no other delivery of it
-// can call at the same time. When the extension loop has not kept it that
-// far ahead (SQS failed, the loop is late), the job extends it itself,
-// and makes no call if SQS refuses or answers after the visibility's end,
-// or if it had already ended (SQS may have handed the message on).
-func (w *Worker) keepsThrough(ctx context.Context, r *run) bool {
+// needs is the visibility o's call needs left when it starts: a code's
+// call and the ledger's record of it (callNeeds); a kill's call alone, as
+// a redelivery that kills again does no harm, and a kill held back leaves
+// the old password working until that redelivery.
+func (w *Worker) needs(o op) time.Duration {
+	if o.emails {
+		return w.cfg.callNeeds()
+	}
+	return w.cfg.callNeeds() - w.cfg.CallTimeout
+}
+
+// keepsThrough reports whether r's message stays invisible for need from
+// now (needs), so that no other delivery of it can call at the same time.
+// When the extension loop has not kept it that far ahead (SQS failed, the
+// loop is late), the job extends it itself, and makes no call if SQS
+// refuses or answers after the visibility's end, or if it had already
+// ended (SQS may have handed the message on).
+func (w *Worker) keepsThrough(ctx context.Context, r *run, need time.Duration) bool {
 	until, held := w.held.until(r.m.ReceiptHandle)
 	if !held {
 		return false
 	}
 	now := w.cfg.Clock.Now()
-	if until.Sub(now) > w.cfg.callNeeds() {
+	if until.Sub(now) > need {
 		return true
 	}
 	if !now.Before(until) {
@@ -612,7 +623,7 @@ func (w *Worker) keepsThrough(ctx context.Context, r *run) bool {
 	}
 	w.extend(ctx, []string{r.m.ReceiptHandle})
 	until, held = w.held.until(r.m.ReceiptHandle)
-	return held && until.Sub(w.cfg.Clock.Now()) > w.cfg.callNeeds()
+	return held && until.Sub(w.cfg.Clock.Now()) > need
 }
 
 func values(m map[string]error) []error {
