@@ -109,8 +109,9 @@ func TestLapsedVisibilityMakesNoCall(t *testing.T) {
 }
 
 // TestCallKeepsItsMessage: a call that must not run beside another
-// delivery's (a reset, a kill) starts only if its message stays invisible
-// through it and its record (callNeeds: 22 s with a 10 s call timeout).
+// delivery's (here a reset) starts only if its message stays invisible
+// through it and its record (callNeeds: 22 s with a 10 s call timeout; a
+// kill's need is TestAKillNeedsLessThanACode's).
 // When the extension loop has not extended it that far (SQS failed, or the
 // loop is late), the job extends it first and calls only if SQS extends
 // it; a visibility that has ended makes no call, whatever SQS says (it may
